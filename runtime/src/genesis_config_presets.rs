@@ -1,0 +1,131 @@
+//! Genesis as named presets. The node only picks one (`--dev`, `--chain local`, or a spec file
+//! generated from a preset; see `chain-spec/`).
+//!
+//! Every preset mints exactly [`TOTAL_SUPPLY`] (1,000,000,000 OPEN), split across named accounts:
+//!
+//! | account | share |
+//! |---|---|
+//! | treasury (`ol/trsry`) | 40 % (plus any rounding remainder) |
+//! | ecosystem reserve (`ol/ecosy`) — data and model rewards | 40 % |
+//! | the preset's operator / development accounts, evenly | 20 % |
+
+use crate::{
+	configs::{EcosystemAccount, TreasuryAccount},
+	AccountId, Balance, BalancesConfig, RuntimeGenesisConfig, SudoConfig, TOTAL_SUPPLY,
+};
+use alloc::{vec, vec::Vec};
+use frame_support::build_struct_json_patch;
+use serde_json::Value;
+use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_consensus_grandpa::AuthorityId as GrandpaId;
+use sp_genesis_builder::{self, PresetId};
+use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
+
+/// Name of the public testnet template preset.
+pub const TESTNET_TEMPLATE_PRESET: &str = "testnet_template";
+
+/// The genesis allocation of OPEN: `(account, amount)` pairs summing to exactly [`TOTAL_SUPPLY`].
+pub fn genesis_allocations(operators: &[AccountId]) -> Vec<(AccountId, Balance)> {
+	let treasury = TOTAL_SUPPLY / 100 * 40;
+	let ecosystem = TOTAL_SUPPLY / 100 * 40;
+	let operators_total = TOTAL_SUPPLY - treasury - ecosystem;
+	let (each, remainder) = match operators.len() as u128 {
+		0 => (0, operators_total),
+		n => (operators_total / n, operators_total % n),
+	};
+	let mut allocations = vec![
+		(TreasuryAccount::get(), treasury + remainder),
+		(EcosystemAccount::get(), ecosystem),
+	];
+	allocations.extend(operators.iter().cloned().map(|who| (who, each)));
+	allocations
+}
+
+fn genesis(
+	initial_authorities: Vec<(AuraId, GrandpaId)>,
+	operators: Vec<AccountId>,
+	root: AccountId,
+) -> Value {
+	build_struct_json_patch!(RuntimeGenesisConfig {
+		balances: BalancesConfig { balances: genesis_allocations(&operators) },
+		aura: pallet_aura::GenesisConfig {
+			authorities: initial_authorities.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
+		},
+		grandpa: pallet_grandpa::GenesisConfig {
+			authorities: initial_authorities.iter().map(|x| (x.1.clone(), 1)).collect::<Vec<_>>(),
+		},
+		sudo: SudoConfig { key: Some(root) },
+	})
+}
+
+fn authority(k: (Sr25519Keyring, Ed25519Keyring)) -> (AuraId, GrandpaId) {
+	(k.0.public().into(), k.1.public().into())
+}
+
+/// The well-known development accounts (Alice … Ferdie and their stashes).
+pub fn dev_accounts() -> Vec<AccountId> {
+	Sr25519Keyring::iter()
+		.filter(|v| v != &Sr25519Keyring::One && v != &Sr25519Keyring::Two)
+		.map(|v| v.to_account_id())
+		.collect()
+}
+
+/// `development`: one validator (Alice), Alice is sudo, dev accounts endowed.
+pub fn development_config_genesis() -> Value {
+	genesis(
+		vec![authority((Sr25519Keyring::Alice, Ed25519Keyring::Alice))],
+		dev_accounts(),
+		Sr25519Keyring::Alice.to_account_id(),
+	)
+}
+
+/// `local_testnet`: Alice and Bob validate (both must run for GRANDPA to finalize); Alice is
+/// sudo; dev accounts endowed.
+pub fn local_config_genesis() -> Value {
+	genesis(
+		vec![
+			authority((Sr25519Keyring::Alice, Ed25519Keyring::Alice)),
+			authority((Sr25519Keyring::Bob, Ed25519Keyring::Bob)),
+		],
+		dev_accounts(),
+		Sr25519Keyring::Alice.to_account_id(),
+	)
+}
+
+/// `testnet_template`: the shape of a public testnet. Its validator, sudo and operator keys are
+/// the well-known development keys and MUST be replaced before launch (see `chain-spec/README.md`).
+pub fn testnet_template_genesis() -> Value {
+	genesis(
+		vec![
+			authority((Sr25519Keyring::Alice, Ed25519Keyring::Alice)),
+			authority((Sr25519Keyring::Bob, Ed25519Keyring::Bob)),
+			authority((Sr25519Keyring::Charlie, Ed25519Keyring::Charlie)),
+		],
+		vec![Sr25519Keyring::Alice.to_account_id()],
+		Sr25519Keyring::Alice.to_account_id(),
+	)
+}
+
+/// The JSON of the preset named `id`, if there is one.
+pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
+	let patch = match id.as_ref() {
+		sp_genesis_builder::DEV_RUNTIME_PRESET => development_config_genesis(),
+		sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET => local_config_genesis(),
+		TESTNET_TEMPLATE_PRESET => testnet_template_genesis(),
+		_ => return None,
+	};
+	Some(
+		serde_json::to_string(&patch)
+			.expect("serialization of a serde_json::Value cannot fail; qed")
+			.into_bytes(),
+	)
+}
+
+/// The presets this runtime offers.
+pub fn preset_names() -> Vec<PresetId> {
+	vec![
+		PresetId::from(sp_genesis_builder::DEV_RUNTIME_PRESET),
+		PresetId::from(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET),
+		PresetId::from(TESTNET_TEMPLATE_PRESET),
+	]
+}

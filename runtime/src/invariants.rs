@@ -1,0 +1,25 @@
+//! Runtime-wide invariants, checked after every block in the runtime tests and by `try_state`
+//! (try-runtime). Each OpenLedger pallet adds its own `do_try_state` call here.
+
+use crate::{AccountId, Balance, Balances, Runtime};
+use frame_support::traits::fungible::Inspect;
+
+/// Checks that the OPEN on record adds up:
+/// - the sum of every account's free and reserved (which includes held) balance equals the total
+///   issuance;
+/// - no account exists below the existential deposit.
+pub fn check() -> Result<(), &'static str> {
+	let mut sum: Balance = 0;
+	for (_, info) in frame_system::Account::<Runtime>::iter() {
+		let data = info.data;
+		let total = data.free.checked_add(data.reserved).ok_or("account balance overflows")?;
+		if total != 0 && total < crate::EXISTENTIAL_DEPOSIT {
+			return Err("an account exists below the existential deposit");
+		}
+		sum = sum.checked_add(total).ok_or("sum of balances overflows")?;
+	}
+	if sum != <Balances as Inspect<AccountId>>::total_issuance() {
+		return Err("sum of account balances differs from total issuance");
+	}
+	Ok(())
+}

@@ -1,0 +1,304 @@
+//! Runtime tests: genesis supply, fees in OPEN, existential deposit, invariants.
+
+use crate::{
+	configs::{EcosystemAccount, TreasuryAccount},
+	currency::*,
+	genesis_config_presets::{self, dev_accounts, genesis_allocations},
+	invariants, AccountId, Balance, Balances, BalancesCall, BuildStorage, Executive, Header,
+	Runtime, RuntimeCall, RuntimeEvent, RuntimeGenesisConfig, SignedPayload, System,
+	TransactionPayment, TxExtension, UncheckedExtrinsic,
+};
+use codec::Encode;
+use frame_support::{
+	assert_noop, assert_ok,
+	dispatch::GetDispatchInfo,
+	traits::fungible::{Inspect, Mutate},
+};
+use sp_keyring::Sr25519Keyring;
+use sp_runtime::{
+	generic::Era,
+	traits::{Header as _, StaticLookup},
+	DispatchError, TokenError,
+};
+
+/// Merges a genesis preset patch into the default genesis config, as the node does.
+fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+	match (base, patch) {
+		(serde_json::Value::Object(b), serde_json::Value::Object(p)) =>
+			for (k, v) in p {
+				merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+			},
+		(b, p) => *b = p,
+	}
+}
+
+fn ext_from_preset(name: &str) -> sp_io::TestExternalities {
+	let patch = genesis_config_presets::get_preset(&name.into()).expect("preset exists");
+	let patch: serde_json::Value = serde_json::from_slice(&patch).unwrap();
+	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
+	merge(&mut config, patch);
+	let config: RuntimeGenesisConfig = serde_json::from_value(config).unwrap();
+	let mut ext = sp_io::TestExternalities::new(config.build_storage().unwrap());
+	ext.execute_with(|| {
+		System::set_block_number(1);
+	});
+	ext
+}
+
+fn dev_ext() -> sp_io::TestExternalities {
+	ext_from_preset(sp_genesis_builder::DEV_RUNTIME_PRESET)
+}
+
+fn free(who: &AccountId) -> Balance {
+	Balances::free_balance(who)
+}
+
+/// A signed, immortal extrinsic from `signer` carrying `call`, as a wallet would build it.
+fn signed_xt(signer: Sr25519Keyring, call: RuntimeCall, tip: Balance) -> UncheckedExtrinsic {
+	let who = signer.to_account_id();
+	let nonce = System::account_nonce(&who);
+	let tx_ext: TxExtension = (
+		frame_system::CheckNonZeroSender::new(),
+		frame_system::CheckSpecVersion::new(),
+		frame_system::CheckTxVersion::new(),
+		frame_system::CheckGenesis::new(),
+		frame_system::CheckEra::from(Era::Immortal),
+		frame_system::CheckNonce::from(nonce),
+		frame_system::CheckWeight::new(),
+		pallet_transaction_payment::ChargeTransactionPayment::from(tip),
+		frame_metadata_hash_extension::CheckMetadataHash::new(false),
+		frame_system::WeightReclaim::new(),
+	);
+	let payload = SignedPayload::new(call.clone(), tx_ext.clone()).expect("valid extension");
+	let signature = payload.using_encoded(|bytes| signer.sign(bytes));
+	UncheckedExtrinsic::new_signed(
+		call,
+		<Runtime as frame_system::Config>::Lookup::unlookup(who),
+		signature.into(),
+		tx_ext,
+	)
+}
+
+fn start_block(n: u32) {
+	let header = Header::new(n, Default::default(), Default::default(), System::parent_hash(), Default::default());
+	Executive::initialize_block(&header);
+}
+
+#[test]
+fn every_preset_mints_exactly_one_billion_open() {
+	for preset in genesis_config_presets::preset_names() {
+		let name = core::str::from_utf8(preset.as_ref()).unwrap().to_owned();
+		ext_from_preset(&name).execute_with(|| {
+			assert_eq!(Balances::total_issuance(), 1_000_000_000 * OPEN, "preset {name}");
+			assert_eq!(Balances::total_issuance(), TOTAL_SUPPLY);
+			assert_eq!(free(&TreasuryAccount::get()) , TOTAL_SUPPLY * 40 / 100);
+			assert_eq!(free(&EcosystemAccount::get()), TOTAL_SUPPLY * 40 / 100);
+			assert_ok!(invariants::check());
+		});
+	}
+}
+
+#[test]
+fn allocations_sum_to_supply_for_any_operator_count() {
+	let accounts = dev_accounts();
+	for n in 0..accounts.len() {
+		let alloc = genesis_allocations(&accounts[..n]);
+		assert_eq!(alloc.iter().map(|(_, b)| *b).sum::<Balance>(), TOTAL_SUPPLY, "n = {n}");
+	}
+	// 7 operators do not divide 200M OPEN evenly: the remainder goes to the treasury.
+	let seven: alloc::vec::Vec<AccountId> = accounts.iter().take(7).cloned().collect();
+	let alloc = genesis_allocations(&seven);
+	assert_eq!(alloc.iter().map(|(_, b)| *b).sum::<Balance>(), TOTAL_SUPPLY);
+	assert!(alloc[0].1 > TOTAL_SUPPLY * 40 / 100);
+}
+
+#[test]
+fn dev_accounts_are_endowed_and_alice_is_sudo() {
+	dev_ext().execute_with(|| {
+		let each = TOTAL_SUPPLY / 5 / dev_accounts().len() as u128;
+		for who in dev_accounts() {
+			assert_eq!(free(&who), each);
+		}
+		assert_eq!(pallet_sudo::Key::<Runtime>::get(), Some(Sr25519Keyring::Alice.to_account_id()));
+		assert_eq!(pallet_aura::Authorities::<Runtime>::get().len(), 1);
+	});
+	ext_from_preset(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET).execute_with(|| {
+		assert_eq!(pallet_aura::Authorities::<Runtime>::get().len(), 2);
+		assert_eq!(pallet_grandpa::Pallet::<Runtime>::grandpa_authorities().len(), 2);
+	});
+}
+
+#[test]
+fn signed_transfer_pays_fee_in_open_to_treasury() {
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let alice = Sr25519Keyring::Alice.to_account_id();
+		let bob = Sr25519Keyring::Bob.to_account_id();
+		let (alice0, bob0, treasury0) = (free(&alice), free(&bob), free(&TreasuryAccount::get()));
+		let amount = 12 * OPEN;
+		let call = RuntimeCall::Balances(BalancesCall::transfer_keep_alive {
+			dest: bob.clone().into(),
+			value: amount,
+		});
+		let xt = signed_xt(Sr25519Keyring::Alice, call.clone(), 0);
+		let len = xt.encoded_size() as u32;
+		let info = xt.get_dispatch_info();
+		let expected_fee = TransactionPayment::compute_fee(len, &info, 0);
+		// A transfer costs a visible fraction of an OPEN, not dust.
+		assert!(expected_fee > MICRO_OPEN && expected_fee < OPEN / 10, "fee {expected_fee}");
+
+		assert_ok!(Executive::apply_extrinsic(xt).expect("valid transaction"));
+
+		let paid = alice0 - free(&alice) - amount;
+		assert!(paid > 0 && paid <= expected_fee, "paid {paid}, expected at most {expected_fee}");
+		assert_eq!(free(&bob), bob0 + amount);
+		assert_eq!(free(&TreasuryAccount::get()), treasury0 + paid, "fee goes to the treasury");
+		assert_eq!(Balances::total_issuance(), TOTAL_SUPPLY, "fees neither mint nor burn");
+		assert!(System::events().iter().any(|r| matches!(
+			&r.event,
+			RuntimeEvent::TransactionPayment(pallet_transaction_payment::Event::TransactionFeePaid { who, actual_fee, .. })
+				if *who == alice && *actual_fee == paid
+		)));
+		assert!(System::events().iter().any(|r| matches!(
+			&r.event,
+			RuntimeEvent::Balances(pallet_balances::Event::Transfer { from, to, amount: a })
+				if *from == alice && *to == bob && *a == amount
+		)));
+		assert_ok!(invariants::check());
+	});
+}
+
+#[test]
+fn tip_also_goes_to_treasury() {
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let treasury0 = free(&TreasuryAccount::get());
+		let alice0 = free(&Sr25519Keyring::Alice.to_account_id());
+		let call = RuntimeCall::System(frame_system::Call::remark { remark: b"hello".to_vec() });
+		let xt = signed_xt(Sr25519Keyring::Alice, call, MILLI_OPEN);
+		assert_ok!(Executive::apply_extrinsic(xt).expect("valid transaction"));
+		let paid = alice0 - free(&Sr25519Keyring::Alice.to_account_id());
+		assert!(paid > MILLI_OPEN);
+		assert_eq!(free(&TreasuryAccount::get()), treasury0 + paid);
+		assert_ok!(invariants::check());
+	});
+}
+
+#[test]
+fn transfer_below_existential_deposit_to_new_account_fails() {
+	dev_ext().execute_with(|| {
+		let alice = Sr25519Keyring::Alice.to_account_id();
+		let fresh = Sr25519Keyring::One.to_account_id();
+		assert_eq!(free(&fresh), 0);
+		assert_noop!(
+			Balances::transfer_allow_death(
+				crate::RuntimeOrigin::signed(alice.clone()),
+				fresh.clone().into(),
+				EXISTENTIAL_DEPOSIT - 1,
+			),
+			DispatchError::Token(TokenError::BelowMinimum)
+		);
+		// Exactly the existential deposit creates the account.
+		assert_ok!(Balances::transfer_allow_death(
+			crate::RuntimeOrigin::signed(alice),
+			fresh.clone().into(),
+			EXISTENTIAL_DEPOSIT,
+		));
+		assert_eq!(free(&fresh), EXISTENTIAL_DEPOSIT);
+		assert_ok!(invariants::check());
+	});
+}
+
+#[test]
+fn signed_transfer_below_existential_deposit_fails_but_pays_fee() {
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let alice = Sr25519Keyring::Alice.to_account_id();
+		let fresh = Sr25519Keyring::Two.to_account_id();
+		let alice0 = free(&alice);
+		let call = RuntimeCall::Balances(BalancesCall::transfer_allow_death {
+			dest: fresh.clone().into(),
+			value: EXISTENTIAL_DEPOSIT / 2,
+		});
+		let outcome = Executive::apply_extrinsic(signed_xt(Sr25519Keyring::Alice, call, 0))
+			.expect("valid transaction");
+		assert_eq!(outcome, Err(DispatchError::Token(TokenError::BelowMinimum)));
+		assert_eq!(free(&fresh), 0);
+		assert!(free(&alice) < alice0, "the failed call still paid its fee");
+		assert_eq!(Balances::total_issuance(), TOTAL_SUPPLY);
+		assert_ok!(invariants::check());
+	});
+}
+
+#[test]
+fn transaction_from_account_without_funds_is_invalid() {
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let call = RuntimeCall::System(frame_system::Call::remark { remark: vec![] });
+		let outcome = Executive::apply_extrinsic(signed_xt(Sr25519Keyring::One, call, 0));
+		assert_eq!(
+			outcome,
+			Err(sp_runtime::transaction_validity::TransactionValidityError::Invalid(
+				sp_runtime::transaction_validity::InvalidTransaction::Payment
+			))
+		);
+	});
+}
+
+#[test]
+fn tampered_signature_is_rejected() {
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let bob = Sr25519Keyring::Bob.to_account_id();
+		let bob0 = free(&bob);
+		let call = RuntimeCall::Balances(BalancesCall::transfer_keep_alive { dest: bob.clone().into(), value: OPEN });
+		let mut xt = signed_xt(Sr25519Keyring::Alice, call, 0);
+		// Change the amount after signing.
+		xt.function = RuntimeCall::Balances(BalancesCall::transfer_keep_alive { dest: bob.clone().into(), value: 2 * OPEN });
+		let encoded = xt.encode();
+		let decoded = <UncheckedExtrinsic as codec::Decode>::decode(&mut &encoded[..]).unwrap();
+		assert_eq!(
+			Executive::apply_extrinsic(decoded),
+			Err(sp_runtime::transaction_validity::TransactionValidityError::Invalid(
+				sp_runtime::transaction_validity::InvalidTransaction::BadProof
+			))
+		);
+		assert_eq!(free(&bob), bob0);
+	});
+}
+
+#[test]
+fn invariants_catch_unbacked_issuance() {
+	dev_ext().execute_with(|| {
+		assert_ok!(invariants::check());
+		// Minting through the fungible API keeps the books straight...
+		assert_ok!(<Balances as Mutate<AccountId>>::mint_into(&Sr25519Keyring::Bob.to_account_id(), OPEN));
+		assert_ok!(invariants::check());
+		// ...writing an issuance that no account backs does not.
+		pallet_balances::TotalIssuance::<Runtime>::mutate(|i| *i += 1);
+		assert!(invariants::check().is_err());
+	});
+}
+
+#[test]
+fn token_info_reports_open() {
+	dev_ext().execute_with(|| {
+		let info = crate::apis::token_info();
+		assert_eq!(&info.symbol, b"OPEN");
+		assert_eq!(info.decimals, 18);
+		assert_eq!(info.total_issuance, TOTAL_SUPPLY);
+		assert_eq!(info.existential_deposit, EXISTENTIAL_DEPOSIT);
+	});
+}
+
+#[test]
+fn batch_is_available() {
+	dev_ext().execute_with(|| {
+		let alice = Sr25519Keyring::Alice.to_account_id();
+		let bob = Sr25519Keyring::Bob.to_account_id();
+		let bob0 = free(&bob);
+		let transfer = |value| RuntimeCall::Balances(BalancesCall::transfer_keep_alive { dest: bob.clone().into(), value });
+		assert_ok!(crate::Utility::batch_all(crate::RuntimeOrigin::signed(alice), vec![transfer(OPEN), transfer(2 * OPEN)]));
+		assert_eq!(free(&bob), bob0 + 3 * OPEN);
+	});
+}

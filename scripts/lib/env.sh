@@ -1,0 +1,11 @@
+# Shared environment for the project's scripts (sourced, not executed).
+# One target dir outside the clone so CI and local builds share artifacts.
+export OPENLEDGER_CACHE="${OPENLEDGER_CACHE:-$HOME/.cache/openledger}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OPENLEDGER_CACHE/target}"
+# One profile for builds and tests.
+export OPENLEDGER_PROFILE="${OPENLEDGER_PROFILE:-release}"
+if [ -f "$OPENLEDGER_CACHE/wasm-env" ]; then
+  # shellcheck disable=SC1091
+  source "$OPENLEDGER_CACHE/wasm-env"
+fi
+export NODE_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger-node"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up the machine and runs every test:
+#   1. Rust unit tests of every crate (runtime, primitives, node), in the build profile;
+#   2. the committed chain specs load in the node;
+#   3. end-to-end tests: the real node binary, driven by @polkadot/api (tests/e2e).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+t0=$(date +%s)
+bash scripts/setup.sh
+bash scripts/build.sh
+source scripts/lib/env.sh
+t_build=$(date +%s)
+
+echo "== cargo test (workspace, profile $OPENLEDGER_PROFILE)"
+cargo test --locked --profile "$OPENLEDGER_PROFILE" --workspace
+t_unit=$(date +%s)
+
+echo "== committed chain specs load"
+for spec in chain-spec/*.json; do
+  "$NODE_BIN" build-spec --chain "$spec" --raw --disable-default-bootnode >/dev/null 2>&1 \
+    || { echo "chain spec $spec does not load"; exit 1; }
+  echo "ok $spec"
+done
+
+echo "== end-to-end (node + polkadot-js)"
+export NODE_BIN
+export E2E_TMP="${E2E_TMP:-$(mktemp -d)}"
+(cd tests/e2e && node --test --test-concurrency=1 --test-reporter=spec ./*.test.js)
+t_e2e=$(date +%s)
+echo "timings: setup+build $((t_build - t0)) s, cargo test $((t_unit - t_build)) s, e2e $((t_e2e - t_unit)) s"

@@ -1,0 +1,126 @@
+// Starts and stops the real openledger-node binary for tests: loopback only, stopped by pid.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const NODE_BIN = process.env.NODE_BIN;
+if (!NODE_BIN) throw new Error('NODE_BIN is not set: run the tests through scripts/test.sh');
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix) {
+  return mkdtempSync(join(process.env.E2E_TMP || tmpdir(), prefix));
+}
+
+/** One JSON-RPC call over HTTP (the node serves HTTP and WebSocket on the same port). */
+export async function rpc(port, method, params = []) {
+  const res = await fetch(`http://127.0.0.1:${port}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const body = await res.json();
+  if (body.error) {
+    const err = new Error(`${method}: ${body.error.message}${body.error.data ? `: ${body.error.data}` : ''}`);
+    err.rpc = body.error;
+    throw err;
+  }
+  return body.result;
+}
+
+export class Node {
+  constructor({ name, basePath, args = [], prometheus = false }) {
+    this.name = name;
+    this.prometheus = prometheus;
+    this.basePath = basePath;
+    this.args = args;
+    this.logFile = join(basePath, `${name}.log`);
+  }
+
+  async start() {
+    this.rpcPort = this.rpcPort ?? (await freePort());
+    this.p2pPort = this.p2pPort ?? (await freePort());
+    if (this.prometheus) this.prometheusPort = this.prometheusPort ?? (await freePort());
+    const args = [
+      '--base-path', this.basePath,
+      '--rpc-port', String(this.rpcPort),
+      '--port', String(this.p2pPort),
+      '--listen-addr', `/ip4/127.0.0.1/tcp/${this.p2pPort}`,
+      '--no-mdns', '--no-telemetry', '--no-hardware-benchmarks',
+      ...(this.prometheus ? ['--prometheus-port', String(this.prometheusPort)] : ['--no-prometheus']),
+      '--rpc-methods', 'unsafe',
+      ...this.args,
+    ];
+    const fd = openSync(this.logFile, 'a');
+    this.proc = spawn(NODE_BIN, args, { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (this.proc.exitCode !== null) throw new Error(`${this.name} exited early:\n${this.tail()}`);
+      try {
+        await rpc(this.rpcPort, 'system_health');
+        return this;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`${this.name} RPC not ready:\n${this.tail()}`);
+        await sleep(250);
+      }
+    }
+  }
+
+  get wsUrl() {
+    return `ws://127.0.0.1:${this.rpcPort}`;
+  }
+
+  /** The libp2p address other nodes use to reach this one. */
+  async multiaddr() {
+    const peerId = await rpc(this.rpcPort, 'system_localPeerId');
+    return `/ip4/127.0.0.1/tcp/${this.p2pPort}/p2p/${peerId}`;
+  }
+
+  /** Stops the node by pid (SIGTERM, SIGKILL after 30 s) and waits for it to exit. */
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 30_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  tail(lines = 40) {
+    try {
+      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  cleanup() {
+    if (!process.env.E2E_KEEP) rmSync(this.basePath, { recursive: true, force: true });
+  }
+}
+
+/** Polls `fn` until it returns a truthy value or `ms` pass. */
+export async function waitFor(what, fn, ms = 60_000, every = 500) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(every);
+  }
+}
