@@ -118,7 +118,7 @@ pub fn run() -> sc_cli::Result<()> {
 						"--sealing {sealing} is for development chains only"
 					)));
 				}
-				match config.network.network_backend.unwrap_or_default() {
+				match config.network.network_backend {
 					sc_network::config::NetworkBackendType::Libp2p => service::new_full::<
 						sc_network::NetworkWorker<
 							openledger_runtime::opaque::Block,

@@ -7,7 +7,7 @@
 use crate::cli::Sealing;
 use futures::{FutureExt, StreamExt};
 use openledger_runtime::{apis::RuntimeApi, opaque::Block, SLOT_DURATION};
-use sc_client_api::{Backend, BlockBackend, HeaderBackend};
+use sc_client_api::{Backend, BlockBackend};
 use sc_consensus_aura::{ImportQueueParams, SlotProportion, StartAuraParams};
 use sc_consensus_grandpa::SharedVoterState;
 use sc_consensus_manual_seal::{

@@ -20,7 +20,8 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-	AccountId, Aura, Balance, Balances, Block, Executive, Grandpa, InherentDataExt, Nonce, Runtime,
+	AccountId, Aura, Balance, Balances, Block, BlockNumber, Datanets, Executive, Grandpa,
+	InherentDataExt, Nonce, Runtime,
 	RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, VERSION,
 };
 
@@ -206,6 +207,48 @@ impl_runtime_apis! {
 		}
 		fn query_length_to_fee(length: u32) -> Balance {
 			TransactionPayment::length_to_fee(length)
+		}
+	}
+
+	impl pallet_datanets_runtime_api::DatanetsApi<
+		Block,
+		AccountId,
+		pallet_datanets::DatanetOf<Runtime>,
+		pallet_datanets::ContributionOf<Runtime>,
+		BlockNumber,
+	> for Runtime {
+		fn datanet(id: pallet_datanets::DatanetId) -> Option<pallet_datanets::DatanetOf<Runtime>> {
+			pallet_datanets::Datanets::<Runtime>::get(id)
+		}
+		fn contribution(id: pallet_datanets::ContributionId) -> Option<pallet_datanets::ContributionOf<Runtime>> {
+			pallet_datanets::Contributions::<Runtime>::get(id)
+		}
+		fn contributions_of_datanet(
+			datanet: pallet_datanets::DatanetId,
+			after: Option<pallet_datanets::ContributionId>,
+			limit: u32,
+		) -> Vec<(pallet_datanets::ContributionId, pallet_datanets::ContributionOf<Runtime>)> {
+			Datanets::contributions_of_datanet(datanet, after, limit)
+		}
+		fn contributions_of_account(
+			who: AccountId,
+			after: Option<pallet_datanets::ContributionId>,
+			limit: u32,
+		) -> Vec<(pallet_datanets::ContributionId, pallet_datanets::ContributionOf<Runtime>)> {
+			Datanets::contributions_of_account(&who, after, limit)
+		}
+		fn snapshot(
+			datanet: pallet_datanets::DatanetId,
+			version: pallet_datanets::SnapshotVersion,
+		) -> Option<pallet_datanets::SnapshotInfo<BlockNumber>> {
+			pallet_datanets::Snapshots::<Runtime>::get(datanet, version)
+		}
+		fn snapshot_proof(
+			datanet: pallet_datanets::DatanetId,
+			version: pallet_datanets::SnapshotVersion,
+			index: pallet_datanets::LeafIndex,
+		) -> Option<pallet_datanets::SnapshotProof> {
+			Datanets::snapshot_proof(datanet, version, index)
 		}
 	}
 

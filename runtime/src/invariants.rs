@@ -4,11 +4,21 @@
 use crate::{AccountId, Balance, Balances, Runtime};
 use frame_support::traits::fungible::Inspect;
 
+/// Checks every runtime-wide invariant: the balances below, then each OpenLedger pallet's own.
+pub fn check() -> Result<(), &'static str> {
+	check_balances()?;
+	pallet_datanets::Pallet::<Runtime>::do_try_state().map_err(|e| match e {
+		sp_runtime::DispatchError::Other(msg) => msg,
+		_ => "datanets invariant violated",
+	})?;
+	Ok(())
+}
+
 /// Checks that the OPEN on record adds up:
 /// - the sum of every account's free and reserved (which includes held) balance equals the total
 ///   issuance;
 /// - no account exists below the existential deposit.
-pub fn check() -> Result<(), &'static str> {
+pub fn check_balances() -> Result<(), &'static str> {
 	let mut sum: Balance = 0;
 	for (_, info) in frame_system::Account::<Runtime>::iter() {
 		let data = info.data;

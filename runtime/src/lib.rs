@@ -28,6 +28,7 @@ pub mod invariants;
 mod tests;
 
 extern crate alloc;
+use alloc::vec::Vec;
 use sp_runtime::{generic, impl_opaque_keys, traits::BlakeTwo256, MultiAddress};
 #[cfg(feature = "std")]
 use sp_version::NativeVersion;
@@ -177,5 +178,7 @@ mod runtime {
 	#[runtime::pallet_index(7)]
 	pub type Utility = pallet_utility;
 
-	// 20..: OpenLedger pallets (datanets, models, attribution, staking).
+	// 20..: OpenLedger pallets.
+	#[runtime::pallet_index(20)]
+	pub type Datanets = pallet_datanets;
 }

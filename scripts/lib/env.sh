@@ -2,6 +2,9 @@
 # One target dir outside the clone so CI and local builds share artifacts.
 export OPENLEDGER_CACHE="${OPENLEDGER_CACHE:-$HOME/.cache/openledger}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OPENLEDGER_CACHE/target}"
+# The runtime's Wasm build must find our workspace (and its Cargo.lock) though the target dir
+# is outside it.
+export WASM_BUILD_WORKSPACE_HINT="${WASM_BUILD_WORKSPACE_HINT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 # One profile for builds and tests.
 export OPENLEDGER_PROFILE="${OPENLEDGER_PROFILE:-release}"
 if [ -f "$OPENLEDGER_CACHE/wasm-env" ]; then

@@ -58,9 +58,8 @@ export class Node {
     const args = [
       '--base-path', this.basePath,
       '--rpc-port', String(this.rpcPort),
-      '--port', String(this.p2pPort),
       '--listen-addr', `/ip4/127.0.0.1/tcp/${this.p2pPort}`,
-      '--no-mdns', '--no-telemetry', '--no-hardware-benchmarks',
+      '--no-mdns', '--no-telemetry',
       ...(this.prometheus ? ['--prometheus-port', String(this.prometheusPort)] : ['--no-prometheus']),
       '--rpc-methods', 'unsafe',
       ...this.args,

@@ -4,11 +4,14 @@
 //! - `system_accountNextIndex` (substrate-frame-rpc-system),
 //! - `payment_queryInfo`, `payment_queryFeeDetails` (pallet-transaction-payment-rpc),
 //! - `engine_createBlock`, `engine_finalizeBlock` on manual-seal development nodes,
-//! - `openledger_tokenInfo`: the OPEN token as the runtime sees it.
+//! - `openledger_tokenInfo`: the OPEN token as the runtime sees it,
+//! - `datanets_*`: Datanets, contributions, snapshots and Merkle proofs ([`datanets`]).
 //!
 //! Each OpenLedger pallet adds its module here.
 
 #![warn(missing_docs)]
+
+pub mod datanets;
 
 use std::sync::Arc;
 
@@ -108,6 +111,13 @@ where
 	C::Api: pallet_transaction_payment_rpc::TransactionPaymentRuntimeApi<Block, Balance>,
 	C::Api: BlockBuilder<Block>,
 	C::Api: OpenLedgerApi<Block>,
+	C::Api: pallet_datanets_runtime_api::DatanetsApi<
+		Block,
+		AccountId,
+		pallet_datanets::DatanetOf<openledger_runtime::Runtime>,
+		pallet_datanets::ContributionOf<openledger_runtime::Runtime>,
+		openledger_runtime::BlockNumber,
+	>,
 	P: TransactionPool + 'static,
 {
 	use pallet_transaction_payment_rpc::{TransactionPayment, TransactionPaymentApiServer};
@@ -118,7 +128,8 @@ where
 
 	module.merge(System::new(client.clone(), pool).into_rpc())?;
 	module.merge(TransactionPayment::new(client.clone()).into_rpc())?;
-	module.merge(OpenLedger { client }.into_rpc())?;
+	module.merge(OpenLedger { client: client.clone() }.into_rpc())?;
+	module.merge(datanets::DatanetsRpcServer::into_rpc(datanets::Datanets::new(client)))?;
 	if let Some(sink) = manual_seal {
 		module.merge(ManualSeal::new(sink).into_rpc())?;
 	}
