@@ -12,7 +12,7 @@ use codec::Encode;
 use frame_support::{
 	assert_noop, assert_ok,
 	dispatch::GetDispatchInfo,
-	traits::fungible::{Inspect, Mutate},
+	traits::fungible::Mutate,
 };
 use sp_keyring::Sr25519Keyring;
 use sp_runtime::{
@@ -91,7 +91,9 @@ fn every_preset_mints_exactly_one_billion_open() {
 		ext_from_preset(&name).execute_with(|| {
 			assert_eq!(Balances::total_issuance(), 1_000_000_000 * OPEN, "preset {name}");
 			assert_eq!(Balances::total_issuance(), TOTAL_SUPPLY);
-			assert_eq!(free(&TreasuryAccount::get()) , TOTAL_SUPPLY * 40 / 100);
+			// 40 %, plus the few units left when the operators' 20 % does not divide evenly.
+			let treasury = free(&TreasuryAccount::get());
+			assert!(treasury >= TOTAL_SUPPLY * 40 / 100 && treasury < TOTAL_SUPPLY * 40 / 100 + 100, "{treasury}");
 			assert_eq!(free(&EcosystemAccount::get()), TOTAL_SUPPLY * 40 / 100);
 			assert_ok!(invariants::check());
 		});
@@ -119,7 +121,11 @@ fn dev_accounts_are_endowed_and_alice_is_sudo() {
 		for who in dev_accounts() {
 			assert_eq!(free(&who), each);
 		}
-		assert_eq!(pallet_sudo::Key::<Runtime>::get(), Some(Sr25519Keyring::Alice.to_account_id()));
+		let sudo_key = frame_support::storage::storage_prefix(b"Sudo", b"Key");
+		assert_eq!(
+			frame_support::storage::unhashed::get::<AccountId>(&sudo_key),
+			Some(Sr25519Keyring::Alice.to_account_id())
+		);
 		assert_eq!(pallet_aura::Authorities::<Runtime>::get().len(), 1);
 	});
 	ext_from_preset(sp_genesis_builder::LOCAL_TESTNET_RUNTIME_PRESET).execute_with(|| {
