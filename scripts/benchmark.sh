@@ -30,7 +30,7 @@ echo "== benchmarking $PALLET"
 "$BENCHER" \
   --runtime "$WASM" \
   --genesis-builder runtime \
-  --pallet "$PALLET" --extrinsic '*' \
+  --pallet "$PALLET" --extrinsic "${EXTRINSIC:-*}" \
   --steps "${STEPS:-50}" --repeat "${REPEAT:-20}" \
   --template scripts/frame-weight-template.hbs \
   --header scripts/weights-header.txt \

@@ -4,5 +4,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/lib/env.sh
-cargo build --locked --profile "$OPENLEDGER_PROFILE" -p openledger-node "$@"
-echo "built $NODE_BIN"
+cargo build --locked --profile "$OPENLEDGER_PROFILE" -p openledger-node -p openledger-cli "$@"
+echo "built $NODE_BIN and $CLI_BIN"

@@ -5,7 +5,8 @@
 # - A toolchain that can build the runtime Wasm:
 #     1. a normal machine: `rustup target add wasm32-unknown-unknown` + `rust-src` (preferred);
 #     2. machines where rustup cannot download targets: the preinstalled `nightly` toolchain plus
-#        Debian's `rust-src` package (sid), used through `-Zbuild-std` (see docs/toolchain.md).
+#        Debian's `rust-src` package (sid), used through `-Zbuild-std`.
+#        `OPENLEDGER_WASM_ROUTE=nightly` forces this route; `OPENLEDGER_SETUP_FORCE=1` redoes it.
 # - Node.js dependencies of the end-to-end tests (@polkadot/api).
 #
 # Writes `target/.wasm-env` (sourced by the other scripts) with the variables the Wasm build needs.
@@ -46,7 +47,9 @@ if [ -f "$ENV_FILE" ] && [ "${OPENLEDGER_SETUP_FORCE:-0}" != 1 ]; then
   log "wasm toolchain already configured ($ENV_FILE)"
 else
   route=""
-  if have_wasm_target wasm32-unknown-unknown; then
+  if [ "${OPENLEDGER_WASM_ROUTE:-}" = nightly ]; then
+    route="nightly"   # force the fallback (used to test it on machines where rustup works)
+  elif have_wasm_target wasm32-unknown-unknown; then
     route="rustup"
   elif [ "${OPENLEDGER_NO_RUSTUP_DOWNLOAD:-0}" != 1 ] && \
        timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 && \

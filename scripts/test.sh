@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up the machine and runs every test:
-#   1. Rust unit tests of every crate (runtime, primitives, node), in the build profile;
+#   1. Rust unit tests of every crate (runtime, pallets, primitives, node, CLI), in the build
+#      profile, and each pallet's benchmarks run once as tests;
 #   2. the committed chain specs load in the node;
-#   3. end-to-end tests: the real node binary, driven by @polkadot/api (tests/e2e).
+#   3. end-to-end tests: the real node binary, driven by @polkadot/api and the CLI (tests/e2e).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -14,6 +15,8 @@ t_build=$(date +%s)
 
 echo "== cargo test (workspace, profile $OPENLEDGER_PROFILE)"
 cargo test --locked --profile "$OPENLEDGER_PROFILE" --workspace
+echo "== benchmarks run as tests (mock runtime)"
+cargo test --locked --profile "$OPENLEDGER_PROFILE" -p pallet-datanets --features runtime-benchmarks benchmarking
 t_unit=$(date +%s)
 
 echo "== committed chain specs load"
@@ -24,7 +27,7 @@ for spec in chain-spec/*.json; do
 done
 
 echo "== end-to-end (node + polkadot-js)"
-export NODE_BIN
+export NODE_BIN CLI_BIN
 export E2E_TMP="${E2E_TMP:-$(mktemp -d)}"
 (cd tests/e2e && node --test --test-concurrency=1 --test-reporter=spec ./*.test.js)
 t_e2e=$(date +%s)

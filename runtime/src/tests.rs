@@ -308,3 +308,44 @@ fn batch_is_available() {
 		assert_eq!(free(&bob), bob0 + 3 * OPEN);
 	});
 }
+
+#[test]
+fn datanet_deposits_are_holds_and_forfeits_reach_the_treasury() {
+	use pallet_datanets::{CurationMode, DepositPolicy};
+	dev_ext().execute_with(|| {
+		let (alice, bob) = (Sr25519Keyring::Alice.to_account_id(), Sr25519Keyring::Bob.to_account_id());
+		let policy = DepositPolicy {
+			base: crate::configs::MIN_CONTRIBUTION_DEPOSIT_BASE,
+			per_byte: crate::configs::MIN_CONTRIBUTION_DEPOSIT_PER_BYTE,
+		};
+		assert_ok!(crate::Datanets::create_datanet(
+			crate::RuntimeOrigin::signed(alice.clone()),
+			b"medical-qa".to_vec(),
+			vec![],
+			b"CC-BY-4.0".to_vec(),
+			CurationMode::Curated,
+			policy,
+		));
+		assert_eq!(Balances::total_balance_on_hold(&alice), 10 * OPEN);
+		assert_ok!(crate::Datanets::contribute(
+			crate::RuntimeOrigin::signed(bob.clone()),
+			0,
+			sp_core::H256::repeat_byte(1),
+			100,
+			20,
+			b"store://x".to_vec(),
+			None,
+			None,
+		));
+		let deposit = pallet_datanets::Contributions::<Runtime>::get(0).unwrap().deposit;
+		assert!(deposit > crate::configs::MIN_CONTRIBUTION_DEPOSIT_BASE);
+		assert_eq!(Balances::total_balance_on_hold(&bob), deposit);
+		assert_ok!(invariants::check());
+		let treasury0 = free(&TreasuryAccount::get());
+		assert_ok!(crate::Datanets::reject(crate::RuntimeOrigin::signed(alice), 0, 1));
+		assert_eq!(free(&TreasuryAccount::get()), treasury0 + deposit / 5);
+		assert_eq!(Balances::total_balance_on_hold(&bob), 0);
+		assert_eq!(Balances::total_issuance(), TOTAL_SUPPLY);
+		assert_ok!(invariants::check());
+	});
+}

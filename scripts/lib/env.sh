@@ -12,3 +12,4 @@ if [ -f "$OPENLEDGER_CACHE/wasm-env" ]; then
   source "$OPENLEDGER_CACHE/wasm-env"
 fi
 export NODE_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger-node"
+export CLI_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger"

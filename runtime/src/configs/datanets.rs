@@ -8,13 +8,16 @@ use crate::{
 use frame_support::{parameter_types, traits::ConstU32};
 use sp_runtime::Perbill;
 
+/// The least a Datanet may ask per contribution: 0.01 OPEN ...
+pub const MIN_CONTRIBUTION_DEPOSIT_BASE: crate::Balance = 10 * MILLI_OPEN;
+/// ... plus 0.0001 OPEN per byte of the on-chain record.
+pub const MIN_CONTRIBUTION_DEPOSIT_PER_BYTE: crate::Balance = 100 * MICRO_OPEN;
+
 parameter_types! {
 	/// Held from a Datanet's owner for its record.
 	pub const DatanetDeposit: crate::Balance = 10 * OPEN;
-	/// The least a Datanet may ask per contribution: 0.01 OPEN ...
-	pub const MinContributionDepositBase: crate::Balance = 10 * MILLI_OPEN;
-	/// ... plus 0.0001 OPEN per byte of the on-chain record.
-	pub const MinContributionDepositPerByte: crate::Balance = 100 * MICRO_OPEN;
+	pub const MinContributionDepositBase: crate::Balance = MIN_CONTRIBUTION_DEPOSIT_BASE;
+	pub const MinContributionDepositPerByte: crate::Balance = MIN_CONTRIBUTION_DEPOSIT_PER_BYTE;
 	/// A rejected contribution forfeits 20 % of its deposit to the treasury.
 	pub const RejectionForfeit: Perbill = Perbill::from_percent(20);
 }

@@ -1,0 +1,387 @@
+//! `openledger`: the contributor's command line.
+//!
+//! ```text
+//! openledger datanet create --name medical-qa --license CC-BY-4.0 --curated
+//! openledger contribute 0 ./records/ --store ./content-store
+//! openledger curate accept 0 1 2 --suri //Charlie
+//! openledger snapshot 0
+//! openledger list 0
+//! openledger proof 0 1 0
+//! ```
+//!
+//! Keys come from `--suri` (or `OPENLEDGER_SURI`): a dev URI like `//Alice` or a mnemonic.
+
+mod chain;
+mod records;
+mod store;
+
+use anyhow::{bail, Context, Result};
+use chain::{account_of, keypair, parse_account, Chain};
+use clap::{Parser, Subcommand};
+use futures::{stream, StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use jsonrpsee::rpc_params;
+use openledger_runtime::{RuntimeCall, RuntimeEvent};
+use pallet_datanets::{CurationMode, DepositPolicy};
+use sp_core::{crypto::Ss58Codec, H256};
+use std::{path::PathBuf, time::Instant};
+use store::ContentStore;
+
+#[derive(Debug, Parser)]
+#[command(name = "openledger", version, about = "Contribute data to OpenLedger Datanets and curate them")]
+struct Cli {
+	/// Node JSON-RPC endpoint.
+	#[arg(long, global = true, env = "OPENLEDGER_URL", default_value = "ws://127.0.0.1:9944")]
+	url: String,
+	/// Secret URI of the signing account (`//Alice`, a mnemonic, ...).
+	#[arg(long, global = true, env = "OPENLEDGER_SURI", default_value = "//Alice", hide_env_values = true)]
+	suri: String,
+	#[command(subcommand)]
+	cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+	/// Create and manage Datanets.
+	#[command(subcommand)]
+	Datanet(DatanetCmd),
+	/// Store a file or a folder of records (JSONL lines, text files) and contribute them.
+	Contribute {
+		datanet: u32,
+		path: PathBuf,
+		/// Content store: a directory, or an s3:// gs:// az:// URL (`cloud` feature).
+		#[arg(long, env = "OPENLEDGER_STORE", default_value = "./content-store")]
+		store: String,
+		/// Contributions per extrinsic (`utility.batch_all`).
+		#[arg(long, default_value_t = 100)]
+		batch: usize,
+		/// Extrinsics in flight at once.
+		#[arg(long, default_value_t = 8)]
+		in_flight: usize,
+		/// License of these records, if it differs from the Datanet's.
+		#[arg(long)]
+		license: Option<String>,
+		/// Print a JSON summary instead of text.
+		#[arg(long)]
+		json: bool,
+	},
+	/// Accept or reject pending contributions (curator or owner).
+	#[command(subcommand)]
+	Curate(CurateCmd),
+	/// Withdraw your contributions that no snapshot contains yet.
+	Withdraw { ids: Vec<u64> },
+	/// Freeze the accepted contributions into a new snapshot version.
+	Snapshot { datanet: u32 },
+	/// List a Datanet's contributions.
+	List {
+		datanet: u32,
+		/// Only this status (`pending` or `accepted`).
+		#[arg(long)]
+		status: Option<String>,
+	},
+	/// List an account's contributions (default: the signer's).
+	Mine { account: Option<String> },
+	/// Fetch and verify the Merkle proof of (datanet, version, index) against the on-chain root.
+	Proof { datanet: u32, version: u32, index: u32 },
+	/// Print the content of a contribution from the store, checked against its on-chain hash.
+	Cat {
+		id: u64,
+		#[arg(long, env = "OPENLEDGER_STORE", default_value = "./content-store")]
+		store: String,
+	},
+}
+
+#[derive(Debug, Subcommand)]
+enum DatanetCmd {
+	/// Create a Datanet owned by the signer.
+	Create {
+		#[arg(long)]
+		name: String,
+		#[arg(long, default_value = "")]
+		metadata_uri: String,
+		#[arg(long, default_value = "")]
+		license: String,
+		/// Contributions wait for a curator (default: accepted at once).
+		#[arg(long)]
+		curated: bool,
+		/// Deposit per contribution, in the smallest unit (default: the chain's minimum).
+		#[arg(long)]
+		deposit_base: Option<u128>,
+		/// Deposit per byte of the on-chain record (default: the chain's minimum).
+		#[arg(long)]
+		deposit_per_byte: Option<u128>,
+	},
+	/// Show a Datanet.
+	Show { datanet: u32 },
+	/// Add a curator.
+	AddCurator { datanet: u32, account: String },
+	/// Remove a curator.
+	RemoveCurator { datanet: u32, account: String },
+	/// Archive the Datanet for good.
+	Archive { datanet: u32 },
+}
+
+#[derive(Debug, Subcommand)]
+enum CurateCmd {
+	Accept { ids: Vec<u64> },
+	Reject {
+		ids: Vec<u64>,
+		#[arg(long, default_value_t = 0)]
+		reason: u16,
+	},
+}
+
+fn datanets_call(c: pallet_datanets::Call<openledger_runtime::Runtime>) -> RuntimeCall {
+	RuntimeCall::Datanets(c)
+}
+
+fn batch(calls: Vec<RuntimeCall>) -> RuntimeCall {
+	if calls.len() == 1 {
+		return calls.into_iter().next().expect("one call; qed");
+	}
+	RuntimeCall::Utility(pallet_utility::Call::batch_all { calls })
+}
+
+fn print_json(v: &serde_json::Value) {
+	println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+	let cli = Cli::parse();
+	let pair = keypair(&cli.suri)?;
+	let me = account_of(&pair);
+	let chain = Chain::connect(&cli.url).await?;
+	let send = |call: RuntimeCall| {
+		let (chain, pair, me) = (&chain, &pair, &me);
+		async move {
+			let nonce = chain.next_nonce(me).await?;
+			chain.submit(&chain.sign(pair, call, nonce)).await
+		}
+	};
+
+	match cli.cmd {
+		Cmd::Datanet(DatanetCmd::Create { name, metadata_uri, license, curated, deposit_base, deposit_per_byte }) => {
+			let deposit = DepositPolicy {
+				base: deposit_base.unwrap_or(openledger_runtime::configs::MIN_CONTRIBUTION_DEPOSIT_BASE),
+				per_byte: deposit_per_byte.unwrap_or(openledger_runtime::configs::MIN_CONTRIBUTION_DEPOSIT_PER_BYTE),
+			};
+			let curation = if curated { CurationMode::Curated } else { CurationMode::Open };
+			let out = send(datanets_call(pallet_datanets::Call::create_datanet {
+				name: name.into_bytes(),
+				metadata_uri: metadata_uri.into_bytes(),
+				license: license.into_bytes(),
+				curation,
+				deposit,
+			}))
+			.await?;
+			for e in out.events {
+				if let RuntimeEvent::Datanets(pallet_datanets::Event::DatanetCreated { datanet, .. }) = e {
+					println!("created datanet {datanet}");
+				}
+			}
+		},
+		Cmd::Datanet(DatanetCmd::Show { datanet }) => {
+			let v: serde_json::Value = chain.rpc("datanets_getDatanet", rpc_params![datanet]).await?;
+			print_json(&v);
+		},
+		Cmd::Datanet(DatanetCmd::AddCurator { datanet, account }) => {
+			let curator = parse_account(&account)?;
+			send(datanets_call(pallet_datanets::Call::add_curator { datanet, curator })).await?;
+			println!("added curator {account} to datanet {datanet}");
+		},
+		Cmd::Datanet(DatanetCmd::RemoveCurator { datanet, account }) => {
+			let curator = parse_account(&account)?;
+			send(datanets_call(pallet_datanets::Call::remove_curator { datanet, curator })).await?;
+			println!("removed curator {account} from datanet {datanet}");
+		},
+		Cmd::Datanet(DatanetCmd::Archive { datanet }) => {
+			send(datanets_call(pallet_datanets::Call::archive { datanet })).await?;
+			println!("archived datanet {datanet}");
+		},
+		Cmd::Contribute { datanet, path, store, batch: per_xt, in_flight, license, json } => {
+			let store = ContentStore::open(&store)?;
+			let records = records::read(&path)?;
+			let total_bytes: usize = records.iter().map(|r| r.bytes.len()).sum();
+			let bar = ProgressBar::new(records.len() as u64);
+			bar.set_style(
+				ProgressStyle::with_template("{spinner} {msg:10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+					.expect("valid template")
+					.progress_chars("=> "),
+			);
+			let started = Instant::now();
+			// 1. Store (checked) and hash.
+			bar.set_message("storing");
+			let mut calls = Vec::with_capacity(records.len());
+			for r in &records {
+				let hash = store.put(&r.bytes).await.with_context(|| format!("storing {}", r.origin))?;
+				calls.push(pallet_datanets::Call::contribute {
+					datanet,
+					content_hash: hash,
+					size_bytes: r.bytes.len() as u64,
+					token_count: r.token_count(),
+					uri: store.uri(&hash).into_bytes(),
+					license: license.clone().map(String::into_bytes),
+					metadata: None,
+				});
+				bar.inc(1);
+			}
+			let stored_in = started.elapsed();
+			// 2. Submit in batches, `in_flight` extrinsics at a time, consecutive nonces.
+			bar.reset();
+			bar.set_message("submitting");
+			let first_nonce = chain.next_nonce(&me).await?;
+			let chunks: Vec<Vec<RuntimeCall>> = calls
+				.chunks(per_xt.max(1))
+				.map(|c| c.iter().cloned().map(datanets_call).collect())
+				.collect();
+			let xts: Vec<_> = chunks
+				.into_iter()
+				.enumerate()
+				.map(|(i, c)| (c.len() as u64, chain.sign(&pair, batch(c), first_nonce + i as u32)))
+				.collect();
+			let (chain_ref, bar_ref) = (&chain, &bar);
+			let ids: Vec<Vec<u64>> = stream::iter(xts)
+				.map(|(n, xt)| async move {
+					let out = chain_ref.submit(&xt).await?;
+					bar_ref.inc(n);
+					Ok::<_, anyhow::Error>(
+						out.events
+							.into_iter()
+							.filter_map(|e| match e {
+								RuntimeEvent::Datanets(pallet_datanets::Event::Contributed { contribution, .. }) =>
+									Some(contribution),
+								_ => None,
+							})
+							.collect(),
+					)
+				})
+				.buffered(in_flight.max(1))
+				.try_collect()
+				.await?;
+			bar.finish_and_clear();
+			let elapsed = started.elapsed().as_secs_f64();
+			let ids: Vec<u64> = ids.into_iter().flatten().collect();
+			let summary = serde_json::json!({
+				"datanet": datanet,
+				"contributions": ids.len(),
+				"bytes": total_bytes,
+				"seconds": elapsed,
+				"storeSeconds": stored_in.as_secs_f64(),
+				"contributionsPerSecond": ids.len() as f64 / elapsed,
+				"bytesPerSecond": total_bytes as f64 / elapsed,
+				"firstId": ids.first(),
+				"lastId": ids.last(),
+			});
+			if json {
+				print_json(&summary);
+			} else {
+				println!(
+					"contributed {} records ({} bytes) to datanet {datanet} in {:.1} s: {:.0} contributions/s, {:.0} bytes/s",
+					ids.len(),
+					total_bytes,
+					elapsed,
+					ids.len() as f64 / elapsed,
+					total_bytes as f64 / elapsed
+				);
+			}
+		},
+		Cmd::Curate(c) => {
+			let (calls, what): (Vec<RuntimeCall>, &str) = match c {
+				CurateCmd::Accept { ids } => (
+					ids.into_iter().map(|contribution| datanets_call(pallet_datanets::Call::accept { contribution })).collect(),
+					"accepted",
+				),
+				CurateCmd::Reject { ids, reason } => (
+					ids.into_iter()
+						.map(|contribution| datanets_call(pallet_datanets::Call::reject { contribution, reason }))
+						.collect(),
+					"rejected",
+				),
+			};
+			if calls.is_empty() {
+				bail!("no contribution ids given");
+			}
+			let n = calls.len();
+			send(batch(calls)).await?;
+			println!("{what} {n} contribution(s)");
+		},
+		Cmd::Withdraw { ids } => {
+			let n = ids.len();
+			let calls = ids.into_iter().map(|contribution| datanets_call(pallet_datanets::Call::withdraw { contribution })).collect();
+			send(batch(calls)).await?;
+			println!("withdrew {n} contribution(s)");
+		},
+		Cmd::Snapshot { datanet } => {
+			let out = send(datanets_call(pallet_datanets::Call::snapshot { datanet })).await?;
+			for e in out.events {
+				if let RuntimeEvent::Datanets(pallet_datanets::Event::SnapshotTaken { version, root, leaf_count, .. }) = e {
+					println!("snapshot {datanet}/{version}: {leaf_count} contributions, root {root:?}");
+				}
+			}
+		},
+		Cmd::List { datanet, status } => {
+			let mut after: Option<u64> = None;
+			loop {
+				let page: serde_json::Value =
+					chain.rpc("datanets_listContributions", rpc_params![datanet, after, 1000]).await?;
+				for c in page["items"].as_array().into_iter().flatten() {
+					if status.as_deref().is_none_or(|s| c["status"] == s) {
+						println!("{}", serde_json::to_string(c)?);
+					}
+				}
+				match page["next"].as_u64() {
+					Some(n) => after = Some(n),
+					None => break,
+				}
+			}
+		},
+		Cmd::Mine { account } => {
+			let who = account.unwrap_or_else(|| me.to_ss58check());
+			let mut after: Option<u64> = None;
+			loop {
+				let page: serde_json::Value =
+					chain.rpc("datanets_contributionsOf", rpc_params![who.clone(), after, 1000]).await?;
+				for c in page["items"].as_array().into_iter().flatten() {
+					println!("{}", serde_json::to_string(c)?);
+				}
+				match page["next"].as_u64() {
+					Some(n) => after = Some(n),
+					None => break,
+				}
+			}
+		},
+		Cmd::Proof { datanet, version, index } => {
+			let proof: serde_json::Value = chain.rpc("datanets_getProof", rpc_params![datanet, version, index]).await?;
+			let snapshot: serde_json::Value = chain.rpc("datanets_getSnapshot", rpc_params![datanet, version]).await?;
+			let parse = |v: &serde_json::Value| -> Result<H256> {
+				let s = v.as_str().context("hash")?;
+				Ok(H256::from_slice(&hex::decode(s.trim_start_matches("0x"))?))
+			};
+			let p = pallet_datanets::SnapshotProof {
+				root: parse(&proof["root"])?,
+				proof: proof["proof"].as_array().context("proof")?.iter().map(parse).collect::<Result<_>>()?,
+				number_of_leaves: proof["numberOfLeaves"].as_u64().context("numberOfLeaves")? as u32,
+				leaf_index: proof["leafIndex"].as_u64().context("leafIndex")? as u32,
+				leaf: pallet_datanets::Leaf {
+					contribution: proof["contribution"].as_u64().context("contribution")?,
+					content_hash: parse(&proof["contentHash"])?,
+				},
+			};
+			let root = parse(&snapshot["root"])?;
+			let ok = pallet_datanets::merkle::verify(&root, &p);
+			print_json(&serde_json::json!({ "proof": proof, "onChainRoot": snapshot["root"], "verified": ok }));
+			if !ok {
+				bail!("the proof does NOT verify against the on-chain root");
+			}
+		},
+		Cmd::Cat { id, store } => {
+			let c: serde_json::Value = chain.rpc("datanets_getContribution", rpc_params![id]).await?;
+			let hash = H256::from_slice(&hex::decode(c["contentHash"].as_str().context("contentHash")?.trim_start_matches("0x"))?);
+			let bytes = ContentStore::open(&store)?.get(&hash).await?;
+			use std::io::Write;
+			std::io::stdout().write_all(&bytes)?;
+		},
+	}
+	Ok(())
+}
