@@ -10,7 +10,7 @@ use jsonrpsee::{
 	ws_client::{WsClient, WsClientBuilder},
 };
 use openledger_runtime::{
-	AccountId, Hash, Nonce, Runtime, RuntimeCall, RuntimeError, RuntimeEvent, SignedPayload,
+	AccountId, Hash, Nonce, RuntimeCall, RuntimeError, RuntimeEvent, SignedPayload,
 	TxExtension, UncheckedExtrinsic,
 };
 use sp_core::{crypto::Ss58Codec, sr25519, Pair};
@@ -153,7 +153,7 @@ impl Chain {
 					.is_some_and(|b| BlakeTwo256::hash(&b) == xt_hash)
 			})
 			.context("extrinsic not found in its block")? as u32;
-		let key = format!("0x{}", hex::encode(frame_system::Events::<Runtime>::hashed_key()));
+		let key = format!("0x{}", hex::encode(frame_support::storage::storage_prefix(b"System", b"Events")));
 		let raw: Option<String> = self.rpc("state_getStorage", rpc_params![key, block]).await?;
 		let raw = hex::decode(raw.unwrap_or_default().trim_start_matches("0x"))?;
 		let records = Vec::<EventRecord>::decode(&mut &raw[..]).context("decoding events")?;

@@ -316,7 +316,7 @@ async fn main() -> Result<()> {
 			let out = send(datanets_call(pallet_datanets::Call::snapshot { datanet })).await?;
 			for e in out.events {
 				if let RuntimeEvent::Datanets(pallet_datanets::Event::SnapshotTaken { version, root, leaf_count, .. }) = e {
-					println!("snapshot {datanet}/{version}: {leaf_count} contributions, root {root:?}");
+					println!("snapshot {datanet}/{version}: {leaf_count} contributions, root {root:?}, block {:?}", out.block);
 				}
 			}
 		},

@@ -212,7 +212,7 @@ pub mod pallet {
 	/// Content hash → contribution, per Datanet: a hash appears at most once in a Datanet.
 	#[pallet::storage]
 	pub type ContentIndex<T: Config> =
-		StorageDoubleMap<_, Blake2_128Concat, DatanetId, Identity, H256, ContributionId>;
+		StorageDoubleMap<_, Blake2_128Concat, DatanetId, Blake2_128Concat, H256, ContributionId>;
 
 	/// The contributions of each Datanet (for paged listing).
 	#[pallet::storage]
