@@ -33,6 +33,28 @@ pub type Nonce = u32;
 /// A hash of some data used by the chain.
 pub type Hash = sp_core::H256;
 
+/// Identifier of a Datanet (sequential from 0).
+pub type DatanetId = u32;
+/// Identifier of a contribution, unique across all Datanets (sequential from 0).
+pub type ContributionId = u64;
+/// Version number of a Datanet snapshot (1, 2, ...).
+pub type SnapshotVersion = u32;
+/// Position of an accepted contribution in its Datanet's accepted list (and so in a snapshot).
+pub type LeafIndex = u32;
+/// Identifier of a registered model (base or adapter, sequential from 0).
+pub type ModelId = u32;
+/// Version of a model (1, 2, ...).
+pub type ModelVersion = u32;
+
+/// What other pallets may ask about Datanet snapshots.
+pub trait DatanetSnapshots {
+	/// Whether snapshot `version` of `datanet` exists.
+	fn snapshot_exists(datanet: DatanetId, version: SnapshotVersion) -> bool;
+	/// Creates snapshot `version` of `datanet` (with an owner able to pay) for benchmarks.
+	#[cfg(feature = "runtime-benchmarks")]
+	fn benchmark_snapshot(datanet: DatanetId, version: SnapshotVersion);
+}
+
 /// The OPEN token.
 pub mod currency {
 	use super::Balance;

@@ -6,14 +6,7 @@ use sp_runtime::RuntimeDebug;
 use scale_info::TypeInfo;
 use sp_core::H256;
 
-/// Identifier of a Datanet (sequential from 0).
-pub type DatanetId = u32;
-/// Identifier of a contribution, unique across all Datanets (sequential from 0).
-pub type ContributionId = u64;
-/// Version number of a Datanet snapshot (1, 2, ...).
-pub type SnapshotVersion = u32;
-/// Position of an accepted contribution in its Datanet's accepted list (and so in a snapshot).
-pub type LeafIndex = u32;
+pub use openledger_primitives::{ContributionId, DatanetId, LeafIndex, SnapshotVersion};
 /// A curator's reason code for rejecting a contribution (meaning set by the Datanet's policy).
 pub type ReasonCode = u16;
 
