@@ -21,7 +21,7 @@ use sp_version::RuntimeVersion;
 
 use super::{
 	AccountId, Aura, Balance, Balances, Block, BlockNumber, Datanets, Executive, Grandpa,
-	InherentDataExt, Nonce, Runtime,
+	InherentDataExt, Models, Nonce, Runtime,
 	RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, VERSION,
 };
 
@@ -249,6 +249,32 @@ impl_runtime_apis! {
 			index: pallet_datanets::LeafIndex,
 		) -> Option<pallet_datanets::SnapshotProof> {
 			Datanets::snapshot_proof(datanet, version, index)
+		}
+	}
+
+	impl pallet_models_runtime_api::ModelsApi<
+		Block,
+		AccountId,
+		pallet_models::ModelInfo<Runtime>,
+		pallet_models::VersionInfo<Runtime>,
+	> for Runtime {
+		fn model(id: pallet_models::ModelId) -> Option<(
+			pallet_models::ModelInfo<Runtime>,
+			Vec<(pallet_models::ModelVersion, pallet_models::VersionInfo<Runtime>)>,
+		)> {
+			Models::model_with_versions(id)
+		}
+		fn by_weights_hash(hash: sp_core::H256) -> Option<(pallet_models::ModelId, pallet_models::ModelVersion)> {
+			pallet_models::ByWeightsHash::<Runtime>::get(hash)
+		}
+		fn models_of_owner(owner: AccountId, after: Option<pallet_models::ModelId>, limit: u32) -> Vec<pallet_models::ModelId> {
+			Models::models_of_owner(&owner, after, limit)
+		}
+		fn adapters_of_base(base: pallet_models::ModelId, after: Option<pallet_models::ModelId>, limit: u32) -> Vec<pallet_models::ModelId> {
+			Models::adapters_of_base(base, after, limit)
+		}
+		fn models_of_datanet(datanet: pallet_models::DatanetId, after: Option<pallet_models::ModelId>, limit: u32) -> Vec<pallet_models::ModelId> {
+			Models::models_of_datanet(datanet, after, limit)
 		}
 	}
 

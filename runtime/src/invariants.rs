@@ -11,6 +11,10 @@ pub fn check() -> Result<(), &'static str> {
 		sp_runtime::DispatchError::Other(msg) => msg,
 		_ => "datanets invariant violated",
 	})?;
+	pallet_models::Pallet::<Runtime>::do_try_state().map_err(|e| match e {
+		sp_runtime::DispatchError::Other(msg) => msg,
+		_ => "models invariant violated",
+	})?;
 	Ok(())
 }
 

@@ -181,4 +181,7 @@ mod runtime {
 	// 20..: OpenLedger pallets.
 	#[runtime::pallet_index(20)]
 	pub type Datanets = pallet_datanets;
+
+	#[runtime::pallet_index(21)]
+	pub type Models = pallet_models;
 }

@@ -32,7 +32,8 @@ pub mod error {
 	pub const NOT_FOUND: i32 = 9101;
 }
 
-fn bytes_text(b: &[u8]) -> String {
+/// Bytes as UTF-8 text, or `0x` hex when they are not UTF-8.
+pub fn bytes_text(b: &[u8]) -> String {
 	match std::str::from_utf8(b) {
 		Ok(s) => s.to_owned(),
 		Err(_) => format!("0x{}", hex(b)),
@@ -43,7 +44,8 @@ fn hex(b: &[u8]) -> String {
 	b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn h256(h: &sp_core::H256) -> String {
+/// A hash as `0x` hex.
+pub fn h256(h: &sp_core::H256) -> String {
 	format!("0x{}", hex(h.as_bytes()))
 }
 

@@ -5,13 +5,15 @@
 //! - `payment_queryInfo`, `payment_queryFeeDetails` (pallet-transaction-payment-rpc),
 //! - `engine_createBlock`, `engine_finalizeBlock` on manual-seal development nodes,
 //! - `openledger_tokenInfo`: the OPEN token as the runtime sees it,
-//! - `datanets_*`: Datanets, contributions, snapshots and Merkle proofs ([`datanets`]).
+//! - `datanets_*`: Datanets, contributions, snapshots and Merkle proofs ([`datanets`]),
+//! - `models_*`: models with versions and lineage, listings ([`models`]).
 //!
 //! Each OpenLedger pallet adds its module here.
 
 #![warn(missing_docs)]
 
 pub mod datanets;
+pub mod models;
 
 use std::sync::Arc;
 
@@ -118,6 +120,12 @@ where
 		pallet_datanets::ContributionOf<openledger_runtime::Runtime>,
 		openledger_runtime::BlockNumber,
 	>,
+	C::Api: pallet_models_runtime_api::ModelsApi<
+		Block,
+		AccountId,
+		pallet_models::ModelInfo<openledger_runtime::Runtime>,
+		pallet_models::VersionInfo<openledger_runtime::Runtime>,
+	>,
 	P: TransactionPool + 'static,
 {
 	use pallet_transaction_payment_rpc::{TransactionPayment, TransactionPaymentApiServer};
@@ -129,7 +137,8 @@ where
 	module.merge(System::new(client.clone(), pool).into_rpc())?;
 	module.merge(TransactionPayment::new(client.clone()).into_rpc())?;
 	module.merge(OpenLedger { client: client.clone() }.into_rpc())?;
-	module.merge(datanets::DatanetsRpcServer::into_rpc(datanets::Datanets::new(client)))?;
+	module.merge(datanets::DatanetsRpcServer::into_rpc(datanets::Datanets::new(client.clone())))?;
+	module.merge(models::ModelsRpcServer::into_rpc(models::Models::new(client)))?;
 	if let Some(sink) = manual_seal {
 		module.merge(ManualSeal::new(sink).into_rpc())?;
 	}

@@ -3,6 +3,7 @@
 //! Split per domain once it grows; the OpenLedger pallets get a file each.
 
 mod datanets;
+mod models;
 pub use datanets::{MIN_CONTRIBUTION_DEPOSIT_BASE, MIN_CONTRIBUTION_DEPOSIT_PER_BYTE};
 
 use frame_support::{

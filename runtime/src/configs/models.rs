@@ -1,0 +1,40 @@
+//! Model registry: fees in OPEN to the treasury, default and minimum revenue splits.
+
+use super::TreasuryAccount;
+use crate::{currency::OPEN, Balances, Datanets, Runtime, RuntimeEvent};
+use frame_support::{parameter_types, traits::ConstU32};
+use frame_system::EnsureRoot;
+use pallet_models::RevenueSplit;
+use sp_runtime::Perbill;
+
+parameter_types! {
+	/// Registering a model costs 5 OPEN (to the treasury).
+	pub const ModelRegistrationFee: crate::Balance = 5 * OPEN;
+	/// Publishing a new version costs 1 OPEN (to the treasury).
+	pub const ModelVersionFee: crate::Balance = OPEN;
+	/// Split of a newly registered model: owner 40 %, data 30 %, worker 20 %, treasury 10 %.
+	pub const DefaultRevenueSplit: RevenueSplit = RevenueSplit {
+		owner: Perbill::from_percent(40),
+		data: Perbill::from_percent(30),
+		worker: Perbill::from_percent(20),
+		treasury: Perbill::from_percent(10),
+	};
+}
+
+impl pallet_models::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type Currency = Balances;
+	type Snapshots = Datanets;
+	type RegistrationFee = ModelRegistrationFee;
+	type VersionFee = ModelVersionFee;
+	type FeeDestination = TreasuryAccount;
+	type DefaultSplit = DefaultRevenueSplit;
+	/// Root (sudo on the dev and test networks) until on-chain governance exists.
+	type GovernanceOrigin = EnsureRoot<crate::AccountId>;
+	type MaxNameLen = ConstU32<64>;
+	type MaxUriLen = ConstU32<256>;
+	type MaxLineage = ConstU32<16>;
+	type MaxTargetModules = ConstU32<16>;
+	type MaxModuleNameLen = ConstU32<32>;
+	type WeightInfo = pallet_models::weights::SubstrateWeight<Runtime>;
+}
