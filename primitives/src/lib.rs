@@ -55,6 +55,12 @@ pub trait DatanetSnapshots {
 	fn benchmark_snapshot(datanet: DatanetId, version: SnapshotVersion);
 }
 
+/// What other pallets may ask about registered models.
+pub trait ModelRegistry {
+	/// Whether model `id` is registered.
+	fn model_exists(id: ModelId) -> bool;
+}
+
 /// The OPEN token.
 pub mod currency {
 	use super::Balance;

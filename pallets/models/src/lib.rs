@@ -480,6 +480,12 @@ pub mod pallet {
 	}
 }
 
+impl<T: Config> openledger_primitives::ModelRegistry for Pallet<T> {
+	fn model_exists(id: ModelId) -> bool {
+		Models::<T>::contains_key(id)
+	}
+}
+
 impl<T: Config> Pallet<T> {
 	/// A page of model ids from a listing index after `after` (exclusive), at most `limit`.
 	fn page<I: Iterator<Item = ModelId>>(ids: I, limit: u32) -> Vec<ModelId> {

@@ -1,0 +1,157 @@
+//! Benchmarks (v2). Worst cases: full unbonding queues; `slash` over `d` delegators, each with an
+//! unbonding chunk bonded to the worker.
+
+use super::*;
+use alloc::vec;
+use frame_benchmarking::v2::*;
+use frame_support::traits::{fungible::Mutate, EnsureOrigin, Get};
+use frame_system::RawOrigin;
+use sp_runtime::{
+	traits::{Bounded, One, Saturating},
+	Perbill,
+};
+
+fn funded<T: Config>(name: &'static str, i: u32) -> T::AccountId {
+	let who: T::AccountId = account(name, i, 0);
+	let _ = T::Currency::set_balance(&who, BalanceOf::<T>::max_value() / 1_000u32.into());
+	who
+}
+
+fn bond<T: Config>(who: &T::AccountId, key: u8) {
+	Pallet::<T>::bond_worker(
+		RawOrigin::Signed(who.clone()).into(),
+		T::MinWorkerBond::get().saturating_mul(4u32.into()),
+		[key; 32],
+		vec![b'x'; T::MaxEndpointLen::get() as usize],
+		vec![],
+		Perbill::from_percent(5),
+	)
+	.expect("funded account bonds");
+}
+
+fn delegation<T: Config>() -> BalanceOf<T> {
+	T::MinDelegation::get().saturating_mul(2u32.into())
+}
+
+/// Fills `who`'s unbonding queue but one slot with small self-unbonds.
+fn fill_chunks<T: Config>(who: &T::AccountId) {
+	for _ in 0..T::MaxUnbondingChunks::get().saturating_sub(1) {
+		Pallet::<T>::unbond(RawOrigin::Signed(who.clone()).into(), One::one()).expect("room to unbond");
+	}
+}
+
+#[benchmarks]
+mod benchmarks {
+	use super::*;
+
+	#[benchmark]
+	fn bond_worker() {
+		let who = funded::<T>("worker", 0);
+		let amount = T::MinWorkerBond::get();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), amount, [1u8; 32], vec![b'x'; T::MaxEndpointLen::get() as usize], vec![], Perbill::from_percent(5));
+		assert!(Workers::<T>::contains_key(&who));
+	}
+
+	#[benchmark]
+	fn update_worker() {
+		let who = funded::<T>("worker", 0);
+		bond::<T>(&who, 1);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), Some([2u8; 32]), Some(vec![b'y'; T::MaxEndpointLen::get() as usize]), Some(vec![]), Some(Perbill::from_percent(7)));
+		assert_eq!(Workers::<T>::get(&who).map(|w| w.signing_key), Some([2u8; 32]));
+	}
+
+	#[benchmark]
+	fn bond_extra() {
+		let who = funded::<T>("worker", 0);
+		bond::<T>(&who, 1);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who), T::MinWorkerBond::get());
+	}
+
+	#[benchmark]
+	fn unbond() {
+		let who = funded::<T>("worker", 0);
+		bond::<T>(&who, 1);
+		fill_chunks::<T>(&who);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), One::one());
+		assert_eq!(Unbonding::<T>::get(&who).len() as u32, T::MaxUnbondingChunks::get());
+	}
+
+	#[benchmark]
+	fn delegate() {
+		let w = funded::<T>("worker", 0);
+		bond::<T>(&w, 1);
+		let d = funded::<T>("delegator", 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(d.clone()), w.clone(), delegation::<T>());
+		assert!(Delegations::<T>::contains_key(&w, &d));
+	}
+
+	#[benchmark]
+	fn undelegate() {
+		let w = funded::<T>("worker", 0);
+		bond::<T>(&w, 1);
+		let d = funded::<T>("delegator", 0);
+		Pallet::<T>::delegate(RawOrigin::Signed(d.clone()).into(), w.clone(), delegation::<T>()).unwrap();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(d.clone()), w.clone(), delegation::<T>());
+		assert!(!Delegations::<T>::contains_key(&w, &d));
+	}
+
+	#[benchmark]
+	fn rebond() {
+		let who = funded::<T>("worker", 0);
+		bond::<T>(&who, 1);
+		fill_chunks::<T>(&who);
+		Pallet::<T>::unbond(RawOrigin::Signed(who.clone()).into(), One::one()).unwrap();
+		let all = BalanceOf::<T>::from(T::MaxUnbondingChunks::get());
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), who.clone(), all);
+		assert!(Unbonding::<T>::get(&who).is_empty());
+	}
+
+	#[benchmark]
+	fn withdraw_unbonded() {
+		let who = funded::<T>("worker", 0);
+		bond::<T>(&who, 1);
+		fill_chunks::<T>(&who);
+		Pallet::<T>::unbond(RawOrigin::Signed(who.clone()).into(), One::one()).unwrap();
+		frame_system::Pallet::<T>::set_block_number(
+			frame_system::Pallet::<T>::block_number().saturating_add(UnbondingPeriod::<T>::get()),
+		);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+		assert!(Unbonding::<T>::get(&who).is_empty());
+	}
+
+	#[benchmark]
+	fn slash(d: Linear<0, { T::MaxDelegators::get() }>) -> Result<(), BenchmarkError> {
+		let origin = T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		let w = funded::<T>("worker", 0);
+		bond::<T>(&w, 1);
+		Pallet::<T>::unbond(RawOrigin::Signed(w.clone()).into(), One::one()).unwrap();
+		for i in 0..d {
+			let who = funded::<T>("delegator", i);
+			let twice = delegation::<T>().saturating_mul(2u32.into());
+			Pallet::<T>::delegate(RawOrigin::Signed(who.clone()).into(), w.clone(), twice).unwrap();
+			Pallet::<T>::undelegate(RawOrigin::Signed(who).into(), w.clone(), delegation::<T>()).unwrap();
+		}
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, w.clone(), Perbill::from_percent(10));
+		assert_eq!(Workers::<T>::get(&w).map(|x| x.status), Some(WorkerStatus::Slashed));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn set_unbonding_period() -> Result<(), BenchmarkError> {
+		let origin = T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, 100u32.into());
+		Ok(())
+	}
+
+	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
+}

@@ -1,0 +1,638 @@
+//! # OPEN staking for inference workers
+//!
+//! Accounts bond OPEN to become inference **workers**, and other holders **delegate** to them.
+//! This is not NPoS validator staking: it secures the attribution economy (receipts signed by
+//! workers), not block production.
+//!
+//! ## Overview
+//!
+//! - [`Pallet::bond_worker`]: at least [`Config::MinWorkerBond`], a receipt **signing key**
+//!   (sr25519 public key, separate from the stash), an endpoint URL, the registered models it
+//!   serves and a commission. [`Pallet::update_worker`] changes those; [`Pallet::bond_extra`]
+//!   adds stake.
+//! - [`Pallet::delegate`] / [`Pallet::undelegate`]: stake behind a worker (at least
+//!   [`Config::MinDelegation`], at most [`Config::MaxDelegators`] per worker).
+//! - **Unbonding** ([`Pallet::unbond`], [`Pallet::undelegate`]) moves stake into chunks that stay
+//!   held, and slashable, for [`UnbondingPeriod`] blocks (set by governance); [`Pallet::rebond`] takes it back;
+//!   [`Pallet::withdraw_unbonded`] releases what has matured.
+//! - **Slashing** ([`Pallet::slash`] by [`Config::GovernanceOrigin`], or [`Pallet::do_slash`] from
+//!   the attribution pallet): the same fraction of the worker's self-bond, of every delegation to
+//!   it and of every unbonding chunk bonded to it goes to [`Config::SlashDestination`] (the
+//!   treasury). A slashed worker is never eligible again.
+//! - **Rewards** ([`Pallet::pay_reward`]): the worker takes its commission, then the worker and
+//!   its delegators share the rest pro rata to their active stake.
+//!
+//! A worker is **eligible** (may serve and submit receipts) while `Active` with a self-bond of at
+//! least the minimum. All stake is a `fungible` hold under [`HoldReason::Staking`]; `try_state`
+//! checks that every account's hold equals its stake on record.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+pub use types::*;
+pub use weights::WeightInfo;
+
+pub mod types;
+pub mod weights;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+use alloc::vec::Vec;
+use frame_support::traits::fungible::{Inspect, Mutate, MutateHold};
+
+/// Balance type of the pallet's currency.
+pub type BalanceOf<T> =
+	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+	use frame_support::{
+		pallet_prelude::*,
+		traits::{
+			fungible::InspectHold,
+			tokens::{Fortitude, Precision, Preservation, Restriction},
+		},
+	};
+	use frame_system::pallet_prelude::*;
+	use openledger_primitives::ModelRegistry;
+	use sp_runtime::{
+		traits::{SaturatedConversion, Saturating, Zero},
+		Perbill,
+	};
+
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
+	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
+	pub struct Pallet<T>(_);
+
+	#[pallet::config]
+	pub trait Config: frame_system::Config {
+		/// The overarching event type.
+		type RuntimeEvent: From<Event<Self>> + IsType<<Self as frame_system::Config>::RuntimeEvent>;
+		/// The staked currency (OPEN).
+		type Currency: Mutate<Self::AccountId>
+			+ MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+		/// The overarching hold reason.
+		type RuntimeHoldReason: From<HoldReason>;
+		/// Which models exist.
+		type Models: ModelRegistry;
+		/// Least self-bond of an eligible worker.
+		#[pallet::constant]
+		type MinWorkerBond: Get<BalanceOf<Self>>;
+		/// Least delegation.
+		#[pallet::constant]
+		type MinDelegation: Get<BalanceOf<Self>>;
+		/// Blocks unbonding stake stays held, until governance sets [`UnbondingPeriod`].
+		#[pallet::constant]
+		type DefaultUnbondingPeriod: Get<BlockNumberFor<Self>>;
+		/// May slash workers directly (the attribution pallet slashes through
+		/// [`Pallet::do_slash`]) and set the unbonding period.
+		type GovernanceOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// Receives slashed stake (the treasury). Must exist.
+		type SlashDestination: Get<Self::AccountId>;
+		/// Longest endpoint URL.
+		#[pallet::constant]
+		type MaxEndpointLen: Get<u32>;
+		/// Most models one worker serves.
+		#[pallet::constant]
+		type MaxModelsPerWorker: Get<u32>;
+		/// Most delegators of one worker (bounds slashing and reward payouts).
+		#[pallet::constant]
+		type MaxDelegators: Get<u32>;
+		/// Most unbonding chunks of one account.
+		#[pallet::constant]
+		type MaxUnbondingChunks: Get<u32>;
+		/// Weight information for extrinsics in this pallet.
+		type WeightInfo: WeightInfo;
+	}
+
+	/// Reasons for holding OPEN.
+	#[pallet::composite_enum]
+	pub enum HoldReason {
+		/// Self-bond, delegations and unbonding stake.
+		#[codec(index = 0)]
+		Staking,
+	}
+
+	#[pallet::type_value]
+	pub fn UnbondingPeriodDefault<T: Config>() -> BlockNumberFor<T> {
+		T::DefaultUnbondingPeriod::get()
+	}
+
+	/// Blocks unbonding stake stays held; chunks keep the period they started with.
+	#[pallet::storage]
+	pub type UnbondingPeriod<T: Config> =
+		StorageValue<_, BlockNumberFor<T>, ValueQuery, UnbondingPeriodDefault<T>>;
+
+	/// Workers by stash account.
+	#[pallet::storage]
+	pub type Workers<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, WorkerInfo<T>>;
+
+	/// Worker by signing key (a key belongs to one worker).
+	#[pallet::storage]
+	pub type SigningKeys<T: Config> = StorageMap<_, Blake2_128Concat, SigningKey, T::AccountId>;
+
+	/// Active delegations: (worker, delegator) → amount.
+	#[pallet::storage]
+	pub type Delegations<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Blake2_128Concat, T::AccountId, BalanceOf<T>>;
+
+	/// Unbonding chunks of each account.
+	#[pallet::storage]
+	pub type Unbonding<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		BoundedVec<UnbondChunk<T>, T::MaxUnbondingChunks>,
+		ValueQuery,
+	>;
+
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		/// An account bonded as a worker.
+		WorkerBonded { worker: T::AccountId, amount: BalanceOf<T>, signing_key: SigningKey },
+		/// A worker changed its key, endpoint, models or commission.
+		WorkerUpdated { worker: T::AccountId },
+		/// Stake was added (self-bond when `worker == who`, else a delegation).
+		Bonded { who: T::AccountId, worker: T::AccountId, amount: BalanceOf<T> },
+		/// Stake started unbonding; it can be withdrawn at `unlock_at`.
+		Unbonding { who: T::AccountId, worker: T::AccountId, amount: BalanceOf<T>, unlock_at: BlockNumberFor<T> },
+		/// Unbonding stake was bonded again.
+		Rebonded { who: T::AccountId, worker: T::AccountId, amount: BalanceOf<T> },
+		/// Matured unbonding stake was released.
+		Withdrawn { who: T::AccountId, amount: BalanceOf<T> },
+		/// A worker (and pro rata its delegators) was slashed; `amount` went to the treasury.
+		Slashed { worker: T::AccountId, fraction: Perbill, amount: BalanceOf<T> },
+		/// Governance set the unbonding period.
+		UnbondingPeriodSet { blocks: BlockNumberFor<T> },
+		/// A reward was shared: `commission` to the worker, `shared` among worker and delegators.
+		RewardPaid { worker: T::AccountId, total: BalanceOf<T>, commission: BalanceOf<T>, shared: BalanceOf<T> },
+	}
+
+	#[pallet::error]
+	pub enum Error<T> {
+		/// The account is already a worker.
+		AlreadyWorker,
+		/// No worker with this account.
+		UnknownWorker,
+		/// Below the minimum worker bond.
+		BondTooLow,
+		/// Below the minimum delegation.
+		DelegationTooLow,
+		/// The signing key belongs to another worker.
+		SigningKeyInUse,
+		/// A served model is not registered.
+		UnknownModel,
+		/// Endpoint too long or too many models.
+		TooLong,
+		/// The worker is slashed or idle and takes no delegations.
+		NotEligible,
+		/// The worker has the most delegators allowed.
+		TooManyDelegators,
+		/// A worker cannot delegate to itself.
+		SelfDelegation,
+		/// No such delegation, or less than asked.
+		NotEnoughStake,
+		/// Too many unbonding chunks: withdraw matured ones first.
+		TooManyChunks,
+		/// Nothing to rebond for this worker.
+		NothingToRebond,
+		/// Nothing has matured yet.
+		NothingToWithdraw,
+		/// A slashed worker cannot do this.
+		WorkerSlashed,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn integrity_test() {
+			assert!(!T::MinWorkerBond::get().is_zero(), "MinWorkerBond must be positive");
+			assert!(T::MaxUnbondingChunks::get() > 0, "MaxUnbondingChunks must be positive");
+		}
+
+		#[cfg(feature = "try-runtime")]
+		fn try_state(_n: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+			Self::do_try_state()
+		}
+	}
+
+	#[pallet::call(weight(<T as Config>::WeightInfo))]
+	impl<T: Config> Pallet<T> {
+		/// Bonds `amount` and registers the caller as a worker.
+		#[pallet::call_index(0)]
+		pub fn bond_worker(
+			origin: OriginFor<T>,
+			amount: BalanceOf<T>,
+			signing_key: SigningKey,
+			endpoint: Vec<u8>,
+			models: Vec<ModelId>,
+			commission: Perbill,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(!Workers::<T>::contains_key(&who), Error::<T>::AlreadyWorker);
+			ensure!(amount >= T::MinWorkerBond::get(), Error::<T>::BondTooLow);
+			ensure!(!SigningKeys::<T>::contains_key(signing_key), Error::<T>::SigningKeyInUse);
+			let endpoint = endpoint.try_into().map_err(|_| Error::<T>::TooLong)?;
+			let models = Self::check_models(models)?;
+			T::Currency::hold(&HoldReason::Staking.into(), &who, amount)?;
+			SigningKeys::<T>::insert(signing_key, &who);
+			Workers::<T>::insert(
+				&who,
+				WorkerInfo {
+					signing_key,
+					endpoint,
+					models,
+					self_bond: amount,
+					delegated: Zero::zero(),
+					delegators: 0,
+					commission,
+					status: WorkerStatus::Active,
+					registered_at: frame_system::Pallet::<T>::block_number(),
+				},
+			);
+			Self::deposit_event(Event::WorkerBonded { worker: who, amount, signing_key });
+			Ok(())
+		}
+
+		/// Changes the caller's signing key, endpoint, served models or commission (`None` keeps).
+		#[pallet::call_index(1)]
+		pub fn update_worker(
+			origin: OriginFor<T>,
+			signing_key: Option<SigningKey>,
+			endpoint: Option<Vec<u8>>,
+			models: Option<Vec<ModelId>>,
+			commission: Option<Perbill>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut w = Workers::<T>::get(&who).ok_or(Error::<T>::UnknownWorker)?;
+			if let Some(key) = signing_key {
+				if key != w.signing_key {
+					ensure!(!SigningKeys::<T>::contains_key(key), Error::<T>::SigningKeyInUse);
+					SigningKeys::<T>::remove(w.signing_key);
+					SigningKeys::<T>::insert(key, &who);
+					w.signing_key = key;
+				}
+			}
+			if let Some(e) = endpoint {
+				w.endpoint = e.try_into().map_err(|_| Error::<T>::TooLong)?;
+			}
+			if let Some(m) = models {
+				w.models = Self::check_models(m)?;
+			}
+			if let Some(c) = commission {
+				w.commission = c;
+			}
+			Workers::<T>::insert(&who, w);
+			Self::deposit_event(Event::WorkerUpdated { worker: who });
+			Ok(())
+		}
+
+		/// Adds `amount` to the caller's self-bond (an idle worker becomes active again once at
+		/// the minimum).
+		#[pallet::call_index(2)]
+		pub fn bond_extra(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut w = Workers::<T>::get(&who).ok_or(Error::<T>::UnknownWorker)?;
+			ensure!(w.status != WorkerStatus::Slashed, Error::<T>::WorkerSlashed);
+			T::Currency::hold(&HoldReason::Staking.into(), &who, amount)?;
+			w.self_bond = w.self_bond.saturating_add(amount);
+			if w.status == WorkerStatus::Idle && w.self_bond >= T::MinWorkerBond::get() {
+				w.status = WorkerStatus::Active;
+			}
+			Workers::<T>::insert(&who, w);
+			Self::deposit_event(Event::Bonded { who: who.clone(), worker: who, amount });
+			Ok(())
+		}
+
+		/// Starts unbonding `amount` of the caller's self-bond. What remains must be zero (the
+		/// worker goes idle) or at least the minimum.
+		#[pallet::call_index(3)]
+		pub fn unbond(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut w = Workers::<T>::get(&who).ok_or(Error::<T>::UnknownWorker)?;
+			ensure!(!amount.is_zero() && amount <= w.self_bond, Error::<T>::NotEnoughStake);
+			let left = w.self_bond - amount;
+			ensure!(left.is_zero() || left >= T::MinWorkerBond::get(), Error::<T>::BondTooLow);
+			let unlock_at = Self::push_chunk(&who, &who, amount)?;
+			w.self_bond = left;
+			if left.is_zero() && w.status == WorkerStatus::Active {
+				w.status = WorkerStatus::Idle;
+			}
+			Workers::<T>::insert(&who, w);
+			Self::deposit_event(Event::Unbonding { who: who.clone(), worker: who, amount, unlock_at });
+			Ok(())
+		}
+
+		/// Delegates `amount` to an eligible worker.
+		#[pallet::call_index(4)]
+		pub fn delegate(origin: OriginFor<T>, worker: T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(who != worker, Error::<T>::SelfDelegation);
+			let mut w = Workers::<T>::get(&worker).ok_or(Error::<T>::UnknownWorker)?;
+			ensure!(Self::is_eligible_info(&w), Error::<T>::NotEligible);
+			let current = Delegations::<T>::get(&worker, &who);
+			let new = current.unwrap_or_default().saturating_add(amount);
+			ensure!(new >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
+			if current.is_none() {
+				ensure!(w.delegators < T::MaxDelegators::get(), Error::<T>::TooManyDelegators);
+				w.delegators += 1;
+			}
+			T::Currency::hold(&HoldReason::Staking.into(), &who, amount)?;
+			Delegations::<T>::insert(&worker, &who, new);
+			w.delegated = w.delegated.saturating_add(amount);
+			Workers::<T>::insert(&worker, w);
+			Self::deposit_event(Event::Bonded { who, worker, amount });
+			Ok(())
+		}
+
+		/// Starts unbonding `amount` of the caller's delegation to `worker`. What remains must be
+		/// zero or at least the minimum delegation.
+		#[pallet::call_index(5)]
+		pub fn undelegate(origin: OriginFor<T>, worker: T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut w = Workers::<T>::get(&worker).ok_or(Error::<T>::UnknownWorker)?;
+			let current = Delegations::<T>::get(&worker, &who).ok_or(Error::<T>::NotEnoughStake)?;
+			ensure!(!amount.is_zero() && amount <= current, Error::<T>::NotEnoughStake);
+			let left = current - amount;
+			ensure!(left.is_zero() || left >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
+			let unlock_at = Self::push_chunk(&who, &worker, amount)?;
+			if left.is_zero() {
+				Delegations::<T>::remove(&worker, &who);
+				w.delegators = w.delegators.saturating_sub(1);
+			} else {
+				Delegations::<T>::insert(&worker, &who, left);
+			}
+			w.delegated = w.delegated.saturating_sub(amount);
+			Workers::<T>::insert(&worker, w);
+			Self::deposit_event(Event::Unbonding { who, worker, amount, unlock_at });
+			Ok(())
+		}
+
+		/// Bonds back up to `amount` of the caller's unbonding stake for `worker` (the caller
+		/// itself for its self-bond), newest chunks first.
+		#[pallet::call_index(6)]
+		pub fn rebond(origin: OriginFor<T>, worker: T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let mut w = Workers::<T>::get(&worker).ok_or(Error::<T>::UnknownWorker)?;
+			ensure!(w.status != WorkerStatus::Slashed, Error::<T>::WorkerSlashed);
+			let mut chunks = Unbonding::<T>::get(&who);
+			let mut left = amount;
+			for i in (0..chunks.len()).rev() {
+				if left.is_zero() {
+					break;
+				}
+				if chunks[i].worker != worker {
+					continue;
+				}
+				let take = left.min(chunks[i].amount);
+				chunks[i].amount -= take;
+				left -= take;
+				if chunks[i].amount.is_zero() {
+					chunks.remove(i);
+				}
+			}
+			let rebonded = amount - left;
+			ensure!(!rebonded.is_zero(), Error::<T>::NothingToRebond);
+			if worker == who {
+				w.self_bond = w.self_bond.saturating_add(rebonded);
+				if w.status == WorkerStatus::Idle && w.self_bond >= T::MinWorkerBond::get() {
+					w.status = WorkerStatus::Active;
+				}
+			} else {
+				let current = Delegations::<T>::get(&worker, &who);
+				let new = current.unwrap_or_default().saturating_add(rebonded);
+				ensure!(new >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
+				if current.is_none() {
+					ensure!(w.delegators < T::MaxDelegators::get(), Error::<T>::TooManyDelegators);
+					w.delegators += 1;
+				}
+				Delegations::<T>::insert(&worker, &who, new);
+				w.delegated = w.delegated.saturating_add(rebonded);
+			}
+			Unbonding::<T>::insert(&who, chunks);
+			Workers::<T>::insert(&worker, w);
+			Self::deposit_event(Event::Rebonded { who, worker, amount: rebonded });
+			Ok(())
+		}
+
+		/// Releases every unbonding chunk of the caller that has matured.
+		#[pallet::call_index(7)]
+		pub fn withdraw_unbonded(origin: OriginFor<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let now = frame_system::Pallet::<T>::block_number();
+			let mut chunks = Unbonding::<T>::get(&who);
+			let mut amount: BalanceOf<T> = Zero::zero();
+			chunks.retain(|c| {
+				if c.unlock_at <= now {
+					amount = amount.saturating_add(c.amount);
+					false
+				} else {
+					true
+				}
+			});
+			ensure!(!amount.is_zero(), Error::<T>::NothingToWithdraw);
+			T::Currency::release(&HoldReason::Staking.into(), &who, amount, Precision::Exact)?;
+			if chunks.is_empty() {
+				Unbonding::<T>::remove(&who);
+			} else {
+				Unbonding::<T>::insert(&who, chunks);
+			}
+			// A fully unbonded, withdrawn worker with no delegators leaves the registry.
+			if let Some(w) = Workers::<T>::get(&who) {
+				if w.self_bond.is_zero() && w.delegators == 0 && !Unbonding::<T>::contains_key(&who) {
+					SigningKeys::<T>::remove(w.signing_key);
+					Workers::<T>::remove(&who);
+				}
+			}
+			Self::deposit_event(Event::Withdrawn { who, amount });
+			Ok(())
+		}
+
+		/// Slashes `fraction` of a worker's stake and, pro rata, of its delegators' (governance).
+		/// Refunds the weight of delegators it did not have.
+		#[pallet::call_index(8)]
+		#[pallet::weight(<T as Config>::WeightInfo::slash(T::MaxDelegators::get()))]
+		pub fn slash(origin: OriginFor<T>, worker: T::AccountId, fraction: Perbill) -> DispatchResultWithPostInfo {
+			T::GovernanceOrigin::ensure_origin(origin)?;
+			let delegators = Self::do_slash(&worker, fraction)?;
+			Ok(Some(<T as Config>::WeightInfo::slash(delegators)).into())
+		}
+
+		/// Sets the unbonding period for stake that starts unbonding from now on (governance).
+		#[pallet::call_index(9)]
+		pub fn set_unbonding_period(origin: OriginFor<T>, blocks: BlockNumberFor<T>) -> DispatchResult {
+			T::GovernanceOrigin::ensure_origin(origin)?;
+			UnbondingPeriod::<T>::put(blocks);
+			Self::deposit_event(Event::UnbondingPeriodSet { blocks });
+			Ok(())
+		}
+	}
+
+	impl<T: Config> Pallet<T> {
+		fn check_models(models: Vec<ModelId>) -> Result<BoundedVec<ModelId, T::MaxModelsPerWorker>, DispatchError> {
+			for m in &models {
+				ensure!(T::Models::model_exists(*m), Error::<T>::UnknownModel);
+			}
+			models.try_into().map_err(|_| Error::<T>::TooLong.into())
+		}
+
+		fn push_chunk(who: &T::AccountId, worker: &T::AccountId, amount: BalanceOf<T>) -> Result<BlockNumberFor<T>, DispatchError> {
+			let unlock_at = frame_system::Pallet::<T>::block_number().saturating_add(UnbondingPeriod::<T>::get());
+			Unbonding::<T>::try_mutate(who, |chunks| {
+				chunks
+					.try_push(UnbondChunk { worker: worker.clone(), amount, unlock_at })
+					.map_err(|_| Error::<T>::TooManyChunks)
+			})?;
+			Ok(unlock_at)
+		}
+
+		fn is_eligible_info(w: &WorkerInfo<T>) -> bool {
+			w.status == WorkerStatus::Active && w.self_bond >= T::MinWorkerBond::get()
+		}
+
+		/// Whether `worker` may serve and submit receipts.
+		pub fn is_eligible(worker: &T::AccountId) -> bool {
+			Workers::<T>::get(worker).is_some_and(|w| Self::is_eligible_info(&w))
+		}
+
+		/// Whether `worker` is eligible and serves `model`.
+		pub fn serves(worker: &T::AccountId, model: ModelId) -> bool {
+			Workers::<T>::get(worker).is_some_and(|w| Self::is_eligible_info(&w) && w.models.contains(&model))
+		}
+
+		/// Takes `fraction` of `amount` held by `who` to the slash destination.
+		fn take(who: &T::AccountId, amount: BalanceOf<T>, fraction: Perbill) -> Result<BalanceOf<T>, DispatchError> {
+			let cut = fraction.mul_floor(amount);
+			if cut.is_zero() {
+				return Ok(cut);
+			}
+			T::Currency::transfer_on_hold(
+				&HoldReason::Staking.into(),
+				who,
+				&T::SlashDestination::get(),
+				cut,
+				Precision::Exact,
+				Restriction::Free,
+				Fortitude::Force,
+			)
+		}
+
+		/// Slashes `fraction` of the worker's self-bond, of each delegation to it and of each
+		/// unbonding chunk bonded to it; marks it slashed. Returns the number of delegators.
+		pub fn do_slash(worker: &T::AccountId, fraction: Perbill) -> Result<u32, DispatchError> {
+			let mut w = Workers::<T>::get(worker).ok_or(Error::<T>::UnknownWorker)?;
+			let mut total: BalanceOf<T> = Zero::zero();
+			let cut = Self::take(worker, w.self_bond, fraction)?;
+			w.self_bond -= cut;
+			total = total.saturating_add(cut);
+			let mut delegators = Vec::new();
+			for (delegator, amount) in Delegations::<T>::iter_prefix(worker) {
+				delegators.push((delegator, amount));
+			}
+			let mut delegated_cut: BalanceOf<T> = Zero::zero();
+			for (delegator, amount) in &delegators {
+				let cut = Self::take(delegator, *amount, fraction)?;
+				Delegations::<T>::insert(worker, delegator, *amount - cut);
+				delegated_cut = delegated_cut.saturating_add(cut);
+			}
+			w.delegated = w.delegated.saturating_sub(delegated_cut);
+			total = total.saturating_add(delegated_cut);
+			// Unbonding stake bonded to this worker, the worker's own and its delegators'.
+			let owners = core::iter::once(worker.clone()).chain(delegators.iter().map(|(d, _)| d.clone()));
+			for owner in owners {
+				let mut chunks = Unbonding::<T>::get(&owner);
+				let mut changed = false;
+				for c in chunks.iter_mut().filter(|c| c.worker == *worker) {
+					let cut = Self::take(&owner, c.amount, fraction)?;
+					c.amount -= cut;
+					total = total.saturating_add(cut);
+					changed = true;
+				}
+				if changed {
+					Unbonding::<T>::insert(&owner, chunks);
+				}
+			}
+			w.status = WorkerStatus::Slashed;
+			let n = w.delegators;
+			Workers::<T>::insert(worker, w);
+			Self::deposit_event(Event::Slashed { worker: worker.clone(), fraction, amount: total });
+			Ok(n)
+		}
+
+		/// Pays `amount` from `from` as a reward for `worker`'s service: the worker's commission
+		/// first, the rest pro rata to the worker's self-bond and each delegation; rounding dust
+		/// goes to the worker. Returns the number of delegators paid.
+		pub fn pay_reward(from: &T::AccountId, worker: &T::AccountId, amount: BalanceOf<T>) -> Result<u32, DispatchError> {
+			let w = Workers::<T>::get(worker).ok_or(Error::<T>::UnknownWorker)?;
+			let commission = w.commission.mul_floor(amount);
+			let shared = amount - commission;
+			let total_stake = w.self_bond.saturating_add(w.delegated);
+			let mut paid: BalanceOf<T> = Zero::zero();
+			let mut n = 0u32;
+			if !total_stake.is_zero() {
+				for (delegator, stake) in Delegations::<T>::iter_prefix(worker) {
+					// Exact `shared * stake / total_stake`, rounded down.
+					let share: BalanceOf<T> = sp_runtime::helpers_128bit::multiply_by_rational_with_rounding(
+						shared.saturated_into::<u128>(),
+						stake.saturated_into::<u128>(),
+						total_stake.saturated_into::<u128>(),
+						sp_runtime::Rounding::Down,
+					)
+					.unwrap_or(0)
+					.saturated_into();
+					if !share.is_zero() {
+						T::Currency::transfer(from, &delegator, share, Preservation::Preserve)?;
+						paid = paid.saturating_add(share);
+					}
+					n += 1;
+				}
+			}
+			T::Currency::transfer(from, worker, amount - paid, Preservation::Preserve)?;
+			Self::deposit_event(Event::RewardPaid { worker: worker.clone(), total: amount, commission, shared });
+			Ok(n)
+		}
+
+		/// Checks: every account's staking hold equals its self-bond, delegations and unbonding
+		/// chunks; worker totals match their delegations; signing keys point at their workers.
+		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			use alloc::collections::btree_map::BTreeMap;
+			let mut expected: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+			let mut add = |who: &T::AccountId, amount: BalanceOf<T>| {
+				let e = expected.entry(who.clone()).or_insert_with(Zero::zero);
+				*e = e.saturating_add(amount);
+			};
+			for (worker, w) in Workers::<T>::iter() {
+				add(&worker, w.self_bond);
+				ensure!(SigningKeys::<T>::get(w.signing_key) == Some(worker.clone()), "signing key index mismatch");
+				let (mut sum, mut n) = (BalanceOf::<T>::zero(), 0u32);
+				for (delegator, amount) in Delegations::<T>::iter_prefix(&worker) {
+					add(&delegator, amount);
+					sum = sum.saturating_add(amount);
+					n += 1;
+				}
+				ensure!(sum == w.delegated, "delegated total mismatch");
+				ensure!(n == w.delegators, "delegator count mismatch");
+			}
+			for (who, chunks) in Unbonding::<T>::iter() {
+				for c in chunks.iter() {
+					add(&who, c.amount);
+				}
+			}
+			ensure!(SigningKeys::<T>::iter().count() == Workers::<T>::iter().count(), "stale signing keys");
+			let reason: T::RuntimeHoldReason = HoldReason::Staking.into();
+			for (who, amount) in expected {
+				ensure!(T::Currency::balance_on_hold(&reason, &who) == amount, "staking hold differs from record");
+			}
+			Ok(())
+		}
+	}
+}

@@ -1,0 +1,251 @@
+//! Unit tests: every call and error path, holds, unbonding, slashing and reward sharing.
+
+use crate::{mock::*, *};
+use frame_support::{
+	assert_noop, assert_ok,
+	traits::fungible::{Inspect, InspectHold},
+};
+use sp_runtime::{DispatchError, Perbill, TokenError};
+
+type Error = crate::Error<Test>;
+
+fn signed(who: AccountId) -> RuntimeOrigin {
+	RuntimeOrigin::signed(who)
+}
+
+fn held(who: AccountId) -> Balance {
+	Balances::balance_on_hold(&RuntimeHoldReason::Staking(HoldReason::Staking), &who)
+}
+
+fn key(i: u8) -> SigningKey {
+	[i; 32]
+}
+
+fn bond(who: AccountId, amount: Balance, k: u8) {
+	assert_ok!(Staking::bond_worker(signed(who), amount, key(k), b"http://127.0.0.1:8080".to_vec(), vec![1, 2], Perbill::from_percent(10)));
+}
+
+fn worker(who: AccountId) -> WorkerInfo<Test> {
+	Workers::<Test>::get(who).expect("worker")
+}
+
+fn check() {
+	assert_ok!(Staking::do_try_state());
+	let sum: Balance = [W, D1, D2, D3, D4, PAYER, 7, TREASURY].iter().map(|w| Balances::total_balance(w)).sum();
+	assert_eq!(sum, Balances::total_issuance(), "OPEN is neither created nor destroyed");
+}
+
+fn run_to(n: u64) {
+	System::set_block_number(n);
+}
+
+#[test]
+fn bond_worker_holds_and_registers_key_endpoint_and_models() {
+	new_test_ext().execute_with(|| {
+		bond(W, 5_000, 1);
+		let w = worker(W);
+		assert_eq!((w.self_bond, w.status, w.models.to_vec()), (5_000, WorkerStatus::Active, vec![1, 2]));
+		assert_eq!(held(W), 5_000);
+		assert_eq!(SigningKeys::<Test>::get(key(1)), Some(W));
+		assert!(Staking::is_eligible(&W));
+		assert!(Staking::serves(&W, 2) && !Staking::serves(&W, 3));
+		System::assert_last_event(RuntimeEvent::Staking(Event::WorkerBonded { worker: W, amount: 5_000, signing_key: key(1) }));
+		check();
+	});
+}
+
+#[test]
+fn bond_worker_rejects_bad_input() {
+	new_test_ext().execute_with(|| {
+		let b = |who, amount, k: u8, endpoint: Vec<u8>, models: Vec<u32>| {
+			Staking::bond_worker(signed(who), amount, key(k), endpoint, models, Perbill::zero())
+		};
+		assert_noop!(b(W, MIN_BOND - 1, 1, vec![], vec![]), Error::BondTooLow);
+		assert_noop!(b(W, MIN_BOND, 1, vec![0; 65], vec![]), Error::TooLong);
+		assert_noop!(b(W, MIN_BOND, 1, vec![], vec![1, 2, 3, 4, 5]), Error::TooLong);
+		assert_noop!(b(W, MIN_BOND, 1, vec![], vec![42]), Error::UnknownModel);
+		assert_noop!(b(W, START + 1, 1, vec![], vec![]), TokenError::FundsUnavailable);
+		bond(W, MIN_BOND, 1);
+		assert_noop!(b(W, MIN_BOND, 2, vec![], vec![]), Error::AlreadyWorker);
+		assert_noop!(b(D1, MIN_BOND, 1, vec![], vec![]), Error::SigningKeyInUse);
+		check();
+	});
+}
+
+#[test]
+fn update_worker_changes_key_endpoint_models_commission() {
+	new_test_ext().execute_with(|| {
+		bond(W, MIN_BOND, 1);
+		bond(D1, MIN_BOND, 2);
+		assert_noop!(Staking::update_worker(signed(D2), None, None, None, None), Error::UnknownWorker);
+		assert_noop!(Staking::update_worker(signed(W), Some(key(2)), None, None, None), Error::SigningKeyInUse);
+		assert_noop!(Staking::update_worker(signed(W), None, None, Some(vec![77]), None), Error::UnknownModel);
+		assert_ok!(Staking::update_worker(signed(W), Some(key(9)), Some(b"https://w.example".to_vec()), Some(vec![5]), Some(Perbill::from_percent(3))));
+		let w = worker(W);
+		assert_eq!((w.signing_key, w.models.to_vec(), w.commission), (key(9), vec![5], Perbill::from_percent(3)));
+		assert_eq!(SigningKeys::<Test>::get(key(1)), None);
+		assert_eq!(SigningKeys::<Test>::get(key(9)), Some(W));
+		check();
+	});
+}
+
+#[test]
+fn delegate_and_undelegate_with_bounds() {
+	new_test_ext().execute_with(|| {
+		bond(W, MIN_BOND, 1);
+		assert_noop!(Staking::delegate(signed(W), W, 500), Error::SelfDelegation);
+		assert_noop!(Staking::delegate(signed(D1), D2, 500), Error::UnknownWorker);
+		assert_noop!(Staking::delegate(signed(D1), W, MIN_DELEGATION - 1), Error::DelegationTooLow);
+		assert_ok!(Staking::delegate(signed(D1), W, 500));
+		assert_ok!(Staking::delegate(signed(D1), W, 50)); // top-up below the minimum is fine
+		assert_ok!(Staking::delegate(signed(D2), W, 300));
+		assert_ok!(Staking::delegate(signed(D3), W, 200));
+		assert_noop!(Staking::delegate(signed(D4), W, 200), Error::TooManyDelegators);
+		let w = worker(W);
+		assert_eq!((w.delegated, w.delegators), (1_050, 3));
+		assert_eq!(held(D1), 550);
+		assert_noop!(Staking::undelegate(signed(D1), W, 551), Error::NotEnoughStake);
+		assert_noop!(Staking::undelegate(signed(D1), W, 500), Error::DelegationTooLow);
+		assert_noop!(Staking::undelegate(signed(D4), W, 1), Error::NotEnoughStake);
+		assert_ok!(Staking::undelegate(signed(D1), W, 550));
+		System::assert_last_event(RuntimeEvent::Staking(Event::Unbonding { who: D1, worker: W, amount: 550, unlock_at: 1 + UNBONDING }));
+		assert_eq!(Delegations::<Test>::get(W, D1), None);
+		assert_eq!(worker(W).delegators, 2);
+		assert_eq!(held(D1), 550, "unbonding stake stays held");
+		// Now D4 fits.
+		assert_ok!(Staking::delegate(signed(D4), W, 200));
+		check();
+	});
+}
+
+#[test]
+fn unbond_rebond_and_withdraw_after_the_period() {
+	new_test_ext().execute_with(|| {
+		bond(W, 3_000, 1);
+		assert_noop!(Staking::unbond(signed(W), 2_500), Error::BondTooLow);
+		assert_noop!(Staking::unbond(signed(W), 3_001), Error::NotEnoughStake);
+		assert_ok!(Staking::unbond(signed(W), 1_000));
+		assert_eq!(worker(W).self_bond, 2_000);
+		assert_noop!(Staking::withdraw_unbonded(signed(W)), Error::NothingToWithdraw);
+		assert_ok!(Staking::rebond(signed(W), W, 400));
+		assert_eq!(worker(W).self_bond, 2_400);
+		assert_eq!(Unbonding::<Test>::get(W)[0].amount, 600);
+		assert_noop!(Staking::rebond(signed(W), D1, 10), Error::UnknownWorker);
+		run_to(1 + UNBONDING);
+		let free0 = Balances::balance(&W);
+		assert_ok!(Staking::withdraw_unbonded(signed(W)));
+		assert_eq!(Balances::balance(&W), free0 + 600);
+		assert_eq!(held(W), 2_400);
+		assert!(Unbonding::<Test>::get(W).is_empty());
+		assert_noop!(Staking::rebond(signed(W), W, 10), Error::NothingToRebond);
+		check();
+	});
+}
+
+#[test]
+fn full_exit_makes_the_worker_idle_then_gone() {
+	new_test_ext().execute_with(|| {
+		bond(W, 2_000, 1);
+		assert_ok!(Staking::unbond(signed(W), 2_000));
+		assert_eq!(worker(W).status, WorkerStatus::Idle);
+		assert!(!Staking::is_eligible(&W));
+		assert_noop!(Staking::delegate(signed(D1), W, 500), Error::NotEligible);
+		run_to(20);
+		assert_ok!(Staking::withdraw_unbonded(signed(W)));
+		assert!(Workers::<Test>::get(W).is_none());
+		assert_eq!(SigningKeys::<Test>::get(key(1)), None);
+		assert_eq!(Balances::balance(&W), START);
+		check();
+	});
+}
+
+#[test]
+fn chunks_are_bounded() {
+	new_test_ext().execute_with(|| {
+		bond(W, 5_000, 1);
+		for _ in 0..3 {
+			assert_ok!(Staking::unbond(signed(W), 100));
+		}
+		assert_noop!(Staking::unbond(signed(W), 100), Error::TooManyChunks);
+		check();
+	});
+}
+
+#[test]
+fn slash_takes_the_same_fraction_of_everyone_bonded_to_the_worker() {
+	new_test_ext().execute_with(|| {
+		bond(W, 4_000, 1);
+		bond(7, 2_000, 2); // another worker, untouched
+		assert_ok!(Staking::delegate(signed(D1), W, 1_000));
+		assert_ok!(Staking::delegate(signed(D2), W, 2_000));
+		assert_ok!(Staking::delegate(signed(D2), 7, 500));
+		assert_ok!(Staking::undelegate(signed(D2), W, 1_000)); // unbonding, still slashable
+		assert_ok!(Staking::unbond(signed(W), 1_000));
+		let treasury0 = Balances::balance(&TREASURY);
+		assert_noop!(Staking::slash(signed(D1), W, Perbill::from_percent(10)), DispatchError::BadOrigin);
+		assert_ok!(Staking::slash(RuntimeOrigin::root(), W, Perbill::from_percent(10)));
+		// 10 % of: self 3000, unbonding self 1000, D1 1000, D2 1000 + unbonding 1000 = 700.
+		System::assert_last_event(RuntimeEvent::Staking(Event::Slashed { worker: W, fraction: Perbill::from_percent(10), amount: 700 }));
+		assert_eq!(Balances::balance(&TREASURY), treasury0 + 700);
+		assert_eq!(worker(W).self_bond, 2_700);
+		assert_eq!(Delegations::<Test>::get(W, D1), Some(900));
+		assert_eq!(Delegations::<Test>::get(W, D2), Some(900));
+		assert_eq!(Delegations::<Test>::get(7, D2), Some(500), "stake on another worker is not touched");
+		assert_eq!(held(D2), 900 + 900 + 500);
+		assert_eq!(worker(W).status, WorkerStatus::Slashed);
+		assert!(!Staking::is_eligible(&W) && Staking::is_eligible(&7));
+		assert_noop!(Staking::delegate(signed(D3), W, 500), Error::NotEligible);
+		assert_noop!(Staking::bond_extra(signed(W), 5_000), Error::WorkerSlashed);
+		assert_noop!(Staking::slash(RuntimeOrigin::root(), D3, Perbill::one()), Error::UnknownWorker);
+		check();
+	});
+}
+
+#[test]
+fn rewards_pay_commission_then_share_pro_rata() {
+	new_test_ext().execute_with(|| {
+		bond(W, 3_000, 1); // commission 10 %
+		assert_ok!(Staking::delegate(signed(D1), W, 1_000));
+		assert_ok!(Staking::delegate(signed(D2), W, 2_000));
+		let before = |w| Balances::balance(&w);
+		let (w0, d10, d20, p0) = (before(W), before(D1), before(D2), before(PAYER));
+		assert_eq!(Staking::pay_reward(&PAYER, &W, 1_000), Ok(2));
+		// commission 100; 900 shared over 6000 stake: D1 150, D2 300, worker 450 + 100.
+		assert_eq!(before(D1) - d10, 150);
+		assert_eq!(before(D2) - d20, 300);
+		assert_eq!(before(W) - w0, 550);
+		assert_eq!(p0 - before(PAYER), 1_000);
+		System::assert_last_event(RuntimeEvent::Staking(Event::RewardPaid { worker: W, total: 1_000, commission: 100, shared: 900 }));
+		assert_noop!(Staking::pay_reward(&PAYER, &D1, 10), Error::UnknownWorker);
+		check();
+	});
+}
+
+#[test]
+fn try_state_detects_a_hold_that_does_not_match() {
+	new_test_ext().execute_with(|| {
+		bond(W, 2_000, 1);
+		assert_ok!(Staking::do_try_state());
+		Workers::<Test>::mutate(W, |w| w.as_mut().unwrap().self_bond += 1);
+		assert!(Staking::do_try_state().is_err());
+	});
+}
+
+#[test]
+fn governance_sets_the_unbonding_period_for_new_chunks() {
+	new_test_ext().execute_with(|| {
+		bond(W, 5_000, 1);
+		assert_ok!(Staking::unbond(signed(W), 100));
+		assert_noop!(Staking::set_unbonding_period(signed(W), 3), DispatchError::BadOrigin);
+		assert_ok!(Staking::set_unbonding_period(RuntimeOrigin::root(), 3));
+		System::assert_last_event(RuntimeEvent::Staking(Event::UnbondingPeriodSet { blocks: 3 }));
+		assert_ok!(Staking::unbond(signed(W), 200));
+		let chunks = Unbonding::<Test>::get(W);
+		assert_eq!((chunks[0].unlock_at, chunks[1].unlock_at), (1 + UNBONDING, 1 + 3));
+		run_to(4);
+		let free0 = Balances::balance(&W);
+		assert_ok!(Staking::withdraw_unbonded(signed(W)));
+		assert_eq!(Balances::balance(&W), free0 + 200, "only the matured chunk");
+		check();
+	});
+}
