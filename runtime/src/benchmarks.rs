@@ -10,4 +10,5 @@ frame_benchmarking::define_benchmarks!(
 	[pallet_utility, Utility]
 	[pallet_datanets, Datanets]
 	[pallet_models, Models]
+	[pallet_open_staking, OpenStaking]
 );

@@ -15,6 +15,10 @@ pub fn check() -> Result<(), &'static str> {
 		sp_runtime::DispatchError::Other(msg) => msg,
 		_ => "models invariant violated",
 	})?;
+	pallet_open_staking::Pallet::<Runtime>::do_try_state().map_err(|e| match e {
+		sp_runtime::DispatchError::Other(msg) => msg,
+		_ => "staking invariant violated",
+	})?;
 	Ok(())
 }
 

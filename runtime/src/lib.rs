@@ -184,4 +184,7 @@ mod runtime {
 
 	#[runtime::pallet_index(21)]
 	pub type Models = pallet_models;
+
+	#[runtime::pallet_index(22)]
+	pub type OpenStaking = pallet_open_staking;
 }

@@ -41,7 +41,9 @@ fn new_datanet<T: Config>(owner: &T::AccountId, curation: CurationMode) -> Datan
 }
 
 fn hash(i: u64) -> H256 {
-	H256::from_low_u64_be(i + 1)
+	let mut bytes = [0u8; 32];
+	bytes[..8].copy_from_slice(&(i + 1).to_le_bytes());
+	H256(bytes)
 }
 
 fn contribute_max<T: Config>(who: &T::AccountId, datanet: DatanetId, i: u64) -> ContributionId {

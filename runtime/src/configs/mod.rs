@@ -4,6 +4,7 @@
 
 mod datanets;
 mod models;
+mod staking;
 pub use datanets::{MIN_CONTRIBUTION_DEPOSIT_BASE, MIN_CONTRIBUTION_DEPOSIT_PER_BYTE};
 
 use frame_support::{
