@@ -12,7 +12,7 @@ use codec::Encode;
 use frame_support::{
 	assert_noop, assert_ok,
 	dispatch::GetDispatchInfo,
-	traits::fungible::Mutate,
+	traits::fungible::{InspectHold, Mutate},
 };
 use sp_keyring::Sr25519Keyring;
 use sp_runtime::{
