@@ -9,9 +9,12 @@
 //! - [`currency`]: the OPEN token: symbol, 18 decimals, units and the genesis supply.
 //! - [`time`]: block time and the block-count units derived from it.
 //! - [`OpenLedgerApi`]: the runtime API that the node's `openledger_*` JSON-RPC methods call.
+//! - [`receipt`]: payment vouchers and attribution receipts, signed off chain, checked on chain.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
+
+pub mod receipt;
 
 use codec::{Decode, Encode, MaxEncodedLen};
 use scale_info::TypeInfo;

@@ -1,0 +1,244 @@
+//! Vouchers and attribution receipts: the one definition that the runtime and the inference
+//! worker share, so the bytes a worker signs are the bytes the chain checks.
+//!
+//! - A payer signs a [`Voucher`] off chain for each request: which worker and model (version),
+//!   the most it will pay, a unique nonce and an expiry block. Its hash is the request id.
+//! - The worker serves the request and signs a [`Receipt`]: the voucher and the payer's
+//!   signature, token counts, the fee charged (≤ the voucher's maximum), the hash of the output,
+//!   and the attribution — which Datanet contributions (by snapshot reference) shaped the answer,
+//!   with `Perbill` shares, and the method that found them.
+//!
+//! Signatures cover domain-separated SCALE encodings ([`Voucher::signing_payload`],
+//! [`Receipt::signing_payload`]), so a signature for one can never be replayed as the other.
+
+use crate::{DatanetId, LeafIndex, ModelId, ModelVersion, SnapshotVersion};
+use alloc::vec::Vec;
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use scale_info::TypeInfo;
+use sp_core::{sr25519, ConstU32, H256};
+use sp_runtime::{traits::Verify, BoundedVec, Perbill, RuntimeDebug};
+
+/// Domain tag of voucher signatures and request ids.
+pub const VOUCHER_DOMAIN: &[u8] = b"openledger:voucher:v1";
+/// Domain tag of receipt signatures.
+pub const RECEIPT_DOMAIN: &[u8] = b"openledger:receipt:v1";
+/// Most attributed contributions in one receipt.
+pub const MAX_SHARES: u32 = 32;
+/// [`MAX_SHARES`] as a type.
+pub type MaxShares = ConstU32<MAX_SHARES>;
+
+/// A request id: blake2-256 of the domain-tagged voucher.
+pub type RequestId = H256;
+
+/// What a payer authorizes for one request.
+#[derive(Clone, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen, PartialEq, Eq, RuntimeDebug)]
+#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
+pub struct Voucher<AccountId, Balance, BlockNumber> {
+	/// Who pays (from their escrow).
+	pub payer: AccountId,
+	/// The only worker that may redeem it.
+	pub worker: AccountId,
+	/// The model asked for.
+	pub model: ModelId,
+	/// Its version.
+	pub model_version: ModelVersion,
+	/// The most the worker may charge.
+	pub max_fee: Balance,
+	/// Unique per payer; makes the request id unique.
+	pub nonce: u64,
+	/// Last block at which it can be redeemed.
+	pub expires_at: BlockNumber,
+}
+
+impl<AccountId: Encode, Balance: Encode, BlockNumber: Encode> Voucher<AccountId, Balance, BlockNumber> {
+	/// The bytes the payer signs.
+	pub fn signing_payload(&self) -> Vec<u8> {
+		(VOUCHER_DOMAIN, self).encode()
+	}
+
+	/// The request id: blake2-256 of [`Self::signing_payload`].
+	pub fn request_id(&self) -> RequestId {
+		H256(sp_core::hashing::blake2_256(&self.signing_payload()))
+	}
+}
+
+/// A contribution as models reference it: leaf `index` of snapshot `version` of `datanet`.
+#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen, PartialEq, Eq, PartialOrd, Ord, RuntimeDebug)]
+#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
+pub struct ContributionRef {
+	pub datanet: DatanetId,
+	pub version: SnapshotVersion,
+	pub index: LeafIndex,
+}
+
+/// How the attribution was computed.
+#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen, PartialEq, Eq, RuntimeDebug)]
+#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
+pub enum AttributionMethod {
+	/// Longest matching spans of the output in the snapshot's corpus (suffix array).
+	SpanMatch,
+	/// Influence of the adapter's training examples on the output (LoRA gradients).
+	Influence,
+	/// Documents retrieved into the prompt.
+	Retrieval,
+}
+
+/// One attributed contribution and its share of the data revenue.
+#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen, PartialEq, Eq, RuntimeDebug)]
+#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
+pub struct Share {
+	pub contribution: ContributionRef,
+	pub share: Perbill,
+}
+
+/// What a worker reports about one served request.
+#[derive(Clone, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen, PartialEq, Eq, RuntimeDebug)]
+pub struct Receipt<AccountId, Balance, BlockNumber, Signature> {
+	/// The payer's authorization.
+	pub voucher: Voucher<AccountId, Balance, BlockNumber>,
+	/// The payer's signature of [`Voucher::signing_payload`].
+	pub payer_signature: Signature,
+	/// Tokens of the prompt.
+	pub prompt_tokens: u32,
+	/// Tokens of the completion.
+	pub completion_tokens: u32,
+	/// What the worker charges (≤ `voucher.max_fee`).
+	pub fee: Balance,
+	/// blake2-256 of the output text.
+	pub output_hash: H256,
+	/// How the attribution was computed.
+	pub method: AttributionMethod,
+	/// Attributed contributions; shares sum to at most 100 %.
+	pub attribution: BoundedVec<Share, MaxShares>,
+}
+
+impl<AccountId: Encode, Balance: Encode, BlockNumber: Encode, Signature: Encode>
+	Receipt<AccountId, Balance, BlockNumber, Signature>
+{
+	/// The request id (of the voucher).
+	pub fn request_id(&self) -> RequestId {
+		self.voucher.request_id()
+	}
+
+	/// The bytes the worker signs with its registered signing key.
+	pub fn signing_payload(&self) -> Vec<u8> {
+		(RECEIPT_DOMAIN, self).encode()
+	}
+
+	/// The sum of the shares, or `None` if it exceeds 100 %.
+	pub fn shares_total(&self) -> Option<Perbill> {
+		let total: u64 = self.attribution.iter().map(|s| s.share.deconstruct() as u64).sum();
+		(total <= Perbill::one().deconstruct() as u64).then(|| Perbill::from_parts(total as u32))
+	}
+}
+
+/// A receipt with the worker's sr25519 signature.
+#[derive(Clone, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen, PartialEq, Eq, RuntimeDebug)]
+pub struct SignedReceipt<AccountId, Balance, BlockNumber, Signature> {
+	pub receipt: Receipt<AccountId, Balance, BlockNumber, Signature>,
+	/// By the worker's registered signing key over [`Receipt::signing_payload`].
+	pub worker_signature: sr25519::Signature,
+}
+
+impl<AccountId, Balance, BlockNumber, Signature> SignedReceipt<AccountId, Balance, BlockNumber, Signature>
+where
+	AccountId: Encode,
+	Balance: Encode,
+	BlockNumber: Encode,
+	Signature: Encode + Verify<Signer = sp_runtime::MultiSigner>,
+	AccountId: Into<<sp_runtime::MultiSigner as sp_runtime::traits::IdentifyAccount>::AccountId> + Clone,
+{
+	/// Whether the worker signed it with `key`.
+	pub fn worker_signed_with(&self, key: &sr25519::Public) -> bool {
+		self.worker_signature.verify(&self.receipt.signing_payload()[..], key)
+	}
+
+	/// Whether the voucher's payer signed it.
+	pub fn payer_signed(&self) -> bool {
+		let payer = self.receipt.voucher.payer.clone().into();
+		self.receipt.payer_signature.verify(&self.receipt.voucher.signing_payload()[..], &payer)
+	}
+}
+
+/// The receipt as the OpenLedger runtime types it.
+pub type OpenReceipt = Receipt<crate::AccountId, crate::Balance, crate::BlockNumber, crate::Signature>;
+/// The signed receipt as the OpenLedger runtime types it.
+pub type OpenSignedReceipt = SignedReceipt<crate::AccountId, crate::Balance, crate::BlockNumber, crate::Signature>;
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+	use super::*;
+	use crate::{currency::OPEN, AccountId};
+	use sp_core::Pair;
+	use sp_runtime::{traits::IdentifyAccount, MultiSigner};
+
+	fn receipt(payer: &sr25519::Pair, worker: AccountId) -> OpenReceipt {
+		let voucher = Voucher {
+			payer: MultiSigner::from(payer.public()).into_account(),
+			worker,
+			model: 3,
+			model_version: 1,
+			max_fee: OPEN,
+			nonce: 7,
+			expires_at: 100,
+		};
+		let payer_signature = payer.sign(&voucher.signing_payload()).into();
+		Receipt {
+			voucher,
+			payer_signature,
+			prompt_tokens: 12,
+			completion_tokens: 30,
+			fee: OPEN / 2,
+			output_hash: H256::repeat_byte(9),
+			method: AttributionMethod::SpanMatch,
+			attribution: BoundedVec::truncate_from(vec![
+				Share { contribution: ContributionRef { datanet: 0, version: 1, index: 4 }, share: Perbill::from_percent(60) },
+				Share { contribution: ContributionRef { datanet: 0, version: 1, index: 9 }, share: Perbill::from_percent(30) },
+			]),
+		}
+	}
+
+	#[test]
+	fn signatures_verify_and_tampering_breaks_them() {
+		let payer = sr25519::Pair::from_string("//Alice", None).unwrap();
+		let stash = sr25519::Pair::from_string("//Bob", None).unwrap();
+		let signing_key = sr25519::Pair::from_string("//Bob//receipts", None).unwrap();
+		let r = receipt(&payer, MultiSigner::from(stash.public()).into_account());
+		let signed = OpenSignedReceipt { worker_signature: signing_key.sign(&r.signing_payload()), receipt: r };
+		assert!(signed.payer_signed());
+		assert!(signed.worker_signed_with(&signing_key.public()));
+		assert!(!signed.worker_signed_with(&stash.public()), "the stash key is not the signing key");
+
+		let mut t = signed.clone();
+		t.receipt.fee += 1;
+		assert!(!t.worker_signed_with(&signing_key.public()));
+		let mut t = signed.clone();
+		t.receipt.voucher.max_fee *= 2;
+		assert!(!t.payer_signed());
+		// Round trip through SCALE keeps both signatures valid.
+		let decoded = OpenSignedReceipt::decode(&mut &signed.encode()[..]).unwrap();
+		assert!(decoded.payer_signed() && decoded.worker_signed_with(&signing_key.public()));
+	}
+
+	#[test]
+	fn request_ids_are_domain_separated_and_unique_per_nonce() {
+		let payer = sr25519::Pair::from_string("//Alice", None).unwrap();
+		let r = receipt(&payer, AccountId::new([1; 32]));
+		let v = &r.voucher;
+		assert_eq!(v.request_id(), H256(sp_core::hashing::blake2_256(&(VOUCHER_DOMAIN, v).encode())));
+		assert_ne!(v.request_id(), H256(sp_core::hashing::blake2_256(&v.encode())));
+		let mut other = v.clone();
+		other.nonce += 1;
+		assert_ne!(other.request_id(), v.request_id());
+		assert_eq!(r.request_id(), v.request_id());
+	}
+
+	#[test]
+	fn share_totals() {
+		let payer = sr25519::Pair::from_string("//Alice", None).unwrap();
+		let mut r = receipt(&payer, AccountId::new([1; 32]));
+		assert_eq!(r.shares_total(), Some(Perbill::from_percent(90)));
+		r.attribution[1].share = Perbill::from_percent(41);
+		assert_eq!(r.shares_total(), None);
+	}
+}
