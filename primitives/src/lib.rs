@@ -58,6 +58,36 @@ pub trait DatanetSnapshots {
 	fn benchmark_snapshot(datanet: DatanetId, version: SnapshotVersion);
 }
 
+/// How an inference fee is split. The four shares sum to exactly 100 %.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, codec::DecodeWithMemTracking, TypeInfo, MaxEncodedLen)]
+pub struct RevenueSplit {
+	/// To the model's owner.
+	pub owner: sp_runtime::Perbill,
+	/// To the data: the attributed contributions' contributors (and the lineage's Datanets).
+	pub data: sp_runtime::Perbill,
+	/// To the worker that served the request (shared with its delegators).
+	pub worker: sp_runtime::Perbill,
+	/// To the treasury.
+	pub treasury: sp_runtime::Perbill,
+}
+
+impl RevenueSplit {
+	/// Whether the shares add up to exactly 100 %.
+	pub fn is_complete(&self) -> bool {
+		let parts = [self.owner, self.data, self.worker, self.treasury];
+		parts.iter().map(|p| p.deconstruct() as u64).sum::<u64>() ==
+			sp_runtime::Perbill::one().deconstruct() as u64
+	}
+
+	/// Whether every share is at least the matching minimum.
+	pub fn respects(&self, min: &RevenueSplit) -> bool {
+		self.owner >= min.owner &&
+			self.data >= min.data &&
+			self.worker >= min.worker &&
+			self.treasury >= min.treasury
+	}
+}
+
 /// What other pallets may ask about registered models.
 pub trait ModelRegistry {
 	/// Whether model `id` is registered.

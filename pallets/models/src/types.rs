@@ -8,7 +8,7 @@ use scale_info::TypeInfo;
 use sp_core::H256;
 use sp_runtime::{Perbill, RuntimeDebug};
 
-pub use openledger_primitives::{DatanetId, ModelId, ModelVersion, SnapshotVersion};
+pub use openledger_primitives::{DatanetId, ModelId, ModelVersion, RevenueSplit, SnapshotVersion};
 
 /// One Datanet snapshot a model version was trained on, with its weight in the training mix.
 #[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
@@ -17,32 +17,6 @@ pub struct LineageEntry {
 	pub version: SnapshotVersion,
 	/// Share of the training data; the entries of a lineage sum to 100 %.
 	pub weight: Perbill,
-}
-
-/// How an inference fee is split. The four shares sum to exactly 100 %.
-#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
-pub struct RevenueSplit {
-	/// To the model's owner.
-	pub owner: Perbill,
-	/// To the data: the attributed contributions' contributors (and the lineage's Datanets).
-	pub data: Perbill,
-	/// To the worker that served the request (shared with its delegators).
-	pub worker: Perbill,
-	/// To the treasury.
-	pub treasury: Perbill,
-}
-
-impl RevenueSplit {
-	/// Whether the shares add up to exactly 100 %.
-	pub fn is_complete(&self) -> bool {
-		let parts = [self.owner, self.data, self.worker, self.treasury];
-		parts.iter().map(|p| p.deconstruct() as u64).sum::<u64>() == Perbill::one().deconstruct() as u64
-	}
-
-	/// Whether every share is at least the matching minimum.
-	pub fn respects(&self, min: &RevenueSplit) -> bool {
-		self.owner >= min.owner && self.data >= min.data && self.worker >= min.worker && self.treasury >= min.treasury
-	}
 }
 
 /// Price of inference on a model, in OPEN's smallest unit.

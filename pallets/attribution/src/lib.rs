@@ -1,0 +1,642 @@
+//! # Attribution pallet: paid inference, signed receipts, fee split, rewards, challenges
+//!
+//! Every paid inference leaves a receipt on chain saying which model, which worker and which
+//! Datanet contributions shaped the answer, and the fee flows to all of them.
+//!
+//! ## Payment
+//! - [`Pallet::deposit_escrow`]: a payer holds OPEN in escrow ([`HoldReason::Escrow`]).
+//!   [`Pallet::request_escrow_withdrawal`] + [`Pallet::withdraw_escrow`] take the unspent part
+//!   back after [`Config::EscrowWithdrawDelay`] (receipts can still be settled against it until
+//!   then, so a worker that served a voucher gets paid).
+//! - For each request the payer signs a [`Voucher`] off chain (worker, model + version, max fee,
+//!   nonce, expiry). Its hash is the request id.
+//!
+//! ## Receipts
+//! [`Pallet::submit_receipts`]: a worker submits a batch of [`SignedReceipt`]s (the one type in
+//! `openledger_primitives::receipt`). Each is checked on its own — unused request id, the
+//! submitting worker is the voucher's, not expired, fee ≤ max fee, payer signature, worker
+//! eligible and serving the model with the receipt signed by its registered signing key, model
+//! version exists and is not deprecated, shares ≤ 100 %, every contribution is a leaf of a
+//! snapshot in the model version's lineage, escrow covers the fee — and is settled, or rejected
+//! with [`Event::ReceiptRejected`] naming the [`RejectReason`], changing nothing.
+//!
+//! Settlement moves the fee from the payer's escrow into the pallet's pot and splits it with
+//! [`split::split_fee`] (owner, worker, treasury, attributed contributors, the lineage's Datanet
+//! owners for the unattributed data part, the treasury for any rest). Shares **accrue**;
+//! [`Pallet::claim_rewards`] pays them out (a worker's share through the staking pallet, which
+//! shares it with delegators after commission). No OPEN is created or destroyed on this path:
+//! `try_state` checks that the pot holds every accrued, unclaimed reward.
+//!
+//! Used request ids and receipt records are pruned once the voucher has expired and the
+//! challenge window has passed, at most [`Config::MaxPrunePerBlock`] per block.
+//!
+//! ## Challenges
+//! Within [`Config::ChallengeWindow`] blocks of settlement any bonded account may
+//! [`Pallet::challenge`] a receipt, holding [`Config::ChallengeBond`]. [`Config::ResolveOrigin`]
+//! resolves it: a false receipt slashes the worker (and pro rata its delegators) by
+//! [`Config::SlashFraction`], reverses the receipt's rewards not yet claimed and refunds them to
+//! the payer, returns the challenger's bond and pays it [`Config::ChallengerReward`] from the
+//! treasury; an unfounded challenge forfeits the bond to the treasury.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+pub use weights::WeightInfo;
+
+pub mod split;
+pub mod traits;
+pub mod weights;
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+use alloc::vec::Vec;
+use frame_support::traits::fungible::{Inspect, Mutate, MutateHold};
+pub use openledger_primitives::receipt::{
+	AttributionMethod, ContributionRef, Receipt, RequestId, Share, SignedReceipt, Voucher, MAX_SHARES,
+};
+pub use traits::*;
+
+/// Balance type of the pallet's currency.
+pub type BalanceOf<T> =
+	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+
+/// The signed receipt as this pallet's configuration types it.
+pub type SignedReceiptOf<T> = SignedReceipt<
+	<T as frame_system::Config>::AccountId,
+	BalanceOf<T>,
+	frame_system::pallet_prelude::BlockNumberFor<T>,
+	<T as Config>::OffchainSignature,
+>;
+
+/// Most payouts recorded per receipt: attributed contributions, lineage Datanets, owner, treasury.
+pub type MaxPayouts = frame_support::traits::ConstU32<{ MAX_SHARES + 32 + 2 }>;
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+	use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+	use frame_support::{
+		pallet_prelude::*,
+		traits::{
+			fungible::InspectHold,
+			tokens::{Fortitude, Precision, Preservation, Restriction},
+		},
+		PalletId,
+	};
+	use frame_system::pallet_prelude::*;
+	use openledger_primitives::{DatanetId, ModelId, ModelVersion};
+	use sp_runtime::{
+		traits::{AccountIdConversion, IdentifyAccount, Saturating, Verify, Zero},
+		Perbill,
+	};
+
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
+	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
+	pub struct Pallet<T>(_);
+
+	#[pallet::config]
+	pub trait Config: frame_system::Config {
+		/// The overarching event type.
+		type RuntimeEvent: From<Event<Self>> + IsType<<Self as frame_system::Config>::RuntimeEvent>;
+		/// OPEN.
+		type Currency: Mutate<Self::AccountId> + MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+		/// The overarching hold reason.
+		type RuntimeHoldReason: From<HoldReason>;
+		/// Signature of payers over vouchers (the chain's account signature).
+		type OffchainSignature: Verify<Signer = Self::SigningPublicKey> + Parameter + MaxEncodedLen;
+		/// Public key of payers.
+		type SigningPublicKey: IdentifyAccount<AccountId = Self::AccountId>;
+		/// Model registry.
+		type Models: ModelTermsProvider<Self::AccountId>;
+		/// Datanet snapshots.
+		type Contributions: ContributionResolver<Self::AccountId>;
+		/// Worker staking.
+		type Workers: WorkerRegistry<Self::AccountId, BalanceOf<Self>>;
+		/// Id of the pot that holds settled fees until they are claimed. The pot must exist
+		/// (endowed with the existential deposit at genesis).
+		#[pallet::constant]
+		type PotId: Get<PalletId>;
+		/// The treasury.
+		type Treasury: Get<Self::AccountId>;
+		/// Blocks between asking for escrow back and getting it.
+		#[pallet::constant]
+		type EscrowWithdrawDelay: Get<BlockNumberFor<Self>>;
+		/// Blocks after settlement during which a receipt can be challenged.
+		#[pallet::constant]
+		type ChallengeWindow: Get<BlockNumberFor<Self>>;
+		/// Held from a challenger.
+		#[pallet::constant]
+		type ChallengeBond: Get<BalanceOf<Self>>;
+		/// Paid to a successful challenger from the treasury (best effort).
+		#[pallet::constant]
+		type ChallengerReward: Get<BalanceOf<Self>>;
+		/// Share of a worker's (and its delegators') stake slashed for a false receipt.
+		#[pallet::constant]
+		type SlashFraction: Get<Perbill>;
+		/// Resolves challenges.
+		type ResolveOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// Most receipts in one `submit_receipts`.
+		#[pallet::constant]
+		type MaxReceiptsPerBatch: Get<u32>;
+		/// Most request ids pruned in one block (and so settled per expiry block).
+		#[pallet::constant]
+		type MaxPrunePerBlock: Get<u32>;
+		/// Weight information for extrinsics in this pallet.
+		type WeightInfo: WeightInfo;
+	}
+
+	/// Reasons for holding OPEN.
+	#[pallet::composite_enum]
+	pub enum HoldReason {
+		/// Inference escrow of a payer.
+		#[codec(index = 0)]
+		Escrow,
+		/// Bond of a challenger.
+		#[codec(index = 1)]
+		ChallengeBond,
+	}
+
+	/// Why a receipt was not settled.
+	#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub enum RejectReason {
+		/// The request id was already settled.
+		AlreadyUsed,
+		/// The submitter is not the voucher's worker.
+		WrongWorker,
+		/// The voucher has expired.
+		Expired,
+		/// The fee exceeds the voucher's maximum.
+		FeeAboveVoucher,
+		/// The payer did not sign the voucher.
+		BadPayerSignature,
+		/// The worker is not eligible or does not serve the model.
+		NotServing,
+		/// The receipt is not signed by the worker's registered signing key.
+		BadWorkerSignature,
+		/// No such model version.
+		UnknownModel,
+		/// The model version is deprecated.
+		DeprecatedModel,
+		/// Shares sum above 100 %.
+		SharesExceed,
+		/// A contribution is not a leaf of a snapshot in the model's lineage.
+		BadAttribution,
+		/// The payer's escrow does not cover the fee.
+		InsufficientEscrow,
+		/// Too many receipts expire in the same block; submit it later.
+		PruneQueueFull,
+	}
+
+	/// A payer's pending escrow withdrawal.
+	#[derive(Clone, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub struct Withdrawal<Balance, BlockNumber> {
+		pub amount: Balance,
+		pub unlock_at: BlockNumber,
+	}
+
+	/// A settled receipt, kept until it can no longer be challenged.
+	#[derive(CloneNoBound, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEqNoBound, EqNoBound, RuntimeDebugNoBound)]
+	#[scale_info(skip_type_params(T))]
+	#[codec(mel_bound())]
+	pub struct ReceiptRecord<T: Config> {
+		pub payer: T::AccountId,
+		pub worker: T::AccountId,
+		pub model: ModelId,
+		pub model_version: ModelVersion,
+		pub fee: BalanceOf<T>,
+		pub prompt_tokens: u32,
+		pub completion_tokens: u32,
+		pub output_hash: sp_core::H256,
+		pub method: AttributionMethod,
+		pub attribution: BoundedVec<Share, ConstU32<MAX_SHARES>>,
+		/// Accrued to `Rewards` per account (owner, contributors, Datanet owners, treasury).
+		pub payouts: BoundedVec<(T::AccountId, BalanceOf<T>), MaxPayouts>,
+		/// Accrued to `WorkerRewards`.
+		pub worker_payout: BalanceOf<T>,
+		pub settled_at: BlockNumberFor<T>,
+		/// The open challenge, if any.
+		pub challenger: Option<T::AccountId>,
+	}
+
+	/// Usage and revenue of a model.
+	#[derive(Clone, Copy, Default, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub struct Usage<Balance> {
+		pub requests: u64,
+		pub tokens: u64,
+		pub revenue: Balance,
+	}
+
+	/// Earnings of an account.
+	#[derive(Clone, Copy, Default, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub struct Earnings<Balance> {
+		/// Ever accrued (net of reversals).
+		pub accrued: Balance,
+		/// Ever claimed.
+		pub claimed: Balance,
+	}
+
+	/// Escrow withdrawals waiting for their delay.
+	#[pallet::storage]
+	pub type Withdrawals<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, Withdrawal<BalanceOf<T>, BlockNumberFor<T>>>;
+
+	/// Settled receipts (until pruned).
+	#[pallet::storage]
+	pub type Receipts<T: Config> = StorageMap<_, Identity, RequestId, ReceiptRecord<T>>;
+
+	/// Request ids that may not be settled again, until they are pruned at the stored block.
+	#[pallet::storage]
+	pub type UsedRequests<T: Config> = StorageMap<_, Identity, RequestId, BlockNumberFor<T>>;
+
+	/// Request ids to prune at each block.
+	#[pallet::storage]
+	pub type PruneQueue<T: Config> =
+		StorageMap<_, Twox64Concat, BlockNumberFor<T>, BoundedVec<RequestId, T::MaxPrunePerBlock>, ValueQuery>;
+
+	/// Accrued, unclaimed rewards (owners, contributors, Datanet owners, treasury).
+	#[pallet::storage]
+	pub type Rewards<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BalanceOf<T>, ValueQuery>;
+
+	/// Accrued, unclaimed worker shares (shared with delegators when claimed).
+	#[pallet::storage]
+	pub type WorkerRewards<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BalanceOf<T>, ValueQuery>;
+
+	/// Earnings per account.
+	#[pallet::storage]
+	pub type AccountEarnings<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, Earnings<BalanceOf<T>>, ValueQuery>;
+
+	/// Earnings per contribution reference.
+	#[pallet::storage]
+	pub type ContributionEarnings<T: Config> =
+		StorageMap<_, Blake2_128Concat, ContributionRef, BalanceOf<T>, ValueQuery>;
+
+	/// Earnings of each Datanet (its contributors' and its owner's).
+	#[pallet::storage]
+	pub type DatanetEarnings<T: Config> = StorageMap<_, Twox64Concat, DatanetId, BalanceOf<T>, ValueQuery>;
+
+	/// Usage and revenue of each model.
+	#[pallet::storage]
+	pub type ModelUsage<T: Config> = StorageMap<_, Twox64Concat, ModelId, Usage<BalanceOf<T>>, ValueQuery>;
+
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		/// OPEN entered a payer's escrow.
+		EscrowDeposited { payer: T::AccountId, amount: BalanceOf<T> },
+		/// A payer asked for escrow back; it can be withdrawn at `unlock_at`.
+		EscrowWithdrawalRequested { payer: T::AccountId, amount: BalanceOf<T>, unlock_at: BlockNumberFor<T> },
+		/// Escrow was released to the payer.
+		EscrowWithdrawn { payer: T::AccountId, amount: BalanceOf<T> },
+		/// A receipt was settled and its fee split.
+		ReceiptSettled { request_id: RequestId, worker: T::AccountId, payer: T::AccountId, model: ModelId, fee: BalanceOf<T> },
+		/// A receipt was rejected; nothing changed for it.
+		ReceiptRejected { request_id: RequestId, worker: T::AccountId, reason: RejectReason },
+		/// Rewards were paid out.
+		RewardsClaimed { who: T::AccountId, amount: BalanceOf<T>, as_worker: BalanceOf<T> },
+		/// A receipt was challenged.
+		Challenged { request_id: RequestId, challenger: T::AccountId },
+		/// A challenge was upheld: the worker was slashed and `refunded` went back to the payer.
+		ChallengeUpheld { request_id: RequestId, worker: T::AccountId, refunded: BalanceOf<T> },
+		/// A challenge was rejected and the bond forfeited.
+		ChallengeRejected { request_id: RequestId, challenger: T::AccountId },
+	}
+
+	#[pallet::error]
+	pub enum Error<T> {
+		/// Nothing in escrow to withdraw, or less than asked.
+		InsufficientEscrow,
+		/// No withdrawal was requested.
+		NoWithdrawal,
+		/// The withdrawal delay has not passed.
+		TooEarly,
+		/// Nothing to claim.
+		NothingToClaim,
+		/// No such receipt (or already pruned).
+		UnknownReceipt,
+		/// The challenge window has closed.
+		WindowClosed,
+		/// The receipt is already challenged.
+		AlreadyChallenged,
+		/// The receipt is not challenged.
+		NotChallenged,
+		/// Only accounts with bonded stake may challenge.
+		NotBonded,
+		/// Zero amount.
+		ZeroAmount,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn on_initialize(n: BlockNumberFor<T>) -> Weight {
+			let ids = PruneQueue::<T>::take(n);
+			let count = ids.len() as u32;
+			for id in ids {
+				UsedRequests::<T>::remove(id);
+				if let Some(r) = Receipts::<T>::take(id) {
+					// A challenge still open at pruning time is returned to the challenger.
+					if let Some(c) = r.challenger {
+						let _ = T::Currency::release(&HoldReason::ChallengeBond.into(), &c, T::ChallengeBond::get(), Precision::BestEffort);
+					}
+				}
+			}
+			<T as Config>::WeightInfo::on_initialize(count)
+		}
+
+		fn integrity_test() {
+			assert!(T::MaxPrunePerBlock::get() > 0, "MaxPrunePerBlock must be positive");
+		}
+
+		#[cfg(feature = "try-runtime")]
+		fn try_state(_n: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+			Self::do_try_state()
+		}
+	}
+
+	#[pallet::call(weight(<T as Config>::WeightInfo))]
+	impl<T: Config> Pallet<T> {
+		/// Holds `amount` in the caller's inference escrow.
+		#[pallet::call_index(0)]
+		pub fn deposit_escrow(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
+			let payer = ensure_signed(origin)?;
+			ensure!(!amount.is_zero(), Error::<T>::ZeroAmount);
+			T::Currency::hold(&HoldReason::Escrow.into(), &payer, amount)?;
+			Self::deposit_event(Event::EscrowDeposited { payer, amount });
+			Ok(())
+		}
+
+		/// Asks for `amount` of escrow back after the delay (replaces an earlier request).
+		#[pallet::call_index(1)]
+		pub fn request_escrow_withdrawal(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
+			let payer = ensure_signed(origin)?;
+			ensure!(!amount.is_zero(), Error::<T>::ZeroAmount);
+			ensure!(amount <= Self::escrow_of(&payer), Error::<T>::InsufficientEscrow);
+			let unlock_at = frame_system::Pallet::<T>::block_number().saturating_add(T::EscrowWithdrawDelay::get());
+			Withdrawals::<T>::insert(&payer, Withdrawal { amount, unlock_at });
+			Self::deposit_event(Event::EscrowWithdrawalRequested { payer, amount, unlock_at });
+			Ok(())
+		}
+
+		/// Releases the requested escrow (what is left of it) once the delay has passed.
+		#[pallet::call_index(2)]
+		pub fn withdraw_escrow(origin: OriginFor<T>) -> DispatchResult {
+			let payer = ensure_signed(origin)?;
+			let w = Withdrawals::<T>::get(&payer).ok_or(Error::<T>::NoWithdrawal)?;
+			ensure!(frame_system::Pallet::<T>::block_number() >= w.unlock_at, Error::<T>::TooEarly);
+			let amount = w.amount.min(Self::escrow_of(&payer));
+			T::Currency::release(&HoldReason::Escrow.into(), &payer, amount, Precision::Exact)?;
+			Withdrawals::<T>::remove(&payer);
+			Self::deposit_event(Event::EscrowWithdrawn { payer, amount });
+			Ok(())
+		}
+
+		/// Settles a batch of receipts of the calling worker, each on its own.
+		///
+		/// ## Complexity
+		/// O(n · s): `n` receipts with up to `s` attributed contributions each.
+		#[pallet::call_index(3)]
+		#[pallet::weight(<T as Config>::WeightInfo::submit_receipts(receipts.len() as u32, MAX_SHARES))]
+		pub fn submit_receipts(
+			origin: OriginFor<T>,
+			receipts: BoundedVec<SignedReceiptOf<T>, T::MaxReceiptsPerBatch>,
+		) -> DispatchResult {
+			let worker = ensure_signed(origin)?;
+			for signed in receipts {
+				let request_id = signed.receipt.request_id();
+				if let Err(reason) = Self::settle(&worker, signed) {
+					Self::deposit_event(Event::ReceiptRejected { request_id, worker: worker.clone(), reason });
+				}
+			}
+			Ok(())
+		}
+
+		/// Pays out `who`'s accrued rewards (anyone may trigger it; the OPEN goes to `who`).
+		#[pallet::call_index(4)]
+		pub fn claim_rewards(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
+			ensure_signed(origin)?;
+			let pot = Self::pot();
+			let amount = Rewards::<T>::take(&who);
+			let as_worker = WorkerRewards::<T>::take(&who);
+			ensure!(!amount.is_zero() || !as_worker.is_zero(), Error::<T>::NothingToClaim);
+			if !amount.is_zero() {
+				T::Currency::transfer(&pot, &who, amount, Preservation::Preserve)?;
+			}
+			if !as_worker.is_zero() {
+				T::Workers::pay_reward(&pot, &who, as_worker)?;
+			}
+			AccountEarnings::<T>::mutate(&who, |e| e.claimed = e.claimed.saturating_add(amount).saturating_add(as_worker));
+			Self::deposit_event(Event::RewardsClaimed { who, amount, as_worker });
+			Ok(())
+		}
+
+		/// Challenges a settled receipt within the window, holding the challenge bond.
+		#[pallet::call_index(5)]
+		pub fn challenge(origin: OriginFor<T>, request_id: RequestId) -> DispatchResult {
+			let challenger = ensure_signed(origin)?;
+			ensure!(T::Workers::is_bonded(&challenger), Error::<T>::NotBonded);
+			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
+			ensure!(r.challenger.is_none(), Error::<T>::AlreadyChallenged);
+			let now = frame_system::Pallet::<T>::block_number();
+			ensure!(now <= r.settled_at.saturating_add(T::ChallengeWindow::get()), Error::<T>::WindowClosed);
+			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, T::ChallengeBond::get())?;
+			r.challenger = Some(challenger.clone());
+			Receipts::<T>::insert(request_id, r);
+			Self::deposit_event(Event::Challenged { request_id, challenger });
+			Ok(())
+		}
+
+		/// Resolves a challenge: `false_receipt = true` upholds it.
+		#[pallet::call_index(6)]
+		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, false_receipt: bool) -> DispatchResult {
+			T::ResolveOrigin::ensure_origin(origin)?;
+			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
+			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
+			let bond = T::ChallengeBond::get();
+			if false_receipt {
+				T::Workers::slash(&r.worker, T::SlashFraction::get())?;
+				let mut refunded: BalanceOf<T> = Zero::zero();
+				for (who, amount) in r.payouts.iter() {
+					let back = Rewards::<T>::mutate(who, |acc| {
+						let back = (*amount).min(*acc);
+						*acc -= back;
+						back
+					});
+					AccountEarnings::<T>::mutate(who, |e| e.accrued = e.accrued.saturating_sub(back));
+					refunded = refunded.saturating_add(back);
+				}
+				let back = WorkerRewards::<T>::mutate(&r.worker, |acc| {
+					let back = r.worker_payout.min(*acc);
+					*acc -= back;
+					back
+				});
+				AccountEarnings::<T>::mutate(&r.worker, |e| e.accrued = e.accrued.saturating_sub(back));
+				refunded = refunded.saturating_add(back);
+				if !refunded.is_zero() {
+					T::Currency::transfer(&Self::pot(), &r.payer, refunded, Preservation::Preserve)?;
+				}
+				T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, bond, Precision::BestEffort)?;
+				// Best effort: a poor treasury does not block justice.
+				let _ = T::Currency::transfer(&T::Treasury::get(), &challenger, T::ChallengerReward::get(), Preservation::Preserve);
+				Self::deposit_event(Event::ChallengeUpheld { request_id, worker: r.worker.clone(), refunded });
+			} else {
+				T::Currency::transfer_on_hold(
+					&HoldReason::ChallengeBond.into(),
+					&challenger,
+					&T::Treasury::get(),
+					bond,
+					Precision::BestEffort,
+					Restriction::Free,
+					Fortitude::Force,
+				)?;
+				Self::deposit_event(Event::ChallengeRejected { request_id, challenger });
+			}
+			Receipts::<T>::insert(request_id, r);
+			Ok(())
+		}
+	}
+
+	impl<T: Config> Pallet<T> {
+		/// The pot that holds settled fees until they are claimed.
+		pub fn pot() -> T::AccountId {
+			T::PotId::get().into_account_truncating()
+		}
+
+		/// A payer's escrow.
+		pub fn escrow_of(payer: &T::AccountId) -> BalanceOf<T> {
+			T::Currency::balance_on_hold(&HoldReason::Escrow.into(), payer)
+		}
+
+		/// Checks one receipt and, if it holds, settles it. Changes nothing on `Err`.
+		fn settle(worker: &T::AccountId, signed: SignedReceiptOf<T>) -> Result<(), RejectReason> {
+			let r = &signed.receipt;
+			let v = &r.voucher;
+			let request_id = r.request_id();
+			let now = frame_system::Pallet::<T>::block_number();
+			ensure!(!UsedRequests::<T>::contains_key(request_id), RejectReason::AlreadyUsed);
+			ensure!(v.worker == *worker, RejectReason::WrongWorker);
+			ensure!(now <= v.expires_at, RejectReason::Expired);
+			ensure!(r.fee <= v.max_fee, RejectReason::FeeAboveVoucher);
+			ensure!(
+				r.payer_signature.verify(&v.signing_payload()[..], &v.payer),
+				RejectReason::BadPayerSignature
+			);
+			let key = T::Workers::signing_key_if_serving(worker, v.model).ok_or(RejectReason::NotServing)?;
+			ensure!(
+				sp_io::crypto::sr25519_verify(&signed.worker_signature, &r.signing_payload(), &sp_core::sr25519::Public::from_raw(key)),
+				RejectReason::BadWorkerSignature
+			);
+			let terms = T::Models::terms(v.model, v.model_version).ok_or(RejectReason::UnknownModel)?;
+			ensure!(!terms.deprecated, RejectReason::DeprecatedModel);
+			ensure!(r.shares_total().is_some(), RejectReason::SharesExceed);
+			let mut attributed = Vec::with_capacity(r.attribution.len());
+			for s in r.attribution.iter() {
+				let c = s.contribution;
+				ensure!(
+					terms.lineage.iter().any(|(d, ver, _)| *d == c.datanet && *ver == c.version),
+					RejectReason::BadAttribution
+				);
+				let who = T::Contributions::contributor(&c).ok_or(RejectReason::BadAttribution)?;
+				attributed.push((who, s.share));
+			}
+			ensure!(Self::escrow_of(&v.payer) >= r.fee, RejectReason::InsufficientEscrow);
+			let lineage_owners: Vec<(T::AccountId, Perbill)> = terms
+				.lineage
+				.iter()
+				.filter_map(|(d, _, w)| T::Contributions::datanet_owner(*d).map(|o| (o, *w)))
+				.collect();
+			let prune_at = v.expires_at.max(now.saturating_add(T::ChallengeWindow::get())).saturating_add(1u32.into());
+			ensure!(
+				(PruneQueue::<T>::decode_len(prune_at).unwrap_or(0) as u32) < T::MaxPrunePerBlock::get(),
+				RejectReason::PruneQueueFull
+			);
+
+			// All checks passed: from here on, writes.
+			let pot = Self::pot();
+			T::Currency::transfer_on_hold(
+				&HoldReason::Escrow.into(),
+				&v.payer,
+				&pot,
+				r.fee,
+				Precision::Exact,
+				Restriction::Free,
+				Fortitude::Force,
+			)
+			.map_err(|_| RejectReason::InsufficientEscrow)?;
+			let p = split::split_fee(r.fee, &terms.split, &attributed, &lineage_owners);
+			let mut payouts: Vec<(T::AccountId, BalanceOf<T>)> = Vec::new();
+			let mut accrue = |who: &T::AccountId, amount: BalanceOf<T>| {
+				if amount.is_zero() {
+					return;
+				}
+				Rewards::<T>::mutate(who, |a| *a = a.saturating_add(amount));
+				AccountEarnings::<T>::mutate(who, |e| e.accrued = e.accrued.saturating_add(amount));
+				payouts.push((who.clone(), amount));
+			};
+			accrue(&terms.owner, p.owner);
+			accrue(&T::Treasury::get(), p.treasury);
+			for ((who, amount), s) in p.contributors.iter().zip(r.attribution.iter()) {
+				accrue(who, *amount);
+				ContributionEarnings::<T>::mutate(s.contribution, |e| *e = e.saturating_add(*amount));
+				DatanetEarnings::<T>::mutate(s.contribution.datanet, |e| *e = e.saturating_add(*amount));
+			}
+			let lineage_datanets = terms.lineage.iter().filter(|(d, _, _)| T::Contributions::datanet_owner(*d).is_some());
+			for ((who, amount), (d, _, _)) in p.datanet_owners.iter().zip(lineage_datanets) {
+				accrue(who, *amount);
+				DatanetEarnings::<T>::mutate(d, |e| *e = e.saturating_add(*amount));
+			}
+			WorkerRewards::<T>::mutate(worker, |a| *a = a.saturating_add(p.worker));
+			AccountEarnings::<T>::mutate(worker, |e| e.accrued = e.accrued.saturating_add(p.worker));
+			ModelUsage::<T>::mutate(v.model, |u| {
+				u.requests = u.requests.saturating_add(1);
+				u.tokens = u.tokens.saturating_add(r.prompt_tokens as u64 + r.completion_tokens as u64);
+				u.revenue = u.revenue.saturating_add(r.fee);
+			});
+			UsedRequests::<T>::insert(request_id, prune_at);
+			PruneQueue::<T>::mutate(prune_at, |q| {
+				let _ = q.try_push(request_id);
+			});
+			let payer = v.payer.clone();
+			let (model, fee) = (v.model, r.fee);
+			Receipts::<T>::insert(
+				request_id,
+				ReceiptRecord {
+					payer: payer.clone(),
+					worker: worker.clone(),
+					model,
+					model_version: v.model_version,
+					fee,
+					prompt_tokens: r.prompt_tokens,
+					completion_tokens: r.completion_tokens,
+					output_hash: r.output_hash,
+					method: r.method,
+					attribution: signed.receipt.attribution.clone(),
+					payouts: BoundedVec::truncate_from(payouts),
+					worker_payout: p.worker,
+					settled_at: now,
+					challenger: None,
+				},
+			);
+			Self::deposit_event(Event::ReceiptSettled { request_id, worker: worker.clone(), payer, model, fee });
+			Ok(())
+		}
+
+		/// Checks that the pot holds every accrued, unclaimed reward, and that every used
+		/// request id is queued for pruning.
+		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			let owed = Rewards::<T>::iter_values()
+				.chain(WorkerRewards::<T>::iter_values())
+				.fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
+			ensure!(T::Currency::balance(&Self::pot()) >= owed, "pot holds less than the rewards owed");
+			for (id, at) in UsedRequests::<T>::iter() {
+				ensure!(PruneQueue::<T>::get(at).contains(&id), "used request id not queued for pruning");
+			}
+			Ok(())
+		}
+	}
+}

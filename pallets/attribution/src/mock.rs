@@ -1,0 +1,202 @@
+//! A mock runtime with AccountId32 accounts (so payer signatures are real sr25519), Balances,
+//! and the attribution pallet over in-memory models, Datanets and workers.
+
+use crate as pallet_attribution;
+use crate::{split::RevenueSplit, ModelTerms};
+use frame_support::{derive_impl, parameter_types, traits::ConstU32, PalletId};
+use frame_system::EnsureRoot;
+use openledger_primitives::{receipt::ContributionRef, DatanetId, ModelId, ModelVersion};
+use sp_keyring::Sr25519Keyring;
+use sp_runtime::{
+	traits::{AccountIdConversion, IdentityLookup},
+	AccountId32, BuildStorage, DispatchResult, MultiSignature, MultiSigner, Perbill,
+};
+use std::{cell::RefCell, collections::BTreeMap};
+
+type Block = frame_system::mocking::MockBlock<Test>;
+pub type Balance = u64;
+pub type AccountId = AccountId32;
+
+frame_support::construct_runtime!(
+	pub enum Test {
+		System: frame_system,
+		Balances: pallet_balances,
+		Attribution: pallet_attribution,
+	}
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+	type Block = Block;
+	type AccountId = AccountId;
+	type Lookup = IdentityLookup<AccountId>;
+	type AccountData = pallet_balances::AccountData<Balance>;
+}
+
+#[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
+impl pallet_balances::Config for Test {
+	type Balance = Balance;
+	type AccountStore = System;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type ExistentialDeposit = frame_support::traits::ConstU64<1>;
+}
+
+pub fn acc(k: Sr25519Keyring) -> AccountId {
+	k.to_account_id()
+}
+pub fn payer() -> AccountId {
+	acc(Sr25519Keyring::Alice)
+}
+pub fn worker() -> AccountId {
+	acc(Sr25519Keyring::Bob)
+}
+pub fn owner() -> AccountId {
+	acc(Sr25519Keyring::Charlie)
+}
+pub fn contributor(i: u32) -> AccountId {
+	AccountId32::new([100 + i as u8; 32])
+}
+pub fn datanet_owner(d: DatanetId) -> AccountId {
+	AccountId32::new([200 + d as u8; 32])
+}
+pub fn challenger() -> AccountId {
+	acc(Sr25519Keyring::Dave)
+}
+pub fn treasury() -> AccountId {
+	AccountId32::new([9; 32])
+}
+/// The key the worker signs receipts with (not its stash, Bob).
+pub fn signing_key() -> sp_core::sr25519::Pair {
+	use sp_core::Pair;
+	sp_core::sr25519::Pair::from_string("//Bob//receipts", None).unwrap()
+}
+
+thread_local! {
+	pub static MODELS: RefCell<BTreeMap<(ModelId, ModelVersion), ModelTerms<AccountId>>> = RefCell::new(BTreeMap::new());
+	/// Leaves per snapshot: (datanet, version) → leaf count; leaf i's contributor is `contributor(i)`.
+	pub static SNAPSHOTS: RefCell<BTreeMap<(DatanetId, u32), u32>> = RefCell::new(BTreeMap::new());
+	pub static SERVING: RefCell<bool> = RefCell::new(true);
+	pub static SLASHES: RefCell<Vec<(AccountId, Perbill)>> = RefCell::new(Vec::new());
+	pub static REWARDS_PAID: RefCell<Vec<(AccountId, Balance)>> = RefCell::new(Vec::new());
+}
+
+pub struct MockModels;
+impl crate::ModelTermsProvider<AccountId> for MockModels {
+	fn terms(model: ModelId, version: ModelVersion) -> Option<ModelTerms<AccountId>> {
+		MODELS.with(|m| m.borrow().get(&(model, version)).cloned())
+	}
+}
+
+pub struct MockDatanets;
+impl crate::ContributionResolver<AccountId> for MockDatanets {
+	fn contributor(c: &ContributionRef) -> Option<AccountId> {
+		SNAPSHOTS.with(|s| s.borrow().get(&(c.datanet, c.version)).copied())
+			.filter(|leaves| c.index < *leaves)
+			.map(|_| contributor(c.index))
+	}
+	fn datanet_owner(d: DatanetId) -> Option<AccountId> {
+		SNAPSHOTS.with(|s| s.borrow().keys().any(|(x, _)| *x == d)).then(|| datanet_owner(d))
+	}
+}
+
+pub struct MockWorkers;
+impl crate::WorkerRegistry<AccountId, Balance> for MockWorkers {
+	fn signing_key_if_serving(w: &AccountId, model: ModelId) -> Option<[u8; 32]> {
+		(SERVING.with(|s| *s.borrow()) && *w == worker() && model < 10).then(|| sp_core::Pair::public(&signing_key()).0)
+	}
+	fn is_bonded(who: &AccountId) -> bool {
+		*who == challenger() || *who == worker()
+	}
+	fn pay_reward(from: &AccountId, w: &AccountId, amount: Balance) -> DispatchResult {
+		use frame_support::traits::{fungible::Mutate, tokens::Preservation};
+		REWARDS_PAID.with(|r| r.borrow_mut().push((w.clone(), amount)));
+		<Balances as Mutate<AccountId>>::transfer(from, w, amount, Preservation::Preserve).map(|_| ())
+	}
+	fn slash(w: &AccountId, fraction: Perbill) -> DispatchResult {
+		SLASHES.with(|s| s.borrow_mut().push((w.clone(), fraction)));
+		Ok(())
+	}
+}
+
+pub const POT_ID: PalletId = PalletId(*b"ol/infer");
+pub const CHALLENGE_BOND: Balance = 500;
+pub const CHALLENGER_REWARD: Balance = 100;
+pub const WINDOW: u64 = 20;
+pub const ESCROW_DELAY: u64 = 5;
+
+parameter_types! {
+	pub const PotId: PalletId = POT_ID;
+	pub Treasury: AccountId = treasury();
+}
+
+impl pallet_attribution::Config for Test {
+	type RuntimeEvent = RuntimeEvent;
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type OffchainSignature = MultiSignature;
+	type SigningPublicKey = MultiSigner;
+	type Models = MockModels;
+	type Contributions = MockDatanets;
+	type Workers = MockWorkers;
+	type PotId = PotId;
+	type Treasury = Treasury;
+	type EscrowWithdrawDelay = frame_support::traits::ConstU64<ESCROW_DELAY>;
+	type ChallengeWindow = frame_support::traits::ConstU64<WINDOW>;
+	type ChallengeBond = frame_support::traits::ConstU64<CHALLENGE_BOND>;
+	type ChallengerReward = frame_support::traits::ConstU64<CHALLENGER_REWARD>;
+	type SlashFraction = SlashFraction;
+	type ResolveOrigin = EnsureRoot<AccountId>;
+	type MaxReceiptsPerBatch = ConstU32<16>;
+	type MaxPrunePerBlock = ConstU32<4>;
+	type WeightInfo = ();
+}
+
+parameter_types! {
+	pub const SlashFraction: Perbill = Perbill::from_percent(10);
+}
+
+pub fn split(o: u32, d: u32, w: u32, t: u32) -> RevenueSplit {
+	RevenueSplit {
+		owner: Perbill::from_percent(o),
+		data: Perbill::from_percent(d),
+		worker: Perbill::from_percent(w),
+		treasury: Perbill::from_percent(t),
+	}
+}
+
+pub const START: Balance = 1_000_000;
+
+pub fn new_test_ext() -> sp_io::TestExternalities {
+	MODELS.with(|m| {
+		let mut m = m.borrow_mut();
+		m.clear();
+		// Model 1 v1: trained half on datanet 0 snapshot 1, half on datanet 1 snapshot 1.
+		m.insert((1, 1), ModelTerms {
+			owner: owner(),
+			split: split(40, 30, 20, 10),
+			lineage: vec![(0, 1, Perbill::from_percent(50)), (1, 1, Perbill::from_percent(50))],
+			deprecated: false,
+		});
+		m.insert((1, 2), ModelTerms { owner: owner(), split: split(40, 30, 20, 10), lineage: vec![], deprecated: true });
+	});
+	SNAPSHOTS.with(|s| {
+		let mut s = s.borrow_mut();
+		s.clear();
+		s.insert((0, 1), 8);
+		s.insert((1, 1), 3);
+		s.insert((2, 1), 5); // not in model 1's lineage
+	});
+	SERVING.with(|s| *s.borrow_mut() = true);
+	SLASHES.with(|s| s.borrow_mut().clear());
+	REWARDS_PAID.with(|s| s.borrow_mut().clear());
+
+	let mut t = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let pot: AccountId = POT_ID.into_account_truncating();
+	let mut balances = vec![(payer(), START), (worker(), START), (owner(), 1), (challenger(), START), (treasury(), START), (pot, 1)];
+	balances.extend((0..8).map(|i| (contributor(i), 1)));
+	balances.extend((0..3).map(|d| (datanet_owner(d), 1)));
+	pallet_balances::GenesisConfig::<Test> { balances, ..Default::default() }.assimilate_storage(&mut t).unwrap();
+	let mut ext = sp_io::TestExternalities::new(t);
+	ext.execute_with(|| System::set_block_number(1));
+	ext
+}

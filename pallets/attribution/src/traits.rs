@@ -1,0 +1,43 @@
+//! What the attribution pallet needs from the rest of the runtime. The runtime implements these
+//! over the Datanets, models and staking pallets; the mock implements them over plain maps.
+
+use alloc::vec::Vec;
+use openledger_primitives::{receipt::ContributionRef, DatanetId, ModelId, ModelVersion, RevenueSplit, SnapshotVersion};
+use sp_runtime::{DispatchResult, Perbill};
+
+/// The economics of one model version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelTerms<AccountId> {
+	pub owner: AccountId,
+	pub split: RevenueSplit,
+	/// `(datanet, snapshot version, weight)`; weights sum to 100 % or the list is empty.
+	pub lineage: Vec<(DatanetId, SnapshotVersion, Perbill)>,
+	pub deprecated: bool,
+}
+
+/// Model registry access.
+pub trait ModelTermsProvider<AccountId> {
+	/// The terms of `model` at `version`, if both exist.
+	fn terms(model: ModelId, version: ModelVersion) -> Option<ModelTerms<AccountId>>;
+}
+
+/// Datanet access.
+pub trait ContributionResolver<AccountId> {
+	/// The contributor of leaf `c.index` of snapshot `c.version` of `c.datanet`, if that
+	/// snapshot exists and has such a leaf.
+	fn contributor(c: &ContributionRef) -> Option<AccountId>;
+	/// The owner of a Datanet.
+	fn datanet_owner(datanet: DatanetId) -> Option<AccountId>;
+}
+
+/// Worker staking access.
+pub trait WorkerRegistry<AccountId, Balance> {
+	/// The receipt signing key of an eligible worker that serves `model`.
+	fn signing_key_if_serving(worker: &AccountId, model: ModelId) -> Option<[u8; 32]>;
+	/// Whether `who` has stake bonded (may challenge).
+	fn is_bonded(who: &AccountId) -> bool;
+	/// Pays `amount` from `from` to the worker, shared with its delegators after commission.
+	fn pay_reward(from: &AccountId, worker: &AccountId, amount: Balance) -> DispatchResult;
+	/// Slashes `fraction` of the worker's and its delegators' stake.
+	fn slash(worker: &AccountId, fraction: Perbill) -> DispatchResult;
+}
