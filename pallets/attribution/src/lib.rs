@@ -48,6 +48,8 @@ pub mod split;
 pub mod traits;
 pub mod weights;
 
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -71,6 +73,10 @@ pub type SignedReceiptOf<T> = SignedReceipt<
 	frame_system::pallet_prelude::BlockNumberFor<T>,
 	<T as Config>::OffchainSignature,
 >;
+
+/// How many consecutive blocks a receipt's pruning may spill over to when its block's queue is
+/// full: `MaxPrunePerBlock × PRUNE_SPILL` receipts can share an expiry block.
+pub const PRUNE_SPILL: u32 = 8;
 
 /// Most payouts recorded per receipt: attributed contributions, lineage Datanets, owner, treasury.
 pub type MaxPayouts = frame_support::traits::ConstU32<{ MAX_SHARES + 32 + 2 }>;
@@ -149,6 +155,9 @@ pub mod pallet {
 		type MaxPrunePerBlock: Get<u32>;
 		/// Weight information for extrinsics in this pallet.
 		type WeightInfo: WeightInfo;
+		/// Sets up models, snapshots and workers for the benchmarks.
+		#[cfg(feature = "runtime-benchmarks")]
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId, Self::OffchainSignature, Self::SigningPublicKey>;
 	}
 
 	/// Reasons for holding OPEN.
@@ -189,7 +198,7 @@ pub mod pallet {
 		BadAttribution,
 		/// The payer's escrow does not cover the fee.
 		InsufficientEscrow,
-		/// Too many receipts expire in the same block; submit it later.
+		/// Too many receipts expire around the same block; submit it later.
 		PruneQueueFull,
 	}
 
@@ -550,11 +559,13 @@ pub mod pallet {
 				.iter()
 				.filter_map(|(d, _, w)| T::Contributions::datanet_owner(*d).map(|o| (o, *w)))
 				.collect();
-			let prune_at = v.expires_at.max(now.saturating_add(T::ChallengeWindow::get())).saturating_add(1u32.into());
-			ensure!(
-				(PruneQueue::<T>::decode_len(prune_at).unwrap_or(0) as u32) < T::MaxPrunePerBlock::get(),
-				RejectReason::PruneQueueFull
-			);
+			// Pruned once the voucher has expired and the challenge window has passed: in the first
+			// of `PRUNE_SPILL` blocks from then whose queue has room.
+			let earliest = v.expires_at.max(now.saturating_add(T::ChallengeWindow::get())).saturating_add(1u32.into());
+			let prune_at = (0..PRUNE_SPILL)
+				.map(|i| earliest.saturating_add(i.into()))
+				.find(|at| (PruneQueue::<T>::decode_len(at).unwrap_or(0) as u32) < T::MaxPrunePerBlock::get())
+				.ok_or(RejectReason::PruneQueueFull)?;
 
 			// All checks passed: from here on, writes.
 			let pot = Self::pot();

@@ -76,6 +76,8 @@ thread_local! {
 	/// Leaves per snapshot: (datanet, version) → leaf count; leaf i's contributor is `contributor(i)`.
 	pub static SNAPSHOTS: RefCell<BTreeMap<(DatanetId, u32), u32>> = RefCell::new(BTreeMap::new());
 	pub static SERVING: RefCell<bool> = RefCell::new(true);
+	/// Receipt signing keys of workers other than `worker()`.
+	pub static KEYS: RefCell<BTreeMap<AccountId, [u8; 32]>> = RefCell::new(BTreeMap::new());
 	pub static SLASHES: RefCell<Vec<(AccountId, Perbill)>> = RefCell::new(Vec::new());
 	pub static REWARDS_PAID: RefCell<Vec<(AccountId, Balance)>> = RefCell::new(Vec::new());
 }
@@ -102,10 +104,16 @@ impl crate::ContributionResolver<AccountId> for MockDatanets {
 pub struct MockWorkers;
 impl crate::WorkerRegistry<AccountId, Balance> for MockWorkers {
 	fn signing_key_if_serving(w: &AccountId, model: ModelId) -> Option<[u8; 32]> {
-		(SERVING.with(|s| *s.borrow()) && *w == worker() && model < 10).then(|| sp_core::Pair::public(&signing_key()).0)
+		if !SERVING.with(|s| *s.borrow()) || model >= 10 {
+			return None;
+		}
+		if *w == worker() {
+			return Some(sp_core::Pair::public(&signing_key()).0);
+		}
+		KEYS.with(|k| k.borrow().get(w).copied())
 	}
 	fn is_bonded(who: &AccountId) -> bool {
-		*who == challenger() || *who == worker()
+		*who == challenger() || *who == worker() || KEYS.with(|k| k.borrow().contains_key(who))
 	}
 	fn pay_reward(from: &AccountId, w: &AccountId, amount: Balance) -> DispatchResult {
 		use frame_support::traits::{fungible::Mutate, tokens::Preservation};
@@ -149,6 +157,33 @@ impl pallet_attribution::Config for Test {
 	type MaxReceiptsPerBatch = ConstU32<16>;
 	type MaxPrunePerBlock = ConstU32<4>;
 	type WeightInfo = ();
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = MockBenchmarkHelper;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+pub struct MockBenchmarkHelper;
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::BenchmarkHelper<AccountId, MultiSignature, MultiSigner> for MockBenchmarkHelper {
+	fn setup(w: &AccountId, key: [u8; 32], leaves: u32) -> (ModelId, ModelVersion, DatanetId, u32) {
+		KEYS.with(|k| k.borrow_mut().insert(w.clone(), key));
+		SNAPSHOTS.with(|s| s.borrow_mut().insert((5, 1), leaves.max(1)));
+		MODELS.with(|m| {
+			m.borrow_mut().insert((5, 1), ModelTerms {
+				owner: owner(),
+				split: split(40, 30, 20, 10),
+				lineage: vec![(5, 1, Perbill::one())],
+				deprecated: false,
+			})
+		});
+		(5, 1, 5, 1)
+	}
+	fn public(key: sp_core::sr25519::Public) -> MultiSigner {
+		key.into()
+	}
+	fn signature(sig: sp_core::sr25519::Signature) -> MultiSignature {
+		sig.into()
+	}
 }
 
 parameter_types! {
@@ -198,5 +233,13 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 	pallet_balances::GenesisConfig::<Test> { balances, ..Default::default() }.assimilate_storage(&mut t).unwrap();
 	let mut ext = sp_io::TestExternalities::new(t);
 	ext.execute_with(|| System::set_block_number(1));
+	ext
+}
+
+/// [`new_test_ext`] with a keystore, for the benchmarks' key generation and signing.
+#[cfg(feature = "runtime-benchmarks")]
+pub fn new_test_ext_with_keystore() -> sp_io::TestExternalities {
+	let mut ext = new_test_ext();
+	ext.register_extension(sp_keystore::KeystoreExt::new(sp_keystore::testing::MemoryKeystore::new()));
 	ext
 }

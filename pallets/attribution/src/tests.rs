@@ -180,17 +180,23 @@ fn each_bad_receipt_is_rejected_with_its_reason_and_changes_nothing() {
 fn prune_queue_is_bounded_and_prunes_after_expiry_and_window() {
 	new_test_ext().execute_with(|| {
 		escrow(100_000);
-		// MaxPrunePerBlock is 4: a fifth receipt expiring in the same block waits.
-		let rs: Vec<_> = (1..=5).map(|n| good(Spec { nonce: n, ..Default::default() })).collect();
+		// MaxPrunePerBlock is 4 and a receipt spills over up to PRUNE_SPILL (8) blocks: 32 receipts
+		// expiring together fit, the 33rd waits.
+		let rs: Vec<_> = (1..=33).map(|n| good(Spec { nonce: n, ..Default::default() })).collect();
 		let ids: Vec<_> = rs.iter().map(|r| r.receipt.request_id()).collect();
-		submit(worker(), rs);
+		submit(worker(), rs[..16].to_vec());
+		submit(worker(), rs[16..32].to_vec());
+		assert!(!rejected(RejectReason::PruneQueueFull));
+		submit(worker(), rs[32..].to_vec());
 		assert!(rejected(RejectReason::PruneQueueFull));
 		assert_eq!(PruneQueue::<Test>::get(51).len(), 4);
+		assert_eq!(PruneQueue::<Test>::get(58).len(), 4);
 		Attribution::on_initialize(51);
 		for id in &ids[..4] {
 			assert!(UsedRequests::<Test>::get(id).is_none());
 			assert!(Receipts::<Test>::get(id).is_none());
 		}
+		assert!(UsedRequests::<Test>::get(ids[4]).is_some(), "queued for block 52");
 		check();
 	});
 }

@@ -41,3 +41,15 @@ pub trait WorkerRegistry<AccountId, Balance> {
 	/// Slashes `fraction` of the worker's and its delegators' stake.
 	fn slash(worker: &AccountId, fraction: Perbill) -> DispatchResult;
 }
+
+/// Sets up state for the benchmarks: a model version trained on one snapshot with at least
+/// `leaves` leaves, served by `worker` with receipt signing key `key`.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId, Signature, Public> {
+	/// Returns the model, its version, and the snapshot `(datanet, version)` in its lineage.
+	fn setup(worker: &AccountId, key: [u8; 32], leaves: u32) -> (ModelId, ModelVersion, DatanetId, SnapshotVersion);
+	/// The configured public key type of an sr25519 key.
+	fn public(key: sp_core::sr25519::Public) -> Public;
+	/// The configured signature type of an sr25519 signature.
+	fn signature(sig: sp_core::sr25519::Signature) -> Signature;
+}
