@@ -20,7 +20,7 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-	AccountId, Aura, Balance, Balances, Block, BlockNumber, Datanets, Executive, Grandpa,
+	AccountId, Attribution, Aura, Balance, Balances, Block, BlockNumber, Datanets, Executive, Grandpa,
 	InherentDataExt, Models, Nonce, Runtime,
 	RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, VERSION,
 };
@@ -275,6 +275,40 @@ impl_runtime_apis! {
 		}
 		fn models_of_datanet(datanet: pallet_models::DatanetId, after: Option<pallet_models::ModelId>, limit: u32) -> Vec<pallet_models::ModelId> {
 			Models::models_of_datanet(datanet, after, limit)
+		}
+	}
+
+	impl pallet_attribution_runtime_api::AttributionApi<
+		Block,
+		AccountId,
+		Balance,
+		BlockNumber,
+		pallet_attribution::ReceiptRecord<Runtime>,
+	> for Runtime {
+		fn receipt(id: pallet_attribution::RequestId) -> Option<pallet_attribution::ReceiptRecord<Runtime>> {
+			pallet_attribution::Receipts::<Runtime>::get(id)
+		}
+		fn earnings(who: AccountId) -> (Balance, Balance, Balance) {
+			let e = pallet_attribution::AccountEarnings::<Runtime>::get(&who);
+			let unclaimed = pallet_attribution::Rewards::<Runtime>::get(&who)
+				.saturating_add(pallet_attribution::WorkerRewards::<Runtime>::get(&who));
+			(e.accrued, e.claimed, unclaimed)
+		}
+		fn contribution_earnings(c: pallet_attribution::ContributionRef) -> Balance {
+			pallet_attribution::ContributionEarnings::<Runtime>::get(c)
+		}
+		fn datanet_earnings(datanet: openledger_primitives::DatanetId) -> Balance {
+			pallet_attribution::DatanetEarnings::<Runtime>::get(datanet)
+		}
+		fn model_usage(model: openledger_primitives::ModelId) -> (u64, u64, Balance) {
+			let u = pallet_attribution::ModelUsage::<Runtime>::get(model);
+			(u.requests, u.tokens, u.revenue)
+		}
+		fn escrow(who: AccountId) -> (Balance, Option<(Balance, BlockNumber)>) {
+			(
+				Attribution::escrow_of(&who),
+				pallet_attribution::Withdrawals::<Runtime>::get(&who).map(|w| (w.amount, w.unlock_at)),
+			)
 		}
 	}
 

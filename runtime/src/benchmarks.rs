@@ -11,4 +11,5 @@ frame_benchmarking::define_benchmarks!(
 	[pallet_datanets, Datanets]
 	[pallet_models, Models]
 	[pallet_open_staking, OpenStaking]
+	[pallet_attribution, Attribution]
 );

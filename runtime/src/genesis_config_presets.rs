@@ -5,12 +5,13 @@
 //!
 //! | account | share |
 //! |---|---|
-//! | treasury (`ol/trsry`) | 40 % (plus any rounding remainder) |
+//! | treasury (`ol/trsry`) | 40 % (plus any rounding remainder, less the pot's endowment) |
+//! | attribution pot (`ol/infer`) | the existential deposit |
 //! | ecosystem reserve (`ol/ecosy`) — data and model rewards | 40 % |
 //! | the preset's operator / development accounts, evenly | 20 % |
 
 use crate::{
-	configs::{EcosystemAccount, TreasuryAccount},
+	configs::{AttributionPot, EcosystemAccount, TreasuryAccount},
 	AccountId, Balance, BalancesConfig, RuntimeGenesisConfig, SudoConfig, TOTAL_SUPPLY,
 };
 use alloc::{vec, vec::Vec};
@@ -33,9 +34,12 @@ pub fn genesis_allocations(operators: &[AccountId]) -> Vec<(AccountId, Balance)>
 		0 => (0, operators_total),
 		n => (operators_total / n, operators_total % n),
 	};
+	// The attribution pot must exist: it gets the existential deposit from the treasury's part.
+	let pot = crate::EXISTENTIAL_DEPOSIT;
 	let mut allocations = vec![
-		(TreasuryAccount::get(), treasury + remainder),
+		(TreasuryAccount::get(), treasury + remainder - pot),
 		(EcosystemAccount::get(), ecosystem),
+		(AttributionPot::get(), pot),
 	];
 	allocations.extend(operators.iter().cloned().map(|who| (who, each)));
 	allocations

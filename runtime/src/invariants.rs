@@ -19,6 +19,10 @@ pub fn check() -> Result<(), &'static str> {
 		sp_runtime::DispatchError::Other(msg) => msg,
 		_ => "staking invariant violated",
 	})?;
+	pallet_attribution::Pallet::<Runtime>::do_try_state().map_err(|e| match e {
+		sp_runtime::DispatchError::Other(msg) => msg,
+		_ => "attribution invariant violated",
+	})?;
 	Ok(())
 }
 

@@ -187,4 +187,7 @@ mod runtime {
 
 	#[runtime::pallet_index(22)]
 	pub type OpenStaking = pallet_open_staking;
+
+	#[runtime::pallet_index(23)]
+	pub type Attribution = pallet_attribution;
 }

@@ -6,12 +6,14 @@
 //! - `engine_createBlock`, `engine_finalizeBlock` on manual-seal development nodes,
 //! - `openledger_tokenInfo`: the OPEN token as the runtime sees it,
 //! - `datanets_*`: Datanets, contributions, snapshots and Merkle proofs ([`datanets`]),
-//! - `models_*`: models with versions and lineage, listings ([`models`]).
+//! - `models_*`: models with versions and lineage, listings ([`models`]),
+//! - `attribution_*`: receipts, earnings, model usage, escrow ([`attribution`]).
 //!
 //! Each OpenLedger pallet adds its module here.
 
 #![warn(missing_docs)]
 
+pub mod attribution;
 pub mod datanets;
 pub mod models;
 
@@ -126,6 +128,13 @@ where
 		pallet_models::ModelInfo<openledger_runtime::Runtime>,
 		pallet_models::VersionInfo<openledger_runtime::Runtime>,
 	>,
+	C::Api: pallet_attribution_runtime_api::AttributionApi<
+		Block,
+		AccountId,
+		Balance,
+		openledger_runtime::BlockNumber,
+		pallet_attribution::ReceiptRecord<openledger_runtime::Runtime>,
+	>,
 	P: TransactionPool + 'static,
 {
 	use pallet_transaction_payment_rpc::{TransactionPayment, TransactionPaymentApiServer};
@@ -138,7 +147,8 @@ where
 	module.merge(TransactionPayment::new(client.clone()).into_rpc())?;
 	module.merge(OpenLedger { client: client.clone() }.into_rpc())?;
 	module.merge(datanets::DatanetsRpcServer::into_rpc(datanets::Datanets::new(client.clone())))?;
-	module.merge(models::ModelsRpcServer::into_rpc(models::Models::new(client)))?;
+	module.merge(models::ModelsRpcServer::into_rpc(models::Models::new(client.clone())))?;
+	module.merge(attribution::AttributionRpcServer::into_rpc(attribution::Attribution::new(client)))?;
 	if let Some(sink) = manual_seal {
 		module.merge(ManualSeal::new(sink).into_rpc())?;
 	}

@@ -30,12 +30,12 @@ struct Fixture<T: Config> {
 /// `n` valid signed receipts of one payer to one worker, `s` shares each.
 fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 	let worker: T::AccountId = account("worker", 0, 0);
+	funded::<T>(&worker);
 	let worker_key = sp_io::crypto::sr25519_generate(KEY, None);
 	let (model, model_version, datanet, snapshot) = T::BenchmarkHelper::setup(&worker, worker_key.0, s.max(1));
 	let payer_key = sp_io::crypto::sr25519_generate(KEY, None);
 	let payer: T::AccountId = T::BenchmarkHelper::public(payer_key).into_account();
 	funded::<T>(&payer);
-	funded::<T>(&worker);
 	funded::<T>(&Pallet::<T>::pot());
 	funded::<T>(&T::Treasury::get());
 	let fee: BalanceOf<T> = 1_000_000u32.into();

@@ -2,9 +2,11 @@
 //!
 //! Split per domain once it grows; the OpenLedger pallets get a file each.
 
+mod attribution;
 mod datanets;
 mod models;
 mod staking;
+pub use attribution::ATTRIBUTION_POT_ID;
 pub use datanets::{MIN_CONTRIBUTION_DEPOSIT_BASE, MIN_CONTRIBUTION_DEPOSIT_PER_BYTE};
 
 use frame_support::{
@@ -62,6 +64,8 @@ parameter_types! {
 	pub const SS58Prefix: u16 = SS58_PREFIX;
 	pub TreasuryAccount: AccountId = TREASURY_PALLET_ID.into_account_truncating();
 	pub EcosystemAccount: AccountId = ECOSYSTEM_PALLET_ID.into_account_truncating();
+	/// The attribution pot (fees settled, not yet claimed); endowed with the existential deposit.
+	pub AttributionPot: AccountId = ATTRIBUTION_POT_ID.into_account_truncating();
 }
 
 #[derive_impl(frame_system::config_preludes::SolochainDefaultConfig)]

@@ -1,0 +1,218 @@
+//! `attribution_*` JSON-RPC methods over `pallet_attribution_runtime_api::AttributionApi`.
+//!
+//! Amounts are decimal strings, shares parts per billion, hashes `0x` hex, accounts SS58.
+
+use std::sync::Arc;
+
+use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
+use openledger_runtime::{opaque::Block, AccountId, Balance, BlockNumber};
+use pallet_attribution::{ContributionRef, ReceiptRecord, RequestId};
+use pallet_attribution_runtime_api::AttributionApi;
+use serde::{Deserialize, Serialize};
+use sp_api::ProvideRuntimeApi;
+use sp_blockchain::HeaderBackend;
+use sp_core::crypto::Ss58Codec;
+
+use super::datanets::h256;
+
+type Hash = <Block as sp_runtime::traits::Block>::Hash;
+type Runtime = openledger_runtime::Runtime;
+type Record = ReceiptRecord<Runtime>;
+
+/// Error codes of the `attribution_*` methods.
+pub mod error {
+	/// A runtime API call failed.
+	pub const RUNTIME_ERROR: i32 = 9300;
+	/// No such receipt (never settled, or pruned).
+	pub const NOT_FOUND: i32 = 9301;
+	/// A bad parameter.
+	pub const BAD_PARAM: i32 = 9302;
+}
+
+/// An attributed contribution of a receipt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareJson {
+	pub datanet: u32,
+	pub version: u32,
+	pub index: u32,
+	pub share_perbill: u32,
+}
+
+/// A payout accrued by a receipt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PayoutJson {
+	pub account: String,
+	pub amount: String,
+}
+
+/// A settled receipt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptJson {
+	pub request_id: String,
+	pub payer: String,
+	pub worker: String,
+	pub model: u32,
+	pub model_version: u32,
+	pub fee: String,
+	pub prompt_tokens: u32,
+	pub completion_tokens: u32,
+	pub output_hash: String,
+	pub method: String,
+	pub attribution: Vec<ShareJson>,
+	pub payouts: Vec<PayoutJson>,
+	pub worker_payout: String,
+	pub settled_at: BlockNumber,
+	pub challenger: Option<String>,
+}
+
+/// Earnings of an account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EarningsJson {
+	pub accrued: String,
+	pub claimed: String,
+	pub unclaimed: String,
+}
+
+/// Usage and revenue of a model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageJson {
+	pub requests: u64,
+	pub tokens: u64,
+	pub revenue: String,
+}
+
+/// A payer's escrow.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EscrowJson {
+	pub held: String,
+	pub pending_withdrawal: Option<String>,
+	pub unlock_at: Option<BlockNumber>,
+}
+
+/// Attribution queries.
+#[rpc(client, server)]
+pub trait AttributionRpc {
+	/// A settled receipt by request id (`0x` + 32 bytes).
+	#[method(name = "attribution_getReceipt")]
+	fn get_receipt(&self, request_id: RequestId, at: Option<Hash>) -> RpcResult<ReceiptJson>;
+	/// Earnings of an account.
+	#[method(name = "attribution_earnings")]
+	fn earnings(&self, account: String, at: Option<Hash>) -> RpcResult<EarningsJson>;
+	/// Earnings of a contribution `(datanet, version, index)`.
+	#[method(name = "attribution_contributionEarnings")]
+	fn contribution_earnings(&self, datanet: u32, version: u32, index: u32, at: Option<Hash>) -> RpcResult<String>;
+	/// Earnings of a Datanet.
+	#[method(name = "attribution_datanetEarnings")]
+	fn datanet_earnings(&self, datanet: u32, at: Option<Hash>) -> RpcResult<String>;
+	/// Usage and revenue of a model.
+	#[method(name = "attribution_modelUsage")]
+	fn model_usage(&self, model: u32, at: Option<Hash>) -> RpcResult<UsageJson>;
+	/// A payer's escrow.
+	#[method(name = "attribution_escrow")]
+	fn escrow(&self, account: String, at: Option<Hash>) -> RpcResult<EscrowJson>;
+}
+
+/// Implements [`AttributionRpcServer`] over a client.
+pub struct Attribution<C> {
+	client: Arc<C>,
+}
+
+impl<C> Attribution<C> {
+	/// Over `client`.
+	pub fn new(client: Arc<C>) -> Self {
+		Self { client }
+	}
+}
+
+fn runtime_error(e: impl std::fmt::Display) -> ErrorObjectOwned {
+	ErrorObjectOwned::owned(error::RUNTIME_ERROR, "runtime API call failed", Some(e.to_string()))
+}
+
+fn account(s: &str) -> RpcResult<AccountId> {
+	AccountId::from_ss58check(s)
+		.map_err(|e| ErrorObjectOwned::owned(error::BAD_PARAM, format!("bad account {s}: {e:?}"), None::<()>))
+}
+
+impl<C> Attribution<C>
+where
+	C: HeaderBackend<Block>,
+{
+	fn at(&self, at: Option<Hash>) -> Hash {
+		at.unwrap_or_else(|| self.client.info().best_hash)
+	}
+}
+
+impl<C> AttributionRpcServer for Attribution<C>
+where
+	C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
+	C::Api: AttributionApi<Block, AccountId, Balance, BlockNumber, Record>,
+{
+	fn get_receipt(&self, request_id: RequestId, at: Option<Hash>) -> RpcResult<ReceiptJson> {
+		let r = self.client.runtime_api().receipt(self.at(at), request_id).map_err(runtime_error)?;
+		let r = r.ok_or_else(|| ErrorObjectOwned::owned(error::NOT_FOUND, format!("no receipt {request_id:?}"), None::<()>))?;
+		Ok(ReceiptJson {
+			request_id: h256(&request_id),
+			payer: r.payer.to_ss58check(),
+			worker: r.worker.to_ss58check(),
+			model: r.model,
+			model_version: r.model_version,
+			fee: r.fee.to_string(),
+			prompt_tokens: r.prompt_tokens,
+			completion_tokens: r.completion_tokens,
+			output_hash: h256(&r.output_hash),
+			method: format!("{:?}", r.method),
+			attribution: r
+				.attribution
+				.iter()
+				.map(|s| ShareJson {
+					datanet: s.contribution.datanet,
+					version: s.contribution.version,
+					index: s.contribution.index,
+					share_perbill: s.share.deconstruct(),
+				})
+				.collect(),
+			payouts: r.payouts.iter().map(|(a, b)| PayoutJson { account: a.to_ss58check(), amount: b.to_string() }).collect(),
+			worker_payout: r.worker_payout.to_string(),
+			settled_at: r.settled_at,
+			challenger: r.challenger.map(|c| c.to_ss58check()),
+		})
+	}
+
+	fn earnings(&self, who: String, at: Option<Hash>) -> RpcResult<EarningsJson> {
+		let (accrued, claimed, unclaimed) =
+			self.client.runtime_api().earnings(self.at(at), account(&who)?).map_err(runtime_error)?;
+		Ok(EarningsJson { accrued: accrued.to_string(), claimed: claimed.to_string(), unclaimed: unclaimed.to_string() })
+	}
+
+	fn contribution_earnings(&self, datanet: u32, version: u32, index: u32, at: Option<Hash>) -> RpcResult<String> {
+		let c = ContributionRef { datanet, version, index };
+		let e = self.client.runtime_api().contribution_earnings(self.at(at), c).map_err(runtime_error)?;
+		Ok(e.to_string())
+	}
+
+	fn datanet_earnings(&self, datanet: u32, at: Option<Hash>) -> RpcResult<String> {
+		let e = self.client.runtime_api().datanet_earnings(self.at(at), datanet).map_err(runtime_error)?;
+		Ok(e.to_string())
+	}
+
+	fn model_usage(&self, model: u32, at: Option<Hash>) -> RpcResult<UsageJson> {
+		let (requests, tokens, revenue) =
+			self.client.runtime_api().model_usage(self.at(at), model).map_err(runtime_error)?;
+		Ok(UsageJson { requests, tokens, revenue: revenue.to_string() })
+	}
+
+	fn escrow(&self, who: String, at: Option<Hash>) -> RpcResult<EscrowJson> {
+		let (held, pending) = self.client.runtime_api().escrow(self.at(at), account(&who)?).map_err(runtime_error)?;
+		Ok(EscrowJson {
+			held: held.to_string(),
+			pending_withdrawal: pending.map(|(a, _)| a.to_string()),
+			unlock_at: pending.map(|(_, b)| b),
+		})
+	}
+}

@@ -1,0 +1,30 @@
+//! Runtime API of the attribution pallet. The node's `attribution_*` JSON-RPC methods call it.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+use codec::Codec;
+pub use pallet_attribution::{ContributionRef, RequestId};
+use openledger_primitives::{DatanetId, ModelId};
+
+sp_api::decl_runtime_apis! {
+	/// Receipts, earnings and usage. `Record` is the runtime's `pallet_attribution::ReceiptRecord`.
+	pub trait AttributionApi<AccountId, Balance, BlockNumber, Record>
+	where
+		AccountId: Codec,
+		Balance: Codec,
+		BlockNumber: Codec,
+		Record: Codec,
+	{
+		/// A settled receipt by request id (until pruned).
+		fn receipt(id: RequestId) -> Option<Record>;
+		/// `(accrued, claimed, unclaimed)` earnings of an account (unclaimed includes its worker share).
+		fn earnings(who: AccountId) -> (Balance, Balance, Balance);
+		/// Earnings of one contribution.
+		fn contribution_earnings(c: ContributionRef) -> Balance;
+		/// Earnings of a Datanet (its contributors' and owner's).
+		fn datanet_earnings(datanet: DatanetId) -> Balance;
+		/// `(requests, tokens, revenue)` of a model.
+		fn model_usage(model: ModelId) -> (u64, u64, Balance);
+		/// `(held, pending withdrawal amount, unlock block)` of a payer's escrow.
+		fn escrow(who: AccountId) -> (Balance, Option<(Balance, BlockNumber)>);
+	}
+}

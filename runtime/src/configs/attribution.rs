@@ -1,0 +1,147 @@
+//! Attribution: paid inference, signed receipts, fee split, rewards and challenges, wired to the
+//! Datanets, models and staking pallets through small adapters.
+
+use super::TreasuryAccount;
+use crate::{
+	currency::OPEN,
+	time::{DAYS, MINUTES},
+	AccountId, Balance, Balances, BlockNumber, Datanets, OpenStaking, Runtime, RuntimeEvent,
+	RuntimeHoldReason, Signature,
+};
+use frame_support::{parameter_types, traits::ConstU32, PalletId};
+use frame_system::EnsureRoot;
+use openledger_primitives::{receipt::ContributionRef, DatanetId, ModelId, ModelVersion};
+use pallet_attribution::{ContributionResolver, ModelTerms, ModelTermsProvider, WorkerRegistry};
+use sp_runtime::{DispatchResult, MultiSigner, Perbill};
+
+/// Id of the pot holding settled fees until they are claimed.
+pub const ATTRIBUTION_POT_ID: PalletId = PalletId(*b"ol/infer");
+
+parameter_types! {
+	pub const AttributionPotId: PalletId = ATTRIBUTION_POT_ID;
+	/// Escrow comes back 10 minutes after asking (receipts can settle against it until then).
+	pub const EscrowWithdrawDelay: BlockNumber = 10 * MINUTES;
+	/// Receipts can be challenged for a day after settlement.
+	pub const ChallengeWindow: BlockNumber = DAYS;
+	pub const ChallengeBond: Balance = 100 * OPEN;
+	pub const ChallengerReward: Balance = 50 * OPEN;
+	/// A false receipt costs the worker and its delegators 10 % of their stake.
+	pub const ReceiptSlash: Perbill = Perbill::from_percent(10);
+}
+
+/// Model terms from the model registry.
+pub struct ModelsAdapter;
+impl ModelTermsProvider<AccountId> for ModelsAdapter {
+	fn terms(model: ModelId, version: ModelVersion) -> Option<ModelTerms<AccountId>> {
+		let m = pallet_models::Models::<Runtime>::get(model)?;
+		let v = pallet_models::Versions::<Runtime>::get(model, version)?;
+		Some(ModelTerms {
+			owner: m.owner,
+			split: m.split,
+			lineage: v.lineage.iter().map(|e| (e.datanet, e.version, e.weight)).collect(),
+			deprecated: v.deprecated,
+		})
+	}
+}
+
+/// Contributors and owners from the Datanets pallet.
+pub struct DatanetsAdapter;
+impl ContributionResolver<AccountId> for DatanetsAdapter {
+	fn contributor(c: &ContributionRef) -> Option<AccountId> {
+		Datanets::contribution_at(c.datanet, c.version, c.index).map(|(_, info)| info.contributor)
+	}
+	fn datanet_owner(datanet: DatanetId) -> Option<AccountId> {
+		pallet_datanets::Datanets::<Runtime>::get(datanet).map(|d| d.owner)
+	}
+}
+
+/// Workers from OPEN staking.
+pub struct StakingAdapter;
+impl WorkerRegistry<AccountId, Balance> for StakingAdapter {
+	fn signing_key_if_serving(worker: &AccountId, model: ModelId) -> Option<[u8; 32]> {
+		if !OpenStaking::serves(worker, model) {
+			return None;
+		}
+		pallet_open_staking::Workers::<Runtime>::get(worker).map(|w| w.signing_key)
+	}
+	fn is_bonded(who: &AccountId) -> bool {
+		use frame_support::traits::fungible::InspectHold;
+		let reason = RuntimeHoldReason::OpenStaking(pallet_open_staking::HoldReason::Staking);
+		Balances::balance_on_hold(&reason, who) > 0
+	}
+	fn pay_reward(from: &AccountId, worker: &AccountId, amount: Balance) -> DispatchResult {
+		OpenStaking::pay_reward(from, worker, amount).map(|_| ())
+	}
+	fn slash(worker: &AccountId, fraction: Perbill) -> DispatchResult {
+		OpenStaking::do_slash(worker, fraction).map(|_| ())
+	}
+}
+
+impl pallet_attribution::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type OffchainSignature = Signature;
+	type SigningPublicKey = MultiSigner;
+	type Models = ModelsAdapter;
+	type Contributions = DatanetsAdapter;
+	type Workers = StakingAdapter;
+	type PotId = AttributionPotId;
+	type Treasury = TreasuryAccount;
+	type EscrowWithdrawDelay = EscrowWithdrawDelay;
+	type ChallengeWindow = ChallengeWindow;
+	type ChallengeBond = ChallengeBond;
+	type ChallengerReward = ChallengerReward;
+	type SlashFraction = ReceiptSlash;
+	/// Root (sudo on the dev and test networks) until on-chain governance exists.
+	type ResolveOrigin = EnsureRoot<AccountId>;
+	type MaxReceiptsPerBatch = ConstU32<256>;
+	type MaxPrunePerBlock = ConstU32<2048>;
+	type WeightInfo = pallet_attribution::weights::SubstrateWeight<Runtime>;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = BenchmarkHelper;
+}
+
+/// Creates a real Datanet snapshot, base model, adapter and bonded worker for the benchmarks.
+#[cfg(feature = "runtime-benchmarks")]
+pub struct BenchmarkHelper;
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_attribution::BenchmarkHelper<AccountId, Signature, MultiSigner> for BenchmarkHelper {
+	fn setup(worker: &AccountId, key: [u8; 32], leaves: u32) -> (ModelId, ModelVersion, DatanetId, u32) {
+		use crate::RuntimeOrigin;
+		use alloc::vec;
+		use frame_support::traits::fungible::Mutate;
+		let owner: AccountId = AccountId::new([0xee; 32]);
+		let _ = Balances::set_balance(&owner, 1_000_000 * OPEN);
+		let _ = Balances::set_balance(worker, 1_000_000 * OPEN);
+		let origin = || RuntimeOrigin::signed(owner.clone());
+		let datanet = pallet_datanets::NextDatanetId::<Runtime>::get();
+		let policy = pallet_datanets::DepositPolicy {
+			base: super::MIN_CONTRIBUTION_DEPOSIT_BASE,
+			per_byte: super::MIN_CONTRIBUTION_DEPOSIT_PER_BYTE,
+		};
+		Datanets::create_datanet(origin(), b"bench".to_vec(), vec![], vec![], pallet_datanets::CurationMode::Open, policy)
+			.expect("datanet");
+		for i in 0..leaves {
+			let mut hash = [0u8; 32];
+			hash[..4].copy_from_slice(&i.to_le_bytes());
+			Datanets::contribute(origin(), datanet, hash.into(), 1, 1, b"u".to_vec(), None, None).expect("contribution");
+		}
+		Datanets::snapshot(origin(), datanet).expect("snapshot");
+		let base = pallet_models::NextModelId::<Runtime>::get();
+		crate::Models::register_base(origin(), b"b".to_vec(), vec![], vec![], [0xb0; 32].into(), vec![], vec![], [0; 32].into())
+			.expect("base");
+		let lineage = vec![pallet_models::LineageEntry { datanet, version: 1, weight: Perbill::one() }];
+		crate::Models::register_adapter(origin(), base, b"a".to_vec(), vec![], 8, 16, vec![b"q".to_vec()], [0xad; 32].into(), vec![], lineage, [0; 32].into())
+			.expect("adapter");
+		OpenStaking::bond_worker(RuntimeOrigin::signed(worker.clone()), 1_000 * OPEN, key, vec![], vec![base + 1], Perbill::zero())
+			.expect("worker");
+		(base + 1, 1, datanet, 1)
+	}
+	fn public(key: sp_core::sr25519::Public) -> MultiSigner {
+		key.into()
+	}
+	fn signature(sig: sp_core::sr25519::Signature) -> Signature {
+		sig.into()
+	}
+}

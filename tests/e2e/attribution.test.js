@@ -1,0 +1,125 @@
+// Paid inference end to end: a script signs vouchers (payer key) and receipts (worker signing
+// key) with real sr25519 keys, submits them over JSON-RPC, and polkadot-js sees the fee split.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { blake2AsHex } from '@polkadot/util-crypto';
+import { u8aConcat, u8aToHex } from '@polkadot/util';
+import { Node, rpc, tempDir } from './lib/node.js';
+import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY } from './lib/chain.js';
+
+let node;
+let api;
+const { alice, bob, charlie, k } = devKeys();
+const dave = k('//Dave'); // model owner
+const eve = k('//Eve'); // payer
+const workerKey = k('//Charlie//receipts'); // Charlie's receipt signing key
+let datanet;
+let adapter;
+let first; // the settled receipt, replayed below
+
+before(async () => {
+  node = new Node({ name: 'attribution', basePath: tempDir('ol-attr-'), args: ['--dev', '--sealing', 'instant'] });
+  await node.start();
+  api = await connect(node.wsUrl);
+  const ok = async (tx, who) => { const r = await send(api, tx, who); assert.equal(r.error, null); return r; };
+  const policy = { base: api.consts.datanets.minContributionDepositBase, perByte: api.consts.datanets.minContributionDepositPerByte };
+  let r = await ok(api.tx.datanets.createDatanet('support', '', 'CC0', 'Open', policy), alice);
+  datanet = findEvent(r.events, 'datanets', 'DatanetCreated').data.datanet.toNumber();
+  await ok(api.tx.utility.batchAll(['a', 'b', 'c'].map((c) => api.tx.datanets.contribute(datanet, blake2AsHex(c, 256), 1, 1, `store://${c}`, null, null))), bob);
+  await ok(api.tx.datanets.snapshot(datanet), alice);
+  r = await ok(api.tx.models.registerBase('base', '', 'llama', blake2AsHex('b', 256), '', [], blake2AsHex('c', 256)), alice);
+  const base = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
+  r = await ok(api.tx.models.registerAdapter(base, 'support-lora', '', 8, 16, ['q_proj'], blake2AsHex('w', 256), '', [{ datanet, version: 1, weight: 1_000_000_000 }], blake2AsHex('t', 256)), dave);
+  adapter = findEvent(r.events, 'models', 'AdapterRegistered').data.model.toNumber();
+  await ok(api.tx.openStaking.bondWorker(api.consts.openStaking.minWorkerBond, workerKey.publicKey, 'http://127.0.0.1:8080', [adapter], 0), charlie);
+  await ok(api.tx.attribution.depositEscrow(100n * OPEN), eve);
+});
+
+after(async () => {
+  await api?.disconnect();
+  await node?.stop();
+  node?.cleanup();
+});
+
+const domain = (tag) => api.createType('Bytes', tag).toU8a();
+
+/** A signed receipt for `nonce`, as the worker would build it. */
+async function receipt({ nonce, fee, maxFee = 2n * OPEN, shares, signer = workerKey }) {
+  const now = (await api.rpc.chain.getHeader()).number.toNumber();
+  const voucher = api.createType('OpenledgerPrimitivesReceiptVoucher', {
+    payer: eve.address, worker: charlie.address, model: adapter, modelVersion: 1, maxFee, nonce, expiresAt: now + 100,
+  });
+  const payerSignature = { Sr25519: eve.sign(u8aConcat(domain('openledger:voucher:v1'), voucher.toU8a())) };
+  // The signed-receipt type as the runtime metadata names it (`Vec<…>` of the call argument).
+  const signedType = api.tx.attribution.submitReceipts.meta.args[0].type.toString().replace(/^Vec<(.*)>$/, '$1');
+  const r = api.createType(signedType, {
+    receipt: {
+      voucher, payerSignature, promptTokens: 12, completionTokens: 40, fee, outputHash: blake2AsHex('the answer', 256),
+      method: 'SpanMatch',
+      attribution: shares.map(([index, percent]) => ({ contribution: { datanet, version: 1, index }, share: percent * 10_000_000 })),
+    },
+    workerSignature: new Uint8Array(64),
+  }).receipt;
+  const workerSignature = signer.sign(u8aConcat(domain('openledger:receipt:v1'), r.toU8a()));
+  const requestId = blake2AsHex(u8aConcat(domain('openledger:voucher:v1'), voucher.toU8a()), 256);
+  return { signed: { receipt: r, workerSignature: u8aToHex(workerSignature) }, requestId };
+}
+
+test('a signed receipt settles and the fee is split as the model says', async () => {
+  const fee = OPEN;
+  first = await receipt({ nonce: 1, fee, shares: [[0, 60], [2, 30]] });
+  const { signed, requestId } = first;
+  const escrow0 = (await api.query.balances.holds(eve.address)).reduce((s, h) => s + h.amount.toBigInt(), 0n);
+  const r = await send(api, api.tx.attribution.submitReceipts([signed]), charlie);
+  assert.equal(r.error, null);
+  const settled = findEvent(r.events, 'attribution', 'ReceiptSettled');
+  assert.ok(settled, 'ReceiptSettled');
+  assert.equal(settled.data.requestId.toHex(), requestId);
+  assert.equal(settled.data.fee.toBigInt(), fee);
+  const escrow1 = (await api.query.balances.holds(eve.address)).reduce((s, h) => s + h.amount.toBigInt(), 0n);
+  assert.equal(escrow0 - escrow1, fee);
+  // Default split 40/30/20/10: data 0.3 OPEN → Bob (both leaves) 60 % + 30 %, the rest to the
+  // lineage's Datanet owner (Alice).
+  const rewards = async (who) => (await api.query.attribution.rewards(who)).toBigInt();
+  assert.equal(await rewards(dave.address), OPEN * 40n / 100n);
+  assert.equal((await api.query.attribution.workerRewards(charlie.address)).toBigInt(), OPEN * 20n / 100n);
+  assert.equal(await rewards(bob.address), OPEN * 27n / 100n);
+  assert.equal(await rewards(alice.address), OPEN * 3n / 100n);
+  const usage = await api.query.attribution.modelUsage(adapter);
+  assert.equal(usage.requests.toNumber(), 1);
+  assert.equal(usage.tokens.toNumber(), 52);
+
+  // The same through the attribution_* RPC.
+  const rec = await rpc(node.rpcPort, 'attribution_getReceipt', [requestId]);
+  assert.equal(rec.fee, fee.toString());
+  assert.equal(rec.worker, charlie.address);
+  assert.deepEqual(rec.attribution.map((x) => [x.index, x.sharePerbill]), [[0, 600_000_000], [2, 300_000_000]]);
+  assert.equal((await rpc(node.rpcPort, 'attribution_contributionEarnings', [datanet, 1, 0])), (OPEN * 18n / 100n).toString());
+  assert.equal((await rpc(node.rpcPort, 'attribution_datanetEarnings', [datanet])), (OPEN * 30n / 100n).toString());
+  assert.deepEqual(await rpc(node.rpcPort, 'attribution_modelUsage', [adapter]), { requests: 1, tokens: 52, revenue: fee.toString() });
+  assert.deepEqual(await rpc(node.rpcPort, 'attribution_earnings', [bob.address]), {
+    accrued: (OPEN * 27n / 100n).toString(), claimed: '0', unclaimed: (OPEN * 27n / 100n).toString(),
+  });
+
+  // Bob's earnings are paid out (Alice triggers the claim; the OPEN goes to Bob).
+  const bob0 = await free(api, bob.address);
+  assert.equal((await send(api, api.tx.attribution.claimRewards(bob.address), alice)).error, null);
+  assert.equal(await free(api, bob.address), bob0 + OPEN * 27n / 100n);
+  assert.equal((await rpc(node.rpcPort, 'attribution_earnings', [bob.address])).claimed, (OPEN * 27n / 100n).toString());
+  assert.equal((await api.query.balances.totalIssuance()).toBigInt(), TOTAL_SUPPLY);
+});
+
+test('bad receipts are rejected one by one with their reason', async () => {
+  const replay = first; // the very same signed receipt again
+  const greedy = await receipt({ nonce: 2, fee: 3n * OPEN, shares: [] });
+  const stashSigned = await receipt({ nonce: 3, fee: OPEN, shares: [], signer: charlie });
+  const outside = await receipt({ nonce: 4, fee: OPEN, shares: [[7, 10]] });
+  const fine = await receipt({ nonce: 5, fee: OPEN / 2n, shares: [[1, 100]] });
+  const r = await send(api, api.tx.attribution.submitReceipts([replay, greedy, stashSigned, outside, fine].map((x) => x.signed)), charlie);
+  assert.equal(r.error, null);
+  const reasons = r.events.map((e) => e.event).filter((e) => e.method === 'ReceiptRejected').map((e) => e.data.reason.toString());
+  assert.deepEqual(reasons, ['AlreadyUsed', 'FeeAboveVoucher', 'BadWorkerSignature', 'BadAttribution']);
+  const settled = r.events.map((e) => e.event).filter((e) => e.method === 'ReceiptSettled');
+  assert.equal(settled.length, 1);
+  assert.equal(settled[0].data.requestId.toHex(), fine.requestId);
+});
