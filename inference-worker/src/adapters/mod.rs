@@ -1,0 +1,215 @@
+//! The adapter store (a local folder of PEFT adapter folders) and the in-memory adapter cache:
+//! bounded in bytes, LRU eviction, loads just in time, and concurrent requests for the same cold
+//! adapter share one load. Sequences hold an `Arc` to the adapter they started with, so evicting
+//! (or replacing) an adapter never disturbs requests in flight.
+
+use crate::metrics::Metrics;
+use crate::model::config::LlamaConfig;
+use crate::model::lora::{LoraAdapter, CONFIG_FILE, WEIGHTS_FILE};
+use candle_core::Device;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdapterError {
+	#[error("the model `{0}` does not exist")]
+	NotFound(String),
+	#[error("adapter `{0}` cannot be loaded: {1}")]
+	Invalid(String, String),
+}
+
+/// Adapter names are folder names: letters, digits, `-`, `_`, `.`, not starting with `.`.
+pub fn valid_name(name: &str) -> bool {
+	!name.is_empty()
+		&& name.len() <= 128
+		&& !name.starts_with('.')
+		&& name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+type Slot = Arc<OnceCell<Result<Arc<LoraAdapter>, AdapterError>>>;
+
+#[derive(Default)]
+struct State {
+	entries: HashMap<String, (Arc<LoraAdapter>, u64)>,
+	bytes: usize,
+	tick: u64,
+	loading: HashMap<String, Slot>,
+}
+
+pub struct AdapterCache {
+	pub dir: PathBuf,
+	cfg: LlamaConfig,
+	device: Device,
+	budget_bytes: usize,
+	state: Mutex<State>,
+	metrics: Metrics,
+}
+
+impl AdapterCache {
+	pub fn new(dir: PathBuf, cfg: LlamaConfig, device: Device, budget_bytes: usize, metrics: Metrics) -> Self {
+		Self { dir, cfg, device, budget_bytes, state: Mutex::new(State::default()), metrics }
+	}
+
+	/// Adapter folders in the store (those with both PEFT files), sorted.
+	pub fn list(&self) -> Vec<String> {
+		let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+			.into_iter()
+			.flatten()
+			.flatten()
+			.filter_map(|e| {
+				let name = e.file_name().to_string_lossy().into_owned();
+				let p = e.path();
+				(valid_name(&name) && p.join(CONFIG_FILE).is_file() && p.join(WEIGHTS_FILE).is_file()).then_some(name)
+			})
+			.collect();
+		names.sort();
+		names
+	}
+
+	/// Resident adapters and their bytes.
+	pub fn resident(&self) -> (usize, usize) {
+		let s = self.state.lock().expect("poisoned only by a panic elsewhere; qed");
+		(s.entries.len(), s.bytes)
+	}
+
+	/// The adapter called `name`, from memory or loaded once from the store.
+	pub async fn get(&self, name: &str) -> Result<Arc<LoraAdapter>, AdapterError> {
+		if !valid_name(name) {
+			return Err(AdapterError::NotFound(name.to_string()));
+		}
+		let slot = {
+			let mut s = self.state.lock().expect("not poisoned; qed");
+			s.tick += 1;
+			let tick = s.tick;
+			if let Some((a, used)) = s.entries.get_mut(name) {
+				*used = tick;
+				self.metrics.adapter_hits.inc();
+				return Ok(a.clone());
+			}
+			s.loading.entry(name.to_string()).or_default().clone()
+		};
+		let result = slot
+			.get_or_init(|| async {
+				let (dir, name_owned, cfg, device) =
+					(self.dir.join(name), name.to_string(), self.cfg.clone(), self.device.clone());
+				let started = std::time::Instant::now();
+				let loaded = tokio::task::spawn_blocking(move || {
+					if !dir.join(CONFIG_FILE).is_file() {
+						return Err(AdapterError::NotFound(name_owned));
+					}
+					LoraAdapter::load(&dir, &name_owned, &cfg, &device)
+						.map(Arc::new)
+						.map_err(|e| AdapterError::Invalid(name_owned, format!("{e:#}")))
+				})
+				.await
+				.unwrap_or_else(|e| Err(AdapterError::Invalid(name.to_string(), e.to_string())));
+				if loaded.is_ok() {
+					self.metrics.adapter_loads.inc();
+					self.metrics.adapter_load_seconds.observe(started.elapsed().as_secs_f64());
+				}
+				loaded
+			})
+			.await
+			.clone();
+		let mut s = self.state.lock().expect("not poisoned; qed");
+		if s.loading.get(name).is_some_and(|l| Arc::ptr_eq(l, &slot)) {
+			s.loading.remove(name);
+			if let Ok(a) = &result {
+				s.tick += 1;
+				let tick = s.tick;
+				s.bytes += a.bytes;
+				s.entries.insert(name.to_string(), (a.clone(), tick));
+				self.evict(&mut s, name);
+			}
+		}
+		result
+	}
+
+	/// Evicts least recently used adapters (never `keep`) until the budget holds.
+	fn evict(&self, s: &mut State, keep: &str) {
+		while s.bytes > self.budget_bytes {
+			let Some(victim) =
+				s.entries.iter().filter(|(n, _)| n.as_str() != keep).min_by_key(|(_, (_, t))| *t).map(|(n, _)| n.clone())
+			else {
+				break;
+			};
+			let (a, _) = s.entries.remove(&victim).expect("found above; qed");
+			s.bytes -= a.bytes;
+			self.metrics.adapter_evictions.inc();
+		}
+		self.metrics.adapter_cache_bytes.set(s.bytes as i64);
+	}
+
+	/// Forgets `name` (e.g. the folder was replaced); requests in flight keep their copy.
+	pub fn invalidate(&self, name: &str) {
+		let mut s = self.state.lock().expect("not poisoned; qed");
+		if let Some((a, _)) = s.entries.remove(name) {
+			s.bytes -= a.bytes;
+		}
+		self.metrics.adapter_cache_bytes.set(s.bytes as i64);
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::gen::{write_adapter, BaseSpec};
+
+	fn setup(n: usize) -> (tempfile::TempDir, LlamaConfig) {
+		let dir = tempfile::tempdir().unwrap();
+		let cfg = BaseSpec::default().config(1, vec![2]);
+		for i in 0..n {
+			write_adapter(&dir.path().join(format!("a{i}")), &cfg, 4, 8.0, &["q_proj", "v_proj"], i as u64).unwrap();
+		}
+		(dir, cfg)
+	}
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn concurrent_cold_requests_load_once() {
+		let (dir, cfg) = setup(2);
+		let m = Metrics::new();
+		let cache = Arc::new(AdapterCache::new(dir.path().into(), cfg, Device::Cpu, 1 << 30, m.clone()));
+		let tasks: Vec<_> = (0..16)
+			.map(|_| {
+				let c = cache.clone();
+				tokio::spawn(async move { c.get("a0").await.unwrap() })
+			})
+			.collect();
+		let got: Vec<Arc<LoraAdapter>> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+		assert!(got.iter().all(|a| Arc::ptr_eq(a, &got[0])), "one shared instance");
+		assert_eq!(m.adapter_loads.get(), 1);
+		assert_eq!(cache.list(), vec!["a0", "a1"]);
+	}
+
+	#[tokio::test]
+	async fn lru_eviction_respects_the_byte_budget() {
+		let (dir, cfg) = setup(3);
+		let m = Metrics::new();
+		let probe = AdapterCache::new(dir.path().into(), cfg.clone(), Device::Cpu, 1 << 30, m.clone());
+		let one = probe.get("a0").await.unwrap().bytes;
+		let cache = AdapterCache::new(dir.path().into(), cfg, Device::Cpu, 2 * one, Metrics::new());
+		let a0 = cache.get("a0").await.unwrap();
+		cache.get("a1").await.unwrap();
+		cache.get("a0").await.unwrap(); // a0 is now more recent than a1
+		cache.get("a2").await.unwrap(); // evicts a1
+		assert_eq!(cache.resident(), (2, 2 * one));
+		let s = cache.state.lock().unwrap();
+		assert!(s.entries.contains_key("a0") && s.entries.contains_key("a2") && !s.entries.contains_key("a1"));
+		drop(s);
+		assert_eq!(a0.name, "a0", "an evicted or resident adapter held by a request stays usable");
+	}
+
+	#[tokio::test]
+	async fn unknown_bad_and_hostile_names() {
+		let (dir, cfg) = setup(1);
+		std::fs::create_dir(dir.path().join("broken")).unwrap();
+		std::fs::write(dir.path().join("broken").join(CONFIG_FILE), br#"{"r": 4}"#).unwrap();
+		let cache = AdapterCache::new(dir.path().into(), cfg, Device::Cpu, 1 << 30, Metrics::new());
+		assert_eq!(cache.get("nope").await.unwrap_err(), AdapterError::NotFound("nope".into()));
+		assert_eq!(cache.get("../a0").await.unwrap_err(), AdapterError::NotFound("../a0".into()));
+		assert!(matches!(cache.get("broken").await.unwrap_err(), AdapterError::Invalid(..)));
+		assert!(cache.get("a0").await.is_ok());
+	}
+}

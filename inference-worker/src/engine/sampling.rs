@@ -1,0 +1,179 @@
+//! Token sampling: temperature, top-k, top-p, seeded; plus stop-string handling for streams.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingParams {
+	/// 0 means greedy.
+	pub temperature: f32,
+	/// 1.0 disables nucleus sampling.
+	pub top_p: f32,
+	/// 0 disables top-k.
+	pub top_k: usize,
+	pub seed: Option<u64>,
+	pub max_tokens: usize,
+	pub stop: Vec<String>,
+}
+
+impl Default for SamplingParams {
+	fn default() -> Self {
+		Self { temperature: 1.0, top_p: 1.0, top_k: 0, seed: None, max_tokens: 16, stop: vec![] }
+	}
+}
+
+pub struct Sampler {
+	rng: ChaCha8Rng,
+	params: SamplingParams,
+}
+
+impl Sampler {
+	pub fn new(params: SamplingParams) -> Self {
+		let rng = match params.seed {
+			Some(s) => ChaCha8Rng::seed_from_u64(s),
+			None => ChaCha8Rng::from_entropy(),
+		};
+		Self { rng, params }
+	}
+
+	pub fn sample(&mut self, logits: &[f32]) -> u32 {
+		let p = &self.params;
+		if p.temperature <= 0.0 || p.top_k == 1 {
+			return argmax(logits);
+		}
+		let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, l)| (i as u32, l / p.temperature)).collect();
+		// Highest first; ties by lower token id so results do not depend on sort stability.
+		let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+		if p.top_k > 0 && p.top_k < cand.len() {
+			cand.select_nth_unstable_by(p.top_k - 1, by_logit);
+			cand.truncate(p.top_k);
+		}
+		cand.sort_by(by_logit);
+		let max = cand[0].1;
+		let mut probs: Vec<f32> = cand.iter().map(|(_, l)| (l - max).exp()).collect();
+		let sum: f32 = probs.iter().sum();
+		probs.iter_mut().for_each(|x| *x /= sum);
+		if p.top_p < 1.0 {
+			let mut acc = 0.0;
+			let mut keep = probs.len();
+			for (i, x) in probs.iter().enumerate() {
+				acc += x;
+				if acc >= p.top_p {
+					keep = i + 1;
+					break;
+				}
+			}
+			probs.truncate(keep);
+			let sum: f32 = probs.iter().sum();
+			probs.iter_mut().for_each(|x| *x /= sum);
+		}
+		let r: f32 = self.rng.gen();
+		let mut acc = 0.0;
+		for (i, x) in probs.iter().enumerate() {
+			acc += x;
+			if r < acc {
+				return cand[i].0;
+			}
+		}
+		cand[probs.len() - 1].0
+	}
+}
+
+pub fn argmax(logits: &[f32]) -> u32 {
+	let mut best = 0;
+	for (i, l) in logits.iter().enumerate() {
+		if *l > logits[best] {
+			best = i;
+		}
+	}
+	best as u32
+}
+
+/// Releases generated text as it streams, holding back a tail that may be the start of a stop
+/// string and cutting the text at the first stop string.
+#[derive(Default)]
+pub struct StopFilter {
+	stops: Vec<String>,
+	text: String,
+	emitted: usize,
+}
+
+impl StopFilter {
+	pub fn new(stops: Vec<String>) -> Self {
+		Self { stops: stops.into_iter().filter(|s| !s.is_empty()).collect(), ..Default::default() }
+	}
+
+	/// Adds a delta; returns the text that may be released now and whether a stop string hit.
+	pub fn push(&mut self, delta: &str) -> (String, bool) {
+		let search_from = self.emitted.saturating_sub(self.stops.iter().map(|s| s.len()).max().unwrap_or(0));
+		self.text.push_str(delta);
+		let hit = self
+			.stops
+			.iter()
+			.filter_map(|s| self.text[search_from..].find(s.as_str()).map(|i| i + search_from))
+			.min();
+		if let Some(at) = hit {
+			let out = self.text[self.emitted.min(at)..at].to_string();
+			self.emitted = at;
+			return (out, true);
+		}
+		let mut hold = 0;
+		for s in &self.stops {
+			for k in (1..s.len()).rev() {
+				if s.is_char_boundary(k) && self.text.ends_with(&s[..k]) {
+					hold = hold.max(k);
+					break;
+				}
+			}
+		}
+		let until = self.text.len() - hold;
+		let out = self.text[self.emitted..until].to_string();
+		self.emitted = until;
+		(out, false)
+	}
+
+	/// What was held back, released when the sequence ends for another reason.
+	pub fn flush(&mut self) -> String {
+		let out = self.text[self.emitted..].to_string();
+		self.emitted = self.text.len();
+		out
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn greedy_topk1_and_seeds() {
+		let logits = [0.1, 2.0, 1.9, -1.0];
+		let mut g = Sampler::new(SamplingParams { temperature: 0.0, ..Default::default() });
+		assert_eq!(g.sample(&logits), 1);
+		let mut k1 = Sampler::new(SamplingParams { top_k: 1, seed: Some(1), ..Default::default() });
+		assert_eq!(k1.sample(&logits), 1);
+		let run = |seed| {
+			let mut s = Sampler::new(SamplingParams { seed: Some(seed), ..Default::default() });
+			(0..32).map(|_| s.sample(&logits)).collect::<Vec<_>>()
+		};
+		assert_eq!(run(7), run(7));
+		assert_ne!(run(7), run(8));
+		// top-k 2 never picks outside the two best; a tight top-p only the best.
+		let mut k2 = Sampler::new(SamplingParams { top_k: 2, seed: Some(3), ..Default::default() });
+		assert!((0..200).map(|_| k2.sample(&logits)).all(|t| t == 1 || t == 2));
+		let mut p = Sampler::new(SamplingParams { top_p: 0.3, seed: Some(3), ..Default::default() });
+		assert!((0..200).map(|_| p.sample(&logits)).all(|t| t == 1));
+	}
+
+	#[test]
+	fn stop_strings_cut_and_hold_back() {
+		let mut f = StopFilter::new(vec!["\n\n".into(), "END".into()]);
+		assert_eq!(f.push("hello E"), ("hello ".into(), false));
+		assert_eq!(f.push("N"), ("".into(), false));
+		assert_eq!(f.push("Xtra"), ("ENXtra".into(), false));
+		assert_eq!(f.push(" done\n"), (" done".into(), false));
+		assert_eq!(f.push("\nmore"), ("".into(), true));
+		let mut f = StopFilter::new(vec!["END".into()]);
+		assert_eq!(f.push("abcEN"), ("abc".into(), false));
+		assert_eq!(f.flush(), "EN");
+	}
+}

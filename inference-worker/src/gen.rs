@@ -1,0 +1,218 @@
+//! Seeded model folders in the Hugging Face layout (nothing can be downloaded on our machines):
+//! a Llama-style base model (`config.json`, `model.safetensors` or shards + index,
+//! `tokenizer.json` trained with `tokenizers` on the bundled corpus, `tokenizer_config.json` with
+//! a chat template) and PEFT LoRA adapters. The worker loads them through the same code as a
+//! downloaded model.
+
+use crate::model::config::{LlamaConfig, TokenIds, PROJECTIONS};
+use crate::model::lora::{CONFIG_FILE, WEIGHTS_FILE};
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The bundled corpus (CC0 + public domain), for the tokenizer and the demo.
+pub const CORPUS: &str = include_str!("../assets/corpus.txt");
+
+pub const BOS: &str = "<s>";
+pub const EOS: &str = "</s>";
+pub const IM_START: &str = "<|im_start|>";
+pub const IM_END: &str = "<|im_end|>";
+pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/// Shape of a generated base model.
+#[derive(Clone, Debug)]
+pub struct BaseSpec {
+	pub hidden: usize,
+	pub intermediate: usize,
+	pub layers: usize,
+	pub heads: usize,
+	pub kv_heads: usize,
+	pub vocab: usize,
+	pub max_positions: usize,
+	pub seed: u64,
+}
+
+impl Default for BaseSpec {
+	fn default() -> Self {
+		Self { hidden: 64, intermediate: 176, layers: 2, heads: 4, kv_heads: 2, vocab: 512, max_positions: 512, seed: 42 }
+	}
+}
+
+impl BaseSpec {
+	pub fn config(&self, bos: u32, eos: Vec<u32>) -> LlamaConfig {
+		LlamaConfig {
+			model_type: "llama".into(),
+			hidden_size: self.hidden,
+			intermediate_size: self.intermediate,
+			num_hidden_layers: self.layers,
+			num_attention_heads: self.heads,
+			num_key_value_heads: Some(self.kv_heads),
+			head_dim: None,
+			vocab_size: self.vocab,
+			rms_norm_eps: 1e-5,
+			rope_theta: 10_000.0,
+			max_position_embeddings: self.max_positions,
+			tie_word_embeddings: false,
+			attention_bias: Some(false),
+			bos_token_id: Some(TokenIds::One(bos)),
+			eos_token_id: Some(TokenIds::Many(eos)),
+			torch_dtype: Some("float32".into()),
+			architectures: vec!["LlamaForCausalLM".into()],
+		}
+	}
+}
+
+fn uniform(rng: &mut ChaCha8Rng, n: usize, bound: f32) -> Vec<f32> {
+	(0..n).map(|_| rng.gen_range(-bound..bound)).collect()
+}
+
+/// Seeded weights for `cfg` with HF names (uniform, scaled by fan-in like the usual inits).
+pub fn base_tensors(cfg: &LlamaConfig, seed: u64, device: &Device) -> anyhow::Result<HashMap<String, Tensor>> {
+	let mut rng = ChaCha8Rng::seed_from_u64(seed);
+	let mut t = HashMap::new();
+	let h = cfg.hidden_size;
+	let put = |t: &mut HashMap<String, Tensor>, name: String, shape: (usize, usize), rng: &mut ChaCha8Rng| -> anyhow::Result<()> {
+		let bound = (3.0 / shape.1 as f32).sqrt();
+		t.insert(name, Tensor::from_vec(uniform(rng, shape.0 * shape.1, bound), shape, device)?);
+		Ok(())
+	};
+	put(&mut t, "model.embed_tokens.weight".into(), (cfg.vocab_size, h), &mut rng)?;
+	for l in 0..cfg.num_hidden_layers {
+		for (i, p) in PROJECTIONS.iter().enumerate() {
+			let group = if i < 4 { "self_attn" } else { "mlp" };
+			let shape = cfg.projection_shape(p).expect("PROJECTIONS; qed");
+			put(&mut t, format!("model.layers.{l}.{group}.{p}.weight"), shape, &mut rng)?;
+		}
+		for n in ["input_layernorm", "post_attention_layernorm"] {
+			t.insert(format!("model.layers.{l}.{n}.weight"), Tensor::ones(h, DType::F32, device)?);
+		}
+	}
+	t.insert("model.norm.weight".into(), Tensor::ones(h, DType::F32, device)?);
+	if !cfg.tie_word_embeddings {
+		put(&mut t, "lm_head.weight".into(), (cfg.vocab_size, h), &mut rng)?;
+	}
+	Ok(t)
+}
+
+/// Trains a byte-level BPE tokenizer on `corpus` with the chat special tokens.
+pub fn train_tokenizer(corpus: &str, vocab: usize, dir: &Path) -> anyhow::Result<tokenizers::Tokenizer> {
+	use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+	use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+	use tokenizers::{AddedToken, Tokenizer};
+	let specials: Vec<AddedToken> = [BOS, EOS, IM_START, IM_END].iter().map(|s| AddedToken::from(*s, true)).collect();
+	let mut trainer: tokenizers::models::TrainerWrapper = BpeTrainerBuilder::new()
+		.vocab_size(vocab)
+		.min_frequency(2)
+		.show_progress(false)
+		.special_tokens(specials.clone())
+		.initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+		.build()
+		.into();
+	let mut tk = Tokenizer::new(BPE::default());
+	tk.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+	tk.with_decoder(Some(ByteLevel::default()));
+	let corpus_file = dir.join(".corpus.txt");
+	std::fs::write(&corpus_file, corpus)?;
+	tk.train_from_files(&mut trainer, vec![corpus_file.to_string_lossy().into_owned()])
+		.map_err(|e| anyhow::anyhow!("training the tokenizer: {e}"))?;
+	std::fs::remove_file(&corpus_file)?;
+	tk.add_special_tokens(specials).map_err(|e| anyhow::anyhow!("adding special tokens: {e}"))?;
+	Ok(tk)
+}
+
+/// Writes a complete base model folder. `shards > 1` writes `model-0000i-of-0000n.safetensors`
+/// and `model.safetensors.index.json` like large checkpoints do.
+pub fn write_base_model(dir: &Path, spec: &BaseSpec, shards: usize) -> anyhow::Result<LlamaConfig> {
+	std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+	let tk = train_tokenizer(CORPUS, spec.vocab, dir)?;
+	let vocab = tk.get_vocab_size(true);
+	let id = |s: &str| tk.token_to_id(s).ok_or_else(|| anyhow::anyhow!("{s} missing from the vocabulary"));
+	let mut spec = spec.clone();
+	spec.vocab = vocab;
+	let cfg = spec.config(id(BOS)?, vec![id(EOS)?, id(IM_END)?]);
+	tk.save(dir.join("tokenizer.json"), false).map_err(|e| anyhow::anyhow!("saving tokenizer.json: {e}"))?;
+	let tk_cfg = serde_json::json!({
+		"bos_token": BOS, "eos_token": IM_END, "model_max_length": spec.max_positions,
+		"chat_template": CHATML_TEMPLATE, "tokenizer_class": "PreTrainedTokenizerFast",
+	});
+	std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_vec_pretty(&tk_cfg)?)?;
+	std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&cfg)?)?;
+	write_tensors(dir, &base_tensors(&cfg, spec.seed, &Device::Cpu)?, shards)?;
+	Ok(cfg)
+}
+
+/// Writes tensors as `model.safetensors`, or as `shards` files plus the HF index.
+pub fn write_tensors(dir: &Path, tensors: &HashMap<String, Tensor>, shards: usize) -> anyhow::Result<()> {
+	if shards <= 1 {
+		candle_core::safetensors::save(tensors, dir.join("model.safetensors"))?;
+		return Ok(());
+	}
+	let mut names: Vec<&String> = tensors.keys().collect();
+	names.sort();
+	let per = names.len().div_ceil(shards);
+	let mut weight_map = serde_json::Map::new();
+	let mut total = 0usize;
+	for (i, chunk) in names.chunks(per).enumerate() {
+		let file = format!("model-{:05}-of-{:05}.safetensors", i + 1, shards);
+		let part: HashMap<String, Tensor> = chunk.iter().map(|n| ((*n).clone(), tensors[*n].clone())).collect();
+		for (n, t) in &part {
+			total += t.elem_count() * t.dtype().size_in_bytes();
+			weight_map.insert(n.clone(), serde_json::Value::String(file.clone()));
+		}
+		candle_core::safetensors::save(&part, dir.join(&file))?;
+	}
+	let index = serde_json::json!({ "metadata": { "total_size": total }, "weight_map": weight_map });
+	std::fs::write(dir.join("model.safetensors.index.json"), serde_json::to_vec_pretty(&index)?)?;
+	Ok(())
+}
+
+/// A seeded PEFT LoRA adapter for `cfg`: (adapter_config.json bytes, tensors).
+pub fn adapter_tensors(
+	cfg: &LlamaConfig,
+	rank: usize,
+	alpha: f64,
+	targets: &[&str],
+	seed: u64,
+	device: &Device,
+) -> anyhow::Result<(Vec<u8>, HashMap<String, Tensor>)> {
+	let mut rng = ChaCha8Rng::seed_from_u64(seed);
+	let mut t = HashMap::new();
+	for l in 0..cfg.num_hidden_layers {
+		for p in targets {
+			let (out_dim, in_dim) =
+				cfg.projection_shape(p).ok_or_else(|| anyhow::anyhow!("unknown target module {p:?}"))?;
+			let group = if ["q_proj", "k_proj", "v_proj", "o_proj"].contains(p) { "self_attn" } else { "mlp" };
+			let prefix = format!("base_model.model.model.layers.{l}.{group}.{p}");
+			let a = uniform(&mut rng, rank * in_dim, (3.0 / in_dim as f32).sqrt());
+			// PEFT starts B at zero; a served adapter has trained, non-zero B.
+			let b = uniform(&mut rng, out_dim * rank, 0.5 / (rank as f32).sqrt());
+			t.insert(format!("{prefix}.lora_A.weight"), Tensor::from_vec(a, (rank, in_dim), device)?);
+			t.insert(format!("{prefix}.lora_B.weight"), Tensor::from_vec(b, (out_dim, rank), device)?);
+		}
+	}
+	let config = serde_json::json!({
+		"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": alpha,
+		"lora_dropout": 0.0, "target_modules": targets, "bias": "none", "fan_in_fan_out": false,
+		"use_rslora": false, "base_model_name_or_path": null,
+	});
+	Ok((serde_json::to_vec_pretty(&config)?, t))
+}
+
+/// Writes a seeded PEFT adapter folder.
+pub fn write_adapter(
+	dir: &Path,
+	cfg: &LlamaConfig,
+	rank: usize,
+	alpha: f64,
+	targets: &[&str],
+	seed: u64,
+) -> anyhow::Result<()> {
+	std::fs::create_dir_all(dir)?;
+	let (config, tensors) = adapter_tensors(cfg, rank, alpha, targets, seed, &Device::Cpu)?;
+	std::fs::write(dir.join(CONFIG_FILE), config)?;
+	candle_core::safetensors::save(&tensors, dir.join(WEIGHTS_FILE))?;
+	Ok(())
+}

@@ -1,0 +1,320 @@
+//! The OpenAI-compatible HTTP API (axum). This layer owns the wire types only; it reaches the
+//! engine through [`Engine::submit`] and a per-request event channel. Dropping that channel —
+//! the client went away, the response future was dropped — cancels the sequence.
+
+pub mod wire;
+
+use crate::adapters::{AdapterCache, AdapterError};
+use crate::engine::{Engine, Event, FinishReason, SubmitError};
+use crate::metrics::Metrics;
+use crate::model::lora::LoraAdapter;
+use crate::tokenizer::TextTokenizer;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use wire::*;
+
+pub struct AppState {
+	pub engine: Engine,
+	pub tokenizer: Arc<TextTokenizer>,
+	pub adapters: Arc<AdapterCache>,
+	/// The name the base model is served under (`model` field without an adapter).
+	pub base_name: String,
+	pub metrics: Metrics,
+	pub created: u64,
+	pub next_id: AtomicU64,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+	Router::new()
+		.route("/v1/models", get(models))
+		.route("/v1/completions", post(completions))
+		.route("/v1/chat/completions", post(chat_completions))
+		.route("/health", get(health))
+		.route("/metrics", get(metrics))
+		.fallback(|| async { error_response(&ApiError { status: 404, ..ApiError::invalid("no such route", "url") }) })
+		.with_state(state)
+}
+
+fn now() -> u64 {
+	std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn error_response(e: &ApiError) -> Response {
+	let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+	let mut r = (status, Json(e.body())).into_response();
+	if e.status == 429 || e.status == 503 {
+		r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+	}
+	r
+}
+
+fn json_error(rej: JsonRejection) -> ApiError {
+	ApiError { code: None, ..ApiError::invalid(format!("We could not parse the JSON body of your request: {}", rej.body_text()), "body") }
+}
+
+async fn models(State(st): State<Arc<AppState>>) -> Json<ModelList> {
+	let mut data = vec![ModelCard {
+		id: st.base_name.clone(),
+		object: "model",
+		created: st.created,
+		owned_by: "openledger".into(),
+		parent: None,
+	}];
+	for name in st.adapters.list() {
+		data.push(ModelCard {
+			id: name,
+			object: "model",
+			created: st.created,
+			owned_by: "openledger".into(),
+			parent: Some(st.base_name.clone()),
+		});
+	}
+	Json(ModelList { object: "list", data })
+}
+
+async fn health(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
+	let (resident, bytes) = st.adapters.resident();
+	Json(serde_json::json!({
+		"status": "ok", "model": st.base_name, "in_flight": st.engine.in_flight(),
+		"adapters_resident": resident, "adapter_bytes": bytes,
+	}))
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+	([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+}
+
+/// The model field names the base model or an adapter in the store.
+async fn resolve(st: &AppState, model: &str) -> Result<Option<Arc<LoraAdapter>>, ApiError> {
+	if model == st.base_name {
+		return Ok(None);
+	}
+	st.adapters.get(model).await.map(Some).map_err(|e| match e {
+		AdapterError::NotFound(_) => ApiError {
+			status: 404,
+			code: Some("model_not_found"),
+			..ApiError::invalid(format!("The model `{model}` does not exist or you do not have access to it."), "model")
+		},
+		AdapterError::Invalid(..) => ApiError {
+			status: 500,
+			kind: "server_error",
+			message: e.to_string(),
+			param: Some("model"),
+			code: None,
+		},
+	})
+}
+
+struct Prepared {
+	rx: mpsc::Receiver<Event>,
+	id: String,
+	model: String,
+	include_usage: bool,
+}
+
+async fn prepare(st: &AppState, common: &CommonParams, prompt: &str, prefix: &str) -> Result<Prepared, ApiError> {
+	let adapter = resolve(st, &common.model).await?;
+	let tokens = st.tokenizer.encode(prompt).map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
+	let params = common.sampling(tokens.len(), st.engine.max_len)?;
+	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
+		SubmitError::Busy(_) => {
+			st.metrics.rejected_busy.inc();
+			ApiError { status: 429, kind: "server_overloaded", message: e.to_string(), param: None, code: Some("busy") }
+		},
+		SubmitError::Stopped => ApiError { status: 503, kind: "server_error", message: e.to_string(), param: None, code: None },
+	})?;
+	let id = format!("{prefix}-{:x}{:06x}", now(), st.next_id.fetch_add(1, Ordering::Relaxed));
+	Ok(Prepared {
+		rx,
+		id,
+		model: common.model.clone(),
+		include_usage: common.stream_options.as_ref().is_some_and(|o| o.include_usage),
+	})
+}
+
+/// Waits for the whole answer: (text, finish reason, usage).
+async fn collect(mut rx: mpsc::Receiver<Event>) -> Result<(String, FinishReason, Usage), ApiError> {
+	let mut text = String::new();
+	while let Some(ev) = rx.recv().await {
+		match ev {
+			Event::Token { text: t, .. } => text.push_str(&t),
+			Event::Done { reason, prompt_tokens, completion_tokens } =>
+				return Ok((text, reason, Usage::new(prompt_tokens, completion_tokens))),
+			Event::Error(e) => return Err(ApiError { status: 500, kind: "server_error", message: e, param: None, code: None }),
+		}
+	}
+	Err(ApiError { status: 500, kind: "server_error", message: "the engine dropped the request".into(), param: None, code: None })
+}
+
+fn sse_json<T: serde::Serialize>(v: &T) -> Result<SseEvent, Infallible> {
+	Ok(SseEvent::default().data(serde_json::to_string(v).expect("wire types serialize; qed")))
+}
+
+/// Engine events as SSE chunks built by `chunk(text, finish, usage)`, then `[DONE]`.
+fn sse_stream<F>(p: Prepared, first: Option<SseEvent>, chunk: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+	F: Fn(Option<String>, Option<FinishReason>, Option<Usage>) -> serde_json::Value + Send + Sync + 'static,
+{
+	let include_usage = p.include_usage;
+	let head = futures::stream::iter(first.map(Ok));
+	let chunk = Arc::new(chunk);
+	let body = futures::stream::unfold((p.rx, false), move |(mut rx, done)| {
+		let chunk = chunk.clone();
+		async move {
+			if done {
+				return None;
+			}
+			let events: Vec<Result<SseEvent, Infallible>> = match rx.recv().await {
+				Some(Event::Token { text, .. }) if text.is_empty() => vec![],
+				Some(Event::Token { text, .. }) => vec![sse_json(&chunk(Some(text), None, None))],
+				Some(Event::Done { reason, prompt_tokens, completion_tokens }) => {
+					let mut v = vec![sse_json(&chunk(None, Some(reason), None))];
+					if include_usage {
+						v.push(sse_json(&chunk(None, None, Some(Usage::new(prompt_tokens, completion_tokens)))));
+					}
+					v.push(Ok(SseEvent::default().data("[DONE]")));
+					return Some((v, (rx, true)));
+				},
+				Some(Event::Error(e)) => {
+					let err = ApiError { status: 500, kind: "server_error", message: e, param: None, code: None };
+					return Some((vec![Ok(SseEvent::default().data(err.body().to_string()))], (rx, true)));
+				},
+				None => return None,
+			};
+			Some((events, (rx, false)))
+		}
+	});
+	head.chain(body.flat_map(futures::stream::iter))
+}
+
+async fn completions(State(st): State<Arc<AppState>>, body: Result<Json<CompletionRequest>, JsonRejection>) -> Response {
+	let req = match body {
+		Ok(Json(r)) => r,
+		Err(rej) => return fail(&st, json_error(rej)),
+	};
+	let prompts = req.prompt.clone().into_vec();
+	if prompts.len() != 1 {
+		return fail(&st, ApiError::invalid("exactly one prompt per request is supported", "prompt"));
+	}
+	let p = match prepare(&st, &req.common, &prompts[0], "cmpl").await {
+		Ok(p) => p,
+		Err(e) => return fail(&st, e),
+	};
+	st.metrics.requests.with_label_values(&["ok"]).inc();
+	let created = now();
+	if req.common.stream {
+		let (id, model) = (p.id.clone(), p.model.clone());
+		let stream = sse_stream(p, None, move |text, finish, usage| {
+			let choices = if usage.is_some() {
+				vec![]
+			} else {
+				vec![CompletionChoice { index: 0, text: text.unwrap_or_default(), logprobs: None, finish_reason: finish }]
+			};
+			serde_json::to_value(CompletionResponse {
+				id: id.clone(),
+				object: "text_completion",
+				created,
+				model: model.clone(),
+				choices,
+				usage,
+			})
+			.expect("serializable; qed")
+		});
+		return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
+	}
+	let (id, model) = (p.id.clone(), p.model.clone());
+	match collect(p.rx).await {
+		Ok((text, reason, usage)) => Json(CompletionResponse {
+			id,
+			object: "text_completion",
+			created,
+			model,
+			choices: vec![CompletionChoice { index: 0, text, logprobs: None, finish_reason: Some(reason) }],
+			usage: Some(usage),
+		})
+		.into_response(),
+		Err(e) => error_response(&e),
+	}
+}
+
+async fn chat_completions(State(st): State<Arc<AppState>>, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
+	let req = match body {
+		Ok(Json(r)) => r,
+		Err(rej) => return fail(&st, json_error(rej)),
+	};
+	if req.messages.is_empty() {
+		return fail(&st, ApiError::invalid("messages must not be empty", "messages"));
+	}
+	let messages = match req.messages.iter().map(ChatMessageIn::to_message).collect::<Result<Vec<_>, _>>() {
+		Ok(m) => m,
+		Err(e) => return fail(&st, e),
+	};
+	let prompt = match st.tokenizer.apply_chat_template(&messages) {
+		Ok(p) => p,
+		Err(e) => return fail(&st, ApiError::invalid(e.to_string(), "messages")),
+	};
+	let p = match prepare(&st, &req.common, &prompt, "chatcmpl").await {
+		Ok(p) => p,
+		Err(e) => return fail(&st, e),
+	};
+	st.metrics.requests.with_label_values(&["ok"]).inc();
+	let created = now();
+	if req.common.stream {
+		let (id, model) = (p.id.clone(), p.model.clone());
+		let make = move |delta: Delta, finish: Option<FinishReason>, usage: Option<Usage>| {
+			let choices = if usage.is_some() {
+				vec![]
+			} else {
+				vec![ChatChunkChoice { index: 0, delta, logprobs: None, finish_reason: finish }]
+			};
+			serde_json::to_value(ChatChunk {
+				id: id.clone(),
+				object: "chat.completion.chunk",
+				created,
+				model: model.clone(),
+				choices,
+				usage,
+			})
+			.expect("serializable; qed")
+		};
+		let first = sse_json(&make(Delta { role: Some("assistant"), content: Some(String::new()) }, None, None)).ok();
+		let stream = sse_stream(p, first, move |text, finish, usage| {
+			let delta = Delta { role: None, content: text };
+			make(delta, finish, usage)
+		});
+		return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
+	}
+	let (id, model) = (p.id.clone(), p.model.clone());
+	match collect(p.rx).await {
+		Ok((text, reason, usage)) => Json(ChatResponse {
+			id,
+			object: "chat.completion",
+			created,
+			model,
+			choices: vec![ChatChoice {
+				index: 0,
+				message: AssistantMessage { role: "assistant", content: text },
+				logprobs: None,
+				finish_reason: Some(reason),
+			}],
+			usage,
+		})
+		.into_response(),
+		Err(e) => error_response(&e),
+	}
+}
+
+fn fail(st: &AppState, e: ApiError) -> Response {
+	st.metrics.requests.with_label_values(&[if e.status == 429 { "busy" } else { "error" }]).inc();
+	error_response(&e)
+}

@@ -1,0 +1,40 @@
+//! OpenLedger inference worker: one shared candle base model (Llama / Mistral / Qwen2 layout),
+//! many PEFT LoRA adapters served in mixed batches, an OpenAI-compatible HTTP API.
+//!
+//! - [`model`]: config, the ragged-batch decoder, LoRA adapters (PEFT loading, ids, BGMV).
+//! - [`adapters`]: the adapter store and the byte-bounded LRU cache with single-flight loads.
+//! - [`engine`]: continuous batching, sampling, back-pressure, cancellation.
+//! - [`http`]: axum routes and OpenAI wire types.
+//! - [`gen`]: seeded model and adapter folders in the Hugging Face layout.
+
+pub mod adapters;
+pub mod engine;
+pub mod gen;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod tokenizer;
+
+use candle_core::{DType, Device};
+
+/// Parses `f32`, `bf16`, `f16`.
+pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
+	Ok(match s {
+		"f32" | "float32" => DType::F32,
+		"bf16" | "bfloat16" => DType::BF16,
+		"f16" | "float16" => DType::F16,
+		other => anyhow::bail!("unsupported dtype {other:?} (f32, bf16, f16)"),
+	})
+}
+
+/// `cpu`, `cuda` or `cuda:N` (the latter with the `cuda` feature).
+pub fn parse_device(s: &str) -> anyhow::Result<Device> {
+	if s == "cpu" {
+		return Ok(Device::Cpu);
+	}
+	if let Some(rest) = s.strip_prefix("cuda") {
+		let ordinal = rest.strip_prefix(':').map(|n| n.parse()).transpose()?.unwrap_or(0);
+		return Ok(Device::new_cuda(ordinal)?);
+	}
+	anyhow::bail!("unknown device {s:?} (cpu, cuda, cuda:N)")
+}

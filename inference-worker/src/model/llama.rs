@@ -1,0 +1,339 @@
+//! A Llama-family decoder (Llama, Mistral, Qwen2) in candle that runs *ragged* batches: every
+//! row is one sequence with its own KV cache, position and LoRA adapter, and brings one token
+//! (decode) or many (prefill). Projections and the MLP run once over all rows' tokens; only
+//! attention runs per row, against that row's cache.
+
+use super::config::LlamaConfig;
+use super::lora::{LoraAdapter, LoraBatch};
+use anyhow::Context;
+use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
+use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One sequence's keys and values, per layer: `[kv_heads, len, head_dim]`.
+#[derive(Clone, Default)]
+pub struct KvCache {
+	layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+	/// Tokens already in the cache (the next token's position).
+	pub fn len(&self) -> usize {
+		match self.layers.first() {
+			Some(Some((k, _))) => k.dim(1).unwrap_or(0),
+			_ => 0,
+		}
+	}
+	pub fn is_empty(&self) -> bool {
+		self.len() == 0
+	}
+	/// Bytes held (for accounting).
+	pub fn bytes(&self) -> usize {
+		self.layers
+			.iter()
+			.flatten()
+			.map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
+			.sum()
+	}
+}
+
+/// One row of a ragged batch.
+pub struct Row<'a> {
+	pub tokens: &'a [u32],
+	pub cache: &'a mut KvCache,
+	pub adapter: Option<&'a LoraAdapter>,
+}
+
+struct Attention {
+	proj: [Linear; 4], // q, k, v, o
+}
+
+struct Mlp {
+	proj: [Linear; 3], // gate, up, down
+}
+
+struct Block {
+	attn: Attention,
+	mlp: Mlp,
+	input_norm: RmsNorm,
+	post_norm: RmsNorm,
+}
+
+pub struct Llama {
+	pub cfg: LlamaConfig,
+	pub device: Device,
+	pub dtype: DType,
+	embed: Embedding,
+	blocks: Vec<Block>,
+	norm: RmsNorm,
+	lm_head: Linear,
+	cos: Tensor,
+	sin: Tensor,
+}
+
+fn linear(vb: &VarBuilder, name: &str, out_dim: usize, in_dim: usize, bias: bool) -> candle_core::Result<Linear> {
+	let vb = vb.pp(name);
+	let w = vb.get((out_dim, in_dim), "weight")?;
+	let b = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
+	Ok(Linear::new(w, b))
+}
+
+impl Llama {
+	/// Loads a Hugging Face model folder: `config.json` and `model.safetensors`, or the shards
+	/// listed in `model.safetensors.index.json`.
+	pub fn load_dir(dir: &Path, dtype: DType, device: &Device) -> anyhow::Result<Self> {
+		let cfg: LlamaConfig = serde_json::from_slice(
+			&std::fs::read(dir.join("config.json")).with_context(|| format!("reading {}/config.json", dir.display()))?,
+		)
+		.context("config.json")?;
+		let files = safetensors_files(dir)?;
+		// Safety: the files are memory-mapped read-only; the model folder must not be modified
+		// while the worker runs (the same contract as every safetensors loader).
+		let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device)? };
+		Self::load(vb, cfg)
+	}
+
+	pub fn load(vb: VarBuilder, cfg: LlamaConfig) -> anyhow::Result<Self> {
+		cfg.validate()?;
+		let (h, hd) = (cfg.hidden_size, cfg.head_dim());
+		let (nh, kvh) = (cfg.num_attention_heads, cfg.kv_heads());
+		let device = vb.device().clone();
+		let dtype = vb.dtype();
+		let m = vb.pp("model");
+		let embed = Embedding::new(m.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?, h);
+		let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
+		for i in 0..cfg.num_hidden_layers {
+			let b = m.pp(format!("layers.{i}"));
+			let a = b.pp("self_attn");
+			let bias = cfg.qkv_bias();
+			let attn = Attention {
+				proj: [
+					linear(&a, "q_proj", nh * hd, h, bias)?,
+					linear(&a, "k_proj", kvh * hd, h, bias)?,
+					linear(&a, "v_proj", kvh * hd, h, bias)?,
+					linear(&a, "o_proj", h, nh * hd, false)?,
+				],
+			};
+			let f = b.pp("mlp");
+			let mlp = Mlp {
+				proj: [
+					linear(&f, "gate_proj", cfg.intermediate_size, h, false)?,
+					linear(&f, "up_proj", cfg.intermediate_size, h, false)?,
+					linear(&f, "down_proj", h, cfg.intermediate_size, false)?,
+				],
+			};
+			blocks.push(Block {
+				attn,
+				mlp,
+				input_norm: candle_nn::rms_norm(h, cfg.rms_norm_eps, b.pp("input_layernorm"))?,
+				post_norm: candle_nn::rms_norm(h, cfg.rms_norm_eps, b.pp("post_attention_layernorm"))?,
+			});
+		}
+		let norm = candle_nn::rms_norm(h, cfg.rms_norm_eps, m.pp("norm"))?;
+		let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
+			Linear::new(embed.embeddings().clone(), None)
+		} else {
+			Linear::new(vb.pp("lm_head").get((cfg.vocab_size, h), "weight")?, None)
+		};
+		let inv: Vec<f32> =
+			(0..hd / 2).map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / hd as f32)).collect();
+		let inv = Tensor::from_vec(inv, (1, hd / 2), &device)?;
+		let pos = Tensor::arange(0u32, cfg.max_position_embeddings as u32, &device)?
+			.to_dtype(DType::F32)?
+			.reshape((cfg.max_position_embeddings, 1))?;
+		let freqs = pos.matmul(&inv)?;
+		let cos = freqs.cos()?.to_dtype(dtype)?;
+		let sin = freqs.sin()?.to_dtype(dtype)?;
+		Ok(Self { cfg, device, dtype, embed, blocks, norm, lm_head, cos, sin })
+	}
+
+	/// The base weight of projection `proj` (index into `PROJECTIONS`) of `layer`.
+	pub fn projection_weight(&self, layer: usize, proj: usize) -> &Tensor {
+		let b = &self.blocks[layer];
+		if proj < 4 {
+			b.attn.proj[proj].weight()
+		} else {
+			b.mlp.proj[proj - 4].weight()
+		}
+	}
+
+	/// A copy of this model whose projections are `W + scale·BA` of `adapter` (the merge-per-request
+	/// way of serving an adapter; the reference for tests and the baseline for benchmarks).
+	/// Unchanged tensors (embeddings, norms, untargeted projections) are shared, not copied.
+	pub fn merged(&self, adapter: &LoraAdapter) -> anyhow::Result<Self> {
+		let mut blocks = Vec::with_capacity(self.blocks.len());
+		for (l, b) in self.blocks.iter().enumerate() {
+			let mut attn = b.attn.proj.clone();
+			for (p, lin) in attn.iter_mut().enumerate() {
+				if adapter.pair(l, p).is_some() {
+					*lin = Linear::new(adapter.merged_weight(l, p, lin.weight())?, lin.bias().cloned());
+				}
+			}
+			let mut mlp = b.mlp.proj.clone();
+			for (p, lin) in mlp.iter_mut().enumerate() {
+				if adapter.pair(l, p + 4).is_some() {
+					*lin = Linear::new(adapter.merged_weight(l, p + 4, lin.weight())?, None);
+				}
+			}
+			blocks.push(Block {
+				attn: Attention { proj: attn },
+				mlp: Mlp { proj: mlp },
+				input_norm: b.input_norm.clone(),
+				post_norm: b.post_norm.clone(),
+			});
+		}
+		Ok(Self {
+			cfg: self.cfg.clone(),
+			device: self.device.clone(),
+			dtype: self.dtype,
+			embed: self.embed.clone(),
+			blocks,
+			norm: self.norm.clone(),
+			lm_head: self.lm_head.clone(),
+			cos: self.cos.clone(),
+			sin: self.sin.clone(),
+		})
+	}
+
+	/// Bytes of the base weights.
+	pub fn weight_bytes(&self) -> usize {
+		let mut n = self.embed.embeddings().elem_count();
+		for b in &self.blocks {
+			n += b.attn.proj.iter().chain(b.mlp.proj.iter()).map(|l| l.weight().elem_count()).sum::<usize>();
+		}
+		if !self.cfg.tie_word_embeddings {
+			n += self.lm_head.weight().elem_count();
+		}
+		n * self.dtype.size_in_bytes()
+	}
+
+	/// Runs one step for every row, appending to each row's cache, and returns the logits of
+	/// each row's last token as `[rows, vocab]` in f32.
+	pub fn forward(&self, rows: &mut [Row<'_>]) -> anyhow::Result<Tensor> {
+		self.forward_opts(rows, false)
+	}
+
+	/// [`Self::forward`], optionally through the grouped (SGMV) LoRA path even on CPU.
+	pub fn forward_opts(&self, rows: &mut [Row<'_>], force_grouped: bool) -> anyhow::Result<Tensor> {
+		anyhow::ensure!(!rows.is_empty(), "empty batch");
+		let mut ids = Vec::new();
+		let mut token_adapters = Vec::new();
+		let mut spans = Vec::with_capacity(rows.len()); // (offset, len, position)
+		for r in rows.iter_mut() {
+			anyhow::ensure!(!r.tokens.is_empty(), "a row brings no tokens");
+			if r.cache.layers.is_empty() {
+				r.cache.layers = vec![None; self.blocks.len()];
+			}
+			let pos = r.cache.len();
+			anyhow::ensure!(
+				pos + r.tokens.len() <= self.cfg.max_position_embeddings,
+				"sequence longer than max_position_embeddings ({})",
+				self.cfg.max_position_embeddings
+			);
+			spans.push((ids.len(), r.tokens.len(), pos));
+			ids.extend_from_slice(r.tokens);
+			token_adapters.extend(std::iter::repeat(r.adapter).take(r.tokens.len()));
+		}
+		let mut lora = LoraBatch::new(token_adapters);
+		lora.force_grouped = force_grouped;
+		let ids = Tensor::new(ids.as_slice(), &self.device)?;
+		let mut x = self.embed.forward(&ids)?; // [N, h]
+		for (l, block) in self.blocks.iter().enumerate() {
+			let residual = x.clone();
+			let xn = block.input_norm.forward(&x)?;
+			let attn = self.attention(l, block, &xn, rows, &spans, &lora)?;
+			x = (residual + attn)?;
+			let residual = x.clone();
+			let xn = block.post_norm.forward(&x)?;
+			let p = &block.mlp.proj;
+			let gate = lora.apply(l, 4, &xn, p[0].forward(&xn)?)?;
+			let up = lora.apply(l, 5, &xn, p[1].forward(&xn)?)?;
+			let act = (candle_nn::ops::silu(&gate)? * up)?;
+			let down = lora.apply(l, 6, &act, p[2].forward(&act)?)?;
+			x = (residual + down)?;
+		}
+		let last: Vec<u32> = spans.iter().map(|(o, n, _)| (o + n - 1) as u32).collect();
+		let last = Tensor::new(last.as_slice(), &self.device)?;
+		let x = self.norm.forward(&x.index_select(&last, 0)?)?;
+		Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+	}
+
+	fn attention(
+		&self,
+		l: usize,
+		block: &Block,
+		xn: &Tensor,
+		rows: &mut [Row<'_>],
+		spans: &[(usize, usize, usize)],
+		lora: &LoraBatch<'_>,
+	) -> anyhow::Result<Tensor> {
+		let (nh, kvh, hd) = (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
+		let rep = nh / kvh;
+		let p = &block.attn.proj;
+		let q = lora.apply(l, 0, xn, p[0].forward(xn)?)?;
+		let k = lora.apply(l, 1, xn, p[1].forward(xn)?)?;
+		let v = lora.apply(l, 2, xn, p[2].forward(xn)?)?;
+		let mut outs = Vec::with_capacity(rows.len());
+		for (row, &(off, t, pos)) in rows.iter_mut().zip(spans) {
+			let cos = self.cos.narrow(0, pos, t)?;
+			let sin = self.sin.narrow(0, pos, t)?;
+			let qi = q.narrow(0, off, t)?.reshape((1, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
+			let qi = candle_nn::rotary_emb::rope(&qi, &cos, &sin)?; // [1, nh, t, hd]
+			let ki = k.narrow(0, off, t)?.reshape((1, t, kvh, hd))?.transpose(1, 2)?.contiguous()?;
+			let ki = candle_nn::rotary_emb::rope(&ki, &cos, &sin)?.squeeze(0)?; // [kvh, t, hd]
+			let vi = v.narrow(0, off, t)?.reshape((t, kvh, hd))?.transpose(0, 1)?.contiguous()?;
+			let (kc, vc) = match row.cache.layers[l].take() {
+				Some((kc, vc)) => (Tensor::cat(&[&kc, &ki], 1)?, Tensor::cat(&[&vc, &vi], 1)?),
+				None => (ki, vi),
+			};
+			let len = kc.dim(1)?;
+			// Group queries by their kv head: [kvh, rep·t, hd] against [kvh, len, hd].
+			let qg = qi.reshape((kvh, rep * t, hd))?;
+			let scores = (qg.matmul(&kc.t()?)? / (hd as f64).sqrt())?.to_dtype(DType::F32)?;
+			let scores = if t > 1 {
+				let mask: Vec<f32> = (0..rep * t)
+					.flat_map(|r| {
+						let i = r % t;
+						(0..len).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })
+					})
+					.collect();
+				let mask = Tensor::from_vec(mask, (1, rep * t, len), &self.device)?;
+				scores.broadcast_add(&mask)?
+			} else {
+				scores
+			};
+			let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?;
+			let o = probs.matmul(&vc)?; // [kvh, rep·t, hd]
+			let o = o.reshape((nh, t, hd))?.transpose(0, 1)?.reshape((t, nh * hd))?;
+			outs.push(o);
+			row.cache.layers[l] = Some((kc, vc));
+		}
+		let o = Tensor::cat(&outs, 0)?;
+		Ok(lora.apply(l, 3, &o, p[3].forward(&o)?)?)
+	}
+}
+
+/// The safetensors files of a model folder, in shard order.
+pub fn safetensors_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+	let index = dir.join("model.safetensors.index.json");
+	if index.exists() {
+		#[derive(serde::Deserialize)]
+		struct Index {
+			weight_map: HashMap<String, String>,
+		}
+		let idx: Index = serde_json::from_slice(&std::fs::read(&index)?).context("model.safetensors.index.json")?;
+		let mut files: Vec<String> = idx.weight_map.into_values().collect();
+		files.sort();
+		files.dedup();
+		return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+	}
+	let single = dir.join("model.safetensors");
+	anyhow::ensure!(single.exists(), "{} has neither model.safetensors nor model.safetensors.index.json", dir.display());
+	Ok(vec![single])
+}
+
+/// Greedy helper for tests: the argmax of row `i` of `[rows, vocab]` logits.
+pub fn argmax_row(logits: &Tensor, i: usize) -> anyhow::Result<u32> {
+	Ok(logits.i(i)?.argmax(D::Minus1)?.to_scalar::<u32>()?)
+}

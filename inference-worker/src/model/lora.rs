@@ -1,0 +1,400 @@
+//! LoRA adapters in the PEFT layout, their content id, and the mixed-batch (BGMV) application.
+//!
+//! An adapter folder holds `adapter_config.json` and `adapter_model.safetensors` with tensors
+//! named like `base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight` (`[r, in]`) and
+//! `…lora_B.weight` (`[out, r]`). The adapter never touches the base weights: for every token row
+//! the projection adds `scale · B (A x)` with that row's own A and B (`scale = alpha / r`, or
+//! `alpha / √r` with rsLoRA), so one forward pass serves rows of many adapters.
+
+use super::config::{projection_index, LlamaConfig, PROJECTIONS};
+use anyhow::{anyhow, bail, Context};
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Domain separation of the adapter id (it goes into receipts).
+pub const ADAPTER_ID_DOMAIN: &[u8] = b"openledger:adapter:v1";
+pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+
+/// `target_modules` is a list, a single name, or PEFT's `"all-linear"`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum TargetModules {
+	List(Vec<String>),
+	One(String),
+}
+
+/// The fields of PEFT's `adapter_config.json` that matter for inference.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct PeftConfig {
+	#[serde(default = "default_peft_type")]
+	pub peft_type: String,
+	pub r: usize,
+	pub lora_alpha: f64,
+	pub target_modules: TargetModules,
+	#[serde(default)]
+	pub lora_dropout: f64,
+	#[serde(default)]
+	pub use_rslora: bool,
+	#[serde(default)]
+	pub fan_in_fan_out: bool,
+	#[serde(default = "default_bias")]
+	pub bias: String,
+	#[serde(default)]
+	pub base_model_name_or_path: Option<String>,
+	#[serde(default)]
+	pub task_type: Option<String>,
+}
+
+fn default_peft_type() -> String {
+	"LORA".into()
+}
+fn default_bias() -> String {
+	"none".into()
+}
+
+impl PeftConfig {
+	pub fn scale(&self) -> f32 {
+		if self.use_rslora {
+			(self.lora_alpha / (self.r as f64).sqrt()) as f32
+		} else {
+			(self.lora_alpha / self.r as f64) as f32
+		}
+	}
+
+	/// The projections this adapter targets, checked against what the model has.
+	pub fn targets(&self) -> anyhow::Result<Vec<&'static str>> {
+		let names: Vec<String> = match &self.target_modules {
+			TargetModules::One(s) if s == "all-linear" => return Ok(PROJECTIONS.to_vec()),
+			TargetModules::One(s) => vec![s.clone()],
+			TargetModules::List(v) => v.clone(),
+		};
+		names
+			.iter()
+			.map(|n| {
+				projection_index(n)
+					.map(|i| PROJECTIONS[i])
+					.ok_or_else(|| anyhow!("target module {n:?} is not a projection of this model ({PROJECTIONS:?})"))
+			})
+			.collect()
+	}
+}
+
+/// One projection's low-rank pair, kept in f32 for the CPU kernel (and as device tensors when the
+/// model runs elsewhere).
+pub struct LoraPair {
+	pub rank: usize,
+	pub in_dim: usize,
+	pub out_dim: usize,
+	/// `[rank, in]`, row-major.
+	pub a: Vec<f32>,
+	/// `[out, rank]`, row-major.
+	pub b: Vec<f32>,
+	/// `(Aᵀ [in, rank], Bᵀ [rank, out])` on the model's device, when it is not the CPU.
+	pub device: Option<(Tensor, Tensor)>,
+}
+
+/// A loaded adapter: content id, scale, and per layer the pairs of the targeted projections.
+pub struct LoraAdapter {
+	pub name: String,
+	pub id: [u8; 32],
+	pub config: PeftConfig,
+	pub scale: f32,
+	pub layers: Vec<[Option<LoraPair>; 7]>,
+	/// Bytes of adapter weights held in memory (what the cache budget counts).
+	pub bytes: usize,
+}
+
+impl std::fmt::Debug for LoraAdapter {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		f.debug_struct("LoraAdapter").field("name", &self.name).field("id", &self.id_hex()).finish()
+	}
+}
+
+impl LoraAdapter {
+	pub fn id_hex(&self) -> String {
+		format!("0x{}", hex::encode(self.id))
+	}
+
+	pub fn pair(&self, layer: usize, proj: usize) -> Option<&LoraPair> {
+		self.layers.get(layer).and_then(|l| l[proj].as_ref())
+	}
+
+	/// Loads a PEFT adapter folder for a model with `cfg`, on `device`.
+	pub fn load(dir: &Path, name: &str, cfg: &LlamaConfig, device: &Device) -> anyhow::Result<Self> {
+		let config_bytes =
+			std::fs::read(dir.join(CONFIG_FILE)).with_context(|| format!("reading {}", dir.join(CONFIG_FILE).display()))?;
+		let weights = std::fs::read(dir.join(WEIGHTS_FILE))
+			.with_context(|| format!("reading {}", dir.join(WEIGHTS_FILE).display()))?;
+		Self::from_bytes(&config_bytes, &weights, name, cfg, device)
+	}
+
+	pub fn from_bytes(
+		config_bytes: &[u8],
+		weights: &[u8],
+		name: &str,
+		cfg: &LlamaConfig,
+		device: &Device,
+	) -> anyhow::Result<Self> {
+		let config: PeftConfig = serde_json::from_slice(config_bytes).context("adapter_config.json")?;
+		if config.peft_type.to_uppercase() != "LORA" {
+			bail!("peft_type {:?} is not LORA", config.peft_type);
+		}
+		if config.fan_in_fan_out {
+			bail!("fan_in_fan_out adapters (GPT-2 Conv1D layout) are not supported");
+		}
+		if config.bias != "none" {
+			bail!("LoRA bias {:?} is not supported (only \"none\")", config.bias);
+		}
+		if config.r == 0 {
+			bail!("rank r must be > 0");
+		}
+		let targets = config.targets()?;
+		let id = adapter_id(config_bytes, weights)?;
+		let tensors = safetensors::SafeTensors::deserialize(weights).context("adapter_model.safetensors")?;
+
+		let mut layers: Vec<[Option<LoraPair>; 7]> = (0..cfg.num_hidden_layers).map(|_| Default::default()).collect();
+		let mut halves: BTreeMap<(usize, usize), (Option<Vec<f32>>, Option<Vec<f32>>)> = BTreeMap::new();
+		for (tname, view) in tensors.tensors() {
+			let (layer, proj, is_a) =
+				parse_lora_name(&tname).ok_or_else(|| anyhow!("unexpected tensor {tname:?} in adapter"))?;
+			if layer >= cfg.num_hidden_layers {
+				bail!("tensor {tname:?}: the model has {} layers", cfg.num_hidden_layers);
+			}
+			if !targets.contains(&PROJECTIONS[proj]) {
+				bail!("tensor {tname:?} is for {} which target_modules does not list", PROJECTIONS[proj]);
+			}
+			let (out_dim, in_dim) = cfg.projection_shape(PROJECTIONS[proj]).expect("index from PROJECTIONS; qed");
+			let want = if is_a { [config.r, in_dim] } else { [out_dim, config.r] };
+			if view.shape() != want {
+				bail!("tensor {tname:?} has shape {:?}, expected {:?}", view.shape(), want);
+			}
+			let data = to_f32(&view).with_context(|| format!("tensor {tname:?}"))?;
+			let slot = halves.entry((layer, proj)).or_default();
+			if is_a {
+				slot.0 = Some(data);
+			} else {
+				slot.1 = Some(data);
+			}
+		}
+		if halves.is_empty() {
+			bail!("adapter has no lora_A/lora_B tensors");
+		}
+		let mut bytes = 0;
+		for ((layer, proj), (a, b)) in halves {
+			let (a, b) = match (a, b) {
+				(Some(a), Some(b)) => (a, b),
+				_ => bail!("layer {layer} {}: lora_A and lora_B must both be present", PROJECTIONS[proj]),
+			};
+			let (out_dim, in_dim) = cfg.projection_shape(PROJECTIONS[proj]).expect("checked above; qed");
+			let device_pair = if device.is_cpu() {
+				None
+			} else {
+				let at = Tensor::from_slice(&a, (config.r, in_dim), device)?.t()?.contiguous()?;
+				let bt = Tensor::from_slice(&b, (out_dim, config.r), device)?.t()?.contiguous()?;
+				Some((at, bt))
+			};
+			bytes += (a.len() + b.len()) * 4;
+			layers[layer][proj] = Some(LoraPair { rank: config.r, in_dim, out_dim, a, b, device: device_pair });
+		}
+		Ok(Self { name: name.to_string(), id, scale: config.scale(), config, layers, bytes })
+	}
+
+	/// `W + scale · B A` for one projection: the merge-per-request baseline and the reference the
+	/// mixed-batch path is tested against.
+	pub fn merged_weight(&self, layer: usize, proj: usize, base: &Tensor) -> anyhow::Result<Tensor> {
+		let Some(p) = self.pair(layer, proj) else { return Ok(base.clone()) };
+		let dev = base.device();
+		let a = Tensor::from_slice(&p.a, (p.rank, p.in_dim), dev)?;
+		let b = Tensor::from_slice(&p.b, (p.out_dim, p.rank), dev)?;
+		let delta = (b.matmul(&a)? * self.scale as f64)?;
+		Ok((base.to_dtype(DType::F32)? + delta)?.to_dtype(base.dtype())?)
+	}
+}
+
+/// `layers.{i}.….{proj}.lora_{A|B}[.default].weight` → (layer, projection index, is A).
+fn parse_lora_name(name: &str) -> Option<(usize, usize, bool)> {
+	let after = &name[name.find("layers.")? + "layers.".len()..];
+	let (layer, rest) = after.split_once('.')?;
+	let layer: usize = layer.parse().ok()?;
+	let parts: Vec<&str> = rest.split('.').collect();
+	let pos = parts.iter().position(|p| *p == "lora_A" || *p == "lora_B")?;
+	if pos == 0 || parts.last() != Some(&"weight") {
+		return None;
+	}
+	let proj = projection_index(parts[pos - 1])?;
+	Some((layer, proj, parts[pos] == "lora_A"))
+}
+
+fn to_f32(view: &safetensors::tensor::TensorView<'_>) -> anyhow::Result<Vec<f32>> {
+	use safetensors::Dtype;
+	let d = view.data();
+	Ok(match view.dtype() {
+		Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+		Dtype::F16 => d.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+		Dtype::BF16 => d.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+		other => bail!("dtype {other:?} is not supported for adapter weights"),
+	})
+}
+
+/// SHA-256 over a domain tag, the canonical config JSON (sorted keys) and every tensor (sorted by
+/// name: name, dtype, shape, bytes). The same adapter written by another tool (tensor order,
+/// header padding, JSON formatting) gets the same id.
+pub fn adapter_id(config_bytes: &[u8], weights: &[u8]) -> anyhow::Result<[u8; 32]> {
+	let config: serde_json::Value = serde_json::from_slice(config_bytes).context("adapter_config.json")?;
+	let canonical = serde_json::to_vec(&config)?; // serde_json's map is ordered by key
+	let tensors = safetensors::SafeTensors::deserialize(weights).context("adapter_model.safetensors")?;
+	let mut names = tensors.names();
+	names.sort();
+	let mut h = Sha256::new();
+	h.update(ADAPTER_ID_DOMAIN);
+	h.update((canonical.len() as u64).to_le_bytes());
+	h.update(&canonical);
+	for name in names {
+		let t = tensors.tensor(name)?;
+		h.update((name.len() as u64).to_le_bytes());
+		h.update(name.as_bytes());
+		h.update(format!("{:?}", t.dtype()).as_bytes());
+		for d in t.shape() {
+			h.update((*d as u64).to_le_bytes());
+		}
+		h.update((t.data().len() as u64).to_le_bytes());
+		h.update(t.data());
+	}
+	Ok(h.finalize().into())
+}
+
+/// Which adapter each token row of a batch uses.
+pub struct LoraBatch<'a> {
+	/// Per token row: the adapter, if any.
+	pub rows: Vec<Option<&'a LoraAdapter>>,
+	/// Distinct adapters with the token rows using each (for the grouped device path).
+	groups: Vec<(&'a LoraAdapter, Vec<u32>)>,
+	/// Use the grouped tensor path even on CPU (tests compare both paths).
+	pub force_grouped: bool,
+}
+
+impl<'a> LoraBatch<'a> {
+	pub fn new(rows: Vec<Option<&'a LoraAdapter>>) -> Self {
+		let mut groups: Vec<(&LoraAdapter, Vec<u32>)> = Vec::new();
+		for (i, a) in rows.iter().enumerate() {
+			if let Some(a) = a {
+				match groups.iter_mut().find(|(g, _)| std::ptr::eq(*g, *a)) {
+					Some((_, idx)) => idx.push(i as u32),
+					None => groups.push((a, vec![i as u32])),
+				}
+			}
+		}
+		Self { rows, groups, force_grouped: false }
+	}
+
+	pub fn is_empty(&self) -> bool {
+		self.groups.is_empty()
+	}
+
+	/// `y + Σ_rows scale_r · B_r (A_r x_r)` for projection `proj` of `layer`; `x` is `[N, in]`,
+	/// `y` is `[N, out]` (the base projection's output).
+	pub fn apply(&self, layer: usize, proj: usize, x: &Tensor, y: Tensor) -> candle_core::Result<Tensor> {
+		if !self.groups.iter().any(|(a, _)| a.pair(layer, proj).is_some()) {
+			return Ok(y);
+		}
+		if x.device().is_cpu() && !self.force_grouped {
+			self.apply_cpu(layer, proj, x, y)
+		} else {
+			self.apply_grouped(layer, proj, x, y)
+		}
+	}
+
+	/// BGMV on the CPU: every token row reads its own A and B in place (no copies of adapter
+	/// weights, no merged weights), rows in parallel.
+	fn apply_cpu(&self, layer: usize, proj: usize, x: &Tensor, y: Tensor) -> candle_core::Result<Tensor> {
+		let (n, in_dim) = x.dims2()?;
+		let out_dim = y.dim(1)?;
+		let xs: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+		let mut delta = vec![0f32; n * out_dim];
+		delta.par_chunks_mut(out_dim).zip(xs.par_chunks(in_dim)).zip(self.rows.par_iter()).for_each(
+			|((out, xr), adapter)| {
+				let Some(adapter) = adapter else { return };
+				let Some(p) = adapter.pair(layer, proj) else { return };
+				let mut t = [0f32; 256];
+				let t = if p.rank <= 256 { &mut t[..p.rank] } else { return };
+				for (k, tk) in t.iter_mut().enumerate() {
+					*tk = dot(&p.a[k * in_dim..(k + 1) * in_dim], xr) * adapter.scale;
+				}
+				for (o, v) in out.iter_mut().enumerate() {
+					*v = dot(&p.b[o * p.rank..(o + 1) * p.rank], t);
+				}
+			},
+		);
+		let delta = Tensor::from_vec(delta, (n, out_dim), x.device())?.to_dtype(y.dtype())?;
+		y + delta
+	}
+
+	/// SGMV-style: rows grouped by adapter, one gather + two small matmuls + scatter-add per group.
+	fn apply_grouped(&self, layer: usize, proj: usize, x: &Tensor, mut y: Tensor) -> candle_core::Result<Tensor> {
+		for (adapter, idx) in &self.groups {
+			let Some(p) = adapter.pair(layer, proj) else { continue };
+			let (at, bt) = match &p.device {
+				Some((at, bt)) => (at.clone(), bt.clone()),
+				None => (
+					Tensor::from_slice(&p.a, (p.rank, p.in_dim), x.device())?.t()?,
+					Tensor::from_slice(&p.b, (p.out_dim, p.rank), x.device())?.t()?,
+				),
+			};
+			let ids = Tensor::new(idx.as_slice(), x.device())?;
+			let xs = x.index_select(&ids, 0)?.to_dtype(DType::F32)?;
+			let d = (xs.matmul(&at)?.matmul(&bt)? * adapter.scale as f64)?.to_dtype(y.dtype())?;
+			y = y.index_add(&ids, &d, 0)?;
+		}
+		Ok(y)
+	}
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+	// Eight independent accumulators so the compiler vectorises the loop.
+	let mut acc = [0f32; 8];
+	let chunks = a.len() / 8;
+	for i in 0..chunks {
+		for j in 0..8 {
+			acc[j] += a[i * 8 + j] * b[i * 8 + j];
+		}
+	}
+	let mut s: f32 = acc.iter().sum();
+	for i in chunks * 8..a.len() {
+		s += a[i] * b[i];
+	}
+	s
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn parses_peft_tensor_names() {
+		assert_eq!(parse_lora_name("base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight"), Some((3, 0, true)));
+		assert_eq!(parse_lora_name("base_model.model.model.layers.12.mlp.down_proj.lora_B.weight"), Some((12, 6, false)));
+		assert_eq!(parse_lora_name("base_model.model.model.layers.0.self_attn.v_proj.lora_B.default.weight"), Some((0, 2, false)));
+		assert_eq!(parse_lora_name("base_model.model.lm_head.lora_A.weight"), None);
+		assert_eq!(parse_lora_name("base_model.model.model.layers.0.self_attn.q_proj.weight"), None);
+	}
+
+	#[test]
+	fn scale_follows_alpha_rank_and_rslora() {
+		let mut c: PeftConfig =
+			serde_json::from_str(r#"{"r":16,"lora_alpha":32,"target_modules":["q_proj","v_proj"]}"#).unwrap();
+		assert_eq!(c.scale(), 2.0);
+		c.use_rslora = true;
+		assert_eq!(c.scale(), 8.0);
+		assert_eq!(c.targets().unwrap(), vec!["q_proj", "v_proj"]);
+		c.target_modules = TargetModules::One("all-linear".into());
+		assert_eq!(c.targets().unwrap().len(), 7);
+		c.target_modules = TargetModules::List(vec!["c_attn".into()]);
+		assert!(c.targets().unwrap_err().to_string().contains("c_attn"));
+	}
+}

@@ -1,0 +1,4 @@
+//! The base model (candle, Llama family) and LoRA adapters.
+pub mod config;
+pub mod llama;
+pub mod lora;

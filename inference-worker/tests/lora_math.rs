@@ -1,0 +1,178 @@
+//! The LoRA math: a mixed batch (rows of different adapters, rows without one, prefill and
+//! decode rows together) gives the logits each row gets alone on a model with its adapter merged.
+
+mod common;
+
+use candle_core::{DType, Device};
+use common::*;
+use openledger_worker::model::llama::{KvCache, Llama, Row};
+use openledger_worker::model::lora::{adapter_id, LoraAdapter};
+
+/// Runs `prompt` then `steps` greedy-fed decode tokens alone on `model`; returns every step's logits.
+fn alone(model: &Llama, prompt: &[u32], feed: &[u32]) -> Vec<Vec<f32>> {
+	let mut cache = KvCache::default();
+	let mut out = vec![];
+	let l = model.forward(&mut [Row { tokens: prompt, cache: &mut cache, adapter: None }]).unwrap();
+	out.push(l.to_vec2::<f32>().unwrap().remove(0));
+	for t in feed {
+		let l = model.forward(&mut [Row { tokens: &[*t], cache: &mut cache, adapter: None }]).unwrap();
+		out.push(l.to_vec2::<f32>().unwrap().remove(0));
+	}
+	out
+}
+
+fn mixed(model: &Llama, rows: &[(Vec<u32>, Option<&LoraAdapter>)], feed: &[u32], grouped: bool) -> Vec<Vec<Vec<f32>>> {
+	let mut caches = vec![KvCache::default(); rows.len()];
+	let mut out = vec![vec![]; rows.len()];
+	// Step 0: prefill every row in one ragged batch.
+	let mut batch: Vec<Row<'_>> = rows
+		.iter()
+		.zip(caches.iter_mut())
+		.map(|((p, a), c)| Row { tokens: p, cache: c, adapter: *a })
+		.collect();
+	let l = model.forward_opts(&mut batch, grouped).unwrap().to_vec2::<f32>().unwrap();
+	for (i, r) in l.into_iter().enumerate() {
+		out[i].push(r);
+	}
+	for t in feed {
+		let tok = [*t];
+		let mut batch: Vec<Row<'_>> =
+			rows.iter().zip(caches.iter_mut()).map(|((_, a), c)| Row { tokens: &tok, cache: c, adapter: *a }).collect();
+		let l = model.forward_opts(&mut batch, grouped).unwrap().to_vec2::<f32>().unwrap();
+		for (i, r) in l.into_iter().enumerate() {
+			out[i].push(r);
+		}
+	}
+	out
+}
+
+#[test]
+fn mixed_batch_equals_each_row_alone_with_its_adapter_merged() {
+	let model = tiny_model(DType::F32);
+	let cfg = model.cfg.clone();
+	let a0 = adapter(&cfg, 4, &["q_proj", "v_proj"], 10);
+	let a1 = adapter(&cfg, 8, &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], 11);
+	let a2 = adapter(&cfg, 2, &["down_proj"], 12);
+	let rows: Vec<(Vec<u32>, Option<&LoraAdapter>)> = vec![
+		(vec![5, 6, 7], Some(&a0)),
+		(vec![8, 9], None),
+		(vec![10, 11, 12, 13, 14], Some(&a1)),
+		(vec![15], Some(&a0)),
+		(vec![16, 17, 18, 19], Some(&a2)),
+	];
+	let feed = [20, 21, 22];
+	for grouped in [false, true] {
+		let got = mixed(&model, &rows, &feed, grouped);
+		for (i, (prompt, ad)) in rows.iter().enumerate() {
+			let reference = match ad {
+				Some(a) => alone(&model.merged(a).unwrap(), prompt, &feed),
+				None => alone(&model, prompt, &feed),
+			};
+			for (step, (g, r)) in got[i].iter().zip(&reference).enumerate() {
+				let d = max_abs_diff(g, r);
+				assert!(d < 1e-4, "row {i} step {step} (grouped {grouped}): max |Δlogit| = {d}");
+			}
+		}
+		// The adapters matter: an adapter row differs from the base model on the same prompt.
+		let base = alone(&model, &rows[0].0, &feed);
+		assert!(max_abs_diff(&got[0][0], &base[0]) > 1e-2);
+	}
+}
+
+#[test]
+fn half_precision_runs_close_to_f32() {
+	let f32m = tiny_model(DType::F32);
+	let a = adapter(&f32m.cfg, 4, &["q_proj", "v_proj"], 10);
+	for dt in [DType::BF16, DType::F16] {
+		let m = tiny_model(dt);
+		let rows = vec![(vec![3, 4, 5, 6], Some(&a)), (vec![7, 8], None)];
+		let got = mixed(&m, &rows, &[9], false);
+		let want = mixed(&f32m, &rows, &[9], false);
+		for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+			let scale = w.iter().fold(0f32, |m, x| m.max(x.abs()));
+			assert!(max_abs_diff(g, w) < 0.05 * scale.max(1.0), "{dt:?} drifted too far");
+		}
+	}
+}
+
+#[test]
+fn peft_folder_loads_and_its_id_ignores_layout_but_not_content() {
+	let cfg = tiny_config();
+	let (config, weights) = adapter_files(&cfg, 4, &["q_proj", "v_proj"], 5);
+	let id = adapter_id(&config, &weights).unwrap();
+	// Same content, other JSON formatting and tensor order in the file: same id.
+	let v: serde_json::Value = serde_json::from_slice(&config).unwrap();
+	let compact = serde_json::to_vec(&v).unwrap();
+	let st = safetensors::SafeTensors::deserialize(&weights).unwrap();
+	let mut named: Vec<(String, candle_core::Tensor)> = st
+		.tensors()
+		.into_iter()
+		.map(|(n, _)| (n.clone(), candle_core::safetensors::load_buffer(&weights, &Device::Cpu).unwrap()[&n].clone()))
+		.collect();
+	named.reverse();
+	let rewritten = safetensors::serialize(named.iter().map(|(k, v)| (k.as_str(), v)), None).unwrap();
+	assert_eq!(adapter_id(&compact, &rewritten).unwrap(), id);
+	// Other weights or another config: another id.
+	let (_, other_w) = adapter_files(&cfg, 4, &["q_proj", "v_proj"], 6);
+	assert_ne!(adapter_id(&config, &other_w).unwrap(), id);
+	let mut v2 = v.clone();
+	v2["lora_alpha"] = serde_json::json!(1.0);
+	assert_ne!(adapter_id(&serde_json::to_vec(&v2).unwrap(), &weights).unwrap(), id);
+
+	let dir = tempfile::tempdir().unwrap();
+	std::fs::write(dir.path().join("adapter_config.json"), &config).unwrap();
+	std::fs::write(dir.path().join("adapter_model.safetensors"), &weights).unwrap();
+	let a = LoraAdapter::load(dir.path(), "x", &cfg, &Device::Cpu).unwrap();
+	assert_eq!(a.id, id);
+	assert_eq!(a.scale, 2.0);
+	assert!(a.pair(0, 0).is_some() && a.pair(1, 2).is_some() && a.pair(0, 1).is_none());
+	// Two layers × (q: A 4×64 + B 64×4, v: A 4×64 + B 32×4) f32 values.
+	assert_eq!(a.bytes, 2 * (4 * 64 + 64 * 4 + 4 * 64 + 32 * 4) * 4);
+}
+
+#[test]
+fn bad_adapters_are_refused_with_the_reason() {
+	let cfg = tiny_config();
+	let err = |config: &[u8], weights: &[u8]| {
+		LoraAdapter::from_bytes(config, weights, "x", &cfg, &Device::Cpu).unwrap_err().to_string()
+	};
+	let (config, weights) = adapter_files(&cfg, 4, &["q_proj"], 1);
+	// Rank in the config differs from the tensors.
+	let mut v: serde_json::Value = serde_json::from_slice(&config).unwrap();
+	v["r"] = serde_json::json!(8);
+	assert!(err(&serde_json::to_vec(&v).unwrap(), &weights).contains("shape"));
+	// A tensor for a module the config does not target.
+	let mut v: serde_json::Value = serde_json::from_slice(&config).unwrap();
+	v["target_modules"] = serde_json::json!(["v_proj"]);
+	assert!(err(&serde_json::to_vec(&v).unwrap(), &weights).contains("target_modules"));
+	// An adapter for a bigger model (more layers).
+	let mut big = cfg.clone();
+	big.num_hidden_layers = 4;
+	let (_, w4) = adapter_files(&big, 4, &["q_proj"], 1);
+	assert!(err(&config, &w4).contains("layers"));
+	// Unsupported options and broken files.
+	let mut v: serde_json::Value = serde_json::from_slice(&config).unwrap();
+	v["fan_in_fan_out"] = serde_json::json!(true);
+	assert!(err(&serde_json::to_vec(&v).unwrap(), &weights).contains("fan_in_fan_out"));
+	assert!(err(b"{}", &weights).contains("adapter_config.json"));
+	assert!(err(&config, b"not safetensors").contains("safetensors"));
+}
+
+#[test]
+fn sharded_checkpoint_loads_like_a_single_file() {
+	let dir = tempfile::tempdir().unwrap();
+	let spec = openledger_worker::gen::BaseSpec { vocab: 300, hidden: 32, intermediate: 48, ..Default::default() };
+	let one = dir.path().join("one");
+	let three = dir.path().join("three");
+	openledger_worker::gen::write_base_model(&one, &spec, 1).unwrap();
+	openledger_worker::gen::write_base_model(&three, &spec, 3).unwrap();
+	assert!(three.join("model.safetensors.index.json").exists() && three.join("model-00003-of-00003.safetensors").exists());
+	let m1 = Llama::load_dir(&one, DType::F32, &Device::Cpu).unwrap();
+	let m3 = Llama::load_dir(&three, DType::F32, &Device::Cpu).unwrap();
+	let p = [1u32, 2, 3, 4];
+	assert_eq!(alone(&m1, &p, &[5]), alone(&m3, &p, &[5]));
+	// Same seed, same bytes: the generator is deterministic.
+	let again = dir.path().join("again");
+	openledger_worker::gen::write_base_model(&again, &spec, 1).unwrap();
+	assert_eq!(std::fs::read(one.join("model.safetensors")).unwrap(), std::fs::read(again.join("model.safetensors")).unwrap());
+}
