@@ -2,9 +2,10 @@
 //!
 //! Requests come over a channel; admission is bounded by a semaphore (running + queued), so an
 //! overloaded worker refuses new work at once instead of piling it up. Between decode steps the
-//! scheduler admits waiting sequences in arrival order while the step's token budget lasts
-//! (each running sequence costs one token, a new one its whole prompt), so long prompts never
-//! stall the sequences already decoding. Each step is one ragged forward pass over every row,
+//! scheduler admits waiting sequences in arrival order within the step's token budget; decoding
+//! sequences get their one token first and prompts are fed in chunks from what is left (chunked
+//! prefill), so a long prompt never stalls the sequences already decoding and never waits for
+//! them to finish. Each step is one ragged forward pass over every row,
 //! each with its own KV cache and LoRA adapter. A sequence whose client went away is dropped
 //! before the next step.
 
@@ -122,8 +123,10 @@ struct Seq {
 	decoder: IncrementalDecoder,
 	stop: StopFilter,
 	generated: Vec<u32>,
-	/// Tokens to feed next step: the prompt first, then the last sampled token.
-	next: Vec<u32>,
+	/// Prompt tokens already in the cache (prefill may take several steps).
+	fed: usize,
+	/// Tokens fed this step.
+	feed: Vec<u32>,
 }
 
 struct Scheduler {
@@ -152,37 +155,53 @@ impl Scheduler {
 		}
 	}
 
-	/// Admission: in arrival order, while there is room in the batch and in the token budget.
-	/// A prompt larger than the whole budget is admitted alone so it cannot wait forever.
+	/// Admission in arrival order while the batch has room and this step's token budget is not
+	/// spent. Prompts are fed in chunks (chunked prefill), so a long prompt neither waits for the
+	/// running sequences to finish nor stalls them: decode rows are served first, one token each.
 	fn admit(&mut self) {
 		let before = self.waiting.len();
 		self.waiting.retain(|r| !r.events.is_closed());
 		self.metrics.cancelled.inc_by((before - self.waiting.len()) as u64);
-		let mut budget = self.cfg.max_step_tokens.saturating_sub(self.active.len());
-		while self.active.len() < self.cfg.max_batch {
-			let Some(front) = self.waiting.front() else { break };
-			let need = front.prompt.len();
-			if need > budget && !self.active.is_empty() {
-				break;
-			}
-			budget = budget.saturating_sub(need);
-			let req = self.waiting.pop_front().expect("front exists; qed");
-			self.metrics.prompt_tokens.inc_by(need as u64);
+		let committed: usize = self.active.iter().map(|s| (s.req.prompt.len() - s.fed).max(1)).sum();
+		let mut budget = self.cfg.max_step_tokens.saturating_sub(committed);
+		while self.active.len() < self.cfg.max_batch && (budget > 0 || self.active.is_empty()) {
+			let Some(req) = self.waiting.pop_front() else { break };
+			budget = budget.saturating_sub(req.prompt.len());
+			self.metrics.prompt_tokens.inc_by(req.prompt.len() as u64);
 			self.active.push(Seq {
 				sampler: Sampler::new(req.params.clone()),
 				stop: StopFilter::new(req.params.stop.clone()),
-				next: req.prompt.clone(),
 				req,
 				cache: KvCache::default(),
 				decoder: IncrementalDecoder::default(),
 				generated: Vec::new(),
+				fed: 0,
+				feed: Vec::new(),
 			});
-			if need >= self.cfg.max_step_tokens {
-				break;
-			}
 		}
 		self.metrics.waiting.set(self.waiting.len() as i64);
 		self.metrics.running.set(self.active.len() as i64);
+	}
+
+	/// Chooses each sequence's tokens for this step: decode rows first (one token each), then
+	/// prompt chunks in admission order from what is left of the budget.
+	fn plan(&mut self) {
+		let mut budget = self.cfg.max_step_tokens;
+		for s in self.active.iter_mut().filter(|s| s.fed == s.req.prompt.len()) {
+			s.feed = vec![*s.generated.last().expect("a fully fed sequence has sampled; qed")];
+			budget = budget.saturating_sub(1);
+		}
+		for s in self.active.iter_mut().filter(|s| s.fed < s.req.prompt.len()) {
+			let n = (s.req.prompt.len() - s.fed).min(budget);
+			s.feed = s.req.prompt[s.fed..s.fed + n].to_vec();
+			budget -= n;
+		}
+		// Never an empty step: the oldest prefill gets at least one token.
+		if self.active.iter().all(|s| s.feed.is_empty()) {
+			if let Some(s) = self.active.first_mut() {
+				s.feed = vec![s.req.prompt[s.fed]];
+			}
+		}
 	}
 
 	fn step(&mut self) {
@@ -193,16 +212,19 @@ impl Scheduler {
 		if self.active.is_empty() {
 			return;
 		}
+		self.plan();
 		let started = std::time::Instant::now();
 		let mut rows: Vec<Row<'_>> = self
 			.active
 			.iter_mut()
-			.map(|s| Row { tokens: &s.next, cache: &mut s.cache, adapter: s.req.adapter.as_deref() })
+			.filter(|s| !s.feed.is_empty())
+			.map(|s| Row { tokens: &s.feed, cache: &mut s.cache, adapter: s.req.adapter.as_deref() })
 			.collect();
+		let n_rows = rows.len();
 		let logits = self.model.forward(&mut rows).and_then(|l| Ok(l.to_vec2::<f32>()?));
 		drop(rows);
 		self.metrics.step_seconds.observe(started.elapsed().as_secs_f64());
-		self.metrics.batch_rows.observe(self.active.len() as f64);
+		self.metrics.batch_rows.observe(n_rows as f64);
 		let logits = match logits {
 			Ok(l) => l,
 			Err(e) => {
@@ -213,11 +235,23 @@ impl Scheduler {
 				return;
 			}
 		};
+		let mut logits = logits.into_iter();
 		let mut finished = Vec::new();
-		for (i, (s, row_logits)) in self.active.iter_mut().zip(logits).enumerate() {
+		for (i, s) in self.active.iter_mut().enumerate() {
+			if s.feed.is_empty() {
+				continue;
+			}
+			let row_logits = logits.next().expect("one row of logits per fed sequence; qed");
+			if s.fed < s.req.prompt.len() {
+				s.fed += s.feed.len();
+				if s.fed < s.req.prompt.len() {
+					s.feed.clear();
+					continue; // more prompt to feed before the first sample
+				}
+			}
+			s.feed.clear();
 			let token = s.sampler.sample(&row_logits);
 			s.generated.push(token);
-			s.next = vec![token];
 			self.metrics.generated_tokens.inc();
 			let mut reason = None;
 			let mut text = String::new();

@@ -1,0 +1,182 @@
+//! The HTTP layer in-process (tower `oneshot`): OpenAI wire format, errors, back-pressure, SSE.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use candle_core::{DType, Device};
+use http_body_util::BodyExt;
+use openledger_worker::adapters::AdapterCache;
+use openledger_worker::engine::sampling::SamplingParams;
+use openledger_worker::engine::{Engine, EngineConfig};
+use openledger_worker::gen::{write_adapter, write_base_model, BaseSpec};
+use openledger_worker::http::{router, AppState};
+use openledger_worker::metrics::Metrics;
+use openledger_worker::model::llama::Llama;
+use openledger_worker::tokenizer::TextTokenizer;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct App {
+	_dir: tempfile::TempDir,
+	state: Arc<AppState>,
+}
+
+fn app(cfg: EngineConfig) -> App {
+	let dir = tempfile::tempdir().unwrap();
+	let base = dir.path().join("tiny-base");
+	let spec = BaseSpec { vocab: 300, hidden: 32, intermediate: 48, max_positions: 64, ..Default::default() };
+	let mc = write_base_model(&base, &spec, 1).unwrap();
+	let adapters = dir.path().join("adapters");
+	write_adapter(&adapters.join("legal"), &mc, 4, 8.0, &["q_proj", "v_proj"], 1).unwrap();
+	write_adapter(&adapters.join("medical"), &mc, 4, 8.0, &["q_proj", "v_proj"], 2).unwrap();
+	let model = Arc::new(Llama::load_dir(&base, DType::F32, &Device::Cpu).unwrap());
+	let tokenizer = Arc::new(TextTokenizer::load(&base).unwrap());
+	let metrics = Metrics::new();
+	let cache = Arc::new(AdapterCache::new(adapters, mc, Device::Cpu, 1 << 30, metrics.clone()));
+	let engine = Engine::start(model, tokenizer.clone(), cfg, metrics.clone());
+	let state = Arc::new(AppState {
+		engine,
+		tokenizer,
+		adapters: cache,
+		base_name: "tiny-base".into(),
+		metrics,
+		created: 1,
+		next_id: Default::default(),
+	});
+	App { _dir: dir, state }
+}
+
+async fn call(app: &App, method: &str, path: &str, body: Option<&str>) -> (StatusCode, axum::http::HeaderMap, String) {
+	let req = Request::builder()
+		.method(method)
+		.uri(path)
+		.header("content-type", "application/json")
+		.body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty))
+		.unwrap();
+	let resp = router(app.state.clone()).oneshot(req).await.unwrap();
+	let (parts, body) = resp.into_parts();
+	let bytes = body.collect().await.unwrap().to_bytes();
+	(parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+fn error_of(body: &str) -> Value {
+	serde_json::from_str::<Value>(body).unwrap()["error"].clone()
+}
+
+#[tokio::test]
+async fn models_completions_and_chat() {
+	let app = app(EngineConfig::default());
+	let (s, _, body) = call(&app, "GET", "/v1/models", None).await;
+	assert_eq!(s, StatusCode::OK);
+	let v: Value = serde_json::from_str(&body).unwrap();
+	let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+	assert_eq!(ids, vec!["tiny-base", "legal", "medical"]);
+
+	for model in ["tiny-base", "legal"] {
+		let req = json!({"model": model, "prompt": "A datanet is", "max_tokens": 5, "temperature": 0}).to_string();
+		let (s, _, body) = call(&app, "POST", "/v1/completions", Some(&req)).await;
+		assert_eq!(s, StatusCode::OK, "{body}");
+		let v: Value = serde_json::from_str(&body).unwrap();
+		assert_eq!(v["object"], "text_completion");
+		assert_eq!(v["model"], model);
+		let u = &v["usage"];
+		assert!(u["completion_tokens"].as_u64().unwrap() >= 1 && u["completion_tokens"].as_u64().unwrap() <= 5);
+		assert_eq!(u["total_tokens"].as_u64(), Some(u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()));
+		assert!(["stop", "length"].contains(&v["choices"][0]["finish_reason"].as_str().unwrap()));
+	}
+
+	let req = json!({"model": "medical", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).to_string();
+	let (s, _, body) = call(&app, "POST", "/v1/chat/completions", Some(&req)).await;
+	assert_eq!(s, StatusCode::OK, "{body}");
+	let v: Value = serde_json::from_str(&body).unwrap();
+	assert_eq!(v["object"], "chat.completion");
+	assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+
+	let (s, _, body) = call(&app, "GET", "/health", None).await;
+	assert_eq!(s, StatusCode::OK);
+	assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["adapters_resident"], 2);
+	let (_, _, metrics) = call(&app, "GET", "/metrics", None).await;
+	assert!(metrics.contains("openledger_worker_generated_tokens_total"));
+	assert!(metrics.contains("openledger_worker_adapter_loads_total 2"));
+}
+
+#[tokio::test]
+async fn streaming_sends_chunks_usage_and_done() {
+	let app = app(EngineConfig::default());
+	let req = json!({"model": "legal", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 6,
+		"stream": true, "stream_options": {"include_usage": true}, "seed": 3}).to_string();
+	let (s, h, body) = call(&app, "POST", "/v1/chat/completions", Some(&req)).await;
+	assert_eq!(s, StatusCode::OK);
+	assert!(h["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+	let datas: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+	assert_eq!(*datas.last().unwrap(), "[DONE]");
+	let chunks: Vec<Value> = datas[..datas.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+	assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+	assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+	let usage = &chunks.last().unwrap()["usage"];
+	assert!(usage["completion_tokens"].as_u64().unwrap() >= 1);
+	let finish: Vec<&Value> = chunks.iter().filter(|c| !c["choices"][0]["finish_reason"].is_null()).collect();
+	assert_eq!(finish.len(), 1);
+
+	let req = json!({"model": "tiny-base", "prompt": "The river", "max_tokens": 3, "stream": true}).to_string();
+	let (_, _, body) = call(&app, "POST", "/v1/completions", Some(&req)).await;
+	assert!(body.contains("\"object\":\"text_completion\"") && body.trim_end().ends_with("data: [DONE]"));
+}
+
+#[tokio::test]
+async fn bad_requests_get_openai_error_objects_and_change_nothing() {
+	let app = app(EngineConfig::default());
+	let cases = [
+		(json!({"model": "nope", "prompt": "x"}).to_string(), StatusCode::NOT_FOUND, Some("model_not_found")),
+		("{not json".to_string(), StatusCode::BAD_REQUEST, None),
+		(json!({"prompt": "x"}).to_string(), StatusCode::BAD_REQUEST, None),
+		(json!({"model": "tiny-base", "prompt": "x", "max_tokens": 1000}).to_string(), StatusCode::BAD_REQUEST, Some("context_length_exceeded")),
+		(json!({"model": "tiny-base", "prompt": "x", "temperature": 5}).to_string(), StatusCode::BAD_REQUEST, None),
+		(json!({"model": "tiny-base", "prompt": "x", "n": 2}).to_string(), StatusCode::BAD_REQUEST, None),
+		(json!({"model": "tiny-base", "prompt": ""}).to_string(), StatusCode::BAD_REQUEST, None),
+		(json!({"model": "../etc", "prompt": "x"}).to_string(), StatusCode::NOT_FOUND, Some("model_not_found")),
+	];
+	for (body, status, code) in cases {
+		let (s, _, resp) = call(&app, "POST", "/v1/completions", Some(&body)).await;
+		assert_eq!(s, status, "{body} -> {resp}");
+		let e = error_of(&resp);
+		assert!(e["message"].as_str().unwrap().len() > 5, "{resp}");
+		assert_eq!(e["type"], if status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST { "invalid_request_error" } else { "server_error" });
+		if let Some(code) = code {
+			assert_eq!(e["code"], code);
+		}
+	}
+	let (s, _, resp) = call(&app, "POST", "/v1/chat/completions", Some(&json!({"model": "tiny-base", "messages": []}).to_string())).await;
+	assert_eq!(s, StatusCode::BAD_REQUEST, "{resp}");
+	let (s, _, resp) = call(&app, "POST", "/v1/chat/completions", Some(&json!({"model": "tiny-base", "messages": [{"role": "wizard", "content": "x"}]}).to_string())).await;
+	assert_eq!(s, StatusCode::BAD_REQUEST, "{resp}");
+	let (s, _, _) = call(&app, "GET", "/v2/nothing", None).await;
+	assert_eq!(s, StatusCode::NOT_FOUND);
+	assert_eq!(app.state.engine.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn a_full_worker_answers_429_with_retry_after() {
+	let app = app(EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 0 });
+	// The held request occupies the only slot until it finishes (tens of steps); retry in the
+	// unlikely case it finished before the HTTP call got there.
+	for _ in 0..5 {
+		let hold = app
+			.state
+			.engine
+			.submit(vec![5, 6], None, SamplingParams { temperature: 0.0, max_tokens: 60, ..Default::default() })
+			.unwrap();
+		let req = json!({"model": "tiny-base", "prompt": "x", "max_tokens": 2}).to_string();
+		let (s, h, body) = call(&app, "POST", "/v1/completions", Some(&req)).await;
+		drop(hold);
+		if s == StatusCode::OK {
+			continue;
+		}
+		assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
+		assert_eq!(h["retry-after"], "1");
+		assert_eq!(error_of(&body)["code"], "busy");
+		assert!(app.state.metrics.rejected_busy.get() >= 1);
+		return;
+	}
+	panic!("never saw a 429 while the only slot was taken");
+}
