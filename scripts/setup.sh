@@ -27,6 +27,8 @@ need_pkgs=()
 command -v protoc >/dev/null 2>&1 || need_pkgs+=(protobuf-compiler)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     log "installing ${need_pkgs[*]}"
@@ -98,5 +100,14 @@ if [ -f "$ROOT/tests/e2e/package.json" ]; then
     log "installing e2e test dependencies (npm)"
     (cd "$ROOT/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
   fi
+fi
+# ---- Python environment of the worker's end-to-end tests -----------------------------------------
+VENV="${OPENLEDGER_CACHE:-$HOME/.cache/openledger}/venv"
+REQ="$ROOT/tests/worker/requirements.txt"
+if [ -f "$REQ" ] && ! cmp -s "$REQ" "$VENV/.requirements" 2>/dev/null; then
+  log "installing the worker e2e test environment ($VENV: $(tr '\n' ' ' < "$REQ"))"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
+  cp "$REQ" "$VENV/.requirements"
 fi
 log "done"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Sets up the machine, builds, and starts the whole system on this machine:
 #   - a one-validator development chain (Aura, 6 s blocks) with RPC on ws://127.0.0.1:9944
-#     and Prometheus metrics on http://127.0.0.1:9615/metrics.
-# Data lives in $OPENLEDGER_CACHE/dev-chain and survives restarts; `--fresh` wipes it first.
-# Extra arguments go to the node, e.g. `scripts/start.sh --sealing instant`.
+#     and Prometheus metrics on http://127.0.0.1:9615/metrics;
+#   - the inference worker with the demo model (a seeded Llama-style base model and two LoRA
+#     adapters, generated on first start) serving the OpenAI API on http://127.0.0.1:8000/v1.
+# Chain data lives in $OPENLEDGER_CACHE/dev-chain and survives restarts; `--fresh` wipes it first.
+# Extra arguments go to the node, e.g. `scripts/start.sh --sealing instant`. Ctrl-C stops both.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -12,10 +14,25 @@ bash scripts/build.sh
 source scripts/lib/env.sh
 
 BASE="$OPENLEDGER_CACHE/dev-chain"
+DEMO="$OPENLEDGER_CACHE/demo"
 args=()
 for a in "$@"; do
   if [ "$a" = "--fresh" ]; then rm -rf "$BASE"; else args+=("$a"); fi
 done
 
-echo "starting openledger-node --dev (base path $BASE); Ctrl-C stops it"
-exec "$NODE_BIN" --dev --base-path "$BASE" --rpc-port 9944 --prometheus-port 9615 "${args[@]}"
+if [ ! -f "$DEMO/demo-base/config.json" ]; then
+  "$WORKER_BIN" gen-model --out "$DEMO/demo-base" --hidden 256 --intermediate 704 --layers 4 --heads 8 \
+    --kv-heads 4 --vocab 1024 --max-positions 1024 --seed 42
+  "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base" --out "$DEMO/adapters/demo-legal" --rank 8 --seed 1
+  "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base" --out "$DEMO/adapters/demo-medical" --rank 8 --seed 2
+fi
+
+echo "starting openledger-node --dev (base path $BASE)"
+"$NODE_BIN" --dev --base-path "$BASE" --rpc-port 9944 --prometheus-port 9615 "${args[@]}" \
+  >"$OPENLEDGER_CACHE/node.log" 2>&1 &
+NODE_PID=$!
+trap 'kill "$NODE_PID" 2>/dev/null; wait "$NODE_PID" 2>/dev/null' EXIT
+echo "node pid $NODE_PID, log $OPENLEDGER_CACHE/node.log"
+
+echo "starting openledger-worker on http://127.0.0.1:8000/v1 (models: demo-base, demo-legal, demo-medical)"
+"$WORKER_BIN" serve --model "$DEMO/demo-base" --adapters "$DEMO/adapters" --host 127.0.0.1 --port 8000

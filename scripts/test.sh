@@ -3,7 +3,10 @@
 #   1. Rust unit tests of every crate (runtime, pallets, primitives, node, CLI), in the build
 #      profile, and each pallet's benchmarks run once as tests;
 #   2. the committed chain specs load in the node;
-#   3. end-to-end tests: the real node binary, driven by @polkadot/api and the CLI (tests/e2e).
+#   3. end-to-end tests: the real node binary, driven by @polkadot/api and the CLI (tests/e2e);
+#   4. the inference worker (its own workspace): Rust tests (LoRA math, PEFT loading, engine,
+#      HTTP), then the official `openai` Python client against the running worker
+#      (tests/worker).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -31,4 +34,10 @@ export NODE_BIN CLI_BIN
 export E2E_TMP="${E2E_TMP:-$(mktemp -d)}"
 (cd tests/e2e && node --test --test-concurrency=1 --test-reporter=spec ./*.test.js)
 t_e2e=$(date +%s)
-echo "timings: setup+build $((t_build - t0)) s, cargo test $((t_unit - t_build)) s, e2e $((t_e2e - t_unit)) s"
+
+echo "== inference worker: cargo test"
+cargo test --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml
+echo "== inference worker: openai client end to end"
+WORKER_BIN="$WORKER_BIN" "$OPENLEDGER_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/worker
+t_worker=$(date +%s)
+echo "timings: setup+build $((t_build - t0)) s, cargo test $((t_unit - t_build)) s, e2e $((t_e2e - t_unit)) s, worker $((t_worker - t_e2e)) s"

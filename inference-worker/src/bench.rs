@@ -40,9 +40,15 @@ pub struct BenchArgs {
 	/// Timed decode steps per configuration (after one warm-up step).
 	#[arg(long, default_value_t = 3)]
 	steps: usize,
+	/// Rounds over all configurations (each reports its median).
+	#[arg(long, default_value_t = 3)]
+	rounds: usize,
 	/// Requests in the merge-per-request baseline (each merges its adapter, then decodes alone).
 	#[arg(long, default_value_t = 8)]
 	merge_requests: usize,
+	/// Tokens each merge-per-request request decodes (its merge is amortized over them).
+	#[arg(long, default_value_t = 16)]
+	merge_tokens: usize,
 	/// Adapters written to disk and cold-loaded for the latency figures.
 	#[arg(long, default_value_t = 64)]
 	cold_loads: usize,
@@ -151,11 +157,25 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 	}
 	eprintln!("prefilled {} rows × {} tokens in {:.1}s", a.batch, a.context, t.elapsed().as_secs_f64());
 
-	let base = decode_rate(&model, &caches, &adapters, 0, a.steps, 5)?;
+	// Configurations take turns, round after round, so drift (thermal, page cache, other load)
+	// hits all of them alike; each reports its median round.
+	let configs: Vec<usize> = std::iter::once(0).chain(a.adapters.iter().copied()).collect();
+	let mut samples = vec![Vec::new(); configs.len()];
+	for round in 0..a.rounds {
+		for (i, &n) in configs.iter().enumerate() {
+			samples[i].push(decode_rate(&model, &caches, &adapters, n, a.steps, 5 + round as u32)?);
+		}
+		eprintln!("round {}/{} done", round + 1, a.rounds);
+	}
+	let median = |v: &mut Vec<f64>| {
+		v.sort_by(f64::total_cmp);
+		v[v.len() / 2]
+	};
+	let rates: Vec<f64> = samples.iter_mut().map(median).collect();
+	let base = rates[0];
 	let mut rows = vec![("base model, no adapter".to_string(), base)];
-	for &n in &a.adapters {
-		let r = decode_rate(&model, &caches, &adapters, n, a.steps, 5)?;
-		rows.push((format!("{n} distinct adapters"), r));
+	for (n, r) in a.adapters.iter().zip(&rates[1..]) {
+		rows.push((format!("{n} distinct adapters"), *r));
 	}
 
 	// Merge-per-request: each request merges its adapter into a copy of the targeted weights,
@@ -165,7 +185,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 	for i in 0..a.merge_requests {
 		let merged = model.merged(&adapters[i % adapters.len()])?;
 		let mut cache = caches[i].clone();
-		for s in 0..a.steps {
+		for s in 0..a.merge_tokens {
 			let tok = [(5 + s) as u32];
 			merged.forward(&mut [Row { tokens: &tok, cache: &mut cache, adapter: None }])?;
 			tokens += 1;
@@ -187,7 +207,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 	lat.sort_by(f64::total_cmp);
 
 	println!(
-		"\n## LoRA serving: batch of {} rows, rank {}, targets {}, hidden {}, {} layers, vocab {}, {:?}, {} decode steps each",
+		"\n## LoRA serving: batch of {} rows, rank {}, targets {}, hidden {}, {} layers, vocab {}, {:?}, {} decode steps × {} rounds (median)",
 		a.batch,
 		a.rank,
 		a.targets.join("+"),
@@ -195,7 +215,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 		a.layers,
 		a.vocab,
 		dtype,
-		a.steps
+		a.steps,
+		a.rounds
 	);
 	println!("| decode batch | tokens/s | × base |");
 	println!("|---|---:|---:|");
@@ -206,7 +227,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 	println!(
 		"| merge per request ({} requests × {} tokens, batch 1) | {merge:.1} | {:.3} |",
 		a.merge_requests,
-		a.steps,
+		a.merge_tokens,
 		merge / base
 	);
 	println!(

@@ -13,3 +13,6 @@ if [ -f "$OPENLEDGER_CACHE/wasm-env" ]; then
 fi
 export NODE_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger-node"
 export CLI_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger"
+export WORKER_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger-worker"
+# Python environment of the worker's end-to-end tests (official `openai` client).
+export OPENLEDGER_VENV="$OPENLEDGER_CACHE/venv"
