@@ -274,23 +274,30 @@ impl Llama {
 		let q = lora.apply(l, 0, xn, p[0].forward(xn)?)?;
 		let k = lora.apply(l, 1, xn, p[1].forward(xn)?)?;
 		let v = lora.apply(l, 2, xn, p[2].forward(xn)?)?;
+		let n = xn.dim(0)?;
+		// Rotary embeddings and the 1/√d scale once for every token of the batch, each at its own
+		// position; then only the cache append and attention proper run per row.
+		let positions: Vec<u32> = spans.iter().flat_map(|&(_, t, pos)| (pos as u32)..(pos + t) as u32).collect();
+		let positions = Tensor::new(positions.as_slice(), &self.device)?;
+		let cos = self.cos.index_select(&positions, 0)?;
+		let sin = self.sin.index_select(&positions, 0)?;
+		let q = q.reshape((1, n, nh, hd))?.transpose(1, 2)?.contiguous()?;
+		let q = (candle_nn::rotary_emb::rope(&q, &cos, &sin)? / (hd as f64).sqrt())?.squeeze(0)?; // [nh, N, hd]
+		let k = k.reshape((1, n, kvh, hd))?.transpose(1, 2)?.contiguous()?;
+		let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?.squeeze(0)?; // [kvh, N, hd]
+		let v = v.reshape((n, kvh, hd))?.transpose(0, 1)?.contiguous()?; // [kvh, N, hd]
 		let mut outs = Vec::with_capacity(rows.len());
 		for (row, &(off, t, pos)) in rows.iter_mut().zip(spans) {
-			let cos = self.cos.narrow(0, pos, t)?;
-			let sin = self.sin.narrow(0, pos, t)?;
-			let qi = q.narrow(0, off, t)?.reshape((1, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
-			let qi = candle_nn::rotary_emb::rope(&qi, &cos, &sin)?; // [1, nh, t, hd]
-			let ki = k.narrow(0, off, t)?.reshape((1, t, kvh, hd))?.transpose(1, 2)?.contiguous()?;
-			let ki = candle_nn::rotary_emb::rope(&ki, &cos, &sin)?.squeeze(0)?; // [kvh, t, hd]
-			let vi = v.narrow(0, off, t)?.reshape((t, kvh, hd))?.transpose(0, 1)?.contiguous()?;
+			let ki = k.narrow(1, off, t)?;
+			let vi = v.narrow(1, off, t)?;
 			let (kc, vc) = match row.cache.layers[l].take() {
 				Some((kc, vc)) => (Tensor::cat(&[&kc, &ki], 1)?, Tensor::cat(&[&vc, &vi], 1)?),
-				None => (ki, vi),
+				None => (ki.contiguous()?, vi.contiguous()?),
 			};
 			let len = kc.dim(1)?;
 			// Group queries by their kv head: [kvh, rep·t, hd] against [kvh, len, hd].
-			let qg = qi.reshape((kvh, rep * t, hd))?;
-			let scores = (qg.matmul(&kc.t()?)? / (hd as f64).sqrt())?.to_dtype(DType::F32)?;
+			let qg = q.narrow(1, off, t)?.contiguous()?.reshape((kvh, rep * t, hd))?;
+			let scores = qg.matmul(&kc.t()?)?.to_dtype(DType::F32)?;
 			let scores = if t > 1 {
 				let mask: Vec<f32> = (0..rep * t)
 					.flat_map(|r| {
