@@ -120,9 +120,12 @@ mod benchmarks {
 		assert_eq!(ModelUsage::<T>::iter().map(|(_, u)| u.requests).sum::<u64>(), n as u64);
 	}
 
+	/// A worker's claim with `d` delegators to pay (the attributed contributor's share of the
+	/// same receipt is claimed too: `who` is both).
 	#[benchmark]
-	fn claim_rewards() {
+	fn claim_rewards(d: Linear<0, { T::Workers::max_delegators() }>) {
 		let f = fixture::<T>(1, 1);
+		T::BenchmarkHelper::add_delegators(&f.worker, d);
 		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
 		#[extrinsic_call]
 		_(RawOrigin::Signed(f.payer), f.worker.clone());
@@ -140,10 +143,13 @@ mod benchmarks {
 		assert!(Receipts::<T>::get(id).and_then(|r| r.challenger).is_some());
 	}
 
+	/// An upheld challenge (the costlier outcome): slashes the worker and its `d` delegators,
+	/// reverses `MAX_SHARES` payouts.
 	#[benchmark]
-	fn resolve_challenge() -> Result<(), BenchmarkError> {
+	fn resolve_challenge(d: Linear<0, { T::Workers::max_delegators() }>) -> Result<(), BenchmarkError> {
 		let origin = T::ResolveOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
 		let f = fixture::<T>(1, MAX_SHARES);
+		T::BenchmarkHelper::add_delegators(&f.worker, d);
 		let id = f.receipts[0].receipt.request_id();
 		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
 		Pallet::<T>::challenge(RawOrigin::Signed(f.worker).into(), id).unwrap();

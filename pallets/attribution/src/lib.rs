@@ -426,8 +426,13 @@ pub mod pallet {
 		}
 
 		/// Pays out `who`'s accrued rewards (anyone may trigger it; the OPEN goes to `who`).
+		///
+		/// ## Complexity
+		/// A worker's claim pays each of its delegators: charged for `max_delegators`, refunded
+		/// down to the delegators actually paid.
 		#[pallet::call_index(4)]
-		pub fn claim_rewards(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
+		#[pallet::weight(<T as Config>::WeightInfo::claim_rewards(T::Workers::max_delegators()))]
+		pub fn claim_rewards(origin: OriginFor<T>, who: T::AccountId) -> DispatchResultWithPostInfo {
 			ensure_signed(origin)?;
 			let pot = Self::pot();
 			let amount = Rewards::<T>::take(&who);
@@ -436,12 +441,10 @@ pub mod pallet {
 			if !amount.is_zero() {
 				T::Currency::transfer(&pot, &who, amount, Preservation::Preserve)?;
 			}
-			if !as_worker.is_zero() {
-				T::Workers::pay_reward(&pot, &who, as_worker)?;
-			}
+			let delegators = if as_worker.is_zero() { 0 } else { T::Workers::pay_reward(&pot, &who, as_worker)? };
 			AccountEarnings::<T>::mutate(&who, |e| e.claimed = e.claimed.saturating_add(amount).saturating_add(as_worker));
 			Self::deposit_event(Event::RewardsClaimed { who, amount, as_worker });
-			Ok(())
+			Ok(Some(<T as Config>::WeightInfo::claim_rewards(delegators)).into())
 		}
 
 		/// Challenges a settled receipt within the window, holding the challenge bond.
@@ -461,14 +464,20 @@ pub mod pallet {
 		}
 
 		/// Resolves a challenge: `false_receipt = true` upholds it.
+		///
+		/// ## Complexity
+		/// Upholding a challenge slashes every delegation of the worker: charged for
+		/// `max_delegators`, refunded down to the delegations actually slashed.
 		#[pallet::call_index(6)]
-		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, false_receipt: bool) -> DispatchResult {
+		#[pallet::weight(<T as Config>::WeightInfo::resolve_challenge(T::Workers::max_delegators()))]
+		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, false_receipt: bool) -> DispatchResultWithPostInfo {
 			T::ResolveOrigin::ensure_origin(origin)?;
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
 			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
 			let bond = T::ChallengeBond::get();
+			let mut delegators = 0;
 			if false_receipt {
-				T::Workers::slash(&r.worker, T::SlashFraction::get())?;
+				delegators = T::Workers::slash(&r.worker, T::SlashFraction::get())?;
 				let mut refunded: BalanceOf<T> = Zero::zero();
 				for (who, amount) in r.payouts.iter() {
 					let back = Rewards::<T>::mutate(who, |acc| {
@@ -506,7 +515,7 @@ pub mod pallet {
 				Self::deposit_event(Event::ChallengeRejected { request_id, challenger });
 			}
 			Receipts::<T>::insert(request_id, r);
-			Ok(())
+			Ok(Some(<T as Config>::WeightInfo::resolve_challenge(delegators)).into())
 		}
 	}
 

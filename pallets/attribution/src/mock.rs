@@ -9,7 +9,7 @@ use openledger_primitives::{receipt::ContributionRef, DatanetId, ModelId, ModelV
 use sp_keyring::Sr25519Keyring;
 use sp_runtime::{
 	traits::{AccountIdConversion, IdentityLookup},
-	AccountId32, BuildStorage, DispatchResult, MultiSignature, MultiSigner, Perbill,
+	AccountId32, BuildStorage, MultiSignature, MultiSigner, Perbill,
 };
 use std::{cell::RefCell, collections::BTreeMap};
 
@@ -115,14 +115,17 @@ impl crate::WorkerRegistry<AccountId, Balance> for MockWorkers {
 	fn is_bonded(who: &AccountId) -> bool {
 		*who == challenger() || *who == worker() || KEYS.with(|k| k.borrow().contains_key(who))
 	}
-	fn pay_reward(from: &AccountId, w: &AccountId, amount: Balance) -> DispatchResult {
+	fn pay_reward(from: &AccountId, w: &AccountId, amount: Balance) -> Result<u32, sp_runtime::DispatchError> {
 		use frame_support::traits::{fungible::Mutate, tokens::Preservation};
 		REWARDS_PAID.with(|r| r.borrow_mut().push((w.clone(), amount)));
-		<Balances as Mutate<AccountId>>::transfer(from, w, amount, Preservation::Preserve).map(|_| ())
+		<Balances as Mutate<AccountId>>::transfer(from, w, amount, Preservation::Preserve).map(|_| 0)
 	}
-	fn slash(w: &AccountId, fraction: Perbill) -> DispatchResult {
+	fn slash(w: &AccountId, fraction: Perbill) -> Result<u32, sp_runtime::DispatchError> {
 		SLASHES.with(|s| s.borrow_mut().push((w.clone(), fraction)));
-		Ok(())
+		Ok(0)
+	}
+	fn max_delegators() -> u32 {
+		4
 	}
 }
 
@@ -183,6 +186,9 @@ impl crate::BenchmarkHelper<AccountId, MultiSignature, MultiSigner> for MockBenc
 	}
 	fn signature(sig: sp_core::sr25519::Signature) -> MultiSignature {
 		sig.into()
+	}
+	fn add_delegators(_worker: &AccountId, _n: u32) {
+		// The mock's workers have no delegators; the runtime's helper creates real ones.
 	}
 }
 

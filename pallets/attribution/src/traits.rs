@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 use openledger_primitives::{receipt::ContributionRef, DatanetId, ModelId, ModelVersion, RevenueSplit, SnapshotVersion};
-use sp_runtime::{DispatchResult, Perbill};
+use sp_runtime::{DispatchError, Perbill};
 
 /// The economics of one model version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,10 +36,14 @@ pub trait WorkerRegistry<AccountId, Balance> {
 	fn signing_key_if_serving(worker: &AccountId, model: ModelId) -> Option<[u8; 32]>;
 	/// Whether `who` has stake bonded (may challenge).
 	fn is_bonded(who: &AccountId) -> bool;
-	/// Pays `amount` from `from` to the worker, shared with its delegators after commission.
-	fn pay_reward(from: &AccountId, worker: &AccountId, amount: Balance) -> DispatchResult;
-	/// Slashes `fraction` of the worker's and its delegators' stake.
-	fn slash(worker: &AccountId, fraction: Perbill) -> DispatchResult;
+	/// Pays `amount` from `from` to the worker, shared with its delegators after commission;
+	/// returns how many delegations were visited (weight is charged per delegator).
+	fn pay_reward(from: &AccountId, worker: &AccountId, amount: Balance) -> Result<u32, DispatchError>;
+	/// Slashes `fraction` of the worker's and its delegators' stake; returns how many
+	/// delegations were visited.
+	fn slash(worker: &AccountId, fraction: Perbill) -> Result<u32, DispatchError>;
+	/// The most delegators a worker can have (the worst case the weights are charged for).
+	fn max_delegators() -> u32;
 }
 
 /// Sets up state for the benchmarks: a model version trained on one snapshot with at least
@@ -52,4 +56,6 @@ pub trait BenchmarkHelper<AccountId, Signature, Public> {
 	fn public(key: sp_core::sr25519::Public) -> Public;
 	/// The configured signature type of an sr25519 signature.
 	fn signature(sig: sp_core::sr25519::Signature) -> Signature;
+	/// Gives `worker` `n` delegators (for the per-delegator cost of claims and slashes).
+	fn add_delegators(worker: &AccountId, n: u32);
 }

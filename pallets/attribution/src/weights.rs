@@ -40,9 +40,9 @@ pub trait WeightInfo {
 	fn request_escrow_withdrawal() -> Weight;
 	fn withdraw_escrow() -> Weight;
 	fn submit_receipts(n: u32, s: u32, ) -> Weight;
-	fn claim_rewards() -> Weight;
+	fn claim_rewards(d: u32, ) -> Weight;
 	fn challenge() -> Weight;
-	fn resolve_challenge() -> Weight;
+	fn resolve_challenge(d: u32, ) -> Weight;
 	fn on_initialize(n: u32, ) -> Weight;
 }
 
@@ -56,8 +56,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deposit_escrow() -> Weight {
 		//  Measured:  `103`
 		//  Estimated: `3604`
-		// Minimum execution time: 37_035_000 picoseconds.
-		Weight::from_parts(37_526_000, 3604)
+		// Minimum execution time: 36_545_000 picoseconds.
+		Weight::from_parts(37_265_000, 3604)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -68,8 +68,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn request_escrow_withdrawal() -> Weight {
 		//  Measured:  `55`
 		//  Estimated: `3604`
-		// Minimum execution time: 9_724_000 picoseconds.
-		Weight::from_parts(10_596_000, 3604)
+		// Minimum execution time: 9_024_000 picoseconds.
+		Weight::from_parts(9_154_000, 3604)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -82,8 +82,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn withdraw_escrow() -> Weight {
 		//  Measured:  `257`
 		//  Estimated: `3604`
-		// Minimum execution time: 38_647_000 picoseconds.
-		Weight::from_parts(39_519_000, 3604)
+		// Minimum execution time: 37_667_000 picoseconds.
+		Weight::from_parts(38_227_000, 3604)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -126,14 +126,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `n` is `[1, 256]`.
 	/// The range of component `s` is `[1, 32]`.
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		//  Measured:  `1667 + s * (203 ±0)`
+		//  Measured:  `1679 + s * (203 ±0)`
 		//  Estimated: `69015 + n * (2511 ±0) + s * (3960 ±0)`
-		// Minimum execution time: 654_667_000 picoseconds.
-		Weight::from_parts(706_384_000, 69015)
-			// Standard Error: 37_681_372
-			.saturating_add(Weight::from_parts(379_533_222, 0).saturating_mul(n.into()))
-			// Standard Error: 301_684_336
-			.saturating_add(Weight::from_parts(1_338_899_838, 0).saturating_mul(s.into()))
+		// Minimum execution time: 634_477_000 picoseconds.
+		Weight::from_parts(647_807_000, 69015)
+			// Standard Error: 15_163_639
+			.saturating_add(Weight::from_parts(255_227_881, 0).saturating_mul(n.into()))
+			// Standard Error: 121_403_020
+			.saturating_add(Weight::from_parts(869_700_232, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(17_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(s.into())))
@@ -149,19 +149,25 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::WorkerRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Workers` (r:1 w:0)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
-	/// Storage: `OpenStaking::Delegations` (r:1 w:0)
+	/// Storage: `OpenStaking::Delegations` (r:257 w:0)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:2 w:2)
+	/// Storage: `System::Account` (r:258 w:258)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::AccountEarnings` (r:1 w:1)
 	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
-	fn claim_rewards() -> Weight {
-		//  Measured:  `976`
-		//  Estimated: `6196`
-		// Minimum execution time: 78_447_000 picoseconds.
-		Weight::from_parts(93_640_000, 6196)
+	/// The range of component `d` is `[0, 256]`.
+	fn claim_rewards(d: u32, ) -> Weight {
+		//  Measured:  `1027 + d * (205 ±0)`
+		//  Estimated: `6196 + d * (2603 ±0)`
+		// Minimum execution time: 62_393_000 picoseconds.
+		Weight::from_parts(44_047_733, 6196)
+			// Standard Error: 94_528
+			.saturating_add(Weight::from_parts(32_093_413, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
+			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(d.into()))
 	}
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
@@ -172,8 +178,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn challenge() -> Weight {
 		//  Measured:  `843`
 		//  Estimated: `7362`
-		// Minimum execution time: 57_205_000 picoseconds.
-		Weight::from_parts(61_642_000, 7362)
+		// Minimum execution time: 48_983_000 picoseconds.
+		Weight::from_parts(49_574_000, 7362)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -181,13 +187,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(3897), added: 6372, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:257 w:257)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:4 w:4)
+	/// Storage: `System::Account` (r:260 w:260)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
-	/// Storage: `OpenStaking::Delegations` (r:1 w:0)
+	/// Storage: `OpenStaking::Delegations` (r:257 w:256)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
-	/// Storage: `OpenStaking::Unbonding` (r:1 w:0)
+	/// Storage: `OpenStaking::Unbonding` (r:257 w:0)
 	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Rewards` (r:2 w:2)
 	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
@@ -195,13 +201,19 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::WorkerRewards` (r:1 w:1)
 	/// Proof: `Attribution::WorkerRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
-	fn resolve_challenge() -> Weight {
-		//  Measured:  `3967`
-		//  Estimated: `11402`
-		// Minimum execution time: 268_281_000 picoseconds.
-		Weight::from_parts(278_005_000, 11402)
+	/// The range of component `d` is `[0, 256]`.
+	fn resolve_challenge(d: u32, ) -> Weight {
+		//  Measured:  `3987 + d * (279 ±0)`
+		//  Estimated: `11402 + d * (3356 ±0)`
+		// Minimum execution time: 248_831_000 picoseconds.
+		Weight::from_parts(260_497_534, 11402)
+			// Standard Error: 640_645
+			.saturating_add(Weight::from_parts(36_391_885, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(15_u64))
+			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(13_u64))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
 	}
 	/// Storage: `Attribution::PruneQueue` (r:1 w:1)
 	/// Proof: `Attribution::PruneQueue` (`max_values`: None, `max_size`: Some(65550), added: 68025, mode: `MaxEncodedLen`)
@@ -211,12 +223,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 2048]`.
 	fn on_initialize(n: u32, ) -> Weight {
-		//  Measured:  `98483`
+		//  Measured:  `98463`
 		//  Estimated: `1550117 + n * (54 ±16)`
-		// Minimum execution time: 3_335_000 picoseconds.
-		Weight::from_parts(1_265_001_176, 1550117)
-			// Standard Error: 324_038
-			.saturating_add(Weight::from_parts(102_461, 0).saturating_mul(n.into()))
+		// Minimum execution time: 3_375_000 picoseconds.
+		Weight::from_parts(662_460_348, 1550117)
+			// Standard Error: 75_780
+			.saturating_add(Weight::from_parts(277_621, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(160_u64))
 			.saturating_add(T::DbWeight::get().writes(319_u64))
 			.saturating_add(Weight::from_parts(0, 54).saturating_mul(n.into()))
@@ -226,24 +238,24 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn deposit_escrow() -> Weight {
-		Weight::from_parts(37_526_000, 3604)
+		Weight::from_parts(37_265_000, 3604)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn request_escrow_withdrawal() -> Weight {
-		Weight::from_parts(10_596_000, 3604)
+		Weight::from_parts(9_154_000, 3604)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_escrow() -> Weight {
-		Weight::from_parts(39_519_000, 3604)
+		Weight::from_parts(38_227_000, 3604)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		Weight::from_parts(706_384_000, 69015)
-			.saturating_add(Weight::from_parts(379_533_222, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(1_338_899_838, 0).saturating_mul(s.into()))
+		Weight::from_parts(647_807_000, 69015)
+			.saturating_add(Weight::from_parts(255_227_881, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(869_700_232, 0).saturating_mul(s.into()))
 			.saturating_add(ParityDbWeight::get().reads(17_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(s.into())))
@@ -253,24 +265,32 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2511).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 3960).saturating_mul(s.into()))
 	}
-	fn claim_rewards() -> Weight {
-		Weight::from_parts(93_640_000, 6196)
+	fn claim_rewards(d: u32, ) -> Weight {
+		Weight::from_parts(44_047_733, 6196)
+			.saturating_add(Weight::from_parts(32_093_413, 0).saturating_mul(d.into()))
 			.saturating_add(ParityDbWeight::get().reads(7_u64))
+			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
+			.saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(d.into()))
 	}
 	fn challenge() -> Weight {
-		Weight::from_parts(61_642_000, 7362)
+		Weight::from_parts(49_574_000, 7362)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
-	fn resolve_challenge() -> Weight {
-		Weight::from_parts(278_005_000, 11402)
+	fn resolve_challenge(d: u32, ) -> Weight {
+		Weight::from_parts(260_497_534, 11402)
+			.saturating_add(Weight::from_parts(36_391_885, 0).saturating_mul(d.into()))
 			.saturating_add(ParityDbWeight::get().reads(15_u64))
+			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(13_u64))
+			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
 	}
 	fn on_initialize(n: u32, ) -> Weight {
-		Weight::from_parts(1_265_001_176, 1550117)
-			.saturating_add(Weight::from_parts(102_461, 0).saturating_mul(n.into()))
+		Weight::from_parts(662_460_348, 1550117)
+			.saturating_add(Weight::from_parts(277_621, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(160_u64))
 			.saturating_add(ParityDbWeight::get().writes(319_u64))
 			.saturating_add(Weight::from_parts(0, 54).saturating_mul(n.into()))

@@ -12,7 +12,7 @@ use frame_support::{parameter_types, traits::ConstU32, PalletId};
 use frame_system::EnsureRoot;
 use openledger_primitives::{receipt::ContributionRef, DatanetId, ModelId, ModelVersion};
 use pallet_attribution::{ContributionResolver, ModelTerms, ModelTermsProvider, WorkerRegistry};
-use sp_runtime::{DispatchResult, MultiSigner, Perbill};
+use sp_runtime::{DispatchError, MultiSigner, Perbill};
 
 /// Id of the pot holding settled fees until they are claimed.
 pub const ATTRIBUTION_POT_ID: PalletId = PalletId(*b"ol/infer");
@@ -69,11 +69,14 @@ impl WorkerRegistry<AccountId, Balance> for StakingAdapter {
 		let reason = RuntimeHoldReason::OpenStaking(pallet_open_staking::HoldReason::Staking);
 		Balances::balance_on_hold(&reason, who) > 0
 	}
-	fn pay_reward(from: &AccountId, worker: &AccountId, amount: Balance) -> DispatchResult {
-		OpenStaking::pay_reward(from, worker, amount).map(|_| ())
+	fn pay_reward(from: &AccountId, worker: &AccountId, amount: Balance) -> Result<u32, DispatchError> {
+		OpenStaking::pay_reward(from, worker, amount)
 	}
-	fn slash(worker: &AccountId, fraction: Perbill) -> DispatchResult {
-		OpenStaking::do_slash(worker, fraction).map(|_| ())
+	fn slash(worker: &AccountId, fraction: Perbill) -> Result<u32, DispatchError> {
+		OpenStaking::do_slash(worker, fraction)
+	}
+	fn max_delegators() -> u32 {
+		<<Runtime as pallet_open_staking::Config>::MaxDelegators as frame_support::traits::Get<u32>>::get()
 	}
 }
 
@@ -143,5 +146,16 @@ impl pallet_attribution::BenchmarkHelper<AccountId, Signature, MultiSigner> for 
 	}
 	fn signature(sig: sp_core::sr25519::Signature) -> Signature {
 		sig.into()
+	}
+	fn add_delegators(worker: &AccountId, n: u32) {
+		use crate::RuntimeOrigin;
+		use frame_support::traits::fungible::Mutate;
+		for i in 0..n {
+			let mut raw = [0xde; 32];
+			raw[..4].copy_from_slice(&i.to_le_bytes());
+			let who = AccountId::new(raw);
+			let _ = Balances::set_balance(&who, 1_000 * OPEN);
+			OpenStaking::delegate(RuntimeOrigin::signed(who), worker.clone(), 100 * OPEN).expect("delegation");
+		}
 	}
 }
