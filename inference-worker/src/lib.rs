@@ -5,9 +5,11 @@
 //! - [`adapters`]: the adapter store and the byte-bounded LRU cache with single-flight loads.
 //! - [`engine`]: continuous batching, sampling, back-pressure, cancellation.
 //! - [`http`]: axum routes and OpenAI wire types.
+//! - [`attribution`]: span attribution over a suffix-array index of a snapshot's contributions.
 //! - [`gen`]: seeded model and adapter folders in the Hugging Face layout.
 
 pub mod adapters;
+pub mod attribution;
 pub mod engine;
 pub mod gen;
 pub mod http;

@@ -73,6 +73,9 @@ enum Cmd {
 	AdapterId { dir: PathBuf },
 	/// Mixed-adapter decode throughput vs the base model and merge-per-request; cold loads.
 	BenchLora(bench::BenchArgs),
+	/// Span-attribution index: build from JSON lines, query counts / longest matches.
+	#[command(subcommand)]
+	SpanIndex(openledger_worker::attribution::cli::SpanCmd),
 }
 
 #[derive(Parser)]
@@ -141,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
 			Ok(())
 		},
 		Cmd::BenchLora(args) => bench::run(args),
+		Cmd::SpanIndex(cmd) => openledger_worker::attribution::cli::run(cmd),
 	}
 }
 

@@ -1,0 +1,122 @@
+//! `openledger-worker span-index build|query`: build a span index from JSON lines (optionally
+//! also in infini-gram's on-disk token layout, for cross-checking and benchmarks) and answer
+//! count / longest-match queries as JSON lines.
+
+use super::span::{build_index, DocRef, SpanIndex, SEPARATOR};
+use crate::tokenizer::TextTokenizer;
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand)]
+pub enum SpanCmd {
+	/// Index the `text` of each JSON line (`{"text": ..., "datanet": .., "version": .., "index": ..}`).
+	Build {
+		/// Model folder whose tokenizer.json tokenizes the corpus.
+		#[arg(long)]
+		tokenizer: PathBuf,
+		/// JSON lines file.
+		#[arg(long)]
+		input: PathBuf,
+		#[arg(long)]
+		out: PathBuf,
+		/// Also write `tokenized.0` + `offset.0` (infini-gram's layout, u16 tokens) here.
+		#[arg(long)]
+		infini_gram: Option<PathBuf>,
+	},
+	/// Reads JSON lines `{"count": [ids]}`, `{"longest": [ids]}` or `{"attribute": [ids]}` from
+	/// stdin and answers one JSON line each.
+	Query {
+		#[arg(long)]
+		index: PathBuf,
+	},
+}
+
+#[derive(serde::Deserialize)]
+struct Line {
+	text: String,
+	#[serde(default)]
+	datanet: u32,
+	#[serde(default)]
+	version: u32,
+	#[serde(default)]
+	index: Option<u32>,
+}
+
+/// Writes token documents in infini-gram's layout: each document is `ff ff` followed by its u16
+/// tokens (little endian) in `tokenized.0`; `offset.0` holds each document's byte offset (u64).
+pub fn write_infini_gram_layout(dir: &Path, docs: &[Vec<u32>]) -> anyhow::Result<()> {
+	std::fs::create_dir_all(dir)?;
+	let mut data = BufWriter::new(std::fs::File::create(dir.join("tokenized.0"))?);
+	let mut offsets = BufWriter::new(std::fs::File::create(dir.join("offset.0"))?);
+	let mut at = 0u64;
+	for d in docs {
+		offsets.write_all(&at.to_le_bytes())?;
+		data.write_all(&SEPARATOR.to_le_bytes())?;
+		for t in d {
+			data.write_all(&(*t as u16).to_le_bytes())?;
+		}
+		at += 2 + 2 * d.len() as u64;
+	}
+	data.flush()?;
+	offsets.flush()?;
+	Ok(())
+}
+
+pub fn run(cmd: SpanCmd) -> anyhow::Result<()> {
+	match cmd {
+		SpanCmd::Build { tokenizer, input, out, infini_gram } => {
+			let tk = TextTokenizer::load(&tokenizer)?;
+			let file = std::fs::File::open(&input).with_context(|| format!("opening {}", input.display()))?;
+			let mut refs = Vec::new();
+			let mut docs = Vec::new();
+			for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+				let line = line?;
+				if line.trim().is_empty() {
+					continue;
+				}
+				let l: Line = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
+				let hash: [u8; 32] = Sha256::digest(l.text.as_bytes()).into();
+				refs.push(DocRef { datanet: l.datanet, version: l.version, index: l.index.unwrap_or(n as u32), content_hash: hash });
+				docs.push(tk.encode(&l.text)?);
+			}
+			let t = std::time::Instant::now();
+			let meta = build_index(&out, refs.iter().copied().zip(docs.iter().map(|d| d.as_slice())))?;
+			let idx = SpanIndex::open(&out)?;
+			eprintln!(
+				"indexed {} documents, {} tokens in {:.2}s ({:.2} bytes/token)",
+				meta.docs.len(),
+				meta.tokens,
+				t.elapsed().as_secs_f64(),
+				idx.bytes_per_token()
+			);
+			if let Some(dir) = infini_gram {
+				write_infini_gram_layout(&dir, &docs)?;
+			}
+			Ok(())
+		},
+		SpanCmd::Query { index } => {
+			let idx = SpanIndex::open(&index)?;
+			let stdout = std::io::stdout();
+			let mut out = BufWriter::new(stdout.lock());
+			for line in std::io::stdin().lock().lines() {
+				let v: serde_json::Value = serde_json::from_str(&line?)?;
+				let ids = |k: &str| -> Option<Vec<u32>> { serde_json::from_value(v.get(k)?.clone()).ok() };
+				let answer = if let Some(q) = ids("count") {
+					serde_json::json!({ "count": idx.count(&q) })
+				} else if let Some(q) = ids("longest") {
+					serde_json::json!({ "longest": idx.longest_matches(&q) })
+				} else if let Some(q) = ids("attribute") {
+					serde_json::to_value(idx.attribute(&q, &Default::default()))?
+				} else {
+					serde_json::json!({ "error": "expected count, longest or attribute" })
+				};
+				serde_json::to_writer(&mut out, &answer)?;
+				out.write_all(b"\n")?;
+			}
+			out.flush()?;
+			Ok(())
+		},
+	}
+}

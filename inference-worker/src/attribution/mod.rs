@@ -1,0 +1,3 @@
+//! Attribution: which contributions shaped an answer.
+pub mod span;
+pub mod cli;
