@@ -107,6 +107,9 @@ struct ServeArgs {
 	/// Memory for resident adapters, in MiB (LRU beyond it).
 	#[arg(long, default_value_t = 1024)]
 	adapter_cache_mib: usize,
+	/// Span-attribution index (`span-index build`); answers then carry an `attribution` object.
+	#[arg(long)]
+	span_index: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -189,6 +192,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		metrics,
 		created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
 		next_id: Default::default(),
+		spans: match &args.span_index {
+			Some(dir) => Some(Arc::new(openledger_worker::attribution::span::SpanIndex::open(dir)?)),
+			None => None,
+		},
 	});
 	let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
 		.await

@@ -42,6 +42,7 @@ fn app(cfg: EngineConfig) -> App {
 		metrics,
 		created: 1,
 		next_id: Default::default(),
+		spans: None,
 	});
 	App { _dir: dir, state }
 }
@@ -179,4 +180,65 @@ async fn a_full_worker_answers_429_with_retry_after() {
 		return;
 	}
 	panic!("never saw a 429 while the only slot was taken");
+}
+
+#[tokio::test]
+async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
+	use openledger_worker::attribution::span::{build_index, DocRef, SpanIndex};
+	let plain = app(EngineConfig::default());
+	// The greedy continuation the model will produce, as token ids.
+	let prompt = plain.state.tokenizer.encode("The river runs").unwrap();
+	let mut rx = plain
+		.state
+		.engine
+		.submit(prompt, None, SamplingParams { temperature: 0.0, max_tokens: 12, ..Default::default() })
+		.unwrap();
+	let mut ids = vec![];
+	while let Some(ev) = rx.recv().await {
+		match ev {
+			openledger_worker::engine::Event::Token { id, .. } => ids.push(id),
+			_ => break,
+		}
+	}
+	assert!(ids.len() >= 4);
+	// A corpus where contribution 7 of snapshot (3, 1) contains that answer.
+	let dir = tempfile::tempdir().unwrap();
+	let r = |i| DocRef { datanet: 3, version: 1, index: i, content_hash: [i as u8; 32] };
+	let other: Vec<u32> = (1..50).collect();
+	let with_answer: Vec<u32> = [vec![9, 9], ids.clone(), vec![8]].concat();
+	build_index(dir.path(), [(r(0), other.as_slice()), (r(7), with_answer.as_slice())]).unwrap();
+	let state = Arc::new(AppState {
+		engine: plain.state.engine.clone(),
+		tokenizer: plain.state.tokenizer.clone(),
+		adapters: plain.state.adapters.clone(),
+		base_name: "tiny-base".into(),
+		metrics: plain.state.metrics.clone(),
+		created: 1,
+		next_id: Default::default(),
+		spans: Some(Arc::new(SpanIndex::open(dir.path()).unwrap())),
+	});
+	let app2 = App { _dir: tempfile::tempdir().unwrap(), state };
+	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 12, "temperature": 0}).to_string();
+	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&req)).await;
+	assert_eq!(s, StatusCode::OK, "{body}");
+	let v: Value = serde_json::from_str(&body).unwrap();
+	let a = &v["attribution"];
+	assert_eq!(a["method"], "span_match");
+	assert_eq!(a["coverage"], 1.0, "{a}");
+	assert_eq!(a["shares"][0]["contribution"], json!({"datanet": 3, "version": 1, "index": 7}));
+	assert!(a["shares"][0]["share"].as_u64().unwrap() > 999_000_000);
+	// Streaming: the final chunk carries the same object.
+	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 12, "temperature": 0, "stream": true}).to_string();
+	let (_, _, body) = call(&app2, "POST", "/v1/completions", Some(&req)).await;
+	let last: Value = body
+		.lines()
+		.filter_map(|l| l.strip_prefix("data: "))
+		.filter(|d| *d != "[DONE]")
+		.map(|d| serde_json::from_str::<Value>(d).unwrap())
+		.find(|c| !c["choices"][0]["finish_reason"].is_null())
+		.unwrap();
+	assert_eq!(last["attribution"], *a);
+	// Without an index there is no attribution object.
+	let (_, _, body) = call(&plain, "POST", "/v1/completions", Some(&req.replace("true", "false"))).await;
+	assert!(serde_json::from_str::<Value>(&body).unwrap().get("attribution").is_none());
 }

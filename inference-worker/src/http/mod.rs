@@ -5,6 +5,7 @@
 pub mod wire;
 
 use crate::adapters::{AdapterCache, AdapterError};
+use crate::attribution::span::{AttributionParams, SpanIndex};
 use crate::engine::{Engine, Event, FinishReason, SubmitError};
 use crate::metrics::Metrics;
 use crate::model::lora::LoraAdapter;
@@ -32,6 +33,25 @@ pub struct AppState {
 	pub metrics: Metrics,
 	pub created: u64,
 	pub next_id: AtomicU64,
+	/// Span-attribution index of the served corpus, if any.
+	pub spans: Option<Arc<SpanIndex>>,
+}
+
+/// The `attribution` object of a response: spans of the answer found in the corpus, the
+/// contributions they credit, and `Perbill` shares (parts per billion).
+pub fn attribution_json(spans: &Option<Arc<SpanIndex>>, ids: &[u32]) -> Option<serde_json::Value> {
+	let idx = spans.as_ref()?;
+	let a = idx.attribute(ids, &AttributionParams::default());
+	let r = |d: &crate::attribution::span::DocRef| serde_json::json!({ "datanet": d.datanet, "version": d.version, "index": d.index });
+	Some(serde_json::json!({
+		"method": "span_match",
+		"coverage": a.coverage,
+		"spans": a.spans.iter().map(|s| serde_json::json!({
+			"start": s.start, "end": s.end, "count": s.count,
+			"contributions": s.docs.iter().map(r).collect::<Vec<_>>(),
+		})).collect::<Vec<_>>(),
+		"shares": a.shares.iter().map(|(d, share)| serde_json::json!({ "contribution": r(d), "share": share })).collect::<Vec<_>>(),
+	}))
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -143,13 +163,17 @@ async fn prepare(st: &AppState, common: &CommonParams, prompt: &str, prefix: &st
 }
 
 /// Waits for the whole answer: (text, finish reason, usage).
-async fn collect(mut rx: mpsc::Receiver<Event>) -> Result<(String, FinishReason, Usage), ApiError> {
+async fn collect(mut rx: mpsc::Receiver<Event>) -> Result<(String, FinishReason, Usage, Vec<u32>), ApiError> {
 	let mut text = String::new();
+	let mut ids = Vec::new();
 	while let Some(ev) = rx.recv().await {
 		match ev {
-			Event::Token { text: t, .. } => text.push_str(&t),
+			Event::Token { text: t, id } => {
+				text.push_str(&t);
+				ids.push(id);
+			},
 			Event::Done { reason, prompt_tokens, completion_tokens } =>
-				return Ok((text, reason, Usage::new(prompt_tokens, completion_tokens))),
+				return Ok((text, reason, Usage::new(prompt_tokens, completion_tokens), ids)),
 			Event::Error(e) => return Err(ApiError { status: 500, kind: "server_error", message: e, param: None, code: None }),
 		}
 	}
@@ -161,37 +185,49 @@ fn sse_json<T: serde::Serialize>(v: &T) -> Result<SseEvent, Infallible> {
 }
 
 /// Engine events as SSE chunks built by `chunk(text, finish, usage)`, then `[DONE]`.
-fn sse_stream<F>(p: Prepared, first: Option<SseEvent>, chunk: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+fn sse_stream<F>(
+	p: Prepared,
+	first: Option<SseEvent>,
+	spans: Option<Arc<SpanIndex>>,
+	chunk: F,
+) -> impl Stream<Item = Result<SseEvent, Infallible>>
 where
 	F: Fn(Option<String>, Option<FinishReason>, Option<Usage>) -> serde_json::Value + Send + Sync + 'static,
 {
 	let include_usage = p.include_usage;
 	let head = futures::stream::iter(first.map(Ok));
 	let chunk = Arc::new(chunk);
-	let body = futures::stream::unfold((p.rx, false), move |(mut rx, done)| {
+	let body = futures::stream::unfold((p.rx, false, Vec::new()), move |(mut rx, done, mut ids)| {
 		let chunk = chunk.clone();
+		let spans = spans.clone();
 		async move {
 			if done {
 				return None;
 			}
 			let events: Vec<Result<SseEvent, Infallible>> = match rx.recv().await {
-				Some(Event::Token { text, .. }) if text.is_empty() => vec![],
-				Some(Event::Token { text, .. }) => vec![sse_json(&chunk(Some(text), None, None))],
+				Some(Event::Token { text, id }) => {
+					ids.push(id);
+					if text.is_empty() { vec![] } else { vec![sse_json(&chunk(Some(text), None, None))] }
+				},
 				Some(Event::Done { reason, prompt_tokens, completion_tokens }) => {
-					let mut v = vec![sse_json(&chunk(None, Some(reason), None))];
+					let mut last = chunk(None, Some(reason), None);
+					if let Some(a) = attribution_json(&spans, &ids) {
+						last["attribution"] = a;
+					}
+					let mut v = vec![sse_json(&last)];
 					if include_usage {
 						v.push(sse_json(&chunk(None, None, Some(Usage::new(prompt_tokens, completion_tokens)))));
 					}
 					v.push(Ok(SseEvent::default().data("[DONE]")));
-					return Some((v, (rx, true)));
+					return Some((v, (rx, true, ids)));
 				},
 				Some(Event::Error(e)) => {
 					let err = ApiError { status: 500, kind: "server_error", message: e, param: None, code: None };
-					return Some((vec![Ok(SseEvent::default().data(err.body().to_string()))], (rx, true)));
+					return Some((vec![Ok(SseEvent::default().data(err.body().to_string()))], (rx, true, ids)));
 				},
 				None => return None,
 			};
-			Some((events, (rx, false)))
+			Some((events, (rx, false, ids)))
 		}
 	});
 	head.chain(body.flat_map(futures::stream::iter))
@@ -214,7 +250,7 @@ async fn completions(State(st): State<Arc<AppState>>, body: Result<Json<Completi
 	let created = now();
 	if req.common.stream {
 		let (id, model) = (p.id.clone(), p.model.clone());
-		let stream = sse_stream(p, None, move |text, finish, usage| {
+		let stream = sse_stream(p, None, st.spans.clone(), move |text, finish, usage| {
 			let choices = if usage.is_some() {
 				vec![]
 			} else {
@@ -227,6 +263,7 @@ async fn completions(State(st): State<Arc<AppState>>, body: Result<Json<Completi
 				model: model.clone(),
 				choices,
 				usage,
+				attribution: None,
 			})
 			.expect("serializable; qed")
 		});
@@ -234,13 +271,14 @@ async fn completions(State(st): State<Arc<AppState>>, body: Result<Json<Completi
 	}
 	let (id, model) = (p.id.clone(), p.model.clone());
 	match collect(p.rx).await {
-		Ok((text, reason, usage)) => Json(CompletionResponse {
+		Ok((text, reason, usage, ids)) => Json(CompletionResponse {
 			id,
 			object: "text_completion",
 			created,
 			model,
 			choices: vec![CompletionChoice { index: 0, text, logprobs: None, finish_reason: Some(reason) }],
 			usage: Some(usage),
+			attribution: attribution_json(&st.spans, &ids),
 		})
 		.into_response(),
 		Err(e) => error_response(&e),
@@ -288,7 +326,7 @@ async fn chat_completions(State(st): State<Arc<AppState>>, body: Result<Json<Cha
 			.expect("serializable; qed")
 		};
 		let first = sse_json(&make(Delta { role: Some("assistant"), content: Some(String::new()) }, None, None)).ok();
-		let stream = sse_stream(p, first, move |text, finish, usage| {
+		let stream = sse_stream(p, first, st.spans.clone(), move |text, finish, usage| {
 			let delta = Delta { role: None, content: text };
 			make(delta, finish, usage)
 		});
@@ -296,7 +334,7 @@ async fn chat_completions(State(st): State<Arc<AppState>>, body: Result<Json<Cha
 	}
 	let (id, model) = (p.id.clone(), p.model.clone());
 	match collect(p.rx).await {
-		Ok((text, reason, usage)) => Json(ChatResponse {
+		Ok((text, reason, usage, ids)) => Json(ChatResponse {
 			id,
 			object: "chat.completion",
 			created,
@@ -308,6 +346,7 @@ async fn chat_completions(State(st): State<Arc<AppState>>, body: Result<Json<Cha
 				finish_reason: Some(reason),
 			}],
 			usage,
+			attribution: attribution_json(&st.spans, &ids),
 		})
 		.into_response(),
 		Err(e) => error_response(&e),

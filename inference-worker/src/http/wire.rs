@@ -208,6 +208,9 @@ pub struct CompletionResponse {
 	pub choices: Vec<CompletionChoice>,
 	#[serde(skip_serializing_if = "Option::is_none")]
 	pub usage: Option<Usage>,
+	/// Extension: which contributions the answer's spans come from (when the worker has an index).
+	#[serde(skip_serializing_if = "Option::is_none")]
+	pub attribution: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -232,6 +235,8 @@ pub struct ChatResponse {
 	pub model: String,
 	pub choices: Vec<ChatChoice>,
 	pub usage: Usage,
+	#[serde(skip_serializing_if = "Option::is_none")]
+	pub attribution: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]
