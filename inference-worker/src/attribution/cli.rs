@@ -25,6 +25,22 @@ pub enum SpanCmd {
 		#[arg(long)]
 		infini_gram: Option<PathBuf>,
 	},
+	/// Index a token stream in infini-gram's layout (`tokenized.0`: documents as `ff ff` + u16
+	/// tokens); document `i` becomes contribution (0, 0, i). For benchmarks on one corpus.
+	BuildTokens {
+		#[arg(long)]
+		tokenized: PathBuf,
+		#[arg(long)]
+		out: PathBuf,
+	},
+	/// Longest-suffix latency: one query per line of `--queries` (JSON arrays of ids); prints
+	/// `{"n", "p50_us", "p99_us", "lengths"}`.
+	BenchQuery {
+		#[arg(long)]
+		index: PathBuf,
+		#[arg(long)]
+		queries: PathBuf,
+	},
 	/// Reads JSON lines `{"count": [ids]}`, `{"longest": [ids]}` or `{"attribute": [ids]}` from
 	/// stdin and answers one JSON line each.
 	Query {
@@ -94,6 +110,43 @@ pub fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 			if let Some(dir) = infini_gram {
 				write_infini_gram_layout(&dir, &docs)?;
 			}
+			Ok(())
+		},
+		SpanCmd::BuildTokens { tokenized, out } => {
+			let bytes = std::fs::read(&tokenized).with_context(|| format!("reading {}", tokenized.display()))?;
+			let t = std::time::Instant::now();
+			let tokens: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+			let docs: Vec<Vec<u32>> = tokens
+				.split(|t| *t == SEPARATOR)
+				.skip(1)
+				.map(|d| d.iter().map(|t| *t as u32).collect())
+				.collect();
+			let refs = (0..docs.len() as u32).map(|i| DocRef { datanet: 0, version: 0, index: i, content_hash: [0; 32] });
+			let meta = build_index(&out, refs.zip(docs.iter().map(|d| d.as_slice())))?;
+			let idx = SpanIndex::open(&out)?;
+			println!(
+				"{}",
+				serde_json::json!({ "docs": meta.docs.len(), "tokens": meta.tokens, "seconds": t.elapsed().as_secs_f64(), "bytes_per_token": idx.bytes_per_token() })
+			);
+			Ok(())
+		},
+		SpanCmd::BenchQuery { index, queries } => {
+			let idx = SpanIndex::open(&index)?;
+			let qs: Vec<Vec<u32>> = std::io::BufReader::new(std::fs::File::open(&queries)?)
+				.lines()
+				.map(|l| Ok(serde_json::from_str(&l?)?))
+				.collect::<anyhow::Result<_>>()?;
+			let mut lat = Vec::with_capacity(qs.len());
+			let mut lengths = Vec::with_capacity(qs.len());
+			for q in &qs {
+				let t = std::time::Instant::now();
+				let l = idx.longest_suffix(q);
+				lat.push(t.elapsed().as_secs_f64() * 1e6);
+				lengths.push(l);
+			}
+			lat.sort_by(f64::total_cmp);
+			let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+			println!("{}", serde_json::json!({ "n": qs.len(), "p50_us": pct(0.5), "p99_us": pct(0.99), "lengths": lengths }));
 			Ok(())
 		},
 		SpanCmd::Query { index } => {

@@ -210,6 +210,39 @@ impl SpanIndex {
 		(b - a) as u64
 	}
 
+	/// Whether `q` occurs (one binary search instead of the two a count needs).
+	pub fn occurs(&self, q: &[u32]) -> bool {
+		if q.iter().any(|&t| t >= SEPARATOR as u32) {
+			return false;
+		}
+		let (mut lo, mut hi) = (0, self.sa_len());
+		while lo < hi {
+			let mid = (lo + hi) / 2;
+			if self.cmp_suffix(self.sa_at(mid), q) == Ordering::Less {
+				lo = mid + 1;
+			} else {
+				hi = mid;
+			}
+		}
+		lo < self.sa_len() && self.cmp_suffix(self.sa_at(lo), q) == Ordering::Equal
+	}
+
+	/// The longest suffix of `prompt` that occurs in the corpus (the ∞-gram context length),
+	/// by binary search on the length: occurrence is monotone (a suffix of an occurring span
+	/// occurs).
+	pub fn longest_suffix(&self, prompt: &[u32]) -> usize {
+		let (mut lo, mut hi) = (0, prompt.len()); // lo occurs, answer in [lo, hi]
+		while lo < hi {
+			let mid = (lo + hi + 1) / 2;
+			if self.occurs(&prompt[prompt.len() - mid..]) {
+				lo = mid;
+			} else {
+				hi = mid - 1;
+			}
+		}
+		lo
+	}
+
 	/// For each position `i`, the length of the longest span ending at `i` that occurs in the
 	/// corpus. Uses `L(i) ≤ L(i−1) + 1`, so the number of lookups is linear in the answer.
 	pub fn longest_matches(&self, answer: &[u32]) -> Vec<usize> {
@@ -217,7 +250,7 @@ impl SpanIndex {
 		let mut prev = 0usize;
 		for i in 0..answer.len() {
 			let mut len = prev + 1;
-			while len > 0 && self.count(&answer[i + 1 - len..=i]) == 0 {
+			while len > 0 && !self.occurs(&answer[i + 1 - len..=i]) {
 				len -= 1;
 			}
 			out.push(len);
@@ -351,6 +384,7 @@ mod tests {
 			for i in 0..a.len() {
 				let want = (0..=i + 1).rev().find(|&l| l == 0 || naive_count(&docs, &a[i + 1 - l..=i]) > 0).unwrap();
 				assert_eq!(got[i], want, "answer {a:?} position {i}");
+				assert_eq!(idx.longest_suffix(&a[..=i]), want);
 			}
 		}
 		// A match never crosses a document boundary.
