@@ -15,6 +15,8 @@
 extern crate alloc;
 
 pub mod receipt;
+#[cfg(feature = "std")]
+pub mod tx;
 
 use codec::{Decode, Encode, MaxEncodedLen};
 use scale_info::TypeInfo;

@@ -8,7 +8,7 @@ use crate::{
 	Runtime, RuntimeCall, RuntimeEvent, RuntimeGenesisConfig, SignedPayload, System,
 	TransactionPayment, TxExtension, UncheckedExtrinsic,
 };
-use codec::Encode;
+use codec::{Decode, Encode};
 use frame_support::{
 	assert_noop, assert_ok,
 	dispatch::GetDispatchInfo,
@@ -349,5 +349,65 @@ fn datanet_deposits_are_holds_and_forfeits_reach_the_treasury() {
 		assert_eq!(Balances::total_balance_on_hold(&bob), 0);
 		assert_eq!(Balances::total_issuance(), TOTAL_SUPPLY);
 		assert_ok!(invariants::check());
+	});
+}
+
+/// The inference worker builds `submit_receipts` extrinsics and reads its worker record with
+/// `openledger_primitives::tx` instead of linking the runtime: the bytes must be the runtime's.
+#[test]
+fn off_chain_extrinsics_and_worker_record_match_the_runtime() {
+	use openledger_primitives::tx;
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let charlie = Sr25519Keyring::Charlie;
+		let receipts = frame_support::BoundedVec::new();
+		let call = RuntimeCall::Attribution(pallet_attribution::Call::submit_receipts { receipts });
+		let ours = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::SUBMIT_RECEIPTS_CALL, &Vec::<u8>::new());
+		assert_eq!(ours, call.encode(), "pallet and call index");
+
+		let ctx = tx::TxContext {
+			genesis: System::block_hash(0),
+			spec_version: crate::VERSION.spec_version,
+			tx_version: crate::VERSION.transaction_version,
+			nonce: System::account_nonce(charlie.to_account_id()),
+		};
+		let tx_ext: TxExtension = (
+			frame_system::CheckNonZeroSender::new(),
+			frame_system::CheckSpecVersion::new(),
+			frame_system::CheckTxVersion::new(),
+			frame_system::CheckGenesis::new(),
+			frame_system::CheckEra::from(Era::Immortal),
+			frame_system::CheckNonce::from(ctx.nonce),
+			frame_system::CheckWeight::new(),
+			pallet_transaction_payment::ChargeTransactionPayment::from(0),
+			frame_metadata_hash_extension::CheckMetadataHash::new(false),
+			frame_system::WeightReclaim::new(),
+		);
+		let payload = SignedPayload::new(call.clone(), tx_ext).expect("valid extension");
+		assert_eq!(payload.using_encoded(|b| b.to_vec()), tx::signing_payload(&ours, &ctx));
+
+		let bytes = tx::signed_extrinsic(&ours, &charlie.pair(), &ctx);
+		let xt = UncheckedExtrinsic::decode(&mut &bytes[..]).expect("decodes as the runtime's extrinsic");
+		assert_eq!(xt.encode(), bytes, "canonical encoding");
+		assert_eq!(xt.function, call);
+		assert_ok!(Executive::apply_extrinsic(xt).expect("valid signature, nonce and extensions"));
+		assert_eq!(System::account_nonce(charlie.to_account_id()), ctx.nonce + 1);
+
+		// A worker record read back through the off-chain key and head decoder.
+		let worker = pallet_open_staking::WorkerInfo::<Runtime> {
+			signing_key: [7; 32],
+			endpoint: b"http://w".to_vec().try_into().unwrap(),
+			models: vec![3, 5].try_into().unwrap(),
+			self_bond: 1,
+			delegated: 2,
+			delegators: 3,
+			commission: sp_runtime::Perbill::from_percent(4),
+			status: pallet_open_staking::WorkerStatus::Active,
+			registered_at: 9,
+		};
+		pallet_open_staking::Workers::<Runtime>::insert(charlie.to_account_id(), worker);
+		let raw = sp_io::storage::get(&tx::worker_storage_key(&charlie.to_account_id())).expect("stored under that key");
+		let head = tx::WorkerRecordHead::decode(&mut &raw[..]).unwrap();
+		assert_eq!(head, tx::WorkerRecordHead { signing_key: [7; 32], endpoint: b"http://w".to_vec(), models: vec![3, 5] });
 	});
 }
