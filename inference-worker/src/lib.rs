@@ -6,10 +6,13 @@
 //! - [`engine`]: continuous batching, sampling, back-pressure, cancellation.
 //! - [`http`]: axum routes and OpenAI wire types.
 //! - [`attribution`]: span attribution over a suffix-array index of a snapshot's contributions.
+//! - [`chain`]: on-chain registration, vouchers, signed receipts, the durable receipt queue and
+//!   its settler.
 //! - [`gen`]: seeded model and adapter folders in the Hugging Face layout.
 
 pub mod adapters;
 pub mod attribution;
+pub mod chain;
 pub mod engine;
 pub mod gen;
 pub mod http;

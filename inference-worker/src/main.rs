@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use openledger_worker::adapters::AdapterCache;
+use openledger_worker::chain::ChainState;
 use openledger_worker::engine::{Engine, EngineConfig};
 use openledger_worker::gen::{write_adapter, write_base_model, BaseSpec};
 use openledger_worker::http::{router, AppState};
@@ -110,6 +111,82 @@ struct ServeArgs {
 	/// Span-attribution index (`span-index build`); answers then carry an `attribution` object.
 	#[arg(long)]
 	span_index: Option<PathBuf>,
+	#[command(flatten)]
+	chain: ChainArgs,
+}
+
+/// Billing on chain: vouchers in, signed receipts out (off without `--chain-rpc`).
+#[derive(clap::Args)]
+struct ChainArgs {
+	/// The node's WebSocket JSON-RPC endpoint, e.g. ws://127.0.0.1:9944.
+	#[arg(long, env = "OPENLEDGER_CHAIN_RPC")]
+	chain_rpc: Option<String>,
+	/// Secret URI of the worker's bonded account (signs the receipt-batch extrinsics).
+	#[arg(long, env = "OPENLEDGER_WORKER_ACCOUNT", requires = "chain_rpc")]
+	account: Option<String>,
+	/// Secret URI of the receipt-signing key registered for the worker (default: the account key).
+	#[arg(long, env = "OPENLEDGER_SIGNING_KEY")]
+	signing_key: Option<String>,
+	/// On-chain model id of the base model, to bill requests to it (adapters are found by their id).
+	#[arg(long)]
+	base_model_id: Option<u32>,
+	/// Folder of the durable receipt queue.
+	#[arg(long, default_value = "worker-receipts")]
+	receipts: PathBuf,
+	/// Receipts per extrinsic (the runtime takes at most 256).
+	#[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=256))]
+	receipt_batch: u64,
+	/// Wait this long for a fuller batch once a receipt is queued.
+	#[arg(long, default_value_t = 200)]
+	receipt_linger_ms: u64,
+	/// Serve requests without a voucher (unbilled) instead of refusing them with 402.
+	#[arg(long)]
+	allow_unpaid: bool,
+}
+
+/// Connects to the chain, loads the worker's registration and starts following the chain and
+/// settling receipts.
+async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path::Path, metrics: &Metrics) -> anyhow::Result<Option<Arc<ChainState>>> {
+	use openledger_worker::chain::{self, queue::ReceiptQueue, registry::Registry, settler};
+	use sp_core::Pair;
+	let Some(url) = &args.chain_rpc else { return Ok(None) };
+	let account = chain::keypair(args.account.as_deref().context("--account is required with --chain-rpc")?)?;
+	let signing_key = match &args.signing_key {
+		Some(s) => chain::keypair(s)?,
+		None => account.clone(),
+	};
+	let client = chain::ChainClient::connect(url).await?;
+	let registry = Arc::new(Registry::new(
+		account.public().into(),
+		signing_key.public().0,
+		base_name.to_string(),
+		args.base_model_id,
+		adapters_dir.to_path_buf(),
+	));
+	registry.refresh(&client).await?;
+	let queue = Arc::new(ReceiptQueue::open(&args.receipts)?);
+	let (pending, settled, rejected) = queue.counts();
+	tracing::info!(
+		"billing on chain {url} as {}: serving {:?}; receipt queue {} ({pending} pending, {settled} settled, {rejected} rejected)",
+		registry.account,
+		registry.served(),
+		args.receipts.display()
+	);
+	metrics.receipts_queued.set(pending as i64);
+	let conn = Arc::new(settler::Connection::new(url.clone(), client));
+	tokio::spawn(chain::follow(conn.clone(), registry.clone()));
+	tokio::spawn(
+		settler::Settler {
+			conn: conn.clone(),
+			queue: queue.clone(),
+			account,
+			batch: args.receipt_batch as usize,
+			linger: std::time::Duration::from_millis(args.receipt_linger_ms),
+			metrics: metrics.clone(),
+		}
+		.run(),
+	);
+	Ok(Some(Arc::new(ChainState { registry, queue, conn, signing_key, require_voucher: !args.allow_unpaid })))
 }
 
 #[tokio::main]
@@ -178,6 +255,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		args.adapter_cache_mib << 20,
 		metrics.clone(),
 	));
+	let chain = start_chain(&args.chain, &base_name, &args.adapters, &metrics).await?;
 	let engine = Engine::start(
 		model,
 		tokenizer.clone(),
@@ -196,6 +274,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 			Some(dir) => Some(Arc::new(openledger_worker::attribution::span::SpanIndex::open(dir)?)),
 			None => None,
 		},
+		chain,
 	});
 	let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
 		.await

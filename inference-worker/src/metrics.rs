@@ -19,6 +19,10 @@ pub struct Metrics {
 	pub adapter_evictions: IntCounter,
 	pub adapter_cache_bytes: IntGauge,
 	pub adapter_load_seconds: Histogram,
+	pub receipts: IntCounterVec,
+	pub receipt_retries: IntCounter,
+	pub receipts_queued: IntGauge,
+	pub settle_seconds: Histogram,
 }
 
 impl Metrics {
@@ -45,6 +49,11 @@ impl Metrics {
 			adapter_evictions: c("adapter_evictions_total", "adapters evicted from memory (LRU)"),
 			adapter_cache_bytes: g("adapter_cache_bytes", "bytes of adapter weights in memory"),
 			adapter_load_seconds: hist("adapter_load_seconds", "adapter cold-load time", prometheus::exponential_buckets(0.0001, 2.0, 16).expect("static; qed")),
+			receipts: IntCounterVec::new(Opts::new("receipts_total", "receipts by outcome (queued, settled, rejected)"), &["outcome"])
+				.expect("static; qed"),
+			receipt_retries: c("receipt_submit_retries_total", "failed receipt submissions, retried with backoff"),
+			receipts_queued: g("receipts_queued", "receipts on disk waiting for settlement"),
+			settle_seconds: hist("settle_seconds", "seconds from submitting a receipt batch to its finalized block", prometheus::exponential_buckets(0.01, 2.0, 14).expect("static; qed")),
 		};
 		for col in [
 			Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -61,6 +70,10 @@ impl Metrics {
 			Box::new(m.adapter_evictions.clone()),
 			Box::new(m.adapter_cache_bytes.clone()),
 			Box::new(m.adapter_load_seconds.clone()),
+			Box::new(m.receipts.clone()),
+			Box::new(m.receipt_retries.clone()),
+			Box::new(m.receipts_queued.clone()),
+			Box::new(m.settle_seconds.clone()),
 		] {
 			m.registry.register(col).expect("distinct names; qed");
 		}

@@ -43,6 +43,7 @@ fn app(cfg: EngineConfig) -> App {
 		created: 1,
 		next_id: Default::default(),
 		spans: None,
+		chain: None,
 	});
 	App { _dir: dir, state }
 }
@@ -215,6 +216,7 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 		metrics: plain.state.metrics.clone(),
 		created: 1,
 		next_id: Default::default(),
+		chain: None,
 		spans: Some(Arc::new(SpanIndex::open(dir.path()).unwrap())),
 	});
 	let app2 = App { _dir: tempfile::tempdir().unwrap(), state };

@@ -5,14 +5,16 @@
 pub mod wire;
 
 use crate::adapters::{AdapterCache, AdapterError};
-use crate::attribution::span::{AttributionParams, SpanIndex};
+use crate::attribution::span::{Attribution, AttributionParams, SpanIndex};
+use crate::chain::billing::{self, Accepted, Refusal, VOUCHER_HEADER};
+use crate::chain::ChainState;
 use crate::engine::{Engine, Event, FinishReason, SubmitError};
 use crate::metrics::Metrics;
 use crate::model::lora::LoraAdapter;
 use crate::tokenizer::TextTokenizer;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,15 +37,15 @@ pub struct AppState {
 	pub next_id: AtomicU64,
 	/// Span-attribution index of the served corpus, if any.
 	pub spans: Option<Arc<SpanIndex>>,
+	/// Vouchers and receipts, when the worker is connected to a chain.
+	pub chain: Option<Arc<ChainState>>,
 }
 
 /// The `attribution` object of a response: spans of the answer found in the corpus, the
 /// contributions they credit, and `Perbill` shares (parts per billion).
-pub fn attribution_json(spans: &Option<Arc<SpanIndex>>, ids: &[u32]) -> Option<serde_json::Value> {
-	let idx = spans.as_ref()?;
-	let a = idx.attribute(ids, &AttributionParams::default());
+pub fn attribution_json(a: &Attribution) -> serde_json::Value {
 	let r = |d: &crate::attribution::span::DocRef| serde_json::json!({ "datanet": d.datanet, "version": d.version, "index": d.index });
-	Some(serde_json::json!({
+	serde_json::json!({
 		"method": "span_match",
 		"coverage": a.coverage,
 		"spans": a.spans.iter().map(|s| serde_json::json!({
@@ -51,7 +53,113 @@ pub fn attribution_json(spans: &Option<Arc<SpanIndex>>, ids: &[u32]) -> Option<s
 			"contributions": s.docs.iter().map(r).collect::<Vec<_>>(),
 		})).collect::<Vec<_>>(),
 		"shares": a.shares.iter().map(|(d, share)| serde_json::json!({ "contribution": r(d), "share": share })).collect::<Vec<_>>(),
-	}))
+	})
+}
+
+/// A paid request's accepted voucher. Dropping it without a queued receipt (the request
+/// failed or the client went away) frees the request id for another try.
+struct Paid {
+	accepted: Accepted,
+	chain: Arc<ChainState>,
+	queued: bool,
+}
+
+impl Drop for Paid {
+	fn drop(&mut self) {
+		if !self.queued {
+			self.chain.queue.release(&self.accepted.request_id);
+		}
+	}
+}
+
+fn refusal(r: Refusal) -> ApiError {
+	ApiError { status: r.status, kind: "invalid_request_error", message: r.message, param: Some("voucher"), code: Some(r.code) }
+}
+
+fn chain_unavailable(e: anyhow::Error) -> ApiError {
+	ApiError { status: 503, kind: "server_error", message: format!("the chain cannot be reached: {e:#}"), param: None, code: None }
+}
+
+/// Checks the request's voucher (when the worker bills on chain) before anything is generated.
+async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, max_tokens: usize) -> Result<Option<Paid>, ApiError> {
+	let Some(chain) = &st.chain else { return Ok(None) };
+	let Some(value) = headers.get(VOUCHER_HEADER) else {
+		if chain.require_voucher {
+			return Err(refusal(Refusal {
+				status: 402,
+				code: "voucher_required",
+				message: format!("this worker bills on chain: send a signed voucher in the `{VOUCHER_HEADER}` header"),
+			}));
+		}
+		return Ok(None);
+	};
+	let value = value.to_str().map_err(|_| ApiError::invalid("the voucher header is not text", "voucher"))?;
+	let (voucher, sig) = billing::parse_header(value).map_err(refusal)?;
+	let accepted = billing::check(&chain.registry, model, voucher, sig, max_tokens as u32).map_err(refusal)?;
+	let client = chain.conn.get().await.map_err(chain_unavailable)?;
+	let held = crate::chain::escrow_of(&client, &accepted.voucher.payer).await.map_err(chain_unavailable)?;
+	if held < accepted.voucher.max_fee {
+		return Err(refusal(Refusal {
+			status: 402,
+			code: "insufficient_escrow",
+			message: format!("the payer's escrow ({held}) is below the voucher's maximum fee ({})", accepted.voucher.max_fee),
+		}));
+	}
+	if !chain.queue.reserve(accepted.request_id) {
+		return Err(refusal(Refusal { status: 409, code: "voucher_used", message: "this voucher has already been used".into() }));
+	}
+	Ok(Some(Paid { accepted, chain: chain.clone(), queued: false }))
+}
+
+/// After the answer: its `attribution` object and, for a paid request, its `receipt` object —
+/// the signed receipt is on disk before this returns.
+async fn finish(st: &AppState, paid: &mut Option<Paid>, usage: &Usage, text: &str, ids: &[u32]) -> Result<(Option<serde_json::Value>, Option<serde_json::Value>), ApiError> {
+	let a = st.spans.as_ref().map(|idx| idx.attribute(ids, &AttributionParams::default()));
+	let mut attribution = a.as_ref().map(attribution_json);
+	let Some(p) = paid.as_mut() else { return Ok((attribution, None)) };
+	let signed = billing::receipt(
+		&p.accepted,
+		&p.chain.signing_key,
+		usage.prompt_tokens as u32,
+		usage.completion_tokens as u32,
+		text,
+		a.as_ref(),
+	);
+	let queue = p.chain.queue.clone();
+	let to_disk = signed.clone();
+	tokio::task::spawn_blocking(move || queue.push(&to_disk))
+		.await
+		.map_err(|e| anyhow::anyhow!("{e}"))
+		.and_then(|r| r)
+		.map_err(|e| ApiError { status: 500, kind: "server_error", message: format!("the receipt could not be queued: {e:#}"), param: None, code: None })?;
+	p.queued = true;
+	st.metrics.receipts.with_label_values(&["queued"]).inc();
+	st.metrics.receipts_queued.set(p.chain.queue.counts().0 as i64);
+	let id = format!("{:?}", p.accepted.request_id);
+	if let Some(a) = attribution.as_mut() {
+		a["receipt_id"] = id.clone().into();
+	}
+	let receipt = serde_json::json!({
+		"id": id,
+		"model": p.accepted.served.model,
+		"model_version": p.accepted.served.version,
+		"fee": signed.receipt.fee.to_string(),
+		"attributed": signed.receipt.attribution.len(),
+		"status": "queued",
+	});
+	Ok((attribution, Some(receipt)))
+}
+
+/// `GET /v1/receipts/{request id}`: where a paid request's receipt is.
+async fn receipt_status(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+	let Some(chain) = &st.chain else {
+		return error_response(&ApiError { status: 404, ..ApiError::invalid("this worker does not bill on chain", "id") });
+	};
+	let id = match hex::decode(id.trim_start_matches("0x")) {
+		Ok(b) if b.len() == 32 => crate::chain::RequestId::from_slice(&b),
+		_ => return error_response(&ApiError::invalid("a request id is 0x followed by 64 hex digits", "id")),
+	};
+	Json(chain.queue.status(&id)).into_response()
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -59,6 +167,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 		.route("/v1/models", get(models))
 		.route("/v1/completions", post(completions))
 		.route("/v1/chat/completions", post(chat_completions))
+		.route("/v1/receipts/{id}", get(receipt_status))
 		.route("/health", get(health))
 		.route("/metrics", get(metrics))
 		.fallback(|| async { error_response(&ApiError { status: 404, ..ApiError::invalid("no such route", "url") }) })
@@ -137,15 +246,17 @@ async fn resolve(st: &AppState, model: &str) -> Result<Option<Arc<LoraAdapter>>,
 
 struct Prepared {
 	rx: mpsc::Receiver<Event>,
+	paid: Option<Paid>,
 	id: String,
 	model: String,
 	include_usage: bool,
 }
 
-async fn prepare(st: &AppState, common: &CommonParams, prompt: &str, prefix: &str) -> Result<Prepared, ApiError> {
+async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prompt: &str, prefix: &str) -> Result<Prepared, ApiError> {
 	let adapter = resolve(st, &common.model).await?;
 	let tokens = st.tokenizer.encode(prompt).map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
+	let paid = accept_voucher(st, headers, &common.model, tokens.len() + params.max_tokens).await?;
 	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
 		SubmitError::Busy(_) => {
 			st.metrics.rejected_busy.inc();
@@ -156,6 +267,7 @@ async fn prepare(st: &AppState, common: &CommonParams, prompt: &str, prefix: &st
 	let id = format!("{prefix}-{:x}{:06x}", now(), st.next_id.fetch_add(1, Ordering::Relaxed));
 	Ok(Prepared {
 		rx,
+		paid,
 		id,
 		model: common.model.clone(),
 		include_usage: common.stream_options.as_ref().is_some_and(|o| o.include_usage),
@@ -185,10 +297,11 @@ fn sse_json<T: serde::Serialize>(v: &T) -> Result<SseEvent, Infallible> {
 }
 
 /// Engine events as SSE chunks built by `chunk(text, finish, usage)`, then `[DONE]`.
+/// The final chunk carries the `attribution` and `receipt` objects.
 fn sse_stream<F>(
+	st: Arc<AppState>,
 	p: Prepared,
 	first: Option<SseEvent>,
-	spans: Option<Arc<SpanIndex>>,
 	chunk: F,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>>
 where
@@ -197,9 +310,10 @@ where
 	let include_usage = p.include_usage;
 	let head = futures::stream::iter(first.map(Ok));
 	let chunk = Arc::new(chunk);
-	let body = futures::stream::unfold((p.rx, false, Vec::new()), move |(mut rx, done, mut ids)| {
+	let error_event = |err: ApiError| Ok(SseEvent::default().data(err.body().to_string()));
+	let body = futures::stream::unfold((p.rx, p.paid, false, Vec::new(), String::new()), move |(mut rx, mut paid, done, mut ids, mut out)| {
 		let chunk = chunk.clone();
-		let spans = spans.clone();
+		let st = st.clone();
 		async move {
 			if done {
 				return None;
@@ -207,33 +321,43 @@ where
 			let events: Vec<Result<SseEvent, Infallible>> = match rx.recv().await {
 				Some(Event::Token { text, id }) => {
 					ids.push(id);
+					out.push_str(&text);
 					if text.is_empty() { vec![] } else { vec![sse_json(&chunk(Some(text), None, None))] }
 				},
 				Some(Event::Done { reason, prompt_tokens, completion_tokens }) => {
+					let usage = Usage::new(prompt_tokens, completion_tokens);
 					let mut last = chunk(None, Some(reason), None);
-					if let Some(a) = attribution_json(&spans, &ids) {
-						last["attribution"] = a;
-					}
-					let mut v = vec![sse_json(&last)];
+					let mut v = match finish(&st, &mut paid, &usage, &out, &ids).await {
+						Ok((attribution, receipt)) => {
+							if let Some(a) = attribution {
+								last["attribution"] = a;
+							}
+							if let Some(r) = receipt {
+								last["receipt"] = r;
+							}
+							vec![sse_json(&last)]
+						},
+						Err(e) => vec![error_event(e)],
+					};
 					if include_usage {
-						v.push(sse_json(&chunk(None, None, Some(Usage::new(prompt_tokens, completion_tokens)))));
+						v.push(sse_json(&chunk(None, None, Some(usage))));
 					}
 					v.push(Ok(SseEvent::default().data("[DONE]")));
-					return Some((v, (rx, true, ids)));
+					return Some((v, (rx, paid, true, ids, out)));
 				},
 				Some(Event::Error(e)) => {
 					let err = ApiError { status: 500, kind: "server_error", message: e, param: None, code: None };
-					return Some((vec![Ok(SseEvent::default().data(err.body().to_string()))], (rx, true, ids)));
+					return Some((vec![error_event(err)], (rx, paid, true, ids, out)));
 				},
 				None => return None,
 			};
-			Some((events, (rx, false, ids)))
+			Some((events, (rx, paid, false, ids, out)))
 		}
 	});
 	head.chain(body.flat_map(futures::stream::iter))
 }
 
-async fn completions(State(st): State<Arc<AppState>>, body: Result<Json<CompletionRequest>, JsonRejection>) -> Response {
+async fn completions(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Result<Json<CompletionRequest>, JsonRejection>) -> Response {
 	let req = match body {
 		Ok(Json(r)) => r,
 		Err(rej) => return fail(&st, json_error(rej)),
@@ -242,7 +366,7 @@ async fn completions(State(st): State<Arc<AppState>>, body: Result<Json<Completi
 	if prompts.len() != 1 {
 		return fail(&st, ApiError::invalid("exactly one prompt per request is supported", "prompt"));
 	}
-	let p = match prepare(&st, &req.common, &prompts[0], "cmpl").await {
+	let p = match prepare(&st, &headers, &req.common, &prompts[0], "cmpl").await {
 		Ok(p) => p,
 		Err(e) => return fail(&st, e),
 	};
@@ -250,7 +374,7 @@ async fn completions(State(st): State<Arc<AppState>>, body: Result<Json<Completi
 	let created = now();
 	if req.common.stream {
 		let (id, model) = (p.id.clone(), p.model.clone());
-		let stream = sse_stream(p, None, st.spans.clone(), move |text, finish, usage| {
+		let stream = sse_stream(st.clone(), p, None, move |text, finish, usage| {
 			let choices = if usage.is_some() {
 				vec![]
 			} else {
@@ -264,28 +388,34 @@ async fn completions(State(st): State<Arc<AppState>>, body: Result<Json<Completi
 				choices,
 				usage,
 				attribution: None,
+				receipt: None,
 			})
 			.expect("serializable; qed")
 		});
 		return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
 	}
-	let (id, model) = (p.id.clone(), p.model.clone());
-	match collect(p.rx).await {
-		Ok((text, reason, usage, ids)) => Json(CompletionResponse {
+	let Prepared { rx, mut paid, id, model, .. } = p;
+	let answer = async {
+		let (text, reason, usage, ids) = collect(rx).await?;
+		let (attribution, receipt) = finish(&st, &mut paid, &usage, &text, &ids).await?;
+		Ok::<_, ApiError>(CompletionResponse {
 			id,
 			object: "text_completion",
 			created,
 			model,
 			choices: vec![CompletionChoice { index: 0, text, logprobs: None, finish_reason: Some(reason) }],
 			usage: Some(usage),
-			attribution: attribution_json(&st.spans, &ids),
+			attribution,
+			receipt,
 		})
-		.into_response(),
+	};
+	match answer.await {
+		Ok(r) => Json(r).into_response(),
 		Err(e) => error_response(&e),
 	}
 }
 
-async fn chat_completions(State(st): State<Arc<AppState>>, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
+async fn chat_completions(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Result<Json<ChatRequest>, JsonRejection>) -> Response {
 	let req = match body {
 		Ok(Json(r)) => r,
 		Err(rej) => return fail(&st, json_error(rej)),
@@ -301,7 +431,7 @@ async fn chat_completions(State(st): State<Arc<AppState>>, body: Result<Json<Cha
 		Ok(p) => p,
 		Err(e) => return fail(&st, ApiError::invalid(e.to_string(), "messages")),
 	};
-	let p = match prepare(&st, &req.common, &prompt, "chatcmpl").await {
+	let p = match prepare(&st, &headers, &req.common, &prompt, "chatcmpl").await {
 		Ok(p) => p,
 		Err(e) => return fail(&st, e),
 	};
@@ -326,15 +456,17 @@ async fn chat_completions(State(st): State<Arc<AppState>>, body: Result<Json<Cha
 			.expect("serializable; qed")
 		};
 		let first = sse_json(&make(Delta { role: Some("assistant"), content: Some(String::new()) }, None, None)).ok();
-		let stream = sse_stream(p, first, st.spans.clone(), move |text, finish, usage| {
+		let stream = sse_stream(st.clone(), p, first, move |text, finish, usage| {
 			let delta = Delta { role: None, content: text };
 			make(delta, finish, usage)
 		});
 		return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
 	}
-	let (id, model) = (p.id.clone(), p.model.clone());
-	match collect(p.rx).await {
-		Ok((text, reason, usage, ids)) => Json(ChatResponse {
+	let Prepared { rx, mut paid, id, model, .. } = p;
+	let answer = async {
+		let (text, reason, usage, ids) = collect(rx).await?;
+		let (attribution, receipt) = finish(&st, &mut paid, &usage, &text, &ids).await?;
+		Ok::<_, ApiError>(ChatResponse {
 			id,
 			object: "chat.completion",
 			created,
@@ -346,9 +478,12 @@ async fn chat_completions(State(st): State<Arc<AppState>>, body: Result<Json<Cha
 				finish_reason: Some(reason),
 			}],
 			usage,
-			attribution: attribution_json(&st.spans, &ids),
+			attribution,
+			receipt,
 		})
-		.into_response(),
+	};
+	match answer.await {
+		Ok(r) => Json(r).into_response(),
 		Err(e) => error_response(&e),
 	}
 }

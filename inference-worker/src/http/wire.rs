@@ -211,6 +211,9 @@ pub struct CompletionResponse {
 	/// Extension: which contributions the answer's spans come from (when the worker has an index).
 	#[serde(skip_serializing_if = "Option::is_none")]
 	pub attribution: Option<serde_json::Value>,
+	/// Extension: the receipt of a paid request (request id, fee, status).
+	#[serde(skip_serializing_if = "Option::is_none")]
+	pub receipt: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -237,6 +240,8 @@ pub struct ChatResponse {
 	pub usage: Usage,
 	#[serde(skip_serializing_if = "Option::is_none")]
 	pub attribution: Option<serde_json::Value>,
+	#[serde(skip_serializing_if = "Option::is_none")]
+	pub receipt: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -1,0 +1,187 @@
+//! Paid requests: the payer's voucher comes in the `X-OpenLedger-Voucher` header (hex of the
+//! SCALE encoding of `(Voucher, MultiSignature)`), is checked before any token is generated,
+//! and the answer's receipt is signed and queued before the answer leaves.
+
+use super::registry::{Registry, ServedModel};
+use super::{Receipt, RequestId, SignedReceipt, Voucher};
+use crate::attribution::span::Attribution;
+use codec::Decode;
+use openledger_primitives::receipt::{AttributionMethod, ContributionRef, Share};
+use openledger_primitives::Signature;
+use sp_core::{sr25519, Pair, H256};
+use sp_runtime::traits::Verify;
+use sp_runtime::{BoundedVec, Perbill};
+use std::sync::atomic::Ordering;
+
+/// The request header that carries the voucher.
+pub const VOUCHER_HEADER: &str = "x-openledger-voucher";
+
+/// Why a voucher is refused (HTTP status, message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+	pub status: u16,
+	pub code: &'static str,
+	pub message: String,
+}
+
+fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
+	Refusal { status, code, message: message.into() }
+}
+
+/// A voucher accepted for one request.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+	pub voucher: Voucher,
+	pub payer_signature: Signature,
+	pub served: ServedModel,
+	pub request_id: RequestId,
+}
+
+/// Decodes the header value.
+pub fn parse_header(value: &str) -> Result<(Voucher, Signature), Refusal> {
+	let bytes = hex::decode(value.trim().trim_start_matches("0x"))
+		.map_err(|_| refuse(400, "invalid_voucher", "the voucher header is not hex"))?;
+	let mut input = &bytes[..];
+	let v = <(Voucher, Signature)>::decode(&mut input)
+		.map_err(|e| refuse(400, "invalid_voucher", format!("the voucher does not decode: {e}")))?;
+	if !input.is_empty() {
+		return Err(refuse(400, "invalid_voucher", "trailing bytes after the voucher"));
+	}
+	Ok(v)
+}
+
+/// Checks a voucher for a request to `model` that may use up to `max_tokens` tokens in all.
+/// What it cannot check here (the payer's escrow, the nonce) the caller checks on chain / in
+/// the queue; what the chain would refuse later is refused now.
+pub fn check(reg: &Registry, model: &str, voucher: Voucher, sig: Signature, max_tokens: u32) -> Result<Accepted, Refusal> {
+	let served = reg
+		.get(model)
+		.ok_or_else(|| refuse(400, "model_not_on_chain", format!("`{model}` is not registered on chain for this worker")))?;
+	if voucher.worker != reg.account {
+		return Err(refuse(402, "wrong_worker", format!("the voucher is for worker {}, this is {}", voucher.worker, reg.account)));
+	}
+	if voucher.model != served.model || voucher.model_version != served.version {
+		return Err(refuse(
+			402,
+			"wrong_model",
+			format!("the voucher is for model {} v{}; `{model}` is model {} v{}", voucher.model, voucher.model_version, served.model, served.version),
+		));
+	}
+	let finalized = reg.finalized.load(Ordering::Relaxed);
+	// Settlement takes a few blocks: a voucher that expires sooner cannot be redeemed.
+	if voucher.expires_at < finalized.saturating_add(2) {
+		return Err(refuse(402, "voucher_expired", format!("the voucher expires at block {}, the chain is at {finalized}", voucher.expires_at)));
+	}
+	let worst = served.fee(max_tokens);
+	if voucher.max_fee < worst {
+		return Err(refuse(402, "fee_above_voucher", format!("this request may cost up to {worst}, the voucher allows {}", voucher.max_fee)));
+	}
+	if !sig.verify(&voucher.signing_payload()[..], &voucher.payer) {
+		return Err(refuse(402, "bad_voucher_signature", "the voucher is not signed by its payer"));
+	}
+	let request_id = voucher.request_id();
+	Ok(Accepted { voucher, payer_signature: sig, served, request_id })
+}
+
+/// The receipt for an answered request: fee by the model's price, the hash of the output, the
+/// span attribution restricted to the snapshots of the model's lineage (a receipt may only
+/// credit those), signed with the worker's receipt key.
+pub fn receipt(a: &Accepted, key: &sr25519::Pair, prompt_tokens: u32, completion_tokens: u32, output: &str, spans: Option<&Attribution>) -> SignedReceipt {
+	let fee = a.served.fee(prompt_tokens + completion_tokens).min(a.voucher.max_fee);
+	let shares: Vec<Share> = spans
+		.map(|s| {
+			s.shares
+				.iter()
+				.filter(|(d, _)| a.served.lineage.contains(&(d.datanet, d.version)))
+				.map(|(d, parts)| Share {
+					contribution: ContributionRef { datanet: d.datanet, version: d.version, index: d.index },
+					share: Perbill::from_parts(*parts),
+				})
+				.take(openledger_primitives::receipt::MAX_SHARES as usize)
+				.collect()
+		})
+		.unwrap_or_default();
+	let receipt = Receipt {
+		voucher: a.voucher.clone(),
+		payer_signature: a.payer_signature.clone(),
+		prompt_tokens,
+		completion_tokens,
+		fee,
+		output_hash: H256(sp_core::hashing::blake2_256(output.as_bytes())),
+		method: AttributionMethod::SpanMatch,
+		attribution: BoundedVec::truncate_from(shares),
+	};
+	let worker_signature = key.sign(&receipt.signing_payload());
+	SignedReceipt { receipt, worker_signature }
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::attribution::span::DocRef;
+	use codec::Encode;
+	use openledger_primitives::AccountId;
+
+	fn setup() -> (Registry, sr25519::Pair, sr25519::Pair) {
+		let worker = sr25519::Pair::from_string("//Charlie", None).unwrap();
+		let payer = sr25519::Pair::from_string("//Eve", None).unwrap();
+		let reg = Registry::new(worker.public().into(), worker.public().0, "base".into(), Some(1), "/nonexistent".into());
+		reg.finalized.store(10, Ordering::Relaxed);
+		(reg, worker, payer)
+	}
+
+	fn voucher(payer: &sr25519::Pair, worker: &sr25519::Pair, max_fee: u128) -> (Voucher, Signature) {
+		let v = Voucher {
+			payer: payer.public().into(),
+			worker: AccountId::from(worker.public()),
+			model: 1,
+			model_version: 1,
+			max_fee,
+			nonce: 7,
+			expires_at: 100,
+		};
+		let sig = Signature::Sr25519(payer.sign(&v.signing_payload()));
+		(v, sig)
+	}
+
+	#[test]
+	fn header_round_trip_and_checks() {
+		let (reg, worker, payer) = setup();
+		let served = ServedModel { model: 1, version: 1, per_request: 100, per_1k_tokens: 1000, lineage: vec![(4, 1)] };
+		reg.served.write().unwrap().insert("base".into(), served.clone());
+		let (v, sig) = voucher(&payer, &worker, 1_000);
+		let header = format!("0x{}", hex::encode((v.clone(), sig.clone()).encode()));
+		let (v2, sig2) = parse_header(&header).unwrap();
+		assert_eq!(v2, v);
+		// 100 + 1000 × 900 / 1000 = 1000: exactly the voucher's maximum.
+		let ok = check(&reg, "base", v2.clone(), sig2.clone(), 900).unwrap();
+		assert_eq!(ok.request_id, v.request_id());
+		assert_eq!(check(&reg, "base", v2.clone(), sig2.clone(), 901).unwrap_err().code, "fee_above_voucher");
+		assert_eq!(check(&reg, "other", v2.clone(), sig2.clone(), 1).unwrap_err().code, "model_not_on_chain");
+		let (mut forged, _) = voucher(&payer, &worker, 1_000);
+		forged.max_fee = 10_000;
+		assert_eq!(check(&reg, "base", forged, sig2.clone(), 1).unwrap_err().code, "bad_voucher_signature");
+		let (v3, s3) = voucher(&payer, &payer, 1_000);
+		assert_eq!(check(&reg, "base", v3, s3, 1).unwrap_err().code, "wrong_worker");
+		reg.finalized.store(99, Ordering::Relaxed);
+		assert_eq!(check(&reg, "base", v2, sig2, 1).unwrap_err().code, "voucher_expired");
+		assert!(parse_header("0xzz").is_err());
+		assert!(parse_header(&format!("{header}00")).is_err(), "trailing bytes");
+
+		// The receipt: fee by tokens, only lineage contributions credited, signature verifies.
+		let spans = Attribution {
+			spans: vec![],
+			shares: vec![
+				(DocRef { datanet: 4, version: 1, index: 3, content_hash: [0; 32] }, 600_000_000),
+				(DocRef { datanet: 5, version: 1, index: 0, content_hash: [0; 32] }, 300_000_000),
+			],
+			coverage: 0.9,
+		};
+		let r = receipt(&ok, &worker, 10, 20, "answer", Some(&spans));
+		assert_eq!(r.receipt.fee, 130);
+		assert_eq!(r.receipt.attribution.len(), 1);
+		assert_eq!(r.receipt.attribution[0].contribution, ContributionRef { datanet: 4, version: 1, index: 3 });
+		assert!(sr25519::Pair::verify(&r.worker_signature, r.receipt.signing_payload(), &worker.public()));
+		assert_eq!(r.receipt.request_id(), ok.request_id);
+	}
+}

@@ -1,0 +1,305 @@
+//! The durable receipt queue: a receipt is on disk (written, fsynced, renamed into place, the
+//! folder fsynced) before the answer it pays for leaves the worker, and leaves the queue only
+//! once the chain shows it settled (or rejected) at a finalized block.
+//!
+//! Layout of the queue folder:
+//! - `pending/<seq>-<request id>.scale`: SCALE-encoded signed receipts, oldest `seq` first;
+//! - `settled.log`: one line `<request id> <finalized block>` per settled receipt (appended and
+//!   fsynced before the pending file is removed, so a crash in between only leaves a receipt
+//!   that the settler finds settled on chain and retires without submitting it again);
+//! - `rejected/<request id>.scale`: receipts the chain refused (the reason is in the
+//!   `ReceiptRejected` event of the block named in `rejected/<request id>.why`).
+//!
+//! Request ids are unique: a voucher that is pending, settled, rejected or being served cannot
+//! be queued twice.
+
+use super::{RequestId, SignedReceipt};
+use anyhow::{bail, Context, Result};
+use codec::{Decode, Encode};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Where a request's receipt is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum ReceiptStatus {
+	/// Being served (voucher accepted, answer not finished).
+	Serving,
+	/// On disk, waiting for the settler.
+	Queued,
+	/// Settled on chain; `block` is the finalized block the settler checked it at.
+	Settled { block: String },
+	/// Refused by the chain at `block`.
+	Rejected { block: String },
+	Unknown,
+}
+
+#[derive(Default)]
+struct State {
+	next_seq: u64,
+	pending: BTreeMap<u64, RequestId>,
+	pending_ids: HashSet<RequestId>,
+	settled: HashMap<RequestId, String>,
+	rejected: HashMap<RequestId, String>,
+	serving: HashSet<RequestId>,
+}
+
+pub struct ReceiptQueue {
+	dir: PathBuf,
+	state: Mutex<State>,
+	notify: tokio::sync::Notify,
+}
+
+fn id_hex(id: &RequestId) -> String {
+	format!("0x{}", hex::encode(id.as_bytes()))
+}
+
+fn parse_id(s: &str) -> Option<RequestId> {
+	let b = hex::decode(s.trim_start_matches("0x")).ok()?;
+	(b.len() == 32).then(|| RequestId::from_slice(&b))
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
+	let tmp = path.with_extension("tmp");
+	let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+	f.write_all(bytes)?;
+	f.sync_all()?;
+	fs::rename(&tmp, path)?;
+	sync_dir(path.parent().expect("files live in the queue folder; qed"))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+	File::open(dir)?.sync_all()?;
+	Ok(())
+}
+
+impl ReceiptQueue {
+	/// Opens (creating if needed) the queue in `dir` and loads what a previous run left.
+	pub fn open(dir: &Path) -> Result<Self> {
+		fs::create_dir_all(dir.join("pending"))?;
+		fs::create_dir_all(dir.join("rejected"))?;
+		let mut s = State::default();
+		for e in fs::read_dir(dir.join("pending"))? {
+			let p = e?.path();
+			let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+			if name.ends_with(".tmp") {
+				// A write that never completed: its answer was never sent.
+				fs::remove_file(&p)?;
+				continue;
+			}
+			let Some((seq, id)) = name.strip_suffix(".scale").and_then(|n| n.split_once('-')) else { continue };
+			let (Ok(seq), Some(id)) = (u64::from_str_radix(seq, 16), parse_id(id)) else { continue };
+			s.pending.insert(seq, id);
+			s.pending_ids.insert(id);
+			s.next_seq = s.next_seq.max(seq + 1);
+		}
+		if let Ok(log) = fs::read_to_string(dir.join("settled.log")) {
+			for line in log.lines() {
+				if let Some((id, block)) = line.split_once(' ').and_then(|(i, b)| Some((parse_id(i)?, b))) {
+					s.settled.insert(id, block.to_string());
+				}
+			}
+		}
+		for e in fs::read_dir(dir.join("rejected"))? {
+			let p = e?.path();
+			if p.extension().is_some_and(|x| x == "why") {
+				if let Some(id) = p.file_stem().and_then(|n| parse_id(&n.to_string_lossy())) {
+					s.rejected.insert(id, fs::read_to_string(&p).unwrap_or_default().trim().to_string());
+				}
+			}
+		}
+		// A settled receipt whose pending file survived a crash is retired now.
+		let stale: Vec<(u64, RequestId)> =
+			s.pending.iter().filter(|(_, id)| s.settled.contains_key(*id)).map(|(q, i)| (*q, *i)).collect();
+		for (seq, id) in stale {
+			fs::remove_file(dir.join("pending").join(format!("{seq:016x}-{}.scale", id_hex(&id))))?;
+			s.pending.remove(&seq);
+			s.pending_ids.remove(&id);
+		}
+		Ok(Self { dir: dir.to_path_buf(), state: Mutex::new(s), notify: Default::default() })
+	}
+
+	fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+		self.state.lock().expect("not poisoned; qed")
+	}
+
+	fn pending_path(&self, seq: u64, id: &RequestId) -> PathBuf {
+		self.dir.join("pending").join(format!("{seq:016x}-{}.scale", id_hex(id)))
+	}
+
+	/// Claims `id` for a request about to be served; `false` if it is already known.
+	pub fn reserve(&self, id: RequestId) -> bool {
+		let mut s = self.lock();
+		let known = s.pending_ids.contains(&id) || s.settled.contains_key(&id) || s.rejected.contains_key(&id);
+		!known && s.serving.insert(id)
+	}
+
+	/// Gives up a reservation (the request failed before a receipt was made).
+	pub fn release(&self, id: &RequestId) {
+		self.lock().serving.remove(id);
+	}
+
+	/// Puts a receipt on disk; returns once it is durable.
+	pub fn push(&self, r: &SignedReceipt) -> Result<()> {
+		let id = r.receipt.request_id();
+		let seq = {
+			let mut s = self.lock();
+			if s.pending_ids.contains(&id) || s.settled.contains_key(&id) {
+				bail!("a receipt for request {} is already queued or settled", id_hex(&id));
+			}
+			s.next_seq += 1;
+			s.next_seq - 1
+		};
+		write_durable(&self.pending_path(seq, &id), &r.encode())?;
+		let mut s = self.lock();
+		s.serving.remove(&id);
+		s.pending.insert(seq, id);
+		s.pending_ids.insert(id);
+		drop(s);
+		self.notify.notify_one();
+		Ok(())
+	}
+
+	/// Up to `max` oldest pending receipts, with their sequence numbers.
+	pub fn oldest(&self, max: usize) -> Result<Vec<(u64, SignedReceipt)>> {
+		let ids: Vec<(u64, RequestId)> = self.lock().pending.iter().take(max).map(|(q, i)| (*q, *i)).collect();
+		ids.into_iter()
+			.map(|(seq, id)| {
+				let path = self.pending_path(seq, &id);
+				let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+				let r = SignedReceipt::decode(&mut &bytes[..]).with_context(|| format!("decoding {}", path.display()))?;
+				Ok((seq, r))
+			})
+			.collect()
+	}
+
+	/// Records that `id` is settled (as seen at finalized `block`) and drops its pending file.
+	pub fn settled(&self, seq: u64, id: RequestId, block: &str) -> Result<()> {
+		let mut log = OpenOptions::new().create(true).append(true).open(self.dir.join("settled.log"))?;
+		writeln!(log, "{} {block}", id_hex(&id))?;
+		log.sync_all()?;
+		fs::remove_file(self.pending_path(seq, &id))?;
+		let mut s = self.lock();
+		s.pending.remove(&seq);
+		s.pending_ids.remove(&id);
+		s.settled.insert(id, block.to_string());
+		Ok(())
+	}
+
+	/// Moves `id` to `rejected/` with the block where the chain refused it.
+	pub fn rejected(&self, seq: u64, id: RequestId, block: &str) -> Result<()> {
+		let to = self.dir.join("rejected").join(format!("{}.scale", id_hex(&id)));
+		write_durable(&to.with_extension("why"), format!("{block}\n").as_bytes())?;
+		fs::rename(self.pending_path(seq, &id), &to)?;
+		sync_dir(&self.dir.join("rejected"))?;
+		let mut s = self.lock();
+		s.pending.remove(&seq);
+		s.pending_ids.remove(&id);
+		s.rejected.insert(id, block.to_string());
+		Ok(())
+	}
+
+	pub fn status(&self, id: &RequestId) -> ReceiptStatus {
+		let s = self.lock();
+		if let Some(b) = s.settled.get(id) {
+			ReceiptStatus::Settled { block: b.clone() }
+		} else if let Some(b) = s.rejected.get(id) {
+			ReceiptStatus::Rejected { block: b.clone() }
+		} else if s.pending_ids.contains(id) {
+			ReceiptStatus::Queued
+		} else if s.serving.contains(id) {
+			ReceiptStatus::Serving
+		} else {
+			ReceiptStatus::Unknown
+		}
+	}
+
+	/// (pending, settled, rejected) counts.
+	pub fn counts(&self) -> (usize, usize, usize) {
+		let s = self.lock();
+		(s.pending.len(), s.settled.len(), s.rejected.len())
+	}
+
+	/// Waits until something is pushed (or `timeout` passes).
+	pub async fn wait(&self, timeout: std::time::Duration) {
+		let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use openledger_primitives::receipt::AttributionMethod;
+	use sp_core::{sr25519, Pair};
+
+	fn receipt(nonce: u64) -> SignedReceipt {
+		let k = sr25519::Pair::from_string("//Eve", None).unwrap();
+		let voucher = super::super::Voucher {
+			payer: k.public().into(),
+			worker: k.public().into(),
+			model: 1,
+			model_version: 1,
+			max_fee: 10,
+			nonce,
+			expires_at: 100,
+		};
+		let sig = openledger_primitives::Signature::Sr25519(k.sign(&voucher.signing_payload()));
+		let receipt = super::super::Receipt {
+			voucher,
+			payer_signature: sig,
+			prompt_tokens: 1,
+			completion_tokens: 2,
+			fee: 3,
+			output_hash: Default::default(),
+			method: AttributionMethod::SpanMatch,
+			attribution: Default::default(),
+		};
+		let worker_signature = k.sign(&receipt.signing_payload());
+		SignedReceipt { receipt, worker_signature }
+	}
+
+	#[test]
+	fn survives_reopening_and_retires_exactly_once() {
+		let dir = tempfile::tempdir().unwrap();
+		let (a, b, c) = (receipt(1), receipt(2), receipt(3));
+		{
+			let q = ReceiptQueue::open(dir.path()).unwrap();
+			assert!(q.reserve(a.receipt.request_id()));
+			assert!(!q.reserve(a.receipt.request_id()), "one request at a time per voucher");
+			for r in [&a, &b, &c] {
+				q.push(r).unwrap();
+			}
+			assert!(q.push(&a).is_err(), "a request id is queued once");
+			assert!(!q.reserve(b.receipt.request_id()), "a queued voucher cannot be served again");
+			// A write that a crash interrupted.
+			std::fs::write(dir.path().join("pending/00000000000000ff-x.tmp"), b"partial").unwrap();
+		} // "crash": nothing but the files survives
+		let q = ReceiptQueue::open(dir.path()).unwrap();
+		assert_eq!(q.counts(), (3, 0, 0));
+		assert!(!dir.path().join("pending/00000000000000ff-x.tmp").exists());
+		let batch = q.oldest(2).unwrap();
+		assert_eq!(batch.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(), vec![a.clone(), b.clone()], "oldest first, intact");
+		q.settled(batch[0].0, a.receipt.request_id(), "0x01").unwrap();
+		q.rejected(batch[1].0, b.receipt.request_id(), "0x02").unwrap();
+		assert_eq!(q.status(&a.receipt.request_id()), ReceiptStatus::Settled { block: "0x01".into() });
+		assert_eq!(q.status(&b.receipt.request_id()), ReceiptStatus::Rejected { block: "0x02".into() });
+		assert_eq!(q.status(&c.receipt.request_id()), ReceiptStatus::Queued);
+
+		// A crash between the settled log and the removal of the pending file: retired on open.
+		let (seq_c, _) = q.oldest(1).unwrap()[0].clone();
+		drop(q);
+		let mut log = OpenOptions::new().append(true).open(dir.path().join("settled.log")).unwrap();
+		writeln!(log, "{} 0x03", id_hex(&c.receipt.request_id())).unwrap();
+		let q = ReceiptQueue::open(dir.path()).unwrap();
+		assert_eq!(q.counts(), (0, 2, 1));
+		assert!(!q.pending_path(seq_c, &c.receipt.request_id()).exists());
+		assert!(!q.reserve(a.receipt.request_id()), "settled stays settled across restarts");
+		let next = receipt(4);
+		q.push(&next).unwrap();
+		assert!(q.oldest(8).unwrap()[0].0 > seq_c, "sequence numbers keep growing");
+	}
+}

@@ -1,0 +1,193 @@
+//! What the chain says this worker serves. The worker's record (`OpenStaking::Workers`) names
+//! its receipt-signing key and the models it is registered for; each model's latest
+//! non-deprecated version names its weights hash (for adapters: the adapter id of a folder in
+//! the adapter store), price and lineage. Refreshed at start and on every finalized block, so
+//! an adapter registered (or a worker record updated) while the worker runs is served from the
+//! next block on, without a restart.
+
+use super::ChainClient;
+use crate::model::lora::{adapter_id, CONFIG_FILE, WEIGHTS_FILE};
+use anyhow::{bail, Context, Result};
+use jsonrpsee::rpc_params;
+use openledger_primitives::{tx, AccountId, ModelId, ModelVersion};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+/// `models_*` error code for an unknown model.
+const MODEL_NOT_FOUND: i32 = 9201;
+
+/// The on-chain terms of a model this worker serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedModel {
+	pub model: ModelId,
+	pub version: ModelVersion,
+	pub per_request: u128,
+	pub per_1k_tokens: u128,
+	/// (datanet, snapshot version) pairs of the version's lineage.
+	pub lineage: Vec<(u32, u32)>,
+}
+
+impl ServedModel {
+	/// The fee for a request of `tokens` tokens (prompt + completion), rounded down.
+	pub fn fee(&self, tokens: u32) -> u128 {
+		self.per_request.saturating_add(self.per_1k_tokens.saturating_mul(tokens as u128) / 1000)
+	}
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelJson {
+	kind: String,
+	price_per_1k_tokens: String,
+	price_per_request: String,
+	versions: Vec<VersionJson>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionJson {
+	version: u32,
+	weights_hash: String,
+	lineage: Vec<LineageJson>,
+	deprecated: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct LineageJson {
+	datanet: u32,
+	version: u32,
+}
+
+/// Adapter ids of the store's folders, recomputed only when a folder's files change.
+#[derive(Default)]
+struct IdCache {
+	by_name: HashMap<String, ((SystemTime, u64), [u8; 32])>,
+}
+
+impl IdCache {
+	fn scan(&mut self, dir: &Path) -> HashMap<[u8; 32], String> {
+		let mut out = HashMap::new();
+		for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+			let name = e.file_name().to_string_lossy().into_owned();
+			let p: PathBuf = e.path();
+			let Ok(meta) = std::fs::metadata(p.join(WEIGHTS_FILE)) else { continue };
+			let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+			let id = match self.by_name.get(&name) {
+				Some((s, id)) if *s == stamp => *id,
+				_ => {
+					let (Ok(c), Ok(w)) = (std::fs::read(p.join(CONFIG_FILE)), std::fs::read(p.join(WEIGHTS_FILE))) else { continue };
+					let Ok(id) = adapter_id(&c, &w) else { continue };
+					self.by_name.insert(name.clone(), (stamp, id));
+					id
+				},
+			};
+			out.insert(id, name);
+		}
+		out
+	}
+}
+
+pub struct Registry {
+	pub account: AccountId,
+	/// The receipt-signing key the chain expects (checked against ours at every refresh).
+	pub signing_key: [u8; 32],
+	base_name: String,
+	base_model: Option<ModelId>,
+	adapters_dir: PathBuf,
+	pub(crate) served: RwLock<HashMap<String, ServedModel>>,
+	ids: std::sync::Mutex<IdCache>,
+	/// Latest finalized block number seen.
+	pub finalized: AtomicU32,
+}
+
+impl Registry {
+	pub fn new(account: AccountId, signing_key: [u8; 32], base_name: String, base_model: Option<ModelId>, adapters_dir: PathBuf) -> Self {
+		Self {
+			account,
+			signing_key,
+			base_name,
+			base_model,
+			adapters_dir,
+			served: Default::default(),
+			ids: Default::default(),
+			finalized: AtomicU32::new(0),
+		}
+	}
+
+	/// The on-chain terms for a served model name (base name or adapter folder).
+	pub fn get(&self, name: &str) -> Option<ServedModel> {
+		self.served.read().expect("not poisoned; qed").get(name).cloned()
+	}
+
+	/// Names served, with their model ids.
+	pub fn served(&self) -> Vec<(String, ModelId)> {
+		let mut v: Vec<_> = self.served.read().expect("not poisoned; qed").iter().map(|(n, m)| (n.clone(), m.model)).collect();
+		v.sort();
+		v
+	}
+
+	/// Re-reads the worker's record and its models at the finalized block.
+	pub async fn refresh(&self, chain: &ChainClient) -> Result<()> {
+		let (at, number) = chain.finalized().await?;
+		let raw = chain
+			.storage(&tx::worker_storage_key(&self.account), Some(at))
+			.await?
+			.with_context(|| format!("{} is not a bonded worker on this chain (bond it with openStaking.bondWorker)", self.account))?;
+		let head = <tx::WorkerRecordHead as codec::Decode>::decode(&mut &raw[..]).context("decoding the worker record")?;
+		if head.signing_key != self.signing_key {
+			bail!(
+				"the chain expects receipts signed by 0x{}, but this worker signs with 0x{}",
+				hex::encode(head.signing_key),
+				hex::encode(self.signing_key)
+			);
+		}
+		let local = self.ids.lock().expect("not poisoned; qed").scan(&self.adapters_dir);
+		let mut served = HashMap::new();
+		for model in head.models {
+			let Some(m) = chain.rpc_opt::<ModelJson>("models_getModel", rpc_params![model, at], MODEL_NOT_FOUND).await? else {
+				continue;
+			};
+			let Some(v) = m.versions.iter().rev().find(|v| !v.deprecated) else { continue };
+			let name = if m.kind == "base" {
+				if self.base_model != Some(model) {
+					continue;
+				}
+				self.base_name.clone()
+			} else {
+				let Ok(hash) = hex::decode(v.weights_hash.trim_start_matches("0x")) else { continue };
+				let Ok(hash) = <[u8; 32]>::try_from(hash) else { continue };
+				match local.get(&hash) {
+					Some(name) => name.clone(),
+					None => {
+						tracing::warn!("model {model} (weights 0x{}) is not in the adapter store", hex::encode(hash));
+						continue;
+					},
+				}
+			};
+			served.insert(
+				name,
+				ServedModel {
+					model,
+					version: v.version,
+					per_request: m.price_per_request.parse().context("price")?,
+					per_1k_tokens: m.price_per_1k_tokens.parse().context("price")?,
+					lineage: v.lineage.iter().map(|l| (l.datanet, l.version)).collect(),
+				},
+			);
+		}
+		let mut cur = self.served.write().expect("not poisoned; qed");
+		if *cur != served {
+			tracing::info!("serving on chain at block {number}: {:?}", {
+				let mut v: Vec<_> = served.iter().map(|(n, m)| format!("{n} = model {} v{}", m.model, m.version)).collect();
+				v.sort();
+				v
+			});
+			*cur = served;
+		}
+		self.finalized.fetch_max(number, Ordering::Relaxed);
+		Ok(())
+	}
+}
