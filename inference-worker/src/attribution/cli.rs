@@ -5,13 +5,13 @@
 use super::span::{build_index, DocRef, SpanIndex, SEPARATOR};
 use crate::tokenizer::TextTokenizer;
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand)]
 pub enum SpanCmd {
-	/// Index the `text` of each JSON line (`{"text": ..., "datanet": .., "version": .., "index": ..}`).
+	/// Index the `text` of each JSON line (`{"text": ..., "datanet": .., "version": .., "index": ..}`);
+	/// a document's content hash is blake2-256 of its text, as contributions are hashed on chain.
 	Build {
 		/// Model folder whose tokenizer.json tokenizes the corpus.
 		#[arg(long)]
@@ -93,7 +93,7 @@ pub fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 					continue;
 				}
 				let l: Line = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
-				let hash: [u8; 32] = Sha256::digest(l.text.as_bytes()).into();
+				let hash = sp_core::hashing::blake2_256(l.text.as_bytes());
 				refs.push(DocRef { datanet: l.datanet, version: l.version, index: l.index.unwrap_or(n as u32), content_hash: hash });
 				docs.push(tk.encode(&l.text)?);
 			}

@@ -101,6 +101,7 @@ impl Settler {
 			}
 		}
 		if todo.is_empty() {
+			self.metrics.receipts_queued.set(self.queue.counts().0 as i64);
 			return Ok(true);
 		}
 		let receipts: Vec<&SignedReceipt> = todo.iter().map(|(_, r)| r).collect();
@@ -124,6 +125,7 @@ impl Settler {
 		self.metrics.receipts.with_label_values(&["settled"]).inc_by(settled);
 		self.metrics.receipts.with_label_values(&["rejected"]).inc_by(rejected);
 		tracing::info!("batch finalized in {:?}: {settled} settled, {rejected} rejected", done.block);
+		self.metrics.receipts_queued.set(self.queue.counts().0 as i64);
 		Ok(true)
 	}
 }

@@ -1,0 +1,78 @@
+// Starts and stops the real openledger-worker binary for tests: loopback only, stopped by pid.
+import { spawn, execFileSync } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './node.js';
+
+export const WORKER_BIN = process.env.WORKER_BIN;
+
+/** Runs a worker subcommand to completion; returns its stdout. */
+export function workerCmd(args) {
+  return execFileSync(WORKER_BIN, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export class Worker {
+  constructor({ name, dir, args }) {
+    this.name = name;
+    this.args = args;
+    this.logFile = join(dir, `${name}.log`);
+  }
+
+  async start() {
+    this.port = this.port ?? (await freePort());
+    const fd = openSync(this.logFile, 'a');
+    this.proc = spawn(WORKER_BIN, ['serve', '--host', '127.0.0.1', '--port', String(this.port), ...this.args], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, RUST_LOG: 'info' },
+    });
+    closeSync(fd);
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (this.proc.exitCode !== null) throw new Error(`${this.name} exited early:\n${this.tail()}`);
+      try {
+        const r = await fetch(`${this.url}/health`);
+        if (r.ok) return this;
+      } catch { /* not up yet */ }
+      if (Date.now() > deadline) throw new Error(`${this.name} not ready:\n${this.tail()}`);
+      await sleep(200);
+    }
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** POSTs JSON to `path`; resolves to { status, body }. */
+  async post(path, body, headers = {}) {
+    const r = await fetch(`${this.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json() };
+  }
+
+  async get(path) {
+    const r = await fetch(`${this.url}${path}`);
+    return { status: r.status, body: await r.json() };
+  }
+
+  /** Stops it by pid with `signal` and waits for the exit. */
+  async stop(signal = 'SIGTERM') {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill(signal);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 30_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  tail(lines = 40) {
+    try {
+      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}
