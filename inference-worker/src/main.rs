@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod bench;
+mod bench_attr;
 
 #[derive(Parser)]
 #[command(name = "openledger-worker", version, about)]
@@ -74,6 +75,8 @@ enum Cmd {
 	AdapterId { dir: PathBuf },
 	/// Mixed-adapter decode throughput vs the base model and merge-per-request; cold loads.
 	BenchLora(bench::BenchArgs),
+	/// Span-attribution cost for a 256-token completion vs its generation time.
+	BenchAttribution(bench_attr::BenchAttrArgs),
 	/// Span-attribution index: build from JSON lines, query counts / longest matches.
 	#[command(subcommand)]
 	SpanIndex(openledger_worker::attribution::cli::SpanCmd),
@@ -224,7 +227,8 @@ async fn main() -> anyhow::Result<()> {
 			Ok(())
 		},
 		Cmd::BenchLora(args) => bench::run(args),
-		Cmd::SpanIndex(cmd) => openledger_worker::attribution::cli::run(cmd),
+		Cmd::BenchAttribution(args) => bench_attr::run(args),
+		Cmd::SpanIndex(cmd) => openledger_worker::attribution::cli::run(cmd).await,
 	}
 }
 

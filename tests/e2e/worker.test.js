@@ -5,7 +5,7 @@
 // are being settled, restarted, and every receipt is settled exactly once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex, stringToU8a } from '@polkadot/util';
@@ -81,9 +81,23 @@ before(async () => {
   await ok(api.tx.utility.batchAll(texts.map((t, i) =>
     api.tx.datanets.contribute(datanet, blake2AsHex(stringToU8a(t), 256), t.length, 10, `store://${i}`, null, null))), bob);
   await ok(api.tx.datanets.snapshot(datanet), alice);
-  const corpus = join(dir, 'corpus.jsonl');
-  writeFileSync(corpus, texts.map((text, index) => JSON.stringify({ text, datanet, version: 1, index })).join('\n'));
-  workerCmd(['span-index', 'build', '--tokenizer', model, '--input', corpus, '--out', join(dir, 'spans')]);
+  // The contributions' bytes in a content store (the CLI's layout: ab/cd/abcd…); the index is
+  // built from the snapshot as the chain commits to it.
+  const store = join(dir, 'store');
+  const put = (text) => {
+    const h = blake2AsHex(stringToU8a(text), 256).slice(2);
+    mkdirSync(join(store, h.slice(0, 2), h.slice(2, 4)), { recursive: true });
+    writeFileSync(join(store, h.slice(0, 2), h.slice(2, 4), h), text);
+    return join(store, h.slice(0, 2), h.slice(2, 4), h);
+  };
+  const paths = texts.map(put);
+  const build = (out) => workerCmd(['span-index', 'build-snapshot', '--chain-rpc', node.wsUrl, '--datanet', String(datanet),
+    '--version', '1', '--store', store, '--tokenizer', model, '--out', out]);
+  writeFileSync(paths[2], 'Contracts signed under duress are valid.');
+  assert.throws(() => build(join(dir, 'bad')), /does not match its on-chain content hash/);
+  writeFileSync(paths[2], texts[2]);
+  const built = JSON.parse(build(join(dir, 'spans')));
+  assert.equal(built.docs, 3);
 
   r = await ok(api.tx.models.registerBase('demo-base', '', 'llama', blake2AsHex('base', 256), '', [], blake2AsHex('c', 256)), alice);
   const base = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();

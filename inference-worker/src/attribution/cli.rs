@@ -25,6 +25,26 @@ pub enum SpanCmd {
 		#[arg(long)]
 		infini_gram: Option<PathBuf>,
 	},
+	/// Index Datanet snapshot `--version` of `--datanet` as the chain commits to it: leaves
+	/// verified against the on-chain Merkle root, content from the store checked against each
+	/// leaf's hash (see `attribution::snapshot`).
+	BuildSnapshot {
+		/// The node's WebSocket JSON-RPC endpoint.
+		#[arg(long, env = "OPENLEDGER_CHAIN_RPC")]
+		chain_rpc: String,
+		#[arg(long)]
+		datanet: u32,
+		#[arg(long)]
+		version: u32,
+		/// Content store folder (the `openledger` CLI's `--store`).
+		#[arg(long)]
+		store: PathBuf,
+		/// Model folder whose tokenizer.json tokenizes the corpus.
+		#[arg(long)]
+		tokenizer: PathBuf,
+		#[arg(long)]
+		out: PathBuf,
+	},
 	/// Index a token stream in infini-gram's layout (`tokenized.0`: documents as `ff ff` + u16
 	/// tokens); document `i` becomes contribution (0, 0, i). For benchmarks on one corpus.
 	BuildTokens {
@@ -80,8 +100,23 @@ pub fn write_infini_gram_layout(dir: &Path, docs: &[Vec<u32>]) -> anyhow::Result
 	Ok(())
 }
 
-pub fn run(cmd: SpanCmd) -> anyhow::Result<()> {
+pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 	match cmd {
+		SpanCmd::BuildSnapshot { chain_rpc, datanet, version, store, tokenizer, out } => {
+			let tk = TextTokenizer::load(&tokenizer)?;
+			let chain = crate::chain::ChainClient::connect(&chain_rpc).await?;
+			let t = std::time::Instant::now();
+			let meta = super::snapshot::build(&chain, datanet, version, &store, &tk, &out).await?;
+			let idx = SpanIndex::open(&out)?;
+			println!(
+				"{}",
+				serde_json::json!({
+					"datanet": datanet, "version": version, "docs": meta.docs.len(), "tokens": meta.tokens,
+					"seconds": t.elapsed().as_secs_f64(), "bytes_per_token": idx.bytes_per_token(),
+				})
+			);
+			Ok(())
+		},
 		SpanCmd::Build { tokenizer, input, out, infini_gram } => {
 			let tk = TextTokenizer::load(&tokenizer)?;
 			let file = std::fs::File::open(&input).with_context(|| format!("opening {}", input.display()))?;

@@ -1,0 +1,137 @@
+//! A span index of one Datanet snapshot, built from what the chain commits to:
+//!
+//! 1. the snapshot's Merkle root and leaf count (`datanets_getSnapshot`);
+//! 2. its leaves — (contribution id, content hash) at leaf indices `0..leaf_count`, from the
+//!    Datanet's accepted contributions (`datanets_listContributions`); the root recomputed over
+//!    them with the runtime's own tree (`binary-merkle-tree`, blake2-256) must equal the
+//!    on-chain root, which proves every leaf and its index at once;
+//! 3. each contribution's bytes from the content store (`<store>/ab/cd/abcd…`, the CLI's
+//!    layout), checked against the leaf's content hash;
+//! 4. the text of each record (a JSON record's `text`, `prompt` + `completion`/`response`, or
+//!    `messages[].content`; otherwise the bytes as UTF-8), tokenized with the served model's
+//!    tokenizer, indexed with `(datanet, version, leaf index, content hash)` per document.
+
+use super::span::{build_index, DocRef, Meta};
+use crate::chain::ChainClient;
+use crate::tokenizer::TextTokenizer;
+use anyhow::{bail, ensure, Context, Result};
+use codec::Encode;
+use jsonrpsee::rpc_params;
+use openledger_primitives::Hash;
+use std::path::Path;
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotJson {
+	root: String,
+	leaf_count: u32,
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+	items: Vec<Item>,
+	next: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+	id: u64,
+	content_hash: String,
+	status: String,
+	leaf: Option<u32>,
+}
+
+fn h256(s: &str) -> Result<[u8; 32]> {
+	let b = hex::decode(s.trim_start_matches("0x")).with_context(|| format!("bad hash {s}"))?;
+	b.try_into().map_err(|_| anyhow::anyhow!("bad hash length: {s}"))
+}
+
+/// The text a record contributes to the index.
+pub fn record_text(bytes: &[u8]) -> String {
+	if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(bytes) {
+		let field = |k: &str| o.get(k).and_then(|v| v.as_str());
+		if let Some(t) = field("text") {
+			return t.to_string();
+		}
+		if let (Some(p), Some(c)) = (field("prompt"), field("completion").or_else(|| field("response"))) {
+			return format!("{p}\n{c}");
+		}
+		if let Some(m) = o.get("messages").and_then(|m| m.as_array()) {
+			return m.iter().filter_map(|x| x.get("content").and_then(|c| c.as_str())).collect::<Vec<_>>().join("\n");
+		}
+	}
+	String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The leaves of snapshot `version` of `datanet`, verified against its on-chain root.
+pub async fn verified_leaves(chain: &ChainClient, datanet: u32, version: u32) -> Result<Vec<(u64, [u8; 32])>> {
+	let snap: SnapshotJson = chain
+		.rpc("datanets_getSnapshot", rpc_params![datanet, version, Option::<Hash>::None])
+		.await
+		.with_context(|| format!("snapshot {version} of Datanet {datanet}"))?;
+	let n = snap.leaf_count as usize;
+	let mut leaves: Vec<Option<(u64, [u8; 32])>> = vec![None; n];
+	let mut after: Option<u64> = None;
+	loop {
+		let page: Page = chain
+			.rpc("datanets_listContributions", rpc_params![datanet, after, 1000u32, Option::<Hash>::None])
+			.await?;
+		for it in page.items {
+			if let (true, Some(leaf)) = (it.status == "accepted", it.leaf) {
+				if (leaf as usize) < n {
+					leaves[leaf as usize] = Some((it.id, h256(&it.content_hash)?));
+				}
+			}
+		}
+		match page.next {
+			Some(next) => after = Some(next),
+			None => break,
+		}
+	}
+	let leaves: Vec<(u64, [u8; 32])> = leaves
+		.into_iter()
+		.enumerate()
+		.map(|(i, l)| l.with_context(|| format!("leaf {i} of the snapshot is not among the accepted contributions")))
+		.collect::<Result<_>>()?;
+	let root = binary_merkle_tree::merkle_root::<sp_runtime::traits::BlakeTwo256, _>(leaves.iter().map(|l| l.encode()));
+	ensure!(
+		root.0 == h256(&snap.root)?,
+		"the contributions listed by the node do not hash to snapshot {version}'s root {} (got {root:?})",
+		snap.root
+	);
+	Ok(leaves)
+}
+
+/// Builds the index of snapshot `version` of `datanet` into `out`; content from `store`.
+pub async fn build(chain: &ChainClient, datanet: u32, version: u32, store: &Path, tokenizer: &TextTokenizer, out: &Path) -> Result<Meta> {
+	let leaves = verified_leaves(chain, datanet, version).await?;
+	let mut refs = Vec::with_capacity(leaves.len());
+	let mut docs = Vec::with_capacity(leaves.len());
+	for (i, (id, hash)) in leaves.iter().enumerate() {
+		let hex = hex::encode(hash);
+		let path = store.join(&hex[0..2]).join(&hex[2..4]).join(&hex);
+		let bytes = std::fs::read(&path)
+			.with_context(|| format!("contribution {id} (leaf {i}): {} is not in the content store", path.display()))?;
+		if sp_core::hashing::blake2_256(&bytes) != *hash {
+			bail!("contribution {id} (leaf {i}): {} does not match its on-chain content hash 0x{hex}", path.display());
+		}
+		refs.push(DocRef { datanet, version, index: i as u32, content_hash: *hash });
+		docs.push(tokenizer.encode(&record_text(&bytes))?);
+	}
+	build_index(out, refs.into_iter().zip(docs.iter().map(|d| d.as_slice())))
+}
+
+#[cfg(test)]
+mod tests {
+	use super::record_text;
+
+	#[test]
+	fn record_texts() {
+		assert_eq!(record_text(br#"{"text":"a b","id":3}"#), "a b");
+		assert_eq!(record_text(br#"{"prompt":"q","completion":"a"}"#), "q\na");
+		assert_eq!(record_text(br#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}"#), "hi\nyo");
+		assert_eq!(record_text(b"plain text"), "plain text");
+		assert_eq!(record_text(br#"{"other":1}"#), r#"{"other":1}"#);
+	}
+}
