@@ -42,6 +42,24 @@ export async function rpc(port, method, params = []) {
   return body.result;
 }
 
+/** Stops a child process by pid with `signal` (SIGKILL after 30 s) and waits for its exit. */
+export async function stopProcess(proc, exited, signal = 'SIGTERM') {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill(signal);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The last `lines` lines of a log file. */
+export function tailFile(file, lines = 40) {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
 export class Node {
   constructor({ name, basePath, args = [], prometheus = false }) {
     this.name = name;
@@ -93,19 +111,11 @@ export class Node {
 
   /** Stops the node by pid (SIGTERM, SIGKILL after 30 s) and waits for it to exit. */
   async stop() {
-    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 30_000);
-    await this.exited;
-    clearTimeout(timer);
+    await stopProcess(this.proc, this.exited);
   }
 
   tail(lines = 40) {
-    try {
-      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no log)';
-    }
+    return tailFile(this.logFile, lines);
   }
 
   cleanup() {

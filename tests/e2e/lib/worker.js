@@ -1,9 +1,9 @@
 // Starts and stops the real openledger-worker binary for tests: loopback only, stopped by pid.
 import { spawn, execFileSync } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from './node.js';
+import { freePort, stopProcess, tailFile } from './node.js';
 
 export const WORKER_BIN = process.env.WORKER_BIN;
 
@@ -61,18 +61,10 @@ export class Worker {
 
   /** Stops it by pid with `signal` and waits for the exit. */
   async stop(signal = 'SIGTERM') {
-    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill(signal);
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 30_000);
-    await this.exited;
-    clearTimeout(timer);
+    await stopProcess(this.proc, this.exited, signal);
   }
 
   tail(lines = 40) {
-    try {
-      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no log)';
-    }
+    return tailFile(this.logFile, lines);
   }
 }
