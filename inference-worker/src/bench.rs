@@ -11,20 +11,53 @@ use openledger_worker::model::lora::{LoraAdapter, CONFIG_FILE, WEIGHTS_FILE};
 use openledger_worker::parse_dtype;
 use std::time::Instant;
 
+/// The seeded base model of the benchmarks: a realistic shape for a CPU by default.
+#[derive(clap::Args)]
+pub struct ModelShape {
+	#[arg(long, default_value_t = 1024)]
+	pub hidden: usize,
+	#[arg(long, default_value_t = 2816)]
+	pub intermediate: usize,
+	#[arg(long, default_value_t = 8)]
+	pub layers: usize,
+	#[arg(long, default_value_t = 16)]
+	pub heads: usize,
+	#[arg(long, default_value_t = 8)]
+	pub kv_heads: usize,
+	#[arg(long, default_value_t = 32000)]
+	pub vocab: usize,
+	#[arg(long, default_value = "f32")]
+	pub dtype: String,
+	#[arg(long, default_value_t = 7)]
+	pub seed: u64,
+}
+
+impl ModelShape {
+	/// Builds the seeded model in memory.
+	pub fn build(&self) -> anyhow::Result<(Llama, LlamaConfig, DType)> {
+		let dtype: DType = parse_dtype(&self.dtype)?;
+		let device = Device::Cpu;
+		let spec = BaseSpec {
+			hidden: self.hidden,
+			intermediate: self.intermediate,
+			layers: self.layers,
+			heads: self.heads,
+			kv_heads: self.kv_heads,
+			vocab: self.vocab,
+			max_positions: 4096,
+			seed: self.seed,
+		};
+		let cfg: LlamaConfig = spec.config(1, vec![2]);
+		let tensors = base_tensors(&cfg, self.seed, &device)?;
+		let model = Llama::load(VarBuilder::from_tensors(tensors, dtype, &device), cfg.clone())?;
+		Ok((model, cfg, dtype))
+	}
+}
+
 #[derive(clap::Parser)]
 pub struct BenchArgs {
-	#[arg(long, default_value_t = 1024)]
-	hidden: usize,
-	#[arg(long, default_value_t = 2816)]
-	intermediate: usize,
-	#[arg(long, default_value_t = 8)]
-	layers: usize,
-	#[arg(long, default_value_t = 16)]
-	heads: usize,
-	#[arg(long, default_value_t = 8)]
-	kv_heads: usize,
-	#[arg(long, default_value_t = 32000)]
-	vocab: usize,
+	#[command(flatten)]
+	shape: ModelShape,
 	#[arg(long, default_value_t = 16)]
 	rank: usize,
 	#[arg(long, value_delimiter = ',', default_value = "q_proj,v_proj")]
@@ -52,10 +85,6 @@ pub struct BenchArgs {
 	/// Adapters written to disk and cold-loaded for the latency figures.
 	#[arg(long, default_value_t = 64)]
 	cold_loads: usize,
-	#[arg(long, default_value = "f32")]
-	dtype: String,
-	#[arg(long, default_value_t = 7)]
-	seed: u64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -92,31 +121,18 @@ fn decode_rate(
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-	let dtype: DType = parse_dtype(&a.dtype)?;
 	let device = Device::Cpu;
 	let max_distinct = a.adapters.iter().copied().max().unwrap_or(1);
 	anyhow::ensure!(max_distinct <= a.batch, "more distinct adapters than rows");
-	let spec = BaseSpec {
-		hidden: a.hidden,
-		intermediate: a.intermediate,
-		layers: a.layers,
-		heads: a.heads,
-		kv_heads: a.kv_heads,
-		vocab: a.vocab,
-		max_positions: 4096,
-		seed: a.seed,
-	};
-	let cfg: LlamaConfig = spec.config(1, vec![2]);
 	let t = Instant::now();
-	let tensors = base_tensors(&cfg, a.seed, &device)?;
-	let model = Llama::load(VarBuilder::from_tensors(tensors, dtype, &device), cfg.clone())?;
+	let (model, cfg, dtype) = a.shape.build()?;
 	eprintln!(
 		"base model: hidden {}, {} layers, {} heads ({} kv), vocab {}, {:.0} MiB {:?} (built in {:.1}s)",
-		a.hidden,
-		a.layers,
-		a.heads,
-		a.kv_heads,
-		a.vocab,
+		a.shape.hidden,
+		a.shape.layers,
+		a.shape.heads,
+		a.shape.kv_heads,
+		a.shape.vocab,
 		model.weight_bytes() as f64 / (1 << 20) as f64,
 		dtype,
 		t.elapsed().as_secs_f64()
@@ -145,7 +161,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 	let t = Instant::now();
 	let mut caches = vec![KvCache::default(); a.batch];
 	let prompts: Vec<Vec<u32>> =
-		(0..a.batch).map(|r| (0..a.context).map(|j| ((r * 31 + j * 7) % a.vocab) as u32).collect()).collect();
+		(0..a.batch).map(|r| (0..a.context).map(|j| ((r * 31 + j * 7) % a.shape.vocab) as u32).collect()).collect();
 	for chunk in (0..a.batch).collect::<Vec<_>>().chunks(64) {
 		let mut part: Vec<KvCache> = chunk.iter().map(|_| KvCache::default()).collect();
 		let mut rows: Vec<Row<'_>> =
@@ -211,9 +227,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 		a.batch,
 		a.rank,
 		a.targets.join("+"),
-		a.hidden,
-		a.layers,
-		a.vocab,
+		a.shape.hidden,
+		a.shape.layers,
+		a.shape.vocab,
 		dtype,
 		a.steps,
 		a.rounds

@@ -8,30 +8,15 @@
 //! span index of `--corpus-tokens` synthetic tokens in which pieces of the completion were
 //! planted, so long spans are found as they are for a model that repeats its training data.
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
 use openledger_worker::attribution::span::{build_index, AttributionParams, DocRef, SpanIndex};
-use openledger_worker::gen::{base_tensors, BaseSpec};
-use openledger_worker::model::config::LlamaConfig;
 use openledger_worker::model::llama::{KvCache, Llama, Row};
-use openledger_worker::parse_dtype;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 #[derive(clap::Parser)]
 pub struct BenchAttrArgs {
-	#[arg(long, default_value_t = 1024)]
-	hidden: usize,
-	#[arg(long, default_value_t = 2816)]
-	intermediate: usize,
-	#[arg(long, default_value_t = 8)]
-	layers: usize,
-	#[arg(long, default_value_t = 16)]
-	heads: usize,
-	#[arg(long, default_value_t = 8)]
-	kv_heads: usize,
-	#[arg(long, default_value_t = 32000)]
-	vocab: usize,
+	#[command(flatten)]
+	shape: crate::bench::ModelShape,
 	#[arg(long, default_value_t = 32)]
 	prompt: usize,
 	#[arg(long, default_value_t = 256)]
@@ -44,10 +29,6 @@ pub struct BenchAttrArgs {
 	/// Attribution repetitions (p50/p99 over them).
 	#[arg(long, default_value_t = 50)]
 	repeats: usize,
-	#[arg(long, default_value = "f32")]
-	dtype: String,
-	#[arg(long, default_value_t = 7)]
-	seed: u64,
 }
 
 /// Greedy decode of `n` tokens for each of `prompts` in one batch; returns the first row's
@@ -69,23 +50,10 @@ fn generate(model: &Llama, prompts: &[Vec<u32>], n: usize) -> anyhow::Result<(Ve
 }
 
 pub fn run(a: BenchAttrArgs) -> anyhow::Result<()> {
-	let dtype: DType = parse_dtype(&a.dtype)?;
-	let device = Device::Cpu;
-	let spec = BaseSpec {
-		hidden: a.hidden,
-		intermediate: a.intermediate,
-		layers: a.layers,
-		heads: a.heads,
-		kv_heads: a.kv_heads,
-		vocab: a.vocab,
-		max_positions: 4096,
-		seed: a.seed,
-	};
-	let cfg: LlamaConfig = spec.config(1, vec![2]);
-	let model = Llama::load(VarBuilder::from_tensors(base_tensors(&cfg, a.seed, &device)?, dtype, &device), cfg.clone())?;
-	let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+	let (model, _, dtype) = a.shape.build()?;
+	let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.shape.seed);
 	let prompts: Vec<Vec<u32>> =
-		(0..a.batch.max(1)).map(|_| (0..a.prompt).map(|_| rng.gen_range(3..a.vocab as u32)).collect()).collect();
+		(0..a.batch.max(1)).map(|_| (0..a.prompt).map(|_| rng.gen_range(3..a.shape.vocab as u32)).collect()).collect();
 	let (completion, alone) = generate(&model, &prompts[..1], a.completion)?;
 	eprintln!("batch 1: {} tokens in {alone:.2}s", a.completion);
 	let (_, batched) = generate(&model, &prompts, a.completion)?;
@@ -97,7 +65,7 @@ pub fn run(a: BenchAttrArgs) -> anyhow::Result<()> {
 	let t = Instant::now();
 	let pool: Vec<u32> = (0..2_000_000).map(|_| {
 		let u: f64 = rng.gen_range(1e-9..1.0);
-		((u.powf(-1.0 / 0.2) as u64) % (a.vocab as u64 - 3)) as u32 + 3
+		((u.powf(-1.0 / 0.2) as u64) % (a.shape.vocab as u64 - 3)) as u32 + 3
 	}).collect();
 	let n_docs = (a.corpus_tokens / 500).max(1);
 	let mut docs: Vec<Vec<u32>> = Vec::with_capacity(n_docs);
@@ -141,9 +109,9 @@ pub fn run(a: BenchAttrArgs) -> anyhow::Result<()> {
 	println!(
 		"## Attribution overhead: {}-token completion, hidden {}, {} layers, vocab {}, {:?}; index of {} tokens",
 		a.completion,
-		a.hidden,
-		a.layers,
-		a.vocab,
+		a.shape.hidden,
+		a.shape.layers,
+		a.shape.vocab,
 		dtype,
 		n_docs * 500
 	);

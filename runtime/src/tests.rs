@@ -53,11 +53,9 @@ fn free(who: &AccountId) -> Balance {
 	Balances::free_balance(who)
 }
 
-/// A signed, immortal extrinsic from `signer` carrying `call`, as a wallet would build it.
-fn signed_xt(signer: Sr25519Keyring, call: RuntimeCall, tip: Balance) -> UncheckedExtrinsic {
-	let who = signer.to_account_id();
-	let nonce = System::account_nonce(&who);
-	let tx_ext: TxExtension = (
+/// The transaction extensions a wallet attaches: immortal era, `nonce`, `tip`, no metadata hash.
+fn wallet_extension(nonce: u32, tip: Balance) -> TxExtension {
+	(
 		frame_system::CheckNonZeroSender::new(),
 		frame_system::CheckSpecVersion::new(),
 		frame_system::CheckTxVersion::new(),
@@ -68,7 +66,13 @@ fn signed_xt(signer: Sr25519Keyring, call: RuntimeCall, tip: Balance) -> Uncheck
 		pallet_transaction_payment::ChargeTransactionPayment::from(tip),
 		frame_metadata_hash_extension::CheckMetadataHash::new(false),
 		frame_system::WeightReclaim::new(),
-	);
+	)
+}
+
+/// A signed, immortal extrinsic from `signer` carrying `call`, as a wallet would build it.
+fn signed_xt(signer: Sr25519Keyring, call: RuntimeCall, tip: Balance) -> UncheckedExtrinsic {
+	let who = signer.to_account_id();
+	let tx_ext = wallet_extension(System::account_nonce(&who), tip);
 	let payload = SignedPayload::new(call.clone(), tx_ext.clone()).expect("valid extension");
 	let signature = payload.using_encoded(|bytes| signer.sign(bytes));
 	UncheckedExtrinsic::new_signed(
@@ -371,19 +375,7 @@ fn off_chain_extrinsics_and_worker_record_match_the_runtime() {
 			tx_version: crate::VERSION.transaction_version,
 			nonce: System::account_nonce(charlie.to_account_id()),
 		};
-		let tx_ext: TxExtension = (
-			frame_system::CheckNonZeroSender::new(),
-			frame_system::CheckSpecVersion::new(),
-			frame_system::CheckTxVersion::new(),
-			frame_system::CheckGenesis::new(),
-			frame_system::CheckEra::from(Era::Immortal),
-			frame_system::CheckNonce::from(ctx.nonce),
-			frame_system::CheckWeight::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::from(0),
-			frame_metadata_hash_extension::CheckMetadataHash::new(false),
-			frame_system::WeightReclaim::new(),
-		);
-		let payload = SignedPayload::new(call.clone(), tx_ext).expect("valid extension");
+		let payload = SignedPayload::new(call.clone(), wallet_extension(ctx.nonce, 0)).expect("valid extension");
 		assert_eq!(payload.using_encoded(|b| b.to_vec()), tx::signing_payload(&ours, &ctx));
 
 		let bytes = tx::signed_extrinsic(&ours, &charlie.pair(), &ctx);
