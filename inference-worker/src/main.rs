@@ -186,6 +186,7 @@ async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path
 			batch: args.receipt_batch as usize,
 			linger: std::time::Duration::from_millis(args.receipt_linger_ms),
 			metrics: metrics.clone(),
+			uncertain: Default::default(),
 		}
 		.run(),
 	);

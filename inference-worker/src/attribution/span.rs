@@ -174,14 +174,8 @@ impl SpanIndex {
 		Ordering::Equal
 	}
 
-	/// The suffix-array range whose suffixes start with `q`.
-	pub fn range(&self, q: &[u32]) -> (usize, usize) {
-		if q.is_empty() {
-			return (0, self.sa_len());
-		}
-		if q.iter().any(|&t| t >= SEPARATOR as u32) {
-			return (0, 0);
-		}
+	/// The first suffix-array position whose suffix is not below `q`.
+	fn lower_bound(&self, q: &[u32]) -> usize {
 		let (mut lo, mut hi) = (0, self.sa_len());
 		while lo < hi {
 			let mid = (lo + hi) / 2;
@@ -191,8 +185,19 @@ impl SpanIndex {
 				hi = mid;
 			}
 		}
-		let start = lo;
-		let mut hi = self.sa_len();
+		lo
+	}
+
+	/// The suffix-array range whose suffixes start with `q`.
+	pub fn range(&self, q: &[u32]) -> (usize, usize) {
+		if q.is_empty() {
+			return (0, self.sa_len());
+		}
+		if q.iter().any(|&t| t >= SEPARATOR as u32) {
+			return (0, 0);
+		}
+		let start = self.lower_bound(q);
+		let (mut lo, mut hi) = (start, self.sa_len());
 		while lo < hi {
 			let mid = (lo + hi) / 2;
 			if self.cmp_suffix(self.sa_at(mid), q) == Ordering::Greater {
@@ -215,15 +220,7 @@ impl SpanIndex {
 		if q.iter().any(|&t| t >= SEPARATOR as u32) {
 			return false;
 		}
-		let (mut lo, mut hi) = (0, self.sa_len());
-		while lo < hi {
-			let mid = (lo + hi) / 2;
-			if self.cmp_suffix(self.sa_at(mid), q) == Ordering::Less {
-				lo = mid + 1;
-			} else {
-				hi = mid;
-			}
-		}
+		let lo = self.lower_bound(q);
 		lo < self.sa_len() && self.cmp_suffix(self.sa_at(lo), q) == Ordering::Equal
 	}
 

@@ -164,6 +164,11 @@ impl ReceiptQueue {
 		Ok(())
 	}
 
+	/// Sequence numbers of every pending receipt.
+	pub fn pending_seqs(&self) -> Vec<u64> {
+		self.lock().pending.keys().copied().collect()
+	}
+
 	/// Up to `max` oldest pending receipts, with their sequence numbers.
 	pub fn oldest(&self, max: usize) -> Result<Vec<(u64, SignedReceipt)>> {
 		let ids: Vec<(u64, RequestId)> = self.lock().pending.iter().take(max).map(|(q, i)| (*q, *i)).collect();

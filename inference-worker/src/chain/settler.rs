@@ -4,9 +4,11 @@
 //! settled (the chain has its record) or rejected. Network and pool errors are retried with
 //! exponential backoff; the connection is re-established when it drops.
 //!
-//! Exactly once: the chain refuses a request id it has already settled, and the settler checks
-//! the chain for every receipt before submitting it, so a batch that landed before a crash (or
-//! an earlier copy of the same transaction) is retired, never paid twice.
+//! Exactly once: the chain refuses a request id it has already settled, and before submitting a
+//! receipt that may have been submitted before (left by an earlier run, or in a batch whose
+//! outcome was not seen) the settler asks the chain about it, so a batch that landed before a
+//! crash (or an earlier copy of the same transaction) is retired, never paid twice. Receipts
+//! queued by this run and never sent go straight into a batch.
 
 use super::queue::ReceiptQueue;
 use super::{ChainClient, RequestId, SignedReceipt};
@@ -52,6 +54,8 @@ pub struct Settler {
 	/// Extra wait for a fuller batch once something is queued.
 	pub linger: Duration,
 	pub metrics: crate::metrics::Metrics,
+	/// Sequence numbers of receipts that may already be on chain.
+	pub uncertain: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 async fn is_settled(chain: &ChainClient, id: &RequestId, at: Hash) -> Result<bool> {
@@ -63,6 +67,8 @@ async fn is_settled(chain: &ChainClient, id: &RequestId, at: Hash) -> Result<boo
 
 impl Settler {
 	pub async fn run(self) {
+		// Whatever an earlier run left may have reached the chain before it stopped.
+		self.uncertain_set().extend(self.queue.pending_seqs());
 		let mut backoff = Duration::from_millis(500);
 		loop {
 			match self.step().await {
@@ -78,27 +84,39 @@ impl Settler {
 		}
 	}
 
+	fn uncertain_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<u64>> {
+		self.uncertain.lock().expect("not poisoned; qed")
+	}
+
 	/// Settles one batch; `false` if there was nothing to do.
 	pub async fn step(&self) -> Result<bool> {
-		if self.queue.counts().0 == 0 {
+		let pending = self.queue.counts().0;
+		if pending == 0 {
 			return Ok(false);
 		}
-		if self.queue.counts().0 < self.batch && !self.linger.is_zero() {
+		if pending < self.batch && !self.linger.is_zero() {
 			tokio::time::sleep(self.linger).await;
 		}
 		let batch = self.queue.oldest(self.batch)?;
 		let chain = self.conn.get().await?;
-		let (finalized, _) = chain.finalized().await?;
 		let mut todo: Vec<(u64, SignedReceipt)> = Vec::with_capacity(batch.len());
+		let mut finalized = None;
 		for (seq, r) in batch {
 			let id = r.receipt.request_id();
-			if is_settled(&chain, &id, finalized).await? {
-				tracing::info!("receipt {id:?} was settled before; retiring it");
-				self.queue.settled(seq, id, &format!("{finalized:?}"))?;
-				self.metrics.receipts.with_label_values(&["settled"]).inc();
-			} else {
-				todo.push((seq, r));
+			if self.uncertain_set().contains(&seq) {
+				let at = match finalized {
+					Some(at) => at,
+					None => *finalized.insert(chain.finalized().await?.0),
+				};
+				if is_settled(&chain, &id, at).await? {
+					tracing::info!("receipt {id:?} was settled before; retiring it");
+					self.queue.settled(seq, id, &format!("{at:?}"))?;
+					self.uncertain_set().remove(&seq);
+					self.metrics.receipts.with_label_values(&["settled"]).inc();
+					continue;
+				}
 			}
+			todo.push((seq, r));
 		}
 		if todo.is_empty() {
 			self.metrics.receipts_queued.set(self.queue.counts().0 as i64);
@@ -106,6 +124,7 @@ impl Settler {
 		}
 		let receipts: Vec<&SignedReceipt> = todo.iter().map(|(_, r)| r).collect();
 		let call = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::SUBMIT_RECEIPTS_CALL, &receipts);
+		self.uncertain_set().extend(todo.iter().map(|(seq, _)| *seq));
 		let started = std::time::Instant::now();
 		let done = chain.submit_and_finalize(&self.account, &call).await?;
 		self.metrics.settle_seconds.observe(started.elapsed().as_secs_f64());
@@ -121,6 +140,7 @@ impl Settler {
 				self.queue.rejected(seq, id, &block)?;
 				rejected += 1;
 			}
+			self.uncertain_set().remove(&seq);
 		}
 		self.metrics.receipts.with_label_values(&["settled"]).inc_by(settled);
 		self.metrics.receipts.with_label_values(&["rejected"]).inc_by(rejected);

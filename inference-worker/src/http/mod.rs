@@ -292,6 +292,22 @@ async fn collect(mut rx: mpsc::Receiver<Event>) -> Result<(String, FinishReason,
 	Err(ApiError { status: 500, kind: "server_error", message: "the engine dropped the request".into(), param: None, code: None })
 }
 
+/// A whole (non-streamed) answer with its `attribution` and `receipt` objects.
+struct Answer {
+	text: String,
+	reason: FinishReason,
+	usage: Usage,
+	attribution: Option<serde_json::Value>,
+	receipt: Option<serde_json::Value>,
+}
+
+/// Waits for the whole answer, then attributes it and queues its receipt.
+async fn answer(st: &AppState, rx: mpsc::Receiver<Event>, paid: &mut Option<Paid>) -> Result<Answer, ApiError> {
+	let (text, reason, usage, ids) = collect(rx).await?;
+	let (attribution, receipt) = finish(st, paid, &usage, &text, &ids).await?;
+	Ok(Answer { text, reason, usage, attribution, receipt })
+}
+
 fn sse_json<T: serde::Serialize>(v: &T) -> Result<SseEvent, Infallible> {
 	Ok(SseEvent::default().data(serde_json::to_string(v).expect("wire types serialize; qed")))
 }
@@ -395,22 +411,18 @@ async fn completions(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
 		return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
 	}
 	let Prepared { rx, mut paid, id, model, .. } = p;
-	let answer = async {
-		let (text, reason, usage, ids) = collect(rx).await?;
-		let (attribution, receipt) = finish(&st, &mut paid, &usage, &text, &ids).await?;
-		Ok::<_, ApiError>(CompletionResponse {
+	match answer(&st, rx, &mut paid).await {
+		Ok(a) => Json(CompletionResponse {
 			id,
 			object: "text_completion",
 			created,
 			model,
-			choices: vec![CompletionChoice { index: 0, text, logprobs: None, finish_reason: Some(reason) }],
-			usage: Some(usage),
-			attribution,
-			receipt,
+			choices: vec![CompletionChoice { index: 0, text: a.text, logprobs: None, finish_reason: Some(a.reason) }],
+			usage: Some(a.usage),
+			attribution: a.attribution,
+			receipt: a.receipt,
 		})
-	};
-	match answer.await {
-		Ok(r) => Json(r).into_response(),
+		.into_response(),
 		Err(e) => error_response(&e),
 	}
 }
@@ -463,27 +475,23 @@ async fn chat_completions(State(st): State<Arc<AppState>>, headers: HeaderMap, b
 		return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
 	}
 	let Prepared { rx, mut paid, id, model, .. } = p;
-	let answer = async {
-		let (text, reason, usage, ids) = collect(rx).await?;
-		let (attribution, receipt) = finish(&st, &mut paid, &usage, &text, &ids).await?;
-		Ok::<_, ApiError>(ChatResponse {
+	match answer(&st, rx, &mut paid).await {
+		Ok(a) => Json(ChatResponse {
 			id,
 			object: "chat.completion",
 			created,
 			model,
 			choices: vec![ChatChoice {
 				index: 0,
-				message: AssistantMessage { role: "assistant", content: text },
+				message: AssistantMessage { role: "assistant", content: a.text },
 				logprobs: None,
-				finish_reason: Some(reason),
+				finish_reason: Some(a.reason),
 			}],
-			usage,
-			attribution,
-			receipt,
+			usage: a.usage,
+			attribution: a.attribution,
+			receipt: a.receipt,
 		})
-	};
-	match answer.await {
-		Ok(r) => Json(r).into_response(),
+		.into_response(),
 		Err(e) => error_response(&e),
 	}
 }

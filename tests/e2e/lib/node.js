@@ -42,6 +42,26 @@ export async function rpc(port, method, params = []) {
   return body.result;
 }
 
+/**
+ * Spawns `bin` with stdout and stderr appended to `logFile`; resolves to { proc, exited } once
+ * `ready()` resolves truthy (60 s at most), rejects with the log's tail if it exits first.
+ */
+export async function spawnReady({ name, bin, args, logFile, env, ready }) {
+  const fd = openSync(logFile, 'a');
+  const proc = spawn(bin, args, { stdio: ['ignore', fd, fd], env });
+  closeSync(fd);
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`${name} exited early:\n${tailFile(logFile)}`);
+    try {
+      if (await ready()) return { proc, exited };
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`${name} not ready:\n${tailFile(logFile)}`);
+    await sleep(250);
+  }
+}
+
 /** Stops a child process by pid with `signal` (SIGKILL after 30 s) and waits for its exit. */
 export async function stopProcess(proc, exited, signal = 'SIGTERM') {
   if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
@@ -82,21 +102,11 @@ export class Node {
       '--rpc-methods', 'unsafe',
       ...this.args,
     ];
-    const fd = openSync(this.logFile, 'a');
-    this.proc = spawn(NODE_BIN, args, { stdio: ['ignore', fd, fd] });
-    closeSync(fd);
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (this.proc.exitCode !== null) throw new Error(`${this.name} exited early:\n${this.tail()}`);
-      try {
-        await rpc(this.rpcPort, 'system_health');
-        return this;
-      } catch {
-        if (Date.now() > deadline) throw new Error(`${this.name} RPC not ready:\n${this.tail()}`);
-        await sleep(250);
-      }
-    }
+    ({ proc: this.proc, exited: this.exited } = await spawnReady({
+      name: this.name, bin: NODE_BIN, args, logFile: this.logFile,
+      ready: async () => (await rpc(this.rpcPort, 'system_health'), true),
+    }));
+    return this;
   }
 
   get wsUrl() {

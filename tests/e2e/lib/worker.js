@@ -1,9 +1,7 @@
 // Starts and stops the real openledger-worker binary for tests: loopback only, stopped by pid.
-import { spawn, execFileSync } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, stopProcess, tailFile } from './node.js';
+import { freePort, spawnReady, stopProcess, tailFile } from './node.js';
 
 export const WORKER_BIN = process.env.WORKER_BIN;
 
@@ -21,23 +19,15 @@ export class Worker {
 
   async start() {
     this.port = this.port ?? (await freePort());
-    const fd = openSync(this.logFile, 'a');
-    this.proc = spawn(WORKER_BIN, ['serve', '--host', '127.0.0.1', '--port', String(this.port), ...this.args], {
-      stdio: ['ignore', fd, fd],
+    ({ proc: this.proc, exited: this.exited } = await spawnReady({
+      name: this.name,
+      bin: WORKER_BIN,
+      args: ['serve', '--host', '127.0.0.1', '--port', String(this.port), ...this.args],
+      logFile: this.logFile,
       env: { ...process.env, RUST_LOG: 'info' },
-    });
-    closeSync(fd);
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (this.proc.exitCode !== null) throw new Error(`${this.name} exited early:\n${this.tail()}`);
-      try {
-        const r = await fetch(`${this.url}/health`);
-        if (r.ok) return this;
-      } catch { /* not up yet */ }
-      if (Date.now() > deadline) throw new Error(`${this.name} not ready:\n${this.tail()}`);
-      await sleep(200);
-    }
+      ready: async () => (await fetch(`${this.url}/health`)).ok,
+    }));
+    return this;
   }
 
   get url() {
