@@ -8,12 +8,14 @@
 //! - [`attribution`]: span attribution over a suffix-array index of a snapshot's contributions.
 //! - [`chain`]: on-chain registration, vouchers, signed receipts, the durable receipt queue and
 //!   its settler.
+//! - [`factory`]: LoRA fine-tuning from Datanet snapshots, evaluation, registration; pretraining.
 //! - [`gen`]: seeded model and adapter folders in the Hugging Face layout.
 
 pub mod adapters;
 pub mod attribution;
 pub mod chain;
 pub mod engine;
+pub mod factory;
 pub mod gen;
 pub mod http;
 pub mod metrics;

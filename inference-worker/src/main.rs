@@ -73,6 +73,11 @@ enum Cmd {
 	},
 	/// Print the content id of a PEFT adapter folder (the id receipts carry).
 	AdapterId { dir: PathBuf },
+	/// Print the weights hash of a model folder (what its base model is registered with).
+	ModelHash { dir: PathBuf },
+	/// ModelFactory: fine-tune LoRA adapters from Datanet snapshots; pretrain a base model.
+	#[command(subcommand)]
+	Factory(openledger_worker::factory::cli::FactoryCmd),
 	/// Mixed-adapter decode throughput vs the base model and merge-per-request; cold loads.
 	BenchLora(bench::BenchArgs),
 	/// Span-attribution cost for a 256-token completion vs its generation time.
@@ -145,6 +150,14 @@ struct ChainArgs {
 	/// Serve requests without a voucher (unbilled) instead of refusing them with 402.
 	#[arg(long)]
 	allow_unpaid: bool,
+	/// Contributions' content store (`ab/cd/abcd…`): enables `POST /v1/factory/jobs`, which
+	/// fine-tunes adapters of the base model (--base-model-id) on Datanet snapshots, registers them
+	/// as models of --account and serves them.
+	#[arg(long, requires_all = ["chain_rpc", "base_model_id"])]
+	content_store: Option<PathBuf>,
+	/// Folder of the factory's job files.
+	#[arg(long, default_value = "worker-factory")]
+	factory_jobs: PathBuf,
 }
 
 /// Connects to the chain, loads the worker's registration and starts following the chain and
@@ -227,6 +240,11 @@ async fn main() -> anyhow::Result<()> {
 			println!("0x{}", hex::encode(id));
 			Ok(())
 		},
+		Cmd::ModelHash { dir } => {
+			println!("0x{}", hex::encode(openledger_worker::factory::model_weights_hash(&dir)?));
+			Ok(())
+		},
+		Cmd::Factory(cmd) => openledger_worker::factory::cli::run(cmd).await,
 		Cmd::BenchLora(args) => bench::run(args),
 		Cmd::BenchAttribution(args) => bench_attr::run(args),
 		Cmd::SpanIndex(cmd) => openledger_worker::attribution::cli::run(cmd).await,
@@ -261,6 +279,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		metrics.clone(),
 	));
 	let chain = start_chain(&args.chain, &base_name, &args.adapters, &metrics).await?;
+	let factory = match (&args.chain.content_store, &chain) {
+		(Some(store), Some(chain)) => {
+			let f = openledger_worker::factory::jobs::Factory::open(
+				args.model.clone(),
+				args.chain.base_model_id.context("--base-model-id is required with --content-store")?,
+				args.adapters.clone(),
+				store.clone(),
+				args.chain.factory_jobs.clone(),
+				chain.conn.clone(),
+				openledger_worker::chain::keypair(args.chain.account.as_deref().context("--account")?)?,
+			)?;
+			tokio::spawn(f.clone().run());
+			Some(f)
+		},
+		_ => None,
+	};
 	let engine = Engine::start(
 		model,
 		tokenizer.clone(),
@@ -280,6 +314,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 			None => None,
 		},
 		chain,
+		factory,
 	});
 	let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
 		.await

@@ -44,6 +44,7 @@ fn app(cfg: EngineConfig) -> App {
 		next_id: Default::default(),
 		spans: None,
 		chain: None,
+		factory: None,
 	});
 	App { _dir: dir, state }
 }
@@ -217,6 +218,7 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 		created: 1,
 		next_id: Default::default(),
 		chain: None,
+		factory: None,
 		spans: Some(Arc::new(SpanIndex::open(dir.path()).unwrap())),
 	});
 	let app2 = App { _dir: tempfile::tempdir().unwrap(), state };

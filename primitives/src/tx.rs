@@ -17,6 +17,17 @@ use sp_runtime::{MultiAddress, MultiSignature};
 pub const ATTRIBUTION_PALLET: u8 = 23;
 /// Call index of `Attribution::submit_receipts`.
 pub const SUBMIT_RECEIPTS_CALL: u8 = 3;
+/// `pallet_index` of the model registry.
+pub const MODELS_PALLET: u8 = 21;
+/// Call index of `Models::register_adapter`; its arguments encode as the tuple
+/// `(base, name, license, rank: u16, alpha: u16, target_modules: Vec<Vec<u8>>, weights_hash,
+/// uri, lineage: Vec<(datanet, version, Perbill parts)>, training_config_hash)`.
+pub const REGISTER_ADAPTER_CALL: u8 = 1;
+/// `pallet_index` of OPEN staking.
+pub const STAKING_PALLET: u8 = 22;
+/// Call index of `OpenStaking::update_worker`: `(Option<signing key>, Option<endpoint>,
+/// Option<Vec<ModelId>>, Option<Perbill parts>)`.
+pub const UPDATE_WORKER_CALL: u8 = 1;
 
 /// What a signed extrinsic commits to besides the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -403,3 +403,50 @@ fn off_chain_extrinsics_and_worker_record_match_the_runtime() {
 		assert_eq!(head, tx::WorkerRecordHead { signing_key: [7; 32], endpoint: b"http://w".to_vec(), models: vec![3, 5] });
 	});
 }
+
+/// The factory registers adapters and the worker updates its record with calls encoded from
+/// `openledger_primitives::tx`'s indices and argument tuples: they must decode as the runtime's.
+#[test]
+fn off_chain_register_adapter_and_update_worker_calls_match_the_runtime() {
+	use openledger_primitives::tx;
+	let lineage: Vec<(u32, u32, u32)> = vec![(1, 2, 600_000_000), (3, 1, 400_000_000)];
+	let args = (
+		7u32,
+		b"legal".to_vec(),
+		b"cc-by-4.0".to_vec(),
+		8u16,
+		16u16,
+		vec![b"q_proj".to_vec(), b"v_proj".to_vec()],
+		[1u8; 32],
+		b"store://legal".to_vec(),
+		lineage,
+		[2u8; 32],
+	);
+	let ours = tx::encode_call(tx::MODELS_PALLET, tx::REGISTER_ADAPTER_CALL, &args);
+	let call = RuntimeCall::Models(pallet_models::Call::register_adapter {
+		base: 7,
+		name: b"legal".to_vec(),
+		license: b"cc-by-4.0".to_vec(),
+		rank: 8,
+		alpha: 16,
+		target_modules: vec![b"q_proj".to_vec(), b"v_proj".to_vec()],
+		weights_hash: [1u8; 32].into(),
+		uri: b"store://legal".to_vec(),
+		lineage: vec![
+			pallet_models::LineageEntry { datanet: 1, version: 2, weight: sp_runtime::Perbill::from_percent(60) },
+			pallet_models::LineageEntry { datanet: 3, version: 1, weight: sp_runtime::Perbill::from_percent(40) },
+		],
+		training_config_hash: [2u8; 32].into(),
+	});
+	assert_eq!(ours, call.encode());
+
+	let args = (Option::<[u8; 32]>::None, Option::<Vec<u8>>::None, Some(vec![3u32, 9]), Option::<u32>::None);
+	let ours = tx::encode_call(tx::STAKING_PALLET, tx::UPDATE_WORKER_CALL, &args);
+	let call = RuntimeCall::OpenStaking(pallet_open_staking::Call::update_worker {
+		signing_key: None,
+		endpoint: None,
+		models: Some(vec![3, 9]),
+		commission: None,
+	});
+	assert_eq!(ours, call.encode());
+}

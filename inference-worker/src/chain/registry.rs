@@ -72,6 +72,9 @@ impl IdCache {
 		let mut out = HashMap::new();
 		for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
 			let name = e.file_name().to_string_lossy().into_owned();
+			if !crate::adapters::valid_name(&name) {
+				continue; // e.g. a folder the factory is still writing (`.tmp-…`)
+			}
 			let p: PathBuf = e.path();
 			let Ok(meta) = std::fs::metadata(p.join(WEIGHTS_FILE)) else { continue };
 			let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());

@@ -39,6 +39,8 @@ pub struct AppState {
 	pub spans: Option<Arc<SpanIndex>>,
 	/// Vouchers and receipts, when the worker is connected to a chain.
 	pub chain: Option<Arc<ChainState>>,
+	/// Fine-tuning jobs (`/v1/factory/jobs`), when the worker runs with a content store.
+	pub factory: Option<Arc<crate::factory::jobs::Factory>>,
 }
 
 /// The `attribution` object of a response: spans of the answer found in the corpus, the
@@ -162,12 +164,59 @@ async fn receipt_status(State(st): State<Arc<AppState>>, Path(id): Path<String>)
 	Json(chain.queue.status(&id)).into_response()
 }
 
+fn factory_of(st: &AppState) -> Result<&Arc<crate::factory::jobs::Factory>, Response> {
+	st.factory.as_ref().ok_or_else(|| {
+		error_response(&ApiError {
+			status: 404,
+			..ApiError::invalid("the factory is off: start the worker with --chain-rpc, --base-model-id and --content-store", "url")
+		})
+	})
+}
+
+/// `POST /v1/factory/jobs`: queue a fine-tuning job (`factory::jobs::JobRequest`); 202 with the job.
+async fn factory_submit(State(st): State<Arc<AppState>>, body: Result<Json<crate::factory::jobs::JobRequest>, JsonRejection>) -> Response {
+	let f = match factory_of(&st) {
+		Ok(f) => f,
+		Err(r) => return r,
+	};
+	let Json(request) = match body {
+		Ok(b) => b,
+		Err(rej) => return error_response(&json_error(rej)),
+	};
+	match f.submit(request) {
+		Ok(job) => (StatusCode::ACCEPTED, Json(job)).into_response(),
+		Err(e) => error_response(&ApiError::invalid(e, "body")),
+	}
+}
+
+/// `GET /v1/factory/jobs`: every job, oldest first.
+async fn factory_list(State(st): State<Arc<AppState>>) -> Response {
+	match factory_of(&st) {
+		Ok(f) => Json(serde_json::json!({ "object": "list", "data": f.list() })).into_response(),
+		Err(r) => r,
+	}
+}
+
+/// `GET /v1/factory/jobs/{id}`: a job's state, progress, report and model id.
+async fn factory_job(State(st): State<Arc<AppState>>, Path(id): Path<u64>) -> Response {
+	let f = match factory_of(&st) {
+		Ok(f) => f,
+		Err(r) => return r,
+	};
+	match f.get(id) {
+		Some(job) => Json(job).into_response(),
+		None => error_response(&ApiError { status: 404, ..ApiError::invalid(format!("no job {id}"), "id") }),
+	}
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
 	Router::new()
 		.route("/v1/models", get(models))
 		.route("/v1/completions", post(completions))
 		.route("/v1/chat/completions", post(chat_completions))
 		.route("/v1/receipts/{id}", get(receipt_status))
+		.route("/v1/factory/jobs", post(factory_submit).get(factory_list))
+		.route("/v1/factory/jobs/{id}", get(factory_job))
 		.route("/health", get(health))
 		.route("/metrics", get(metrics))
 		.fallback(|| async { error_response(&ApiError { status: 404, ..ApiError::invalid("no such route", "url") }) })

@@ -245,17 +245,30 @@ fn to_f32(view: &safetensors::tensor::TensorView<'_>) -> anyhow::Result<Vec<f32>
 /// name: name, dtype, shape, bytes). The same adapter written by another tool (tensor order,
 /// header padding, JSON formatting) gets the same id.
 pub fn adapter_id(config_bytes: &[u8], weights: &[u8]) -> anyhow::Result<[u8; 32]> {
-	let config: serde_json::Value = serde_json::from_slice(config_bytes).context("adapter_config.json")?;
+	content_id(ADAPTER_ID_DOMAIN, config_bytes, &[weights])
+}
+
+/// [`adapter_id`]'s digest for any config and set of safetensors files (a sharded base model's
+/// tensors are hashed as one sorted set, so resharding keeps the id).
+pub fn content_id(domain: &[u8], config_bytes: &[u8], files: &[&[u8]]) -> anyhow::Result<[u8; 32]> {
+	let config: serde_json::Value = serde_json::from_slice(config_bytes).context("config JSON")?;
 	let canonical = serde_json::to_vec(&config)?; // serde_json's map is ordered by key
-	let tensors = safetensors::SafeTensors::deserialize(weights).context("adapter_model.safetensors")?;
-	let mut names = tensors.names();
-	names.sort();
+	let mut tensors = Vec::new();
+	for f in files {
+		let st = safetensors::SafeTensors::deserialize(f).context("safetensors file")?;
+		for (name, view) in st.tensors() {
+			tensors.push((name, view));
+		}
+	}
+	tensors.sort_by(|a, b| a.0.cmp(&b.0));
+	if let Some(w) = tensors.windows(2).find(|w| w[0].0 == w[1].0) {
+		bail!("tensor {} appears twice", w[0].0);
+	}
 	let mut h = Sha256::new();
-	h.update(ADAPTER_ID_DOMAIN);
+	h.update(domain);
 	h.update((canonical.len() as u64).to_le_bytes());
 	h.update(&canonical);
-	for name in names {
-		let t = tensors.tensor(name)?;
+	for (name, t) in tensors {
 		h.update((name.len() as u64).to_le_bytes());
 		h.update(name.as_bytes());
 		h.update(format!("{:?}", t.dtype()).as_bytes());

@@ -1,0 +1,253 @@
+//! The factory inside a running worker (`POST /v1/factory/jobs`): fine-tuning jobs on the
+//! worker's own base model, one at a time, registered on chain by the worker's account and added
+//! to the models it serves, so the adapter is served from the next finalized block.
+//!
+//! Jobs are files (`<jobs dir>/<id>.json`, replaced atomically at every state change): a worker
+//! that stops mid-job runs it again at start. A rerun is the same computation (seeded), a trained
+//! adapter already in the store is taken as is, and a registration already on chain (found by the
+//! adapter id) is not repeated.
+
+use super::data::{snapshot_docs, SnapshotRef};
+use super::train::OptimArgs;
+use super::{check_base, finetune, register, serve_on, FinetuneReport, FinetuneSpec, LoraArgs, REPORT_FILE};
+use crate::chain::settler::Connection;
+use anyhow::{ensure, Context, Result};
+use jsonrpsee::rpc_params;
+use openledger_primitives::{Hash, ModelId};
+use serde::{Deserialize, Serialize};
+use sp_core::sr25519;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// `models_*` error code for "not found".
+const NOT_FOUND: i32 = 9201;
+
+fn default_license() -> String {
+	"cc-by-4.0".into()
+}
+fn yes() -> bool {
+	true
+}
+
+/// What a client asks for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+	/// Adapter and model name (the `model` clients will ask for).
+	pub name: String,
+	/// Training data: `{datanet, version, weight}`.
+	pub snapshots: Vec<SnapshotRef>,
+	#[serde(default)]
+	pub lora: LoraArgs,
+	#[serde(default)]
+	pub optim: OptimArgs,
+	#[serde(default = "default_license")]
+	pub license: String,
+	/// Add the model to this worker's served models once registered.
+	#[serde(default = "yes")]
+	pub serve: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+	Queued,
+	Running,
+	Registering,
+	Done,
+	Failed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job {
+	pub id: u64,
+	pub state: JobState,
+	pub request: JobRequest,
+	pub step: usize,
+	pub total_steps: usize,
+	pub loss: Option<f64>,
+	pub report: Option<FinetuneReport>,
+	pub model: Option<ModelId>,
+	pub error: Option<String>,
+	pub created: u64,
+}
+
+pub struct Factory {
+	pub base_dir: PathBuf,
+	pub base_model: ModelId,
+	pub adapters_dir: PathBuf,
+	pub store: PathBuf,
+	pub jobs_dir: PathBuf,
+	pub conn: Arc<Connection>,
+	/// The worker's account: owner of what it trains, and the worker record it updates.
+	pub account: sr25519::Pair,
+	jobs: Mutex<BTreeMap<u64, Job>>,
+	wake: tokio::sync::Notify,
+}
+
+impl Factory {
+	/// Opens the job folder; unfinished jobs are queued again.
+	pub fn open(
+		base_dir: PathBuf,
+		base_model: ModelId,
+		adapters_dir: PathBuf,
+		store: PathBuf,
+		jobs_dir: PathBuf,
+		conn: Arc<Connection>,
+		account: sr25519::Pair,
+	) -> Result<Arc<Self>> {
+		std::fs::create_dir_all(&jobs_dir).with_context(|| format!("creating {}", jobs_dir.display()))?;
+		let mut jobs = BTreeMap::new();
+		for e in std::fs::read_dir(&jobs_dir)?.flatten() {
+			let p = e.path();
+			if p.extension().is_some_and(|x| x == "json") {
+				let mut job: Job = serde_json::from_slice(&std::fs::read(&p)?).with_context(|| format!("job file {}", p.display()))?;
+				if matches!(job.state, JobState::Running | JobState::Registering) {
+					job.state = JobState::Queued;
+				}
+				jobs.insert(job.id, job);
+			}
+		}
+		let f = Arc::new(Self {
+			base_dir, base_model, adapters_dir, store, jobs_dir, conn, account,
+			jobs: Mutex::new(jobs),
+			wake: tokio::sync::Notify::new(),
+		});
+		for job in f.jobs.lock().expect("not poisoned; qed").values() {
+			f.persist(job)?;
+		}
+		Ok(f)
+	}
+
+	fn persist(&self, job: &Job) -> Result<()> {
+		let path = self.jobs_dir.join(format!("{}.json", job.id));
+		let tmp = self.jobs_dir.join(format!(".{}.json.tmp", job.id));
+		std::fs::write(&tmp, serde_json::to_vec_pretty(job)?)?;
+		std::fs::File::open(&tmp)?.sync_all()?;
+		std::fs::rename(&tmp, &path)?;
+		Ok(())
+	}
+
+	fn update(&self, id: u64, f: impl FnOnce(&mut Job)) -> Result<()> {
+		let mut jobs = self.jobs.lock().expect("not poisoned; qed");
+		let job = jobs.get_mut(&id).context("no such job")?;
+		f(job);
+		self.persist(job)
+	}
+
+	pub fn get(&self, id: u64) -> Option<Job> {
+		self.jobs.lock().expect("not poisoned; qed").get(&id).cloned()
+	}
+
+	pub fn list(&self) -> Vec<Job> {
+		self.jobs.lock().expect("not poisoned; qed").values().cloned().collect()
+	}
+
+	/// Validates and queues a job (on disk before it is acknowledged).
+	pub fn submit(&self, request: JobRequest) -> Result<Job, String> {
+		if !crate::adapters::valid_name(&request.name) {
+			return Err(format!("name {:?}: letters, digits, '-', '_', '.' only", request.name));
+		}
+		if request.snapshots.is_empty() {
+			return Err("snapshots: at least one {datanet, version, weight}".into());
+		}
+		if request.snapshots.iter().any(|s| !(s.weight > 0.0 && s.weight.is_finite())) {
+			return Err("snapshots: weights must be positive".into());
+		}
+		request.lora.check().map_err(|e| format!("lora: {e}"))?;
+		request.optim.check().map_err(|e| format!("optim: {e}"))?;
+		let mut jobs = self.jobs.lock().expect("not poisoned; qed");
+		let taken = jobs.values().any(|j| j.request.name == request.name && j.state != JobState::Failed);
+		if taken || self.adapters_dir.join(&request.name).exists() {
+			return Err(format!("an adapter named {:?} exists or is being trained", request.name));
+		}
+		let id = jobs.keys().next_back().map_or(1, |k| k + 1);
+		let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+		let job = Job {
+			id, state: JobState::Queued, request, step: 0, total_steps: 0, loss: None, report: None, model: None,
+			error: None, created,
+		};
+		self.persist(&job).map_err(|e| format!("cannot store the job: {e}"))?;
+		jobs.insert(id, job.clone());
+		drop(jobs);
+		self.wake.notify_one();
+		Ok(job)
+	}
+
+	fn next_queued(&self) -> Option<u64> {
+		self.jobs.lock().expect("not poisoned; qed").values().find(|j| j.state == JobState::Queued).map(|j| j.id)
+	}
+
+	/// Runs queued jobs one after the other, forever.
+	pub async fn run(self: Arc<Self>) {
+		loop {
+			let Some(id) = self.next_queued() else {
+				self.wake.notified().await;
+				continue;
+			};
+			let result = self.clone().execute(id).await;
+			let _ = self.update(id, |j| match result {
+				Ok(()) => j.state = JobState::Done,
+				Err(e) => {
+					tracing::warn!("factory job {id} failed: {e:#}");
+					j.state = JobState::Failed;
+					j.error = Some(format!("{e:#}"));
+				},
+			});
+		}
+	}
+
+	async fn execute(self: Arc<Self>, id: u64) -> Result<()> {
+		self.update(id, |j| j.state = JobState::Running)?;
+		let request = self.get(id).context("job")?.request;
+		let chain = self.conn.get().await?;
+		let out = self.adapters_dir.join(&request.name);
+		let report: FinetuneReport = if out.join(REPORT_FILE).exists() {
+			// Trained before a restart: the folder only appears once complete.
+			serde_json::from_slice(&std::fs::read(out.join(REPORT_FILE))?).context("the adapter's training report")?
+		} else {
+			check_base(&chain, self.base_model, &self.base_dir).await?;
+			let docs = snapshot_docs(&chain, &request.snapshots, &self.store).await?;
+			let me = self.clone();
+			let req = request.clone();
+			tokio::task::spawn_blocking(move || {
+				let progress = |step: usize, total: usize, loss: f64| {
+					let mut jobs = me.jobs.lock().expect("not poisoned; qed");
+					if let Some(j) = jobs.get_mut(&id) {
+						(j.step, j.total_steps, j.loss) = (step, total, Some(loss));
+					}
+				};
+				finetune(&FinetuneSpec {
+					base_dir: &me.base_dir,
+					base_model: Some(me.base_model),
+					snapshots: &req.snapshots,
+					docs: &docs,
+					adapters_dir: &me.adapters_dir,
+					name: &req.name,
+					lora: &req.lora,
+					optim: &req.optim,
+					device: &candle_core::Device::Cpu,
+					progress: &progress,
+				})
+			})
+			.await??
+		};
+		self.update(id, |j| {
+			j.state = JobState::Registering;
+			j.report = Some(report.clone());
+		})?;
+		let existing: Option<serde_json::Value> =
+			chain.rpc_opt("models_byWeightsHash", rpc_params![report.adapter_id.clone(), Option::<Hash>::None], NOT_FOUND).await?;
+		let model = match existing.and_then(|v| v["model"].as_u64()) {
+			Some(m) => m as ModelId,
+			None => register(&chain, &self.account, self.base_model, &report, &request.license, &format!("store://{}", request.name)).await?,
+		};
+		self.update(id, |j| j.model = Some(model))?;
+		if request.serve {
+			serve_on(&chain, &self.account, model).await?;
+		}
+		ensure!(out.exists(), "the adapter folder {} disappeared", out.display());
+		Ok(())
+	}
+}
