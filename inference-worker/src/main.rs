@@ -119,6 +119,10 @@ struct ServeArgs {
 	/// Span-attribution index (`span-index build`); answers then carry an `attribution` object.
 	#[arg(long)]
 	span_index: Option<PathBuf>,
+	/// Attribute answers of factory-trained adapters by the influence of their training examples
+	/// (DataInf; holds a second, f32 copy of the base weights for the gradients).
+	#[arg(long)]
+	influence: bool,
 	#[command(flatten)]
 	chain: ChainArgs,
 }
@@ -314,6 +318,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 			None => None,
 		},
 		chain,
+		influence: if args.influence {
+			Some(Arc::new(openledger_worker::factory::influence::Attributor::new(&args.model, &args.adapters)?))
+		} else {
+			None
+		},
 		factory,
 	});
 	let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))

@@ -7,6 +7,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::max_abs_diff;
 use openledger_worker::factory::data::{corpus_docs, Doc, SnapshotRef};
+use openledger_worker::factory::influence::{Attributor, Method};
 use openledger_worker::factory::net::{LoraParams, Net};
 use openledger_worker::factory::train::{OptimArgs, Schedule};
 use openledger_worker::factory::{finetune, load_weights, model_weights_hash, pretrain, FinetuneSpec, LoraArgs};
@@ -143,6 +144,24 @@ fn finetune_lowers_held_out_loss_is_reproducible_and_serves_what_it_learnt() {
 	let prompt: Vec<u32> = std::iter::once(bos).chain(ids[..4].iter().copied()).collect();
 	let out = greedy(&model, &adapter, &prompt, ids.len() - 4);
 	assert_eq!(tk.decode(&out).unwrap(), tk.decode(&ids[4..]).unwrap(), "the adapter learnt its training text");
+
+	// Influence: the training gradients were cached with the adapter; an answer that repeats a
+	// training text credits that text most (DataInf). With four examples the exact inverse
+	// nearly whitens their gradients (scores close to uniform): bench-influence compares the
+	// estimators where there are enough examples for that comparison to mean something.
+	assert_eq!(a.influence_examples, 4);
+	let att = Attributor::new(&model_dir, &store).unwrap();
+	assert!(att.suits(&adapter));
+	let r = att.attribute(&adapter, &prompt, &out, Method::DataInf).unwrap().unwrap();
+	assert_eq!(r.examples, 4);
+	assert_eq!(r.shares[0].0, (1, 1, trained as u32), "{:?}", r.shares);
+	assert_eq!(r.shares.iter().map(|s| s.1 as u64).sum::<u64>(), 1_000_000_000);
+	let exact = att.attribute(&adapter, &prompt, &out, Method::Exact).unwrap().unwrap();
+	assert_eq!(exact.shares.iter().map(|s| s.1 as u64).sum::<u64>(), 1_000_000_000);
+	let plain = LoraAdapter::load(&store.join("a"), "a", &model.cfg, &Device::Cpu).unwrap();
+	std::fs::remove_file(store.join("a").join("influence.json")).unwrap();
+	let fresh = Attributor::new(&model_dir, &store).unwrap();
+	assert!(fresh.attribute(&plain, &prompt, &out, Method::DataInf).unwrap().is_none(), "no cache, no influence");
 }
 
 #[test]

@@ -45,6 +45,7 @@ fn app(cfg: EngineConfig) -> App {
 		spans: None,
 		chain: None,
 		factory: None,
+		influence: None,
 	});
 	App { _dir: dir, state }
 }
@@ -219,6 +220,7 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 		next_id: Default::default(),
 		chain: None,
 		factory: None,
+		influence: None,
 		spans: Some(Arc::new(SpanIndex::open(dir.path()).unwrap())),
 	});
 	let app2 = App { _dir: tempfile::tempdir().unwrap(), state };

@@ -84,23 +84,24 @@ pub fn check(reg: &Registry, model: &str, voucher: Voucher, sig: Signature, max_
 }
 
 /// The receipt for an answered request: fee by the model's price, the hash of the output, the
-/// span attribution restricted to the snapshots of the model's lineage (a receipt may only
-/// credit those), signed with the worker's receipt key.
-pub fn receipt(a: &Accepted, key: &sr25519::Pair, prompt_tokens: u32, completion_tokens: u32, output: &str, spans: Option<&Attribution>) -> SignedReceipt {
+/// attribution (by `method`) restricted to the snapshots of the model's lineage (a receipt may
+/// only credit those), signed with the worker's receipt key.
+pub fn receipt(
+	a: &Accepted,
+	key: &sr25519::Pair,
+	prompt_tokens: u32,
+	completion_tokens: u32,
+	output: &str,
+	method: AttributionMethod,
+	credited: &[(ContributionRef, u32)],
+) -> SignedReceipt {
 	let fee = a.served.fee(prompt_tokens + completion_tokens).min(a.voucher.max_fee);
-	let shares: Vec<Share> = spans
-		.map(|s| {
-			s.shares
-				.iter()
-				.filter(|(d, _)| a.served.lineage.contains(&(d.datanet, d.version)))
-				.map(|(d, parts)| Share {
-					contribution: ContributionRef { datanet: d.datanet, version: d.version, index: d.index },
-					share: Perbill::from_parts(*parts),
-				})
-				.take(openledger_primitives::receipt::MAX_SHARES as usize)
-				.collect()
-		})
-		.unwrap_or_default();
+	let shares: Vec<Share> = credited
+		.iter()
+		.filter(|(c, _)| a.served.lineage.contains(&(c.datanet, c.version)))
+		.map(|(c, parts)| Share { contribution: *c, share: Perbill::from_parts(*parts) })
+		.take(openledger_primitives::receipt::MAX_SHARES as usize)
+		.collect();
 	let receipt = Receipt {
 		voucher: a.voucher.clone(),
 		payer_signature: a.payer_signature.clone(),
@@ -108,11 +109,16 @@ pub fn receipt(a: &Accepted, key: &sr25519::Pair, prompt_tokens: u32, completion
 		completion_tokens,
 		fee,
 		output_hash: H256(sp_core::hashing::blake2_256(output.as_bytes())),
-		method: AttributionMethod::SpanMatch,
+		method,
 		attribution: BoundedVec::truncate_from(shares),
 	};
 	let worker_signature = key.sign(&receipt.signing_payload());
 	SignedReceipt { receipt, worker_signature }
+}
+
+/// The contributions a span attribution credits, with their parts per billion.
+pub fn span_credits(a: &Attribution) -> Vec<(ContributionRef, u32)> {
+	a.shares.iter().map(|(d, p)| (ContributionRef { datanet: d.datanet, version: d.version, index: d.index }, *p)).collect()
 }
 
 #[cfg(test)]
@@ -177,7 +183,8 @@ mod tests {
 			],
 			coverage: 0.9,
 		};
-		let r = receipt(&ok, &worker, 10, 20, "answer", Some(&spans));
+		let credited = span_credits(&spans);
+		let r = receipt(&ok, &worker, 10, 20, "answer", AttributionMethod::SpanMatch, &credited);
 		assert_eq!(r.receipt.fee, 130);
 		assert_eq!(r.receipt.attribution.len(), 1);
 		assert_eq!(r.receipt.attribution[0].contribution, ContributionRef { datanet: 4, version: 1, index: 3 });

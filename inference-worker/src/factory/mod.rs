@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod influence;
 pub mod jobs;
 pub mod net;
 pub mod train;
@@ -173,7 +174,14 @@ pub struct FinetuneReport {
 	pub lora: LoraArgs,
 	pub optim: OptimArgs,
 	pub run: RunReport,
+	/// Training windows whose LoRA gradients were cached for influence attribution (0: the
+	/// adapter is too large for the cache, see [`INFLUENCE_CACHE_LIMIT`]).
+	#[serde(default)]
+	pub influence_examples: usize,
 }
+
+/// Most gradient values (windows × LoRA parameters) cached for influence attribution.
+pub const INFLUENCE_CACHE_LIMIT: usize = 64 << 20;
 
 /// Normalises positive weights to parts per billion summing to exactly 10⁹ (largest remainder).
 pub fn perbill_weights(weights: &[f64]) -> Vec<u32> {
@@ -230,6 +238,13 @@ pub fn finetune(spec: &FinetuneSpec<'_>) -> Result<FinetuneReport> {
 	let run = train::run(&net, lora.vars(), &train_w, &eval_w, &source_weights, spec.optim, spec.device, spec.name, spec.progress)?;
 
 	let config_hash = training_config_hash(&base_hash, spec.snapshots, spec.lora, spec.optim)?;
+	// The training gradients, for influence attribution of what the adapter will answer.
+	let influence = if train_w.len() * lora.count() <= INFLUENCE_CACHE_LIMIT {
+		let examples = train_w.iter().map(|w| influence::ExampleRef { source: w.source, leaf: spec.docs[w.doc].leaf }).collect();
+		Some(influence::InfluenceCache::build(&net, &lora, &train_w, examples, spec.device)?)
+	} else {
+		None
+	};
 	let target_names: Vec<&str> = targets.iter().map(|&i| PROJECTIONS[i]).collect();
 	let peft = serde_json::json!({
 		"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": spec.lora.rank, "lora_alpha": spec.lora.alpha,
@@ -243,6 +258,9 @@ pub fn finetune(spec: &FinetuneSpec<'_>) -> Result<FinetuneReport> {
 	std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
 	std::fs::write(tmp.join(CONFIG_FILE), &config_bytes)?;
 	candle_core::safetensors::save(&tensors, tmp.join(WEIGHTS_FILE))?;
+	if let Some(c) = &influence {
+		c.save(&tmp)?;
+	}
 	let id = adapter_id(&config_bytes, &std::fs::read(tmp.join(WEIGHTS_FILE))?)?;
 	let report = FinetuneReport {
 		name: spec.name.to_string(),
@@ -258,6 +276,7 @@ pub fn finetune(spec: &FinetuneSpec<'_>) -> Result<FinetuneReport> {
 		lora: spec.lora.clone(),
 		optim: spec.optim.clone(),
 		run,
+		influence_examples: influence.as_ref().map_or(0, |c| c.len()),
 	};
 	std::fs::write(tmp.join(REPORT_FILE), serde_json::to_vec_pretty(&report)?)?;
 	std::fs::rename(&tmp, &out).with_context(|| format!("moving the adapter into {}", out.display()))?;

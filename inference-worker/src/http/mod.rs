@@ -39,6 +39,8 @@ pub struct AppState {
 	pub spans: Option<Arc<SpanIndex>>,
 	/// Vouchers and receipts, when the worker is connected to a chain.
 	pub chain: Option<Arc<ChainState>>,
+	/// Influence attribution (`--influence`): base weights in differentiable form.
+	pub influence: Option<Arc<crate::factory::influence::Attributor>>,
 	/// Fine-tuning jobs (`/v1/factory/jobs`), when the worker runs with a content store.
 	pub factory: Option<Arc<crate::factory::jobs::Factory>>,
 }
@@ -113,11 +115,92 @@ async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, max_tok
 	Ok(Some(Paid { accepted, chain: chain.clone(), queued: false }))
 }
 
+/// How a request's answer is to be attributed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AttrMode {
+	Auto,
+	Span,
+	Influence,
+}
+
+/// What attribution needs besides the answer: the mode, the adapter and the prompt's tokens.
+struct AttrPlan {
+	mode: AttrMode,
+	adapter: Option<Arc<LoraAdapter>>,
+	prompt: Vec<u32>,
+}
+
+impl AttrPlan {
+	fn new(st: &AppState, requested: Option<&str>, adapter: Option<Arc<LoraAdapter>>, prompt: Vec<u32>) -> Result<Self, ApiError> {
+		let mode = match requested.unwrap_or("auto") {
+			"auto" => AttrMode::Auto,
+			"span" => AttrMode::Span,
+			"influence" => AttrMode::Influence,
+			other => return Err(ApiError::invalid(format!("attribution {other:?}: one of auto, span, influence"), "attribution")),
+		};
+		if mode == AttrMode::Influence {
+			let ok = match (&st.influence, &adapter) {
+				(Some(inf), Some(a)) => inf.suits(a) || crate::factory::influence::InfluenceCache::load(&st.adapters.dir.join(&a.name)).is_ok_and(|c| c.is_some()),
+				_ => false,
+			};
+			if !ok {
+				return Err(ApiError::invalid(
+					"influence attribution needs an adapter trained by the factory (it caches the training gradients) on a worker started with --influence",
+					"attribution",
+				));
+			}
+		}
+		Ok(Self { mode, adapter, prompt })
+	}
+
+	/// The adapter to attribute by influence, if this request is.
+	fn influence<'a>(&'a self, st: &'a AppState) -> Option<(&'a crate::factory::influence::Attributor, &'a Arc<LoraAdapter>)> {
+		let (inf, a) = (st.influence.as_deref()?, self.adapter.as_ref()?);
+		match self.mode {
+			AttrMode::Influence => Some((inf, a)),
+			AttrMode::Auto if inf.suits(a) => Some((inf, a)),
+			_ => None,
+		}
+	}
+}
+
+fn influence_json(r: &crate::factory::influence::InfluenceResult) -> serde_json::Value {
+	serde_json::json!({
+		"method": "influence",
+		"estimator": r.estimator,
+		"training_examples": r.examples,
+		"shares": r.shares.iter().map(|((datanet, version, index), share, score)| serde_json::json!({
+			"contribution": { "datanet": datanet, "version": version, "index": index }, "share": share, "score": score,
+		})).collect::<Vec<_>>(),
+	})
+}
+
 /// After the answer: its `attribution` object and, for a paid request, its `receipt` object —
 /// the signed receipt is on disk before this returns.
-async fn finish(st: &AppState, paid: &mut Option<Paid>, usage: &Usage, text: &str, ids: &[u32]) -> Result<(Option<serde_json::Value>, Option<serde_json::Value>), ApiError> {
-	let a = st.spans.as_ref().map(|idx| idx.attribute(ids, &AttributionParams::default()));
-	let mut attribution = a.as_ref().map(attribution_json);
+async fn finish(
+	st: &AppState,
+	paid: &mut Option<Paid>,
+	usage: &Usage,
+	text: &str,
+	ids: &[u32],
+	plan: &AttrPlan,
+) -> Result<(Option<serde_json::Value>, Option<serde_json::Value>), ApiError> {
+	use openledger_primitives::receipt::{AttributionMethod, ContributionRef};
+	let (mut attribution, method, credited) = match plan.influence(st) {
+		Some((inf, adapter)) if !ids.is_empty() => {
+			let r = tokio::task::block_in_place(|| inf.attribute(adapter, &plan.prompt, ids, crate::factory::influence::Method::DataInf))
+				.map_err(|e| ApiError { status: 500, kind: "server_error", message: format!("influence attribution: {e:#}"), param: None, code: None })?
+				.ok_or_else(|| ApiError::invalid("the adapter has no cached training gradients", "attribution"))?;
+			let credited: Vec<(ContributionRef, u32)> =
+				r.shares.iter().map(|((datanet, version, index), p, _)| (ContributionRef { datanet: *datanet, version: *version, index: *index }, *p)).collect();
+			(Some(influence_json(&r)), AttributionMethod::Influence, credited)
+		},
+		_ => {
+			let a = st.spans.as_ref().map(|idx| idx.attribute(ids, &AttributionParams::default()));
+			let credited = a.as_ref().map(billing::span_credits).unwrap_or_default();
+			(a.as_ref().map(attribution_json), AttributionMethod::SpanMatch, credited)
+		},
+	};
 	let Some(p) = paid.as_mut() else { return Ok((attribution, None)) };
 	let signed = billing::receipt(
 		&p.accepted,
@@ -125,7 +208,8 @@ async fn finish(st: &AppState, paid: &mut Option<Paid>, usage: &Usage, text: &st
 		usage.prompt_tokens as u32,
 		usage.completion_tokens as u32,
 		text,
-		a.as_ref(),
+		method,
+		&credited,
 	);
 	let queue = p.chain.queue.clone();
 	let to_disk = signed.clone();
@@ -299,12 +383,14 @@ struct Prepared {
 	id: String,
 	model: String,
 	include_usage: bool,
+	plan: AttrPlan,
 }
 
 async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prompt: &str, prefix: &str) -> Result<Prepared, ApiError> {
 	let adapter = resolve(st, &common.model).await?;
 	let tokens = st.tokenizer.encode(prompt).map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
+	let plan = AttrPlan::new(st, common.attribution.as_deref(), adapter.clone(), tokens.clone())?;
 	let paid = accept_voucher(st, headers, &common.model, tokens.len() + params.max_tokens).await?;
 	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
 		SubmitError::Busy(_) => {
@@ -320,6 +406,7 @@ async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prom
 		id,
 		model: common.model.clone(),
 		include_usage: common.stream_options.as_ref().is_some_and(|o| o.include_usage),
+		plan,
 	})
 }
 
@@ -351,9 +438,9 @@ struct Answer {
 }
 
 /// Waits for the whole answer, then attributes it and queues its receipt.
-async fn answer(st: &AppState, rx: mpsc::Receiver<Event>, paid: &mut Option<Paid>) -> Result<Answer, ApiError> {
+async fn answer(st: &AppState, rx: mpsc::Receiver<Event>, paid: &mut Option<Paid>, plan: &AttrPlan) -> Result<Answer, ApiError> {
 	let (text, reason, usage, ids) = collect(rx).await?;
-	let (attribution, receipt) = finish(st, paid, &usage, &text, &ids).await?;
+	let (attribution, receipt) = finish(st, paid, &usage, &text, &ids, plan).await?;
 	Ok(Answer { text, reason, usage, attribution, receipt })
 }
 
@@ -373,12 +460,14 @@ where
 	F: Fn(Option<String>, Option<FinishReason>, Option<Usage>) -> serde_json::Value + Send + Sync + 'static,
 {
 	let include_usage = p.include_usage;
+	let plan = Arc::new(p.plan);
 	let head = futures::stream::iter(first.map(Ok));
 	let chunk = Arc::new(chunk);
 	let error_event = |err: ApiError| Ok(SseEvent::default().data(err.body().to_string()));
 	let body = futures::stream::unfold((p.rx, p.paid, false, Vec::new(), String::new()), move |(mut rx, mut paid, done, mut ids, mut out)| {
 		let chunk = chunk.clone();
 		let st = st.clone();
+		let plan = plan.clone();
 		async move {
 			if done {
 				return None;
@@ -392,7 +481,7 @@ where
 				Some(Event::Done { reason, prompt_tokens, completion_tokens }) => {
 					let usage = Usage::new(prompt_tokens, completion_tokens);
 					let mut last = chunk(None, Some(reason), None);
-					let mut v = match finish(&st, &mut paid, &usage, &out, &ids).await {
+					let mut v = match finish(&st, &mut paid, &usage, &out, &ids, &plan).await {
 						Ok((attribution, receipt)) => {
 							if let Some(a) = attribution {
 								last["attribution"] = a;
@@ -459,8 +548,8 @@ async fn completions(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
 		});
 		return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
 	}
-	let Prepared { rx, mut paid, id, model, .. } = p;
-	match answer(&st, rx, &mut paid).await {
+	let Prepared { rx, mut paid, id, model, plan, .. } = p;
+	match answer(&st, rx, &mut paid, &plan).await {
 		Ok(a) => Json(CompletionResponse {
 			id,
 			object: "text_completion",
@@ -523,8 +612,8 @@ async fn chat_completions(State(st): State<Arc<AppState>>, headers: HeaderMap, b
 		});
 		return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
 	}
-	let Prepared { rx, mut paid, id, model, .. } = p;
-	match answer(&st, rx, &mut paid).await {
+	let Prepared { rx, mut paid, id, model, plan, .. } = p;
+	match answer(&st, rx, &mut paid, &plan).await {
 		Ok(a) => Json(ChatResponse {
 			id,
 			object: "chat.completion",

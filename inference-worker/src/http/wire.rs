@@ -55,6 +55,11 @@ pub struct CommonParams {
 	pub n: Option<usize>,
 	#[serde(default)]
 	pub user: Option<String>,
+	/// How the answer is attributed (an OpenLedger extension): `span` (matches in the
+	/// lineage's corpus), `influence` (the adapter's training examples, DataInf) or `auto`
+	/// (influence for adapters small enough, spans otherwise; the default).
+	#[serde(default)]
+	pub attribution: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
