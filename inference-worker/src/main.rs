@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 mod bench;
 mod bench_attr;
+mod bench_influence;
 
 #[derive(Parser)]
 #[command(name = "openledger-worker", version, about)]
@@ -82,6 +83,8 @@ enum Cmd {
 	BenchLora(bench::BenchArgs),
 	/// Span-attribution cost for a 256-token completion vs its generation time.
 	BenchAttribution(bench_attr::BenchAttrArgs),
+	/// Influence estimators (DataInf, exact, LiSSA) on a tiny model: time and agreement.
+	BenchInfluence(bench_influence::BenchInfluenceArgs),
 	/// Span-attribution index: build from JSON lines, query counts / longest matches.
 	#[command(subcommand)]
 	SpanIndex(openledger_worker::attribution::cli::SpanCmd),
@@ -251,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
 		Cmd::Factory(cmd) => openledger_worker::factory::cli::run(cmd).await,
 		Cmd::BenchLora(args) => bench::run(args),
 		Cmd::BenchAttribution(args) => bench_attr::run(args),
+		Cmd::BenchInfluence(args) => tokio::task::block_in_place(|| bench_influence::run(args)),
 		Cmd::SpanIndex(cmd) => openledger_worker::attribution::cli::run(cmd).await,
 	}
 }

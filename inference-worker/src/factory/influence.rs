@@ -454,20 +454,7 @@ impl Attributor {
 	pub fn attribute(&self, adapter: &crate::model::lora::LoraAdapter, prompt: &[u32], completion: &[u32], method: Method) -> Result<Option<InfluenceResult>> {
 		let loaded = self.load(adapter)?;
 		let Some(l) = loaded.as_ref() else { return Ok(None) };
-		ensure!(!completion.is_empty(), "nothing to attribute");
-		let max = self.cfg.max_position_embeddings;
-		let mut ids: Vec<u32> = prompt.iter().chain(completion).copied().collect();
-		let start = ids.len().saturating_sub(max);
-		ids.drain(..start);
-		let t = ids.len() - 1;
-		let first = (prompt.len() - start.min(prompt.len())).saturating_sub(1); // predicts completion[0]
-		let mask: Vec<f32> = (0..t).map(|i| if i >= first { 1.0 } else { 0.0 }).collect();
-		let dev = Device::Cpu;
-		let x = Tensor::from_slice(&ids[..t], (1, t), &dev)?;
-		let y = Tensor::from_slice(&ids[1..], t, &dev)?;
-		let m = Tensor::from_vec(mask, t, &dev)?;
-		let net = Net::new(&self.cfg, &self.weights, Some(&l.lora), t, &dev)?;
-		let v = layer_grads(&net, &l.lora, &x, &y, &m)?;
+		let v = self.answer_grads(l, prompt, completion)?;
 		// Up-weighting example k by ε moves the parameters by −ε H⁻¹ g_k and the answer's loss by
 		// −ε vᵀ H⁻¹ g_k: a positive score lowers the loss, i.e. the example helped this answer.
 		let scores = l.cache.scores(&v, method)?;
@@ -482,5 +469,42 @@ impl Attributor {
 		let parts = if docs.is_empty() { vec![] } else { super::perbill_weights(&docs.iter().map(|d| d.1).collect::<Vec<_>>()) };
 		let shares = docs.into_iter().zip(parts).map(|((d, s), p)| (d, p, s)).collect();
 		Ok(Some(InfluenceResult { estimator: method, examples: l.cache.len(), shares }))
+	}
+
+	/// Per-layer gradient of the loss of `completion` given `prompt` (only completion tokens
+	/// count), with respect to the adapter's LoRA parameters.
+	fn answer_grads(&self, l: &Loaded, prompt: &[u32], completion: &[u32]) -> Result<Vec<Vec<f32>>> {
+		ensure!(!completion.is_empty(), "nothing to attribute");
+		let max = self.cfg.max_position_embeddings;
+		let mut ids: Vec<u32> = prompt.iter().chain(completion).copied().collect();
+		let start = ids.len().saturating_sub(max);
+		ids.drain(..start);
+		let t = ids.len() - 1;
+		let first = (prompt.len() - start.min(prompt.len())).saturating_sub(1); // predicts completion[0]
+		let mask: Vec<f32> = (0..t).map(|i| if i >= first { 1.0 } else { 0.0 }).collect();
+		let dev = Device::Cpu;
+		let x = Tensor::from_slice(&ids[..t], (1, t), &dev)?;
+		let y = Tensor::from_slice(&ids[1..], t, &dev)?;
+		let m = Tensor::from_vec(mask, t, &dev)?;
+		let net = Net::new(&self.cfg, &self.weights, Some(&l.lora), t, &dev)?;
+		let v = layer_grads(&net, &l.lora, &x, &y, &m)?;
+		Ok(v)
+	}
+
+	/// Raw per-training-window scores of `completion` (for comparing estimators), with the time
+	/// the answer's gradient took and the time the estimator took.
+	pub fn raw_scores(&self, adapter: &crate::model::lora::LoraAdapter, prompt: &[u32], completion: &[u32], methods: &[Method]) -> Result<Option<(f64, Vec<(Vec<f64>, f64)>)>> {
+		let loaded = self.load(adapter)?;
+		let Some(l) = loaded.as_ref() else { return Ok(None) };
+		let t = std::time::Instant::now();
+		let v = self.answer_grads(l, prompt, completion)?;
+		let grad_s = t.elapsed().as_secs_f64();
+		let mut out = Vec::new();
+		for &m in methods {
+			let t = std::time::Instant::now();
+			let s = l.cache.scores(&v, m)?;
+			out.push((s, t.elapsed().as_secs_f64()));
+		}
+		Ok(Some((grad_s, out)))
 	}
 }
