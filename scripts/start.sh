@@ -2,8 +2,8 @@
 # Sets up the machine, builds, and starts the whole system on this machine:
 #   - a one-validator development chain (Aura, 6 s blocks) with RPC on ws://127.0.0.1:9944
 #     and Prometheus metrics on http://127.0.0.1:9615/metrics;
-#   - the inference worker with the demo model (a seeded Llama-style base model and two LoRA
-#     adapters, generated on first start) serving the OpenAI API on http://127.0.0.1:8000/v1.
+#   - the inference worker with the demo model (a seeded Llama-style base model pretrained on the
+#     bundled corpus, and two LoRA adapters, made on first start) serving the OpenAI API on http://127.0.0.1:8000/v1.
 # Chain data lives in $OPENLEDGER_CACHE/dev-chain and survives restarts; `--fresh` wipes it first.
 # Extra arguments go to the node, e.g. `scripts/start.sh --sealing instant`. Ctrl-C stops both.
 set -euo pipefail
@@ -23,6 +23,8 @@ done
 if [ ! -f "$DEMO/demo-base/config.json" ]; then
   "$WORKER_BIN" gen-model --out "$DEMO/demo-base" --hidden 256 --intermediate 704 --layers 4 --heads 8 \
     --kv-heads 4 --vocab 1024 --max-positions 1024 --seed 42
+  # A language model of the bundled corpus rather than noise (ModelFactory pretraining).
+  "$WORKER_BIN" factory pretrain --model "$DEMO/demo-base" --max-steps 60 --lr 3e-3 --max-seq-len 64 >/dev/null
   "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base" --out "$DEMO/adapters/demo-legal" --rank 8 --seed 1
   "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base" --out "$DEMO/adapters/demo-medical" --rank 8 --seed 2
 fi

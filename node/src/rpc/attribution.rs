@@ -60,6 +60,7 @@ pub struct ReceiptJson {
 	pub prompt_tokens: u32,
 	pub completion_tokens: u32,
 	pub output_hash: String,
+	/// `spanMatch` or `influence`.
 	pub method: String,
 	pub attribution: Vec<ShareJson>,
 	pub payouts: Vec<PayoutJson>,
@@ -166,7 +167,11 @@ where
 			prompt_tokens: r.prompt_tokens,
 			completion_tokens: r.completion_tokens,
 			output_hash: h256(&r.output_hash),
-			method: format!("{:?}", r.method),
+			method: match r.method {
+				openledger_primitives::receipt::AttributionMethod::SpanMatch => "spanMatch",
+				openledger_primitives::receipt::AttributionMethod::Influence => "influence",
+			}
+			.into(),
 			attribution: r
 				.attribution
 				.iter()
