@@ -7,13 +7,13 @@
 // HTTP factory (`POST /v1/factory/jobs`).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { blake2AsHex } from '@polkadot/util-crypto';
-import { u8aConcat, u8aToHex, stringToU8a } from '@polkadot/util';
+import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, OPEN } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 const { alice, bob, charlie, k } = devKeys();
@@ -72,22 +72,12 @@ before(async () => {
   node = new Node({ name: 'factory-chain', basePath: tempDir('ol-fchain-'), args: ['--dev', '--sealing', 'instant'] });
   await node.start();
   api = await connect(node.wsUrl);
-  const policy = { base: api.consts.datanets.minContributionDepositBase, perByte: api.consts.datanets.minContributionDepositPerByte };
-  let r = await ok(api.tx.datanets.createDatanet('case-law', '', 'CC0', 'Open', policy), alice);
-  datanet = findEvent(r.events, 'datanets', 'DatanetCreated').data.datanet.toNumber();
-  await ok(api.tx.utility.batchAll(TEXTS.map((t, i) =>
-    api.tx.datanets.contribute(datanet, blake2AsHex(stringToU8a(t), 256), t.length, 10, `store://${i}`, null, null))), bob);
-  await ok(api.tx.datanets.snapshot(datanet), alice);
-  for (const t of TEXTS) {
-    const h = blake2AsHex(stringToU8a(t), 256).slice(2);
-    mkdirSync(join(paths.store, h.slice(0, 2), h.slice(2, 4)), { recursive: true });
-    writeFileSync(join(paths.store, h.slice(0, 2), h.slice(2, 4), h), t);
-  }
+  ({ datanet } = await datanetWithSnapshot(api, { owner: alice, contributor: bob, name: 'case-law', texts: TEXTS, store: paths.store }));
   workerCmd(['span-index', 'build-snapshot', '--chain-rpc', node.wsUrl, '--datanet', String(datanet), '--version', '1',
     '--store', paths.store, '--tokenizer', paths.base, '--out', join(dir, 'spans')]);
 
   const weights = workerCmd(['model-hash', paths.base]).trim();
-  r = await ok(api.tx.models.registerBase('demo-base', 'apache-2.0', 'llama', weights, 'store://base', [], blake2AsHex('pretrain', 256)), alice);
+  const r = await ok(api.tx.models.registerBase('demo-base', 'apache-2.0', 'llama', weights, 'store://base', [], blake2AsHex('pretrain', 256)), alice);
   base = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
   await ok(api.tx.openStaking.bondWorker(api.consts.openStaking.minWorkerBond, charlie.publicKey, 'http://127.0.0.1', [base], 0), charlie);
   await ok(api.tx.attribution.depositEscrow(100n * OPEN), eve);

@@ -5,13 +5,13 @@
 // are being settled, restarted, and every receipt is settled exactly once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { blake2AsHex } from '@polkadot/util-crypto';
-import { u8aConcat, u8aToHex, stringToU8a } from '@polkadot/util';
+import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, OPEN } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 let node;
@@ -75,22 +75,11 @@ before(async () => {
   await node.start();
   api = await connect(node.wsUrl);
   const ok = async (tx, who) => { const r = await send(api, tx, who); assert.equal(r.error, null); return r; };
-  const policy = { base: api.consts.datanets.minContributionDepositBase, perByte: api.consts.datanets.minContributionDepositPerByte };
-  let r = await ok(api.tx.datanets.createDatanet('case-law', '', 'CC0', 'Open', policy), alice);
-  datanet = findEvent(r.events, 'datanets', 'DatanetCreated').data.datanet.toNumber();
-  await ok(api.tx.utility.batchAll(texts.map((t, i) =>
-    api.tx.datanets.contribute(datanet, blake2AsHex(stringToU8a(t), 256), t.length, 10, `store://${i}`, null, null))), bob);
-  await ok(api.tx.datanets.snapshot(datanet), alice);
   // The contributions' bytes in a content store (the CLI's layout: ab/cd/abcd…); the index is
   // built from the snapshot as the chain commits to it.
   const store = join(dir, 'store');
-  const put = (text) => {
-    const h = blake2AsHex(stringToU8a(text), 256).slice(2);
-    mkdirSync(join(store, h.slice(0, 2), h.slice(2, 4)), { recursive: true });
-    writeFileSync(join(store, h.slice(0, 2), h.slice(2, 4), h), text);
-    return join(store, h.slice(0, 2), h.slice(2, 4), h);
-  };
-  const paths = texts.map(put);
+  let paths;
+  ({ datanet, paths } = await datanetWithSnapshot(api, { owner: alice, contributor: bob, name: 'case-law', texts, store }));
   const build = (out) => workerCmd(['span-index', 'build-snapshot', '--chain-rpc', node.wsUrl, '--datanet', String(datanet),
     '--version', '1', '--store', store, '--tokenizer', model, '--out', out]);
   writeFileSync(paths[2], 'Contracts signed under duress are valid.');
@@ -99,7 +88,7 @@ before(async () => {
   const built = JSON.parse(build(join(dir, 'spans')));
   assert.equal(built.docs, 3);
 
-  r = await ok(api.tx.models.registerBase('demo-base', '', 'llama', blake2AsHex('base', 256), '', [], blake2AsHex('c', 256)), alice);
+  let r = await ok(api.tx.models.registerBase('demo-base', '', 'llama', blake2AsHex('base', 256), '', [], blake2AsHex('c', 256)), alice);
   const base = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
   r = await ok(api.tx.models.registerAdapter(base, 'legal', 'cc-by-4.0', 8, 16, ['q_proj', 'v_proj'], adapterId, 'store://legal',
     [{ datanet, version: 1, weight: 1_000_000_000 }], blake2AsHex('train', 256)), dave);

@@ -103,19 +103,26 @@ pub async fn verified_leaves(chain: &ChainClient, datanet: u32, version: u32) ->
 	Ok(leaves)
 }
 
+/// The bytes of contribution `id` (leaf `leaf`) from the content store (`ab/cd/abcd…`), checked
+/// against its on-chain content hash.
+pub fn read_verified(store: &Path, leaf: usize, id: u64, hash: &[u8; 32]) -> Result<Vec<u8>> {
+	let hex = hex::encode(hash);
+	let path = store.join(&hex[0..2]).join(&hex[2..4]).join(&hex);
+	let bytes = std::fs::read(&path)
+		.with_context(|| format!("contribution {id} (leaf {leaf}): {} is not in the content store", path.display()))?;
+	if sp_core::hashing::blake2_256(&bytes) != *hash {
+		bail!("contribution {id} (leaf {leaf}): {} does not match its on-chain content hash 0x{hex}", path.display());
+	}
+	Ok(bytes)
+}
+
 /// Builds the index of snapshot `version` of `datanet` into `out`; content from `store`.
 pub async fn build(chain: &ChainClient, datanet: u32, version: u32, store: &Path, tokenizer: &TextTokenizer, out: &Path) -> Result<Meta> {
 	let leaves = verified_leaves(chain, datanet, version).await?;
 	let mut refs = Vec::with_capacity(leaves.len());
 	let mut docs = Vec::with_capacity(leaves.len());
 	for (i, (id, hash)) in leaves.iter().enumerate() {
-		let hex = hex::encode(hash);
-		let path = store.join(&hex[0..2]).join(&hex[2..4]).join(&hex);
-		let bytes = std::fs::read(&path)
-			.with_context(|| format!("contribution {id} (leaf {i}): {} is not in the content store", path.display()))?;
-		if sp_core::hashing::blake2_256(&bytes) != *hash {
-			bail!("contribution {id} (leaf {i}): {} does not match its on-chain content hash 0x{hex}", path.display());
-		}
+		let bytes = read_verified(store, i, *id, hash)?;
 		refs.push(DocRef { datanet, version, index: i as u32, content_hash: *hash });
 		docs.push(tokenizer.encode(&record_text(&bytes))?);
 	}

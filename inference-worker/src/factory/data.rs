@@ -3,10 +3,10 @@
 //! corpus for pretraining; tokenized, split into train and held-out evaluation documents, cut
 //! into windows, and mixed by the snapshots' weights.
 
-use crate::attribution::snapshot::{record_text, verified_leaves};
+use crate::attribution::snapshot::{read_verified, record_text, verified_leaves};
 use crate::chain::ChainClient;
 use crate::tokenizer::TextTokenizer;
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -60,13 +60,7 @@ pub async fn snapshot_docs(chain: &ChainClient, snapshots: &[SnapshotRef], store
 		let leaves = verified_leaves(chain, snap.datanet, snap.version).await?;
 		ensure!(!leaves.is_empty(), "snapshot {} of Datanet {} has no contributions", snap.version, snap.datanet);
 		for (i, (id, hash)) in leaves.iter().enumerate() {
-			let hex = hex::encode(hash);
-			let path = store.join(&hex[0..2]).join(&hex[2..4]).join(&hex);
-			let bytes = std::fs::read(&path)
-				.with_context(|| format!("contribution {id} (leaf {i}): {} is not in the content store", path.display()))?;
-			if sp_core::hashing::blake2_256(&bytes) != *hash {
-				bail!("contribution {id} (leaf {i}): {} does not match its on-chain content hash 0x{hex}", path.display());
-			}
+			let bytes = read_verified(store, i, *id, hash)?;
 			docs.push(Doc { source: s, leaf: i as u32, contribution: Some(*id), content_hash: *hash, text: record_text(&bytes) });
 		}
 	}

@@ -61,15 +61,17 @@ pub struct LoraArgs {
 	pub target_modules: Vec<String>,
 }
 
-/// The command line's defaults (one place for them).
+/// A flattened argument group with every field at its command-line default (so the HTTP API
+/// and the command line share one set of defaults).
+pub fn clap_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+	let cmd = T::augment_args(clap::Command::new("defaults"));
+	let matches = cmd.get_matches_from(["defaults"]);
+	T::from_arg_matches(&matches).expect("every field has a default; qed")
+}
+
 impl Default for LoraArgs {
 	fn default() -> Self {
-		#[derive(clap::Parser)]
-		struct Wrap {
-			#[command(flatten)]
-			a: LoraArgs,
-		}
-		<Wrap as clap::Parser>::parse_from(["defaults"]).a
+		clap_defaults()
 	}
 }
 

@@ -61,15 +61,9 @@ pub struct OptimArgs {
 	pub seed: u64,
 }
 
-/// The command line's defaults (one place for them).
 impl Default for OptimArgs {
 	fn default() -> Self {
-		#[derive(clap::Parser)]
-		struct Wrap {
-			#[command(flatten)]
-			a: OptimArgs,
-		}
-		<Wrap as clap::Parser>::parse_from(["defaults"]).a
+		super::clap_defaults()
 	}
 }
 
@@ -264,6 +258,17 @@ pub fn run(
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	#[test]
+	fn http_and_command_line_share_defaults() {
+		let d = OptimArgs::default();
+		assert_eq!((d.lr, d.epochs, d.batch_size, d.max_steps, d.schedule), (2e-3, 3, 8, None, Schedule::Cosine));
+		let partial: OptimArgs = serde_json::from_str(r#"{"max_steps": 20, "lr": 0.01}"#).unwrap();
+		assert_eq!(partial, OptimArgs { max_steps: Some(20), lr: 0.01, ..d });
+		assert!(serde_json::from_str::<OptimArgs>(r#"{"learning_rate": 1}"#).is_err(), "unknown knobs are refused");
+		let l = crate::factory::LoraArgs::default();
+		assert_eq!((l.rank, l.alpha, l.target_modules.len()), (8, 16, 4));
+	}
 
 	#[test]
 	fn schedule_warms_up_then_decays() {

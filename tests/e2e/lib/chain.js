@@ -2,7 +2,9 @@
 // metadata is all polkadot-js needs.
 import { ApiPromise, WsProvider, Keyring } from '@polkadot/api';
 import { stringToU8a, u8aConcat } from '@polkadot/util';
-import { encodeAddress } from '@polkadot/util-crypto';
+import { blake2AsHex, encodeAddress } from '@polkadot/util-crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export const OPEN = 10n ** 18n;
 export const TOTAL_SUPPLY = 1_000_000_000n * OPEN;
@@ -61,4 +63,30 @@ export function send(api, tx, signer) {
 
 export function findEvent(events, section, method) {
   return events.map((r) => r.event).find((e) => e.section === section && e.method === method);
+}
+
+/**
+ * A Datanet with `texts` contributed by `contributor` in one batch and snapshot 1 taken by
+ * `owner`; the texts are also written to a content store at `store` (the CLI's layout:
+ * ab/cd/abcd… by blake2-256). Resolves to { datanet, paths } (paths: each text's store file).
+ */
+export async function datanetWithSnapshot(api, { owner, contributor, name, texts, store }) {
+  const ok = async (tx, who) => {
+    const r = await send(api, tx, who);
+    if (r.error) throw new Error(`${name}: ${r.error}`);
+    return r;
+  };
+  const policy = { base: api.consts.datanets.minContributionDepositBase, perByte: api.consts.datanets.minContributionDepositPerByte };
+  const r = await ok(api.tx.datanets.createDatanet(name, '', 'CC0', 'Open', policy), owner);
+  const datanet = r.events.find(({ event }) => event.section === 'datanets' && event.method === 'DatanetCreated').event.data.datanet.toNumber();
+  await ok(api.tx.utility.batchAll(texts.map((t, i) =>
+    api.tx.datanets.contribute(datanet, blake2AsHex(stringToU8a(t), 256), t.length, 10, `store://${i}`, null, null))), contributor);
+  await ok(api.tx.datanets.snapshot(datanet), owner);
+  const paths = texts.map((t) => {
+    const h = blake2AsHex(stringToU8a(t), 256).slice(2);
+    mkdirSync(join(store, h.slice(0, 2), h.slice(2, 4)), { recursive: true });
+    writeFileSync(join(store, h.slice(0, 2), h.slice(2, 4), h), t);
+    return join(store, h.slice(0, 2), h.slice(2, 4), h);
+  });
+  return { datanet, paths };
 }
