@@ -60,7 +60,7 @@ pub struct ReceiptJson {
 	pub prompt_tokens: u32,
 	pub completion_tokens: u32,
 	pub output_hash: String,
-	/// `spanMatch` or `influence`.
+	/// `spanMatch`, `influence` or `retrieval`.
 	pub method: String,
 	pub attribution: Vec<ShareJson>,
 	pub payouts: Vec<PayoutJson>,
@@ -170,6 +170,7 @@ where
 			method: match r.method {
 				openledger_primitives::receipt::AttributionMethod::SpanMatch => "spanMatch",
 				openledger_primitives::receipt::AttributionMethod::Influence => "influence",
+				openledger_primitives::receipt::AttributionMethod::Retrieval => "retrieval",
 			}
 			.into(),
 			attribution: r
