@@ -3,7 +3,7 @@
 # (contribute), the factory pretrains the demo base model and fine-tunes a LoRA adapter on the
 # snapshot (build), registers it and adds it to a worker (deploy), a paying user's answers are
 # attributed and receipted on chain (use), and the contributor claims the OPEN they earned (earn).
-# It is tests/e2e/factory.test.js run on its own; the `#` lines it prints are the story.
+# It is tests/e2e/factory.test.js run on its own; the `ℹ build:`, `deploy:`, `use:`, `earn:` lines are the story.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
