@@ -44,6 +44,11 @@ let model;
 let voucherNonce = 0;
 const paths = {};
 
+/** Asserts that a worker command fails with a message (its stderr) matching `re`. */
+function failsWith(run, re) {
+  assert.throws(run, (e) => { assert.match(String(e.stderr), re); return true; });
+}
+
 const ok = async (tx, who) => { const r = await send(api, tx, who); assert.equal(r.error, null); return r; };
 
 async function voucherHeader(forModel) {
@@ -105,8 +110,14 @@ test('factory CLI: snapshot → adapter → registered → served → attributed
     '--store', paths.store, '--base-dir', paths.base, '--base-model', String(base), '--adapters', paths.adapters, ...TRAIN, ...extra]);
 
   // A registered base whose weights are not these is refused before any training.
-  assert.throws(() => workerCmd(['factory', 'finetune', '--chain-rpc', node.wsUrl, '--snapshot', `${datanet}:1`, '--store', paths.store,
+  failsWith(() => workerCmd(['factory', 'finetune', '--chain-rpc', node.wsUrl, '--snapshot', `${datanet}:1`, '--store', paths.store,
     '--base-dir', paths.base, '--base-model', '999', '--adapters', paths.adapters, '--name', 'x']), /base model 999/);
+  const otherBase = `${paths.base}-other`;
+  workerCmd(['gen-model', '--out', otherBase, '--seed', '8']);
+  failsWith(() => workerCmd(['factory', 'finetune', '--chain-rpc', node.wsUrl, '--snapshot', `${datanet}:1`, '--store', paths.store,
+    '--base-dir', otherBase, '--base-model', String(base), '--adapters', paths.adapters, '--name', 'x']), /is registered with weights 0x[0-9a-f]+, but/);
+  failsWith(() => workerCmd(['factory', 'finetune', '--chain-rpc', node.wsUrl, '--snapshot', `${datanet}:1`, '--store', paths.store,
+    '--base-dir', paths.base, '--base-model', String(base), '--adapters', paths.adapters, '--name', 'x', '--rank', '0']), /--rank must be in 1..=256/);
 
   const report = JSON.parse(finetune(['--name', 'case-law', '--owner', '//Dave', '--serve-with', '//Charlie']));
   model = report.model;
@@ -126,6 +137,13 @@ test('factory CLI: snapshot → adapter → registered → served → attributed
   assert.equal(m.versions[0].weightsHash, report.adapter_id);
   assert.equal(m.versions[0].trainingConfigHash, report.training_config_hash);
   assert.deepEqual(m.versions[0].lineage.map((l) => [l.datanet, l.version]), [[datanet, 1]]);
+
+  // A rerun (say after a failed registration) reuses the trained adapter and the registration;
+  // the same name with other settings is refused.
+  const again = JSON.parse(finetune(['--name', 'case-law', '--owner', '//Dave']));
+  assert.equal(again.adapter_id, report.adapter_id);
+  assert.equal(again.model, model);
+  failsWith(() => finetune(['--name', 'case-law', '--owner', '//Dave', '--weight-decay', '0.1']), /another configuration/);
 
   // Dave prices his model (registered models start free).
   await ok(api.tx.models.setPricing(model, { per1kTokens: OPEN / 100n, perRequest: OPEN / 1000n }), dave);

@@ -2,7 +2,7 @@
 
 use super::data::{self, SnapshotRef};
 use super::train::OptimArgs;
-use super::{check_base, finetune, pretrain, register, serve_on, FinetuneSpec, LoraArgs};
+use super::{check_base, finetune, pretrain, register_once, serve_on, trained_before, FinetuneSpec, LoraArgs};
 use crate::chain::{keypair, ChainClient};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -85,7 +85,12 @@ pub async fn run(cmd: FactoryCmd) -> Result<()> {
 			let owner = a.owner.as_deref().map(keypair).transpose()?;
 			let worker = a.serve_with.as_deref().map(keypair).transpose()?;
 			check_base(&chain, a.base_model, &a.base_dir).await?;
-			let docs = data::snapshot_docs(&chain, &a.snapshots, &a.store).await?;
+			let out_dir = a.adapters.join(&a.name);
+			let before = trained_before(&out_dir, &a.base_dir, &a.snapshots, &a.lora, &a.optim)?;
+			let docs = match before {
+				Some(_) => vec![],
+				None => data::snapshot_docs(&chain, &a.snapshots, &a.store).await?,
+			};
 			eprintln!("{} documents from {} snapshot(s), verified against their on-chain roots", docs.len(), a.snapshots.len());
 			let spec = FinetuneSpec {
 				base_dir: &a.base_dir,
@@ -99,13 +104,19 @@ pub async fn run(cmd: FactoryCmd) -> Result<()> {
 				device: &device,
 				progress: &|_, _, _| {},
 			};
-			let report = tokio::task::block_in_place(|| finetune(&spec))?;
+			let report = match before {
+				Some(r) => {
+					eprintln!("{} was trained earlier with these settings: reusing it", out_dir.display());
+					r
+				},
+				None => tokio::task::block_in_place(|| finetune(&spec))?,
+			};
 			print_eval(&report.run);
 			let mut out = serde_json::to_value(&report)?;
 			out["run"]["loss_curve"] = serde_json::Value::Null; // in the report file; too long here
 			if let Some(owner) = owner {
 				let uri = a.uri.clone().unwrap_or_else(|| format!("store://{}", a.name));
-				let model = register(&chain, &owner, a.base_model, &report, &a.license, &uri).await?;
+				let model = register_once(&chain, &owner, a.base_model, &report, &a.license, &uri).await?;
 				eprintln!("registered as model {model}");
 				out["model"] = model.into();
 				if let Some(w) = worker {

@@ -9,19 +9,15 @@
 
 use super::data::{snapshot_docs, SnapshotRef};
 use super::train::OptimArgs;
-use super::{check_base, finetune, register, serve_on, FinetuneReport, FinetuneSpec, LoraArgs, REPORT_FILE};
+use super::{check_base, finetune, register_once, serve_on, trained_before, FinetuneReport, FinetuneSpec, LoraArgs};
 use crate::chain::settler::Connection;
 use anyhow::{ensure, Context, Result};
-use jsonrpsee::rpc_params;
-use openledger_primitives::{Hash, ModelId};
+use openledger_primitives::ModelId;
 use serde::{Deserialize, Serialize};
 use sp_core::sr25519;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-
-/// `models_*` error code for "not found".
-const NOT_FOUND: i32 = 9201;
 
 fn default_license() -> String {
 	"cc-by-4.0".into()
@@ -203,9 +199,10 @@ impl Factory {
 		let request = self.get(id).context("job")?.request;
 		let chain = self.conn.get().await?;
 		let out = self.adapters_dir.join(&request.name);
-		let report: FinetuneReport = if out.join(REPORT_FILE).exists() {
-			// Trained before a restart: the folder only appears once complete.
-			serde_json::from_slice(&std::fs::read(out.join(REPORT_FILE))?).context("the adapter's training report")?
+		// Trained before a restart (the folder only appears once complete): reuse it.
+		let before = trained_before(&out, &self.base_dir, &request.snapshots, &request.lora, &request.optim)?;
+		let report: FinetuneReport = if let Some(r) = before {
+			r
 		} else {
 			check_base(&chain, self.base_model, &self.base_dir).await?;
 			let docs = snapshot_docs(&chain, &request.snapshots, &self.store).await?;
@@ -237,12 +234,8 @@ impl Factory {
 			j.state = JobState::Registering;
 			j.report = Some(report.clone());
 		})?;
-		let existing: Option<serde_json::Value> =
-			chain.rpc_opt("models_byWeightsHash", rpc_params![report.adapter_id.clone(), Option::<Hash>::None], NOT_FOUND).await?;
-		let model = match existing.and_then(|v| v["model"].as_u64()) {
-			Some(m) => m as ModelId,
-			None => register(&chain, &self.account, self.base_model, &report, &request.license, &format!("store://{}", request.name)).await?,
-		};
+		let uri = format!("store://{}", request.name);
+		let model = register_once(&chain, &self.account, self.base_model, &report, &request.license, &uri).await?;
 		self.update(id, |j| j.model = Some(model))?;
 		if request.serve {
 			serve_on(&chain, &self.account, model).await?;

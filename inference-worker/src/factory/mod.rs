@@ -400,6 +400,37 @@ pub async fn register(chain: &ChainClient, owner: &sr25519::Pair, base: ModelId,
 	Ok(r.model)
 }
 
+/// [`register`], unless a model with this adapter's id is registered already (a rerun after a
+/// crash or a failed step); returns the model id either way.
+pub async fn register_once(chain: &ChainClient, owner: &sr25519::Pair, base: ModelId, report: &FinetuneReport, license: &str, uri: &str) -> Result<ModelId> {
+	/// `models_*` error code for "not found".
+	const NOT_FOUND: i32 = 9201;
+	let existing: Option<serde_json::Value> = chain
+		.rpc_opt("models_byWeightsHash", rpc_params![report.adapter_id.clone(), Option::<openledger_primitives::Hash>::None], NOT_FOUND)
+		.await?;
+	match existing.and_then(|v| v["model"].as_u64()) {
+		Some(m) => Ok(m as ModelId),
+		None => register(chain, owner, base, report, license, uri).await,
+	}
+}
+
+/// The report of an adapter already trained into `dir` with the same base, snapshots and
+/// settings (so a rerun reuses it instead of training again); an error if `dir` holds another.
+pub fn trained_before(dir: &Path, base_dir: &Path, snapshots: &[SnapshotRef], lora: &LoraArgs, optim: &OptimArgs) -> Result<Option<FinetuneReport>> {
+	if !dir.join(REPORT_FILE).exists() {
+		return Ok(None);
+	}
+	let report: FinetuneReport = serde_json::from_slice(&std::fs::read(dir.join(REPORT_FILE))?).context("the adapter's training report")?;
+	let want = format!("0x{}", hex::encode(training_config_hash(&model_weights_hash(base_dir)?, snapshots, lora, optim)?));
+	ensure!(
+		report.training_config_hash == want,
+		"{} holds an adapter trained with another configuration (training-config hash {}); choose another name",
+		dir.display(),
+		report.training_config_hash
+	);
+	Ok(Some(report))
+}
+
 /// Adds `model` to the models the worker of `worker` serves (its on-chain record).
 pub async fn serve_on(chain: &ChainClient, worker: &sr25519::Pair, model: ModelId) -> Result<()> {
 	let who: AccountId = worker.public().into();
