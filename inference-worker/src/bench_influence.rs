@@ -28,6 +28,9 @@ pub struct BenchInfluenceArgs {
 	rank: usize,
 	#[arg(long, default_value_t = 64)]
 	hidden: usize,
+	/// Tokens per training window (shorter windows: more training examples from the same text).
+	#[arg(long, default_value_t = 64)]
+	window: usize,
 	#[arg(long, default_value_t = 7)]
 	seed: u64,
 }
@@ -58,7 +61,7 @@ pub fn run(a: BenchInfluenceArgs) -> anyhow::Result<()> {
 	let adapters = dir.path().join("adapters");
 	std::fs::create_dir_all(&adapters)?;
 	let lora = LoraArgs { rank: a.rank, alpha: (2 * a.rank) as u16, dropout: 0.0, target_modules: vec!["q_proj".into(), "v_proj".into()] };
-	let o = optim(60, 5e-3);
+	let o = OptimArgs { max_seq_len: a.window, ..optim(60, 5e-3) };
 	let snaps = [SnapshotRef { datanet: 1, version: 1, weight: 1.0 }];
 	let t = Instant::now();
 	let report = finetune(&FinetuneSpec {
