@@ -65,7 +65,7 @@ pub fn run(a: BenchInfluenceArgs) -> anyhow::Result<()> {
 	let snaps = [SnapshotRef { datanet: 1, version: 1, weight: 1.0 }];
 	let t = Instant::now();
 	let report = finetune(&FinetuneSpec {
-		base_dir: &base, base_model: None, snapshots: &snaps, docs: train_docs, adapters_dir: &adapters, name: "bench",
+		base_dir: &base, base_hash: openledger_worker::factory::model_weights_hash(&base)?, base_model: None, snapshots: &snaps, docs: train_docs, adapters_dir: &adapters, name: "bench",
 		lora: &lora, optim: &o, device: &candle_core::Device::Cpu, progress: &|_, _, _| {},
 	})?;
 	let finetune_s = t.elapsed().as_secs_f64();

@@ -108,8 +108,9 @@ fn finetune_lowers_held_out_loss_is_reproducible_and_serves_what_it_learnt() {
 	let docs = docs();
 	let snaps = [SnapshotRef { datanet: 1, version: 1, weight: 1.0 }];
 	let (l, o) = (lora(0.0), optim(80, 1e-2));
+	let base_hash = model_weights_hash(&model_dir).unwrap();
 	let spec = |name: &'static str| FinetuneSpec {
-		base_dir: &model_dir, base_model: Some(1), snapshots: &snaps, docs: &docs, adapters_dir: &store, name,
+		base_dir: &model_dir, base_hash, base_model: Some(1), snapshots: &snaps, docs: &docs, adapters_dir: &store, name,
 		lora: &l, optim: &o, device: &Device::Cpu, progress: &|_, _, _| {},
 	};
 	let a = finetune(&spec("a")).unwrap();

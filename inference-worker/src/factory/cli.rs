@@ -84,9 +84,9 @@ pub async fn run(cmd: FactoryCmd) -> Result<()> {
 			let chain = ChainClient::connect(&a.chain_rpc).await?;
 			let owner = a.owner.as_deref().map(keypair).transpose()?;
 			let worker = a.serve_with.as_deref().map(keypair).transpose()?;
-			check_base(&chain, a.base_model, &a.base_dir).await?;
+			let base_hash = check_base(&chain, a.base_model, &a.base_dir).await?;
 			let out_dir = a.adapters.join(&a.name);
-			let before = trained_before(&out_dir, &a.base_dir, &a.snapshots, &a.lora, &a.optim)?;
+			let before = trained_before(&out_dir, &base_hash, &a.snapshots, &a.lora, &a.optim)?;
 			let docs = match before {
 				Some(_) => vec![],
 				None => data::snapshot_docs(&chain, &a.snapshots, &a.store).await?,
@@ -94,6 +94,7 @@ pub async fn run(cmd: FactoryCmd) -> Result<()> {
 			eprintln!("{} documents from {} snapshot(s), verified against their on-chain roots", docs.len(), a.snapshots.len());
 			let spec = FinetuneSpec {
 				base_dir: &a.base_dir,
+				base_hash,
 				base_model: Some(a.base_model),
 				snapshots: &a.snapshots,
 				docs: &docs,

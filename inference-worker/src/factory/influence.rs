@@ -441,6 +441,11 @@ impl Attributor {
 		Ok(loaded)
 	}
 
+	/// Whether `adapter` has cached training gradients (loaded once per adapter).
+	pub fn has_cache(&self, adapter: &crate::model::lora::LoraAdapter) -> bool {
+		self.load(adapter).is_ok_and(|l| l.is_some())
+	}
+
 	/// Whether `adapter` has cached training gradients small enough for `auto`.
 	pub fn suits(&self, adapter: &crate::model::lora::LoraAdapter) -> bool {
 		match self.load(adapter) {

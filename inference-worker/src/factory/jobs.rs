@@ -200,11 +200,11 @@ impl Factory {
 		let chain = self.conn.get().await?;
 		let out = self.adapters_dir.join(&request.name);
 		// Trained before a restart (the folder only appears once complete): reuse it.
-		let before = trained_before(&out, &self.base_dir, &request.snapshots, &request.lora, &request.optim)?;
+		let base_hash = check_base(&chain, self.base_model, &self.base_dir).await?;
+		let before = trained_before(&out, &base_hash, &request.snapshots, &request.lora, &request.optim)?;
 		let report: FinetuneReport = if let Some(r) = before {
 			r
 		} else {
-			check_base(&chain, self.base_model, &self.base_dir).await?;
 			let docs = snapshot_docs(&chain, &request.snapshots, &self.store).await?;
 			let me = self.clone();
 			let req = request.clone();
@@ -217,6 +217,7 @@ impl Factory {
 				};
 				finetune(&FinetuneSpec {
 					base_dir: &me.base_dir,
+					base_hash,
 					base_model: Some(me.base_model),
 					snapshots: &req.snapshots,
 					docs: &docs,

@@ -145,6 +145,8 @@ fn framing(tk: &TextTokenizer, cfg: &LlamaConfig) -> (Option<u32>, Option<u32>) 
 /// A fine-tuning job.
 pub struct FinetuneSpec<'a> {
 	pub base_dir: &'a Path,
+	/// [`model_weights_hash`] of `base_dir` (computed once by the caller, who checks it on chain).
+	pub base_hash: [u8; 32],
 	/// The base model's on-chain id (recorded in the report and the config hash).
 	pub base_model: Option<ModelId>,
 	pub snapshots: &'a [SnapshotRef],
@@ -223,7 +225,7 @@ pub fn finetune(spec: &FinetuneSpec<'_>) -> Result<FinetuneReport> {
 	let out = spec.adapters_dir.join(spec.name);
 	ensure!(!out.exists(), "{} exists already: choose another name", out.display());
 	ensure!(!spec.docs.is_empty(), "no training documents");
-	let base_hash = model_weights_hash(spec.base_dir)?;
+	let base_hash = spec.base_hash;
 	let (cfg, weights) = load_weights(spec.base_dir, spec.device)?;
 	let tk = TextTokenizer::load(spec.base_dir)?;
 	let (bos, eos) = framing(&tk, &cfg);
@@ -350,12 +352,13 @@ struct VersionJson {
 }
 
 /// Checks that `base` on chain is a base model whose latest non-deprecated version has the
-/// weights in `base_dir`.
-pub async fn check_base(chain: &ChainClient, base: ModelId, base_dir: &Path) -> Result<()> {
+/// weights in `base_dir`; returns that weights hash.
+pub async fn check_base(chain: &ChainClient, base: ModelId, base_dir: &Path) -> Result<[u8; 32]> {
 	let m: ModelJson = chain.rpc("models_getModel", rpc_params![base, Option::<openledger_primitives::Hash>::None]).await
 		.with_context(|| format!("base model {base}"))?;
 	ensure!(m.kind == "base", "model {base} is an adapter, not a base model");
-	let ours = format!("0x{}", hex::encode(model_weights_hash(base_dir)?));
+	let hash = model_weights_hash(base_dir)?;
+	let ours = format!("0x{}", hex::encode(hash));
 	let theirs = m.versions.iter().rev().find(|v| !v.deprecated).map(|v| v.weights_hash.clone()).unwrap_or_default();
 	ensure!(
 		theirs == ours,
@@ -363,7 +366,7 @@ pub async fn check_base(chain: &ChainClient, base: ModelId, base_dir: &Path) -> 
 		base_dir.display(),
 		base_dir.display()
 	);
-	Ok(())
+	Ok(hash)
 }
 
 /// Registers the adapter of `report` on chain as a model of `owner` on base `base`; returns its
@@ -416,12 +419,12 @@ pub async fn register_once(chain: &ChainClient, owner: &sr25519::Pair, base: Mod
 
 /// The report of an adapter already trained into `dir` with the same base, snapshots and
 /// settings (so a rerun reuses it instead of training again); an error if `dir` holds another.
-pub fn trained_before(dir: &Path, base_dir: &Path, snapshots: &[SnapshotRef], lora: &LoraArgs, optim: &OptimArgs) -> Result<Option<FinetuneReport>> {
+pub fn trained_before(dir: &Path, base_hash: &[u8; 32], snapshots: &[SnapshotRef], lora: &LoraArgs, optim: &OptimArgs) -> Result<Option<FinetuneReport>> {
 	if !dir.join(REPORT_FILE).exists() {
 		return Ok(None);
 	}
 	let report: FinetuneReport = serde_json::from_slice(&std::fs::read(dir.join(REPORT_FILE))?).context("the adapter's training report")?;
-	let want = format!("0x{}", hex::encode(training_config_hash(&model_weights_hash(base_dir)?, snapshots, lora, optim)?));
+	let want = format!("0x{}", hex::encode(training_config_hash(base_hash, snapshots, lora, optim)?));
 	ensure!(
 		report.training_config_hash == want,
 		"{} holds an adapter trained with another configuration (training-config hash {}); choose another name",

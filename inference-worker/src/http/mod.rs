@@ -140,7 +140,7 @@ impl AttrPlan {
 		};
 		if mode == AttrMode::Influence {
 			let ok = match (&st.influence, &adapter) {
-				(Some(inf), Some(a)) => inf.suits(a) || crate::factory::influence::InfluenceCache::load(&st.adapters.dir.join(&a.name)).is_ok_and(|c| c.is_some()),
+				(Some(inf), Some(a)) => inf.has_cache(a),
 				_ => false,
 			};
 			if !ok {
@@ -390,7 +390,9 @@ async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prom
 	let adapter = resolve(st, &common.model).await?;
 	let tokens = st.tokenizer.encode(prompt).map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
-	let plan = AttrPlan::new(st, common.attribution.as_deref(), adapter.clone(), tokens.clone())?;
+	// The prompt's tokens are kept only for an influence gradient.
+	let prompt = if st.influence.is_some() { tokens.clone() } else { Vec::new() };
+	let plan = AttrPlan::new(st, common.attribution.as_deref(), adapter.clone(), prompt)?;
 	let paid = accept_voucher(st, headers, &common.model, tokens.len() + params.max_tokens).await?;
 	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
 		SubmitError::Busy(_) => {
