@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh >/dev/null
 source scripts/lib/env.sh
-cargo build --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml >&2
+CARGO_TARGET_DIR="$OPENLEDGER_WORKER_TARGET" cargo build --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml >&2
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 "$OPENLEDGER_VENV/bin/python" tests/worker/bench_spans.py --worker "$WORKER_BIN" --dir "$WORK" "$@"

@@ -36,7 +36,7 @@ export E2E_TMP="${E2E_TMP:-$(mktemp -d)}"
 t_e2e=$(date +%s)
 
 echo "== inference worker: cargo test"
-cargo test --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml
+CARGO_TARGET_DIR="$OPENLEDGER_WORKER_TARGET" cargo test --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml
 echo "== inference worker: openai client end to end"
 WORKER_BIN="$WORKER_BIN" "$OPENLEDGER_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/worker
 t_worker=$(date +%s)

@@ -72,7 +72,7 @@ pub fn run(a: BenchInfluenceArgs) -> anyhow::Result<()> {
 	let model_cfg = openledger_worker::factory::load_weights(&base, &candle_core::Device::Cpu)?.0;
 	let adapter = LoraAdapter::load(&adapters.join("bench"), "bench", &model_cfg, &candle_core::Device::Cpu)?;
 	let tk = TextTokenizer::load(&base)?;
-	let att = Attributor::new(&base, &adapters)?;
+	let att = Attributor::new(&base, &adapters, usize::MAX, 1)?;
 	let methods = [Method::Exact, Method::DataInf, Method::Lissa];
 	let (mut grad_s, mut secs, mut pear, mut spear, mut overlap) = (0.0, [0.0; 3], [0.0; 3], [0.0; 3], [0.0; 3]);
 	let queries: Vec<&str> = (0..a.queries)

@@ -10,6 +10,7 @@
 //!   its settler.
 //! - [`factory`]: LoRA fine-tuning from Datanet snapshots, evaluation, registration; pretraining.
 //! - [`gen`]: seeded model and adapter folders in the Hugging Face layout.
+//! - [`secrets`]: the admin token and key URIs, from files, never printed.
 
 pub mod adapters;
 pub mod attribution;
@@ -20,6 +21,7 @@ pub mod gen;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod secrets;
 pub mod tokenizer;
 
 use candle_core::{DType, Device};

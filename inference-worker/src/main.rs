@@ -116,6 +116,11 @@ struct ServeArgs {
 	/// Requests that may wait beyond a full batch; more get HTTP 429 with Retry-After.
 	#[arg(long, default_value_t = 64)]
 	queue: usize,
+	/// KV-cache memory, in MiB, that running and queued requests may hold at their longest
+	/// (prompt + max_tokens): beyond it requests get 429, one that could never fit gets 400.
+	/// 0: no bound beyond the model's context length per sequence.
+	#[arg(long, default_value_t = 1024)]
+	kv_cache_mib: usize,
 	/// Memory for resident adapters, in MiB (LRU beyond it).
 	#[arg(long, default_value_t = 1024)]
 	adapter_cache_mib: usize,
@@ -126,6 +131,13 @@ struct ServeArgs {
 	/// (DataInf; holds a second, f32 copy of the base weights for the gradients).
 	#[arg(long)]
 	influence: bool,
+	/// Memory for loaded influence caches (training gradients and their Gram matrices), in MiB;
+	/// LRU beyond it, and an adapter whose cache alone is larger is refused.
+	#[arg(long, default_value_t = 512)]
+	influence_cache_mib: usize,
+	/// Influence attributions computed at once; more requests that need one get 429.
+	#[arg(long, default_value_t = 1)]
+	influence_concurrency: usize,
 	#[command(flatten)]
 	chain: ChainArgs,
 }
@@ -136,12 +148,27 @@ struct ChainArgs {
 	/// The node's WebSocket JSON-RPC endpoint, e.g. ws://127.0.0.1:9944.
 	#[arg(long, env = "OPENLEDGER_CHAIN_RPC")]
 	chain_rpc: Option<String>,
-	/// Secret URI of the worker's bonded account (signs the receipt-batch extrinsics).
-	#[arg(long, env = "OPENLEDGER_WORKER_ACCOUNT", requires = "chain_rpc")]
+	/// The worker's bonded account (signs the receipt-batch extrinsics, pays their fees): a
+	/// development URI (`//Charlie`) here; any other secret URI in `--account-file` or the
+	/// environment variable (a value on the command line is visible to every user in `ps`).
+	#[arg(long, env = "OPENLEDGER_WORKER_ACCOUNT", hide_env_values = true)]
 	account: Option<String>,
-	/// Secret URI of the receipt-signing key registered for the worker (default: the account key).
-	#[arg(long, env = "OPENLEDGER_SIGNING_KEY")]
+	/// File whose first line is the account's secret URI.
+	#[arg(long)]
+	account_file: Option<PathBuf>,
+	/// The receipt-signing key registered for the worker (`bond_worker`/`update_worker`):
+	/// development URI here, else `--signing-key-file` or the environment variable. Without
+	/// either, the worker keeps its own key in `<receipts>/signing-key` (made at first start,
+	/// mode 600, its public key logged): a key separate from the funded account.
+	#[arg(long, env = "OPENLEDGER_SIGNING_KEY", hide_env_values = true)]
 	signing_key: Option<String>,
+	/// File whose first line is the signing key's secret URI.
+	#[arg(long)]
+	signing_key_file: Option<PathBuf>,
+	/// File whose first line is the bearer token of the admin endpoints (`/v1/factory/*`);
+	/// required with --content-store. Clients send `Authorization: Bearer <token>`.
+	#[arg(long)]
+	admin_token_file: Option<PathBuf>,
 	/// On-chain model id of the base model, to bill requests to it (adapters are found by their id).
 	#[arg(long)]
 	base_model_id: Option<u32>,
@@ -167,16 +194,63 @@ struct ChainArgs {
 	factory_jobs: PathBuf,
 }
 
+impl ChainArgs {
+	/// A secret from the environment (clap read it there), a file, or a development URI.
+	fn secret(value: &Option<String>, var: &str, file: Option<&std::path::Path>, what: &str) -> anyhow::Result<Option<String>> {
+		if file.is_none() && value.is_some() && std::env::var(var).ok() == *value {
+			return Ok(value.clone());
+		}
+		openledger_worker::secrets::secret_uri(value.as_deref(), file, what)
+	}
+	fn account_uri(&self) -> anyhow::Result<Option<String>> {
+		Self::secret(&self.account, "OPENLEDGER_WORKER_ACCOUNT", self.account_file.as_deref(), "account")
+	}
+	fn signing_key_uri(&self) -> anyhow::Result<Option<String>> {
+		Self::secret(&self.signing_key, "OPENLEDGER_SIGNING_KEY", self.signing_key_file.as_deref(), "signing-key")
+	}
+}
+
+/// The worker's own receipt-signing key, `<receipts>/signing-key` (a random seed, mode 600),
+/// made at first start.
+fn own_signing_key(receipts: &std::path::Path) -> anyhow::Result<sp_core::sr25519::Pair> {
+	use sp_core::Pair;
+	std::fs::create_dir_all(receipts).with_context(|| format!("creating {}", receipts.display()))?;
+	let path = receipts.join("signing-key");
+	if !path.exists() {
+		let (_, seed) = sp_core::sr25519::Pair::generate();
+		let tmp = receipts.join(".signing-key.tmp");
+		{
+			use std::io::Write;
+			let mut opts = std::fs::OpenOptions::new();
+			opts.write(true).create(true).truncate(true);
+			#[cfg(unix)]
+			std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+			let mut f = opts.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+			writeln!(f, "0x{}", hex::encode(seed))?;
+			f.sync_all()?;
+		}
+		std::fs::rename(&tmp, &path)?;
+	}
+	let uri = openledger_worker::secrets::read_secret_file(&path)?;
+	let pair = openledger_worker::chain::keypair(uri.lines().next().unwrap_or_default().trim())?;
+	tracing::info!(
+		"receipt-signing key {} (0x{}): register it with bond_worker / update_worker",
+		path.display(),
+		hex::encode(pair.public().0)
+	);
+	Ok(pair)
+}
+
 /// Connects to the chain, loads the worker's registration and starts following the chain and
 /// settling receipts.
 async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path::Path, metrics: &Metrics) -> anyhow::Result<Option<Arc<ChainState>>> {
 	use openledger_worker::chain::{self, queue::ReceiptQueue, registry::Registry, settler};
 	use sp_core::Pair;
 	let Some(url) = &args.chain_rpc else { return Ok(None) };
-	let account = chain::keypair(args.account.as_deref().context("--account is required with --chain-rpc")?)?;
-	let signing_key = match &args.signing_key {
-		Some(s) => chain::keypair(s)?,
-		None => account.clone(),
+	let account = chain::keypair(&args.account_uri()?.context("--account (or --account-file) is required with --chain-rpc")?)?;
+	let signing_key = match args.signing_key_uri()? {
+		Some(s) => chain::keypair(&s)?,
+		None => own_signing_key(&args.receipts)?,
 	};
 	let client = chain::ChainClient::connect(url).await?;
 	let registry = Arc::new(Registry::new(
@@ -296,17 +370,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 				store.clone(),
 				args.chain.factory_jobs.clone(),
 				chain.conn.clone(),
-				openledger_worker::chain::keypair(args.chain.account.as_deref().context("--account")?)?,
+				openledger_worker::chain::keypair(&args.chain.account_uri()?.context("--account")?)?,
 			)?;
 			tokio::spawn(f.clone().run());
 			Some(f)
 		},
 		_ => None,
 	};
+	let admin_token = match &args.chain.admin_token_file {
+		Some(p) => Some(openledger_worker::secrets::AdminToken::from_file(p)?),
+		None if factory.is_some() => anyhow::bail!("--content-store enables the factory endpoints: give them an --admin-token-file"),
+		None => None,
+	};
 	let engine = Engine::start(
 		model,
 		tokenizer.clone(),
-		EngineConfig { max_batch: args.max_batch, max_step_tokens: args.max_step_tokens, queue: args.queue },
+		EngineConfig {
+			max_batch: args.max_batch,
+			max_step_tokens: args.max_step_tokens,
+			queue: args.queue,
+			kv_cache_bytes: (args.kv_cache_mib > 0).then_some(args.kv_cache_mib << 20),
+		},
 		metrics.clone(),
 	);
 	let state = Arc::new(AppState {
@@ -323,11 +407,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		},
 		chain,
 		influence: if args.influence {
-			Some(Arc::new(openledger_worker::factory::influence::Attributor::new(&args.model, &args.adapters)?))
+			Some(Arc::new(openledger_worker::factory::influence::Attributor::new(
+				&args.model,
+				&args.adapters,
+				args.influence_cache_mib << 20,
+				args.influence_concurrency,
+			)?))
 		} else {
 			None
 		},
 		factory,
+		admin_token,
 	});
 	let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
 		.await

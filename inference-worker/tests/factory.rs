@@ -151,7 +151,7 @@ fn finetune_lowers_held_out_loss_is_reproducible_and_serves_what_it_learnt() {
 	// nearly whitens their gradients (scores close to uniform): bench-influence compares the
 	// estimators where there are enough examples for that comparison to mean something.
 	assert_eq!(a.influence_examples, 4);
-	let att = Attributor::new(&model_dir, &store).unwrap();
+	let att = Attributor::new(&model_dir, &store, 1 << 30, 1).unwrap();
 	assert!(att.suits(&adapter));
 	let r = att.attribute(&adapter, &prompt, &out, Method::DataInf).unwrap().unwrap();
 	assert_eq!(r.examples, 4);
@@ -161,7 +161,7 @@ fn finetune_lowers_held_out_loss_is_reproducible_and_serves_what_it_learnt() {
 	assert_eq!(exact.shares.iter().map(|s| s.1 as u64).sum::<u64>(), 1_000_000_000);
 	let plain = LoraAdapter::load(&store.join("a"), "a", &model.cfg, &Device::Cpu).unwrap();
 	std::fs::remove_file(store.join("a").join("influence.json")).unwrap();
-	let fresh = Attributor::new(&model_dir, &store).unwrap();
+	let fresh = Attributor::new(&model_dir, &store, 1 << 30, 1).unwrap();
 	assert!(fresh.attribute(&plain, &prompt, &out, Method::DataInf).unwrap().is_none(), "no cache, no influence");
 }
 

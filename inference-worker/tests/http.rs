@@ -46,6 +46,7 @@ fn app(cfg: EngineConfig) -> App {
 		chain: None,
 		factory: None,
 		influence: None,
+		admin_token: None,
 	});
 	App { _dir: dir, state }
 }
@@ -161,7 +162,7 @@ async fn bad_requests_get_openai_error_objects_and_change_nothing() {
 
 #[tokio::test]
 async fn a_full_worker_answers_429_with_retry_after() {
-	let app = app(EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 0 });
+	let app = app(EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 0, kv_cache_bytes: None });
 	// The held request occupies the only slot until it finishes (tens of steps); retry in the
 	// unlikely case it finished before the HTTP call got there.
 	for _ in 0..5 {
@@ -222,6 +223,7 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 		factory: None,
 		influence: None,
 		spans: Some(Arc::new(SpanIndex::open(dir.path()).unwrap())),
+		admin_token: None,
 	});
 	let app2 = App { _dir: tempfile::tempdir().unwrap(), state };
 	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 12, "temperature": 0}).to_string();
@@ -247,4 +249,124 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 	// Without an index there is no attribution object.
 	let (_, _, body) = call(&plain, "POST", "/v1/completions", Some(&req.replace("true", "false"))).await;
 	assert!(serde_json::from_str::<Value>(&body).unwrap().get("attribution").is_none());
+}
+
+/// What a hostile client sends to the OpenAI routes is refused with an OpenAI error, never
+/// ignored and never a 5xx: unsupported fields, unknown fields, over-long stop strings, huge
+/// numbers, bodies beyond the limit, malformed JSON.
+#[tokio::test]
+async fn hostile_requests_are_refused_with_openai_errors() {
+	let app = app(EngineConfig::default());
+	let cases = [
+		(json!({"model": "tiny-base", "prompt": "x", "logprobs": 3}), 400, Some("unsupported_parameter")),
+		(json!({"model": "tiny-base", "prompt": "x", "presence_penalty": 0.5}), 400, Some("unsupported_parameter")),
+		(json!({"model": "tiny-base", "prompt": "x", "logit_bias": {"5": 100}}), 400, Some("unsupported_parameter")),
+		(json!({"model": "tiny-base", "prompt": "x", "echo": true}), 400, Some("unsupported_parameter")),
+		(json!({"model": "tiny-base", "prompt": "x", "best_of": 3}), 400, Some("unsupported_parameter")),
+		(json!({"model": "tiny-base", "prompt": "x", "max_tokens": 1, "frobnicate": 1}), 400, Some("unknown_parameter")),
+		(json!({"model": "tiny-base", "prompt": "x", "stop": ["é".repeat(200)]}), 400, None),
+		(json!({"model": "tiny-base", "prompt": "x", "max_tokens": 18446744073709551615u64}), 400, Some("context_length_exceeded")),
+		(json!({"model": "tiny-base", "prompt": "x", "top_k": 18446744073709551615u64}), 400, None),
+		(json!({"model": "tiny-base", "prompt": "x", "temperature": 1e30}), 400, None),
+		(json!({"model": "tiny-base", "prompt": "x", "n": 1000000}), 400, None),
+		(json!({"model": "tiny-base", "prompt": "x", "attribution": "ü".repeat(1000)}), 400, None),
+		(json!({"model": "../../etc/passwd", "prompt": "x"}), 404, Some("model_not_found")),
+	];
+	for (body, status, code) in cases {
+		let (s, _, text) = call(&app, "POST", "/v1/completions", Some(&body.to_string())).await;
+		assert_eq!(s.as_u16(), status, "{body}: {text}");
+		let e = error_of(&text);
+		assert_eq!(e["code"].as_str(), code, "{body}: {text}");
+		assert!(!text.contains('/') || text.contains("../../etc/passwd"), "no paths in errors: {text}");
+	}
+	// Their "off" values are accepted (clients send them by default).
+	let off = json!({"model": "tiny-base", "prompt": "x", "max_tokens": 1, "logprobs": null, "presence_penalty": 0,
+		"frequency_penalty": 0.0, "echo": false, "best_of": 1, "logit_bias": {}, "user": "u", "metadata": {"a": "b"}});
+	let (s, _, text) = call(&app, "POST", "/v1/completions", Some(&off.to_string())).await;
+	assert_eq!(s, StatusCode::OK, "{text}");
+	let chat = json!({"model": "tiny-base", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]});
+	let (s, _, text) = call(&app, "POST", "/v1/chat/completions", Some(&chat.to_string())).await;
+	assert_eq!((s.as_u16(), error_of(&text)["param"].as_str()), (400, Some("tools")), "{text}");
+	// A body over the limit: 413 with an OpenAI error body; malformed JSON: 400.
+	let huge = json!({"model": "tiny-base", "prompt": "a".repeat(3 << 20)}).to_string();
+	let (s, _, text) = call(&app, "POST", "/v1/completions", Some(&huge)).await;
+	assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+	assert!(error_of(&text)["message"].is_string());
+	let (s, _, _) = call(&app, "POST", "/v1/completions", Some("{\"model\": ")).await;
+	assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Admin routes answer 401 without the bearer token, whatever else is configured.
+#[tokio::test]
+async fn factory_routes_need_the_admin_token() {
+	let plain = app(EngineConfig::default());
+	let mut st = AppState {
+		engine: plain.state.engine.clone(),
+		tokenizer: plain.state.tokenizer.clone(),
+		adapters: plain.state.adapters.clone(),
+		base_name: "tiny-base".into(),
+		metrics: plain.state.metrics.clone(),
+		created: 1,
+		next_id: Default::default(),
+		chain: None,
+		factory: None,
+		influence: None,
+		spans: None,
+		admin_token: Some(openledger_worker::secrets::AdminToken::new("admin-token-0123456789").unwrap()),
+	};
+	let with = |st: AppState| App { _dir: tempfile::tempdir().unwrap(), state: Arc::new(st) };
+	let job = json!({"name": "x", "snapshots": [{"datanet": 0, "version": 1, "weight": 1.0}], "optim": {"max_steps": 100000000000000000u64}}).to_string();
+	let authed = |method: &str, path: &str, body: Option<String>, token: &str| {
+		let mut b = Request::builder().method(method).uri(path).header("content-type", "application/json");
+		if !token.is_empty() {
+			b = b.header("authorization", format!("Bearer {token}"));
+		}
+		b.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap()
+	};
+	let a = with(AppState { admin_token: st.admin_token.clone(), ..st_clone(&st) });
+	for (method, path, body) in [("POST", "/v1/factory/jobs", Some(job.clone())), ("GET", "/v1/factory/jobs", None), ("GET", "/v1/factory/jobs/1", None)] {
+		for token in ["", "wrong-token-0123456789"] {
+			let r = router(a.state.clone()).oneshot(authed(method, path, body.clone(), token)).await.unwrap();
+			assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {path} with {token:?}");
+			assert_eq!(r.headers()["www-authenticate"], "Bearer");
+		}
+		// With the token: the factory is off on this worker (404), nothing else.
+		let r = router(a.state.clone()).oneshot(authed(method, path, body.clone(), "admin-token-0123456789")).await.unwrap();
+		assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} {path}");
+	}
+	// No token configured: nobody gets in.
+	st.admin_token = None;
+	let b = with(st);
+	let r = router(b.state.clone()).oneshot(authed("GET", "/v1/factory/jobs", None, "admin-token-0123456789")).await.unwrap();
+	assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+fn st_clone(st: &AppState) -> AppState {
+	AppState {
+		engine: st.engine.clone(),
+		tokenizer: st.tokenizer.clone(),
+		adapters: st.adapters.clone(),
+		base_name: st.base_name.clone(),
+		metrics: st.metrics.clone(),
+		created: st.created,
+		next_id: Default::default(),
+		chain: None,
+		factory: None,
+		influence: None,
+		spans: None,
+		admin_token: None,
+	}
+}
+
+/// KV memory: a request that could never fit is a 400 (the 429 for one that does not fit
+/// beside those running is the engine's `kv_budget_refuses_what_does_not_fit`).
+#[tokio::test]
+async fn kv_budget_is_enforced_over_http() {
+	let probe = app(EngineConfig::default());
+	let per_token = probe.state.engine.kv_bytes_per_token;
+	let app = app(EngineConfig { kv_cache_bytes: Some(40 * per_token), ..EngineConfig::default() });
+	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 45}).to_string();
+	let (s, _, text) = call(&app, "POST", "/v1/completions", Some(&req)).await;
+	assert_eq!(s, StatusCode::BAD_REQUEST, "{text}");
+	assert!(error_of(&text)["message"].as_str().unwrap().contains("KV cache"), "{text}");
 }

@@ -79,6 +79,27 @@ fn mixed_batch_equals_each_row_alone_with_its_adapter_merged() {
 	}
 }
 
+/// Ranks beyond the CPU kernel's stack buffer (256) are applied, not skipped: the receipt bills
+/// the adapter, so the answer must be the adapter's.
+#[test]
+fn high_rank_adapters_are_applied_on_the_cpu_path() {
+	let model = tiny_model(DType::F32);
+	let cfg = model.cfg.clone();
+	let big = adapter(&cfg, 300, &["q_proj", "v_proj", "down_proj"], 13);
+	let rows: Vec<(Vec<u32>, Option<&LoraAdapter>)> = vec![(vec![5, 6, 7], Some(&big)), (vec![8, 9], None)];
+	let feed = [20, 21];
+	let reference = alone(&model.merged(&big).unwrap(), &rows[0].0, &feed);
+	let base = alone(&model, &rows[0].0, &feed);
+	for grouped in [false, true] {
+		let got = mixed(&model, &rows, &feed, grouped);
+		for (step, (g, r)) in got[0].iter().zip(&reference).enumerate() {
+			let d = max_abs_diff(g, r);
+			assert!(d < 1e-3, "step {step} (grouped {grouped}): max |Δlogit| = {d}");
+		}
+		assert!(max_abs_diff(&got[0][0], &base[0]) > 1e-2, "the rank-300 adapter changes the logits");
+	}
+}
+
 #[test]
 fn half_precision_runs_close_to_f32() {
 	let f32m = tiny_model(DType::F32);

@@ -13,6 +13,9 @@ if [ -f "$OPENLEDGER_CACHE/wasm-env" ]; then
 fi
 export NODE_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger-node"
 export CLI_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger"
-export WORKER_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger-worker"
+# The inference worker is its own workspace with its own target dir, so that building it never
+# waits on the node's build lock (and the two can build side by side).
+export OPENLEDGER_WORKER_TARGET="${OPENLEDGER_WORKER_TARGET:-$OPENLEDGER_CACHE/target-worker}"
+export WORKER_BIN="$OPENLEDGER_WORKER_TARGET/$OPENLEDGER_PROFILE/openledger-worker"
 # Python environment of the worker's end-to-end tests (official `openai` client).
 export OPENLEDGER_VENV="$OPENLEDGER_CACHE/venv"

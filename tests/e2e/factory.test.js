@@ -7,7 +7,7 @@
 // HTTP factory (`POST /v1/factory/jobs`).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
@@ -19,6 +19,9 @@ const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets i
 const { alice, bob, charlie, k } = devKeys();
 const dave = k('//Dave'); // builds the model
 const eve = k('//Eve'); // pays for answers
+// The worker's admin token (factory endpoints), from a file as an operator keeps it.
+const ADMIN_TOKEN = 'factory-admin-token-0123456789';
+const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` };
 // One domain with shared phrasing (so what is learnt carries over to the held-out texts) and a
 // distinct opening per text (so a prompt names one of them).
 const TEXTS = [
@@ -87,12 +90,15 @@ before(async () => {
   await ok(api.tx.openStaking.bondWorker(api.consts.openStaking.minWorkerBond, charlie.publicKey, 'http://127.0.0.1', [base], 0), charlie);
   await ok(api.tx.attribution.depositEscrow(100n * OPEN), eve);
 
+  const tokenFile = join(dir, 'admin-token');
+  writeFileSync(tokenFile, `${ADMIN_TOKEN}\n`, { mode: 0o600 });
   worker = new Worker({
     name: 'factory-worker', dir, args: [
       '--model', paths.base, '--adapters', paths.adapters, '--span-index', join(dir, 'spans'),
       '--chain-rpc', node.wsUrl, '--account', '//Charlie', '--base-model-id', String(base),
       '--receipts', join(dir, 'receipts'), '--receipt-linger-ms', '100',
       '--content-store', paths.store, '--factory-jobs', join(dir, 'jobs'), '--influence',
+      '--signing-key', '//Charlie', '--admin-token-file', tokenFile,
     ],
   });
   await worker.start();
@@ -200,22 +206,30 @@ test('factory CLI: snapshot → adapter → registered → served → attributed
 });
 
 test('factory over HTTP: a job trains, registers and serves an adapter of the worker', { skip }, async () => {
-  const bad = await worker.post('/v1/factory/jobs', { name: 'x', snapshots: [] });
+  // Admin endpoints: nothing without the bearer token, not even the list.
+  const anon = await worker.post('/v1/factory/jobs', { name: 'x', snapshots: [{ datanet, version: 1, weight: 1 }] });
+  assert.equal(anon.status, 401);
+  assert.equal((await worker.get('/v1/factory/jobs')).status, 401);
+  assert.equal((await worker.get('/v1/factory/jobs', { authorization: 'Bearer wrong-token-of-some-length' })).status, 401);
+  const bad = await worker.post('/v1/factory/jobs', { name: 'x', snapshots: [] }, ADMIN);
   assert.equal(bad.status, 400);
   assert.match(bad.body.error.message, /snapshots/);
-  const badLora = await worker.post('/v1/factory/jobs', { name: 'x', snapshots: [{ datanet, version: 1, weight: 1 }], lora: { rank: 0 } });
+  const badLora = await worker.post('/v1/factory/jobs', { name: 'x', snapshots: [{ datanet, version: 1, weight: 1 }], lora: { rank: 0 } }, ADMIN);
   assert.equal(badLora.status, 400);
-  const taken = await worker.post('/v1/factory/jobs', { name: 'case-law', snapshots: [{ datanet, version: 1, weight: 1 }] });
+  const huge = await worker.post('/v1/factory/jobs', { name: 'x', snapshots: [{ datanet, version: 1, weight: 1 }], optim: { max_steps: 100000000000000000 } }, ADMIN);
+  assert.equal(huge.status, 400);
+  assert.match(huge.body.error.message, /max-steps/);
+  const taken = await worker.post('/v1/factory/jobs', { name: 'case-law', snapshots: [{ datanet, version: 1, weight: 1 }] }, ADMIN);
   assert.equal(taken.status, 400);
 
   const sub = await worker.post('/v1/factory/jobs', {
     name: 'case-law-2', snapshots: [{ datanet, version: 1, weight: 1 }],
     lora: { rank: 4, alpha: 8, dropout: 0, target_modules: ['q_proj', 'v_proj'] },
     optim: { max_steps: 20, lr: 0.01, batch_size: 4, max_seq_len: 48, seed: 5 },
-  });
+  }, ADMIN);
   assert.equal(sub.status, 202, JSON.stringify(sub.body));
   const job = await waitFor('the job done', async () => {
-    const j = (await worker.get(`/v1/factory/jobs/${sub.body.id}`)).body;
+    const j = (await worker.get(`/v1/factory/jobs/${sub.body.id}`, ADMIN)).body;
     assert.notEqual(j.state, 'failed', j.error);
     return j.state === 'done' ? j : null;
   }, 120_000, 250);

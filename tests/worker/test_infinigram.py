@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from infini_gram.engine import InfiniGramEngine
 
-WORKER_BIN = os.environ.get("WORKER_BIN", os.path.expanduser("~/.cache/openledger/target/release/openledger-worker"))
+WORKER_BIN = os.environ.get("WORKER_BIN", os.path.expanduser("~/.cache/openledger/target-worker/release/openledger-worker"))
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 

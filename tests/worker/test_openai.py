@@ -13,7 +13,7 @@ import urllib.request
 import openai
 import pytest
 
-WORKER_BIN = os.environ.get("WORKER_BIN", os.path.expanduser("~/.cache/openledger/target/release/openledger-worker"))
+WORKER_BIN = os.environ.get("WORKER_BIN", os.path.expanduser("~/.cache/openledger/target-worker/release/openledger-worker"))
 
 
 def free_port():

@@ -14,6 +14,7 @@
 //! be queued twice.
 
 use super::{RequestId, SignedReceipt};
+use openledger_primitives::AccountId;
 use anyhow::{bail, Context, Result};
 use codec::{Decode, Encode};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -44,7 +45,42 @@ struct State {
 	pending_ids: HashSet<RequestId>,
 	settled: HashMap<RequestId, String>,
 	rejected: HashMap<RequestId, String>,
-	serving: HashSet<RequestId>,
+	/// Requests being served: their payer and the voucher's maximum fee.
+	serving: HashMap<RequestId, (AccountId, u128)>,
+	/// Fees of pending receipts by request, and what each payer owes in all (serving at their
+	/// maximum fee, pending at their fee): the payer's escrow must cover it, since none of it
+	/// has left the escrow on chain yet.
+	pending_fees: HashMap<RequestId, (AccountId, u128)>,
+	committed: HashMap<AccountId, u128>,
+}
+
+impl State {
+	fn commit(&mut self, payer: &AccountId, fee: u128) {
+		*self.committed.entry(payer.clone()).or_default() += fee;
+	}
+	fn uncommit(&mut self, payer: &AccountId, fee: u128) {
+		if let Some(c) = self.committed.get_mut(payer) {
+			*c = c.saturating_sub(fee);
+			if *c == 0 {
+				self.committed.remove(payer);
+			}
+		}
+	}
+	fn retire_fee(&mut self, id: &RequestId) {
+		if let Some((payer, fee)) = self.pending_fees.remove(id) {
+			self.uncommit(&payer, fee);
+		}
+	}
+}
+
+/// Why a request cannot be reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveError {
+	/// The request id (voucher) is being served, queued, settled or rejected.
+	Used,
+	/// The payer's escrow does not cover this voucher beside what the worker already holds
+	/// against it (requests in flight, receipts not yet settled).
+	Escrow { held: u128, committed: u128 },
 }
 
 pub struct ReceiptQueue {
@@ -93,6 +129,11 @@ impl ReceiptQueue {
 			}
 			let Some((seq, id)) = name.strip_suffix(".scale").and_then(|n| n.split_once('-')) else { continue };
 			let (Ok(seq), Some(id)) = (u64::from_str_radix(seq, 16), parse_id(id)) else { continue };
+			// The fee it commits of its payer's escrow until it settles.
+			let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+			let r = SignedReceipt::decode(&mut &bytes[..]).with_context(|| format!("decoding {}", p.display()))?;
+			s.commit(&r.receipt.voucher.payer, r.receipt.fee);
+			s.pending_fees.insert(id, (r.receipt.voucher.payer.clone(), r.receipt.fee));
 			s.pending.insert(seq, id);
 			s.pending_ids.insert(id);
 			s.next_seq = s.next_seq.max(seq + 1);
@@ -119,6 +160,7 @@ impl ReceiptQueue {
 			fs::remove_file(dir.join("pending").join(format!("{seq:016x}-{}.scale", id_hex(&id))))?;
 			s.pending.remove(&seq);
 			s.pending_ids.remove(&id);
+			s.retire_fee(&id);
 		}
 		Ok(Self { dir: dir.to_path_buf(), state: Mutex::new(s), notify: Default::default() })
 	}
@@ -131,16 +173,34 @@ impl ReceiptQueue {
 		self.dir.join("pending").join(format!("{seq:016x}-{}.scale", id_hex(id)))
 	}
 
-	/// Claims `id` for a request about to be served; `false` if it is already known.
-	pub fn reserve(&self, id: RequestId) -> bool {
+	/// Claims `id` for a request about to be served, committing `max_fee` of `payer`'s escrow
+	/// (`held` on chain now) beside what is already committed against it.
+	pub fn reserve(&self, id: RequestId, payer: &AccountId, max_fee: u128, held: u128) -> Result<(), ReserveError> {
 		let mut s = self.lock();
-		let known = s.pending_ids.contains(&id) || s.settled.contains_key(&id) || s.rejected.contains_key(&id);
-		!known && s.serving.insert(id)
+		let known = s.pending_ids.contains(&id) || s.settled.contains_key(&id) || s.rejected.contains_key(&id) || s.serving.contains_key(&id);
+		if known {
+			return Err(ReserveError::Used);
+		}
+		let committed = s.committed.get(payer).copied().unwrap_or(0);
+		if committed.saturating_add(max_fee) > held {
+			return Err(ReserveError::Escrow { held, committed });
+		}
+		s.commit(payer, max_fee);
+		s.serving.insert(id, (payer.clone(), max_fee));
+		Ok(())
 	}
 
-	/// Gives up a reservation (the request failed before a receipt was made).
+	/// Gives up a reservation (the request failed before generation started).
 	pub fn release(&self, id: &RequestId) {
-		self.lock().serving.remove(id);
+		let mut s = self.lock();
+		if let Some((payer, fee)) = s.serving.remove(id) {
+			s.uncommit(&payer, fee);
+		}
+	}
+
+	/// What the worker holds against `payer`'s escrow now.
+	pub fn committed(&self, payer: &AccountId) -> u128 {
+		self.lock().committed.get(payer).copied().unwrap_or(0)
 	}
 
 	/// Puts a receipt on disk; returns once it is durable.
@@ -156,7 +216,13 @@ impl ReceiptQueue {
 		};
 		write_durable(&self.pending_path(seq, &id), &r.encode())?;
 		let mut s = self.lock();
-		s.serving.remove(&id);
+		// From the voucher's maximum to the receipt's fee (≤ it).
+		if let Some((payer, max_fee)) = s.serving.remove(&id) {
+			s.uncommit(&payer, max_fee);
+		}
+		let payer = r.receipt.voucher.payer.clone();
+		s.commit(&payer, r.receipt.fee);
+		s.pending_fees.insert(id, (payer, r.receipt.fee));
 		s.pending.insert(seq, id);
 		s.pending_ids.insert(id);
 		drop(s);
@@ -191,6 +257,7 @@ impl ReceiptQueue {
 		let mut s = self.lock();
 		s.pending.remove(&seq);
 		s.pending_ids.remove(&id);
+		s.retire_fee(&id);
 		s.settled.insert(id, block.to_string());
 		Ok(())
 	}
@@ -204,6 +271,7 @@ impl ReceiptQueue {
 		let mut s = self.lock();
 		s.pending.remove(&seq);
 		s.pending_ids.remove(&id);
+		s.retire_fee(&id);
 		s.rejected.insert(id, block.to_string());
 		Ok(())
 	}
@@ -216,7 +284,7 @@ impl ReceiptQueue {
 			ReceiptStatus::Rejected { block: b.clone() }
 		} else if s.pending_ids.contains(id) {
 			ReceiptStatus::Queued
-		} else if s.serving.contains(id) {
+		} else if s.serving.contains_key(id) {
 			ReceiptStatus::Serving
 		} else {
 			ReceiptStatus::Unknown
@@ -273,18 +341,21 @@ mod tests {
 		let (a, b, c) = (receipt(1), receipt(2), receipt(3));
 		{
 			let q = ReceiptQueue::open(dir.path()).unwrap();
-			assert!(q.reserve(a.receipt.request_id()));
-			assert!(!q.reserve(a.receipt.request_id()), "one request at a time per voucher");
+			let payer = a.receipt.voucher.payer.clone();
+			assert_eq!(q.reserve(a.receipt.request_id(), &payer, 10, 1000), Ok(()));
+			assert_eq!(q.reserve(a.receipt.request_id(), &payer, 10, 1000), Err(ReserveError::Used), "one request at a time per voucher");
 			for r in [&a, &b, &c] {
 				q.push(r).unwrap();
 			}
 			assert!(q.push(&a).is_err(), "a request id is queued once");
-			assert!(!q.reserve(b.receipt.request_id()), "a queued voucher cannot be served again");
+			assert_eq!(q.reserve(b.receipt.request_id(), &payer, 10, 1000), Err(ReserveError::Used), "a queued voucher cannot be served again");
+			assert_eq!(q.committed(&payer), 9, "three pending receipts of fee 3");
 			// A write that a crash interrupted.
 			std::fs::write(dir.path().join("pending/00000000000000ff-x.tmp"), b"partial").unwrap();
 		} // "crash": nothing but the files survives
 		let q = ReceiptQueue::open(dir.path()).unwrap();
 		assert_eq!(q.counts(), (3, 0, 0));
+		assert_eq!(q.committed(&a.receipt.voucher.payer), 9, "pending fees are committed again after a restart");
 		assert!(!dir.path().join("pending/00000000000000ff-x.tmp").exists());
 		let batch = q.oldest(2).unwrap();
 		assert_eq!(batch.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(), vec![a.clone(), b.clone()], "oldest first, intact");
@@ -302,9 +373,40 @@ mod tests {
 		let q = ReceiptQueue::open(dir.path()).unwrap();
 		assert_eq!(q.counts(), (0, 2, 1));
 		assert!(!q.pending_path(seq_c, &c.receipt.request_id()).exists());
-		assert!(!q.reserve(a.receipt.request_id()), "settled stays settled across restarts");
+		assert_eq!(q.reserve(a.receipt.request_id(), &a.receipt.voucher.payer, 1, 1000), Err(ReserveError::Used), "settled stays settled across restarts");
+		assert_eq!(q.committed(&a.receipt.voucher.payer), 0, "settled and rejected receipts commit nothing");
 		let next = receipt(4);
 		q.push(&next).unwrap();
 		assert!(q.oldest(8).unwrap()[0].0 > seq_c, "sequence numbers keep growing");
+	}
+
+	/// Six vouchers over an escrow that covers one: one is served, five are refused before any
+	/// token is generated; what is committed follows serving → pending → settled.
+	#[test]
+	fn concurrent_vouchers_cannot_overcommit_the_escrow() {
+		let dir = tempfile::tempdir().unwrap();
+		let q = ReceiptQueue::open(dir.path()).unwrap();
+		let rs: Vec<SignedReceipt> = (10..16).map(receipt).collect();
+		let payer = rs[0].receipt.voucher.payer.clone();
+		let held = 10; // each voucher's maximum fee is 10
+		let got: Vec<_> = rs.iter().map(|r| q.reserve(r.receipt.request_id(), &payer, 10, held)).collect();
+		assert_eq!(got[0], Ok(()));
+		for g in &got[1..] {
+			assert_eq!(*g, Err(ReserveError::Escrow { held: 10, committed: 10 }));
+		}
+		assert_eq!(q.status(&rs[0].receipt.request_id()), ReceiptStatus::Serving);
+		// Answered: the receipt's fee (3) replaces the maximum; room for no other full voucher.
+		q.push(&rs[0]).unwrap();
+		assert_eq!(q.committed(&payer), 3);
+		assert!(matches!(q.reserve(rs[1].receipt.request_id(), &payer, 10, held), Err(ReserveError::Escrow { .. })));
+		assert_eq!(q.reserve(rs[1].receipt.request_id(), &payer, 7, held), Ok(()));
+		q.release(&rs[1].receipt.request_id());
+		assert_eq!(q.committed(&payer), 3, "a released reservation commits nothing");
+		// Settled: the escrow on chain shrank by the fee, the worker holds nothing against it.
+		let (seq, _) = q.oldest(1).unwrap()[0].clone();
+		q.settled(seq, rs[0].receipt.request_id(), "0x01").unwrap();
+		assert_eq!(q.committed(&payer), 0);
+		let other = sr25519::Pair::from_string("//Ferdie", None).unwrap();
+		assert_eq!(q.reserve(rs[2].receipt.request_id(), &other.public().into(), 10, 10), Ok(()), "payers are separate");
 	}
 }

@@ -17,6 +17,8 @@ use crate::model::lora::LoraAdapter;
 use crate::tokenizer::{IncrementalDecoder, TextTokenizer};
 use sampling::{Sampler, SamplingParams, StopFilter};
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -28,12 +30,47 @@ pub struct EngineConfig {
 	pub max_step_tokens: usize,
 	/// Sequences that may wait beyond a full batch before requests are refused.
 	pub queue: usize,
+	/// Bytes of KV cache that running and queued sequences may hold at their longest (prompt +
+	/// `max_tokens`); a request beyond what is free waits outside (429), one that could never
+	/// fit is refused (400). `None`: bounded by `max_position_embeddings` per sequence only.
+	pub kv_cache_bytes: Option<usize>,
 }
 
 impl Default for EngineConfig {
 	fn default() -> Self {
-		Self { max_batch: 32, max_step_tokens: 2048, queue: 64 }
+		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None }
 	}
+}
+
+/// What the engine thread is doing, for `/health`: alive or stopped, and how many sequences
+/// it has failed because of a panic while serving them.
+#[derive(Default)]
+pub struct EngineHealth {
+	stopped: AtomicBool,
+	panics: AtomicU64,
+}
+
+impl EngineHealth {
+	pub fn alive(&self) -> bool {
+		!self.stopped.load(Ordering::SeqCst)
+	}
+	pub fn panics(&self) -> u64 {
+		self.panics.load(Ordering::SeqCst)
+	}
+}
+
+/// Marks the engine stopped when its thread ends, however it ends.
+struct StopGuard(Arc<EngineHealth>);
+
+impl Drop for StopGuard {
+	fn drop(&mut self) {
+		self.0.stopped.store(true, Ordering::SeqCst);
+	}
+}
+
+/// The text of a caught panic.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+	p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "panic".into())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -57,6 +94,7 @@ pub struct GenRequest {
 	pub params: SamplingParams,
 	pub events: mpsc::Sender<Event>,
 	_permit: OwnedSemaphorePermit,
+	_kv: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -65,6 +103,12 @@ pub enum SubmitError {
 	Busy(usize),
 	#[error("the engine has stopped")]
 	Stopped,
+	/// The KV memory the request may need is in use by others now.
+	#[error("the worker's KV cache is full: this request may need {need} KiB, {free} KiB are free")]
+	KvBusy { need: usize, free: usize },
+	/// The request could never fit the configured KV cache.
+	#[error("this request may need {need} KiB of KV cache, more than the worker's whole cache ({total} KiB); ask for fewer tokens")]
+	KvTooLarge { need: usize, total: usize },
 }
 
 /// A handle to the engine thread.
@@ -74,24 +118,46 @@ pub struct Engine {
 	slots: Arc<Semaphore>,
 	capacity: usize,
 	pub max_len: usize,
+	/// KV budget in tokens (each permit is one token's K and V in every layer) and its size.
+	kv: Option<(Arc<Semaphore>, usize)>,
+	/// Bytes of K and V one token holds in every layer.
+	pub kv_bytes_per_token: usize,
+	pub health: Arc<EngineHealth>,
 }
 
 impl Engine {
 	/// Starts the engine thread for `model`.
 	pub fn start(model: Arc<Llama>, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> Self {
 		let (tx, rx) = mpsc::unbounded_channel();
-		let capacity = cfg.max_batch + cfg.queue;
 		let max_len = model.cfg.max_position_embeddings;
 		let mut eos = model.cfg.eos_ids();
 		if let Some(id) = tokenizer.eos_token.as_deref().and_then(|t| tokenizer.token_id(t)) {
 			eos.push(id);
 		}
-		let sched = Scheduler { model, tokenizer, cfg, metrics, eos, waiting: VecDeque::new(), active: Vec::new() };
+		let c = &model.cfg;
+		let kv_bytes_per_token = 2 * c.num_hidden_layers * c.kv_heads() * c.head_dim() * model.dtype.size_in_bytes();
+		let engine = Self::handle(tx, &cfg, max_len, kv_bytes_per_token);
+		let health = engine.health.clone();
+		let sched = Scheduler { model, tokenizer, cfg, metrics, eos, waiting: VecDeque::new(), active: Vec::new(), health: health.clone() };
+		let guard = StopGuard(health);
 		std::thread::Builder::new()
 			.name("engine".into())
-			.spawn(move || sched.run(rx))
+			.spawn(move || {
+				let _guard = guard;
+				sched.run(rx)
+			})
 			.expect("spawning the engine thread");
-		Self { tx, slots: Arc::new(Semaphore::new(capacity)), capacity, max_len }
+		engine
+	}
+
+	/// The handle's admission state (slots, KV budget) for requests sent on `tx`.
+	fn handle(tx: mpsc::UnboundedSender<GenRequest>, cfg: &EngineConfig, max_len: usize, kv_bytes_per_token: usize) -> Self {
+		let capacity = cfg.max_batch + cfg.queue;
+		let kv = cfg.kv_cache_bytes.map(|b| {
+			let tokens = (b / kv_bytes_per_token.max(1)).min(Semaphore::MAX_PERMITS);
+			(Arc::new(Semaphore::new(tokens)), tokens)
+		});
+		Self { tx, slots: Arc::new(Semaphore::new(capacity)), capacity, max_len, kv, kv_bytes_per_token, health: Default::default() }
 	}
 
 	/// Queues a request; refuses at once when running + queued would exceed the capacity.
@@ -101,13 +167,34 @@ impl Engine {
 		adapter: Option<Arc<LoraAdapter>>,
 		params: SamplingParams,
 	) -> Result<mpsc::Receiver<Event>, SubmitError> {
+		if !self.health.alive() {
+			return Err(SubmitError::Stopped);
+		}
+		let kv = match &self.kv {
+			None => None,
+			Some((pool, total)) => {
+				let need = prompt.len() + params.max_tokens;
+				let kib = |tokens: usize| (tokens * self.kv_bytes_per_token).div_ceil(1024);
+				if need > *total {
+					return Err(SubmitError::KvTooLarge { need: kib(need), total: kib(*total) });
+				}
+				let free = pool.available_permits();
+				// `need` ≤ total ≤ MAX_PERMITS < u32::MAX.
+				Some(pool.clone().try_acquire_many_owned(need as u32).map_err(|_| SubmitError::KvBusy { need: kib(need), free: kib(free) })?)
+			},
+		};
 		let permit = self.slots.clone().try_acquire_owned().map_err(|_| SubmitError::Busy(self.capacity))?;
 		// Room for every event the sequence can produce, so the engine never blocks on a client.
-		let (events, rx) = mpsc::channel(params.max_tokens + 2);
+		let (events, rx) = mpsc::channel(params.max_tokens.min(self.max_len).saturating_add(2));
 		self.tx
-			.send(GenRequest { prompt, adapter, params, events, _permit: permit })
+			.send(GenRequest { prompt, adapter, params, events, _permit: permit, _kv: kv })
 			.map_err(|_| SubmitError::Stopped)?;
 		Ok(rx)
+	}
+
+	/// KV tokens reserved by running and queued sequences, and the budget (with `--kv-cache-mib`).
+	pub fn kv_reserved(&self) -> Option<(usize, usize)> {
+		self.kv.as_ref().map(|(p, total)| (total - p.available_permits(), *total))
 	}
 
 	/// Requests running or queued now.
@@ -137,9 +224,21 @@ struct Scheduler {
 	eos: Vec<u32>,
 	waiting: VecDeque<GenRequest>,
 	active: Vec<Seq>,
+	health: Arc<EngineHealth>,
 }
 
+#[cfg(test)]
+pub(crate) static PANIC_ON_SEED: AtomicU64 = AtomicU64::new(u64::MAX);
+
 impl Scheduler {
+	/// Fails every active sequence with `message` (their caches may be half-written).
+	fn fail_active(&mut self, message: &str) {
+		for s in self.active.drain(..) {
+			let _ = s.req.events.try_send(Event::Error(message.to_string()));
+		}
+		self.metrics.running.set(0);
+	}
+
 	fn run(mut self, mut rx: mpsc::UnboundedReceiver<GenRequest>) {
 		loop {
 			if self.active.is_empty() && self.waiting.is_empty() {
@@ -151,7 +250,15 @@ impl Scheduler {
 			while let Ok(r) = rx.try_recv() {
 				self.waiting.push_back(r);
 			}
-			self.step();
+			// A panic while stepping (the forward pass, scheduling) fails the sequences of this
+			// step and nothing else: the engine goes on with the next requests.
+			if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.step())) {
+				let n = self.active.len() as u64;
+				self.health.panics.fetch_add(n.max(1), Ordering::SeqCst);
+				let msg = format!("internal error in the generation step: {}", panic_text(&*p));
+				tracing::error!("{msg}; failing {n} sequences");
+				self.fail_active(&msg);
+			}
 		}
 	}
 
@@ -237,51 +344,145 @@ impl Scheduler {
 		};
 		let mut logits = logits.into_iter();
 		let mut finished = Vec::new();
+		let (eos, tokenizer, metrics, max_pos) = (&self.eos, &*self.tokenizer, &self.metrics, self.model.cfg.max_position_embeddings);
 		for (i, s) in self.active.iter_mut().enumerate() {
 			if s.feed.is_empty() {
 				continue;
 			}
 			let row_logits = logits.next().expect("one row of logits per fed sequence; qed");
-			if s.fed < s.req.prompt.len() {
-				s.fed += s.feed.len();
-				if s.fed < s.req.prompt.len() {
-					s.feed.clear();
-					continue; // more prompt to feed before the first sample
-				}
-			}
-			s.feed.clear();
-			let token = s.sampler.sample(&row_logits);
-			s.generated.push(token);
-			self.metrics.generated_tokens.inc();
-			let mut reason = None;
-			let mut text = String::new();
-			if self.eos.contains(&token) {
-				reason = Some(FinishReason::Stop);
-				text.push_str(&s.stop.flush());
-			} else {
-				let delta = s.decoder.push(&self.tokenizer, token).unwrap_or_default().unwrap_or_default();
-				let (out, hit) = s.stop.push(&delta);
-				text = out;
-				if hit {
-					reason = Some(FinishReason::Stop);
-				} else if s.generated.len() >= s.req.params.max_tokens || s.cache.len() + 1 >= self.model.cfg.max_position_embeddings {
-					reason = Some(FinishReason::Length);
-					text.push_str(&s.stop.flush());
-				}
-			}
-			let _ = s.req.events.try_send(Event::Token { id: token, text });
-			if let Some(reason) = reason {
-				let _ = s.req.events.try_send(Event::Done {
-					reason,
-					prompt_tokens: s.req.prompt.len(),
-					completion_tokens: s.generated.len(),
-				});
-				finished.push(i);
+			// A panic in one sequence's sampling, detokenization or stop handling fails that
+			// sequence only.
+			match catch_unwind(AssertUnwindSafe(|| Self::advance(s, row_logits, eos, tokenizer, metrics, max_pos))) {
+				Ok(true) => finished.push(i),
+				Ok(false) => {},
+				Err(p) => {
+					self.health.panics.fetch_add(1, Ordering::SeqCst);
+					let msg = format!("internal error while generating this answer: {}", panic_text(&*p));
+					tracing::error!("{msg}; failing the sequence");
+					let _ = s.req.events.try_send(Event::Error(msg));
+					finished.push(i);
+				},
 			}
 		}
 		for i in finished.into_iter().rev() {
 			self.active.swap_remove(i); // drops the permit: a slot frees up
 		}
 		self.metrics.running.set(self.active.len() as i64);
+	}
+
+	/// Takes one row of logits for `s`: samples, detokenizes, sends the event(s). True when
+	/// the sequence is done.
+	fn advance(s: &mut Seq, row_logits: Vec<f32>, eos: &[u32], tokenizer: &TextTokenizer, metrics: &Metrics, max_pos: usize) -> bool {
+		if s.fed < s.req.prompt.len() {
+			s.fed += s.feed.len();
+			if s.fed < s.req.prompt.len() {
+				s.feed.clear();
+				return false; // more prompt to feed before the first sample
+			}
+		}
+		s.feed.clear();
+		#[cfg(test)]
+		if s.req.params.seed == Some(PANIC_ON_SEED.load(Ordering::SeqCst)) {
+			panic!("injected fault");
+		}
+		let token = s.sampler.sample(&row_logits);
+		s.generated.push(token);
+		metrics.generated_tokens.inc();
+		let mut reason = None;
+		let mut text = String::new();
+		if eos.contains(&token) {
+			reason = Some(FinishReason::Stop);
+			text.push_str(&s.stop.flush());
+		} else {
+			let delta = s.decoder.push(tokenizer, token).unwrap_or_default().unwrap_or_default();
+			let (out, hit) = s.stop.push(&delta);
+			text = out;
+			if hit {
+				reason = Some(FinishReason::Stop);
+			} else if s.generated.len() >= s.req.params.max_tokens || s.cache.len() + 1 >= max_pos {
+				reason = Some(FinishReason::Length);
+				text.push_str(&s.stop.flush());
+			}
+		}
+		let _ = s.req.events.try_send(Event::Token { id: token, text });
+		if let Some(reason) = reason {
+			let _ = s.req.events.try_send(Event::Done {
+				reason,
+				prompt_tokens: s.req.prompt.len(),
+				completion_tokens: s.generated.len(),
+			});
+			return true;
+		}
+		false
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::gen::{write_base_model, BaseSpec};
+	use candle_core::{DType, Device};
+
+	fn engine(cfg: EngineConfig) -> (tempfile::TempDir, Engine) {
+		let dir = tempfile::tempdir().unwrap();
+		let spec = BaseSpec { vocab: 300, hidden: 32, intermediate: 48, max_positions: 256, ..Default::default() };
+		write_base_model(dir.path(), &spec, 1).unwrap();
+		let model = Arc::new(Llama::load_dir(dir.path(), DType::F32, &Device::Cpu).unwrap());
+		let tokenizer = Arc::new(TextTokenizer::load(dir.path()).unwrap());
+		(dir, Engine::start(model, tokenizer, cfg, Metrics::new()))
+	}
+
+	fn greedy(max_tokens: usize, seed: u64) -> SamplingParams {
+		SamplingParams { temperature: 0.0, max_tokens, seed: Some(seed), ..Default::default() }
+	}
+
+	async fn outcome(mut rx: mpsc::Receiver<Event>) -> Result<usize, String> {
+		let mut n = 0;
+		while let Some(ev) = rx.recv().await {
+			match ev {
+				Event::Token { .. } => n += 1,
+				Event::Done { .. } => return Ok(n),
+				Event::Error(e) => return Err(e),
+			}
+		}
+		Err("closed".into())
+	}
+
+	/// A panic while serving one sequence fails that sequence only: the one beside it in the
+	/// batch finishes, the engine serves the next request, and its health says what happened.
+	#[tokio::test]
+	async fn a_panic_in_one_sequence_fails_only_that_sequence() {
+		let (_dir, e) = engine(EngineConfig::default());
+		PANIC_ON_SEED.store(0xdead, Ordering::SeqCst);
+		let bad = e.submit(vec![5, 6, 7], None, greedy(8, 0xdead)).unwrap();
+		let good = e.submit(vec![5, 6, 8], None, greedy(8, 1)).unwrap();
+		let (bad, good) = tokio::join!(outcome(bad), outcome(good));
+		assert!(bad.unwrap_err().contains("injected fault"));
+		assert!(good.unwrap() >= 1);
+		assert!(e.health.alive());
+		assert_eq!(e.health.panics(), 1);
+		let next = e.submit(vec![9, 10], None, greedy(4, 2)).unwrap();
+		assert!(outcome(next).await.unwrap() >= 1, "the engine goes on");
+	}
+
+	/// The KV budget counts tokens × bytes per token: a request that could never fit is refused,
+	/// one that does not fit beside those admitted waits outside (busy), and the budget comes
+	/// back when a request ends. (A handle whose engine never runs: nothing finishes by itself.)
+	#[test]
+	fn kv_budget_refuses_what_does_not_fit() {
+		let (tx, rx) = mpsc::unbounded_channel();
+		let cfg = EngineConfig { kv_cache_bytes: Some(100 * 64), ..Default::default() };
+		let e = Engine::handle(tx, &cfg, 512, 64);
+		assert_eq!(e.kv_reserved(), Some((0, 100)));
+		assert!(matches!(e.submit(vec![1; 60], None, greedy(41, 1)), Err(SubmitError::KvTooLarge { need: 7, total: 7 })));
+		let a = e.submit(vec![1; 30], None, greedy(40, 1)).unwrap();
+		assert_eq!(e.kv_reserved(), Some((70, 100)));
+		assert_eq!(e.submit(vec![1; 20], None, greedy(20, 1)).unwrap_err(), SubmitError::KvBusy { need: 3, free: 2 });
+		let b = e.submit(vec![1; 10], None, greedy(20, 1)).unwrap();
+		assert_eq!(e.kv_reserved(), Some((100, 100)));
+		drop((a, b, rx)); // the requests end (here: the engine's queue is dropped)
+		assert_eq!(e.kv_reserved(), Some((0, 100)));
+		let e = Engine::handle(mpsc::unbounded_channel().0, &EngineConfig::default(), 512, 64);
+		assert_eq!(e.kv_reserved(), None, "no budget configured");
 	}
 }

@@ -105,7 +105,12 @@ impl StopFilter {
 
 	/// Adds a delta; returns the text that may be released now and whether a stop string hit.
 	pub fn push(&mut self, delta: &str) -> (String, bool) {
-		let search_from = self.emitted.saturating_sub(self.stops.iter().map(|s| s.len()).max().unwrap_or(0));
+		// A stop string may straddle what was emitted and the delta: search from its longest
+		// length back, moved down to a character boundary (the text is UTF-8, the lengths bytes).
+		let mut search_from = self.emitted.saturating_sub(self.stops.iter().map(|s| s.len()).max().unwrap_or(0));
+		while !self.text.is_char_boundary(search_from) {
+			search_from -= 1;
+		}
 		self.text.push_str(delta);
 		let hit = self
 			.stops
@@ -126,7 +131,7 @@ impl StopFilter {
 				}
 			}
 		}
-		let until = self.text.len() - hold;
+		let until = (self.text.len() - hold).max(self.emitted);
 		let out = self.text[self.emitted..until].to_string();
 		self.emitted = until;
 		(out, false)
@@ -175,5 +180,42 @@ mod tests {
 		let mut f = StopFilter::new(vec!["END".into()]);
 		assert_eq!(f.push("abcEN"), ("abc".into(), false));
 		assert_eq!(f.flush(), "EN");
+	}
+
+	/// Multi-byte output with stop strings: the search start used to land inside a character
+	/// ("é" is two bytes, "日本" six) and the slice panicked on the engine thread.
+	#[test]
+	fn multi_byte_text_never_splits_a_character() {
+		// Emitted 4 bytes, longest stop 3: the old search started at byte 1, inside "é".
+		let mut f = StopFilter::new(vec!["xyz".into()]);
+		assert_eq!(f.push("éé"), ("éé".into(), false));
+		assert_eq!(f.push("a"), ("a".into(), false));
+		let mut f = StopFilter::new(vec!["xyz".into()]);
+		assert_eq!(f.push("é"), ("é".into(), false));
+		assert_eq!(f.push("日本"), ("日本".into(), false));
+		assert_eq!(f.push("語x"), ("語".into(), false));
+		assert_eq!(f.push("y"), ("".into(), false));
+		assert_eq!(f.push("z!"), ("".into(), true));
+		// Multi-byte stop strings, held back across deltas and cut exactly.
+		let mut f = StopFilter::new(vec!["終わり".into(), "ab".into()]);
+		assert_eq!(f.push("ñandú終"), ("ñandú".into(), false));
+		assert_eq!(f.push("わ"), ("".into(), false));
+		assert_eq!(f.push("x"), ("終わx".into(), false));
+		assert_eq!(f.push("€終わり🙂"), ("€".into(), true));
+		// Every split of a mixed string into deltas: never a panic, always the same text.
+		let text = "aé日🙂bé終わりc";
+		let chars: Vec<char> = text.chars().collect();
+		for cut in 0..chars.len() {
+			let (a, b): (String, String) = (chars[..cut].iter().collect(), chars[cut..].iter().collect());
+			let mut f = StopFilter::new(vec!["わり".into(), "🙂🙂".into(), "éé".into()]);
+			let (mut out, mut hit) = f.push(&a);
+			if !hit {
+				let (o2, h2) = f.push(&b);
+				out.push_str(&o2);
+				hit = h2;
+			}
+			assert!(hit, "cut {cut}");
+			assert_eq!(out, "aé日🙂bé終", "cut {cut}");
+		}
 	}
 }

@@ -47,12 +47,21 @@ pub struct FinetuneArgs {
 	/// Where the weights can be fetched (recorded on chain); default `store://<name>`.
 	#[arg(long)]
 	pub uri: Option<String>,
-	/// Register the adapter on chain as a model of this account (secret URI, e.g. `//Dave`).
-	#[arg(long)]
+	/// Register the adapter on chain as a model of this account: a development URI (`//Dave`)
+	/// here, any other secret URI in `--owner-file` or `OPENLEDGER_OWNER` (never on the command
+	/// line, where `ps` shows it).
+	#[arg(long, env = "OPENLEDGER_OWNER", hide_env_values = true)]
 	pub owner: Option<String>,
-	/// Also add the registered model to this worker's served models (the worker's secret URI).
-	#[arg(long, requires = "owner")]
+	/// File whose first line is the owner's secret URI.
+	#[arg(long)]
+	pub owner_file: Option<std::path::PathBuf>,
+	/// Also add the registered model to this worker's served models: the worker's secret URI
+	/// (development URI here; otherwise `--serve-with-file` or `OPENLEDGER_WORKER_ACCOUNT`).
+	#[arg(long, env = "OPENLEDGER_WORKER_ACCOUNT", hide_env_values = true)]
 	pub serve_with: Option<String>,
+	/// File whose first line is the worker account's secret URI.
+	#[arg(long)]
+	pub serve_with_file: Option<std::path::PathBuf>,
 	#[arg(long, default_value = "cpu")]
 	pub device: String,
 	#[command(flatten)]
@@ -82,8 +91,17 @@ pub async fn run(cmd: FactoryCmd) -> Result<()> {
 			a.lora.check()?;
 			a.optim.check()?;
 			let chain = ChainClient::connect(&a.chain_rpc).await?;
-			let owner = a.owner.as_deref().map(keypair).transpose()?;
-			let worker = a.serve_with.as_deref().map(keypair).transpose()?;
+			// Environment values count as "not on the command line" (clap read them there).
+			let from_env = |v: &Option<String>, var: &str| v.is_some() && std::env::var(var).ok() == *v;
+			let owner_uri = if from_env(&a.owner, "OPENLEDGER_OWNER") { a.owner.clone() } else { crate::secrets::secret_uri(a.owner.as_deref(), a.owner_file.as_deref(), "owner")? };
+			let worker_uri = if from_env(&a.serve_with, "OPENLEDGER_WORKER_ACCOUNT") {
+				a.serve_with.clone()
+			} else {
+				crate::secrets::secret_uri(a.serve_with.as_deref(), a.serve_with_file.as_deref(), "serve-with")?
+			};
+			anyhow::ensure!(worker_uri.is_none() || owner_uri.is_some(), "--serve-with needs --owner (the model is registered first)");
+			let owner = owner_uri.as_deref().map(keypair).transpose()?;
+			let worker = worker_uri.as_deref().map(keypair).transpose()?;
 			let base_hash = check_base(&chain, a.base_model, &a.base_dir).await?;
 			let out_dir = a.adapters.join(&a.name);
 			let before = trained_before(&out_dir, &base_hash, &a.snapshots, &a.lora, &a.optim)?;

@@ -90,6 +90,16 @@ struct Meta {
 	lambdas: Vec<f64>,
 }
 
+impl Meta {
+	fn bytes(&self) -> usize {
+		let n = self.examples.len();
+		self.dims
+			.iter()
+			.map(|d| n.saturating_mul(*d).saturating_mul(4).saturating_add(n.saturating_mul(n).saturating_mul(8)))
+			.fold(0usize, usize::saturating_add)
+	}
+}
+
 /// The training gradients of an adapter, per layer, with what each example was.
 pub struct InfluenceCache {
 	pub examples: Vec<ExampleRef>,
@@ -155,6 +165,16 @@ impl InfluenceCache {
 		};
 		std::fs::write(dir.join(META_FILE), serde_json::to_vec(&meta)?)?;
 		Ok(())
+	}
+
+	/// Bytes the cache in `dir` takes once loaded (gradients in f32, Gram matrices in f64),
+	/// from its metadata alone; `None` when the adapter folder has no cache.
+	pub fn loaded_bytes(dir: &Path) -> Result<Option<usize>> {
+		if !dir.join(META_FILE).exists() {
+			return Ok(None);
+		}
+		let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join(META_FILE))?).context("influence.json")?;
+		Ok(Some(meta.bytes()))
 	}
 
 	/// `None` when the adapter folder has no cache.
@@ -377,11 +397,28 @@ mod tests {
 
 /// Influence attribution inside the worker: the base weights in a differentiable form, and per
 /// adapter its LoRA pairs as variables, its cached training gradients and its lineage.
+///
+/// Bounded: loaded caches (gradients and `n × n` Gram matrices) share a byte budget with LRU
+/// eviction, a cache larger than the budget is refused, loads happen one at a time (a second
+/// request for the same adapter waits for the first load and takes its result), and the
+/// backward passes run under `permits` (taken at admission, see [`Attributor::try_permit`]).
 pub struct Attributor {
 	cfg: crate::model::config::LlamaConfig,
 	weights: HashMap<String, Tensor>,
 	adapters_dir: std::path::PathBuf,
-	loaded: std::sync::Mutex<HashMap<[u8; 32], std::sync::Arc<Option<Loaded>>>>,
+	loaded: std::sync::Mutex<LoadedSet>,
+	/// Held while loading, so that concurrent requests for a cold adapter load it once.
+	load_lock: std::sync::Mutex<()>,
+	budget_bytes: usize,
+	permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+#[derive(Default)]
+struct LoadedSet {
+	/// adapter id → (cache or "has none", bytes, last use).
+	entries: HashMap<[u8; 32], (std::sync::Arc<Option<Loaded>>, usize, u64)>,
+	bytes: usize,
+	tick: u64,
 }
 
 struct Loaded {
@@ -405,16 +442,59 @@ pub struct InfluenceResult {
 pub const AUTO_LIMIT: usize = 1 << 22;
 
 impl Attributor {
-	pub fn new(model_dir: &Path, adapters_dir: &Path) -> Result<Self> {
+	/// `budget_bytes` bounds the loaded caches, `concurrency` the backward passes at once.
+	pub fn new(model_dir: &Path, adapters_dir: &Path, budget_bytes: usize, concurrency: usize) -> Result<Self> {
 		let (cfg, weights) = super::load_weights(model_dir, &Device::Cpu)?;
-		Ok(Self { cfg, weights, adapters_dir: adapters_dir.to_path_buf(), loaded: Default::default() })
+		Ok(Self {
+			cfg,
+			weights,
+			adapters_dir: adapters_dir.to_path_buf(),
+			loaded: Default::default(),
+			load_lock: Default::default(),
+			budget_bytes,
+			permits: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+		})
 	}
 
+	/// A slot for one influence attribution, or `None` when all are taken (the caller refuses
+	/// the request with 429 instead of queueing backward passes without bound).
+	pub fn try_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+		self.permits.clone().try_acquire_owned().ok()
+	}
+
+	/// Bytes of loaded caches now, and the budget.
+	pub fn resident_bytes(&self) -> (usize, usize) {
+		(self.loaded.lock().expect("not poisoned; qed").bytes, self.budget_bytes)
+	}
+
+	fn cached(&self, id: &[u8; 32]) -> Option<std::sync::Arc<Option<Loaded>>> {
+		let mut set = self.loaded.lock().expect("not poisoned; qed");
+		set.tick += 1;
+		let tick = set.tick;
+		set.entries.get_mut(id).map(|(l, _, used)| {
+			*used = tick;
+			l.clone()
+		})
+	}
+
+	/// The adapter's cache, loaded once (blocking: call it off the async threads).
 	fn load(&self, adapter: &crate::model::lora::LoraAdapter) -> Result<std::sync::Arc<Option<Loaded>>> {
-		if let Some(l) = self.loaded.lock().expect("not poisoned; qed").get(&adapter.id) {
-			return Ok(l.clone());
+		if let Some(l) = self.cached(&adapter.id) {
+			return Ok(l);
+		}
+		let _one_at_a_time = self.load_lock.lock().unwrap_or_else(|p| p.into_inner());
+		if let Some(l) = self.cached(&adapter.id) {
+			return Ok(l);
 		}
 		let dir = self.adapters_dir.join(&adapter.name);
+		let bytes = InfluenceCache::loaded_bytes(&dir)?.unwrap_or(0);
+		ensure!(
+			bytes <= self.budget_bytes,
+			"the influence cache of `{}` needs {} MiB loaded, more than the worker's influence budget ({} MiB)",
+			adapter.name,
+			bytes >> 20,
+			self.budget_bytes >> 20
+		);
 		let loaded = match InfluenceCache::load(&dir)? {
 			None => None,
 			Some(cache) => {
@@ -437,7 +517,19 @@ impl Attributor {
 			},
 		};
 		let loaded = std::sync::Arc::new(loaded);
-		self.loaded.lock().expect("not poisoned; qed").insert(adapter.id, loaded.clone());
+		let mut set = self.loaded.lock().expect("not poisoned; qed");
+		set.tick += 1;
+		let tick = set.tick;
+		set.bytes += bytes;
+		set.entries.insert(adapter.id, (loaded.clone(), bytes, tick));
+		// Least recently used first, never the one just loaded.
+		while set.bytes > self.budget_bytes {
+			let Some(victim) = set.entries.iter().filter(|(id, _)| **id != adapter.id).min_by_key(|(_, e)| e.2).map(|(id, _)| *id) else {
+				break;
+			};
+			let (_, b, _) = set.entries.remove(&victim).expect("found above; qed");
+			set.bytes -= b;
+		}
 		Ok(loaded)
 	}
 
@@ -448,10 +540,14 @@ impl Attributor {
 
 	/// Whether `adapter` has cached training gradients small enough for `auto`.
 	pub fn suits(&self, adapter: &crate::model::lora::LoraAdapter) -> bool {
-		match self.load(adapter) {
-			Ok(l) => l.as_ref().as_ref().is_some_and(|l| l.cache.len() * l.lora.count() <= AUTO_LIMIT),
-			Err(_) => false,
-		}
+		matches!(self.check(adapter), Ok(Some(true)))
+	}
+
+	/// Loads `adapter`'s cache (blocking): `None` without one, else whether it is small enough
+	/// for `auto`; an error when it cannot be loaded (e.g. larger than the budget).
+	pub fn check(&self, adapter: &crate::model::lora::LoraAdapter) -> Result<Option<bool>> {
+		let l = self.load(adapter)?;
+		Ok(l.as_ref().as_ref().map(|l| l.cache.len() * l.lora.count() <= AUTO_LIMIT))
 	}
 
 	/// Influence of the adapter's training examples on `completion` given `prompt`; `None` when

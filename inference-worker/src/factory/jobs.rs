@@ -67,6 +67,25 @@ pub struct Job {
 	pub model: Option<ModelId>,
 	pub error: Option<String>,
 	pub created: u64,
+	/// Starts of this job; a job the worker stopped in (crash, abort, kill) more than
+	/// [`MAX_ATTEMPTS`] times is failed instead of started again, so a poisoned job cannot
+	/// crash-loop the worker.
+	#[serde(default)]
+	pub attempts: u32,
+}
+
+/// Jobs queued or running at once; more are refused (429).
+pub const MAX_PENDING_JOBS: usize = 8;
+/// Snapshots one job may mix.
+pub const MAX_SNAPSHOTS: usize = 16;
+/// Starts of a job before it is failed for good.
+pub const MAX_ATTEMPTS: u32 = 2;
+
+/// Why a job is refused: the request (400) or the queue (429).
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubmitError {
+	Invalid(String),
+	Full,
 }
 
 pub struct Factory {
@@ -82,8 +101,46 @@ pub struct Factory {
 	wake: tokio::sync::Notify,
 }
 
+/// A job found unfinished at start: queued again, or failed for good when the worker already
+/// stopped during it [`MAX_ATTEMPTS`] times.
+pub fn recover(job: &mut Job) {
+	if !matches!(job.state, JobState::Running | JobState::Registering) {
+		return;
+	}
+	if job.attempts >= MAX_ATTEMPTS {
+		job.state = JobState::Failed;
+		job.error = Some(format!(
+			"the worker stopped during this job {} times (crash, out of memory or kill); it is not started again",
+			job.attempts
+		));
+		tracing::warn!("factory job {}: {}", job.id, job.error.as_deref().unwrap_or_default());
+	} else {
+		job.state = JobState::Queued;
+	}
+}
+
+/// Bounds a client's job request: name, snapshots, every knob.
+pub fn validate(request: &JobRequest) -> Result<(), String> {
+	if !crate::adapters::valid_name(&request.name) {
+		return Err(format!("name {:?}: 1 to 128 letters, digits, '-', '_', '.' only", request.name.chars().take(64).collect::<String>()));
+	}
+	if request.snapshots.is_empty() || request.snapshots.len() > MAX_SNAPSHOTS {
+		return Err(format!("snapshots: 1 to {MAX_SNAPSHOTS} of {{datanet, version, weight}}"));
+	}
+	if request.snapshots.iter().any(|s| !(s.weight > 0.0 && s.weight <= 1e6)) {
+		return Err("snapshots: weights must be positive and at most 1e6".into());
+	}
+	if request.license.is_empty() || request.license.len() > 64 {
+		return Err("license: 1 to 64 bytes (an SPDX id)".into());
+	}
+	request.lora.check().map_err(|e| format!("lora: {e}"))?;
+	request.optim.check().map_err(|e| format!("optim: {e}"))?;
+	Ok(())
+}
+
 impl Factory {
-	/// Opens the job folder; unfinished jobs are queued again.
+	/// Opens the job folder; unfinished jobs are queued again, unless the worker already
+	/// stopped during them [`MAX_ATTEMPTS`] times.
 	pub fn open(
 		base_dir: PathBuf,
 		base_model: ModelId,
@@ -99,9 +156,7 @@ impl Factory {
 			let p = e.path();
 			if p.extension().is_some_and(|x| x == "json") {
 				let mut job: Job = serde_json::from_slice(&std::fs::read(&p)?).with_context(|| format!("job file {}", p.display()))?;
-				if matches!(job.state, JobState::Running | JobState::Registering) {
-					job.state = JobState::Queued;
-				}
+				recover(&mut job);
 				jobs.insert(job.id, job);
 			}
 		}
@@ -141,30 +196,27 @@ impl Factory {
 	}
 
 	/// Validates and queues a job (on disk before it is acknowledged).
-	pub fn submit(&self, request: JobRequest) -> Result<Job, String> {
-		if !crate::adapters::valid_name(&request.name) {
-			return Err(format!("name {:?}: letters, digits, '-', '_', '.' only", request.name));
-		}
-		if request.snapshots.is_empty() {
-			return Err("snapshots: at least one {datanet, version, weight}".into());
-		}
-		if request.snapshots.iter().any(|s| !(s.weight > 0.0 && s.weight.is_finite())) {
-			return Err("snapshots: weights must be positive".into());
-		}
-		request.lora.check().map_err(|e| format!("lora: {e}"))?;
-		request.optim.check().map_err(|e| format!("optim: {e}"))?;
+	pub fn submit(&self, request: JobRequest) -> Result<Job, SubmitError> {
+		validate(&request).map_err(SubmitError::Invalid)?;
 		let mut jobs = self.jobs.lock().expect("not poisoned; qed");
 		let taken = jobs.values().any(|j| j.request.name == request.name && j.state != JobState::Failed);
 		if taken || self.adapters_dir.join(&request.name).exists() {
-			return Err(format!("an adapter named {:?} exists or is being trained", request.name));
+			return Err(SubmitError::Invalid(format!("an adapter named {:?} exists or is being trained", request.name)));
+		}
+		let pending = jobs.values().filter(|j| matches!(j.state, JobState::Queued | JobState::Running | JobState::Registering)).count();
+		if pending >= MAX_PENDING_JOBS {
+			return Err(SubmitError::Full);
 		}
 		let id = jobs.keys().next_back().map_or(1, |k| k + 1);
 		let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
 		let job = Job {
 			id, state: JobState::Queued, request, step: 0, total_steps: 0, loss: None, report: None, model: None,
-			error: None, created,
+			error: None, created, attempts: 0,
 		};
-		self.persist(&job).map_err(|e| format!("cannot store the job: {e}"))?;
+		self.persist(&job).map_err(|e| {
+			tracing::error!("cannot store factory job {id}: {e:#}");
+			SubmitError::Invalid("the job cannot be stored on this worker".into())
+		})?;
 		jobs.insert(id, job.clone());
 		drop(jobs);
 		self.wake.notify_one();
@@ -195,7 +247,11 @@ impl Factory {
 	}
 
 	async fn execute(self: Arc<Self>, id: u64) -> Result<()> {
-		self.update(id, |j| j.state = JobState::Running)?;
+		// Counted on disk before the work starts: an abort during it is remembered.
+		self.update(id, |j| {
+			j.state = JobState::Running;
+			j.attempts += 1;
+		})?;
 		let request = self.get(id).context("job")?.request;
 		let chain = self.conn.get().await?;
 		let out = self.adapters_dir.join(&request.name);
@@ -243,5 +299,70 @@ impl Factory {
 		}
 		ensure!(out.exists(), "the adapter folder {} disappeared", out.display());
 		Ok(())
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	fn request(json: serde_json::Value) -> Result<JobRequest, String> {
+		serde_json::from_value(json).map_err(|e| e.to_string())
+	}
+
+	/// Huge knobs are refused before they reach the trainer (a `max_steps` of 10¹⁷ used to be
+	/// accepted and abort the worker allocating its loss curve).
+	#[test]
+	fn hostile_knobs_are_refused() {
+		let snap = serde_json::json!([{"datanet": 0, "version": 1, "weight": 1.0}]);
+		let ok = request(serde_json::json!({"name": "a", "snapshots": snap})).unwrap();
+		assert_eq!(validate(&ok), Ok(()));
+		for (optim, what) in [
+			(serde_json::json!({"max_steps": 100000000000000000u64}), "--max-steps"),
+			(serde_json::json!({"max_steps": 0}), "--max-steps"),
+			(serde_json::json!({"epochs": 1000000}), "--epochs"),
+			(serde_json::json!({"batch_size": 1000000}), "--batch-size"),
+			(serde_json::json!({"max_seq_len": 10000000}), "--max-seq-len"),
+			(serde_json::json!({"lr": 1e300}), "--lr"),
+			(serde_json::json!({"weight_decay": -1.0}), "--weight-decay"),
+		] {
+			let r = request(serde_json::json!({"name": "a", "snapshots": snap, "optim": optim})).unwrap();
+			let e = validate(&r).unwrap_err();
+			assert!(e.contains(what), "{optim}: {e}");
+		}
+		let r = request(serde_json::json!({"name": "a", "snapshots": snap, "lora": {"rank": 100000}})).unwrap();
+		assert!(validate(&r).unwrap_err().contains("--rank"));
+		let many: Vec<_> = (0..17).map(|i| serde_json::json!({"datanet": i, "version": 1, "weight": 1.0})).collect();
+		let r = request(serde_json::json!({"name": "a", "snapshots": many})).unwrap();
+		assert!(validate(&r).unwrap_err().contains("snapshots"));
+		let r = request(serde_json::json!({"name": "a", "snapshots": snap, "license": "x".repeat(65)})).unwrap();
+		assert!(validate(&r).unwrap_err().contains("license"));
+		let r = request(serde_json::json!({"name": "../etc", "snapshots": snap})).unwrap();
+		assert!(validate(&r).unwrap_err().contains("name"));
+		assert!(request(serde_json::json!({"name": "a", "snapshots": snap, "optim": {"bogus": 1}})).is_err(), "unknown knobs");
+	}
+
+	/// A job the worker stopped in is queued again once, then failed for good.
+	#[test]
+	fn a_job_that_keeps_stopping_the_worker_is_failed_not_restarted() {
+		let snap = serde_json::json!([{"datanet": 0, "version": 1, "weight": 1.0}]);
+		let mut job = Job {
+			id: 1, state: JobState::Running, request: request(serde_json::json!({"name": "a", "snapshots": snap})).unwrap(),
+			step: 0, total_steps: 0, loss: None, report: None, model: None, error: None, created: 0, attempts: 1,
+		};
+		recover(&mut job);
+		assert_eq!(job.state, JobState::Queued);
+		job.state = JobState::Running;
+		job.attempts = MAX_ATTEMPTS;
+		recover(&mut job);
+		assert_eq!(job.state, JobState::Failed);
+		assert!(job.error.as_deref().unwrap().contains("not started again"));
+		let mut done = Job { state: JobState::Done, ..job.clone() };
+		recover(&mut done);
+		assert_eq!(done.state, JobState::Done);
+		// Job files written before `attempts` existed still load.
+		let mut v = serde_json::to_value(&job).unwrap();
+		v.as_object_mut().unwrap().remove("attempts");
+		assert_eq!(serde_json::from_value::<Job>(v).unwrap().attempts, 0);
 	}
 }

@@ -94,6 +94,7 @@ impl LoraArgs {
 	pub fn check(&self) -> Result<()> {
 		ensure!((1..=256).contains(&self.rank), "--rank must be in 1..=256");
 		ensure!(self.alpha > 0, "--alpha must be positive");
+		ensure!(self.target_modules.len() <= 8, "--target-modules: at most 8 names");
 		ensure!((0.0..1.0).contains(&self.dropout), "--dropout is in [0, 1)");
 		self.targets().map(|_| ())
 	}
@@ -411,10 +412,24 @@ pub async fn register_once(chain: &ChainClient, owner: &sr25519::Pair, base: Mod
 	let existing: Option<serde_json::Value> = chain
 		.rpc_opt("models_byWeightsHash", rpc_params![report.adapter_id.clone(), Option::<openledger_primitives::Hash>::None], NOT_FOUND)
 		.await?;
-	match existing.and_then(|v| v["model"].as_u64()) {
-		Some(m) => Ok(m as ModelId),
-		None => register(chain, owner, base, report, license, uri).await,
-	}
+	let Some(m) = existing.and_then(|v| v["model"].as_u64()) else {
+		return register(chain, owner, base, report, license, uri).await;
+	};
+	// Adopt only our own registration: the same weights registered by another account are
+	// theirs (its revenue goes to its owner), and serving them as ours would bill for it.
+	let model: serde_json::Value = chain.rpc("models_getModel", rpc_params![m, Option::<openledger_primitives::Hash>::None]).await?;
+	let me = sp_core::crypto::Ss58Codec::to_ss58check(&AccountId::from(owner.public()));
+	ensure!(
+		model["owner"].as_str() == Some(me.as_str()),
+		"the adapter's weights are already registered as model {m} by {}, not by {me}: the adapter is theirs (train with another seed or data)",
+		model["owner"].as_str().unwrap_or("another account")
+	);
+	ensure!(
+		model["base"].as_u64() == Some(base as u64),
+		"the adapter's weights are registered as model {m}, an adapter of base {:?}, not of {base}",
+		model["base"]
+	);
+	Ok(m as ModelId)
 }
 
 /// The report of an adapter already trained into `dir` with the same base, snapshots and

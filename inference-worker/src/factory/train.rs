@@ -67,9 +67,24 @@ impl Default for OptimArgs {
 	}
 }
 
+/// Optimiser steps of one run, at most (a bound on the run's time and on its loss curve).
+pub const MAX_STEPS: usize = 100_000;
+/// Passes over the data, at most.
+pub const MAX_EPOCHS: usize = 1_000;
+/// Windows per step, at most.
+pub const MAX_BATCH: usize = 1_024;
+/// Tokens per window, at most (also bounded by the base model's context length).
+pub const MAX_SEQ_LEN: usize = 32_768;
+
 impl OptimArgs {
 	pub fn check(&self) -> Result<()> {
-		ensure!(self.lr > 0.0 && self.lr.is_finite(), "--lr must be positive");
+		ensure!(self.lr > 0.0 && self.lr <= 1.0, "--lr must be in (0, 1]");
+		ensure!(self.max_steps.is_none_or(|m| (1..=MAX_STEPS).contains(&m)), "--max-steps must be in 1..={MAX_STEPS}");
+		ensure!(self.epochs <= MAX_EPOCHS, "--epochs must be at most {MAX_EPOCHS}");
+		ensure!(self.batch_size <= MAX_BATCH, "--batch-size must be at most {MAX_BATCH}");
+		ensure!(self.max_seq_len <= MAX_SEQ_LEN, "--max-seq-len must be at most {MAX_SEQ_LEN}");
+		ensure!((0.0..=1.0).contains(&self.weight_decay), "--weight-decay is in [0, 1]");
+		ensure!((0.0..=1e6).contains(&self.max_grad_norm), "--max-grad-norm is in [0, 1e6]");
 		ensure!((0.0..1.0).contains(&self.warmup), "--warmup is a fraction of the steps in [0, 1)");
 		ensure!(self.batch_size > 0, "--batch-size must be positive");
 		ensure!(self.max_seq_len >= 2, "--max-seq-len must be at least 2");
@@ -194,8 +209,13 @@ pub fn run(
 	let per_epoch = epoch_order(train, source_weights, 0, args.seed).len().div_ceil(args.batch_size);
 	let total = match args.max_steps {
 		Some(m) => m.max(1),
-		None => per_epoch * args.epochs,
+		None => per_epoch.saturating_mul(args.epochs),
 	};
+	ensure!(
+		total <= MAX_STEPS,
+		"{total} optimiser steps ({per_epoch} per epoch × {} epochs) is more than {MAX_STEPS}: fewer epochs or a larger batch",
+		args.epochs
+	);
 	let params = ParamsAdamW { lr: args.lr_at(0, total), beta1: args.beta1, beta2: args.beta2, eps: 1e-8, weight_decay: args.weight_decay };
 	let trainable_parameters = vars.iter().map(|v| v.elem_count()).sum();
 	let mut opt = AdamW::new(vars.clone(), params)?;

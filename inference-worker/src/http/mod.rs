@@ -7,6 +7,7 @@ pub mod wire;
 use crate::adapters::{AdapterCache, AdapterError};
 use crate::attribution::span::{Attribution, AttributionParams, SpanIndex};
 use crate::chain::billing::{self, Accepted, Refusal, VOUCHER_HEADER};
+use crate::chain::queue::ReserveError;
 use crate::chain::ChainState;
 use crate::engine::{Engine, Event, FinishReason, SubmitError};
 use crate::metrics::Metrics;
@@ -43,6 +44,8 @@ pub struct AppState {
 	pub influence: Option<Arc<crate::factory::influence::Attributor>>,
 	/// Fine-tuning jobs (`/v1/factory/jobs`), when the worker runs with a content store.
 	pub factory: Option<Arc<crate::factory::jobs::Factory>>,
+	/// Bearer token of the admin endpoints (`/v1/factory/*`); without one they answer 401.
+	pub admin_token: Option<crate::secrets::AdminToken>,
 }
 
 /// The `attribution` object of a response: spans of the answer found in the corpus, the
@@ -60,18 +63,71 @@ pub fn attribution_json(a: &Attribution) -> serde_json::Value {
 	})
 }
 
-/// A paid request's accepted voucher. Dropping it without a queued receipt (the request
-/// failed or the client went away) frees the request id for another try.
+/// A paid request's accepted voucher and what has been sent for it.
+///
+/// The voucher is spent once generation starts: dropped before that (refused, busy), the
+/// reservation is released; dropped after it without a queued receipt (the client went away
+/// mid-answer, or a non-streamed request was abandoned), a receipt is queued for the prompt and
+/// the tokens sent — the answer the client already has is paid for, and the voucher cannot be
+/// replayed. Only a failure of the worker's own with nothing sent releases it.
 struct Paid {
 	accepted: Accepted,
 	chain: Arc<ChainState>,
 	queued: bool,
+	started: bool,
+	failed: bool,
+	prompt_tokens: u32,
+	sent_text: String,
+	sent_ids: Vec<u32>,
+	spans: Option<Arc<SpanIndex>>,
+	metrics: Metrics,
+}
+
+impl Paid {
+	/// Records text and a token handed to the client.
+	fn sent(&mut self, text: &str, id: u32) {
+		self.sent_text.push_str(text);
+		self.sent_ids.push(id);
+	}
 }
 
 impl Drop for Paid {
 	fn drop(&mut self) {
-		if !self.queued {
-			self.chain.queue.release(&self.accepted.request_id);
+		if self.queued {
+			return;
+		}
+		let id = self.accepted.request_id;
+		if !self.started || (self.failed && self.sent_ids.is_empty()) {
+			self.chain.queue.release(&id);
+			return;
+		}
+		let credited = match &self.spans {
+			Some(idx) if !self.sent_ids.is_empty() => billing::span_credits(&idx.attribute(&self.sent_ids, &AttributionParams::default())),
+			_ => vec![],
+		};
+		let signed = billing::receipt(
+			&self.accepted,
+			&self.chain.signing_key,
+			self.prompt_tokens,
+			self.sent_ids.len() as u32,
+			&self.sent_text,
+			openledger_primitives::receipt::AttributionMethod::SpanMatch,
+			&credited,
+		);
+		let (queue, metrics) = (self.chain.queue.clone(), self.metrics.clone());
+		let push = move || match queue.push(&signed) {
+			Ok(()) => {
+				metrics.receipts.with_label_values(&["partial"]).inc();
+				metrics.receipts_queued.set(queue.counts().0 as i64);
+			},
+			Err(e) => {
+				tracing::error!("the receipt of an interrupted request could not be queued: {e:#}");
+				queue.release(&id);
+			},
+		};
+		match tokio::runtime::Handle::try_current() {
+			Ok(h) => drop(h.spawn_blocking(push)),
+			Err(_) => push(),
 		}
 	}
 }
@@ -102,17 +158,36 @@ async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, max_tok
 	let accepted = billing::check(&chain.registry, model, voucher, sig, max_tokens as u32).map_err(refusal)?;
 	let client = chain.conn.get().await.map_err(chain_unavailable)?;
 	let held = crate::chain::escrow_of(&client, &accepted.voucher.payer).await.map_err(chain_unavailable)?;
-	if held < accepted.voucher.max_fee {
-		return Err(refusal(Refusal {
-			status: 402,
-			code: "insufficient_escrow",
-			message: format!("the payer's escrow ({held}) is below the voucher's maximum fee ({})", accepted.voucher.max_fee),
-		}));
+	// Reserved against the escrow beside every request in flight and receipt not yet settled
+	// for the same payer: concurrent vouchers cannot promise the same OPEN twice.
+	match chain.queue.reserve(accepted.request_id, &accepted.voucher.payer, accepted.voucher.max_fee, held) {
+		Ok(()) => {},
+		Err(ReserveError::Used) => {
+			return Err(refusal(Refusal { status: 409, code: "voucher_used", message: "this voucher has already been used".into() }))
+		},
+		Err(ReserveError::Escrow { held, committed }) => {
+			return Err(refusal(Refusal {
+				status: 402,
+				code: "insufficient_escrow",
+				message: format!(
+					"the payer's escrow ({held}) does not cover this voucher's maximum fee ({}) beside {committed} already owed to this worker by requests in flight and receipts not yet settled",
+					accepted.voucher.max_fee
+				),
+			}))
+		},
 	}
-	if !chain.queue.reserve(accepted.request_id) {
-		return Err(refusal(Refusal { status: 409, code: "voucher_used", message: "this voucher has already been used".into() }));
-	}
-	Ok(Some(Paid { accepted, chain: chain.clone(), queued: false }))
+	Ok(Some(Paid {
+		accepted,
+		chain: chain.clone(),
+		queued: false,
+		started: false,
+		failed: false,
+		prompt_tokens: 0,
+		sent_text: String::new(),
+		sent_ids: Vec::new(),
+		spans: st.spans.clone(),
+		metrics: st.metrics.clone(),
+	}))
 }
 
 /// How a request's answer is to be attributed.
@@ -123,44 +198,75 @@ enum AttrMode {
 	Influence,
 }
 
-/// What attribution needs besides the answer: the mode, the adapter and the prompt's tokens.
+/// What attribution needs besides the answer: the mode, the adapter, the prompt's tokens and,
+/// when the answer is to be attributed by influence, the slot it holds for that.
 struct AttrPlan {
-	mode: AttrMode,
 	adapter: Option<Arc<LoraAdapter>>,
 	prompt: Vec<u32>,
+	/// Held from admission to the end of the attribution: influence is attributed.
+	influence: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl AttrPlan {
-	fn new(st: &AppState, requested: Option<&str>, adapter: Option<Arc<LoraAdapter>>, prompt: Vec<u32>) -> Result<Self, ApiError> {
+	/// Decides the method before anything is generated: the influence cache is loaded off the
+	/// async threads and an influence slot is taken now (429 when none is free), so the
+	/// backward pass after the answer is inside admission control.
+	async fn new(st: &AppState, requested: Option<&str>, adapter: Option<Arc<LoraAdapter>>, prompt: Vec<u32>) -> Result<Self, ApiError> {
 		let mode = match requested.unwrap_or("auto") {
 			"auto" => AttrMode::Auto,
 			"span" => AttrMode::Span,
 			"influence" => AttrMode::Influence,
-			other => return Err(ApiError::invalid(format!("attribution {other:?}: one of auto, span, influence"), "attribution")),
+			other => {
+				let shown: String = other.chars().take(32).collect();
+				return Err(ApiError::invalid(format!("attribution {shown:?}: one of auto, span, influence"), "attribution"));
+			},
 		};
-		if mode == AttrMode::Influence {
-			let ok = match (&st.influence, &adapter) {
-				(Some(inf), Some(a)) => inf.has_cache(a),
-				_ => false,
-			};
-			if !ok {
-				return Err(ApiError::invalid(
-					"influence attribution needs an adapter trained by the factory (it caches the training gradients) on a worker started with --influence",
-					"attribution",
-				));
-			}
-		}
-		Ok(Self { mode, adapter, prompt })
-	}
-
-	/// The adapter to attribute by influence, if this request is.
-	fn influence<'a>(&'a self, st: &'a AppState) -> Option<(&'a crate::factory::influence::Attributor, &'a Arc<LoraAdapter>)> {
-		let (inf, a) = (st.influence.as_deref()?, self.adapter.as_ref()?);
-		match self.mode {
-			AttrMode::Influence => Some((inf, a)),
-			AttrMode::Auto if inf.suits(a) => Some((inf, a)),
+		let no_cache = || {
+			ApiError::invalid(
+				"influence attribution needs an adapter trained by the factory (it caches the training gradients) on a worker started with --influence",
+				"attribution",
+			)
+		};
+		let checked = match (&st.influence, &adapter, mode) {
+			(_, _, AttrMode::Span) => None,
+			(Some(inf), Some(a), _) => {
+				let (inf, a) = (inf.clone(), a.clone());
+				Some(off_thread(move || inf.check(&a)).await?)
+			},
+			(_, _, AttrMode::Influence) => return Err(no_cache()),
 			_ => None,
-		}
+		};
+		let wanted = match (mode, checked) {
+			(AttrMode::Influence, Some(Ok(Some(_)))) => true,
+			(AttrMode::Influence, Some(Ok(None)) | None) => return Err(no_cache()),
+			(AttrMode::Influence, Some(Err(e))) => {
+				return Err(ApiError { status: 503, kind: "server_error", message: format!("{e:#}"), param: Some("attribution"), code: Some("influence_unavailable") })
+			},
+			(AttrMode::Auto, Some(Ok(Some(true)))) => true,
+			(AttrMode::Auto, Some(Err(e))) => {
+				tracing::warn!("influence attribution unavailable, spans instead: {e:#}");
+				false
+			},
+			_ => false,
+		};
+		let influence = match (wanted, &st.influence) {
+			(true, Some(inf)) => match inf.try_permit() {
+				Some(p) => Some(p),
+				None if mode == AttrMode::Influence => {
+					st.metrics.rejected_busy.inc();
+					return Err(ApiError {
+						status: 429,
+						kind: "server_overloaded",
+						message: "every influence-attribution slot is busy; retry shortly or ask for span attribution".into(),
+						param: Some("attribution"),
+						code: Some("busy"),
+					});
+				},
+				None => None, // `auto` falls back to spans
+			},
+			_ => None,
+		};
+		Ok(Self { adapter, prompt, influence })
 	}
 }
 
@@ -186,10 +292,19 @@ async fn finish(
 	plan: &AttrPlan,
 ) -> Result<(Option<serde_json::Value>, Option<serde_json::Value>), ApiError> {
 	use openledger_primitives::receipt::{AttributionMethod, ContributionRef};
-	let (mut attribution, method, credited) = match plan.influence(st) {
-		Some((inf, adapter)) if !ids.is_empty() => {
-			let r = tokio::task::block_in_place(|| inf.attribute(adapter, &plan.prompt, ids, crate::factory::influence::Method::DataInf))
-				.map_err(|e| ApiError { status: 500, kind: "server_error", message: format!("influence attribution: {e:#}"), param: None, code: None })?
+	let influence = match (&plan.influence, &st.influence, &plan.adapter) {
+		(Some(_), Some(inf), Some(a)) if !ids.is_empty() => Some((inf.clone(), a.clone())),
+		_ => None,
+	};
+	let (mut attribution, method, credited) = match influence {
+		Some((inf, adapter)) => {
+			let (prompt, completion) = (plan.prompt.clone(), ids.to_vec());
+			let r = off_thread(move || inf.attribute(&adapter, &prompt, &completion, crate::factory::influence::Method::DataInf))
+				.await?
+				.map_err(|e| {
+					tracing::error!("influence attribution: {e:#}");
+					internal("influence attribution failed")
+				})?
 				.ok_or_else(|| ApiError::invalid("the adapter has no cached training gradients", "attribution"))?;
 			let credited: Vec<(ContributionRef, u32)> =
 				r.shares.iter().map(|((datanet, version, index), p, _)| (ContributionRef { datanet: *datanet, version: *version, index: *index }, *p)).collect();
@@ -217,7 +332,10 @@ async fn finish(
 		.await
 		.map_err(|e| anyhow::anyhow!("{e}"))
 		.and_then(|r| r)
-		.map_err(|e| ApiError { status: 500, kind: "server_error", message: format!("the receipt could not be queued: {e:#}"), param: None, code: None })?;
+		.map_err(|e| {
+			tracing::error!("the receipt could not be queued: {e:#}");
+			internal("the receipt could not be queued")
+		})?;
 	p.queued = true;
 	st.metrics.receipts.with_label_values(&["queued"]).inc();
 	st.metrics.receipts_queued.set(p.chain.queue.counts().0 as i64);
@@ -248,7 +366,21 @@ async fn receipt_status(State(st): State<Arc<AppState>>, Path(id): Path<String>)
 	Json(chain.queue.status(&id)).into_response()
 }
 
-fn factory_of(st: &AppState) -> Result<&Arc<crate::factory::jobs::Factory>, Response> {
+/// The factory, for an authenticated admin caller: 401 without the bearer token (whatever the
+/// route, so that an anonymous caller learns nothing), 404 when the factory is off.
+fn factory_of<'a>(st: &'a AppState, headers: &HeaderMap) -> Result<&'a Arc<crate::factory::jobs::Factory>, Response> {
+	let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+	if !st.admin_token.as_ref().is_some_and(|t| t.accepts(auth)) {
+		let mut r = error_response(&ApiError {
+			status: 401,
+			kind: "invalid_request_error",
+			message: "the factory endpoints need the worker's admin token: `Authorization: Bearer <token>` (see --admin-token-file)".into(),
+			param: None,
+			code: Some("invalid_api_key"),
+		});
+		r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+		return Err(r);
+	}
 	st.factory.as_ref().ok_or_else(|| {
 		error_response(&ApiError {
 			status: 404,
@@ -258,8 +390,12 @@ fn factory_of(st: &AppState) -> Result<&Arc<crate::factory::jobs::Factory>, Resp
 }
 
 /// `POST /v1/factory/jobs`: queue a fine-tuning job (`factory::jobs::JobRequest`); 202 with the job.
-async fn factory_submit(State(st): State<Arc<AppState>>, body: Result<Json<crate::factory::jobs::JobRequest>, JsonRejection>) -> Response {
-	let f = match factory_of(&st) {
+async fn factory_submit(
+	State(st): State<Arc<AppState>>,
+	headers: HeaderMap,
+	body: Result<Json<crate::factory::jobs::JobRequest>, JsonRejection>,
+) -> Response {
+	let f = match factory_of(&st, &headers) {
 		Ok(f) => f,
 		Err(r) => return r,
 	};
@@ -267,23 +403,31 @@ async fn factory_submit(State(st): State<Arc<AppState>>, body: Result<Json<crate
 		Ok(b) => b,
 		Err(rej) => return error_response(&json_error(rej)),
 	};
+	use crate::factory::jobs::{SubmitError, MAX_PENDING_JOBS};
 	match f.submit(request) {
 		Ok(job) => (StatusCode::ACCEPTED, Json(job)).into_response(),
-		Err(e) => error_response(&ApiError::invalid(e, "body")),
+		Err(SubmitError::Invalid(e)) => error_response(&ApiError::invalid(e, "body")),
+		Err(SubmitError::Full) => error_response(&ApiError {
+			status: 429,
+			kind: "server_overloaded",
+			message: format!("{MAX_PENDING_JOBS} factory jobs are queued or running; retry when one is done"),
+			param: None,
+			code: Some("busy"),
+		}),
 	}
 }
 
 /// `GET /v1/factory/jobs`: every job, oldest first.
-async fn factory_list(State(st): State<Arc<AppState>>) -> Response {
-	match factory_of(&st) {
+async fn factory_list(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+	match factory_of(&st, &headers) {
 		Ok(f) => Json(serde_json::json!({ "object": "list", "data": f.list() })).into_response(),
 		Err(r) => r,
 	}
 }
 
 /// `GET /v1/factory/jobs/{id}`: a job's state, progress, report and model id.
-async fn factory_job(State(st): State<Arc<AppState>>, Path(id): Path<u64>) -> Response {
-	let f = match factory_of(&st) {
+async fn factory_job(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+	let f = match factory_of(&st, &headers) {
 		Ok(f) => f,
 		Err(r) => return r,
 	};
@@ -304,6 +448,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 		.route("/health", get(health))
 		.route("/metrics", get(metrics))
 		.fallback(|| async { error_response(&ApiError { status: 404, ..ApiError::invalid("no such route", "url") }) })
+		.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 		.with_state(state)
 }
 
@@ -321,7 +466,13 @@ fn error_response(e: &ApiError) -> Response {
 }
 
 fn json_error(rej: JsonRejection) -> ApiError {
-	ApiError { code: None, ..ApiError::invalid(format!("We could not parse the JSON body of your request: {}", rej.body_text()), "body") }
+	// 413 for a body over the limit, 400 (as OpenAI answers) for everything else.
+	let status = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE { 413 } else { 400 };
+	ApiError {
+		status,
+		code: None,
+		..ApiError::invalid(format!("We could not parse the JSON body of your request: {}", rej.body_text()), "body")
+	}
 }
 
 async fn models(State(st): State<Arc<AppState>>) -> Json<ModelList> {
@@ -344,12 +495,20 @@ async fn models(State(st): State<Arc<AppState>>) -> Json<ModelList> {
 	Json(ModelList { object: "list", data })
 }
 
-async fn health(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
+/// `GET /health`: 200 while the engine thread runs, 503 once it has stopped (so a load
+/// balancer or supervisor takes the worker out instead of sending it requests it cannot serve).
+async fn health(State(st): State<Arc<AppState>>) -> Response {
 	let (resident, bytes) = st.adapters.resident();
-	Json(serde_json::json!({
-		"status": "ok", "model": st.base_name, "in_flight": st.engine.in_flight(),
+	let alive = st.engine.health.alive();
+	let body = Json(serde_json::json!({
+		"status": if alive { "ok" } else { "engine_stopped" },
+		"model": st.base_name, "in_flight": st.engine.in_flight(),
+		"engine_panics": st.engine.health.panics(),
+		"kv_tokens_reserved": st.engine.kv_reserved().map(|(used, _)| used),
+		"kv_tokens_budget": st.engine.kv_reserved().map(|(_, total)| total),
 		"adapters_resident": resident, "adapter_bytes": bytes,
-	}))
+	}));
+	if alive { body.into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, body).into_response() }
 }
 
 async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
@@ -367,12 +526,9 @@ async fn resolve(st: &AppState, model: &str) -> Result<Option<Arc<LoraAdapter>>,
 			code: Some("model_not_found"),
 			..ApiError::invalid(format!("The model `{model}` does not exist or you do not have access to it."), "model")
 		},
-		AdapterError::Invalid(..) => ApiError {
-			status: 500,
-			kind: "server_error",
-			message: e.to_string(),
-			param: Some("model"),
-			code: None,
+		AdapterError::Invalid(..) => {
+			tracing::error!("{e}");
+			ApiError { param: Some("model"), ..internal(&format!("the model `{model}` cannot be loaded on this worker")) }
 		},
 	})
 }
@@ -388,19 +544,31 @@ struct Prepared {
 
 async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prompt: &str, prefix: &str) -> Result<Prepared, ApiError> {
 	let adapter = resolve(st, &common.model).await?;
-	let tokens = st.tokenizer.encode(prompt).map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
+	let (tokenizer, text) = (st.tokenizer.clone(), prompt.to_string());
+	let tokens = off_thread(move || tokenizer.encode(&text)).await?.map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
 	// The prompt's tokens are kept only for an influence gradient.
 	let prompt = if st.influence.is_some() { tokens.clone() } else { Vec::new() };
-	let plan = AttrPlan::new(st, common.attribution.as_deref(), adapter.clone(), prompt)?;
-	let paid = accept_voucher(st, headers, &common.model, tokens.len() + params.max_tokens).await?;
+	let plan = AttrPlan::new(st, common.attribution.as_deref(), adapter.clone(), prompt).await?;
+	let mut paid = accept_voucher(st, headers, &common.model, tokens.len() + params.max_tokens).await?;
+	let prompt_tokens = tokens.len() as u32;
 	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
 		SubmitError::Busy(_) => {
 			st.metrics.rejected_busy.inc();
 			ApiError { status: 429, kind: "server_overloaded", message: e.to_string(), param: None, code: Some("busy") }
 		},
+		SubmitError::KvBusy { .. } => {
+			st.metrics.rejected_busy.inc();
+			ApiError { status: 429, kind: "server_overloaded", message: e.to_string(), param: None, code: Some("kv_cache_full") }
+		},
+		SubmitError::KvTooLarge { .. } => ApiError { code: Some("context_length_exceeded"), ..ApiError::invalid(e.to_string(), "max_tokens") },
 		SubmitError::Stopped => ApiError { status: 503, kind: "server_error", message: e.to_string(), param: None, code: None },
 	})?;
+	// Generation has started: from here on the voucher is spent.
+	if let Some(p) = paid.as_mut() {
+		p.started = true;
+		p.prompt_tokens = prompt_tokens;
+	}
 	let id = format!("{prefix}-{:x}{:06x}", now(), st.next_id.fetch_add(1, Ordering::Relaxed));
 	Ok(Prepared {
 		rx,
@@ -410,6 +578,20 @@ async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prom
 		include_usage: common.stream_options.as_ref().is_some_and(|o| o.include_usage),
 		plan,
 	})
+}
+
+/// Runs CPU-bound request work (tokenization, chat templates) on the blocking pool, not on the
+/// async threads that serve every connection.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+	tokio::task::spawn_blocking(f).await.map_err(|e| {
+		tracing::error!("request preprocessing failed: {e}");
+		internal("the request could not be processed")
+	})
+}
+
+/// A 500 whose message says nothing about the worker's files or internals (those go to its log).
+fn internal(message: &str) -> ApiError {
+	ApiError { status: 500, kind: "server_error", message: message.into(), param: None, code: None }
 }
 
 /// Waits for the whole answer: (text, finish reason, usage).
@@ -441,7 +623,12 @@ struct Answer {
 
 /// Waits for the whole answer, then attributes it and queues its receipt.
 async fn answer(st: &AppState, rx: mpsc::Receiver<Event>, paid: &mut Option<Paid>, plan: &AttrPlan) -> Result<Answer, ApiError> {
-	let (text, reason, usage, ids) = collect(rx).await?;
+	let (text, reason, usage, ids) = collect(rx).await.inspect_err(|_| {
+		// The worker failed with nothing sent: the voucher is not spent.
+		if let Some(p) = paid.as_mut() {
+			p.failed = true;
+		}
+	})?;
 	let (attribution, receipt) = finish(st, paid, &usage, &text, &ids, plan).await?;
 	Ok(Answer { text, reason, usage, attribution, receipt })
 }
@@ -478,6 +665,9 @@ where
 				Some(Event::Token { text, id }) => {
 					ids.push(id);
 					out.push_str(&text);
+					if let Some(p) = paid.as_mut() {
+						p.sent(&text, id);
+					}
 					if text.is_empty() { vec![] } else { vec![sse_json(&chunk(Some(text), None, None))] }
 				},
 				Some(Event::Done { reason, prompt_tokens, completion_tokens }) => {
@@ -502,6 +692,9 @@ where
 					return Some((v, (rx, paid, true, ids, out)));
 				},
 				Some(Event::Error(e)) => {
+					if let Some(p) = paid.as_mut() {
+						p.failed = true;
+					}
 					let err = ApiError { status: 500, kind: "server_error", message: e, param: None, code: None };
 					return Some((vec![error_event(err)], (rx, paid, true, ids, out)));
 				},
@@ -518,6 +711,9 @@ async fn completions(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
 		Ok(Json(r)) => r,
 		Err(rej) => return fail(&st, json_error(rej)),
 	};
+	if let Err(e) = check_extra(&req.extra) {
+		return fail(&st, e);
+	}
 	let prompts = req.prompt.clone().into_vec();
 	if prompts.len() != 1 {
 		return fail(&st, ApiError::invalid("exactly one prompt per request is supported", "prompt"));
@@ -572,6 +768,9 @@ async fn chat_completions(State(st): State<Arc<AppState>>, headers: HeaderMap, b
 		Ok(Json(r)) => r,
 		Err(rej) => return fail(&st, json_error(rej)),
 	};
+	if let Err(e) = check_extra(&req.extra) {
+		return fail(&st, e);
+	}
 	if req.messages.is_empty() {
 		return fail(&st, ApiError::invalid("messages must not be empty", "messages"));
 	}
@@ -579,9 +778,11 @@ async fn chat_completions(State(st): State<Arc<AppState>>, headers: HeaderMap, b
 		Ok(m) => m,
 		Err(e) => return fail(&st, e),
 	};
-	let prompt = match st.tokenizer.apply_chat_template(&messages) {
-		Ok(p) => p,
-		Err(e) => return fail(&st, ApiError::invalid(e.to_string(), "messages")),
+	let tokenizer = st.tokenizer.clone();
+	let prompt = match off_thread(move || tokenizer.apply_chat_template(&messages)).await {
+		Ok(Ok(p)) => p,
+		Ok(Err(e)) => return fail(&st, ApiError::invalid(e.to_string(), "messages")),
+		Err(e) => return fail(&st, e),
 	};
 	let p = match prepare(&st, &headers, &req.common, &prompt, "chatcmpl").await {
 		Ok(p) => p,

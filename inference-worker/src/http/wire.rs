@@ -4,6 +4,7 @@ use crate::engine::sampling::SamplingParams;
 use crate::engine::FinishReason;
 use crate::tokenizer::ChatMessage;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A string or a list of strings (`prompt`, `stop`).
 #[derive(Clone, Debug, Deserialize)]
@@ -67,6 +68,9 @@ pub struct CompletionRequest {
 	pub prompt: StringOrList,
 	#[serde(flatten)]
 	pub common: CommonParams,
+	/// Every other field: refused unless null, a default value or harmless (see [`check_extra`]).
+	#[serde(flatten)]
+	pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -74,6 +78,76 @@ pub struct ChatRequest {
 	pub messages: Vec<ChatMessageIn>,
 	#[serde(flatten)]
 	pub common: CommonParams,
+	#[serde(flatten)]
+	pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Fields of OpenAI's API this worker does not implement: sent with their "off" value
+/// ([`is_off`]) they are accepted, any other value is refused rather than ignored, so a client
+/// never believes it got what it asked for.
+const UNSUPPORTED: &[&str] = &[
+	"logprobs",
+	"top_logprobs",
+	"presence_penalty",
+	"frequency_penalty",
+	"repetition_penalty",
+	"logit_bias",
+	"echo",
+	"best_of",
+	"suffix",
+	"tools",
+	"tool_choice",
+	"parallel_tool_calls",
+	"functions",
+	"function_call",
+	"response_format",
+	"modalities",
+	"audio",
+	"prediction",
+	"reasoning_effort",
+	"web_search_options",
+];
+
+/// Fields that change nothing here and are accepted as sent.
+const IGNORED: &[&str] = &["metadata", "store", "service_tier"];
+
+/// Whether `v` is the "off" value of an unsupported field: false, 0, 1 for `best_of`, empty.
+fn is_off(name: &str, v: &serde_json::Value) -> bool {
+	use serde_json::Value::*;
+	match v {
+		Null | Bool(false) => true,
+		Number(n) => n.as_f64() == Some(0.0) || (name == "best_of" && n.as_f64() == Some(1.0)),
+		String(s) => s.is_empty() || (name == "tool_choice" && s == "none"),
+		Array(a) => a.is_empty(),
+		Object(o) => o.is_empty() || (name == "response_format" && o.get("type").and_then(|t| t.as_str()) == Some("text")),
+		_ => false,
+	}
+}
+
+/// Refuses fields that would be silently ignored: OpenAI's fields this worker does not
+/// implement (unless sent with their "off" value) and fields no API here knows.
+pub fn check_extra(extra: &BTreeMap<String, serde_json::Value>) -> Result<(), ApiError> {
+	for (name, value) in extra {
+		if IGNORED.contains(&name.as_str()) {
+			continue;
+		}
+		if let Some(known) = UNSUPPORTED.iter().find(|n| **n == name.as_str()) {
+			if is_off(name, value) {
+				continue;
+			}
+			return Err(ApiError {
+				code: Some("unsupported_parameter"),
+				..ApiError::invalid(format!("`{name}` is not supported by this worker; leave it out"), known)
+			});
+		}
+		let shown: String = name.chars().take(64).collect();
+		return Err(ApiError {
+			code: Some("unknown_parameter"),
+			param: None,
+			..ApiError::invalid(format!("unrecognized request argument supplied: {shown}"), "body")
+		});
+	}
+	Ok(())
 }
 
 /// Chat content is a string or a list of parts (`{"type": "text", "text": ...}`).
@@ -104,6 +178,12 @@ impl ApiError {
 }
 
 pub const MAX_STOP: usize = 4;
+/// Bytes of one stop sequence.
+pub const MAX_STOP_BYTES: usize = 256;
+/// Bytes of a request body.
+pub const MAX_BODY_BYTES: usize = 2 << 20;
+/// `top_k` beyond the vocabulary is the vocabulary; this bounds the number itself.
+pub const MAX_TOP_K: usize = 1 << 20;
 
 impl CommonParams {
 	/// Validates sampling fields into engine parameters; `prompt_len` and `max_len` bound
@@ -126,6 +206,12 @@ impl CommonParams {
 		if stop.len() > MAX_STOP {
 			return Err(ApiError::invalid(format!("at most {MAX_STOP} stop sequences"), "stop"));
 		}
+		if stop.iter().any(|s| s.len() > MAX_STOP_BYTES) {
+			return Err(ApiError::invalid(format!("a stop sequence is at most {MAX_STOP_BYTES} bytes"), "stop"));
+		}
+		if self.top_k.is_some_and(|k| k > MAX_TOP_K) {
+			return Err(ApiError::invalid(format!("top_k is at most {MAX_TOP_K}"), "top_k"));
+		}
 		if prompt_len == 0 {
 			return Err(ApiError::invalid("the prompt is empty", "prompt"));
 		}
@@ -134,13 +220,15 @@ impl CommonParams {
 		if max_tokens == Some(0) {
 			return Err(ApiError::invalid("max_tokens must be at least 1", "max_tokens"));
 		}
-		if prompt_len + max_tokens.unwrap_or(1) > max_len {
+		// Saturating: a client's `max_tokens` may be any u64.
+		let requested = prompt_len.saturating_add(max_tokens.unwrap_or(1));
+		if requested > max_len {
 			return Err(ApiError {
 				code: Some("context_length_exceeded"),
 				..ApiError::invalid(
 					format!(
 						"This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt_len} in the prompt, {} for the completion).",
-						prompt_len + max_tokens.unwrap_or(1),
+						requested,
 						max_tokens.unwrap_or(1)
 					),
 					"messages",

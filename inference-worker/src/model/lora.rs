@@ -333,8 +333,15 @@ impl<'a> LoraBatch<'a> {
 			|((out, xr), adapter)| {
 				let Some(adapter) = adapter else { return };
 				let Some(p) = adapter.pair(layer, proj) else { return };
-				let mut t = [0f32; 256];
-				let t = if p.rank <= 256 { &mut t[..p.rank] } else { return };
+				// The rank's intermediate on the stack for common ranks, on the heap beyond.
+				let mut stack = [0f32; 256];
+				let mut heap = Vec::new();
+				let t: &mut [f32] = if p.rank <= stack.len() {
+					&mut stack[..p.rank]
+				} else {
+					heap.resize(p.rank, 0f32);
+					&mut heap
+				};
 				for (k, tk) in t.iter_mut().enumerate() {
 					*tk = dot(&p.a[k * in_dim..(k + 1) * in_dim], xr) * adapter.scale;
 				}

@@ -44,8 +44,8 @@ export class Worker {
     return { status: r.status, body: await r.json() };
   }
 
-  async get(path) {
-    const r = await fetch(`${this.url}${path}`);
+  async get(path, headers = {}) {
+    const r = await fetch(`${this.url}${path}`, { headers });
     return { status: r.status, body: await r.json() };
   }
 
