@@ -28,11 +28,21 @@ pub fn valid_name(name: &str) -> bool {
 		&& name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-type Slot = Arc<OnceCell<Result<Arc<LoraAdapter>, AdapterError>>>;
+type Slot = Arc<OnceCell<Result<(Arc<LoraAdapter>, Stamp), AdapterError>>>;
+
+/// What the adapter's files looked like when loaded (modification time and length of both):
+/// a resident adapter whose folder changed since is loaded again, so the engine never keeps
+/// serving weights that are no longer the store's.
+type Stamp = Option<[(std::time::SystemTime, u64); 2]>;
+
+fn stamp(dir: &std::path::Path) -> Stamp {
+	let one = |f: &str| std::fs::metadata(dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+	Some([one(CONFIG_FILE)?, one(WEIGHTS_FILE)?])
+}
 
 #[derive(Default)]
 struct State {
-	entries: HashMap<String, (Arc<LoraAdapter>, u64)>,
+	entries: HashMap<String, (Arc<LoraAdapter>, u64, Stamp)>,
 	bytes: usize,
 	tick: u64,
 	loading: HashMap<String, Slot>,
@@ -79,14 +89,24 @@ impl AdapterCache {
 		if !valid_name(name) {
 			return Err(AdapterError::NotFound(name.to_string()));
 		}
+		let now = stamp(&self.dir.join(name));
 		let slot = {
 			let mut s = self.state.lock().expect("not poisoned; qed");
 			s.tick += 1;
 			let tick = s.tick;
-			if let Some((a, used)) = s.entries.get_mut(name) {
-				*used = tick;
-				self.metrics.adapter_hits.inc();
-				return Ok(a.clone());
+			match s.entries.get_mut(name) {
+				Some((a, used, was)) if *was == now && now.is_some() => {
+					*used = tick;
+					self.metrics.adapter_hits.inc();
+					return Ok(a.clone());
+				},
+				Some(_) => {
+					// Replaced or removed on disk: forget it (requests in flight keep their copy).
+					let (a, _, _) = s.entries.remove(name).expect("matched above; qed");
+					s.bytes -= a.bytes;
+					self.metrics.adapter_cache_bytes.set(s.bytes as i64);
+				},
+				None => {},
 			}
 			s.loading.entry(name.to_string()).or_default().clone()
 		};
@@ -99,8 +119,10 @@ impl AdapterCache {
 					if !dir.join(CONFIG_FILE).is_file() {
 						return Err(AdapterError::NotFound(name_owned));
 					}
+					// Stamped before reading: a change during the load shows at the next request.
+					let before = stamp(&dir);
 					LoraAdapter::load(&dir, &name_owned, &cfg, &device)
-						.map(Arc::new)
+						.map(|a| (Arc::new(a), before))
 						.map_err(|e| AdapterError::Invalid(name_owned, format!("{e:#}")))
 				})
 				.await
@@ -116,26 +138,28 @@ impl AdapterCache {
 		let mut s = self.state.lock().expect("not poisoned; qed");
 		if s.loading.get(name).is_some_and(|l| Arc::ptr_eq(l, &slot)) {
 			s.loading.remove(name);
-			if let Ok(a) = &result {
+			if let Ok((a, st)) = &result {
 				s.tick += 1;
 				let tick = s.tick;
 				s.bytes += a.bytes;
-				s.entries.insert(name.to_string(), (a.clone(), tick));
+				if let Some((old, _, _)) = s.entries.insert(name.to_string(), (a.clone(), tick, *st)) {
+					s.bytes -= old.bytes;
+				}
 				self.evict(&mut s, name);
 			}
 		}
-		result
+		result.map(|(a, _)| a)
 	}
 
 	/// Evicts least recently used adapters (never `keep`) until the budget holds.
 	fn evict(&self, s: &mut State, keep: &str) {
 		while s.bytes > self.budget_bytes {
 			let Some(victim) =
-				s.entries.iter().filter(|(n, _)| n.as_str() != keep).min_by_key(|(_, (_, t))| *t).map(|(n, _)| n.clone())
+				s.entries.iter().filter(|(n, _)| n.as_str() != keep).min_by_key(|(_, (_, t, _))| *t).map(|(n, _)| n.clone())
 			else {
 				break;
 			};
-			let (a, _) = s.entries.remove(&victim).expect("found above; qed");
+			let (a, _, _) = s.entries.remove(&victim).expect("found above; qed");
 			s.bytes -= a.bytes;
 			self.metrics.adapter_evictions.inc();
 		}
@@ -145,7 +169,7 @@ impl AdapterCache {
 	/// Forgets `name` (e.g. the folder was replaced); requests in flight keep their copy.
 	pub fn invalidate(&self, name: &str) {
 		let mut s = self.state.lock().expect("not poisoned; qed");
-		if let Some((a, _)) = s.entries.remove(name) {
+		if let Some((a, _, _)) = s.entries.remove(name) {
 			s.bytes -= a.bytes;
 		}
 		self.metrics.adapter_cache_bytes.set(s.bytes as i64);
@@ -211,5 +235,27 @@ mod tests {
 		assert_eq!(cache.get("../a0").await.unwrap_err(), AdapterError::NotFound("../a0".into()));
 		assert!(matches!(cache.get("broken").await.unwrap_err(), AdapterError::Invalid(..)));
 		assert!(cache.get("a0").await.is_ok());
+	}
+
+	/// An adapter replaced on disk is served from its new files at the next request (the old
+	/// copy stays with the requests that hold it).
+	#[tokio::test]
+	async fn an_adapter_replaced_on_disk_is_reloaded() {
+		let (dir, cfg) = setup(1);
+		let cache = AdapterCache::new(dir.path().into(), cfg.clone(), Device::Cpu, 1 << 30, Metrics::new());
+		let first = cache.get("a0").await.unwrap();
+		assert!(Arc::ptr_eq(&first, &cache.get("a0").await.unwrap()), "unchanged: served from memory");
+		let tmp = dir.path().join("new");
+		write_adapter(&tmp, &cfg, 4, 8.0, &["q_proj", "v_proj"], 99).unwrap();
+		// A different size, so the change shows even within the file system's time resolution.
+		write_adapter(&tmp, &cfg, 6, 8.0, &["q_proj", "v_proj"], 99).unwrap();
+		std::fs::remove_dir_all(dir.path().join("a0")).unwrap();
+		std::fs::rename(&tmp, dir.path().join("a0")).unwrap();
+		let second = cache.get("a0").await.unwrap();
+		assert_ne!(second.id, first.id, "the new weights are served");
+		assert_eq!(cache.resident(), (1, second.bytes), "the old copy left the budget");
+		assert_eq!(first.config.r, 4, "a request holding the old copy keeps it");
+		std::fs::remove_dir_all(dir.path().join("a0")).unwrap();
+		assert_eq!(cache.get("a0").await.unwrap_err(), AdapterError::NotFound("a0".into()), "removed on disk: gone");
 	}
 }

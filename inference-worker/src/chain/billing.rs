@@ -53,10 +53,21 @@ pub fn parse_header(value: &str) -> Result<(Voucher, Signature), Refusal> {
 /// Checks a voucher for a request to `model` that may use up to `max_tokens` tokens in all.
 /// What it cannot check here (the payer's escrow, the nonce) the caller checks on chain / in
 /// the queue; what the chain would refuse later is refused now.
-pub fn check(reg: &Registry, model: &str, voucher: Voucher, sig: Signature, max_tokens: u32) -> Result<Accepted, Refusal> {
+///
+/// `adapter_id` is the id of the adapter that will serve the request (`None` for the base
+/// model): it must be the weights hash registered for the model, or the receipt would name
+/// weights that were not used.
+pub fn check(reg: &Registry, model: &str, adapter_id: Option<&[u8; 32]>, voucher: Voucher, sig: Signature, max_tokens: u32) -> Result<Accepted, Refusal> {
 	let served = reg
 		.get(model)
 		.ok_or_else(|| refuse(400, "model_not_on_chain", format!("`{model}` is not registered on chain for this worker")))?;
+	if served.weights_hash.as_ref() != adapter_id {
+		return Err(refuse(
+			409,
+			"adapter_changed",
+			format!("the adapter `{model}` on this worker is not the one registered as model {} v{}; retry shortly", served.model, served.version),
+		));
+	}
 	if voucher.worker != reg.account {
 		return Err(refuse(402, "wrong_worker", format!("the voucher is for worker {}, this is {}", voucher.worker, reg.account)));
 	}
@@ -153,24 +164,32 @@ mod tests {
 	#[test]
 	fn header_round_trip_and_checks() {
 		let (reg, worker, payer) = setup();
-		let served = ServedModel { model: 1, version: 1, per_request: 100, per_1k_tokens: 1000, lineage: vec![(4, 1)] };
+		let served = ServedModel { model: 1, version: 1, per_request: 100, per_1k_tokens: 1000, lineage: vec![(4, 1)], weights_hash: None };
 		reg.served.write().unwrap().insert("base".into(), served.clone());
 		let (v, sig) = voucher(&payer, &worker, 1_000);
 		let header = format!("0x{}", hex::encode((v.clone(), sig.clone()).encode()));
 		let (v2, sig2) = parse_header(&header).unwrap();
 		assert_eq!(v2, v);
 		// 100 + 1000 × 900 / 1000 = 1000: exactly the voucher's maximum.
-		let ok = check(&reg, "base", v2.clone(), sig2.clone(), 900).unwrap();
+		let ok = check(&reg, "base", None, v2.clone(), sig2.clone(), 900).unwrap();
 		assert_eq!(ok.request_id, v.request_id());
-		assert_eq!(check(&reg, "base", v2.clone(), sig2.clone(), 901).unwrap_err().code, "fee_above_voucher");
-		assert_eq!(check(&reg, "other", v2.clone(), sig2.clone(), 1).unwrap_err().code, "model_not_on_chain");
+		assert_eq!(check(&reg, "base", None, v2.clone(), sig2.clone(), 901).unwrap_err().code, "fee_above_voucher");
+		assert_eq!(check(&reg, "other", None, v2.clone(), sig2.clone(), 1).unwrap_err().code, "model_not_on_chain");
 		let (mut forged, _) = voucher(&payer, &worker, 1_000);
 		forged.max_fee = 10_000;
-		assert_eq!(check(&reg, "base", forged, sig2.clone(), 1).unwrap_err().code, "bad_voucher_signature");
+		assert_eq!(check(&reg, "base", None, forged, sig2.clone(), 1).unwrap_err().code, "bad_voucher_signature");
 		let (v3, s3) = voucher(&payer, &payer, 1_000);
-		assert_eq!(check(&reg, "base", v3, s3, 1).unwrap_err().code, "wrong_worker");
+		assert_eq!(check(&reg, "base", None, v3, s3, 1).unwrap_err().code, "wrong_worker");
+		// An adapter: billed only when the adapter serving it is the registered one.
+		let registered = [7u8; 32];
+		reg.served.write().unwrap().insert("legal".into(), ServedModel { weights_hash: Some(registered), ..served.clone() });
+		assert!(check(&reg, "legal", Some(&registered), v2.clone(), sig2.clone(), 1).is_ok());
+		let e = check(&reg, "legal", Some(&[8u8; 32]), v2.clone(), sig2.clone(), 1).unwrap_err();
+		assert_eq!((e.status, e.code), (409, "adapter_changed"));
+		assert_eq!(check(&reg, "legal", None, v2.clone(), sig2.clone(), 1).unwrap_err().code, "adapter_changed");
+		assert_eq!(check(&reg, "base", Some(&registered), v2.clone(), sig2.clone(), 1).unwrap_err().code, "adapter_changed");
 		reg.finalized.store(99, Ordering::Relaxed);
-		assert_eq!(check(&reg, "base", v2, sig2, 1).unwrap_err().code, "voucher_expired");
+		assert_eq!(check(&reg, "base", None, v2, sig2, 1).unwrap_err().code, "voucher_expired");
 		assert!(parse_header("0xzz").is_err());
 		assert!(parse_header(&format!("{header}00")).is_err(), "trailing bytes");
 

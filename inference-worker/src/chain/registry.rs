@@ -28,6 +28,9 @@ pub struct ServedModel {
 	pub per_1k_tokens: u128,
 	/// (datanet, snapshot version) pairs of the version's lineage.
 	pub lineage: Vec<(u32, u32)>,
+	/// For an adapter: the weights hash (adapter id) registered for this version. A request is
+	/// billed only when the adapter actually served has this id.
+	pub weights_hash: Option<[u8; 32]>,
 }
 
 impl ServedModel {
@@ -150,6 +153,7 @@ impl Registry {
 		let local = self.ids.lock().expect("not poisoned; qed").scan(&self.adapters_dir);
 		let mut served = HashMap::new();
 		for model in head.models {
+			let mut weights_hash = None;
 			let Some(m) = chain.rpc_opt::<ModelJson>("models_getModel", rpc_params![model, at], MODEL_NOT_FOUND).await? else {
 				continue;
 			};
@@ -162,6 +166,7 @@ impl Registry {
 			} else {
 				let Ok(hash) = hex::decode(v.weights_hash.trim_start_matches("0x")) else { continue };
 				let Ok(hash) = <[u8; 32]>::try_from(hash) else { continue };
+				weights_hash = Some(hash);
 				match local.get(&hash) {
 					Some(name) => name.clone(),
 					None => {
@@ -178,6 +183,7 @@ impl Registry {
 					per_request: m.price_per_request.parse().context("price")?,
 					per_1k_tokens: m.price_per_1k_tokens.parse().context("price")?,
 					lineage: v.lineage.iter().map(|l| (l.datanet, l.version)).collect(),
+					weights_hash,
 				},
 			);
 		}

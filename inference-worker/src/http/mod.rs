@@ -141,7 +141,7 @@ fn chain_unavailable(e: anyhow::Error) -> ApiError {
 }
 
 /// Checks the request's voucher (when the worker bills on chain) before anything is generated.
-async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, max_tokens: usize) -> Result<Option<Paid>, ApiError> {
+async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, adapter: Option<&LoraAdapter>, max_tokens: usize) -> Result<Option<Paid>, ApiError> {
 	let Some(chain) = &st.chain else { return Ok(None) };
 	let Some(value) = headers.get(VOUCHER_HEADER) else {
 		if chain.require_voucher {
@@ -155,7 +155,13 @@ async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, max_tok
 	};
 	let value = value.to_str().map_err(|_| ApiError::invalid("the voucher header is not text", "voucher"))?;
 	let (voucher, sig) = billing::parse_header(value).map_err(refusal)?;
-	let accepted = billing::check(&chain.registry, model, voucher, sig, max_tokens as u32).map_err(refusal)?;
+	let accepted = billing::check(&chain.registry, model, adapter.map(|a| &a.id), voucher, sig, max_tokens as u32).map_err(|r| {
+		if r.code == "adapter_changed" {
+			// Reload from disk at the next request; the registry follows the chain meanwhile.
+			st.adapters.invalidate(model);
+		}
+		refusal(r)
+	})?;
 	let client = chain.conn.get().await.map_err(chain_unavailable)?;
 	let held = crate::chain::escrow_of(&client, &accepted.voucher.payer).await.map_err(chain_unavailable)?;
 	// Reserved against the escrow beside every request in flight and receipt not yet settled
@@ -550,7 +556,7 @@ async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prom
 	// The prompt's tokens are kept only for an influence gradient.
 	let prompt = if st.influence.is_some() { tokens.clone() } else { Vec::new() };
 	let plan = AttrPlan::new(st, common.attribution.as_deref(), adapter.clone(), prompt).await?;
-	let mut paid = accept_voucher(st, headers, &common.model, tokens.len() + params.max_tokens).await?;
+	let mut paid = accept_voucher(st, headers, &common.model, adapter.as_deref(), tokens.len() + params.max_tokens).await?;
 	let prompt_tokens = tokens.len() as u32;
 	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
 		SubmitError::Busy(_) => {
