@@ -61,6 +61,9 @@ impl BaseSpec {
 			eos_token_id: Some(TokenIds::Many(eos)),
 			torch_dtype: Some("float32".into()),
 			architectures: vec!["LlamaForCausalLM".into()],
+			rope_scaling: None,
+			sliding_window: None,
+			use_sliding_window: None,
 		}
 	}
 }

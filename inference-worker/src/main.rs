@@ -271,7 +271,7 @@ async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path
 	);
 	metrics.receipts_queued.set(pending as i64);
 	let conn = Arc::new(settler::Connection::new(url.clone(), client));
-	tokio::spawn(chain::follow(conn.clone(), registry.clone()));
+	tokio::spawn(chain::follow(conn.clone(), registry.clone(), queue.clone()));
 	tokio::spawn(
 		settler::Settler {
 			conn: conn.clone(),
@@ -281,6 +281,7 @@ async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path
 			linger: std::time::Duration::from_millis(args.receipt_linger_ms),
 			metrics: metrics.clone(),
 			uncertain: Default::default(),
+			limit: std::sync::atomic::AtomicUsize::new(args.receipt_batch as usize),
 		}
 		.run(),
 	);

@@ -35,11 +35,15 @@ struct TokenizerConfig {
 	bos_token: Option<SpecialToken>,
 	#[serde(default)]
 	eos_token: Option<SpecialToken>,
+	/// Llama's `add_bos_token` (HF `LlamaTokenizer`): prompts start with BOS.
+	#[serde(default)]
+	add_bos_token: Option<bool>,
 }
 
 pub struct TextTokenizer {
 	pub inner: tokenizers::Tokenizer,
 	chat_template: Option<String>,
+	add_bos_token: bool,
 	pub bos_token: Option<String>,
 	pub eos_token: Option<String>,
 }
@@ -65,6 +69,7 @@ impl TextTokenizer {
 		Ok(Self {
 			inner,
 			chat_template,
+			add_bos_token: cfg.add_bos_token.unwrap_or(false),
 			bos_token: cfg.bos_token.map(SpecialToken::content),
 			eos_token: cfg.eos_token.map(SpecialToken::content),
 		})
@@ -72,6 +77,22 @@ impl TextTokenizer {
 
 	pub fn encode(&self, text: &str) -> anyhow::Result<Vec<u32>> {
 		Ok(self.inner.encode(text, false).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?.get_ids().to_vec())
+	}
+
+	/// A raw prompt (`/v1/completions`) as the model was trained to see one: with the special
+	/// tokens the tokenizer's post-processor adds (Llama's BOS), and BOS first where
+	/// `tokenizer_config.json` asks for it. Chat prompts come from a template that writes its
+	/// own special tokens, so they go through [`Self::encode`].
+	pub fn encode_prompt(&self, text: &str) -> anyhow::Result<Vec<u32>> {
+		let mut ids = self.inner.encode(text, true).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?.get_ids().to_vec();
+		if self.add_bos_token {
+			if let Some(bos) = self.bos_token.as_deref().and_then(|t| self.token_id(t)) {
+				if ids.first() != Some(&bos) {
+					ids.insert(0, bos);
+				}
+			}
+		}
+		Ok(ids)
 	}
 
 	pub fn decode(&self, ids: &[u32]) -> anyhow::Result<String> {
@@ -156,6 +177,19 @@ mod tests {
 		let text = "A datanet is a living dataset. Ünïcode ✓ too.";
 		let ids = tk.encode(text).unwrap();
 		assert_eq!(tk.decode(&ids).unwrap(), text);
+		assert_eq!(tk.encode_prompt(text).unwrap(), ids, "no BOS unless the tokenizer asks for one");
+		// Llama-style `add_bos_token`: a completion prompt starts with BOS, once.
+		let cfg = serde_json::json!({"bos_token": "<s>", "add_bos_token": true});
+		std::fs::write(dir.path().join("tokenizer_config.json"), cfg.to_string()).unwrap();
+		let llama = TextTokenizer::load(dir.path()).unwrap();
+		let bos = llama.token_id("<s>").unwrap();
+		assert_eq!(llama.encode_prompt(text).unwrap(), [vec![bos], ids.clone()].concat());
+		assert_eq!(llama.encode_prompt(&format!("<s>{text}")).unwrap(), [vec![bos], ids.clone()].concat());
+		std::fs::write(
+			dir.path().join("tokenizer_config.json"),
+			serde_json::json!({"chat_template": crate::gen::CHATML_TEMPLATE, "eos_token": {"content": "<|im_end|>"}}).to_string(),
+		)
+		.unwrap();
 
 		// Streaming deltas add up to the whole text, even across split multi-byte characters.
 		let mut dec = IncrementalDecoder::default();

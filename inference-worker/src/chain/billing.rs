@@ -16,6 +16,9 @@ use std::sync::atomic::Ordering;
 /// The request header that carries the voucher.
 pub const VOUCHER_HEADER: &str = "x-openledger-voucher";
 
+/// Blocks a voucher may live beyond the finalized block (7 days at 6-second blocks).
+pub const MAX_VOUCHER_BLOCKS: u32 = 100_800;
+
 /// Why a voucher is refused (HTTP status, message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -79,6 +82,14 @@ pub fn check(reg: &Registry, model: &str, adapter_id: Option<&[u8; 32]>, voucher
 		));
 	}
 	let finalized = reg.finalized.load(Ordering::Relaxed);
+	// The worker remembers a used voucher until it expires: it takes none that lives longer.
+	if voucher.expires_at > finalized.saturating_add(MAX_VOUCHER_BLOCKS) {
+		return Err(refuse(
+			402,
+			"voucher_expiry_too_far",
+			format!("the voucher expires at block {}; this worker takes vouchers expiring within {MAX_VOUCHER_BLOCKS} blocks of {finalized}", voucher.expires_at),
+		));
+	}
 	// Settlement takes a few blocks: a voucher that expires sooner cannot be redeemed.
 	if voucher.expires_at < finalized.saturating_add(2) {
 		return Err(refuse(402, "voucher_expired", format!("the voucher expires at block {}, the chain is at {finalized}", voucher.expires_at)));
@@ -188,6 +199,10 @@ mod tests {
 		assert_eq!((e.status, e.code), (409, "adapter_changed"));
 		assert_eq!(check(&reg, "legal", None, v2.clone(), sig2.clone(), 1).unwrap_err().code, "adapter_changed");
 		assert_eq!(check(&reg, "base", Some(&registered), v2.clone(), sig2.clone(), 1).unwrap_err().code, "adapter_changed");
+		let (mut far, _) = voucher(&payer, &worker, 1_000);
+		far.expires_at = 10 + MAX_VOUCHER_BLOCKS + 1;
+		let far_sig = Signature::Sr25519(payer.sign(&far.signing_payload()));
+		assert_eq!(check(&reg, "base", None, far, far_sig, 1).unwrap_err().code, "voucher_expiry_too_far");
 		reg.finalized.store(99, Ordering::Relaxed);
 		assert_eq!(check(&reg, "base", None, v2, sig2, 1).unwrap_err().code, "voucher_expired");
 		assert!(parse_header("0xzz").is_err());

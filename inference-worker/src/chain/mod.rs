@@ -145,13 +145,21 @@ pub fn parse_number(header: &serde_json::Value) -> Result<u32> {
 
 /// Keeps `registry` in step with the chain: refreshes it at every new finalized block (and
 /// every 30 s without one), resubscribing when the connection drops.
-pub async fn follow(conn: std::sync::Arc<settler::Connection>, registry: std::sync::Arc<registry::Registry>) {
+pub async fn follow(conn: std::sync::Arc<settler::Connection>, registry: std::sync::Arc<registry::Registry>, queue: std::sync::Arc<queue::ReceiptQueue>) {
 	loop {
 		let run = async {
 			let chain = conn.get().await?;
 			let mut heads = chain.subscribe_finalized().await?;
 			loop {
 				registry.refresh(&chain).await?;
+				// Used vouchers that expired need no remembering.
+				let finalized = registry.finalized.load(std::sync::atomic::Ordering::Relaxed);
+				let q = queue.clone();
+				match tokio::task::spawn_blocking(move || q.prune(finalized)).await? {
+					Ok(0) => {},
+					Ok(n) => tracing::info!("forgot {n} settled/rejected receipts whose vouchers expired before block {finalized}"),
+					Err(e) => tracing::warn!("pruning the receipt queue: {e:#}"),
+				}
 				match tokio::time::timeout(Duration::from_secs(30), heads.next()).await {
 					Ok(Some(Ok(_))) | Err(_) => continue,
 					Ok(Some(Err(e))) => bail!("finalized heads: {e}"),

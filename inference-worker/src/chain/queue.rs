@@ -4,14 +4,18 @@
 //!
 //! Layout of the queue folder:
 //! - `pending/<seq>-<request id>.scale`: SCALE-encoded signed receipts, oldest `seq` first;
-//! - `settled.log`: one line `<request id> <finalized block>` per settled receipt (appended and
-//!   fsynced before the pending file is removed, so a crash in between only leaves a receipt
-//!   that the settler finds settled on chain and retires without submitting it again);
+//! - `settled.log`: one line `<request id> <finalized block> <voucher expiry>` per settled
+//!   receipt (appended and fsynced before the pending file is removed, so a crash in between
+//!   only leaves a receipt that the settler finds settled on chain and retires without
+//!   submitting it again);
 //! - `rejected/<request id>.scale`: receipts the chain refused (the reason is in the
-//!   `ReceiptRejected` event of the block named in `rejected/<request id>.why`).
+//!   `ReceiptRejected` event of the block named in `rejected/<request id>.why`, whose second
+//!   line is the voucher's expiry); `rejected/expired/`: those whose voucher has expired.
 //!
 //! Request ids are unique: a voucher that is pending, settled, rejected or being served cannot
-//! be queued twice.
+//! be queued twice. Settled and rejected ids are remembered until their voucher expires (an
+//! expired voucher is refused anyway), then forgotten ([`ReceiptQueue::prune`]): memory and
+//! the log stay proportional to the vouchers still alive, not to the worker's history.
 
 use super::{RequestId, SignedReceipt};
 use openledger_primitives::AccountId;
@@ -43,8 +47,13 @@ struct State {
 	next_seq: u64,
 	pending: BTreeMap<u64, RequestId>,
 	pending_ids: HashSet<RequestId>,
-	settled: HashMap<RequestId, String>,
-	rejected: HashMap<RequestId, String>,
+	/// request id → (block, voucher expiry).
+	settled: HashMap<RequestId, (String, u32)>,
+	rejected: HashMap<RequestId, (String, u32)>,
+	/// Expiry of each pending receipt's voucher.
+	pending_expiry: HashMap<RequestId, u32>,
+	/// Lines in `settled.log` (live or not), to know when to compact it.
+	log_lines: usize,
 	/// Requests being served: their payer and the voucher's maximum fee.
 	serving: HashMap<RequestId, (AccountId, u128)>,
 	/// Fees of pending receipts by request, and what each payer owes in all (serving at their
@@ -86,6 +95,8 @@ pub enum ReserveError {
 pub struct ReceiptQueue {
 	dir: PathBuf,
 	state: Mutex<State>,
+	/// Serializes appends to `settled.log` with its compaction.
+	log: Mutex<()>,
 	notify: tokio::sync::Notify,
 }
 
@@ -133,6 +144,7 @@ impl ReceiptQueue {
 			let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
 			let r = SignedReceipt::decode(&mut &bytes[..]).with_context(|| format!("decoding {}", p.display()))?;
 			s.commit(&r.receipt.voucher.payer, r.receipt.fee);
+			s.pending_expiry.insert(id, r.receipt.voucher.expires_at);
 			s.pending_fees.insert(id, (r.receipt.voucher.payer.clone(), r.receipt.fee));
 			s.pending.insert(seq, id);
 			s.pending_ids.insert(id);
@@ -140,16 +152,23 @@ impl ReceiptQueue {
 		}
 		if let Ok(log) = fs::read_to_string(dir.join("settled.log")) {
 			for line in log.lines() {
-				if let Some((id, block)) = line.split_once(' ').and_then(|(i, b)| Some((parse_id(i)?, b))) {
-					s.settled.insert(id, block.to_string());
-				}
+				s.log_lines += 1;
+				let mut f = line.split(' ');
+				let (Some(id), Some(block)) = (f.next().and_then(parse_id), f.next()) else { continue };
+				// Lines from before expiries were logged are kept until a restart after an upgrade.
+				let expires = f.next().and_then(|e| e.parse().ok()).unwrap_or(u32::MAX);
+				s.settled.insert(id, (block.to_string(), expires));
 			}
 		}
 		for e in fs::read_dir(dir.join("rejected"))? {
 			let p = e?.path();
 			if p.extension().is_some_and(|x| x == "why") {
 				if let Some(id) = p.file_stem().and_then(|n| parse_id(&n.to_string_lossy())) {
-					s.rejected.insert(id, fs::read_to_string(&p).unwrap_or_default().trim().to_string());
+					let why = fs::read_to_string(&p).unwrap_or_default();
+					let mut lines = why.lines();
+					let block = lines.next().unwrap_or_default().trim().to_string();
+					let expires = lines.next().and_then(|e| e.trim().parse().ok()).unwrap_or(u32::MAX);
+					s.rejected.insert(id, (block, expires));
 				}
 			}
 		}
@@ -160,9 +179,10 @@ impl ReceiptQueue {
 			fs::remove_file(dir.join("pending").join(format!("{seq:016x}-{}.scale", id_hex(&id))))?;
 			s.pending.remove(&seq);
 			s.pending_ids.remove(&id);
+			s.pending_expiry.remove(&id);
 			s.retire_fee(&id);
 		}
-		Ok(Self { dir: dir.to_path_buf(), state: Mutex::new(s), notify: Default::default() })
+		Ok(Self { dir: dir.to_path_buf(), state: Mutex::new(s), log: Mutex::new(()), notify: Default::default() })
 	}
 
 	fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -223,6 +243,7 @@ impl ReceiptQueue {
 		let payer = r.receipt.voucher.payer.clone();
 		s.commit(&payer, r.receipt.fee);
 		s.pending_fees.insert(id, (payer, r.receipt.fee));
+		s.pending_expiry.insert(id, r.receipt.voucher.expires_at);
 		s.pending.insert(seq, id);
 		s.pending_ids.insert(id);
 		drop(s);
@@ -250,37 +271,89 @@ impl ReceiptQueue {
 
 	/// Records that `id` is settled (as seen at finalized `block`) and drops its pending file.
 	pub fn settled(&self, seq: u64, id: RequestId, block: &str) -> Result<()> {
+		// Held until memory has the line too, so a compaction never drops it.
+		let _log = self.log.lock().expect("not poisoned; qed");
+		let expires = self.lock().pending_expiry.get(&id).copied().unwrap_or(u32::MAX);
 		let mut log = OpenOptions::new().create(true).append(true).open(self.dir.join("settled.log"))?;
-		writeln!(log, "{} {block}", id_hex(&id))?;
+		writeln!(log, "{} {block} {expires}", id_hex(&id))?;
 		log.sync_all()?;
 		fs::remove_file(self.pending_path(seq, &id))?;
 		let mut s = self.lock();
 		s.pending.remove(&seq);
 		s.pending_ids.remove(&id);
+		s.pending_expiry.remove(&id);
 		s.retire_fee(&id);
-		s.settled.insert(id, block.to_string());
+		s.settled.insert(id, (block.to_string(), expires));
+		s.log_lines += 1;
 		Ok(())
 	}
 
 	/// Moves `id` to `rejected/` with the block where the chain refused it.
 	pub fn rejected(&self, seq: u64, id: RequestId, block: &str) -> Result<()> {
+		let expires = self.lock().pending_expiry.get(&id).copied().unwrap_or(u32::MAX);
 		let to = self.dir.join("rejected").join(format!("{}.scale", id_hex(&id)));
-		write_durable(&to.with_extension("why"), format!("{block}\n").as_bytes())?;
+		write_durable(&to.with_extension("why"), format!("{block}\n{expires}\n").as_bytes())?;
 		fs::rename(self.pending_path(seq, &id), &to)?;
 		sync_dir(&self.dir.join("rejected"))?;
 		let mut s = self.lock();
 		s.pending.remove(&seq);
 		s.pending_ids.remove(&id);
+		s.pending_expiry.remove(&id);
 		s.retire_fee(&id);
-		s.rejected.insert(id, block.to_string());
+		s.rejected.insert(id, (block.to_string(), expires));
 		Ok(())
+	}
+
+	/// Forgets settled and rejected ids whose voucher expired before `finalized` (the worker
+	/// refuses such vouchers before looking them up), compacting `settled.log` once most of its
+	/// lines are forgotten and moving rejected receipts to `rejected/expired/`. Returns how many
+	/// ids were forgotten.
+	pub fn prune(&self, finalized: u32) -> Result<usize> {
+		let _log = self.log.lock().expect("not poisoned; qed");
+		let (gone, live) = {
+			let mut s = self.lock();
+			let before = s.settled.len();
+			s.settled.retain(|_, (_, e)| *e >= finalized);
+			let mut gone = Vec::new();
+			s.rejected.retain(|id, (_, e)| {
+				let keep = *e >= finalized;
+				if !keep {
+					gone.push(*id);
+				}
+				keep
+			});
+			let forgotten = before - s.settled.len() + gone.len();
+			let live = (s.log_lines > 1024 && s.log_lines > 2 * s.settled.len()).then(|| {
+				s.log_lines = s.settled.len();
+				s.settled.iter().map(|(id, (b, e))| format!("{} {b} {e}\n", id_hex(id))).collect::<String>()
+			});
+			((gone, forgotten), live)
+		};
+		if let Some(text) = live {
+			write_durable(&self.dir.join("settled.log"), text.as_bytes())?;
+		}
+		let (gone, forgotten) = gone;
+		if !gone.is_empty() {
+			let dir = self.dir.join("rejected").join("expired");
+			fs::create_dir_all(&dir)?;
+			for id in &gone {
+				let name = id_hex(id);
+				for ext in ["scale", "why"] {
+					let from = self.dir.join("rejected").join(format!("{name}.{ext}"));
+					if from.exists() {
+						fs::rename(&from, dir.join(format!("{name}.{ext}")))?;
+					}
+				}
+			}
+		}
+		Ok(forgotten)
 	}
 
 	pub fn status(&self, id: &RequestId) -> ReceiptStatus {
 		let s = self.lock();
-		if let Some(b) = s.settled.get(id) {
+		if let Some((b, _)) = s.settled.get(id) {
 			ReceiptStatus::Settled { block: b.clone() }
-		} else if let Some(b) = s.rejected.get(id) {
+		} else if let Some((b, _)) = s.rejected.get(id) {
 			ReceiptStatus::Rejected { block: b.clone() }
 		} else if s.pending_ids.contains(id) {
 			ReceiptStatus::Queued
@@ -408,5 +481,37 @@ mod tests {
 		assert_eq!(q.committed(&payer), 0);
 		let other = sr25519::Pair::from_string("//Ferdie", None).unwrap();
 		assert_eq!(q.reserve(rs[2].receipt.request_id(), &other.public().into(), 10, 10), Ok(()), "payers are separate");
+	}
+
+	/// Settled and rejected ids are remembered while their voucher lives, then forgotten; the
+	/// log is compacted and a restart reads only what is alive.
+	#[test]
+	fn settled_and_rejected_ids_are_forgotten_when_their_voucher_expires() {
+		let dir = tempfile::tempdir().unwrap();
+		let q = ReceiptQueue::open(dir.path()).unwrap();
+		// receipt(n) expires at block 100.
+		let rs: Vec<SignedReceipt> = (0..1030).map(receipt).collect();
+		for r in &rs {
+			q.push(r).unwrap();
+		}
+		for (i, (seq, r)) in q.oldest(2000).unwrap().into_iter().enumerate() {
+			if i == 0 {
+				q.rejected(seq, r.receipt.request_id(), "0x02").unwrap();
+			} else {
+				q.settled(seq, r.receipt.request_id(), "0x01").unwrap();
+			}
+		}
+		assert_eq!(q.counts(), (0, 1029, 1));
+		assert_eq!(q.prune(100).unwrap(), 0, "expiring at 100: still alive at 100");
+		let payer = rs[0].receipt.voucher.payer.clone();
+		assert_eq!(q.reserve(rs[5].receipt.request_id(), &payer, 1, 10), Err(ReserveError::Used));
+		assert_eq!(q.prune(101).unwrap(), 1030);
+		assert_eq!(q.counts(), (0, 0, 0));
+		assert_eq!(q.status(&rs[5].receipt.request_id()), ReceiptStatus::Unknown);
+		assert!(std::fs::read_to_string(dir.path().join("settled.log")).unwrap().is_empty(), "compacted");
+		assert!(dir.path().join("rejected/expired").join(format!("{}.scale", id_hex(&rs[0].receipt.request_id()))).exists());
+		drop(q);
+		let q = ReceiptQueue::open(dir.path()).unwrap();
+		assert_eq!(q.counts(), (0, 0, 0), "a restart does not read forgotten ids back");
 	}
 }

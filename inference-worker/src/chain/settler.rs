@@ -23,6 +23,18 @@ use tokio::sync::Mutex;
 /// `attribution_getReceipt` error code for an unknown request id.
 const RECEIPT_NOT_FOUND: i32 = 9301;
 
+/// How long a submitted batch may take to reach a finalized block before the settler stops
+/// waiting (the batch stays pending and is looked up on chain before it is sent again).
+pub const FINALIZE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Whether the node refused a transaction for a reason that sending it again cannot fix: the
+/// batch itself is bad (too large for a block, undecodable, a custom validity error). Fees,
+/// nonces, a stalled or unreachable node are not: those are retried.
+pub fn permanently_invalid(error: &str) -> bool {
+	let e = error.to_ascii_lowercase();
+	["exhaust", "could not decode", "custom error", "bad signature", "badproof"].iter().any(|k| e.contains(k))
+}
+
 /// A node connection that reconnects on demand.
 pub struct Connection {
 	url: String,
@@ -56,6 +68,9 @@ pub struct Settler {
 	pub metrics: crate::metrics::Metrics,
 	/// Sequence numbers of receipts that may already be on chain.
 	pub uncertain: std::sync::Mutex<std::collections::HashSet<u64>>,
+	/// Receipts per batch now: halved while the node refuses batches as permanently invalid,
+	/// down to one (which is then set aside as rejected), doubled back after a success.
+	pub limit: std::sync::atomic::AtomicUsize,
 }
 
 async fn is_settled(chain: &ChainClient, id: &RequestId, at: Hash) -> Result<bool> {
@@ -97,7 +112,8 @@ impl Settler {
 		if pending < self.batch && !self.linger.is_zero() {
 			tokio::time::sleep(self.linger).await;
 		}
-		let batch = self.queue.oldest(self.batch)?;
+		let limit = self.limit.load(std::sync::atomic::Ordering::Relaxed).clamp(1, self.batch);
+		let batch = self.queue.oldest(limit)?;
 		let chain = self.conn.get().await?;
 		let mut todo: Vec<(u64, SignedReceipt)> = Vec::with_capacity(batch.len());
 		let mut finalized = None;
@@ -126,7 +142,28 @@ impl Settler {
 		let call = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::SUBMIT_RECEIPTS_CALL, &receipts);
 		self.uncertain_set().extend(todo.iter().map(|(seq, _)| *seq));
 		let started = std::time::Instant::now();
-		let done = chain.submit_and_finalize(&self.account, &call).await?;
+		let done = match tokio::time::timeout(FINALIZE_TIMEOUT, chain.submit_and_finalize(&self.account, &call)).await {
+			Err(_) => anyhow::bail!("the batch was not finalized within {FINALIZE_TIMEOUT:?} (stalled chain?)"),
+			Ok(Err(e)) if permanently_invalid(&format!("{e:#}")) => {
+				let n = todo.len();
+				if n > 1 {
+					// Find the bad receipt(s) by halving: the rest goes through meanwhile.
+					self.limit.store(n / 2, std::sync::atomic::Ordering::Relaxed);
+					tracing::warn!("the node refused a batch of {n} receipts ({e:#}); trying {} at a time", n / 2);
+				} else {
+					let (seq, r) = &todo[0];
+					let id = r.receipt.request_id();
+					// Never sent successfully, so not on chain: set aside, not submitted again.
+					tracing::error!("the node refuses receipt {id:?} on its own ({e:#}); setting it aside as rejected");
+					self.queue.rejected(*seq, id, &format!("refused by the node: {e:#}").replace('\n', " "))?;
+					self.uncertain_set().remove(seq);
+					self.metrics.receipts.with_label_values(&["rejected"]).inc();
+				}
+				return Ok(true);
+			},
+			Ok(r) => r?,
+		};
+		self.limit.store(limit.saturating_mul(2).min(self.batch), std::sync::atomic::Ordering::Relaxed);
 		self.metrics.settle_seconds.observe(started.elapsed().as_secs_f64());
 		let (mut settled, mut rejected) = (0, 0);
 		for (seq, r) in todo {
@@ -147,5 +184,30 @@ impl Settler {
 		tracing::info!("batch finalized in {:?}: {settled} settled, {rejected} rejected", done.block);
 		self.metrics.receipts_queued.set(self.queue.counts().0 as i64);
 		Ok(true)
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn only_refusals_that_a_retry_cannot_fix_are_permanent() {
+		for e in [
+			"the node refused the transaction: ErrorObject { code: 1010, message: \"Invalid Transaction\", data: \"Transaction would exhaust the block limits\" }",
+			"Verification Error: Runtime error: Could not decode `Call`",
+			"Invalid Transaction: Custom error: 3",
+		] {
+			assert!(permanently_invalid(e), "{e}");
+		}
+		for e in [
+			"Invalid Transaction: Inability to pay some fees (e.g. account balance too low)",
+			"Invalid Transaction: Transaction is outdated",
+			"cannot connect to the node at ws://127.0.0.1:9944",
+			"the batch was not finalized within 120s (stalled chain?)",
+			"Priority is too low: (1 vs 1)",
+		] {
+			assert!(!permanently_invalid(e), "{e}");
+		}
 	}
 }

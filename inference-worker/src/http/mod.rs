@@ -550,8 +550,10 @@ struct Prepared {
 
 async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prompt: &str, prefix: &str) -> Result<Prepared, ApiError> {
 	let adapter = resolve(st, &common.model).await?;
-	let (tokenizer, text) = (st.tokenizer.clone(), prompt.to_string());
-	let tokens = off_thread(move || tokenizer.encode(&text)).await?.map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
+	let (tokenizer, text, chat) = (st.tokenizer.clone(), prompt.to_string(), prefix == "chatcmpl");
+	let tokens = off_thread(move || if chat { tokenizer.encode(&text) } else { tokenizer.encode_prompt(&text) })
+		.await?
+		.map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
 	// The prompt's tokens are kept only for an influence gradient.
 	let prompt = if st.influence.is_some() { tokens.clone() } else { Vec::new() };

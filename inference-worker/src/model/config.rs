@@ -52,6 +52,16 @@ pub struct LlamaConfig {
 	pub torch_dtype: Option<String>,
 	#[serde(default)]
 	pub architectures: Vec<String>,
+	/// Llama 3.1+ / long-context RoPE scaling: not implemented, so such configs are refused
+	/// (wrong logits otherwise) unless it is absent, null or `{"rope_type": "default"}`.
+	#[serde(default)]
+	pub rope_scaling: Option<serde_json::Value>,
+	/// Mistral / Qwen2 sliding-window attention: not implemented; refused when it would apply.
+	#[serde(default)]
+	pub sliding_window: Option<usize>,
+	/// Qwen2 turns the window on with this flag.
+	#[serde(default)]
+	pub use_sliding_window: Option<bool>,
 }
 
 fn default_model_type() -> String {
@@ -96,6 +106,23 @@ impl LlamaConfig {
 			self.kv_heads()
 		);
 		anyhow::ensure!(self.head_dim() % 2 == 0, "head_dim must be even for rotary embeddings");
+		if let Some(scaling) = self.rope_scaling.as_ref().filter(|v| !v.is_null()) {
+			let kind = scaling.get("rope_type").or_else(|| scaling.get("type")).and_then(|t| t.as_str()).unwrap_or("?");
+			anyhow::ensure!(kind == "default", "rope_scaling {kind:?} is not supported by this worker (its logits would be wrong)");
+		}
+		// Qwen2 declares a window but uses it only with `use_sliding_window`; Mistral uses it when
+		// set. A window at least the context length never applies.
+		let window = match self.model_type.as_str() {
+			"qwen2" if self.use_sliding_window != Some(true) => None,
+			_ => self.sliding_window,
+		};
+		if let Some(w) = window {
+			anyhow::ensure!(
+				w >= self.max_position_embeddings,
+				"sliding_window {w} < max_position_embeddings {}: sliding-window attention is not supported by this worker",
+				self.max_position_embeddings
+			);
+		}
 		Ok(())
 	}
 
@@ -159,5 +186,28 @@ mod tests {
 		)
 		.unwrap();
 		assert!(gpt.validate().unwrap_err().to_string().contains("gpt2"));
+	}
+
+	/// Configs whose attention this worker does not implement are refused at load instead of
+	/// served with wrong logits; their "off" forms load.
+	#[test]
+	fn rope_scaling_and_sliding_windows_are_refused_not_ignored() {
+		let with = |model_type: &str, extra: &str| -> anyhow::Result<()> {
+			let json = format!(
+				r#"{{"model_type":"{model_type}","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,
+				"num_attention_heads":4,"vocab_size":100,"max_position_embeddings":4096{extra}}}"#
+			);
+			serde_json::from_str::<LlamaConfig>(&json)?.validate()
+		};
+		let llama31 = r#","rope_scaling":{"factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192,"rope_type":"llama3"}"#;
+		assert!(with("llama", llama31).unwrap_err().to_string().contains("llama3"));
+		assert!(with("llama", r#","rope_scaling":{"type":"linear","factor":2.0}"#).is_err());
+		assert!(with("llama", r#","rope_scaling":null"#).is_ok());
+		assert!(with("llama", r#","rope_scaling":{"rope_type":"default"}"#).is_ok());
+		assert!(with("mistral", r#","sliding_window":4096"#).is_ok(), "a window as long as the context never applies");
+		assert!(with("mistral", r#","sliding_window":null"#).is_ok());
+		assert!(with("mistral", r#","sliding_window":1024"#).unwrap_err().to_string().contains("sliding"));
+		assert!(with("qwen2", r#","sliding_window":1024,"use_sliding_window":false"#).is_ok(), "Qwen2 declares it off");
+		assert!(with("qwen2", r#","sliding_window":1024,"use_sliding_window":true"#).is_err());
 	}
 }
