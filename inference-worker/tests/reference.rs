@@ -51,3 +51,62 @@ fn logits_match_candle_transformers_llama() {
 		assert!(d < 1e-3, "step {i}: max |Δlogit| = {d}");
 	}
 }
+
+/// Qwen2's layout (biases on q/k/v, embeddings tied to the output) against candle-transformers'
+/// Qwen2, prompt and decode steps, our row batched beside another.
+#[test]
+fn logits_match_candle_transformers_qwen2() {
+	use candle_transformers::models::qwen2 as qwen;
+	use openledger_worker::gen::base_tensors;
+	let dir = tempfile::tempdir().unwrap();
+	let dev = Device::Cpu;
+	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 2, heads: 4, kv_heads: 2, max_positions: 128, seed: 4 };
+	let mut cfg = spec.config(1, vec![2]);
+	cfg.model_type = "qwen2".into();
+	cfg.attention_bias = None;
+	cfg.tie_word_embeddings = true;
+	cfg.architectures = vec!["Qwen2ForCausalLM".into()];
+	let mut tensors = base_tensors(&cfg, 4, &dev).unwrap();
+	assert!(!tensors.contains_key("lm_head.weight"), "tied: no separate output matrix");
+	for l in 0..cfg.num_hidden_layers {
+		for p in ["q_proj", "k_proj", "v_proj"] {
+			let out = cfg.projection_shape(p).unwrap().0;
+			let bias = Tensor::randn(0f32, 0.5, out, &dev).unwrap();
+			tensors.insert(format!("model.layers.{l}.self_attn.{p}.bias"), bias);
+		}
+	}
+	candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+	let mut json = serde_json::to_value(&cfg).unwrap();
+	json["hidden_act"] = "silu".into();
+	json["sliding_window"] = 128.into();
+	json["max_window_layers"] = 2.into();
+	json["use_sliding_window"] = false.into();
+	std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
+
+	let their_cfg: qwen::Config = serde_json::from_value(json).unwrap();
+	let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.path().join("model.safetensors")], DType::F32, &dev).unwrap() };
+	let mut theirs = qwen::ModelForCausalLM::new(&their_cfg, vb).unwrap();
+	let ours = Llama::load_dir(dir.path(), DType::F32, &dev).unwrap();
+	assert!(ours.cfg.qkv_bias() && ours.cfg.tie_word_embeddings);
+	let (mut our_cache, mut other_cache) = (KvCache::default(), KvCache::default());
+	let steps: Vec<Vec<u32>> = vec![vec![5, 17, 42, 99, 3, 250, 7], vec![11], vec![12], vec![13]];
+	let mut pos = 0;
+	for (i, tokens) in steps.iter().enumerate() {
+		let x = Tensor::new(tokens.as_slice(), &dev).unwrap().unsqueeze(0).unwrap();
+		let want: Vec<f32> = theirs.forward(&x, pos).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+		pos += tokens.len();
+		let other = [1u32, 2, 3];
+		let got = ours
+			.forward(&mut [
+				Row { tokens: &other[..if i == 0 { 3 } else { 1 }], cache: &mut other_cache, adapter: None },
+				Row { tokens, cache: &mut our_cache, adapter: None },
+			])
+			.unwrap()
+			.to_vec2::<f32>()
+			.unwrap()
+			.remove(1);
+		assert_eq!(want.len(), got.len());
+		let d = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+		assert!(d < 1e-3, "step {i}: max |Δlogit| = {d}");
+	}
+}
