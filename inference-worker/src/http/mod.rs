@@ -365,7 +365,7 @@ async fn receipt_status(State(st): State<Arc<AppState>>, Path(id): Path<String>)
 	let Some(chain) = &st.chain else {
 		return error_response(&ApiError { status: 404, ..ApiError::invalid("this worker does not bill on chain", "id") });
 	};
-	let id = match hex::decode(id.trim_start_matches("0x")) {
+	let id = match hex::decode(id.strip_prefix("0x").unwrap_or(&id)) {
 		Ok(b) if b.len() == 32 => crate::chain::RequestId::from_slice(&b),
 		_ => return error_response(&ApiError::invalid("a request id is 0x followed by 64 hex digits", "id")),
 	};
@@ -432,10 +432,13 @@ async fn factory_list(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Re
 }
 
 /// `GET /v1/factory/jobs/{id}`: a job's state, progress, report and model id.
-async fn factory_job(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+async fn factory_job(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
 	let f = match factory_of(&st, &headers) {
 		Ok(f) => f,
 		Err(r) => return r,
+	};
+	let Ok(id) = id.parse::<u64>() else {
+		return error_response(&ApiError::invalid("a job id is a number", "id"));
 	};
 	match f.get(id) {
 		Some(job) => Json(job).into_response(),
@@ -452,10 +455,18 @@ pub fn router(state: Arc<AppState>) -> Router {
 		.route("/v1/factory/jobs", post(factory_submit).get(factory_list))
 		.route("/v1/factory/jobs/{id}", get(factory_job))
 		.route("/health", get(health))
+		.route("/openapi.json", get(openapi))
 		.route("/metrics", get(metrics))
 		.fallback(|| async { error_response(&ApiError { status: 404, ..ApiError::invalid("no such route", "url") }) })
 		.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 		.with_state(state)
+}
+
+/// The HTTP API as an OpenAPI 3.0 document (`GET /openapi.json`).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+	([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 fn now() -> u64 {
