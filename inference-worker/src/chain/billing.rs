@@ -64,13 +64,7 @@ pub fn check(reg: &Registry, model: &str, adapter_id: Option<&[u8; 32]>, voucher
 	let served = reg
 		.get(model)
 		.ok_or_else(|| refuse(400, "model_not_on_chain", format!("`{model}` is not registered on chain for this worker")))?;
-	if served.weights_hash.as_ref() != adapter_id {
-		return Err(refuse(
-			409,
-			"adapter_changed",
-			format!("the adapter `{model}` on this worker is not the one registered as model {} v{}; retry shortly", served.model, served.version),
-		));
-	}
+
 	if voucher.worker != reg.account {
 		return Err(refuse(402, "wrong_worker", format!("the voucher is for worker {}, this is {}", voucher.worker, reg.account)));
 	}
@@ -79,6 +73,13 @@ pub fn check(reg: &Registry, model: &str, adapter_id: Option<&[u8; 32]>, voucher
 			402,
 			"wrong_model",
 			format!("the voucher is for model {} v{}; `{model}` is model {} v{}", voucher.model, voucher.model_version, served.model, served.version),
+		));
+	}
+	if let Some(age) = reg.stale_for() {
+		return Err(refuse(
+			503,
+			"chain_state_stale",
+			format!("this worker's view of the chain is {age} s old (it cannot follow the chain); retry shortly"),
 		));
 	}
 	let finalized = reg.finalized.load(Ordering::Relaxed);
@@ -100,6 +101,14 @@ pub fn check(reg: &Registry, model: &str, adapter_id: Option<&[u8; 32]>, voucher
 	}
 	if !sig.verify(&voucher.signing_payload()[..], &voucher.payer) {
 		return Err(refuse(402, "bad_voucher_signature", "the voucher is not signed by its payer"));
+	}
+	// Last: only a payer's real voucher makes the worker look at (and reload) its adapter.
+	if served.weights_hash.as_ref() != adapter_id {
+		return Err(refuse(
+			409,
+			"adapter_changed",
+			format!("the adapter `{model}` on this worker is not the one registered as model {} v{}; retry shortly", served.model, served.version),
+		));
 	}
 	let request_id = voucher.request_id();
 	Ok(Accepted { voucher, payer_signature: sig, served, request_id })
@@ -155,6 +164,7 @@ mod tests {
 		let payer = sr25519::Pair::from_string("//Eve", None).unwrap();
 		let reg = Registry::new(worker.public().into(), worker.public().0, "base".into(), Some(1), "/nonexistent".into());
 		reg.finalized.store(10, Ordering::Relaxed);
+		reg.mark_refreshed();
 		(reg, worker, payer)
 	}
 
@@ -203,6 +213,9 @@ mod tests {
 		far.expires_at = 10 + MAX_VOUCHER_BLOCKS + 1;
 		let far_sig = Signature::Sr25519(payer.sign(&far.signing_payload()));
 		assert_eq!(check(&reg, "base", None, far, far_sig, 1).unwrap_err().code, "voucher_expiry_too_far");
+		reg.refreshed_at.store(1, Ordering::Relaxed); // last followed the chain in 1970
+		assert_eq!(check(&reg, "base", None, v2.clone(), sig2.clone(), 1).unwrap_err().code, "chain_state_stale");
+		reg.mark_refreshed();
 		reg.finalized.store(99, Ordering::Relaxed);
 		assert_eq!(check(&reg, "base", None, v2, sig2, 1).unwrap_err().code, "voucher_expired");
 		assert!(parse_header("0xzz").is_err());

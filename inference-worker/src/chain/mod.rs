@@ -192,3 +192,30 @@ pub async fn escrow_of(chain: &ChainClient, who: &AccountId) -> Result<u128> {
 	let v: serde_json::Value = chain.rpc("attribution_escrow", rpc_params![who.to_ss58check(), Option::<Hash>::None]).await?;
 	v["held"].as_str().context("escrow without `held`")?.parse().context("escrow amount")
 }
+
+/// What of `who`'s escrow a new request may count on: what is held, less a withdrawal the payer
+/// has asked for (it may be released before a receipt settles, whenever its delay ends).
+pub async fn escrow_available(chain: &ChainClient, who: &AccountId) -> Result<u128> {
+	let v: serde_json::Value = chain.rpc("attribution_escrow", rpc_params![who.to_ss58check(), Option::<Hash>::None]).await?;
+	available(&v)
+}
+
+fn available(v: &serde_json::Value) -> Result<u128> {
+	let held: u128 = v["held"].as_str().context("escrow without `held`")?.parse().context("escrow amount")?;
+	let leaving: u128 = match v["pending_withdrawal"].as_str().or_else(|| v["pendingWithdrawal"].as_str()) {
+		Some(a) => a.parse().context("withdrawal amount")?,
+		None => 0,
+	};
+	Ok(held.saturating_sub(leaving))
+}
+
+#[cfg(test)]
+mod tests {
+	#[test]
+	fn a_pending_withdrawal_is_not_available_to_new_requests() {
+		let v = |j: &str| super::available(&serde_json::from_str(j).unwrap()).unwrap();
+		assert_eq!(v(r#"{"held": "1000", "pending_withdrawal": null, "unlock_at": null}"#), 1000);
+		assert_eq!(v(r#"{"held": "1000", "pending_withdrawal": "600", "unlock_at": 50}"#), 400);
+		assert_eq!(v(r#"{"held": "1000", "pendingWithdrawal": "1600", "unlockAt": 50}"#), 0);
+	}
+}

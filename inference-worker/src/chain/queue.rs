@@ -61,6 +61,13 @@ struct State {
 	/// has left the escrow on chain yet.
 	pending_fees: HashMap<RequestId, (AccountId, u128)>,
 	committed: HashMap<AccountId, u128>,
+	/// Receipts being written (claimed before the write, so a request id is pushed once).
+	writing: HashSet<RequestId>,
+	/// Vouchers spent by a run that stopped before their receipt was queued (`spent/`), with
+	/// their expiry: refused as used until they expire.
+	spent: HashMap<RequestId, u32>,
+	/// Settlements so far: an escrow read taken before a settlement is stale after it.
+	epoch: u64,
 }
 
 impl State {
@@ -87,6 +94,8 @@ impl State {
 pub enum ReserveError {
 	/// The request id (voucher) is being served, queued, settled or rejected.
 	Used,
+	/// A receipt settled since `held` was read: read the escrow again.
+	Stale,
 	/// The payer's escrow does not cover this voucher beside what the worker already holds
 	/// against it (requests in flight, receipts not yet settled).
 	Escrow { held: u128, committed: u128 },
@@ -129,6 +138,7 @@ impl ReceiptQueue {
 	pub fn open(dir: &Path) -> Result<Self> {
 		fs::create_dir_all(dir.join("pending"))?;
 		fs::create_dir_all(dir.join("rejected"))?;
+		fs::create_dir_all(dir.join("spent"))?;
 		let mut s = State::default();
 		for e in fs::read_dir(dir.join("pending"))? {
 			let p = e?.path();
@@ -172,6 +182,18 @@ impl ReceiptQueue {
 				}
 			}
 		}
+		// Vouchers whose generation started in a run that stopped before their receipt was
+		// queued: tokens may have left, so they stay used (until they expire).
+		for e in fs::read_dir(dir.join("spent"))? {
+			let p = e?.path();
+			let Some(id) = p.file_name().and_then(|n| parse_id(&n.to_string_lossy())) else { continue };
+			if s.pending_ids.contains(&id) || s.settled.contains_key(&id) || s.rejected.contains_key(&id) {
+				fs::remove_file(&p)?;
+				continue;
+			}
+			let expires = fs::read_to_string(&p).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(u32::MAX);
+			s.spent.insert(id, expires);
+		}
 		// A settled receipt whose pending file survived a crash is retired now.
 		let stale: Vec<(u64, RequestId)> =
 			s.pending.iter().filter(|(_, id)| s.settled.contains_key(*id)).map(|(q, i)| (*q, *i)).collect();
@@ -193,13 +215,29 @@ impl ReceiptQueue {
 		self.dir.join("pending").join(format!("{seq:016x}-{}.scale", id_hex(id)))
 	}
 
+	/// Settlements so far; read it before reading a payer's escrow on chain and give it to
+	/// [`Self::reserve`].
+	pub fn epoch(&self) -> u64 {
+		self.lock().epoch
+	}
+
 	/// Claims `id` for a request about to be served, committing `max_fee` of `payer`'s escrow
-	/// (`held` on chain now) beside what is already committed against it.
-	pub fn reserve(&self, id: RequestId, payer: &AccountId, max_fee: u128, held: u128) -> Result<(), ReserveError> {
+	/// (`held` on chain, read after [`Self::epoch`] returned `epoch`) beside what is already
+	/// committed against it.
+	pub fn reserve(&self, id: RequestId, payer: &AccountId, max_fee: u128, held: u128, epoch: u64) -> Result<(), ReserveError> {
 		let mut s = self.lock();
-		let known = s.pending_ids.contains(&id) || s.settled.contains_key(&id) || s.rejected.contains_key(&id) || s.serving.contains_key(&id);
+		let known = s.pending_ids.contains(&id)
+			|| s.settled.contains_key(&id)
+			|| s.rejected.contains_key(&id)
+			|| s.serving.contains_key(&id)
+			|| s.writing.contains(&id)
+			|| s.spent.contains_key(&id);
 		if known {
 			return Err(ReserveError::Used);
+		}
+		// `held` counted the fee of a receipt that has settled since, and its commitment is gone.
+		if s.epoch != epoch {
+			return Err(ReserveError::Stale);
 		}
 		let committed = s.committed.get(payer).copied().unwrap_or(0);
 		if committed.saturating_add(max_fee) > held {
@@ -210,12 +248,25 @@ impl ReceiptQueue {
 		Ok(())
 	}
 
-	/// Gives up a reservation (the request failed before generation started).
+	/// Gives up a reservation (the request failed before generation started, or failed with
+	/// nothing sent), and its spent mark if it was written.
 	pub fn release(&self, id: &RequestId) {
 		let mut s = self.lock();
 		if let Some((payer, fee)) = s.serving.remove(id) {
 			s.uncommit(&payer, fee);
 		}
+		drop(s);
+		let _ = fs::remove_file(self.spent_path(id));
+	}
+
+	fn spent_path(&self, id: &RequestId) -> PathBuf {
+		self.dir.join("spent").join(id_hex(id))
+	}
+
+	/// Marks a reserved voucher spent, durably, before any token of its answer leaves: if the
+	/// worker stops before the receipt is queued, the voucher stays used after a restart.
+	pub fn spend(&self, id: &RequestId, expires_at: u32) -> Result<()> {
+		write_durable(&self.spent_path(id), format!("{expires_at}\n").as_bytes())
 	}
 
 	/// What the worker holds against `payer`'s escrow now.
@@ -228,14 +279,20 @@ impl ReceiptQueue {
 		let id = r.receipt.request_id();
 		let seq = {
 			let mut s = self.lock();
-			if s.pending_ids.contains(&id) || s.settled.contains_key(&id) {
-				bail!("a receipt for request {} is already queued or settled", id_hex(&id));
+			if s.pending_ids.contains(&id) || s.settled.contains_key(&id) || s.rejected.contains_key(&id) || !s.writing.insert(id) {
+				bail!("a receipt for request {} is already queued, being queued or settled", id_hex(&id));
 			}
 			s.next_seq += 1;
 			s.next_seq - 1
 		};
-		write_durable(&self.pending_path(seq, &id), &r.encode())?;
+		if let Err(e) = write_durable(&self.pending_path(seq, &id), &r.encode()) {
+			self.lock().writing.remove(&id);
+			return Err(e);
+		}
+		// The pending receipt now keeps the id used.
+		let _ = fs::remove_file(self.spent_path(&id));
 		let mut s = self.lock();
+		s.writing.remove(&id);
 		// From the voucher's maximum to the receipt's fee (≤ it).
 		if let Some((payer, max_fee)) = s.serving.remove(&id) {
 			s.uncommit(&payer, max_fee);
@@ -285,6 +342,7 @@ impl ReceiptQueue {
 		s.retire_fee(&id);
 		s.settled.insert(id, (block.to_string(), expires));
 		s.log_lines += 1;
+		s.epoch += 1;
 		Ok(())
 	}
 
@@ -322,7 +380,19 @@ impl ReceiptQueue {
 				}
 				keep
 			});
-			let forgotten = before - s.settled.len() + gone.len();
+			let spent_before = s.spent.len();
+			let mut spent_gone = Vec::new();
+			s.spent.retain(|id, e| {
+				let keep = *e >= finalized;
+				if !keep {
+					spent_gone.push(*id);
+				}
+				keep
+			});
+			for id in &spent_gone {
+				let _ = fs::remove_file(self.spent_path(id));
+			}
+			let forgotten = before - s.settled.len() + gone.len() + (spent_before - s.spent.len());
 			let live = (s.log_lines > 1024 && s.log_lines > 2 * s.settled.len()).then(|| {
 				s.log_lines = s.settled.len();
 				s.settled.iter().map(|(id, (b, e))| format!("{} {b} {e}\n", id_hex(id))).collect::<String>()
@@ -357,7 +427,7 @@ impl ReceiptQueue {
 			ReceiptStatus::Rejected { block: b.clone() }
 		} else if s.pending_ids.contains(id) {
 			ReceiptStatus::Queued
-		} else if s.serving.contains_key(id) {
+		} else if s.serving.contains_key(id) || s.writing.contains(id) || s.spent.contains_key(id) {
 			ReceiptStatus::Serving
 		} else {
 			ReceiptStatus::Unknown
@@ -415,13 +485,13 @@ mod tests {
 		{
 			let q = ReceiptQueue::open(dir.path()).unwrap();
 			let payer = a.receipt.voucher.payer.clone();
-			assert_eq!(q.reserve(a.receipt.request_id(), &payer, 10, 1000), Ok(()));
-			assert_eq!(q.reserve(a.receipt.request_id(), &payer, 10, 1000), Err(ReserveError::Used), "one request at a time per voucher");
+			assert_eq!(q.reserve(a.receipt.request_id(), &payer, 10, 1000, q.epoch()), Ok(()));
+			assert_eq!(q.reserve(a.receipt.request_id(), &payer, 10, 1000, q.epoch()), Err(ReserveError::Used), "one request at a time per voucher");
 			for r in [&a, &b, &c] {
 				q.push(r).unwrap();
 			}
 			assert!(q.push(&a).is_err(), "a request id is queued once");
-			assert_eq!(q.reserve(b.receipt.request_id(), &payer, 10, 1000), Err(ReserveError::Used), "a queued voucher cannot be served again");
+			assert_eq!(q.reserve(b.receipt.request_id(), &payer, 10, 1000, q.epoch()), Err(ReserveError::Used), "a queued voucher cannot be served again");
 			assert_eq!(q.committed(&payer), 9, "three pending receipts of fee 3");
 			// A write that a crash interrupted.
 			std::fs::write(dir.path().join("pending/00000000000000ff-x.tmp"), b"partial").unwrap();
@@ -446,7 +516,7 @@ mod tests {
 		let q = ReceiptQueue::open(dir.path()).unwrap();
 		assert_eq!(q.counts(), (0, 2, 1));
 		assert!(!q.pending_path(seq_c, &c.receipt.request_id()).exists());
-		assert_eq!(q.reserve(a.receipt.request_id(), &a.receipt.voucher.payer, 1, 1000), Err(ReserveError::Used), "settled stays settled across restarts");
+		assert_eq!(q.reserve(a.receipt.request_id(), &a.receipt.voucher.payer, 1, 1000, q.epoch()), Err(ReserveError::Used), "settled stays settled across restarts");
 		assert_eq!(q.committed(&a.receipt.voucher.payer), 0, "settled and rejected receipts commit nothing");
 		let next = receipt(4);
 		q.push(&next).unwrap();
@@ -462,17 +532,28 @@ mod tests {
 		let rs: Vec<SignedReceipt> = (10..16).map(receipt).collect();
 		let payer = rs[0].receipt.voucher.payer.clone();
 		let held = 10; // each voucher's maximum fee is 10
-		let got: Vec<_> = rs.iter().map(|r| q.reserve(r.receipt.request_id(), &payer, 10, held)).collect();
-		assert_eq!(got[0], Ok(()));
-		for g in &got[1..] {
-			assert_eq!(*g, Err(ReserveError::Escrow { held: 10, committed: 10 }));
-		}
+		let q = std::sync::Arc::new(q);
+		let got: Vec<_> = rs
+			.iter()
+			.map(|r| {
+				let (q, id, payer) = (q.clone(), r.receipt.request_id(), payer.clone());
+				std::thread::spawn(move || q.reserve(id, &payer, 10, held, q.epoch()))
+			})
+			.collect::<Vec<_>>()
+			.into_iter()
+			.map(|t| t.join().unwrap())
+			.collect();
+		assert_eq!(got.iter().filter(|g| g.is_ok()).count(), 1, "{got:?}");
+		assert!(got.iter().filter(|g| g.is_err()).all(|g| *g == Err(ReserveError::Escrow { held: 10, committed: 10 })));
+		let first = got.iter().position(|g| g.is_ok()).unwrap();
+		let mut rs = rs;
+		rs.swap(0, first); // the one served first
 		assert_eq!(q.status(&rs[0].receipt.request_id()), ReceiptStatus::Serving);
 		// Answered: the receipt's fee (3) replaces the maximum; room for no other full voucher.
 		q.push(&rs[0]).unwrap();
 		assert_eq!(q.committed(&payer), 3);
-		assert!(matches!(q.reserve(rs[1].receipt.request_id(), &payer, 10, held), Err(ReserveError::Escrow { .. })));
-		assert_eq!(q.reserve(rs[1].receipt.request_id(), &payer, 7, held), Ok(()));
+		assert!(matches!(q.reserve(rs[1].receipt.request_id(), &payer, 10, held, q.epoch()), Err(ReserveError::Escrow { .. })));
+		assert_eq!(q.reserve(rs[1].receipt.request_id(), &payer, 7, held, q.epoch()), Ok(()));
 		q.release(&rs[1].receipt.request_id());
 		assert_eq!(q.committed(&payer), 3, "a released reservation commits nothing");
 		// Settled: the escrow on chain shrank by the fee, the worker holds nothing against it.
@@ -480,7 +561,7 @@ mod tests {
 		q.settled(seq, rs[0].receipt.request_id(), "0x01").unwrap();
 		assert_eq!(q.committed(&payer), 0);
 		let other = sr25519::Pair::from_string("//Ferdie", None).unwrap();
-		assert_eq!(q.reserve(rs[2].receipt.request_id(), &other.public().into(), 10, 10), Ok(()), "payers are separate");
+		assert_eq!(q.reserve(rs[2].receipt.request_id(), &other.public().into(), 10, 10, q.epoch()), Ok(()), "payers are separate");
 	}
 
 	/// Settled and rejected ids are remembered while their voucher lives, then forgotten; the
@@ -504,7 +585,7 @@ mod tests {
 		assert_eq!(q.counts(), (0, 1029, 1));
 		assert_eq!(q.prune(100).unwrap(), 0, "expiring at 100: still alive at 100");
 		let payer = rs[0].receipt.voucher.payer.clone();
-		assert_eq!(q.reserve(rs[5].receipt.request_id(), &payer, 1, 10), Err(ReserveError::Used));
+		assert_eq!(q.reserve(rs[5].receipt.request_id(), &payer, 1, 10, q.epoch()), Err(ReserveError::Used));
 		assert_eq!(q.prune(101).unwrap(), 1030);
 		assert_eq!(q.counts(), (0, 0, 0));
 		assert_eq!(q.status(&rs[5].receipt.request_id()), ReceiptStatus::Unknown);
@@ -513,5 +594,46 @@ mod tests {
 		drop(q);
 		let q = ReceiptQueue::open(dir.path()).unwrap();
 		assert_eq!(q.counts(), (0, 0, 0), "a restart does not read forgotten ids back");
+	}
+
+	/// A request id is pushed once even when two pushes race (the answer's own and the one a
+	/// dropped request makes), a spent voucher stays used across a restart until it expires,
+	/// and an escrow read taken before a settlement is refused as stale.
+	#[test]
+	fn one_receipt_per_request_spent_vouchers_survive_restarts_and_stale_reads_are_refused() {
+		let dir = tempfile::tempdir().unwrap();
+		let q = std::sync::Arc::new(ReceiptQueue::open(dir.path()).unwrap());
+		let r = receipt(77);
+		let (id, payer) = (r.receipt.request_id(), r.receipt.voucher.payer.clone());
+		let threads: Vec<_> = (0..8)
+			.map(|_| {
+				let (q, r) = (q.clone(), r.clone());
+				std::thread::spawn(move || q.push(&r).is_ok())
+			})
+			.collect();
+		let ok = threads.into_iter().map(|t| t.join().unwrap()).filter(|ok| *ok).count();
+		assert_eq!(ok, 1, "exactly one push wins");
+		assert_eq!(std::fs::read_dir(dir.path().join("pending")).unwrap().count(), 1);
+		assert_eq!(q.committed(&payer), 3, "the fee is committed once");
+
+		// Spent, then the worker stops before the receipt is queued.
+		let s = receipt(78);
+		let sid = s.receipt.request_id();
+		assert_eq!(q.reserve(sid, &payer, 10, 1000, q.epoch()), Ok(()));
+		q.spend(&sid, 100).unwrap();
+		drop(q);
+		let q = ReceiptQueue::open(dir.path()).unwrap();
+		assert_eq!(q.reserve(sid, &payer, 10, 1000, q.epoch()), Err(ReserveError::Used), "replay after a crash");
+		assert_eq!(q.status(&sid), ReceiptStatus::Serving);
+		assert_eq!(q.prune(101).unwrap(), 1, "forgotten once expired");
+		assert!(!dir.path().join("spent").join(id_hex(&sid)).exists());
+
+		// Stale escrow reads.
+		let epoch = q.epoch();
+		let (seq, _) = q.oldest(1).unwrap()[0].clone();
+		q.settled(seq, id, "0x01").unwrap();
+		let t = receipt(79);
+		assert_eq!(q.reserve(t.receipt.request_id(), &payer, 10, 1000, epoch), Err(ReserveError::Stale));
+		assert_eq!(q.reserve(t.receipt.request_id(), &payer, 10, 1000, q.epoch()), Ok(()));
 	}
 }

@@ -107,6 +107,16 @@ pub struct Registry {
 	ids: std::sync::Mutex<IdCache>,
 	/// Latest finalized block number seen.
 	pub finalized: AtomicU32,
+	/// When the registry last read the chain successfully (unix seconds; 0: never).
+	pub refreshed_at: std::sync::atomic::AtomicU64,
+}
+
+/// A registry not refreshed for this long refuses paid requests (it follows every finalized
+/// block, and re-reads at least every 30 s without one).
+pub const STALE_AFTER_SECS: u64 = 120;
+
+fn unix_now() -> u64 {
+	SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Registry {
@@ -120,7 +130,18 @@ impl Registry {
 			served: Default::default(),
 			ids: Default::default(),
 			finalized: AtomicU32::new(0),
+			refreshed_at: Default::default(),
 		}
+	}
+
+	/// Seconds since the last successful refresh, when that is too long to bill on.
+	pub fn stale_for(&self) -> Option<u64> {
+		let age = unix_now().saturating_sub(self.refreshed_at.load(Ordering::Relaxed));
+		(age > STALE_AFTER_SECS).then_some(age)
+	}
+
+	pub fn mark_refreshed(&self) {
+		self.refreshed_at.store(unix_now(), Ordering::Relaxed);
 	}
 
 	/// The on-chain terms for a served model name (base name or adapter folder).
@@ -138,6 +159,8 @@ impl Registry {
 	/// Re-reads the worker's record and its models at the finalized block.
 	pub async fn refresh(&self, chain: &ChainClient) -> Result<()> {
 		let (at, number) = chain.finalized().await?;
+		// First: whatever fails below, voucher expiry is judged against the real chain height.
+		self.finalized.fetch_max(number, Ordering::Relaxed);
 		let raw = chain
 			.storage(&tx::worker_storage_key(&self.account), Some(at))
 			.await?
@@ -196,7 +219,7 @@ impl Registry {
 			});
 			*cur = served;
 		}
-		self.finalized.fetch_max(number, Ordering::Relaxed);
+		self.mark_refreshed();
 		Ok(())
 	}
 }

@@ -27,12 +27,19 @@ const RECEIPT_NOT_FOUND: i32 = 9301;
 /// waiting (the batch stays pending and is looked up on chain before it is sent again).
 pub const FINALIZE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Whether the node refused a transaction for a reason that sending it again cannot fix: the
-/// batch itself is bad (too large for a block, undecodable, a custom validity error). Fees,
-/// nonces, a stalled or unreachable node are not: those are retried.
+/// Whether the node refused a transaction because of what the batch holds, so that sending it
+/// again cannot help: it would exhaust a block's resources. Everything else is retried: fees,
+/// nonces, a stalled or unreachable node, and refusals that a runtime upgrade explains (a bad
+/// signature or an undecodable call after `set_code`: see [`needs_fresh_connection`]).
 pub fn permanently_invalid(error: &str) -> bool {
+	error.to_ascii_lowercase().contains("exhaust")
+}
+
+/// Refusals after which the connection is made again, which re-reads the runtime version that
+/// signed extrinsics commit to (spec and transaction version change with a runtime upgrade).
+pub fn needs_fresh_connection(error: &str) -> bool {
 	let e = error.to_ascii_lowercase();
-	["exhaust", "could not decode", "custom error", "bad signature", "badproof"].iter().any(|k| e.contains(k))
+	["bad signature", "badproof", "could not decode", "outdated", "stale", "invalid transaction"].iter().any(|k| e.contains(k))
 }
 
 /// A node connection that reconnects on demand.
@@ -44,6 +51,12 @@ pub struct Connection {
 impl Connection {
 	pub fn new(url: String, first: ChainClient) -> Self {
 		Self { url, client: Mutex::new(Some(Arc::new(first))) }
+	}
+
+	/// Drops the connection: the next [`Self::get`] connects again (and re-reads the runtime
+	/// version).
+	pub async fn reset(&self) {
+		*self.client.lock().await = None;
 	}
 
 	pub async fn get(&self) -> Result<Arc<ChainClient>> {
@@ -161,7 +174,13 @@ impl Settler {
 				}
 				return Ok(true);
 			},
-			Ok(r) => r?,
+			Ok(Err(e)) => {
+				if needs_fresh_connection(&format!("{e:#}")) {
+					self.conn.reset().await;
+				}
+				return Err(e);
+			},
+			Ok(Ok(done)) => done,
 		};
 		self.limit.store(limit.saturating_mul(2).min(self.batch), std::sync::atomic::Ordering::Relaxed);
 		self.metrics.settle_seconds.observe(started.elapsed().as_secs_f64());
@@ -192,17 +211,21 @@ mod tests {
 	use super::*;
 
 	#[test]
-	fn only_refusals_that_a_retry_cannot_fix_are_permanent() {
+	fn only_refusals_that_a_retry_cannot_fix_are_permanent_and_upgrades_reconnect() {
+		let exhausts = "the node refused the transaction: ErrorObject { code: 1010, message: \"Invalid Transaction\", data: \"Transaction would exhaust the block limits\" }";
+		assert!(permanently_invalid(exhausts));
+		// After a runtime upgrade every extrinsic signed for the old version is refused like
+		// this: never a reason to set receipts aside, a reason to reconnect.
 		for e in [
-			"the node refused the transaction: ErrorObject { code: 1010, message: \"Invalid Transaction\", data: \"Transaction would exhaust the block limits\" }",
+			"the node refused the transaction: Invalid Transaction: Transaction has a bad signature",
 			"Verification Error: Runtime error: Could not decode `Call`",
-			"Invalid Transaction: Custom error: 3",
+			"Invalid Transaction: Transaction is outdated",
 		] {
-			assert!(permanently_invalid(e), "{e}");
+			assert!(!permanently_invalid(e), "{e}");
+			assert!(needs_fresh_connection(e), "{e}");
 		}
 		for e in [
 			"Invalid Transaction: Inability to pay some fees (e.g. account balance too low)",
-			"Invalid Transaction: Transaction is outdated",
 			"cannot connect to the node at ws://127.0.0.1:9944",
 			"the batch was not finalized within 120s (stalled chain?)",
 			"Priority is too low: (1 vs 1)",

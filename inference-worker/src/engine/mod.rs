@@ -229,6 +229,9 @@ struct Scheduler {
 
 #[cfg(test)]
 pub(crate) static PANIC_ON_SEED: AtomicU64 = AtomicU64::new(u64::MAX);
+/// A step with a sequence of this seed panics before its forward pass (the whole step fails).
+#[cfg(test)]
+pub(crate) static PANIC_STEP_ON_SEED: AtomicU64 = AtomicU64::new(u64::MAX);
 
 impl Scheduler {
 	/// Fails every active sequence with `message` (their caches may be half-written).
@@ -320,6 +323,10 @@ impl Scheduler {
 			return;
 		}
 		self.plan();
+		#[cfg(test)]
+		if self.active.iter().any(|s| s.req.params.seed == Some(PANIC_STEP_ON_SEED.load(Ordering::SeqCst))) {
+			panic!("injected step fault");
+		}
 		let started = std::time::Instant::now();
 		let mut rows: Vec<Row<'_>> = self
 			.active
@@ -462,6 +469,25 @@ mod tests {
 		assert!(e.health.alive());
 		assert_eq!(e.health.panics(), 1);
 		let next = e.submit(vec![9, 10], None, greedy(4, 2)).unwrap();
+		assert!(outcome(next).await.unwrap() >= 1, "the engine goes on");
+	}
+
+	/// A panic in the step itself (the forward pass) fails the sequences of that step, with an
+	/// error each, and the engine serves the next request.
+	#[tokio::test]
+	async fn a_panic_in_a_step_fails_its_sequences_and_the_engine_goes_on() {
+		let (_dir, e) = engine(EngineConfig::default());
+		PANIC_STEP_ON_SEED.store(0xbeef, Ordering::SeqCst);
+		let a = e.submit(vec![5, 6, 7], None, greedy(8, 0xbeef)).unwrap();
+		let b = e.submit(vec![5, 6, 8], None, greedy(8, 3)).unwrap();
+		let (a, b) = tokio::join!(outcome(a), outcome(b));
+		assert!(a.unwrap_err().contains("injected step fault"));
+		// `b` shared the step (then it failed too) or ran after it (then it finished).
+		if let Err(msg) = &b {
+			assert!(msg.contains("injected step fault"), "{msg}");
+		}
+		assert!(e.health.alive() && e.health.panics() >= 1);
+		let next = e.submit(vec![9, 10], None, greedy(4, 4)).unwrap();
 		assert!(outcome(next).await.unwrap() >= 1, "the engine goes on");
 	}
 

@@ -401,7 +401,8 @@ mod tests {
 /// Bounded: loaded caches (gradients and `n × n` Gram matrices) share a byte budget with LRU
 /// eviction, a cache larger than the budget is refused, loads happen one at a time (a second
 /// request for the same adapter waits for the first load and takes its result), and the
-/// backward passes run under `permits` (taken at admission, see [`Attributor::try_permit`]).
+/// backward passes run under `permits` ([`Attributor::permit`], held by the blocking task that
+/// runs the pass).
 pub struct Attributor {
 	cfg: crate::model::config::LlamaConfig,
 	weights: HashMap<String, Tensor>,
@@ -456,10 +457,15 @@ impl Attributor {
 		})
 	}
 
-	/// A slot for one influence attribution, or `None` when all are taken (the caller refuses
-	/// the request with 429 instead of queueing backward passes without bound).
-	pub fn try_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-		self.permits.clone().try_acquire_owned().ok()
+	/// A slot for one influence attribution (a backward pass), waited for; hold it until the
+	/// pass ends.
+	pub async fn permit(&self) -> tokio::sync::OwnedSemaphorePermit {
+		self.permits.clone().acquire_owned().await.expect("the semaphore is never closed; qed")
+	}
+
+	/// Whether every slot is taken now (requests that need one are refused at admission).
+	pub fn busy(&self) -> bool {
+		self.permits.available_permits() == 0
 	}
 
 	/// Bytes of loaded caches now, and the budget.

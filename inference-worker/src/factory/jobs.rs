@@ -325,6 +325,7 @@ mod tests {
 			(serde_json::json!({"max_seq_len": 10000000}), "--max-seq-len"),
 			(serde_json::json!({"lr": 1e300}), "--lr"),
 			(serde_json::json!({"weight_decay": -1.0}), "--weight-decay"),
+			(serde_json::json!({"batch_size": 1024, "max_seq_len": 32768}), "tokens per step"),
 		] {
 			let r = request(serde_json::json!({"name": "a", "snapshots": snap, "optim": optim})).unwrap();
 			let e = validate(&r).unwrap_err();

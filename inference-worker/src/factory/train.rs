@@ -75,6 +75,9 @@ pub const MAX_EPOCHS: usize = 1_000;
 pub const MAX_BATCH: usize = 1_024;
 /// Tokens per window, at most (also bounded by the base model's context length).
 pub const MAX_SEQ_LEN: usize = 32_768;
+/// Tokens per optimiser step (batch × window), at most: activations for the backward pass grow
+/// with it, and training shares the worker's memory.
+pub const MAX_STEP_TOKENS: usize = 65_536;
 
 impl OptimArgs {
 	pub fn check(&self) -> Result<()> {
@@ -83,6 +86,10 @@ impl OptimArgs {
 		ensure!(self.epochs <= MAX_EPOCHS, "--epochs must be at most {MAX_EPOCHS}");
 		ensure!(self.batch_size <= MAX_BATCH, "--batch-size must be at most {MAX_BATCH}");
 		ensure!(self.max_seq_len <= MAX_SEQ_LEN, "--max-seq-len must be at most {MAX_SEQ_LEN}");
+		ensure!(
+			self.batch_size.saturating_mul(self.max_seq_len) <= MAX_STEP_TOKENS,
+			"--batch-size × --max-seq-len must be at most {MAX_STEP_TOKENS} tokens per step"
+		);
 		ensure!((0.0..=1.0).contains(&self.weight_decay), "--weight-decay is in [0, 1]");
 		ensure!((0.0..=1e6).contains(&self.max_grad_norm), "--max-grad-norm is in [0, 1e6]");
 		ensure!((0.0..1.0).contains(&self.warmup), "--warmup is a fraction of the steps in [0, 1)");

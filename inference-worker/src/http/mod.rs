@@ -137,7 +137,8 @@ fn refusal(r: Refusal) -> ApiError {
 }
 
 fn chain_unavailable(e: anyhow::Error) -> ApiError {
-	ApiError { status: 503, kind: "server_error", message: format!("the chain cannot be reached: {e:#}"), param: None, code: None }
+	tracing::warn!("the chain cannot be reached: {e:#}");
+	ApiError { status: 503, kind: "server_error", message: "the chain cannot be reached; retry shortly".into(), param: None, code: Some("chain_unavailable") }
 }
 
 /// Checks the request's voucher (when the worker bills on chain) before anything is generated.
@@ -163,11 +164,23 @@ async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, adapter
 		refusal(r)
 	})?;
 	let client = chain.conn.get().await.map_err(chain_unavailable)?;
-	let held = crate::chain::escrow_of(&client, &accepted.voucher.payer).await.map_err(chain_unavailable)?;
 	// Reserved against the escrow beside every request in flight and receipt not yet settled
-	// for the same payer: concurrent vouchers cannot promise the same OPEN twice.
-	match chain.queue.reserve(accepted.request_id, &accepted.voucher.payer, accepted.voucher.max_fee, held) {
+	// for the same payer: concurrent vouchers cannot promise the same OPEN twice. A read taken
+	// before a settlement is read again (the settled fee left both the escrow and the commitments).
+	let mut tries = 0;
+	let reserved = loop {
+		let epoch = chain.queue.epoch();
+		let held = crate::chain::escrow_available(&client, &accepted.voucher.payer).await.map_err(chain_unavailable)?;
+		match chain.queue.reserve(accepted.request_id, &accepted.voucher.payer, accepted.voucher.max_fee, held, epoch) {
+			Err(ReserveError::Stale) if tries < 4 => tries += 1,
+			other => break other,
+		}
+	};
+	match reserved {
 		Ok(()) => {},
+		Err(ReserveError::Stale) => {
+			return Err(ApiError { status: 503, kind: "server_error", message: "receipts are settling; retry shortly".into(), param: None, code: Some("busy") })
+		},
 		Err(ReserveError::Used) => {
 			return Err(refusal(Refusal { status: 409, code: "voucher_used", message: "this voucher has already been used".into() }))
 		},
@@ -197,26 +210,25 @@ async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, adapter
 }
 
 /// How a request's answer is to be attributed.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum AttrMode {
 	Auto,
 	Span,
 	Influence,
 }
 
-/// What attribution needs besides the answer: the mode, the adapter, the prompt's tokens and,
-/// when the answer is to be attributed by influence, the slot it holds for that.
+/// What attribution needs besides the answer: the adapter, the prompt's tokens and whether
+/// (under which requested mode) the answer is attributed by influence.
 struct AttrPlan {
 	adapter: Option<Arc<LoraAdapter>>,
 	prompt: Vec<u32>,
-	/// Held from admission to the end of the attribution: influence is attributed.
-	influence: Option<tokio::sync::OwnedSemaphorePermit>,
+	influence: Option<AttrMode>,
 }
 
 impl AttrPlan {
-	/// Decides the method before anything is generated: the influence cache is loaded off the
-	/// async threads and an influence slot is taken now (429 when none is free), so the
-	/// backward pass after the answer is inside admission control.
+	/// Decides the method before anything is generated (after the voucher was accepted): the
+	/// influence cache is loaded off the async threads, and an explicit `influence` request is
+	/// refused with 429 while every influence slot is busy.
 	async fn new(st: &AppState, requested: Option<&str>, adapter: Option<Arc<LoraAdapter>>, prompt: Vec<u32>) -> Result<Self, ApiError> {
 		let mode = match requested.unwrap_or("auto") {
 			"auto" => AttrMode::Auto,
@@ -246,7 +258,14 @@ impl AttrPlan {
 			(AttrMode::Influence, Some(Ok(Some(_)))) => true,
 			(AttrMode::Influence, Some(Ok(None)) | None) => return Err(no_cache()),
 			(AttrMode::Influence, Some(Err(e))) => {
-				return Err(ApiError { status: 503, kind: "server_error", message: format!("{e:#}"), param: Some("attribution"), code: Some("influence_unavailable") })
+				tracing::warn!("influence attribution unavailable: {e:#}");
+				return Err(ApiError {
+					status: 503,
+					kind: "server_error",
+					message: "influence attribution is unavailable for this adapter on this worker (its cache exceeds the worker's budget or cannot be read)".into(),
+					param: Some("attribution"),
+					code: Some("influence_unavailable"),
+				});
 			},
 			(AttrMode::Auto, Some(Ok(Some(true)))) => true,
 			(AttrMode::Auto, Some(Err(e))) => {
@@ -255,24 +274,17 @@ impl AttrPlan {
 			},
 			_ => false,
 		};
-		let influence = match (wanted, &st.influence) {
-			(true, Some(inf)) => match inf.try_permit() {
-				Some(p) => Some(p),
-				None if mode == AttrMode::Influence => {
-					st.metrics.rejected_busy.inc();
-					return Err(ApiError {
-						status: 429,
-						kind: "server_overloaded",
-						message: "every influence-attribution slot is busy; retry shortly or ask for span attribution".into(),
-						param: Some("attribution"),
-						code: Some("busy"),
-					});
-				},
-				None => None, // `auto` falls back to spans
-			},
-			_ => None,
-		};
-		Ok(Self { adapter, prompt, influence })
+		if wanted && mode == AttrMode::Influence && st.influence.as_ref().is_some_and(|inf| inf.busy()) {
+			st.metrics.rejected_busy.inc();
+			return Err(ApiError {
+				status: 429,
+				kind: "server_overloaded",
+				message: "every influence-attribution slot is busy; retry shortly or ask for span attribution".into(),
+				param: Some("attribution"),
+				code: Some("busy"),
+			});
+		}
+		Ok(Self { adapter, prompt, influence: wanted.then_some(mode) })
 	}
 }
 
@@ -297,21 +309,65 @@ async fn finish(
 	ids: &[u32],
 	plan: &AttrPlan,
 ) -> Result<(Option<serde_json::Value>, Option<serde_json::Value>), ApiError> {
+	let result = attribute_and_queue(st, paid, usage, text, ids, plan).await;
+	if result.is_err() {
+		// A failure of the worker's own: billed only for what a stream already sent.
+		if let Some(p) = paid.as_mut() {
+			p.failed = true;
+		}
+	}
+	result
+}
+
+/// The influence slot for an answer about to be attributed by influence: waited for up to
+/// [`INFLUENCE_WAIT`] (the backward pass holds it until it ends, even if the client leaves);
+/// `None` when none came (then `auto` falls back to spans, `influence` fails).
+async fn influence_slot(inf: &crate::factory::influence::Attributor) -> Option<tokio::sync::OwnedSemaphorePermit> {
+	tokio::time::timeout(INFLUENCE_WAIT, inf.permit()).await.ok()
+}
+
+/// How long a finished answer waits for an influence slot.
+const INFLUENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn attribute_and_queue(
+	st: &AppState,
+	paid: &mut Option<Paid>,
+	usage: &Usage,
+	text: &str,
+	ids: &[u32],
+	plan: &AttrPlan,
+) -> Result<(Option<serde_json::Value>, Option<serde_json::Value>), ApiError> {
 	use openledger_primitives::receipt::{AttributionMethod, ContributionRef};
-	let influence = match (&plan.influence, &st.influence, &plan.adapter) {
-		(Some(_), Some(inf), Some(a)) if !ids.is_empty() => Some((inf.clone(), a.clone())),
+	let mut influence = match (plan.influence, &st.influence, &plan.adapter) {
+		(Some(mode), Some(inf), Some(a)) if !ids.is_empty() => match influence_slot(inf).await {
+			Some(slot) => Some((inf.clone(), a.clone(), slot)),
+			None if mode == AttrMode::Influence => {
+				return Err(ApiError {
+					status: 503,
+					kind: "server_error",
+					message: "every influence-attribution slot stayed busy".into(),
+					param: Some("attribution"),
+					code: Some("busy"),
+				})
+			},
+			None => None,
+		},
 		_ => None,
 	};
-	let (mut attribution, method, credited) = match influence {
-		Some((inf, adapter)) => {
+	let (mut attribution, method, credited) = match influence.take() {
+		Some((inf, adapter, slot)) => {
 			let (prompt, completion) = (plan.prompt.clone(), ids.to_vec());
-			let r = off_thread(move || inf.attribute(&adapter, &prompt, &completion, crate::factory::influence::Method::DataInf))
-				.await?
-				.map_err(|e| {
-					tracing::error!("influence attribution: {e:#}");
-					internal("influence attribution failed")
-				})?
-				.ok_or_else(|| ApiError::invalid("the adapter has no cached training gradients", "attribution"))?;
+			// The slot moves into the blocking task: released when the backward pass ends.
+			let r = off_thread(move || {
+				let _slot = slot;
+				inf.attribute(&adapter, &prompt, &completion, crate::factory::influence::Method::DataInf)
+			})
+			.await?
+			.map_err(|e| {
+				tracing::error!("influence attribution: {e:#}");
+				internal("influence attribution failed")
+			})?
+			.ok_or_else(|| ApiError::invalid("the adapter has no cached training gradients", "attribution"))?;
 			let credited: Vec<(ContributionRef, u32)> =
 				r.shares.iter().map(|((datanet, version, index), p, _)| (ContributionRef { datanet: *datanet, version: *version, index: *index }, *p)).collect();
 			(Some(influence_json(&r)), AttributionMethod::Influence, credited)
@@ -334,15 +390,21 @@ async fn finish(
 	);
 	let queue = p.chain.queue.clone();
 	let to_disk = signed.clone();
-	tokio::task::spawn_blocking(move || queue.push(&to_disk))
-		.await
-		.map_err(|e| anyhow::anyhow!("{e}"))
-		.and_then(|r| r)
-		.map_err(|e| {
-			tracing::error!("the receipt could not be queued: {e:#}");
-			internal("the receipt could not be queued")
-		})?;
+	let id = p.accepted.request_id;
+	// Marked queued before the write: if this request is dropped meanwhile, the write still
+	// completes on the blocking pool and no second (partial) receipt is made. If the write
+	// fails, the reservation is given up there.
 	p.queued = true;
+	tokio::task::spawn_blocking(move || {
+		queue.push(&to_disk).inspect_err(|e| {
+			tracing::error!("the receipt of {id:?} could not be queued: {e:#}");
+			queue.release(&id);
+		})
+	})
+	.await
+	.map_err(|e| anyhow::anyhow!("{e}"))
+	.and_then(|r| r)
+	.map_err(|_| internal("the receipt could not be queued"))?;
 	st.metrics.receipts.with_label_values(&["queued"]).inc();
 	st.metrics.receipts_queued.set(p.chain.queue.counts().0 as i64);
 	let id = format!("{:?}", p.accepted.request_id);
@@ -566,10 +628,11 @@ async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prom
 		.await?
 		.map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
+	// The voucher first: nothing costly (influence caches) for a request nobody pays for.
+	let mut paid = accept_voucher(st, headers, &common.model, adapter.as_deref(), tokens.len() + params.max_tokens).await?;
 	// The prompt's tokens are kept only for an influence gradient.
 	let prompt = if st.influence.is_some() { tokens.clone() } else { Vec::new() };
 	let plan = AttrPlan::new(st, common.attribution.as_deref(), adapter.clone(), prompt).await?;
-	let mut paid = accept_voucher(st, headers, &common.model, adapter.as_deref(), tokens.len() + params.max_tokens).await?;
 	let prompt_tokens = tokens.len() as u32;
 	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
 		SubmitError::Busy(_) => {
@@ -583,10 +646,21 @@ async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prom
 		SubmitError::KvTooLarge { .. } => ApiError { code: Some("context_length_exceeded"), ..ApiError::invalid(e.to_string(), "max_tokens") },
 		SubmitError::Stopped => ApiError { status: 503, kind: "server_error", message: e.to_string(), param: None, code: None },
 	})?;
-	// Generation has started: from here on the voucher is spent.
+	// Generation has started: from here on the voucher is spent — durably, before the first
+	// token can leave (the response is not returned before this).
 	if let Some(p) = paid.as_mut() {
 		p.started = true;
 		p.prompt_tokens = prompt_tokens;
+		let (queue, id, expires) = (p.chain.queue.clone(), p.accepted.request_id, p.accepted.voucher.expires_at);
+		if let Err(e) = off_thread(move || queue.spend(&id, expires)).await.and_then(|r| {
+			r.map_err(|e| {
+				tracing::error!("marking voucher {id:?} spent: {e:#}");
+				internal("the request could not be recorded")
+			})
+		}) {
+			p.failed = true; // nothing was sent: released, and `rx` dropped cancels generation
+			return Err(e);
+		}
 	}
 	let id = format!("{prefix}-{:x}{:06x}", now(), st.next_id.fetch_add(1, Ordering::Relaxed));
 	Ok(Prepared {
