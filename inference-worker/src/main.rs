@@ -256,6 +256,7 @@ async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path
 	let registry = Arc::new(Registry::new(
 		account.public().into(),
 		signing_key.public().0,
+		client.genesis,
 		base_name.to_string(),
 		args.base_model_id,
 		adapters_dir.to_path_buf(),

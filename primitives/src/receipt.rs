@@ -10,6 +10,11 @@
 //!
 //! Signatures cover domain-separated SCALE encodings ([`Voucher::signing_payload`],
 //! [`Receipt::signing_payload`]), so a signature for one can never be replayed as the other.
+//! A voucher names the chain (its genesis hash), so it is worthless on any other chain or a
+//! relaunch of this one, and the request it pays for ([`Voucher::request_hash`], see
+//! [`completion_request_hash`] and [`chat_request_hash`]), so it cannot buy another prompt. A
+//! payer signature may also be over the payload wrapped in `<Bytes>…</Bytes>`, as the
+//! polkadot-js extension's `signRaw` signs ([`verify_payer`]).
 
 use crate::{DatanetId, LeafIndex, ModelId, ModelVersion, SnapshotVersion};
 use alloc::vec::Vec;
@@ -19,9 +24,37 @@ use sp_core::{sr25519, ConstU32, H256};
 use sp_runtime::{traits::Verify, BoundedVec, Perbill, RuntimeDebug};
 
 /// Domain tag of voucher signatures and request ids.
-pub const VOUCHER_DOMAIN: &[u8] = b"openledger:voucher:v1";
+pub const VOUCHER_DOMAIN: &[u8] = b"openledger:voucher:v2";
 /// Domain tag of receipt signatures.
-pub const RECEIPT_DOMAIN: &[u8] = b"openledger:receipt:v1";
+pub const RECEIPT_DOMAIN: &[u8] = b"openledger:receipt:v2";
+
+/// The request a voucher pays for, for `/v1/completions`: blake2-256 of the SCALE encoding of
+/// `("completion", prompt)` (strings as compact length + UTF-8, so the bytes are unambiguous;
+/// polkadot-js: `createType('(Text, Text)', ['completion', prompt])`).
+pub fn completion_request_hash(prompt: &str) -> H256 {
+	H256(sp_core::hashing::blake2_256(&("completion", prompt).encode()))
+}
+
+/// The request a voucher pays for, for `/v1/chat/completions`: blake2-256 of the SCALE encoding
+/// of `("chat", [(role, text content), ...])` (polkadot-js:
+/// `createType('(Text, Vec<(Text, Text)>)', ['chat', [[role, content], ...]])`).
+pub fn chat_request_hash<'a>(messages: impl IntoIterator<Item = (&'a str, &'a str)>) -> H256 {
+	let messages: Vec<(&str, &str)> = messages.into_iter().collect();
+	H256(sp_core::hashing::blake2_256(&("chat", messages).encode()))
+}
+
+/// Whether `sig` is `signer`'s signature of `payload`, or of `payload` wrapped in
+/// `<Bytes>…</Bytes>` (what wallets such as the polkadot-js extension sign for raw bytes).
+pub fn verify_payer<S: Verify>(sig: &S, payload: &[u8], signer: &<S::Signer as sp_runtime::traits::IdentifyAccount>::AccountId) -> bool {
+	if sig.verify(payload, signer) {
+		return true;
+	}
+	let mut wrapped = Vec::with_capacity(payload.len() + 15);
+	wrapped.extend_from_slice(b"<Bytes>");
+	wrapped.extend_from_slice(payload);
+	wrapped.extend_from_slice(b"</Bytes>");
+	sig.verify(&wrapped[..], signer)
+}
 /// Most attributed contributions in one receipt.
 pub const MAX_SHARES: u32 = 32;
 /// [`MAX_SHARES`] as a type.
@@ -48,6 +81,11 @@ pub struct Voucher<AccountId, Balance, BlockNumber> {
 	pub nonce: u64,
 	/// Last block at which it can be redeemed.
 	pub expires_at: BlockNumber,
+	/// The chain it is for: its genesis block hash.
+	pub genesis: H256,
+	/// The request it pays for ([`completion_request_hash`], [`chat_request_hash`]); the worker
+	/// serves no other.
+	pub request_hash: H256,
 }
 
 impl<AccountId: Encode, Balance: Encode, BlockNumber: Encode> Voucher<AccountId, Balance, BlockNumber> {
@@ -153,10 +191,10 @@ where
 		self.worker_signature.verify(&self.receipt.signing_payload()[..], key)
 	}
 
-	/// Whether the voucher's payer signed it.
+	/// Whether the voucher's payer signed it (raw or `<Bytes>`-wrapped).
 	pub fn payer_signed(&self) -> bool {
 		let payer = self.receipt.voucher.payer.clone().into();
-		self.receipt.payer_signature.verify(&self.receipt.voucher.signing_payload()[..], &payer)
+		verify_payer(&self.receipt.payer_signature, &self.receipt.voucher.signing_payload(), &payer)
 	}
 }
 
@@ -181,6 +219,8 @@ mod tests {
 			max_fee: OPEN,
 			nonce: 7,
 			expires_at: 100,
+			genesis: H256::repeat_byte(0xaa),
+			request_hash: completion_request_hash("The court held that"),
 		};
 		let payer_signature = payer.sign(&voucher.signing_payload()).into();
 		Receipt {
@@ -215,6 +255,21 @@ mod tests {
 		let mut t = signed.clone();
 		t.receipt.voucher.max_fee *= 2;
 		assert!(!t.payer_signed());
+		// Another chain, another request: other payloads, the signature fails.
+		let mut t = signed.clone();
+		t.receipt.voucher.genesis = H256::repeat_byte(0xbb);
+		assert!(!t.payer_signed());
+		let mut t = signed.clone();
+		t.receipt.voucher.request_hash = completion_request_hash("Another prompt");
+		assert!(!t.payer_signed());
+		// A wallet's `<Bytes>…</Bytes>` signature of the same payload is accepted, nothing else.
+		let mut t = signed.clone();
+		let wrapped = [&b"<Bytes>"[..], &t.receipt.voucher.signing_payload(), &b"</Bytes>"[..]].concat();
+		t.receipt.payer_signature = payer.sign(&wrapped).into();
+		assert!(t.payer_signed());
+		let other_wrap = [&b"<bytes>"[..], &t.receipt.voucher.signing_payload(), &b"</bytes>"[..]].concat();
+		t.receipt.payer_signature = payer.sign(&other_wrap).into();
+		assert!(!t.payer_signed());
 		// Round trip through SCALE keeps both signatures valid.
 		let decoded = OpenSignedReceipt::decode(&mut &signed.encode()[..]).unwrap();
 		assert!(decoded.payer_signed() && decoded.worker_signed_with(&signing_key.public()));
@@ -231,6 +286,19 @@ mod tests {
 		other.nonce += 1;
 		assert_ne!(other.request_id(), v.request_id());
 		assert_eq!(r.request_id(), v.request_id());
+	}
+
+	/// The request hashes other clients compute (polkadot-js, Python): fixed, unambiguous bytes.
+	#[test]
+	fn request_hashes_are_fixed_byte_strings() {
+		// "completion" is 10 bytes (compact 10 = 0x28), "hi" 2 (0x08).
+		assert_eq!(completion_request_hash("hi"), H256(sp_core::hashing::blake2_256(b"\x28completion\x08hi")));
+		assert_eq!(
+			chat_request_hash([("user", "hi")]),
+			H256(sp_core::hashing::blake2_256(b"\x10chat\x04\x10user\x08hi"))
+		);
+		assert_ne!(chat_request_hash([("user", "a\0user\0b")]), chat_request_hash([("user", "a"), ("user", "b")]));
+		assert_ne!(chat_request_hash([("user", "hi")]), chat_request_hash([("system", "hi")]));
 	}
 
 	#[test]

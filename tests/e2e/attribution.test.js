@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir } from './lib/node.js';
-import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY } from './lib/chain.js';
+import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY, signVoucher, completionRequestHash, RECEIPT_DOMAIN } from './lib/chain.js';
 
 let node;
 let api;
@@ -46,10 +46,10 @@ const domain = (tag) => api.createType('Bytes', tag).toU8a();
 /** A signed receipt for `nonce`, as the worker would build it. */
 async function receipt({ nonce, fee, maxFee = 2n * OPEN, shares, signer = workerKey }) {
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
-  const voucher = api.createType('OpenledgerPrimitivesReceiptVoucher', {
-    payer: eve.address, worker: charlie.address, model: adapter, modelVersion: 1, maxFee, nonce, expiresAt: now + 100,
+  const { voucher, signature: payerSignature, requestId } = signVoucher(api, eve, {
+    worker: charlie.address, model: adapter, modelVersion: 1, maxFee, nonce, expiresAt: now + 100,
+    requestHash: completionRequestHash(api, `request ${nonce}`),
   });
-  const payerSignature = { Sr25519: eve.sign(u8aConcat(domain('openledger:voucher:v1'), voucher.toU8a())) };
   // The signed-receipt type as the runtime metadata names it (`Vec<…>` of the call argument).
   const signedType = api.tx.attribution.submitReceipts.meta.args[0].type.toString().replace(/^Vec<(.*)>$/, '$1');
   const r = api.createType(signedType, {
@@ -60,8 +60,7 @@ async function receipt({ nonce, fee, maxFee = 2n * OPEN, shares, signer = worker
     },
     workerSignature: new Uint8Array(64),
   }).receipt;
-  const workerSignature = signer.sign(u8aConcat(domain('openledger:receipt:v1'), r.toU8a()));
-  const requestId = blake2AsHex(u8aConcat(domain('openledger:voucher:v1'), voucher.toU8a()), 256);
+  const workerSignature = signer.sign(u8aConcat(domain(RECEIPT_DOMAIN), r.toU8a()));
   return { signed: { receipt: r, workerSignature: u8aToHex(workerSignature) }, requestId };
 }
 

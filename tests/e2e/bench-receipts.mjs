@@ -5,7 +5,7 @@
 //   node bench-receipts.mjs <ws-url> [receipts per worker] [workers] [batch]
 import { blake2AsHex, cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
-import { connect, devKeys, send, findEvent, OPEN } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, OPEN, signVoucher, completionRequestHash, RECEIPT_DOMAIN } from './lib/chain.js';
 
 const [url, perWorkerArg = '1000', workersArg = '4', batchArg = '250'] = process.argv.slice(2);
 const PER_WORKER = Number(perWorkerArg);
@@ -58,17 +58,19 @@ const t0sign = Date.now();
 const batches = workers.map((w) => {
   const out = [];
   for (let i = 0; i < PER_WORKER; i++) {
-    const voucher = api.createType('OpenledgerPrimitivesReceiptVoucher', { payer: payer.address, worker: w.stash.address, model, modelVersion: 2, maxFee: OPEN, nonce: nonce++, expiresAt });
+    const { voucher, signature } = signVoucher(api, payer, {
+      worker: w.stash.address, model, modelVersion: 2, maxFee: OPEN, nonce: nonce++, expiresAt, requestHash: completionRequestHash(api, `request ${nonce}`),
+    });
     const receipt = api.createType(signedType, {
       receipt: {
         voucher,
-        payerSignature: { Sr25519: payer.sign(u8aConcat(domain('openledger:voucher:v1'), voucher.toU8a())) },
+        payerSignature: signature,
         promptTokens: 50, completionTokens: 200, fee: OPEN / 100n, outputHash: blake2AsHex(`out ${nonce}`, 256), method: 'SpanMatch',
         attribution: Array.from({ length: SHARES }, (_, j) => ({ contribution: { datanet, version: 1, index: (i + j) % 16 }, share: 100_000_000 })),
       },
       workerSignature: new Uint8Array(64),
     }).receipt;
-    out.push({ receipt, workerSignature: u8aToHex(w.key.sign(u8aConcat(domain('openledger:receipt:v1'), receipt.toU8a()))) });
+    out.push({ receipt, workerSignature: u8aToHex(w.key.sign(u8aConcat(domain(RECEIPT_DOMAIN), receipt.toU8a()))) });
   }
   return out;
 });

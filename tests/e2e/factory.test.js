@@ -13,7 +13,7 @@ import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 const { alice, bob, charlie, k } = devKeys();
@@ -54,15 +54,13 @@ function failsWith(run, re) {
 
 const ok = async (tx, who) => { const r = await send(api, tx, who); assert.equal(r.error, null); return r; };
 
-async function voucherHeader(forModel) {
+async function voucherHeader(forModel, prompt) {
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
   voucherNonce += 1;
-  const voucher = api.createType('OpenledgerPrimitivesReceiptVoucher', {
-    payer: eve.address, worker: charlie.address, model: forModel, modelVersion: 1, maxFee: OPEN, nonce: voucherNonce, expiresAt: now + 1000,
-  });
-  const payload = u8aConcat(api.createType('Bytes', 'openledger:voucher:v1').toU8a(), voucher.toU8a());
-  const signature = api.createType('MultiSignature', { Sr25519: eve.sign(payload) });
-  return { 'x-openledger-voucher': u8aToHex(u8aConcat(voucher.toU8a(), signature.toU8a())) };
+  return signVoucher(api, eve, {
+    worker: charlie.address, model: forModel, modelVersion: 1, maxFee: OPEN, nonce: voucherNonce, expiresAt: now + 1000,
+    requestHash: completionRequestHash(api, prompt),
+  }).header;
 }
 
 before(async () => {
@@ -160,7 +158,7 @@ test('factory CLI: snapshot → adapter → registered → served → attributed
   const words = TEXTS[trained].split(' ');
   const prompt = words.slice(0, 4).join(' ');
   const res = await waitFor('the worker serving the new model', async () => {
-    const a = await worker.post('/v1/completions', { model: 'case-law', prompt, max_tokens: 16, temperature: 0, attribution: 'span' }, await voucherHeader(model));
+    const a = await worker.post('/v1/completions', { model: 'case-law', prompt, max_tokens: 16, temperature: 0, attribution: 'span' }, await voucherHeader(model, prompt));
     return a.status === 200 ? a : null;
   }, 60_000, 250);
   assert.ok(TEXTS[trained].startsWith(prompt + res.body.choices[0].text.split('</s>')[0].slice(0, 10)), `answer: ${JSON.stringify(res.body.choices[0].text)}`);
@@ -178,7 +176,7 @@ test('factory CLI: snapshot → adapter → registered → served → attributed
 
   // The same question attributed by influence (DataInf over the training gradients the factory
   // cached): the receipt says so, and credits contributions of the training snapshot.
-  const inf = await worker.post('/v1/completions', { model: 'case-law', prompt, max_tokens: 16, temperature: 0, attribution: 'influence' }, await voucherHeader(model));
+  const inf = await worker.post('/v1/completions', { model: 'case-law', prompt, max_tokens: 16, temperature: 0, attribution: 'influence' }, await voucherHeader(model, prompt));
   assert.equal(inf.status, 200, JSON.stringify(inf.body));
   assert.equal(inf.body.attribution.method, 'influence');
   assert.equal(inf.body.attribution.training_examples, TEXTS.length - 2);
@@ -241,7 +239,7 @@ test('factory over HTTP: a job trains, registers and serves an adapter of the wo
   const rec = await api.query.openStaking.workers(charlie.address);
   assert.ok(rec.unwrap().models.map((x) => x.toNumber()).includes(job.model));
   const res = await waitFor('served', async () => {
-    const a = await worker.post('/v1/completions', { model: 'case-law-2', prompt: 'The court', max_tokens: 4, temperature: 0 }, await voucherHeader(job.model));
+    const a = await worker.post('/v1/completions', { model: 'case-law-2', prompt: 'The court', max_tokens: 4, temperature: 0 }, await voucherHeader(job.model, 'The court'));
     return a.status === 200 ? a : null;
   }, 60_000, 250);
   assert.equal(res.body.model, 'case-law-2');

@@ -11,7 +11,7 @@ import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 let node;
@@ -33,19 +33,15 @@ const ESCROW = 100n * OPEN;
 
 const usage = async () => (await rpc(node.rpcPort, 'attribution_modelUsage', [adapter])).requests;
 
-/** The voucher header for one request by `payer` (Eve) to Charlie's worker. */
-async function voucherHeader({ model = adapter, maxFee = OPEN, payer = eve } = {}) {
+/** The voucher header for one request by `payer` (Eve) to Charlie's worker, for `prompt`. */
+async function voucherHeader({ model = adapter, maxFee = OPEN, payer = eve, prompt = PROMPT } = {}) {
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
   nonce += 1;
-  const voucher = api.createType('OpenledgerPrimitivesReceiptVoucher', {
-    payer: payer.address, worker: charlie.address, model, modelVersion: 1, maxFee, nonce, expiresAt: now + 1000,
+  const { header, requestId } = signVoucher(api, payer, {
+    worker: charlie.address, model, modelVersion: 1, maxFee, nonce, expiresAt: now + 1000,
+    requestHash: completionRequestHash(api, prompt),
   });
-  const payload = u8aConcat(api.createType('Bytes', 'openledger:voucher:v1').toU8a(), voucher.toU8a());
-  const signature = api.createType('MultiSignature', { Sr25519: payer.sign(payload) });
-  return {
-    header: { 'x-openledger-voucher': u8aToHex(u8aConcat(voucher.toU8a(), signature.toU8a())) },
-    requestId: blake2AsHex(payload, 256),
-  };
+  return { header, requestId };
 }
 
 const ask = (headers, max_tokens = 12) =>
@@ -124,6 +120,18 @@ test('a paid answer is receipted, settled on chain and credits the contribution 
   assert.equal(wrongModel.body.error.code, 'wrong_model');
   const tooCheap = await ask((await voucherHeader({ maxFee: 1n })).header);
   assert.equal(tooCheap.body.error.code, 'fee_above_voucher');
+  // A voucher pays for the request it names, on the chain it names.
+  const otherPrompt = await ask((await voucherHeader({ prompt: 'Something else entirely' })).header);
+  assert.equal(otherPrompt.status, 402);
+  assert.equal(otherPrompt.body.error.code, 'wrong_request');
+  const now = (await api.rpc.chain.getHeader()).number.toNumber();
+  const foreign = signVoucher(api, eve, {
+    worker: charlie.address, model: adapter, modelVersion: 1, maxFee: OPEN, nonce: 999_999, expiresAt: now + 1000,
+    requestHash: completionRequestHash(api, PROMPT), genesis: blake2AsHex('another chain', 256),
+  });
+  const wrongChain = await ask(foreign.header);
+  assert.equal(wrongChain.status, 402);
+  assert.equal(wrongChain.body.error.code, 'wrong_chain');
 
   const { header, requestId } = await voucherHeader();
   const res = await ask(header);

@@ -9,7 +9,6 @@ use codec::Decode;
 use openledger_primitives::receipt::{AttributionMethod, ContributionRef, Share};
 use openledger_primitives::Signature;
 use sp_core::{sr25519, Pair, H256};
-use sp_runtime::traits::Verify;
 use sp_runtime::{BoundedVec, Perbill};
 use std::sync::atomic::Ordering;
 
@@ -60,11 +59,35 @@ pub fn parse_header(value: &str) -> Result<(Voucher, Signature), Refusal> {
 /// `adapter_id` is the id of the adapter that will serve the request (`None` for the base
 /// model): it must be the weights hash registered for the model, or the receipt would name
 /// weights that were not used.
-pub fn check(reg: &Registry, model: &str, adapter_id: Option<&[u8; 32]>, voucher: Voucher, sig: Signature, max_tokens: u32) -> Result<Accepted, Refusal> {
+///
+/// `request_hash` is what the request being served hashes to ([`completion_request_hash`],
+/// [`chat_request_hash`]): the voucher must name it, so that it buys this answer and no other.
+///
+/// [`completion_request_hash`]: openledger_primitives::receipt::completion_request_hash
+/// [`chat_request_hash`]: openledger_primitives::receipt::chat_request_hash
+pub fn check(
+	reg: &Registry,
+	model: &str,
+	adapter_id: Option<&[u8; 32]>,
+	request_hash: &H256,
+	voucher: Voucher,
+	sig: Signature,
+	max_tokens: u32,
+) -> Result<Accepted, Refusal> {
 	let served = reg
 		.get(model)
 		.ok_or_else(|| refuse(400, "model_not_on_chain", format!("`{model}` is not registered on chain for this worker")))?;
 
+	if voucher.genesis != reg.genesis {
+		return Err(refuse(402, "wrong_chain", format!("the voucher is for the chain with genesis {:?}, this worker bills on {:?}", voucher.genesis, reg.genesis)));
+	}
+	if voucher.request_hash != *request_hash {
+		return Err(refuse(
+			402,
+			"wrong_request",
+			format!("the voucher pays for request {:?}; this request is {request_hash:?} (see completion_request_hash / chat_request_hash)", voucher.request_hash),
+		));
+	}
 	if voucher.worker != reg.account {
 		return Err(refuse(402, "wrong_worker", format!("the voucher is for worker {}, this is {}", voucher.worker, reg.account)));
 	}
@@ -99,7 +122,7 @@ pub fn check(reg: &Registry, model: &str, adapter_id: Option<&[u8; 32]>, voucher
 	if voucher.max_fee < worst {
 		return Err(refuse(402, "fee_above_voucher", format!("this request may cost up to {worst}, the voucher allows {}", voucher.max_fee)));
 	}
-	if !sig.verify(&voucher.signing_payload()[..], &voucher.payer) {
+	if !openledger_primitives::receipt::verify_payer(&sig, &voucher.signing_payload(), &voucher.payer) {
 		return Err(refuse(402, "bad_voucher_signature", "the voucher is not signed by its payer"));
 	}
 	// Last: only a payer's real voucher makes the worker look at (and reload) its adapter.
@@ -162,10 +185,16 @@ mod tests {
 	fn setup() -> (Registry, sr25519::Pair, sr25519::Pair) {
 		let worker = sr25519::Pair::from_string("//Charlie", None).unwrap();
 		let payer = sr25519::Pair::from_string("//Eve", None).unwrap();
-		let reg = Registry::new(worker.public().into(), worker.public().0, "base".into(), Some(1), "/nonexistent".into());
+		let reg = Registry::new(worker.public().into(), worker.public().0, GENESIS, "base".into(), Some(1), "/nonexistent".into());
 		reg.finalized.store(10, Ordering::Relaxed);
 		reg.mark_refreshed();
 		(reg, worker, payer)
+	}
+
+	const GENESIS: H256 = H256::repeat_byte(0x42);
+
+	fn rq() -> H256 {
+		openledger_primitives::receipt::completion_request_hash("The court held that")
 	}
 
 	fn voucher(payer: &sr25519::Pair, worker: &sr25519::Pair, max_fee: u128) -> (Voucher, Signature) {
@@ -177,6 +206,8 @@ mod tests {
 			max_fee,
 			nonce: 7,
 			expires_at: 100,
+			genesis: GENESIS,
+			request_hash: rq(),
 		};
 		let sig = Signature::Sr25519(payer.sign(&v.signing_payload()));
 		(v, sig)
@@ -192,32 +223,42 @@ mod tests {
 		let (v2, sig2) = parse_header(&header).unwrap();
 		assert_eq!(v2, v);
 		// 100 + 1000 × 900 / 1000 = 1000: exactly the voucher's maximum.
-		let ok = check(&reg, "base", None, v2.clone(), sig2.clone(), 900).unwrap();
+		let ok = check(&reg, "base", None, &rq(), v2.clone(), sig2.clone(), 900).unwrap();
 		assert_eq!(ok.request_id, v.request_id());
-		assert_eq!(check(&reg, "base", None, v2.clone(), sig2.clone(), 901).unwrap_err().code, "fee_above_voucher");
-		assert_eq!(check(&reg, "other", None, v2.clone(), sig2.clone(), 1).unwrap_err().code, "model_not_on_chain");
+		assert_eq!(check(&reg, "base", None, &rq(), v2.clone(), sig2.clone(), 901).unwrap_err().code, "fee_above_voucher");
+		assert_eq!(check(&reg, "other", None, &rq(), v2.clone(), sig2.clone(), 1).unwrap_err().code, "model_not_on_chain");
 		let (mut forged, _) = voucher(&payer, &worker, 1_000);
 		forged.max_fee = 10_000;
-		assert_eq!(check(&reg, "base", None, forged, sig2.clone(), 1).unwrap_err().code, "bad_voucher_signature");
+		assert_eq!(check(&reg, "base", None, &rq(), forged, sig2.clone(), 1).unwrap_err().code, "bad_voucher_signature");
 		let (v3, s3) = voucher(&payer, &payer, 1_000);
-		assert_eq!(check(&reg, "base", None, v3, s3, 1).unwrap_err().code, "wrong_worker");
+		assert_eq!(check(&reg, "base", None, &rq(), v3, s3, 1).unwrap_err().code, "wrong_worker");
 		// An adapter: billed only when the adapter serving it is the registered one.
 		let registered = [7u8; 32];
 		reg.served.write().unwrap().insert("legal".into(), ServedModel { weights_hash: Some(registered), ..served.clone() });
-		assert!(check(&reg, "legal", Some(&registered), v2.clone(), sig2.clone(), 1).is_ok());
-		let e = check(&reg, "legal", Some(&[8u8; 32]), v2.clone(), sig2.clone(), 1).unwrap_err();
+		assert!(check(&reg, "legal", Some(&registered), &rq(), v2.clone(), sig2.clone(), 1).is_ok());
+		let e = check(&reg, "legal", Some(&[8u8; 32]), &rq(), v2.clone(), sig2.clone(), 1).unwrap_err();
 		assert_eq!((e.status, e.code), (409, "adapter_changed"));
-		assert_eq!(check(&reg, "legal", None, v2.clone(), sig2.clone(), 1).unwrap_err().code, "adapter_changed");
-		assert_eq!(check(&reg, "base", Some(&registered), v2.clone(), sig2.clone(), 1).unwrap_err().code, "adapter_changed");
+		assert_eq!(check(&reg, "legal", None, &rq(), v2.clone(), sig2.clone(), 1).unwrap_err().code, "adapter_changed");
+		assert_eq!(check(&reg, "base", Some(&registered), &rq(), v2.clone(), sig2.clone(), 1).unwrap_err().code, "adapter_changed");
 		let (mut far, _) = voucher(&payer, &worker, 1_000);
 		far.expires_at = 10 + MAX_VOUCHER_BLOCKS + 1;
 		let far_sig = Signature::Sr25519(payer.sign(&far.signing_payload()));
-		assert_eq!(check(&reg, "base", None, far, far_sig, 1).unwrap_err().code, "voucher_expiry_too_far");
+		assert_eq!(check(&reg, "base", None, &rq(), far, far_sig, 1).unwrap_err().code, "voucher_expiry_too_far");
+		// Another chain (or an earlier launch of this one), another prompt: refused.
+		let (mut other_chain, _) = voucher(&payer, &worker, 1_000);
+		other_chain.genesis = H256::repeat_byte(0x43);
+		let s4 = Signature::Sr25519(payer.sign(&other_chain.signing_payload()));
+		assert_eq!(check(&reg, "base", None, &rq(), other_chain, s4, 1).unwrap_err().code, "wrong_chain");
+		let other_prompt = openledger_primitives::receipt::completion_request_hash("Another prompt");
+		assert_eq!(check(&reg, "base", None, &other_prompt, v2.clone(), sig2.clone(), 1).unwrap_err().code, "wrong_request");
+		// A wallet's `<Bytes>`-wrapped signature is accepted.
+		let wrapped = [&b"<Bytes>"[..], &v2.signing_payload(), &b"</Bytes>"[..]].concat();
+		assert!(check(&reg, "base", None, &rq(), v2.clone(), Signature::Sr25519(payer.sign(&wrapped)), 1).is_ok());
 		reg.refreshed_at.store(1, Ordering::Relaxed); // last followed the chain in 1970
-		assert_eq!(check(&reg, "base", None, v2.clone(), sig2.clone(), 1).unwrap_err().code, "chain_state_stale");
+		assert_eq!(check(&reg, "base", None, &rq(), v2.clone(), sig2.clone(), 1).unwrap_err().code, "chain_state_stale");
 		reg.mark_refreshed();
 		reg.finalized.store(99, Ordering::Relaxed);
-		assert_eq!(check(&reg, "base", None, v2, sig2, 1).unwrap_err().code, "voucher_expired");
+		assert_eq!(check(&reg, "base", None, &rq(), v2, sig2, 1).unwrap_err().code, "voucher_expired");
 		assert!(parse_header("0xzz").is_err());
 		assert!(parse_header(&format!("{header}00")).is_err(), "trailing bytes");
 

@@ -462,6 +462,8 @@ mod tests {
 			max_fee: 10,
 			nonce,
 			expires_at: 100,
+			genesis: Default::default(),
+			request_hash: Default::default(),
 		};
 		let sig = openledger_primitives::Signature::Sr25519(k.sign(&voucher.signing_payload()));
 		let receipt = super::super::Receipt {

@@ -100,6 +100,8 @@ pub struct Registry {
 	pub account: AccountId,
 	/// The receipt-signing key the chain expects (checked against ours at every refresh).
 	pub signing_key: [u8; 32],
+	/// The chain's genesis hash: vouchers must name it.
+	pub genesis: openledger_primitives::Hash,
 	base_name: String,
 	base_model: Option<ModelId>,
 	adapters_dir: PathBuf,
@@ -120,10 +122,18 @@ fn unix_now() -> u64 {
 }
 
 impl Registry {
-	pub fn new(account: AccountId, signing_key: [u8; 32], base_name: String, base_model: Option<ModelId>, adapters_dir: PathBuf) -> Self {
+	pub fn new(
+		account: AccountId,
+		signing_key: [u8; 32],
+		genesis: openledger_primitives::Hash,
+		base_name: String,
+		base_model: Option<ModelId>,
+		adapters_dir: PathBuf,
+	) -> Self {
 		Self {
 			account,
 			signing_key,
+			genesis,
 			base_name,
 			base_model,
 			adapters_dir,

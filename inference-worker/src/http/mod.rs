@@ -142,7 +142,14 @@ fn chain_unavailable(e: anyhow::Error) -> ApiError {
 }
 
 /// Checks the request's voucher (when the worker bills on chain) before anything is generated.
-async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, adapter: Option<&LoraAdapter>, max_tokens: usize) -> Result<Option<Paid>, ApiError> {
+async fn accept_voucher(
+	st: &AppState,
+	headers: &HeaderMap,
+	model: &str,
+	adapter: Option<&LoraAdapter>,
+	request_hash: sp_core::H256,
+	max_tokens: usize,
+) -> Result<Option<Paid>, ApiError> {
 	let Some(chain) = &st.chain else { return Ok(None) };
 	let Some(value) = headers.get(VOUCHER_HEADER) else {
 		if chain.require_voucher {
@@ -156,7 +163,7 @@ async fn accept_voucher(st: &AppState, headers: &HeaderMap, model: &str, adapter
 	};
 	let value = value.to_str().map_err(|_| ApiError::invalid("the voucher header is not text", "voucher"))?;
 	let (voucher, sig) = billing::parse_header(value).map_err(refusal)?;
-	let accepted = billing::check(&chain.registry, model, adapter.map(|a| &a.id), voucher, sig, max_tokens as u32).map_err(|r| {
+	let accepted = billing::check(&chain.registry, model, adapter.map(|a| &a.id), &request_hash, voucher, sig, max_tokens as u32).map_err(|r| {
 		if r.code == "adapter_changed" {
 			// Reload from disk at the next request; the registry follows the chain meanwhile.
 			st.adapters.invalidate(model);
@@ -217,6 +224,20 @@ enum AttrMode {
 	Influence,
 }
 
+impl AttrMode {
+	fn parse(requested: Option<&str>) -> Result<Self, ApiError> {
+		match requested.unwrap_or("auto") {
+			"auto" => Ok(AttrMode::Auto),
+			"span" => Ok(AttrMode::Span),
+			"influence" => Ok(AttrMode::Influence),
+			other => {
+				let shown: String = other.chars().take(32).collect();
+				Err(ApiError::invalid(format!("attribution {shown:?}: one of auto, span, influence"), "attribution"))
+			},
+		}
+	}
+}
+
 /// What attribution needs besides the answer: the adapter, the prompt's tokens and whether
 /// (under which requested mode) the answer is attributed by influence.
 struct AttrPlan {
@@ -229,16 +250,7 @@ impl AttrPlan {
 	/// Decides the method before anything is generated (after the voucher was accepted): the
 	/// influence cache is loaded off the async threads, and an explicit `influence` request is
 	/// refused with 429 while every influence slot is busy.
-	async fn new(st: &AppState, requested: Option<&str>, adapter: Option<Arc<LoraAdapter>>, prompt: Vec<u32>) -> Result<Self, ApiError> {
-		let mode = match requested.unwrap_or("auto") {
-			"auto" => AttrMode::Auto,
-			"span" => AttrMode::Span,
-			"influence" => AttrMode::Influence,
-			other => {
-				let shown: String = other.chars().take(32).collect();
-				return Err(ApiError::invalid(format!("attribution {shown:?}: one of auto, span, influence"), "attribution"));
-			},
-		};
+	async fn new(st: &AppState, mode: AttrMode, adapter: Option<Arc<LoraAdapter>>, prompt: Vec<u32>) -> Result<Self, ApiError> {
 		let no_cache = || {
 			ApiError::invalid(
 				"influence attribution needs an adapter trained by the factory (it caches the training gradients) on a worker started with --influence",
@@ -621,18 +633,27 @@ struct Prepared {
 	plan: AttrPlan,
 }
 
-async fn prepare(st: &AppState, headers: &HeaderMap, common: &CommonParams, prompt: &str, prefix: &str) -> Result<Prepared, ApiError> {
+/// `request_hash`: what a voucher for this request must name (the prompt, or the messages).
+async fn prepare(
+	st: &AppState,
+	headers: &HeaderMap,
+	common: &CommonParams,
+	prompt: &str,
+	request_hash: sp_core::H256,
+	prefix: &str,
+) -> Result<Prepared, ApiError> {
 	let adapter = resolve(st, &common.model).await?;
 	let (tokenizer, text, chat) = (st.tokenizer.clone(), prompt.to_string(), prefix == "chatcmpl");
 	let tokens = off_thread(move || if chat { tokenizer.encode(&text) } else { tokenizer.encode_prompt(&text) })
 		.await?
 		.map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
-	// The voucher first: nothing costly (influence caches) for a request nobody pays for.
-	let mut paid = accept_voucher(st, headers, &common.model, adapter.as_deref(), tokens.len() + params.max_tokens).await?;
+	let mode = AttrMode::parse(common.attribution.as_deref())?;
+	// The voucher next: nothing costly (influence caches) for a request nobody pays for.
+	let mut paid = accept_voucher(st, headers, &common.model, adapter.as_deref(), request_hash, tokens.len() + params.max_tokens).await?;
 	// The prompt's tokens are kept only for an influence gradient.
 	let prompt = if st.influence.is_some() { tokens.clone() } else { Vec::new() };
-	let plan = AttrPlan::new(st, common.attribution.as_deref(), adapter.clone(), prompt).await?;
+	let plan = AttrPlan::new(st, mode, adapter.clone(), prompt).await?;
 	let prompt_tokens = tokens.len() as u32;
 	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
 		SubmitError::Busy(_) => {
@@ -811,7 +832,8 @@ async fn completions(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
 	if prompts.len() != 1 {
 		return fail(&st, ApiError::invalid("exactly one prompt per request is supported", "prompt"));
 	}
-	let p = match prepare(&st, &headers, &req.common, &prompts[0], "cmpl").await {
+	let request_hash = openledger_primitives::receipt::completion_request_hash(&prompts[0]);
+	let p = match prepare(&st, &headers, &req.common, &prompts[0], request_hash, "cmpl").await {
 		Ok(p) => p,
 		Err(e) => return fail(&st, e),
 	};
@@ -871,13 +893,15 @@ async fn chat_completions(State(st): State<Arc<AppState>>, headers: HeaderMap, b
 		Ok(m) => m,
 		Err(e) => return fail(&st, e),
 	};
+	// What the payer's voucher names: the messages as sent (role, text content).
+	let request_hash = openledger_primitives::receipt::chat_request_hash(req.messages.iter().zip(&messages).map(|(sent, m)| (sent.role.as_str(), m.content.as_str())));
 	let tokenizer = st.tokenizer.clone();
 	let prompt = match off_thread(move || tokenizer.apply_chat_template(&messages)).await {
 		Ok(Ok(p)) => p,
 		Ok(Err(e)) => return fail(&st, ApiError::invalid(e.to_string(), "messages")),
 		Err(e) => return fail(&st, e),
 	};
-	let p = match prepare(&st, &headers, &req.common, &prompt, "chatcmpl").await {
+	let p = match prepare(&st, &headers, &req.common, &prompt, request_hash, "chatcmpl").await {
 		Ok(p) => p,
 		Err(e) => return fail(&st, e),
 	};

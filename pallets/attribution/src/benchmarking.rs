@@ -51,6 +51,8 @@ fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 				max_fee: fee,
 				nonce: i as u64,
 				expires_at: frame_system::Pallet::<T>::block_number() + 1_000u32.into(),
+				genesis: H256::from_slice(Pallet::<T>::genesis_hash().as_ref()),
+				request_hash: H256::repeat_byte(i as u8),
 			};
 			let sig = sp_io::crypto::sr25519_sign(KEY, &payer_key, &voucher.signing_payload()).expect("key in keystore");
 			let attribution = (0..s)

@@ -200,6 +200,8 @@ pub mod pallet {
 		InsufficientEscrow,
 		/// Too many receipts expire around the same block; submit it later.
 		PruneQueueFull,
+		/// The voucher is for another chain (its genesis hash is not this chain's).
+		WrongChain,
 	}
 
 	/// A payer's pending escrow withdrawal.
@@ -531,17 +533,23 @@ pub mod pallet {
 		}
 
 		/// Checks one receipt and, if it holds, settles it. Changes nothing on `Err`.
+		/// This chain's genesis block hash (what vouchers name).
+		pub fn genesis_hash() -> T::Hash {
+			frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero())
+		}
+
 		fn settle(worker: &T::AccountId, signed: SignedReceiptOf<T>) -> Result<(), RejectReason> {
 			let r = &signed.receipt;
 			let v = &r.voucher;
 			let request_id = r.request_id();
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(!UsedRequests::<T>::contains_key(request_id), RejectReason::AlreadyUsed);
+			ensure!(v.genesis.as_ref() == Self::genesis_hash().as_ref(), RejectReason::WrongChain);
 			ensure!(v.worker == *worker, RejectReason::WrongWorker);
 			ensure!(now <= v.expires_at, RejectReason::Expired);
 			ensure!(r.fee <= v.max_fee, RejectReason::FeeAboveVoucher);
 			ensure!(
-				r.payer_signature.verify(&v.signing_payload()[..], &v.payer),
+				openledger_primitives::receipt::verify_payer(&r.payer_signature, &v.signing_payload(), &v.payer),
 				RejectReason::BadPayerSignature
 			);
 			let key = T::Workers::signing_key_if_serving(worker, v.model).ok_or(RejectReason::NotServing)?;

@@ -40,7 +40,19 @@ impl Default for Spec {
 }
 
 fn make(spec: Spec, payer_key: Sr25519Keyring, worker_key: &sr25519::Pair) -> SignedR {
-	let voucher = Voucher {
+	make_with(spec, payer_key, worker_key, |_| {}, false)
+}
+
+/// [`make`] with the voucher edited before it is signed, and the payer signing it the way a
+/// wallet signs raw bytes (`<Bytes>…</Bytes>`) when `wrapped`.
+fn make_with(
+	spec: Spec,
+	payer_key: Sr25519Keyring,
+	worker_key: &sr25519::Pair,
+	edit: impl FnOnce(&mut Voucher<AccountId, Balance, u64>),
+	wrapped: bool,
+) -> SignedR {
+	let mut voucher = Voucher {
 		payer: payer(),
 		worker: worker(),
 		model: spec.model,
@@ -48,8 +60,16 @@ fn make(spec: Spec, payer_key: Sr25519Keyring, worker_key: &sr25519::Pair) -> Si
 		max_fee: spec.max_fee,
 		nonce: spec.nonce,
 		expires_at: spec.expires_at,
+		genesis: H256::from_slice(Attribution::genesis_hash().as_ref()),
+		request_hash: openledger_primitives::receipt::completion_request_hash("prompt"),
 	};
-	let payer_signature = MultiSignature::from(payer_key.pair().sign(&voucher.signing_payload()));
+	edit(&mut voucher);
+	let payload = if wrapped {
+		[&b"<Bytes>"[..], &voucher.signing_payload(), &b"</Bytes>"[..]].concat()
+	} else {
+		voucher.signing_payload()
+	};
+	let payer_signature = MultiSignature::from(payer_key.pair().sign(&payload));
 	let receipt = Receipt {
 		voucher,
 		payer_signature,
@@ -155,6 +175,12 @@ fn each_bad_receipt_is_rejected_with_its_reason_and_changes_nothing() {
 			(worker(), good(Spec { nonce: 11, shares: vec![share(2, 1, 0, 10)], ..Default::default() }), RejectReason::BadAttribution),
 			(worker(), good(Spec { nonce: 12, shares: vec![share(0, 1, 8, 10)], ..Default::default() }), RejectReason::BadAttribution),
 			(worker(), good(Spec { nonce: 13, shares: vec![share(0, 2, 0, 10)], ..Default::default() }), RejectReason::BadAttribution),
+			// Signed for another chain (or an earlier launch of this one): worthless here.
+			(
+				worker(),
+				make_with(Spec { nonce: 14, ..Default::default() }, Sr25519Keyring::Alice, &signing_key(), |v| v.genesis = H256::repeat_byte(0xee), false),
+				RejectReason::WrongChain,
+			),
 		];
 		for (from, r, reason) in cases {
 			let id = r.receipt.request_id();
@@ -334,5 +360,33 @@ fn receipt_encoding_is_what_the_worker_signs() {
 		let r = good(Spec::default());
 		let decoded = <SignedR as codec::Decode>::decode(&mut &r.encode()[..]).unwrap();
 		assert_eq!(decoded, r);
+	});
+}
+
+/// A payer may sign the voucher as wallets sign raw bytes (`<Bytes>…</Bytes>`, the polkadot-js
+/// extension's `signRaw`): accepted like a plain signature; any other wrapping is not.
+#[test]
+fn wallet_wrapped_voucher_signatures_are_accepted() {
+	new_test_ext().execute_with(|| {
+		escrow(10_000);
+		let r = make_with(Spec { nonce: 30, ..Default::default() }, Sr25519Keyring::Alice, &signing_key(), |_| {}, true);
+		let id = r.receipt.request_id();
+		submit(worker(), vec![r]);
+		assert!(Receipts::<Test>::get(id).is_some(), "wrapped signature settled");
+		System::reset_events();
+		let bad = make_with(
+			Spec { nonce: 31, ..Default::default() },
+			Sr25519Keyring::Alice,
+			&signing_key(),
+			|v| v.request_hash = H256::repeat_byte(1),
+			false,
+		);
+		// Signed, then the request it names changed: the signature no longer covers it.
+		let mut tampered = bad.clone();
+		tampered.receipt.voucher.request_hash = H256::repeat_byte(2);
+		tampered.worker_signature = signing_key().sign(&tampered.receipt.signing_payload());
+		submit(worker(), vec![tampered]);
+		assert!(rejected(RejectReason::BadPayerSignature));
+		check();
 	});
 }

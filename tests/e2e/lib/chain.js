@@ -1,7 +1,7 @@
 // polkadot-js helpers shared by the tests. No custom type definitions anywhere: the node's
 // metadata is all polkadot-js needs.
 import { ApiPromise, WsProvider, Keyring } from '@polkadot/api';
-import { stringToU8a, u8aConcat } from '@polkadot/util';
+import { stringToU8a, u8aConcat, u8aToHex } from '@polkadot/util';
 import { blake2AsHex, encodeAddress } from '@polkadot/util-crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -89,4 +89,38 @@ export async function datanetWithSnapshot(api, { owner, contributor, name, texts
     return join(store, h.slice(0, 2), h.slice(2, 4), h);
   });
   return { datanet, paths };
+}
+
+// ---- vouchers (primitives/src/receipt.rs) ----------------------------------------------------
+export const VOUCHER_DOMAIN = 'openledger:voucher:v2';
+export const RECEIPT_DOMAIN = 'openledger:receipt:v2';
+
+/** What a voucher names for `/v1/completions` of `prompt`: blake2-256 of SCALE ("completion", prompt). */
+export const completionRequestHash = (api, prompt) =>
+  blake2AsHex(api.createType('(Text, Text)', ['completion', prompt]).toU8a(), 256);
+
+/** What a voucher names for `/v1/chat/completions`: blake2-256 of SCALE ("chat", [(role, content)]). */
+export const chatRequestHash = (api, messages) =>
+  blake2AsHex(api.createType('(Text, Vec<(Text, Text)>)', ['chat', messages.map((m) => [m.role, m.content])]).toU8a(), 256);
+
+/** A domain tag as the runtime encodes it (a SCALE `Vec<u8>`). */
+export const domainTag = (api, tag) => api.createType('Bytes', tag).toU8a();
+
+/**
+ * A voucher of this chain (its genesis hash) signed by `payer` (a keyring pair); `fields` are the
+ * rest (`worker`, `model`, `modelVersion`, `maxFee`, `nonce`, `expiresAt`, `requestHash`).
+ * Returns the voucher, its signature, the worker's `X-OpenLedger-Voucher` header and the request id.
+ */
+export function signVoucher(api, payer, fields) {
+  const voucher = api.createType('OpenledgerPrimitivesReceiptVoucher', {
+    payer: payer.address, genesis: api.genesisHash.toHex(), ...fields,
+  });
+  const payload = u8aConcat(domainTag(api, VOUCHER_DOMAIN), voucher.toU8a());
+  const signature = api.createType('MultiSignature', { Sr25519: payer.sign(payload) });
+  return {
+    voucher,
+    signature,
+    header: { 'x-openledger-voucher': u8aToHex(u8aConcat(voucher.toU8a(), signature.toU8a())) },
+    requestId: blake2AsHex(payload, 256),
+  };
 }
