@@ -211,20 +211,7 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 	let other: Vec<u32> = (1..50).collect();
 	let with_answer: Vec<u32> = [vec![9, 9], ids.clone(), vec![8]].concat();
 	build_index(dir.path(), [(r(0), other.as_slice()), (r(7), with_answer.as_slice())]).unwrap();
-	let state = Arc::new(AppState {
-		engine: plain.state.engine.clone(),
-		tokenizer: plain.state.tokenizer.clone(),
-		adapters: plain.state.adapters.clone(),
-		base_name: "tiny-base".into(),
-		metrics: plain.state.metrics.clone(),
-		created: 1,
-		next_id: Default::default(),
-		chain: None,
-		factory: None,
-		influence: None,
-		spans: Some(Arc::new(SpanIndex::open(dir.path()).unwrap())),
-		admin_token: None,
-	});
+	let state = Arc::new(AppState { spans: Some(Arc::new(SpanIndex::open(dir.path()).unwrap())), ..st_clone(&plain.state) });
 	let app2 = App { _dir: tempfile::tempdir().unwrap(), state };
 	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 12, "temperature": 0}).to_string();
 	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&req)).await;
@@ -301,18 +288,8 @@ async fn hostile_requests_are_refused_with_openai_errors() {
 async fn factory_routes_need_the_admin_token() {
 	let plain = app(EngineConfig::default());
 	let mut st = AppState {
-		engine: plain.state.engine.clone(),
-		tokenizer: plain.state.tokenizer.clone(),
-		adapters: plain.state.adapters.clone(),
-		base_name: "tiny-base".into(),
-		metrics: plain.state.metrics.clone(),
-		created: 1,
-		next_id: Default::default(),
-		chain: None,
-		factory: None,
-		influence: None,
-		spans: None,
 		admin_token: Some(openledger_worker::secrets::AdminToken::new("admin-token-0123456789").unwrap()),
+		..st_clone(&plain.state)
 	};
 	let with = |st: AppState| App { _dir: tempfile::tempdir().unwrap(), state: Arc::new(st) };
 	let job = json!({"name": "x", "snapshots": [{"datanet": 0, "version": 1, "weight": 1.0}], "optim": {"max_steps": 100000000000000000u64}}).to_string();
@@ -341,6 +318,7 @@ async fn factory_routes_need_the_admin_token() {
 	assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// A state sharing `st`'s engine, tokenizer and adapters, with nothing else configured.
 fn st_clone(st: &AppState) -> AppState {
 	AppState {
 		engine: st.engine.clone(),

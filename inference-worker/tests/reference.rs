@@ -8,6 +8,34 @@ use candle_transformers::models::llama as reference;
 use openledger_worker::gen::{write_base_model, BaseSpec};
 use openledger_worker::model::llama::{safetensors_files, KvCache, Llama, Row};
 
+/// A prompt then three decode steps: `theirs(tokens, position)` gives the reference's logits of
+/// the last position; ours runs the same tokens with an unrelated row (other length, other
+/// position) in the same batch. Same logits at every step.
+fn compare_steps(ours: &Llama, mut theirs: impl FnMut(&Tensor, usize) -> Vec<f32>) {
+	let dev = Device::Cpu;
+	let (mut our_cache, mut other_cache) = (KvCache::default(), KvCache::default());
+	let steps: Vec<Vec<u32>> = vec![vec![5, 17, 42, 99, 3, 250, 7], vec![11], vec![12], vec![13]];
+	let mut pos = 0;
+	for (i, tokens) in steps.iter().enumerate() {
+		let x = Tensor::new(tokens.as_slice(), &dev).unwrap().unsqueeze(0).unwrap();
+		let want = theirs(&x, pos);
+		pos += tokens.len();
+		let other = [1u32, 2, 3];
+		let got = ours
+			.forward(&mut [
+				Row { tokens: &other[..if i == 0 { 3 } else { 1 }], cache: &mut other_cache, adapter: None },
+				Row { tokens, cache: &mut our_cache, adapter: None },
+			])
+			.unwrap()
+			.to_vec2::<f32>()
+			.unwrap()
+			.remove(1);
+		assert_eq!(want.len(), got.len());
+		let d = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+		assert!(d < 1e-3, "step {i}: max |Δlogit| = {d}");
+	}
+}
+
 #[test]
 fn logits_match_candle_transformers_llama() {
 	let dir = tempfile::tempdir().unwrap();
@@ -24,32 +52,8 @@ fn logits_match_candle_transformers_llama() {
 	let mut their_cache = reference::Cache::new(true, DType::F32, &cfg, &dev).unwrap();
 
 	let ours = Llama::load_dir(dir.path(), DType::F32, &dev).unwrap();
-	let mut our_cache = KvCache::default();
-	let mut other_cache = KvCache::default();
 
-	let prompt: Vec<u32> = vec![5, 17, 42, 99, 3, 250, 7];
-	let feed = [11u32, 12, 13];
-	let mut steps: Vec<Vec<u32>> = vec![prompt.clone()];
-	steps.extend(feed.iter().map(|t| vec![*t]));
-	let mut pos = 0;
-	for (i, tokens) in steps.iter().enumerate() {
-		let x = Tensor::new(tokens.as_slice(), &dev).unwrap().unsqueeze(0).unwrap();
-		let want: Vec<f32> = theirs.forward(&x, pos, &mut their_cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
-		pos += tokens.len();
-		// Ours, with an unrelated row (other length, other position) in the same batch.
-		let other = [1u32, 2, 3];
-		let got = ours
-			.forward(&mut [
-				Row { tokens: &other[..if i == 0 { 3 } else { 1 }], cache: &mut other_cache, adapter: None },
-				Row { tokens, cache: &mut our_cache, adapter: None },
-			])
-			.unwrap()
-			.to_vec2::<f32>()
-			.unwrap()
-			.remove(1);
-		let d = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-		assert!(d < 1e-3, "step {i}: max |Δlogit| = {d}");
-	}
+	compare_steps(&ours, |x, pos| theirs.forward(x, pos, &mut their_cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap());
 }
 
 /// Qwen2's layout (biases on q/k/v, embeddings tied to the output) against candle-transformers'
@@ -88,25 +92,5 @@ fn logits_match_candle_transformers_qwen2() {
 	let mut theirs = qwen::ModelForCausalLM::new(&their_cfg, vb).unwrap();
 	let ours = Llama::load_dir(dir.path(), DType::F32, &dev).unwrap();
 	assert!(ours.cfg.qkv_bias() && ours.cfg.tie_word_embeddings);
-	let (mut our_cache, mut other_cache) = (KvCache::default(), KvCache::default());
-	let steps: Vec<Vec<u32>> = vec![vec![5, 17, 42, 99, 3, 250, 7], vec![11], vec![12], vec![13]];
-	let mut pos = 0;
-	for (i, tokens) in steps.iter().enumerate() {
-		let x = Tensor::new(tokens.as_slice(), &dev).unwrap().unsqueeze(0).unwrap();
-		let want: Vec<f32> = theirs.forward(&x, pos).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-		pos += tokens.len();
-		let other = [1u32, 2, 3];
-		let got = ours
-			.forward(&mut [
-				Row { tokens: &other[..if i == 0 { 3 } else { 1 }], cache: &mut other_cache, adapter: None },
-				Row { tokens, cache: &mut our_cache, adapter: None },
-			])
-			.unwrap()
-			.to_vec2::<f32>()
-			.unwrap()
-			.remove(1);
-		assert_eq!(want.len(), got.len());
-		let d = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-		assert!(d < 1e-3, "step {i}: max |Δlogit| = {d}");
-	}
+	compare_steps(&ours, |x, pos| theirs.forward(x, pos).unwrap().flatten_all().unwrap().to_vec1().unwrap());
 }
