@@ -21,6 +21,16 @@ fn funded<T: Config>(who: &T::AccountId) {
 	let _ = T::Currency::set_balance(who, BalanceOf::<T>::max_value() / 1_000u32.into());
 }
 
+/// A bonded account other than the fixture's worker (a worker may not challenge its own
+/// receipts), funded for the challenge bond.
+fn bonded_challenger<T: Config>() -> T::AccountId {
+	let challenger: T::AccountId = account("challenger", 0, 0);
+	funded::<T>(&challenger);
+	let key = sp_io::crypto::sr25519_generate(KEY, None);
+	T::BenchmarkHelper::setup(&challenger, key.0, 1);
+	challenger
+}
+
 struct Fixture<T: Config> {
 	worker: T::AccountId,
 	payer: T::AccountId,
@@ -139,9 +149,9 @@ mod benchmarks {
 		let f = fixture::<T>(1, 1);
 		let id = f.receipts[0].receipt.request_id();
 		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
-		// The worker itself is bonded: it challenges (any bonded account may).
+		let challenger = bonded_challenger::<T>();
 		#[extrinsic_call]
-		_(RawOrigin::Signed(f.worker), id);
+		_(RawOrigin::Signed(challenger), id);
 		assert!(Receipts::<T>::get(id).and_then(|r| r.challenger).is_some());
 	}
 
@@ -154,9 +164,9 @@ mod benchmarks {
 		T::BenchmarkHelper::add_delegators(&f.worker, d);
 		let id = f.receipts[0].receipt.request_id();
 		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
-		Pallet::<T>::challenge(RawOrigin::Signed(f.worker).into(), id).unwrap();
+		Pallet::<T>::challenge(RawOrigin::Signed(bonded_challenger::<T>()).into(), id).unwrap();
 		#[extrinsic_call]
-		_(origin as T::RuntimeOrigin, id, true);
+		_(origin as T::RuntimeOrigin, id, Verdict::False);
 		Ok(())
 	}
 

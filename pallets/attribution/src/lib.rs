@@ -28,15 +28,17 @@
 //! `try_state` checks that the pot holds every accrued, unclaimed reward.
 //!
 //! Used request ids and receipt records are pruned once the voucher has expired and the
-//! challenge window has passed, at most [`Config::MaxPrunePerBlock`] per block.
+//! challenge window has passed, at most [`Config::MaxPrunePerBlock`] per block; a receipt whose
+//! challenge is still open is kept until the challenge is resolved.
 //!
 //! ## Challenges
-//! Within [`Config::ChallengeWindow`] blocks of settlement any bonded account may
-//! [`Pallet::challenge`] a receipt, holding [`Config::ChallengeBond`]. [`Config::ResolveOrigin`]
-//! resolves it: a false receipt slashes the worker (and pro rata its delegators) by
-//! [`Config::SlashFraction`], reverses the receipt's rewards not yet claimed and refunds them to
-//! the payer, returns the challenger's bond and pays it [`Config::ChallengerReward`] from the
-//! treasury; an unfounded challenge forfeits the bond to the treasury.
+//! Within [`Config::ChallengeWindow`] blocks of settlement any bonded account but the receipt's
+//! worker may [`Pallet::challenge`] it, holding [`Config::ChallengeBond`]. [`Config::ResolveOrigin`]
+//! judges it, once ([`Verdict`]): a false receipt slashes the worker (and pro rata its
+//! delegators) by [`Config::SlashFraction`], reverses the receipt's rewards not yet claimed and
+//! refunds them to the payer, returns the challenger's bond and pays it
+//! [`Config::ChallengerReward`] from the treasury; a valid one forfeits the bond to the
+//! treasury. A judged receipt cannot be challenged again.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -204,6 +206,16 @@ pub mod pallet {
 		WrongChain,
 	}
 
+	/// The judgement of a challenged receipt.
+	#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub enum Verdict {
+		/// The receipt is right: the challenger's bond goes to the treasury.
+		Valid,
+		/// The receipt is false: the worker is slashed, the receipt's unclaimed payouts go back
+		/// to the payer, the challenger gets the bond back and a reward.
+		False,
+	}
+
 	/// A payer's pending escrow withdrawal.
 	#[derive(Clone, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
 	pub struct Withdrawal<Balance, BlockNumber> {
@@ -233,6 +245,8 @@ pub mod pallet {
 		pub settled_at: BlockNumberFor<T>,
 		/// The open challenge, if any.
 		pub challenger: Option<T::AccountId>,
+		/// The verdict, once judged: a receipt is judged once.
+		pub verdict: Option<Verdict>,
 	}
 
 	/// Usage and revenue of a model.
@@ -339,6 +353,10 @@ pub mod pallet {
 		NotChallenged,
 		/// Only accounts with bonded stake may challenge.
 		NotBonded,
+		/// The receipt was judged already.
+		AlreadyJudged,
+		/// A worker cannot challenge its own receipt.
+		OwnReceipt,
 		/// Zero amount.
 		ZeroAmount,
 	}
@@ -349,13 +367,13 @@ pub mod pallet {
 			let ids = PruneQueue::<T>::take(n);
 			let count = ids.len() as u32;
 			for id in ids {
-				UsedRequests::<T>::remove(id);
-				if let Some(r) = Receipts::<T>::take(id) {
-					// A challenge still open at pruning time is returned to the challenger.
-					if let Some(c) = r.challenger {
-						let _ = T::Currency::release(&HoldReason::ChallengeBond.into(), &c, T::ChallengeBond::get(), Precision::BestEffort);
-					}
+				// A receipt whose challenge is still open stays (and its bond stays held) until the
+				// challenge is resolved; `resolve_challenge` removes it then.
+				if Receipts::<T>::get(id).is_some_and(|r| r.challenger.is_some()) {
+					continue;
 				}
+				UsedRequests::<T>::remove(id);
+				Receipts::<T>::remove(id);
 			}
 			<T as Config>::WeightInfo::on_initialize(count)
 		}
@@ -456,6 +474,8 @@ pub mod pallet {
 			ensure!(T::Workers::is_bonded(&challenger), Error::<T>::NotBonded);
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
 			ensure!(r.challenger.is_none(), Error::<T>::AlreadyChallenged);
+			ensure!(r.verdict.is_none(), Error::<T>::AlreadyJudged);
+			ensure!(r.worker != challenger, Error::<T>::OwnReceipt);
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(now <= r.settled_at.saturating_add(T::ChallengeWindow::get()), Error::<T>::WindowClosed);
 			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, T::ChallengeBond::get())?;
@@ -465,20 +485,21 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Resolves a challenge: `false_receipt = true` upholds it.
+		/// Judges a challenged receipt, once: [`Verdict::False`] upholds the challenge,
+		/// [`Verdict::Valid`] rejects it.
 		///
 		/// ## Complexity
 		/// Upholding a challenge slashes every delegation of the worker: charged for
 		/// `max_delegators`, refunded down to the delegations actually slashed.
 		#[pallet::call_index(6)]
 		#[pallet::weight(<T as Config>::WeightInfo::resolve_challenge(T::Workers::max_delegators()))]
-		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, false_receipt: bool) -> DispatchResultWithPostInfo {
+		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, verdict: Verdict) -> DispatchResultWithPostInfo {
 			T::ResolveOrigin::ensure_origin(origin)?;
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
 			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
 			let bond = T::ChallengeBond::get();
 			let mut delegators = 0;
-			if false_receipt {
+			if verdict == Verdict::False {
 				delegators = T::Workers::slash(&r.worker, T::SlashFraction::get())?;
 				let mut refunded: BalanceOf<T> = Zero::zero();
 				for (who, amount) in r.payouts.iter() {
@@ -516,7 +537,15 @@ pub mod pallet {
 				)?;
 				Self::deposit_event(Event::ChallengeRejected { request_id, challenger });
 			}
-			Receipts::<T>::insert(request_id, r);
+			r.verdict = Some(verdict);
+			// Past its pruning block (the challenge kept it): removed now.
+			let now = frame_system::Pallet::<T>::block_number();
+			if UsedRequests::<T>::get(request_id).is_none_or(|prune_at| prune_at <= now) {
+				Receipts::<T>::remove(request_id);
+				UsedRequests::<T>::remove(request_id);
+			} else {
+				Receipts::<T>::insert(request_id, r);
+			}
 			Ok(Some(<T as Config>::WeightInfo::resolve_challenge(delegators)).into())
 		}
 	}
@@ -532,11 +561,12 @@ pub mod pallet {
 			T::Currency::balance_on_hold(&HoldReason::Escrow.into(), payer)
 		}
 
-		/// Checks one receipt and, if it holds, settles it. Changes nothing on `Err`.
 		/// This chain's genesis block hash (what vouchers name).
 		pub fn genesis_hash() -> T::Hash {
 			frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero())
 		}
+
+		/// Checks one receipt and, if it holds, settles it. Changes nothing on `Err`.
 
 		fn settle(worker: &T::AccountId, signed: SignedReceiptOf<T>) -> Result<(), RejectReason> {
 			let r = &signed.receipt;
@@ -648,6 +678,7 @@ pub mod pallet {
 					worker_payout: p.worker,
 					settled_at: now,
 					challenger: None,
+					verdict: None,
 				},
 			);
 			Self::deposit_event(Event::ReceiptSettled { request_id, worker: worker.clone(), payer, model, fee });

@@ -256,9 +256,9 @@ fn an_upheld_challenge_slashes_refunds_unclaimed_and_pays_the_challenger() {
 		assert_noop!(Attribution::challenge(signed(challenger()), H256::zero()), Error::UnknownReceipt);
 		assert_ok!(Attribution::challenge(signed(challenger()), id));
 		assert_noop!(Attribution::challenge(signed(challenger()), id), Error::AlreadyChallenged);
-		assert_noop!(Attribution::resolve_challenge(signed(payer()), id, true), DispatchError::BadOrigin);
+		assert_noop!(Attribution::resolve_challenge(signed(payer()), id, Verdict::False), DispatchError::BadOrigin);
 		let (p0, c0, t0) = (Balances::balance(&payer()), Balances::balance(&challenger()), Balances::balance(&treasury()));
-		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, true));
+		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False));
 		System::assert_last_event(RuntimeEvent::Attribution(Event::ChallengeUpheld { request_id: id, worker: worker(), refunded: 1_000 - 180 }));
 		assert_eq!(SLASHES.with(|s| s.borrow().clone()), vec![(worker(), Perbill::from_percent(10))]);
 		assert_eq!(Balances::balance(&payer()), p0 + 820);
@@ -266,7 +266,56 @@ fn an_upheld_challenge_slashes_refunds_unclaimed_and_pays_the_challenger() {
 		assert_eq!(Balances::balance(&treasury()), t0 - CHALLENGER_REWARD);
 		assert_eq!(Rewards::<Test>::get(owner()), 0);
 		assert_eq!(WorkerRewards::<Test>::get(worker()), 0);
-		assert_noop!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, true), Error::NotChallenged);
+		assert_noop!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False), Error::NotChallenged);
+		// Judged once: a second challenge of the same receipt (which would slash, refund and
+		// reward again) is refused, by anyone.
+		assert_noop!(Attribution::challenge(signed(challenger()), id), Error::AlreadyJudged);
+		assert_eq!(SLASHES.with(|s| s.borrow().len()), 1);
+		check();
+	});
+}
+
+/// The worker cannot take the one challenge slot of its own receipt.
+#[test]
+fn a_worker_cannot_challenge_its_own_receipt() {
+	new_test_ext().execute_with(|| {
+		escrow(10_000);
+		let r = good(Spec::default());
+		let id = r.receipt.request_id();
+		submit(worker(), vec![r]);
+		assert!(<Test as Config>::Workers::is_bonded(&worker()));
+		assert_noop!(Attribution::challenge(signed(worker()), id), Error::OwnReceipt);
+		assert_ok!(Attribution::challenge(signed(challenger()), id));
+		check();
+	});
+}
+
+/// A challenge filed in the last block of the window is not pruned away before it is
+/// resolved: the receipt and the bond stay, the verdict applies, then the record goes.
+#[test]
+fn a_challenge_in_the_last_block_of_the_window_survives_pruning() {
+	use frame_support::traits::fungible::InspectHold;
+	new_test_ext().execute_with(|| {
+		escrow(10_000);
+		let r = good(Spec { expires_at: 2, ..Default::default() });
+		let id = r.receipt.request_id();
+		submit(worker(), vec![r]);
+		let prune_at = UsedRequests::<Test>::get(id).unwrap();
+		assert_eq!(prune_at, 1 + WINDOW + 1);
+		System::set_block_number(1 + WINDOW);
+		assert_ok!(Attribution::challenge(signed(challenger()), id));
+		let held = Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger());
+		assert_eq!(held, CHALLENGE_BOND);
+		for n in prune_at..prune_at + 3 {
+			System::set_block_number(n);
+			Attribution::on_initialize(n);
+		}
+		assert!(Receipts::<Test>::get(id).is_some(), "kept while challenged");
+		assert_eq!(Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger()), CHALLENGE_BOND, "bond still held");
+		let p0 = Balances::balance(&payer());
+		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False));
+		assert!(Balances::balance(&payer()) > p0, "the verdict applied: the payer was refunded");
+		assert!(Receipts::<Test>::get(id).is_none() && UsedRequests::<Test>::get(id).is_none(), "past its pruning block: removed");
 		check();
 	});
 }
@@ -280,12 +329,16 @@ fn an_unfounded_challenge_forfeits_the_bond_and_the_window_closes() {
 		submit(worker(), vec![r]);
 		assert_ok!(Attribution::challenge(signed(challenger()), id));
 		let (c0, t0) = (Balances::total_balance(&challenger()), Balances::balance(&treasury()));
-		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, false));
+		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::Valid));
 		assert_eq!(Balances::total_balance(&challenger()), c0 - CHALLENGE_BOND);
 		assert_eq!(Balances::balance(&treasury()), t0 + CHALLENGE_BOND);
 		assert_eq!(Rewards::<Test>::get(owner()), 400, "rewards stand");
+		assert_noop!(Attribution::challenge(signed(challenger()), id), Error::AlreadyJudged);
+		let other = good(Spec { nonce: 2, ..Default::default() });
+		let other_id = other.receipt.request_id();
+		submit(worker(), vec![other]);
 		System::set_block_number(1 + WINDOW + 1);
-		assert_noop!(Attribution::challenge(signed(challenger()), id), Error::WindowClosed);
+		assert_noop!(Attribution::challenge(signed(challenger()), other_id), Error::WindowClosed);
 		check();
 	});
 }
@@ -342,7 +395,7 @@ fn conservation_over_random_sequences() {
 					},
 					_ => {
 						if let Some(id) = ids.get((next() as usize) % ids.len().max(1)) {
-							let _ = Attribution::resolve_challenge(RuntimeOrigin::root(), *id, next() % 2 == 0);
+							let _ = Attribution::resolve_challenge(RuntimeOrigin::root(), *id, if next() % 2 == 0 { Verdict::False } else { Verdict::Valid });
 						}
 					},
 				}
