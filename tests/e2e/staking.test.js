@@ -56,8 +56,18 @@ test('Charlie bonds a worker with a separate signing key, serving the adapter', 
 });
 
 test('Bob delegates, then unbonds; the stake is released only after the period', async () => {
-  // A short period for the test, set by governance (sudo on the dev chain).
-  assert.equal((await send(api, api.tx.sudo.sudo(api.tx.openStaking.setUnbondingPeriod(3)), alice)).error, null);
+  // Governance (sudo on the dev chain) cannot make stake unbond faster than a receipt it backs
+  // can be challenged: the dispatch inside sudo fails, and Sudid says so.
+  const sudoResult = (r) => findEvent(r.events, 'sudo', 'Sudid').data.sudoResult;
+  const tooShort = await send(api, api.tx.sudo.sudo(api.tx.openStaking.setUnbondingPeriod(3)), alice);
+  assert.equal(tooShort.error, null);
+  const refused = sudoResult(tooShort);
+  assert.ok(refused.isErr && api.registry.findMetaError(refused.asErr.asModule).name === 'UnbondingTooShort', refused.toString());
+  // The shortest allowed period (the challenge window) for the rest of the test.
+  const minPeriod = api.consts.openStaking.minUnbondingPeriod.toNumber();
+  assert.equal(minPeriod, api.consts.attribution.challengeWindow.toNumber());
+  const set = await send(api, api.tx.sudo.sudo(api.tx.openStaking.setUnbondingPeriod(minPeriod)), alice);
+  assert.ok(sudoResult(set).isOk, sudoResult(set).toString());
   const amount = 100n * OPEN;
   const held0 = await held(bob.address);
   assert.equal((await send(api, api.tx.openStaking.delegate(charlie.address, amount), bob)).error, null);
@@ -69,8 +79,9 @@ test('Bob delegates, then unbonds; the stake is released only after the period',
   const unlockAt = findEvent(r.events, 'openStaking', 'Unbonding').data.unlockAt.toNumber();
   assert.equal(await held(bob.address), held0 + amount, 'unbonding stake stays held');
   assert.equal((await send(api, api.tx.openStaking.withdrawUnbonded(), bob)).error, 'openStaking.NothingToWithdraw');
-  // Seal empty blocks until the chunk matures.
-  while ((await block()) < unlockAt) await rpc(node.rpcPort, 'engine_createBlock', [true, true, null]);
+  // Seal empty blocks until the chunk matures (a challenge window of them: ~2 ms each).
+  for (let n = await block(); n < unlockAt; n++) await rpc(node.rpcPort, 'engine_createBlock', [true, true, null]);
+  assert.ok((await block()) >= unlockAt);
   const free0 = await free(api, bob.address);
   const w = await send(api, api.tx.openStaking.withdrawUnbonded(), bob);
   assert.equal(w.error, null);

@@ -155,6 +155,13 @@ pub mod pallet {
 		/// Most request ids pruned in one block (and so settled per expiry block).
 		#[pallet::constant]
 		type MaxPrunePerBlock: Get<u32>;
+		/// A voucher may expire at most this many blocks after its receipt settles: its request
+		/// id and record are kept until then, so this bounds how long they stay in storage.
+		#[pallet::constant]
+		type MaxVoucherLifetime: Get<BlockNumberFor<Self>>;
+		/// The least fee a receipt may charge (each settled receipt takes storage until pruned).
+		#[pallet::constant]
+		type MinFee: Get<BalanceOf<Self>>;
 		/// Weight information for extrinsics in this pallet.
 		type WeightInfo: WeightInfo;
 		/// Sets up models, snapshots and workers for the benchmarks.
@@ -204,6 +211,10 @@ pub mod pallet {
 		PruneQueueFull,
 		/// The voucher is for another chain (its genesis hash is not this chain's).
 		WrongChain,
+		/// The voucher expires further ahead than [`Config::MaxVoucherLifetime`].
+		ExpiryTooFar,
+		/// The fee is below [`Config::MinFee`].
+		FeeTooLow,
 	}
 
 	/// The judgement of a challenged receipt.
@@ -577,7 +588,9 @@ pub mod pallet {
 			ensure!(v.genesis.as_ref() == Self::genesis_hash().as_ref(), RejectReason::WrongChain);
 			ensure!(v.worker == *worker, RejectReason::WrongWorker);
 			ensure!(now <= v.expires_at, RejectReason::Expired);
+			ensure!(v.expires_at <= now.saturating_add(T::MaxVoucherLifetime::get()), RejectReason::ExpiryTooFar);
 			ensure!(r.fee <= v.max_fee, RejectReason::FeeAboveVoucher);
+			ensure!(r.fee >= T::MinFee::get(), RejectReason::FeeTooLow);
 			ensure!(
 				openledger_primitives::receipt::verify_payer(&r.payer_signature, &v.signing_payload(), &v.payer),
 				RejectReason::BadPayerSignature
@@ -638,13 +651,20 @@ pub mod pallet {
 			};
 			accrue(&terms.owner, p.owner);
 			accrue(&T::Treasury::get(), p.treasury);
+			// Zero amounts write nothing (no storage entry for an earning of nothing).
 			for ((who, amount), s) in p.contributors.iter().zip(r.attribution.iter()) {
+				if amount.is_zero() {
+					continue;
+				}
 				accrue(who, *amount);
 				ContributionEarnings::<T>::mutate(s.contribution, |e| *e = e.saturating_add(*amount));
 				DatanetEarnings::<T>::mutate(s.contribution.datanet, |e| *e = e.saturating_add(*amount));
 			}
 			let lineage_datanets = terms.lineage.iter().filter(|(d, _, _)| T::Contributions::datanet_owner(*d).is_some());
 			for ((who, amount), (d, _, _)) in p.datanet_owners.iter().zip(lineage_datanets) {
+				if amount.is_zero() {
+					continue;
+				}
 				accrue(who, *amount);
 				DatanetEarnings::<T>::mutate(d, |e| *e = e.saturating_add(*amount));
 			}

@@ -159,6 +159,8 @@ impl pallet_attribution::Config for Test {
 	type ResolveOrigin = EnsureRoot<AccountId>;
 	type MaxReceiptsPerBatch = ConstU32<16>;
 	type MaxPrunePerBlock = ConstU32<4>;
+	type MaxVoucherLifetime = frame_support::traits::ConstU64<1_000>;
+	type MinFee = frame_support::traits::ConstU64<10>;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = MockBenchmarkHelper;

@@ -175,6 +175,10 @@ fn each_bad_receipt_is_rejected_with_its_reason_and_changes_nothing() {
 			(worker(), good(Spec { nonce: 11, shares: vec![share(2, 1, 0, 10)], ..Default::default() }), RejectReason::BadAttribution),
 			(worker(), good(Spec { nonce: 12, shares: vec![share(0, 1, 8, 10)], ..Default::default() }), RejectReason::BadAttribution),
 			(worker(), good(Spec { nonce: 13, shares: vec![share(0, 2, 0, 10)], ..Default::default() }), RejectReason::BadAttribution),
+			// Expiring further ahead than MaxVoucherLifetime (1000) would keep its id for long.
+			(worker(), good(Spec { nonce: 15, expires_at: 1 + 1_000 + 1, ..Default::default() }), RejectReason::ExpiryTooFar),
+			// Below MinFee (10): storage for nothing.
+			(worker(), good(Spec { nonce: 16, fee: 9, ..Default::default() }), RejectReason::FeeTooLow),
 			// Signed for another chain (or an earlier launch of this one): worthless here.
 			(
 				worker(),
@@ -440,6 +444,23 @@ fn wallet_wrapped_voucher_signatures_are_accepted() {
 		tampered.worker_signature = signing_key().sign(&tampered.receipt.signing_payload());
 		submit(worker(), vec![tampered]);
 		assert!(rejected(RejectReason::BadPayerSignature));
+		check();
+	});
+}
+
+/// A receipt whose data share rounds to nothing for a contributor writes no earnings entry for
+/// it (no storage for an earning of nothing).
+#[test]
+fn zero_earnings_are_not_written() {
+	new_test_ext().execute_with(|| {
+		escrow(10_000);
+		// Fee 10 with a 30 % data share: 3 for data; a 1 % share of it rounds to 0.
+		let r = good(Spec { nonce: 40, fee: 10, shares: vec![share(0, 1, 0, 99), share(0, 1, 3, 1)], ..Default::default() });
+		submit(worker(), vec![r]);
+		let tiny = openledger_primitives::receipt::ContributionRef { datanet: 0, version: 1, index: 3 };
+		assert!(!ContributionEarnings::<Test>::contains_key(tiny), "nothing earned, nothing written");
+		let big = openledger_primitives::receipt::ContributionRef { datanet: 0, version: 1, index: 0 };
+		assert!(ContributionEarnings::<Test>::contains_key(big));
 		check();
 	});
 }

@@ -149,7 +149,7 @@ mod benchmarks {
 	fn set_unbonding_period() -> Result<(), BenchmarkError> {
 		let origin = T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
 		#[extrinsic_call]
-		_(origin as T::RuntimeOrigin, 100u32.into());
+		_(origin as T::RuntimeOrigin, T::MinUnbondingPeriod::get());
 		Ok(())
 	}
 

@@ -93,6 +93,10 @@ pub mod pallet {
 		/// Blocks unbonding stake stays held, until governance sets [`UnbondingPeriod`].
 		#[pallet::constant]
 		type DefaultUnbondingPeriod: Get<BlockNumberFor<Self>>;
+		/// The shortest unbonding period governance may set: stake must stay slashable for as
+		/// long as a receipt it backs can be challenged (the attribution challenge window).
+		#[pallet::constant]
+		type MinUnbondingPeriod: Get<BlockNumberFor<Self>>;
 		/// May slash workers directly (the attribution pallet slashes through
 		/// [`Pallet::do_slash`]) and set the unbonding period.
 		type GovernanceOrigin: EnsureOrigin<Self::RuntimeOrigin>;
@@ -135,6 +139,11 @@ pub mod pallet {
 	/// Workers by stash account.
 	#[pallet::storage]
 	pub type Workers<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, WorkerInfo<T>>;
+
+	/// Accounts ever slashed as workers, with the block: never workers again, even after their
+	/// record is gone (unbonded and withdrawn).
+	#[pallet::storage]
+	pub type SlashedWorkers<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BlockNumberFor<T>>;
 
 	/// Worker by signing key (a key belongs to one worker).
 	#[pallet::storage]
@@ -210,12 +219,18 @@ pub mod pallet {
 		NothingToWithdraw,
 		/// A slashed worker cannot do this.
 		WorkerSlashed,
+		/// Shorter than [`Config::MinUnbondingPeriod`].
+		UnbondingTooShort,
 	}
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn integrity_test() {
 			assert!(!T::MinWorkerBond::get().is_zero(), "MinWorkerBond must be positive");
+			assert!(
+				T::DefaultUnbondingPeriod::get() >= T::MinUnbondingPeriod::get(),
+				"DefaultUnbondingPeriod must be at least MinUnbondingPeriod"
+			);
 			assert!(T::MaxUnbondingChunks::get() > 0, "MaxUnbondingChunks must be positive");
 		}
 
@@ -239,6 +254,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			ensure!(!Workers::<T>::contains_key(&who), Error::<T>::AlreadyWorker);
+			ensure!(!SlashedWorkers::<T>::contains_key(&who), Error::<T>::WorkerSlashed);
 			ensure!(amount >= T::MinWorkerBond::get(), Error::<T>::BondTooLow);
 			ensure!(!SigningKeys::<T>::contains_key(signing_key), Error::<T>::SigningKeyInUse);
 			let endpoint = endpoint.try_into().map_err(|_| Error::<T>::TooLong)?;
@@ -471,6 +487,7 @@ pub mod pallet {
 		#[pallet::call_index(9)]
 		pub fn set_unbonding_period(origin: OriginFor<T>, blocks: BlockNumberFor<T>) -> DispatchResult {
 			T::GovernanceOrigin::ensure_origin(origin)?;
+			ensure!(blocks >= T::MinUnbondingPeriod::get(), Error::<T>::UnbondingTooShort);
 			UnbondingPeriod::<T>::put(blocks);
 			Self::deposit_event(Event::UnbondingPeriodSet { blocks });
 			Ok(())
@@ -562,6 +579,7 @@ pub mod pallet {
 				}
 			}
 			w.status = WorkerStatus::Slashed;
+			SlashedWorkers::<T>::insert(worker, frame_system::Pallet::<T>::block_number());
 			let n = w.delegators;
 			Workers::<T>::insert(worker, w);
 			Self::deposit_event(Event::Slashed { worker: worker.clone(), fraction, amount: total });
@@ -571,8 +589,15 @@ pub mod pallet {
 		/// Pays `amount` from `from` as a reward for `worker`'s service: the worker's commission
 		/// first, the rest pro rata to the worker's self-bond and each delegation; rounding dust
 		/// goes to the worker. Returns the number of delegators paid.
+		///
+		/// A worker whose record is gone (unbonded and withdrawn, so no stake and no delegators
+		/// left to share with) is paid the whole amount: rewards it earned stay claimable.
 		pub fn pay_reward(from: &T::AccountId, worker: &T::AccountId, amount: BalanceOf<T>) -> Result<u32, DispatchError> {
-			let w = Workers::<T>::get(worker).ok_or(Error::<T>::UnknownWorker)?;
+			let Some(w) = Workers::<T>::get(worker) else {
+				T::Currency::transfer(from, worker, amount, Preservation::Preserve)?;
+				Self::deposit_event(Event::RewardPaid { worker: worker.clone(), total: amount, commission: amount, shared: Zero::zero() });
+				return Ok(0);
+			};
 			let commission = w.commission.mul_floor(amount);
 			let shared = amount - commission;
 			let total_stake = w.self_bond.saturating_add(w.delegated);

@@ -57,6 +57,7 @@ impl pallet_open_staking::Config for Test {
 	type MinWorkerBond = frame_support::traits::ConstU64<MIN_BOND>;
 	type MinDelegation = frame_support::traits::ConstU64<MIN_DELEGATION>;
 	type DefaultUnbondingPeriod = frame_support::traits::ConstU64<UNBONDING>;
+	type MinUnbondingPeriod = frame_support::traits::ConstU64<3>;
 	type GovernanceOrigin = EnsureRoot<AccountId>;
 	type SlashDestination = Treasury;
 	type MaxEndpointLen = ConstU32<64>;

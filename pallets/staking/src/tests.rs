@@ -216,7 +216,6 @@ fn rewards_pay_commission_then_share_pro_rata() {
 		assert_eq!(before(W) - w0, 550);
 		assert_eq!(p0 - before(PAYER), 1_000);
 		System::assert_last_event(RuntimeEvent::Staking(Event::RewardPaid { worker: W, total: 1_000, commission: 100, shared: 900 }));
-		assert_noop!(Staking::pay_reward(&PAYER, &D1, 10), Error::UnknownWorker);
 		check();
 	});
 }
@@ -237,6 +236,8 @@ fn governance_sets_the_unbonding_period_for_new_chunks() {
 		bond(W, 5_000, 1);
 		assert_ok!(Staking::unbond(signed(W), 100));
 		assert_noop!(Staking::set_unbonding_period(signed(W), 3), DispatchError::BadOrigin);
+		// Never shorter than the challenge window (MinUnbondingPeriod, 3 here).
+		assert_noop!(Staking::set_unbonding_period(RuntimeOrigin::root(), 2), Error::UnbondingTooShort);
 		assert_ok!(Staking::set_unbonding_period(RuntimeOrigin::root(), 3));
 		System::assert_last_event(RuntimeEvent::Staking(Event::UnbondingPeriodSet { blocks: 3 }));
 		assert_ok!(Staking::unbond(signed(W), 200));
@@ -246,6 +247,41 @@ fn governance_sets_the_unbonding_period_for_new_chunks() {
 		let free0 = Balances::balance(&W);
 		assert_ok!(Staking::withdraw_unbonded(signed(W)));
 		assert_eq!(Balances::balance(&W), free0 + 200, "only the matured chunk");
+		check();
+	});
+}
+
+/// A slashed worker cannot come back: unbonded, withdrawn, its record gone, it still cannot
+/// bond again.
+#[test]
+fn a_slashed_worker_is_never_a_worker_again() {
+	new_test_ext().execute_with(|| {
+		bond(W, 2_000, 1);
+		assert_ok!(Staking::slash(RuntimeOrigin::root(), W, Perbill::from_percent(10)));
+		assert_ok!(Staking::unbond(signed(W), 1_800));
+		run_to(1 + UNBONDING);
+		assert_ok!(Staking::withdraw_unbonded(signed(W)));
+		assert!(Workers::<Test>::get(W).is_none(), "the record is gone");
+		assert_noop!(
+			Staking::bond_worker(signed(W), 2_000, key(2), b"http://x".to_vec(), vec![1], Perbill::zero()),
+			Error::WorkerSlashed
+		);
+		check();
+	});
+}
+
+/// Rewards a worker earned stay claimable after its record is gone: paid to it whole.
+#[test]
+fn rewards_of_a_worker_whose_record_is_gone_are_paid_to_it() {
+	new_test_ext().execute_with(|| {
+		bond(W, 2_000, 1);
+		assert_ok!(Staking::unbond(signed(W), 2_000));
+		run_to(1 + UNBONDING);
+		assert_ok!(Staking::withdraw_unbonded(signed(W)));
+		assert!(Workers::<Test>::get(W).is_none());
+		let (w0, p0) = (Balances::balance(&W), Balances::balance(&PAYER));
+		assert_eq!(Staking::pay_reward(&PAYER, &W, 70), Ok(0));
+		assert_eq!((Balances::balance(&W) - w0, p0 - Balances::balance(&PAYER)), (70, 70));
 		check();
 	});
 }

@@ -27,6 +27,11 @@ parameter_types! {
 	pub const ChallengerReward: Balance = 50 * OPEN;
 	/// A false receipt costs the worker and its delegators 10 % of their stake.
 	pub const ReceiptSlash: Perbill = Perbill::from_percent(10);
+	/// Vouchers expire within 7 days of settlement (what a worker takes, too): used request ids
+	/// are pruned by then.
+	pub const MaxVoucherLifetime: BlockNumber = 7 * DAYS;
+	/// The least fee of a receipt: 0.00001 OPEN.
+	pub const MinReceiptFee: Balance = OPEN / 100_000;
 }
 
 /// Model terms from the model registry.
@@ -100,6 +105,8 @@ impl pallet_attribution::Config for Runtime {
 	type ResolveOrigin = EnsureRoot<AccountId>;
 	type MaxReceiptsPerBatch = ConstU32<256>;
 	type MaxPrunePerBlock = ConstU32<2048>;
+	type MaxVoucherLifetime = MaxVoucherLifetime;
+	type MinFee = MinReceiptFee;
 	type WeightInfo = pallet_attribution::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = BenchmarkHelper;

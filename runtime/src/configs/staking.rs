@@ -22,6 +22,8 @@ impl pallet_open_staking::Config for Runtime {
 	type MinWorkerBond = MinWorkerBond;
 	type MinDelegation = MinDelegation;
 	type DefaultUnbondingPeriod = DefaultUnbondingPeriod;
+	/// Stake stays slashable for at least a challenge window.
+	type MinUnbondingPeriod = super::attribution::ChallengeWindow;
 	/// Root (sudo on the dev and test networks) until on-chain governance exists.
 	type GovernanceOrigin = EnsureRoot<crate::AccountId>;
 	type SlashDestination = TreasuryAccount;
