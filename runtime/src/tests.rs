@@ -450,3 +450,39 @@ fn off_chain_register_adapter_and_update_worker_calls_match_the_runtime() {
 	});
 	assert_eq!(ours, call.encode());
 }
+
+/// Fees follow demand: a full block raises the next block's fee multiplier (and so every fee),
+/// an empty one lowers it slowly, never below a tenth of the base fee.
+#[test]
+fn fees_rise_in_full_blocks_and_fall_in_empty_ones() {
+	use frame_support::{dispatch::DispatchClass, traits::Hooks, weights::Weight};
+	use sp_runtime::{traits::One, FixedPointNumber};
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let start = pallet_transaction_payment::NextFeeMultiplier::<Runtime>::get();
+		assert_eq!(start, pallet_transaction_payment::Multiplier::one(), "1 at genesis");
+		let call = RuntimeCall::System(frame_system::Call::remark { remark: b"x".to_vec() });
+		let info = signed_xt(Sr25519Keyring::Alice, call.clone(), 0).get_dispatch_info();
+		let fee_before = TransactionPayment::compute_fee(100, &info, 0);
+		// Ten blocks filled to their normal capacity.
+		let normal = <Runtime as frame_system::Config>::BlockWeights::get()
+			.get(DispatchClass::Normal)
+			.max_total
+			.unwrap_or(Weight::MAX);
+		for n in 1..=10u32 {
+			frame_system::BlockWeight::<Runtime>::mutate(|w| w.set(normal, DispatchClass::Normal));
+			TransactionPayment::on_finalize(n);
+		}
+		let full = pallet_transaction_payment::NextFeeMultiplier::<Runtime>::get();
+		assert!(full > start, "full blocks raise the multiplier: {full:?}");
+		assert!(TransactionPayment::compute_fee(100, &info, 0) > fee_before, "and the fee of the same call");
+		// Empty blocks bring it down again, but never below a tenth.
+		for n in 11..=10_000u32 {
+			frame_system::BlockWeight::<Runtime>::kill();
+			TransactionPayment::on_finalize(n);
+		}
+		let empty = pallet_transaction_payment::NextFeeMultiplier::<Runtime>::get();
+		assert!(empty < full);
+		assert!(empty >= pallet_transaction_payment::Multiplier::saturating_from_rational(1, 10));
+	});
+}
