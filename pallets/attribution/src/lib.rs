@@ -712,8 +712,27 @@ pub mod pallet {
 				.chain(WorkerRewards::<T>::iter_values())
 				.fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
 			ensure!(T::Currency::balance(&Self::pot()) >= owed, "pot holds less than the rewards owed");
+			let now = frame_system::Pallet::<T>::block_number();
 			for (id, at) in UsedRequests::<T>::iter() {
-				ensure!(PruneQueue::<T>::get(at).contains(&id), "used request id not queued for pruning");
+				// Queued for pruning, or past its block and kept because its challenge is open.
+				let kept = at <= now && Receipts::<T>::get(id).is_some_and(|r| r.challenger.is_some());
+				ensure!(kept || PruneQueue::<T>::get(at).contains(&id), "used request id not queued for pruning");
+			}
+			// Every receipt record belongs to a used request id; every open challenge holds
+			// exactly one bond, and no bond is held without one.
+			let mut bonds: alloc::collections::BTreeMap<T::AccountId, u32> = Default::default();
+			for (id, r) in Receipts::<T>::iter() {
+				ensure!(UsedRequests::<T>::contains_key(id), "receipt record without its used request id");
+				if let Some(c) = r.challenger {
+					*bonds.entry(c).or_default() += 1;
+				}
+			}
+			for (challenger, n) in bonds {
+				let held = T::Currency::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger);
+				ensure!(held == T::ChallengeBond::get() * n.into(), "challenge bonds held differ from open challenges");
+			}
+			for (_, e) in AccountEarnings::<T>::iter() {
+				ensure!(e.claimed <= e.accrued, "claimed more than accrued");
 			}
 			Ok(())
 		}

@@ -464,3 +464,30 @@ fn zero_earnings_are_not_written() {
 		check();
 	});
 }
+
+/// `try_state` catches what it claims to: a receipt record without its used id, an open
+/// challenge without its bond (or a bond without a challenge), claims above accruals.
+#[test]
+fn try_state_detects_broken_records_and_bonds() {
+	use frame_support::traits::fungible::MutateHold;
+	new_test_ext().execute_with(|| {
+		escrow(10_000);
+		let r = good(Spec::default());
+		let id = r.receipt.request_id();
+		submit(worker(), vec![r]);
+		assert_ok!(Attribution::challenge(signed(challenger()), id));
+		assert_ok!(Attribution::do_try_state());
+		// A second bond held without a second challenge.
+		assert_ok!(Balances::hold(&HoldReason::ChallengeBond.into(), &challenger(), CHALLENGE_BOND));
+		assert!(Attribution::do_try_state().is_err());
+		assert_ok!(Balances::release(&HoldReason::ChallengeBond.into(), &challenger(), CHALLENGE_BOND, frame_support::traits::tokens::Precision::Exact));
+		assert_ok!(Attribution::do_try_state());
+		// A record whose used id is gone.
+		let used = UsedRequests::<Test>::take(id).unwrap();
+		assert!(Attribution::do_try_state().is_err());
+		UsedRequests::<Test>::insert(id, used);
+		// Claimed above accrued.
+		AccountEarnings::<Test>::mutate(owner(), |e| e.claimed = e.accrued + 1);
+		assert!(Attribution::do_try_state().is_err());
+	});
+}
