@@ -86,6 +86,10 @@ pub mod pallet {
 		/// Revenue split of a newly registered model.
 		#[pallet::constant]
 		type DefaultSplit: Get<RevenueSplit>;
+		/// The minimum shares in force from genesis until governance changes them ([`MinSplit`]):
+		/// no owner can give its data contributors (or workers, or the treasury) less.
+		#[pallet::constant]
+		type InitialMinSplit: Get<RevenueSplit>;
 		/// May change the minimum shares of revenue splits.
 		type GovernanceOrigin: EnsureOrigin<Self::RuntimeOrigin>;
 		/// Longest name, license or architecture, in bytes.
@@ -141,16 +145,11 @@ pub mod pallet {
 
 	/// Minimum share of each party in any revenue split set from now on.
 	#[pallet::storage]
-	pub type MinSplit<T: Config> = StorageValue<_, RevenueSplit, ValueQuery, MinSplitDefault>;
+	pub type MinSplit<T: Config> = StorageValue<_, RevenueSplit, ValueQuery, MinSplitDefault<T>>;
 
 	#[pallet::type_value]
-	pub fn MinSplitDefault() -> RevenueSplit {
-		RevenueSplit {
-			owner: Perbill::zero(),
-			data: Perbill::zero(),
-			worker: Perbill::zero(),
-			treasury: Perbill::zero(),
-		}
+	pub fn MinSplitDefault<T: Config>() -> RevenueSplit {
+		T::InitialMinSplit::get()
 	}
 
 	#[pallet::event]
@@ -217,6 +216,7 @@ pub mod pallet {
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn integrity_test() {
 			assert!(T::DefaultSplit::get().is_complete(), "DefaultSplit must sum to 100 %");
+			assert!(T::DefaultSplit::get().respects(&T::InitialMinSplit::get()), "DefaultSplit must respect InitialMinSplit");
 			assert!(T::MaxLineage::get() > 0, "MaxLineage must be positive");
 		}
 

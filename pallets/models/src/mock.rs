@@ -61,6 +61,13 @@ parameter_types! {
 		worker: Perbill::from_percent(20),
 		treasury: Perbill::from_percent(10),
 	};
+	/// Data and treasury shares are floored from genesis.
+	pub const InitialMinSplit: RevenueSplit = RevenueSplit {
+		owner: Perbill::zero(),
+		data: Perbill::from_percent(10),
+		worker: Perbill::zero(),
+		treasury: Perbill::from_percent(1),
+	};
 }
 
 impl pallet_models::Config for Test {
@@ -71,6 +78,7 @@ impl pallet_models::Config for Test {
 	type VersionFee = frame_support::traits::ConstU64<VERSION_FEE>;
 	type FeeDestination = Treasury;
 	type DefaultSplit = DefaultSplit;
+	type InitialMinSplit = InitialMinSplit;
 	type GovernanceOrigin = EnsureRoot<AccountId>;
 	type MaxNameLen = ConstU32<32>;
 	type MaxUriLen = ConstU32<64>;

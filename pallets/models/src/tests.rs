@@ -187,6 +187,9 @@ fn pricing_split_and_ownership() {
 		assert_noop!(Registry::set_revenue_split(signed(ALICE), m, split(50, 30, 20, 10)), Error::SplitNotComplete);
 		assert_noop!(Registry::set_revenue_split(signed(ALICE), m, split(50, 30, 10, 0)), Error::SplitNotComplete);
 		assert_noop!(Registry::set_revenue_split(signed(BOB), m, split(50, 30, 15, 5)), Error::NotOwner);
+		// Minimums hold from genesis, before governance ever sets one: data cannot be cut to 0 %.
+		assert_noop!(Registry::set_revenue_split(signed(ALICE), m, split(80, 0, 15, 5)), Error::SplitBelowMinimum);
+		assert_noop!(Registry::set_revenue_split(signed(ALICE), m, split(80, 20, 0, 0)), Error::SplitBelowMinimum);
 		assert_ok!(Registry::set_revenue_split(signed(ALICE), m, split(50, 30, 15, 5)));
 		assert_eq!(last_event(), RuntimeEvent::Registry(Event::SplitSet { model: m, split: split(50, 30, 15, 5) }));
 

@@ -19,6 +19,14 @@ parameter_types! {
 		worker: Perbill::from_percent(20),
 		treasury: Perbill::from_percent(10),
 	};
+	/// From genesis, no model gives its data contributors less than 10 %, its workers less than
+	/// 5 % or the treasury less than 1 % (governance may change it with `set_min_split`).
+	pub const InitialMinRevenueSplit: RevenueSplit = RevenueSplit {
+		owner: Perbill::zero(),
+		data: Perbill::from_percent(10),
+		worker: Perbill::from_percent(5),
+		treasury: Perbill::from_percent(1),
+	};
 }
 
 impl pallet_models::Config for Runtime {
@@ -29,6 +37,7 @@ impl pallet_models::Config for Runtime {
 	type VersionFee = ModelVersionFee;
 	type FeeDestination = TreasuryAccount;
 	type DefaultSplit = DefaultRevenueSplit;
+	type InitialMinSplit = InitialMinRevenueSplit;
 	/// Root (sudo on the dev and test networks) until on-chain governance exists.
 	type GovernanceOrigin = EnsureRoot<crate::AccountId>;
 	type MaxNameLen = ConstU32<64>;
