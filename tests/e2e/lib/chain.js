@@ -124,3 +124,20 @@ export function signVoucher(api, payer, fields) {
     requestId: blake2AsHex(payload, 256),
   };
 }
+
+/**
+ * Sends `call` through `sudo.sudo` as `who` and checks the dispatch inside it: the outer
+ * extrinsic succeeds even when the call fails, so `Sudid.sudo_result` is what says. Returns the
+ * send result with `sudoError` (the inner error's `section.name`, or null).
+ */
+export async function sudo(api, call, who) {
+  const r = await send(api, api.tx.sudo.sudo(call), who);
+  if (r.error) throw new Error(`sudo extrinsic failed: ${r.error}`);
+  const result = findEvent(r.events, 'sudo', 'Sudid').data.sudoResult;
+  let sudoError = null;
+  if (result.isErr) {
+    const e = result.asErr;
+    sudoError = e.isModule ? (({ section, name }) => `${section}.${name}`)(api.registry.findMetaError(e.asModule)) : e.toString();
+  }
+  return { ...r, sudoError };
+}
