@@ -10,8 +10,9 @@
 //!
 //! Signatures cover domain-separated SCALE encodings ([`Voucher::signing_payload`],
 //! [`Receipt::signing_payload`]), so a signature for one can never be replayed as the other.
-//! A voucher names the chain (its genesis hash), so it is worthless on any other chain or a
-//! relaunch of this one, and the request it pays for ([`Voucher::request_hash`], see
+//! A voucher names the chain (its genesis hash), so it is worthless on any chain with another
+//! genesis (a relaunch from the same raw chain spec has the same genesis hash: relaunch with a
+//! new spec), and the request it pays for ([`Voucher::request_hash`], see
 //! [`completion_request_hash`] and [`chat_request_hash`]), so it cannot buy another prompt. A
 //! payer signature may also be over the payload wrapped in `<Bytes>…</Bytes>`, as the
 //! polkadot-js extension's `signRaw` signs ([`verify_payer`]).

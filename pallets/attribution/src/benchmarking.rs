@@ -48,7 +48,8 @@ fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 	funded::<T>(&payer);
 	funded::<T>(&Pallet::<T>::pot());
 	funded::<T>(&T::Treasury::get());
-	let fee: BalanceOf<T> = 1_000_000u32.into();
+	// At least the runtime's minimum fee (a receipt below it is rejected, not settled).
+	let fee: BalanceOf<T> = T::MinFee::get().max(1_000_000u32.into());
 	Pallet::<T>::deposit_escrow(RawOrigin::Signed(payer.clone()).into(), fee * (n + 1).into()).expect("escrow");
 	let per = Perbill::from_rational(1u32, s.max(1));
 	let receipts = (0..n)

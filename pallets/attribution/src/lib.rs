@@ -511,7 +511,15 @@ pub mod pallet {
 			let bond = T::ChallengeBond::get();
 			let mut delegators = 0;
 			if verdict == Verdict::False {
-				delegators = T::Workers::slash(&r.worker, T::SlashFraction::get())?;
+				// A worker that has already left (no stake record) cannot be slashed, but the payer
+				// is still refunded and the challenger rewarded: the slash is done on its own and
+				// rolled back alone if it fails.
+				delegators = frame_support::storage::with_transaction(|| {
+					match T::Workers::slash(&r.worker, T::SlashFraction::get()) {
+						Ok(n) => sp_runtime::TransactionOutcome::Commit(Ok::<u32, DispatchError>(n)),
+						Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok(0)),
+					}
+				})?;
 				let mut refunded: BalanceOf<T> = Zero::zero();
 				for (who, amount) in r.payouts.iter() {
 					let back = Rewards::<T>::mutate(who, |acc| {
@@ -668,8 +676,10 @@ pub mod pallet {
 				accrue(who, *amount);
 				DatanetEarnings::<T>::mutate(d, |e| *e = e.saturating_add(*amount));
 			}
-			WorkerRewards::<T>::mutate(worker, |a| *a = a.saturating_add(p.worker));
-			AccountEarnings::<T>::mutate(worker, |e| e.accrued = e.accrued.saturating_add(p.worker));
+			if !p.worker.is_zero() {
+				WorkerRewards::<T>::mutate(worker, |a| *a = a.saturating_add(p.worker));
+				AccountEarnings::<T>::mutate(worker, |e| e.accrued = e.accrued.saturating_add(p.worker));
+			}
 			ModelUsage::<T>::mutate(v.model, |u| {
 				u.requests = u.requests.saturating_add(1);
 				u.tokens = u.tokens.saturating_add(r.prompt_tokens as u64 + r.completion_tokens as u64);

@@ -79,6 +79,8 @@ thread_local! {
 	/// Receipt signing keys of workers other than `worker()`.
 	pub static KEYS: RefCell<BTreeMap<AccountId, [u8; 32]>> = RefCell::new(BTreeMap::new());
 	pub static SLASHES: RefCell<Vec<(AccountId, Perbill)>> = RefCell::new(Vec::new());
+	/// Workers that have left the staking pallet (slashing them fails).
+	pub static GONE: RefCell<Vec<AccountId>> = RefCell::new(Vec::new());
 	pub static REWARDS_PAID: RefCell<Vec<(AccountId, Balance)>> = RefCell::new(Vec::new());
 }
 
@@ -121,6 +123,10 @@ impl crate::WorkerRegistry<AccountId, Balance> for MockWorkers {
 		<Balances as Mutate<AccountId>>::transfer(from, w, amount, Preservation::Preserve).map(|_| 0)
 	}
 	fn slash(w: &AccountId, fraction: Perbill) -> Result<u32, sp_runtime::DispatchError> {
+		// A worker that has left the staking pallet cannot be slashed.
+		if GONE.with(|g| g.borrow().contains(w)) {
+			return Err(sp_runtime::DispatchError::Other("UnknownWorker"));
+		}
 		SLASHES.with(|s| s.borrow_mut().push((w.clone(), fraction)));
 		Ok(0)
 	}

@@ -438,6 +438,14 @@ fn wallet_wrapped_voucher_signatures_are_accepted() {
 			|v| v.request_hash = H256::repeat_byte(1),
 			false,
 		);
+		// Another wrapping (lower-case tags) is not a wallet's: refused.
+		let mut other = make_with(Spec { nonce: 32, ..Default::default() }, Sr25519Keyring::Alice, &signing_key(), |_| {}, false);
+		let wrapped = [&b"<bytes>"[..], &other.receipt.voucher.signing_payload(), &b"</bytes>"[..]].concat();
+		other.receipt.payer_signature = MultiSignature::from(Sr25519Keyring::Alice.pair().sign(&wrapped));
+		other.worker_signature = signing_key().sign(&other.receipt.signing_payload());
+		submit(worker(), vec![other]);
+		assert!(rejected(RejectReason::BadPayerSignature));
+		System::reset_events();
 		// Signed, then the request it names changed: the signature no longer covers it.
 		let mut tampered = bad.clone();
 		tampered.receipt.voucher.request_hash = H256::repeat_byte(2);
@@ -489,5 +497,26 @@ fn try_state_detects_broken_records_and_bonds() {
 		// Claimed above accrued.
 		AccountEarnings::<Test>::mutate(owner(), |e| e.claimed = e.accrued + 1);
 		assert!(Attribution::do_try_state().is_err());
+	});
+}
+
+/// A worker that left before the verdict cannot be slashed, but a false receipt is still
+/// reversed: the payer is refunded, the challenger gets the bond back and the reward.
+#[test]
+fn a_false_receipt_is_reversed_even_when_its_worker_has_left() {
+	new_test_ext().execute_with(|| {
+		escrow(10_000);
+		let r = good(Spec::default());
+		let id = r.receipt.request_id();
+		submit(worker(), vec![r]);
+		assert_ok!(Attribution::challenge(signed(challenger()), id));
+		GONE.with(|g| g.borrow_mut().push(worker()));
+		let (p0, c0) = (Balances::balance(&payer()), Balances::total_balance(&challenger()));
+		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False));
+		assert!(SLASHES.with(|s| s.borrow().is_empty()), "nothing to slash");
+		assert_eq!(Balances::balance(&payer()), p0 + 1_000, "the whole unclaimed fee back");
+		assert_eq!(Balances::total_balance(&challenger()), c0 + CHALLENGER_REWARD, "bond back, plus the reward");
+		assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
+		check();
 	});
 }

@@ -388,6 +388,8 @@ pub mod pallet {
 				.map(|p| p.deconstruct() as u64)
 				.sum();
 			ensure!(total <= Perbill::one().deconstruct() as u64, Error::<T>::MinSplitTooHigh);
+			// New models get the default split: it must stay within the minimum.
+			ensure!(T::DefaultSplit::get().respects(&min), Error::<T>::MinSplitTooHigh);
 			MinSplit::<T>::put(min);
 			Self::deposit_event(Event::MinSplitSet { min });
 			Ok(())

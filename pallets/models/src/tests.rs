@@ -196,8 +196,10 @@ fn pricing_split_and_ownership() {
 		// Governance sets minimums; signed accounts cannot.
 		assert_noop!(Registry::set_min_split(signed(ALICE), split(0, 40, 0, 0)), DispatchError::BadOrigin);
 		assert_noop!(Registry::set_min_split(RuntimeOrigin::root(), split(60, 50, 0, 0)), Error::MinSplitTooHigh);
-		assert_ok!(Registry::set_min_split(RuntimeOrigin::root(), split(0, 40, 0, 5)));
-		assert_noop!(Registry::set_revenue_split(signed(ALICE), m, split(50, 30, 15, 5)), Error::SplitBelowMinimum);
+		// Not above the default split new models get (data 30 % here).
+		assert_noop!(Registry::set_min_split(RuntimeOrigin::root(), split(0, 40, 0, 5)), Error::MinSplitTooHigh);
+		assert_ok!(Registry::set_min_split(RuntimeOrigin::root(), split(0, 30, 15, 5)));
+		assert_noop!(Registry::set_revenue_split(signed(ALICE), m, split(55, 25, 15, 5)), Error::SplitBelowMinimum);
 		assert_ok!(Registry::set_revenue_split(signed(ALICE), m, split(40, 40, 15, 5)));
 
 		assert_noop!(Registry::transfer_ownership(signed(BOB), m, BOB), Error::NotOwner);
