@@ -27,7 +27,7 @@ fn bonded_challenger<T: Config>() -> T::AccountId {
 	let challenger: T::AccountId = account("challenger", 0, 0);
 	funded::<T>(&challenger);
 	let key = sp_io::crypto::sr25519_generate(KEY, None);
-	T::BenchmarkHelper::setup(&challenger, key.0, 1);
+	T::BenchmarkHelper::bond(&challenger, key.0);
 	challenger
 }
 

@@ -195,6 +195,9 @@ impl crate::BenchmarkHelper<AccountId, MultiSignature, MultiSigner> for MockBenc
 	fn signature(sig: sp_core::sr25519::Signature) -> MultiSignature {
 		sig.into()
 	}
+	fn bond(who: &AccountId, key: [u8; 32]) {
+		KEYS.with(|k| k.borrow_mut().insert(who.clone(), key));
+	}
 	fn add_delegators(_worker: &AccountId, _n: u32) {
 		// The mock's workers have no delegators; the runtime's helper creates real ones.
 	}

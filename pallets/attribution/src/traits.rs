@@ -58,4 +58,6 @@ pub trait BenchmarkHelper<AccountId, Signature, Public> {
 	fn signature(sig: sp_core::sr25519::Signature) -> Signature;
 	/// Gives `worker` `n` delegators (for the per-delegator cost of claims and slashes).
 	fn add_delegators(worker: &AccountId, n: u32);
+	/// Makes `who` a bonded account (serving nothing), funded: a challenger.
+	fn bond(who: &AccountId, key: [u8; 32]);
 }

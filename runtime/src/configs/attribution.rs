@@ -154,6 +154,14 @@ impl pallet_attribution::BenchmarkHelper<AccountId, Signature, MultiSigner> for 
 	fn signature(sig: sp_core::sr25519::Signature) -> Signature {
 		sig.into()
 	}
+	fn bond(who: &AccountId, key: [u8; 32]) {
+		use crate::RuntimeOrigin;
+		use alloc::vec;
+		use frame_support::traits::fungible::Mutate;
+		let _ = Balances::set_balance(who, 1_000_000 * OPEN);
+		OpenStaking::bond_worker(RuntimeOrigin::signed(who.clone()), 1_000 * OPEN, key, vec![], vec![], Perbill::zero())
+			.expect("bonded");
+	}
 	fn add_delegators(worker: &AccountId, n: u32) {
 		use crate::RuntimeOrigin;
 		use frame_support::traits::fungible::Mutate;
