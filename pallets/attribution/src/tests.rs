@@ -88,6 +88,16 @@ fn good(spec: Spec) -> SignedR {
 	make(spec, Sr25519Keyring::Alice, &signing_key())
 }
 
+/// A default receipt settled against a funded escrow and challenged by `challenger()`.
+fn settled_and_challenged() -> H256 {
+	escrow(10_000);
+	let r = good(Spec::default());
+	let id = r.receipt.request_id();
+	submit(worker(), vec![r]);
+	assert_ok!(Attribution::challenge(signed(challenger()), id));
+	id
+}
+
 fn submit(from: AccountId, rs: Vec<SignedR>) {
 	assert_ok!(Attribution::submit_receipts(signed(from), BoundedVec::truncate_from(rs)));
 }
@@ -327,11 +337,7 @@ fn a_challenge_in_the_last_block_of_the_window_survives_pruning() {
 #[test]
 fn an_unfounded_challenge_forfeits_the_bond_and_the_window_closes() {
 	new_test_ext().execute_with(|| {
-		escrow(10_000);
-		let r = good(Spec::default());
-		let id = r.receipt.request_id();
-		submit(worker(), vec![r]);
-		assert_ok!(Attribution::challenge(signed(challenger()), id));
+		let id = settled_and_challenged();
 		let (c0, t0) = (Balances::total_balance(&challenger()), Balances::balance(&treasury()));
 		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::Valid));
 		assert_eq!(Balances::total_balance(&challenger()), c0 - CHALLENGE_BOND);
@@ -479,11 +485,7 @@ fn zero_earnings_are_not_written() {
 fn try_state_detects_broken_records_and_bonds() {
 	use frame_support::traits::fungible::MutateHold;
 	new_test_ext().execute_with(|| {
-		escrow(10_000);
-		let r = good(Spec::default());
-		let id = r.receipt.request_id();
-		submit(worker(), vec![r]);
-		assert_ok!(Attribution::challenge(signed(challenger()), id));
+		let id = settled_and_challenged();
 		assert_ok!(Attribution::do_try_state());
 		// A second bond held without a second challenge.
 		assert_ok!(Balances::hold(&HoldReason::ChallengeBond.into(), &challenger(), CHALLENGE_BOND));
@@ -505,11 +507,7 @@ fn try_state_detects_broken_records_and_bonds() {
 #[test]
 fn a_false_receipt_is_reversed_even_when_its_worker_has_left() {
 	new_test_ext().execute_with(|| {
-		escrow(10_000);
-		let r = good(Spec::default());
-		let id = r.receipt.request_id();
-		submit(worker(), vec![r]);
-		assert_ok!(Attribution::challenge(signed(challenger()), id));
+		let id = settled_and_challenged();
 		GONE.with(|g| g.borrow_mut().push(worker()));
 		let (p0, c0) = (Balances::balance(&payer()), Balances::total_balance(&challenger()));
 		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False));
