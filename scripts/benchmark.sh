@@ -17,8 +17,10 @@ bash scripts/setup.sh >/dev/null
 source scripts/lib/env.sh
 
 echo "== building the bencher (tools/bencher)"
-cargo build --locked --release --manifest-path tools/bencher/Cargo.toml
-BENCHER="$CARGO_TARGET_DIR/release/openledger-bencher"
+# Its own target dir too: it never waits on (or for) the node's build lock.
+BENCHER_TARGET="$OPENLEDGER_CACHE/target-bencher"
+CARGO_TARGET_DIR="$BENCHER_TARGET" cargo build --locked --release --manifest-path tools/bencher/Cargo.toml
+BENCHER="$BENCHER_TARGET/release/openledger-bencher"
 
 echo "== building the runtime Wasm with runtime-benchmarks"
 # Its own target dir: other features than the node's build, which stays untouched.
