@@ -101,21 +101,25 @@ impl Drop for Paid {
 			self.chain.queue.release(&id);
 			return;
 		}
-		let credited = match &self.spans {
-			Some(idx) if !self.sent_ids.is_empty() => billing::span_credits(&idx.attribute(&self.sent_ids, &AttributionParams::default())),
-			_ => vec![],
-		};
-		let signed = billing::receipt(
-			&self.accepted,
-			&self.chain.signing_key,
-			self.prompt_tokens,
-			self.sent_ids.len() as u32,
-			&self.sent_text,
-			openledger_primitives::receipt::AttributionMethod::SpanMatch,
-			&credited,
-		);
+		// Attribution and signing are CPU work: done with the push, off the async threads.
+		let (accepted, chain, spans) = (self.accepted.clone(), self.chain.clone(), self.spans.clone());
+		let (prompt_tokens, sent_ids, sent_text) = (self.prompt_tokens, std::mem::take(&mut self.sent_ids), std::mem::take(&mut self.sent_text));
 		let (queue, metrics) = (self.chain.queue.clone(), self.metrics.clone());
-		let push = move || match queue.push(&signed) {
+		let push = move || match queue.push(&{
+			let credited = match &spans {
+				Some(idx) if !sent_ids.is_empty() => billing::span_credits(&idx.attribute(&sent_ids, &AttributionParams::default())),
+				_ => vec![],
+			};
+			billing::receipt(
+				&accepted,
+				&chain.signing_key,
+				prompt_tokens,
+				sent_ids.len() as u32,
+				&sent_text,
+				openledger_primitives::receipt::AttributionMethod::SpanMatch,
+				&credited,
+			)
+		}) {
 			Ok(()) => {
 				metrics.receipts.with_label_values(&["partial"]).inc();
 				metrics.receipts_queued.set(queue.counts().0 as i64);

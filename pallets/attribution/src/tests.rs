@@ -405,7 +405,18 @@ fn conservation_over_random_sequences() {
 					},
 					_ => {
 						if let Some(id) = ids.get((next() as usize) % ids.len().max(1)) {
-							let _ = Attribution::resolve_challenge(RuntimeOrigin::root(), *id, if next() % 2 == 0 { Verdict::False } else { Verdict::Valid });
+							let verdict = if next() % 2 == 0 { Verdict::False } else { Verdict::Valid };
+							let record = Receipts::<Test>::get(id);
+							let result = Attribution::resolve_challenge(RuntimeOrigin::root(), *id, verdict);
+							match record {
+								// An open challenge is always judged, and judged once.
+								Some(r) if r.challenger.is_some() => {
+									assert_ok!(result);
+									assert!(Receipts::<Test>::get(id).is_none_or(|r| r.verdict == Some(verdict) && r.challenger.is_none()));
+								},
+								Some(_) => assert_eq!(result.map_err(|e| e.error), Err(Error::NotChallenged.into())),
+								None => assert_eq!(result.map_err(|e| e.error), Err(Error::UnknownReceipt.into())),
+							}
 						}
 					},
 				}
