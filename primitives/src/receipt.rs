@@ -58,6 +58,12 @@ pub fn verify_payer<S: Verify>(sig: &S, payload: &[u8], signer: &<S::Signer as s
 }
 /// Most attributed contributions in one receipt.
 pub const MAX_SHARES: u32 = 32;
+
+/// Most blocks a voucher may stay valid after its receipt is settled (one day of 6-second
+/// blocks): the runtime rejects a later `expires_at` (`ExpiryTooFar`) and workers refuse such
+/// vouchers before serving. It is not above the runtime's challenge window, so a receipt's
+/// payouts vest as soon as the window closes.
+pub const MAX_VOUCHER_LIFETIME_BLOCKS: u32 = 14_400;
 /// [`MAX_SHARES`] as a type.
 pub type MaxShares = ConstU32<MAX_SHARES>;
 

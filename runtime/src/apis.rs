@@ -243,12 +243,11 @@ impl_runtime_apis! {
 		) -> Option<pallet_datanets::SnapshotInfo<BlockNumber>> {
 			pallet_datanets::Snapshots::<Runtime>::get(datanet, version)
 		}
-		fn snapshot_proof(
+		fn snapshot_leaves(
 			datanet: pallet_datanets::DatanetId,
 			version: pallet_datanets::SnapshotVersion,
-			index: pallet_datanets::LeafIndex,
-		) -> Option<pallet_datanets::SnapshotProof> {
-			Datanets::snapshot_proof(datanet, version, index)
+		) -> Option<Vec<pallet_datanets::Leaf>> {
+			Datanets::snapshot_leaves(datanet, version)
 		}
 	}
 
@@ -288,11 +287,11 @@ impl_runtime_apis! {
 		fn receipt(id: pallet_attribution::RequestId) -> Option<pallet_attribution::ReceiptRecord<Runtime>> {
 			pallet_attribution::Receipts::<Runtime>::get(id)
 		}
-		fn earnings(who: AccountId) -> (Balance, Balance, Balance) {
+		fn earnings(who: AccountId) -> (Balance, Balance, Balance, Balance) {
 			let e = pallet_attribution::AccountEarnings::<Runtime>::get(&who);
 			let unclaimed = pallet_attribution::Rewards::<Runtime>::get(&who)
 				.saturating_add(pallet_attribution::WorkerRewards::<Runtime>::get(&who));
-			(e.accrued, e.claimed, unclaimed)
+			(e.accrued, e.claimed, unclaimed, e.pending)
 		}
 		fn contribution_earnings(c: pallet_attribution::ContributionRef) -> Balance {
 			pallet_attribution::ContributionEarnings::<Runtime>::get(c)
@@ -369,6 +368,10 @@ impl_runtime_apis! {
 		fn on_runtime_upgrade(checks: frame_try_runtime::UpgradeCheckSelect) -> (Weight, Weight) {
 			// A failing pre/post-upgrade check must stop here with a backtrace.
 			let weight = Executive::try_runtime_upgrade(checks).unwrap();
+			// The runtime-wide invariants (OPEN supply, every pallet's equalities) after it too.
+			if checks.try_state() {
+				crate::invariants::check().expect("runtime invariants after the upgrade");
+			}
 			(weight, super::configs::RuntimeBlockWeights::get().max_block)
 		}
 
@@ -378,8 +381,15 @@ impl_runtime_apis! {
 			signature_check: bool,
 			select: frame_try_runtime::TryStateSelect
 		) -> Weight {
-			Executive::try_execute_block(block, state_root_check, signature_check, select)
-				.expect("execute-block failed")
+			let run_checks = !matches!(select, frame_try_runtime::TryStateSelect::None);
+			let weight = Executive::try_execute_block(block, state_root_check, signature_check, select)
+				.expect("execute-block failed");
+			// Each pallet's `try_state` ran above; the runtime-wide invariants (total issuance =
+			// sum of balances, no account below the existential deposit) run here.
+			if run_checks {
+				crate::invariants::check().expect("runtime invariants after the block");
+			}
+			weight
 		}
 	}
 

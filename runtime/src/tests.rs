@@ -394,6 +394,7 @@ fn off_chain_extrinsics_and_worker_record_match_the_runtime() {
 			delegated: 2,
 			delegators: 3,
 			commission: sp_runtime::Perbill::from_percent(4),
+			pending_commission: None,
 			status: pallet_open_staking::WorkerStatus::Active,
 			registered_at: 9,
 		};
@@ -429,13 +430,15 @@ fn off_chain_register_adapter_and_update_worker_calls_match_the_runtime() {
 		license: b"cc-by-4.0".to_vec(),
 		rank: 8,
 		alpha: 16,
-		target_modules: vec![b"q_proj".to_vec(), b"v_proj".to_vec()],
+		target_modules: vec![b"q_proj".to_vec().try_into().unwrap(), b"v_proj".to_vec().try_into().unwrap()].try_into().unwrap(),
 		weights_hash: [1u8; 32].into(),
 		uri: b"store://legal".to_vec(),
 		lineage: vec![
 			pallet_models::LineageEntry { datanet: 1, version: 2, weight: sp_runtime::Perbill::from_percent(60) },
 			pallet_models::LineageEntry { datanet: 3, version: 1, weight: sp_runtime::Perbill::from_percent(40) },
-		],
+		]
+		.try_into()
+		.unwrap(),
 		training_config_hash: [2u8; 32].into(),
 	});
 	assert_eq!(ours, call.encode());
@@ -445,7 +448,7 @@ fn off_chain_register_adapter_and_update_worker_calls_match_the_runtime() {
 	let call = RuntimeCall::OpenStaking(pallet_open_staking::Call::update_worker {
 		signing_key: None,
 		endpoint: None,
-		models: Some(vec![3, 9]),
+		models: Some(vec![3, 9].try_into().unwrap()),
 		commission: None,
 	});
 	assert_eq!(ours, call.encode());
@@ -490,5 +493,137 @@ fn fees_rise_in_full_blocks_and_fall_in_empty_ones() {
 			TransactionPayment::on_finalize(n);
 		}
 		assert_eq!(pallet_transaction_payment::NextFeeMultiplier::<Runtime>::get(), floor);
+	});
+}
+
+/// The attribution pallet driven through the real staking, models and Datanets pallets (not
+/// mocks): a false receipt slashes the worker, its delegator and an ex-delegator's unbonding
+/// stake by the same fraction into the treasury and refunds exactly its fee; an honest receipt
+/// vests after the challenge window in `on_idle` and the worker's claim shares it with its
+/// delegator by stake after commission. Every runtime invariant holds after every step.
+#[test]
+fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
+	use frame_support::traits::Hooks;
+	use openledger_primitives::receipt::{AttributionMethod, ContributionRef, Receipt, Share, SignedReceipt, Voucher};
+	use sp_core::{Pair, H256};
+	use sp_runtime::{traits::AccountIdConversion, Perbill};
+	let origin = |k: Sr25519Keyring| crate::RuntimeOrigin::signed(k.to_account_id());
+	let staking_held = |who: &AccountId| {
+		Balances::balance_on_hold(&crate::RuntimeHoldReason::OpenStaking(pallet_open_staking::HoldReason::Staking), who)
+	};
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let (alice, bob, charlie, dave, eve, ferdie) = (
+			Sr25519Keyring::Alice,
+			Sr25519Keyring::Bob,
+			Sr25519Keyring::Charlie,
+			Sr25519Keyring::Dave,
+			Sr25519Keyring::Eve,
+			Sr25519Keyring::Ferdie,
+		);
+		// Data: Bob contributes two records to Alice's open Datanet; a snapshot; an adapter on it.
+		let policy = pallet_datanets::DepositPolicy {
+			base: crate::configs::MIN_CONTRIBUTION_DEPOSIT_BASE,
+			per_byte: crate::configs::MIN_CONTRIBUTION_DEPOSIT_PER_BYTE,
+		};
+		assert_ok!(crate::Datanets::create_datanet(origin(alice), b"law".to_vec(), vec![], vec![], pallet_datanets::CurationMode::Open, policy));
+		for i in 0..2u8 {
+			assert_ok!(crate::Datanets::contribute(origin(bob), 0, H256::repeat_byte(i + 1), 10, 2, b"u".to_vec(), None, None));
+		}
+		assert_ok!(crate::Datanets::snapshot(origin(alice), 0));
+		assert_ok!(crate::Models::register_base(origin(alice), b"b".to_vec(), vec![], vec![], H256::repeat_byte(0xb0), vec![], Default::default(), H256::zero()));
+		let lineage = vec![pallet_models::LineageEntry { datanet: 0, version: 1, weight: Perbill::one() }];
+		let modules = vec![b"q".to_vec().try_into().unwrap()].try_into().unwrap();
+		assert_ok!(crate::Models::register_adapter(origin(alice), 0, b"a".to_vec(), vec![], 8, 16, modules, H256::repeat_byte(0xad), vec![], lineage.try_into().unwrap(), H256::zero()));
+		// Charlie serves it with its own receipt key, 10 % commission; Dave delegates; Eve
+		// delegated and left (her stake is unbonding, still bonded to Charlie).
+		let key = sp_core::sr25519::Pair::from_string("//Charlie//receipts", None).unwrap();
+		let bond = 2_000 * OPEN;
+		assert_ok!(crate::OpenStaking::bond_worker(origin(charlie), bond, key.public().0, Default::default(), vec![1].try_into().unwrap(), Perbill::from_percent(10)));
+		assert_ok!(crate::OpenStaking::delegate(origin(dave), charlie.to_account_id(), 1_000 * OPEN));
+		assert_ok!(crate::OpenStaking::delegate(origin(eve), charlie.to_account_id(), 500 * OPEN));
+		assert_ok!(crate::OpenStaking::undelegate(origin(eve), charlie.to_account_id(), 500 * OPEN));
+		// Ferdie bonds (serving nothing) to be allowed to challenge.
+		assert_ok!(crate::OpenStaking::bond_worker(origin(ferdie), 1_000 * OPEN, [0xfe; 32], Default::default(), Default::default(), Perbill::zero()));
+		assert_ok!(crate::Attribution::deposit_escrow(origin(eve), 100 * OPEN));
+		assert_ok!(invariants::check());
+
+		let receipt = |nonce: u64| {
+			let voucher = Voucher {
+				payer: eve.to_account_id(),
+				worker: charlie.to_account_id(),
+				model: 1,
+				model_version: 1,
+				max_fee: 10 * OPEN,
+				nonce,
+				expires_at: System::block_number() + 100,
+				genesis: H256::from_slice(System::block_hash(0).as_ref()),
+				request_hash: H256::repeat_byte(nonce as u8),
+			};
+			let payer_signature = eve.sign(&voucher.signing_payload()).into();
+			let share = |index| Share { contribution: ContributionRef { datanet: 0, version: 1, index }, share: Perbill::from_percent(50) };
+			let receipt = Receipt {
+				voucher,
+				payer_signature,
+				prompt_tokens: 5,
+				completion_tokens: 20,
+				fee: OPEN,
+				output_hash: H256::repeat_byte(9),
+				method: AttributionMethod::SpanMatch,
+				attribution: vec![share(0), share(1)].try_into().unwrap(),
+			};
+			let worker_signature = key.sign(&receipt.signing_payload());
+			SignedReceipt { receipt, worker_signature }
+		};
+		let (false_one, honest) = (receipt(1), receipt(2));
+		let (false_id, honest_id) = (false_one.receipt.request_id(), honest.receipt.request_id());
+		assert_ok!(crate::Attribution::submit_receipts(origin(charlie), vec![false_one, honest].try_into().unwrap()));
+		assert!(pallet_attribution::Receipts::<Runtime>::contains_key(false_id) && pallet_attribution::Receipts::<Runtime>::contains_key(honest_id));
+		assert_ok!(invariants::check());
+
+		// The false receipt: challenged by Ferdie, judged by root.
+		assert_ok!(crate::Attribution::challenge(origin(ferdie), false_id));
+		let treasury0 = free(&TreasuryAccount::get());
+		let eve0 = free(&eve.to_account_id());
+		let (charlie_held, dave_held, eve_held) = (staking_held(&charlie.to_account_id()), staking_held(&dave.to_account_id()), staking_held(&eve.to_account_id()));
+		assert_eq!((charlie_held, dave_held, eve_held), (bond, 1_000 * OPEN, 500 * OPEN));
+		assert_ok!(crate::Attribution::resolve_challenge(crate::RuntimeOrigin::root(), false_id, pallet_attribution::Verdict::False));
+		// 10 % of every stake behind Charlie, including Eve's unbonding 500.
+		assert_eq!(staking_held(&charlie.to_account_id()), bond - bond / 10);
+		assert_eq!(staking_held(&dave.to_account_id()), 900 * OPEN);
+		assert_eq!(staking_held(&eve.to_account_id()), 450 * OPEN, "an ex-delegator's unbonding stake is slashed too");
+		let slashed = bond / 10 + 100 * OPEN + 50 * OPEN;
+		let reward = crate::configs::attribution::ChallengerReward::get();
+		assert_eq!(free(&TreasuryAccount::get()), treasury0 + slashed - reward);
+		assert_eq!(free(&eve.to_account_id()), eve0 + OPEN, "the payer gets exactly the fee back");
+		assert_eq!(pallet_open_staking::Workers::<Runtime>::get(charlie.to_account_id()).unwrap().status, pallet_open_staking::WorkerStatus::Slashed);
+		assert_ok!(invariants::check());
+
+		// The honest receipt vests once the challenge window has passed (on_idle), and not before.
+		let window = crate::configs::attribution::ChallengeWindow::get();
+		let vest_at = pallet_attribution::UsedRequests::<Runtime>::get(honest_id).unwrap();
+		assert_eq!(vest_at, 1 + window + 1);
+		System::set_block_number(vest_at - 1);
+		crate::Attribution::on_idle(vest_at - 1, frame_support::weights::Weight::MAX);
+		assert_eq!(pallet_attribution::WorkerRewards::<Runtime>::get(charlie.to_account_id()), 0);
+		System::set_block_number(vest_at);
+		crate::Attribution::on_idle(vest_at, frame_support::weights::Weight::MAX);
+		assert!(!pallet_attribution::Receipts::<Runtime>::contains_key(honest_id));
+		let worker_share = pallet_attribution::WorkerRewards::<Runtime>::get(charlie.to_account_id());
+		assert!(worker_share > 0);
+		assert_ok!(invariants::check());
+		// Charlie's claim: 10 % commission, the rest by active stake (1800 : 900); Eve, no
+		// longer delegating, gets nothing.
+		let (c0, d0, e0) = (free(&charlie.to_account_id()), free(&dave.to_account_id()), free(&eve.to_account_id()));
+		assert_ok!(crate::Attribution::claim_rewards(origin(alice), charlie.to_account_id()));
+		let shared = worker_share - worker_share / 10;
+		let dave_part = shared * 900 / 2_700;
+		assert_eq!(free(&dave.to_account_id()) - d0, dave_part);
+		assert_eq!(free(&charlie.to_account_id()) - c0, worker_share - dave_part);
+		assert_eq!(free(&eve.to_account_id()), e0);
+		let pot: AccountId = crate::configs::attribution::ATTRIBUTION_POT_ID.into_account_truncating();
+		assert_eq!(free(&pot), EXISTENTIAL_DEPOSIT, "what is still owed is held, the rest of the pot is its deposit");
+		assert_eq!(Balances::total_issuance(), TOTAL_SUPPLY);
+		assert_ok!(invariants::check());
 	});
 }

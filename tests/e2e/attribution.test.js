@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir } from './lib/node.js';
-import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY, signVoucher, completionRequestHash, RECEIPT_DOMAIN } from './lib/chain.js';
+import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY, signVoucher, completionRequestHash, RECEIPT_DOMAIN, vestSettled } from './lib/chain.js';
 
 let node;
 let api;
@@ -78,12 +78,14 @@ test('a signed receipt settles and the fee is split as the model says', async ()
   const escrow1 = (await api.query.balances.holds(eve.address)).reduce((s, h) => s + h.amount.toBigInt(), 0n);
   assert.equal(escrow0 - escrow1, fee);
   // Default split 40/30/20/10: data 0.3 OPEN → Bob (both leaves) 60 % + 30 %, the rest to the
-  // lineage's Datanet owner (Alice).
+  // lineage's Datanet owner (Alice). Pending while the receipt can be challenged.
   const rewards = async (who) => (await api.query.attribution.rewards(who)).toBigInt();
-  assert.equal(await rewards(dave.address), OPEN * 40n / 100n);
-  assert.equal((await api.query.attribution.workerRewards(charlie.address)).toBigInt(), OPEN * 20n / 100n);
-  assert.equal(await rewards(bob.address), OPEN * 27n / 100n);
-  assert.equal(await rewards(alice.address), OPEN * 3n / 100n);
+  const pending = async (who) => (await api.query.attribution.accountEarnings(who)).pending.toBigInt();
+  assert.equal(await pending(dave.address), OPEN * 40n / 100n);
+  assert.equal(await pending(charlie.address), OPEN * 20n / 100n);
+  assert.equal(await pending(bob.address), OPEN * 27n / 100n);
+  assert.equal(await pending(alice.address), OPEN * 3n / 100n);
+  assert.equal(await rewards(bob.address), 0n, 'nothing claimable yet');
   const usage = await api.query.attribution.modelUsage(adapter);
   assert.equal(usage.requests.toNumber(), 1);
   assert.equal(usage.tokens.toNumber(), 52);
@@ -93,11 +95,29 @@ test('a signed receipt settles and the fee is split as the model says', async ()
   assert.equal(rec.fee, fee.toString());
   assert.equal(rec.worker, charlie.address);
   assert.deepEqual(rec.attribution.map((x) => [x.index, x.sharePerbill]), [[0, 600_000_000], [2, 300_000_000]]);
-  assert.equal((await rpc(node.rpcPort, 'attribution_contributionEarnings', [datanet, 1, 0])), (OPEN * 18n / 100n).toString());
-  assert.equal((await rpc(node.rpcPort, 'attribution_datanetEarnings', [datanet])), (OPEN * 30n / 100n).toString());
+  const paid = Object.fromEntries(rec.payouts.map((p) => [p.kind + (p.contribution ? p.contribution.join('/') : ''), BigInt(p.amount)]));
+  assert.deepEqual(paid, {
+    owner: OPEN * 40n / 100n, worker: OPEN * 20n / 100n, treasury: OPEN * 10n / 100n,
+    [`contribution${datanet}/1/0`]: OPEN * 18n / 100n, [`contribution${datanet}/1/2`]: OPEN * 9n / 100n, datanet: OPEN * 3n / 100n,
+  });
+  assert.equal(rec.payouts.reduce((s, p) => s + BigInt(p.amount), 0n), fee, 'the payouts are the whole fee');
   assert.deepEqual(await rpc(node.rpcPort, 'attribution_modelUsage', [adapter]), { requests: 1, tokens: 52, revenue: fee.toString() });
   assert.deepEqual(await rpc(node.rpcPort, 'attribution_earnings', [bob.address]), {
-    accrued: (OPEN * 27n / 100n).toString(), claimed: '0', unclaimed: (OPEN * 27n / 100n).toString(),
+    accrued: '0', claimed: '0', unclaimed: '0', pending: (OPEN * 27n / 100n).toString(),
+  });
+  assert.equal((await send(api, api.tx.attribution.claimRewards(bob.address), alice)).error, 'attribution.NothingToClaim');
+
+  // Once the challenge window has passed, the payouts vest and the record is pruned.
+  await vestSettled(api, node.rpcPort);
+  await assert.rejects(rpc(node.rpcPort, 'attribution_getReceipt', [requestId]), 'pruned');
+  assert.equal(await rewards(dave.address), OPEN * 40n / 100n);
+  assert.equal((await api.query.attribution.workerRewards(charlie.address)).toBigInt(), OPEN * 20n / 100n);
+  assert.equal(await rewards(bob.address), OPEN * 27n / 100n);
+  assert.equal(await rewards(alice.address), OPEN * 3n / 100n);
+  assert.equal((await rpc(node.rpcPort, 'attribution_contributionEarnings', [datanet, 1, 0])), (OPEN * 18n / 100n).toString());
+  assert.equal((await rpc(node.rpcPort, 'attribution_datanetEarnings', [datanet])), (OPEN * 30n / 100n).toString());
+  assert.deepEqual(await rpc(node.rpcPort, 'attribution_earnings', [bob.address]), {
+    accrued: (OPEN * 27n / 100n).toString(), claimed: '0', unclaimed: (OPEN * 27n / 100n).toString(), pending: '0',
   });
 
   // Bob's earnings are paid out (Alice triggers the claim; the OPEN goes to Bob).
@@ -109,12 +129,16 @@ test('a signed receipt settles and the fee is split as the model says', async ()
 });
 
 test('bad receipts are rejected one by one with their reason', async () => {
-  const replay = first; // the very same signed receipt again
+  // The first receipt again: pruned after its window, but its voucher has expired by then, so
+  // it can never settle twice.
+  const old = await send(api, api.tx.attribution.submitReceipts([first.signed]), charlie);
+  assert.deepEqual(old.events.map((e) => e.event).filter((e) => e.method === 'ReceiptRejected').map((e) => e.data.reason.toString()), ['Expired']);
   const greedy = await receipt({ nonce: 2, fee: 3n * OPEN, shares: [] });
   const stashSigned = await receipt({ nonce: 3, fee: OPEN, shares: [], signer: charlie });
   const outside = await receipt({ nonce: 4, fee: OPEN, shares: [[7, 10]] });
   const fine = await receipt({ nonce: 5, fee: OPEN / 2n, shares: [[1, 100]] });
-  const r = await send(api, api.tx.attribution.submitReceipts([replay, greedy, stashSigned, outside, fine].map((x) => x.signed)), charlie);
+  // `fine` twice in one batch: settled, then the very same signed receipt again.
+  const r = await send(api, api.tx.attribution.submitReceipts([fine, fine, greedy, stashSigned, outside].map((x) => x.signed)), charlie);
   assert.equal(r.error, null);
   const reasons = r.events.map((e) => e.event).filter((e) => e.method === 'ReceiptRejected').map((e) => e.data.reason.toString());
   assert.deepEqual(reasons, ['AlreadyUsed', 'FeeAboveVoucher', 'BadWorkerSignature', 'BadAttribution']);

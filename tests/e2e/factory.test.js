@@ -13,7 +13,7 @@ import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, vestSettled } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 const { alice, bob, charlie, k } = devKeys();
@@ -171,8 +171,10 @@ test('factory CLI: snapshot → adapter → registered → served → attributed
     try { return await rpc(node.rpcPort, 'attribution_getReceipt', [id]); } catch { return null; }
   });
   assert.equal(rec.model, model);
-  const earned = BigInt(await rpc(node.rpcPort, 'attribution_contributionEarnings', [datanet, 1, trained]));
-  assert.ok(earned > 0n, 'the contribution earned OPEN');
+  // What the contribution earned: a pending payout of the receipt until its challenge window ends.
+  const payout = rec.payouts.find((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/${trained}`);
+  const earned = BigInt(payout?.amount ?? 0);
+  assert.ok(earned > 0n, `the contribution earned OPEN: ${JSON.stringify(rec.payouts)}`);
 
   // The same question attributed by influence (DataInf over the training gradients the factory
   // cached): the receipt says so, and credits contributions of the training snapshot.
@@ -193,7 +195,10 @@ test('factory CLI: snapshot → adapter → registered → served → attributed
   const badMode = await worker.post('/v1/completions', { model: 'case-law', prompt, max_tokens: 4, attribution: 'vibes' });
   assert.equal(badMode.status, 400);
 
-  // Bob, the contributor, claims what the inference earned him.
+  // Bob, the contributor, claims what the inference earned him once it has vested (after the
+  // receipts' challenge window).
+  await vestSettled(api, node.rpcPort);
+  assert.ok(BigInt(await rpc(node.rpcPort, 'attribution_contributionEarnings', [datanet, 1, trained])) >= earned);
   const free = async () => (await api.query.system.account(bob.address)).data.free.toBigInt();
   const before = await free();
   const r = await ok(api.tx.attribution.claimRewards(bob.address), alice);

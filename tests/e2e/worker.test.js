@@ -156,7 +156,8 @@ test('a paid answer is receipted, settled on chain and credits the contribution 
   const coverage = res.body.attribution.coverage;
   assert.equal(rec.attribution[0].sharePerbill, res.body.attribution.shares[0].share);
   assert.ok(coverage > 0 && Math.abs(rec.attribution[0].sharePerbill - coverage * 1e9) <= 1, `share ${rec.attribution[0].sharePerbill} vs coverage ${coverage}`);
-  assert.ok(BigInt(await rpc(node.rpcPort, 'attribution_contributionEarnings', [datanet, 1, 1])) > 0n, 'Bob earned');
+  const bobs = rec.payouts.filter((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/1`);
+  assert.ok(bobs.length === 1 && BigInt(bobs[0].amount) > 0n, `Bob earned: ${JSON.stringify(rec.payouts)}`);
   await waitFor('settled status', async () => (await worker.get(`/v1/receipts/${requestId}`)).body.status === 'settled');
 
   const replay = await ask(header);

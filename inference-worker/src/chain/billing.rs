@@ -15,8 +15,10 @@ use std::sync::atomic::Ordering;
 /// The request header that carries the voucher.
 pub const VOUCHER_HEADER: &str = "x-openledger-voucher";
 
-/// Blocks a voucher may live beyond the finalized block (7 days at 6-second blocks).
-pub const MAX_VOUCHER_BLOCKS: u32 = 100_800;
+/// Blocks a voucher may live beyond the finalized block: the runtime's bound
+/// (`MaxVoucherLifetime`), from the primitives both share, so a voucher this worker takes is one
+/// the chain settles.
+pub const MAX_VOUCHER_BLOCKS: u32 = openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS;
 
 /// Why a voucher is refused (HTTP status, message).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,12 +39,19 @@ pub struct ShareJson {
 	pub share_perbill: u32,
 }
 
-/// A payout accrued by a receipt.
+/// A pending payout of a receipt (it vests when the receipt is pruned after its challenge
+/// window).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PayoutJson {
 	pub account: String,
 	pub amount: String,
+	/// `owner`, `worker`, `treasury`, `contribution` or `datanet`.
+	pub kind: String,
+	/// The contribution `(datanet, version, index)` of a `contribution` payout.
+	pub contribution: Option<(u32, u32, u32)>,
+	/// The Datanet of a `contribution` or `datanet` payout.
+	pub datanet: Option<u32>,
 }
 
 /// A settled receipt.
@@ -64,18 +71,24 @@ pub struct ReceiptJson {
 	pub method: String,
 	pub attribution: Vec<ShareJson>,
 	pub payouts: Vec<PayoutJson>,
-	pub worker_payout: String,
 	pub settled_at: BlockNumber,
 	pub challenger: Option<String>,
+	/// `valid` or `false` once judged.
+	pub verdict: Option<String>,
 }
 
 /// Earnings of an account.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EarningsJson {
+	/// Ever vested.
 	pub accrued: String,
+	/// Ever claimed.
 	pub claimed: String,
+	/// Vested, not claimed yet (claimable now).
 	pub unclaimed: String,
+	/// Payouts of receipts still in their challenge window (claimable once they vest).
+	pub pending: String,
 }
 
 /// Usage and revenue of a model.
@@ -183,17 +196,39 @@ where
 					share_perbill: s.share.deconstruct(),
 				})
 				.collect(),
-			payouts: r.payouts.iter().map(|(a, b)| PayoutJson { account: a.to_ss58check(), amount: b.to_string() }).collect(),
-			worker_payout: r.worker_payout.to_string(),
+			payouts: r
+				.payouts
+				.iter()
+				.map(|p| {
+					use pallet_attribution::PayoutKind;
+					let (kind, contribution, datanet) = match p.kind {
+						PayoutKind::Owner => ("owner", None, None),
+						PayoutKind::Worker => ("worker", None, None),
+						PayoutKind::Treasury => ("treasury", None, None),
+						PayoutKind::Contribution(c) => ("contribution", Some((c.datanet, c.version, c.index)), Some(c.datanet)),
+						PayoutKind::Datanet(d) => ("datanet", None, Some(d)),
+					};
+					PayoutJson { account: p.who.to_ss58check(), amount: p.amount.to_string(), kind: kind.into(), contribution, datanet }
+				})
+				.collect(),
 			settled_at: r.settled_at,
 			challenger: r.challenger.map(|c| c.to_ss58check()),
+			verdict: r.verdict.map(|v| match v {
+				pallet_attribution::Verdict::Valid => "valid".into(),
+				pallet_attribution::Verdict::False => "false".into(),
+			}),
 		})
 	}
 
 	fn earnings(&self, who: String, at: Option<Hash>) -> RpcResult<EarningsJson> {
-		let (accrued, claimed, unclaimed) =
+		let (accrued, claimed, unclaimed, pending) =
 			self.client.runtime_api().earnings(self.at(at), account(&who)?).map_err(runtime_error)?;
-		Ok(EarningsJson { accrued: accrued.to_string(), claimed: claimed.to_string(), unclaimed: unclaimed.to_string() })
+		Ok(EarningsJson {
+			accrued: accrued.to_string(),
+			claimed: claimed.to_string(),
+			unclaimed: unclaimed.to_string(),
+			pending: pending.to_string(),
+		})
 	}
 
 	fn contribution_earnings(&self, datanet: u32, version: u32, index: u32, at: Option<Hash>) -> RpcResult<String> {

@@ -230,12 +230,61 @@ pub trait DatanetsRpc {
 /// Implements [`DatanetsRpcServer`] over a client.
 pub struct Datanets<C> {
 	client: Arc<C>,
+	trees: Arc<TreeCache>,
 }
 
 impl<C> Datanets<C> {
 	/// Over `client`.
 	pub fn new(client: Arc<C>) -> Self {
-		Self { client }
+		Self { client, trees: Arc::new(TreeCache::new(TREE_CACHE_LEAVES)) }
+	}
+}
+
+/// Most leaves held in the snapshot-tree cache, over all cached snapshots (~104 bytes each with
+/// their tree: about 20 MiB).
+pub const TREE_CACHE_LEAVES: usize = 200_000;
+
+/// Snapshot trees by `(datanet, version, root)`, least recently used dropped first once the
+/// leaves held pass the budget. Snapshots never change, and the root in the key (read from the
+/// state at the requested block on every call) means a cached tree is only ever used for the
+/// snapshot it was built from.
+pub struct TreeCache {
+	budget: usize,
+	entries: std::sync::Mutex<std::collections::VecDeque<((DatanetId, SnapshotVersion, sp_core::H256), Arc<pallet_datanets::merkle::Tree>)>>,
+}
+
+impl TreeCache {
+	/// A cache holding at most `budget` leaves.
+	pub fn new(budget: usize) -> Self {
+		Self { budget, entries: Default::default() }
+	}
+
+	/// The cached tree for `key`, or the one `build` makes (then cached). `build` runs outside
+	/// the lock: concurrent misses may build twice, and never block hits.
+	pub fn get_or_build<E>(
+		&self,
+		key: (DatanetId, SnapshotVersion, sp_core::H256),
+		build: impl FnOnce() -> Result<pallet_datanets::merkle::Tree, E>,
+	) -> Result<Arc<pallet_datanets::merkle::Tree>, E> {
+		{
+			let mut entries = self.entries.lock().expect("no panics under the lock; qed");
+			if let Some(i) = entries.iter().position(|(k, _)| *k == key) {
+				let hit = entries.remove(i).expect("found above; qed");
+				let tree = hit.1.clone();
+				entries.push_back(hit);
+				return Ok(tree);
+			}
+		}
+		let tree = Arc::new(build()?);
+		if tree.len() <= self.budget {
+			let mut entries = self.entries.lock().expect("no panics under the lock; qed");
+			entries.retain(|(k, _)| *k != key);
+			entries.push_back((key, tree.clone()));
+			while entries.iter().map(|(_, t)| t.len()).sum::<usize>() > self.budget {
+				entries.pop_front();
+			}
+		}
+		Ok(tree)
 	}
 }
 
@@ -317,11 +366,27 @@ where
 	}
 
 	fn get_proof(&self, datanet: DatanetId, version: SnapshotVersion, index: LeafIndex, at: Option<Hash>) -> RpcResult<ProofJson> {
-		let p = self
-			.client
-			.runtime_api()
-			.snapshot_proof(self.at(at), datanet, version, index)
-			.map_err(runtime_error)?;
-		p.map(Into::into).ok_or_else(|| not_found(format!("no leaf {index} in snapshot {datanet}/{version}")))
+		let at = self.at(at);
+		let missing = || not_found(format!("no leaf {index} in snapshot {datanet}/{version}"));
+		// The snapshot as the state at `at` has it (one storage read): its root keys the cache.
+		let s: SnapshotInfo<BlockNumber> =
+			self.client.runtime_api().snapshot(at, datanet, version).map_err(runtime_error)?.ok_or_else(missing)?;
+		if index >= s.leaf_count {
+			return Err(missing());
+		}
+		let tree = self.trees.get_or_build((datanet, version, s.root), || {
+			let leaves = self
+				.client
+				.runtime_api()
+				.snapshot_leaves(at, datanet, version)
+				.map_err(runtime_error)?
+				.ok_or_else(missing)?;
+			let tree = pallet_datanets::merkle::Tree::new(leaves);
+			if tree.root() != s.root {
+				return Err(runtime_error(format!("snapshot {datanet}/{version}: its leaves do not hash to its root")));
+			}
+			Ok(tree)
+		})?;
+		tree.proof(index).map(Into::into).ok_or_else(missing)
 	}
 }

@@ -1,17 +1,18 @@
 //! Benchmarks (v2). `submit_receipts` over `n` receipts with `s` attributed contributions each,
-//! all valid (the worst case: every check passes and every receipt settles); keys are generated
-//! in the benchmark's keystore and signatures are real.
+//! all valid (the worst case: every check passes and every receipt settles), each with its own
+//! payer and contributors; keys are generated in the benchmark's keystore and signatures are
+//! real. Pruning (`on_idle`) is measured per block and per receipt by its payouts.
 
 use super::*;
 use frame_benchmarking::v2::*;
 use frame_support::{
-	traits::{fungible::Mutate, EnsureOrigin, Get, Hooks},
+	traits::{fungible::Mutate, EnsureOrigin, Get},
 	BoundedVec,
 };
-use frame_system::RawOrigin;
+use frame_system::{pallet_prelude::BlockNumberFor, RawOrigin};
 use sp_core::{crypto::KeyTypeId, H256};
 use sp_runtime::{
-	traits::{Bounded, IdentifyAccount},
+	traits::{Bounded, IdentifyAccount, Zero},
 	Perbill,
 };
 
@@ -33,29 +34,32 @@ fn bonded_challenger<T: Config>() -> T::AccountId {
 
 struct Fixture<T: Config> {
 	worker: T::AccountId,
-	payer: T::AccountId,
 	receipts: Vec<SignedReceiptOf<T>>,
 }
 
-/// `n` valid signed receipts of one payer to one worker, `s` shares each.
+/// `n` valid signed receipts to one worker, `s` shares each: every receipt from a different
+/// payer and every share for a different contribution of a different contributor, over a model
+/// whose lineage is as long as the registry allows (each Datanet with its own owner), so no
+/// write hits an entry another receipt or share already touched (the worst case).
 fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 	let worker: T::AccountId = account("worker", 0, 0);
 	funded::<T>(&worker);
 	let worker_key = sp_io::crypto::sr25519_generate(KEY, None);
-	let (model, model_version, datanet, snapshot) = T::BenchmarkHelper::setup(&worker, worker_key.0, s.max(1));
-	let payer_key = sp_io::crypto::sr25519_generate(KEY, None);
-	let payer: T::AccountId = T::BenchmarkHelper::public(payer_key).into_account();
-	funded::<T>(&payer);
+	let (model, model_version, datanet, snapshot) = T::BenchmarkHelper::setup(&worker, worker_key.0, (n * s).max(1));
 	funded::<T>(&Pallet::<T>::pot());
 	funded::<T>(&T::Treasury::get());
 	// At least the runtime's minimum fee (a receipt below it is rejected, not settled).
 	let fee: BalanceOf<T> = T::MinFee::get().max(1_000_000u32.into());
-	Pallet::<T>::deposit_escrow(RawOrigin::Signed(payer.clone()).into(), fee * (n + 1).into()).expect("escrow");
-	let per = Perbill::from_rational(1u32, s.max(1));
+	// Shares below 100 % in all, so that every lineage Datanet owner is paid too.
+	let per = Perbill::from_rational(1u32, s + 1);
 	let receipts = (0..n)
 		.map(|i| {
+			let payer_key = sp_io::crypto::sr25519_generate(KEY, None);
+			let payer: T::AccountId = T::BenchmarkHelper::public(payer_key).into_account();
+			funded::<T>(&payer);
+			Pallet::<T>::deposit_escrow(RawOrigin::Signed(payer.clone()).into(), fee).expect("escrow");
 			let voucher = Voucher {
-				payer: payer.clone(),
+				payer,
 				worker: worker.clone(),
 				model,
 				model_version,
@@ -67,7 +71,7 @@ fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 			};
 			let sig = sp_io::crypto::sr25519_sign(KEY, &payer_key, &voucher.signing_payload()).expect("key in keystore");
 			let attribution = (0..s)
-				.map(|j| Share { contribution: ContributionRef { datanet, version: snapshot, index: j }, share: per })
+				.map(|j| Share { contribution: ContributionRef { datanet, version: snapshot, index: i * s + j }, share: per })
 				.collect::<Vec<_>>();
 			let receipt = Receipt {
 				voucher,
@@ -84,7 +88,28 @@ fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 			SignedReceipt { receipt, worker_signature }
 		})
 		.collect();
-	Fixture { worker, payer, receipts }
+	Fixture { worker, receipts }
+}
+
+/// Settles one receipt with every share the protocol allows, so that it has the most payouts
+/// (`max_payouts`), then keeps only `p` of them (the record is written as the pallet would
+/// hold it; the fee is cut to their sum). Returns its request id and pruning block.
+fn settled_with_payouts<T: Config>(p: u32) -> (T::AccountId, RequestId, BlockNumberFor<T>) {
+	let f = fixture::<T>(1, MAX_SHARES);
+	let id = f.receipts[0].receipt.request_id();
+	Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
+	let mut r = Receipts::<T>::get(id).expect("settled");
+	assert_eq!(r.payouts.len() as u32, max_payouts::<T>(), "every payout is distinct and non-zero");
+	let mut payouts = r.payouts.into_inner();
+	payouts.truncate(p as usize);
+	r.fee = payouts.iter().fold(0u32.into(), |a: BalanceOf<T>, x| a + x.amount);
+	r.payouts = BoundedVec::truncate_from(payouts);
+	Receipts::<T>::insert(id, r);
+	(f.worker, id, UsedRequests::<T>::get(id).expect("queued"))
+}
+
+fn max_payouts<T: Config>() -> u32 {
+	crate::max_payouts::<T>()
 }
 
 #[benchmarks]
@@ -131,18 +156,31 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(RawOrigin::Signed(f.worker.clone()), batch);
 		assert_eq!(ModelUsage::<T>::iter().map(|(_, u)| u.requests).sum::<u64>(), n as u64);
+		assert_eq!(Receipts::<T>::iter().count() as u32, n, "every receipt settled");
 	}
 
-	/// A worker's claim with `d` delegators to pay (the attributed contributor's share of the
-	/// same receipt is claimed too: `who` is both).
+	/// A worker's claim with `d` delegators to pay, claiming vested rewards both as a worker and
+	/// as a payee.
 	#[benchmark]
 	fn claim_rewards(d: Linear<0, { T::Workers::max_delegators() }>) {
 		let f = fixture::<T>(1, 1);
 		T::BenchmarkHelper::add_delegators(&f.worker, d);
+		let id = f.receipts[0].receipt.request_id();
 		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
+		let at = UsedRequests::<T>::get(id).expect("settled");
+		frame_system::Pallet::<T>::set_block_number(at);
+		Pallet::<T>::prune(at, &mut frame_support::weights::WeightMeter::new());
+		// The worker is also owed as a payee (e.g. it owns the model).
+		let extra: BalanceOf<T> = 1_000u32.into();
+		<T::Currency as frame_support::traits::fungible::MutateHold<T::AccountId>>::hold(&HoldReason::Owed.into(), &Pallet::<T>::pot(), extra).unwrap();
+		Rewards::<T>::insert(&f.worker, extra);
+		AccountEarnings::<T>::mutate(&f.worker, |e| e.accrued += extra);
+		assert!(!WorkerRewards::<T>::get(&f.worker).is_zero(), "vested");
+		let caller: T::AccountId = account("caller", 0, 0);
+		funded::<T>(&caller);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(f.payer), f.worker.clone());
-		assert!(WorkerRewards::<T>::get(&f.worker) == 0u32.into());
+		_(RawOrigin::Signed(caller), f.worker.clone());
+		assert!(WorkerRewards::<T>::get(&f.worker).is_zero() && Rewards::<T>::get(&f.worker).is_zero());
 	}
 
 	#[benchmark]
@@ -156,35 +194,61 @@ mod benchmarks {
 		assert!(Receipts::<T>::get(id).and_then(|r| r.challenger).is_some());
 	}
 
-	/// An upheld challenge (the costlier outcome): slashes the worker and its `d` delegators,
-	/// reverses `MAX_SHARES` payouts.
+	/// An upheld challenge (the costlier outcome within the window): slashes the worker and its
+	/// `d` delegators, reverses every payout (the most a receipt can have).
 	#[benchmark]
 	fn resolve_challenge(d: Linear<0, { T::Workers::max_delegators() }>) -> Result<(), BenchmarkError> {
 		let origin = T::ResolveOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
-		let f = fixture::<T>(1, MAX_SHARES);
-		T::BenchmarkHelper::add_delegators(&f.worker, d);
-		let id = f.receipts[0].receipt.request_id();
-		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
+		let (worker, id, _) = settled_with_payouts::<T>(max_payouts::<T>());
+		T::BenchmarkHelper::add_delegators(&worker, d);
 		Pallet::<T>::challenge(RawOrigin::Signed(bonded_challenger::<T>()).into(), id).unwrap();
 		#[extrinsic_call]
-		_(origin as T::RuntimeOrigin, id, Verdict::False);
+		resolve_challenge(origin as T::RuntimeOrigin, id, Verdict::False);
+		assert!(Receipts::<T>::get(id).is_some_and(|r| r.payouts.is_empty()));
 		Ok(())
 	}
 
+	/// A valid verdict after the receipt's pruning block (its challenge kept it): it vests its
+	/// `p` payouts and is removed.
 	#[benchmark]
-	fn on_initialize(n: Linear<0, { T::MaxPrunePerBlock::get() }>) {
-		let f = fixture::<T>(n.min(T::MaxReceiptsPerBatch::get()), 1);
-		let at = f
-			.receipts
-			.first()
-			.map(|r| UsedRequests::<T>::get(r.receipt.request_id()))
-			.flatten();
-		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
-		let at = at.or_else(|| PruneQueue::<T>::iter_keys().next()).unwrap_or_default();
+	fn resolve_challenge_overdue(p: Linear<1, { max_payouts::<T>() }>) -> Result<(), BenchmarkError> {
+		let origin = T::ResolveOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		let (_, id, at) = settled_with_payouts::<T>(p);
+		Pallet::<T>::challenge(RawOrigin::Signed(bonded_challenger::<T>()).into(), id).unwrap();
+		frame_system::Pallet::<T>::set_block_number(at);
+		Pallet::<T>::prune(at, &mut frame_support::weights::WeightMeter::new());
+		assert!(Receipts::<T>::get(id).is_some_and(|r| r.overdue));
+		#[extrinsic_call]
+		resolve_challenge(origin as T::RuntimeOrigin, id, Verdict::Valid);
+		assert!(Receipts::<T>::get(id).is_none());
+		Ok(())
+	}
+
+	/// `on_idle` over one block with nothing to prune.
+	#[benchmark]
+	fn prune_block() {
+		let now = frame_system::Pallet::<T>::block_number();
+		PruneCursor::<T>::put(now);
+		let mut meter = frame_support::weights::WeightMeter::new();
 		#[block]
 		{
-			Pallet::<T>::on_initialize(at);
+			Pallet::<T>::prune(now, &mut meter);
 		}
+		assert_eq!(PruneCursor::<T>::get(), now + 1u32.into());
+	}
+
+	/// `on_idle` over one block whose queue holds one receipt with `p` payouts to vest.
+	#[benchmark]
+	fn prune_receipt(p: Linear<0, { max_payouts::<T>() }>) {
+		let (_, id, at) = settled_with_payouts::<T>(p);
+		frame_system::Pallet::<T>::set_block_number(at);
+		PruneCursor::<T>::put(at);
+		let mut meter = frame_support::weights::WeightMeter::new();
+		#[block]
+		{
+			Pallet::<T>::prune(at, &mut meter);
+		}
+		assert!(Receipts::<T>::get(id).is_none() && UsedRequests::<T>::get(id).is_none());
 	}
 
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext_with_keystore(), crate::mock::Test);

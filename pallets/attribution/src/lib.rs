@@ -20,23 +20,31 @@
 //! snapshot in the model version's lineage, escrow covers the fee — and is settled, or rejected
 //! with [`Event::ReceiptRejected`] naming the [`RejectReason`], changing nothing.
 //!
-//! Settlement moves the fee from the payer's escrow into the pallet's pot and splits it with
-//! [`split::split_fee`] (owner, worker, treasury, attributed contributors, the lineage's Datanet
-//! owners for the unattributed data part, the treasury for any rest). Shares **accrue**;
-//! [`Pallet::claim_rewards`] pays them out (a worker's share through the staking pallet, which
-//! shares it with delegators after commission). No OPEN is created or destroyed on this path:
-//! `try_state` checks that the pot holds every accrued, unclaimed reward.
+//! Settlement moves the fee from the payer's escrow into the pallet's pot, where it stays held
+//! ([`HoldReason::Owed`]) until it is paid out, and splits it with [`split::split_fee`] (owner,
+//! worker, treasury, attributed contributors, the lineage's Datanet owners for the unattributed
+//! data part, the treasury for any rest). The split is recorded with the receipt as its
+//! **pending** payouts: nobody can claim them while the receipt can still be challenged.
 //!
-//! Used request ids and receipt records are pruned once the voucher has expired and the
-//! challenge window has passed, at most [`Config::MaxPrunePerBlock`] per block; a receipt whose
-//! challenge is still open is kept until the challenge is resolved.
+//! ## Vesting and pruning
+//! A receipt's payouts **vest** when it is pruned: once its voucher has expired and its
+//! challenge window has passed (in the runtime the voucher lifetime is at most the window, so
+//! that is `ChallengeWindow + 1` blocks after settlement). Pruning runs in `on_idle` under a
+//! [`frame_support::weights::WeightMeter`], block by block from [`PruneCursor`]: each receipt's
+//! payouts accrue to [`Rewards`] / [`WorkerRewards`] (and the per-contribution and per-Datanet
+//! statistics), then its record and used request id are removed. A receipt whose challenge is
+//! still open is kept, unvested, until the challenge is judged.
+//! [`Pallet::claim_rewards`] pays vested rewards out (a worker's share through the staking
+//! pallet, which shares it with delegators after commission). No OPEN is created or destroyed on
+//! this path: `try_state` checks that the pot holds on hold exactly the pending payouts of every
+//! receipt plus every vested, unclaimed reward.
 //!
 //! ## Challenges
 //! Within [`Config::ChallengeWindow`] blocks of settlement any bonded account but the receipt's
 //! worker may [`Pallet::challenge`] it, holding [`Config::ChallengeBond`]. [`Config::ResolveOrigin`]
 //! judges it, once ([`Verdict`]): a false receipt slashes the worker (and pro rata its
-//! delegators) by [`Config::SlashFraction`], reverses the receipt's rewards not yet claimed and
-//! refunds them to the payer, returns the challenger's bond and pays it
+//! delegators) by [`Config::SlashFraction`], refunds the receipt's whole fee to the payer (its
+//! payouts never vested, so no other earning is touched), returns the challenger's bond and pays it
 //! [`Config::ChallengerReward`] from the treasury; a valid one forfeits the bond to the
 //! treasury. A judged receipt cannot be challenged again.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -80,8 +88,19 @@ pub type SignedReceiptOf<T> = SignedReceipt<
 /// full: `MaxPrunePerBlock × PRUNE_SPILL` receipts can share an expiry block.
 pub const PRUNE_SPILL: u32 = 8;
 
-/// Most payouts recorded per receipt: attributed contributions, lineage Datanets, owner, treasury.
-pub type MaxPayouts = frame_support::traits::ConstU32<{ MAX_SHARES + 32 + 2 }>;
+/// Most lineage entries of a model version the pallet records payouts for; `integrity_test`
+/// checks that the model registry's bound is not above it.
+pub const MAX_LINEAGE_PAYOUTS: u32 = 32;
+
+/// Most payouts recorded per receipt: attributed contributions, lineage Datanets, owner, worker,
+/// treasury.
+pub type MaxPayouts = frame_support::traits::ConstU32<{ MAX_SHARES + MAX_LINEAGE_PAYOUTS + 3 }>;
+
+/// The most payouts a receipt can have with the configured model registry (every share, every
+/// lineage Datanet, owner, worker, treasury): what the weights are charged for.
+pub fn max_payouts<T: Config>() -> u32 {
+	MAX_SHARES + T::Models::max_lineage().min(MAX_LINEAGE_PAYOUTS) + 3
+}
 
 #[frame_support::pallet]
 pub mod pallet {
@@ -98,7 +117,7 @@ pub mod pallet {
 	use frame_system::pallet_prelude::*;
 	use openledger_primitives::{DatanetId, ModelId, ModelVersion};
 	use sp_runtime::{
-		traits::{AccountIdConversion, IdentifyAccount, Saturating, Verify, Zero},
+		traits::{AccountIdConversion, IdentifyAccount, One, Saturating, Verify, Zero},
 		Perbill,
 	};
 
@@ -178,6 +197,9 @@ pub mod pallet {
 		/// Bond of a challenger.
 		#[codec(index = 1)]
 		ChallengeBond,
+		/// Held on the pot: settled fees not yet vested, and vested rewards not yet claimed.
+		#[codec(index = 2)]
+		Owed,
 	}
 
 	/// Why a receipt was not settled.
@@ -234,7 +256,31 @@ pub mod pallet {
 		pub unlock_at: BlockNumber,
 	}
 
-	/// A settled receipt, kept until it can no longer be challenged.
+	/// Why a payout of a receipt is owed.
+	#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub enum PayoutKind {
+		/// The model owner's part.
+		Owner,
+		/// The worker's part (shared with its delegators when claimed).
+		Worker,
+		/// The treasury's part, with rounding and unattributed data without a lineage.
+		Treasury,
+		/// An attributed contribution's part of the data share.
+		Contribution(ContributionRef),
+		/// A lineage Datanet owner's part of the unattributed data share.
+		Datanet(DatanetId),
+	}
+
+	/// One pending payout of a receipt.
+	#[derive(Clone, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub struct Payout<AccountId, Balance> {
+		pub who: AccountId,
+		pub amount: Balance,
+		pub kind: PayoutKind,
+	}
+
+	/// A settled receipt, kept until it can no longer be challenged; its payouts vest when it is
+	/// pruned.
 	#[derive(CloneNoBound, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEqNoBound, EqNoBound, RuntimeDebugNoBound)]
 	#[scale_info(skip_type_params(T))]
 	#[codec(mel_bound())]
@@ -249,15 +295,17 @@ pub mod pallet {
 		pub output_hash: sp_core::H256,
 		pub method: AttributionMethod,
 		pub attribution: BoundedVec<Share, ConstU32<MAX_SHARES>>,
-		/// Accrued to `Rewards` per account (owner, contributors, Datanet owners, treasury).
-		pub payouts: BoundedVec<(T::AccountId, BalanceOf<T>), MaxPayouts>,
-		/// Accrued to `WorkerRewards`.
-		pub worker_payout: BalanceOf<T>,
+		/// The fee's split, pending until the receipt vests (they sum to `fee`); emptied when a
+		/// false receipt is reversed.
+		pub payouts: BoundedVec<Payout<T::AccountId, BalanceOf<T>>, MaxPayouts>,
 		pub settled_at: BlockNumberFor<T>,
 		/// The open challenge, if any.
 		pub challenger: Option<T::AccountId>,
 		/// The verdict, once judged: a receipt is judged once.
 		pub verdict: Option<Verdict>,
+		/// Its pruning block passed while its challenge was open: it vests (or not) and is
+		/// removed when the challenge is judged.
+		pub overdue: bool,
 	}
 
 	/// Usage and revenue of a model.
@@ -271,10 +319,12 @@ pub mod pallet {
 	/// Earnings of an account.
 	#[derive(Clone, Copy, Default, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
 	pub struct Earnings<Balance> {
-		/// Ever accrued (net of reversals).
+		/// Ever vested (claimable once vested).
 		pub accrued: Balance,
 		/// Ever claimed.
 		pub claimed: Balance,
+		/// Payouts of settled receipts that have not vested yet (their challenge window is open).
+		pub pending: Balance,
 	}
 
 	/// Escrow withdrawals waiting for their delay.
@@ -290,10 +340,14 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type UsedRequests<T: Config> = StorageMap<_, Identity, RequestId, BlockNumberFor<T>>;
 
-	/// Request ids to prune at each block.
+	/// Request ids to prune (and vest) at each block.
 	#[pallet::storage]
 	pub type PruneQueue<T: Config> =
 		StorageMap<_, Twox64Concat, BlockNumberFor<T>, BoundedVec<RequestId, T::MaxPrunePerBlock>, ValueQuery>;
+
+	/// The first block whose prune queue `on_idle` has not finished.
+	#[pallet::storage]
+	pub type PruneCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
 	/// Accrued, unclaimed rewards (owners, contributors, Datanet owners, treasury).
 	#[pallet::storage]
@@ -334,6 +388,8 @@ pub mod pallet {
 		ReceiptSettled { request_id: RequestId, worker: T::AccountId, payer: T::AccountId, model: ModelId, fee: BalanceOf<T> },
 		/// A receipt was rejected; nothing changed for it.
 		ReceiptRejected { request_id: RequestId, worker: T::AccountId, reason: RejectReason },
+		/// A receipt's payouts vested (claimable from now on) and its record was pruned.
+		ReceiptVested { request_id: RequestId },
 		/// Rewards were paid out.
 		RewardsClaimed { who: T::AccountId, amount: BalanceOf<T>, as_worker: BalanceOf<T> },
 		/// A receipt was challenged.
@@ -374,23 +430,19 @@ pub mod pallet {
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
-		fn on_initialize(n: BlockNumberFor<T>) -> Weight {
-			let ids = PruneQueue::<T>::take(n);
-			let count = ids.len() as u32;
-			for id in ids {
-				// A receipt whose challenge is still open stays (and its bond stays held) until the
-				// challenge is resolved; `resolve_challenge` removes it then.
-				if Receipts::<T>::get(id).is_some_and(|r| r.challenger.is_some()) {
-					continue;
-				}
-				UsedRequests::<T>::remove(id);
-				Receipts::<T>::remove(id);
-			}
-			<T as Config>::WeightInfo::on_initialize(count)
+		/// Prunes (and vests) matured receipts with the block's leftover weight.
+		fn on_idle(now: BlockNumberFor<T>, limit: Weight) -> Weight {
+			let mut meter = frame_support::weights::WeightMeter::with_limit(limit);
+			Self::prune(now, &mut meter);
+			meter.consumed()
 		}
 
 		fn integrity_test() {
 			assert!(T::MaxPrunePerBlock::get() > 0, "MaxPrunePerBlock must be positive");
+			assert!(
+				T::Models::max_lineage() <= MAX_LINEAGE_PAYOUTS,
+				"the model registry allows more lineage entries than a receipt records payouts for"
+			);
 		}
 
 		#[cfg(feature = "try-runtime")]
@@ -456,7 +508,8 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Pays out `who`'s accrued rewards (anyone may trigger it; the OPEN goes to `who`).
+		/// Pays out `who`'s vested rewards (anyone may trigger it; the OPEN goes to `who`).
+		/// Payouts of receipts still in their challenge window are not claimable yet.
 		///
 		/// ## Complexity
 		/// A worker's claim pays each of its delegators: charged for `max_delegators`, refunded
@@ -468,11 +521,30 @@ pub mod pallet {
 			let pot = Self::pot();
 			let amount = Rewards::<T>::take(&who);
 			let as_worker = WorkerRewards::<T>::take(&who);
-			ensure!(!amount.is_zero() || !as_worker.is_zero(), Error::<T>::NothingToClaim);
+			ensure!(
+				!amount.is_zero() || !as_worker.is_zero(),
+				frame_support::dispatch::DispatchErrorWithPostInfo {
+					post_info: Some(<T as Config>::WeightInfo::claim_rewards(0)).into(),
+					error: Error::<T>::NothingToClaim.into(),
+				}
+			);
 			if !amount.is_zero() {
-				T::Currency::transfer(&pot, &who, amount, Preservation::Preserve)?;
+				T::Currency::transfer_on_hold(
+					&HoldReason::Owed.into(),
+					&pot,
+					&who,
+					amount,
+					Precision::Exact,
+					Restriction::Free,
+					Fortitude::Force,
+				)?;
 			}
-			let delegators = if as_worker.is_zero() { 0 } else { T::Workers::pay_reward(&pot, &who, as_worker)? };
+			let delegators = if as_worker.is_zero() {
+				0
+			} else {
+				T::Currency::release(&HoldReason::Owed.into(), &pot, as_worker, Precision::Exact)?;
+				T::Workers::pay_reward(&pot, &who, as_worker)?
+			};
 			AccountEarnings::<T>::mutate(&who, |e| e.claimed = e.claimed.saturating_add(amount).saturating_add(as_worker));
 			Self::deposit_event(Event::RewardsClaimed { who, amount, as_worker });
 			Ok(Some(<T as Config>::WeightInfo::claim_rewards(delegators)).into())
@@ -497,13 +569,18 @@ pub mod pallet {
 		}
 
 		/// Judges a challenged receipt, once: [`Verdict::False`] upholds the challenge,
-		/// [`Verdict::Valid`] rejects it.
+		/// [`Verdict::Valid`] rejects it. A receipt judged after its pruning block is pruned now
+		/// (vesting its payouts if it was valid).
 		///
 		/// ## Complexity
 		/// Upholding a challenge slashes every delegation of the worker: charged for
-		/// `max_delegators`, refunded down to the delegations actually slashed.
+		/// `max_delegators` (or, for a late valid verdict, vesting every payout, whichever costs
+		/// more), refunded down to what was done.
 		#[pallet::call_index(6)]
-		#[pallet::weight(<T as Config>::WeightInfo::resolve_challenge(T::Workers::max_delegators()))]
+		#[pallet::weight(
+			<T as Config>::WeightInfo::resolve_challenge(T::Workers::max_delegators())
+				.max(<T as Config>::WeightInfo::resolve_challenge_overdue(max_payouts::<T>()))
+		)]
 		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, verdict: Verdict) -> DispatchResultWithPostInfo {
 			T::ResolveOrigin::ensure_origin(origin)?;
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
@@ -520,26 +597,8 @@ pub mod pallet {
 						Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok(0)),
 					}
 				})?;
-				let mut refunded: BalanceOf<T> = Zero::zero();
-				for (who, amount) in r.payouts.iter() {
-					let back = Rewards::<T>::mutate(who, |acc| {
-						let back = (*amount).min(*acc);
-						*acc -= back;
-						back
-					});
-					AccountEarnings::<T>::mutate(who, |e| e.accrued = e.accrued.saturating_sub(back));
-					refunded = refunded.saturating_add(back);
-				}
-				let back = WorkerRewards::<T>::mutate(&r.worker, |acc| {
-					let back = r.worker_payout.min(*acc);
-					*acc -= back;
-					back
-				});
-				AccountEarnings::<T>::mutate(&r.worker, |e| e.accrued = e.accrued.saturating_sub(back));
-				refunded = refunded.saturating_add(back);
-				if !refunded.is_zero() {
-					T::Currency::transfer(&Self::pot(), &r.payer, refunded, Preservation::Preserve)?;
-				}
+				// The payouts never vested: exactly this receipt's fee goes back, nobody else's.
+				let refunded = Self::reverse(&mut r)?;
 				T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, bond, Precision::BestEffort)?;
 				// Best effort: a poor treasury does not block justice.
 				let _ = T::Currency::transfer(&T::Treasury::get(), &challenger, T::ChallengerReward::get(), Preservation::Preserve);
@@ -557,14 +616,16 @@ pub mod pallet {
 				Self::deposit_event(Event::ChallengeRejected { request_id, challenger });
 			}
 			r.verdict = Some(verdict);
-			// Past its pruning block (the challenge kept it): removed now.
-			let now = frame_system::Pallet::<T>::block_number();
-			if UsedRequests::<T>::get(request_id).is_none_or(|prune_at| prune_at <= now) {
-				Receipts::<T>::remove(request_id);
-				UsedRequests::<T>::remove(request_id);
-			} else {
-				Receipts::<T>::insert(request_id, r);
+			if r.overdue {
+				// Its pruning block has passed (the challenge kept it): vested and removed now.
+				let payouts = r.payouts.len() as u32;
+				Self::vest(request_id, r);
+				return Ok(Some(<T as Config>::WeightInfo::resolve_challenge_overdue(payouts).max(
+					<T as Config>::WeightInfo::resolve_challenge(delegators),
+				))
+				.into());
 			}
+			Receipts::<T>::insert(request_id, r);
 			Ok(Some(<T as Config>::WeightInfo::resolve_challenge(delegators)).into())
 		}
 	}
@@ -635,7 +696,8 @@ pub mod pallet {
 				.find(|at| (PruneQueue::<T>::decode_len(at).unwrap_or(0) as u32) < T::MaxPrunePerBlock::get())
 				.ok_or(RejectReason::PruneQueueFull)?;
 
-			// All checks passed: from here on, writes.
+			// All checks passed: from here on, writes. The fee stays on hold in the pot until it
+			// is claimed (or refunded to the payer if the receipt is false).
 			let pot = Self::pot();
 			T::Currency::transfer_on_hold(
 				&HoldReason::Escrow.into(),
@@ -646,39 +708,27 @@ pub mod pallet {
 				Restriction::Free,
 				Fortitude::Force,
 			)
+			.and_then(|_| T::Currency::hold(&HoldReason::Owed.into(), &pot, r.fee))
 			.map_err(|_| RejectReason::InsufficientEscrow)?;
 			let p = split::split_fee(r.fee, &terms.split, &attributed, &lineage_owners);
-			let mut payouts: Vec<(T::AccountId, BalanceOf<T>)> = Vec::new();
-			let mut accrue = |who: &T::AccountId, amount: BalanceOf<T>| {
+			let mut payouts: Vec<Payout<T::AccountId, BalanceOf<T>>> = Vec::new();
+			// Zero amounts write nothing (no storage entry for an earning of nothing).
+			let mut owe = |who: &T::AccountId, amount: BalanceOf<T>, kind: PayoutKind| {
 				if amount.is_zero() {
 					return;
 				}
-				Rewards::<T>::mutate(who, |a| *a = a.saturating_add(amount));
-				AccountEarnings::<T>::mutate(who, |e| e.accrued = e.accrued.saturating_add(amount));
-				payouts.push((who.clone(), amount));
+				AccountEarnings::<T>::mutate(who, |e| e.pending = e.pending.saturating_add(amount));
+				payouts.push(Payout { who: who.clone(), amount, kind });
 			};
-			accrue(&terms.owner, p.owner);
-			accrue(&T::Treasury::get(), p.treasury);
-			// Zero amounts write nothing (no storage entry for an earning of nothing).
+			owe(&terms.owner, p.owner, PayoutKind::Owner);
+			owe(worker, p.worker, PayoutKind::Worker);
+			owe(&T::Treasury::get(), p.treasury, PayoutKind::Treasury);
 			for ((who, amount), s) in p.contributors.iter().zip(r.attribution.iter()) {
-				if amount.is_zero() {
-					continue;
-				}
-				accrue(who, *amount);
-				ContributionEarnings::<T>::mutate(s.contribution, |e| *e = e.saturating_add(*amount));
-				DatanetEarnings::<T>::mutate(s.contribution.datanet, |e| *e = e.saturating_add(*amount));
+				owe(who, *amount, PayoutKind::Contribution(s.contribution));
 			}
 			let lineage_datanets = terms.lineage.iter().filter(|(d, _, _)| T::Contributions::datanet_owner(*d).is_some());
 			for ((who, amount), (d, _, _)) in p.datanet_owners.iter().zip(lineage_datanets) {
-				if amount.is_zero() {
-					continue;
-				}
-				accrue(who, *amount);
-				DatanetEarnings::<T>::mutate(d, |e| *e = e.saturating_add(*amount));
-			}
-			if !p.worker.is_zero() {
-				WorkerRewards::<T>::mutate(worker, |a| *a = a.saturating_add(p.worker));
-				AccountEarnings::<T>::mutate(worker, |e| e.accrued = e.accrued.saturating_add(p.worker));
+				owe(who, *amount, PayoutKind::Datanet(*d));
 			}
 			ModelUsage::<T>::mutate(v.model, |u| {
 				u.requests = u.requests.saturating_add(1);
@@ -705,44 +755,179 @@ pub mod pallet {
 					method: r.method,
 					attribution: signed.receipt.attribution.clone(),
 					payouts: BoundedVec::truncate_from(payouts),
-					worker_payout: p.worker,
 					settled_at: now,
 					challenger: None,
 					verdict: None,
+					overdue: false,
 				},
 			);
 			Self::deposit_event(Event::ReceiptSettled { request_id, worker: worker.clone(), payer, model, fee });
 			Ok(())
 		}
 
-		/// Checks that the pot holds every accrued, unclaimed reward, and that every used
-		/// request id is queued for pruning.
-		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
-			let owed = Rewards::<T>::iter_values()
-				.chain(WorkerRewards::<T>::iter_values())
-				.fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
-			ensure!(T::Currency::balance(&Self::pot()) >= owed, "pot holds less than the rewards owed");
-			let now = frame_system::Pallet::<T>::block_number();
-			for (id, at) in UsedRequests::<T>::iter() {
-				// Queued for pruning, or past its block and kept because its challenge is open.
-				let kept = at <= now && Receipts::<T>::get(id).is_some_and(|r| r.challenger.is_some());
-				ensure!(kept || PruneQueue::<T>::get(at).contains(&id), "used request id not queued for pruning");
+		/// Refunds a false receipt's pending payouts (its whole fee) to its payer; returns the
+		/// amount refunded.
+		fn reverse(r: &mut ReceiptRecord<T>) -> Result<BalanceOf<T>, DispatchError> {
+			let mut refunded: BalanceOf<T> = Zero::zero();
+			for p in r.payouts.iter() {
+				AccountEarnings::<T>::mutate(&p.who, |e| e.pending = e.pending.saturating_sub(p.amount));
+				refunded = refunded.saturating_add(p.amount);
 			}
-			// Every receipt record belongs to a used request id; every open challenge holds
-			// exactly one bond, and no bond is held without one.
-			let mut bonds: alloc::collections::BTreeMap<T::AccountId, u32> = Default::default();
+			r.payouts = Default::default();
+			if !refunded.is_zero() {
+				T::Currency::transfer_on_hold(
+					&HoldReason::Owed.into(),
+					&Self::pot(),
+					&r.payer,
+					refunded,
+					Precision::Exact,
+					Restriction::Free,
+					Fortitude::Force,
+				)?;
+			}
+			Ok(refunded)
+		}
+
+		/// Vests a receipt's pending payouts (they become claimable) and removes its record and
+		/// used request id. The OPEN stays on hold in the pot until claimed.
+		fn vest(request_id: RequestId, r: ReceiptRecord<T>) {
+			for p in r.payouts.iter() {
+				match p.kind {
+					PayoutKind::Worker => WorkerRewards::<T>::mutate(&p.who, |a| *a = a.saturating_add(p.amount)),
+					_ => Rewards::<T>::mutate(&p.who, |a| *a = a.saturating_add(p.amount)),
+				}
+				AccountEarnings::<T>::mutate(&p.who, |e| {
+					e.pending = e.pending.saturating_sub(p.amount);
+					e.accrued = e.accrued.saturating_add(p.amount);
+				});
+				match p.kind {
+					PayoutKind::Contribution(c) => {
+						ContributionEarnings::<T>::mutate(c, |e| *e = e.saturating_add(p.amount));
+						DatanetEarnings::<T>::mutate(c.datanet, |e| *e = e.saturating_add(p.amount));
+					},
+					PayoutKind::Datanet(d) => DatanetEarnings::<T>::mutate(d, |e| *e = e.saturating_add(p.amount)),
+					_ => {},
+				}
+			}
+			Receipts::<T>::remove(request_id);
+			UsedRequests::<T>::remove(request_id);
+			if r.verdict != Some(Verdict::False) {
+				Self::deposit_event(Event::ReceiptVested { request_id });
+			}
+		}
+
+		/// Prunes the queues of blocks up to `now`, from [`PruneCursor`], while `meter` allows:
+		/// each receipt vests and is removed, unless its challenge is open (then it is marked
+		/// overdue and left to `resolve_challenge`).
+		pub fn prune(now: BlockNumberFor<T>, meter: &mut frame_support::weights::WeightMeter) {
+			let per_block = <T as Config>::WeightInfo::prune_block();
+			let per_receipt = <T as Config>::WeightInfo::prune_receipt(max_payouts::<T>());
+			let mut at = PruneCursor::<T>::get();
+			let start = at;
+			while at <= now && meter.try_consume(per_block).is_ok() {
+				let mut queue = PruneQueue::<T>::get(at);
+				let mut finished = true;
+				while let Some(id) = queue.last().copied() {
+					if !meter.can_consume(per_receipt) {
+						finished = false;
+						break;
+					}
+					queue.pop();
+					let payouts = match Receipts::<T>::get(id) {
+						Some(mut r) if r.challenger.is_some() => {
+							r.overdue = true;
+							Receipts::<T>::insert(id, r);
+							0
+						},
+						Some(r) => {
+							let n = r.payouts.len() as u32;
+							Self::vest(id, r);
+							n
+						},
+						None => {
+							UsedRequests::<T>::remove(id);
+							0
+						},
+					};
+					meter.consume(<T as Config>::WeightInfo::prune_receipt(payouts));
+				}
+				if !finished {
+					PruneQueue::<T>::insert(at, queue);
+					break;
+				}
+				PruneQueue::<T>::remove(at);
+				at = at.saturating_add(One::one());
+			}
+			if at != start {
+				PruneCursor::<T>::put(at);
+			}
+		}
+
+		/// Checks, with equalities:
+		/// - the pot holds on hold ([`HoldReason::Owed`]) exactly the pending payouts of every
+		///   receipt plus every vested, unclaimed reward, and keeps at least the existential
+		///   deposit free;
+		/// - each unreversed receipt's payouts sum to its fee; a reversed one has none;
+		/// - per account: `pending` = its payouts in unvested receipts, and
+		///   `accrued` = `claimed` + its unclaimed rewards;
+		/// - every used request id is queued for pruning at its block at or after the cursor, or
+		///   kept overdue because its challenge is open; every queued id is a used one; every
+		///   receipt record belongs to a used request id;
+		/// - every open challenge holds exactly one bond.
+		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			use alloc::collections::BTreeMap;
+			let pot = Self::pot();
+			let mut pending: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+			let mut unvested = BalanceOf::<T>::zero();
+			let mut bonds: BTreeMap<T::AccountId, u32> = BTreeMap::new();
 			for (id, r) in Receipts::<T>::iter() {
-				ensure!(UsedRequests::<T>::contains_key(id), "receipt record without its used request id");
+				let at = UsedRequests::<T>::get(id).ok_or("receipt record without its used request id")?;
+				let sum = r.payouts.iter().fold(BalanceOf::<T>::zero(), |a, p| a.saturating_add(p.amount));
+				if r.verdict == Some(Verdict::False) {
+					ensure!(r.payouts.is_empty(), "a reversed receipt still owes payouts");
+				} else {
+					ensure!(sum == r.fee, "a receipt's payouts do not sum to its fee");
+				}
+				for p in r.payouts.iter() {
+					let e = pending.entry(p.who.clone()).or_insert_with(Zero::zero);
+					*e = e.saturating_add(p.amount);
+				}
+				unvested = unvested.saturating_add(sum);
 				if let Some(c) = r.challenger {
 					*bonds.entry(c).or_default() += 1;
+				} else {
+					ensure!(!r.overdue, "an overdue receipt without an open challenge");
+				}
+				ensure!(r.overdue || PruneQueue::<T>::get(at).contains(&id), "receipt not queued for pruning");
+			}
+			let vested = Rewards::<T>::iter_values()
+				.chain(WorkerRewards::<T>::iter_values())
+				.fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
+			ensure!(
+				T::Currency::balance_on_hold(&HoldReason::Owed.into(), &pot) == unvested.saturating_add(vested),
+				"the pot's hold differs from pending payouts plus unclaimed rewards"
+			);
+			ensure!(T::Currency::balance(&pot) >= T::Currency::minimum_balance(), "the pot keeps less than the existential deposit");
+			for (who, e) in AccountEarnings::<T>::iter() {
+				let unclaimed = Rewards::<T>::get(&who).saturating_add(WorkerRewards::<T>::get(&who));
+				ensure!(e.accrued == e.claimed.saturating_add(unclaimed), "accrued differs from claimed plus unclaimed");
+				ensure!(e.pending == pending.remove(&who).unwrap_or_else(Zero::zero), "pending differs from the account's unvested payouts");
+			}
+			ensure!(pending.values().all(|v| v.is_zero()), "unvested payouts of an account without earnings");
+			let cursor = PruneCursor::<T>::get();
+			for (id, at) in UsedRequests::<T>::iter() {
+				let overdue = Receipts::<T>::get(id).is_some_and(|r| r.overdue);
+				ensure!(overdue || (at >= cursor && PruneQueue::<T>::get(at).contains(&id)), "used request id not queued for pruning");
+			}
+			for (at, queue) in PruneQueue::<T>::iter() {
+				ensure!(at >= cursor, "a prune queue behind the cursor");
+				for id in queue {
+					ensure!(UsedRequests::<T>::get(id) == Some(at), "a queued id that is not used at that block");
 				}
 			}
 			for (challenger, n) in bonds {
 				let held = T::Currency::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger);
 				ensure!(held == T::ChallengeBond::get() * n.into(), "challenge bonds held differ from open challenges");
-			}
-			for (_, e) in AccountEarnings::<T>::iter() {
-				ensure!(e.claimed <= e.accrued, "claimed more than accrued");
 			}
 			Ok(())
 		}

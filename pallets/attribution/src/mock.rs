@@ -53,8 +53,11 @@ pub fn worker() -> AccountId {
 pub fn owner() -> AccountId {
 	acc(Sr25519Keyring::Charlie)
 }
+/// The contributor of leaf `i` of every mock snapshot: a different account per leaf.
 pub fn contributor(i: u32) -> AccountId {
-	AccountId32::new([100 + i as u8; 32])
+	let mut raw = [100u8; 32];
+	raw[..4].copy_from_slice(&i.to_le_bytes());
+	AccountId32::new(raw)
 }
 pub fn datanet_owner(d: DatanetId) -> AccountId {
 	AccountId32::new([200 + d as u8; 32])
@@ -89,7 +92,13 @@ impl crate::ModelTermsProvider<AccountId> for MockModels {
 	fn terms(model: ModelId, version: ModelVersion) -> Option<ModelTerms<AccountId>> {
 		MODELS.with(|m| m.borrow().get(&(model, version)).cloned())
 	}
+	fn max_lineage() -> u32 {
+		MAX_LINEAGE
+	}
 }
+
+/// The mock registry's lineage bound.
+pub const MAX_LINEAGE: u32 = 16;
 
 pub struct MockDatanets;
 impl crate::ContributionResolver<AccountId> for MockDatanets {
@@ -178,12 +187,20 @@ pub struct MockBenchmarkHelper;
 impl crate::BenchmarkHelper<AccountId, MultiSignature, MultiSigner> for MockBenchmarkHelper {
 	fn setup(w: &AccountId, key: [u8; 32], leaves: u32) -> (ModelId, ModelVersion, DatanetId, u32) {
 		KEYS.with(|k| k.borrow_mut().insert(w.clone(), key));
-		SNAPSHOTS.with(|s| s.borrow_mut().insert((5, 1), leaves.max(1)));
+		// Datanets 5.. 5 + MAX_LINEAGE, each with its own owner; the first holds the leaves.
+		SNAPSHOTS.with(|s| {
+			let mut s = s.borrow_mut();
+			s.insert((5, 1), leaves.max(1));
+			for d in 6..5 + MAX_LINEAGE {
+				s.insert((d, 1), 1);
+			}
+		});
+		let weight = Perbill::from_rational(1, MAX_LINEAGE);
 		MODELS.with(|m| {
 			m.borrow_mut().insert((5, 1), ModelTerms {
 				owner: owner(),
 				split: split(40, 30, 20, 10),
-				lineage: vec![(5, 1, Perbill::one())],
+				lineage: (5..5 + MAX_LINEAGE).map(|d| (d, 1, weight)).collect(),
 				deprecated: false,
 			})
 		});

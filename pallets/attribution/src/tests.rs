@@ -6,6 +6,7 @@ use codec::Encode;
 use frame_support::{
 	assert_noop, assert_ok,
 	traits::{fungible::Inspect, Hooks},
+	weights::Weight,
 	BoundedVec,
 };
 use sp_core::{sr25519, Pair, H256};
@@ -110,6 +111,30 @@ fn rejected(reason: RejectReason) -> bool {
 	System::events().iter().any(|e| matches!(&e.event, RuntimeEvent::Attribution(Event::ReceiptRejected { reason: r, .. }) if *r == reason))
 }
 
+/// Moves to block `n` and runs `on_idle` there with no weight limit: every receipt whose
+/// pruning block is at most `n` vests (unless its challenge is open).
+fn idle_to(n: u64) {
+	System::set_block_number(n);
+	let used = Attribution::on_idle(n, Weight::MAX);
+	assert!(used.all_gt(Weight::zero()), "on_idle reports the weight it used");
+}
+
+/// A claim with nothing vested: refused, charged only for what it read.
+fn nothing_to_claim() -> frame_support::dispatch::DispatchErrorWithPostInfo {
+	use crate::weights::WeightInfo;
+	frame_support::dispatch::DispatchErrorWithPostInfo {
+		post_info: Some(<() as WeightInfo>::claim_rewards(0)).into(),
+		error: Error::NothingToClaim.into(),
+	}
+}
+
+/// The block at which the default receipts (expiring at 50) vest.
+const VEST_AT: u64 = 51;
+
+fn pot_total() -> Balance {
+	Balances::total_balance(&Attribution::pot())
+}
+
 fn check() {
 	assert_ok!(Attribution::do_try_state());
 	let sum: Balance = frame_system::Account::<Test>::iter().map(|(_, a)| a.data.free + a.data.reserved).sum();
@@ -140,27 +165,47 @@ fn a_good_receipt_is_settled_and_split() {
 		escrow(10_000);
 		let r = good(Spec::default());
 		let id = r.receipt.request_id();
-		let pot0 = Balances::balance(&Attribution::pot());
+		let pot0 = pot_total();
 		submit(worker(), vec![r]);
 		System::assert_last_event(RuntimeEvent::Attribution(Event::ReceiptSettled { request_id: id, worker: worker(), payer: payer(), model: 1, fee: 1_000 }));
 		assert_eq!(Attribution::escrow_of(&payer()), 9_000);
-		assert_eq!(Balances::balance(&Attribution::pot()), pot0 + 1_000);
+		assert_eq!(pot_total(), pot0 + 1_000);
 		// 40/30/20/10 of 1000; data 300: contributors 60 % and 30 %; the rest 30 split by lineage.
-		assert_eq!(Rewards::<Test>::get(owner()), 400);
+		// Pending while the receipt can be challenged: nothing claimable, nothing in the stats.
+		let expected = [
+			(owner(), 400),
+			(treasury(), 100),
+			(contributor(0), 180),
+			(contributor(3), 90),
+			(datanet_owner(0), 15),
+			(datanet_owner(1), 15),
+		];
+		for (who, amount) in expected.iter() {
+			assert_eq!(AccountEarnings::<Test>::get(who), Earnings { accrued: 0, claimed: 0, pending: *amount });
+			assert_eq!(Rewards::<Test>::get(who), 0);
+		}
+		assert_eq!(AccountEarnings::<Test>::get(worker()).pending, 200);
+		assert_eq!(ContributionEarnings::<Test>::get(ContributionRef { datanet: 0, version: 1, index: 0 }), 0);
+		assert_eq!(ModelUsage::<Test>::get(1), Usage { requests: 1, tokens: 30, revenue: 1_000 });
+		let rec = Receipts::<Test>::get(id).unwrap();
+		assert_eq!((rec.fee, rec.settled_at, rec.payouts.len()), (1_000, 1, 7));
+		assert_eq!(UsedRequests::<Test>::get(id), Some(VEST_AT));
+		check();
+		// One block before its pruning block: still pending.
+		idle_to(VEST_AT - 1);
+		assert_eq!(Rewards::<Test>::get(owner()), 0);
+		idle_to(VEST_AT);
+		System::assert_has_event(RuntimeEvent::Attribution(Event::ReceiptVested { request_id: id }));
+		for (who, amount) in expected.iter() {
+			assert_eq!(AccountEarnings::<Test>::get(who), Earnings { accrued: *amount, claimed: 0, pending: 0 });
+			assert_eq!(Rewards::<Test>::get(who), *amount);
+		}
 		assert_eq!(WorkerRewards::<Test>::get(worker()), 200);
-		assert_eq!(Rewards::<Test>::get(treasury()), 100);
-		assert_eq!(Rewards::<Test>::get(contributor(0)), 180);
-		assert_eq!(Rewards::<Test>::get(contributor(3)), 90);
-		assert_eq!(Rewards::<Test>::get(datanet_owner(0)), 15);
-		assert_eq!(Rewards::<Test>::get(datanet_owner(1)), 15);
 		assert_eq!(ContributionEarnings::<Test>::get(ContributionRef { datanet: 0, version: 1, index: 0 }), 180);
 		assert_eq!(DatanetEarnings::<Test>::get(0), 180 + 90 + 15);
 		assert_eq!(DatanetEarnings::<Test>::get(1), 15);
-		assert_eq!(ModelUsage::<Test>::get(1), Usage { requests: 1, tokens: 30, revenue: 1_000 });
-		assert_eq!(AccountEarnings::<Test>::get(owner()).accrued, 400);
-		let rec = Receipts::<Test>::get(id).unwrap();
-		assert_eq!((rec.fee, rec.worker_payout, rec.settled_at), (1_000, 200, 1));
-		assert_eq!(UsedRequests::<Test>::get(id), Some(50 + 1));
+		assert!(Receipts::<Test>::get(id).is_none() && UsedRequests::<Test>::get(id).is_none(), "pruned");
+		assert_eq!(pot_total(), pot0 + 1_000, "the pot holds it until claimed");
 		check();
 	});
 }
@@ -198,13 +243,13 @@ fn each_bad_receipt_is_rejected_with_its_reason_and_changes_nothing() {
 		];
 		for (from, r, reason) in cases {
 			let id = r.receipt.request_id();
-			let (escrow0, pot0) = (Attribution::escrow_of(&payer()), Balances::balance(&Attribution::pot()));
+			let (escrow0, pot0) = (Attribution::escrow_of(&payer()), pot_total());
 			let used0 = UsedRequests::<Test>::get(id);
 			System::reset_events();
 			submit(from, vec![r]);
 			assert!(rejected(reason), "expected {reason:?}");
 			assert_eq!(Attribution::escrow_of(&payer()), escrow0, "{reason:?} moved escrow");
-			assert_eq!(Balances::balance(&Attribution::pot()), pot0);
+			assert_eq!(pot_total(), pot0);
 			assert_eq!(UsedRequests::<Test>::get(id), used0);
 		}
 		// Not enough escrow.
@@ -231,60 +276,113 @@ fn prune_queue_is_bounded_and_prunes_after_expiry_and_window() {
 		assert!(rejected(RejectReason::PruneQueueFull));
 		assert_eq!(PruneQueue::<Test>::get(51).len(), 4);
 		assert_eq!(PruneQueue::<Test>::get(58).len(), 4);
-		Attribution::on_initialize(51);
+		idle_to(51);
 		for id in &ids[..4] {
 			assert!(UsedRequests::<Test>::get(id).is_none());
 			assert!(Receipts::<Test>::get(id).is_none());
 		}
 		assert!(UsedRequests::<Test>::get(ids[4]).is_some(), "queued for block 52");
+		assert_eq!(PruneCursor::<Test>::get(), 52);
+		check();
+	});
+}
+
+/// `on_idle` prunes no more than its weight allows, and resumes where it stopped: a block's
+/// queue is finished over later blocks, never skipped.
+#[test]
+fn pruning_stops_at_the_weight_limit_and_resumes() {
+	use crate::weights::WeightInfo;
+	new_test_ext().execute_with(|| {
+		escrow(100_000);
+		let rs: Vec<_> = (1..=6).map(|n| good(Spec { nonce: n, ..Default::default() })).collect();
+		let ids: Vec<_> = rs.iter().map(|r| r.receipt.request_id()).collect();
+		submit(worker(), rs);
+		assert_eq!(PruneQueue::<Test>::get(51).len(), 4);
+		assert_eq!(PruneQueue::<Test>::get(52).len(), 2);
+		System::set_block_number(52);
+		let blocks = <() as WeightInfo>::prune_block().saturating_mul(53);
+		let one = <() as WeightInfo>::prune_receipt(crate::max_payouts::<Test>());
+		// Room for the 52 blocks' queue reads up to block 51 and one receipt.
+		let used = Attribution::on_idle(52, blocks.saturating_add(one));
+		assert!(used.all_lte(blocks.saturating_add(one)));
+		let vested = ids.iter().filter(|id| Receipts::<Test>::get(id).is_none()).count();
+		assert_eq!(vested, 1, "one receipt fitted");
+		assert_eq!(PruneCursor::<Test>::get(), 51, "block 51's queue is not finished");
+		assert_eq!(PruneQueue::<Test>::get(51).len(), 3);
+		check();
+		// Nothing fits: nothing is done.
+		assert_eq!(Attribution::on_idle(52, Weight::zero()), Weight::zero());
+		assert_eq!(PruneQueue::<Test>::get(51).len(), 3);
+		idle_to(52);
+		assert!(ids.iter().all(|id| Receipts::<Test>::get(id).is_none() && UsedRequests::<Test>::get(id).is_none()));
+		assert_eq!(PruneCursor::<Test>::get(), 53);
 		check();
 	});
 }
 
 #[test]
-fn claims_pay_out_and_workers_share_with_delegators() {
+fn rewards_vest_after_the_window_and_claims_pay_only_vested_rewards() {
 	new_test_ext().execute_with(|| {
 		escrow(10_000);
 		submit(worker(), vec![good(Spec::default())]);
+		// Still challengeable: nothing to claim, for payees and the worker alike.
+		assert_noop!(Attribution::claim_rewards(signed(payer()), contributor(0)), nothing_to_claim());
+		assert_noop!(Attribution::claim_rewards(signed(worker()), worker()), nothing_to_claim());
+		idle_to(VEST_AT);
 		let c0 = Balances::balance(&contributor(0));
 		assert_ok!(Attribution::claim_rewards(signed(payer()), contributor(0)));
 		assert_eq!(Balances::balance(&contributor(0)), c0 + 180);
-		assert_eq!(AccountEarnings::<Test>::get(contributor(0)), Earnings { accrued: 180, claimed: 180 });
-		assert_noop!(Attribution::claim_rewards(signed(payer()), contributor(0)), Error::NothingToClaim);
+		assert_eq!(AccountEarnings::<Test>::get(contributor(0)), Earnings { accrued: 180, claimed: 180, pending: 0 });
+		assert_noop!(Attribution::claim_rewards(signed(payer()), contributor(0)), nothing_to_claim());
 		assert_ok!(Attribution::claim_rewards(signed(worker()), worker()));
 		assert_eq!(REWARDS_PAID.with(|r| r.borrow().clone()), vec![(worker(), 200)]);
 		check();
 	});
 }
 
+/// A false receipt is reversed from its own pending payouts only: its payees' earlier, vested
+/// earnings (claimed or not) are untouched, and the payer gets exactly its fee back.
 #[test]
-fn an_upheld_challenge_slashes_refunds_unclaimed_and_pays_the_challenger() {
+fn an_upheld_challenge_reverses_only_that_receipt() {
 	new_test_ext().execute_with(|| {
 		escrow(10_000);
-		let r = good(Spec::default());
+		// An earlier honest receipt vests: contributor 0 earns 180, owner 400.
+		submit(worker(), vec![good(Spec::default())]);
+		idle_to(VEST_AT);
+		assert_ok!(Attribution::claim_rewards(signed(payer()), contributor(0)));
+		// The false one, for the same payees.
+		let r = good(Spec { nonce: 2, expires_at: 100, ..Default::default() });
 		let id = r.receipt.request_id();
 		submit(worker(), vec![r]);
-		// One contributor already claimed: that part cannot be reversed.
-		assert_ok!(Attribution::claim_rewards(signed(payer()), contributor(0)));
 		assert_noop!(Attribution::challenge(signed(payer()), id), Error::NotBonded);
 		assert_noop!(Attribution::challenge(signed(challenger()), H256::zero()), Error::UnknownReceipt);
 		assert_ok!(Attribution::challenge(signed(challenger()), id));
 		assert_noop!(Attribution::challenge(signed(challenger()), id), Error::AlreadyChallenged);
 		assert_noop!(Attribution::resolve_challenge(signed(payer()), id, Verdict::False), DispatchError::BadOrigin);
 		let (p0, c0, t0) = (Balances::balance(&payer()), Balances::balance(&challenger()), Balances::balance(&treasury()));
+		let owner0 = AccountEarnings::<Test>::get(owner());
 		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False));
-		System::assert_last_event(RuntimeEvent::Attribution(Event::ChallengeUpheld { request_id: id, worker: worker(), refunded: 1_000 - 180 }));
+		System::assert_last_event(RuntimeEvent::Attribution(Event::ChallengeUpheld { request_id: id, worker: worker(), refunded: 1_000 }));
 		assert_eq!(SLASHES.with(|s| s.borrow().clone()), vec![(worker(), Perbill::from_percent(10))]);
-		assert_eq!(Balances::balance(&payer()), p0 + 820);
+		assert_eq!(Balances::balance(&payer()), p0 + 1_000, "the whole fee back");
 		assert_eq!(Balances::balance(&challenger()), c0 + CHALLENGE_BOND + CHALLENGER_REWARD);
 		assert_eq!(Balances::balance(&treasury()), t0 - CHALLENGER_REWARD);
-		assert_eq!(Rewards::<Test>::get(owner()), 0);
-		assert_eq!(WorkerRewards::<Test>::get(worker()), 0);
+		// The earlier receipt's earnings stand, claimed and unclaimed.
+		assert_eq!(AccountEarnings::<Test>::get(contributor(0)), Earnings { accrued: 180, claimed: 180, pending: 0 });
+		assert_eq!(AccountEarnings::<Test>::get(owner()), Earnings { pending: 0, ..owner0 });
+		assert_eq!(Rewards::<Test>::get(owner()), 400);
+		assert_eq!(WorkerRewards::<Test>::get(worker()), 200);
 		assert_noop!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False), Error::NotChallenged);
 		// Judged once: a second challenge of the same receipt (which would slash, refund and
 		// reward again) is refused, by anyone.
 		assert_noop!(Attribution::challenge(signed(challenger()), id), Error::AlreadyJudged);
 		assert_eq!(SLASHES.with(|s| s.borrow().len()), 1);
+		check();
+		// At its pruning block nothing vests.
+		let owner_rewards = Rewards::<Test>::get(owner());
+		idle_to(101);
+		assert!(Receipts::<Test>::get(id).is_none());
+		assert_eq!(Rewards::<Test>::get(owner()), owner_rewards);
 		check();
 	});
 }
@@ -305,33 +403,46 @@ fn a_worker_cannot_challenge_its_own_receipt() {
 }
 
 /// A challenge filed in the last block of the window is not pruned away before it is
-/// resolved: the receipt and the bond stay, the verdict applies, then the record goes.
+/// resolved: the receipt and the bond stay, unvested; the verdict applies, then the record goes.
 #[test]
 fn a_challenge_in_the_last_block_of_the_window_survives_pruning() {
 	use frame_support::traits::fungible::InspectHold;
-	new_test_ext().execute_with(|| {
-		escrow(10_000);
-		let r = good(Spec { expires_at: 2, ..Default::default() });
-		let id = r.receipt.request_id();
-		submit(worker(), vec![r]);
-		let prune_at = UsedRequests::<Test>::get(id).unwrap();
-		assert_eq!(prune_at, 1 + WINDOW + 1);
-		System::set_block_number(1 + WINDOW);
-		assert_ok!(Attribution::challenge(signed(challenger()), id));
-		let held = Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger());
-		assert_eq!(held, CHALLENGE_BOND);
-		for n in prune_at..prune_at + 3 {
-			System::set_block_number(n);
-			Attribution::on_initialize(n);
-		}
-		assert!(Receipts::<Test>::get(id).is_some(), "kept while challenged");
-		assert_eq!(Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger()), CHALLENGE_BOND, "bond still held");
-		let p0 = Balances::balance(&payer());
-		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False));
-		assert!(Balances::balance(&payer()) > p0, "the verdict applied: the payer was refunded");
-		assert!(Receipts::<Test>::get(id).is_none() && UsedRequests::<Test>::get(id).is_none(), "past its pruning block: removed");
-		check();
-	});
+	for verdict in [Verdict::False, Verdict::Valid] {
+		new_test_ext().execute_with(|| {
+			escrow(10_000);
+			let r = good(Spec { expires_at: 2, ..Default::default() });
+			let id = r.receipt.request_id();
+			submit(worker(), vec![r]);
+			let prune_at = UsedRequests::<Test>::get(id).unwrap();
+			assert_eq!(prune_at, 1 + WINDOW + 1);
+			System::set_block_number(1 + WINDOW);
+			assert_ok!(Attribution::challenge(signed(challenger()), id));
+			let held = Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger());
+			assert_eq!(held, CHALLENGE_BOND);
+			for n in prune_at..prune_at + 3 {
+				idle_to(n);
+			}
+			assert!(Receipts::<Test>::get(id).is_some_and(|r| r.overdue), "kept while challenged");
+			assert_eq!(Rewards::<Test>::get(owner()), 0, "not vested while challenged");
+			assert_eq!(Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger()), CHALLENGE_BOND, "bond still held");
+			check();
+			let p0 = Balances::balance(&payer());
+			assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, verdict));
+			match verdict {
+				Verdict::False => {
+					assert_eq!(Balances::balance(&payer()), p0 + 1_000, "refunded");
+					assert_eq!(Rewards::<Test>::get(owner()), 0);
+				},
+				Verdict::Valid => {
+					assert_eq!(Balances::balance(&payer()), p0);
+					assert_eq!(Rewards::<Test>::get(owner()), 400, "vested at the verdict");
+					System::assert_has_event(RuntimeEvent::Attribution(Event::ReceiptVested { request_id: id }));
+				},
+			}
+			assert!(Receipts::<Test>::get(id).is_none() && UsedRequests::<Test>::get(id).is_none(), "past its pruning block: removed");
+			check();
+		});
+	}
 }
 
 #[test]
@@ -342,19 +453,25 @@ fn an_unfounded_challenge_forfeits_the_bond_and_the_window_closes() {
 		assert_ok!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::Valid));
 		assert_eq!(Balances::total_balance(&challenger()), c0 - CHALLENGE_BOND);
 		assert_eq!(Balances::balance(&treasury()), t0 + CHALLENGE_BOND);
-		assert_eq!(Rewards::<Test>::get(owner()), 400, "rewards stand");
+		assert_eq!(AccountEarnings::<Test>::get(owner()).pending, 400, "payouts stand");
 		assert_noop!(Attribution::challenge(signed(challenger()), id), Error::AlreadyJudged);
 		let other = good(Spec { nonce: 2, ..Default::default() });
 		let other_id = other.receipt.request_id();
 		submit(worker(), vec![other]);
 		System::set_block_number(1 + WINDOW + 1);
 		assert_noop!(Attribution::challenge(signed(challenger()), other_id), Error::WindowClosed);
+		idle_to(VEST_AT);
+		assert_eq!(Rewards::<Test>::get(owner()), 800, "both vested");
 		check();
 	});
 }
 
 /// Property: random interleavings of deposits, withdrawals, receipts (good and bad), claims,
-/// challenges and pruning never create or destroy OPEN, and the pot always covers what is owed.
+/// challenges, verdicts and pruning never create or destroy OPEN, keep every `try_state`
+/// equality, and every call's result is the one the state before it predicts: a receipt settles
+/// exactly when it is valid and covered, a claim pays exactly the vested rewards, a challenge
+/// and a verdict succeed exactly when allowed. No payee's vested earnings ever go down (a false
+/// receipt is reversed from its own pending payouts only).
 #[test]
 fn conservation_over_random_sequences() {
 	let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -364,55 +481,100 @@ fn conservation_over_random_sequences() {
 		seed ^= seed << 17;
 		seed
 	};
+	let (mut settled, mut upheld, mut claimed, mut vested) = (0, 0, 0, 0);
 	for _round in 0..20 {
 		new_test_ext().execute_with(|| {
 			let issuance = Balances::total_issuance();
 			let mut nonce = 100u64;
 			let mut ids = Vec::new();
-			for step in 0..60 {
-				System::set_block_number(1 + step / 3);
-				Attribution::on_initialize(System::block_number());
+			let payees = || {
+				let mut v = vec![owner(), treasury(), worker()];
+				v.extend((0..8).map(contributor));
+				v.extend((0..2).map(datanet_owner));
+				v
+			};
+			for step in 0..80u64 {
+				let now = 1 + step / 2;
+				let accrued0: Vec<Balance> = payees().iter().map(|w| AccountEarnings::<Test>::get(w).accrued).collect();
+				if System::block_number() != now {
+					let before = Receipts::<Test>::iter().count();
+					idle_to(now);
+					vested += before - Receipts::<Test>::iter().count();
+				}
 				match next() % 7 {
 					0 => {
-						let _ = Attribution::deposit_escrow(signed(payer()), 1 + next() % 5_000);
+						let amount = 1 + next() % 5_000;
+						let free = Balances::balance(&payer());
+						let result = Attribution::deposit_escrow(signed(payer()), amount);
+						assert_eq!(result.is_ok(), amount < free, "deposit of {amount} with {free} free");
 					},
 					1 => {
-						let _ = Attribution::request_escrow_withdrawal(signed(payer()), 1 + next() % 2_000);
-						let _ = Attribution::withdraw_escrow(signed(payer()));
+						let amount = 1 + next() % 2_000;
+						let held = Attribution::escrow_of(&payer());
+						assert_eq!(Attribution::request_escrow_withdrawal(signed(payer()), amount).is_ok(), amount <= held);
+						let w = Withdrawals::<Test>::get(payer());
+						let result = Attribution::withdraw_escrow(signed(payer()));
+						assert_eq!(result.is_ok(), w.is_some_and(|w| w.unlock_at <= now));
 					},
 					2 | 3 => {
 						nonce += 1;
 						let pct = (next() % 60) as u32;
+						let fee = next() % 3_000;
 						let r = good(Spec {
 							nonce,
-							fee: next() % 3_000,
+							fee,
 							max_fee: 2_500,
-							expires_at: System::block_number() + next() % 30,
+							expires_at: now + next() % 30,
 							shares: vec![share(0, 1, (next() % 8) as u32, pct), share(1, 1, (next() % 3) as u32, 100 - pct - (next() % 20) as u32 % (101 - pct))],
 							..Default::default()
 						});
-						ids.push(r.receipt.request_id());
-						let _ = Attribution::submit_receipts(signed(worker()), BoundedVec::truncate_from(vec![r]));
+						let id = r.receipt.request_id();
+						let valid = (10..=2_500).contains(&fee) && fee <= Attribution::escrow_of(&payer());
+						System::reset_events();
+						submit(worker(), vec![r]);
+						assert_eq!(Receipts::<Test>::contains_key(id), valid, "fee {fee}: settled exactly when valid and covered");
+						assert_eq!(rejected(RejectReason::FeeAboveVoucher) || rejected(RejectReason::FeeTooLow) || rejected(RejectReason::InsufficientEscrow), !valid);
+						if valid {
+							settled += 1;
+							ids.push(id);
+						}
 					},
 					4 => {
-						let who = [owner(), treasury(), contributor((next() % 8) as u32), datanet_owner((next() % 2) as u32), worker()];
-						let _ = Attribution::claim_rewards(signed(payer()), who[(next() % 5) as usize].clone());
+						let all = payees();
+						let who = all[(next() % all.len() as u64) as usize].clone();
+						let owed = Rewards::<Test>::get(&who) + WorkerRewards::<Test>::get(&who);
+						let total0 = Balances::total_balance(&who);
+						let result = Attribution::claim_rewards(signed(payer()), who.clone());
+						assert_eq!(result.is_ok(), owed > 0);
+						// The mock pays a worker's share to the worker itself (no delegators).
+						assert_eq!(Balances::total_balance(&who), total0 + owed, "a claim pays exactly what vested");
+						if owed > 0 {
+							claimed += 1;
+						}
 					},
 					5 => {
 						if let Some(id) = ids.get((next() as usize) % ids.len().max(1)) {
-							let _ = Attribution::challenge(signed(challenger()), *id);
+							let r = Receipts::<Test>::get(id);
+							let open = r.as_ref().is_some_and(|r| r.challenger.is_none() && r.verdict.is_none() && now <= r.settled_at + WINDOW);
+							assert_eq!(Attribution::challenge(signed(challenger()), *id).is_ok(), open);
 						}
 					},
 					_ => {
 						if let Some(id) = ids.get((next() as usize) % ids.len().max(1)) {
 							let verdict = if next() % 2 == 0 { Verdict::False } else { Verdict::Valid };
 							let record = Receipts::<Test>::get(id);
+							let p0 = Balances::total_balance(&payer());
 							let result = Attribution::resolve_challenge(RuntimeOrigin::root(), *id, verdict);
 							match record {
-								// An open challenge is always judged, and judged once.
+								// An open challenge is always judged, and judged once; a false
+								// receipt gives the payer back exactly its pending payouts.
 								Some(r) if r.challenger.is_some() => {
 									assert_ok!(result);
 									assert!(Receipts::<Test>::get(id).is_none_or(|r| r.verdict == Some(verdict) && r.challenger.is_none()));
+									if verdict == Verdict::False {
+										upheld += 1;
+										assert_eq!(Balances::total_balance(&payer()), p0 + r.fee);
+									}
 								},
 								Some(_) => assert_eq!(result.map_err(|e| e.error), Err(Error::NotChallenged.into())),
 								None => assert_eq!(result.map_err(|e| e.error), Err(Error::UnknownReceipt.into())),
@@ -420,20 +582,38 @@ fn conservation_over_random_sequences() {
 						}
 					},
 				}
+				let accrued: Vec<Balance> = payees().iter().map(|w| AccountEarnings::<Test>::get(w).accrued).collect();
+				assert!(accrued.iter().zip(&accrued0).all(|(a, b)| a >= b), "vested earnings never go down");
 				assert_eq!(Balances::total_issuance(), issuance);
 				check();
 			}
 		});
 	}
+	// The sequences did exercise every path.
+	assert!(settled > 100 && upheld > 3 && claimed > 20 && vested > 20, "settled {settled} upheld {upheld} claimed {claimed} vested {vested}");
 }
 
+/// The receipt the pallet verifies is byte for byte what a worker signs: the signing payload
+/// is the receipt domain followed by the SCALE encoding of the receipt, and a signature over
+/// exactly those bytes (made here as the worker's signer does) settles.
 #[test]
 fn receipt_encoding_is_what_the_worker_signs() {
-	// The receipt type is the primitives' one: re-encoding a decoded receipt keeps signatures.
 	new_test_ext().execute_with(|| {
+		escrow(10_000);
 		let r = good(Spec::default());
-		let decoded = <SignedR as codec::Decode>::decode(&mut &r.encode()[..]).unwrap();
-		assert_eq!(decoded, r);
+		let payload = r.receipt.signing_payload();
+		let mut expected = codec::Encode::encode(&openledger_primitives::receipt::RECEIPT_DOMAIN.to_vec());
+		expected.extend(r.receipt.encode());
+		assert_eq!(payload, expected);
+		let mut resigned = r.clone();
+		resigned.worker_signature = signing_key().sign(&expected);
+		submit(worker(), vec![resigned]);
+		assert!(Receipts::<Test>::contains_key(r.receipt.request_id()));
+		// One byte of the receipt changed after signing: refused.
+		let mut tampered = good(Spec { nonce: 2, ..Default::default() });
+		tampered.receipt.completion_tokens += 1;
+		submit(worker(), vec![tampered]);
+		assert!(rejected(RejectReason::BadWorkerSignature));
 	});
 }
 
@@ -482,6 +662,7 @@ fn zero_earnings_are_not_written() {
 		// Fee 10 with a 30 % data share: 3 for data; a 1 % share of it rounds to 0.
 		let r = good(Spec { nonce: 40, fee: 10, shares: vec![share(0, 1, 0, 99), share(0, 1, 3, 1)], ..Default::default() });
 		submit(worker(), vec![r]);
+		idle_to(VEST_AT);
 		let tiny = openledger_primitives::receipt::ContributionRef { datanet: 0, version: 1, index: 3 };
 		assert!(!ContributionEarnings::<Test>::contains_key(tiny), "nothing earned, nothing written");
 		let big = openledger_primitives::receipt::ContributionRef { datanet: 0, version: 1, index: 0 };
@@ -491,25 +672,50 @@ fn zero_earnings_are_not_written() {
 }
 
 /// `try_state` catches what it claims to: a receipt record without its used id, an open
-/// challenge without its bond (or a bond without a challenge), claims above accruals.
+/// challenge without its bond (or a second bond), OPEN held on the pot beyond what is owed,
+/// earnings that do not add up; a plain donation to the pot is not an error.
 #[test]
 fn try_state_detects_broken_records_and_bonds() {
-	use frame_support::traits::fungible::MutateHold;
+	use frame_support::traits::{
+		fungible::{Mutate, MutateHold},
+		tokens::{Precision, Preservation},
+	};
 	new_test_ext().execute_with(|| {
 		let id = settled_and_challenged();
+		let vested = good(Spec { nonce: 2, expires_at: 2, ..Default::default() });
+		submit(worker(), vec![vested]);
 		assert_ok!(Attribution::do_try_state());
 		// A second bond held without a second challenge.
 		assert_ok!(Balances::hold(&HoldReason::ChallengeBond.into(), &challenger(), CHALLENGE_BOND));
 		assert!(Attribution::do_try_state().is_err());
-		assert_ok!(Balances::release(&HoldReason::ChallengeBond.into(), &challenger(), CHALLENGE_BOND, frame_support::traits::tokens::Precision::Exact));
+		assert_ok!(Balances::release(&HoldReason::ChallengeBond.into(), &challenger(), CHALLENGE_BOND, Precision::Exact));
 		assert_ok!(Attribution::do_try_state());
+		// Someone sends OPEN to the pot: fine, it is not owed to anyone.
+		assert_ok!(Balances::transfer(&treasury(), &Attribution::pot(), 77, Preservation::Preserve));
+		assert_ok!(Attribution::do_try_state());
+		// More held on the pot than owed.
+		assert_ok!(Balances::hold(&HoldReason::Owed.into(), &Attribution::pot(), 1));
+		assert!(Attribution::do_try_state().is_err());
+		assert_ok!(Balances::release(&HoldReason::Owed.into(), &Attribution::pot(), 1, Precision::Exact));
 		// A record whose used id is gone.
 		let used = UsedRequests::<Test>::take(id).unwrap();
 		assert!(Attribution::do_try_state().is_err());
 		UsedRequests::<Test>::insert(id, used);
-		// Claimed above accrued.
-		AccountEarnings::<Test>::mutate(owner(), |e| e.claimed = e.accrued + 1);
+		// Payouts that do not sum to the fee.
+		Receipts::<Test>::mutate(id, |r| r.as_mut().unwrap().fee += 1);
 		assert!(Attribution::do_try_state().is_err());
+		Receipts::<Test>::mutate(id, |r| r.as_mut().unwrap().fee -= 1);
+		assert_ok!(Attribution::do_try_state());
+		// Vested earnings that do not add up.
+		idle_to(1 + WINDOW + 1);
+		assert!(Rewards::<Test>::get(owner()) > 0);
+		AccountEarnings::<Test>::mutate(owner(), |e| e.claimed += 1);
+		assert!(Attribution::do_try_state().is_err());
+		AccountEarnings::<Test>::mutate(owner(), |e| e.claimed -= 1);
+		AccountEarnings::<Test>::mutate(owner(), |e| e.pending += 1);
+		assert!(Attribution::do_try_state().is_err());
+		AccountEarnings::<Test>::mutate(owner(), |e| e.pending -= 1);
+		assert_ok!(Attribution::do_try_state());
 	});
 }
 

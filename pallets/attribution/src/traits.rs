@@ -19,6 +19,8 @@ pub struct ModelTerms<AccountId> {
 pub trait ModelTermsProvider<AccountId> {
 	/// The terms of `model` at `version`, if both exist.
 	fn terms(model: ModelId, version: ModelVersion) -> Option<ModelTerms<AccountId>>;
+	/// The most lineage entries a model version can have.
+	fn max_lineage() -> u32;
 }
 
 /// Datanet access.
@@ -46,11 +48,13 @@ pub trait WorkerRegistry<AccountId, Balance> {
 	fn max_delegators() -> u32;
 }
 
-/// Sets up state for the benchmarks: a model version trained on one snapshot with at least
-/// `leaves` leaves, served by `worker` with receipt signing key `key`.
+/// Sets up state for the benchmarks: a model version whose lineage has as many Datanets as the
+/// registry allows, each with its own owner, the first with a snapshot of at least `leaves`
+/// leaves each contributed by a different account; served by `worker` with receipt signing key
+/// `key`.
 #[cfg(feature = "runtime-benchmarks")]
 pub trait BenchmarkHelper<AccountId, Signature, Public> {
-	/// Returns the model, its version, and the snapshot `(datanet, version)` in its lineage.
+	/// Returns the model, its version, and the first snapshot `(datanet, version)` of its lineage.
 	fn setup(worker: &AccountId, key: [u8; 32], leaves: u32) -> (ModelId, ModelVersion, DatanetId, SnapshotVersion);
 	/// The configured public key type of an sr25519 key.
 	fn public(key: sp_core::sr25519::Public) -> Public;

@@ -43,7 +43,9 @@ pub trait WeightInfo {
 	fn claim_rewards(d: u32, ) -> Weight;
 	fn challenge() -> Weight;
 	fn resolve_challenge(d: u32, ) -> Weight;
-	fn on_initialize(n: u32, ) -> Weight;
+	fn resolve_challenge_overdue(p: u32, ) -> Weight;
+	fn prune_block() -> Weight;
+	fn prune_receipt(p: u32, ) -> Weight;
 }
 
 /// Weights measured on the reference machine, with the runtime's database weights.
@@ -228,16 +230,26 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::UsedRequests` (r:0 w:256)
 	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[0, 2048]`.
-	fn on_initialize(n: u32, ) -> Weight {
-		//  Measured:  `98725`
-		//  Estimated: `1550603 + n * (54 ±16)`
-		// Minimum execution time: 5_200_000 picoseconds.
-		Weight::from_parts(925_322_694, 1550603)
-			// Standard Error: 107_770
-			.saturating_add(Weight::from_parts(424_268, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(160_u64))
-			.saturating_add(T::DbWeight::get().writes(319_u64))
-			.saturating_add(Weight::from_parts(0, 54).saturating_mul(n.into()))
+	fn resolve_challenge_overdue(p: u32, ) -> Weight {
+		Weight::from_parts(100_000_000, 14005)
+			.saturating_add(Weight::from_parts(30_000_000, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(p.into())))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
+			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(p.into())))
+	}
+	fn prune_block() -> Weight {
+		Weight::from_parts(10_000_000, 4000)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	fn prune_receipt(p: u32, ) -> Weight {
+		Weight::from_parts(50_000_000, 8000)
+			.saturating_add(Weight::from_parts(30_000_000, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(p.into())))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(p.into())))
 	}
 }
 
@@ -294,11 +306,25 @@ impl WeightInfo for () {
 			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(d.into())))
 			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
 	}
-	fn on_initialize(n: u32, ) -> Weight {
-		Weight::from_parts(925_322_694, 1550603)
-			.saturating_add(Weight::from_parts(424_268, 0).saturating_mul(n.into()))
-			.saturating_add(ParityDbWeight::get().reads(160_u64))
-			.saturating_add(ParityDbWeight::get().writes(319_u64))
-			.saturating_add(Weight::from_parts(0, 54).saturating_mul(n.into()))
+	fn resolve_challenge_overdue(p: u32, ) -> Weight {
+		Weight::from_parts(100_000_000, 14005)
+			.saturating_add(Weight::from_parts(30_000_000, 0).saturating_mul(p.into()))
+			.saturating_add(ParityDbWeight::get().reads(4_u64))
+			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(p.into())))
+			.saturating_add(ParityDbWeight::get().writes(4_u64))
+			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(p.into())))
+	}
+	fn prune_block() -> Weight {
+		Weight::from_parts(10_000_000, 4000)
+			.saturating_add(ParityDbWeight::get().reads(2_u64))
+			.saturating_add(ParityDbWeight::get().writes(2_u64))
+	}
+	fn prune_receipt(p: u32, ) -> Weight {
+		Weight::from_parts(50_000_000, 8000)
+			.saturating_add(Weight::from_parts(30_000_000, 0).saturating_mul(p.into()))
+			.saturating_add(ParityDbWeight::get().reads(2_u64))
+			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(p.into())))
+			.saturating_add(ParityDbWeight::get().writes(3_u64))
+			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(p.into())))
 	}
 }

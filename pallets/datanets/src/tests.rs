@@ -453,14 +453,64 @@ fn try_state_detects_a_hold_that_does_not_match() {
 
 #[test]
 fn every_failed_call_leaves_storage_untouched() {
-	// assert_noop! checks the storage root; this covers the hold-failure path explicitly.
+	// Every call's error paths, one after another on the same state: each fails with its own
+	// error, and neither storage (the state root) nor the events change. The hold-failure path
+	// (a contributor who cannot pay the deposit) fails after reads, inside the call.
 	new_test_ext().execute_with(|| {
-		let d = create(ALICE, CurationMode::Open);
-		let root = sp_io::storage::root(sp_runtime::StateVersion::V1);
-		assert!(matches!(
-			Datanets::contribute(signed(POOR), d, h(1), 1, 1, vec![b'u'; 64], None, None),
-			Err(DispatchError::Token(TokenError::FundsUnavailable))
-		));
-		assert_eq!(root, sp_io::storage::root(sp_runtime::StateVersion::V1));
+		let open = create(ALICE, CurationMode::Open);
+		let curated = create(ALICE, CurationMode::Curated);
+		assert_ok!(Datanets::add_curator(signed(ALICE), curated, CHARLIE));
+		let accepted = contribute(BOB, open, 1);
+		assert_ok!(Datanets::snapshot(signed(ALICE), open));
+		let pending = contribute(BOB, curated, 2);
+		let archived = create(DAVE, CurationMode::Open);
+		assert_ok!(Datanets::archive(signed(DAVE), archived));
+		let long = |n: usize| vec![b'x'; n];
+		let cases: Vec<(&str, Box<dyn Fn() -> sp_runtime::DispatchResult>, DispatchError)> = vec![
+			("create: empty name", Box::new(|| Datanets::create_datanet(signed(BOB), vec![], vec![], vec![], CurationMode::Open, policy())), Error::EmptyName.into()),
+			("create: long name", Box::new(move || Datanets::create_datanet(signed(BOB), long(33), vec![], vec![], CurationMode::Open, policy())), Error::TooLong.into()),
+			("create: long license", Box::new(move || Datanets::create_datanet(signed(BOB), b"n".to_vec(), vec![], long(17), CurationMode::Open, policy())), Error::TooLong.into()),
+			(
+				"create: deposit policy below the minimum",
+				Box::new(|| Datanets::create_datanet(signed(BOB), b"n".to_vec(), vec![], vec![], CurationMode::Open, DepositPolicy { base: MIN_BASE - 1, per_byte: MIN_PER_BYTE })),
+				Error::DepositBelowMinimum.into(),
+			),
+			("create: cannot pay the deposit", Box::new(|| Datanets::create_datanet(signed(POOR), b"n".to_vec(), vec![], vec![], CurationMode::Open, policy())), TokenError::FundsUnavailable.into()),
+			("update: not the owner", Box::new(move || Datanets::update_metadata(signed(BOB), open, Some(b"x".to_vec()), None, None)), Error::NotOwner.into()),
+			("update: unknown", Box::new(|| Datanets::update_metadata(signed(ALICE), 77, Some(b"x".to_vec()), None, None)), Error::UnknownDatanet.into()),
+			("update: empty name", Box::new(move || Datanets::update_metadata(signed(ALICE), open, Some(vec![]), None, None)), Error::EmptyName.into()),
+			("update: long uri", Box::new(move || Datanets::update_metadata(signed(ALICE), open, None, Some(long(65)), None)), Error::TooLong.into()),
+			("add curator: not the owner", Box::new(move || Datanets::add_curator(signed(BOB), curated, DAVE)), Error::NotOwner.into()),
+			("add curator: twice", Box::new(move || Datanets::add_curator(signed(ALICE), curated, CHARLIE)), Error::AlreadyCurator.into()),
+			("remove curator: unknown", Box::new(move || Datanets::remove_curator(signed(ALICE), curated, DAVE)), Error::UnknownCurator.into()),
+			("archive: not the owner", Box::new(move || Datanets::archive(signed(BOB), open)), Error::NotOwner.into()),
+			("contribute: unknown datanet", Box::new(|| Datanets::contribute(signed(BOB), 77, h(9), 1, 1, b"u".to_vec(), None, None)), Error::UnknownDatanet.into()),
+			("contribute: archived", Box::new(move || Datanets::contribute(signed(BOB), archived, h(9), 1, 1, b"u".to_vec(), None, None)), Error::Archived.into()),
+			("contribute: empty content", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 0, 1, b"u".to_vec(), None, None)), Error::EmptyContent.into()),
+			("contribute: empty uri", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 1, 1, vec![], None, None)), Error::EmptyUri.into()),
+			("contribute: long uri", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 1, 1, long(65), None, None)), Error::TooLong.into()),
+			("contribute: duplicate content", Box::new(move || Datanets::contribute(signed(CHARLIE), open, h(1), 1, 1, b"u".to_vec(), None, None)), Error::DuplicateContent.into()),
+			("contribute: cannot pay the deposit", Box::new(move || Datanets::contribute(signed(POOR), open, h(9), 1, 1, long(64), None, None)), TokenError::FundsUnavailable.into()),
+			("accept: not a curator", Box::new(move || Datanets::accept(signed(BOB), pending)), Error::NotCurator.into()),
+			("accept: unknown", Box::new(|| Datanets::accept(signed(ALICE), 777)), Error::UnknownContribution.into()),
+			("accept: not pending", Box::new(move || Datanets::accept(signed(ALICE), accepted)), Error::NotPending.into()),
+			("reject: not pending", Box::new(move || Datanets::reject(signed(ALICE), accepted, 1)), Error::NotPending.into()),
+			("withdraw: not the contributor", Box::new(move || Datanets::withdraw(signed(CHARLIE), pending)), Error::NotContributor.into()),
+			("withdraw: in a snapshot", Box::new(move || Datanets::withdraw(signed(BOB), accepted)), Error::InSnapshot.into()),
+			("snapshot: not a curator", Box::new(move || Datanets::snapshot(signed(BOB), open).map(|_| ()).map_err(|e| e.error)), Error::NotCurator.into()),
+			("snapshot: nothing new", Box::new(move || Datanets::snapshot(signed(ALICE), open).map(|_| ()).map_err(|e| e.error)), Error::NoChangeSinceSnapshot.into()),
+			("snapshot: nothing to snapshot", Box::new(move || Datanets::snapshot(signed(ALICE), curated).map(|_| ()).map_err(|e| e.error)), Error::NothingToSnapshot.into()),
+		];
+		let mut errors = std::collections::BTreeSet::new();
+		for (what, call, expected) in cases {
+			let root = sp_io::storage::root(sp_runtime::StateVersion::V1);
+			let events = System::events().len();
+			assert_eq!(call(), Err(expected), "{what}");
+			assert_eq!(root, sp_io::storage::root(sp_runtime::StateVersion::V1), "{what} changed storage");
+			assert_eq!(System::events().len(), events, "{what} emitted an event");
+			errors.insert(format!("{expected:?}"));
+		}
+		assert_eq!(errors.len(), 19, "distinct errors covered: {errors:?}");
+		check();
 	});
 }

@@ -3,7 +3,10 @@
 use super::*;
 use alloc::vec;
 use frame_benchmarking::v2::*;
-use frame_support::traits::{fungible::Mutate, EnsureOrigin, Get};
+use frame_support::{
+	traits::{fungible::Mutate, EnsureOrigin, Get},
+	BoundedVec,
+};
 use frame_system::RawOrigin;
 use openledger_primitives::DatanetSnapshots;
 use sp_core::H256;
@@ -20,7 +23,7 @@ fn bytes(len: u32) -> Vec<u8> {
 }
 
 /// A lineage of `l` existing snapshots whose weights sum to 100 %.
-fn lineage<T: Config>(l: u32) -> Vec<LineageEntry> {
+fn lineage<T: Config>(l: u32) -> LineageOf<T> {
 	let mut out = Vec::new();
 	let mut left = Perbill::one().deconstruct();
 	for i in 0..l {
@@ -29,11 +32,13 @@ fn lineage<T: Config>(l: u32) -> Vec<LineageEntry> {
 		left -= w;
 		out.push(LineageEntry { datanet: i, version: 1, weight: Perbill::from_parts(w) });
 	}
-	out
+	BoundedVec::truncate_from(out)
 }
 
-fn modules<T: Config>() -> Vec<Vec<u8>> {
-	(0..T::MaxTargetModules::get()).map(|_| bytes(T::MaxModuleNameLen::get())).collect()
+fn modules<T: Config>() -> TargetModulesOf<T> {
+	BoundedVec::truncate_from(
+		(0..T::MaxTargetModules::get()).map(|_| BoundedVec::truncate_from(bytes(T::MaxModuleNameLen::get()))).collect(),
+	)
 }
 
 fn new_base<T: Config>(owner: &T::AccountId) -> ModelId {
@@ -45,7 +50,7 @@ fn new_base<T: Config>(owner: &T::AccountId) -> ModelId {
 		bytes(T::MaxNameLen::get()),
 		H256::repeat_byte(0xba),
 		bytes(T::MaxUriLen::get()),
-		vec![],
+		BoundedVec::new(),
 		H256::zero(),
 	)
 	.expect("funded owner registers a base");

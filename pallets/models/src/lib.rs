@@ -241,7 +241,7 @@ pub mod pallet {
 			architecture: Vec<u8>,
 			weights_hash: H256,
 			uri: Vec<u8>,
-			lineage: Vec<LineageEntry>,
+			lineage: LineageOf<T>,
 			training_config_hash: H256,
 		) -> DispatchResult {
 			let owner = ensure_signed(origin)?;
@@ -265,22 +265,16 @@ pub mod pallet {
 			license: Vec<u8>,
 			rank: u16,
 			alpha: u16,
-			target_modules: Vec<Vec<u8>>,
+			target_modules: TargetModulesOf<T>,
 			weights_hash: H256,
 			uri: Vec<u8>,
-			lineage: Vec<LineageEntry>,
+			lineage: LineageOf<T>,
 			training_config_hash: H256,
 		) -> DispatchResult {
 			let owner = ensure_signed(origin)?;
 			let base_info = Models::<T>::get(base).ok_or(Error::<T>::UnknownModel)?;
 			ensure!(matches!(base_info.kind, ModelKind::Base { .. }), Error::<T>::NotABaseModel);
 			ensure!(rank > 0 && alpha > 0 && !target_modules.is_empty(), Error::<T>::BadAdapterShape);
-			let target_modules = target_modules
-				.into_iter()
-				.map(|m| m.try_into().map_err(|_| Error::<T>::TooLong))
-				.collect::<Result<Vec<_>, _>>()?
-				.try_into()
-				.map_err(|_| Error::<T>::TooLong)?;
 			let version = Self::new_version(weights_hash, uri, lineage, training_config_hash, true)?;
 			let spec = AdapterSpec { base, rank, alpha, target_modules };
 			let (model, fee) = Self::insert_model(owner.clone(), name, license, ModelKind::Adapter(spec), version)?;
@@ -297,7 +291,7 @@ pub mod pallet {
 			model: ModelId,
 			weights_hash: H256,
 			uri: Vec<u8>,
-			lineage: Vec<LineageEntry>,
+			lineage: LineageOf<T>,
 			training_config_hash: H256,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
@@ -401,7 +395,7 @@ pub mod pallet {
 		fn new_version(
 			weights_hash: H256,
 			uri: Vec<u8>,
-			lineage: Vec<LineageEntry>,
+			lineage: LineageOf<T>,
 			training_config_hash: H256,
 			lineage_required: bool,
 		) -> Result<VersionInfo<T>, DispatchError> {

@@ -19,9 +19,18 @@ fn entry(datanet: u32, version: u32, pct: u32) -> LineageEntry {
 	LineageEntry { datanet, version, weight: Perbill::from_percent(pct) }
 }
 
+/// A bounded call argument.
+fn bv<T, S: frame_support::traits::Get<u32>>(v: Vec<T>) -> frame_support::BoundedVec<T, S> {
+	v.try_into().ok().expect("within the bound")
+}
+
+fn modules(names: Vec<Vec<u8>>) -> TargetModulesOf<Test> {
+	bv(names.into_iter().map(bv).collect())
+}
+
 fn base(owner: AccountId, weights: u8) -> ModelId {
 	let id = NextModelId::<Test>::get();
-	assert_ok!(Registry::register_base(signed(owner), b"tiny-llama".to_vec(), b"apache-2.0".to_vec(), b"llama".to_vec(), h(weights), b"hf://tiny".to_vec(), vec![], h(0)));
+	assert_ok!(Registry::register_base(signed(owner), b"tiny-llama".to_vec(), b"apache-2.0".to_vec(), b"llama".to_vec(), h(weights), b"hf://tiny".to_vec(), bv(vec![]), h(0)));
 	id
 }
 
@@ -34,10 +43,10 @@ fn adapter(owner: AccountId, base: ModelId, weights: u8, lineage: Vec<LineageEnt
 		b"cc-by-4.0".to_vec(),
 		16,
 		32,
-		vec![b"q_proj".to_vec(), b"v_proj".to_vec()],
+		modules(vec![b"q_proj".to_vec(), b"v_proj".to_vec()]),
 		h(weights),
 		b"store://adapter".to_vec(),
-		lineage,
+		bv(lineage),
 		h(9),
 	)
 	.map(|_| id)
@@ -74,7 +83,7 @@ fn register_base_charges_the_fee_to_the_treasury() {
 fn register_base_rejects_bad_input() {
 	new_test_ext().execute_with(|| {
 		let reg = |name: Vec<u8>, arch: Vec<u8>, uri: Vec<u8>, lineage: Vec<LineageEntry>| {
-			Registry::register_base(signed(ALICE), name, vec![], arch, h(1), uri, lineage, h(0))
+			Registry::register_base(signed(ALICE), name, vec![], arch, h(1), uri, bv(lineage), h(0))
 		};
 		assert_noop!(reg(vec![], b"llama".to_vec(), vec![], vec![]), Error::EmptyName);
 		assert_noop!(reg(vec![1; 33], vec![], vec![], vec![]), Error::TooLong);
@@ -83,7 +92,7 @@ fn register_base_rejects_bad_input() {
 		assert_noop!(reg(b"m".to_vec(), vec![], vec![], vec![entry(7, 1, 100)]), Error::UnknownSnapshot);
 		assert_noop!(reg(b"m".to_vec(), vec![], vec![], vec![entry(0, 1, 60)]), Error::BadLineageWeights);
 		assert_noop!(
-			Registry::register_base(signed(POOR), b"m".to_vec(), vec![], vec![], h(1), vec![], vec![], h(0)),
+			Registry::register_base(signed(POOR), b"m".to_vec(), vec![], vec![], h(1), vec![], bv(vec![]), h(0)),
 			TokenError::FundsUnavailable
 		);
 		base(ALICE, 1);
@@ -101,7 +110,7 @@ fn adapter_lineage_must_exist_be_unique_and_sum_to_one_hundred_percent() {
 		assert_noop!(adapter(BOB, b, 2, vec![entry(0, 1, 50), entry(0, 1, 50)]), Error::DuplicateLineage);
 		assert_noop!(adapter(BOB, b, 2, vec![entry(0, 1, 50), entry(1, 1, 40)]), Error::BadLineageWeights);
 		assert_noop!(
-			adapter(BOB, b, 2, vec![entry(0, 1, 20), entry(0, 2, 20), entry(1, 1, 20), entry(1, 1, 20), entry(1, 1, 20)]),
+			adapter(BOB, b, 2, vec![entry(0, 1, 25), entry(0, 2, 25), entry(1, 1, 25), entry(1, 1, 25)]),
 			Error::DuplicateLineage
 		);
 		let a = adapter(BOB, b, 2, vec![entry(0, 1, 70), entry(1, 1, 30)]).unwrap();
@@ -129,14 +138,26 @@ fn adapter_needs_a_base_model_and_a_shape() {
 		let b = base(ALICE, 1);
 		let a = adapter(BOB, b, 2, vec![entry(0, 1, 100)]).unwrap();
 		assert_noop!(adapter(BOB, a, 3, vec![entry(0, 1, 100)]), Error::NotABaseModel);
-		let bad = |rank, alpha, modules: Vec<Vec<u8>>| {
-			Registry::register_adapter(signed(BOB), b, b"x".to_vec(), vec![], rank, alpha, modules, h(4), vec![], vec![entry(0, 1, 100)], h(0))
+		let bad = |rank, alpha, names: Vec<Vec<u8>>| {
+			Registry::register_adapter(signed(BOB), b, b"x".to_vec(), vec![], rank, alpha, modules(names), h(4), vec![], bv(vec![entry(0, 1, 100)]), h(0))
 		};
 		assert_noop!(bad(0, 8, vec![b"q".to_vec()]), Error::BadAdapterShape);
 		assert_noop!(bad(8, 0, vec![b"q".to_vec()]), Error::BadAdapterShape);
 		assert_noop!(bad(8, 8, vec![]), Error::BadAdapterShape);
-		assert_noop!(bad(8, 8, vec![vec![b'q'; 17]]), Error::TooLong);
-		assert_noop!(bad(8, 8, vec![b"q".to_vec(); 5]), Error::TooLong);
+		// Modules or a lineage beyond their bounds are not even a call: it does not decode.
+		let encoded = |names: Vec<Vec<u8>>, lineage: Vec<LineageEntry>| {
+			use codec::Encode;
+			let mut bytes = RuntimeCall::Registry(crate::Call::deprecate_version { model: 0, version: 0 }).encode()[..1].to_vec();
+			bytes.push(1); // register_adapter
+			bytes.extend((b, b"x".to_vec(), Vec::<u8>::new(), 8u16, 8u16, names, h(4), Vec::<u8>::new(), lineage, h(0)).encode());
+			bytes
+		};
+		let decodes = |bytes: Vec<u8>| <RuntimeCall as codec::Decode>::decode(&mut &bytes[..]).is_ok();
+		assert!(decodes(encoded(vec![vec![b'q'; 16]; 4], vec![entry(0, 1, 100)])), "at the bounds: a call");
+		assert!(!decodes(encoded(vec![vec![b'q'; 17]], vec![entry(0, 1, 100)])), "module name too long");
+		assert!(!decodes(encoded(vec![b"q".to_vec(); 5], vec![entry(0, 1, 100)])), "too many modules");
+		let max_lineage = <<Test as Config>::MaxLineage as frame_support::traits::Get<u32>>::get() as usize;
+		assert!(!decodes(encoded(vec![b"q".to_vec()], vec![entry(0, 1, 100); max_lineage + 1])), "lineage too long");
 		check();
 	});
 }
@@ -146,12 +167,12 @@ fn versions_keep_identity_and_old_ones_stay_queryable() {
 	new_test_ext().execute_with(|| {
 		let b = base(ALICE, 1);
 		let a = adapter(BOB, b, 2, vec![entry(0, 1, 100)]).unwrap();
-		assert_noop!(Registry::publish_version(signed(ALICE), a, h(3), vec![], vec![entry(0, 2, 100)], h(0)), Error::NotOwner);
-		assert_noop!(Registry::publish_version(signed(BOB), a, h(2), vec![], vec![entry(0, 2, 100)], h(0)), Error::DuplicateWeights);
-		assert_noop!(Registry::publish_version(signed(BOB), a, h(3), vec![], vec![], h(0)), Error::EmptyLineage);
-		assert_noop!(Registry::publish_version(signed(BOB), 9, h(3), vec![], vec![], h(0)), Error::UnknownModel);
+		assert_noop!(Registry::publish_version(signed(ALICE), a, h(3), vec![], bv(vec![entry(0, 2, 100)]), h(0)), Error::NotOwner);
+		assert_noop!(Registry::publish_version(signed(BOB), a, h(2), vec![], bv(vec![entry(0, 2, 100)]), h(0)), Error::DuplicateWeights);
+		assert_noop!(Registry::publish_version(signed(BOB), a, h(3), vec![], bv(vec![]), h(0)), Error::EmptyLineage);
+		assert_noop!(Registry::publish_version(signed(BOB), 9, h(3), vec![], bv(vec![]), h(0)), Error::UnknownModel);
 		let treasury0 = Balances::balance(&TREASURY);
-		assert_ok!(Registry::publish_version(signed(BOB), a, h(3), b"store://v2".to_vec(), vec![entry(0, 2, 100)], h(8)));
+		assert_ok!(Registry::publish_version(signed(BOB), a, h(3), b"store://v2".to_vec(), bv(vec![entry(0, 2, 100)]), h(8)));
 		assert_eq!(last_event(), RuntimeEvent::Registry(Event::VersionPublished { model: a, version: 2, weights_hash: h(3), fee: VERSION_FEE }));
 		assert_eq!(Balances::balance(&TREASURY), treasury0 + VERSION_FEE);
 		assert_eq!(ByWeightsHash::<Test>::get(h(3)), Some((a, 2)));
@@ -164,7 +185,7 @@ fn versions_keep_identity_and_old_ones_stay_queryable() {
 		assert_eq!(info.latest_version, 2);
 		assert!(versions[0].1.deprecated && !versions[1].1.deprecated);
 		// Base models publish versions too, with an empty lineage allowed.
-		assert_ok!(Registry::publish_version(signed(ALICE), b, h(4), vec![], vec![], h(0)));
+		assert_ok!(Registry::publish_version(signed(ALICE), b, h(4), vec![], bv(vec![]), h(0)));
 		check();
 	});
 }

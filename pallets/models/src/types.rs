@@ -89,3 +89,10 @@ pub struct VersionInfo<T: Config> {
 	pub deprecated: bool,
 	pub published_at: BlockNumberFor<T>,
 }
+
+/// A lineage as a call argument and as stored: at most `MaxLineage` entries.
+pub type LineageOf<T> = BoundedVec<LineageEntry, <T as crate::Config>::MaxLineage>;
+
+/// LoRA target modules as a call argument and as stored.
+pub type TargetModulesOf<T> =
+	BoundedVec<BoundedVec<u8, <T as crate::Config>::MaxModuleNameLen>, <T as crate::Config>::MaxTargetModules>;

@@ -4,7 +4,10 @@
 use super::*;
 use alloc::vec;
 use frame_benchmarking::v2::*;
-use frame_support::traits::{fungible::Mutate, EnsureOrigin, Get};
+use frame_support::{
+	traits::{fungible::Mutate, EnsureOrigin, Get},
+	BoundedVec,
+};
 use frame_system::RawOrigin;
 use sp_runtime::{
 	traits::{Bounded, One, Saturating},
@@ -17,13 +20,24 @@ fn funded<T: Config>(name: &'static str, i: u32) -> T::AccountId {
 	who
 }
 
+fn endpoint<T: Config>(b: u8) -> BoundedVec<u8, T::MaxEndpointLen> {
+	BoundedVec::truncate_from(vec![b; T::MaxEndpointLen::get() as usize])
+}
+
+/// As many existing models as a worker may serve (each is looked up).
+fn models<T: Config>() -> BoundedVec<ModelId, T::MaxModelsPerWorker> {
+	let models = T::BenchmarkHelper::models(T::MaxModelsPerWorker::get());
+	assert_eq!(models.len() as u32, T::MaxModelsPerWorker::get(), "the helper registers every model asked for");
+	BoundedVec::truncate_from(models)
+}
+
 fn bond<T: Config>(who: &T::AccountId, key: u8) {
 	Pallet::<T>::bond_worker(
 		RawOrigin::Signed(who.clone()).into(),
 		T::MinWorkerBond::get().saturating_mul(4u32.into()),
 		[key; 32],
-		vec![b'x'; T::MaxEndpointLen::get() as usize],
-		vec![],
+		endpoint::<T>(b'x'),
+		BoundedVec::new(),
 		Perbill::from_percent(5),
 	)
 	.expect("funded account bonds");
@@ -48,8 +62,9 @@ mod benchmarks {
 	fn bond_worker() {
 		let who = funded::<T>("worker", 0);
 		let amount = T::MinWorkerBond::get();
+		let models = models::<T>();
 		#[extrinsic_call]
-		_(RawOrigin::Signed(who.clone()), amount, [1u8; 32], vec![b'x'; T::MaxEndpointLen::get() as usize], vec![], Perbill::from_percent(5));
+		_(RawOrigin::Signed(who.clone()), amount, [1u8; 32], endpoint::<T>(b'x'), models, Perbill::from_percent(5));
 		assert!(Workers::<T>::contains_key(&who));
 	}
 
@@ -57,8 +72,10 @@ mod benchmarks {
 	fn update_worker() {
 		let who = funded::<T>("worker", 0);
 		bond::<T>(&who, 1);
+		let models = models::<T>();
+		// A raise: scheduled (the costlier branch).
 		#[extrinsic_call]
-		_(RawOrigin::Signed(who.clone()), Some([2u8; 32]), Some(vec![b'y'; T::MaxEndpointLen::get() as usize]), Some(vec![]), Some(Perbill::from_percent(7)));
+		_(RawOrigin::Signed(who.clone()), Some([2u8; 32]), Some(endpoint::<T>(b'y')), Some(models), Some(Perbill::from_percent(7)));
 		assert_eq!(Workers::<T>::get(&who).map(|w| w.signing_key), Some([2u8; 32]));
 	}
 
@@ -113,18 +130,24 @@ mod benchmarks {
 		assert!(Unbonding::<T>::get(&who).is_empty());
 	}
 
+	/// A full queue of chunks, each from leaving a different worker: every worker's slot is
+	/// freed.
 	#[benchmark]
 	fn withdraw_unbonded() {
-		let who = funded::<T>("worker", 0);
-		bond::<T>(&who, 1);
-		fill_chunks::<T>(&who);
-		Pallet::<T>::unbond(RawOrigin::Signed(who.clone()).into(), One::one()).unwrap();
+		let who = funded::<T>("delegator", 0);
+		for i in 0..T::MaxUnbondingChunks::get() {
+			let w = funded::<T>("worker", i);
+			bond::<T>(&w, i as u8);
+			Pallet::<T>::delegate(RawOrigin::Signed(who.clone()).into(), w.clone(), delegation::<T>()).unwrap();
+			Pallet::<T>::undelegate(RawOrigin::Signed(who.clone()).into(), w, delegation::<T>()).unwrap();
+		}
 		frame_system::Pallet::<T>::set_block_number(
 			frame_system::Pallet::<T>::block_number().saturating_add(UnbondingPeriod::<T>::get()),
 		);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(who.clone()));
 		assert!(Unbonding::<T>::get(&who).is_empty());
+		assert_eq!(Unbonders::<T>::iter().count(), 0);
 	}
 
 	#[benchmark]

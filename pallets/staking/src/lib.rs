@@ -114,8 +114,22 @@ pub mod pallet {
 		/// Most unbonding chunks of one account.
 		#[pallet::constant]
 		type MaxUnbondingChunks: Get<u32>;
+		/// Blocks before a commission increase takes effect (decreases apply at once): time for
+		/// delegators to leave first.
+		#[pallet::constant]
+		type CommissionChangeDelay: Get<BlockNumberFor<Self>>;
 		/// Weight information for extrinsics in this pallet.
 		type WeightInfo: WeightInfo;
+		/// Creates models for the benchmarks.
+		#[cfg(feature = "runtime-benchmarks")]
+		type BenchmarkHelper: BenchmarkHelper;
+	}
+
+	/// Sets up what the benchmarks need from other pallets.
+	#[cfg(feature = "runtime-benchmarks")]
+	pub trait BenchmarkHelper {
+		/// Registers `n` distinct models and returns their ids.
+		fn models(n: u32) -> Vec<ModelId>;
 	}
 
 	/// Reasons for holding OPEN.
@@ -154,6 +168,13 @@ pub mod pallet {
 	pub type Delegations<T: Config> =
 		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Blake2_128Concat, T::AccountId, BalanceOf<T>>;
 
+	/// Accounts with unbonding stake bonded to a worker they delegated to: (worker, account).
+	/// They stay slashable, and keep their delegator slot, until that stake is withdrawn (or
+	/// bonded again), so leaving just before a slash escapes nothing.
+	#[pallet::storage]
+	pub type Unbonders<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Blake2_128Concat, T::AccountId, ()>;
+
 	/// Unbonding chunks of each account.
 	#[pallet::storage]
 	pub type Unbonding<T: Config> = StorageMap<
@@ -171,6 +192,8 @@ pub mod pallet {
 		WorkerBonded { worker: T::AccountId, amount: BalanceOf<T>, signing_key: SigningKey },
 		/// A worker changed its key, endpoint, models or commission.
 		WorkerUpdated { worker: T::AccountId },
+		/// A worker raised its commission; it applies from block `at`.
+		CommissionChangeScheduled { worker: T::AccountId, commission: Perbill, at: BlockNumberFor<T> },
 		/// Stake was added (self-bond when `worker == who`, else a delegation).
 		Bonded { who: T::AccountId, worker: T::AccountId, amount: BalanceOf<T> },
 		/// Stake started unbonding; it can be withdrawn at `unlock_at`.
@@ -201,8 +224,6 @@ pub mod pallet {
 		SigningKeyInUse,
 		/// A served model is not registered.
 		UnknownModel,
-		/// Endpoint too long or too many models.
-		TooLong,
 		/// The worker is slashed or idle and takes no delegations.
 		NotEligible,
 		/// The worker has the most delegators allowed.
@@ -248,8 +269,8 @@ pub mod pallet {
 			origin: OriginFor<T>,
 			amount: BalanceOf<T>,
 			signing_key: SigningKey,
-			endpoint: Vec<u8>,
-			models: Vec<ModelId>,
+			endpoint: BoundedVec<u8, T::MaxEndpointLen>,
+			models: BoundedVec<ModelId, T::MaxModelsPerWorker>,
 			commission: Perbill,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
@@ -257,8 +278,7 @@ pub mod pallet {
 			ensure!(!SlashedWorkers::<T>::contains_key(&who), Error::<T>::WorkerSlashed);
 			ensure!(amount >= T::MinWorkerBond::get(), Error::<T>::BondTooLow);
 			ensure!(!SigningKeys::<T>::contains_key(signing_key), Error::<T>::SigningKeyInUse);
-			let endpoint = endpoint.try_into().map_err(|_| Error::<T>::TooLong)?;
-			let models = Self::check_models(models)?;
+			Self::check_models(&models)?;
 			T::Currency::hold(&HoldReason::Staking.into(), &who, amount)?;
 			SigningKeys::<T>::insert(signing_key, &who);
 			Workers::<T>::insert(
@@ -271,6 +291,7 @@ pub mod pallet {
 					delegated: Zero::zero(),
 					delegators: 0,
 					commission,
+					pending_commission: None,
 					status: WorkerStatus::Active,
 					registered_at: frame_system::Pallet::<T>::block_number(),
 				},
@@ -280,16 +301,20 @@ pub mod pallet {
 		}
 
 		/// Changes the caller's signing key, endpoint, served models or commission (`None` keeps).
+		/// A lower commission applies at once; a higher one after
+		/// [`Config::CommissionChangeDelay`] blocks (until then the current one stays).
 		#[pallet::call_index(1)]
 		pub fn update_worker(
 			origin: OriginFor<T>,
 			signing_key: Option<SigningKey>,
-			endpoint: Option<Vec<u8>>,
-			models: Option<Vec<ModelId>>,
+			endpoint: Option<BoundedVec<u8, T::MaxEndpointLen>>,
+			models: Option<BoundedVec<ModelId, T::MaxModelsPerWorker>>,
 			commission: Option<Perbill>,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut w = Workers::<T>::get(&who).ok_or(Error::<T>::UnknownWorker)?;
+			let now = frame_system::Pallet::<T>::block_number();
+			w.apply_due_commission(now);
 			if let Some(key) = signing_key {
 				if key != w.signing_key {
 					ensure!(!SigningKeys::<T>::contains_key(key), Error::<T>::SigningKeyInUse);
@@ -299,15 +324,27 @@ pub mod pallet {
 				}
 			}
 			if let Some(e) = endpoint {
-				w.endpoint = e.try_into().map_err(|_| Error::<T>::TooLong)?;
+				w.endpoint = e;
 			}
 			if let Some(m) = models {
-				w.models = Self::check_models(m)?;
+				Self::check_models(&m)?;
+				w.models = m;
 			}
+			let mut scheduled = None;
 			if let Some(c) = commission {
-				w.commission = c;
+				if c <= w.commission {
+					w.commission = c;
+					w.pending_commission = None;
+				} else {
+					let at = now.saturating_add(T::CommissionChangeDelay::get());
+					w.pending_commission = Some((c, at));
+					scheduled = Some((c, at));
+				}
 			}
 			Workers::<T>::insert(&who, w);
+			if let Some((commission, at)) = scheduled {
+				Self::deposit_event(Event::CommissionChangeScheduled { worker: who.clone(), commission, at });
+			}
 			Self::deposit_event(Event::WorkerUpdated { worker: who });
 			Ok(())
 		}
@@ -358,7 +395,8 @@ pub mod pallet {
 			let current = Delegations::<T>::get(&worker, &who);
 			let new = current.unwrap_or_default().saturating_add(amount);
 			ensure!(new >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
-			if current.is_none() {
+			// An account still unbonding from this worker keeps its slot.
+			if current.is_none() && !Unbonders::<T>::contains_key(&worker, &who) {
 				ensure!(w.delegators < T::MaxDelegators::get(), Error::<T>::TooManyDelegators);
 				w.delegators += 1;
 			}
@@ -381,9 +419,10 @@ pub mod pallet {
 			let left = current - amount;
 			ensure!(left.is_zero() || left >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
 			let unlock_at = Self::push_chunk(&who, &worker, amount)?;
+			// Slashable, and holding its slot, until withdrawn.
+			Unbonders::<T>::insert(&worker, &who, ());
 			if left.is_zero() {
 				Delegations::<T>::remove(&worker, &who);
-				w.delegators = w.delegators.saturating_sub(1);
 			} else {
 				Delegations::<T>::insert(&worker, &who, left);
 			}
@@ -424,15 +463,14 @@ pub mod pallet {
 					w.status = WorkerStatus::Active;
 				}
 			} else {
-				let current = Delegations::<T>::get(&worker, &who);
-				let new = current.unwrap_or_default().saturating_add(rebonded);
+				// It held unbonding stake for this worker, so it holds its slot already.
+				let new = Delegations::<T>::get(&worker, &who).unwrap_or_default().saturating_add(rebonded);
 				ensure!(new >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
-				if current.is_none() {
-					ensure!(w.delegators < T::MaxDelegators::get(), Error::<T>::TooManyDelegators);
-					w.delegators += 1;
-				}
 				Delegations::<T>::insert(&worker, &who, new);
 				w.delegated = w.delegated.saturating_add(rebonded);
+				if !chunks.iter().any(|c| c.worker == worker) {
+					Unbonders::<T>::remove(&worker, &who);
+				}
 			}
 			Unbonding::<T>::insert(&who, chunks);
 			Workers::<T>::insert(&worker, w);
@@ -447,15 +485,31 @@ pub mod pallet {
 			let now = frame_system::Pallet::<T>::block_number();
 			let mut chunks = Unbonding::<T>::get(&who);
 			let mut amount: BalanceOf<T> = Zero::zero();
+			let mut matured: Vec<T::AccountId> = Vec::new();
 			chunks.retain(|c| {
 				if c.unlock_at <= now {
 					amount = amount.saturating_add(c.amount);
+					matured.push(c.worker.clone());
 					false
 				} else {
 					true
 				}
 			});
-			ensure!(!amount.is_zero(), Error::<T>::NothingToWithdraw);
+			ensure!(!matured.is_empty(), Error::<T>::NothingToWithdraw);
+			// Workers it no longer has unbonding stake for: it leaves their slots (unless it still
+			// delegates to them).
+			matured.sort();
+			matured.dedup();
+			for worker in matured.iter().filter(|w| **w != who && !chunks.iter().any(|c| c.worker == **w)) {
+				Unbonders::<T>::remove(worker, &who);
+				if !Delegations::<T>::contains_key(worker, &who) {
+					Workers::<T>::mutate(worker, |w| {
+						if let Some(w) = w {
+							w.delegators = w.delegators.saturating_sub(1);
+						}
+					});
+				}
+			}
 			T::Currency::release(&HoldReason::Staking.into(), &who, amount, Precision::Exact)?;
 			if chunks.is_empty() {
 				Unbonding::<T>::remove(&who);
@@ -495,11 +549,11 @@ pub mod pallet {
 	}
 
 	impl<T: Config> Pallet<T> {
-		fn check_models(models: Vec<ModelId>) -> Result<BoundedVec<ModelId, T::MaxModelsPerWorker>, DispatchError> {
-			for m in &models {
+		fn check_models(models: &[ModelId]) -> Result<(), DispatchError> {
+			for m in models {
 				ensure!(T::Models::model_exists(*m), Error::<T>::UnknownModel);
 			}
-			models.try_into().map_err(|_| Error::<T>::TooLong.into())
+			Ok(())
 		}
 
 		fn push_chunk(who: &T::AccountId, worker: &T::AccountId, amount: BalanceOf<T>) -> Result<BlockNumberFor<T>, DispatchError> {
@@ -563,8 +617,9 @@ pub mod pallet {
 			}
 			w.delegated = w.delegated.saturating_sub(delegated_cut);
 			total = total.saturating_add(delegated_cut);
-			// Unbonding stake bonded to this worker, the worker's own and its delegators'.
-			let owners = core::iter::once(worker.clone()).chain(delegators.iter().map(|(d, _)| d.clone()));
+			// Unbonding stake bonded to this worker: the worker's own, and that of every account
+			// that delegated to it and has not withdrawn (whether or not it still delegates).
+			let owners = core::iter::once(worker.clone()).chain(Unbonders::<T>::iter_key_prefix(worker));
 			for owner in owners {
 				let mut chunks = Unbonding::<T>::get(&owner);
 				let mut changed = false;
@@ -598,7 +653,7 @@ pub mod pallet {
 				Self::deposit_event(Event::RewardPaid { worker: worker.clone(), total: amount, commission: amount, shared: Zero::zero() });
 				return Ok(0);
 			};
-			let commission = w.commission.mul_floor(amount);
+			let commission = w.commission_at(frame_system::Pallet::<T>::block_number()).mul_floor(amount);
 			let shared = amount - commission;
 			let total_stake = w.self_bond.saturating_add(w.delegated);
 			let mut paid: BalanceOf<T> = Zero::zero();
@@ -642,15 +697,28 @@ pub mod pallet {
 				for (delegator, amount) in Delegations::<T>::iter_prefix(&worker) {
 					add(&delegator, amount);
 					sum = sum.saturating_add(amount);
-					n += 1;
+					if !Unbonders::<T>::contains_key(&worker, &delegator) {
+						n += 1;
+					}
 				}
+				n += Unbonders::<T>::iter_key_prefix(&worker).count() as u32;
 				ensure!(sum == w.delegated, "delegated total mismatch");
-				ensure!(n == w.delegators, "delegator count mismatch");
+				ensure!(n == w.delegators, "delegator count (delegating or unbonding) mismatch");
 			}
 			for (who, chunks) in Unbonding::<T>::iter() {
 				for c in chunks.iter() {
 					add(&who, c.amount);
+					ensure!(
+						c.worker == who || Unbonders::<T>::contains_key(&c.worker, &who),
+						"unbonding delegated stake not indexed for slashing"
+					);
 				}
+			}
+			for (worker, who) in Unbonders::<T>::iter_keys() {
+				ensure!(
+					Unbonding::<T>::get(&who).iter().any(|c| c.worker == worker),
+					"an unbonder index entry without unbonding stake"
+				);
 			}
 			ensure!(SigningKeys::<T>::iter().count() == Workers::<T>::iter().count(), "stale signing keys");
 			let reason: T::RuntimeHoldReason = HoldReason::Staking.into();

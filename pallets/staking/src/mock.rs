@@ -64,7 +64,19 @@ impl pallet_open_staking::Config for Test {
 	type MaxModelsPerWorker = ConstU32<4>;
 	type MaxDelegators = ConstU32<3>;
 	type MaxUnbondingChunks = ConstU32<3>;
+	type CommissionChangeDelay = frame_support::traits::ConstU64<COMMISSION_DELAY>;
 	type WeightInfo = ();
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = MockModels;
+}
+
+pub const COMMISSION_DELAY: u64 = 5;
+
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::BenchmarkHelper for MockModels {
+	fn models(n: u32) -> Vec<ModelId> {
+		(0..n.min(10)).collect()
+	}
 }
 
 pub const W: AccountId = 1; // worker

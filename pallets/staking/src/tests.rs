@@ -17,12 +17,17 @@ fn held(who: AccountId) -> Balance {
 	Balances::balance_on_hold(&RuntimeHoldReason::Staking(HoldReason::Staking), &who)
 }
 
+/// A bounded call argument.
+fn bv<T, S: frame_support::traits::Get<u32>>(v: Vec<T>) -> frame_support::BoundedVec<T, S> {
+	v.try_into().ok().expect("within the bound")
+}
+
 fn key(i: u8) -> SigningKey {
 	[i; 32]
 }
 
 fn bond(who: AccountId, amount: Balance, k: u8) {
-	assert_ok!(Staking::bond_worker(signed(who), amount, key(k), b"http://127.0.0.1:8080".to_vec(), vec![1, 2], Perbill::from_percent(10)));
+	assert_ok!(Staking::bond_worker(signed(who), amount, key(k), bv(b"http://127.0.0.1:8080".to_vec()), bv(vec![1, 2]), Perbill::from_percent(10)));
 }
 
 fn worker(who: AccountId) -> WorkerInfo<Test> {
@@ -58,11 +63,21 @@ fn bond_worker_holds_and_registers_key_endpoint_and_models() {
 fn bond_worker_rejects_bad_input() {
 	new_test_ext().execute_with(|| {
 		let b = |who, amount, k: u8, endpoint: Vec<u8>, models: Vec<u32>| {
-			Staking::bond_worker(signed(who), amount, key(k), endpoint, models, Perbill::zero())
+			Staking::bond_worker(signed(who), amount, key(k), bv(endpoint), bv(models), Perbill::zero())
 		};
 		assert_noop!(b(W, MIN_BOND - 1, 1, vec![], vec![]), Error::BondTooLow);
-		assert_noop!(b(W, MIN_BOND, 1, vec![0; 65], vec![]), Error::TooLong);
-		assert_noop!(b(W, MIN_BOND, 1, vec![], vec![1, 2, 3, 4, 5]), Error::TooLong);
+		// Arguments beyond their bounds are not even a call: the extrinsic does not decode.
+		let encoded = |endpoint: Vec<u8>, models: Vec<u32>| {
+			use codec::Encode;
+			let mut bytes = RuntimeCall::Staking(crate::Call::unbond { amount: 0 }).encode()[..1].to_vec();
+			bytes.push(0); // bond_worker
+			bytes.extend((MIN_BOND, key(1), endpoint, models, Perbill::zero()).encode());
+			bytes
+		};
+		let decodes = |bytes: Vec<u8>| <RuntimeCall as codec::Decode>::decode(&mut &bytes[..]).is_ok();
+		assert!(decodes(encoded(vec![0; 64], vec![1, 2, 3, 4])), "at the bounds: a call");
+		assert!(!decodes(encoded(vec![0; 65], vec![])), "endpoint too long");
+		assert!(!decodes(encoded(vec![], vec![1, 2, 3, 4, 5])), "too many models");
 		assert_noop!(b(W, MIN_BOND, 1, vec![], vec![42]), Error::UnknownModel);
 		assert_noop!(b(W, START + 1, 1, vec![], vec![]), TokenError::FundsUnavailable);
 		bond(W, MIN_BOND, 1);
@@ -79,8 +94,8 @@ fn update_worker_changes_key_endpoint_models_commission() {
 		bond(D1, MIN_BOND, 2);
 		assert_noop!(Staking::update_worker(signed(D2), None, None, None, None), Error::UnknownWorker);
 		assert_noop!(Staking::update_worker(signed(W), Some(key(2)), None, None, None), Error::SigningKeyInUse);
-		assert_noop!(Staking::update_worker(signed(W), None, None, Some(vec![77]), None), Error::UnknownModel);
-		assert_ok!(Staking::update_worker(signed(W), Some(key(9)), Some(b"https://w.example".to_vec()), Some(vec![5]), Some(Perbill::from_percent(3))));
+		assert_noop!(Staking::update_worker(signed(W), None, None, Some(bv(vec![77])), None), Error::UnknownModel);
+		assert_ok!(Staking::update_worker(signed(W), Some(key(9)), Some(bv(b"https://w.example".to_vec())), Some(bv(vec![5])), Some(Perbill::from_percent(3))));
 		let w = worker(W);
 		assert_eq!((w.signing_key, w.models.to_vec(), w.commission), (key(9), vec![5], Perbill::from_percent(3)));
 		assert_eq!(SigningKeys::<Test>::get(key(1)), None);
@@ -110,8 +125,16 @@ fn delegate_and_undelegate_with_bounds() {
 		assert_ok!(Staking::undelegate(signed(D1), W, 550));
 		System::assert_last_event(RuntimeEvent::Staking(Event::Unbonding { who: D1, worker: W, amount: 550, unlock_at: 1 + UNBONDING }));
 		assert_eq!(Delegations::<Test>::get(W, D1), None);
-		assert_eq!(worker(W).delegators, 2);
 		assert_eq!(held(D1), 550, "unbonding stake stays held");
+		// D1's unbonding stake is still bonded to W (slashable): it keeps its slot until it is
+		// withdrawn.
+		assert_eq!(worker(W).delegators, 3);
+		assert_noop!(Staking::delegate(signed(D4), W, 200), Error::TooManyDelegators);
+		check();
+		run_to(1 + UNBONDING);
+		assert_ok!(Staking::withdraw_unbonded(signed(D1)));
+		assert_eq!(worker(W).delegators, 2);
+		assert!(!Unbonders::<Test>::contains_key(W, D1));
 		// Now D4 fits.
 		assert_ok!(Staking::delegate(signed(D4), W, 200));
 		check();
@@ -263,7 +286,7 @@ fn a_slashed_worker_is_never_a_worker_again() {
 		assert_ok!(Staking::withdraw_unbonded(signed(W)));
 		assert!(Workers::<Test>::get(W).is_none(), "the record is gone");
 		assert_noop!(
-			Staking::bond_worker(signed(W), 2_000, key(2), b"http://x".to_vec(), vec![1], Perbill::zero()),
+			Staking::bond_worker(signed(W), 2_000, key(2), bv(b"http://x".to_vec()), bv(vec![1]), Perbill::zero()),
 			Error::WorkerSlashed
 		);
 		check();
@@ -282,6 +305,84 @@ fn rewards_of_a_worker_whose_record_is_gone_are_paid_to_it() {
 		let (w0, p0) = (Balances::balance(&W), Balances::balance(&PAYER));
 		assert_eq!(Staking::pay_reward(&PAYER, &W, 70), Ok(0));
 		assert_eq!((Balances::balance(&W) - w0, p0 - Balances::balance(&PAYER)), (70, 70));
+		check();
+	});
+}
+
+/// A delegator that undelegated everything just before a slash is still slashed on its
+/// unbonding stake: it left no earlier than the stake stops backing the worker's receipts.
+#[test]
+fn a_delegator_who_left_is_still_slashed_while_unbonding() {
+	new_test_ext().execute_with(|| {
+		bond(W, 2_000, 1);
+		assert_ok!(Staking::delegate(signed(D1), W, 1_000));
+		assert_ok!(Staking::undelegate(signed(D1), W, 1_000));
+		assert!(Delegations::<Test>::get(W, D1).is_none());
+		assert!(Unbonders::<Test>::contains_key(W, D1));
+		let t0 = Balances::balance(&TREASURY);
+		assert_ok!(Staking::slash(RuntimeOrigin::root(), W, Perbill::from_percent(10)));
+		assert_eq!(held(D1), 900, "its unbonding chunk was cut too");
+		assert_eq!(Unbonding::<Test>::get(D1)[0].amount, 900);
+		assert_eq!(Balances::balance(&TREASURY), t0 + 200 + 100);
+		check();
+		// Withdrawn, it is out of reach and frees its slot.
+		run_to(1 + UNBONDING);
+		assert_ok!(Staking::withdraw_unbonded(signed(D1)));
+		assert!(!Unbonders::<Test>::contains_key(W, D1));
+		assert_eq!(worker(W).delegators, 0);
+		check();
+	});
+}
+
+/// Rebonding the unbonding stake of a full undelegation takes back the same slot and index.
+#[test]
+fn rebonding_after_a_full_undelegation_keeps_one_slot() {
+	new_test_ext().execute_with(|| {
+		bond(W, 2_000, 1);
+		assert_ok!(Staking::delegate(signed(D1), W, 500));
+		assert_ok!(Staking::undelegate(signed(D1), W, 500));
+		assert_eq!(worker(W).delegators, 1);
+		assert_ok!(Staking::rebond(signed(D1), W, 500));
+		assert_eq!((worker(W).delegators, worker(W).delegated), (1, 500));
+		assert!(!Unbonders::<Test>::contains_key(W, D1), "nothing unbonding for W any more");
+		check();
+	});
+}
+
+/// A higher commission waits `CommissionChangeDelay` blocks (delegators can leave first); a
+/// lower one applies at once.
+#[test]
+fn commission_increases_wait_and_decreases_apply_at_once() {
+	new_test_ext().execute_with(|| {
+		bond(W, 1_000, 1); // 10 %
+		assert_ok!(Staking::update_worker(signed(W), None, None, None, Some(Perbill::from_percent(50))));
+		System::assert_has_event(RuntimeEvent::Staking(Event::CommissionChangeScheduled {
+			worker: W,
+			commission: Perbill::from_percent(50),
+			at: 1 + COMMISSION_DELAY,
+		}));
+		let commission = |r: Result<u32, DispatchError>| {
+			assert_ok!(r);
+			System::events()
+				.iter()
+				.rev()
+				.find_map(|e| match e.event {
+					RuntimeEvent::Staking(Event::RewardPaid { commission, .. }) => Some(commission),
+					_ => None,
+				})
+				.unwrap()
+		};
+		assert_eq!(commission(Staking::pay_reward(&PAYER, &W, 1_000)), 100, "still 10 %");
+		run_to(1 + COMMISSION_DELAY);
+		assert_eq!(commission(Staking::pay_reward(&PAYER, &W, 1_000)), 500, "50 % from its block");
+		assert_ok!(Staking::update_worker(signed(W), None, None, None, Some(Perbill::from_percent(5))));
+		assert_eq!(worker(W).commission, Perbill::from_percent(5));
+		assert_eq!(commission(Staking::pay_reward(&PAYER, &W, 1_000)), 50, "a cut applies at once");
+		// A raise scheduled then withdrawn by a cut before it applies never applies.
+		assert_ok!(Staking::update_worker(signed(W), None, None, None, Some(Perbill::from_percent(90))));
+		assert_ok!(Staking::update_worker(signed(W), None, None, None, Some(Perbill::from_percent(5))));
+		run_to(100);
+		assert_eq!(commission(Staking::pay_reward(&PAYER, &W, 1_000)), 50);
 		check();
 	});
 }

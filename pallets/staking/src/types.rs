@@ -38,10 +38,13 @@ pub struct WorkerInfo<T: Config> {
 	pub self_bond: BalanceOf<T>,
 	/// Sum of active delegations to it.
 	pub delegated: BalanceOf<T>,
-	/// Number of delegators.
+	/// Number of accounts that delegate to it or have unbonding stake bonded to it (each holds
+	/// a slot of `MaxDelegators` until that stake is withdrawn).
 	pub delegators: u32,
 	/// Its cut of rewards before delegators share the rest.
 	pub commission: Perbill,
+	/// A higher commission and the block it applies from.
+	pub pending_commission: Option<(Perbill, BlockNumberFor<T>)>,
 	pub status: WorkerStatus,
 	pub registered_at: BlockNumberFor<T>,
 }
@@ -55,4 +58,24 @@ pub struct UnbondChunk<T: Config> {
 	pub worker: T::AccountId,
 	pub amount: BalanceOf<T>,
 	pub unlock_at: BlockNumberFor<T>,
+}
+
+impl<T: Config> WorkerInfo<T> {
+	/// The commission that applies at block `now`.
+	pub fn commission_at(&self, now: BlockNumberFor<T>) -> Perbill {
+		match self.pending_commission {
+			Some((c, at)) if at <= now => c,
+			_ => self.commission,
+		}
+	}
+
+	/// Makes a scheduled commission current once its block has come.
+	pub fn apply_due_commission(&mut self, now: BlockNumberFor<T>) {
+		if let Some((c, at)) = self.pending_commission {
+			if at <= now {
+				self.commission = c;
+				self.pending_commission = None;
+			}
+		}
+	}
 }

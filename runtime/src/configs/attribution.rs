@@ -21,15 +21,16 @@ parameter_types! {
 	pub const AttributionPotId: PalletId = ATTRIBUTION_POT_ID;
 	/// Escrow comes back 10 minutes after asking (receipts can settle against it until then).
 	pub const EscrowWithdrawDelay: BlockNumber = 10 * MINUTES;
-	/// Receipts can be challenged for a day after settlement.
+	/// Receipts can be challenged for a day after settlement; their payouts vest after it.
 	pub const ChallengeWindow: BlockNumber = DAYS;
 	pub const ChallengeBond: Balance = 100 * OPEN;
 	pub const ChallengerReward: Balance = 50 * OPEN;
 	/// A false receipt costs the worker and its delegators 10 % of their stake.
 	pub const ReceiptSlash: Perbill = Perbill::from_percent(10);
-	/// Vouchers expire within 7 days of settlement (what a worker takes, too): used request ids
-	/// are pruned by then.
-	pub const MaxVoucherLifetime: BlockNumber = 7 * DAYS;
+	/// Vouchers expire within a day of settlement (the bound workers check too, from the shared
+	/// primitives): never later than the challenge window closes, so a receipt vests and is
+	/// pruned `ChallengeWindow + 1` blocks after settlement.
+	pub const MaxVoucherLifetime: BlockNumber = openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS;
 	/// The least fee of a receipt: 0.00001 OPEN.
 	pub const MinReceiptFee: Balance = OPEN / 100_000;
 }
@@ -46,6 +47,9 @@ impl ModelTermsProvider<AccountId> for ModelsAdapter {
 			lineage: v.lineage.iter().map(|e| (e.datanet, e.version, e.weight)).collect(),
 			deprecated: v.deprecated,
 		})
+	}
+	fn max_lineage() -> u32 {
+		<<Runtime as pallet_models::Config>::MaxLineage as frame_support::traits::Get<u32>>::get()
 	}
 }
 
@@ -85,6 +89,9 @@ impl WorkerRegistry<AccountId, Balance> for StakingAdapter {
 	}
 }
 
+// A voucher never outlives the challenge window (vesting waits for both).
+const _: () = assert!(openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS <= DAYS);
+
 impl pallet_attribution::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Currency = Balances;
@@ -119,34 +126,52 @@ pub struct BenchmarkHelper;
 impl pallet_attribution::BenchmarkHelper<AccountId, Signature, MultiSigner> for BenchmarkHelper {
 	fn setup(worker: &AccountId, key: [u8; 32], leaves: u32) -> (ModelId, ModelVersion, DatanetId, u32) {
 		use crate::RuntimeOrigin;
-		use alloc::vec;
-		use frame_support::traits::fungible::Mutate;
-		let owner: AccountId = AccountId::new([0xee; 32]);
-		let _ = Balances::set_balance(&owner, 1_000_000 * OPEN);
+		use alloc::{vec, vec::Vec};
+		use frame_support::traits::{fungible::Mutate, Get};
 		let _ = Balances::set_balance(worker, 1_000_000 * OPEN);
-		let origin = || RuntimeOrigin::signed(owner.clone());
-		let datanet = pallet_datanets::NextDatanetId::<Runtime>::get();
 		let policy = pallet_datanets::DepositPolicy {
 			base: super::MIN_CONTRIBUTION_DEPOSIT_BASE,
 			per_byte: super::MIN_CONTRIBUTION_DEPOSIT_PER_BYTE,
 		};
-		Datanets::create_datanet(origin(), b"bench".to_vec(), vec![], vec![], pallet_datanets::CurationMode::Open, policy)
-			.expect("datanet");
-		for i in 0..leaves {
-			let mut hash = [0u8; 32];
-			hash[..4].copy_from_slice(&i.to_le_bytes());
-			Datanets::contribute(origin(), datanet, hash.into(), 1, 1, b"u".to_vec(), None, None).expect("contribution");
+		// As many lineage Datanets as a model may have, each with its own owner (distinct payout
+		// accounts); the first has `leaves` leaves, each from a different contributor.
+		let lineage_len = <Runtime as pallet_models::Config>::MaxLineage::get();
+		let account = |tag: u8, i: u32| {
+			let mut raw = [tag; 32];
+			raw[..4].copy_from_slice(&i.to_le_bytes());
+			let who = AccountId::new(raw);
+			let _ = Balances::set_balance(&who, 1_000_000 * OPEN);
+			who
+		};
+		let first = pallet_datanets::NextDatanetId::<Runtime>::get();
+		let mut lineage = Vec::new();
+		for l in 0..lineage_len {
+			let owner = account(0xe0, l);
+			let datanet = pallet_datanets::NextDatanetId::<Runtime>::get();
+			Datanets::create_datanet(RuntimeOrigin::signed(owner.clone()), b"bench".to_vec(), vec![], vec![], pallet_datanets::CurationMode::Open, policy.clone())
+				.expect("datanet");
+			let n = if l == 0 { leaves.max(1) } else { 1 };
+			for i in 0..n {
+				let mut hash = [0u8; 32];
+				hash[..4].copy_from_slice(&i.to_le_bytes());
+				let contributor = if l == 0 { account(0xc0, i) } else { owner.clone() };
+				Datanets::contribute(RuntimeOrigin::signed(contributor), datanet, hash.into(), 1, 1, b"u".to_vec(), None, None)
+					.expect("contribution");
+			}
+			Datanets::snapshot(RuntimeOrigin::signed(owner), datanet).expect("snapshot");
+			lineage.push(pallet_models::LineageEntry { datanet, version: 1, weight: Perbill::from_rational(1, lineage_len) });
 		}
-		Datanets::snapshot(origin(), datanet).expect("snapshot");
+		let owner = account(0xee, 0);
+		let origin = || RuntimeOrigin::signed(owner.clone());
 		let base = pallet_models::NextModelId::<Runtime>::get();
-		crate::Models::register_base(origin(), b"b".to_vec(), vec![], vec![], [0xb0; 32].into(), vec![], vec![], [0; 32].into())
+		crate::Models::register_base(origin(), b"b".to_vec(), vec![], vec![], [0xb0; 32].into(), vec![], Default::default(), [0; 32].into())
 			.expect("base");
-		let lineage = vec![pallet_models::LineageEntry { datanet, version: 1, weight: Perbill::one() }];
-		crate::Models::register_adapter(origin(), base, b"a".to_vec(), vec![], 8, 16, vec![b"q".to_vec()], [0xad; 32].into(), vec![], lineage, [0; 32].into())
+		let modules = vec![b"q".to_vec().try_into().expect("short")].try_into().expect("one module");
+		crate::Models::register_adapter(origin(), base, b"a".to_vec(), vec![], 8, 16, modules, [0xad; 32].into(), vec![], lineage.try_into().expect("MaxLineage entries"), [0; 32].into())
 			.expect("adapter");
-		OpenStaking::bond_worker(RuntimeOrigin::signed(worker.clone()), 1_000 * OPEN, key, vec![], vec![base + 1], Perbill::zero())
+		OpenStaking::bond_worker(RuntimeOrigin::signed(worker.clone()), 1_000 * OPEN, key, Default::default(), vec![base + 1].try_into().expect("one model"), Perbill::zero())
 			.expect("worker");
-		(base + 1, 1, datanet, 1)
+		(base + 1, 1, first, 1)
 	}
 	fn public(key: sp_core::sr25519::Public) -> MultiSigner {
 		key.into()
@@ -159,7 +184,7 @@ impl pallet_attribution::BenchmarkHelper<AccountId, Signature, MultiSigner> for 
 		use alloc::vec;
 		use frame_support::traits::fungible::Mutate;
 		let _ = Balances::set_balance(who, 1_000_000 * OPEN);
-		OpenStaking::bond_worker(RuntimeOrigin::signed(who.clone()), 1_000 * OPEN, key, vec![], vec![], Perbill::zero())
+		OpenStaking::bond_worker(RuntimeOrigin::signed(who.clone()), 1_000 * OPEN, key, Default::default(), Default::default(), Perbill::zero())
 			.expect("bonded");
 	}
 	fn add_delegators(worker: &AccountId, n: u32) {

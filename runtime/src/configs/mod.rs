@@ -2,7 +2,7 @@
 //!
 //! Split per domain once it grows; the OpenLedger pallets get a file each.
 
-mod attribution;
+pub mod attribution;
 mod datanets;
 mod models;
 mod staking;

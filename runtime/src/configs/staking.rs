@@ -31,5 +31,34 @@ impl pallet_open_staking::Config for Runtime {
 	type MaxModelsPerWorker = ConstU32<64>;
 	type MaxDelegators = ConstU32<256>;
 	type MaxUnbondingChunks = ConstU32<16>;
+	/// A commission raise waits a challenge window: delegators see it coming and can leave
+	/// before it applies to anything they earn.
+	type CommissionChangeDelay = super::attribution::ChallengeWindow;
 	type WeightInfo = pallet_open_staking::weights::SubstrateWeight<Runtime>;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = BenchmarkHelper;
+}
+
+/// Registers base models for the staking benchmarks (a worker serving the most models).
+#[cfg(feature = "runtime-benchmarks")]
+pub struct BenchmarkHelper;
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_open_staking::BenchmarkHelper for BenchmarkHelper {
+	fn models(n: u32) -> alloc::vec::Vec<pallet_open_staking::ModelId> {
+		use crate::RuntimeOrigin;
+		use alloc::vec;
+		use frame_support::traits::fungible::Mutate;
+		let owner = crate::AccountId::new([0xbb; 32]);
+		let _ = Balances::set_balance(&owner, 1_000_000 * OPEN);
+		(0..n)
+			.map(|i| {
+				let id = pallet_models::NextModelId::<Runtime>::get();
+				let mut hash = [0xb1; 32];
+				hash[..4].copy_from_slice(&i.to_le_bytes());
+				Models::register_base(RuntimeOrigin::signed(owner.clone()), b"b".to_vec(), vec![], vec![], hash.into(), vec![], Default::default(), [0; 32].into())
+					.expect("base model");
+				id
+			})
+			.collect()
+	}
 }

@@ -5,6 +5,7 @@ import { stringToU8a, u8aConcat, u8aToHex } from '@polkadot/util';
 import { blake2AsHex, encodeAddress } from '@polkadot/util-crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rpc } from './node.js';
 
 export const OPEN = 10n ** 18n;
 export const TOTAL_SUPPLY = 1_000_000_000n * OPEN;
@@ -140,4 +141,23 @@ export async function sudo(api, call, who) {
     sudoError = e.isModule ? (({ section, name }) => `${section}.${name}`)(api.registry.findMetaError(e.asModule)) : e.toString();
   }
   return { ...r, sudoError };
+}
+
+/**
+ * Seals empty blocks on an instant-seal dev node (`engine_createBlock`, ~2 ms each) until the
+ * chain is at `target` or beyond.
+ */
+export async function sealUntil(api, rpcPort, target) {
+  for (let n = (await api.rpc.chain.getHeader()).number.toNumber(); n < target; n++) {
+    await rpc(rpcPort, 'engine_createBlock', [true, true, null]);
+  }
+}
+
+/**
+ * Seals past the challenge window of every receipt settled so far: their payouts vest (the
+ * pallet prunes them in `on_idle`) and become claimable.
+ */
+export async function vestSettled(api, rpcPort) {
+  const now = (await api.rpc.chain.getHeader()).number.toNumber();
+  await sealUntil(api, rpcPort, now + api.consts.attribution.challengeWindow.toNumber() + 2);
 }

@@ -16,8 +16,9 @@ sp_api::decl_runtime_apis! {
 	{
 		/// A settled receipt by request id (until pruned).
 		fn receipt(id: RequestId) -> Option<Record>;
-		/// `(accrued, claimed, unclaimed)` earnings of an account (unclaimed includes its worker share).
-		fn earnings(who: AccountId) -> (Balance, Balance, Balance);
+		/// `(accrued, claimed, unclaimed, pending)` earnings of an account: vested, claimed,
+		/// vested but unclaimed (including its worker share), and not yet vested.
+		fn earnings(who: AccountId) -> (Balance, Balance, Balance, Balance);
 		/// Earnings of one contribution.
 		fn contribution_earnings(c: ContributionRef) -> Balance;
 		/// Earnings of a Datanet (its contributors' and owner's).

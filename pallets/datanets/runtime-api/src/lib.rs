@@ -6,7 +6,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use codec::Codec;
 pub use pallet_datanets::{
-	ContributionId, ContributionInfo, DatanetId, DatanetInfo, LeafIndex, SnapshotInfo,
+	ContributionId, ContributionInfo, DatanetId, DatanetInfo, Leaf, LeafIndex, SnapshotInfo,
 	SnapshotProof, SnapshotVersion, MAX_PAGE,
 };
 
@@ -31,7 +31,8 @@ sp_api::decl_runtime_apis! {
 		fn contributions_of_account(who: AccountId, after: Option<ContributionId>, limit: u32) -> Vec<(ContributionId, Contribution)>;
 		/// A snapshot of a Datanet.
 		fn snapshot(datanet: DatanetId, version: SnapshotVersion) -> Option<SnapshotInfo<BlockNumber>>;
-		/// Merkle proof for the leaf at `(datanet, version, index)`.
-		fn snapshot_proof(datanet: DatanetId, version: SnapshotVersion, index: LeafIndex) -> Option<SnapshotProof>;
+		/// The leaves of a snapshot, in order (the node builds the tree once per snapshot and
+		/// serves proofs from it).
+		fn snapshot_leaves(datanet: DatanetId, version: SnapshotVersion) -> Option<Vec<Leaf>>;
 	}
 }
