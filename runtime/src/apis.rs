@@ -210,6 +210,7 @@ impl_runtime_apis! {
 		}
 	}
 
+	#[api_version(2)]
 	impl pallet_datanets_runtime_api::DatanetsApi<
 		Block,
 		AccountId,
@@ -277,6 +278,7 @@ impl_runtime_apis! {
 		}
 	}
 
+	#[api_version(2)]
 	impl pallet_attribution_runtime_api::AttributionApi<
 		Block,
 		AccountId,
@@ -290,7 +292,7 @@ impl_runtime_apis! {
 		fn earnings(who: AccountId) -> (Balance, Balance, Balance, Balance) {
 			let e = pallet_attribution::AccountEarnings::<Runtime>::get(&who);
 			let unclaimed = pallet_attribution::Rewards::<Runtime>::get(&who)
-				.saturating_add(pallet_attribution::WorkerRewards::<Runtime>::get(&who));
+				.saturating_add(pallet_open_staking::StakingRewards::<Runtime>::get(&who));
 			(e.accrued, e.claimed, unclaimed, e.pending)
 		}
 		fn contribution_earnings(c: pallet_attribution::ContributionRef) -> Balance {

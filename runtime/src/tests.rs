@@ -536,13 +536,15 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		let modules = vec![b"q".to_vec().try_into().unwrap()].try_into().unwrap();
 		assert_ok!(crate::Models::register_adapter(origin(alice), 0, b"a".to_vec(), vec![], 8, 16, modules, H256::repeat_byte(0xad), vec![], lineage.try_into().unwrap(), H256::zero()));
 		// Charlie serves it with its own receipt key, 10 % commission; Dave delegates; Eve
-		// delegated and left (her stake is unbonding, still bonded to Charlie).
+		// delegated and left before any receipt (her stake is unbonding, still bonded to
+		// Charlie); Bob delegates now and leaves after the receipts settle.
 		let key = sp_core::sr25519::Pair::from_string("//Charlie//receipts", None).unwrap();
 		let bond = 2_000 * OPEN;
 		assert_ok!(crate::OpenStaking::bond_worker(origin(charlie), bond, key.public().0, Default::default(), vec![1].try_into().unwrap(), Perbill::from_percent(10)));
 		assert_ok!(crate::OpenStaking::delegate(origin(dave), charlie.to_account_id(), 1_000 * OPEN));
 		assert_ok!(crate::OpenStaking::delegate(origin(eve), charlie.to_account_id(), 500 * OPEN));
 		assert_ok!(crate::OpenStaking::undelegate(origin(eve), charlie.to_account_id(), 500 * OPEN));
+		assert_ok!(crate::OpenStaking::delegate(origin(bob), charlie.to_account_id(), 300 * OPEN));
 		// Ferdie bonds (serving nothing) to be allowed to challenge.
 		assert_ok!(crate::OpenStaking::bond_worker(origin(ferdie), 1_000 * OPEN, [0xfe; 32], Default::default(), Default::default(), Perbill::zero()));
 		assert_ok!(crate::Attribution::deposit_escrow(origin(eve), 100 * OPEN));
@@ -575,24 +577,35 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 			let worker_signature = key.sign(&receipt.signing_payload());
 			SignedReceipt { receipt, worker_signature }
 		};
+		System::set_block_number(2);
 		let (false_one, honest) = (receipt(1), receipt(2));
 		let (false_id, honest_id) = (false_one.receipt.request_id(), honest.receipt.request_id());
 		assert_ok!(crate::Attribution::submit_receipts(origin(charlie), vec![false_one, honest].try_into().unwrap()));
+		assert_ok!(crate::OpenStaking::undelegate(origin(bob), charlie.to_account_id(), 300 * OPEN));
 		assert!(pallet_attribution::Receipts::<Runtime>::contains_key(false_id) && pallet_attribution::Receipts::<Runtime>::contains_key(honest_id));
 		assert_ok!(invariants::check());
 
 		// The false receipt: challenged by Ferdie, judged by root.
 		assert_ok!(crate::Attribution::challenge(origin(ferdie), false_id));
+		// Until the verdict nobody backing Charlie can leave with their stake, nor join.
+		assert_eq!(pallet_open_staking::OpenChallenges::<Runtime>::get(charlie.to_account_id()), 1);
+		assert_noop!(
+			crate::OpenStaking::delegate(origin(eve), charlie.to_account_id(), 100 * OPEN),
+			pallet_open_staking::Error::<Runtime>::ChallengeOpen
+		);
 		let treasury0 = free(&TreasuryAccount::get());
 		let eve0 = free(&eve.to_account_id());
-		let (charlie_held, dave_held, eve_held) = (staking_held(&charlie.to_account_id()), staking_held(&dave.to_account_id()), staking_held(&eve.to_account_id()));
-		assert_eq!((charlie_held, dave_held, eve_held), (bond, 1_000 * OPEN, 500 * OPEN));
+		let held = |k: Sr25519Keyring| staking_held(&k.to_account_id());
+		assert_eq!((held(charlie), held(dave), held(eve), held(bob)), (bond, 1_000 * OPEN, 500 * OPEN, 300 * OPEN));
 		assert_ok!(crate::Attribution::resolve_challenge(crate::RuntimeOrigin::root(), false_id, pallet_attribution::Verdict::False));
-		// 10 % of every stake behind Charlie, including Eve's unbonding 500.
-		assert_eq!(staking_held(&charlie.to_account_id()), bond - bond / 10);
-		assert_eq!(staking_held(&dave.to_account_id()), 900 * OPEN);
-		assert_eq!(staking_held(&eve.to_account_id()), 450 * OPEN, "an ex-delegator's unbonding stake is slashed too");
-		let slashed = bond / 10 + 100 * OPEN + 50 * OPEN;
+		assert_eq!(pallet_open_staking::OpenChallenges::<Runtime>::get(charlie.to_account_id()), 0);
+		// 10 % of every stake that backed the receipt: Charlie's, Dave's, and Bob's though he
+		// left after it settled; not Eve's, unbonding since before it.
+		assert_eq!(held(charlie), bond - bond / 10);
+		assert_eq!(held(dave), 900 * OPEN);
+		assert_eq!(held(bob), 270 * OPEN, "left after the receipt: still slashed");
+		assert_eq!(held(eve), 500 * OPEN, "left before the receipt: untouched");
+		let slashed = bond / 10 + 100 * OPEN + 30 * OPEN;
 		let reward = crate::configs::attribution::ChallengerReward::get();
 		assert_eq!(free(&TreasuryAccount::get()), treasury0 + slashed - reward);
 		assert_eq!(free(&eve.to_account_id()), eve0 + OPEN, "the payer gets exactly the fee back");
@@ -602,25 +615,35 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		// The honest receipt vests once the challenge window has passed (on_idle), and not before.
 		let window = crate::configs::attribution::ChallengeWindow::get();
 		let vest_at = pallet_attribution::UsedRequests::<Runtime>::get(honest_id).unwrap();
-		assert_eq!(vest_at, 1 + window + 1);
+		assert_eq!(vest_at, 2 + window + 1);
 		System::set_block_number(vest_at - 1);
 		crate::Attribution::on_idle(vest_at - 1, frame_support::weights::Weight::MAX);
-		assert_eq!(pallet_attribution::WorkerRewards::<Runtime>::get(charlie.to_account_id()), 0);
+		assert_eq!(pallet_open_staking::PoolBalance::<Runtime>::get(charlie.to_account_id()), 0, "nothing vested yet");
 		System::set_block_number(vest_at);
 		crate::Attribution::on_idle(vest_at, frame_support::weights::Weight::MAX);
 		assert!(!pallet_attribution::Receipts::<Runtime>::contains_key(honest_id));
-		let worker_share = pallet_attribution::WorkerRewards::<Runtime>::get(charlie.to_account_id());
-		assert!(worker_share > 0);
+		// Charlie's share entered its pool: 10 % commission, the rest by the stake bonded at
+		// vesting (1800 : 900); Eve, no longer delegating, gets nothing.
+		let accrued = System::events().iter().find_map(|e| match &e.event {
+			RuntimeEvent::OpenStaking(pallet_open_staking::Event::RewardAccrued { total, commission, shared, .. }) => Some((*total, *commission, *shared)),
+			_ => None,
+		});
+		let (worker_share, commission, shared) = accrued.expect("the worker share accrued to its pool");
+		assert!(worker_share > 0 && commission == worker_share / 10 && shared == worker_share - commission);
 		assert_ok!(invariants::check());
-		// Charlie's claim: 10 % commission, the rest by active stake (1800 : 900); Eve, no
-		// longer delegating, gets nothing.
-		let (c0, d0, e0) = (free(&charlie.to_account_id()), free(&dave.to_account_id()), free(&eve.to_account_id()));
-		assert_ok!(crate::Attribution::claim_rewards(origin(alice), charlie.to_account_id()));
-		let shared = worker_share - worker_share / 10;
-		let dave_part = shared * 900 / 2_700;
-		assert_eq!(free(&dave.to_account_id()) - d0, dave_part);
-		assert_eq!(free(&charlie.to_account_id()) - c0, worker_share - dave_part);
-		assert_eq!(free(&eve.to_account_id()), e0);
+		let claim = |k: Sr25519Keyring| {
+			let before = free(&k.to_account_id());
+			let result = crate::OpenStaking::claim_staking_rewards(origin(k), charlie.to_account_id());
+			(result, free(&k.to_account_id()) - before)
+		};
+		let (r, dave_part) = claim(dave);
+		assert_ok!(r);
+		assert!(dave_part.abs_diff(shared * 900 / 2_700) <= 2, "{dave_part}");
+		let (r, charlie_part) = claim(charlie);
+		assert_ok!(r);
+		assert!(charlie_part.abs_diff(commission + shared * 1_800 / 2_700) <= 2, "{charlie_part}");
+		assert!(claim(eve).0.is_err(), "nothing for a stake that left before");
+		assert_ok!(invariants::check());
 		let pot: AccountId = crate::configs::attribution::ATTRIBUTION_POT_ID.into_account_truncating();
 		assert_eq!(free(&pot), EXISTENTIAL_DEPOSIT, "what is still owed is held, the rest of the pot is its deposit");
 		assert_eq!(Balances::total_issuance(), TOTAL_SUPPLY);

@@ -111,7 +111,15 @@ test('a signed receipt settles and the fee is split as the model says', async ()
   await vestSettled(api, node.rpcPort);
   await assert.rejects(rpc(node.rpcPort, 'attribution_getReceipt', [requestId]), 'pruned');
   assert.equal(await rewards(dave.address), OPEN * 40n / 100n);
-  assert.equal((await api.query.attribution.workerRewards(charlie.address)).toBigInt(), OPEN * 20n / 100n);
+  // Charlie's worker share entered its staking reward pool (no commission, no delegators: all
+  // its own), claimed there and paid from the attribution pot.
+  const charlie0 = await free(api, charlie.address);
+  const claimed = await send(api, api.tx.openStaking.claimStakingRewards(charlie.address), charlie);
+  assert.equal(claimed.error, null);
+  const share = findEvent(claimed.events, 'openStaking', 'StakingRewardsClaimed').data.amount.toBigInt();
+  assert.ok(OPEN * 20n / 100n - share <= 1n, `worker share ${share}`);
+  const claimFee = findEvent(claimed.events, 'transactionPayment', 'TransactionFeePaid').data.actualFee.toBigInt();
+  assert.equal(await free(api, charlie.address), charlie0 + share - claimFee);
   assert.equal(await rewards(bob.address), OPEN * 27n / 100n);
   assert.equal(await rewards(alice.address), OPEN * 3n / 100n);
   assert.equal((await rpc(node.rpcPort, 'attribution_contributionEarnings', [datanet, 1, 0])), (OPEN * 18n / 100n).toString());

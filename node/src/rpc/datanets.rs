@@ -244,6 +244,9 @@ impl<C> Datanets<C> {
 /// their tree: about 20 MiB).
 pub const TREE_CACHE_LEAVES: usize = 200_000;
 
+/// Most snapshot trees cached (lookups scan them).
+pub const MAX_CACHED_TREES: usize = 64;
+
 /// Snapshot trees by `(datanet, version, root)`, least recently used dropped first once the
 /// leaves held pass the budget. Snapshots never change, and the root in the key (read from the
 /// state at the requested block on every call) means a cached tree is only ever used for the
@@ -280,7 +283,7 @@ impl TreeCache {
 			let mut entries = self.entries.lock().expect("no panics under the lock; qed");
 			entries.retain(|(k, _)| *k != key);
 			entries.push_back((key, tree.clone()));
-			while entries.iter().map(|(_, t)| t.len()).sum::<usize>() > self.budget {
+			while entries.len() > MAX_CACHED_TREES || entries.iter().map(|(_, t)| t.len()).sum::<usize>() > self.budget {
 				entries.pop_front();
 			}
 		}

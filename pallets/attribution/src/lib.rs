@@ -31,11 +31,13 @@
 //! challenge window has passed (in the runtime the voucher lifetime is at most the window, so
 //! that is `ChallengeWindow + 1` blocks after settlement). Pruning runs in `on_idle` under a
 //! [`frame_support::weights::WeightMeter`], block by block from [`PruneCursor`]: each receipt's
-//! payouts accrue to [`Rewards`] / [`WorkerRewards`] (and the per-contribution and per-Datanet
-//! statistics), then its record and used request id are removed. A receipt whose challenge is
+//! payouts accrue to [`Rewards`] (and the per-contribution and per-Datanet statistics; the
+//! worker's share to its reward pool in the staking pallet, shared by the stake bonded at that
+//! moment), then its record and used request id are removed. A receipt whose challenge is
 //! still open is kept, unvested, until the challenge is judged.
-//! [`Pallet::claim_rewards`] pays vested rewards out (a worker's share through the staking
-//! pallet, which shares it with delegators after commission). No OPEN is created or destroyed on
+//! [`Pallet::claim_rewards`] pays vested rewards out; a worker's share is claimed from the
+//! staking pallet (commission, then pro rata to stake), paid from this pot via
+//! [`Pallet::pay_owed`]. No OPEN is created or destroyed on
 //! this path: `try_state` checks that the pot holds on hold exactly the pending payouts of every
 //! receipt plus every vested, unclaimed reward.
 //!
@@ -144,7 +146,7 @@ pub mod pallet {
 		/// Datanet snapshots.
 		type Contributions: ContributionResolver<Self::AccountId>;
 		/// Worker staking.
-		type Workers: WorkerRegistry<Self::AccountId, BalanceOf<Self>>;
+		type Workers: WorkerRegistry<Self::AccountId, BalanceOf<Self>, BlockNumberFor<Self>>;
 		/// Id of the pot that holds settled fees until they are claimed. The pot must exist
 		/// (endowed with the existential deposit at genesis).
 		#[pallet::constant]
@@ -181,6 +183,11 @@ pub mod pallet {
 		/// The least fee a receipt may charge (each settled receipt takes storage until pruned).
 		#[pallet::constant]
 		type MinFee: Get<BalanceOf<Self>>;
+		/// How many blocks pruning (in `on_idle`) may fall behind before new receipts are
+		/// refused ([`RejectReason::PruningBehind`]): when blocks stay full, receipts wait
+		/// instead of piling up unpruned.
+		#[pallet::constant]
+		type MaxPruneLag: Get<BlockNumberFor<Self>>;
 		/// Weight information for extrinsics in this pallet.
 		type WeightInfo: WeightInfo;
 		/// Sets up models, snapshots and workers for the benchmarks.
@@ -237,6 +244,9 @@ pub mod pallet {
 		ExpiryTooFar,
 		/// The fee is below [`Config::MinFee`].
 		FeeTooLow,
+		/// Pruning is more than [`Config::MaxPruneLag`] blocks behind (blocks have been full):
+		/// submit it later.
+		PruningBehind,
 	}
 
 	/// The judgement of a challenged receipt.
@@ -353,10 +363,6 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Rewards<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BalanceOf<T>, ValueQuery>;
 
-	/// Accrued, unclaimed worker shares (shared with delegators when claimed).
-	#[pallet::storage]
-	pub type WorkerRewards<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BalanceOf<T>, ValueQuery>;
-
 	/// Earnings per account.
 	#[pallet::storage]
 	pub type AccountEarnings<T: Config> =
@@ -391,7 +397,7 @@ pub mod pallet {
 		/// A receipt's payouts vested (claimable from now on) and its record was pruned.
 		ReceiptVested { request_id: RequestId },
 		/// Rewards were paid out.
-		RewardsClaimed { who: T::AccountId, amount: BalanceOf<T>, as_worker: BalanceOf<T> },
+		RewardsClaimed { who: T::AccountId, amount: BalanceOf<T> },
 		/// A receipt was challenged.
 		Challenged { request_id: RequestId, challenger: T::AccountId },
 		/// A challenge was upheld: the worker was slashed and `refunded` went back to the payer.
@@ -509,45 +515,26 @@ pub mod pallet {
 		}
 
 		/// Pays out `who`'s vested rewards (anyone may trigger it; the OPEN goes to `who`).
-		/// Payouts of receipts still in their challenge window are not claimable yet.
-		///
-		/// ## Complexity
-		/// A worker's claim pays each of its delegators: charged for `max_delegators`, refunded
-		/// down to the delegators actually paid.
+		/// Payouts of receipts still in their challenge window are not claimable yet. A worker's
+		/// share is paid by the staking pallet (`claim_staking_rewards`), shared with its
+		/// delegators.
 		#[pallet::call_index(4)]
-		#[pallet::weight(<T as Config>::WeightInfo::claim_rewards(T::Workers::max_delegators()))]
-		pub fn claim_rewards(origin: OriginFor<T>, who: T::AccountId) -> DispatchResultWithPostInfo {
+		pub fn claim_rewards(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
 			ensure_signed(origin)?;
-			let pot = Self::pot();
 			let amount = Rewards::<T>::take(&who);
-			let as_worker = WorkerRewards::<T>::take(&who);
-			ensure!(
-				!amount.is_zero() || !as_worker.is_zero(),
-				frame_support::dispatch::DispatchErrorWithPostInfo {
-					post_info: Some(<T as Config>::WeightInfo::claim_rewards(0)).into(),
-					error: Error::<T>::NothingToClaim.into(),
-				}
-			);
-			if !amount.is_zero() {
-				T::Currency::transfer_on_hold(
-					&HoldReason::Owed.into(),
-					&pot,
-					&who,
-					amount,
-					Precision::Exact,
-					Restriction::Free,
-					Fortitude::Force,
-				)?;
-			}
-			let delegators = if as_worker.is_zero() {
-				0
-			} else {
-				T::Currency::release(&HoldReason::Owed.into(), &pot, as_worker, Precision::Exact)?;
-				T::Workers::pay_reward(&pot, &who, as_worker)?
-			};
-			AccountEarnings::<T>::mutate(&who, |e| e.claimed = e.claimed.saturating_add(amount).saturating_add(as_worker));
-			Self::deposit_event(Event::RewardsClaimed { who, amount, as_worker });
-			Ok(Some(<T as Config>::WeightInfo::claim_rewards(delegators)).into())
+			ensure!(!amount.is_zero(), Error::<T>::NothingToClaim);
+			T::Currency::transfer_on_hold(
+				&HoldReason::Owed.into(),
+				&Self::pot(),
+				&who,
+				amount,
+				Precision::Exact,
+				Restriction::Free,
+				Fortitude::Force,
+			)?;
+			AccountEarnings::<T>::mutate(&who, |e| e.claimed = e.claimed.saturating_add(amount));
+			Self::deposit_event(Event::RewardsClaimed { who, amount });
+			Ok(())
 		}
 
 		/// Challenges a settled receipt within the window, holding the challenge bond.
@@ -562,6 +549,8 @@ pub mod pallet {
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(now <= r.settled_at.saturating_add(T::ChallengeWindow::get()), Error::<T>::WindowClosed);
 			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, T::ChallengeBond::get())?;
+			// The worker's stake stays (slashable) until the verdict.
+			T::Workers::challenge_opened(&r.worker);
 			r.challenger = Some(challenger.clone());
 			Receipts::<T>::insert(request_id, r);
 			Self::deposit_event(Event::Challenged { request_id, challenger });
@@ -586,13 +575,14 @@ pub mod pallet {
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
 			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
 			let bond = T::ChallengeBond::get();
+			T::Workers::challenge_closed(&r.worker);
 			let mut delegators = 0;
 			if verdict == Verdict::False {
 				// A worker that has already left (no stake record) cannot be slashed, but the payer
 				// is still refunded and the challenger rewarded: the slash is done on its own and
 				// rolled back alone if it fails.
 				delegators = frame_support::storage::with_transaction(|| {
-					match T::Workers::slash(&r.worker, T::SlashFraction::get()) {
+					match T::Workers::slash(&r.worker, T::SlashFraction::get(), r.settled_at) {
 						Ok(n) => sp_runtime::TransactionOutcome::Commit(Ok::<u32, DispatchError>(n)),
 						Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok(0)),
 					}
@@ -654,6 +644,7 @@ pub mod pallet {
 			let request_id = r.request_id();
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(!UsedRequests::<T>::contains_key(request_id), RejectReason::AlreadyUsed);
+			ensure!(PruneCursor::<T>::get().saturating_add(T::MaxPruneLag::get()) >= now, RejectReason::PruningBehind);
 			ensure!(v.genesis.as_ref() == Self::genesis_hash().as_ref(), RejectReason::WrongChain);
 			ensure!(v.worker == *worker, RejectReason::WrongWorker);
 			ensure!(now <= v.expires_at, RejectReason::Expired);
@@ -736,9 +727,9 @@ pub mod pallet {
 				u.revenue = u.revenue.saturating_add(r.fee);
 			});
 			UsedRequests::<T>::insert(request_id, prune_at);
-			PruneQueue::<T>::mutate(prune_at, |q| {
-				let _ = q.try_push(request_id);
-			});
+			// Appended without decoding the queue; its length was checked above.
+			let queued = PruneQueue::<T>::try_append(prune_at, request_id);
+			debug_assert!(queued.is_ok(), "room checked above");
 			let payer = v.payer.clone();
 			let (model, fee) = (v.model, r.fee);
 			Receipts::<T>::insert(
@@ -765,6 +756,21 @@ pub mod pallet {
 			Ok(())
 		}
 
+		/// Pays `amount` of the worker shares accrued to the staking pallet out of the pot (its
+		/// `RewardPayer`): the staking pallet has checked that `to` is owed it.
+		pub fn pay_owed(to: &T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
+			T::Currency::transfer_on_hold(
+				&HoldReason::Owed.into(),
+				&Self::pot(),
+				to,
+				amount,
+				Precision::Exact,
+				Restriction::Free,
+				Fortitude::Force,
+			)?;
+			Ok(())
+		}
+
 		/// Refunds a false receipt's pending payouts (its whole fee) to its payer; returns the
 		/// amount refunded.
 		fn reverse(r: &mut ReceiptRecord<T>) -> Result<BalanceOf<T>, DispatchError> {
@@ -775,15 +781,26 @@ pub mod pallet {
 			}
 			r.payouts = Default::default();
 			if !refunded.is_zero() {
-				T::Currency::transfer_on_hold(
-					&HoldReason::Owed.into(),
-					&Self::pot(),
-					&r.payer,
-					refunded,
-					Precision::Exact,
-					Restriction::Free,
-					Fortitude::Force,
-				)?;
+				let refund = |to: &T::AccountId| {
+					T::Currency::transfer_on_hold(
+						&HoldReason::Owed.into(),
+						&Self::pot(),
+						to,
+						refunded,
+						Precision::Exact,
+						Restriction::Free,
+						Fortitude::Force,
+					)
+				};
+				// A payer whose account is gone cannot take a refund below the existential
+				// deposit: it goes to the treasury rather than blocking the verdict.
+				let to_payer = frame_support::storage::with_transaction(|| match refund(&r.payer) {
+					Ok(_) => sp_runtime::TransactionOutcome::Commit(Ok::<bool, DispatchError>(true)),
+					Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok(false)),
+				})?;
+				if !to_payer {
+					refund(&T::Treasury::get())?;
+				}
 			}
 			Ok(refunded)
 		}
@@ -792,14 +809,18 @@ pub mod pallet {
 		/// used request id. The OPEN stays on hold in the pot until claimed.
 		fn vest(request_id: RequestId, r: ReceiptRecord<T>) {
 			for p in r.payouts.iter() {
-				match p.kind {
-					PayoutKind::Worker => WorkerRewards::<T>::mutate(&p.who, |a| *a = a.saturating_add(p.amount)),
-					_ => Rewards::<T>::mutate(&p.who, |a| *a = a.saturating_add(p.amount)),
+				if p.kind == PayoutKind::Worker {
+					// The worker's share goes to its reward pool in the staking pallet (shared by
+					// the stake bonded now); the OPEN stays held here until claimed there.
+					T::Workers::accrue_reward(&p.who, p.amount);
+					AccountEarnings::<T>::mutate(&p.who, |e| e.pending = e.pending.saturating_sub(p.amount));
+				} else {
+					Rewards::<T>::mutate(&p.who, |a| *a = a.saturating_add(p.amount));
+					AccountEarnings::<T>::mutate(&p.who, |e| {
+						e.pending = e.pending.saturating_sub(p.amount);
+						e.accrued = e.accrued.saturating_add(p.amount);
+					});
 				}
-				AccountEarnings::<T>::mutate(&p.who, |e| {
-					e.pending = e.pending.saturating_sub(p.amount);
-					e.accrued = e.accrued.saturating_add(p.amount);
-				});
 				match p.kind {
 					PayoutKind::Contribution(c) => {
 						ContributionEarnings::<T>::mutate(c, |e| *e = e.saturating_add(p.amount));
@@ -865,15 +886,16 @@ pub mod pallet {
 
 		/// Checks, with equalities:
 		/// - the pot holds on hold ([`HoldReason::Owed`]) exactly the pending payouts of every
-		///   receipt plus every vested, unclaimed reward, and keeps at least the existential
-		///   deposit free;
+		///   receipt plus every vested, unclaimed reward (payees' here, workers' in the staking
+		///   pallet), and keeps at least the existential deposit free;
 		/// - each unreversed receipt's payouts sum to its fee; a reversed one has none;
 		/// - per account: `pending` = its payouts in unvested receipts, and
 		///   `accrued` = `claimed` + its unclaimed rewards;
 		/// - every used request id is queued for pruning at its block at or after the cursor, or
 		///   kept overdue because its challenge is open; every queued id is a used one; every
 		///   receipt record belongs to a used request id;
-		/// - every open challenge holds exactly one bond.
+		/// - every open challenge holds exactly one bond, and its worker's stake is frozen once for
+		///   it.
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			use alloc::collections::BTreeMap;
 			let pot = Self::pot();
@@ -900,17 +922,15 @@ pub mod pallet {
 				}
 				ensure!(r.overdue || PruneQueue::<T>::get(at).contains(&id), "receipt not queued for pruning");
 			}
-			let vested = Rewards::<T>::iter_values()
-				.chain(WorkerRewards::<T>::iter_values())
-				.fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
+			let vested = Rewards::<T>::iter_values().fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
 			ensure!(
-				T::Currency::balance_on_hold(&HoldReason::Owed.into(), &pot) == unvested.saturating_add(vested),
-				"the pot's hold differs from pending payouts plus unclaimed rewards"
+				T::Currency::balance_on_hold(&HoldReason::Owed.into(), &pot) ==
+					unvested.saturating_add(vested).saturating_add(T::Workers::rewards_owed()),
+				"the pot's hold differs from pending payouts plus unclaimed rewards (payees' and workers')"
 			);
 			ensure!(T::Currency::balance(&pot) >= T::Currency::minimum_balance(), "the pot keeps less than the existential deposit");
 			for (who, e) in AccountEarnings::<T>::iter() {
-				let unclaimed = Rewards::<T>::get(&who).saturating_add(WorkerRewards::<T>::get(&who));
-				ensure!(e.accrued == e.claimed.saturating_add(unclaimed), "accrued differs from claimed plus unclaimed");
+				ensure!(e.accrued == e.claimed.saturating_add(Rewards::<T>::get(&who)), "accrued differs from claimed plus unclaimed");
 				ensure!(e.pending == pending.remove(&who).unwrap_or_else(Zero::zero), "pending differs from the account's unvested payouts");
 			}
 			ensure!(pending.values().all(|v| v.is_zero()), "unvested payouts of an account without earnings");
@@ -924,6 +944,13 @@ pub mod pallet {
 				for id in queue {
 					ensure!(UsedRequests::<T>::get(id) == Some(at), "a queued id that is not used at that block");
 				}
+			}
+			let mut per_worker: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+			for (_, r) in Receipts::<T>::iter().filter(|(_, r)| r.challenger.is_some()) {
+				*per_worker.entry(r.worker).or_default() += 1;
+			}
+			for (worker, n) in per_worker {
+				ensure!(T::Workers::open_challenges(&worker) == n, "the worker's frozen-stake count differs from its open challenges");
 			}
 			for (challenger, n) in bonds {
 				let held = T::Currency::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger);

@@ -84,7 +84,12 @@ thread_local! {
 	pub static SLASHES: RefCell<Vec<(AccountId, Perbill)>> = RefCell::new(Vec::new());
 	/// Workers that have left the staking pallet (slashing them fails).
 	pub static GONE: RefCell<Vec<AccountId>> = RefCell::new(Vec::new());
+	/// Worker shares accrued to the (mock) staking pallet, in order.
 	pub static REWARDS_PAID: RefCell<Vec<(AccountId, Balance)>> = RefCell::new(Vec::new());
+	/// Open challenges per worker (the staking pallet freezes their stake).
+	pub static FROZEN: RefCell<BTreeMap<AccountId, u32>> = RefCell::new(BTreeMap::new());
+	/// Their total, not paid out (the mock never pays them; the pot keeps them held).
+	pub static WORKER_OWED: RefCell<Balance> = RefCell::new(0);
 }
 
 pub struct MockModels;
@@ -113,7 +118,7 @@ impl crate::ContributionResolver<AccountId> for MockDatanets {
 }
 
 pub struct MockWorkers;
-impl crate::WorkerRegistry<AccountId, Balance> for MockWorkers {
+impl crate::WorkerRegistry<AccountId, Balance, u64> for MockWorkers {
 	fn signing_key_if_serving(w: &AccountId, model: ModelId) -> Option<[u8; 32]> {
 		if !SERVING.with(|s| *s.borrow()) || model >= 10 {
 			return None;
@@ -126,12 +131,23 @@ impl crate::WorkerRegistry<AccountId, Balance> for MockWorkers {
 	fn is_bonded(who: &AccountId) -> bool {
 		*who == challenger() || *who == worker() || KEYS.with(|k| k.borrow().contains_key(who))
 	}
-	fn pay_reward(from: &AccountId, w: &AccountId, amount: Balance) -> Result<u32, sp_runtime::DispatchError> {
-		use frame_support::traits::{fungible::Mutate, tokens::Preservation};
+	fn accrue_reward(w: &AccountId, amount: Balance) {
 		REWARDS_PAID.with(|r| r.borrow_mut().push((w.clone(), amount)));
-		<Balances as Mutate<AccountId>>::transfer(from, w, amount, Preservation::Preserve).map(|_| 0)
+		WORKER_OWED.with(|o| *o.borrow_mut() += amount);
 	}
-	fn slash(w: &AccountId, fraction: Perbill) -> Result<u32, sp_runtime::DispatchError> {
+	fn rewards_owed() -> Balance {
+		WORKER_OWED.with(|o| *o.borrow())
+	}
+	fn challenge_opened(w: &AccountId) {
+		FROZEN.with(|f| *f.borrow_mut().entry(w.clone()).or_default() += 1);
+	}
+	fn challenge_closed(w: &AccountId) {
+		FROZEN.with(|f| *f.borrow_mut().get_mut(w).expect("opened before") -= 1);
+	}
+	fn open_challenges(w: &AccountId) -> u32 {
+		FROZEN.with(|f| f.borrow().get(w).copied().unwrap_or(0))
+	}
+	fn slash(w: &AccountId, fraction: Perbill, _settled_at: u64) -> Result<u32, sp_runtime::DispatchError> {
 		// A worker that has left the staking pallet cannot be slashed.
 		if GONE.with(|g| g.borrow().contains(w)) {
 			return Err(sp_runtime::DispatchError::Other("UnknownWorker"));
@@ -149,6 +165,7 @@ pub const CHALLENGE_BOND: Balance = 500;
 pub const CHALLENGER_REWARD: Balance = 100;
 pub const WINDOW: u64 = 20;
 pub const ESCROW_DELAY: u64 = 5;
+pub const PRUNE_LAG: u64 = 40;
 
 parameter_types! {
 	pub const PotId: PalletId = POT_ID;
@@ -176,6 +193,7 @@ impl pallet_attribution::Config for Test {
 	type MaxPrunePerBlock = ConstU32<4>;
 	type MaxVoucherLifetime = frame_support::traits::ConstU64<1_000>;
 	type MinFee = frame_support::traits::ConstU64<10>;
+	type MaxPruneLag = frame_support::traits::ConstU64<PRUNE_LAG>;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = MockBenchmarkHelper;
@@ -258,6 +276,8 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 	SERVING.with(|s| *s.borrow_mut() = true);
 	SLASHES.with(|s| s.borrow_mut().clear());
 	REWARDS_PAID.with(|s| s.borrow_mut().clear());
+	WORKER_OWED.with(|o| *o.borrow_mut() = 0);
+	FROZEN.with(|f| f.borrow_mut().clear());
 
 	let mut t = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let pot: AccountId = POT_ID.into_account_truncating();

@@ -119,13 +119,9 @@ fn idle_to(n: u64) {
 	assert!(used.all_gt(Weight::zero()), "on_idle reports the weight it used");
 }
 
-/// A claim with nothing vested: refused, charged only for what it read.
-fn nothing_to_claim() -> frame_support::dispatch::DispatchErrorWithPostInfo {
-	use crate::weights::WeightInfo;
-	frame_support::dispatch::DispatchErrorWithPostInfo {
-		post_info: Some(<() as WeightInfo>::claim_rewards(0)).into(),
-		error: Error::NothingToClaim.into(),
-	}
+/// A claim with nothing vested: refused.
+fn nothing_to_claim() -> DispatchError {
+	Error::NothingToClaim.into()
 }
 
 /// The block at which the default receipts (expiring at 50) vest.
@@ -200,7 +196,7 @@ fn a_good_receipt_is_settled_and_split() {
 			assert_eq!(AccountEarnings::<Test>::get(who), Earnings { accrued: *amount, claimed: 0, pending: 0 });
 			assert_eq!(Rewards::<Test>::get(who), *amount);
 		}
-		assert_eq!(WorkerRewards::<Test>::get(worker()), 200);
+		assert_eq!(REWARDS_PAID.with(|r| r.borrow().clone()), vec![(worker(), 200)], "the worker's share to its pool");
 		assert_eq!(ContributionEarnings::<Test>::get(ContributionRef { datanet: 0, version: 1, index: 0 }), 180);
 		assert_eq!(DatanetEarnings::<Test>::get(0), 180 + 90 + 15);
 		assert_eq!(DatanetEarnings::<Test>::get(1), 15);
@@ -327,15 +323,16 @@ fn rewards_vest_after_the_window_and_claims_pay_only_vested_rewards() {
 		submit(worker(), vec![good(Spec::default())]);
 		// Still challengeable: nothing to claim, for payees and the worker alike.
 		assert_noop!(Attribution::claim_rewards(signed(payer()), contributor(0)), nothing_to_claim());
-		assert_noop!(Attribution::claim_rewards(signed(worker()), worker()), nothing_to_claim());
+		assert_eq!(REWARDS_PAID.with(|r| r.borrow().len()), 0, "nothing credited to the worker's pool yet");
 		idle_to(VEST_AT);
 		let c0 = Balances::balance(&contributor(0));
 		assert_ok!(Attribution::claim_rewards(signed(payer()), contributor(0)));
 		assert_eq!(Balances::balance(&contributor(0)), c0 + 180);
 		assert_eq!(AccountEarnings::<Test>::get(contributor(0)), Earnings { accrued: 180, claimed: 180, pending: 0 });
 		assert_noop!(Attribution::claim_rewards(signed(payer()), contributor(0)), nothing_to_claim());
-		assert_ok!(Attribution::claim_rewards(signed(worker()), worker()));
+		// The worker's share went to its pool in the staking pallet (claimed there), not here.
 		assert_eq!(REWARDS_PAID.with(|r| r.borrow().clone()), vec![(worker(), 200)]);
+		assert_noop!(Attribution::claim_rewards(signed(worker()), worker()), nothing_to_claim());
 		check();
 	});
 }
@@ -371,7 +368,7 @@ fn an_upheld_challenge_reverses_only_that_receipt() {
 		assert_eq!(AccountEarnings::<Test>::get(contributor(0)), Earnings { accrued: 180, claimed: 180, pending: 0 });
 		assert_eq!(AccountEarnings::<Test>::get(owner()), Earnings { pending: 0, ..owner0 });
 		assert_eq!(Rewards::<Test>::get(owner()), 400);
-		assert_eq!(WorkerRewards::<Test>::get(worker()), 200);
+		assert_eq!(REWARDS_PAID.with(|r| r.borrow().clone()), vec![(worker(), 200)], "only the honest receipt's worker share");
 		assert_noop!(Attribution::resolve_challenge(RuntimeOrigin::root(), id, Verdict::False), Error::NotChallenged);
 		// Judged once: a second challenge of the same receipt (which would slash, refund and
 		// reward again) is refused, by anyone.
@@ -417,6 +414,7 @@ fn a_challenge_in_the_last_block_of_the_window_survives_pruning() {
 			assert_eq!(prune_at, 1 + WINDOW + 1);
 			System::set_block_number(1 + WINDOW);
 			assert_ok!(Attribution::challenge(signed(challenger()), id));
+			assert_eq!(FROZEN.with(|f| f.borrow().get(&worker()).copied()), Some(1), "the worker's stake is frozen");
 			let held = Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger());
 			assert_eq!(held, CHALLENGE_BOND);
 			for n in prune_at..prune_at + 3 {
@@ -440,6 +438,7 @@ fn a_challenge_in_the_last_block_of_the_window_survives_pruning() {
 				},
 			}
 			assert!(Receipts::<Test>::get(id).is_none() && UsedRequests::<Test>::get(id).is_none(), "past its pruning block: removed");
+			assert_eq!(FROZEN.with(|f| f.borrow().get(&worker()).copied()), Some(0), "and unfrozen");
 			check();
 		});
 	}
@@ -542,11 +541,10 @@ fn conservation_over_random_sequences() {
 					4 => {
 						let all = payees();
 						let who = all[(next() % all.len() as u64) as usize].clone();
-						let owed = Rewards::<Test>::get(&who) + WorkerRewards::<Test>::get(&who);
+						let owed = Rewards::<Test>::get(&who);
 						let total0 = Balances::total_balance(&who);
 						let result = Attribution::claim_rewards(signed(payer()), who.clone());
 						assert_eq!(result.is_ok(), owed > 0);
-						// The mock pays a worker's share to the worker itself (no delegators).
 						assert_eq!(Balances::total_balance(&who), total0 + owed, "a claim pays exactly what vested");
 						if owed > 0 {
 							claimed += 1;
@@ -732,6 +730,30 @@ fn a_false_receipt_is_reversed_even_when_its_worker_has_left() {
 		assert_eq!(Balances::balance(&payer()), p0 + 1_000, "the whole unclaimed fee back");
 		assert_eq!(Balances::total_balance(&challenger()), c0 + CHALLENGER_REWARD, "bond back, plus the reward");
 		assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
+		check();
+	});
+}
+
+/// When blocks stay full (no idle weight, so no pruning), receipts wait once pruning is
+/// `MaxPruneLag` blocks behind, instead of piling up unpruned; they settle again once it caught
+/// up.
+#[test]
+fn receipts_wait_while_pruning_is_behind() {
+	new_test_ext().execute_with(|| {
+		escrow(10_000);
+		System::set_block_number(PRUNE_LAG);
+		submit(worker(), vec![good(Spec { nonce: 1, expires_at: 100, ..Default::default() })]);
+		assert!(!rejected(RejectReason::PruningBehind), "the cursor (0) is exactly the lag behind");
+		System::set_block_number(PRUNE_LAG + 1);
+		System::reset_events();
+		let late = good(Spec { nonce: 2, expires_at: 100, ..Default::default() });
+		let id = late.receipt.request_id();
+		submit(worker(), vec![late.clone()]);
+		assert!(rejected(RejectReason::PruningBehind));
+		assert!(!UsedRequests::<Test>::contains_key(id));
+		idle_to(PRUNE_LAG + 1);
+		submit(worker(), vec![late]);
+		assert!(Receipts::<Test>::contains_key(id));
 		check();
 	});
 }

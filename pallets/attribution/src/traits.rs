@@ -33,17 +33,27 @@ pub trait ContributionResolver<AccountId> {
 }
 
 /// Worker staking access.
-pub trait WorkerRegistry<AccountId, Balance> {
+pub trait WorkerRegistry<AccountId, Balance, BlockNumber> {
 	/// The receipt signing key of an eligible worker that serves `model`.
 	fn signing_key_if_serving(worker: &AccountId, model: ModelId) -> Option<[u8; 32]>;
 	/// Whether `who` has stake bonded (may challenge).
 	fn is_bonded(who: &AccountId) -> bool;
-	/// Pays `amount` from `from` to the worker, shared with its delegators after commission;
-	/// returns how many delegations were visited (weight is charged per delegator).
-	fn pay_reward(from: &AccountId, worker: &AccountId, amount: Balance) -> Result<u32, DispatchError>;
-	/// Slashes `fraction` of the worker's and its delegators' stake; returns how many
-	/// delegations were visited.
-	fn slash(worker: &AccountId, fraction: Perbill) -> Result<u32, DispatchError>;
+	/// Credits `amount` (a vested receipt's worker share) to the worker: its commission, and its
+	/// reward pool shared by the stake bonded now. The OPEN stays held in this pallet's pot
+	/// until the staking pallet pays a claim through [`crate::Pallet::pay_owed`].
+	fn accrue_reward(worker: &AccountId, amount: Balance);
+	/// Everything accrued that way and not yet paid out.
+	fn rewards_owed() -> Balance;
+	/// Slashes `fraction` of the stake that backed a receipt settled at block `settled_at`: the
+	/// worker's, its delegators', and unbonding stake that started unbonding at or after that
+	/// block. Returns how many delegations were visited.
+	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<u32, DispatchError>;
+	/// A receipt of `worker` was challenged: its stake stays until the verdict.
+	fn challenge_opened(worker: &AccountId);
+	/// The challenge was judged.
+	fn challenge_closed(worker: &AccountId);
+	/// How many challenges of `worker`'s receipts are open, as the staking side counts them.
+	fn open_challenges(worker: &AccountId) -> u32;
 	/// The most delegators a worker can have (the worst case the weights are charged for).
 	fn max_delegators() -> u32;
 }

@@ -40,7 +40,7 @@ pub trait WeightInfo {
 	fn request_escrow_withdrawal() -> Weight;
 	fn withdraw_escrow() -> Weight;
 	fn submit_receipts(n: u32, s: u32, ) -> Weight;
-	fn claim_rewards(d: u32, ) -> Weight;
+	fn claim_rewards() -> Weight;
 	fn challenge() -> Weight;
 	fn resolve_challenge(d: u32, ) -> Weight;
 	fn resolve_challenge_overdue(p: u32, ) -> Weight;
@@ -160,18 +160,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::AccountEarnings` (r:1 w:1)
 	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	/// The range of component `d` is `[0, 256]`.
-	fn claim_rewards(d: u32, ) -> Weight {
+	fn claim_rewards() -> Weight {
 		//  Measured:  `1037 + d * (205 ±0)`
 		//  Estimated: `6196 + d * (2603 ±0)`
 		// Minimum execution time: 85_648_000 picoseconds.
 		Weight::from_parts(67_839_404, 6196)
 			// Standard Error: 506_662
-			.saturating_add(Weight::from_parts(38_428_610, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
-			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
-			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(d.into()))
 	}
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
@@ -283,14 +279,10 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2511).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 3960).saturating_mul(s.into()))
 	}
-	fn claim_rewards(d: u32, ) -> Weight {
+	fn claim_rewards() -> Weight {
 		Weight::from_parts(67_839_404, 6196)
-			.saturating_add(Weight::from_parts(38_428_610, 0).saturating_mul(d.into()))
 			.saturating_add(ParityDbWeight::get().reads(7_u64))
-			.saturating_add(ParityDbWeight::get().reads((2_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
-			.saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 2603).saturating_mul(d.into()))
 	}
 	fn challenge() -> Weight {
 		Weight::from_parts(73_479_000, 7364)

@@ -10,7 +10,7 @@ use frame_support::{
 };
 use frame_system::RawOrigin;
 use sp_runtime::{
-	traits::{Bounded, One, Saturating},
+	traits::{Bounded, One, Saturating, Zero},
 	Perbill,
 };
 
@@ -156,16 +156,41 @@ mod benchmarks {
 		let w = funded::<T>("worker", 0);
 		bond::<T>(&w, 1);
 		Pallet::<T>::unbond(RawOrigin::Signed(w.clone()).into(), One::one()).unwrap();
+		// Every delegator still delegating and with a full queue of chunks bonded to the worker
+		// (all started after the receipt: all slashed).
+		let chunks = T::MaxUnbondingChunks::get();
 		for i in 0..d {
 			let who = funded::<T>("delegator", i);
-			let twice = delegation::<T>().saturating_mul(2u32.into());
-			Pallet::<T>::delegate(RawOrigin::Signed(who.clone()).into(), w.clone(), twice).unwrap();
-			Pallet::<T>::undelegate(RawOrigin::Signed(who).into(), w.clone(), delegation::<T>()).unwrap();
+			let total = delegation::<T>().saturating_mul((chunks + 1).into());
+			Pallet::<T>::delegate(RawOrigin::Signed(who.clone()).into(), w.clone(), total).unwrap();
+			for _ in 0..chunks {
+				Pallet::<T>::undelegate(RawOrigin::Signed(who.clone()).into(), w.clone(), delegation::<T>()).unwrap();
+			}
 		}
 		#[extrinsic_call]
 		_(origin as T::RuntimeOrigin, w.clone(), Perbill::from_percent(10));
 		assert_eq!(Workers::<T>::get(&w).map(|x| x.status), Some(WorkerStatus::Slashed));
+		if d > 0 {
+			let first = account::<T::AccountId>("delegator", 0, 0);
+			assert!(Unbonding::<T>::get(&first).iter().all(|c| c.amount < delegation::<T>()), "every chunk cut");
+		}
 		Ok(())
+	}
+
+	/// A delegator settles its position in a pool that has accrued rewards, and is paid.
+	#[benchmark]
+	fn claim_staking_rewards() {
+		let w = funded::<T>("worker", 0);
+		bond::<T>(&w, 1);
+		let d = funded::<T>("delegator", 0);
+		Pallet::<T>::delegate(RawOrigin::Signed(d.clone()).into(), w.clone(), delegation::<T>()).unwrap();
+		let reward = T::MinWorkerBond::get();
+		Pallet::<T>::accrue_reward(&w, reward);
+		T::BenchmarkHelper::fund_rewards(reward);
+		assert!(!Pallet::<T>::pending_reward(&w, &d).is_zero());
+		#[extrinsic_call]
+		_(RawOrigin::Signed(d.clone()), w.clone());
+		assert!(Pallet::<T>::pending_reward(&w, &d).is_zero());
 	}
 
 	#[benchmark]

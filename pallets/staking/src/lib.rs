@@ -19,8 +19,12 @@
 //!   the attribution pallet): the same fraction of the worker's self-bond, of every delegation to
 //!   it and of every unbonding chunk bonded to it goes to [`Config::SlashDestination`] (the
 //!   treasury). A slashed worker is never eligible again.
-//! - **Rewards** ([`Pallet::pay_reward`]): the worker takes its commission, then the worker and
-//!   its delegators share the rest pro rata to their active stake.
+//! - **Rewards** ([`Pallet::accrue_reward`], called by the attribution pallet as each receipt's
+//!   worker share vests): the worker takes its commission, then the rest goes to the worker's
+//!   **reward pool**, shared by the stake bonded *at that moment* (a reward-per-stake
+//!   accumulator, as pallet-nomination-pools does): stake that joins later earns nothing of
+//!   it, stake that leaves keeps what it earned. Every stake change settles the position first;
+//!   [`Pallet::claim_staking_rewards`] settles and pays out.
 //!
 //! A worker is **eligible** (may serve and submit receipts) while `Active` with a self-bond of at
 //! least the minimum. All stake is a `fungible` hold under [`HoldReason::Staking`]; `try_state`
@@ -50,6 +54,16 @@ use frame_support::traits::fungible::{Inspect, Mutate, MutateHold};
 pub type BalanceOf<T> =
 	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
 
+/// Fixed-point scale of [`RewardPerStake`].
+/// 10²⁷: a position's rounding loss is under one unit per `10²⁷ / stake` of its share.
+pub const REWARD_SCALE: u128 = 1_000_000_000_000_000_000_000_000_000;
+
+/// Pays staking rewards out of wherever the runtime holds them (the attribution pot).
+pub trait RewardPayer<AccountId, Balance> {
+	/// Pays `amount` to `to`.
+	fn pay(to: &AccountId, amount: Balance) -> sp_runtime::DispatchResult;
+}
+
 #[frame_support::pallet]
 pub mod pallet {
 	use super::*;
@@ -57,7 +71,7 @@ pub mod pallet {
 		pallet_prelude::*,
 		traits::{
 			fungible::InspectHold,
-			tokens::{Fortitude, Precision, Preservation, Restriction},
+			tokens::{Fortitude, Precision, Restriction},
 		},
 	};
 	use frame_system::pallet_prelude::*;
@@ -118,18 +132,22 @@ pub mod pallet {
 		/// delegators to leave first.
 		#[pallet::constant]
 		type CommissionChangeDelay: Get<BlockNumberFor<Self>>;
+		/// Pays out claimed rewards (the OPEN is held by the attribution pallet's pot until then).
+		type RewardPayer: RewardPayer<Self::AccountId, BalanceOf<Self>>;
 		/// Weight information for extrinsics in this pallet.
 		type WeightInfo: WeightInfo;
 		/// Creates models for the benchmarks.
 		#[cfg(feature = "runtime-benchmarks")]
-		type BenchmarkHelper: BenchmarkHelper;
+		type BenchmarkHelper: BenchmarkHelper<Self>;
 	}
 
 	/// Sets up what the benchmarks need from other pallets.
 	#[cfg(feature = "runtime-benchmarks")]
-	pub trait BenchmarkHelper {
+	pub trait BenchmarkHelper<T: Config> {
 		/// Registers `n` distinct models and returns their ids.
 		fn models(n: u32) -> Vec<ModelId>;
+		/// Makes `amount` more payable by [`Config::RewardPayer`].
+		fn fund_rewards(amount: BalanceOf<T>);
 	}
 
 	/// Reasons for holding OPEN.
@@ -175,6 +193,32 @@ pub mod pallet {
 	pub type Unbonders<T: Config> =
 		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Blake2_128Concat, T::AccountId, ()>;
 
+	/// Open challenges of each worker's receipts. While any is open, stake bonded to the worker
+	/// cannot be withdrawn (it stays slashable until the verdict) and nobody can delegate to it
+	/// (new stake would pay for a receipt it never backed).
+	#[pallet::storage]
+	pub type OpenChallenges<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+	/// Each worker's reward per unit of stake, ever (scaled by [`REWARD_SCALE`]); only grows.
+	#[pallet::storage]
+	pub type RewardPerStake<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u128, ValueQuery>;
+
+	/// A position's share of its worker's pool already accounted for: `stake × RewardPerStake`
+	/// (scaled down) when it last changed. Positions: (worker, worker) for the self-bond,
+	/// (worker, delegator) for a delegation.
+	#[pallet::storage]
+	pub type RewardDebt<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Blake2_128Concat, T::AccountId, u128, ValueQuery>;
+
+	/// What each worker's pool holds for its positions, not yet settled to them.
+	#[pallet::storage]
+	pub type PoolBalance<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BalanceOf<T>, ValueQuery>;
+
+	/// Settled staking rewards (and commissions) of each account, payable by
+	/// [`Pallet::claim_staking_rewards`].
+	#[pallet::storage]
+	pub type StakingRewards<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BalanceOf<T>, ValueQuery>;
+
 	/// Unbonding chunks of each account.
 	#[pallet::storage]
 	pub type Unbonding<T: Config> = StorageMap<
@@ -206,8 +250,11 @@ pub mod pallet {
 		Slashed { worker: T::AccountId, fraction: Perbill, amount: BalanceOf<T> },
 		/// Governance set the unbonding period.
 		UnbondingPeriodSet { blocks: BlockNumberFor<T> },
-		/// A reward was shared: `commission` to the worker, `shared` among worker and delegators.
-		RewardPaid { worker: T::AccountId, total: BalanceOf<T>, commission: BalanceOf<T>, shared: BalanceOf<T> },
+		/// A reward entered a worker's pool: `commission` to the worker, `shared` by the stake
+		/// bonded now.
+		RewardAccrued { worker: T::AccountId, total: BalanceOf<T>, commission: BalanceOf<T>, shared: BalanceOf<T> },
+		/// Staking rewards were paid out.
+		StakingRewardsClaimed { who: T::AccountId, amount: BalanceOf<T> },
 	}
 
 	#[pallet::error]
@@ -242,6 +289,11 @@ pub mod pallet {
 		WorkerSlashed,
 		/// Shorter than [`Config::MinUnbondingPeriod`].
 		UnbondingTooShort,
+		/// No staking rewards to claim.
+		NothingToClaim,
+		/// A receipt of the worker is challenged: its stake stays until the verdict, and it
+		/// takes no new delegations.
+		ChallengeOpen,
 	}
 
 	#[pallet::hooks]
@@ -280,6 +332,7 @@ pub mod pallet {
 			ensure!(!SigningKeys::<T>::contains_key(signing_key), Error::<T>::SigningKeyInUse);
 			Self::check_models(&models)?;
 			T::Currency::hold(&HoldReason::Staking.into(), &who, amount)?;
+			Self::stake_changed(&who, &who, Zero::zero(), amount);
 			SigningKeys::<T>::insert(signing_key, &who);
 			Workers::<T>::insert(
 				&who,
@@ -357,6 +410,7 @@ pub mod pallet {
 			let mut w = Workers::<T>::get(&who).ok_or(Error::<T>::UnknownWorker)?;
 			ensure!(w.status != WorkerStatus::Slashed, Error::<T>::WorkerSlashed);
 			T::Currency::hold(&HoldReason::Staking.into(), &who, amount)?;
+			Self::stake_changed(&who, &who, w.self_bond, w.self_bond.saturating_add(amount));
 			w.self_bond = w.self_bond.saturating_add(amount);
 			if w.status == WorkerStatus::Idle && w.self_bond >= T::MinWorkerBond::get() {
 				w.status = WorkerStatus::Active;
@@ -376,6 +430,7 @@ pub mod pallet {
 			let left = w.self_bond - amount;
 			ensure!(left.is_zero() || left >= T::MinWorkerBond::get(), Error::<T>::BondTooLow);
 			let unlock_at = Self::push_chunk(&who, &who, amount)?;
+			Self::stake_changed(&who, &who, w.self_bond, left);
 			w.self_bond = left;
 			if left.is_zero() && w.status == WorkerStatus::Active {
 				w.status = WorkerStatus::Idle;
@@ -392,6 +447,7 @@ pub mod pallet {
 			ensure!(who != worker, Error::<T>::SelfDelegation);
 			let mut w = Workers::<T>::get(&worker).ok_or(Error::<T>::UnknownWorker)?;
 			ensure!(Self::is_eligible_info(&w), Error::<T>::NotEligible);
+			ensure!(OpenChallenges::<T>::get(&worker) == 0, Error::<T>::ChallengeOpen);
 			let current = Delegations::<T>::get(&worker, &who);
 			let new = current.unwrap_or_default().saturating_add(amount);
 			ensure!(new >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
@@ -401,6 +457,7 @@ pub mod pallet {
 				w.delegators += 1;
 			}
 			T::Currency::hold(&HoldReason::Staking.into(), &who, amount)?;
+			Self::stake_changed(&worker, &who, current.unwrap_or_default(), new);
 			Delegations::<T>::insert(&worker, &who, new);
 			w.delegated = w.delegated.saturating_add(amount);
 			Workers::<T>::insert(&worker, w);
@@ -419,6 +476,7 @@ pub mod pallet {
 			let left = current - amount;
 			ensure!(left.is_zero() || left >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
 			let unlock_at = Self::push_chunk(&who, &worker, amount)?;
+			Self::stake_changed(&worker, &who, current, left);
 			// Slashable, and holding its slot, until withdrawn.
 			Unbonders::<T>::insert(&worker, &who, ());
 			if left.is_zero() {
@@ -458,14 +516,17 @@ pub mod pallet {
 			let rebonded = amount - left;
 			ensure!(!rebonded.is_zero(), Error::<T>::NothingToRebond);
 			if worker == who {
+				Self::stake_changed(&who, &who, w.self_bond, w.self_bond.saturating_add(rebonded));
 				w.self_bond = w.self_bond.saturating_add(rebonded);
 				if w.status == WorkerStatus::Idle && w.self_bond >= T::MinWorkerBond::get() {
 					w.status = WorkerStatus::Active;
 				}
 			} else {
 				// It held unbonding stake for this worker, so it holds its slot already.
-				let new = Delegations::<T>::get(&worker, &who).unwrap_or_default().saturating_add(rebonded);
+				let current = Delegations::<T>::get(&worker, &who).unwrap_or_default();
+				let new = current.saturating_add(rebonded);
 				ensure!(new >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
+				Self::stake_changed(&worker, &who, current, new);
 				Delegations::<T>::insert(&worker, &who, new);
 				w.delegated = w.delegated.saturating_add(rebonded);
 				if !chunks.iter().any(|c| c.worker == worker) {
@@ -486,16 +547,21 @@ pub mod pallet {
 			let mut chunks = Unbonding::<T>::get(&who);
 			let mut amount: BalanceOf<T> = Zero::zero();
 			let mut matured: Vec<T::AccountId> = Vec::new();
+			let mut frozen = false;
 			chunks.retain(|c| {
-				if c.unlock_at <= now {
-					amount = amount.saturating_add(c.amount);
-					matured.push(c.worker.clone());
-					false
-				} else {
-					true
+				if c.unlock_at > now {
+					return true;
 				}
+				// Stake behind a worker with an open challenge waits for the verdict.
+				if OpenChallenges::<T>::get(&c.worker) > 0 {
+					frozen = true;
+					return true;
+				}
+				amount = amount.saturating_add(c.amount);
+				matured.push(c.worker.clone());
+				false
 			});
-			ensure!(!matured.is_empty(), Error::<T>::NothingToWithdraw);
+			ensure!(!matured.is_empty(), if frozen { Error::<T>::ChallengeOpen } else { Error::<T>::NothingToWithdraw });
 			// Workers it no longer has unbonding stake for: it leaves their slots (unless it still
 			// delegates to them).
 			matured.sort();
@@ -521,6 +587,13 @@ pub mod pallet {
 				if w.self_bond.is_zero() && w.delegators == 0 && !Unbonding::<T>::contains_key(&who) {
 					SigningKeys::<T>::remove(w.signing_key);
 					Workers::<T>::remove(&who);
+					// Every position has left and been settled: rounding dust left in the pool
+					// is the worker's.
+					let dust = PoolBalance::<T>::take(&who);
+					if !dust.is_zero() {
+						StakingRewards::<T>::mutate(&who, |r| *r = r.saturating_add(dust));
+					}
+					RewardPerStake::<T>::remove(&who);
 				}
 			}
 			Self::deposit_event(Event::Withdrawn { who, amount });
@@ -533,8 +606,28 @@ pub mod pallet {
 		#[pallet::weight(<T as Config>::WeightInfo::slash(T::MaxDelegators::get()))]
 		pub fn slash(origin: OriginFor<T>, worker: T::AccountId, fraction: Perbill) -> DispatchResultWithPostInfo {
 			T::GovernanceOrigin::ensure_origin(origin)?;
-			let delegators = Self::do_slash(&worker, fraction)?;
+			let delegators = Self::do_slash(&worker, fraction, None)?;
 			Ok(Some(<T as Config>::WeightInfo::slash(delegators)).into())
+		}
+
+		/// Settles the caller's position in `worker`'s reward pool (its self-bond when it is the
+		/// worker, else its delegation) and pays out all its settled staking rewards.
+		#[pallet::call_index(10)]
+		pub fn claim_staking_rewards(origin: OriginFor<T>, worker: T::AccountId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let stake = if who == worker {
+				Workers::<T>::get(&worker).map(|w| w.self_bond).unwrap_or_default()
+			} else {
+				Delegations::<T>::get(&worker, &who).unwrap_or_default()
+			};
+			if !stake.is_zero() {
+				Self::stake_changed(&worker, &who, stake, stake);
+			}
+			let amount = StakingRewards::<T>::take(&who);
+			ensure!(!amount.is_zero(), Error::<T>::NothingToClaim);
+			T::RewardPayer::pay(&who, amount)?;
+			Self::deposit_event(Event::StakingRewardsClaimed { who, amount });
+			Ok(())
 		}
 
 		/// Sets the unbonding period for stake that starts unbonding from now on (governance).
@@ -557,10 +650,11 @@ pub mod pallet {
 		}
 
 		fn push_chunk(who: &T::AccountId, worker: &T::AccountId, amount: BalanceOf<T>) -> Result<BlockNumberFor<T>, DispatchError> {
-			let unlock_at = frame_system::Pallet::<T>::block_number().saturating_add(UnbondingPeriod::<T>::get());
+			let now = frame_system::Pallet::<T>::block_number();
+			let unlock_at = now.saturating_add(UnbondingPeriod::<T>::get());
 			Unbonding::<T>::try_mutate(who, |chunks| {
 				chunks
-					.try_push(UnbondChunk { worker: worker.clone(), amount, unlock_at })
+					.try_push(UnbondChunk { worker: worker.clone(), amount, unlock_at, since: now })
 					.map_err(|_| Error::<T>::TooManyChunks)
 			})?;
 			Ok(unlock_at)
@@ -598,11 +692,14 @@ pub mod pallet {
 		}
 
 		/// Slashes `fraction` of the worker's self-bond, of each delegation to it and of each
-		/// unbonding chunk bonded to it; marks it slashed. Returns the number of delegators.
-		pub fn do_slash(worker: &T::AccountId, fraction: Perbill) -> Result<u32, DispatchError> {
+		/// unbonding chunk bonded to it — with `backing_since`, only chunks that started
+		/// unbonding at or after that block (the stake that backed a receipt settled then); marks
+		/// it slashed. Returns the number of delegators.
+		pub fn do_slash(worker: &T::AccountId, fraction: Perbill, backing_since: Option<BlockNumberFor<T>>) -> Result<u32, DispatchError> {
 			let mut w = Workers::<T>::get(worker).ok_or(Error::<T>::UnknownWorker)?;
 			let mut total: BalanceOf<T> = Zero::zero();
 			let cut = Self::take(worker, w.self_bond, fraction)?;
+			Self::stake_changed(worker, worker, w.self_bond, w.self_bond - cut);
 			w.self_bond -= cut;
 			total = total.saturating_add(cut);
 			let mut delegators = Vec::new();
@@ -612,6 +709,7 @@ pub mod pallet {
 			let mut delegated_cut: BalanceOf<T> = Zero::zero();
 			for (delegator, amount) in &delegators {
 				let cut = Self::take(delegator, *amount, fraction)?;
+				Self::stake_changed(worker, delegator, *amount, *amount - cut);
 				Delegations::<T>::insert(worker, delegator, *amount - cut);
 				delegated_cut = delegated_cut.saturating_add(cut);
 			}
@@ -623,7 +721,7 @@ pub mod pallet {
 			for owner in owners {
 				let mut chunks = Unbonding::<T>::get(&owner);
 				let mut changed = false;
-				for c in chunks.iter_mut().filter(|c| c.worker == *worker) {
+				for c in chunks.iter_mut().filter(|c| c.worker == *worker && backing_since.is_none_or(|b| c.since >= b)) {
 					let cut = Self::take(&owner, c.amount, fraction)?;
 					c.amount -= cut;
 					total = total.saturating_add(cut);
@@ -641,44 +739,95 @@ pub mod pallet {
 			Ok(n)
 		}
 
-		/// Pays `amount` from `from` as a reward for `worker`'s service: the worker's commission
-		/// first, the rest pro rata to the worker's self-bond and each delegation; rounding dust
-		/// goes to the worker. Returns the number of delegators paid.
-		///
-		/// A worker whose record is gone (unbonded and withdrawn, so no stake and no delegators
-		/// left to share with) is paid the whole amount: rewards it earned stay claimable.
-		pub fn pay_reward(from: &T::AccountId, worker: &T::AccountId, amount: BalanceOf<T>) -> Result<u32, DispatchError> {
+		/// A receipt of `worker` was challenged: freeze its stake until the verdict.
+		pub fn challenge_opened(worker: &T::AccountId) {
+			OpenChallenges::<T>::mutate(worker, |n| *n = n.saturating_add(1));
+		}
+
+		/// A challenge of `worker`'s receipt was judged.
+		pub fn challenge_closed(worker: &T::AccountId) {
+			OpenChallenges::<T>::mutate_exists(worker, |n| {
+				*n = n.and_then(|n| n.checked_sub(1)).filter(|n| *n > 0);
+			});
+		}
+
+		/// `stake × acc`, scaled down, rounded down.
+		fn pool_share(stake: BalanceOf<T>, acc: u128) -> u128 {
+			let product = sp_core::U256::from(stake.saturated_into::<u128>()) * sp_core::U256::from(acc);
+			(product / sp_core::U256::from(REWARD_SCALE)).try_into().unwrap_or(u128::MAX)
+		}
+
+		/// Settles the position of `who` in `worker`'s pool at its stake `before` (what it earned
+		/// since it last changed goes to [`StakingRewards`]), then records its new stake `after`.
+		fn stake_changed(worker: &T::AccountId, who: &T::AccountId, before: BalanceOf<T>, after: BalanceOf<T>) {
+			let acc = RewardPerStake::<T>::get(worker);
+			if acc == 0 {
+				// Nothing was ever shared: no debt to keep either.
+				return;
+			}
+			let earned = Self::pool_share(before, acc).saturating_sub(RewardDebt::<T>::get(worker, who));
+			if earned > 0 {
+				let pool = PoolBalance::<T>::get(worker);
+				// Rounding down per position keeps the sum within the pool; the cap is a guard.
+				let earned: BalanceOf<T> = earned.saturated_into::<BalanceOf<T>>().min(pool);
+				PoolBalance::<T>::insert(worker, pool - earned);
+				StakingRewards::<T>::mutate(who, |r| *r = r.saturating_add(earned));
+			}
+			if after.is_zero() {
+				RewardDebt::<T>::remove(worker, who);
+			} else {
+				RewardDebt::<T>::insert(worker, who, Self::pool_share(after, acc));
+			}
+		}
+
+		/// A reward for `worker`'s service (its share of a vested receipt): its commission (at
+		/// the rate in force now) is settled to it, the rest enters its pool and is shared by the
+		/// stake bonded now. A worker whose record is gone, or with no stake, gets it whole.
+		/// The OPEN itself stays where the caller holds it until claimed.
+		pub fn accrue_reward(worker: &T::AccountId, amount: BalanceOf<T>) {
+			let credit = |who: &T::AccountId, a: BalanceOf<T>| {
+				if !a.is_zero() {
+					StakingRewards::<T>::mutate(who, |r| *r = r.saturating_add(a));
+				}
+			};
 			let Some(w) = Workers::<T>::get(worker) else {
-				T::Currency::transfer(from, worker, amount, Preservation::Preserve)?;
-				Self::deposit_event(Event::RewardPaid { worker: worker.clone(), total: amount, commission: amount, shared: Zero::zero() });
-				return Ok(0);
+				credit(worker, amount);
+				return;
 			};
 			let commission = w.commission_at(frame_system::Pallet::<T>::block_number()).mul_floor(amount);
 			let shared = amount - commission;
-			let total_stake = w.self_bond.saturating_add(w.delegated);
-			let mut paid: BalanceOf<T> = Zero::zero();
-			let mut n = 0u32;
-			if !total_stake.is_zero() {
-				for (delegator, stake) in Delegations::<T>::iter_prefix(worker) {
-					// Exact `shared * stake / total_stake`, rounded down.
-					let share: BalanceOf<T> = sp_runtime::helpers_128bit::multiply_by_rational_with_rounding(
-						shared.saturated_into::<u128>(),
-						stake.saturated_into::<u128>(),
-						total_stake.saturated_into::<u128>(),
-						sp_runtime::Rounding::Down,
-					)
-					.unwrap_or(0)
-					.saturated_into();
-					if !share.is_zero() {
-						T::Currency::transfer(from, &delegator, share, Preservation::Preserve)?;
-						paid = paid.saturating_add(share);
-					}
-					n += 1;
-				}
+			let total = w.self_bond.saturating_add(w.delegated);
+			credit(worker, commission);
+			if total.is_zero() {
+				credit(worker, shared);
+			} else if !shared.is_zero() {
+				let step = sp_core::U256::from(shared.saturated_into::<u128>()) * sp_core::U256::from(REWARD_SCALE) /
+					sp_core::U256::from(total.saturated_into::<u128>());
+				let step: u128 = step.try_into().unwrap_or(u128::MAX);
+				RewardPerStake::<T>::mutate(worker, |acc| *acc = acc.saturating_add(step));
+				PoolBalance::<T>::mutate(worker, |p| *p = p.saturating_add(shared));
 			}
-			T::Currency::transfer(from, worker, amount - paid, Preservation::Preserve)?;
-			Self::deposit_event(Event::RewardPaid { worker: worker.clone(), total: amount, commission, shared });
-			Ok(n)
+			Self::deposit_event(Event::RewardAccrued { worker: worker.clone(), total: amount, commission, shared });
+		}
+
+		/// What a position could claim now (settled rewards not included).
+		pub fn pending_reward(worker: &T::AccountId, who: &T::AccountId) -> BalanceOf<T> {
+			let stake = if who == worker {
+				Workers::<T>::get(worker).map(|w| w.self_bond).unwrap_or_default()
+			} else {
+				Delegations::<T>::get(worker, who).unwrap_or_default()
+			};
+			Self::pool_share(stake, RewardPerStake::<T>::get(worker))
+				.saturating_sub(RewardDebt::<T>::get(worker, who))
+				.saturated_into()
+		}
+
+		/// All staking rewards owed, settled or still in pools (what [`Config::RewardPayer`] must
+		/// be able to pay).
+		pub fn rewards_owed() -> BalanceOf<T> {
+			StakingRewards::<T>::iter_values()
+				.chain(PoolBalance::<T>::iter_values())
+				.fold(Zero::zero(), |a: BalanceOf<T>, b| a.saturating_add(b))
 		}
 
 		/// Checks: every account's staking hold equals its self-bond, delegations and unbonding
@@ -721,6 +870,24 @@ pub mod pallet {
 				);
 			}
 			ensure!(SigningKeys::<T>::iter().count() == Workers::<T>::iter().count(), "stale signing keys");
+			// Reward pools: what a pool's positions could claim never exceeds what it holds; debts
+			// belong to live positions; pools belong to workers.
+			for (worker, pool) in PoolBalance::<T>::iter() {
+				ensure!(Workers::<T>::contains_key(&worker), "a reward pool without its worker");
+				let mut claimable: BalanceOf<T> = Self::pending_reward(&worker, &worker);
+				for (delegator, _) in Delegations::<T>::iter_prefix(&worker) {
+					claimable = claimable.saturating_add(Self::pending_reward(&worker, &delegator));
+				}
+				ensure!(claimable <= pool, "a pool owes its positions more than it holds");
+			}
+			for (worker, who, _) in RewardDebt::<T>::iter() {
+				let live = if who == worker {
+					Workers::<T>::get(&worker).is_some_and(|w| !w.self_bond.is_zero())
+				} else {
+					Delegations::<T>::contains_key(&worker, &who)
+				};
+				ensure!(live, "a reward debt without its position");
+			}
 			let reason: T::RuntimeHoldReason = HoldReason::Staking.into();
 			for (who, amount) in expected {
 				ensure!(T::Currency::balance_on_hold(&reason, &who) == amount, "staking hold differs from record");

@@ -65,6 +65,7 @@ impl pallet_open_staking::Config for Test {
 	type MaxDelegators = ConstU32<3>;
 	type MaxUnbondingChunks = ConstU32<3>;
 	type CommissionChangeDelay = frame_support::traits::ConstU64<COMMISSION_DELAY>;
+	type RewardPayer = FromPayer;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = MockModels;
@@ -72,10 +73,23 @@ impl pallet_open_staking::Config for Test {
 
 pub const COMMISSION_DELAY: u64 = 5;
 
+/// Pays staking rewards from `PAYER` (the attribution pot in the runtime).
+pub struct FromPayer;
+impl crate::RewardPayer<AccountId, Balance> for FromPayer {
+	fn pay(to: &AccountId, amount: Balance) -> sp_runtime::DispatchResult {
+		use frame_support::traits::{fungible::Mutate, tokens::Preservation};
+		<Balances as Mutate<AccountId>>::transfer(&PAYER, to, amount, Preservation::Preserve).map(|_| ())
+	}
+}
+
 #[cfg(feature = "runtime-benchmarks")]
-impl crate::BenchmarkHelper for MockModels {
+impl crate::BenchmarkHelper<Test> for MockModels {
 	fn models(n: u32) -> Vec<ModelId> {
 		(0..n.min(10)).collect()
+	}
+	fn fund_rewards(amount: Balance) {
+		use frame_support::traits::fungible::Mutate;
+		let _ = <Balances as Mutate<AccountId>>::mint_into(&PAYER, amount);
 	}
 }
 

@@ -224,21 +224,53 @@ fn slash_takes_the_same_fraction_of_everyone_bonded_to_the_worker() {
 	});
 }
 
+/// Claims every position of `who` in `worker`'s pool and returns what it was paid.
+fn claim(who: AccountId, worker: AccountId) -> Balance {
+	let before = Balances::balance(&who);
+	assert_ok!(Staking::claim_staking_rewards(signed(who), worker));
+	Balances::balance(&who) - before
+}
+
 #[test]
 fn rewards_pay_commission_then_share_pro_rata() {
 	new_test_ext().execute_with(|| {
 		bond(W, 3_000, 1); // commission 10 %
 		assert_ok!(Staking::delegate(signed(D1), W, 1_000));
 		assert_ok!(Staking::delegate(signed(D2), W, 2_000));
-		let before = |w| Balances::balance(&w);
-		let (w0, d10, d20, p0) = (before(W), before(D1), before(D2), before(PAYER));
-		assert_eq!(Staking::pay_reward(&PAYER, &W, 1_000), Ok(2));
+		Staking::accrue_reward(&W, 1_000);
+		System::assert_last_event(RuntimeEvent::Staking(Event::RewardAccrued { worker: W, total: 1_000, commission: 100, shared: 900 }));
 		// commission 100; 900 shared over 6000 stake: D1 150, D2 300, worker 450 + 100.
-		assert_eq!(before(D1) - d10, 150);
-		assert_eq!(before(D2) - d20, 300);
-		assert_eq!(before(W) - w0, 550);
-		assert_eq!(p0 - before(PAYER), 1_000);
-		System::assert_last_event(RuntimeEvent::Staking(Event::RewardPaid { worker: W, total: 1_000, commission: 100, shared: 900 }));
+		assert_eq!(Staking::pending_reward(&W, &D1), 150);
+		assert_eq!(Staking::rewards_owed(), 1_000);
+		let p0 = Balances::balance(&PAYER);
+		assert_eq!(claim(D1, W), 150);
+		assert_eq!(claim(D2, W), 300);
+		assert_eq!(claim(W, W), 550);
+		assert_eq!(p0 - Balances::balance(&PAYER), 1_000);
+		assert_noop!(Staking::claim_staking_rewards(signed(D1), W), Error::NothingToClaim);
+		assert_eq!(Staking::rewards_owed(), 0);
+		check();
+	});
+}
+
+/// Rewards go to the stake bonded when they accrue: a delegator who joins after a reward earns
+/// nothing of it (however long the worker waits to claim), one who leaves keeps what it earned.
+#[test]
+fn late_delegators_earn_nothing_of_earlier_rewards() {
+	new_test_ext().execute_with(|| {
+		bond(W, 1_000, 1); // commission 10 %
+		assert_ok!(Staking::delegate(signed(D1), W, 1_000));
+		Staking::accrue_reward(&W, 1_000); // 900 over 2000: W 450 + 100, D1 450
+		// D2 joins with a large stake right after, before anyone claims.
+		assert_ok!(Staking::delegate(signed(D2), W, 8_000));
+		assert_eq!(Staking::pending_reward(&W, &D2), 0);
+		// D1 leaves: what it earned is settled to it, and it earns nothing more.
+		assert_ok!(Staking::undelegate(signed(D1), W, 1_000));
+		Staking::accrue_reward(&W, 1_000); // 900 over 9000: W 100 + 100, D2 800
+		assert_eq!(claim(D1, W), 450);
+		assert_eq!(claim(D2, W), 800);
+		assert_eq!(claim(W, W), 450 + 100 + 100 + 100);
+		assert_eq!(Staking::rewards_owed(), 0);
 		check();
 	});
 }
@@ -302,9 +334,9 @@ fn rewards_of_a_worker_whose_record_is_gone_are_paid_to_it() {
 		run_to(1 + UNBONDING);
 		assert_ok!(Staking::withdraw_unbonded(signed(W)));
 		assert!(Workers::<Test>::get(W).is_none());
-		let (w0, p0) = (Balances::balance(&W), Balances::balance(&PAYER));
-		assert_eq!(Staking::pay_reward(&PAYER, &W, 70), Ok(0));
-		assert_eq!((Balances::balance(&W) - w0, p0 - Balances::balance(&PAYER)), (70, 70));
+		Staking::accrue_reward(&W, 70);
+		assert_eq!(StakingRewards::<Test>::get(W), 70);
+		assert_eq!(claim(W, W), 70);
 		check();
 	});
 }
@@ -361,28 +393,70 @@ fn commission_increases_wait_and_decreases_apply_at_once() {
 			commission: Perbill::from_percent(50),
 			at: 1 + COMMISSION_DELAY,
 		}));
-		let commission = |r: Result<u32, DispatchError>| {
-			assert_ok!(r);
+		let commission = |()| {
 			System::events()
 				.iter()
 				.rev()
 				.find_map(|e| match e.event {
-					RuntimeEvent::Staking(Event::RewardPaid { commission, .. }) => Some(commission),
+					RuntimeEvent::Staking(Event::RewardAccrued { commission, .. }) => Some(commission),
 					_ => None,
 				})
 				.unwrap()
 		};
-		assert_eq!(commission(Staking::pay_reward(&PAYER, &W, 1_000)), 100, "still 10 %");
+		assert_eq!(commission(Staking::accrue_reward(&W, 1_000)), 100, "still 10 %");
 		run_to(1 + COMMISSION_DELAY);
-		assert_eq!(commission(Staking::pay_reward(&PAYER, &W, 1_000)), 500, "50 % from its block");
+		assert_eq!(commission(Staking::accrue_reward(&W, 1_000)), 500, "50 % from its block");
 		assert_ok!(Staking::update_worker(signed(W), None, None, None, Some(Perbill::from_percent(5))));
 		assert_eq!(worker(W).commission, Perbill::from_percent(5));
-		assert_eq!(commission(Staking::pay_reward(&PAYER, &W, 1_000)), 50, "a cut applies at once");
+		assert_eq!(commission(Staking::accrue_reward(&W, 1_000)), 50, "a cut applies at once");
 		// A raise scheduled then withdrawn by a cut before it applies never applies.
 		assert_ok!(Staking::update_worker(signed(W), None, None, None, Some(Perbill::from_percent(90))));
 		assert_ok!(Staking::update_worker(signed(W), None, None, None, Some(Perbill::from_percent(5))));
 		run_to(100);
-		assert_eq!(commission(Staking::pay_reward(&PAYER, &W, 1_000)), 50);
+		assert_eq!(commission(Staking::accrue_reward(&W, 1_000)), 50);
+		check();
+	});
+}
+
+/// A slash for a receipt settled at block 5 takes nothing from stake that had started
+/// unbonding before it (it never backed that receipt), and its share from stake that left
+/// after.
+#[test]
+fn a_slash_spares_stake_that_left_before_the_receipt() {
+	new_test_ext().execute_with(|| {
+		bond(W, 2_000, 1);
+		assert_ok!(Staking::delegate(signed(D1), W, 1_000));
+		assert_ok!(Staking::delegate(signed(D2), W, 1_000));
+		assert_ok!(Staking::undelegate(signed(D1), W, 1_000)); // left at block 1
+		run_to(5);
+		assert_ok!(Staking::undelegate(signed(D2), W, 1_000)); // left at block 5
+		assert_ok!(Staking::do_slash(&W, Perbill::from_percent(10), Some(5)));
+		assert_eq!(held(D1), 1_000, "unbonding before the receipt: untouched");
+		assert_eq!(held(D2), 900, "still backing it when it settled: slashed");
+		assert_eq!(held(W), 1_800);
+		check();
+	});
+}
+
+/// While a receipt of the worker is challenged its stake cannot be withdrawn (it stays
+/// slashable until the verdict) and nobody can delegate to it.
+#[test]
+fn stake_is_frozen_while_a_challenge_is_open() {
+	new_test_ext().execute_with(|| {
+		bond(W, 2_000, 1);
+		assert_ok!(Staking::delegate(signed(D1), W, 1_000));
+		assert_ok!(Staking::undelegate(signed(D1), W, 1_000));
+		Staking::challenge_opened(&W);
+		Staking::challenge_opened(&W);
+		run_to(1 + UNBONDING);
+		assert_noop!(Staking::withdraw_unbonded(signed(D1)), Error::ChallengeOpen);
+		assert_noop!(Staking::delegate(signed(D2), W, 500), Error::ChallengeOpen);
+		Staking::challenge_closed(&W);
+		assert_noop!(Staking::withdraw_unbonded(signed(D1)), Error::ChallengeOpen);
+		Staking::challenge_closed(&W);
+		assert!(!OpenChallenges::<Test>::contains_key(W));
+		assert_ok!(Staking::withdraw_unbonded(signed(D1)));
+		assert_ok!(Staking::delegate(signed(D2), W, 500));
 		check();
 	});
 }

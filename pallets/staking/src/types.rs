@@ -58,6 +58,9 @@ pub struct UnbondChunk<T: Config> {
 	pub worker: T::AccountId,
 	pub amount: BalanceOf<T>,
 	pub unlock_at: BlockNumberFor<T>,
+	/// The block it started unbonding: from then on it backs no new receipt, so a slash for a
+	/// receipt settled later does not touch it.
+	pub since: BlockNumberFor<T>,
 }
 
 impl<T: Config> WorkerInfo<T> {

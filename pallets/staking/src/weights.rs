@@ -46,151 +46,166 @@ pub trait WeightInfo {
 	fn withdraw_unbonded() -> Weight;
 	fn slash(d: u32, ) -> Weight;
 	fn set_unbonding_period() -> Weight;
+	fn claim_staking_rewards() -> Weight;
 }
 
 /// Weights measured on the reference machine, with the runtime's database weights.
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::SlashedWorkers` (r:1 w:0)
 	/// Proof: `OpenStaking::SlashedWorkers` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::SigningKeys` (r:1 w:1)
 	/// Proof: `OpenStaking::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Models::Models` (r:64 w:0)
+	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(778), added: 3253, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn bond_worker() -> Weight {
-		//  Measured:  `109`
-		//  Estimated: `4106`
-		// Minimum execution time: 61_458_000 picoseconds.
-		Weight::from_parts(63_570_000, 4106)
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		//  Measured:  `3876`
+		//  Estimated: `209182`
+		// Minimum execution time: 233_059_000 picoseconds.
+		Weight::from_parts(246_053_000, 209182)
+			.saturating_add(T::DbWeight::get().reads(69_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::SigningKeys` (r:1 w:2)
 	/// Proof: `OpenStaking::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Models::Models` (r:64 w:0)
+	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(778), added: 3253, mode: `MaxEncodedLen`)
 	fn update_worker() -> Weight {
-		//  Measured:  `520`
-		//  Estimated: `4106`
-		// Minimum execution time: 25_513_000 picoseconds.
-		Weight::from_parts(31_402_000, 4106)
-			.saturating_add(T::DbWeight::get().reads(2_u64))
+		//  Measured:  `4288`
+		//  Estimated: `209182`
+		// Minimum execution time: 192_361_000 picoseconds.
+		Weight::from_parts(206_601_000, 209182)
+			.saturating_add(T::DbWeight::get().reads(66_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn bond_extra() -> Weight {
-		//  Measured:  `610`
-		//  Estimated: `4106`
-		// Minimum execution time: 57_253_000 picoseconds.
-		Weight::from_parts(62_164_000, 4106)
+		//  Measured:  `611`
+		//  Estimated: `4115`
+		// Minimum execution time: 56_133_000 picoseconds.
+		Weight::from_parts(61_518_000, 4115)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::UnbondingPeriod` (r:1 w:0)
 	/// Proof: `OpenStaking::UnbondingPeriod` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
 	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
 	fn unbond() -> Weight {
-		//  Measured:  `1306`
+		//  Measured:  `1307`
 		//  Estimated: `4346`
-		// Minimum execution time: 25_583_000 picoseconds.
-		Weight::from_parts(27_866_000, 4346)
+		// Minimum execution time: 22_534_000 picoseconds.
+		Weight::from_parts(28_397_000, 4346)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Delegations` (r:1 w:1)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Unbonders` (r:1 w:0)
+	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn delegate() -> Weight {
-		//  Measured:  `608`
-		//  Estimated: `4106`
-		// Minimum execution time: 66_441_000 picoseconds.
-		Weight::from_parts(73_030_000, 4106)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
+		//  Measured:  `609`
+		//  Estimated: `4115`
+		// Minimum execution time: 57_055_000 picoseconds.
+		Weight::from_parts(69_718_000, 4115)
+			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Delegations` (r:1 w:1)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::UnbondingPeriod` (r:1 w:0)
 	/// Proof: `OpenStaking::UnbondingPeriod` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
 	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Unbonders` (r:0 w:1)
+	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn undelegate() -> Weight {
-		//  Measured:  `586`
+		//  Measured:  `587`
 		//  Estimated: `4346`
-		// Minimum execution time: 27_377_000 picoseconds.
-		Weight::from_parts(29_801_000, 4346)
+		// Minimum execution time: 29_171_000 picoseconds.
+		Weight::from_parts(29_634_000, 4346)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
 	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
 	fn rebond() -> Weight {
-		//  Measured:  `1358`
+		//  Measured:  `1359`
 		//  Estimated: `4346`
-		// Minimum execution time: 24_337_000 picoseconds.
-		Weight::from_parts(29_731_000, 4346)
+		// Minimum execution time: 19_970_000 picoseconds.
+		Weight::from_parts(22_835_000, 4346)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
 	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Delegations` (r:16 w:0)
+	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Workers` (r:17 w:16)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
-	/// Storage: `OpenStaking::Workers` (r:1 w:0)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Unbonders` (r:0 w:16)
+	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn withdraw_unbonded() -> Weight {
-		//  Measured:  `1516`
-		//  Estimated: `4346`
-		// Minimum execution time: 59_653_000 picoseconds.
-		Weight::from_parts(60_730_000, 4346)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		//  Measured:  `7735`
+		//  Estimated: `54115`
+		// Minimum execution time: 199_185_000 picoseconds.
+		Weight::from_parts(205_463_000, 54115)
+			.saturating_add(T::DbWeight::get().reads(36_u64))
+			.saturating_add(T::DbWeight::get().writes(35_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:257 w:257)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:258 w:258)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Delegations` (r:257 w:256)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:257 w:257)
 	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Unbonders` (r:257 w:0)
+	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::SlashedWorkers` (r:0 w:1)
 	/// Proof: `OpenStaking::SlashedWorkers` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `d` is `[0, 256]`.
 	fn slash(d: u32, ) -> Weight {
-		//  Measured:  `967 + d * (388 ±0)`
+		//  Measured:  `961 + d * (442 ±0)`
 		//  Estimated: `6196 + d * (3356 ±0)`
-		// Minimum execution time: 72_495_000 picoseconds.
-		Weight::from_parts(76_785_000, 6196)
-			// Standard Error: 427_349
-			.saturating_add(Weight::from_parts(78_060_412, 0).saturating_mul(d.into()))
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(d.into())))
+		// Minimum execution time: 79_196_000 picoseconds.
+		Weight::from_parts(80_613_000, 6196)
+			// Standard Error: 614_928
+			.saturating_add(Weight::from_parts(79_660_801, 0).saturating_mul(d.into()))
+			.saturating_add(T::DbWeight::get().reads(7_u64))
+			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(d.into())))
 			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
@@ -200,65 +215,75 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_unbonding_period() -> Weight {
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 7_436_000 picoseconds.
-		Weight::from_parts(8_740_000, 0)
+		// Minimum execution time: 5_551_000 picoseconds.
+		Weight::from_parts(7_901_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
+	fn claim_staking_rewards() -> Weight {
+		Weight::from_parts(60_000_000, 6000)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 }
 
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn bond_worker() -> Weight {
-		Weight::from_parts(63_570_000, 4106)
-			.saturating_add(ParityDbWeight::get().reads(5_u64))
+		Weight::from_parts(246_053_000, 209182)
+			.saturating_add(ParityDbWeight::get().reads(69_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn update_worker() -> Weight {
-		Weight::from_parts(31_402_000, 4106)
-			.saturating_add(ParityDbWeight::get().reads(2_u64))
+		Weight::from_parts(206_601_000, 209182)
+			.saturating_add(ParityDbWeight::get().reads(66_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn bond_extra() -> Weight {
-		Weight::from_parts(62_164_000, 4106)
+		Weight::from_parts(61_518_000, 4115)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn unbond() -> Weight {
-		Weight::from_parts(27_866_000, 4346)
+		Weight::from_parts(28_397_000, 4346)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn delegate() -> Weight {
-		Weight::from_parts(73_030_000, 4106)
-			.saturating_add(ParityDbWeight::get().reads(4_u64))
+		Weight::from_parts(69_718_000, 4115)
+			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn undelegate() -> Weight {
-		Weight::from_parts(29_801_000, 4346)
+		Weight::from_parts(29_634_000, 4346)
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
-			.saturating_add(ParityDbWeight::get().writes(3_u64))
+			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn rebond() -> Weight {
-		Weight::from_parts(29_731_000, 4346)
+		Weight::from_parts(22_835_000, 4346)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn withdraw_unbonded() -> Weight {
-		Weight::from_parts(60_730_000, 4346)
-			.saturating_add(ParityDbWeight::get().reads(4_u64))
-			.saturating_add(ParityDbWeight::get().writes(3_u64))
+		Weight::from_parts(205_463_000, 54115)
+			.saturating_add(ParityDbWeight::get().reads(36_u64))
+			.saturating_add(ParityDbWeight::get().writes(35_u64))
 	}
 	fn slash(d: u32, ) -> Weight {
-		Weight::from_parts(76_785_000, 6196)
-			.saturating_add(Weight::from_parts(78_060_412, 0).saturating_mul(d.into()))
-			.saturating_add(ParityDbWeight::get().reads(6_u64))
-			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(d.into())))
+		Weight::from_parts(80_613_000, 6196)
+			.saturating_add(Weight::from_parts(79_660_801, 0).saturating_mul(d.into()))
+			.saturating_add(ParityDbWeight::get().reads(7_u64))
+			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))
 			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(d.into())))
 			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
 	}
 	fn set_unbonding_period() -> Weight {
-		Weight::from_parts(8_740_000, 0)
+		Weight::from_parts(7_901_000, 0)
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
+	}
+	fn claim_staking_rewards() -> Weight {
+		Weight::from_parts(60_000_000, 6000)
+			.saturating_add(ParityDbWeight::get().reads(6_u64))
+			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 }

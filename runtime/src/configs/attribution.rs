@@ -31,6 +31,7 @@ parameter_types! {
 	/// primitives): never later than the challenge window closes, so a receipt vests and is
 	/// pruned `ChallengeWindow + 1` blocks after settlement.
 	pub const MaxVoucherLifetime: BlockNumber = openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS;
+	pub const MaxPruneLag: BlockNumber = 60 * MINUTES;
 	/// The least fee of a receipt: 0.00001 OPEN.
 	pub const MinReceiptFee: Balance = OPEN / 100_000;
 }
@@ -66,7 +67,7 @@ impl ContributionResolver<AccountId> for DatanetsAdapter {
 
 /// Workers from OPEN staking.
 pub struct StakingAdapter;
-impl WorkerRegistry<AccountId, Balance> for StakingAdapter {
+impl WorkerRegistry<AccountId, Balance, BlockNumber> for StakingAdapter {
 	fn signing_key_if_serving(worker: &AccountId, model: ModelId) -> Option<[u8; 32]> {
 		if !OpenStaking::serves(worker, model) {
 			return None;
@@ -78,11 +79,23 @@ impl WorkerRegistry<AccountId, Balance> for StakingAdapter {
 		let reason = RuntimeHoldReason::OpenStaking(pallet_open_staking::HoldReason::Staking);
 		Balances::balance_on_hold(&reason, who) > 0
 	}
-	fn pay_reward(from: &AccountId, worker: &AccountId, amount: Balance) -> Result<u32, DispatchError> {
-		OpenStaking::pay_reward(from, worker, amount)
+	fn accrue_reward(worker: &AccountId, amount: Balance) {
+		OpenStaking::accrue_reward(worker, amount)
 	}
-	fn slash(worker: &AccountId, fraction: Perbill) -> Result<u32, DispatchError> {
-		OpenStaking::do_slash(worker, fraction)
+	fn rewards_owed() -> Balance {
+		OpenStaking::rewards_owed()
+	}
+	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<u32, DispatchError> {
+		OpenStaking::do_slash(worker, fraction, Some(settled_at))
+	}
+	fn challenge_opened(worker: &AccountId) {
+		OpenStaking::challenge_opened(worker)
+	}
+	fn challenge_closed(worker: &AccountId) {
+		OpenStaking::challenge_closed(worker)
+	}
+	fn open_challenges(worker: &AccountId) -> u32 {
+		pallet_open_staking::OpenChallenges::<Runtime>::get(worker)
 	}
 	fn max_delegators() -> u32 {
 		<<Runtime as pallet_open_staking::Config>::MaxDelegators as frame_support::traits::Get<u32>>::get()
@@ -91,6 +104,15 @@ impl WorkerRegistry<AccountId, Balance> for StakingAdapter {
 
 // A voucher never outlives the challenge window (vesting waits for both).
 const _: () = assert!(openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS <= DAYS);
+
+/// Pays claimed staking rewards out of the attribution pot, where the worker shares stay held
+/// from settlement until claimed.
+pub struct PotPaysStakingRewards;
+impl pallet_open_staking::RewardPayer<AccountId, Balance> for PotPaysStakingRewards {
+	fn pay(to: &AccountId, amount: Balance) -> sp_runtime::DispatchResult {
+		crate::Attribution::pay_owed(to, amount)
+	}
+}
 
 impl pallet_attribution::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
@@ -114,6 +136,8 @@ impl pallet_attribution::Config for Runtime {
 	type MaxPrunePerBlock = ConstU32<2048>;
 	type MaxVoucherLifetime = MaxVoucherLifetime;
 	type MinFee = MinReceiptFee;
+	/// Receipts wait once pruning is an hour behind (full blocks leave no idle weight).
+	type MaxPruneLag = MaxPruneLag;
 	type WeightInfo = pallet_attribution::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = BenchmarkHelper;

@@ -12,6 +12,7 @@ parameter_types! {
 	pub const MinDelegation: crate::Balance = 10 * OPEN;
 	/// Unbonding takes 7 days until governance changes it (longer than any challenge window).
 	pub const DefaultUnbondingPeriod: BlockNumber = 7 * DAYS;
+	pub const CommissionChangeDelay: BlockNumber = 2 * super::attribution::ChallengeWindow::get();
 }
 
 impl pallet_open_staking::Config for Runtime {
@@ -31,9 +32,10 @@ impl pallet_open_staking::Config for Runtime {
 	type MaxModelsPerWorker = ConstU32<64>;
 	type MaxDelegators = ConstU32<256>;
 	type MaxUnbondingChunks = ConstU32<16>;
-	/// A commission raise waits a challenge window: delegators see it coming and can leave
-	/// before it applies to anything they earn.
-	type CommissionChangeDelay = super::attribution::ChallengeWindow;
+	/// A commission raise waits two challenge windows: the worker's shares of receipts settled
+	/// before it was announced vest (a window later) at the old rate, and delegators can leave.
+	type CommissionChangeDelay = CommissionChangeDelay;
+	type RewardPayer = super::attribution::PotPaysStakingRewards;
 	type WeightInfo = pallet_open_staking::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = BenchmarkHelper;
@@ -43,7 +45,14 @@ impl pallet_open_staking::Config for Runtime {
 #[cfg(feature = "runtime-benchmarks")]
 pub struct BenchmarkHelper;
 #[cfg(feature = "runtime-benchmarks")]
-impl pallet_open_staking::BenchmarkHelper for BenchmarkHelper {
+impl pallet_open_staking::BenchmarkHelper<Runtime> for BenchmarkHelper {
+	fn fund_rewards(amount: crate::Balance) {
+		use frame_support::traits::fungible::{Inspect, Mutate, MutateHold};
+		let pot = crate::configs::AttributionPot::get();
+		let _ = Balances::mint_into(&pot, amount + Balances::minimum_balance());
+		Balances::hold(&crate::RuntimeHoldReason::Attribution(pallet_attribution::HoldReason::Owed), &pot, amount)
+			.expect("minted above");
+	}
 	fn models(n: u32) -> alloc::vec::Vec<pallet_open_staking::ModelId> {
 		use crate::RuntimeOrigin;
 		use alloc::vec;

@@ -7,6 +7,7 @@ use openledger_primitives::{DatanetId, ModelId};
 
 sp_api::decl_runtime_apis! {
 	/// Receipts, earnings and usage. `Record` is the runtime's `pallet_attribution::ReceiptRecord`.
+	#[api_version(2)]
 	pub trait AttributionApi<AccountId, Balance, BlockNumber, Record>
 	where
 		AccountId: Codec,
@@ -17,7 +18,7 @@ sp_api::decl_runtime_apis! {
 		/// A settled receipt by request id (until pruned).
 		fn receipt(id: RequestId) -> Option<Record>;
 		/// `(accrued, claimed, unclaimed, pending)` earnings of an account: vested, claimed,
-		/// vested but unclaimed (including its worker share), and not yet vested.
+		/// vested but unclaimed (with its settled staking rewards), and not yet vested.
 		fn earnings(who: AccountId) -> (Balance, Balance, Balance, Balance);
 		/// Earnings of one contribution.
 		fn contribution_earnings(c: ContributionRef) -> Balance;

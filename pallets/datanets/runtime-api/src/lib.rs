@@ -13,6 +13,7 @@ pub use pallet_datanets::{
 sp_api::decl_runtime_apis! {
 	/// Queries over Datanets, their contributions and snapshots. `Datanet` and `Contribution`
 	/// are the runtime's stored types (`pallet_datanets::DatanetOf<Runtime>`, `ContributionOf`).
+	#[api_version(2)]
 	pub trait DatanetsApi<AccountId, Datanet, Contribution, BlockNumber>
 	where
 		AccountId: Codec,
