@@ -588,7 +588,7 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		// The false receipt: challenged by Ferdie, judged by root.
 		assert_ok!(crate::Attribution::challenge(origin(ferdie), false_id));
 		// Until the verdict nobody backing Charlie can leave with their stake, nor join.
-		assert_eq!(pallet_open_staking::OpenChallenges::<Runtime>::get(charlie.to_account_id()), 1);
+		assert_eq!(pallet_open_staking::OpenChallenges::<Runtime>::get(charlie.to_account_id()), Some((1, 2)), "frozen from the block the receipt settled");
 		assert_noop!(
 			crate::OpenStaking::delegate(origin(eve), charlie.to_account_id(), 100 * OPEN),
 			pallet_open_staking::Error::<Runtime>::ChallengeOpen
@@ -598,7 +598,7 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		let held = |k: Sr25519Keyring| staking_held(&k.to_account_id());
 		assert_eq!((held(charlie), held(dave), held(eve), held(bob)), (bond, 1_000 * OPEN, 500 * OPEN, 300 * OPEN));
 		assert_ok!(crate::Attribution::resolve_challenge(crate::RuntimeOrigin::root(), false_id, pallet_attribution::Verdict::False));
-		assert_eq!(pallet_open_staking::OpenChallenges::<Runtime>::get(charlie.to_account_id()), 0);
+		assert_eq!(pallet_open_staking::OpenChallenges::<Runtime>::get(charlie.to_account_id()), None);
 		// 10 % of every stake that backed the receipt: Charlie's, Dave's, and Bob's though he
 		// left after it settled; not Eve's, unbonding since before it.
 		assert_eq!(held(charlie), bond - bond / 10);

@@ -1,4 +1,5 @@
-// Benchmark: flood a dev node with batched, signed attribution receipts (8 shares each) from
+// Benchmark: flood a dev node with batched, signed attribution receipts (8 shares each, from 250
+// payers, crediting 256 contributors) from
 // several workers and report settled receipts/s from first submission to finalization, next to
 // plain balance transfers measured in the same run, and the benchmarked weights of both.
 //
@@ -33,18 +34,28 @@ function finalizeAll(txs) {
   })));
 }
 
-// --- setup: a snapshot with 16 leaves, a model, workers with signing keys, a funded payer ----
+// --- setup: a snapshot of LEAVES leaves from as many contributors, a model, workers with signing
+// keys, PAYERS funded payers: receipts spread over distinct payers and contributors, so every
+// receipt and share writes entries of its own (the worst case the weights are benchmarked for).
+const LEAVES = 256;
+const PAYERS = 250;
 const policy = { base: api.consts.datanets.minContributionDepositBase, perByte: api.consts.datanets.minContributionDepositPerByte };
 let r = await ok(api.tx.datanets.createDatanet('bench', '', 'CC0', 'Open', policy), alice);
 const datanet = findEvent(r.events, 'datanets', 'DatanetCreated').data.datanet.toNumber();
-await ok(api.tx.utility.batchAll(Array.from({ length: 16 }, (_, i) => api.tx.datanets.contribute(datanet, blake2AsHex(`leaf ${i}`, 256), 10, 2, 'store://x', null, null))), bob);
+const contributors = Array.from({ length: LEAVES }, (_, i) => k(`//BenchContributor${i}`));
+await ok(api.tx.utility.batchAll(contributors.map((c) => api.tx.balances.transferKeepAlive(c.address, 10n * OPEN))), alice);
+for (let i = 0; i < LEAVES; i += 32) {
+  await Promise.all(contributors.slice(i, i + 32).map((c, j) => ok(api.tx.datanets.contribute(datanet, blake2AsHex(`leaf ${i + j}`, 256), 10, 2, 'store://x', null, null), c)));
+}
 await ok(api.tx.datanets.snapshot(datanet), alice);
 r = await ok(api.tx.models.registerBase('base', '', 'llama', blake2AsHex('b', 256), '', [], blake2AsHex('c', 256)), alice);
 const model = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
 await ok(api.tx.models.publishVersion(model, blake2AsHex('b2', 256), '', [{ datanet, version: 1, weight: 1_000_000_000 }], blake2AsHex('c', 256)), alice);
-const payer = k('//BenchPayer');
-await ok(api.tx.balances.transferKeepAlive(payer.address, 10_000_000n * OPEN), alice);
-await ok(api.tx.attribution.depositEscrow(5_000_000n * OPEN), payer);
+const payers = Array.from({ length: PAYERS }, (_, i) => k(`//BenchPayer${i}`));
+await ok(api.tx.utility.batchAll(payers.map((p) => api.tx.balances.transferKeepAlive(p.address, 100_000n * OPEN))), alice);
+for (let i = 0; i < PAYERS; i += 50) {
+  await Promise.all(payers.slice(i, i + 50).map((p) => ok(api.tx.attribution.depositEscrow(50_000n * OPEN), p)));
+}
 const workers = Array.from({ length: WORKERS }, (_, i) => ({ stash: k(`//BenchWorker${i}`), key: k(`//BenchWorker${i}//receipts`) }));
 await ok(api.tx.utility.batchAll(workers.map((w) => api.tx.balances.transferKeepAlive(w.stash.address, 10_000n * OPEN))), alice);
 for (const w of workers) await ok(api.tx.openStaking.bondWorker(1_000n * OPEN, w.key.publicKey, '', [model], 0), w.stash);
@@ -52,13 +63,14 @@ for (const w of workers) await ok(api.tx.openStaking.bondWorker(1_000n * OPEN, w
 // --- sign every receipt up front (what workers do as they serve) --------------------------------
 const domain = (t) => api.createType('Bytes', t).toU8a();
 const signedType = api.tx.attribution.submitReceipts.meta.args[0].type.toString().replace(/^Vec<(.*)>$/, '$1');
-const expiresAt = (await api.rpc.chain.getHeader()).number.toNumber() + 100_000;
+// Within the runtime's voucher lifetime (a day of blocks).
+const expiresAt = (await api.rpc.chain.getHeader()).number.toNumber() + 10_000;
 let nonce = 0;
 const t0sign = Date.now();
 const batches = workers.map((w) => {
   const out = [];
   for (let i = 0; i < PER_WORKER; i++) {
-    const { voucher, signature } = signVoucher(api, payer, {
+    const { voucher, signature } = signVoucher(api, payers[nonce % PAYERS], {
       worker: w.stash.address, model, modelVersion: 2, maxFee: OPEN, nonce: nonce++, expiresAt, requestHash: completionRequestHash(api, `request ${nonce}`),
     });
     const receipt = api.createType(signedType, {
@@ -66,7 +78,7 @@ const batches = workers.map((w) => {
         voucher,
         payerSignature: signature,
         promptTokens: 50, completionTokens: 200, fee: OPEN / 100n, outputHash: blake2AsHex(`out ${nonce}`, 256), method: 'SpanMatch',
-        attribution: Array.from({ length: SHARES }, (_, j) => ({ contribution: { datanet, version: 1, index: (i + j) % 16 }, share: 100_000_000 })),
+        attribution: Array.from({ length: SHARES }, (_, j) => ({ contribution: { datanet, version: 1, index: (nonce * SHARES + j) % LEAVES }, share: 100_000_000 })),
       },
       workerSignature: new Uint8Array(64),
     }).receipt;

@@ -195,6 +195,8 @@ mod benchmarks {
 		let origin = T::ResolveOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
 		let (worker, id, _) = settled_with_payouts::<T>(max_payouts::<T>());
 		T::BenchmarkHelper::add_delegators(&worker, d);
+		// Rewards in the worker's pool: slashing settles every position first.
+		T::Workers::accrue_reward(&worker, T::MinFee::get().max(1_000_000u32.into()));
 		Pallet::<T>::challenge(RawOrigin::Signed(bonded_challenger::<T>()).into(), id).unwrap();
 		#[extrinsic_call]
 		resolve_challenge(origin as T::RuntimeOrigin, id, Verdict::False);

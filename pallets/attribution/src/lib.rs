@@ -170,6 +170,11 @@ pub mod pallet {
 		type SlashFraction: Get<Perbill>;
 		/// Resolves challenges.
 		type ResolveOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// Blocks after a receipt's challenge window within which [`Config::ResolveOrigin`] must
+		/// judge its challenge; later, anyone may close it as valid
+		/// ([`Pallet::expire_challenge`]). Bounds how long a challenge freezes stake.
+		#[pallet::constant]
+		type ResolveTimeout: Get<BlockNumberFor<Self>>;
 		/// Most receipts in one `submit_receipts`.
 		#[pallet::constant]
 		type MaxReceiptsPerBatch: Get<u32>;
@@ -412,7 +417,7 @@ pub mod pallet {
 		InsufficientEscrow,
 		/// No withdrawal was requested.
 		NoWithdrawal,
-		/// The withdrawal delay has not passed.
+		/// The withdrawal delay (or a challenge's resolve timeout) has not passed.
 		TooEarly,
 		/// Nothing to claim.
 		NothingToClaim,
@@ -549,8 +554,8 @@ pub mod pallet {
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(now <= r.settled_at.saturating_add(T::ChallengeWindow::get()), Error::<T>::WindowClosed);
 			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, T::ChallengeBond::get())?;
-			// The worker's stake stays (slashable) until the verdict.
-			T::Workers::challenge_opened(&r.worker);
+			// The stake that backed the receipt stays (slashable) until the verdict.
+			T::Workers::challenge_opened(&r.worker, r.settled_at);
 			r.challenger = Some(challenger.clone());
 			Receipts::<T>::insert(request_id, r);
 			Self::deposit_event(Event::Challenged { request_id, challenger });
@@ -572,6 +577,27 @@ pub mod pallet {
 		)]
 		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, verdict: Verdict) -> DispatchResultWithPostInfo {
 			T::ResolveOrigin::ensure_origin(origin)?;
+			Self::judge(request_id, verdict)
+		}
+
+		/// Closes a challenge nobody judged within [`Config::ResolveTimeout`] blocks after the
+		/// receipt's challenge window: the receipt stands ([`Verdict::Valid`]; the bond goes to the
+		/// treasury), so a challenge cannot freeze a worker's stake for longer. Anyone may call it.
+		#[pallet::call_index(7)]
+		#[pallet::weight(<T as Config>::WeightInfo::resolve_challenge_overdue(max_payouts::<T>()))]
+		pub fn expire_challenge(origin: OriginFor<T>, request_id: RequestId) -> DispatchResultWithPostInfo {
+			ensure_signed(origin)?;
+			let r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
+			ensure!(r.challenger.is_some(), Error::<T>::NotChallenged);
+			let deadline = r.settled_at.saturating_add(T::ChallengeWindow::get()).saturating_add(T::ResolveTimeout::get());
+			ensure!(frame_system::Pallet::<T>::block_number() > deadline, Error::<T>::TooEarly);
+			Self::judge(request_id, Verdict::Valid)
+		}
+	}
+
+	impl<T: Config> Pallet<T> {
+		/// Applies `verdict` to a challenged receipt (see [`Pallet::resolve_challenge`]).
+		fn judge(request_id: RequestId, verdict: Verdict) -> DispatchResultWithPostInfo {
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
 			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
 			let bond = T::ChallengeBond::get();
@@ -618,9 +644,7 @@ pub mod pallet {
 			Receipts::<T>::insert(request_id, r);
 			Ok(Some(<T as Config>::WeightInfo::resolve_challenge(delegators)).into())
 		}
-	}
 
-	impl<T: Config> Pallet<T> {
 		/// The pot that holds settled fees until they are claimed.
 		pub fn pot() -> T::AccountId {
 			T::PotId::get().into_account_truncating()
@@ -949,8 +973,11 @@ pub mod pallet {
 			for (_, r) in Receipts::<T>::iter().filter(|(_, r)| r.challenger.is_some()) {
 				*per_worker.entry(r.worker).or_default() += 1;
 			}
-			for (worker, n) in per_worker {
-				ensure!(T::Workers::open_challenges(&worker) == n, "the worker's frozen-stake count differs from its open challenges");
+			for (worker, n) in per_worker.iter() {
+				ensure!(T::Workers::open_challenges(worker) == *n, "the worker's frozen-stake count differs from its open challenges");
+			}
+			for (worker, n) in T::Workers::frozen() {
+				ensure!(per_worker.get(&worker) == Some(&n), "stake frozen for a challenge that is not open");
 			}
 			for (challenger, n) in bonds {
 				let held = T::Currency::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger);

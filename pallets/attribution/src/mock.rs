@@ -138,7 +138,7 @@ impl crate::WorkerRegistry<AccountId, Balance, u64> for MockWorkers {
 	fn rewards_owed() -> Balance {
 		WORKER_OWED.with(|o| *o.borrow())
 	}
-	fn challenge_opened(w: &AccountId) {
+	fn challenge_opened(w: &AccountId, _settled_at: u64) {
 		FROZEN.with(|f| *f.borrow_mut().entry(w.clone()).or_default() += 1);
 	}
 	fn challenge_closed(w: &AccountId) {
@@ -146,6 +146,9 @@ impl crate::WorkerRegistry<AccountId, Balance, u64> for MockWorkers {
 	}
 	fn open_challenges(w: &AccountId) -> u32 {
 		FROZEN.with(|f| f.borrow().get(w).copied().unwrap_or(0))
+	}
+	fn frozen() -> Vec<(AccountId, u32)> {
+		FROZEN.with(|f| f.borrow().iter().filter(|(_, n)| **n > 0).map(|(w, n)| (w.clone(), *n)).collect())
 	}
 	fn slash(w: &AccountId, fraction: Perbill, _settled_at: u64) -> Result<u32, sp_runtime::DispatchError> {
 		// A worker that has left the staking pallet cannot be slashed.
@@ -166,6 +169,7 @@ pub const CHALLENGER_REWARD: Balance = 100;
 pub const WINDOW: u64 = 20;
 pub const ESCROW_DELAY: u64 = 5;
 pub const PRUNE_LAG: u64 = 40;
+pub const RESOLVE_TIMEOUT: u64 = 30;
 
 parameter_types! {
 	pub const PotId: PalletId = POT_ID;
@@ -189,6 +193,7 @@ impl pallet_attribution::Config for Test {
 	type ChallengerReward = frame_support::traits::ConstU64<CHALLENGER_REWARD>;
 	type SlashFraction = SlashFraction;
 	type ResolveOrigin = EnsureRoot<AccountId>;
+	type ResolveTimeout = frame_support::traits::ConstU64<RESOLVE_TIMEOUT>;
 	type MaxReceiptsPerBatch = ConstU32<16>;
 	type MaxPrunePerBlock = ConstU32<4>;
 	type MaxVoucherLifetime = frame_support::traits::ConstU64<1_000>;

@@ -757,3 +757,26 @@ fn receipts_wait_while_pruning_is_behind() {
 		check();
 	});
 }
+
+/// A challenge nobody judges does not freeze the worker's stake forever: after the window and
+/// the resolve timeout anyone closes it, the receipt standing (the bond goes to the treasury).
+#[test]
+fn an_unjudged_challenge_expires_as_valid() {
+	new_test_ext().execute_with(|| {
+		let id = settled_and_challenged();
+		let deadline = 1 + WINDOW + RESOLVE_TIMEOUT;
+		System::set_block_number(deadline);
+		assert_noop!(Attribution::expire_challenge(signed(payer()), id), Error::TooEarly);
+		assert_noop!(Attribution::expire_challenge(signed(payer()), H256::zero()), Error::UnknownReceipt);
+		idle_to(deadline + 1);
+		assert!(Receipts::<Test>::get(id).is_some_and(|r| r.overdue), "kept past its pruning block");
+		let t0 = Balances::balance(&treasury());
+		assert_ok!(Attribution::expire_challenge(signed(payer()), id));
+		System::assert_has_event(RuntimeEvent::Attribution(Event::ChallengeRejected { request_id: id, challenger: challenger() }));
+		assert_eq!(Balances::balance(&treasury()), t0 + CHALLENGE_BOND);
+		assert_eq!(FROZEN.with(|f| f.borrow().get(&worker()).copied()), Some(0), "unfrozen");
+		assert_eq!(Rewards::<Test>::get(owner()), 400, "vested as valid");
+		assert_noop!(Attribution::expire_challenge(signed(payer()), id), Error::UnknownReceipt);
+		check();
+	});
+}

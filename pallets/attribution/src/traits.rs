@@ -48,12 +48,15 @@ pub trait WorkerRegistry<AccountId, Balance, BlockNumber> {
 	/// worker's, its delegators', and unbonding stake that started unbonding at or after that
 	/// block. Returns how many delegations were visited.
 	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<u32, DispatchError>;
-	/// A receipt of `worker` was challenged: its stake stays until the verdict.
-	fn challenge_opened(worker: &AccountId);
+	/// A receipt of `worker` settled at `settled_at` was challenged: the stake that backed it
+	/// stays until the verdict.
+	fn challenge_opened(worker: &AccountId, settled_at: BlockNumber);
 	/// The challenge was judged.
 	fn challenge_closed(worker: &AccountId);
 	/// How many challenges of `worker`'s receipts are open, as the staking side counts them.
 	fn open_challenges(worker: &AccountId) -> u32;
+	/// Every worker with stake frozen for open challenges, with their count (for `try_state`).
+	fn frozen() -> Vec<(AccountId, u32)>;
 	/// The most delegators a worker can have (the worst case the weights are charged for).
 	fn max_delegators() -> u32;
 }

@@ -43,6 +43,13 @@ fn bond<T: Config>(who: &T::AccountId, key: u8) {
 	.expect("funded account bonds");
 }
 
+/// Gives `worker`'s pool a non-zero reward per stake, so that every stake change settles a
+/// position (the costlier path).
+fn with_rewards<T: Config>(worker: &T::AccountId) {
+	Pallet::<T>::accrue_reward(worker, T::MinWorkerBond::get());
+	assert!(RewardPerStake::<T>::get(worker) > 0);
+}
+
 fn delegation<T: Config>() -> BalanceOf<T> {
 	T::MinDelegation::get().saturating_mul(2u32.into())
 }
@@ -83,6 +90,7 @@ mod benchmarks {
 	fn bond_extra() {
 		let who = funded::<T>("worker", 0);
 		bond::<T>(&who, 1);
+		with_rewards::<T>(&who);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(who), T::MinWorkerBond::get());
 	}
@@ -91,6 +99,7 @@ mod benchmarks {
 	fn unbond() {
 		let who = funded::<T>("worker", 0);
 		bond::<T>(&who, 1);
+		with_rewards::<T>(&who);
 		fill_chunks::<T>(&who);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(who.clone()), One::one());
@@ -101,6 +110,7 @@ mod benchmarks {
 	fn delegate() {
 		let w = funded::<T>("worker", 0);
 		bond::<T>(&w, 1);
+		with_rewards::<T>(&w);
 		let d = funded::<T>("delegator", 0);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(d.clone()), w.clone(), delegation::<T>());
@@ -111,6 +121,7 @@ mod benchmarks {
 	fn undelegate() {
 		let w = funded::<T>("worker", 0);
 		bond::<T>(&w, 1);
+		with_rewards::<T>(&w);
 		let d = funded::<T>("delegator", 0);
 		Pallet::<T>::delegate(RawOrigin::Signed(d.clone()).into(), w.clone(), delegation::<T>()).unwrap();
 		#[extrinsic_call]
@@ -122,6 +133,7 @@ mod benchmarks {
 	fn rebond() {
 		let who = funded::<T>("worker", 0);
 		bond::<T>(&who, 1);
+		with_rewards::<T>(&who);
 		fill_chunks::<T>(&who);
 		Pallet::<T>::unbond(RawOrigin::Signed(who.clone()).into(), One::one()).unwrap();
 		let all = BalanceOf::<T>::from(T::MaxUnbondingChunks::get());
@@ -155,6 +167,7 @@ mod benchmarks {
 		let origin = T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
 		let w = funded::<T>("worker", 0);
 		bond::<T>(&w, 1);
+		with_rewards::<T>(&w);
 		Pallet::<T>::unbond(RawOrigin::Signed(w.clone()).into(), One::one()).unwrap();
 		// Every delegator still delegating and with a full queue of chunks bonded to the worker
 		// (all started after the receipt: all slashed).

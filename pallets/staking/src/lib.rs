@@ -193,11 +193,14 @@ pub mod pallet {
 	pub type Unbonders<T: Config> =
 		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Blake2_128Concat, T::AccountId, ()>;
 
-	/// Open challenges of each worker's receipts. While any is open, stake bonded to the worker
-	/// cannot be withdrawn (it stays slashable until the verdict) and nobody can delegate to it
-	/// (new stake would pay for a receipt it never backed).
+	/// Open challenges of each worker's receipts: how many, and the earliest settlement block
+	/// among them (kept until none is open). While any is open, stake that backed those receipts
+	/// (unbonding since that block or later) cannot be withdrawn — it stays slashable until the
+	/// verdict — and nobody can delegate to the worker (new stake would pay for a receipt it
+	/// never backed). The attribution pallet bounds how long a challenge stays open.
 	#[pallet::storage]
-	pub type OpenChallenges<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+	pub type OpenChallenges<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, (u32, BlockNumberFor<T>), OptionQuery>;
 
 	/// Each worker's reward per unit of stake, ever (scaled by [`REWARD_SCALE`]); only grows.
 	#[pallet::storage]
@@ -447,7 +450,7 @@ pub mod pallet {
 			ensure!(who != worker, Error::<T>::SelfDelegation);
 			let mut w = Workers::<T>::get(&worker).ok_or(Error::<T>::UnknownWorker)?;
 			ensure!(Self::is_eligible_info(&w), Error::<T>::NotEligible);
-			ensure!(OpenChallenges::<T>::get(&worker) == 0, Error::<T>::ChallengeOpen);
+			ensure!(!OpenChallenges::<T>::contains_key(&worker), Error::<T>::ChallengeOpen);
 			let current = Delegations::<T>::get(&worker, &who);
 			let new = current.unwrap_or_default().saturating_add(amount);
 			ensure!(new >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
@@ -552,8 +555,8 @@ pub mod pallet {
 				if c.unlock_at > now {
 					return true;
 				}
-				// Stake behind a worker with an open challenge waits for the verdict.
-				if OpenChallenges::<T>::get(&c.worker) > 0 {
+				// Stake that backed a challenged receipt of its worker waits for the verdict.
+				if OpenChallenges::<T>::get(&c.worker).is_some_and(|(_, since)| c.since >= since) {
 					frozen = true;
 					return true;
 				}
@@ -739,22 +742,37 @@ pub mod pallet {
 			Ok(n)
 		}
 
-		/// A receipt of `worker` was challenged: freeze its stake until the verdict.
-		pub fn challenge_opened(worker: &T::AccountId) {
-			OpenChallenges::<T>::mutate(worker, |n| *n = n.saturating_add(1));
+		/// A receipt of `worker` settled at `settled_at` was challenged: the stake that backed it
+		/// stays until the verdict.
+		pub fn challenge_opened(worker: &T::AccountId, settled_at: BlockNumberFor<T>) {
+			OpenChallenges::<T>::mutate(worker, |open| {
+				*open = Some(match *open {
+					Some((n, since)) => (n.saturating_add(1), since.min(settled_at)),
+					None => (1, settled_at),
+				});
+			});
 		}
 
 		/// A challenge of `worker`'s receipt was judged.
 		pub fn challenge_closed(worker: &T::AccountId) {
-			OpenChallenges::<T>::mutate_exists(worker, |n| {
-				*n = n.and_then(|n| n.checked_sub(1)).filter(|n| *n > 0);
+			OpenChallenges::<T>::mutate_exists(worker, |open| {
+				*open = open.and_then(|(n, since)| n.checked_sub(1).filter(|n| *n > 0).map(|n| (n, since)));
 			});
 		}
 
-		/// `stake × acc`, scaled down, rounded down.
+		/// `stake × acc`, scaled down, rounded down (what a position has earned in all).
 		fn pool_share(stake: BalanceOf<T>, acc: u128) -> u128 {
 			let product = sp_core::U256::from(stake.saturated_into::<u128>()) * sp_core::U256::from(acc);
 			(product / sp_core::U256::from(REWARD_SCALE)).try_into().unwrap_or(u128::MAX)
+		}
+
+		/// `stake × acc`, scaled down, rounded **up**: a position's debt. Earned (rounded down)
+		/// minus debt (rounded up) never exceeds `stake × Δacc`, so what a pool's positions can
+		/// claim never exceeds what entered the pool.
+		fn pool_debt(stake: BalanceOf<T>, acc: u128) -> u128 {
+			let product = sp_core::U256::from(stake.saturated_into::<u128>()) * sp_core::U256::from(acc);
+			let scale = sp_core::U256::from(REWARD_SCALE);
+			((product + scale - 1) / scale).try_into().unwrap_or(u128::MAX)
 		}
 
 		/// Settles the position of `who` in `worker`'s pool at its stake `before` (what it earned
@@ -768,7 +786,8 @@ pub mod pallet {
 			let earned = Self::pool_share(before, acc).saturating_sub(RewardDebt::<T>::get(worker, who));
 			if earned > 0 {
 				let pool = PoolBalance::<T>::get(worker);
-				// Rounding down per position keeps the sum within the pool; the cap is a guard.
+				// Earned rounded down and debt rounded up keep the sum within the pool; the cap is
+				// a guard.
 				let earned: BalanceOf<T> = earned.saturated_into::<BalanceOf<T>>().min(pool);
 				PoolBalance::<T>::insert(worker, pool - earned);
 				StakingRewards::<T>::mutate(who, |r| *r = r.saturating_add(earned));
@@ -776,7 +795,7 @@ pub mod pallet {
 			if after.is_zero() {
 				RewardDebt::<T>::remove(worker, who);
 			} else {
-				RewardDebt::<T>::insert(worker, who, Self::pool_share(after, acc));
+				RewardDebt::<T>::insert(worker, who, Self::pool_debt(after, acc));
 			}
 		}
 

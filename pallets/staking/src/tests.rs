@@ -438,25 +438,60 @@ fn a_slash_spares_stake_that_left_before_the_receipt() {
 	});
 }
 
-/// While a receipt of the worker is challenged its stake cannot be withdrawn (it stays
-/// slashable until the verdict) and nobody can delegate to it.
+/// While a receipt of the worker is challenged, the stake that backed it (unbonding since the
+/// receipt settled, or later) cannot be withdrawn — it stays slashable until the verdict — and
+/// nobody can delegate to the worker; stake that had left before the receipt is not held back.
 #[test]
-fn stake_is_frozen_while_a_challenge_is_open() {
+fn stake_that_backed_a_challenged_receipt_is_frozen_until_the_verdict() {
 	new_test_ext().execute_with(|| {
 		bond(W, 2_000, 1);
 		assert_ok!(Staking::delegate(signed(D1), W, 1_000));
-		assert_ok!(Staking::undelegate(signed(D1), W, 1_000));
-		Staking::challenge_opened(&W);
-		Staking::challenge_opened(&W);
-		run_to(1 + UNBONDING);
+		assert_ok!(Staking::delegate(signed(D2), W, 1_000));
+		assert_ok!(Staking::undelegate(signed(D2), W, 1_000)); // left at block 1
+		run_to(3);
+		assert_ok!(Staking::undelegate(signed(D1), W, 1_000)); // left at block 3
+		// Receipts settled at blocks 5 and 3 are challenged: frozen from block 3 on.
+		Staking::challenge_opened(&W, 5);
+		Staking::challenge_opened(&W, 3);
+		assert_eq!(OpenChallenges::<Test>::get(W), Some((2, 3)));
+		run_to(3 + UNBONDING);
 		assert_noop!(Staking::withdraw_unbonded(signed(D1)), Error::ChallengeOpen);
-		assert_noop!(Staking::delegate(signed(D2), W, 500), Error::ChallengeOpen);
+		assert_ok!(Staking::withdraw_unbonded(signed(D2)));
+		assert_noop!(Staking::delegate(signed(D3), W, 500), Error::ChallengeOpen);
 		Staking::challenge_closed(&W);
 		assert_noop!(Staking::withdraw_unbonded(signed(D1)), Error::ChallengeOpen);
 		Staking::challenge_closed(&W);
 		assert!(!OpenChallenges::<Test>::contains_key(W));
 		assert_ok!(Staking::withdraw_unbonded(signed(D1)));
-		assert_ok!(Staking::delegate(signed(D2), W, 500));
+		assert_ok!(Staking::delegate(signed(D3), W, 500));
+		check();
+	});
+}
+
+/// Amounts that do not divide: positions joining after rewards accrued never claim more than
+/// the pool holds (debts round up), and the pool never owes more than it holds.
+#[test]
+fn rounding_never_lets_a_pool_owe_more_than_it_holds() {
+	new_test_ext().execute_with(|| {
+		bond(W, 3_001, 1);
+		Staking::accrue_reward(&W, 1_003);
+		assert_ok!(Staking::delegate(signed(D1), W, 107));
+		assert_ok!(Staking::delegate(signed(D2), W, 113));
+		for amount in [53, 7, 1, 999, 31] {
+			Staking::accrue_reward(&W, amount);
+			check();
+		}
+		assert_ok!(Staking::delegate(signed(D3), W, 101));
+		Staking::accrue_reward(&W, 77);
+		check();
+		let pool = PoolBalance::<Test>::get(W);
+		let claimable: Balance = [W, D1, D2, D3].iter().map(|who| Staking::pending_reward(&W, who)).sum();
+		assert!(claimable <= pool, "{claimable} > {pool}");
+		let paid: Balance = [D1, D2, D3, W].iter().map(|who| claim(*who, W)).sum();
+		let commission: Balance = [1_003u64, 53, 7, 1, 999, 31, 77].iter().map(|a| a / 10).sum();
+		assert!(paid <= 1_003 + 53 + 7 + 1 + 999 + 31 + 77, "never more than accrued");
+		assert!(paid >= commission, "at least the commissions");
+		assert_eq!(Staking::rewards_owed(), 1_003 + 53 + 7 + 1 + 999 + 31 + 77 - paid, "the rest is the pool's dust, still owed");
 		check();
 	});
 }

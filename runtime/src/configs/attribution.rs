@@ -32,6 +32,7 @@ parameter_types! {
 	/// pruned `ChallengeWindow + 1` blocks after settlement.
 	pub const MaxVoucherLifetime: BlockNumber = openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS;
 	pub const MaxPruneLag: BlockNumber = 60 * MINUTES;
+	pub const ResolveTimeout: BlockNumber = 7 * DAYS;
 	/// The least fee of a receipt: 0.00001 OPEN.
 	pub const MinReceiptFee: Balance = OPEN / 100_000;
 }
@@ -88,14 +89,17 @@ impl WorkerRegistry<AccountId, Balance, BlockNumber> for StakingAdapter {
 	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<u32, DispatchError> {
 		OpenStaking::do_slash(worker, fraction, Some(settled_at))
 	}
-	fn challenge_opened(worker: &AccountId) {
-		OpenStaking::challenge_opened(worker)
+	fn challenge_opened(worker: &AccountId, settled_at: BlockNumber) {
+		OpenStaking::challenge_opened(worker, settled_at)
 	}
 	fn challenge_closed(worker: &AccountId) {
 		OpenStaking::challenge_closed(worker)
 	}
 	fn open_challenges(worker: &AccountId) -> u32 {
-		pallet_open_staking::OpenChallenges::<Runtime>::get(worker)
+		pallet_open_staking::OpenChallenges::<Runtime>::get(worker).map_or(0, |(n, _)| n)
+	}
+	fn frozen() -> alloc::vec::Vec<(AccountId, u32)> {
+		pallet_open_staking::OpenChallenges::<Runtime>::iter().map(|(w, (n, _))| (w, n)).collect()
 	}
 	fn max_delegators() -> u32 {
 		<<Runtime as pallet_open_staking::Config>::MaxDelegators as frame_support::traits::Get<u32>>::get()
@@ -132,6 +136,8 @@ impl pallet_attribution::Config for Runtime {
 	type SlashFraction = ReceiptSlash;
 	/// Root (sudo on the dev and test networks) until on-chain governance exists.
 	type ResolveOrigin = EnsureRoot<AccountId>;
+	/// A challenge not judged within a week after the window can be closed by anyone (valid).
+	type ResolveTimeout = ResolveTimeout;
 	type MaxReceiptsPerBatch = ConstU32<256>;
 	type MaxPrunePerBlock = ConstU32<2048>;
 	type MaxVoucherLifetime = MaxVoucherLifetime;
@@ -205,7 +211,6 @@ impl pallet_attribution::BenchmarkHelper<AccountId, Signature, MultiSigner> for 
 	}
 	fn bond(who: &AccountId, key: [u8; 32]) {
 		use crate::RuntimeOrigin;
-		use alloc::vec;
 		use frame_support::traits::fungible::Mutate;
 		let _ = Balances::set_balance(who, 1_000_000 * OPEN);
 		OpenStaking::bond_worker(RuntimeOrigin::signed(who.clone()), 1_000 * OPEN, key, Default::default(), Default::default(), Perbill::zero())

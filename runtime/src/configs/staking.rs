@@ -12,6 +12,7 @@ parameter_types! {
 	pub const MinDelegation: crate::Balance = 10 * OPEN;
 	/// Unbonding takes 7 days until governance changes it (longer than any challenge window).
 	pub const DefaultUnbondingPeriod: BlockNumber = 7 * DAYS;
+	pub const MinUnbondingPeriod: BlockNumber = super::attribution::ChallengeWindow::get() + 10 * crate::time::MINUTES;
 	pub const CommissionChangeDelay: BlockNumber = 2 * super::attribution::ChallengeWindow::get();
 }
 
@@ -23,8 +24,9 @@ impl pallet_open_staking::Config for Runtime {
 	type MinWorkerBond = MinWorkerBond;
 	type MinDelegation = MinDelegation;
 	type DefaultUnbondingPeriod = DefaultUnbondingPeriod;
-	/// Stake stays slashable for at least a challenge window.
-	type MinUnbondingPeriod = super::attribution::ChallengeWindow;
+	/// Stake stays slashable for longer than a challenge window: stake that starts unbonding
+	/// when a receipt settles is still held when the last challenge of it can be filed.
+	type MinUnbondingPeriod = MinUnbondingPeriod;
 	/// Root (sudo on the dev and test networks) until on-chain governance exists.
 	type GovernanceOrigin = EnsureRoot<crate::AccountId>;
 	type SlashDestination = TreasuryAccount;

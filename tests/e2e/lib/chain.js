@@ -5,7 +5,8 @@ import { stringToU8a, u8aConcat, u8aToHex } from '@polkadot/util';
 import { blake2AsHex, encodeAddress } from '@polkadot/util-crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rpc } from './node.js';
+import { before, after } from 'node:test';
+import { Node, rpc, tempDir } from './node.js';
 
 export const OPEN = 10n ** 18n;
 export const TOTAL_SUPPLY = 1_000_000_000n * OPEN;
@@ -160,4 +161,23 @@ export async function sealUntil(api, rpcPort, target) {
 export async function vestSettled(api, rpcPort) {
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
   await sealUntil(api, rpcPort, now + api.consts.attribution.challengeWindow.toNumber() + 2);
+}
+
+/**
+ * A fresh `--dev --sealing instant` node for the calling test file: started before its tests,
+ * stopped (by process id) and removed after. Returns `{ node, api }`, filled in `before`.
+ */
+export function devChain(name) {
+  const ctx = { node: null, api: null };
+  before(async () => {
+    ctx.node = new Node({ name, basePath: tempDir(`ol-${name}-`), args: ['--dev', '--sealing', 'instant'] });
+    await ctx.node.start();
+    ctx.api = await connect(ctx.node.wsUrl);
+  });
+  after(async () => {
+    await ctx.api?.disconnect();
+    await ctx.node?.stop();
+    ctx.node?.cleanup();
+  });
+  return ctx;
 }
