@@ -54,269 +54,325 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn deposit_escrow() -> Weight {
 		//  Measured:  `103`
-		//  Estimated: `3604`
-		// Minimum execution time: 51_523_000 picoseconds.
-		Weight::from_parts(52_351_000, 3604)
+		//  Estimated: `3622`
+		// Minimum execution time: 45_466_000 picoseconds.
+		Weight::from_parts(52_029_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Balances::Holds` (r:1 w:0)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Withdrawals` (r:0 w:1)
 	/// Proof: `Attribution::Withdrawals` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	fn request_escrow_withdrawal() -> Weight {
 		//  Measured:  `55`
-		//  Estimated: `3604`
-		// Minimum execution time: 15_386_000 picoseconds.
-		Weight::from_parts(22_216_000, 3604)
+		//  Estimated: `3622`
+		// Minimum execution time: 16_956_000 picoseconds.
+		Weight::from_parts(17_228_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Attribution::Withdrawals` (r:1 w:1)
 	/// Proof: `Attribution::Withdrawals` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	fn withdraw_escrow() -> Weight {
 		//  Measured:  `257`
-		//  Estimated: `3604`
-		// Minimum execution time: 54_089_000 picoseconds.
-		Weight::from_parts(56_355_000, 3604)
+		//  Estimated: `3622`
+		// Minimum execution time: 53_557_000 picoseconds.
+		Weight::from_parts(56_923_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Attribution::UsedRequests` (r:256 w:256)
 	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::PruneCursor` (r:1 w:0)
+	/// Proof: `Attribution::PruneCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Workers` (r:1 w:0)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `Models::Models` (r:1 w:0)
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(778), added: 3253, mode: `MaxEncodedLen`)
 	/// Storage: `Models::Versions` (r:1 w:0)
 	/// Proof: `Models::Versions` (`max_values`: None, `max_size`: Some(552), added: 3027, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Snapshots` (r:1 w:0)
 	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
-	/// Storage: `Datanets::Leaves` (r:32 w:0)
+	/// Storage: `Datanets::Leaves` (r:8192 w:0)
 	/// Proof: `Datanets::Leaves` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
-	/// Storage: `Datanets::Contributions` (r:32 w:0)
+	/// Storage: `Datanets::Contributions` (r:8192 w:0)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(1485), added: 3960, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
-	/// Storage: `Datanets::Datanets` (r:1 w:0)
+	/// Storage: `Balances::Holds` (r:257 w:257)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::Datanets` (r:16 w:0)
 	/// Proof: `Datanets::Datanets` (`max_values`: None, `max_size`: Some(532), added: 3007, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::PruneQueue` (r:1 w:1)
 	/// Proof: `Attribution::PruneQueue` (`max_values`: None, `max_size`: Some(65550), added: 68025, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:2 w:2)
+	/// Storage: `System::Account` (r:257 w:257)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::Rewards` (r:2 w:2)
-	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::AccountEarnings` (r:3 w:3)
-	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::ContributionEarnings` (r:32 w:32)
-	/// Proof: `Attribution::ContributionEarnings` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::DatanetEarnings` (r:1 w:1)
-	/// Proof: `Attribution::DatanetEarnings` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::WorkerRewards` (r:1 w:1)
-	/// Proof: `Attribution::WorkerRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::AccountEarnings` (r:8211 w:8211)
+	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::ModelUsage` (r:1 w:1)
 	/// Proof: `Attribution::ModelUsage` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Receipts` (r:0 w:256)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(3899), added: 6374, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 256]`.
 	/// The range of component `s` is `[1, 32]`.
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		//  Measured:  `1708 + s * (203 ±0)`
-		//  Estimated: `69015 + n * (2511 ±0) + s * (3960 ±0)`
-		// Minimum execution time: 921_660_000 picoseconds.
-		Weight::from_parts(923_153_000, 69015)
-			// Standard Error: 16_596_487
-			.saturating_add(Weight::from_parts(315_469_155, 0).saturating_mul(n.into()))
-			// Standard Error: 132_874_680
-			.saturating_add(Weight::from_parts(1_022_818_671, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(18_u64))
-			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(s.into())))
-			.saturating_add(T::DbWeight::get().writes(12_u64))
-			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(s.into())))
-			.saturating_add(Weight::from_parts(0, 2511).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(0, 3960).saturating_mul(s.into()))
+		//  Measured:  `0 + n * (7353 ±0) + s * (56188 ±0)`
+		//  Estimated: `132111 + n * (46248 ±0) + s * (359195 ±49_797)`
+		// Minimum execution time: 918_251_000 picoseconds.
+		Weight::from_parts(919_439_000, 132111)
+			// Standard Error: 65_001_304
+			.saturating_add(Weight::from_parts(770_854_854, 0).saturating_mul(n.into()))
+			// Standard Error: 520_412_977
+			.saturating_add(Weight::from_parts(2_753_734_925, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(144_u64))
+			.saturating_add(T::DbWeight::get().reads((38_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().reads((272_u64).saturating_mul(s.into())))
+			.saturating_add(T::DbWeight::get().writes(59_u64))
+			.saturating_add(T::DbWeight::get().writes((16_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes((91_u64).saturating_mul(s.into())))
+			.saturating_add(Weight::from_parts(0, 46248).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 359195).saturating_mul(s.into()))
 	}
-	/// Storage: `Attribution::Rewards` (r:1 w:0)
+	/// Storage: `Attribution::Rewards` (r:1 w:1)
 	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::WorkerRewards` (r:1 w:1)
-	/// Proof: `Attribution::WorkerRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
-	/// Storage: `OpenStaking::Workers` (r:1 w:0)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
-	/// Storage: `OpenStaking::Delegations` (r:257 w:0)
-	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
-	/// Storage: `System::Account` (r:258 w:258)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::AccountEarnings` (r:1 w:1)
-	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
-	/// The range of component `d` is `[0, 256]`.
+	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn claim_rewards() -> Weight {
-		//  Measured:  `1037 + d * (205 ±0)`
-		//  Estimated: `6196 + d * (2603 ±0)`
-		// Minimum execution time: 85_648_000 picoseconds.
-		Weight::from_parts(67_839_404, 6196)
-			// Standard Error: 506_662
-			.saturating_add(T::DbWeight::get().reads(7_u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
+		//  Measured:  `1981`
+		//  Estimated: `6196`
+		// Minimum execution time: 139_024_000 picoseconds.
+		Weight::from_parts(141_243_000, 6196)
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(3899), added: 6374, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
+	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	fn challenge() -> Weight {
-		//  Measured:  `918`
-		//  Estimated: `7364`
-		// Minimum execution time: 67_135_000 picoseconds.
-		Weight::from_parts(73_479_000, 7364)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		//  Measured:  `2153`
+		//  Estimated: `8268`
+		// Minimum execution time: 105_847_000 picoseconds.
+		Weight::from_parts(116_307_000, 8268)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(3899), added: 6374, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
+	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
-	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(641), added: 3116, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:258 w:258)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:259 w:259)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:261 w:261)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardDebt` (r:257 w:257)
+	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::PoolBalance` (r:1 w:1)
+	/// Proof: `OpenStaking::PoolBalance` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::StakingRewards` (r:257 w:257)
+	/// Proof: `OpenStaking::StakingRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Delegations` (r:257 w:256)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
-	/// Storage: `OpenStaking::Unbonding` (r:257 w:0)
-	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::Rewards` (r:2 w:2)
-	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::AccountEarnings` (r:3 w:3)
-	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::WorkerRewards` (r:1 w:1)
-	/// Proof: `Attribution::WorkerRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::UsedRequests` (r:1 w:0)
-	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Unbonding` (r:1 w:0)
+	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(945), added: 3420, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Unbonders` (r:1 w:0)
+	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::AccountEarnings` (r:51 w:51)
+	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::SlashedWorkers` (r:0 w:1)
 	/// Proof: `OpenStaking::SlashedWorkers` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `d` is `[0, 256]`.
 	fn resolve_challenge(d: u32, ) -> Weight {
-		//  Measured:  `4287 + d * (279 ±0)`
-		//  Estimated: `14005 + d * (3356 ±0)`
-		// Minimum execution time: 360_154_000 picoseconds.
-		Weight::from_parts(375_220_930, 14005)
-			// Standard Error: 373_375
-			.saturating_add(Weight::from_parts(42_346_599, 0).saturating_mul(d.into()))
-			.saturating_add(T::DbWeight::get().reads(18_u64))
-			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(d.into())))
-			.saturating_add(T::DbWeight::get().writes(16_u64))
-			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
+		//  Measured:  `13130 + d * (282 ±0)`
+		//  Estimated: `132111 + d * (2632 ±0)`
+		// Minimum execution time: 557_603_000 picoseconds.
+		Weight::from_parts(306_525_829, 132111)
+			// Standard Error: 945_457
+			.saturating_add(Weight::from_parts(75_092_901, 0).saturating_mul(d.into()))
+			.saturating_add(T::DbWeight::get().reads(69_u64))
+			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(d.into())))
+			.saturating_add(T::DbWeight::get().writes(66_u64))
+			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 2632).saturating_mul(d.into()))
 	}
+	/// Storage: `Attribution::Receipts` (r:1 w:1)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
+	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:2 w:2)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Rewards` (r:50 w:50)
+	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::AccountEarnings` (r:51 w:51)
+	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Workers` (r:1 w:0)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:1)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::PoolBalance` (r:1 w:1)
+	/// Proof: `OpenStaking::PoolBalance` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::ContributionEarnings` (r:32 w:32)
+	/// Proof: `Attribution::ContributionEarnings` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DatanetEarnings` (r:16 w:16)
+	/// Proof: `Attribution::DatanetEarnings` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::UsedRequests` (r:0 w:1)
+	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// The range of component `p` is `[1, 51]`.
+	fn resolve_challenge_overdue(p: u32, ) -> Weight {
+		//  Measured:  `3450 + p * (144 ±0)`
+		//  Estimated: `8268 + p * (2571 ±114)`
+		// Minimum execution time: 175_092_000 picoseconds.
+		Weight::from_parts(211_522_479, 8268)
+			// Standard Error: 517_378
+			.saturating_add(Weight::from_parts(13_569_082, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(p.into())))
+			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
+	}
+	/// Storage: `Attribution::PruneCursor` (r:1 w:1)
+	/// Proof: `Attribution::PruneCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::PruneQueue` (r:1 w:1)
 	/// Proof: `Attribution::PruneQueue` (`max_values`: None, `max_size`: Some(65550), added: 68025, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::Receipts` (r:256 w:256)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(3899), added: 6374, mode: `MaxEncodedLen`)
-	/// Storage: `Attribution::UsedRequests` (r:0 w:256)
-	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
-	/// The range of component `n` is `[0, 2048]`.
-	fn resolve_challenge_overdue(p: u32, ) -> Weight {
-		Weight::from_parts(100_000_000, 14005)
-			.saturating_add(Weight::from_parts(30_000_000, 0).saturating_mul(p.into()))
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(p.into())))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
-			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(p.into())))
-	}
 	fn prune_block() -> Weight {
-		Weight::from_parts(10_000_000, 4000)
+		//  Measured:  `30`
+		//  Estimated: `69015`
+		// Minimum execution time: 12_023_000 picoseconds.
+		Weight::from_parts(13_210_000, 69015)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
+	/// Storage: `Attribution::PruneCursor` (r:1 w:1)
+	/// Proof: `Attribution::PruneCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::PruneQueue` (r:1 w:1)
+	/// Proof: `Attribution::PruneQueue` (`max_values`: None, `max_size`: Some(65550), added: 68025, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Receipts` (r:1 w:1)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Rewards` (r:50 w:50)
+	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::AccountEarnings` (r:51 w:51)
+	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::Workers` (r:1 w:0)
+	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:1)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::PoolBalance` (r:1 w:1)
+	/// Proof: `OpenStaking::PoolBalance` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::ContributionEarnings` (r:32 w:32)
+	/// Proof: `Attribution::ContributionEarnings` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DatanetEarnings` (r:16 w:16)
+	/// Proof: `Attribution::DatanetEarnings` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::UsedRequests` (r:0 w:1)
+	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// The range of component `p` is `[0, 51]`.
 	fn prune_receipt(p: u32, ) -> Weight {
-		Weight::from_parts(50_000_000, 8000)
-			.saturating_add(Weight::from_parts(30_000_000, 0).saturating_mul(p.into()))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(p.into())))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
-			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(p.into())))
+		//  Measured:  `2247 + p * (147 ±0)`
+		//  Estimated: `69015 + p * (2571 ±0)`
+		// Minimum execution time: 42_050_000 picoseconds.
+		Weight::from_parts(90_960_263, 69015)
+			// Standard Error: 688_681
+			.saturating_add(Weight::from_parts(13_197_139, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(p.into())))
+			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
 }
 
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn deposit_escrow() -> Weight {
-		Weight::from_parts(52_351_000, 3604)
+		Weight::from_parts(52_029_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn request_escrow_withdrawal() -> Weight {
-		Weight::from_parts(22_216_000, 3604)
+		Weight::from_parts(17_228_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_escrow() -> Weight {
-		Weight::from_parts(56_355_000, 3604)
+		Weight::from_parts(56_923_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		Weight::from_parts(923_153_000, 69015)
-			.saturating_add(Weight::from_parts(315_469_155, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(1_022_818_671, 0).saturating_mul(s.into()))
-			.saturating_add(ParityDbWeight::get().reads(18_u64))
-			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(s.into())))
-			.saturating_add(ParityDbWeight::get().writes(12_u64))
-			.saturating_add(ParityDbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(s.into())))
-			.saturating_add(Weight::from_parts(0, 2511).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(0, 3960).saturating_mul(s.into()))
+		Weight::from_parts(919_439_000, 132111)
+			.saturating_add(Weight::from_parts(770_854_854, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(2_753_734_925, 0).saturating_mul(s.into()))
+			.saturating_add(ParityDbWeight::get().reads(144_u64))
+			.saturating_add(ParityDbWeight::get().reads((38_u64).saturating_mul(n.into())))
+			.saturating_add(ParityDbWeight::get().reads((272_u64).saturating_mul(s.into())))
+			.saturating_add(ParityDbWeight::get().writes(59_u64))
+			.saturating_add(ParityDbWeight::get().writes((16_u64).saturating_mul(n.into())))
+			.saturating_add(ParityDbWeight::get().writes((91_u64).saturating_mul(s.into())))
+			.saturating_add(Weight::from_parts(0, 46248).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 359195).saturating_mul(s.into()))
 	}
 	fn claim_rewards() -> Weight {
-		Weight::from_parts(67_839_404, 6196)
-			.saturating_add(ParityDbWeight::get().reads(7_u64))
-			.saturating_add(ParityDbWeight::get().writes(4_u64))
+		Weight::from_parts(141_243_000, 6196)
+			.saturating_add(ParityDbWeight::get().reads(5_u64))
+			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn challenge() -> Weight {
-		Weight::from_parts(73_479_000, 7364)
-			.saturating_add(ParityDbWeight::get().reads(3_u64))
-			.saturating_add(ParityDbWeight::get().writes(3_u64))
+		Weight::from_parts(116_307_000, 8268)
+			.saturating_add(ParityDbWeight::get().reads(4_u64))
+			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn resolve_challenge(d: u32, ) -> Weight {
-		Weight::from_parts(375_220_930, 14005)
-			.saturating_add(Weight::from_parts(42_346_599, 0).saturating_mul(d.into()))
-			.saturating_add(ParityDbWeight::get().reads(18_u64))
-			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(d.into())))
-			.saturating_add(ParityDbWeight::get().writes(16_u64))
-			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
+		Weight::from_parts(306_525_829, 132111)
+			.saturating_add(Weight::from_parts(75_092_901, 0).saturating_mul(d.into()))
+			.saturating_add(ParityDbWeight::get().reads(69_u64))
+			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(d.into())))
+			.saturating_add(ParityDbWeight::get().writes(66_u64))
+			.saturating_add(ParityDbWeight::get().writes((5_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 2632).saturating_mul(d.into()))
 	}
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
-		Weight::from_parts(100_000_000, 14005)
-			.saturating_add(Weight::from_parts(30_000_000, 0).saturating_mul(p.into()))
-			.saturating_add(ParityDbWeight::get().reads(4_u64))
-			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(p.into())))
-			.saturating_add(ParityDbWeight::get().writes(4_u64))
-			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(p.into())))
+		Weight::from_parts(211_522_479, 8268)
+			.saturating_add(Weight::from_parts(13_569_082, 0).saturating_mul(p.into()))
+			.saturating_add(ParityDbWeight::get().reads(5_u64))
+			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
+			.saturating_add(ParityDbWeight::get().writes(5_u64))
+			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(p.into())))
+			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
 	fn prune_block() -> Weight {
-		Weight::from_parts(10_000_000, 4000)
+		Weight::from_parts(13_210_000, 69015)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn prune_receipt(p: u32, ) -> Weight {
-		Weight::from_parts(50_000_000, 8000)
-			.saturating_add(Weight::from_parts(30_000_000, 0).saturating_mul(p.into()))
-			.saturating_add(ParityDbWeight::get().reads(2_u64))
-			.saturating_add(ParityDbWeight::get().reads((4_u64).saturating_mul(p.into())))
-			.saturating_add(ParityDbWeight::get().writes(3_u64))
-			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(p.into())))
+		Weight::from_parts(90_960_263, 69015)
+			.saturating_add(Weight::from_parts(13_197_139, 0).saturating_mul(p.into()))
+			.saturating_add(ParityDbWeight::get().reads(3_u64))
+			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
+			.saturating_add(ParityDbWeight::get().writes(4_u64))
+			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(p.into())))
+			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
 }

@@ -69,10 +69,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_base(l: u32, ) -> Weight {
 		//  Measured:  `307 + l * (70 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 65_535_000 picoseconds.
-		Weight::from_parts(75_887_899, 6196)
-			// Standard Error: 351_735
-			.saturating_add(Weight::from_parts(4_263_991, 0).saturating_mul(l.into()))
+		// Minimum execution time: 56_840_000 picoseconds.
+		Weight::from_parts(69_559_950, 6196)
+			// Standard Error: 162_979
+			.saturating_add(Weight::from_parts(5_025_581, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -101,10 +101,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_adapter(l: u32, ) -> Weight {
 		//  Measured:  `812 + l * (69 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 70_036_000 picoseconds.
-		Weight::from_parts(84_538_449, 6196)
-			// Standard Error: 255_897
-			.saturating_add(Weight::from_parts(4_957_120, 0).saturating_mul(l.into()))
+		// Minimum execution time: 76_844_000 picoseconds.
+		Weight::from_parts(85_010_636, 6196)
+			// Standard Error: 226_335
+			.saturating_add(Weight::from_parts(4_363_247, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -127,10 +127,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn publish_version(l: u32, ) -> Weight {
 		//  Measured:  `1423 + l * (69 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 67_996_000 picoseconds.
-		Weight::from_parts(79_980_934, 6196)
-			// Standard Error: 186_976
-			.saturating_add(Weight::from_parts(4_388_247, 0).saturating_mul(l.into()))
+		// Minimum execution time: 72_035_000 picoseconds.
+		Weight::from_parts(74_734_310, 6196)
+			// Standard Error: 246_811
+			.saturating_add(Weight::from_parts(4_822_510, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -144,8 +144,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deprecate_version() -> Weight {
 		//  Measured:  `1437`
 		//  Estimated: `4243`
-		// Minimum execution time: 26_013_000 picoseconds.
-		Weight::from_parts(27_373_000, 4243)
+		// Minimum execution time: 24_338_000 picoseconds.
+		Weight::from_parts(25_960_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -154,8 +154,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_pricing() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 16_343_000 picoseconds.
-		Weight::from_parts(18_870_000, 4243)
+		// Minimum execution time: 12_897_000 picoseconds.
+		Weight::from_parts(15_602_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -166,8 +166,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_revenue_split() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 17_210_000 picoseconds.
-		Weight::from_parts(19_513_000, 4243)
+		// Minimum execution time: 14_819_000 picoseconds.
+		Weight::from_parts(18_811_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -178,8 +178,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn transfer_ownership() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 20_225_000 picoseconds.
-		Weight::from_parts(21_020_000, 4243)
+		// Minimum execution time: 17_600_000 picoseconds.
+		Weight::from_parts(20_493_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -188,8 +188,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_min_split() -> Weight {
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_948_000 picoseconds.
-		Weight::from_parts(8_848_000, 0)
+		// Minimum execution time: 5_002_000 picoseconds.
+		Weight::from_parts(7_587_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 }
@@ -197,8 +197,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn register_base(l: u32, ) -> Weight {
-		Weight::from_parts(75_887_899, 6196)
-			.saturating_add(Weight::from_parts(4_263_991, 0).saturating_mul(l.into()))
+		Weight::from_parts(69_559_950, 6196)
+			.saturating_add(Weight::from_parts(5_025_581, 0).saturating_mul(l.into()))
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(7_u64))
@@ -206,8 +206,8 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn register_adapter(l: u32, ) -> Weight {
-		Weight::from_parts(84_538_449, 6196)
-			.saturating_add(Weight::from_parts(4_957_120, 0).saturating_mul(l.into()))
+		Weight::from_parts(85_010_636, 6196)
+			.saturating_add(Weight::from_parts(4_363_247, 0).saturating_mul(l.into()))
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(8_u64))
@@ -215,8 +215,8 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn publish_version(l: u32, ) -> Weight {
-		Weight::from_parts(79_980_934, 6196)
-			.saturating_add(Weight::from_parts(4_388_247, 0).saturating_mul(l.into()))
+		Weight::from_parts(74_734_310, 6196)
+			.saturating_add(Weight::from_parts(4_822_510, 0).saturating_mul(l.into()))
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
@@ -224,27 +224,27 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn deprecate_version() -> Weight {
-		Weight::from_parts(27_373_000, 4243)
+		Weight::from_parts(25_960_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn set_pricing() -> Weight {
-		Weight::from_parts(18_870_000, 4243)
+		Weight::from_parts(15_602_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn set_revenue_split() -> Weight {
-		Weight::from_parts(19_513_000, 4243)
+		Weight::from_parts(18_811_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn transfer_ownership() -> Weight {
-		Weight::from_parts(21_020_000, 4243)
+		Weight::from_parts(20_493_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn set_min_split() -> Weight {
-		Weight::from_parts(8_848_000, 0)
+		Weight::from_parts(7_587_000, 0)
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 }

@@ -45,8 +45,8 @@ pub trait WeightInfo {
 	fn rebond() -> Weight;
 	fn withdraw_unbonded() -> Weight;
 	fn slash(d: u32, ) -> Weight;
-	fn set_unbonding_period() -> Weight;
 	fn claim_staking_rewards() -> Weight;
+	fn set_unbonding_period() -> Weight;
 }
 
 /// Weights measured on the reference machine, with the runtime's database weights.
@@ -64,12 +64,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn bond_worker() -> Weight {
 		//  Measured:  `3876`
 		//  Estimated: `209182`
-		// Minimum execution time: 233_059_000 picoseconds.
-		Weight::from_parts(246_053_000, 209182)
-			.saturating_add(T::DbWeight::get().reads(69_u64))
+		// Minimum execution time: 265_860_000 picoseconds.
+		Weight::from_parts(271_623_000, 209182)
+			.saturating_add(T::DbWeight::get().reads(70_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
@@ -81,8 +83,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn update_worker() -> Weight {
 		//  Measured:  `4288`
 		//  Estimated: `209182`
-		// Minimum execution time: 192_361_000 picoseconds.
-		Weight::from_parts(206_601_000, 209182)
+		// Minimum execution time: 208_816_000 picoseconds.
+		Weight::from_parts(226_738_000, 209182)
 			.saturating_add(T::DbWeight::get().reads(66_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -92,30 +94,44 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
+	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::PoolBalance` (r:1 w:1)
+	/// Proof: `OpenStaking::PoolBalance` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::StakingRewards` (r:1 w:1)
+	/// Proof: `OpenStaking::StakingRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn bond_extra() -> Weight {
-		//  Measured:  `611`
+		//  Measured:  `869`
 		//  Estimated: `4115`
-		// Minimum execution time: 56_133_000 picoseconds.
-		Weight::from_parts(61_518_000, 4115)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		// Minimum execution time: 86_316_000 picoseconds.
+		Weight::from_parts(87_168_000, 4115)
+			.saturating_add(T::DbWeight::get().reads(7_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::UnbondingPeriod` (r:1 w:0)
 	/// Proof: `OpenStaking::UnbondingPeriod` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
-	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(945), added: 3420, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
+	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	fn unbond() -> Weight {
-		//  Measured:  `1307`
-		//  Estimated: `4346`
-		// Minimum execution time: 22_534_000 picoseconds.
-		Weight::from_parts(28_397_000, 4346)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+		//  Measured:  `1656`
+		//  Estimated: `4410`
+		// Minimum execution time: 38_476_000 picoseconds.
+		Weight::from_parts(44_606_000, 4410)
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:0)
+	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Delegations` (r:1 w:1)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonders` (r:1 w:0)
@@ -124,13 +140,17 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
+	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	fn delegate() -> Weight {
-		//  Measured:  `609`
+		//  Measured:  `814`
 		//  Estimated: `4115`
-		// Minimum execution time: 57_055_000 picoseconds.
-		Weight::from_parts(69_718_000, 4115)
-			.saturating_add(T::DbWeight::get().reads(5_u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
+		// Minimum execution time: 83_355_000 picoseconds.
+		Weight::from_parts(86_636_000, 4115)
+			.saturating_add(T::DbWeight::get().reads(8_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
@@ -139,31 +159,41 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::UnbondingPeriod` (r:1 w:0)
 	/// Proof: `OpenStaking::UnbondingPeriod` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
-	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(945), added: 3420, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
+	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonders` (r:0 w:1)
 	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn undelegate() -> Weight {
-		//  Measured:  `587`
-		//  Estimated: `4346`
-		// Minimum execution time: 29_171_000 picoseconds.
-		Weight::from_parts(29_634_000, 4346)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
+		//  Measured:  `873`
+		//  Estimated: `4410`
+		// Minimum execution time: 49_305_000 picoseconds.
+		Weight::from_parts(50_115_000, 4410)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
-	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(945), added: 3420, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
+	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	fn rebond() -> Weight {
-		//  Measured:  `1359`
-		//  Estimated: `4346`
-		// Minimum execution time: 19_970_000 picoseconds.
-		Weight::from_parts(22_835_000, 4346)
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+		//  Measured:  `1712`
+		//  Estimated: `4410`
+		// Minimum execution time: 36_827_000 picoseconds.
+		Weight::from_parts(43_887_000, 4410)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
-	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(945), added: 3420, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::OpenChallenges` (r:16 w:0)
+	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Delegations` (r:16 w:0)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Workers` (r:17 w:16)
@@ -175,11 +205,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::Unbonders` (r:0 w:16)
 	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn withdraw_unbonded() -> Weight {
-		//  Measured:  `7735`
+		//  Measured:  `7799`
 		//  Estimated: `54115`
-		// Minimum execution time: 199_185_000 picoseconds.
-		Weight::from_parts(205_463_000, 54115)
-			.saturating_add(T::DbWeight::get().reads(36_u64))
+		// Minimum execution time: 282_497_000 picoseconds.
+		Weight::from_parts(307_326_000, 54115)
+			.saturating_add(T::DbWeight::get().reads(52_u64))
 			.saturating_add(T::DbWeight::get().writes(35_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
@@ -188,102 +218,123 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:258 w:258)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardDebt` (r:257 w:257)
+	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Delegations` (r:257 w:256)
 	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:257 w:257)
-	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(881), added: 3356, mode: `MaxEncodedLen`)
+	/// Proof: `OpenStaking::Unbonding` (`max_values`: None, `max_size`: Some(945), added: 3420, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonders` (r:257 w:0)
 	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::SlashedWorkers` (r:0 w:1)
 	/// Proof: `OpenStaking::SlashedWorkers` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `d` is `[0, 256]`.
 	fn slash(d: u32, ) -> Weight {
-		//  Measured:  `961 + d * (442 ±0)`
-		//  Estimated: `6196 + d * (3356 ±0)`
-		// Minimum execution time: 79_196_000 picoseconds.
-		Weight::from_parts(80_613_000, 6196)
-			// Standard Error: 614_928
-			.saturating_add(Weight::from_parts(79_660_801, 0).saturating_mul(d.into()))
-			.saturating_add(T::DbWeight::get().reads(7_u64))
-			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(d.into())))
+		//  Measured:  `1291 + d * (1357 ±0)`
+		//  Estimated: `6196 + d * (3420 ±0)`
+		// Minimum execution time: 91_960_000 picoseconds.
+		Weight::from_parts(1_302_430_100, 6196)
+			// Standard Error: 9_020_122
+			.saturating_add(Weight::from_parts(508_402_941, 0).saturating_mul(d.into()))
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().reads((6_u64).saturating_mul(d.into())))
+			.saturating_add(T::DbWeight::get().writes(7_u64))
+			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 3420).saturating_mul(d.into()))
+	}
+	/// Storage: `OpenStaking::Delegations` (r:1 w:0)
+	/// Proof: `OpenStaking::Delegations` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
+	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
+	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::PoolBalance` (r:1 w:1)
+	/// Proof: `OpenStaking::PoolBalance` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::StakingRewards` (r:1 w:1)
+	/// Proof: `OpenStaking::StakingRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:2 w:2)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	fn claim_staking_rewards() -> Weight {
+		//  Measured:  `870`
+		//  Estimated: `6196`
+		// Minimum execution time: 72_504_000 picoseconds.
+		Weight::from_parts(82_727_000, 6196)
+			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
-			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
 	}
 	/// Storage: `OpenStaking::UnbondingPeriod` (r:0 w:1)
 	/// Proof: `OpenStaking::UnbondingPeriod` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	fn set_unbonding_period() -> Weight {
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 5_551_000 picoseconds.
-		Weight::from_parts(7_901_000, 0)
+		// Minimum execution time: 6_993_000 picoseconds.
+		Weight::from_parts(7_450_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
-	}
-	fn claim_staking_rewards() -> Weight {
-		Weight::from_parts(60_000_000, 6000)
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 }
 
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn bond_worker() -> Weight {
-		Weight::from_parts(246_053_000, 209182)
-			.saturating_add(ParityDbWeight::get().reads(69_u64))
+		Weight::from_parts(271_623_000, 209182)
+			.saturating_add(ParityDbWeight::get().reads(70_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn update_worker() -> Weight {
-		Weight::from_parts(206_601_000, 209182)
+		Weight::from_parts(226_738_000, 209182)
 			.saturating_add(ParityDbWeight::get().reads(66_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn bond_extra() -> Weight {
-		Weight::from_parts(61_518_000, 4115)
-			.saturating_add(ParityDbWeight::get().reads(3_u64))
-			.saturating_add(ParityDbWeight::get().writes(3_u64))
+		Weight::from_parts(87_168_000, 4115)
+			.saturating_add(ParityDbWeight::get().reads(7_u64))
+			.saturating_add(ParityDbWeight::get().writes(6_u64))
 	}
 	fn unbond() -> Weight {
-		Weight::from_parts(28_397_000, 4346)
-			.saturating_add(ParityDbWeight::get().reads(3_u64))
-			.saturating_add(ParityDbWeight::get().writes(2_u64))
+		Weight::from_parts(44_606_000, 4410)
+			.saturating_add(ParityDbWeight::get().reads(5_u64))
+			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn delegate() -> Weight {
-		Weight::from_parts(69_718_000, 4115)
-			.saturating_add(ParityDbWeight::get().reads(5_u64))
-			.saturating_add(ParityDbWeight::get().writes(4_u64))
+		Weight::from_parts(86_636_000, 4115)
+			.saturating_add(ParityDbWeight::get().reads(8_u64))
+			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn undelegate() -> Weight {
-		Weight::from_parts(29_634_000, 4346)
-			.saturating_add(ParityDbWeight::get().reads(4_u64))
-			.saturating_add(ParityDbWeight::get().writes(4_u64))
+		Weight::from_parts(50_115_000, 4410)
+			.saturating_add(ParityDbWeight::get().reads(6_u64))
+			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn rebond() -> Weight {
-		Weight::from_parts(22_835_000, 4346)
-			.saturating_add(ParityDbWeight::get().reads(2_u64))
-			.saturating_add(ParityDbWeight::get().writes(2_u64))
+		Weight::from_parts(43_887_000, 4410)
+			.saturating_add(ParityDbWeight::get().reads(4_u64))
+			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn withdraw_unbonded() -> Weight {
-		Weight::from_parts(205_463_000, 54115)
-			.saturating_add(ParityDbWeight::get().reads(36_u64))
+		Weight::from_parts(307_326_000, 54115)
+			.saturating_add(ParityDbWeight::get().reads(52_u64))
 			.saturating_add(ParityDbWeight::get().writes(35_u64))
 	}
 	fn slash(d: u32, ) -> Weight {
-		Weight::from_parts(80_613_000, 6196)
-			.saturating_add(Weight::from_parts(79_660_801, 0).saturating_mul(d.into()))
-			.saturating_add(ParityDbWeight::get().reads(7_u64))
-			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(d.into())))
-			.saturating_add(ParityDbWeight::get().writes(6_u64))
-			.saturating_add(ParityDbWeight::get().writes((4_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 3356).saturating_mul(d.into()))
-	}
-	fn set_unbonding_period() -> Weight {
-		Weight::from_parts(7_901_000, 0)
-			.saturating_add(ParityDbWeight::get().writes(1_u64))
+		Weight::from_parts(1_302_430_100, 6196)
+			.saturating_add(Weight::from_parts(508_402_941, 0).saturating_mul(d.into()))
+			.saturating_add(ParityDbWeight::get().reads(9_u64))
+			.saturating_add(ParityDbWeight::get().reads((6_u64).saturating_mul(d.into())))
+			.saturating_add(ParityDbWeight::get().writes(7_u64))
+			.saturating_add(ParityDbWeight::get().writes((5_u64).saturating_mul(d.into())))
+			.saturating_add(Weight::from_parts(0, 3420).saturating_mul(d.into()))
 	}
 	fn claim_staking_rewards() -> Weight {
-		Weight::from_parts(60_000_000, 6000)
-			.saturating_add(ParityDbWeight::get().reads(6_u64))
-			.saturating_add(ParityDbWeight::get().writes(5_u64))
+		Weight::from_parts(82_727_000, 6196)
+			.saturating_add(ParityDbWeight::get().reads(8_u64))
+			.saturating_add(ParityDbWeight::get().writes(6_u64))
+	}
+	fn set_unbonding_period() -> Weight {
+		Weight::from_parts(7_450_000, 0)
+			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 }
