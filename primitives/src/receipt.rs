@@ -25,9 +25,24 @@ use sp_core::{sr25519, ConstU32, H256};
 use sp_runtime::{traits::Verify, BoundedVec, Perbill, RuntimeDebug};
 
 /// Domain tag of voucher signatures and request ids.
-pub const VOUCHER_DOMAIN: &[u8] = b"openledger:voucher:v2";
+pub const VOUCHER_DOMAIN: &[u8] = b"openledger:voucher:v3";
 /// Domain tag of receipt signatures.
-pub const RECEIPT_DOMAIN: &[u8] = b"openledger:receipt:v2";
+pub const RECEIPT_DOMAIN: &[u8] = b"openledger:receipt:v3";
+
+/// The terms a payer accepts for a model: blake2-256 of the SCALE encoding of
+/// `("terms", split, per_request, per_1k_tokens)` (the model's revenue split and price as the
+/// registry stores them, prices as `u128`). A voucher names them; the runtime settles it only
+/// under those terms (the current ones, or the previous ones within a grace period after a
+/// change) and charges at most their price.
+pub fn terms_hash(split: &crate::RevenueSplit, per_request: u128, per_1k_tokens: u128) -> H256 {
+	H256(sp_core::hashing::blake2_256(&("terms", split, per_request, per_1k_tokens).encode()))
+}
+
+/// The fee of a request of `tokens` tokens (prompt + completion) at a model's price, rounded
+/// down: `per_request + per_1k_tokens × tokens / 1000` (saturating).
+pub fn price_of(per_request: u128, per_1k_tokens: u128, tokens: u64) -> u128 {
+	per_request.saturating_add(per_1k_tokens.saturating_mul(tokens as u128) / 1000)
+}
 
 /// The request a voucher pays for, for `/v1/completions`: blake2-256 of the SCALE encoding of
 /// `("completion", prompt)` (strings as compact length + UTF-8, so the bytes are unambiguous;
@@ -84,6 +99,8 @@ pub struct Voucher<AccountId, Balance, BlockNumber> {
 	pub model_version: ModelVersion,
 	/// The most the worker may charge.
 	pub max_fee: Balance,
+	/// The model's terms the payer accepted ([`terms_hash`] of its split and price).
+	pub terms: H256,
 	/// Unique per payer; makes the request id unique.
 	pub nonce: u64,
 	/// Last block at which it can be redeemed.
@@ -224,6 +241,7 @@ mod tests {
 			model: 3,
 			model_version: 1,
 			max_fee: OPEN,
+			terms: H256::repeat_byte(0x7e),
 			nonce: 7,
 			expires_at: 100,
 			genesis: H256::repeat_byte(0xaa),

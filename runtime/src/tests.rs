@@ -535,6 +535,8 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		let lineage = vec![pallet_models::LineageEntry { datanet: 0, version: 1, weight: Perbill::one() }];
 		let modules = vec![b"q".to_vec().try_into().unwrap()].try_into().unwrap();
 		assert_ok!(crate::Models::register_adapter(origin(alice), 0, b"a".to_vec(), vec![], 8, 16, modules, H256::repeat_byte(0xad), vec![], lineage.try_into().unwrap(), H256::zero()));
+		// Priced at up to 2 OPEN a request (a receipt may charge no more).
+		assert_ok!(crate::Models::set_pricing(origin(alice), 1, pallet_models::Pricing { per_request: 2 * OPEN, per_1k_tokens: 0 }));
 		// Charlie serves it with its own receipt key, 10 % commission; Dave delegates; Eve
 		// delegated and left before any receipt (her stake is unbonding, still bonded to
 		// Charlie); Bob delegates now and leaves after the receipts settle.
@@ -557,6 +559,10 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 				model: 1,
 				model_version: 1,
 				max_fee: 10 * OPEN,
+				terms: {
+					let m = pallet_models::Models::<Runtime>::get(1).unwrap();
+					openledger_primitives::receipt::terms_hash(&m.split, m.pricing.per_request, m.pricing.per_1k_tokens)
+				},
 				nonce,
 				expires_at: System::block_number() + 100,
 				genesis: H256::from_slice(System::block_hash(0).as_ref()),

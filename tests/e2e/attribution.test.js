@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir } from './lib/node.js';
-import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY, signVoucher, completionRequestHash, RECEIPT_DOMAIN, vestSettled } from './lib/chain.js';
+import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY, signVoucher, completionRequestHash, RECEIPT_DOMAIN, vestSettled, termsOf } from './lib/chain.js';
 
 let node;
 let api;
@@ -31,6 +31,8 @@ before(async () => {
   const base = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
   r = await ok(api.tx.models.registerAdapter(base, 'support-lora', '', 8, 16, ['q_proj'], blake2AsHex('w', 256), '', [{ datanet, version: 1, weight: 1_000_000_000 }], blake2AsHex('t', 256)), dave);
   adapter = findEvent(r.events, 'models', 'AdapterRegistered').data.model.toNumber();
+  // Priced at 2 OPEN a request: a receipt charges at most that.
+  await ok(api.tx.models.setPricing(adapter, { per1kTokens: 0, perRequest: 2n * OPEN }), dave);
   await ok(api.tx.openStaking.bondWorker(api.consts.openStaking.minWorkerBond, workerKey.publicKey, 'http://127.0.0.1:8080', [adapter], 0), charlie);
   await ok(api.tx.attribution.depositEscrow(100n * OPEN), eve);
 });
@@ -47,7 +49,7 @@ const domain = (tag) => api.createType('Bytes', tag).toU8a();
 async function receipt({ nonce, fee, maxFee = 2n * OPEN, shares, signer = workerKey }) {
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
   const { voucher, signature: payerSignature, requestId } = signVoucher(api, eve, {
-    worker: charlie.address, model: adapter, modelVersion: 1, maxFee, nonce, expiresAt: now + 100,
+    worker: charlie.address, model: adapter, modelVersion: 1, maxFee, terms: await termsOf(api, adapter), nonce, expiresAt: now + 100,
     requestHash: completionRequestHash(api, `request ${nonce}`),
   });
   // The signed-receipt type as the runtime metadata names it (`Vec<…>` of the call argument).
@@ -142,14 +144,15 @@ test('bad receipts are rejected one by one with their reason', async () => {
   const old = await send(api, api.tx.attribution.submitReceipts([first.signed]), charlie);
   assert.deepEqual(old.events.map((e) => e.event).filter((e) => e.method === 'ReceiptRejected').map((e) => e.data.reason.toString()), ['Expired']);
   const greedy = await receipt({ nonce: 2, fee: 3n * OPEN, shares: [] });
+  const overPriced = await receipt({ nonce: 6, fee: 3n * OPEN, maxFee: 4n * OPEN, shares: [] });
   const stashSigned = await receipt({ nonce: 3, fee: OPEN, shares: [], signer: charlie });
   const outside = await receipt({ nonce: 4, fee: OPEN, shares: [[7, 10]] });
   const fine = await receipt({ nonce: 5, fee: OPEN / 2n, shares: [[1, 100]] });
   // `fine` twice in one batch: settled, then the very same signed receipt again.
-  const r = await send(api, api.tx.attribution.submitReceipts([fine, fine, greedy, stashSigned, outside].map((x) => x.signed)), charlie);
+  const r = await send(api, api.tx.attribution.submitReceipts([fine, fine, greedy, overPriced, stashSigned, outside].map((x) => x.signed)), charlie);
   assert.equal(r.error, null);
   const reasons = r.events.map((e) => e.event).filter((e) => e.method === 'ReceiptRejected').map((e) => e.data.reason.toString());
-  assert.deepEqual(reasons, ['AlreadyUsed', 'FeeAboveVoucher', 'BadWorkerSignature', 'BadAttribution']);
+  assert.deepEqual(reasons, ['AlreadyUsed', 'FeeAboveVoucher', 'FeeAbovePrice', 'BadWorkerSignature', 'BadAttribution']);
   const settled = r.events.map((e) => e.event).filter((e) => e.method === 'ReceiptSettled');
   assert.equal(settled.length, 1);
   assert.equal(settled[0].data.requestId.toHex(), fine.requestId);

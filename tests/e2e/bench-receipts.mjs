@@ -6,7 +6,7 @@
 //   node bench-receipts.mjs <ws-url> [receipts per worker] [workers] [batch]
 import { blake2AsHex, cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
-import { connect, devKeys, send, findEvent, OPEN, signVoucher, completionRequestHash, RECEIPT_DOMAIN } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, OPEN, signVoucher, completionRequestHash, RECEIPT_DOMAIN, termsOf } from './lib/chain.js';
 
 const [url, perWorkerArg = '1000', workersArg = '4', batchArg = '250'] = process.argv.slice(2);
 const PER_WORKER = Number(perWorkerArg);
@@ -51,10 +51,12 @@ await ok(api.tx.datanets.snapshot(datanet), alice);
 r = await ok(api.tx.models.registerBase('base', '', 'llama', blake2AsHex('b', 256), '', [], blake2AsHex('c', 256)), alice);
 const model = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
 await ok(api.tx.models.publishVersion(model, blake2AsHex('b2', 256), '', [{ datanet, version: 1, weight: 1_000_000_000 }], blake2AsHex('c', 256)), alice);
+// Priced so that the receipts' fee (0.01 OPEN) is within the price.
+await ok(api.tx.models.setPricing(model, { per1kTokens: 0, perRequest: OPEN / 100n }), alice);
 const payers = Array.from({ length: PAYERS }, (_, i) => k(`//BenchPayer${i}`));
-await ok(api.tx.utility.batchAll(payers.map((p) => api.tx.balances.transferKeepAlive(p.address, 100_000n * OPEN))), alice);
+await ok(api.tx.utility.batchAll(payers.map((p) => api.tx.balances.transferKeepAlive(p.address, 1_000n * OPEN))), alice);
 for (let i = 0; i < PAYERS; i += 50) {
-  await Promise.all(payers.slice(i, i + 50).map((p) => ok(api.tx.attribution.depositEscrow(50_000n * OPEN), p)));
+  await Promise.all(payers.slice(i, i + 50).map((p) => ok(api.tx.attribution.depositEscrow(500n * OPEN), p)));
 }
 const workers = Array.from({ length: WORKERS }, (_, i) => ({ stash: k(`//BenchWorker${i}`), key: k(`//BenchWorker${i}//receipts`) }));
 await ok(api.tx.utility.batchAll(workers.map((w) => api.tx.balances.transferKeepAlive(w.stash.address, 10_000n * OPEN))), alice);
@@ -65,13 +67,14 @@ const domain = (t) => api.createType('Bytes', t).toU8a();
 const signedType = api.tx.attribution.submitReceipts.meta.args[0].type.toString().replace(/^Vec<(.*)>$/, '$1');
 // Within the runtime's voucher lifetime (a day of blocks).
 const expiresAt = (await api.rpc.chain.getHeader()).number.toNumber() + 10_000;
+const terms = await termsOf(api, model);
 let nonce = 0;
 const t0sign = Date.now();
 const batches = workers.map((w) => {
   const out = [];
   for (let i = 0; i < PER_WORKER; i++) {
     const { voucher, signature } = signVoucher(api, payers[nonce % PAYERS], {
-      worker: w.stash.address, model, modelVersion: 2, maxFee: OPEN, nonce: nonce++, expiresAt, requestHash: completionRequestHash(api, `request ${nonce}`),
+      worker: w.stash.address, model, modelVersion: 2, maxFee: OPEN, terms, nonce: nonce++, expiresAt, requestHash: completionRequestHash(api, `request ${nonce}`),
     });
     const receipt = api.createType(signedType, {
       receipt: {

@@ -13,7 +13,7 @@ import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, vestSettled } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, vestSettled, termsOf } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 const { alice, bob, charlie, k } = devKeys();
@@ -58,7 +58,7 @@ async function voucherHeader(forModel, prompt) {
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
   voucherNonce += 1;
   return signVoucher(api, eve, {
-    worker: charlie.address, model: forModel, modelVersion: 1, maxFee: OPEN, nonce: voucherNonce, expiresAt: now + 1000,
+    worker: charlie.address, model: forModel, modelVersion: 1, maxFee: OPEN, terms: await termsOf(api, forModel), nonce: voucherNonce, expiresAt: now + 1000,
     requestHash: completionRequestHash(api, prompt),
   }).header;
 }

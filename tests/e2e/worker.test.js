@@ -11,7 +11,7 @@ import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, termsOf } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 let node;
@@ -38,7 +38,7 @@ async function voucherHeader({ model = adapter, maxFee = OPEN, payer = eve, prom
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
   nonce += 1;
   const { header, requestId } = signVoucher(api, payer, {
-    worker: charlie.address, model, modelVersion: 1, maxFee, nonce, expiresAt: now + 1000,
+    worker: charlie.address, model, modelVersion: 1, maxFee, terms: await termsOf(api, adapter), nonce, expiresAt: now + 1000,
     requestHash: completionRequestHash(api, prompt),
   });
   return { header, requestId };
@@ -126,12 +126,20 @@ test('a paid answer is receipted, settled on chain and credits the contribution 
   assert.equal(otherPrompt.body.error.code, 'wrong_request');
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
   const foreign = signVoucher(api, eve, {
-    worker: charlie.address, model: adapter, modelVersion: 1, maxFee: OPEN, nonce: 999_999, expiresAt: now + 1000,
+    worker: charlie.address, model: adapter, modelVersion: 1, maxFee: OPEN, terms: await termsOf(api, adapter), nonce: 999_999, expiresAt: now + 1000,
     requestHash: completionRequestHash(api, PROMPT), genesis: blake2AsHex('another chain', 256),
   });
   const wrongChain = await ask(foreign.header);
   assert.equal(wrongChain.status, 402);
   assert.equal(wrongChain.body.error.code, 'wrong_chain');
+  // Signed for terms (price and split) the model does not have: refused before serving.
+  const otherTerms = signVoucher(api, eve, {
+    worker: charlie.address, model: adapter, modelVersion: 1, maxFee: OPEN, terms: blake2AsHex('other terms', 256), nonce: 999_998, expiresAt: now + 1000,
+    requestHash: completionRequestHash(api, PROMPT),
+  });
+  const changed = await ask(otherTerms.header);
+  assert.equal(changed.status, 402);
+  assert.equal(changed.body.error.code, 'terms_changed');
 
   const { header, requestId } = await voucherHeader();
   const res = await ask(header);

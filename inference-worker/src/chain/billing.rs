@@ -120,6 +120,13 @@ pub fn check(
 	if voucher.expires_at < finalized.saturating_add(2) {
 		return Err(refuse(402, "voucher_expired", format!("the voucher expires at block {}, the chain is at {finalized}", voucher.expires_at)));
 	}
+	if voucher.terms != served.terms {
+		return Err(refuse(
+			402,
+			"terms_changed",
+			format!("the voucher accepts terms {:?}; model {} is now priced and split as {:?} (see models_getModel, terms_hash)", voucher.terms, served.model, served.terms),
+		));
+	}
 	let worst = served.fee(max_tokens);
 	if voucher.max_fee < worst {
 		return Err(refuse(402, "fee_above_voucher", format!("this request may cost up to {worst}, the voucher allows {}", voucher.max_fee)));
@@ -194,6 +201,7 @@ mod tests {
 	}
 
 	const GENESIS: H256 = H256::repeat_byte(0x42);
+	const TERMS: H256 = H256::repeat_byte(0x7e);
 
 	fn rq() -> H256 {
 		openledger_primitives::receipt::completion_request_hash("The court held that")
@@ -206,6 +214,7 @@ mod tests {
 			model: 1,
 			model_version: 1,
 			max_fee,
+			terms: TERMS,
 			nonce: 7,
 			expires_at: 100,
 			genesis: GENESIS,
@@ -218,7 +227,7 @@ mod tests {
 	#[test]
 	fn header_round_trip_and_checks() {
 		let (reg, worker, payer) = setup();
-		let served = ServedModel { model: 1, version: 1, per_request: 100, per_1k_tokens: 1000, lineage: vec![(4, 1)], weights_hash: None };
+		let served = ServedModel { model: 1, version: 1, per_request: 100, per_1k_tokens: 1000, terms: TERMS, lineage: vec![(4, 1)], weights_hash: None };
 		reg.served.write().unwrap().insert("base".into(), served.clone());
 		let (v, sig) = voucher(&payer, &worker, 1_000);
 		let header = format!("0x{}", hex::encode((v.clone(), sig.clone()).encode()));
@@ -228,6 +237,11 @@ mod tests {
 		let ok = check(&reg, "base", None, &rq(), v2.clone(), sig2.clone(), 900).unwrap();
 		assert_eq!(ok.request_id, v.request_id());
 		assert_eq!(check(&reg, "base", None, &rq(), v2.clone(), sig2.clone(), 901).unwrap_err().code, "fee_above_voucher");
+		// Signed for other terms (the model's price or split changed): refused before serving.
+		let (mut other_terms, _) = voucher(&payer, &worker, 1_000);
+		other_terms.terms = H256::repeat_byte(1);
+		let other_sig = Signature::Sr25519(payer.sign(&other_terms.signing_payload()));
+		assert_eq!(check(&reg, "base", None, &rq(), other_terms, other_sig, 1).unwrap_err().code, "terms_changed");
 		assert_eq!(check(&reg, "other", None, &rq(), v2.clone(), sig2.clone(), 1).unwrap_err().code, "model_not_on_chain");
 		let (mut forged, _) = voucher(&payer, &worker, 1_000);
 		forged.max_fee = 10_000;

@@ -460,6 +460,7 @@ mod tests {
 			model: 1,
 			model_version: 1,
 			max_fee: 10,
+			terms: Default::default(),
 			nonce,
 			expires_at: 100,
 			genesis: Default::default(),

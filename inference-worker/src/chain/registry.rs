@@ -10,6 +10,7 @@ use crate::model::lora::{adapter_id, CONFIG_FILE, WEIGHTS_FILE};
 use anyhow::{bail, Context, Result};
 use jsonrpsee::rpc_params;
 use openledger_primitives::{tx, AccountId, ModelId, ModelVersion};
+use sp_core::H256;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,6 +27,8 @@ pub struct ServedModel {
 	pub version: ModelVersion,
 	pub per_request: u128,
 	pub per_1k_tokens: u128,
+	/// The model's terms as vouchers must name them (`terms_hash` of its split and price).
+	pub terms: H256,
 	/// (datanet, snapshot version) pairs of the version's lineage.
 	pub lineage: Vec<(u32, u32)>,
 	/// For an adapter: the weights hash (adapter id) registered for this version. A request is
@@ -46,6 +49,7 @@ struct ModelJson {
 	kind: String,
 	price_per_1k_tokens: String,
 	price_per_request: String,
+	split_perbill: HashMap<String, u32>,
 	versions: Vec<VersionJson>,
 }
 
@@ -208,13 +212,18 @@ impl Registry {
 					},
 				}
 			};
+			let per_request: u128 = m.price_per_request.parse().context("price")?;
+			let per_1k_tokens: u128 = m.price_per_1k_tokens.parse().context("price")?;
+			let part = |k: &str| m.split_perbill.get(k).copied().map(sp_runtime::Perbill::from_parts).with_context(|| format!("split share {k}"));
+			let split = openledger_primitives::RevenueSplit { owner: part("owner")?, data: part("data")?, worker: part("worker")?, treasury: part("treasury")? };
 			served.insert(
 				name,
 				ServedModel {
 					model,
 					version: v.version,
-					per_request: m.price_per_request.parse().context("price")?,
-					per_1k_tokens: m.price_per_1k_tokens.parse().context("price")?,
+					per_request,
+					per_1k_tokens,
+					terms: openledger_primitives::receipt::terms_hash(&split, per_request, per_1k_tokens),
 					lineage: v.lineage.iter().map(|l| (l.datanet, l.version)).collect(),
 					weights_hash,
 				},

@@ -52,6 +52,8 @@ fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 	let fee: BalanceOf<T> = T::MinFee::get().max(1_000_000u32.into());
 	// Shares below 100 % in all, so that every lineage Datanet owner is paid too.
 	let per = Perbill::from_rational(1u32, s + 1);
+	let t = T::Models::terms(model, model_version).expect("the helper registered it");
+	let terms = openledger_primitives::receipt::terms_hash(&t.split, t.per_request, t.per_1k_tokens);
 	let receipts = (0..n)
 		.map(|i| {
 			let payer_key = sp_io::crypto::sr25519_generate(KEY, None);
@@ -64,6 +66,7 @@ fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 				model,
 				model_version,
 				max_fee: fee,
+				terms,
 				nonce: i as u64,
 				expires_at: frame_system::Pallet::<T>::block_number() + 1_000u32.into(),
 				genesis: H256::from_slice(Pallet::<T>::genesis_hash().as_ref()),

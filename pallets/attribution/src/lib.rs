@@ -16,7 +16,8 @@
 //! `openledger_primitives::receipt`). Each is checked on its own — unused request id, the
 //! submitting worker is the voucher's, not expired, fee ≤ max fee, payer signature, worker
 //! eligible and serving the model with the receipt signed by its registered signing key, model
-//! version exists and is not deprecated, shares ≤ 100 %, every contribution is a leaf of a
+//! version exists and is not deprecated, the voucher's terms are the model's (or its previous
+//! ones within the grace period after a change) and the fee is within their price, shares ≤ 100 %, every contribution is a leaf of a
 //! snapshot in the model version's lineage, escrow covers the fee — and is settled, or rejected
 //! with [`Event::ReceiptRejected`] naming the [`RejectReason`], changing nothing.
 //!
@@ -119,7 +120,7 @@ pub mod pallet {
 	use frame_system::pallet_prelude::*;
 	use openledger_primitives::{DatanetId, ModelId, ModelVersion};
 	use sp_runtime::{
-		traits::{AccountIdConversion, IdentifyAccount, One, Saturating, Verify, Zero},
+		traits::{AccountIdConversion, IdentifyAccount, One, SaturatedConversion, Saturating, Verify, Zero},
 		Perbill,
 	};
 
@@ -252,6 +253,12 @@ pub mod pallet {
 		/// Pruning is more than [`Config::MaxPruneLag`] blocks behind (blocks have been full):
 		/// submit it later.
 		PruningBehind,
+		/// The voucher names terms (price and split) the model does not have, nor had within
+		/// the grace period.
+		TermsChanged,
+		/// The fee is above the model's price for the receipt's tokens (under the voucher's
+		/// terms).
+		FeeAbovePrice,
 	}
 
 	/// The judgement of a challenged receipt.
@@ -502,21 +509,24 @@ pub mod pallet {
 		/// Settles a batch of receipts of the calling worker, each on its own.
 		///
 		/// ## Complexity
-		/// O(n · s): `n` receipts with up to `s` attributed contributions each.
+		/// O(n · s): `n` receipts with up to `s` attributed contributions each. Charged for
+		/// `MAX_SHARES` before dispatch, refunded to the batch's largest share count.
 		#[pallet::call_index(3)]
 		#[pallet::weight(<T as Config>::WeightInfo::submit_receipts(receipts.len() as u32, MAX_SHARES))]
 		pub fn submit_receipts(
 			origin: OriginFor<T>,
 			receipts: BoundedVec<SignedReceiptOf<T>, T::MaxReceiptsPerBatch>,
-		) -> DispatchResult {
+		) -> DispatchResultWithPostInfo {
 			let worker = ensure_signed(origin)?;
+			let n = receipts.len() as u32;
+			let s = receipts.iter().map(|r| r.receipt.attribution.len() as u32).max().unwrap_or(0).max(1);
 			for signed in receipts {
 				let request_id = signed.receipt.request_id();
 				if let Err(reason) = Self::settle(&worker, signed) {
 					Self::deposit_event(Event::ReceiptRejected { request_id, worker: worker.clone(), reason });
 				}
 			}
-			Ok(())
+			Ok(Some(<T as Config>::WeightInfo::submit_receipts(n, s)).into())
 		}
 
 		/// Pays out `who`'s vested rewards (anyone may trigger it; the OPEN goes to `who`).
@@ -686,6 +696,22 @@ pub mod pallet {
 			);
 			let terms = T::Models::terms(v.model, v.model_version).ok_or(RejectReason::UnknownModel)?;
 			ensure!(!terms.deprecated, RejectReason::DeprecatedModel);
+			// The terms the payer accepted: the model's current ones, or those it had before its
+			// last change while vouchers signed under them can still settle.
+			use openledger_primitives::receipt::{price_of, terms_hash};
+			let (agreed_split, per_request, per_1k) = if v.terms == terms_hash(&terms.split, terms.per_request, terms.per_1k_tokens) {
+				(terms.split, terms.per_request, terms.per_1k_tokens)
+			} else {
+				terms
+					.previous
+					.filter(|(split, per_request, per_1k)| v.terms == terms_hash(split, *per_request, *per_1k))
+					.ok_or(RejectReason::TermsChanged)?
+			};
+			let tokens = r.prompt_tokens as u64 + r.completion_tokens as u64;
+			ensure!(
+				r.fee.saturated_into::<u128>() <= price_of(per_request, per_1k, tokens),
+				RejectReason::FeeAbovePrice
+			);
 			ensure!(r.shares_total().is_some(), RejectReason::SharesExceed);
 			let mut attributed = Vec::with_capacity(r.attribution.len());
 			for s in r.attribution.iter() {
@@ -725,7 +751,7 @@ pub mod pallet {
 			)
 			.and_then(|_| T::Currency::hold(&HoldReason::Owed.into(), &pot, r.fee))
 			.map_err(|_| RejectReason::InsufficientEscrow)?;
-			let p = split::split_fee(r.fee, &terms.split, &attributed, &lineage_owners);
+			let p = split::split_fee(r.fee, &agreed_split, &attributed, &lineage_owners);
 			let mut payouts: Vec<Payout<T::AccountId, BalanceOf<T>>> = Vec::new();
 			// Zero amounts write nothing (no storage entry for an earning of nothing).
 			let mut owe = |who: &T::AccountId, amount: BalanceOf<T>, kind: PayoutKind| {

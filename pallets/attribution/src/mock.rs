@@ -169,6 +169,18 @@ pub const CHALLENGER_REWARD: Balance = 100;
 pub const WINDOW: u64 = 20;
 pub const ESCROW_DELAY: u64 = 5;
 pub const PRUNE_LAG: u64 = 40;
+/// The mock model's price per request.
+pub const PRICE: u128 = 2_000;
+
+/// The terms hash of the mock model `(model, version)` as it is now.
+pub fn terms_of(model: ModelId, version: ModelVersion) -> sp_core::H256 {
+	MODELS.with(|m| {
+		m.borrow()
+			.get(&(model, version))
+			.map(|t| openledger_primitives::receipt::terms_hash(&t.split, t.per_request, t.per_1k_tokens))
+			.unwrap_or_default()
+	})
+}
 pub const RESOLVE_TIMEOUT: u64 = 30;
 
 parameter_types! {
@@ -223,6 +235,9 @@ impl crate::BenchmarkHelper<AccountId, MultiSignature, MultiSigner> for MockBenc
 			m.borrow_mut().insert((5, 1), ModelTerms {
 				owner: owner(),
 				split: split(40, 30, 20, 10),
+				per_request: u64::MAX as u128,
+				per_1k_tokens: 0,
+				previous: None,
 				lineage: (5..5 + MAX_LINEAGE).map(|d| (d, 1, weight)).collect(),
 				deprecated: false,
 			})
@@ -263,13 +278,25 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 		let mut m = m.borrow_mut();
 		m.clear();
 		// Model 1 v1: trained half on datanet 0 snapshot 1, half on datanet 1 snapshot 1.
+		// Priced at 2,000 per request: fees above it are refused.
 		m.insert((1, 1), ModelTerms {
 			owner: owner(),
 			split: split(40, 30, 20, 10),
+			per_request: PRICE,
+			per_1k_tokens: 0,
+			previous: None,
 			lineage: vec![(0, 1, Perbill::from_percent(50)), (1, 1, Perbill::from_percent(50))],
 			deprecated: false,
 		});
-		m.insert((1, 2), ModelTerms { owner: owner(), split: split(40, 30, 20, 10), lineage: vec![], deprecated: true });
+		m.insert((1, 2), ModelTerms {
+			owner: owner(),
+			split: split(40, 30, 20, 10),
+			per_request: PRICE,
+			per_1k_tokens: 0,
+			previous: None,
+			lineage: vec![],
+			deprecated: true,
+		});
 	});
 	SNAPSHOTS.with(|s| {
 		let mut s = s.borrow_mut();

@@ -59,6 +59,7 @@ fn make_with(
 		model: spec.model,
 		model_version: spec.version,
 		max_fee: spec.max_fee,
+		terms: terms_of(spec.model, spec.version),
 		nonce: spec.nonce,
 		expires_at: spec.expires_at,
 		genesis: H256::from_slice(Attribution::genesis_hash().as_ref()),
@@ -248,7 +249,8 @@ fn each_bad_receipt_is_rejected_with_its_reason_and_changes_nothing() {
 			assert_eq!(pot_total(), pot0);
 			assert_eq!(UsedRequests::<Test>::get(id), used0);
 		}
-		// Not enough escrow.
+		// Not enough escrow (the model's price raised so that the fee is within it).
+		MODELS.with(|m| m.borrow_mut().get_mut(&(1, 1)).unwrap().per_request = 100_000);
 		System::reset_events();
 		submit(worker(), vec![good(Spec { nonce: 20, fee: 1_000, max_fee: 100_000, ..Default::default() }), good(Spec { nonce: 21, fee: 9_500, max_fee: 100_000, ..Default::default() })]);
 		assert!(rejected(RejectReason::InsufficientEscrow));
@@ -528,11 +530,13 @@ fn conservation_over_random_sequences() {
 							..Default::default()
 						});
 						let id = r.receipt.request_id();
-						let valid = (10..=2_500).contains(&fee) && fee <= Attribution::escrow_of(&payer());
+						// Within the voucher (2,500), the price (2,000) and the minimum (10), covered.
+						let valid = (10..=2_000).contains(&fee) && fee <= Attribution::escrow_of(&payer());
 						System::reset_events();
 						submit(worker(), vec![r]);
 						assert_eq!(Receipts::<Test>::contains_key(id), valid, "fee {fee}: settled exactly when valid and covered");
-						assert_eq!(rejected(RejectReason::FeeAboveVoucher) || rejected(RejectReason::FeeTooLow) || rejected(RejectReason::InsufficientEscrow), !valid);
+						let refused = [RejectReason::FeeAboveVoucher, RejectReason::FeeAbovePrice, RejectReason::FeeTooLow, RejectReason::InsufficientEscrow];
+						assert_eq!(refused.into_iter().any(rejected), !valid);
 						if valid {
 							settled += 1;
 							ids.push(id);
@@ -777,6 +781,47 @@ fn an_unjudged_challenge_expires_as_valid() {
 		assert_eq!(FROZEN.with(|f| f.borrow().get(&worker()).copied()), Some(0), "unfrozen");
 		assert_eq!(Rewards::<Test>::get(owner()), 400, "vested as valid");
 		assert_noop!(Attribution::expire_challenge(signed(payer()), id), Error::UnknownReceipt);
+		check();
+	});
+}
+
+/// A voucher names the model's terms: a receipt settles only under the terms the payer
+/// accepted — the model's current ones, or its previous ones while the registry keeps them — is
+/// split by those terms, and charges no more than their price.
+#[test]
+fn receipts_settle_under_the_terms_the_payer_accepted() {
+	new_test_ext().execute_with(|| {
+		escrow(10_000);
+		// Above the price (2,000 per request) though within max_fee: refused.
+		submit(worker(), vec![good(Spec { nonce: 1, fee: 2_001, max_fee: 5_000, ..Default::default() })]);
+		assert!(rejected(RejectReason::FeeAbovePrice));
+		// Signed for other terms.
+		System::reset_events();
+		let other = make_with(Spec { nonce: 2, ..Default::default() }, Sr25519Keyring::Alice, &signing_key(), |v| v.terms = H256::repeat_byte(3), false);
+		submit(worker(), vec![other]);
+		assert!(rejected(RejectReason::TermsChanged));
+		// Signed under the current terms, then the owner changes the split (data 30 % → 60 %):
+		// the voucher settles under the terms it names, with their split.
+		let signed_before = good(Spec { nonce: 3, ..Default::default() });
+		let old = MODELS.with(|m| m.borrow().get(&(1, 1)).cloned().unwrap());
+		MODELS.with(|m| {
+			let mut m = m.borrow_mut();
+			let t = m.get_mut(&(1, 1)).unwrap();
+			t.previous = Some((old.split, old.per_request, old.per_1k_tokens));
+			t.split = split(10, 60, 20, 10);
+		});
+		let id = signed_before.receipt.request_id();
+		submit(worker(), vec![signed_before]);
+		let owner_paid = Receipts::<Test>::get(id).unwrap().payouts.iter().find(|p| p.kind == PayoutKind::Owner).unwrap().amount;
+		assert_eq!(owner_paid, 400, "the owner's 40 % of the old split, not 10 %");
+		// Once the previous terms are gone, such a voucher is refused.
+		MODELS.with(|m| m.borrow_mut().get_mut(&(1, 1)).unwrap().previous = None);
+		System::reset_events();
+		let stale = make_with(Spec { nonce: 4, ..Default::default() }, Sr25519Keyring::Alice, &signing_key(), |v| {
+			v.terms = openledger_primitives::receipt::terms_hash(&old.split, old.per_request, old.per_1k_tokens)
+		}, false);
+		submit(worker(), vec![stale]);
+		assert!(rejected(RejectReason::TermsChanged));
 		check();
 	});
 }

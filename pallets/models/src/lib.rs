@@ -107,6 +107,11 @@ pub mod pallet {
 		/// Longest target module name.
 		#[pallet::constant]
 		type MaxModuleNameLen: Get<u32>;
+		/// How long a model's previous price and split stay valid for vouchers signed under
+		/// them after the owner changes them (the longest a voucher lives): a request served on
+		/// the old terms settles on the old terms.
+		#[pallet::constant]
+		type TermsGrace: Get<BlockNumberFor<Self>>;
 		/// Weight information for extrinsics in this pallet.
 		type WeightInfo: WeightInfo;
 	}
@@ -151,6 +156,12 @@ pub mod pallet {
 	pub fn MinSplitDefault<T: Config>() -> RevenueSplit {
 		T::InitialMinSplit::get()
 	}
+
+	/// A model's price and split before their last change, and the last block vouchers signed
+	/// under them may settle.
+	#[pallet::storage]
+	pub type PreviousTerms<T: Config> =
+		StorageMap<_, Twox64Concat, ModelId, (Pricing<BalanceOf<T>>, RevenueSplit, BlockNumberFor<T>)>;
 
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -333,6 +344,7 @@ pub mod pallet {
 			Models::<T>::try_mutate(model, |m| -> DispatchResult {
 				let m = m.as_mut().ok_or(Error::<T>::UnknownModel)?;
 				ensure!(m.owner == who, Error::<T>::NotOwner);
+				Self::keep_previous_terms(model, m);
 				m.pricing = pricing;
 				Ok(())
 			})?;
@@ -350,6 +362,7 @@ pub mod pallet {
 			Models::<T>::try_mutate(model, |m| -> DispatchResult {
 				let m = m.as_mut().ok_or(Error::<T>::UnknownModel)?;
 				ensure!(m.owner == who, Error::<T>::NotOwner);
+				Self::keep_previous_terms(model, m);
 				m.split = split;
 				Ok(())
 			})?;
@@ -424,6 +437,13 @@ pub mod pallet {
 				deprecated: false,
 				published_at: frame_system::Pallet::<T>::block_number(),
 			})
+		}
+
+		/// Keeps `m`'s current price and split valid for [`Config::TermsGrace`] blocks, for
+		/// vouchers signed under them (a second change within the grace replaces them).
+		fn keep_previous_terms(model: ModelId, m: &ModelInfo<T>) {
+			let until = sp_runtime::Saturating::saturating_add(frame_system::Pallet::<T>::block_number(), T::TermsGrace::get());
+			PreviousTerms::<T>::insert(model, (m.pricing, m.split, until));
 		}
 
 		fn charge(who: &T::AccountId, fee: BalanceOf<T>) -> DispatchResult {

@@ -82,6 +82,7 @@ impl pallet_models::Config for Test {
 	type GovernanceOrigin = EnsureRoot<AccountId>;
 	type MaxNameLen = ConstU32<32>;
 	type MaxUriLen = ConstU32<64>;
+	type TermsGrace = frame_support::traits::ConstU64<20>;
 	type MaxLineage = ConstU32<4>;
 	type MaxTargetModules = ConstU32<4>;
 	type MaxModuleNameLen = ConstU32<16>;

@@ -266,3 +266,26 @@ fn try_state_detects_a_broken_index() {
 		assert!(Registry::do_try_state().is_err());
 	});
 }
+
+/// Changing the price or split keeps the previous terms valid for `TermsGrace` blocks (for
+/// vouchers signed under them).
+#[test]
+fn a_terms_change_keeps_the_previous_terms_for_the_grace_period() {
+	new_test_ext().execute_with(|| {
+		let m = base(ALICE, 1);
+		let before = crate::Models::<Test>::get(m).unwrap();
+		let pricing = Pricing { per_1k_tokens: 7, per_request: 3 };
+		assert_ok!(Registry::set_pricing(signed(ALICE), m, pricing));
+		assert_eq!(PreviousTerms::<Test>::get(m), Some((before.pricing, before.split, 1 + 20)));
+		System::set_block_number(5);
+		let split = RevenueSplit {
+			owner: Perbill::from_percent(30),
+			data: Perbill::from_percent(50),
+			worker: Perbill::from_percent(15),
+			treasury: Perbill::from_percent(5),
+		};
+		assert_ok!(Registry::set_revenue_split(signed(ALICE), m, split));
+		assert_eq!(PreviousTerms::<Test>::get(m), Some((pricing, before.split, 5 + 20)), "the terms in force until now");
+		check();
+	});
+}

@@ -43,9 +43,16 @@ impl ModelTermsProvider<AccountId> for ModelsAdapter {
 	fn terms(model: ModelId, version: ModelVersion) -> Option<ModelTerms<AccountId>> {
 		let m = pallet_models::Models::<Runtime>::get(model)?;
 		let v = pallet_models::Versions::<Runtime>::get(model, version)?;
+		let now = frame_system::Pallet::<Runtime>::block_number();
+		let previous = pallet_models::PreviousTerms::<Runtime>::get(model)
+			.filter(|(_, _, until)| *until >= now)
+			.map(|(pricing, split, _)| (split, pricing.per_request, pricing.per_1k_tokens));
 		Some(ModelTerms {
 			owner: m.owner,
 			split: m.split,
+			per_request: m.pricing.per_request,
+			per_1k_tokens: m.pricing.per_1k_tokens,
+			previous,
 			lineage: v.lineage.iter().map(|e| (e.datanet, e.version, e.weight)).collect(),
 			deprecated: v.deprecated,
 		})
@@ -199,6 +206,9 @@ impl pallet_attribution::BenchmarkHelper<AccountId, Signature, MultiSigner> for 
 		let modules = vec![b"q".to_vec().try_into().expect("short")].try_into().expect("one module");
 		crate::Models::register_adapter(origin(), base, b"a".to_vec(), vec![], 8, 16, modules, [0xad; 32].into(), vec![], lineage.try_into().expect("MaxLineage entries"), [0; 32].into())
 			.expect("adapter");
+		// Priced high enough for any benchmark fee (a receipt may not charge above the price).
+		crate::Models::set_pricing(origin(), base + 1, pallet_models::Pricing { per_request: 1_000_000 * OPEN, per_1k_tokens: 0 })
+			.expect("pricing");
 		OpenStaking::bond_worker(RuntimeOrigin::signed(worker.clone()), 1_000 * OPEN, key, Default::default(), vec![base + 1].try_into().expect("one model"), Perbill::zero())
 			.expect("worker");
 		(base + 1, 1, first, 1)

@@ -42,6 +42,7 @@ impl pallet_models::Config for Runtime {
 	type GovernanceOrigin = EnsureRoot<crate::AccountId>;
 	type MaxNameLen = ConstU32<64>;
 	type MaxUriLen = ConstU32<256>;
+	type TermsGrace = ConstU32<{ openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS }>;
 	type MaxLineage = ConstU32<16>;
 	type MaxTargetModules = ConstU32<16>;
 	type MaxModuleNameLen = ConstU32<32>;

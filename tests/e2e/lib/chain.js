@@ -94,8 +94,8 @@ export async function datanetWithSnapshot(api, { owner, contributor, name, texts
 }
 
 // ---- vouchers (primitives/src/receipt.rs) ----------------------------------------------------
-export const VOUCHER_DOMAIN = 'openledger:voucher:v2';
-export const RECEIPT_DOMAIN = 'openledger:receipt:v2';
+export const VOUCHER_DOMAIN = 'openledger:voucher:v3';
+export const RECEIPT_DOMAIN = 'openledger:receipt:v3';
 
 /** What a voucher names for `/v1/completions` of `prompt`: blake2-256 of SCALE ("completion", prompt). */
 export const completionRequestHash = (api, prompt) =>
@@ -109,8 +109,23 @@ export const chatRequestHash = (api, messages) =>
 export const domainTag = (api, tag) => api.createType('Bytes', tag).toU8a();
 
 /**
+ * The terms a voucher for `model` accepts, as the chain has them now: blake2-256 of SCALE
+ * `("terms", split, perRequest as u128, per1kTokens as u128)`.
+ */
+export async function termsOf(api, model) {
+  const m = (await api.query.models.models(model)).unwrap();
+  return blake2AsHex(u8aConcat(
+    api.createType('Text', 'terms').toU8a(),
+    m.split.toU8a(),
+    api.createType('u128', m.pricing.perRequest).toU8a(),
+    api.createType('u128', m.pricing.per1kTokens).toU8a(),
+  ), 256);
+}
+
+/**
  * A voucher of this chain (its genesis hash) signed by `payer` (a keyring pair); `fields` are the
- * rest (`worker`, `model`, `modelVersion`, `maxFee`, `nonce`, `expiresAt`, `requestHash`).
+ * rest (`worker`, `model`, `modelVersion`, `maxFee`, `terms` (see `termsOf`), `nonce`,
+ * `expiresAt`, `requestHash`).
  * Returns the voucher, its signature, the worker's `X-OpenLedger-Voucher` header and the request id.
  */
 export function signVoucher(api, payer, fields) {
