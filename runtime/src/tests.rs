@@ -656,3 +656,26 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		assert_ok!(invariants::check());
 	});
 }
+
+/// The attribution pallet sees a model's earlier terms exactly while the registry keeps them
+/// valid (`TermsGrace` blocks after each change), and not after.
+#[test]
+fn earlier_model_terms_count_only_within_their_grace() {
+	use pallet_attribution::ModelTermsProvider;
+	dev_ext().execute_with(|| {
+		start_block(1);
+		let alice = crate::RuntimeOrigin::signed(Sr25519Keyring::Alice.to_account_id());
+		assert_ok!(crate::Models::register_base(alice.clone(), b"b".to_vec(), vec![], vec![], sp_core::H256::repeat_byte(1), vec![], Default::default(), sp_core::H256::zero()));
+		let terms = || crate::configs::attribution::ModelsAdapter::terms(0, 1).expect("registered");
+		assert!(terms().previous.is_empty());
+		let first = terms();
+		assert_ok!(crate::Models::set_pricing(alice, 0, pallet_models::Pricing { per_request: OPEN, per_1k_tokens: 0 }));
+		assert_eq!(terms().per_request, OPEN);
+		assert_eq!(terms().previous, vec![(first.split, first.per_request, first.per_1k_tokens)]);
+		let grace: u32 = openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS;
+		System::set_block_number(1 + grace);
+		assert_eq!(terms().previous.len(), 1, "still valid on the last block of its grace");
+		System::set_block_number(2 + grace);
+		assert!(terms().previous.is_empty(), "gone after it");
+	});
+}

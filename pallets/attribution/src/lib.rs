@@ -416,6 +416,9 @@ pub mod pallet {
 		ChallengeUpheld { request_id: RequestId, worker: T::AccountId, refunded: BalanceOf<T> },
 		/// A challenge was rejected and the bond forfeited.
 		ChallengeRejected { request_id: RequestId, challenger: T::AccountId },
+		/// A challenge went unjudged past the resolve timeout: the receipt stands, the bond went
+		/// back to the challenger.
+		ChallengeExpired { request_id: RequestId, challenger: T::AccountId },
 	}
 
 	#[pallet::error]
@@ -587,12 +590,14 @@ pub mod pallet {
 		)]
 		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, verdict: Verdict) -> DispatchResultWithPostInfo {
 			T::ResolveOrigin::ensure_origin(origin)?;
-			Self::judge(request_id, verdict)
+			Self::judge(request_id, Some(verdict))
 		}
 
 		/// Closes a challenge nobody judged within [`Config::ResolveTimeout`] blocks after the
-		/// receipt's challenge window: the receipt stands ([`Verdict::Valid`]; the bond goes to the
-		/// treasury), so a challenge cannot freeze a worker's stake for longer. Anyone may call it.
+		/// receipt's challenge window: the receipt stands (it vests as valid) and the challenger
+		/// gets its bond back without a reward, so a challenge cannot freeze a worker's stake for
+		/// longer and an honest challenger is not punished for the resolver's silence. Anyone may
+		/// call it.
 		#[pallet::call_index(7)]
 		#[pallet::weight(<T as Config>::WeightInfo::resolve_challenge_overdue(max_payouts::<T>()))]
 		pub fn expire_challenge(origin: OriginFor<T>, request_id: RequestId) -> DispatchResultWithPostInfo {
@@ -601,13 +606,16 @@ pub mod pallet {
 			ensure!(r.challenger.is_some(), Error::<T>::NotChallenged);
 			let deadline = r.settled_at.saturating_add(T::ChallengeWindow::get()).saturating_add(T::ResolveTimeout::get());
 			ensure!(frame_system::Pallet::<T>::block_number() > deadline, Error::<T>::TooEarly);
-			Self::judge(request_id, Verdict::Valid)
+			Self::judge(request_id, None)
 		}
 	}
 
 	impl<T: Config> Pallet<T> {
 		/// Applies `verdict` to a challenged receipt (see [`Pallet::resolve_challenge`]).
-		fn judge(request_id: RequestId, verdict: Verdict) -> DispatchResultWithPostInfo {
+		/// `None`: the challenge expired unjudged — the receipt stands as valid, the challenger
+		/// gets its bond back (it is not punished for the resolver's silence) and no reward.
+		fn judge(request_id: RequestId, judged: Option<Verdict>) -> DispatchResultWithPostInfo {
+			let verdict = judged.unwrap_or(Verdict::Valid);
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
 			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
 			let bond = T::ChallengeBond::get();
@@ -629,6 +637,9 @@ pub mod pallet {
 				// Best effort: a poor treasury does not block justice.
 				let _ = T::Currency::transfer(&T::Treasury::get(), &challenger, T::ChallengerReward::get(), Preservation::Preserve);
 				Self::deposit_event(Event::ChallengeUpheld { request_id, worker: r.worker.clone(), refunded });
+			} else if judged.is_none() {
+				T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, bond, Precision::BestEffort)?;
+				Self::deposit_event(Event::ChallengeExpired { request_id, challenger });
 			} else {
 				T::Currency::transfer_on_hold(
 					&HoldReason::ChallengeBond.into(),
@@ -704,7 +715,8 @@ pub mod pallet {
 			} else {
 				terms
 					.previous
-					.filter(|(split, per_request, per_1k)| v.terms == terms_hash(split, *per_request, *per_1k))
+					.into_iter()
+					.find(|(split, per_request, per_1k)| v.terms == terms_hash(split, *per_request, *per_1k))
 					.ok_or(RejectReason::TermsChanged)?
 			};
 			let tokens = r.prompt_tokens as u64 + r.completion_tokens as u64;

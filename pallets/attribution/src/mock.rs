@@ -237,7 +237,7 @@ impl crate::BenchmarkHelper<AccountId, MultiSignature, MultiSigner> for MockBenc
 				split: split(40, 30, 20, 10),
 				per_request: u64::MAX as u128,
 				per_1k_tokens: 0,
-				previous: None,
+				previous: vec![],
 				lineage: (5..5 + MAX_LINEAGE).map(|d| (d, 1, weight)).collect(),
 				deprecated: false,
 			})
@@ -284,7 +284,7 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 			split: split(40, 30, 20, 10),
 			per_request: PRICE,
 			per_1k_tokens: 0,
-			previous: None,
+			previous: vec![],
 			lineage: vec![(0, 1, Perbill::from_percent(50)), (1, 1, Perbill::from_percent(50))],
 			deprecated: false,
 		});
@@ -293,7 +293,7 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 			split: split(40, 30, 20, 10),
 			per_request: PRICE,
 			per_1k_tokens: 0,
-			previous: None,
+			previous: vec![],
 			lineage: vec![],
 			deprecated: true,
 		});

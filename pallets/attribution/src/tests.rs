@@ -763,7 +763,8 @@ fn receipts_wait_while_pruning_is_behind() {
 }
 
 /// A challenge nobody judges does not freeze the worker's stake forever: after the window and
-/// the resolve timeout anyone closes it, the receipt standing (the bond goes to the treasury).
+/// the resolve timeout anyone closes it, the receipt standing; the challenger gets its bond
+/// back (no reward).
 #[test]
 fn an_unjudged_challenge_expires_as_valid() {
 	new_test_ext().execute_with(|| {
@@ -774,10 +775,11 @@ fn an_unjudged_challenge_expires_as_valid() {
 		assert_noop!(Attribution::expire_challenge(signed(payer()), H256::zero()), Error::UnknownReceipt);
 		idle_to(deadline + 1);
 		assert!(Receipts::<Test>::get(id).is_some_and(|r| r.overdue), "kept past its pruning block");
-		let t0 = Balances::balance(&treasury());
+		let (t0, c0) = (Balances::balance(&treasury()), Balances::balance(&challenger()));
 		assert_ok!(Attribution::expire_challenge(signed(payer()), id));
-		System::assert_has_event(RuntimeEvent::Attribution(Event::ChallengeRejected { request_id: id, challenger: challenger() }));
-		assert_eq!(Balances::balance(&treasury()), t0 + CHALLENGE_BOND);
+		System::assert_has_event(RuntimeEvent::Attribution(Event::ChallengeExpired { request_id: id, challenger: challenger() }));
+		assert_eq!(Balances::balance(&treasury()), t0, "nothing forfeited");
+		assert_eq!(Balances::balance(&challenger()), c0 + CHALLENGE_BOND, "the bond back, no reward");
 		assert_eq!(FROZEN.with(|f| f.borrow().get(&worker()).copied()), Some(0), "unfrozen");
 		assert_eq!(Rewards::<Test>::get(owner()), 400, "vested as valid");
 		assert_noop!(Attribution::expire_challenge(signed(payer()), id), Error::UnknownReceipt);
@@ -807,7 +809,7 @@ fn receipts_settle_under_the_terms_the_payer_accepted() {
 		MODELS.with(|m| {
 			let mut m = m.borrow_mut();
 			let t = m.get_mut(&(1, 1)).unwrap();
-			t.previous = Some((old.split, old.per_request, old.per_1k_tokens));
+			t.previous = vec![(old.split, old.per_request, old.per_1k_tokens)];
 			t.split = split(10, 60, 20, 10);
 		});
 		let id = signed_before.receipt.request_id();
@@ -815,7 +817,7 @@ fn receipts_settle_under_the_terms_the_payer_accepted() {
 		let owner_paid = Receipts::<Test>::get(id).unwrap().payouts.iter().find(|p| p.kind == PayoutKind::Owner).unwrap().amount;
 		assert_eq!(owner_paid, 400, "the owner's 40 % of the old split, not 10 %");
 		// Once the previous terms are gone, such a voucher is refused.
-		MODELS.with(|m| m.borrow_mut().get_mut(&(1, 1)).unwrap().previous = None);
+		MODELS.with(|m| m.borrow_mut().get_mut(&(1, 1)).unwrap().previous = vec![]);
 		System::reset_events();
 		let stale = make_with(Spec { nonce: 4, ..Default::default() }, Sr25519Keyring::Alice, &signing_key(), |v| {
 			v.terms = openledger_primitives::receipt::terms_hash(&old.split, old.per_request, old.per_1k_tokens)

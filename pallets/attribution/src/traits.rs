@@ -13,9 +13,9 @@ pub struct ModelTerms<AccountId> {
 	/// Price per request and per 1,000 tokens (prompt + completion).
 	pub per_request: u128,
 	pub per_1k_tokens: u128,
-	/// The split and prices before the last change, `(split, per_request, per_1k_tokens)`,
-	/// while vouchers signed under them may still settle.
-	pub previous: Option<(RevenueSplit, u128, u128)>,
+	/// Earlier splits and prices, `(split, per_request, per_1k_tokens)`, while vouchers signed
+	/// under them may still settle.
+	pub previous: Vec<(RevenueSplit, u128, u128)>,
 	/// `(datanet, snapshot version, weight)`; weights sum to 100 % or the list is empty.
 	pub lineage: Vec<(DatanetId, SnapshotVersion, Perbill)>,
 	pub deprecated: bool,

@@ -58,8 +58,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deposit_escrow() -> Weight {
 		//  Measured:  `103`
 		//  Estimated: `3622`
-		// Minimum execution time: 45_466_000 picoseconds.
-		Weight::from_parts(52_029_000, 3622)
+		// Minimum execution time: 46_897_000 picoseconds.
+		Weight::from_parts(52_118_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -70,8 +70,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn request_escrow_withdrawal() -> Weight {
 		//  Measured:  `55`
 		//  Estimated: `3622`
-		// Minimum execution time: 16_956_000 picoseconds.
-		Weight::from_parts(17_228_000, 3622)
+		// Minimum execution time: 15_426_000 picoseconds.
+		Weight::from_parts(17_395_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -84,8 +84,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn withdraw_escrow() -> Weight {
 		//  Measured:  `257`
 		//  Estimated: `3622`
-		// Minimum execution time: 53_557_000 picoseconds.
-		Weight::from_parts(56_923_000, 3622)
+		// Minimum execution time: 55_781_000 picoseconds.
+		Weight::from_parts(59_292_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -101,6 +101,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(778), added: 3253, mode: `MaxEncodedLen`)
 	/// Storage: `Models::Versions` (r:1 w:0)
 	/// Proof: `Models::Versions` (`max_values`: None, `max_size`: Some(552), added: 3027, mode: `MaxEncodedLen`)
+	/// Storage: `Models::PreviousTerms` (r:1 w:0)
+	/// Proof: `Models::PreviousTerms` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Snapshots` (r:1 w:0)
 	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Leaves` (r:8192 w:0)
@@ -124,15 +126,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `n` is `[1, 256]`.
 	/// The range of component `s` is `[1, 32]`.
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		//  Measured:  `0 + n * (7353 ±0) + s * (56188 ±0)`
-		//  Estimated: `132111 + n * (46248 ±0) + s * (359195 ±49_797)`
-		// Minimum execution time: 918_251_000 picoseconds.
-		Weight::from_parts(919_439_000, 132111)
-			// Standard Error: 65_001_304
-			.saturating_add(Weight::from_parts(770_854_854, 0).saturating_mul(n.into()))
-			// Standard Error: 520_412_977
-			.saturating_add(Weight::from_parts(2_753_734_925, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(144_u64))
+		//  Measured:  `0 + n * (7359 ±0) + s * (56184 ±0)`
+		//  Estimated: `132111 + n * (46248 ±4_000) + s * (359195 ±32_028)`
+		// Minimum execution time: 988_312_000 picoseconds.
+		Weight::from_parts(1_005_573_000, 132111)
+			// Standard Error: 103_339_768
+			.saturating_add(Weight::from_parts(1_139_777_612, 0).saturating_mul(n.into()))
+			// Standard Error: 827_358_121
+			.saturating_add(Weight::from_parts(3_680_072_083, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(145_u64))
 			.saturating_add(T::DbWeight::get().reads((38_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().reads((272_u64).saturating_mul(s.into())))
 			.saturating_add(T::DbWeight::get().writes(59_u64))
@@ -150,10 +152,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::AccountEarnings` (r:1 w:1)
 	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn claim_rewards() -> Weight {
-		//  Measured:  `1981`
+		//  Measured:  `2014`
 		//  Estimated: `6196`
-		// Minimum execution time: 139_024_000 picoseconds.
-		Weight::from_parts(141_243_000, 6196)
+		// Minimum execution time: 253_392_000 picoseconds.
+		Weight::from_parts(345_712_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -166,10 +168,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	fn challenge() -> Weight {
-		//  Measured:  `2153`
+		//  Measured:  `2186`
 		//  Estimated: `8268`
-		// Minimum execution time: 105_847_000 picoseconds.
-		Weight::from_parts(116_307_000, 8268)
+		// Minimum execution time: 102_351_000 picoseconds.
+		Weight::from_parts(211_209_000, 8268)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -203,12 +205,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `OpenStaking::SlashedWorkers` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `d` is `[0, 256]`.
 	fn resolve_challenge(d: u32, ) -> Weight {
-		//  Measured:  `13130 + d * (282 ±0)`
+		//  Measured:  `13145 + d * (282 ±0)`
 		//  Estimated: `132111 + d * (2632 ±0)`
-		// Minimum execution time: 557_603_000 picoseconds.
-		Weight::from_parts(306_525_829, 132111)
-			// Standard Error: 945_457
-			.saturating_add(Weight::from_parts(75_092_901, 0).saturating_mul(d.into()))
+		// Minimum execution time: 549_326_000 picoseconds.
+		Weight::from_parts(346_874_407, 132111)
+			// Standard Error: 1_326_282
+			.saturating_add(Weight::from_parts(80_200_559, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(69_u64))
 			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(66_u64))
@@ -243,10 +245,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
 		//  Measured:  `3450 + p * (144 ±0)`
 		//  Estimated: `8268 + p * (2571 ±114)`
-		// Minimum execution time: 175_092_000 picoseconds.
-		Weight::from_parts(211_522_479, 8268)
-			// Standard Error: 517_378
-			.saturating_add(Weight::from_parts(13_569_082, 0).saturating_mul(p.into()))
+		// Minimum execution time: 256_687_000 picoseconds.
+		Weight::from_parts(538_182_886, 8268)
+			// Standard Error: 2_360_463
+			.saturating_add(Weight::from_parts(17_010_349, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -260,8 +262,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn prune_block() -> Weight {
 		//  Measured:  `30`
 		//  Estimated: `69015`
-		// Minimum execution time: 12_023_000 picoseconds.
-		Weight::from_parts(13_210_000, 69015)
+		// Minimum execution time: 10_949_000 picoseconds.
+		Weight::from_parts(13_492_000, 69015)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -290,11 +292,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `p` is `[0, 51]`.
 	fn prune_receipt(p: u32, ) -> Weight {
 		//  Measured:  `2247 + p * (147 ±0)`
-		//  Estimated: `69015 + p * (2571 ±0)`
-		// Minimum execution time: 42_050_000 picoseconds.
-		Weight::from_parts(90_960_263, 69015)
-			// Standard Error: 688_681
-			.saturating_add(Weight::from_parts(13_197_139, 0).saturating_mul(p.into()))
+		//  Estimated: `69015 + p * (2571 ±36)`
+		// Minimum execution time: 45_519_000 picoseconds.
+		Weight::from_parts(67_618_804, 69015)
+			// Standard Error: 1_026_948
+			.saturating_add(Weight::from_parts(15_847_526, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -306,25 +308,25 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn deposit_escrow() -> Weight {
-		Weight::from_parts(52_029_000, 3622)
+		Weight::from_parts(52_118_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn request_escrow_withdrawal() -> Weight {
-		Weight::from_parts(17_228_000, 3622)
+		Weight::from_parts(17_395_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_escrow() -> Weight {
-		Weight::from_parts(56_923_000, 3622)
+		Weight::from_parts(59_292_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		Weight::from_parts(919_439_000, 132111)
-			.saturating_add(Weight::from_parts(770_854_854, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(2_753_734_925, 0).saturating_mul(s.into()))
-			.saturating_add(ParityDbWeight::get().reads(144_u64))
+		Weight::from_parts(1_005_573_000, 132111)
+			.saturating_add(Weight::from_parts(1_139_777_612, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(3_680_072_083, 0).saturating_mul(s.into()))
+			.saturating_add(ParityDbWeight::get().reads(145_u64))
 			.saturating_add(ParityDbWeight::get().reads((38_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().reads((272_u64).saturating_mul(s.into())))
 			.saturating_add(ParityDbWeight::get().writes(59_u64))
@@ -334,18 +336,18 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 359195).saturating_mul(s.into()))
 	}
 	fn claim_rewards() -> Weight {
-		Weight::from_parts(141_243_000, 6196)
+		Weight::from_parts(345_712_000, 6196)
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn challenge() -> Weight {
-		Weight::from_parts(116_307_000, 8268)
+		Weight::from_parts(211_209_000, 8268)
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn resolve_challenge(d: u32, ) -> Weight {
-		Weight::from_parts(306_525_829, 132111)
-			.saturating_add(Weight::from_parts(75_092_901, 0).saturating_mul(d.into()))
+		Weight::from_parts(346_874_407, 132111)
+			.saturating_add(Weight::from_parts(80_200_559, 0).saturating_mul(d.into()))
 			.saturating_add(ParityDbWeight::get().reads(69_u64))
 			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(66_u64))
@@ -353,8 +355,8 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2632).saturating_mul(d.into()))
 	}
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
-		Weight::from_parts(211_522_479, 8268)
-			.saturating_add(Weight::from_parts(13_569_082, 0).saturating_mul(p.into()))
+		Weight::from_parts(538_182_886, 8268)
+			.saturating_add(Weight::from_parts(17_010_349, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
@@ -362,13 +364,13 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
 	fn prune_block() -> Weight {
-		Weight::from_parts(13_210_000, 69015)
+		Weight::from_parts(13_492_000, 69015)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn prune_receipt(p: u32, ) -> Weight {
-		Weight::from_parts(90_960_263, 69015)
-			.saturating_add(Weight::from_parts(13_197_139, 0).saturating_mul(p.into()))
+		Weight::from_parts(67_618_804, 69015)
+			.saturating_add(Weight::from_parts(15_847_526, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))

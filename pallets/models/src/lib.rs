@@ -52,6 +52,10 @@ pub type BalanceOf<T> =
 /// Most items one page of a listing query returns.
 pub const MAX_PAGE: u32 = 1_000;
 
+/// Most earlier terms of a model kept at once (changes within the grace period beyond this are
+/// refused).
+pub const MAX_PREVIOUS_TERMS: u32 = 4;
+
 #[frame_support::pallet]
 pub mod pallet {
 	use super::*;
@@ -157,11 +161,16 @@ pub mod pallet {
 		T::InitialMinSplit::get()
 	}
 
-	/// A model's price and split before their last change, and the last block vouchers signed
-	/// under them may settle.
+	/// A model's earlier prices and splits still within their grace period, with the last block
+	/// vouchers signed under each may settle (at most [`MAX_PREVIOUS_TERMS`]).
 	#[pallet::storage]
-	pub type PreviousTerms<T: Config> =
-		StorageMap<_, Twox64Concat, ModelId, (Pricing<BalanceOf<T>>, RevenueSplit, BlockNumberFor<T>)>;
+	pub type PreviousTerms<T: Config> = StorageMap<
+		_,
+		Twox64Concat,
+		ModelId,
+		BoundedVec<(Pricing<BalanceOf<T>>, RevenueSplit, BlockNumberFor<T>), ConstU32<MAX_PREVIOUS_TERMS>>,
+		ValueQuery,
+	>;
 
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -186,6 +195,9 @@ pub mod pallet {
 
 	#[pallet::error]
 	pub enum Error<T> {
+		/// The model's terms changed too often within the grace period (earlier terms of
+		/// vouchers not yet settled would be lost): wait for them to expire.
+		TooManyTermsChanges,
 		/// No model with this id.
 		UnknownModel,
 		/// No such version of the model.
@@ -344,8 +356,10 @@ pub mod pallet {
 			Models::<T>::try_mutate(model, |m| -> DispatchResult {
 				let m = m.as_mut().ok_or(Error::<T>::UnknownModel)?;
 				ensure!(m.owner == who, Error::<T>::NotOwner);
-				Self::keep_previous_terms(model, m);
-				m.pricing = pricing;
+				if m.pricing != pricing {
+					Self::keep_previous_terms(model, m)?;
+					m.pricing = pricing;
+				}
 				Ok(())
 			})?;
 			Self::deposit_event(Event::PricingSet { model, pricing });
@@ -362,8 +376,10 @@ pub mod pallet {
 			Models::<T>::try_mutate(model, |m| -> DispatchResult {
 				let m = m.as_mut().ok_or(Error::<T>::UnknownModel)?;
 				ensure!(m.owner == who, Error::<T>::NotOwner);
-				Self::keep_previous_terms(model, m);
-				m.split = split;
+				if m.split != split {
+					Self::keep_previous_terms(model, m)?;
+					m.split = split;
+				}
 				Ok(())
 			})?;
 			Self::deposit_event(Event::SplitSet { model, split });
@@ -440,10 +456,15 @@ pub mod pallet {
 		}
 
 		/// Keeps `m`'s current price and split valid for [`Config::TermsGrace`] blocks, for
-		/// vouchers signed under them (a second change within the grace replaces them).
-		fn keep_previous_terms(model: ModelId, m: &ModelInfo<T>) {
-			let until = sp_runtime::Saturating::saturating_add(frame_system::Pallet::<T>::block_number(), T::TermsGrace::get());
-			PreviousTerms::<T>::insert(model, (m.pricing, m.split, until));
+		/// vouchers signed under them, next to earlier ones still in their grace; refuses a change
+		/// when [`MAX_PREVIOUS_TERMS`] are (no voucher a worker served may lose its terms).
+		fn keep_previous_terms(model: ModelId, m: &ModelInfo<T>) -> DispatchResult {
+			let now = frame_system::Pallet::<T>::block_number();
+			let until = sp_runtime::Saturating::saturating_add(now, T::TermsGrace::get());
+			PreviousTerms::<T>::try_mutate(model, |kept| {
+				kept.retain(|(_, _, u)| *u >= now);
+				kept.try_push((m.pricing, m.split, until)).map_err(|_| Error::<T>::TooManyTermsChanges.into())
+			})
 		}
 
 		fn charge(who: &T::AccountId, fee: BalanceOf<T>) -> DispatchResult {

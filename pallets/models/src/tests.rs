@@ -276,7 +276,10 @@ fn a_terms_change_keeps_the_previous_terms_for_the_grace_period() {
 		let before = crate::Models::<Test>::get(m).unwrap();
 		let pricing = Pricing { per_1k_tokens: 7, per_request: 3 };
 		assert_ok!(Registry::set_pricing(signed(ALICE), m, pricing));
-		assert_eq!(PreviousTerms::<Test>::get(m), Some((before.pricing, before.split, 1 + 20)));
+		assert_eq!(PreviousTerms::<Test>::get(m).to_vec(), vec![(before.pricing, before.split, 1 + 20)]);
+		// The same price again changes nothing and keeps nothing.
+		assert_ok!(Registry::set_pricing(signed(ALICE), m, pricing));
+		assert_eq!(PreviousTerms::<Test>::get(m).len(), 1);
 		System::set_block_number(5);
 		let split = RevenueSplit {
 			owner: Perbill::from_percent(30),
@@ -285,7 +288,16 @@ fn a_terms_change_keeps_the_previous_terms_for_the_grace_period() {
 			treasury: Perbill::from_percent(5),
 		};
 		assert_ok!(Registry::set_revenue_split(signed(ALICE), m, split));
-		assert_eq!(PreviousTerms::<Test>::get(m), Some((pricing, before.split, 5 + 20)), "the terms in force until now");
+		// Both earlier terms stay valid: a second change does not void vouchers of the first.
+		assert_eq!(PreviousTerms::<Test>::get(m).to_vec(), vec![(before.pricing, before.split, 21), (pricing, before.split, 25)]);
+		// At most MAX_PREVIOUS_TERMS within the grace: more changes wait.
+		assert_ok!(Registry::set_pricing(signed(ALICE), m, Pricing { per_1k_tokens: 8, per_request: 3 }));
+		assert_ok!(Registry::set_pricing(signed(ALICE), m, Pricing { per_1k_tokens: 9, per_request: 3 }));
+		assert_noop!(Registry::set_pricing(signed(ALICE), m, Pricing { per_1k_tokens: 10, per_request: 3 }), Error::TooManyTermsChanges);
+		// Once the first have expired, they make room.
+		System::set_block_number(22);
+		assert_ok!(Registry::set_pricing(signed(ALICE), m, Pricing { per_1k_tokens: 10, per_request: 3 }));
+		assert_eq!(PreviousTerms::<Test>::get(m).len(), 4);
 		check();
 	});
 }

@@ -69,10 +69,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_base(l: u32, ) -> Weight {
 		//  Measured:  `307 + l * (70 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 56_840_000 picoseconds.
-		Weight::from_parts(69_559_950, 6196)
-			// Standard Error: 162_979
-			.saturating_add(Weight::from_parts(5_025_581, 0).saturating_mul(l.into()))
+		// Minimum execution time: 68_292_000 picoseconds.
+		Weight::from_parts(88_726_890, 6196)
+			// Standard Error: 754_662
+			.saturating_add(Weight::from_parts(4_590_536, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -101,10 +101,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_adapter(l: u32, ) -> Weight {
 		//  Measured:  `812 + l * (69 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 76_844_000 picoseconds.
-		Weight::from_parts(85_010_636, 6196)
-			// Standard Error: 226_335
-			.saturating_add(Weight::from_parts(4_363_247, 0).saturating_mul(l.into()))
+		// Minimum execution time: 88_154_000 picoseconds.
+		Weight::from_parts(92_142_461, 6196)
+			// Standard Error: 780_152
+			.saturating_add(Weight::from_parts(5_578_789, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -127,10 +127,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn publish_version(l: u32, ) -> Weight {
 		//  Measured:  `1423 + l * (69 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 72_035_000 picoseconds.
-		Weight::from_parts(74_734_310, 6196)
-			// Standard Error: 246_811
-			.saturating_add(Weight::from_parts(4_822_510, 0).saturating_mul(l.into()))
+		// Minimum execution time: 83_107_000 picoseconds.
+		Weight::from_parts(86_612_067, 6196)
+			// Standard Error: 233_747
+			.saturating_add(Weight::from_parts(5_392_784, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -144,20 +144,22 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deprecate_version() -> Weight {
 		//  Measured:  `1437`
 		//  Estimated: `4243`
-		// Minimum execution time: 24_338_000 picoseconds.
-		Weight::from_parts(25_960_000, 4243)
+		// Minimum execution time: 27_347_000 picoseconds.
+		Weight::from_parts(33_302_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Models::Models` (r:1 w:1)
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(778), added: 3253, mode: `MaxEncodedLen`)
+	/// Storage: `Models::PreviousTerms` (r:1 w:1)
+	/// Proof: `Models::PreviousTerms` (`max_values`: None, `max_size`: Some(221), added: 2696, mode: `MaxEncodedLen`)
 	fn set_pricing() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 12_897_000 picoseconds.
-		Weight::from_parts(15_602_000, 4243)
-			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+		// Minimum execution time: 21_710_000 picoseconds.
+		Weight::from_parts(29_010_000, 4243)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Models::MinSplit` (r:1 w:0)
 	/// Proof: `Models::MinSplit` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
@@ -166,8 +168,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_revenue_split() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 14_819_000 picoseconds.
-		Weight::from_parts(18_811_000, 4243)
+		// Minimum execution time: 19_639_000 picoseconds.
+		Weight::from_parts(20_752_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -178,8 +180,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn transfer_ownership() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 17_600_000 picoseconds.
-		Weight::from_parts(20_493_000, 4243)
+		// Minimum execution time: 22_603_000 picoseconds.
+		Weight::from_parts(24_773_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -188,8 +190,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_min_split() -> Weight {
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 5_002_000 picoseconds.
-		Weight::from_parts(7_587_000, 0)
+		// Minimum execution time: 9_087_000 picoseconds.
+		Weight::from_parts(12_531_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 }
@@ -197,8 +199,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn register_base(l: u32, ) -> Weight {
-		Weight::from_parts(69_559_950, 6196)
-			.saturating_add(Weight::from_parts(5_025_581, 0).saturating_mul(l.into()))
+		Weight::from_parts(88_726_890, 6196)
+			.saturating_add(Weight::from_parts(4_590_536, 0).saturating_mul(l.into()))
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(7_u64))
@@ -206,8 +208,8 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn register_adapter(l: u32, ) -> Weight {
-		Weight::from_parts(85_010_636, 6196)
-			.saturating_add(Weight::from_parts(4_363_247, 0).saturating_mul(l.into()))
+		Weight::from_parts(92_142_461, 6196)
+			.saturating_add(Weight::from_parts(5_578_789, 0).saturating_mul(l.into()))
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(8_u64))
@@ -215,8 +217,8 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn publish_version(l: u32, ) -> Weight {
-		Weight::from_parts(74_734_310, 6196)
-			.saturating_add(Weight::from_parts(4_822_510, 0).saturating_mul(l.into()))
+		Weight::from_parts(86_612_067, 6196)
+			.saturating_add(Weight::from_parts(5_392_784, 0).saturating_mul(l.into()))
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
@@ -224,27 +226,27 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn deprecate_version() -> Weight {
-		Weight::from_parts(25_960_000, 4243)
+		Weight::from_parts(33_302_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn set_pricing() -> Weight {
-		Weight::from_parts(15_602_000, 4243)
-			.saturating_add(ParityDbWeight::get().reads(1_u64))
-			.saturating_add(ParityDbWeight::get().writes(1_u64))
+		Weight::from_parts(29_010_000, 4243)
+			.saturating_add(ParityDbWeight::get().reads(2_u64))
+			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn set_revenue_split() -> Weight {
-		Weight::from_parts(18_811_000, 4243)
+		Weight::from_parts(20_752_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn transfer_ownership() -> Weight {
-		Weight::from_parts(20_493_000, 4243)
+		Weight::from_parts(24_773_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn set_min_split() -> Weight {
-		Weight::from_parts(7_587_000, 0)
+		Weight::from_parts(12_531_000, 0)
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 }

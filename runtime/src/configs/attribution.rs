@@ -45,8 +45,10 @@ impl ModelTermsProvider<AccountId> for ModelsAdapter {
 		let v = pallet_models::Versions::<Runtime>::get(model, version)?;
 		let now = frame_system::Pallet::<Runtime>::block_number();
 		let previous = pallet_models::PreviousTerms::<Runtime>::get(model)
+			.into_iter()
 			.filter(|(_, _, until)| *until >= now)
-			.map(|(pricing, split, _)| (split, pricing.per_request, pricing.per_1k_tokens));
+			.map(|(pricing, split, _)| (split, pricing.per_request, pricing.per_1k_tokens))
+			.collect();
 		Some(ModelTerms {
 			owner: m.owner,
 			split: m.split,
