@@ -525,7 +525,7 @@ pub mod pallet {
 			let s = receipts.iter().map(|r| r.receipt.attribution.len() as u32).max().unwrap_or(0).max(1);
 			for signed in receipts {
 				let request_id = signed.receipt.request_id();
-				if let Err(reason) = Self::settle(&worker, signed) {
+				if let Err(reason) = Self::settle(&worker, request_id, signed) {
 					Self::deposit_event(Event::ReceiptRejected { request_id, worker: worker.clone(), reason });
 				}
 			}
@@ -541,15 +541,7 @@ pub mod pallet {
 			ensure_signed(origin)?;
 			let amount = Rewards::<T>::take(&who);
 			ensure!(!amount.is_zero(), Error::<T>::NothingToClaim);
-			T::Currency::transfer_on_hold(
-				&HoldReason::Owed.into(),
-				&Self::pot(),
-				&who,
-				amount,
-				Precision::Exact,
-				Restriction::Free,
-				Fortitude::Force,
-			)?;
+			Self::pay_owed(&who, amount)?;
 			AccountEarnings::<T>::mutate(&who, |e| e.claimed = e.claimed.saturating_add(amount));
 			Self::deposit_event(Event::RewardsClaimed { who, amount });
 			Ok(())
@@ -681,12 +673,11 @@ pub mod pallet {
 			frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero())
 		}
 
-		/// Checks one receipt and, if it holds, settles it. Changes nothing on `Err`.
-
-		fn settle(worker: &T::AccountId, signed: SignedReceiptOf<T>) -> Result<(), RejectReason> {
+		/// Checks one receipt (whose request id is `request_id`) and, if it holds, settles it.
+		/// Changes nothing on `Err`.
+		fn settle(worker: &T::AccountId, request_id: RequestId, signed: SignedReceiptOf<T>) -> Result<(), RejectReason> {
 			let r = &signed.receipt;
 			let v = &r.voucher;
-			let request_id = r.request_id();
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(!UsedRequests::<T>::contains_key(request_id), RejectReason::AlreadyUsed);
 			ensure!(PruneCursor::<T>::get().saturating_add(T::MaxPruneLag::get()) >= now, RejectReason::PruningBehind);
@@ -818,8 +809,9 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Pays `amount` of the worker shares accrued to the staking pallet out of the pot (its
-		/// `RewardPayer`): the staking pallet has checked that `to` is owed it.
+		/// Pays `amount` of what the pot holds owed ([`HoldReason::Owed`]) to `to`: claimed
+		/// rewards, refunds, and worker shares claimed through the staking pallet (its
+		/// `RewardPayer`, which has checked that `to` is owed them).
 		pub fn pay_owed(to: &T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
 			T::Currency::transfer_on_hold(
 				&HoldReason::Owed.into(),
@@ -843,25 +835,14 @@ pub mod pallet {
 			}
 			r.payouts = Default::default();
 			if !refunded.is_zero() {
-				let refund = |to: &T::AccountId| {
-					T::Currency::transfer_on_hold(
-						&HoldReason::Owed.into(),
-						&Self::pot(),
-						to,
-						refunded,
-						Precision::Exact,
-						Restriction::Free,
-						Fortitude::Force,
-					)
-				};
 				// A payer whose account is gone cannot take a refund below the existential
 				// deposit: it goes to the treasury rather than blocking the verdict.
-				let to_payer = frame_support::storage::with_transaction(|| match refund(&r.payer) {
+				let to_payer = frame_support::storage::with_transaction(|| match Self::pay_owed(&r.payer, refunded) {
 					Ok(_) => sp_runtime::TransactionOutcome::Commit(Ok::<bool, DispatchError>(true)),
 					Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok(false)),
 				})?;
 				if !to_payer {
-					refund(&T::Treasury::get())?;
+					Self::pay_owed(&T::Treasury::get(), refunded)?;
 				}
 			}
 			Ok(refunded)
@@ -964,6 +945,7 @@ pub mod pallet {
 			let mut pending: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			let mut unvested = BalanceOf::<T>::zero();
 			let mut bonds: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+			let mut per_worker: BTreeMap<T::AccountId, u32> = BTreeMap::new();
 			for (id, r) in Receipts::<T>::iter() {
 				let at = UsedRequests::<T>::get(id).ok_or("receipt record without its used request id")?;
 				let sum = r.payouts.iter().fold(BalanceOf::<T>::zero(), |a, p| a.saturating_add(p.amount));
@@ -979,6 +961,7 @@ pub mod pallet {
 				unvested = unvested.saturating_add(sum);
 				if let Some(c) = r.challenger {
 					*bonds.entry(c).or_default() += 1;
+					*per_worker.entry(r.worker).or_default() += 1;
 				} else {
 					ensure!(!r.overdue, "an overdue receipt without an open challenge");
 				}
@@ -1006,10 +989,6 @@ pub mod pallet {
 				for id in queue {
 					ensure!(UsedRequests::<T>::get(id) == Some(at), "a queued id that is not used at that block");
 				}
-			}
-			let mut per_worker: BTreeMap<T::AccountId, u32> = BTreeMap::new();
-			for (_, r) in Receipts::<T>::iter().filter(|(_, r)| r.challenger.is_some()) {
-				*per_worker.entry(r.worker).or_default() += 1;
 			}
 			for (worker, n) in per_worker.iter() {
 				ensure!(T::Workers::open_challenges(worker) == *n, "the worker's frozen-stake count differs from its open challenges");

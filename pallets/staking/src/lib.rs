@@ -618,11 +618,7 @@ pub mod pallet {
 		#[pallet::call_index(10)]
 		pub fn claim_staking_rewards(origin: OriginFor<T>, worker: T::AccountId) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let stake = if who == worker {
-				Workers::<T>::get(&worker).map(|w| w.self_bond).unwrap_or_default()
-			} else {
-				Delegations::<T>::get(&worker, &who).unwrap_or_default()
-			};
+			let stake = Self::position_stake(&worker, &who);
 			if !stake.is_zero() {
 				Self::stake_changed(&worker, &who, stake, stake);
 			}
@@ -829,14 +825,19 @@ pub mod pallet {
 			Self::deposit_event(Event::RewardAccrued { worker: worker.clone(), total: amount, commission, shared });
 		}
 
-		/// What a position could claim now (settled rewards not included).
-		pub fn pending_reward(worker: &T::AccountId, who: &T::AccountId) -> BalanceOf<T> {
-			let stake = if who == worker {
+		/// The active stake of `who`'s position in `worker`'s pool: its self-bond when it is the
+		/// worker, else its delegation (zero when it has none).
+		fn position_stake(worker: &T::AccountId, who: &T::AccountId) -> BalanceOf<T> {
+			if who == worker {
 				Workers::<T>::get(worker).map(|w| w.self_bond).unwrap_or_default()
 			} else {
 				Delegations::<T>::get(worker, who).unwrap_or_default()
-			};
-			Self::pool_share(stake, RewardPerStake::<T>::get(worker))
+			}
+		}
+
+		/// What a position could claim now (settled rewards not included).
+		pub fn pending_reward(worker: &T::AccountId, who: &T::AccountId) -> BalanceOf<T> {
+			Self::pool_share(Self::position_stake(worker, who), RewardPerStake::<T>::get(worker))
 				.saturating_sub(RewardDebt::<T>::get(worker, who))
 				.saturated_into()
 		}
@@ -900,12 +901,7 @@ pub mod pallet {
 				ensure!(claimable <= pool, "a pool owes its positions more than it holds");
 			}
 			for (worker, who, _) in RewardDebt::<T>::iter() {
-				let live = if who == worker {
-					Workers::<T>::get(&worker).is_some_and(|w| !w.self_bond.is_zero())
-				} else {
-					Delegations::<T>::contains_key(&worker, &who)
-				};
-				ensure!(live, "a reward debt without its position");
+				ensure!(!Self::position_stake(&worker, &who).is_zero(), "a reward debt without its position");
 			}
 			let reason: T::RuntimeHoldReason = HoldReason::Staking.into();
 			for (who, amount) in expected {
