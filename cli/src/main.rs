@@ -7,6 +7,9 @@
 //! openledger snapshot 0
 //! openledger list 0
 //! openledger proof 0 1 0
+//! openledger evidence 0x…request-id --worker http://127.0.0.1:8000
+//! openledger challenge share 0x…request-id 0 1 4
+//! openledger challenge omission 0x…request-id 0 1 7 --output answer.txt --store ./content-store
 //! ```
 //!
 //! Keys come from `--suri` (or `OPENLEDGER_SURI`): a dev URI like `//Alice` or a mnemonic.
@@ -89,6 +92,48 @@ enum Cmd {
 		#[arg(long, env = "OPENLEDGER_STORE", default_value = "./content-store")]
 		store: String,
 	},
+	/// Fetch a span-match receipt's evidence from its worker and check every claim against the
+	/// chain: committed under the receipt's claims root, the answer's bytes under its output
+	/// root equal to the contribution's under its content root (itself proven against the
+	/// snapshot root), and every share justified by the bytes its claims cover.
+	Evidence {
+		request_id: H256,
+		/// The worker's HTTP endpoint (`GET /v1/evidence/{id}`).
+		#[arg(long)]
+		worker: String,
+	},
+	/// Dispute a receipt, holding the challenge bond.
+	#[command(subcommand)]
+	Challenge(ChallengeCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ChallengeCmd {
+	/// A span-match receipt's share of a contribution: its worker must answer with evidence
+	/// within the response window, or it is slashed and the receipt reversed.
+	Share { request_id: H256, datanet: u32, version: u32, index: u32 },
+	/// Prove that bytes of a span-match receipt's answer occur in a lineage contribution it
+	/// does not credit (checked on chain at once); the worker must show credited spans covering
+	/// them within the response window.
+	Omission {
+		request_id: H256,
+		datanet: u32,
+		version: u32,
+		index: u32,
+		/// File holding the answer's text exactly (checked against the receipt's output root).
+		#[arg(long)]
+		output: PathBuf,
+		/// Byte range of the answer to prove; by default the longest one found in the
+		/// contribution (at most 1 KiB).
+		#[arg(long, requires = "len")]
+		output_start: Option<u32>,
+		#[arg(long, requires = "output_start")]
+		len: Option<u32>,
+		#[arg(long, env = "OPENLEDGER_STORE", default_value = "./content-store")]
+		store: String,
+	},
+	/// An influence or retrieval receipt, judged by governance (bonded accounts).
+	Receipt { request_id: H256 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +178,73 @@ enum CurateCmd {
 
 fn datanets_call(c: pallet_datanets::Call<openledger_runtime::Runtime>) -> RuntimeCall {
 	RuntimeCall::Datanets(c)
+}
+
+fn attribution_call(c: pallet_attribution::Call<openledger_runtime::Runtime>) -> RuntimeCall {
+	RuntimeCall::Attribution(c)
+}
+
+fn hash_of(v: &serde_json::Value) -> Result<H256> {
+	let s = v.as_str().context("a hash")?;
+	let b = hex::decode(s.trim_start_matches("0x"))?;
+	anyhow::ensure!(b.len() == 32, "a hash has 32 bytes: {s}");
+	Ok(H256::from_slice(&b))
+}
+
+/// The content root of leaf `(datanet, version, index)`, proven against the snapshot's
+/// on-chain Merkle root.
+async fn verified_content_root(chain: &Chain, datanet: u32, version: u32, index: u32) -> Result<H256> {
+	let proof: serde_json::Value = chain.rpc("datanets_getProof", rpc_params![datanet, version, index]).await?;
+	let snapshot: serde_json::Value = chain.rpc("datanets_getSnapshot", rpc_params![datanet, version]).await?;
+	let p = pallet_datanets::SnapshotProof {
+		root: hash_of(&proof["root"])?,
+		proof: proof["proof"].as_array().context("proof")?.iter().map(hash_of).collect::<Result<_>>()?,
+		number_of_leaves: proof["numberOfLeaves"].as_u64().context("numberOfLeaves")? as u32,
+		leaf_index: proof["leafIndex"].as_u64().context("leafIndex")? as u32,
+		leaf: pallet_datanets::Leaf {
+			contribution: proof["contribution"].as_u64().context("contribution")?,
+			content_hash: hash_of(&proof["contentHash"])?,
+		},
+	};
+	anyhow::ensure!(
+		p.leaf_index == index && pallet_datanets::merkle::verify(&hash_of(&snapshot["root"])?, &p),
+		"leaf {index} of snapshot {version} of Datanet {datanet} does not verify against the on-chain root"
+	);
+	Ok(p.leaf.content_hash)
+}
+
+/// The longest run (at most `MAX_SPAN_BYTES`, at least `MIN_SPAN_BYTES`) of `output` found in
+/// `doc`: `(output start, len, offset in doc)`.
+fn longest_shared(output: &[u8], doc: &[u8]) -> Option<(u32, u32, u64)> {
+	use openledger_primitives::evidence::{MAX_SPAN_BYTES, MIN_SPAN_BYTES};
+	let min = MIN_SPAN_BYTES as usize;
+	let mut best: Option<(usize, usize, usize)> = None;
+	let mut i = 0;
+	while i + min <= output.len() {
+		let mut found = None;
+		let mut from = 0;
+		while let Some(k) = doc.get(from..).and_then(|d| d.windows(min).position(|w| w == &output[i..i + min])) {
+			let off = from + k;
+			let mut n = min;
+			while i + n < output.len() && off + n < doc.len() && output[i + n] == doc[off + n] && n < MAX_SPAN_BYTES as usize {
+				n += 1;
+			}
+			if found.is_none_or(|(_, m)| n > m) {
+				found = Some((off, n));
+			}
+			from = off + 1;
+		}
+		match found {
+			Some((off, n)) => {
+				if best.is_none_or(|b| n > b.1) {
+					best = Some((i, n, off));
+				}
+				i += n.max(1);
+			},
+			None => i += 1,
+		}
+	}
+	best.map(|(i, n, off)| (i as u32, n as u32, off as u64))
 }
 
 fn batch(calls: Vec<RuntimeCall>) -> RuntimeCall {
@@ -374,6 +486,94 @@ async fn main() -> Result<()> {
 			if !ok {
 				bail!("the proof does NOT verify against the on-chain root");
 			}
+		},
+		Cmd::Evidence { request_id, worker } => {
+			use codec::Decode;
+			use openledger_primitives::evidence::{self as ev, SpanEvidence};
+			let r: serde_json::Value = chain.rpc("attribution_getReceipt", rpc_params![request_id]).await?;
+			let (output_root, claims_root) = (hash_of(&r["outputRoot"])?, hash_of(&r["claimsRoot"])?);
+			let output_len = r["outputLen"].as_u64().context("outputLen")? as u32;
+			let claims = r["claims"].as_u64().context("claims")? as u32;
+			let url = format!("{}/v1/evidence/{request_id:?}", worker.trim_end_matches('/'));
+			let body: serde_json::Value = reqwest::get(&url).await?.error_for_status().with_context(|| format!("GET {url}"))?.json().await?;
+			let bytes = hex::decode(body["evidence"].as_str().context("evidence")?.trim_start_matches("0x"))?;
+			let evidence = Vec::<SpanEvidence>::decode(&mut &bytes[..]).context("the evidence does not decode")?;
+			let mut roots = std::collections::BTreeMap::new();
+			let mut ranges: std::collections::BTreeMap<(u32, u32, u32), Vec<(u64, u64)>> = Default::default();
+			let mut failures = Vec::new();
+			for e in &evidence {
+				let c = e.span.claim.contribution;
+				let key = (c.datanet, c.version, c.index);
+				if !roots.contains_key(&key) {
+					roots.insert(key, verified_content_root(&chain, c.datanet, c.version, c.index).await?);
+				}
+				let checked = ev::verify_committed(e, &claims_root, claims).and_then(|_| ev::verify_span(&e.span, &output_root, output_len, &roots[&key]));
+				match checked {
+					Ok(()) => ranges.entry(key).or_default().push(e.span.claim.output_range()),
+					Err(x) => failures.push(serde_json::json!({ "claim": e.span.claim, "error": format!("{x:?}") })),
+				}
+			}
+			let mut shares = Vec::new();
+			for s in r["attribution"].as_array().into_iter().flatten() {
+				let key = (s["datanet"].as_u64().unwrap_or(0) as u32, s["version"].as_u64().unwrap_or(0) as u32, s["index"].as_u64().unwrap_or(0) as u32);
+				let parts = s["sharePerbill"].as_u64().context("sharePerbill")? as u32;
+				let covered = ev::covered_bytes(ranges.get(&key).cloned().unwrap_or_default());
+				let justified = ev::share_justified(sp_runtime::Perbill::from_parts(parts), covered, output_len);
+				if !justified {
+					failures.push(serde_json::json!({ "contribution": key, "error": "share not justified by its proven spans" }));
+				}
+				shares.push(serde_json::json!({ "contribution": key, "sharePerbill": parts, "coveredBytes": covered, "justified": justified }));
+			}
+			let ok = failures.is_empty() && r["method"] == "spanMatch";
+			print_json(&serde_json::json!({
+				"requestId": format!("{request_id:?}"), "method": r["method"], "outputLen": output_len, "claims": claims,
+				"proven": evidence.len() - failures.iter().filter(|f| f.get("claim").is_some()).count(),
+				"shares": shares, "failures": failures, "verified": ok,
+			}));
+			if !ok {
+				bail!("the receipt's evidence does NOT hold");
+			}
+		},
+		Cmd::Challenge(ChallengeCmd::Share { request_id, datanet, version, index }) => {
+			let contribution = pallet_attribution::ContributionRef { datanet, version, index };
+			let out = send(attribution_call(pallet_attribution::Call::challenge_share { request_id, contribution })).await?;
+			for e in out.events {
+				if let RuntimeEvent::Attribution(pallet_attribution::Event::ShareChallenged { deadline, .. }) = e {
+					println!("challenged the share of ({datanet}, {version}, {index}) in {request_id:?}; the worker must answer by block {deadline}");
+				}
+			}
+		},
+		Cmd::Challenge(ChallengeCmd::Omission { request_id, datanet, version, index, output, output_start, len, store }) => {
+			use openledger_primitives::evidence as ev;
+			let answer = std::fs::read(&output).with_context(|| format!("reading {}", output.display()))?;
+			let r: serde_json::Value = chain.rpc("attribution_getReceipt", rpc_params![request_id]).await?;
+			anyhow::ensure!(ev::content_root(&answer) == hash_of(&r["outputRoot"])?, "{} is not this receipt's answer (its content root differs)", output.display());
+			let root = verified_content_root(&chain, datanet, version, index).await?;
+			let doc = ContentStore::open(&store)?.get(&root).await?;
+			let (start, n, offset) = match (output_start, len) {
+				(Some(s), Some(n)) => {
+					let bytes = answer.get(s as usize..(s as usize).saturating_add(n as usize)).context("the range lies outside the answer")?;
+					let off = doc.windows(bytes.len().max(1)).position(|w| w == bytes).context("those bytes are not in the contribution")?;
+					(s, n, off as u64)
+				},
+				_ => longest_shared(&answer, &doc).context("no run of the answer of the minimum length occurs in the contribution")?,
+			};
+			let claim = ev::SpanClaim { output_start: start, len: n, contribution: pallet_attribution::ContributionRef { datanet, version, index }, offset };
+			let proof = ev::SpanProof {
+				claim,
+				output: ev::range_proof(&ev::content_tree(&answer), &answer, start as u64, n).context("the range cannot be proven")?,
+				content: ev::range_proof(&ev::content_tree(&doc), &doc, offset, n).context("the range cannot be proven")?,
+			};
+			let out = send(attribution_call(pallet_attribution::Call::prove_omission { request_id, proof })).await?;
+			for e in out.events {
+				if let RuntimeEvent::Attribution(pallet_attribution::Event::OmissionProved { deadline, .. }) = e {
+					println!("proved answer bytes {start}..{} in ({datanet}, {version}, {index}); the worker must answer by block {deadline}", start + n);
+				}
+			}
+		},
+		Cmd::Challenge(ChallengeCmd::Receipt { request_id }) => {
+			send(attribution_call(pallet_attribution::Call::challenge { request_id })).await?;
+			println!("challenged {request_id:?}; governance judges it");
 		},
 		Cmd::Cat { id, store } => {
 			let c: serde_json::Value = chain.rpc("datanets_getContribution", rpc_params![id]).await?;

@@ -1,13 +1,14 @@
 //! Content-addressed store for contribution bytes.
 //!
-//! Objects are named by the hex blake2-256 of their bytes, fanned out by the first two bytes
-//! (`ab/cd/abcd…`). Every write and every read checks the bytes against the name, so a corrupt
+//! Objects are named by the hex content root of their bytes (`openledger_primitives::evidence`:
+//! a Merkle root over 1 KiB chunks bound to the length, so any byte range can be proven),
+//! fanned out by the first two bytes (`ab/cd/abcd…`). Every write and every read checks the bytes against the name, so a corrupt
 //! or tampered object is never handed out. Backed by `object_store`: a local directory by
 //! default; `s3://`, `gs://` and `az://` URLs with the `cloud` feature.
 
 use anyhow::{anyhow, bail, Context, Result};
 use object_store::{local::LocalFileSystem, path::Path, ObjectStore, PutPayload};
-use sp_core::{hashing::blake2_256, H256};
+use sp_core::H256;
 use std::sync::Arc;
 
 /// A content-addressed store.
@@ -25,9 +26,9 @@ impl std::fmt::Debug for ContentStore {
 	}
 }
 
-/// The content hash recorded on chain: blake2-256 of the canonical bytes.
+/// The content hash recorded on chain: the content root of the canonical bytes.
 pub fn content_hash(bytes: &[u8]) -> H256 {
-	H256(blake2_256(bytes))
+	openledger_primitives::evidence::content_root(bytes)
 }
 
 impl ContentStore {
@@ -97,6 +98,7 @@ mod tests {
 		let store = ContentStore::open(dir.path().to_str().unwrap()).unwrap();
 		let h = store.put(b"hello datanet").await.unwrap();
 		assert_eq!(h, content_hash(b"hello datanet"));
+		assert_ne!(h, H256(sp_core::hashing::blake2_256(b"hello datanet")), "a content root, not a flat hash");
 		assert_eq!(store.get(&h).await.unwrap(), b"hello datanet");
 		assert_eq!(store.put(b"hello datanet").await.unwrap(), h, "idempotent");
 		assert!(store.uri(&h).starts_with("file://"));

@@ -88,7 +88,7 @@ pub fn run(a: BenchAttrArgs) -> anyhow::Result<()> {
 	}
 	let dir = tempfile::tempdir()?;
 	let refs = (0..n_docs as u32).map(|i| DocRef { datanet: 1, version: 1, index: i, content_hash: [0; 32] });
-	build_index(dir.path(), refs.zip(docs.iter().map(|d| d.as_slice())))?;
+	build_index(dir.path(), refs.zip(docs.iter()).map(|(r, d)| (r, d.as_slice(), &b""[..])))?;
 	let idx = SpanIndex::open(dir.path())?;
 	eprintln!("index of {} tokens built in {:.1}s", n_docs * 500, t.elapsed().as_secs_f64());
 

@@ -192,6 +192,13 @@ struct ChainArgs {
 	/// Folder of the factory's job files.
 	#[arg(long, default_value = "worker-factory")]
 	factory_jobs: PathBuf,
+	/// How often to look for disputes of this worker's receipts to answer, in milliseconds.
+	#[arg(long, default_value_t = 2000)]
+	dispute_poll_ms: u64,
+	/// TESTS ONLY: credit another contribution of the index with the top contribution's spans
+	/// (a share no span backs), to exercise disputes. Never use it on a real network.
+	#[arg(long, hide = true)]
+	test_misattribute: bool,
 }
 
 impl ChainArgs {
@@ -243,7 +250,13 @@ fn own_signing_key(receipts: &std::path::Path) -> anyhow::Result<sp_core::sr2551
 
 /// Connects to the chain, loads the worker's registration and starts following the chain and
 /// settling receipts.
-async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path::Path, metrics: &Metrics) -> anyhow::Result<Option<Arc<ChainState>>> {
+async fn start_chain(
+	args: &ChainArgs,
+	base_name: &str,
+	adapters_dir: &std::path::Path,
+	metrics: &Metrics,
+	spans: Option<Arc<openledger_worker::attribution::span::SpanIndex>>,
+) -> anyhow::Result<Option<Arc<ChainState>>> {
 	use openledger_worker::chain::{self, queue::ReceiptQueue, registry::Registry, settler};
 	use sp_core::Pair;
 	let Some(url) = &args.chain_rpc else { return Ok(None) };
@@ -272,7 +285,18 @@ async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path
 	);
 	metrics.receipts_queued.set(pending as i64);
 	let conn = Arc::new(settler::Connection::new(url.clone(), client));
-	tokio::spawn(chain::follow(conn.clone(), registry.clone(), queue.clone()));
+	let evidence = Arc::new(chain::evidence::EvidenceStore::open(&args.receipts.join("evidence"))?);
+	tokio::spawn(chain::evidence::answer_disputes(
+		conn.clone(),
+		account.clone(),
+		evidence.clone(),
+		spans,
+		std::time::Duration::from_millis(args.dispute_poll_ms.max(100)),
+	));
+	if args.test_misattribute {
+		tracing::warn!("--test-misattribute: this worker credits contributions no span backs (tests only)");
+	}
+	tokio::spawn(chain::follow(conn.clone(), registry.clone(), queue.clone(), evidence.clone()));
 	tokio::spawn(
 		settler::Settler {
 			conn: conn.clone(),
@@ -286,7 +310,15 @@ async fn start_chain(args: &ChainArgs, base_name: &str, adapters_dir: &std::path
 		}
 		.run(),
 	);
-	Ok(Some(Arc::new(ChainState { registry, queue, conn, signing_key, require_voucher: !args.allow_unpaid })))
+	Ok(Some(Arc::new(ChainState {
+		registry,
+		queue,
+		conn,
+		signing_key,
+		require_voucher: !args.allow_unpaid,
+		evidence,
+		misattribute: args.test_misattribute,
+	})))
 }
 
 #[tokio::main]
@@ -362,7 +394,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		args.adapter_cache_mib << 20,
 		metrics.clone(),
 	));
-	let chain = start_chain(&args.chain, &base_name, &args.adapters, &metrics).await?;
+	let spans = match &args.span_index {
+		Some(dir) => Some(Arc::new(openledger_worker::attribution::span::SpanIndex::open(dir)?)),
+		None => None,
+	};
+	let chain = start_chain(&args.chain, &base_name, &args.adapters, &metrics, spans.clone()).await?;
 	let factory = match (&args.chain.content_store, &chain) {
 		(Some(store), Some(chain)) => {
 			let f = openledger_worker::factory::jobs::Factory::open(
@@ -403,10 +439,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		metrics,
 		created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
 		next_id: Default::default(),
-		spans: match &args.span_index {
-			Some(dir) => Some(Arc::new(openledger_worker::attribution::span::SpanIndex::open(dir)?)),
-			None => None,
-		},
+		spans,
 		chain,
 		influence: if args.influence {
 			Some(Arc::new(openledger_worker::factory::influence::Attributor::new(

@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+pub mod evidence;
 pub mod receipt;
 #[cfg(feature = "std")]
 pub mod tx;

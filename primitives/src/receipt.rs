@@ -4,8 +4,8 @@
 //! - A payer signs a [`Voucher`] off chain for each request: which worker and model (version),
 //!   the most it will pay, a unique nonce and an expiry block. Its hash is the request id.
 //! - The worker serves the request and signs a [`Receipt`]: the voucher and the payer's
-//!   signature, token counts, the fee charged (≤ the voucher's maximum), the hash of the output,
-//!   and the attribution — which Datanet contributions (by snapshot reference) shaped the answer,
+//!   signature, token counts, the fee charged (≤ the voucher's maximum), the output's length and
+//!   content root, the root of its span claims (see [`crate::evidence`]), and the attribution — which Datanet contributions (by snapshot reference) shaped the answer,
 //!   with `Perbill` shares, and the method that found them.
 //!
 //! Signatures cover domain-separated SCALE encodings ([`Voucher::signing_payload`],
@@ -25,9 +25,9 @@ use sp_core::{sr25519, ConstU32, H256};
 use sp_runtime::{traits::Verify, BoundedVec, Perbill, RuntimeDebug};
 
 /// Domain tag of voucher signatures and request ids.
-pub const VOUCHER_DOMAIN: &[u8] = b"openledger:voucher:v3";
+pub const VOUCHER_DOMAIN: &[u8] = b"openledger:voucher:v4";
 /// Domain tag of receipt signatures.
-pub const RECEIPT_DOMAIN: &[u8] = b"openledger:receipt:v3";
+pub const RECEIPT_DOMAIN: &[u8] = b"openledger:receipt:v4";
 
 /// The terms a payer accepts for a model: blake2-256 of the SCALE encoding of
 /// `("terms", split, per_request, per_1k_tokens)` (the model's revenue split and price as the
@@ -166,8 +166,16 @@ pub struct Receipt<AccountId, Balance, BlockNumber, Signature> {
 	pub completion_tokens: u32,
 	/// What the worker charges (≤ `voucher.max_fee`).
 	pub fee: Balance,
-	/// blake2-256 of the output text.
-	pub output_hash: H256,
+	/// Bytes of the output text (UTF-8).
+	pub output_len: u32,
+	/// Content root of the output text ([`crate::evidence::content_root`]): any byte range of
+	/// the answer can be proven against it.
+	pub output_root: H256,
+	/// Root of the span claims ([`crate::evidence::claims_tree`]) that justify a span-match
+	/// attribution (zero for none, and for other methods).
+	pub claims_root: H256,
+	/// How many claims are under `claims_root`.
+	pub claims: u32,
 	/// How the attribution was computed.
 	pub method: AttributionMethod,
 	/// Attributed contributions; shares sum to at most 100 %.
@@ -254,7 +262,10 @@ mod tests {
 			prompt_tokens: 12,
 			completion_tokens: 30,
 			fee: OPEN / 2,
-			output_hash: H256::repeat_byte(9),
+			output_len: 120,
+			output_root: H256::repeat_byte(9),
+			claims_root: H256::repeat_byte(8),
+			claims: 3,
 			method: AttributionMethod::SpanMatch,
 			attribution: BoundedVec::truncate_from(vec![
 				Share { contribution: ContributionRef { datanet: 0, version: 1, index: 4 }, share: Perbill::from_percent(60) },
@@ -277,6 +288,9 @@ mod tests {
 		let mut t = signed.clone();
 		t.receipt.fee += 1;
 		assert!(!t.worker_signed_with(&signing_key.public()));
+		let mut t = signed.clone();
+		t.receipt.claims_root = H256::repeat_byte(7);
+		assert!(!t.worker_signed_with(&signing_key.public()), "the claims are signed");
 		let mut t = signed.clone();
 		t.receipt.voucher.max_fee *= 2;
 		assert!(!t.payer_signed());

@@ -278,7 +278,7 @@ impl_runtime_apis! {
 		}
 	}
 
-	#[api_version(2)]
+	#[api_version(3)]
 	impl pallet_attribution_runtime_api::AttributionApi<
 		Block,
 		AccountId,
@@ -310,6 +310,9 @@ impl_runtime_apis! {
 				Attribution::escrow_of(&who),
 				pallet_attribution::Withdrawals::<Runtime>::get(&who).map(|w| (w.amount, w.unlock_at)),
 			)
+		}
+		fn disputes(worker: AccountId) -> alloc::vec::Vec<(pallet_attribution::RequestId, pallet_attribution::Dispute<BlockNumber>)> {
+			pallet_attribution::Disputes::<Runtime>::iter_prefix(&worker).collect()
 		}
 	}
 

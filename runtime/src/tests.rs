@@ -497,8 +497,10 @@ fn fees_rise_in_full_blocks_and_fall_in_empty_ones() {
 }
 
 /// The attribution pallet driven through the real staking, models and Datanets pallets (not
-/// mocks): a false receipt slashes the worker, its delegator and an ex-delegator's unbonding
-/// stake by the same fraction into the treasury and refunds exactly its fee; an honest receipt
+/// mocks): a span receipt crediting a contribution with a span it does not contain is disputed
+/// by an outsider, its worker cannot answer with evidence, and at the deadline `on_idle` (no
+/// root call) slashes the worker, its delegator and an ex-delegator's unbonding stake by the
+/// same fraction into the treasury and refunds exactly its fee; an honest receipt
 /// vests after the challenge window in `on_idle` and the worker's claim shares it with its
 /// delegator by stake after commission. Every runtime invariant holds after every step.
 #[test]
@@ -527,8 +529,10 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 			per_byte: crate::configs::MIN_CONTRIBUTION_DEPOSIT_PER_BYTE,
 		};
 		assert_ok!(crate::Datanets::create_datanet(origin(alice), b"law".to_vec(), vec![], vec![], pallet_datanets::CurationMode::Open, policy));
-		for i in 0..2u8 {
-			assert_ok!(crate::Datanets::contribute(origin(bob), 0, H256::repeat_byte(i + 1), 10, 2, b"u".to_vec(), None, None));
+		use openledger_primitives::evidence as ev;
+		let texts: [&[u8]; 2] = [b"The court held that the contract was void for fraud.", b"Rivers freeze early in the northern valleys."];
+		for t in texts {
+			assert_ok!(crate::Datanets::contribute(origin(bob), 0, ev::content_root(t), t.len() as u64, 2, b"u".to_vec(), None, None));
 		}
 		assert_ok!(crate::Datanets::snapshot(origin(alice), 0));
 		assert_ok!(crate::Models::register_base(origin(alice), b"b".to_vec(), vec![], vec![], H256::repeat_byte(0xb0), vec![], Default::default(), H256::zero()));
@@ -552,6 +556,10 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		assert_ok!(crate::Attribution::deposit_escrow(origin(eve), 100 * OPEN));
 		assert_ok!(invariants::check());
 
+		// The output shares no bytes with the contributions, yet the claim says its first 40
+		// bytes are contribution 0's.
+		let output: &[u8] = b"An answer in the model's own words, sharing nothing with any record.";
+		let fake = ev::SpanClaim { output_start: 0, len: 40, contribution: ContributionRef { datanet: 0, version: 1, index: 0 }, offset: 0 };
 		let receipt = |nonce: u64| {
 			let voucher = Voucher {
 				payer: eve.to_account_id(),
@@ -576,7 +584,10 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 				prompt_tokens: 5,
 				completion_tokens: 20,
 				fee: OPEN,
-				output_hash: H256::repeat_byte(9),
+				output_len: output.len() as u32,
+				output_root: ev::content_root(output),
+				claims_root: ev::claims_tree(&[fake]).root(),
+				claims: 1,
 				method: AttributionMethod::SpanMatch,
 				attribution: vec![share(0), share(1)].try_into().unwrap(),
 			};
@@ -591,8 +602,10 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		assert!(pallet_attribution::Receipts::<Runtime>::contains_key(false_id) && pallet_attribution::Receipts::<Runtime>::contains_key(honest_id));
 		assert_ok!(invariants::check());
 
-		// The false receipt: challenged by Ferdie, judged by root.
-		assert_ok!(crate::Attribution::challenge(origin(ferdie), false_id));
+		// The false receipt: Ferdie disputes contribution 0's share; judges are not asked.
+		let disputed = ContributionRef { datanet: 0, version: 1, index: 0 };
+		assert_noop!(crate::Attribution::challenge(origin(ferdie), false_id), pallet_attribution::Error::<Runtime>::SpanMatchIsProven);
+		assert_ok!(crate::Attribution::challenge_share(origin(ferdie), false_id, disputed));
 		// Until the verdict nobody backing Charlie can leave with their stake, nor join.
 		assert_eq!(pallet_open_staking::OpenChallenges::<Runtime>::get(charlie.to_account_id()), Some((1, 2)), "frozen from the block the receipt settled");
 		assert_noop!(
@@ -603,7 +616,25 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 		let eve0 = free(&eve.to_account_id());
 		let held = |k: Sr25519Keyring| staking_held(&k.to_account_id());
 		assert_eq!((held(charlie), held(dave), held(eve), held(bob)), (bond, 1_000 * OPEN, 500 * OPEN, 300 * OPEN));
-		assert_ok!(crate::Attribution::resolve_challenge(crate::RuntimeOrigin::root(), false_id, pallet_attribution::Verdict::False));
+		// The worker's only evidence is its claim, which the contribution's bytes refute.
+		let (t0, to) = (ev::content_tree(texts[0]), ev::content_tree(output));
+		let evidence = ev::SpanEvidence {
+			index: 0,
+			siblings: Default::default(),
+			span: ev::SpanProof {
+				claim: fake,
+				output: ev::range_proof(&to, output, 0, 40).unwrap(),
+				content: ev::range_proof(&t0, texts[0], 0, 40).unwrap(),
+			},
+		};
+		assert_noop!(
+			crate::Attribution::answer(origin(charlie), false_id, vec![evidence].try_into().unwrap()).map_err(|e| e.error),
+			pallet_attribution::Error::<Runtime>::BytesDiffer
+		);
+		let deadline = pallet_attribution::Disputes::<Runtime>::get(charlie.to_account_id(), false_id).unwrap().deadline;
+		assert_eq!(deadline, 2 + crate::configs::attribution::ResponseWindow::get());
+		System::set_block_number(deadline);
+		crate::Attribution::on_idle(deadline, frame_support::weights::Weight::MAX);
 		assert_eq!(pallet_open_staking::OpenChallenges::<Runtime>::get(charlie.to_account_id()), None);
 		// 10 % of every stake that backed the receipt: Charlie's, Dave's, and Bob's though he
 		// left after it settled; not Eve's, unbonding since before it.

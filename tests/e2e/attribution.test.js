@@ -56,7 +56,7 @@ async function receipt({ nonce, fee, maxFee = 2n * OPEN, shares, signer = worker
   const signedType = api.tx.attribution.submitReceipts.meta.args[0].type.toString().replace(/^Vec<(.*)>$/, '$1');
   const r = api.createType(signedType, {
     receipt: {
-      voucher, payerSignature, promptTokens: 12, completionTokens: 40, fee, outputHash: blake2AsHex('the answer', 256),
+      voucher, payerSignature, promptTokens: 12, completionTokens: 40, fee, outputLen: 10, outputRoot: blake2AsHex('the answer', 256), claimsRoot: new Uint8Array(32), claims: 0,
       method: 'SpanMatch',
       attribution: shares.map(([index, percent]) => ({ contribution: { datanet, version: 1, index }, share: percent * 10_000_000 })),
     },

@@ -80,7 +80,7 @@ const batches = workers.map((w) => {
       receipt: {
         voucher,
         payerSignature: signature,
-        promptTokens: 50, completionTokens: 200, fee: OPEN / 100n, outputHash: blake2AsHex(`out ${nonce}`, 256), method: 'SpanMatch',
+        promptTokens: 50, completionTokens: 200, fee: OPEN / 100n, outputLen: 200, outputRoot: blake2AsHex(`out ${nonce}`, 256), claimsRoot: new Uint8Array(32), claims: 0, method: 'SpanMatch',
         attribution: Array.from({ length: SHARES }, (_, j) => ({ contribution: { datanet, version: 1, index: (nonce * SHARES + j) % LEAVES }, share: 100_000_000 })),
       },
       workerSignature: new Uint8Array(64),

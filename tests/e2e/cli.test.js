@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Node, rpc, tempDir } from './lib/node.js';
-import { blake2AsHex } from '@polkadot/util-crypto';
+import { contentRoot } from './lib/evidence.js';
 
 const run = promisify(execFile);
 const CLI_BIN = process.env.CLI_BIN;
@@ -54,7 +54,7 @@ test('CLI: create, contribute a folder, curate, snapshot, prove, read back', asy
 
   const listed = (await cli('//Charlie', 'list', '0', '--status', 'pending')).trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(listed.length, 27);
-  const spam = listed.find((c) => c.contentHash === blake2AsHex('buy cheap tokens now', 256));
+  const spam = listed.find((c) => c.contentHash === contentRoot('buy cheap tokens now'));
   assert.ok(spam, 'Dave\'s record is listed under its content hash');
   const good = listed.filter((c) => c.id !== spam.id).map((c) => String(c.id));
   // Charlie (the curator added above) curates.
@@ -75,6 +75,6 @@ test('CLI: create, contribute a folder, curate, snapshot, prove, read back', asy
   // The stored bytes come back, checked against the on-chain hash.
   const mine = (await cli('//Bob', 'mine')).trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(mine.length, 26);
-  const faq = mine.find((c) => c.contentHash === blake2AsHex('How do I reset my password? Use the reset link.', 256));
+  const faq = mine.find((c) => c.contentHash === contentRoot('How do I reset my password? Use the reset link.'));
   assert.equal(await cli('//Bob', 'cat', String(faq.id)), 'How do I reset my password? Use the reset link.');
 });

@@ -122,18 +122,20 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 			let file = std::fs::File::open(&input).with_context(|| format!("opening {}", input.display()))?;
 			let mut refs = Vec::new();
 			let mut docs = Vec::new();
+			let mut raws = Vec::new();
 			for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
 				let line = line?;
 				if line.trim().is_empty() {
 					continue;
 				}
 				let l: Line = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
-				let hash = sp_core::hashing::blake2_256(l.text.as_bytes());
+				let hash = openledger_primitives::evidence::content_root(l.text.as_bytes()).0;
 				refs.push(DocRef { datanet: l.datanet, version: l.version, index: l.index.unwrap_or(n as u32), content_hash: hash });
 				docs.push(tk.encode(&l.text)?);
+				raws.push(l.text.into_bytes());
 			}
 			let t = std::time::Instant::now();
-			let meta = build_index(&out, refs.iter().copied().zip(docs.iter().map(|d| d.as_slice())))?;
+			let meta = build_index(&out, refs.iter().copied().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())))?;
 			let idx = SpanIndex::open(&out)?;
 			eprintln!(
 				"indexed {} documents, {} tokens in {:.2}s ({:.2} bytes/token)",
@@ -157,7 +159,8 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 				.map(|d| d.iter().map(|t| *t as u32).collect())
 				.collect();
 			let refs = (0..docs.len() as u32).map(|i| DocRef { datanet: 0, version: 0, index: i, content_hash: [0; 32] });
-			let meta = build_index(&out, refs.zip(docs.iter().map(|d| d.as_slice())))?;
+			// Token ids only: no raw bytes, so no claims (and no shares) from such an index.
+			let meta = build_index(&out, refs.zip(docs.iter().map(|d| (d.as_slice(), &b""[..]))).map(|(r, (d, b))| (r, d, b)))?;
 			let idx = SpanIndex::open(&out)?;
 			println!(
 				"{}",

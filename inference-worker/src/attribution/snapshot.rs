@@ -6,7 +6,9 @@
 //!    them with the runtime's own tree (`binary-merkle-tree`, blake2-256) must equal the
 //!    on-chain root, which proves every leaf and its index at once;
 //! 3. each contribution's bytes from the content store (`<store>/ab/cd/abcd…`, the CLI's
-//!    layout), checked against the leaf's content hash;
+//!    layout), checked against the leaf's content hash (its content root:
+//!    `openledger_primitives::evidence::content_root`), and kept in the index as they are so
+//!    that span claims can point into them;
 //! 4. the text of each record (a JSON record's `text`, `prompt` + `completion`/`response`, or
 //!    `messages[].content`; otherwise the bytes as UTF-8), tokenized with the served model's
 //!    tokenizer, indexed with `(datanet, version, leaf index, content hash)` per document.
@@ -110,7 +112,7 @@ pub fn read_verified(store: &Path, leaf: usize, id: u64, hash: &[u8; 32]) -> Res
 	let path = store.join(&hex[0..2]).join(&hex[2..4]).join(&hex);
 	let bytes = std::fs::read(&path)
 		.with_context(|| format!("contribution {id} (leaf {leaf}): {} is not in the content store", path.display()))?;
-	if sp_core::hashing::blake2_256(&bytes) != *hash {
+	if openledger_primitives::evidence::content_root(&bytes).0 != *hash {
 		bail!("contribution {id} (leaf {leaf}): {} does not match its on-chain content hash 0x{hex}", path.display());
 	}
 	Ok(bytes)
@@ -121,12 +123,14 @@ pub async fn build(chain: &ChainClient, datanet: u32, version: u32, store: &Path
 	let leaves = verified_leaves(chain, datanet, version).await?;
 	let mut refs = Vec::with_capacity(leaves.len());
 	let mut docs = Vec::with_capacity(leaves.len());
+	let mut raws = Vec::with_capacity(leaves.len());
 	for (i, (id, hash)) in leaves.iter().enumerate() {
 		let bytes = read_verified(store, i, *id, hash)?;
 		refs.push(DocRef { datanet, version, index: i as u32, content_hash: *hash });
 		docs.push(tokenizer.encode(&record_text(&bytes))?);
+		raws.push(bytes);
 	}
-	build_index(out, refs.into_iter().zip(docs.iter().map(|d| d.as_slice())))
+	build_index(out, refs.into_iter().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())))
 }
 
 #[cfg(test)]

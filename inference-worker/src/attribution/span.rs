@@ -11,9 +11,11 @@
 //! - `docs.u64`: the start (first token after its separator) of each document.
 //! - `meta.json`: format version, counts, and each document's reference (datanet, snapshot
 //!   version, leaf index, content hash) in document order.
+//! - `raw.bin`, `raw.u64`: each document's bytes as its content root commits to them, and their
+//!   starts (one more entry than documents): what span claims point into.
 //!
 //! 2 bytes per token for the text + 4 for the suffix array = **6 bytes per token** (infini-gram
-//! uses 2 + 5 = 7), for corpora below 2³² tokens.
+//! uses 2 + 5 = 7), for corpora below 2³² tokens, plus the raw bytes.
 //!
 //! ## Scoring (deterministic)
 //! With `L(i)` the longest match ending at answer position `i`, a span is maximal when `L(i) ≥
@@ -24,6 +26,15 @@
 //! `top_k` kept, and scaled so that the shares sum to the fraction of answer tokens covered by
 //! spans (the rest of the data share stays unattributed); shares are floored to parts per
 //! billion, ties broken by document order.
+//!
+//! ## Claims (what the chain can check)
+//! [`SpanIndex::attribute_claimed`] maps each span to the answer's bytes and, for each document
+//! it credits, finds those bytes verbatim in the document's raw bytes, extends the match byte by
+//! byte as far as both agree, and cuts it into claims of at most `MAX_SPAN_BYTES` (none under
+//! `MIN_SPAN_BYTES`). Each credited document keeps its `MAX_EVIDENCE_SPANS` longest claims that
+//! add coverage, and its share is capped by the on-chain rule: at most the fraction of the
+//! answer's bytes those claims cover. Spans found in tokens but not verbatim in the raw bytes
+//! (e.g. text escaped inside a JSON record) earn nothing.
 
 use anyhow::{ensure, Context};
 use memmap2::Mmap;
@@ -34,7 +45,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 pub const SEPARATOR: u16 = 0xFFFF;
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A contribution as receipts reference it (a leaf of a Datanet snapshot) and its content hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -65,13 +76,17 @@ pub struct Meta {
 	pub docs: Vec<DocRef>,
 }
 
-/// Writes an index for `docs` (reference, token ids) into `dir`.
-pub fn build_index<'a>(dir: &Path, docs: impl IntoIterator<Item = (DocRef, &'a [u32])>) -> anyhow::Result<Meta> {
+/// Writes an index for `docs` (reference, token ids, raw bytes) into `dir`.
+pub fn build_index<'a>(dir: &Path, docs: impl IntoIterator<Item = (DocRef, &'a [u32], &'a [u8])>) -> anyhow::Result<Meta> {
 	std::fs::create_dir_all(dir)?;
 	let mut text: Vec<u16> = Vec::new();
 	let mut starts: Vec<u64> = Vec::new();
 	let mut refs = Vec::new();
-	for (r, tokens) in docs {
+	let mut raw = BufWriter::new(File::create(dir.join("raw.bin"))?);
+	let mut raw_starts: Vec<u64> = vec![0];
+	for (r, tokens, bytes) in docs {
+		raw.write_all(bytes)?;
+		raw_starts.push(raw_starts.last().expect("one at least; qed") + bytes.len() as u64);
 		text.push(SEPARATOR);
 		starts.push(text.len() as u64);
 		for &t in tokens {
@@ -109,6 +124,12 @@ pub fn build_index<'a>(dir: &Path, docs: impl IntoIterator<Item = (DocRef, &'a [
 		w.write_all(&s.to_le_bytes())?;
 	}
 	w.flush()?;
+	raw.flush()?;
+	let mut w = BufWriter::new(File::create(dir.join("raw.u64"))?);
+	for s in &raw_starts {
+		w.write_all(&s.to_le_bytes())?;
+	}
+	w.flush()?;
 	let meta = Meta { format: FORMAT_VERSION, tokens: text.len() as u64 - refs.len() as u64, docs: refs };
 	std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta)?)?;
 	Ok(meta)
@@ -119,7 +140,18 @@ pub struct SpanIndex {
 	tokens: Mmap,
 	sa: Mmap,
 	docs: Mmap,
+	raw: Option<Mmap>,
+	raw_starts: Vec<u64>,
+	positions: std::collections::HashMap<(u32, u32, u32), usize>,
 	pub meta: Meta,
+}
+
+fn map_maybe_empty(path: &Path) -> anyhow::Result<Option<Mmap>> {
+	// An empty file cannot be mapped on every platform; it holds nothing anyway.
+	if std::fs::metadata(path).with_context(|| format!("opening {}", path.display()))?.len() == 0 {
+		return Ok(None);
+	}
+	map(path).map(Some)
 }
 
 fn map(path: &Path) -> anyhow::Result<Mmap> {
@@ -132,14 +164,48 @@ impl SpanIndex {
 	pub fn open(dir: &Path) -> anyhow::Result<Self> {
 		let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?).context("meta.json")?;
 		ensure!(meta.format == FORMAT_VERSION, "index format {} (this worker reads {FORMAT_VERSION})", meta.format);
-		let idx = Self { tokens: map(&dir.join("tokens.u16"))?, sa: map(&dir.join("sa.u32"))?, docs: map(&dir.join("docs.u64"))?, meta };
+		let raw_starts: Vec<u64> = std::fs::read(dir.join("raw.u64"))
+			.context("raw.u64")?
+			.chunks(8)
+			.map(|c| c.try_into().map(u64::from_le_bytes).map_err(|_| anyhow::anyhow!("truncated raw.u64")))
+			.collect::<anyhow::Result<_>>()?;
+		let raw = map_maybe_empty(&dir.join("raw.bin"))?;
+		let positions = meta.docs.iter().enumerate().map(|(i, d)| ((d.datanet, d.version, d.index), i)).collect();
+		let idx = Self {
+			tokens: map(&dir.join("tokens.u16"))?,
+			sa: map(&dir.join("sa.u32"))?,
+			docs: map(&dir.join("docs.u64"))?,
+			raw,
+			raw_starts,
+			positions,
+			meta,
+		};
 		ensure!(idx.sa.len() % 4 == 0 && idx.tokens.len() % 2 == 0 && idx.docs.len() % 8 == 0, "truncated index files");
 		ensure!(idx.sa_len() as u64 == idx.meta.tokens, "suffix array and meta.json disagree");
 		ensure!(idx.docs.len() / 8 == idx.meta.docs.len(), "docs.u64 and meta.json disagree");
+		ensure!(idx.raw_starts.len() == idx.meta.docs.len() + 1, "raw.u64 and meta.json disagree");
+		ensure!(idx.raw_starts.windows(2).all(|w| w[0] <= w[1]), "raw.u64 is not ascending");
+		ensure!(
+			idx.raw_starts.last().copied() == Some(idx.raw.as_ref().map_or(0, |m| m.len() as u64)),
+			"raw.bin and raw.u64 disagree"
+		);
 		Ok(idx)
 	}
 
-	/// Bytes on disk per corpus token.
+	/// The raw bytes of document `d` (what its content root commits to).
+	pub fn raw(&self, d: usize) -> &[u8] {
+		match (&self.raw, self.raw_starts.get(d), self.raw_starts.get(d + 1)) {
+			(Some(m), Some(&a), Some(&b)) => &m[a as usize..b as usize],
+			_ => &[],
+		}
+	}
+
+	/// The position of the document `(datanet, version, index)` in this index.
+	pub fn position(&self, datanet: u32, version: u32, index: u32) -> Option<usize> {
+		self.positions.get(&(datanet, version, index)).copied()
+	}
+
+	/// Bytes on disk per corpus token (text and suffix array; raw bytes not counted).
 	pub fn bytes_per_token(&self) -> f64 {
 		(self.tokens.len() + self.sa.len() + self.docs.len()) as f64 / self.meta.tokens.max(1) as f64
 	}
@@ -307,8 +373,128 @@ impl SpanIndex {
 			.map(|(d, c)| (self.meta.docs[*d], ((c / total) * coverage * 1e9).floor() as u32))
 			.filter(|(_, s)| *s > 0)
 			.collect();
-		Attribution { spans, shares, coverage }
+		Attribution { spans, shares, coverage, claims: Vec::new() }
 	}
+
+	/// [`Self::attribute`], then the byte-level claims that back it and the shares capped by
+	/// what those claims cover (see the module docs). `text` is the answer `answer` decodes to.
+	pub fn attribute_claimed(&self, answer: &[u32], text: &str, tk: &crate::tokenizer::TextTokenizer, p: &AttributionParams) -> Attribution {
+		use openledger_primitives::evidence::{covered_bytes, share_cap, MAX_EVIDENCE_SPANS, MAX_SPAN_BYTES, MIN_SPAN_BYTES};
+		let mut a = self.attribute(answer, p);
+		let out = text.as_bytes();
+		// Per document: candidate claims (output start, output end, offset in the document).
+		let mut found: std::collections::BTreeMap<usize, Vec<(u64, u64, u64)>> = Default::default();
+		for s in &a.spans {
+			let Some(bs) = locate(tk, answer, s.start, s.end, text) else { continue };
+			let Ok(piece) = tk.decode(&answer[s.start..s.end]) else { continue };
+			let piece = piece.trim_matches('\u{FFFD}');
+			let be = bs + piece.len();
+			for d in &s.docs {
+				let Some(pos) = self.position(d.datanet, d.version, d.index) else { continue };
+				let raw = self.raw(pos);
+				// The span's bytes as they are; else its pieces between bytes a record's syntax
+				// escapes (quotes, backslashes, control bytes: JSON text), each found alone.
+				let mut pieces = vec![(bs, be)];
+				if memchr::memmem::find(raw, &out[bs..be]).is_none() {
+					pieces.clear();
+					let mut from = bs;
+					for k in bs..=be {
+						if k == be || out[k] == b'"' || out[k] == b'\\' || out[k] < 0x20 {
+							if k - from >= 4 {
+								pieces.push((from, k));
+							}
+							from = k + 1;
+						}
+					}
+				}
+				for (bs, be) in pieces {
+					// Each occurrence (the first 64) extended byte by byte as far as both agree; the
+					// longest kept. Short token spans grow into the verbatim copy they are part of.
+					let mut best: Option<(usize, usize, usize)> = None;
+					for off in memchr::memmem::find_iter(raw, &out[bs..be]).take(64) {
+						let (mut a0, mut b0, mut o0) = (bs, be, off);
+						while a0 > 0 && o0 > 0 && out[a0 - 1] == raw[o0 - 1] {
+							a0 -= 1;
+							o0 -= 1;
+						}
+						while b0 < out.len() && o0 + (b0 - a0) < raw.len() && out[b0] == raw[o0 + (b0 - a0)] {
+							b0 += 1;
+						}
+						if best.is_none_or(|(a, b, _)| b0 - a0 > b - a) {
+							best = Some((a0, b0, o0));
+						}
+					}
+					let Some((a0, b0, o0)) = best else { continue };
+					if b0 - a0 < MIN_SPAN_BYTES as usize {
+						continue;
+					}
+					// Cut into even pieces of at most MAX_SPAN_BYTES (so none is short).
+					let len = (b0 - a0) as u64;
+					let pieces = len.div_ceil(MAX_SPAN_BYTES as u64);
+					let size = len.div_ceil(pieces);
+					let mut at = 0u64;
+					while at < len {
+						let n = size.min(len - at);
+						if n >= MIN_SPAN_BYTES as u64 {
+							found.entry(pos).or_default().push((a0 as u64 + at, a0 as u64 + at + n, o0 as u64 + at));
+						}
+						at += n;
+					}
+				}
+			}
+		}
+		let mut claims = Vec::new();
+		let mut shares = Vec::new();
+		for (doc, parts) in std::mem::take(&mut a.shares) {
+			let Some(pos) = self.position(doc.datanet, doc.version, doc.index) else { continue };
+			let mut cands = found.remove(&pos).unwrap_or_default();
+			cands.sort_by(|x, y| (y.1 - y.0).cmp(&(x.1 - x.0)).then(x.cmp(y)));
+			let mut kept: Vec<(u64, u64, u64)> = Vec::new();
+			for c in cands {
+				if kept.len() == MAX_EVIDENCE_SPANS as usize {
+					break;
+				}
+				let before = covered_bytes(kept.iter().map(|k| (k.0, k.1)).collect());
+				let after = covered_bytes(kept.iter().map(|k| (k.0, k.1)).chain([(c.0, c.1)]).collect());
+				if after > before {
+					kept.push(c);
+				}
+			}
+			let covered = covered_bytes(kept.iter().map(|k| (k.0, k.1)).collect());
+			let capped = parts.min(share_cap(covered, out.len() as u32).deconstruct());
+			if capped == 0 {
+				continue;
+			}
+			kept.sort();
+			let contribution = openledger_primitives::receipt::ContributionRef { datanet: doc.datanet, version: doc.version, index: doc.index };
+			claims.extend(kept.iter().map(|k| openledger_primitives::evidence::SpanClaim {
+				output_start: k.0 as u32,
+				len: (k.1 - k.0) as u32,
+				contribution,
+				offset: k.2,
+			}));
+			shares.push((doc, capped));
+		}
+		a.shares = shares;
+		a.claims = claims;
+		a
+	}
+}
+
+/// The byte offset in `text` (what `answer` decodes to) of the span of tokens `[start, end)`:
+/// where its decoded text occurs at or just before the decoded length of the tokens before it.
+fn locate(tk: &crate::tokenizer::TextTokenizer, answer: &[u32], start: usize, end: usize, text: &str) -> Option<usize> {
+	let piece = tk.decode(&answer[start..end]).ok()?;
+	let piece = piece.trim_matches('\u{FFFD}');
+	if piece.is_empty() {
+		return None;
+	}
+	let guess = tk.decode(&answer[..start]).ok()?.len().min(text.len());
+	let mut from = guess.saturating_sub(8);
+	while !text.is_char_boundary(from) {
+		from -= 1;
+	}
+	text[from..].find(piece).map(|i| from + i).or_else(|| text.find(piece))
 }
 
 #[derive(Clone, Debug)]
@@ -346,6 +532,9 @@ pub struct Attribution {
 	pub shares: Vec<(DocRef, u32)>,
 	/// Fraction of answer tokens inside credited spans.
 	pub coverage: f64,
+	/// The byte-level claims behind the shares ([`SpanIndex::attribute_claimed`]; empty from
+	/// [`SpanIndex::attribute`]), ordered by document then output position.
+	pub claims: Vec<openledger_primitives::evidence::SpanClaim>,
 }
 
 #[cfg(test)]
@@ -367,7 +556,7 @@ mod tests {
 		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
 		let docs: Vec<Vec<u32>> = (0..40).map(|_| (0..rng.gen_range(1..60)).map(|_| rng.gen_range(0..12)).collect()).collect();
 		let dir = tempfile::tempdir().unwrap();
-		build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice()))).unwrap();
+		build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..]))).unwrap();
 		let idx = SpanIndex::open(dir.path()).unwrap();
 		assert_eq!(idx.meta.tokens, docs.iter().map(|d| d.len() as u64).sum::<u64>());
 		assert!((idx.bytes_per_token() - 6.0).abs() < 1.0);
@@ -399,7 +588,7 @@ mod tests {
 			[&(100..110).collect::<Vec<u32>>()[..], &[999, 998]].concat(), // shares a span with doc 0
 		];
 		let dir = tempfile::tempdir().unwrap();
-		build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice()))).unwrap();
+		build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..]))).unwrap();
 		let idx = SpanIndex::open(dir.path()).unwrap();
 		// 20 tokens of doc 1, 2 unknown tokens, 8 tokens of doc 0 that doc 3 also has.
 		let answer: Vec<u32> = [(210..230).collect::<Vec<u32>>(), vec![5000, 5001], (100..108).collect()].concat();
@@ -416,5 +605,69 @@ mod tests {
 		// Nothing credited below the minimum length.
 		let short = idx.attribute(&[210, 211, 212], &AttributionParams::default());
 		assert!(short.shares.is_empty() && short.spans.is_empty());
+	}
+
+	/// Claims from a real byte-level BPE tokenizer: every claim proves against the answer's and
+	/// its document's content roots, every share obeys the on-chain rule, the copy of a
+	/// multi-byte text is found byte for byte, and text escaped inside a JSON record earns
+	/// nothing (its bytes are not in the record verbatim).
+	#[test]
+	fn claims_prove_on_chain_and_shares_obey_the_rule() {
+		use openledger_primitives::evidence as ev;
+		let plain = "The court held that the contract was void because the seller had lied about the goods.";
+		let accents = "Les élèves étudièrent la théorie des nœuds pendant tout l'été à Genève.";
+		let quoted = "She said \"the bridge tolls doubled in winter\" and then the river froze solid.";
+		let json = serde_json::json!({ "text": quoted }).to_string();
+		let corpus = [plain, accents, quoted, "Unrelated filler text about gardens and weather."].join("\n");
+		let dir = tempfile::tempdir().unwrap();
+		let tk = crate::gen::train_tokenizer(&corpus.repeat(3), 400, dir.path()).unwrap();
+		tk.save(dir.path().join("tokenizer.json"), false).unwrap();
+		let tk = crate::tokenizer::TextTokenizer::load(dir.path()).unwrap();
+		let raws: Vec<Vec<u8>> = vec![plain.as_bytes().to_vec(), accents.as_bytes().to_vec(), json.into_bytes()];
+		let texts = [plain, accents, quoted];
+		let ids: Vec<Vec<u32>> = texts.iter().map(|t| tk.encode(t).unwrap()).collect();
+		let idx_dir = tempfile::tempdir().unwrap();
+		let refs: Vec<DocRef> = (0..3).map(|i| DocRef { content_hash: ev::content_root(&raws[i as usize]).0, ..doc(i) }).collect();
+		build_index(idx_dir.path(), (0..3).map(|i| (refs[i], ids[i].as_slice(), raws[i].as_slice()))).unwrap();
+		let idx = SpanIndex::open(idx_dir.path()).unwrap();
+		assert_eq!(idx.raw(2), raws[2].as_slice());
+		assert_eq!(idx.position(1, 2, 1), Some(1));
+		let answer_text = format!("In short: {plain} Also, {accents} Finally: {quoted} Done.");
+		let answer = tk.encode(&answer_text).unwrap();
+		let text = tk.decode(&answer).unwrap();
+		assert_eq!(text, answer_text, "byte-level BPE decodes exactly");
+		let a = idx.attribute_claimed(&answer, &text, &tk, &AttributionParams::default());
+		let out = text.as_bytes();
+		let (out_tree, out_root) = (ev::content_tree(out), ev::content_root(out));
+		assert!(!a.claims.is_empty());
+		for c in &a.claims {
+			let raw = &raws[c.contribution.index as usize];
+			let proof = ev::SpanProof {
+				claim: *c,
+				output: ev::range_proof(&out_tree, out, c.output_start as u64, c.len).unwrap(),
+				content: ev::range_proof(&ev::content_tree(raw), raw, c.offset, c.len).unwrap(),
+			};
+			assert_eq!(ev::verify_span(&proof, &out_root, out.len() as u32, &ev::content_root(raw)), Ok(()), "{c:?}");
+		}
+		let credited: Vec<u32> = a.shares.iter().map(|(d, _)| d.index).collect();
+		assert!(credited.contains(&0) && credited.contains(&1), "{credited:?}");
+		// The JSON record holds the quoted text escaped: its verbatim pieces are claimed, and
+		// together they leave no run of MIN_SPAN_BYTES of the copy uncovered.
+		let json_claims: Vec<_> = a.claims.iter().filter(|c| c.contribution.index == 2).collect();
+		assert!(credited.contains(&2) && json_claims.len() >= 2, "{json_claims:?}");
+		for c in &json_claims {
+			let bytes = &out[c.output_start as usize..][..c.len as usize];
+			assert!(quoted.contains(std::str::from_utf8(bytes).unwrap()), "{c:?}");
+		}
+		let at = text.find(quoted).unwrap() as u64;
+		let ranges = json_claims.iter().map(|c| c.output_range()).collect();
+		assert!(ev::longest_uncovered(ranges, at, at + quoted.len() as u64) < ev::MIN_SPAN_BYTES as u64);
+		for (d, parts) in &a.shares {
+			let ranges = a.claims.iter().filter(|c| c.contribution.index == d.index).map(|c| c.output_range()).collect();
+			assert!(ev::share_justified(sp_runtime::Perbill::from_parts(*parts), ev::covered_bytes(ranges), out.len() as u32));
+		}
+		// The plain copy is claimed whole (extended byte by byte to the sentence's ends).
+		let whole = a.claims.iter().find(|c| c.contribution.index == 0).unwrap();
+		assert_eq!(&out[whole.output_start as usize..][..whole.len as usize], plain.as_bytes());
 	}
 }

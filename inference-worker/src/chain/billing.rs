@@ -6,6 +6,7 @@ use super::registry::{Registry, ServedModel};
 use super::{Receipt, RequestId, SignedReceipt, Voucher};
 use crate::attribution::span::Attribution;
 use codec::Decode;
+use openledger_primitives::evidence::SpanClaim;
 use openledger_primitives::receipt::{AttributionMethod, ContributionRef, Share};
 use openledger_primitives::Signature;
 use sp_core::{sr25519, Pair, H256};
@@ -146,9 +147,11 @@ pub fn check(
 	Ok(Accepted { voucher, payer_signature: sig, served, request_id })
 }
 
-/// The receipt for an answered request: fee by the model's price, the hash of the output, the
-/// attribution (by `method`) restricted to the snapshots of the model's lineage (a receipt may
-/// only credit those), signed with the worker's receipt key.
+/// The receipt for an answered request: fee by the model's price, the output's length and
+/// content root, the attribution (by `method`) restricted to the snapshots of the model's
+/// lineage (a receipt may only credit those) and the root of the span claims behind it (only
+/// claims of credited contributions), signed with the worker's receipt key. Returns the
+/// receipt and the claims it commits to, in order.
 pub fn receipt(
 	a: &Accepted,
 	key: &sr25519::Pair,
@@ -157,7 +160,8 @@ pub fn receipt(
 	output: &str,
 	method: AttributionMethod,
 	credited: &[(ContributionRef, u32)],
-) -> SignedReceipt {
+	claims: &[SpanClaim],
+) -> (SignedReceipt, Vec<SpanClaim>) {
 	let fee = a.served.fee(prompt_tokens + completion_tokens).min(a.voucher.max_fee);
 	let shares: Vec<Share> = credited
 		.iter()
@@ -165,18 +169,37 @@ pub fn receipt(
 		.map(|(c, parts)| Share { contribution: *c, share: Perbill::from_parts(*parts) })
 		.take(openledger_primitives::receipt::MAX_SHARES as usize)
 		.collect();
+	let claims: Vec<SpanClaim> = claims.iter().filter(|c| shares.iter().any(|s| s.contribution == c.contribution)).copied().collect();
+	let bytes = output.as_bytes();
 	let receipt = Receipt {
 		voucher: a.voucher.clone(),
 		payer_signature: a.payer_signature.clone(),
 		prompt_tokens,
 		completion_tokens,
 		fee,
-		output_hash: H256(sp_core::hashing::blake2_256(output.as_bytes())),
+		output_len: bytes.len() as u32,
+		output_root: openledger_primitives::evidence::content_root(bytes),
+		claims_root: openledger_primitives::evidence::claims_tree(&claims).root(),
+		claims: claims.len() as u32,
 		method,
 		attribution: BoundedVec::truncate_from(shares),
 	};
 	let worker_signature = key.sign(&receipt.signing_payload());
-	SignedReceipt { receipt, worker_signature }
+	(SignedReceipt { receipt, worker_signature }, claims)
+}
+
+/// Keeps the evidence of a span receipt (its output, committed claims and shares) until it can no
+/// longer be disputed, so that the worker can answer a dispute; other receipts keep none.
+pub fn keep_evidence(chain: &super::ChainState, signed: &SignedReceipt, output: &str, claims: Vec<SpanClaim>) -> anyhow::Result<()> {
+	let r = &signed.receipt;
+	if r.method != AttributionMethod::SpanMatch {
+		return Ok(());
+	}
+	// Settled by expiry at the latest; disputable for a challenge window (at most a voucher
+	// lifetime) after that, answerable a response window later: twice the lifetime covers both.
+	let keep_until = r.voucher.expires_at.saturating_add(2 * MAX_VOUCHER_BLOCKS);
+	let shares = r.attribution.iter().map(|s| (s.contribution, s.share.deconstruct())).collect();
+	chain.evidence.put(&r.request_id(), &super::evidence::Record { output: output.as_bytes().to_vec(), claims, shares, keep_until })
 }
 
 /// The contributions a span attribution credits, with their parts per billion.
@@ -286,10 +309,16 @@ mod tests {
 				(DocRef { datanet: 5, version: 1, index: 0, content_hash: [0; 32] }, 300_000_000),
 			],
 			coverage: 0.9,
+			claims: vec![],
 		};
 		let credited = span_credits(&spans);
-		let r = receipt(&ok, &worker, 10, 20, "answer", AttributionMethod::SpanMatch, &credited);
+		let claim = |datanet| SpanClaim { output_start: 0, len: 30, contribution: ContributionRef { datanet, version: 1, index: if datanet == 4 { 3 } else { 0 } }, offset: 5 };
+		let (r, committed) = receipt(&ok, &worker, 10, 20, "answer", AttributionMethod::SpanMatch, &credited, &[claim(4), claim(5)]);
 		assert_eq!(r.receipt.fee, 130);
+		// Only the credited contribution's claim is committed; the output's bytes are.
+		assert_eq!(committed, vec![claim(4)]);
+		assert_eq!((r.receipt.claims, r.receipt.claims_root), (1, openledger_primitives::evidence::claims_tree(&[claim(4)]).root()));
+		assert_eq!((r.receipt.output_len, r.receipt.output_root), (6, openledger_primitives::evidence::content_root(b"answer")));
 		assert_eq!(r.receipt.attribution.len(), 1);
 		assert_eq!(r.receipt.attribution[0].contribution, ContributionRef { datanet: 4, version: 1, index: 3 });
 		assert!(sr25519::Pair::verify(&r.worker_signature, r.receipt.signing_payload(), &worker.public()));

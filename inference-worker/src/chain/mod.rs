@@ -7,6 +7,7 @@
 //! is exactly what the chain checks.
 
 pub mod billing;
+pub mod evidence;
 pub mod queue;
 pub mod registry;
 pub mod settler;
@@ -145,7 +146,12 @@ pub fn parse_number(header: &serde_json::Value) -> Result<u32> {
 
 /// Keeps `registry` in step with the chain: refreshes it at every new finalized block (and
 /// every 30 s without one), resubscribing when the connection drops.
-pub async fn follow(conn: std::sync::Arc<settler::Connection>, registry: std::sync::Arc<registry::Registry>, queue: std::sync::Arc<queue::ReceiptQueue>) {
+pub async fn follow(
+	conn: std::sync::Arc<settler::Connection>,
+	registry: std::sync::Arc<registry::Registry>,
+	queue: std::sync::Arc<queue::ReceiptQueue>,
+	evidence: std::sync::Arc<evidence::EvidenceStore>,
+) {
 	loop {
 		let run = async {
 			let chain = conn.get().await?;
@@ -159,6 +165,11 @@ pub async fn follow(conn: std::sync::Arc<settler::Connection>, registry: std::sy
 					Ok(0) => {},
 					Ok(n) => tracing::info!("forgot {n} settled/rejected receipts whose vouchers expired before block {finalized}"),
 					Err(e) => tracing::warn!("pruning the receipt queue: {e:#}"),
+				}
+				// Evidence of receipts that can no longer be disputed.
+				let ev = evidence.clone();
+				if let Err(e) = tokio::task::spawn_blocking(move || ev.prune(finalized)).await? {
+					tracing::warn!("pruning kept evidence: {e:#}");
 				}
 				match tokio::time::timeout(Duration::from_secs(30), heads.next()).await {
 					Ok(Some(Ok(_))) | Err(_) => continue,
@@ -185,6 +196,10 @@ pub struct ChainState {
 	pub signing_key: sr25519::Pair,
 	/// Refuse requests without a voucher (HTTP 402) instead of serving them unbilled.
 	pub require_voucher: bool,
+	/// The evidence of span receipts, kept until they can no longer be disputed.
+	pub evidence: std::sync::Arc<evidence::EvidenceStore>,
+	/// Tests only: credit a contribution no span backs (see `--test-misattribute`).
+	pub misattribute: bool,
 }
 
 /// `attribution_escrow` of `who`: OPEN held for paying requests.

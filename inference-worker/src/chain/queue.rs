@@ -473,7 +473,10 @@ mod tests {
 			prompt_tokens: 1,
 			completion_tokens: 2,
 			fee: 3,
-			output_hash: Default::default(),
+			output_len: 0,
+			output_root: Default::default(),
+			claims_root: Default::default(),
+			claims: 0,
 			method: AttributionMethod::SpanMatch,
 			attribution: Default::default(),
 		};

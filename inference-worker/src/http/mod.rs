@@ -48,6 +48,27 @@ pub struct AppState {
 	pub admin_token: Option<crate::secrets::AdminToken>,
 }
 
+/// Span attribution of an answer with the byte-level claims behind its shares. With
+/// `misattribute` (tests only, `--test-misattribute`) the top contribution's share and claims are
+/// moved to another contribution of the index, which no span backs.
+pub fn span_attribution(idx: &SpanIndex, ids: &[u32], text: &str, tk: &TextTokenizer, misattribute: bool) -> Attribution {
+	let mut a = idx.attribute_claimed(ids, text, tk, &AttributionParams::default());
+	if misattribute {
+		if let Some((top, _)) = a.shares.first().copied() {
+			let credited: Vec<_> = a.shares.iter().map(|(d, _)| (d.datanet, d.version, d.index)).collect();
+			if let Some(other) =
+				idx.meta.docs.iter().find(|d| d.datanet == top.datanet && d.version == top.version && !credited.contains(&(d.datanet, d.version, d.index)))
+			{
+				a.shares[0].0 = *other;
+				for c in a.claims.iter_mut().filter(|c| (c.contribution.datanet, c.contribution.version, c.contribution.index) == (top.datanet, top.version, top.index)) {
+					c.contribution.index = other.index;
+				}
+			}
+		}
+	}
+	a
+}
+
 /// The `attribution` object of a response: spans of the answer found in the corpus, the
 /// contributions they credit, and `Perbill` shares (parts per billion).
 pub fn attribution_json(a: &Attribution) -> serde_json::Value {
@@ -80,6 +101,7 @@ struct Paid {
 	sent_text: String,
 	sent_ids: Vec<u32>,
 	spans: Option<Arc<SpanIndex>>,
+	tokenizer: Arc<TextTokenizer>,
 	metrics: Metrics,
 }
 
@@ -102,15 +124,17 @@ impl Drop for Paid {
 			return;
 		}
 		// Attribution and signing are CPU work: done with the push, off the async threads.
-		let (accepted, chain, spans) = (self.accepted.clone(), self.chain.clone(), self.spans.clone());
+		let (accepted, chain, spans, tk) = (self.accepted.clone(), self.chain.clone(), self.spans.clone(), self.tokenizer.clone());
 		let (prompt_tokens, sent_ids, sent_text) = (self.prompt_tokens, std::mem::take(&mut self.sent_ids), std::mem::take(&mut self.sent_text));
 		let (queue, metrics) = (self.chain.queue.clone(), self.metrics.clone());
-		let push = move || match queue.push(&{
-			let credited = match &spans {
-				Some(idx) if !sent_ids.is_empty() => billing::span_credits(&idx.attribute(&sent_ids, &AttributionParams::default())),
-				_ => vec![],
+		let push = move || match {
+			let a = match &spans {
+				Some(idx) if !sent_ids.is_empty() => Some(span_attribution(idx, &sent_ids, &sent_text, &tk, chain.misattribute)),
+				_ => None,
 			};
-			billing::receipt(
+			let credited = a.as_ref().map(billing::span_credits).unwrap_or_default();
+			let claims = a.map(|a| a.claims).unwrap_or_default();
+			let (signed, claims) = billing::receipt(
 				&accepted,
 				&chain.signing_key,
 				prompt_tokens,
@@ -118,8 +142,10 @@ impl Drop for Paid {
 				&sent_text,
 				openledger_primitives::receipt::AttributionMethod::SpanMatch,
 				&credited,
-			)
-		}) {
+				&claims,
+			);
+			billing::keep_evidence(&chain, &signed, &sent_text, claims).and_then(|_| queue.push(&signed))
+		} {
 			Ok(()) => {
 				metrics.receipts.with_label_values(&["partial"]).inc();
 				metrics.receipts_queued.set(queue.counts().0 as i64);
@@ -216,6 +242,7 @@ async fn accept_voucher(
 		sent_text: String::new(),
 		sent_ids: Vec::new(),
 		spans: st.spans.clone(),
+		tokenizer: st.tokenizer.clone(),
 		metrics: st.metrics.clone(),
 	}))
 }
@@ -370,7 +397,7 @@ async fn attribute_and_queue(
 		},
 		_ => None,
 	};
-	let (mut attribution, method, credited) = match influence.take() {
+	let (mut attribution, method, credited, claims) = match influence.take() {
 		Some((inf, adapter, slot)) => {
 			let (prompt, completion) = (plan.prompt.clone(), ids.to_vec());
 			// The slot moves into the blocking task: released when the backward pass ends.
@@ -386,16 +413,24 @@ async fn attribute_and_queue(
 			.ok_or_else(|| ApiError::invalid("the adapter has no cached training gradients", "attribution"))?;
 			let credited: Vec<(ContributionRef, u32)> =
 				r.shares.iter().map(|((datanet, version, index), p, _)| (ContributionRef { datanet: *datanet, version: *version, index: *index }, *p)).collect();
-			(Some(influence_json(&r)), AttributionMethod::Influence, credited)
+			(Some(influence_json(&r)), AttributionMethod::Influence, credited, Vec::new())
 		},
 		_ => {
-			let a = st.spans.as_ref().map(|idx| idx.attribute(ids, &AttributionParams::default()));
+			let misattribute = paid.as_ref().is_some_and(|p| p.chain.misattribute);
+			let a = match &st.spans {
+				Some(idx) => {
+					let (idx, ids, text, tk) = (idx.clone(), ids.to_vec(), text.to_string(), st.tokenizer.clone());
+					Some(off_thread(move || span_attribution(&idx, &ids, &text, &tk, misattribute)).await?)
+				},
+				None => None,
+			};
 			let credited = a.as_ref().map(billing::span_credits).unwrap_or_default();
-			(a.as_ref().map(attribution_json), AttributionMethod::SpanMatch, credited)
+			let json = a.as_ref().map(attribution_json);
+			(json, AttributionMethod::SpanMatch, credited, a.map(|a| a.claims).unwrap_or_default())
 		},
 	};
 	let Some(p) = paid.as_mut() else { return Ok((attribution, None)) };
-	let signed = billing::receipt(
+	let (signed, claims) = billing::receipt(
 		&p.accepted,
 		&p.chain.signing_key,
 		usage.prompt_tokens as u32,
@@ -403,16 +438,18 @@ async fn attribute_and_queue(
 		text,
 		method,
 		&credited,
+		&claims,
 	);
 	let queue = p.chain.queue.clone();
 	let to_disk = signed.clone();
 	let id = p.accepted.request_id;
+	let (chain, output) = (p.chain.clone(), text.to_string());
 	// Marked queued before the write: if this request is dropped meanwhile, the write still
 	// completes on the blocking pool and no second (partial) receipt is made. If the write
 	// fails, the reservation is given up there.
 	p.queued = true;
 	tokio::task::spawn_blocking(move || {
-		queue.push(&to_disk).inspect_err(|e| {
+		billing::keep_evidence(&chain, &to_disk, &output, claims).and_then(|_| queue.push(&to_disk)).inspect_err(|e| {
 			tracing::error!("the receipt of {id:?} could not be queued: {e:#}");
 			queue.release(&id);
 		})
@@ -436,6 +473,47 @@ async fn attribute_and_queue(
 		"status": "queued",
 	});
 	Ok((attribution, Some(receipt)))
+}
+
+/// `GET /v1/evidence/{request id}`: the evidence of a span receipt — its committed claims, each
+/// proven (SCALE `Vec<SpanEvidence>`, hex): the claim's place under the claims root, the
+/// answer's 1 KiB chunks holding it under the output root, the contribution's under its content
+/// root. What a dispute would publish on chain anyway; `openledger evidence` checks it.
+async fn evidence(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+	let Some(chain) = &st.chain else {
+		return error_response(&ApiError { status: 404, ..ApiError::invalid("this worker does not bill on chain", "id") });
+	};
+	let id = match hex::decode(id.strip_prefix("0x").unwrap_or(&id)) {
+		Ok(b) if b.len() == 32 => crate::chain::RequestId::from_slice(&b),
+		_ => return error_response(&ApiError::invalid("a request id is 0x followed by 64 hex digits", "id")),
+	};
+	let (store, spans) = (chain.evidence.clone(), st.spans.clone());
+	let built = off_thread(move || {
+		store.get(&id).map(|r| {
+			r.map(|r| {
+				let e = crate::chain::evidence::all_evidence(&r, |c| spans.as_deref().and_then(|i| crate::chain::evidence::doc_bytes(i, c)));
+				(r, e)
+			})
+		})
+	})
+	.await;
+	match built {
+		Ok(Ok(Some((r, e)))) => Json(serde_json::json!({
+			"request_id": format!("{id:?}"),
+			"output_len": r.output.len(),
+			"output_root": format!("{:?}", openledger_primitives::evidence::content_root(&r.output)),
+			"claims_root": format!("{:?}", openledger_primitives::evidence::claims_tree(&r.claims).root()),
+			"claims": r.claims,
+			"evidence": format!("0x{}", hex::encode(codec::Encode::encode(&e))),
+		}))
+		.into_response(),
+		Ok(Ok(None)) => error_response(&ApiError { status: 404, ..ApiError::invalid("no evidence is kept for this request id", "id") }),
+		Ok(Err(e)) => {
+			tracing::error!("reading evidence: {e:#}");
+			error_response(&internal("the evidence could not be read"))
+		},
+		Err(e) => error_response(&e),
+	}
 }
 
 /// `GET /v1/receipts/{request id}`: where a paid request's receipt is.
@@ -530,6 +608,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 		.route("/v1/completions", post(completions))
 		.route("/v1/chat/completions", post(chat_completions))
 		.route("/v1/receipts/{id}", get(receipt_status))
+		.route("/v1/evidence/{id}", get(evidence))
 		.route("/v1/factory/jobs", post(factory_submit).get(factory_list))
 		.route("/v1/factory/jobs/{id}", get(factory_job))
 		.route("/health", get(health))

@@ -66,7 +66,13 @@ pub struct ReceiptJson {
 	pub fee: String,
 	pub prompt_tokens: u32,
 	pub completion_tokens: u32,
-	pub output_hash: String,
+	/// Bytes of the output.
+	pub output_len: u32,
+	/// Content root of the output (byte ranges of it are proven against it).
+	pub output_root: String,
+	/// Root of the span claims, and their number.
+	pub claims_root: String,
+	pub claims: u32,
 	/// `spanMatch`, `influence` or `retrieval`.
 	pub method: String,
 	pub attribution: Vec<ShareJson>,
@@ -75,6 +81,40 @@ pub struct ReceiptJson {
 	pub challenger: Option<String>,
 	/// `valid` or `false` once judged.
 	pub verdict: Option<String>,
+	/// The open span dispute, if any.
+	pub dispute: Option<DisputeJson>,
+}
+
+/// An open span dispute of a receipt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DisputeJson {
+	pub request_id: String,
+	/// `share` (the contribution's share is disputed) or `omission` (output bytes
+	/// `[outputStart, outputStart + len)` were proven to occur in the uncredited contribution).
+	pub kind: String,
+	/// `[datanet, version, index]`.
+	pub contribution: (u32, u32, u32),
+	pub output_start: Option<u32>,
+	pub len: Option<u32>,
+	/// Last block at which it can be answered.
+	pub deadline: BlockNumber,
+}
+
+fn dispute_json(id: &RequestId, d: &pallet_attribution::Dispute<BlockNumber>) -> DisputeJson {
+	use pallet_attribution::DisputeKind;
+	let (kind, c, output_start, len) = match d.kind {
+		DisputeKind::Share(c) => ("share", c, None, None),
+		DisputeKind::Omission { contribution, output_start, len } => ("omission", contribution, Some(output_start), Some(len)),
+	};
+	DisputeJson {
+		request_id: h256(id),
+		kind: kind.into(),
+		contribution: (c.datanet, c.version, c.index),
+		output_start,
+		len,
+		deadline: d.deadline,
+	}
 }
 
 /// Earnings of an account.
@@ -130,6 +170,9 @@ pub trait AttributionRpc {
 	/// A payer's escrow.
 	#[method(name = "attribution_escrow")]
 	fn escrow(&self, account: String, at: Option<Hash>) -> RpcResult<EscrowJson>;
+	/// The open span disputes of a worker's receipts.
+	#[method(name = "attribution_disputes")]
+	fn disputes(&self, worker: String, at: Option<Hash>) -> RpcResult<Vec<DisputeJson>>;
 }
 
 /// Implements [`AttributionRpcServer`] over a client.
@@ -170,6 +213,17 @@ where
 	fn get_receipt(&self, request_id: RequestId, at: Option<Hash>) -> RpcResult<ReceiptJson> {
 		let r = self.client.runtime_api().receipt(self.at(at), request_id).map_err(runtime_error)?;
 		let r = r.ok_or_else(|| ErrorObjectOwned::owned(error::NOT_FOUND, format!("no receipt {request_id:?}"), None::<()>))?;
+		let dispute = match r.challenger {
+			Some(_) => self
+				.client
+				.runtime_api()
+				.disputes(self.at(at), r.worker.clone())
+				.map_err(runtime_error)?
+				.iter()
+				.find(|(id, _)| *id == request_id)
+				.map(|(id, d)| dispute_json(id, d)),
+			None => None,
+		};
 		Ok(ReceiptJson {
 			request_id: h256(&request_id),
 			payer: r.payer.to_ss58check(),
@@ -179,7 +233,10 @@ where
 			fee: r.fee.to_string(),
 			prompt_tokens: r.prompt_tokens,
 			completion_tokens: r.completion_tokens,
-			output_hash: h256(&r.output_hash),
+			output_len: r.output_len,
+			output_root: h256(&r.output_root),
+			claims_root: h256(&r.claims_root),
+			claims: r.claims,
 			method: match r.method {
 				openledger_primitives::receipt::AttributionMethod::SpanMatch => "spanMatch",
 				openledger_primitives::receipt::AttributionMethod::Influence => "influence",
@@ -217,6 +274,7 @@ where
 				pallet_attribution::Verdict::Valid => "valid".into(),
 				pallet_attribution::Verdict::False => "false".into(),
 			}),
+			dispute,
 		})
 	}
 
@@ -255,5 +313,10 @@ where
 			pending_withdrawal: pending.map(|(a, _)| a.to_string()),
 			unlock_at: pending.map(|(_, b)| b),
 		})
+	}
+
+	fn disputes(&self, worker: String, at: Option<Hash>) -> RpcResult<Vec<DisputeJson>> {
+		let list = self.client.runtime_api().disputes(self.at(at), account(&worker)?).map_err(runtime_error)?;
+		Ok(list.iter().map(|(id, d)| dispute_json(id, d)).collect())
 	}
 }

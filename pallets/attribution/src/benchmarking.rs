@@ -82,7 +82,10 @@ fn fixture<T: Config>(n: u32, s: u32) -> Fixture<T> {
 				prompt_tokens: 100,
 				completion_tokens: 200,
 				fee,
-				output_hash: H256::repeat_byte(1),
+				output_len: 200,
+				output_root: H256::repeat_byte(1),
+				claims_root: H256::zero(),
+				claims: 0,
 				method: AttributionMethod::SpanMatch,
 				attribution: BoundedVec::truncate_from(attribution),
 			};
@@ -107,12 +110,105 @@ fn settled_with_payouts<T: Config>(p: u32) -> (T::AccountId, RequestId, BlockNum
 	payouts.truncate(p as usize);
 	r.fee = payouts.iter().fold(0u32.into(), |a: BalanceOf<T>, x| a + x.amount);
 	r.payouts = BoundedVec::truncate_from(payouts);
+	// Judged by `ResolveOrigin`: an influence receipt (span receipts are disputed by proof).
+	r.method = AttributionMethod::Influence;
 	Receipts::<T>::insert(id, r);
 	(f.worker, id, UsedRequests::<T>::get(id).expect("queued"))
 }
 
 fn max_payouts<T: Config>() -> u32 {
 	crate::max_payouts::<T>()
+}
+
+/// The worst case a range proof can be: content of `MAX_CONTENT_BYTES` bytes (the deepest tree,
+/// `MAX_PROOF_DEPTH` siblings per chunk) whose every chunk is the same, so its root and any
+/// chunk's path take 20 hashes to build instead of hashing a gibibyte. A span of
+/// `MAX_SPAN_BYTES` from an unaligned offset touches two chunks.
+mod deep {
+	use super::*;
+	use openledger_primitives::evidence::{self as ev, ChunkProof, RangeProof, CHUNK_BYTES, MAX_CONTENT_BYTES, MAX_PROOF_DEPTH};
+
+	pub fn chunk() -> Vec<u8> {
+		(0..CHUNK_BYTES).map(|i| (i % 251) as u8).collect()
+	}
+
+	/// Hashes of full subtrees of 2^k equal chunks, k = 0..=depth.
+	fn ladder() -> Vec<H256> {
+		let mut leaf = Vec::with_capacity(CHUNK_BYTES as usize + 1);
+		leaf.push(0u8);
+		leaf.extend(chunk());
+		let mut out = vec![H256(sp_io::hashing::blake2_256(&leaf))];
+		for _ in 0..MAX_PROOF_DEPTH {
+			let h = *out.last().expect("one at least");
+			let mut node = [0u8; 65];
+			node[0] = 1;
+			node[1..33].copy_from_slice(h.as_bytes());
+			node[33..].copy_from_slice(h.as_bytes());
+			out.push(H256(sp_io::hashing::blake2_256(&node)));
+		}
+		out
+	}
+
+	/// The content root of the deep content.
+	pub fn root() -> H256 {
+		ev::commit(MAX_CONTENT_BYTES, &ladder()[MAX_PROOF_DEPTH as usize])
+	}
+
+	/// Bytes of the deep content.
+	pub fn len() -> u64 {
+		MAX_CONTENT_BYTES
+	}
+
+	/// A proof of `MAX_SPAN_BYTES` bytes from `start` (not chunk-aligned: two chunks).
+	pub fn range(start: u64) -> RangeProof {
+		let l = ladder();
+		let siblings: BoundedVec<H256, _> = BoundedVec::truncate_from(l[..MAX_PROOF_DEPTH as usize].to_vec());
+		let first = (start / CHUNK_BYTES as u64) as u32;
+		let chunks = (first..first + 2)
+			.map(|index| ChunkProof { index, bytes: BoundedVec::truncate_from(chunk()), siblings: siblings.clone() })
+			.collect::<Vec<_>>();
+		RangeProof { len: MAX_CONTENT_BYTES, tree_root: l[MAX_PROOF_DEPTH as usize], chunks: BoundedVec::truncate_from(chunks) }
+	}
+}
+
+/// A settled span-match receipt over the deep output, crediting `credited` with a share its
+/// `n` claims (distinct, each `MAX_SPAN_BYTES` long, at offsets a chunk apart) justify, whose
+/// content is the deep content too. Returns the worker, request id and the claims.
+fn deep_receipt<T: Config>(credited: ContributionRef, n: u32) -> (T::AccountId, RequestId, Vec<openledger_primitives::evidence::SpanClaim>) {
+	use openledger_primitives::evidence::{self as ev, SpanClaim, CHUNK_BYTES, MAX_SPAN_BYTES};
+	let f = fixture::<T>(1, 1);
+	let id = f.receipts[0].receipt.request_id();
+	Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
+	let claims: Vec<SpanClaim> = (0..n)
+		.map(|i| {
+			// Equal chunks: any chunk-aligned shift of a range holds the same bytes.
+			let start = (2 * i as u64 + 1) * CHUNK_BYTES as u64 + 1;
+			SpanClaim { output_start: start as u32, len: MAX_SPAN_BYTES, contribution: credited, offset: start + CHUNK_BYTES as u64 * 4 }
+		})
+		.collect();
+	let mut r = Receipts::<T>::get(id).expect("settled");
+	r.output_len = deep::len() as u32;
+	r.output_root = deep::root();
+	r.claims_root = ev::claims_tree(&claims).root();
+	r.claims = claims.len() as u32;
+	r.attribution = BoundedVec::truncate_from(vec![Share { contribution: credited, share: Perbill::from_parts(1) }]);
+	Receipts::<T>::insert(id, r);
+	T::BenchmarkHelper::set_content_root(&credited, deep::root());
+	(f.worker, id, claims)
+}
+
+/// The fixture's credited contribution and an uncredited one of another lineage Datanet.
+fn lineage_refs<T: Config>() -> (ContributionRef, ContributionRef) {
+	let f = fixture::<T>(1, 1);
+	let credited = f.receipts[0].receipt.attribution[0].contribution;
+	let v = &f.receipts[0].receipt.voucher;
+	let lineage = T::Models::terms(v.model, v.model_version).expect("registered").lineage;
+	let (d, ver, _) = lineage.iter().copied().find(|(d, _, _)| *d != credited.datanet).expect("a lineage of two Datanets at least");
+	(credited, ContributionRef { datanet: d, version: ver, index: 0 })
+}
+
+fn span_proof(claim: openledger_primitives::evidence::SpanClaim) -> SpanProof {
+	SpanProof { claim, output: deep::range(claim.output_start as u64), content: deep::range(claim.offset) }
 }
 
 #[benchmarks]
@@ -185,6 +281,7 @@ mod benchmarks {
 		let f = fixture::<T>(1, 1);
 		let id = f.receipts[0].receipt.request_id();
 		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
+		Receipts::<T>::mutate(id, |r| r.as_mut().expect("settled").method = AttributionMethod::Influence);
 		let challenger = bonded_challenger::<T>();
 		#[extrinsic_call]
 		_(RawOrigin::Signed(challenger), id);
@@ -221,6 +318,70 @@ mod benchmarks {
 		resolve_challenge(origin as T::RuntimeOrigin, id, Verdict::Valid);
 		assert!(Receipts::<T>::get(id).is_none());
 		Ok(())
+	}
+
+	/// A share dispute of a span receipt by an account with no stake.
+	#[benchmark]
+	fn challenge_share() {
+		let f = fixture::<T>(1, 1);
+		let r = &f.receipts[0].receipt;
+		let (id, credited) = (r.request_id(), r.attribution[0].contribution);
+		Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
+		let challenger: T::AccountId = account("challenger", 0, 1);
+		funded::<T>(&challenger);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(challenger), id, credited);
+		assert!(Disputes::<T>::get(&f.worker, id).is_some());
+	}
+
+	/// An omission proven over the deepest trees: two range proofs of `MAX_SPAN_BYTES` bytes,
+	/// two chunks and `MAX_PROOF_DEPTH` siblings each.
+	#[benchmark]
+	fn prove_omission() {
+		let (credited, other) = lineage_refs::<T>();
+		let (worker, id, _) = deep_receipt::<T>(credited, 1);
+		T::BenchmarkHelper::set_content_root(&other, deep::root());
+		let start = 3 * openledger_primitives::evidence::CHUNK_BYTES as u64 + 7;
+		let claim = openledger_primitives::evidence::SpanClaim {
+			output_start: start as u32,
+			len: openledger_primitives::evidence::MAX_SPAN_BYTES,
+			contribution: other,
+			offset: start + 1024 * 9,
+		};
+		let proof = span_proof(claim);
+		let challenger: T::AccountId = account("challenger", 0, 1);
+		funded::<T>(&challenger);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(challenger), id, proof);
+		assert!(Disputes::<T>::get(&worker, id).is_some());
+	}
+
+	/// A share dispute answered with `n` committed claims over the deepest trees (each two
+	/// range proofs of two chunks and `MAX_PROOF_DEPTH` siblings, and its claim's path), all
+	/// valid: the bond goes to the worker.
+	#[benchmark]
+	fn answer(n: Linear<1, MAX_EVIDENCE_SPANS>) {
+		let (credited, _) = lineage_refs::<T>();
+		let (worker, id, claims) = deep_receipt::<T>(credited, n);
+		let challenger: T::AccountId = account("challenger", 0, 1);
+		funded::<T>(&challenger);
+		Pallet::<T>::challenge_share(RawOrigin::Signed(challenger).into(), id, credited).unwrap();
+		let tree = openledger_primitives::evidence::claims_tree(&claims);
+		let evidence: Vec<SpanEvidence> = claims
+			.iter()
+			.enumerate()
+			.map(|(i, c)| SpanEvidence {
+				index: i as u32,
+				siblings: BoundedVec::truncate_from(tree.proof(i as u32).expect("in range")),
+				span: span_proof(*c),
+			})
+			.collect();
+		let caller: T::AccountId = account("answerer", 0, 0);
+		funded::<T>(&caller);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(caller), id, BoundedVec::truncate_from(evidence));
+		assert!(Disputes::<T>::get(&worker, id).is_none());
+		assert_eq!(Receipts::<T>::get(id).and_then(|r| r.verdict), Some(Verdict::Valid));
 	}
 
 	/// `on_idle` over one block with nothing to prune.

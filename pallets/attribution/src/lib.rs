@@ -42,14 +42,34 @@
 //! this path: `try_state` checks that the pot holds on hold exactly the pending payouts of every
 //! receipt plus every vested, unclaimed reward.
 //!
-//! ## Challenges
-//! Within [`Config::ChallengeWindow`] blocks of settlement any bonded account but the receipt's
-//! worker may [`Pallet::challenge`] it, holding [`Config::ChallengeBond`]. [`Config::ResolveOrigin`]
-//! judges it, once ([`Verdict`]): a false receipt slashes the worker (and pro rata its
-//! delegators) by [`Config::SlashFraction`], refunds the receipt's whole fee to the payer (its
-//! payouts never vested, so no other earning is touched), returns the challenger's bond and pays it
-//! [`Config::ChallengerReward`] from the treasury; a valid one forfeits the bond to the
-//! treasury. A judged receipt cannot be challenged again.
+//! ## Span disputes: settled by proof, with no judge
+//! A span-match receipt commits to its output (`output_len`, `output_root`: a content root, see
+//! `openledger_primitives::evidence`) and to its span claims (`claims_root`, `claims`). Within
+//! [`Config::ChallengeWindow`] blocks of settlement anyone but the receipt's worker may, holding
+//! [`Config::ChallengeBond`]:
+//! - [`Pallet::challenge_share`]: dispute one credited contribution's share;
+//! - [`Pallet::prove_omission`]: prove that output bytes (at least `MIN_SPAN_BYTES`) occur in a
+//!   contribution of the model version's lineage that the receipt does not credit — checked at
+//!   once against the output root and the contribution's content root.
+//!
+//! Anyone (the worker's own daemon does it automatically) may [`Pallet::answer`] within
+//! [`Config::ResponseWindow`] blocks with committed claims proven byte for byte: for a share, the
+//! contribution's spans must cover enough of the output to justify it (`share × output_len ≤
+//! covered bytes × 10⁹`); for an omission, credited spans must leave no run of `MIN_SPAN_BYTES`
+//! of the proven bytes uncovered. A valid answer gives the challenger's bond to the worker;
+//! evidence that does not hold is refused with a typed error and changes nothing. With no valid
+//! answer by the deadline, `on_idle` upholds the challenge: the worker (and pro rata its
+//! delegators) is slashed by [`Config::SlashFraction`], that receipt's fee — and nothing else —
+//! goes back to the payer, and the challenger gets its bond back and up to
+//! [`Config::ChallengerReward`] out of the slash (which the treasury received).
+//!
+//! ## Influence and retrieval disputes: judged by governance
+//! Influence and retrieval attributions cannot be recomputed on chain. Such a receipt is
+//! disputed with [`Pallet::challenge`] (by a bonded account) and judged once by
+//! [`Config::ResolveOrigin`] ([`Verdict`]): false slashes as above, refunds the fee, returns the
+//! bond and pays [`Config::ChallengerReward`] from the treasury; valid forfeits the bond to the
+//! treasury. Unjudged after [`Config::ResolveTimeout`], anyone may close it as valid
+//! ([`Pallet::expire_challenge`]). A judged receipt cannot be challenged again.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -70,6 +90,7 @@ mod tests;
 
 use alloc::vec::Vec;
 use frame_support::traits::fungible::{Inspect, Mutate, MutateHold};
+pub use openledger_primitives::evidence::{EvidenceError, SpanEvidence, SpanProof, MAX_EVIDENCE_SPANS};
 pub use openledger_primitives::receipt::{
 	AttributionMethod, ContributionRef, Receipt, RequestId, Share, SignedReceipt, Voucher, MAX_SHARES,
 };
@@ -176,6 +197,10 @@ pub mod pallet {
 		/// ([`Pallet::expire_challenge`]). Bounds how long a challenge freezes stake.
 		#[pallet::constant]
 		type ResolveTimeout: Get<BlockNumberFor<Self>>;
+		/// Blocks a worker has to answer a span dispute with evidence; unanswered, the challenge
+		/// is upheld at the deadline.
+		#[pallet::constant]
+		type ResponseWindow: Get<BlockNumberFor<Self>>;
 		/// Most receipts in one `submit_receipts`.
 		#[pallet::constant]
 		type MaxReceiptsPerBatch: Get<u32>;
@@ -314,7 +339,13 @@ pub mod pallet {
 		pub fee: BalanceOf<T>,
 		pub prompt_tokens: u32,
 		pub completion_tokens: u32,
-		pub output_hash: sp_core::H256,
+		/// Bytes of the output.
+		pub output_len: u32,
+		/// Content root of the output.
+		pub output_root: sp_core::H256,
+		/// Root over the span claims, and their number.
+		pub claims_root: sp_core::H256,
+		pub claims: u32,
 		pub method: AttributionMethod,
 		pub attribution: BoundedVec<Share, ConstU32<MAX_SHARES>>,
 		/// The fee's split, pending until the receipt vests (they sum to `fee`); emptied when a
@@ -328,6 +359,36 @@ pub mod pallet {
 		/// Its pruning block passed while its challenge was open: it vests (or not) and is
 		/// removed when the challenge is judged.
 		pub overdue: bool,
+	}
+
+	/// What a span dispute says is wrong with a span-match receipt.
+	#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub enum DisputeKind {
+		/// This credited contribution's share is more than its proven spans justify.
+		Share(ContributionRef),
+		/// Output bytes `[output_start, output_start + len)`, proven to occur in `contribution`
+		/// (of the lineage, not credited), were left unattributed.
+		Omission { contribution: ContributionRef, output_start: u32, len: u32 },
+	}
+
+	/// An open span dispute: the worker must answer by `deadline` (inclusive).
+	#[derive(Clone, Copy, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub struct Dispute<BlockNumber> {
+		pub kind: DisputeKind,
+		pub deadline: BlockNumber,
+	}
+
+	/// How a challenge ends.
+	#[derive(Clone, Copy, PartialEq, Eq, RuntimeDebug)]
+	pub(crate) enum Outcome {
+		/// [`Config::ResolveOrigin`]'s verdict.
+		Judged(Verdict),
+		/// Unjudged past the resolve timeout: stands as valid, bond returned.
+		Expired,
+		/// A span dispute answered with valid evidence: stands, bond to the worker.
+		Answered,
+		/// A span dispute not answered by its deadline: upheld, reward from the slash.
+		Unanswered,
 	}
 
 	/// Usage and revenue of a model.
@@ -371,6 +432,20 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type PruneCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
+	/// Open span disputes, by worker (so a worker finds those it must answer) and request id.
+	#[pallet::storage]
+	pub type Disputes<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Identity, RequestId, Dispute<BlockNumberFor<T>>>;
+
+	/// Span disputes whose answer deadline is each block.
+	#[pallet::storage]
+	pub type DisputeDeadlines<T: Config> =
+		StorageMap<_, Twox64Concat, BlockNumberFor<T>, BoundedVec<RequestId, T::MaxPrunePerBlock>, ValueQuery>;
+
+	/// The first block whose dispute deadlines `on_idle` has not enforced.
+	#[pallet::storage]
+	pub type DeadlineCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
+
 	/// Accrued, unclaimed rewards (owners, contributors, Datanet owners, treasury).
 	#[pallet::storage]
 	pub type Rewards<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BalanceOf<T>, ValueQuery>;
@@ -412,6 +487,20 @@ pub mod pallet {
 		RewardsClaimed { who: T::AccountId, amount: BalanceOf<T> },
 		/// A receipt was challenged.
 		Challenged { request_id: RequestId, challenger: T::AccountId },
+		/// A credited contribution's share was disputed; the worker must answer by `deadline`.
+		ShareChallenged { request_id: RequestId, challenger: T::AccountId, contribution: ContributionRef, deadline: BlockNumberFor<T> },
+		/// Output bytes were proven to occur in an uncredited contribution; the worker must show
+		/// by `deadline` that its credited spans cover them.
+		OmissionProved {
+			request_id: RequestId,
+			challenger: T::AccountId,
+			contribution: ContributionRef,
+			output_start: u32,
+			len: u32,
+			deadline: BlockNumberFor<T>,
+		},
+		/// A span dispute was answered with valid evidence: the bond went to the worker.
+		ChallengeAnswered { request_id: RequestId, worker: T::AccountId, bond: BalanceOf<T> },
 		/// A challenge was upheld: the worker was slashed and `refunded` went back to the payer.
 		ChallengeUpheld { request_id: RequestId, worker: T::AccountId, refunded: BalanceOf<T> },
 		/// A challenge was rejected and the bond forfeited.
@@ -447,6 +536,59 @@ pub mod pallet {
 		OwnReceipt,
 		/// Zero amount.
 		ZeroAmount,
+		/// A span-match receipt is disputed by proof (`challenge_share`, `prove_omission`), not
+		/// by a judge.
+		SpanMatchIsProven,
+		/// Only span-match receipts can be disputed by proof.
+		NotSpanMatch,
+		/// The receipt does not credit that contribution.
+		NotCredited,
+		/// The receipt credits that contribution already (dispute its share instead).
+		AlreadyCredited,
+		/// The contribution is not in a snapshot of the model version's lineage.
+		NotInLineage,
+		/// No such contribution (leaf of a snapshot).
+		UnknownContribution,
+		/// No evidence given.
+		NoEvidence,
+		/// Evidence for another contribution than the disputed one.
+		WrongContribution,
+		/// A span is shorter than the minimum.
+		SpanTooShort,
+		/// A span is longer than one claim may be.
+		SpanTooLong,
+		/// An output proof is not under the receipt's output root.
+		BadOutputProof,
+		/// A contribution proof is not under the contribution's content root.
+		BadContentProof,
+		/// A range lies outside its content, or its proof's chunks are not the range's.
+		OutOfRange,
+		/// The output bytes differ from the contribution's.
+		BytesDiffer,
+		/// A claim is not among the receipt's committed claims.
+		NotCommitted,
+		/// The proven spans do not justify the disputed share.
+		ShareNotJustified,
+		/// The proven spans leave a run of the omitted bytes uncovered.
+		OmissionNotCovered,
+		/// The answer deadline has passed.
+		DeadlinePassed,
+		/// Too many disputes are due around the same block; try later.
+		DisputeQueueFull,
+	}
+
+	impl<T> From<EvidenceError> for Error<T> {
+		fn from(e: EvidenceError) -> Self {
+			match e {
+				EvidenceError::SpanTooShort => Error::SpanTooShort,
+				EvidenceError::SpanTooLong => Error::SpanTooLong,
+				EvidenceError::BadOutputProof => Error::BadOutputProof,
+				EvidenceError::BadContentProof => Error::BadContentProof,
+				EvidenceError::OutOfRange => Error::OutOfRange,
+				EvidenceError::BytesDiffer => Error::BytesDiffer,
+				EvidenceError::NotCommitted => Error::NotCommitted,
+			}
+		}
 	}
 
 	#[pallet::hooks]
@@ -454,6 +596,7 @@ pub mod pallet {
 		/// Prunes (and vests) matured receipts with the block's leftover weight.
 		fn on_idle(now: BlockNumberFor<T>, limit: Weight) -> Weight {
 			let mut meter = frame_support::weights::WeightMeter::with_limit(limit);
+			Self::enforce_deadlines(now, &mut meter);
 			Self::prune(now, &mut meter);
 			meter.consumed()
 		}
@@ -547,21 +690,17 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Challenges a settled receipt within the window, holding the challenge bond.
+		/// Challenges an influence or retrieval receipt within the window, holding the challenge
+		/// bond; [`Config::ResolveOrigin`] judges it. Only bonded accounts may. Span-match
+		/// receipts are disputed by proof instead ([`Pallet::challenge_share`],
+		/// [`Pallet::prove_omission`]).
 		#[pallet::call_index(5)]
 		pub fn challenge(origin: OriginFor<T>, request_id: RequestId) -> DispatchResult {
 			let challenger = ensure_signed(origin)?;
 			ensure!(T::Workers::is_bonded(&challenger), Error::<T>::NotBonded);
-			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
-			ensure!(r.challenger.is_none(), Error::<T>::AlreadyChallenged);
-			ensure!(r.verdict.is_none(), Error::<T>::AlreadyJudged);
-			ensure!(r.worker != challenger, Error::<T>::OwnReceipt);
-			let now = frame_system::Pallet::<T>::block_number();
-			ensure!(now <= r.settled_at.saturating_add(T::ChallengeWindow::get()), Error::<T>::WindowClosed);
-			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, T::ChallengeBond::get())?;
-			// The stake that backed the receipt stays (slashable) until the verdict.
-			T::Workers::challenge_opened(&r.worker, r.settled_at);
-			r.challenger = Some(challenger.clone());
+			let mut r = Self::challengeable(request_id, &challenger)?;
+			ensure!(r.method != AttributionMethod::SpanMatch, Error::<T>::SpanMatchIsProven);
+			Self::hold_bond(&mut r, &challenger)?;
 			Receipts::<T>::insert(request_id, r);
 			Self::deposit_event(Event::Challenged { request_id, challenger });
 			Ok(())
@@ -582,7 +721,7 @@ pub mod pallet {
 		)]
 		pub fn resolve_challenge(origin: OriginFor<T>, request_id: RequestId, verdict: Verdict) -> DispatchResultWithPostInfo {
 			T::ResolveOrigin::ensure_origin(origin)?;
-			Self::judge(request_id, Some(verdict))
+			Self::judge(request_id, Outcome::Judged(verdict))
 		}
 
 		/// Closes a challenge nobody judged within [`Config::ResolveTimeout`] blocks after the
@@ -598,51 +737,218 @@ pub mod pallet {
 			ensure!(r.challenger.is_some(), Error::<T>::NotChallenged);
 			let deadline = r.settled_at.saturating_add(T::ChallengeWindow::get()).saturating_add(T::ResolveTimeout::get());
 			ensure!(frame_system::Pallet::<T>::block_number() > deadline, Error::<T>::TooEarly);
-			Self::judge(request_id, None)
+			ensure!(r.method != AttributionMethod::SpanMatch, Error::<T>::SpanMatchIsProven);
+			Self::judge(request_id, Outcome::Expired)
+		}
+
+		/// Disputes the share of `contribution` in a span-match receipt, holding the challenge
+		/// bond (anyone but the receipt's worker, within the challenge window). The worker must
+		/// [`Pallet::answer`] within [`Config::ResponseWindow`] blocks.
+		#[pallet::call_index(8)]
+		pub fn challenge_share(origin: OriginFor<T>, request_id: RequestId, contribution: ContributionRef) -> DispatchResult {
+			let challenger = ensure_signed(origin)?;
+			let mut r = Self::challengeable(request_id, &challenger)?;
+			ensure!(r.method == AttributionMethod::SpanMatch, Error::<T>::NotSpanMatch);
+			ensure!(!Self::share_of(&r, &contribution).is_zero(), Error::<T>::NotCredited);
+			let deadline = Self::open_dispute(request_id, &mut r, &challenger, DisputeKind::Share(contribution))?;
+			Self::deposit_event(Event::ShareChallenged { request_id, challenger, contribution, deadline });
+			Ok(())
+		}
+
+		/// Proves that output bytes of a span-match receipt occur in a contribution of the model
+		/// version's lineage that the receipt does not credit: `proof` shows the bytes
+		/// `[output_start, output_start + len)` under the receipt's output root equal to the
+		/// contribution's bytes from `offset` under its content root, `len` at least the minimum.
+		/// Checked now (a proof that does not hold is refused with its error and changes
+		/// nothing); then the bond is held and the worker must [`Pallet::answer`] with credited
+		/// spans covering those bytes within [`Config::ResponseWindow`] blocks.
+		///
+		/// ## Complexity
+		/// Hashes two range proofs: at most `MAX_RANGE_CHUNKS` chunks of `CHUNK_BYTES` bytes and
+		/// `MAX_PROOF_DEPTH` siblings each.
+		#[pallet::call_index(9)]
+		pub fn prove_omission(origin: OriginFor<T>, request_id: RequestId, proof: SpanProof) -> DispatchResult {
+			let challenger = ensure_signed(origin)?;
+			let mut r = Self::challengeable(request_id, &challenger)?;
+			ensure!(r.method == AttributionMethod::SpanMatch, Error::<T>::NotSpanMatch);
+			let c = proof.claim.contribution;
+			ensure!(Self::share_of(&r, &c).is_zero(), Error::<T>::AlreadyCredited);
+			let terms = T::Models::terms(r.model, r.model_version).ok_or(Error::<T>::NotInLineage)?;
+			ensure!(terms.lineage.iter().any(|(d, v, _)| *d == c.datanet && *v == c.version), Error::<T>::NotInLineage);
+			let root = T::Contributions::content_root(&c).ok_or(Error::<T>::UnknownContribution)?;
+			openledger_primitives::evidence::verify_span(&proof, &r.output_root, r.output_len, &root).map_err(Error::<T>::from)?;
+			let (output_start, len) = (proof.claim.output_start, proof.claim.len);
+			let kind = DisputeKind::Omission { contribution: c, output_start, len };
+			let deadline = Self::open_dispute(request_id, &mut r, &challenger, kind)?;
+			Self::deposit_event(Event::OmissionProved { request_id, challenger, contribution: c, output_start, len, deadline });
+			Ok(())
+		}
+
+		/// Answers a span dispute with committed claims proven byte for byte (anyone may; the
+		/// worker's daemon does). For a share dispute every claim must be of the disputed
+		/// contribution and together they must cover enough of the output to justify its share;
+		/// for an omission every claim must be of a credited contribution and together they must
+		/// leave no run of `MIN_SPAN_BYTES` of the omitted bytes uncovered. Valid: the
+		/// challenger's bond goes to the worker and the receipt stands. Otherwise refused with
+		/// the first failing rule, changing nothing (the worker may answer again until the
+		/// deadline).
+		///
+		/// ## Complexity
+		/// O(n) range proofs for `n` claims (each two ranges of at most `MAX_RANGE_CHUNKS` chunks
+		/// and `MAX_PROOF_DEPTH` siblings, plus its claim's path): charged for `n`, refunded to the
+		/// claims checked when one fails.
+		#[pallet::call_index(10)]
+		#[pallet::weight(<T as Config>::WeightInfo::answer(evidence.len() as u32))]
+		pub fn answer(
+			origin: OriginFor<T>,
+			request_id: RequestId,
+			evidence: BoundedVec<SpanEvidence, ConstU32<MAX_EVIDENCE_SPANS>>,
+		) -> DispatchResultWithPostInfo {
+			ensure_signed(origin)?;
+			let r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
+			let d = Disputes::<T>::get(&r.worker, request_id).ok_or(Error::<T>::NotChallenged)?;
+			ensure!(frame_system::Pallet::<T>::block_number() <= d.deadline, Error::<T>::DeadlinePassed);
+			ensure!(!evidence.is_empty(), Error::<T>::NoEvidence);
+			use openledger_primitives::evidence as ev;
+			let mut ranges = Vec::with_capacity(evidence.len());
+			for (i, e) in evidence.iter().enumerate() {
+				let spent = Some(<T as Config>::WeightInfo::answer(i as u32 + 1));
+				let fail = |err: Error<T>| sp_runtime::DispatchErrorWithPostInfo { post_info: spent.into(), error: err.into() };
+				let c = e.span.claim.contribution;
+				match d.kind {
+					DisputeKind::Share(x) => ensure!(c == x, fail(Error::<T>::WrongContribution)),
+					DisputeKind::Omission { .. } => ensure!(!Self::share_of(&r, &c).is_zero(), fail(Error::<T>::NotCredited)),
+				}
+				ev::verify_committed(e, &r.claims_root, r.claims).map_err(|x| fail(x.into()))?;
+				let root = T::Contributions::content_root(&c).ok_or(fail(Error::<T>::UnknownContribution))?;
+				ev::verify_span(&e.span, &r.output_root, r.output_len, &root).map_err(|x| fail(x.into()))?;
+				ranges.push(e.span.claim.output_range());
+			}
+			match d.kind {
+				DisputeKind::Share(c) => ensure!(
+					ev::share_justified(Self::share_of(&r, &c), ev::covered_bytes(ranges), r.output_len),
+					Error::<T>::ShareNotJustified
+				),
+				DisputeKind::Omission { output_start, len, .. } => {
+					let (a, b) = (output_start as u64, output_start as u64 + len as u64);
+					ensure!(ev::longest_uncovered(ranges, a, b) < ev::MIN_SPAN_BYTES as u64, Error::<T>::OmissionNotCovered)
+				},
+			}
+			let judged = Self::judge(request_id, Outcome::Answered)?;
+			Ok(Some(judged.actual_weight.unwrap_or_default().saturating_add(<T as Config>::WeightInfo::answer(evidence.len() as u32))).into())
 		}
 	}
 
 	impl<T: Config> Pallet<T> {
-		/// Applies `verdict` to a challenged receipt (see [`Pallet::resolve_challenge`]).
-		/// `None`: the challenge expired unjudged — the receipt stands as valid, the challenger
-		/// gets its bond back (it is not punished for the resolver's silence) and no reward.
-		fn judge(request_id: RequestId, judged: Option<Verdict>) -> DispatchResultWithPostInfo {
-			let verdict = judged.unwrap_or(Verdict::Valid);
+		/// The receipt `request_id` if `challenger` may challenge it now: not its worker, within
+		/// the window, not challenged or judged yet.
+		fn challengeable(request_id: RequestId, challenger: &T::AccountId) -> Result<ReceiptRecord<T>, DispatchError> {
+			let r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
+			ensure!(r.challenger.is_none(), Error::<T>::AlreadyChallenged);
+			ensure!(r.verdict.is_none(), Error::<T>::AlreadyJudged);
+			ensure!(r.worker != *challenger, Error::<T>::OwnReceipt);
+			let now = frame_system::Pallet::<T>::block_number();
+			ensure!(now <= r.settled_at.saturating_add(T::ChallengeWindow::get()), Error::<T>::WindowClosed);
+			Ok(r)
+		}
+
+		/// Holds the challenger's bond and freezes the stake that backed the receipt until the
+		/// challenge ends.
+		fn hold_bond(r: &mut ReceiptRecord<T>, challenger: &T::AccountId) -> DispatchResult {
+			T::Currency::hold(&HoldReason::ChallengeBond.into(), challenger, T::ChallengeBond::get())?;
+			T::Workers::challenge_opened(&r.worker, r.settled_at);
+			r.challenger = Some(challenger.clone());
+			Ok(())
+		}
+
+		/// Opens a span dispute: the bond, the deadline (queued for `on_idle`), the record.
+		/// Returns the deadline.
+		fn open_dispute(
+			request_id: RequestId,
+			r: &mut ReceiptRecord<T>,
+			challenger: &T::AccountId,
+			kind: DisputeKind,
+		) -> Result<BlockNumberFor<T>, DispatchError> {
+			let earliest = frame_system::Pallet::<T>::block_number().saturating_add(T::ResponseWindow::get());
+			let deadline = (0..PRUNE_SPILL)
+				.map(|i| earliest.saturating_add(i.into()))
+				.find(|at| (DisputeDeadlines::<T>::decode_len(at).unwrap_or(0) as u32) < T::MaxPrunePerBlock::get())
+				.ok_or(Error::<T>::DisputeQueueFull)?;
+			Self::hold_bond(r, challenger)?;
+			DisputeDeadlines::<T>::try_append(deadline, request_id).map_err(|_| Error::<T>::DisputeQueueFull)?;
+			Disputes::<T>::insert(&r.worker, request_id, Dispute { kind, deadline });
+			Receipts::<T>::insert(request_id, r.clone());
+			Ok(deadline)
+		}
+
+		/// The share a receipt credits `c` (zero if none).
+		fn share_of(r: &ReceiptRecord<T>, c: &ContributionRef) -> Perbill {
+			r.attribution.iter().filter(|s| s.contribution == *c).fold(Perbill::zero(), |a, s| a.saturating_add(s.share))
+		}
+
+		/// Ends a receipt's open challenge with `outcome`:
+		/// - upheld ([`Verdict::False`] or an unanswered span dispute): the worker is slashed, the
+		///   receipt's fee refunded to the payer, the bond returned to the challenger with a
+		///   reward (the configured one from the treasury for a verdict; at most the slashed
+		///   amount for a span dispute);
+		/// - [`Verdict::Valid`]: the bond goes to the treasury; answered: to the worker; expired
+		///   unjudged: back to the challenger (not punished for the resolver's silence).
+		pub(crate) fn judge(request_id: RequestId, outcome: Outcome) -> DispatchResultWithPostInfo {
+			let verdict = match outcome {
+				Outcome::Judged(v) => v,
+				Outcome::Unanswered => Verdict::False,
+				Outcome::Expired | Outcome::Answered => Verdict::Valid,
+			};
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
 			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
+			Disputes::<T>::remove(&r.worker, request_id);
 			let bond = T::ChallengeBond::get();
 			T::Workers::challenge_closed(&r.worker);
 			let mut delegators = 0;
 			if verdict == Verdict::False {
 				// A worker that has already left (no stake record) cannot be slashed, but the payer
-				// is still refunded and the challenger rewarded: the slash is done on its own and
-				// rolled back alone if it fails.
-				delegators = frame_support::storage::with_transaction(|| {
+				// is still refunded: the slash is done on its own and rolled back alone if it fails.
+				let (n, slashed) = frame_support::storage::with_transaction(|| {
 					match T::Workers::slash(&r.worker, T::SlashFraction::get(), r.settled_at) {
-						Ok(n) => sp_runtime::TransactionOutcome::Commit(Ok::<u32, DispatchError>(n)),
-						Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok(0)),
+						Ok(x) => sp_runtime::TransactionOutcome::Commit(Ok::<_, DispatchError>(x)),
+						Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok((0, Zero::zero()))),
 					}
 				})?;
+				delegators = n;
 				// The payouts never vested: exactly this receipt's fee goes back, nobody else's.
 				let refunded = Self::reverse(&mut r)?;
 				T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, bond, Precision::BestEffort)?;
+				let reward = match outcome {
+					Outcome::Unanswered => T::ChallengerReward::get().min(slashed),
+					_ => T::ChallengerReward::get(),
+				};
 				// Best effort: a poor treasury does not block justice.
-				let _ = T::Currency::transfer(&T::Treasury::get(), &challenger, T::ChallengerReward::get(), Preservation::Preserve);
+				if !reward.is_zero() {
+					let paid = T::Currency::transfer(&T::Treasury::get(), &challenger, reward, Preservation::Preserve);
+					if paid.is_err() {
+						log::warn!(target: "runtime::attribution", "the treasury could not pay a challenger's reward");
+					}
+				}
 				Self::deposit_event(Event::ChallengeUpheld { request_id, worker: r.worker.clone(), refunded });
-			} else if judged.is_none() {
+			} else if outcome == Outcome::Expired {
 				T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, bond, Precision::BestEffort)?;
 				Self::deposit_event(Event::ChallengeExpired { request_id, challenger });
 			} else {
-				T::Currency::transfer_on_hold(
+				let to = if outcome == Outcome::Answered { r.worker.clone() } else { T::Treasury::get() };
+				let moved = T::Currency::transfer_on_hold(
 					&HoldReason::ChallengeBond.into(),
 					&challenger,
-					&T::Treasury::get(),
+					&to,
 					bond,
 					Precision::BestEffort,
 					Restriction::Free,
 					Fortitude::Force,
 				)?;
-				Self::deposit_event(Event::ChallengeRejected { request_id, challenger });
+				if outcome == Outcome::Answered {
+					Self::deposit_event(Event::ChallengeAnswered { request_id, worker: to, bond: moved });
+				} else {
+					Self::deposit_event(Event::ChallengeRejected { request_id, challenger });
+				}
 			}
 			r.verdict = Some(verdict);
 			if r.overdue {
@@ -795,7 +1101,10 @@ pub mod pallet {
 					fee,
 					prompt_tokens: r.prompt_tokens,
 					completion_tokens: r.completion_tokens,
-					output_hash: r.output_hash,
+					output_len: r.output_len,
+					output_root: r.output_root,
+					claims_root: r.claims_root,
+					claims: r.claims,
 					method: r.method,
 					attribution: signed.receipt.attribution.clone(),
 					payouts: BoundedVec::truncate_from(payouts),
@@ -880,6 +1189,53 @@ pub mod pallet {
 			}
 		}
 
+		/// Upholds the span disputes whose deadline is a block up to `now` and that nobody answered,
+		/// from [`DeadlineCursor`], while `meter` allows (a dispute answered in time left a stale
+		/// queue entry, skipped).
+		pub fn enforce_deadlines(now: BlockNumberFor<T>, meter: &mut frame_support::weights::WeightMeter) {
+			let per_block = <T as Config>::WeightInfo::prune_block();
+			let per_dispute = <T as Config>::WeightInfo::resolve_challenge(T::Workers::max_delegators())
+				.max(<T as Config>::WeightInfo::resolve_challenge_overdue(max_payouts::<T>()));
+			let mut at = DeadlineCursor::<T>::get();
+			let start = at;
+			while at <= now && meter.try_consume(per_block).is_ok() {
+				let mut queue = DisputeDeadlines::<T>::get(at);
+				let mut finished = true;
+				while let Some(id) = queue.last().copied() {
+					if !meter.can_consume(per_dispute) {
+						finished = false;
+						break;
+					}
+					queue.pop();
+					let due = Receipts::<T>::get(id)
+						.filter(|r| r.challenger.is_some())
+						.and_then(|r| Disputes::<T>::get(&r.worker, id))
+						.is_some_and(|d| d.deadline == at);
+					let used = if due {
+						match Self::judge(id, Outcome::Unanswered) {
+							Ok(post) => post.actual_weight.unwrap_or(per_dispute),
+							Err(e) => {
+								log::error!(target: "runtime::attribution", "an unanswered dispute could not be upheld: {e:?}");
+								per_dispute
+							},
+						}
+					} else {
+						T::DbWeight::get().reads(2)
+					};
+					meter.consume(used.min(per_dispute));
+				}
+				if !finished {
+					DisputeDeadlines::<T>::insert(at, queue);
+					break;
+				}
+				DisputeDeadlines::<T>::remove(at);
+				at = at.saturating_add(One::one());
+			}
+			if at != start {
+				DeadlineCursor::<T>::put(at);
+			}
+		}
+
 		/// Prunes the queues of blocks up to `now`, from [`PruneCursor`], while `meter` allows:
 		/// each receipt vests and is removed, unless its challenge is open (then it is marked
 		/// overdue and left to `resolve_challenge`).
@@ -938,7 +1294,8 @@ pub mod pallet {
 		///   kept overdue because its challenge is open; every queued id is a used one; every
 		///   receipt record belongs to a used request id;
 		/// - every open challenge holds exactly one bond, and its worker's stake is frozen once for
-		///   it.
+		///   it; a span receipt is challenged exactly when it has a dispute record, and every
+		///   dispute is queued at its deadline, not behind the deadline cursor.
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			use alloc::collections::BTreeMap;
 			let pot = Self::pot();
@@ -959,6 +1316,12 @@ pub mod pallet {
 					*e = e.saturating_add(p.amount);
 				}
 				unvested = unvested.saturating_add(sum);
+				if r.method == AttributionMethod::SpanMatch {
+					ensure!(
+						r.challenger.is_some() == Disputes::<T>::contains_key(&r.worker, id),
+						"a span receipt's open challenge and its dispute record disagree"
+					);
+				}
 				if let Some(c) = r.challenger {
 					*bonds.entry(c).or_default() += 1;
 					*per_worker.entry(r.worker).or_default() += 1;
@@ -989,6 +1352,15 @@ pub mod pallet {
 				for id in queue {
 					ensure!(UsedRequests::<T>::get(id) == Some(at), "a queued id that is not used at that block");
 				}
+			}
+			let deadline_cursor = DeadlineCursor::<T>::get();
+			for (worker, id, d) in Disputes::<T>::iter() {
+				let r = Receipts::<T>::get(id).ok_or("a dispute of a receipt that is gone")?;
+				ensure!(r.worker == worker && r.challenger.is_some(), "a dispute without its open challenge");
+				ensure!(
+					d.deadline >= deadline_cursor && DisputeDeadlines::<T>::get(d.deadline).contains(&id),
+					"a dispute not queued at its deadline"
+				);
 			}
 			for (worker, n) in per_worker.iter() {
 				ensure!(T::Workers::open_challenges(worker) == *n, "the worker's frozen-stake count differs from its open challenges");

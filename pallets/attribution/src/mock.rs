@@ -90,6 +90,10 @@ thread_local! {
 	pub static FROZEN: RefCell<BTreeMap<AccountId, u32>> = RefCell::new(BTreeMap::new());
 	/// Their total, not paid out (the mock never pays them; the pot keeps them held).
 	pub static WORKER_OWED: RefCell<Balance> = RefCell::new(0);
+	/// Content roots of contributions set by tests; others have `H256::repeat_byte(index)`.
+	pub static CONTENT: RefCell<BTreeMap<ContributionRef, sp_core::H256>> = RefCell::new(BTreeMap::new());
+	/// What a mock slash takes (it goes to the treasury).
+	pub static SLASH_AMOUNT: RefCell<Balance> = RefCell::new(0);
 }
 
 pub struct MockModels;
@@ -114,6 +118,10 @@ impl crate::ContributionResolver<AccountId> for MockDatanets {
 	}
 	fn datanet_owner(d: DatanetId) -> Option<AccountId> {
 		SNAPSHOTS.with(|s| s.borrow().keys().any(|(x, _)| *x == d)).then(|| datanet_owner(d))
+	}
+	fn content_root(c: &ContributionRef) -> Option<sp_core::H256> {
+		Self::contributor(c)?;
+		Some(CONTENT.with(|m| m.borrow().get(c).copied()).unwrap_or(sp_core::H256::repeat_byte(c.index as u8)))
 	}
 }
 
@@ -150,13 +158,13 @@ impl crate::WorkerRegistry<AccountId, Balance, u64> for MockWorkers {
 	fn frozen() -> Vec<(AccountId, u32)> {
 		FROZEN.with(|f| f.borrow().iter().filter(|(_, n)| **n > 0).map(|(w, n)| (w.clone(), *n)).collect())
 	}
-	fn slash(w: &AccountId, fraction: Perbill, _settled_at: u64) -> Result<u32, sp_runtime::DispatchError> {
+	fn slash(w: &AccountId, fraction: Perbill, _settled_at: u64) -> Result<(u32, Balance), sp_runtime::DispatchError> {
 		// A worker that has left the staking pallet cannot be slashed.
 		if GONE.with(|g| g.borrow().contains(w)) {
 			return Err(sp_runtime::DispatchError::Other("UnknownWorker"));
 		}
 		SLASHES.with(|s| s.borrow_mut().push((w.clone(), fraction)));
-		Ok(0)
+		Ok((0, SLASH_AMOUNT.with(|a| *a.borrow())))
 	}
 	fn max_delegators() -> u32 {
 		4
@@ -182,6 +190,7 @@ pub fn terms_of(model: ModelId, version: ModelVersion) -> sp_core::H256 {
 	})
 }
 pub const RESOLVE_TIMEOUT: u64 = 30;
+pub const RESPONSE_WINDOW: u64 = 6;
 
 parameter_types! {
 	pub const PotId: PalletId = POT_ID;
@@ -206,6 +215,7 @@ impl pallet_attribution::Config for Test {
 	type SlashFraction = SlashFraction;
 	type ResolveOrigin = EnsureRoot<AccountId>;
 	type ResolveTimeout = frame_support::traits::ConstU64<RESOLVE_TIMEOUT>;
+	type ResponseWindow = frame_support::traits::ConstU64<RESPONSE_WINDOW>;
 	type MaxReceiptsPerBatch = ConstU32<16>;
 	type MaxPrunePerBlock = ConstU32<4>;
 	type MaxVoucherLifetime = frame_support::traits::ConstU64<1_000>;
@@ -252,6 +262,9 @@ impl crate::BenchmarkHelper<AccountId, MultiSignature, MultiSigner> for MockBenc
 	}
 	fn bond(who: &AccountId, key: [u8; 32]) {
 		KEYS.with(|k| k.borrow_mut().insert(who.clone(), key));
+	}
+	fn set_content_root(c: &ContributionRef, root: sp_core::H256) {
+		CONTENT.with(|m| m.borrow_mut().insert(*c, root));
 	}
 	fn add_delegators(_worker: &AccountId, _n: u32) {
 		// The mock's workers have no delegators; the runtime's helper creates real ones.
@@ -310,6 +323,8 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 	REWARDS_PAID.with(|s| s.borrow_mut().clear());
 	WORKER_OWED.with(|o| *o.borrow_mut() = 0);
 	FROZEN.with(|f| f.borrow_mut().clear());
+	CONTENT.with(|c| c.borrow_mut().clear());
+	SLASH_AMOUNT.with(|a| *a.borrow_mut() = 0);
 
 	let mut t = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let pot: AccountId = POT_ID.into_account_truncating();

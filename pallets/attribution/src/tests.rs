@@ -32,11 +32,23 @@ struct Spec {
 	model: u32,
 	version: u32,
 	shares: Vec<Share>,
+	/// Influence by default: those receipts are judged by `ResolveOrigin`; span-match receipts
+	/// (see `span_tests`) are disputed by proof.
+	method: AttributionMethod,
 }
 
 impl Default for Spec {
 	fn default() -> Self {
-		Spec { nonce: 1, fee: 1_000, max_fee: 2_000, expires_at: 50, model: 1, version: 1, shares: vec![share(0, 1, 0, 60), share(0, 1, 3, 30)] }
+		Spec {
+			nonce: 1,
+			fee: 1_000,
+			max_fee: 2_000,
+			expires_at: 50,
+			model: 1,
+			version: 1,
+			shares: vec![share(0, 1, 0, 60), share(0, 1, 3, 30)],
+			method: AttributionMethod::Influence,
+		}
 	}
 }
 
@@ -78,8 +90,11 @@ fn make_with(
 		prompt_tokens: 10,
 		completion_tokens: 20,
 		fee: spec.fee,
-		output_hash: H256::repeat_byte(7),
-		method: AttributionMethod::SpanMatch,
+		output_len: 64,
+		output_root: H256::repeat_byte(7),
+		claims_root: H256::zero(),
+		claims: 0,
+		method: spec.method,
 		attribution: BoundedVec::truncate_from(spec.shares),
 	};
 	let worker_signature = worker_key.sign(&receipt.signing_payload());
@@ -298,7 +313,8 @@ fn pruning_stops_at_the_weight_limit_and_resumes() {
 		assert_eq!(PruneQueue::<Test>::get(51).len(), 4);
 		assert_eq!(PruneQueue::<Test>::get(52).len(), 2);
 		System::set_block_number(52);
-		let blocks = <() as WeightInfo>::prune_block().saturating_mul(53);
+		// Each block costs one queue read for dispute deadlines and one for pruning.
+		let blocks = <() as WeightInfo>::prune_block().saturating_mul(53 + 53);
 		let one = <() as WeightInfo>::prune_receipt(crate::max_payouts::<Test>());
 		// Room for the 52 blocks' queue reads up to block 51 and one receipt.
 		let used = Attribution::on_idle(52, blocks.saturating_add(one));
@@ -826,4 +842,282 @@ fn receipts_settle_under_the_terms_the_payer_accepted() {
 		assert!(rejected(RejectReason::TermsChanged));
 		check();
 	});
+}
+
+/// Span disputes, settled by proof: no `ResolveOrigin` call anywhere below.
+mod span_tests {
+	use super::*;
+	use openledger_primitives::evidence::{self as ev, SpanClaim, SpanEvidence, SpanProof};
+
+	/// The source text of contribution (0, 1, 0); (0, 1, 3) and (1, 1, 2) have other texts.
+	const SOURCE: &[u8] = b"Preamble. In 1901 the court held that the contract was void because the seller lied, said the clerk.";
+	const PHRASE: &[u8] = b"the court held that the contract was void because the seller lied";
+	const OTHER: &[u8] = b"An unrelated record about rivers, bridges and the tolls that the bridges took in winter.";
+	/// Output: the phrase (65 bytes) in 200 bytes of other text.
+	fn output() -> Vec<u8> {
+		let mut o = b"As the judgment says, ".to_vec();
+		o.extend_from_slice(PHRASE);
+		o.extend_from_slice(b". Beyond that the answer is the model's own words, which no record of the lineage contains at all here.");
+		o.resize(200, b'.');
+		o
+	}
+	fn c(index: u32) -> ContributionRef {
+		ContributionRef { datanet: 0, version: 1, index }
+	}
+	fn docs() {
+		CONTENT.with(|m| {
+			let mut m = m.borrow_mut();
+			m.insert(c(0), ev::content_root(SOURCE));
+			m.insert(c(3), ev::content_root(OTHER));
+			m.insert(ContributionRef { datanet: 1, version: 1, index: 2 }, ev::content_root(SOURCE));
+		});
+	}
+	fn doc_bytes(x: ContributionRef) -> &'static [u8] {
+		if x == c(3) { OTHER } else { SOURCE }
+	}
+	fn out_start() -> u32 {
+		output().windows(PHRASE.len()).position(|w| w == PHRASE).unwrap() as u32
+	}
+	fn src_offset() -> u64 {
+		SOURCE.windows(PHRASE.len()).position(|w| w == PHRASE).unwrap() as u64
+	}
+	/// The honest claim: the phrase in the output is the phrase in (0, 1, 0).
+	fn honest_claim() -> SpanClaim {
+		SpanClaim { output_start: out_start(), len: PHRASE.len() as u32, contribution: c(0), offset: src_offset() }
+	}
+	fn span(claim: SpanClaim) -> SpanProof {
+		let (o, d) = (output(), doc_bytes(claim.contribution));
+		SpanProof {
+			claim,
+			output: ev::range_proof(&ev::content_tree(&o), &o, claim.output_start as u64, claim.len).unwrap(),
+			content: ev::range_proof(&ev::content_tree(d), d, claim.offset, claim.len).unwrap(),
+		}
+	}
+	fn evidence(claims: &[SpanClaim], i: u32) -> SpanEvidence {
+		let t = ev::claims_tree(claims);
+		SpanEvidence { index: i, siblings: BoundedVec::truncate_from(t.proof(i).unwrap()), span: span(claims[i as usize]) }
+	}
+	/// A span-match receipt over `output()` committing to `claims`, with `shares`, settled.
+	fn settle(nonce: u64, shares: Vec<Share>, claims: &[SpanClaim]) -> H256 {
+		let mut r = good(Spec { nonce, shares, method: AttributionMethod::SpanMatch, ..Default::default() });
+		let o = output();
+		r.receipt.output_len = o.len() as u32;
+		r.receipt.output_root = ev::content_root(&o);
+		r.receipt.claims_root = ev::claims_tree(claims).root();
+		r.receipt.claims = claims.len() as u32;
+		r.worker_signature = signing_key().sign(&r.receipt.signing_payload());
+		let id = r.receipt.request_id();
+		submit(worker(), vec![r]);
+		assert!(Receipts::<Test>::contains_key(id), "settled");
+		id
+	}
+	/// 65 of 200 bytes justify at most 32.5 %.
+	fn honest_share() -> Share {
+		Share { contribution: c(0), share: Perbill::from_parts(325_000_000) }
+	}
+	fn deadline_of(id: H256) -> u64 {
+		Disputes::<Test>::get(worker(), id).expect("open dispute").deadline
+	}
+	/// The answer's result without its post-dispatch weight (see the last test for that).
+	fn answer(id: H256, e: Vec<SpanEvidence>) -> sp_runtime::DispatchResult {
+		Attribution::answer(signed(worker()), id, BoundedVec::truncate_from(e)).map(|_| ()).map_err(|e| e.error)
+	}
+	fn outsider() -> AccountId {
+		let who = acc(Sr25519Keyring::Ferdie);
+		assert_eq!(<Balances as frame_support::traits::fungible::Mutate<_>>::set_balance(&who, START), START);
+		who
+	}
+
+	#[test]
+	fn an_honest_share_is_answered_and_the_bond_goes_to_the_worker() {
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			let claims = [honest_claim()];
+			let id = settle(1, vec![honest_share()], &claims);
+			// Anyone may dispute, bonded or not; the governance path is closed to span receipts.
+			let who = outsider();
+			assert_noop!(Attribution::challenge(signed(challenger()), id), Error::SpanMatchIsProven);
+			assert_noop!(Attribution::challenge_share(signed(who.clone()), id, c(3)), Error::NotCredited);
+			assert_noop!(Attribution::challenge_share(signed(worker()), id, c(0)), Error::OwnReceipt);
+			assert_ok!(Attribution::challenge_share(signed(who.clone()), id, c(0)));
+			assert_eq!(deadline_of(id), 1 + RESPONSE_WINDOW);
+			assert_noop!(Attribution::challenge_share(signed(challenger()), id, c(0)), Error::AlreadyChallenged);
+			let worker_before = Balances::free_balance(worker());
+			assert_ok!(answer(id, vec![evidence(&claims, 0)]));
+			assert_eq!(Balances::free_balance(worker()), worker_before + CHALLENGE_BOND, "the bond goes to the worker");
+			assert_eq!(Balances::total_balance(&who), START - CHALLENGE_BOND);
+			assert!(Disputes::<Test>::get(worker(), id).is_none());
+			let r = Receipts::<Test>::get(id).unwrap();
+			assert_eq!((r.verdict, r.challenger, r.payouts.iter().fold(0, |a, p| a + p.amount)), (Some(Verdict::Valid), None, 1_000));
+			// The deadline passes with nothing left to enforce; the receipt vests as usual.
+			idle_to(VEST_AT);
+			assert!(SLASHES.with(|s| s.borrow().is_empty()));
+			assert!(Receipts::<Test>::get(id).is_none());
+			assert!(ContributionEarnings::<Test>::get(c(0)) > 0);
+			check();
+		});
+	}
+
+	#[test]
+	fn a_share_with_no_real_span_is_slashed_at_the_deadline_and_only_that_receipt_reversed() {
+		new_test_ext().execute_with(|| {
+			docs();
+			SLASH_AMOUNT.with(|a| *a.borrow_mut() = 60);
+			escrow(10_000);
+			// The worker credits (0, 1, 3) with the phrase, which (0, 1, 3) does not contain.
+			let fake = SpanClaim { contribution: c(3), offset: 0, ..honest_claim() };
+			let id = settle(1, vec![Share { contribution: c(3), share: Perbill::from_percent(30) }], &[fake]);
+			let other = settle(2, vec![honest_share()], &[honest_claim()]);
+			let who = outsider();
+			assert_ok!(Attribution::challenge_share(signed(who.clone()), id, c(3)));
+			// Its own claim does not hold: refused with the reason, nothing changes.
+			assert_noop!(answer(id, vec![evidence(&[fake], 0)]), Error::BytesDiffer);
+			// Another receipt's (true) claim is not this receipt's.
+			let mut borrowed = evidence(&[honest_claim()], 0);
+			assert_noop!(answer(id, vec![borrowed.clone()]), Error::WrongContribution);
+			borrowed.span.claim.contribution = c(3);
+			assert_noop!(answer(id, vec![borrowed]), Error::NotCommitted);
+			let deadline = deadline_of(id);
+			let (payer_before, treasury_before) = (Balances::free_balance(payer()), Balances::free_balance(treasury()));
+			idle_to(deadline - 1);
+			assert!(Disputes::<Test>::get(worker(), id).is_some(), "not before its deadline");
+			idle_to(deadline);
+			assert_eq!(SLASHES.with(|s| s.borrow().clone()), vec![(worker(), Perbill::from_percent(10))]);
+			assert_eq!(Balances::free_balance(payer()), payer_before + 1_000, "exactly that receipt's fee refunded");
+			assert_eq!(Balances::total_balance(&who), START + 60, "bond back, reward capped by the slash");
+			assert_eq!(Balances::free_balance(treasury()), treasury_before - 60);
+			let r = Receipts::<Test>::get(id).unwrap();
+			assert!(r.payouts.is_empty() && r.verdict == Some(Verdict::False));
+			assert_eq!(Receipts::<Test>::get(other).unwrap().payouts.iter().fold(0, |a, p| a + p.amount), 1_000, "the other receipt is untouched");
+			assert_noop!(answer(id, vec![evidence(&[fake], 0)]), Error::NotChallenged);
+			check();
+		});
+	}
+
+	#[test]
+	fn a_share_above_what_its_spans_cover_is_not_justified() {
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			let claims = [honest_claim()];
+			let id = settle(1, vec![Share { contribution: c(0), share: Perbill::from_parts(325_000_001) }], &claims);
+			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
+			assert_noop!(answer(id, vec![evidence(&claims, 0)]), Error::ShareNotJustified);
+			assert_noop!(answer(id, vec![]), Error::NoEvidence);
+			// The same span twice covers the same bytes once.
+			assert_noop!(answer(id, vec![evidence(&claims, 0), evidence(&claims, 0)]), Error::ShareNotJustified);
+			idle_to(deadline_of(id));
+			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
+			check();
+		});
+	}
+
+	#[test]
+	fn an_omission_proof_wins_unless_credited_spans_cover_the_bytes() {
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			// Receipt 1 credits only (0, 1, 3), with nothing covering the phrase; (1, 1, 2) has it.
+			let id = settle(1, vec![Share { contribution: c(3), share: Perbill::from_percent(10) }], &[]);
+			let omitted = SpanClaim { contribution: ContributionRef { datanet: 1, version: 1, index: 2 }, ..honest_claim() };
+			let who = outsider();
+			assert_ok!(Attribution::prove_omission(signed(who.clone()), id, span(omitted)));
+			assert!(System::events().iter().any(|e| matches!(e.event, RuntimeEvent::Attribution(Event::OmissionProved { len: 65, .. }))));
+			idle_to(deadline_of(id));
+			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
+			assert_eq!(Balances::total_balance(&who), START, "bond back; the mock slash took nothing, so no reward");
+
+			// Receipt 2 credits (0, 1, 0) with the phrase: the omission is refuted by that claim.
+			let claims = [honest_claim()];
+			let id2 = settle(2, vec![honest_share()], &claims);
+			assert_ok!(Attribution::prove_omission(signed(who.clone()), id2, span(omitted)));
+			assert_ok!(answer(id2, vec![evidence(&claims, 0)]));
+			assert_eq!(Receipts::<Test>::get(id2).unwrap().verdict, Some(Verdict::Valid));
+			assert_eq!(Balances::total_balance(&who), START - CHALLENGE_BOND);
+			check();
+		});
+	}
+
+	#[test]
+	fn an_omission_refutation_must_cover_all_but_a_short_run() {
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			// The worker claims only the phrase's first 30 bytes: 36 bytes of it stay uncovered.
+			let part = SpanClaim { len: 30, ..honest_claim() };
+			let claims = [part];
+			let id = settle(1, vec![Share { contribution: c(0), share: Perbill::from_percent(15) }], &claims);
+			let omitted = SpanClaim { contribution: ContributionRef { datanet: 1, version: 1, index: 2 }, ..honest_claim() };
+			assert_ok!(Attribution::prove_omission(signed(outsider()), id, span(omitted)));
+			assert_noop!(answer(id, vec![evidence(&claims, 0)]), Error::OmissionNotCovered);
+			check();
+		});
+	}
+
+	#[test]
+	fn bad_proofs_are_refused_with_their_error_and_change_nothing() {
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			let id = settle(1, vec![Share { contribution: c(3), share: Perbill::from_percent(10) }], &[]);
+			let who = outsider();
+			let omitted = SpanClaim { contribution: ContributionRef { datanet: 1, version: 1, index: 2 }, ..honest_claim() };
+			let good_proof = span(omitted);
+			// A tampered sibling in the contribution's path; in the output's path.
+			let mut p = good_proof.clone();
+			p.content.chunks[0].siblings.force_push(H256::zero());
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, p), Error::BadContentProof);
+			let mut p = good_proof.clone();
+			p.output.tree_root = H256::repeat_byte(1);
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, p), Error::BadOutputProof);
+			// Wrong bytes: a byte of the contribution's chunk changed.
+			let mut p = good_proof.clone();
+			p.content.chunks[0].bytes[src_offset() as usize] ^= 0x20;
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, p), Error::BadContentProof);
+			// Bytes that are both proven but differ (shifted by one in the contribution).
+			let shifted = SpanClaim { offset: src_offset() + 1, ..omitted };
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, span(shifted)), Error::BytesDiffer);
+			// Under the minimum.
+			let short = SpanClaim { len: ev::MIN_SPAN_BYTES - 1, ..omitted };
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, span(short)), Error::SpanTooShort);
+			// Outside the lineage; a credited contribution; past the window.
+			let outside = SpanClaim { contribution: ContributionRef { datanet: 2, version: 1, index: 0 }, ..omitted };
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, span(outside)), Error::NotInLineage);
+			let credited = SpanClaim { contribution: c(3), ..omitted };
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, span(credited)), Error::AlreadyCredited);
+			System::set_block_number(1 + WINDOW + 1);
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, good_proof.clone()), Error::WindowClosed);
+			// An influence receipt is not disputed by proof.
+			System::set_block_number(1);
+			let inf = good(Spec { nonce: 9, ..Default::default() });
+			let inf_id = inf.receipt.request_id();
+			submit(worker(), vec![inf]);
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), inf_id, good_proof.clone()), Error::NotSpanMatch);
+			assert_noop!(Attribution::challenge_share(signed(who.clone()), inf_id, c(0)), Error::NotSpanMatch);
+			// An answer after its deadline is refused (the dispute is upheld by on_idle instead).
+			assert_ok!(Attribution::prove_omission(signed(who), id, good_proof));
+			System::set_block_number(deadline_of(id) + 1);
+			assert_noop!(answer(id, vec![evidence(&[honest_claim()], 0)]), Error::DeadlinePassed);
+			check();
+		});
+	}
+
+	/// An answer that fails at its k-th claim is charged for k claims, not the whole batch.
+	#[test]
+	fn a_failed_answer_is_charged_for_the_claims_it_checked() {
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			let claims = [honest_claim()];
+			let id = settle(1, vec![honest_share()], &claims);
+			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
+			let mut bad = evidence(&claims, 0);
+			bad.span.claim.len -= 1;
+			let err = Attribution::answer(signed(worker()), id, BoundedVec::truncate_from(vec![evidence(&claims, 0), bad, evidence(&claims, 0)]))
+				.unwrap_err();
+			assert_eq!(err.post_info.actual_weight, Some(<() as crate::WeightInfo>::answer(2)));
+			assert_eq!(err.error, Error::NotCommitted.into());
+		});
+	}
 }

@@ -36,6 +36,10 @@ pub trait ContributionResolver<AccountId> {
 	fn contributor(c: &ContributionRef) -> Option<AccountId>;
 	/// The owner of a Datanet.
 	fn datanet_owner(datanet: DatanetId) -> Option<AccountId>;
+	/// The content root (`openledger_primitives::evidence::content_root`) of leaf `c.index` of
+	/// snapshot `c.version` of `c.datanet` — the leaf's content hash that the snapshot's Merkle
+	/// root commits to — if that leaf exists.
+	fn content_root(c: &ContributionRef) -> Option<sp_core::H256>;
 }
 
 /// Worker staking access.
@@ -52,8 +56,9 @@ pub trait WorkerRegistry<AccountId, Balance, BlockNumber> {
 	fn rewards_owed() -> Balance;
 	/// Slashes `fraction` of the stake that backed a receipt settled at block `settled_at`: the
 	/// worker's, its delegators', and unbonding stake that started unbonding at or after that
-	/// block. Returns how many delegations were visited.
-	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<u32, DispatchError>;
+	/// block. Returns how many delegations were visited and the amount slashed (which goes to
+	/// the treasury).
+	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<(u32, Balance), DispatchError>;
 	/// A receipt of `worker` settled at `settled_at` was challenged: the stake that backed it
 	/// stays until the verdict.
 	fn challenge_opened(worker: &AccountId, settled_at: BlockNumber);
@@ -83,4 +88,7 @@ pub trait BenchmarkHelper<AccountId, Signature, Public> {
 	fn add_delegators(worker: &AccountId, n: u32);
 	/// Makes `who` a bonded account (serving nothing), funded: a challenger.
 	fn bond(who: &AccountId, key: [u8; 32]);
+	/// Sets the content root of contribution `c` (a leaf of a benchmark snapshot), so that
+	/// evidence built over synthetic content proves against it.
+	fn set_content_root(c: &ContributionRef, root: sp_core::H256);
 }

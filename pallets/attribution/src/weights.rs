@@ -46,6 +46,9 @@ pub trait WeightInfo {
 	fn resolve_challenge_overdue(p: u32, ) -> Weight;
 	fn prune_block() -> Weight;
 	fn prune_receipt(p: u32, ) -> Weight;
+	fn challenge_share() -> Weight;
+	fn prove_omission() -> Weight;
+	fn answer(n: u32, ) -> Weight;
 }
 
 /// Weights measured on the reference machine, with the runtime's database weights.
@@ -303,6 +306,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(p.into())))
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
+	fn challenge_share() -> Weight {
+		Weight::from_parts(300_000_000, 12000)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
+	fn prove_omission() -> Weight {
+		Weight::from_parts(900_000_000, 12000)
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
+	fn answer(n: u32, ) -> Weight {
+		Weight::from_parts(900_000_000, 12000)
+			.saturating_add(Weight::from_parts(700_000_000, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(10_u64))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
+	}
 }
 
 /// The same weights with ParityDB's database weights, for tests and mocks.
@@ -376,5 +396,22 @@ impl WeightInfo for () {
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(p.into())))
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
+	}
+	fn challenge_share() -> Weight {
+		Weight::from_parts(300_000_000, 12000)
+			.saturating_add(ParityDbWeight::get().reads(6_u64))
+			.saturating_add(ParityDbWeight::get().writes(6_u64))
+	}
+	fn prove_omission() -> Weight {
+		Weight::from_parts(900_000_000, 12000)
+			.saturating_add(ParityDbWeight::get().reads(9_u64))
+			.saturating_add(ParityDbWeight::get().writes(6_u64))
+	}
+	fn answer(n: u32, ) -> Weight {
+		Weight::from_parts(900_000_000, 12000)
+			.saturating_add(Weight::from_parts(700_000_000, 0).saturating_mul(n.into()))
+			.saturating_add(ParityDbWeight::get().reads(10_u64))
+			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(ParityDbWeight::get().writes(8_u64))
 	}
 }

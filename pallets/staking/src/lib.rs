@@ -609,7 +609,7 @@ pub mod pallet {
 		#[pallet::weight(<T as Config>::WeightInfo::slash(T::MaxDelegators::get()))]
 		pub fn slash(origin: OriginFor<T>, worker: T::AccountId, fraction: Perbill) -> DispatchResultWithPostInfo {
 			T::GovernanceOrigin::ensure_origin(origin)?;
-			let delegators = Self::do_slash(&worker, fraction, None)?;
+			let (delegators, _) = Self::do_slash(&worker, fraction, None)?;
 			Ok(Some(<T as Config>::WeightInfo::slash(delegators)).into())
 		}
 
@@ -693,8 +693,13 @@ pub mod pallet {
 		/// Slashes `fraction` of the worker's self-bond, of each delegation to it and of each
 		/// unbonding chunk bonded to it — with `backing_since`, only chunks that started
 		/// unbonding at or after that block (the stake that backed a receipt settled then); marks
-		/// it slashed. Returns the number of delegators.
-		pub fn do_slash(worker: &T::AccountId, fraction: Perbill, backing_since: Option<BlockNumberFor<T>>) -> Result<u32, DispatchError> {
+		/// it slashed. Returns the number of delegators and the amount slashed (sent to
+		/// [`Config::SlashDestination`]).
+		pub fn do_slash(
+			worker: &T::AccountId,
+			fraction: Perbill,
+			backing_since: Option<BlockNumberFor<T>>,
+		) -> Result<(u32, BalanceOf<T>), DispatchError> {
 			let mut w = Workers::<T>::get(worker).ok_or(Error::<T>::UnknownWorker)?;
 			let mut total: BalanceOf<T> = Zero::zero();
 			let cut = Self::take(worker, w.self_bond, fraction)?;
@@ -735,7 +740,7 @@ pub mod pallet {
 			let n = w.delegators;
 			Workers::<T>::insert(worker, w);
 			Self::deposit_event(Event::Slashed { worker: worker.clone(), fraction, amount: total });
-			Ok(n)
+			Ok((n, total))
 		}
 
 		/// A receipt of `worker` settled at `settled_at` was challenged: the stake that backed it

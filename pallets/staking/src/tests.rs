@@ -430,7 +430,7 @@ fn a_slash_spares_stake_that_left_before_the_receipt() {
 		assert_ok!(Staking::undelegate(signed(D1), W, 1_000)); // left at block 1
 		run_to(5);
 		assert_ok!(Staking::undelegate(signed(D2), W, 1_000)); // left at block 5
-		assert_ok!(Staking::do_slash(&W, Perbill::from_percent(10), Some(5)));
+		assert_ok!(Staking::do_slash(&W, Perbill::from_percent(10), Some(5)).map(|_| ()));
 		assert_eq!(held(D1), 1_000, "unbonding before the receipt: untouched");
 		assert_eq!(held(D2), 900, "still backing it when it settled: slashed");
 		assert_eq!(held(W), 1_800);

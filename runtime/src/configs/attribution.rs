@@ -33,6 +33,8 @@ parameter_types! {
 	pub const MaxVoucherLifetime: BlockNumber = openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS;
 	pub const MaxPruneLag: BlockNumber = 60 * MINUTES;
 	pub const ResolveTimeout: BlockNumber = 7 * DAYS;
+	/// A worker has an hour to answer a span dispute with its evidence.
+	pub const ResponseWindow: BlockNumber = 60 * MINUTES;
 	/// The least fee of a receipt: 0.00001 OPEN.
 	pub const MinReceiptFee: Balance = OPEN / 100_000;
 }
@@ -73,6 +75,11 @@ impl ContributionResolver<AccountId> for DatanetsAdapter {
 	fn datanet_owner(datanet: DatanetId) -> Option<AccountId> {
 		pallet_datanets::Datanets::<Runtime>::get(datanet).map(|d| d.owner)
 	}
+	fn content_root(c: &ContributionRef) -> Option<sp_core::H256> {
+		// The leaf's content hash: what the snapshot's Merkle root commits to at that index
+		// (leaves of a snapshot never move).
+		Datanets::contribution_at(c.datanet, c.version, c.index).map(|(_, info)| info.content_hash)
+	}
 }
 
 /// Workers from OPEN staking.
@@ -95,7 +102,7 @@ impl WorkerRegistry<AccountId, Balance, BlockNumber> for StakingAdapter {
 	fn rewards_owed() -> Balance {
 		OpenStaking::rewards_owed()
 	}
-	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<u32, DispatchError> {
+	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<(u32, Balance), DispatchError> {
 		OpenStaking::do_slash(worker, fraction, Some(settled_at))
 	}
 	fn challenge_opened(worker: &AccountId, settled_at: BlockNumber) {
@@ -147,6 +154,7 @@ impl pallet_attribution::Config for Runtime {
 	type ResolveOrigin = EnsureRoot<AccountId>;
 	/// A challenge not judged within a week after the window can be closed by anyone (valid).
 	type ResolveTimeout = ResolveTimeout;
+	type ResponseWindow = ResponseWindow;
 	type MaxReceiptsPerBatch = ConstU32<256>;
 	type MaxPrunePerBlock = ConstU32<2048>;
 	type MaxVoucherLifetime = MaxVoucherLifetime;
@@ -227,6 +235,10 @@ impl pallet_attribution::BenchmarkHelper<AccountId, Signature, MultiSigner> for 
 		let _ = Balances::set_balance(who, 1_000_000 * OPEN);
 		OpenStaking::bond_worker(RuntimeOrigin::signed(who.clone()), 1_000 * OPEN, key, Default::default(), Default::default(), Perbill::zero())
 			.expect("bonded");
+	}
+	fn set_content_root(c: &ContributionRef, root: sp_core::H256) {
+		let (id, _) = Datanets::contribution_at(c.datanet, c.version, c.index).expect("a benchmark snapshot's leaf");
+		pallet_datanets::Contributions::<Runtime>::mutate(id, |x| x.as_mut().expect("exists").content_hash = root);
 	}
 	fn add_delegators(worker: &AccountId, n: u32) {
 		use crate::RuntimeOrigin;

@@ -3,6 +3,7 @@
 import { ApiPromise, WsProvider, Keyring } from '@polkadot/api';
 import { stringToU8a, u8aConcat, u8aToHex } from '@polkadot/util';
 import { blake2AsHex, encodeAddress } from '@polkadot/util-crypto';
+import { contentRoot } from './evidence.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, after } from 'node:test';
@@ -70,7 +71,7 @@ export function findEvent(events, section, method) {
 /**
  * A Datanet with `texts` contributed by `contributor` in one batch and snapshot 1 taken by
  * `owner`; the texts are also written to a content store at `store` (the CLI's layout:
- * ab/cd/abcd… by blake2-256). Resolves to { datanet, paths } (paths: each text's store file).
+ * ab/cd/abcd… by content root). Resolves to { datanet, paths } (paths: each text's store file).
  */
 export async function datanetWithSnapshot(api, { owner, contributor, name, texts, store }) {
   const ok = async (tx, who) => {
@@ -82,10 +83,10 @@ export async function datanetWithSnapshot(api, { owner, contributor, name, texts
   const r = await ok(api.tx.datanets.createDatanet(name, '', 'CC0', 'Open', policy), owner);
   const datanet = r.events.find(({ event }) => event.section === 'datanets' && event.method === 'DatanetCreated').event.data.datanet.toNumber();
   await ok(api.tx.utility.batchAll(texts.map((t, i) =>
-    api.tx.datanets.contribute(datanet, blake2AsHex(stringToU8a(t), 256), t.length, 10, `store://${i}`, null, null))), contributor);
+    api.tx.datanets.contribute(datanet, contentRoot(t), stringToU8a(t).length, 10, `store://${i}`, null, null))), contributor);
   await ok(api.tx.datanets.snapshot(datanet), owner);
   const paths = texts.map((t) => {
-    const h = blake2AsHex(stringToU8a(t), 256).slice(2);
+    const h = contentRoot(t).slice(2);
     mkdirSync(join(store, h.slice(0, 2), h.slice(2, 4)), { recursive: true });
     writeFileSync(join(store, h.slice(0, 2), h.slice(2, 4), h), t);
     return join(store, h.slice(0, 2), h.slice(2, 4), h);
@@ -94,8 +95,8 @@ export async function datanetWithSnapshot(api, { owner, contributor, name, texts
 }
 
 // ---- vouchers (primitives/src/receipt.rs) ----------------------------------------------------
-export const VOUCHER_DOMAIN = 'openledger:voucher:v3';
-export const RECEIPT_DOMAIN = 'openledger:receipt:v3';
+export const VOUCHER_DOMAIN = 'openledger:voucher:v4';
+export const RECEIPT_DOMAIN = 'openledger:receipt:v4';
 
 /** What a voucher names for `/v1/completions` of `prompt`: blake2-256 of SCALE ("completion", prompt). */
 export const completionRequestHash = (api, prompt) =>

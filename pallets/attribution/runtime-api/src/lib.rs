@@ -1,13 +1,15 @@
 //! Runtime API of the attribution pallet. The node's `attribution_*` JSON-RPC methods call it.
 #![cfg_attr(not(feature = "std"), no_std)]
 
+extern crate alloc;
+
 use codec::Codec;
-pub use pallet_attribution::{ContributionRef, RequestId};
+pub use pallet_attribution::{ContributionRef, Dispute, RequestId};
 use openledger_primitives::{DatanetId, ModelId};
 
 sp_api::decl_runtime_apis! {
 	/// Receipts, earnings and usage. `Record` is the runtime's `pallet_attribution::ReceiptRecord`.
-	#[api_version(2)]
+	#[api_version(3)]
 	pub trait AttributionApi<AccountId, Balance, BlockNumber, Record>
 	where
 		AccountId: Codec,
@@ -28,5 +30,8 @@ sp_api::decl_runtime_apis! {
 		fn model_usage(model: ModelId) -> (u64, u64, Balance);
 		/// `(held, pending withdrawal amount, unlock block)` of a payer's escrow.
 		fn escrow(who: AccountId) -> (Balance, Option<(Balance, BlockNumber)>);
+		/// The open span disputes of a worker's receipts (what it must answer, and by when).
+		#[api_version(3)]
+		fn disputes(worker: AccountId) -> alloc::vec::Vec<(RequestId, Dispute<BlockNumber>)>;
 	}
 }
