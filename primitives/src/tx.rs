@@ -17,6 +17,8 @@ use sp_runtime::{MultiAddress, MultiSignature};
 pub const ATTRIBUTION_PALLET: u8 = 23;
 /// Call index of `Attribution::submit_receipts`.
 pub const SUBMIT_RECEIPTS_CALL: u8 = 3;
+/// Call index of `Attribution::answer`: `(request id, Vec<SpanEvidence>)`.
+pub const ANSWER_CALL: u8 = 10;
 /// `pallet_index` of the model registry.
 pub const MODELS_PALLET: u8 = 21;
 /// Call index of `Models::register_adapter`; its arguments encode as the tuple

@@ -368,6 +368,10 @@ fn off_chain_extrinsics_and_worker_record_match_the_runtime() {
 		let call = RuntimeCall::Attribution(pallet_attribution::Call::submit_receipts { receipts });
 		let ours = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::SUBMIT_RECEIPTS_CALL, &Vec::<u8>::new());
 		assert_eq!(ours, call.encode(), "pallet and call index");
+		// The worker's answer to a dispute: `(request id, evidence)` after the indices.
+		let (id, evidence) = (sp_core::H256::repeat_byte(5), frame_support::BoundedVec::new());
+		let answer = RuntimeCall::Attribution(pallet_attribution::Call::answer { request_id: id, evidence: evidence.clone() });
+		assert_eq!(tx::encode_call(tx::ATTRIBUTION_PALLET, tx::ANSWER_CALL, &(id, evidence.into_inner())), answer.encode());
 
 		let ctx = tx::TxContext {
 			genesis: System::block_hash(0),

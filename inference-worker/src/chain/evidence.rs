@@ -25,9 +25,6 @@ use sp_runtime::{BoundedVec, Perbill};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Call index of `Attribution::answer`.
-pub const ANSWER_CALL: u8 = 10;
-
 /// What the worker keeps of one span receipt.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Record {
@@ -223,7 +220,7 @@ pub async fn answer_disputes(
 				};
 				match built {
 					Ok(evidence) => {
-						let call = tx::encode_call(tx::ATTRIBUTION_PALLET, ANSWER_CALL, &(id, evidence));
+						let call = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::ANSWER_CALL, &(id, evidence));
 						chain.submit_and_finalize(&account, &call).await.with_context(|| format!("answering the dispute of {id:?}"))?;
 						tracing::info!("answered the {} dispute of receipt {id:?} with its evidence", d.kind);
 					},
