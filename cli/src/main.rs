@@ -92,10 +92,11 @@ enum Cmd {
 		#[arg(long, env = "OPENLEDGER_STORE", default_value = "./content-store")]
 		store: String,
 	},
-	/// Fetch a span-match receipt's evidence from its worker and check every claim against the
-	/// chain: committed under the receipt's claims root, the answer's bytes under its output
-	/// root equal to the contribution's under its content root (itself proven against the
-	/// snapshot root), and every share justified by the bytes its claims cover.
+	/// Fetch a span-match receipt's evidence from its worker (as its payer: `--suri` signs the
+	/// request) and check every claim against the chain: committed under the receipt's claims
+	/// root, the answer's bytes under its output root equal to the contribution's under its
+	/// content root (itself proven against the snapshot root), and every share justified by the
+	/// bytes its claims cover.
 	Evidence {
 		request_id: H256,
 		/// The worker's HTTP endpoint (`GET /v1/evidence/{id}`).
@@ -213,11 +214,11 @@ async fn verified_content_root(chain: &Chain, datanet: u32, version: u32, index:
 	Ok(p.leaf.content_hash)
 }
 
-/// The longest run (at most `MAX_SPAN_BYTES`, at least `MIN_SPAN_BYTES`) of `output` found in
-/// `doc`: `(output start, len, offset in doc)`.
+/// The longest run (at most `MAX_SPAN_BYTES`, at least `MIN_OMISSION_BYTES`) of `output` found
+/// in `doc`: `(output start, len, offset in doc)`.
 fn longest_shared(output: &[u8], doc: &[u8]) -> Option<(u32, u32, u64)> {
-	use openledger_primitives::evidence::{MAX_SPAN_BYTES, MIN_SPAN_BYTES};
-	let min = MIN_SPAN_BYTES as usize;
+	use openledger_primitives::evidence::{MAX_SPAN_BYTES, MIN_OMISSION_BYTES};
+	let min = MIN_OMISSION_BYTES as usize;
 	let mut best: Option<(usize, usize, usize)> = None;
 	let mut i = 0;
 	while i + min <= output.len() {
@@ -495,7 +496,18 @@ async fn main() -> Result<()> {
 			let output_len = r["outputLen"].as_u64().context("outputLen")? as u32;
 			let claims = r["claims"].as_u64().context("claims")? as u32;
 			let url = format!("{}/v1/evidence/{request_id:?}", worker.trim_end_matches('/'));
-			let body: serde_json::Value = reqwest::get(&url).await?.error_for_status().with_context(|| format!("GET {url}"))?.json().await?;
+			// Only the payer may read its answer's evidence: sign the request with its key.
+			let asked = codec::Encode::encode(&(b"openledger:evidence:v1".to_vec(), request_id));
+			let sig = sp_runtime::MultiSignature::Sr25519(sp_core::Pair::sign(&pair, &asked));
+			let body: serde_json::Value = reqwest::Client::new()
+				.get(&url)
+				.header("x-openledger-evidence-signature", format!("0x{}", hex::encode(codec::Encode::encode(&sig))))
+				.send()
+				.await?
+				.error_for_status()
+				.with_context(|| format!("GET {url}"))?
+				.json()
+				.await?;
 			let bytes = hex::decode(body["evidence"].as_str().context("evidence")?.trim_start_matches("0x"))?;
 			let evidence = Vec::<SpanEvidence>::decode(&mut &bytes[..]).context("the evidence does not decode")?;
 			let mut roots = std::collections::BTreeMap::new();

@@ -45,6 +45,10 @@ pub const MAX_PROOF_DEPTH: u32 = 20;
 pub const MAX_CONTENT_BYTES: u64 = (CHUNK_BYTES as u64) << MAX_PROOF_DEPTH;
 /// Shortest span that earns credit, in bytes (and the shortest omission a challenger may prove).
 pub const MIN_SPAN_BYTES: u32 = 24;
+/// Shortest omission a challenger may prove, and the longest run of proven bytes a refutation may
+/// leave uncovered: well above what a worker's token matcher can miss (its minimum is 4 tokens,
+/// and a maximal match is extended byte by byte).
+pub const MIN_OMISSION_BYTES: u32 = 64;
 /// Longest span one claim covers; a longer match is claimed in pieces.
 pub const MAX_SPAN_BYTES: u32 = 1024;
 /// Most claims one answer to a challenge may prove (so a contribution's share is justified by

@@ -311,8 +311,10 @@ impl_runtime_apis! {
 				pallet_attribution::Withdrawals::<Runtime>::get(&who).map(|w| (w.amount, w.unlock_at)),
 			)
 		}
-		fn disputes(worker: AccountId) -> alloc::vec::Vec<(pallet_attribution::RequestId, pallet_attribution::Dispute<BlockNumber>)> {
-			pallet_attribution::Disputes::<Runtime>::iter_prefix(&worker).collect()
+		fn disputes(
+			worker: AccountId,
+		) -> alloc::vec::Vec<(pallet_attribution::RequestId, pallet_attribution::ContributionRef, pallet_attribution::Dispute<AccountId, BlockNumber>)> {
+			pallet_attribution::Disputes::<Runtime>::iter_prefix((&worker,)).map(|((id, c), d)| (id, c, d)).collect()
 		}
 	}
 

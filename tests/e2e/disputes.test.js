@@ -18,7 +18,7 @@ import { stringToU8a } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
 import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, termsOf, free, sealUntil } from './lib/chain.js';
-import { rangeProof, indexOfBytes, MIN_SPAN_BYTES } from './lib/evidence.js';
+import { rangeProof, indexOfBytes, MIN_OMISSION_BYTES } from './lib/evidence.js';
 
 const CLI_BIN = process.env.CLI_BIN;
 const skip = WORKER_BIN && CLI_BIN ? false : 'WORKER_BIN and CLI_BIN must be set (scripts/test.sh sets them)';
@@ -38,12 +38,14 @@ const eve = k('//Eve'); // payer
 const ferdie = k('//Ferdie'); // the misattributing worker
 const challenger = k('//Challenger'); // holds no stake: anyone may dispute a span receipt
 const PROMPT = 'The court held that';
+const TOKENS = 40; // answers long enough for omissions (at least 64 bytes)
 // A record longer than a chunk, so that its proofs carry siblings.
 const LONG = Array.from({ length: 60 }, (_, i) => `Line ${i}: the tolls of the northern bridges doubled every winter.`).join('\n');
 
 const cli = async (...args) => {
+  const suri = args[0] === 'evidence' ? '//Eve' : '//Challenger'; // the payer reads evidence
   try {
-    const { stdout } = await run(CLI_BIN, ['--url', node.wsUrl, '--suri', '//Challenger', ...args], { encoding: 'utf8' });
+    const { stdout } = await run(CLI_BIN, ['--url', node.wsUrl, '--suri', suri, ...args], { encoding: 'utf8' });
     return { ok: true, out: stdout };
   } catch (e) {
     return { ok: false, out: `${e.stdout}${e.stderr}` };
@@ -59,7 +61,7 @@ async function paidAnswer(w, who) {
     worker: who.address, model: adapter, modelVersion: 1, maxFee: OPEN, terms: await termsOf(api, adapter), nonce, expiresAt: now + 1000,
     requestHash: completionRequestHash(api, PROMPT),
   });
-  const res = await w.post('/v1/completions', { model: 'legal', prompt: PROMPT, max_tokens: 12, temperature: 0 }, header);
+  const res = await w.post('/v1/completions', { model: 'legal', prompt: PROMPT, max_tokens: TOKENS, temperature: 0 }, header);
   assert.equal(res.status, 200, JSON.stringify(res.body));
   const rec = await waitFor(`receipt ${requestId} on chain`, () => receiptOf(requestId));
   return { res, rec, requestId, text: res.body.choices[0].text };
@@ -86,7 +88,7 @@ before(async () => {
   // What the adapter says after the prompt is contribution 1, so the paid answers copy it.
   const free0 = new Worker({ name: 'disputes-free', dir, args: ['--model', model, '--adapters', adapters] });
   await free0.start();
-  const first = await free0.post('/v1/completions', { model: 'legal', prompt: PROMPT, max_tokens: 12, temperature: 0 });
+  const first = await free0.post('/v1/completions', { model: 'legal', prompt: PROMPT, max_tokens: TOKENS, temperature: 0 });
   await free0.stop();
   const texts = ['Patients with a fever should rest and drink water.', PROMPT + first.body.choices[0].text, 'Contracts signed under duress are void.', LONG];
 
@@ -140,8 +142,11 @@ test('(a) an honest receipt is challenged, its worker answers by itself, the cha
   const disputed = await cli('challenge', 'share', requestId, String(datanet), '1', '1');
   assert.ok(disputed.ok, disputed.out);
   assert.match(disputed.out, /must answer by block/);
-  const judged = await waitFor('the worker answers the dispute', async () => ((await receiptOf(requestId))?.verdict === 'valid' ? true : null), 60_000);
-  assert.ok(judged);
+  assert.equal((await receiptOf(requestId)).disputes.length, 1);
+  await waitFor('the worker answers the dispute', async () => ((await receiptOf(requestId))?.disputes.length === 0 ? true : null), 60_000);
+  const r = await receiptOf(requestId);
+  assert.equal(r.verdict, null, 'an answered dispute closes only itself');
+  assert.equal(r.payouts.length, rec.payouts.length, 'nothing reversed');
   const answered = (await events('attribution', 'ChallengeAnswered')).find((e) => e.data.requestId.toHex() === requestId);
   assert.ok(answered, 'ChallengeAnswered');
   assert.ok((await free(api, challenger.address)) < c0 - bond + OPEN, 'the challenger lost its bond');
@@ -194,13 +199,14 @@ test('(d) bad proofs are refused with their error and change nothing', { skip },
   const out = stringToU8a(text);
   const doc = stringToU8a(LONG);
   const ref = (index) => ({ datanet, version: 1, index });
-  const proof = ({ index = 3, start = 0, len = 30, offset = 0, bytes = doc } = {}) => ({
+  assert.ok(out.length >= MIN_OMISSION_BYTES, `a long enough answer: ${out.length} bytes`);
+  const proof = ({ index = 3, start = 0, len = MIN_OMISSION_BYTES, offset = 0, bytes = doc } = {}) => ({
     claim: { outputStart: start, len, contribution: ref(index), offset },
     output: rangeProof(out, start, len),
     content: rangeProof(bytes, offset, len),
   });
   const tryProof = async (p) => (await send(api, api.tx.attribution.proveOmission(requestId, p), challenger)).error;
-  // The answer's first 30 bytes are not in the long record: both proofs hold, the bytes differ.
+  // The answer's first 64 bytes are not in the long record: both proofs hold, the bytes differ.
   assert.equal(await tryProof(proof({ offset: 1500 })), 'attribution.BytesDiffer');
   // A bad Merkle path: a sibling of the record's chunk changed.
   const badPath = proof({ offset: 1500 });
@@ -208,17 +214,17 @@ test('(d) bad proofs are refused with their error and change nothing', { skip },
   assert.equal(await tryProof(badPath), 'attribution.BadContentProof');
   // Wrong bytes: the answer's chunk altered (its path no longer leads to the output root).
   const badBytes = proof({ offset: 1500 });
-  badBytes.output.chunks[0].bytes = `0x${'00'.repeat(out.length)}`;
+  badBytes.output.chunks[0].bytes = `0x${'00'.repeat((badBytes.output.chunks[0].bytes.length - 2) / 2)}`;
   assert.equal(await tryProof(badBytes), 'attribution.BadOutputProof');
-  // A span under the minimum.
-  assert.equal(await tryProof(proof({ len: MIN_SPAN_BYTES - 1, offset: 1500 })), 'attribution.SpanTooShort');
+  // An omission under the minimum.
+  assert.equal(await tryProof(proof({ len: MIN_OMISSION_BYTES - 1, offset: 1500 })), 'attribution.OmissionTooShort');
   // Contribution 1 holds the answer, but is credited: its share is what to dispute.
   const source = stringToU8a(PROMPT + text);
-  const at = indexOfBytes(source, out.subarray(0, MIN_SPAN_BYTES));
+  const at = indexOfBytes(source, out.subarray(0, MIN_OMISSION_BYTES));
   assert.ok(at >= 0);
-  assert.equal(await tryProof(proof({ index: 1, len: MIN_SPAN_BYTES, offset: at, bytes: source })), 'attribution.AlreadyCredited');
+  assert.equal(await tryProof(proof({ index: 1, offset: at, bytes: source })), 'attribution.AlreadyCredited');
   const after = await receiptOf(requestId);
   assert.equal(after.challenger, null);
-  assert.equal(after.dispute, null);
+  assert.deepEqual(after.disputes, []);
   assert.deepEqual(after.payouts, rec.payouts);
 });

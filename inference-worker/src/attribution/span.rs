@@ -365,6 +365,7 @@ impl SpanIndex {
 		}
 		let mut ranked: Vec<(usize, f64)> = credit.into_iter().collect();
 		ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+		let all_ranked = ranked.iter().map(|(d, c)| (*d, *c)).collect();
 		ranked.truncate(p.top_k);
 		let coverage = if answer.is_empty() { 0.0 } else { covered.iter().filter(|c| **c).count() as f64 / answer.len() as f64 };
 		let total: f64 = ranked.iter().map(|r| r.1).sum();
@@ -373,22 +374,26 @@ impl SpanIndex {
 			.map(|(d, c)| (self.meta.docs[*d], ((c / total) * coverage * 1e9).floor() as u32))
 			.filter(|(_, s)| *s > 0)
 			.collect();
-		Attribution { spans, shares, coverage, claims: Vec::new() }
+		Attribution { spans, shares, coverage, claims: Vec::new(), ranked: all_ranked }
 	}
 
 	/// [`Self::attribute`], then the byte-level claims that back it and the shares capped by
-	/// what those claims cover (see the module docs). `text` is the answer `answer` decodes to.
-	pub fn attribute_claimed(&self, answer: &[u32], text: &str, tk: &crate::tokenizer::TextTokenizer, p: &AttributionParams) -> Attribution {
+	/// what those claims cover (see the module docs). `text` is the answer `answer` decodes to;
+	/// `decode` detokenizes (the served model's tokenizer).
+	pub fn attribute_claimed(&self, answer: &[u32], text: &str, decode: &dyn Fn(&[u32]) -> Option<String>, p: &AttributionParams) -> Attribution {
 		use openledger_primitives::evidence::{covered_bytes, share_cap, MAX_EVIDENCE_SPANS, MAX_SPAN_BYTES, MIN_SPAN_BYTES};
 		let mut a = self.attribute(answer, p);
 		let out = text.as_bytes();
 		// Per document: candidate claims (output start, output end, offset in the document).
 		let mut found: std::collections::BTreeMap<usize, Vec<(u64, u64, u64)>> = Default::default();
+		// Each span's answer bytes and the documents it is in.
+		let mut span_bytes: Vec<(usize, usize, Vec<usize>)> = Vec::new();
 		for s in &a.spans {
-			let Some(bs) = locate(tk, answer, s.start, s.end, text) else { continue };
-			let Ok(piece) = tk.decode(&answer[s.start..s.end]) else { continue };
+			let Some(bs) = locate(decode, answer, s.start, s.end, text) else { continue };
+			let Some(piece) = decode(&answer[s.start..s.end]) else { continue };
 			let piece = piece.trim_matches('\u{FFFD}');
 			let be = bs + piece.len();
+			span_bytes.push((bs, be, s.docs.iter().filter_map(|d| self.position(d.datanet, d.version, d.index)).collect()));
 			for d in &s.docs {
 				let Some(pos) = self.position(d.datanet, d.version, d.index) else { continue };
 				let raw = self.raw(pos);
@@ -443,31 +448,66 @@ impl SpanIndex {
 				}
 			}
 		}
+		// The credited documents: first, for each span (longest first), a document holding it
+		// with a claim over it, unless a chosen one covers it already — so that while there is
+		// room no provable span is left unattributed; then the rest by credit. Only documents
+		// with claims can be credited (the chain allows no share its spans do not justify).
+		let credit: std::collections::HashMap<usize, f64> = a.ranked.iter().copied().collect();
+		let overlaps = |pos: usize, bs: usize, be: usize| {
+			found.get(&pos).is_some_and(|cs| cs.iter().any(|c| (c.0 as usize) < be && (c.1 as usize) > bs))
+		};
+		let mut chosen: Vec<usize> = Vec::new();
+		span_bytes.sort_by_key(|(bs, be, _)| std::cmp::Reverse(be - bs));
+		for (bs, be, docs) in &span_bytes {
+			if chosen.len() >= p.top_k || chosen.iter().any(|&d| overlaps(d, *bs, *be)) {
+				continue;
+			}
+			let best = docs.iter().copied().filter(|&d| overlaps(d, *bs, *be)).max_by(|x, y| {
+				credit.get(x).unwrap_or(&0.0).total_cmp(credit.get(y).unwrap_or(&0.0)).then(y.cmp(x))
+			});
+			if let Some(d) = best {
+				chosen.push(d);
+			}
+		}
+		for (d, _) in &a.ranked {
+			if chosen.len() >= p.top_k {
+				break;
+			}
+			if !chosen.contains(d) && found.contains_key(d) {
+				chosen.push(*d);
+			}
+		}
+		let total: f64 = chosen.iter().map(|d| credit.get(d).unwrap_or(&0.0)).sum();
 		let mut claims = Vec::new();
 		let mut shares = Vec::new();
-		for (doc, parts) in std::mem::take(&mut a.shares) {
-			let Some(pos) = self.position(doc.datanet, doc.version, doc.index) else { continue };
-			let mut cands = found.remove(&pos).unwrap_or_default();
+		for d in chosen {
+			let doc = self.meta.docs[d];
+			let parts = if total > 0.0 { ((credit.get(&d).unwrap_or(&0.0) / total) * a.coverage * 1e9).floor() as u32 } else { 0 };
+			let mut cands = found.remove(&d).unwrap_or_default();
 			cands.sort_by(|x, y| (y.1 - y.0).cmp(&(x.1 - x.0)).then(x.cmp(y)));
-			let mut kept: Vec<(u64, u64, u64)> = Vec::new();
-			for c in cands {
-				if kept.len() == MAX_EVIDENCE_SPANS as usize {
+			cands.dedup();
+			// The share is capped by what the best MAX_EVIDENCE_SPANS claims cover (what one
+			// answer to a dispute can prove), chosen greedily by coverage.
+			let mut best: Vec<(u64, u64)> = Vec::new();
+			for c in &cands {
+				if best.len() == MAX_EVIDENCE_SPANS as usize {
 					break;
 				}
-				let before = covered_bytes(kept.iter().map(|k| (k.0, k.1)).collect());
-				let after = covered_bytes(kept.iter().map(|k| (k.0, k.1)).chain([(c.0, c.1)]).collect());
-				if after > before {
-					kept.push(c);
+				let before = covered_bytes(best.clone());
+				if covered_bytes(best.iter().copied().chain([(c.0, c.1)]).collect()) > before {
+					best.push((c.0, c.1));
 				}
 			}
-			let covered = covered_bytes(kept.iter().map(|k| (k.0, k.1)).collect());
-			let capped = parts.min(share_cap(covered, out.len() as u32).deconstruct());
+			let capped = parts.min(share_cap(covered_bytes(best), out.len() as u32).deconstruct());
 			if capped == 0 {
 				continue;
 			}
-			kept.sort();
+			// Every claim of a credited document is committed (an omission is refuted by any of
+			// them), the longest first when there are too many.
+			cands.truncate(MAX_CLAIMS_PER_DOC);
+			cands.sort();
 			let contribution = openledger_primitives::receipt::ContributionRef { datanet: doc.datanet, version: doc.version, index: doc.index };
-			claims.extend(kept.iter().map(|k| openledger_primitives::evidence::SpanClaim {
+			claims.extend(cands.iter().map(|k| openledger_primitives::evidence::SpanClaim {
 				output_start: k.0 as u32,
 				len: (k.1 - k.0) as u32,
 				contribution,
@@ -481,15 +521,18 @@ impl SpanIndex {
 	}
 }
 
+/// Most claims committed per credited document.
+pub const MAX_CLAIMS_PER_DOC: usize = 64;
+
 /// The byte offset in `text` (what `answer` decodes to) of the span of tokens `[start, end)`:
 /// where its decoded text occurs at or just before the decoded length of the tokens before it.
-fn locate(tk: &crate::tokenizer::TextTokenizer, answer: &[u32], start: usize, end: usize, text: &str) -> Option<usize> {
-	let piece = tk.decode(&answer[start..end]).ok()?;
+fn locate(decode: &dyn Fn(&[u32]) -> Option<String>, answer: &[u32], start: usize, end: usize, text: &str) -> Option<usize> {
+	let piece = decode(&answer[start..end])?;
 	let piece = piece.trim_matches('\u{FFFD}');
 	if piece.is_empty() {
 		return None;
 	}
-	let guess = tk.decode(&answer[..start]).ok()?.len().min(text.len());
+	let guess = decode(&answer[..start])?.len().min(text.len());
 	let mut from = guess.saturating_sub(8);
 	while !text.is_char_boundary(from) {
 		from -= 1;
@@ -535,6 +578,9 @@ pub struct Attribution {
 	/// The byte-level claims behind the shares ([`SpanIndex::attribute_claimed`]; empty from
 	/// [`SpanIndex::attribute`]), ordered by document then output position.
 	pub claims: Vec<openledger_primitives::evidence::SpanClaim>,
+	/// Every document with credit (index in the corpus, credit), highest first.
+	#[serde(skip)]
+	pub ranked: Vec<(usize, f64)>,
 }
 
 #[cfg(test)]
@@ -636,7 +682,7 @@ mod tests {
 		let answer = tk.encode(&answer_text).unwrap();
 		let text = tk.decode(&answer).unwrap();
 		assert_eq!(text, answer_text, "byte-level BPE decodes exactly");
-		let a = idx.attribute_claimed(&answer, &text, &tk, &AttributionParams::default());
+		let a = idx.attribute_claimed(&answer, &text, &|ids| tk.decode(ids).ok(), &AttributionParams::default());
 		let out = text.as_bytes();
 		let (out_tree, out_root) = (ev::content_tree(out), ev::content_root(out));
 		assert!(!a.claims.is_empty());
@@ -669,5 +715,42 @@ mod tests {
 		// The plain copy is claimed whole (extended byte by byte to the sentence's ends).
 		let whole = a.claims.iter().find(|c| c.contribution.index == 0).unwrap();
 		assert_eq!(&out[whole.output_start as usize..][..whole.len as usize], plain.as_bytes());
+	}
+
+	/// While there is room, no provable span is left unattributed: with two slots, a span held
+	/// by two documents and another held by a third are both credited, though the duplicate
+	/// holds more credit than the third.
+	#[test]
+	fn spans_get_a_credited_document_before_duplicates_do() {
+		let a_text = "The court held that the contract was void because the seller had lied about the goods he sold, \
+			and it ordered the buyer repaid in full with interest from the day of the sale until the day of payment.";
+		let b_text = "Rivers freeze early up north.";
+		let dup = format!("{a_text} Quoted.");
+		let corpus = [a_text, b_text, dup.as_str(), "Filler about gardens."].join("\n");
+		let dir = tempfile::tempdir().unwrap();
+		let tk = crate::gen::train_tokenizer(&corpus.repeat(3), 400, dir.path()).unwrap();
+		tk.save(dir.path().join("tokenizer.json"), false).unwrap();
+		let tk = crate::tokenizer::TextTokenizer::load(dir.path()).unwrap();
+		let texts = [a_text, dup.as_str(), b_text];
+		let ids: Vec<Vec<u32>> = texts.iter().map(|t| tk.encode(t).unwrap()).collect();
+		let idx_dir = tempfile::tempdir().unwrap();
+		build_index(idx_dir.path(), (0..3).map(|i| (doc(i as u32), ids[i].as_slice(), texts[i].as_bytes()))).unwrap();
+		let idx = SpanIndex::open(idx_dir.path()).unwrap();
+		let text = format!("{a_text} And: {b_text}");
+		let answer = tk.encode(&text).unwrap();
+		let p = AttributionParams { top_k: 2, ..Default::default() };
+		let plain = idx.attribute(&answer, &p);
+		let by_credit: Vec<u32> = plain.shares.iter().map(|(d, _)| d.index).collect();
+		assert_eq!(by_credit.len(), 2);
+		assert!(by_credit.contains(&0) && by_credit.contains(&1), "credit alone picks the duplicates: {by_credit:?}");
+		let a = idx.attribute_claimed(&answer, &text, &|x| tk.decode(x).ok(), &p);
+		let credited: Vec<u32> = a.shares.iter().map(|(d, _)| d.index).collect();
+		assert_eq!(credited.len(), 2);
+		assert!(credited.contains(&2), "the third document's span is credited: {credited:?}");
+		let out = text.as_bytes();
+		let at = text.find(b_text).unwrap() as u64;
+		let ranges = a.claims.iter().map(|c| c.output_range()).collect();
+		assert!(openledger_primitives::evidence::longest_uncovered(ranges, at, at + b_text.len() as u64) < 24, "{:?}", a.claims);
+		assert!(out.len() > 0);
 	}
 }

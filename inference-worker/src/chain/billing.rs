@@ -199,7 +199,8 @@ pub fn keep_evidence(chain: &super::ChainState, signed: &SignedReceipt, output: 
 	// lifetime) after that, answerable a response window later: twice the lifetime covers both.
 	let keep_until = r.voucher.expires_at.saturating_add(2 * MAX_VOUCHER_BLOCKS);
 	let shares = r.attribution.iter().map(|s| (s.contribution, s.share.deconstruct())).collect();
-	chain.evidence.put(&r.request_id(), &super::evidence::Record { output: output.as_bytes().to_vec(), claims, shares, keep_until })
+	let payer = r.voucher.payer.clone();
+	chain.evidence.put(&r.request_id(), &super::evidence::Record { output: output.as_bytes().to_vec(), claims, shares, payer, keep_until })
 }
 
 /// The contributions a span attribution credits, with their parts per billion.
@@ -310,6 +311,7 @@ mod tests {
 			],
 			coverage: 0.9,
 			claims: vec![],
+			ranked: vec![],
 		};
 		let credited = span_credits(&spans);
 		let claim = |datanet| SpanClaim { output_start: 0, len: 30, contribution: ContributionRef { datanet, version: 1, index: if datanet == 4 { 3 } else { 0 } }, offset: 5 };

@@ -15,9 +15,7 @@ use crate::attribution::span::SpanIndex;
 use anyhow::{bail, ensure, Context, Result};
 use codec::{Decode, Encode};
 use jsonrpsee::rpc_params;
-use openledger_primitives::evidence::{
-	self as ev, SpanClaim, SpanEvidence, SpanProof, MAX_EVIDENCE_SPANS, MIN_SPAN_BYTES,
-};
+use openledger_primitives::evidence::{self as ev, SpanClaim, SpanEvidence, SpanProof, MAX_EVIDENCE_SPANS, MIN_OMISSION_BYTES};
 use openledger_primitives::receipt::ContributionRef;
 use openledger_primitives::{tx, Hash};
 use sp_core::{crypto::Ss58Codec, sr25519, Pair};
@@ -34,6 +32,8 @@ pub struct Record {
 	pub claims: Vec<SpanClaim>,
 	/// The receipt's shares, parts per billion.
 	pub shares: Vec<(ContributionRef, u32)>,
+	/// Who paid (the only one but the operator who may read it over HTTP).
+	pub payer: openledger_primitives::AccountId,
 	/// Kept until the finalized chain passes this block.
 	pub keep_until: u32,
 }
@@ -147,7 +147,7 @@ pub fn answer(r: &Record, d: &Dispute, doc: impl Fn(&ContributionRef) -> Option<
 		},
 		other => bail!("unknown dispute kind {other}"),
 	};
-	let mut candidates: Vec<usize> = (0..r.claims.len())
+	let eligible: Vec<usize> = (0..r.claims.len())
 		.filter(|&i| {
 			let c = &r.claims[i];
 			match omitted {
@@ -156,8 +156,21 @@ pub fn answer(r: &Record, d: &Dispute, doc: impl Fn(&ContributionRef) -> Option<
 			}
 		})
 		.collect();
-	candidates.sort_by_key(|&i| std::cmp::Reverse(r.claims[i].len));
-	candidates.truncate(MAX_EVIDENCE_SPANS as usize);
+	// Greedily, the claims that add the most coverage (of the output, or of the omitted bytes).
+	let clip = |i: usize| {
+		let (a, b) = r.claims[i].output_range();
+		omitted.map_or((a, b), |(x, y)| (a.max(x), b.min(y)))
+	};
+	let mut candidates: Vec<usize> = Vec::new();
+	while candidates.len() < MAX_EVIDENCE_SPANS as usize {
+		let covered = |extra: Option<usize>| ev::covered_bytes(candidates.iter().copied().chain(extra).map(clip).filter(|(a, b)| b > a).collect());
+		let now = covered(None);
+		let best = eligible.iter().copied().filter(|i| !candidates.contains(i)).max_by_key(|&i| (covered(Some(i)), std::cmp::Reverse(i)));
+		match best {
+			Some(i) if covered(Some(i)) > now => candidates.push(i),
+			_ => break,
+		}
+	}
 	ensure!(!candidates.is_empty(), "no committed claim answers this dispute");
 	let mut evidence = Vec::with_capacity(candidates.len());
 	let mut ranges = Vec::new();
@@ -176,9 +189,21 @@ pub fn answer(r: &Record, d: &Dispute, doc: impl Fn(&ContributionRef) -> Option<
 			ev::share_justified(Perbill::from_parts(share_of(&disputed)), ev::covered_bytes(ranges), r.output.len() as u32),
 			"the claims do not justify the share"
 		),
-		Some((a, b)) => ensure!(ev::longest_uncovered(ranges, a, b) < MIN_SPAN_BYTES as u64, "the claims leave the omitted bytes uncovered"),
+		Some((a, b)) => ensure!(ev::longest_uncovered(ranges, a, b) < MIN_OMISSION_BYTES as u64, "the claims leave the omitted bytes uncovered"),
 	}
 	Ok(evidence)
+}
+
+/// Domain tag of a payer's request for its receipt's evidence: the payer signs SCALE
+/// `(EVIDENCE_DOMAIN, request id)`.
+pub const EVIDENCE_DOMAIN: &[u8] = b"openledger:evidence:v1";
+
+/// Whether `sig` (hex of a SCALE `MultiSignature`) is `payer`'s signature of the evidence request
+/// for `id` (raw, or `<Bytes>`-wrapped as wallets sign).
+pub fn payer_asked(sig_hex: &str, payer: &openledger_primitives::AccountId, id: &RequestId) -> bool {
+	let Ok(bytes) = hex::decode(sig_hex.trim().trim_start_matches("0x")) else { return false };
+	let Ok(sig) = openledger_primitives::Signature::decode(&mut &bytes[..]) else { return false };
+	openledger_primitives::receipt::verify_payer(&sig, &(EVIDENCE_DOMAIN, id).encode(), payer)
 }
 
 /// The raw bytes of contribution `c` in the served span index.
@@ -188,10 +213,11 @@ pub fn doc_bytes(idx: &SpanIndex, c: &ContributionRef) -> Option<Vec<u8>> {
 	(!raw.is_empty()).then(|| raw.to_vec())
 }
 
-/// Answers the disputes of this worker's receipts as they appear (polled every `every`):
-/// builds each answer from the kept evidence and submits `Attribution::answer` with `account`.
-/// A dispute whose evidence would not hold is left alone (logged) — it is upheld at its
-/// deadline; a failed submission is retried on the next poll.
+/// Answers the disputes of this worker's receipts as they appear (polled every `every`): builds
+/// each answer from the kept evidence and submits `Attribution::answer` with `account`, all of a
+/// poll's answers without waiting for blocks (each at the next nonce of the pool). A dispute
+/// still listed later is tried again (a lost or failed transaction, a transient error) at most
+/// every [`RETRY`]; one whose evidence would not hold is logged each time and never sent.
 pub async fn answer_disputes(
 	conn: Arc<Connection>,
 	account: sr25519::Pair,
@@ -200,33 +226,44 @@ pub async fn answer_disputes(
 	every: std::time::Duration,
 ) {
 	let who = openledger_primitives::AccountId::from(account.public()).to_ss58check();
-	let mut done: std::collections::HashSet<RequestId> = Default::default();
+	let mut tried: std::collections::HashMap<(RequestId, (u32, u32, u32)), std::time::Instant> = Default::default();
 	loop {
 		tokio::time::sleep(every).await;
 		let result: Result<()> = async {
 			let chain = conn.get().await?;
 			let disputes: Vec<Dispute> = chain.rpc("attribution_disputes", rpc_params![who.clone(), Option::<Hash>::None]).await?;
-			done.retain(|id| disputes.iter().any(|d| d.request_id == *id));
-			let todo: Vec<&Dispute> = disputes.iter().filter(|d| !done.contains(&d.request_id)).collect();
-			for d in todo {
+			tried.retain(|k, _| disputes.iter().any(|d| (d.request_id, d.contribution) == *k));
+			for d in &disputes {
+				let key = (d.request_id, d.contribution);
+				if tried.get(&key).is_some_and(|t| t.elapsed() < RETRY) {
+					continue;
+				}
+				tried.insert(key, std::time::Instant::now());
 				let id = d.request_id;
-				let built = match store.get(&id)? {
-					None => Err(anyhow::anyhow!("no evidence is kept for it")),
-					Some(r) => {
-						let idx = spans.clone();
-						let (r, d2) = (r, d.clone());
-						tokio::task::spawn_blocking(move || answer(&r, &d2, |c| idx.as_deref().and_then(|i| doc_bytes(i, c)))).await?
+				let record = match store.get(&id) {
+					Ok(Some(r)) => r,
+					Ok(None) => {
+						tracing::error!("no evidence is kept for disputed receipt {id:?}; it will be upheld at block {}", d.deadline);
+						continue;
+					},
+					Err(e) => {
+						tracing::error!("the evidence of disputed receipt {id:?} cannot be read: {e:#}");
+						continue;
 					},
 				};
-				match built {
+				let (idx, d2) = (spans.clone(), d.clone());
+				match tokio::task::spawn_blocking(move || answer(&record, &d2, |c| idx.as_deref().and_then(|i| doc_bytes(i, c)))).await? {
 					Ok(evidence) => {
-						let call = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::ANSWER_CALL, &(id, evidence));
-						chain.submit_and_finalize(&account, &call).await.with_context(|| format!("answering the dispute of {id:?}"))?;
-						tracing::info!("answered the {} dispute of receipt {id:?} with its evidence", d.kind);
+						let (datanet, version, index) = d.contribution;
+						let c = ContributionRef { datanet, version, index };
+						let call = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::ANSWER_CALL, &(id, c, evidence));
+						match chain.submit(&account, &call).await {
+							Ok(_) => tracing::info!("answered the {} dispute of {c:?} in receipt {id:?} with its evidence", d.kind),
+							Err(e) => tracing::warn!("answering the dispute of receipt {id:?}: {e:#}; retrying"),
+						}
 					},
 					Err(e) => tracing::error!("cannot answer the {} dispute of receipt {id:?}: {e:#}; it will be upheld at block {}", d.kind, d.deadline),
 				}
-				done.insert(id);
 			}
 			Ok(())
 		}
@@ -236,6 +273,9 @@ pub async fn answer_disputes(
 		}
 	}
 }
+
+/// How long a dispute still listed waits before it is tried again.
+pub const RETRY: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[cfg(test)]
 mod tests {
@@ -258,6 +298,7 @@ mod tests {
 			output,
 			claims: vec![SpanClaim { output_start: start, len: PHRASE.len() as u32, contribution: c(claim_doc), offset }],
 			shares: vec![(c(claim_doc), share)],
+			payer: openledger_primitives::AccountId::new([7; 32]),
 			keep_until: 100,
 		}
 	}
@@ -299,6 +340,20 @@ mod tests {
 		assert!(answer(&honest, &elsewhere, docs).is_err());
 		// Contribution bytes not at hand: no answer.
 		assert!(answer(&honest, &dispute("share", 0, None), |_: &ContributionRef| None).is_err());
+	}
+
+	#[test]
+	fn only_the_payers_signature_asks_for_evidence() {
+		let payer = sr25519::Pair::from_string("//Eve", None).unwrap();
+		let id = RequestId::repeat_byte(4);
+		let sig = openledger_primitives::Signature::from(payer.sign(&(EVIDENCE_DOMAIN, id).encode()));
+		let hex_sig = format!("0x{}", hex::encode(sig.encode()));
+		let who = openledger_primitives::AccountId::from(payer.public());
+		assert!(payer_asked(&hex_sig, &who, &id));
+		assert!(!payer_asked(&hex_sig, &who, &RequestId::repeat_byte(5)), "another request");
+		assert!(!payer_asked(&hex_sig, &openledger_primitives::AccountId::new([1; 32]), &id), "another payer");
+		assert!(!payer_asked("0xzz", &who, &id));
+		assert!(!payer_asked("", &who, &id));
 	}
 
 	#[test]

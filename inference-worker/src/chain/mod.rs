@@ -106,6 +106,18 @@ impl ChainClient {
 			.await?)
 	}
 
+	/// Signs `call` with `signer` at its next nonce (counting the pool) and submits it without
+	/// waiting for a block: the node's pool accepted it. Returns its hash.
+	pub async fn submit(&self, signer: &sr25519::Pair, call: &[u8]) -> Result<Hash> {
+		let who: AccountId = signer.public().into();
+		let nonce = self.next_nonce(&who).await?;
+		let ctx = tx::TxContext { genesis: self.genesis, spec_version: self.spec_version, tx_version: self.tx_version, nonce };
+		let bytes = tx::signed_extrinsic(call, signer, &ctx);
+		self.rpc("author_submitExtrinsic", rpc_params![format!("0x{}", hex::encode(&bytes))])
+			.await
+			.context("the node refused the transaction")
+	}
+
 	/// Signs `call` (encoded, see [`tx::encode_call`]) with `signer` at its next nonce, submits it
 	/// and follows it until its block is finalized.
 	pub async fn submit_and_finalize(&self, signer: &sr25519::Pair, call: &[u8]) -> Result<Finalized> {

@@ -52,7 +52,7 @@ pub struct AppState {
 /// `misattribute` (tests only, `--test-misattribute`) the top contribution's share and claims are
 /// moved to another contribution of the index, which no span backs.
 pub fn span_attribution(idx: &SpanIndex, ids: &[u32], text: &str, tk: &TextTokenizer, misattribute: bool) -> Attribution {
-	let mut a = idx.attribute_claimed(ids, text, tk, &AttributionParams::default());
+	let mut a = idx.attribute_claimed(ids, text, &|ids| tk.decode(ids).ok(), &AttributionParams::default());
 	if misattribute {
 		if let Some((top, _)) = a.shares.first().copied() {
 			let credited: Vec<_> = a.shares.iter().map(|(d, _)| (d.datanet, d.version, d.index)).collect();
@@ -471,6 +471,12 @@ async fn attribute_and_queue(
 		"fee": signed.receipt.fee.to_string(),
 		"attributed": signed.receipt.attribution.len(),
 		"status": "queued",
+		// What the worker signed, as it will be on chain: the payer can check that
+		// `output_root` is its answer's content root and keep the worker's signature of it.
+		"output_len": signed.receipt.output_len,
+		"output_root": format!("{:?}", signed.receipt.output_root),
+		"claims_root": format!("{:?}", signed.receipt.claims_root),
+		"signed": format!("0x{}", hex::encode(codec::Encode::encode(&signed))),
 	});
 	Ok((attribution, Some(receipt)))
 }
@@ -478,8 +484,11 @@ async fn attribute_and_queue(
 /// `GET /v1/evidence/{request id}`: the evidence of a span receipt — its committed claims, each
 /// proven (SCALE `Vec<SpanEvidence>`, hex): the claim's place under the claims root, the
 /// answer's 1 KiB chunks holding it under the output root, the contribution's under its content
-/// root. What a dispute would publish on chain anyway; `openledger evidence` checks it.
-async fn evidence(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+/// root. Those chunks are the payer's answer: only the payer may read it (header
+/// `X-OpenLedger-Evidence-Signature`: its signature of SCALE `("openledger:evidence:v1",
+/// request id)`) or the operator (admin bearer token); anyone else gets 403 (a dispute
+/// publishes what it needs on chain). `openledger evidence` checks it.
+async fn evidence(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
 	let Some(chain) = &st.chain else {
 		return error_response(&ApiError { status: 404, ..ApiError::invalid("this worker does not bill on chain", "id") });
 	};
@@ -487,18 +496,31 @@ async fn evidence(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Re
 		Ok(b) if b.len() == 32 => crate::chain::RequestId::from_slice(&b),
 		_ => return error_response(&ApiError::invalid("a request id is 0x followed by 64 hex digits", "id")),
 	};
+	let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+	let operator = st.admin_token.as_ref().is_some_and(|t| t.accepts(auth));
+	let signature = headers.get("x-openledger-evidence-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
 	let (store, spans) = (chain.evidence.clone(), st.spans.clone());
 	let built = off_thread(move || {
 		store.get(&id).map(|r| {
 			r.map(|r| {
-				let e = crate::chain::evidence::all_evidence(&r, |c| spans.as_deref().and_then(|i| crate::chain::evidence::doc_bytes(i, c)));
+				let allowed = operator || signature.as_deref().is_some_and(|s| crate::chain::evidence::payer_asked(s, &r.payer, &id));
+				let e = allowed.then(|| {
+					crate::chain::evidence::all_evidence(&r, |c| spans.as_deref().and_then(|i| crate::chain::evidence::doc_bytes(i, c)))
+				});
 				(r, e)
 			})
 		})
 	})
 	.await;
 	match built {
-		Ok(Ok(Some((r, e)))) => Json(serde_json::json!({
+		Ok(Ok(Some((_, None)))) => error_response(&ApiError {
+			status: 403,
+			kind: "invalid_request_error",
+			message: "only the payer (X-OpenLedger-Evidence-Signature) or the operator may read a receipt's evidence".into(),
+			param: Some("id"),
+			code: Some("not_the_payer"),
+		}),
+		Ok(Ok(Some((r, Some(e))))) => Json(serde_json::json!({
 			"request_id": format!("{id:?}"),
 			"output_len": r.output.len(),
 			"output_root": format!("{:?}", openledger_primitives::evidence::content_root(&r.output)),

@@ -81,8 +81,8 @@ pub struct ReceiptJson {
 	pub challenger: Option<String>,
 	/// `valid` or `false` once judged.
 	pub verdict: Option<String>,
-	/// The open span dispute, if any.
-	pub dispute: Option<DisputeJson>,
+	/// Its open span disputes.
+	pub disputes: Vec<DisputeJson>,
 }
 
 /// An open span dispute of a receipt.
@@ -97,15 +97,17 @@ pub struct DisputeJson {
 	pub contribution: (u32, u32, u32),
 	pub output_start: Option<u32>,
 	pub len: Option<u32>,
+	/// Who holds the bond.
+	pub challenger: String,
 	/// Last block at which it can be answered.
 	pub deadline: BlockNumber,
 }
 
-fn dispute_json(id: &RequestId, d: &pallet_attribution::Dispute<BlockNumber>) -> DisputeJson {
+fn dispute_json(id: &RequestId, c: &ContributionRef, d: &pallet_attribution::Dispute<AccountId, BlockNumber>) -> DisputeJson {
 	use pallet_attribution::DisputeKind;
-	let (kind, c, output_start, len) = match d.kind {
-		DisputeKind::Share(c) => ("share", c, None, None),
-		DisputeKind::Omission { contribution, output_start, len } => ("omission", contribution, Some(output_start), Some(len)),
+	let (kind, output_start, len) = match d.kind {
+		DisputeKind::Share(_) => ("share", None, None),
+		DisputeKind::Omission { output_start, len, .. } => ("omission", Some(output_start), Some(len)),
 	};
 	DisputeJson {
 		request_id: h256(id),
@@ -113,6 +115,7 @@ fn dispute_json(id: &RequestId, d: &pallet_attribution::Dispute<BlockNumber>) ->
 		contribution: (c.datanet, c.version, c.index),
 		output_start,
 		len,
+		challenger: d.challenger.to_ss58check(),
 		deadline: d.deadline,
 	}
 }
@@ -213,16 +216,17 @@ where
 	fn get_receipt(&self, request_id: RequestId, at: Option<Hash>) -> RpcResult<ReceiptJson> {
 		let r = self.client.runtime_api().receipt(self.at(at), request_id).map_err(runtime_error)?;
 		let r = r.ok_or_else(|| ErrorObjectOwned::owned(error::NOT_FOUND, format!("no receipt {request_id:?}"), None::<()>))?;
-		let dispute = match r.challenger {
-			Some(_) => self
-				.client
+		let disputes = if r.disputes > 0 {
+			self.client
 				.runtime_api()
 				.disputes(self.at(at), r.worker.clone())
 				.map_err(runtime_error)?
 				.iter()
-				.find(|(id, _)| *id == request_id)
-				.map(|(id, d)| dispute_json(id, d)),
-			None => None,
+				.filter(|(id, _, _)| *id == request_id)
+				.map(|(id, c, d)| dispute_json(id, c, d))
+				.collect()
+		} else {
+			Vec::new()
 		};
 		Ok(ReceiptJson {
 			request_id: h256(&request_id),
@@ -274,7 +278,7 @@ where
 				pallet_attribution::Verdict::Valid => "valid".into(),
 				pallet_attribution::Verdict::False => "false".into(),
 			}),
-			dispute,
+			disputes,
 		})
 	}
 
@@ -317,6 +321,6 @@ where
 
 	fn disputes(&self, worker: String, at: Option<Hash>) -> RpcResult<Vec<DisputeJson>> {
 		let list = self.client.runtime_api().disputes(self.at(at), account(&worker)?).map_err(runtime_error)?;
-		Ok(list.iter().map(|(id, d)| dispute_json(id, d)).collect())
+		Ok(list.iter().map(|(id, c, d)| dispute_json(id, c, d)).collect())
 	}
 }

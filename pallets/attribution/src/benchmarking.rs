@@ -4,6 +4,7 @@
 //! real. Pruning (`on_idle`) is measured per block and per receipt by its payouts.
 
 use super::*;
+use alloc::{vec, vec::Vec};
 use frame_benchmarking::v2::*;
 use frame_support::{
 	traits::{fungible::Mutate, EnsureOrigin, Get},
@@ -331,7 +332,7 @@ mod benchmarks {
 		funded::<T>(&challenger);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(challenger), id, credited);
-		assert!(Disputes::<T>::get(&f.worker, id).is_some());
+		assert!(Disputes::<T>::get((&f.worker, id, credited)).is_some());
 	}
 
 	/// An omission proven over the deepest trees: two range proofs of `MAX_SPAN_BYTES` bytes,
@@ -353,7 +354,7 @@ mod benchmarks {
 		funded::<T>(&challenger);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(challenger), id, proof);
-		assert!(Disputes::<T>::get(&worker, id).is_some());
+		assert!(Disputes::<T>::get((&worker, id, other)).is_some());
 	}
 
 	/// A share dispute answered with `n` committed claims over the deepest trees (each two
@@ -379,9 +380,9 @@ mod benchmarks {
 		let caller: T::AccountId = account("answerer", 0, 0);
 		funded::<T>(&caller);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(caller), id, BoundedVec::truncate_from(evidence));
-		assert!(Disputes::<T>::get(&worker, id).is_none());
-		assert_eq!(Receipts::<T>::get(id).and_then(|r| r.verdict), Some(Verdict::Valid));
+		_(RawOrigin::Signed(caller), id, credited, BoundedVec::truncate_from(evidence));
+		assert!(Disputes::<T>::get((&worker, id, credited)).is_none());
+		assert_eq!(Receipts::<T>::get(id).map(|r| r.disputes), Some(0));
 	}
 
 	/// `on_idle` over one block with nothing to prune.

@@ -52,16 +52,24 @@
 //!   contribution of the model version's lineage that the receipt does not credit — checked at
 //!   once against the output root and the contribution's content root.
 //!
+//! Each (receipt, contribution) pair can be disputed once at a time, by its own bond, so no
+//! dispute (a colluder's, or a mistaken one) shields a receipt from another; omissions are
+//! refused against a receipt that already credits `MAX_SHARES` contributions (it had no room),
+//! and must be at least `MIN_OMISSION_BYTES` long.
+//!
 //! Anyone (the worker's own daemon does it automatically) may [`Pallet::answer`] within
 //! [`Config::ResponseWindow`] blocks with committed claims proven byte for byte: for a share, the
 //! contribution's spans must cover enough of the output to justify it (`share × output_len ≤
-//! covered bytes × 10⁹`); for an omission, credited spans must leave no run of `MIN_SPAN_BYTES`
-//! of the proven bytes uncovered. A valid answer gives the challenger's bond to the worker;
-//! evidence that does not hold is refused with a typed error and changes nothing. With no valid
-//! answer by the deadline, `on_idle` upholds the challenge: the worker (and pro rata its
-//! delegators) is slashed by [`Config::SlashFraction`], that receipt's fee — and nothing else —
-//! goes back to the payer, and the challenger gets its bond back and up to
-//! [`Config::ChallengerReward`] out of the slash (which the treasury received).
+//! covered bytes × 10⁹`); for an omission, credited spans must leave no run of
+//! `MIN_OMISSION_BYTES` of the proven bytes uncovered. A valid answer gives that dispute's bond
+//! to the worker and closes only that dispute; evidence that does not hold is refused with a
+//! typed error and changes nothing. With no valid answer by the deadline, `on_idle` upholds the
+//! dispute: the worker (and pro rata its delegators) is slashed by [`Config::SlashFraction`],
+//! that receipt's fee — and nothing else — goes back to the payer, and the challenger gets its
+//! bond back and up to [`Config::ChallengerReward`], at most the worker's own slashed stake (so
+//! a worker cannot profit from disputing itself with its delegators' stake). Once a receipt is
+//! reversed, its other open disputes close at their deadlines with their bonds returned
+//! (`DisputeMoot`): a receipt is slashed for once.
 //!
 //! ## Influence and retrieval disputes: judged by governance
 //! Influence and retrieval attributions cannot be recomputed on chain. Such a receipt is
@@ -111,6 +119,10 @@ pub type SignedReceiptOf<T> = SignedReceipt<
 /// How many consecutive blocks a receipt's pruning may spill over to when its block's queue is
 /// full: `MaxPrunePerBlock × PRUNE_SPILL` receipts can share an expiry block.
 pub const PRUNE_SPILL: u32 = 8;
+
+/// How many consecutive blocks a span dispute's deadline may move to when its block's queue is
+/// full: `MaxDisputesPerBlock × DEADLINE_SPILL` disputes can fall due around one block.
+pub const DEADLINE_SPILL: u32 = 64;
 
 /// Most lineage entries of a model version the pallet records payouts for; `integrity_test`
 /// checks that the model registry's bound is not above it.
@@ -201,6 +213,10 @@ pub mod pallet {
 		/// is upheld at the deadline.
 		#[pallet::constant]
 		type ResponseWindow: Get<BlockNumberFor<Self>>;
+		/// Most span disputes due in one block (a dispute's deadline moves up to
+		/// `DEADLINE_SPILL` blocks later when its block is full).
+		#[pallet::constant]
+		type MaxDisputesPerBlock: Get<u32>;
 		/// Most receipts in one `submit_receipts`.
 		#[pallet::constant]
 		type MaxReceiptsPerBatch: Get<u32>;
@@ -352,8 +368,10 @@ pub mod pallet {
 		/// false receipt is reversed.
 		pub payouts: BoundedVec<Payout<T::AccountId, BalanceOf<T>>, MaxPayouts>,
 		pub settled_at: BlockNumberFor<T>,
-		/// The open challenge, if any.
+		/// The open governance challenge (influence and retrieval receipts), if any.
 		pub challenger: Option<T::AccountId>,
+		/// Open span disputes (span-match receipts).
+		pub disputes: u32,
 		/// The verdict, once judged: a receipt is judged once.
 		pub verdict: Option<Verdict>,
 		/// Its pruning block passed while its challenge was open: it vests (or not) and is
@@ -372,23 +390,21 @@ pub mod pallet {
 	}
 
 	/// An open span dispute: the worker must answer by `deadline` (inclusive).
-	#[derive(Clone, Copy, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
-	pub struct Dispute<BlockNumber> {
+	#[derive(Clone, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
+	pub struct Dispute<AccountId, BlockNumber> {
+		/// Who holds the bond.
+		pub challenger: AccountId,
 		pub kind: DisputeKind,
 		pub deadline: BlockNumber,
 	}
 
-	/// How a challenge ends.
+	/// How a governance challenge ends.
 	#[derive(Clone, Copy, PartialEq, Eq, RuntimeDebug)]
 	pub(crate) enum Outcome {
 		/// [`Config::ResolveOrigin`]'s verdict.
 		Judged(Verdict),
 		/// Unjudged past the resolve timeout: stands as valid, bond returned.
 		Expired,
-		/// A span dispute answered with valid evidence: stands, bond to the worker.
-		Answered,
-		/// A span dispute not answered by its deadline: upheld, reward from the slash.
-		Unanswered,
 	}
 
 	/// Usage and revenue of a model.
@@ -432,15 +448,28 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type PruneCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
-	/// Open span disputes, by worker (so a worker finds those it must answer) and request id.
+	/// Open span disputes, by worker (so a worker finds those it must answer), request id and
+	/// the contribution disputed (its share, or its omission).
 	#[pallet::storage]
-	pub type Disputes<T: Config> =
-		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Identity, RequestId, Dispute<BlockNumberFor<T>>>;
+	pub type Disputes<T: Config> = StorageNMap<
+		_,
+		(
+			NMapKey<Blake2_128Concat, T::AccountId>,
+			NMapKey<Identity, RequestId>,
+			NMapKey<Blake2_128Concat, ContributionRef>,
+		),
+		Dispute<T::AccountId, BlockNumberFor<T>>,
+	>;
 
-	/// Span disputes whose answer deadline is each block.
+	/// Span disputes whose answer deadline is each block (removed when answered).
 	#[pallet::storage]
-	pub type DisputeDeadlines<T: Config> =
-		StorageMap<_, Twox64Concat, BlockNumberFor<T>, BoundedVec<RequestId, T::MaxPrunePerBlock>, ValueQuery>;
+	pub type DisputeDeadlines<T: Config> = StorageMap<
+		_,
+		Twox64Concat,
+		BlockNumberFor<T>,
+		BoundedVec<(RequestId, ContributionRef), T::MaxDisputesPerBlock>,
+		ValueQuery,
+	>;
 
 	/// The first block whose dispute deadlines `on_idle` has not enforced.
 	#[pallet::storage]
@@ -500,7 +529,10 @@ pub mod pallet {
 			deadline: BlockNumberFor<T>,
 		},
 		/// A span dispute was answered with valid evidence: the bond went to the worker.
-		ChallengeAnswered { request_id: RequestId, worker: T::AccountId, bond: BalanceOf<T> },
+		ChallengeAnswered { request_id: RequestId, contribution: ContributionRef, worker: T::AccountId, bond: BalanceOf<T> },
+		/// A span dispute reached its deadline after another dispute had reversed the receipt:
+		/// the bond went back, nobody was slashed again.
+		DisputeMoot { request_id: RequestId, contribution: ContributionRef, challenger: T::AccountId },
 		/// A challenge was upheld: the worker was slashed and `refunded` went back to the payer.
 		ChallengeUpheld { request_id: RequestId, worker: T::AccountId, refunded: BalanceOf<T> },
 		/// A challenge was rejected and the bond forfeited.
@@ -575,6 +607,11 @@ pub mod pallet {
 		DeadlinePassed,
 		/// Too many disputes are due around the same block; try later.
 		DisputeQueueFull,
+		/// The receipt credits the most contributions a receipt can: an omission cannot be
+		/// proven against it.
+		ReceiptFull,
+		/// An omission must span at least `MIN_OMISSION_BYTES` bytes.
+		OmissionTooShort,
 	}
 
 	impl<T> From<EvidenceError> for Error<T> {
@@ -700,7 +737,11 @@ pub mod pallet {
 			ensure!(T::Workers::is_bonded(&challenger), Error::<T>::NotBonded);
 			let mut r = Self::challengeable(request_id, &challenger)?;
 			ensure!(r.method != AttributionMethod::SpanMatch, Error::<T>::SpanMatchIsProven);
-			Self::hold_bond(&mut r, &challenger)?;
+			ensure!(r.challenger.is_none(), Error::<T>::AlreadyChallenged);
+			T::Currency::hold(&HoldReason::ChallengeBond.into(), &challenger, T::ChallengeBond::get())?;
+			// The stake that backed the receipt stays (slashable) until the verdict.
+			T::Workers::challenge_opened(&r.worker, r.settled_at);
+			r.challenger = Some(challenger.clone());
 			Receipts::<T>::insert(request_id, r);
 			Self::deposit_event(Event::Challenged { request_id, challenger });
 			Ok(())
@@ -750,7 +791,7 @@ pub mod pallet {
 			let mut r = Self::challengeable(request_id, &challenger)?;
 			ensure!(r.method == AttributionMethod::SpanMatch, Error::<T>::NotSpanMatch);
 			ensure!(!Self::share_of(&r, &contribution).is_zero(), Error::<T>::NotCredited);
-			let deadline = Self::open_dispute(request_id, &mut r, &challenger, DisputeKind::Share(contribution))?;
+			let deadline = Self::open_dispute(request_id, &mut r, &challenger, contribution, DisputeKind::Share(contribution))?;
 			Self::deposit_event(Event::ShareChallenged { request_id, challenger, contribution, deadline });
 			Ok(())
 		}
@@ -773,40 +814,48 @@ pub mod pallet {
 			ensure!(r.method == AttributionMethod::SpanMatch, Error::<T>::NotSpanMatch);
 			let c = proof.claim.contribution;
 			ensure!(Self::share_of(&r, &c).is_zero(), Error::<T>::AlreadyCredited);
+			ensure!((r.attribution.len() as u32) < MAX_SHARES, Error::<T>::ReceiptFull);
+			ensure!(proof.claim.len >= openledger_primitives::evidence::MIN_OMISSION_BYTES, Error::<T>::OmissionTooShort);
 			let terms = T::Models::terms(r.model, r.model_version).ok_or(Error::<T>::NotInLineage)?;
 			ensure!(terms.lineage.iter().any(|(d, v, _)| *d == c.datanet && *v == c.version), Error::<T>::NotInLineage);
 			let root = T::Contributions::content_root(&c).ok_or(Error::<T>::UnknownContribution)?;
 			openledger_primitives::evidence::verify_span(&proof, &r.output_root, r.output_len, &root).map_err(Error::<T>::from)?;
 			let (output_start, len) = (proof.claim.output_start, proof.claim.len);
 			let kind = DisputeKind::Omission { contribution: c, output_start, len };
-			let deadline = Self::open_dispute(request_id, &mut r, &challenger, kind)?;
+			let deadline = Self::open_dispute(request_id, &mut r, &challenger, c, kind)?;
 			Self::deposit_event(Event::OmissionProved { request_id, challenger, contribution: c, output_start, len, deadline });
 			Ok(())
 		}
 
-		/// Answers a span dispute with committed claims proven byte for byte (anyone may; the
-		/// worker's daemon does). For a share dispute every claim must be of the disputed
-		/// contribution and together they must cover enough of the output to justify its share;
-		/// for an omission every claim must be of a credited contribution and together they must
-		/// leave no run of `MIN_SPAN_BYTES` of the omitted bytes uncovered. Valid: the
-		/// challenger's bond goes to the worker and the receipt stands. Otherwise refused with
-		/// the first failing rule, changing nothing (the worker may answer again until the
-		/// deadline).
+		/// Answers the span dispute of `contribution` in a receipt with committed claims proven
+		/// byte for byte (anyone may; the worker's daemon does). For a share dispute every claim
+		/// must be of the disputed contribution and together they must cover enough of the
+		/// output to justify its share; for an omission every claim must be of a credited
+		/// contribution and together they must leave no run of `MIN_OMISSION_BYTES` of the
+		/// omitted bytes uncovered. Valid: that dispute's bond goes to the worker and it closes
+		/// (other disputes of the receipt stay open). Otherwise refused with the first failing
+		/// rule, changing nothing (the worker may answer again until the deadline).
 		///
 		/// ## Complexity
 		/// O(n) range proofs for `n` claims (each two ranges of at most `MAX_RANGE_CHUNKS` chunks
-		/// and `MAX_PROOF_DEPTH` siblings, plus its claim's path): charged for `n`, refunded to the
-		/// claims checked when one fails.
+		/// and `MAX_PROOF_DEPTH` siblings, plus its claim's path), then closing the dispute (which
+		/// vests the receipt when it was the last one keeping it past its pruning block): charged
+		/// for both, refunded to the claims checked when one fails.
 		#[pallet::call_index(10)]
-		#[pallet::weight(<T as Config>::WeightInfo::answer(evidence.len() as u32))]
+		#[pallet::weight(
+			<T as Config>::WeightInfo::answer(evidence.len() as u32)
+				.saturating_add(<T as Config>::WeightInfo::resolve_challenge_overdue(max_payouts::<T>()))
+		)]
 		pub fn answer(
 			origin: OriginFor<T>,
 			request_id: RequestId,
+			contribution: ContributionRef,
 			evidence: BoundedVec<SpanEvidence, ConstU32<MAX_EVIDENCE_SPANS>>,
 		) -> DispatchResultWithPostInfo {
 			ensure_signed(origin)?;
 			let r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
-			let d = Disputes::<T>::get(&r.worker, request_id).ok_or(Error::<T>::NotChallenged)?;
+			let d = Disputes::<T>::get((&r.worker, request_id, contribution)).ok_or(Error::<T>::NotChallenged)?;
+			ensure!(r.verdict.is_none(), Error::<T>::AlreadyJudged);
 			ensure!(frame_system::Pallet::<T>::block_number() <= d.deadline, Error::<T>::DeadlinePassed);
 			ensure!(!evidence.is_empty(), Error::<T>::NoEvidence);
 			use openledger_primitives::evidence as ev;
@@ -831,20 +880,19 @@ pub mod pallet {
 				),
 				DisputeKind::Omission { output_start, len, .. } => {
 					let (a, b) = (output_start as u64, output_start as u64 + len as u64);
-					ensure!(ev::longest_uncovered(ranges, a, b) < ev::MIN_SPAN_BYTES as u64, Error::<T>::OmissionNotCovered)
+					ensure!(ev::longest_uncovered(ranges, a, b) < ev::MIN_OMISSION_BYTES as u64, Error::<T>::OmissionNotCovered)
 				},
 			}
-			let judged = Self::judge(request_id, Outcome::Answered)?;
-			Ok(Some(judged.actual_weight.unwrap_or_default().saturating_add(<T as Config>::WeightInfo::answer(evidence.len() as u32))).into())
+			let closing = Self::close_answered(request_id, contribution, r, d)?;
+			Ok(Some(<T as Config>::WeightInfo::answer(evidence.len() as u32).saturating_add(closing)).into())
 		}
 	}
 
 	impl<T: Config> Pallet<T> {
 		/// The receipt `request_id` if `challenger` may challenge it now: not its worker, within
-		/// the window, not challenged or judged yet.
+		/// the window, not reversed or judged.
 		fn challengeable(request_id: RequestId, challenger: &T::AccountId) -> Result<ReceiptRecord<T>, DispatchError> {
 			let r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
-			ensure!(r.challenger.is_none(), Error::<T>::AlreadyChallenged);
 			ensure!(r.verdict.is_none(), Error::<T>::AlreadyJudged);
 			ensure!(r.worker != *challenger, Error::<T>::OwnReceipt);
 			let now = frame_system::Pallet::<T>::block_number();
@@ -852,31 +900,27 @@ pub mod pallet {
 			Ok(r)
 		}
 
-		/// Holds the challenger's bond and freezes the stake that backed the receipt until the
-		/// challenge ends.
-		fn hold_bond(r: &mut ReceiptRecord<T>, challenger: &T::AccountId) -> DispatchResult {
-			T::Currency::hold(&HoldReason::ChallengeBond.into(), challenger, T::ChallengeBond::get())?;
-			T::Workers::challenge_opened(&r.worker, r.settled_at);
-			r.challenger = Some(challenger.clone());
-			Ok(())
-		}
-
-		/// Opens a span dispute: the bond, the deadline (queued for `on_idle`), the record.
+		/// Opens the span dispute of `c` in a receipt: its bond, its deadline (queued for
+		/// `on_idle`), the record; the stake that backed the receipt stays until it closes.
 		/// Returns the deadline.
 		fn open_dispute(
 			request_id: RequestId,
 			r: &mut ReceiptRecord<T>,
 			challenger: &T::AccountId,
+			c: ContributionRef,
 			kind: DisputeKind,
 		) -> Result<BlockNumberFor<T>, DispatchError> {
+			ensure!(!Disputes::<T>::contains_key((&r.worker, request_id, c)), Error::<T>::AlreadyChallenged);
 			let earliest = frame_system::Pallet::<T>::block_number().saturating_add(T::ResponseWindow::get());
-			let deadline = (0..PRUNE_SPILL)
+			let deadline = (0..DEADLINE_SPILL)
 				.map(|i| earliest.saturating_add(i.into()))
-				.find(|at| (DisputeDeadlines::<T>::decode_len(at).unwrap_or(0) as u32) < T::MaxPrunePerBlock::get())
+				.find(|at| (DisputeDeadlines::<T>::decode_len(at).unwrap_or(0) as u32) < T::MaxDisputesPerBlock::get())
 				.ok_or(Error::<T>::DisputeQueueFull)?;
-			Self::hold_bond(r, challenger)?;
-			DisputeDeadlines::<T>::try_append(deadline, request_id).map_err(|_| Error::<T>::DisputeQueueFull)?;
-			Disputes::<T>::insert(&r.worker, request_id, Dispute { kind, deadline });
+			T::Currency::hold(&HoldReason::ChallengeBond.into(), challenger, T::ChallengeBond::get())?;
+			T::Workers::challenge_opened(&r.worker, r.settled_at);
+			DisputeDeadlines::<T>::try_append(deadline, (request_id, c)).map_err(|_| Error::<T>::DisputeQueueFull)?;
+			Disputes::<T>::insert((&r.worker, request_id, c), Dispute { challenger: challenger.clone(), kind, deadline });
+			r.disputes = r.disputes.saturating_add(1);
 			Receipts::<T>::insert(request_id, r.clone());
 			Ok(deadline)
 		}
@@ -886,82 +930,132 @@ pub mod pallet {
 			r.attribution.iter().filter(|s| s.contribution == *c).fold(Perbill::zero(), |a, s| a.saturating_add(s.share))
 		}
 
-		/// Ends a receipt's open challenge with `outcome`:
-		/// - upheld ([`Verdict::False`] or an unanswered span dispute): the worker is slashed, the
-		///   receipt's fee refunded to the payer, the bond returned to the challenger with a
-		///   reward (the configured one from the treasury for a verdict; at most the slashed
-		///   amount for a span dispute);
-		/// - [`Verdict::Valid`]: the bond goes to the treasury; answered: to the worker; expired
-		///   unjudged: back to the challenger (not punished for the resolver's silence).
-		pub(crate) fn judge(request_id: RequestId, outcome: Outcome) -> DispatchResultWithPostInfo {
-			let verdict = match outcome {
-				Outcome::Judged(v) => v,
-				Outcome::Unanswered => Verdict::False,
-				Outcome::Expired | Outcome::Answered => Verdict::Valid,
-			};
-			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
-			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
-			Disputes::<T>::remove(&r.worker, request_id);
-			let bond = T::ChallengeBond::get();
-			T::Workers::challenge_closed(&r.worker);
-			let mut delegators = 0;
-			if verdict == Verdict::False {
-				// A worker that has already left (no stake record) cannot be slashed, but the payer
-				// is still refunded: the slash is done on its own and rolled back alone if it fails.
-				let (n, slashed) = frame_support::storage::with_transaction(|| {
-					match T::Workers::slash(&r.worker, T::SlashFraction::get(), r.settled_at) {
-						Ok(x) => sp_runtime::TransactionOutcome::Commit(Ok::<_, DispatchError>(x)),
-						Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok((0, Zero::zero()))),
-					}
-				})?;
-				delegators = n;
-				// The payouts never vested: exactly this receipt's fee goes back, nobody else's.
-				let refunded = Self::reverse(&mut r)?;
-				T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, bond, Precision::BestEffort)?;
-				let reward = match outcome {
-					Outcome::Unanswered => T::ChallengerReward::get().min(slashed),
-					_ => T::ChallengerReward::get(),
-				};
-				// Best effort: a poor treasury does not block justice.
-				if !reward.is_zero() {
-					let paid = T::Currency::transfer(&T::Treasury::get(), &challenger, reward, Preservation::Preserve);
-					if paid.is_err() {
-						log::warn!(target: "runtime::attribution", "the treasury could not pay a challenger's reward");
-					}
+		/// Upholds a challenge of `r`: slashes the worker (and its delegators), refunds the
+		/// receipt's fee to the payer, returns `challenger`'s bond and pays it `reward` (capped
+		/// by the worker's own slashed stake when `capped`) from the treasury, where the slash
+		/// went. Returns the delegations visited.
+		fn uphold(request_id: RequestId, r: &mut ReceiptRecord<T>, challenger: &T::AccountId, capped: bool) -> Result<u32, DispatchError> {
+			// A worker that has already left (no stake record) cannot be slashed, but the payer
+			// is still refunded: the slash is done on its own and rolled back alone if it fails.
+			let (delegators, own) = frame_support::storage::with_transaction(|| {
+				match T::Workers::slash(&r.worker, T::SlashFraction::get(), r.settled_at) {
+					Ok(x) => sp_runtime::TransactionOutcome::Commit(Ok::<_, DispatchError>(x)),
+					Err(_) => sp_runtime::TransactionOutcome::Rollback(Ok((0, Zero::zero()))),
 				}
-				Self::deposit_event(Event::ChallengeUpheld { request_id, worker: r.worker.clone(), refunded });
-			} else if outcome == Outcome::Expired {
-				T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, bond, Precision::BestEffort)?;
-				Self::deposit_event(Event::ChallengeExpired { request_id, challenger });
-			} else {
-				let to = if outcome == Outcome::Answered { r.worker.clone() } else { T::Treasury::get() };
-				let moved = T::Currency::transfer_on_hold(
-					&HoldReason::ChallengeBond.into(),
-					&challenger,
-					&to,
-					bond,
-					Precision::BestEffort,
-					Restriction::Free,
-					Fortitude::Force,
-				)?;
-				if outcome == Outcome::Answered {
-					Self::deposit_event(Event::ChallengeAnswered { request_id, worker: to, bond: moved });
-				} else {
-					Self::deposit_event(Event::ChallengeRejected { request_id, challenger });
-				}
+			})?;
+			// The payouts never vested: exactly this receipt's fee goes back, nobody else's.
+			let refunded = Self::reverse(r)?;
+			T::Currency::release(&HoldReason::ChallengeBond.into(), challenger, T::ChallengeBond::get(), Precision::BestEffort)?;
+			let reward = if capped { T::ChallengerReward::get().min(own) } else { T::ChallengerReward::get() };
+			// Best effort: a poor treasury does not block justice.
+			if !reward.is_zero() &&
+				T::Currency::transfer(&T::Treasury::get(), challenger, reward, Preservation::Preserve).is_err()
+			{
+				log::warn!(target: "runtime::attribution", "the treasury could not pay a challenger's reward");
 			}
-			r.verdict = Some(verdict);
-			if r.overdue {
-				// Its pruning block has passed (the challenge kept it): vested and removed now.
+			r.verdict = Some(Verdict::False);
+			Self::deposit_event(Event::ChallengeUpheld { request_id, worker: r.worker.clone(), refunded });
+			Ok(delegators)
+		}
+
+		/// Stores `r`, or — when its pruning block has passed and nothing keeps it any more —
+		/// vests and removes it. Returns the payouts vested.
+		fn store_or_vest(request_id: RequestId, r: ReceiptRecord<T>) -> Option<u32> {
+			if r.overdue && r.challenger.is_none() && r.disputes == 0 {
 				let payouts = r.payouts.len() as u32;
 				Self::vest(request_id, r);
-				return Ok(Some(<T as Config>::WeightInfo::resolve_challenge_overdue(payouts).max(
-					<T as Config>::WeightInfo::resolve_challenge(delegators),
-				))
-				.into());
+				return Some(payouts);
 			}
 			Receipts::<T>::insert(request_id, r);
-			Ok(Some(<T as Config>::WeightInfo::resolve_challenge(delegators)).into())
+			None
+		}
+
+		/// Ends a governance challenge (influence and retrieval receipts) with `outcome`:
+		/// [`Verdict::False`] upholds it (the configured reward from the treasury);
+		/// [`Verdict::Valid`] gives the bond to the treasury; expired unjudged, the bond goes back
+		/// (the challenger is not punished for the resolver's silence).
+		pub(crate) fn judge(request_id: RequestId, outcome: Outcome) -> DispatchResultWithPostInfo {
+			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
+			let challenger = r.challenger.take().ok_or(Error::<T>::NotChallenged)?;
+			T::Workers::challenge_closed(&r.worker);
+			let mut delegators = 0;
+			match outcome {
+				Outcome::Judged(Verdict::False) => delegators = Self::uphold(request_id, &mut r, &challenger, false)?,
+				Outcome::Expired => {
+					T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, T::ChallengeBond::get(), Precision::BestEffort)?;
+					r.verdict = Some(Verdict::Valid);
+					Self::deposit_event(Event::ChallengeExpired { request_id, challenger });
+				},
+				Outcome::Judged(Verdict::Valid) => {
+					T::Currency::transfer_on_hold(
+						&HoldReason::ChallengeBond.into(),
+						&challenger,
+						&T::Treasury::get(),
+						T::ChallengeBond::get(),
+						Precision::BestEffort,
+						Restriction::Free,
+						Fortitude::Force,
+					)?;
+					r.verdict = Some(Verdict::Valid);
+					Self::deposit_event(Event::ChallengeRejected { request_id, challenger });
+				},
+			}
+			let judged = <T as Config>::WeightInfo::resolve_challenge(delegators);
+			Ok(Some(match Self::store_or_vest(request_id, r) {
+				Some(payouts) => <T as Config>::WeightInfo::resolve_challenge_overdue(payouts).max(judged),
+				None => judged,
+			})
+			.into())
+		}
+
+		/// Closes an answered span dispute: its bond to the worker, its queue entry removed.
+		/// Returns the weight of closing (vesting the receipt if that was its last dispute past
+		/// its pruning block).
+		fn close_answered(
+			request_id: RequestId,
+			c: ContributionRef,
+			mut r: ReceiptRecord<T>,
+			d: Dispute<T::AccountId, BlockNumberFor<T>>,
+		) -> Result<Weight, DispatchError> {
+			Disputes::<T>::remove((&r.worker, request_id, c));
+			DisputeDeadlines::<T>::mutate(d.deadline, |q| q.retain(|x| *x != (request_id, c)));
+			T::Workers::challenge_closed(&r.worker);
+			let bond = T::Currency::transfer_on_hold(
+				&HoldReason::ChallengeBond.into(),
+				&d.challenger,
+				&r.worker,
+				T::ChallengeBond::get(),
+				Precision::BestEffort,
+				Restriction::Free,
+				Fortitude::Force,
+			)?;
+			r.disputes = r.disputes.saturating_sub(1);
+			Self::deposit_event(Event::ChallengeAnswered { request_id, contribution: c, worker: r.worker.clone(), bond });
+			Ok(match Self::store_or_vest(request_id, r) {
+				Some(payouts) => <T as Config>::WeightInfo::resolve_challenge_overdue(payouts),
+				None => Weight::zero(),
+			})
+		}
+
+		/// Closes a span dispute nobody answered by its deadline: upheld (slash, refund, bond back
+		/// with a reward out of the worker's slash), or moot if another dispute reversed the
+		/// receipt already (bond back). Returns the weight used.
+		fn close_unanswered(request_id: RequestId, c: ContributionRef) -> Result<Weight, DispatchError> {
+			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
+			let d = Disputes::<T>::take((&r.worker, request_id, c)).ok_or(Error::<T>::NotChallenged)?;
+			T::Workers::challenge_closed(&r.worker);
+			r.disputes = r.disputes.saturating_sub(1);
+			let mut used = <T as Config>::WeightInfo::resolve_challenge(0);
+			if r.verdict == Some(Verdict::False) {
+				T::Currency::release(&HoldReason::ChallengeBond.into(), &d.challenger, T::ChallengeBond::get(), Precision::BestEffort)?;
+				Self::deposit_event(Event::DisputeMoot { request_id, contribution: c, challenger: d.challenger });
+			} else {
+				used = <T as Config>::WeightInfo::resolve_challenge(Self::uphold(request_id, &mut r, &d.challenger, true)?);
+			}
+			if let Some(payouts) = Self::store_or_vest(request_id, r) {
+				used = used.max(<T as Config>::WeightInfo::resolve_challenge_overdue(payouts));
+			}
+			Ok(used)
 		}
 
 		/// The pot that holds settled fees until they are claimed.
@@ -1110,6 +1204,7 @@ pub mod pallet {
 					payouts: BoundedVec::truncate_from(payouts),
 					settled_at: now,
 					challenger: None,
+					disputes: 0,
 					verdict: None,
 					overdue: false,
 				},
@@ -1189,9 +1284,9 @@ pub mod pallet {
 			}
 		}
 
-		/// Upholds the span disputes whose deadline is a block up to `now` and that nobody answered,
-		/// from [`DeadlineCursor`], while `meter` allows (a dispute answered in time left a stale
-		/// queue entry, skipped).
+		/// Upholds the span disputes whose deadline is a block up to `now` (answered ones left
+		/// the queue), from [`DeadlineCursor`], while `meter` allows. Each is closed in its own
+		/// storage transaction: one that fails is rolled back whole and retried at the next block.
 		pub fn enforce_deadlines(now: BlockNumberFor<T>, meter: &mut frame_support::weights::WeightMeter) {
 			let per_block = <T as Config>::WeightInfo::prune_block();
 			let per_dispute = <T as Config>::WeightInfo::resolve_challenge(T::Workers::max_delegators())
@@ -1201,26 +1296,32 @@ pub mod pallet {
 			while at <= now && meter.try_consume(per_block).is_ok() {
 				let mut queue = DisputeDeadlines::<T>::get(at);
 				let mut finished = true;
-				while let Some(id) = queue.last().copied() {
+				while let Some((id, c)) = queue.last().copied() {
 					if !meter.can_consume(per_dispute) {
 						finished = false;
 						break;
 					}
 					queue.pop();
-					let due = Receipts::<T>::get(id)
-						.filter(|r| r.challenger.is_some())
-						.and_then(|r| Disputes::<T>::get(&r.worker, id))
-						.is_some_and(|d| d.deadline == at);
-					let used = if due {
-						match Self::judge(id, Outcome::Unanswered) {
-							Ok(post) => post.actual_weight.unwrap_or(per_dispute),
-							Err(e) => {
-								log::error!(target: "runtime::attribution", "an unanswered dispute could not be upheld: {e:?}");
-								per_dispute
-							},
-						}
-					} else {
-						T::DbWeight::get().reads(2)
+					let closed = frame_support::storage::with_transaction(|| match Self::close_unanswered(id, c) {
+						Ok(w) => sp_runtime::TransactionOutcome::Commit(Ok(w)),
+						Err(e) => sp_runtime::TransactionOutcome::Rollback(Err(e)),
+					});
+					let used = match closed {
+						Ok(w) => w,
+						Err(e) => {
+							log::error!(target: "runtime::attribution", "an unanswered dispute could not be closed, retrying: {e:?}");
+							let next = now.saturating_add(One::one());
+							if DisputeDeadlines::<T>::try_append(next, (id, c)).is_ok() {
+								if let Some(r) = Receipts::<T>::get(id) {
+									Disputes::<T>::mutate((&r.worker, id, c), |d| {
+										if let Some(d) = d {
+											d.deadline = next;
+										}
+									});
+								}
+							}
+							per_dispute
+						},
 					};
 					meter.consume(used.min(per_dispute));
 				}
@@ -1254,7 +1355,7 @@ pub mod pallet {
 					}
 					queue.pop();
 					let payouts = match Receipts::<T>::get(id) {
-						Some(mut r) if r.challenger.is_some() => {
+						Some(mut r) if r.challenger.is_some() || r.disputes > 0 => {
 							r.overdue = true;
 							Receipts::<T>::insert(id, r);
 							0
@@ -1293,9 +1394,10 @@ pub mod pallet {
 		/// - every used request id is queued for pruning at its block at or after the cursor, or
 		///   kept overdue because its challenge is open; every queued id is a used one; every
 		///   receipt record belongs to a used request id;
-		/// - every open challenge holds exactly one bond, and its worker's stake is frozen once for
-		///   it; a span receipt is challenged exactly when it has a dispute record, and every
-		///   dispute is queued at its deadline, not behind the deadline cursor.
+		/// - every open challenge and span dispute holds exactly one bond, and its worker's stake is
+		///   frozen once for it; a receipt's open-dispute count equals its dispute records, span
+		///   receipts have no governance challenge; every dispute is queued at its deadline, not
+		///   behind the deadline cursor, and every queued dispute is open at that block.
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			use alloc::collections::BTreeMap;
 			let pot = Self::pot();
@@ -1316,17 +1418,16 @@ pub mod pallet {
 					*e = e.saturating_add(p.amount);
 				}
 				unvested = unvested.saturating_add(sum);
-				if r.method == AttributionMethod::SpanMatch {
-					ensure!(
-						r.challenger.is_some() == Disputes::<T>::contains_key(&r.worker, id),
-						"a span receipt's open challenge and its dispute record disagree"
-					);
-				}
+				let open = Disputes::<T>::iter_prefix_values((&r.worker, id)).count() as u32;
+				ensure!(open == r.disputes, "a receipt's open-dispute count differs from its dispute records");
+				ensure!(r.method == AttributionMethod::SpanMatch || r.disputes == 0, "a span dispute of a receipt that is not span-match");
+				ensure!(r.method != AttributionMethod::SpanMatch || r.challenger.is_none(), "a governance challenge of a span-match receipt");
+				*per_worker.entry(r.worker.clone()).or_default() += r.disputes;
 				if let Some(c) = r.challenger {
 					*bonds.entry(c).or_default() += 1;
 					*per_worker.entry(r.worker).or_default() += 1;
 				} else {
-					ensure!(!r.overdue, "an overdue receipt without an open challenge");
+					ensure!(!r.overdue || r.disputes > 0, "an overdue receipt without an open challenge");
 				}
 				ensure!(r.overdue || PruneQueue::<T>::get(at).contains(&id), "receipt not queued for pruning");
 			}
@@ -1354,13 +1455,21 @@ pub mod pallet {
 				}
 			}
 			let deadline_cursor = DeadlineCursor::<T>::get();
-			for (worker, id, d) in Disputes::<T>::iter() {
+			for ((worker, id, c), d) in Disputes::<T>::iter() {
 				let r = Receipts::<T>::get(id).ok_or("a dispute of a receipt that is gone")?;
-				ensure!(r.worker == worker && r.challenger.is_some(), "a dispute without its open challenge");
+				ensure!(r.worker == worker, "a dispute filed under another worker");
 				ensure!(
-					d.deadline >= deadline_cursor && DisputeDeadlines::<T>::get(d.deadline).contains(&id),
+					d.deadline >= deadline_cursor && DisputeDeadlines::<T>::get(d.deadline).contains(&(id, c)),
 					"a dispute not queued at its deadline"
 				);
+				*bonds.entry(d.challenger).or_default() += 1;
+			}
+			for (at, queue) in DisputeDeadlines::<T>::iter() {
+				ensure!(at >= deadline_cursor, "a dispute queue behind the cursor");
+				for (id, c) in queue {
+					let open = Receipts::<T>::get(id).and_then(|r| Disputes::<T>::get((&r.worker, id, c)));
+					ensure!(open.is_some_and(|d| d.deadline == at), "a queued dispute that is not open at that block");
+				}
 			}
 			for (worker, n) in per_worker.iter() {
 				ensure!(T::Workers::open_challenges(worker) == *n, "the worker's frozen-stake count differs from its open challenges");

@@ -216,6 +216,7 @@ impl pallet_attribution::Config for Test {
 	type ResolveOrigin = EnsureRoot<AccountId>;
 	type ResolveTimeout = frame_support::traits::ConstU64<RESOLVE_TIMEOUT>;
 	type ResponseWindow = frame_support::traits::ConstU64<RESPONSE_WINDOW>;
+	type MaxDisputesPerBlock = ConstU32<4>;
 	type MaxReceiptsPerBatch = ConstU32<16>;
 	type MaxPrunePerBlock = ConstU32<4>;
 	type MaxVoucherLifetime = frame_support::traits::ConstU64<1_000>;

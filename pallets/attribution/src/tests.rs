@@ -853,11 +853,14 @@ mod span_tests {
 	const SOURCE: &[u8] = b"Preamble. In 1901 the court held that the contract was void because the seller lied, said the clerk.";
 	const PHRASE: &[u8] = b"the court held that the contract was void because the seller lied";
 	const OTHER: &[u8] = b"An unrelated record about rivers, bridges and the tolls that the bridges took in winter.";
+	/// The output's own words after the phrase, which contribution (1, 1, 1) happens to hold.
+	const OWN_WORDS: &[u8] = b"Beyond that the answer is the model's own words, which no record of the lineage contains at all here.";
 	/// Output: the phrase (65 bytes) in 200 bytes of other text.
 	fn output() -> Vec<u8> {
 		let mut o = b"As the judgment says, ".to_vec();
 		o.extend_from_slice(PHRASE);
-		o.extend_from_slice(b". Beyond that the answer is the model's own words, which no record of the lineage contains at all here.");
+		o.extend_from_slice(b". ");
+		o.extend_from_slice(OWN_WORDS);
 		o.resize(200, b'.');
 		o
 	}
@@ -870,10 +873,15 @@ mod span_tests {
 			m.insert(c(0), ev::content_root(SOURCE));
 			m.insert(c(3), ev::content_root(OTHER));
 			m.insert(ContributionRef { datanet: 1, version: 1, index: 2 }, ev::content_root(SOURCE));
+			m.insert(ContributionRef { datanet: 1, version: 1, index: 1 }, ev::content_root(OWN_WORDS));
 		});
 	}
 	fn doc_bytes(x: ContributionRef) -> &'static [u8] {
-		if x == c(3) { OTHER } else { SOURCE }
+		match x {
+			x if x == c(3) => OTHER,
+			ContributionRef { datanet: 1, index: 1, .. } => OWN_WORDS,
+			_ => SOURCE,
+		}
 	}
 	fn out_start() -> u32 {
 		output().windows(PHRASE.len()).position(|w| w == PHRASE).unwrap() as u32
@@ -915,12 +923,15 @@ mod span_tests {
 	fn honest_share() -> Share {
 		Share { contribution: c(0), share: Perbill::from_parts(325_000_000) }
 	}
-	fn deadline_of(id: H256) -> u64 {
-		Disputes::<Test>::get(worker(), id).expect("open dispute").deadline
+	fn deadline_of(id: H256, x: ContributionRef) -> u64 {
+		Disputes::<Test>::get((worker(), id, x)).expect("open dispute").deadline
 	}
 	/// The answer's result without its post-dispatch weight (see the last test for that).
-	fn answer(id: H256, e: Vec<SpanEvidence>) -> sp_runtime::DispatchResult {
-		Attribution::answer(signed(worker()), id, BoundedVec::truncate_from(e)).map(|_| ()).map_err(|e| e.error)
+	fn answer(id: H256, x: ContributionRef, e: Vec<SpanEvidence>) -> sp_runtime::DispatchResult {
+		Attribution::answer(signed(worker()), id, x, BoundedVec::truncate_from(e)).map(|_| ()).map_err(|e| e.error)
+	}
+	fn source_twin() -> ContributionRef {
+		ContributionRef { datanet: 1, version: 1, index: 2 }
 	}
 	fn outsider() -> AccountId {
 		let who = acc(Sr25519Keyring::Ferdie);
@@ -941,15 +952,19 @@ mod span_tests {
 			assert_noop!(Attribution::challenge_share(signed(who.clone()), id, c(3)), Error::NotCredited);
 			assert_noop!(Attribution::challenge_share(signed(worker()), id, c(0)), Error::OwnReceipt);
 			assert_ok!(Attribution::challenge_share(signed(who.clone()), id, c(0)));
-			assert_eq!(deadline_of(id), 1 + RESPONSE_WINDOW);
+			assert_eq!(deadline_of(id, c(0)), 1 + RESPONSE_WINDOW);
 			assert_noop!(Attribution::challenge_share(signed(challenger()), id, c(0)), Error::AlreadyChallenged);
 			let worker_before = Balances::free_balance(worker());
-			assert_ok!(answer(id, vec![evidence(&claims, 0)]));
+			assert_ok!(answer(id, c(0), vec![evidence(&claims, 0)]));
 			assert_eq!(Balances::free_balance(worker()), worker_before + CHALLENGE_BOND, "the bond goes to the worker");
 			assert_eq!(Balances::total_balance(&who), START - CHALLENGE_BOND);
-			assert!(Disputes::<Test>::get(worker(), id).is_none());
+			assert!(Disputes::<Test>::get((worker(), id, c(0))).is_none());
+			assert!(DisputeDeadlines::<Test>::get(1 + RESPONSE_WINDOW).is_empty(), "an answered dispute leaves the queue");
 			let r = Receipts::<Test>::get(id).unwrap();
-			assert_eq!((r.verdict, r.challenger, r.payouts.iter().fold(0, |a, p| a + p.amount)), (Some(Verdict::Valid), None, 1_000));
+			assert_eq!((r.verdict, r.disputes, r.payouts.iter().fold(0, |a, p| a + p.amount)), (None, 0, 1_000));
+			// An answered dispute closes only itself: the receipt can be disputed again.
+			assert_ok!(Attribution::challenge_share(signed(challenger()), id, c(0)));
+			assert_ok!(answer(id, c(0), vec![evidence(&claims, 0)]));
 			// The deadline passes with nothing left to enforce; the receipt vests as usual.
 			idle_to(VEST_AT);
 			assert!(SLASHES.with(|s| s.borrow().is_empty()));
@@ -972,16 +987,17 @@ mod span_tests {
 			let who = outsider();
 			assert_ok!(Attribution::challenge_share(signed(who.clone()), id, c(3)));
 			// Its own claim does not hold: refused with the reason, nothing changes.
-			assert_noop!(answer(id, vec![evidence(&[fake], 0)]), Error::BytesDiffer);
+			assert_noop!(answer(id, c(3), vec![evidence(&[fake], 0)]), Error::BytesDiffer);
 			// Another receipt's (true) claim is not this receipt's.
 			let mut borrowed = evidence(&[honest_claim()], 0);
-			assert_noop!(answer(id, vec![borrowed.clone()]), Error::WrongContribution);
+			assert_noop!(answer(id, c(3), vec![borrowed.clone()]), Error::WrongContribution);
 			borrowed.span.claim.contribution = c(3);
-			assert_noop!(answer(id, vec![borrowed]), Error::NotCommitted);
-			let deadline = deadline_of(id);
+			assert_noop!(answer(id, c(3), vec![borrowed]), Error::NotCommitted);
+			assert_noop!(answer(id, c(0), vec![evidence(&[fake], 0)]), Error::NotChallenged);
+			let deadline = deadline_of(id, c(3));
 			let (payer_before, treasury_before) = (Balances::free_balance(payer()), Balances::free_balance(treasury()));
 			idle_to(deadline - 1);
-			assert!(Disputes::<Test>::get(worker(), id).is_some(), "not before its deadline");
+			assert!(Disputes::<Test>::get((worker(), id, c(3))).is_some(), "not before its deadline");
 			idle_to(deadline);
 			assert_eq!(SLASHES.with(|s| s.borrow().clone()), vec![(worker(), Perbill::from_percent(10))]);
 			assert_eq!(Balances::free_balance(payer()), payer_before + 1_000, "exactly that receipt's fee refunded");
@@ -990,7 +1006,8 @@ mod span_tests {
 			let r = Receipts::<Test>::get(id).unwrap();
 			assert!(r.payouts.is_empty() && r.verdict == Some(Verdict::False));
 			assert_eq!(Receipts::<Test>::get(other).unwrap().payouts.iter().fold(0, |a, p| a + p.amount), 1_000, "the other receipt is untouched");
-			assert_noop!(answer(id, vec![evidence(&[fake], 0)]), Error::NotChallenged);
+			assert_noop!(answer(id, c(3), vec![evidence(&[fake], 0)]), Error::NotChallenged);
+			assert_noop!(Attribution::challenge_share(signed(challenger()), id, c(3)), Error::AlreadyJudged);
 			check();
 		});
 	}
@@ -1003,11 +1020,11 @@ mod span_tests {
 			let claims = [honest_claim()];
 			let id = settle(1, vec![Share { contribution: c(0), share: Perbill::from_parts(325_000_001) }], &claims);
 			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
-			assert_noop!(answer(id, vec![evidence(&claims, 0)]), Error::ShareNotJustified);
-			assert_noop!(answer(id, vec![]), Error::NoEvidence);
+			assert_noop!(answer(id, c(0), vec![evidence(&claims, 0)]), Error::ShareNotJustified);
+			assert_noop!(answer(id, c(0), vec![]), Error::NoEvidence);
 			// The same span twice covers the same bytes once.
-			assert_noop!(answer(id, vec![evidence(&claims, 0), evidence(&claims, 0)]), Error::ShareNotJustified);
-			idle_to(deadline_of(id));
+			assert_noop!(answer(id, c(0), vec![evidence(&claims, 0), evidence(&claims, 0)]), Error::ShareNotJustified);
+			idle_to(deadline_of(id, c(0)));
 			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
 			check();
 		});
@@ -1020,11 +1037,11 @@ mod span_tests {
 			escrow(10_000);
 			// Receipt 1 credits only (0, 1, 3), with nothing covering the phrase; (1, 1, 2) has it.
 			let id = settle(1, vec![Share { contribution: c(3), share: Perbill::from_percent(10) }], &[]);
-			let omitted = SpanClaim { contribution: ContributionRef { datanet: 1, version: 1, index: 2 }, ..honest_claim() };
+			let omitted = SpanClaim { contribution: source_twin(), ..honest_claim() };
 			let who = outsider();
 			assert_ok!(Attribution::prove_omission(signed(who.clone()), id, span(omitted)));
 			assert!(System::events().iter().any(|e| matches!(e.event, RuntimeEvent::Attribution(Event::OmissionProved { len: 65, .. }))));
-			idle_to(deadline_of(id));
+			idle_to(deadline_of(id, source_twin()));
 			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
 			assert_eq!(Balances::total_balance(&who), START, "bond back; the mock slash took nothing, so no reward");
 
@@ -1032,25 +1049,69 @@ mod span_tests {
 			let claims = [honest_claim()];
 			let id2 = settle(2, vec![honest_share()], &claims);
 			assert_ok!(Attribution::prove_omission(signed(who.clone()), id2, span(omitted)));
-			assert_ok!(answer(id2, vec![evidence(&claims, 0)]));
-			assert_eq!(Receipts::<Test>::get(id2).unwrap().verdict, Some(Verdict::Valid));
+			assert_ok!(answer(id2, source_twin(), vec![evidence(&claims, 0)]));
+			assert_eq!(Receipts::<Test>::get(id2).unwrap().disputes, 0);
 			assert_eq!(Balances::total_balance(&who), START - CHALLENGE_BOND);
 			check();
 		});
 	}
 
+	/// A refutation must cover the omitted bytes (all but a run shorter than
+	/// `MIN_OMISSION_BYTES`): a credited claim elsewhere in the answer does not.
 	#[test]
-	fn an_omission_refutation_must_cover_all_but_a_short_run() {
+	fn an_omission_refutation_must_cover_the_omitted_bytes() {
 		new_test_ext().execute_with(|| {
 			docs();
 			escrow(10_000);
-			// The worker claims only the phrase's first 30 bytes: 36 bytes of it stay uncovered.
-			let part = SpanClaim { len: 30, ..honest_claim() };
-			let claims = [part];
-			let id = settle(1, vec![Share { contribution: c(0), share: Perbill::from_percent(15) }], &claims);
-			let omitted = SpanClaim { contribution: ContributionRef { datanet: 1, version: 1, index: 2 }, ..honest_claim() };
-			assert_ok!(Attribution::prove_omission(signed(outsider()), id, span(omitted)));
-			assert_noop!(answer(id, vec![evidence(&claims, 0)]), Error::OmissionNotCovered);
+			let claims = [honest_claim()];
+			let id = settle(1, vec![honest_share()], &claims);
+			let at = output().windows(OWN_WORDS.len()).position(|w| w == OWN_WORDS).unwrap() as u32;
+			let own = ContributionRef { datanet: 1, version: 1, index: 1 };
+			let proof = span(SpanClaim { output_start: at, len: OWN_WORDS.len() as u32, contribution: own, offset: 0 });
+			assert_ok!(Attribution::prove_omission(signed(outsider()), id, proof));
+			assert_noop!(answer(id, own, vec![evidence(&claims, 0)]), Error::OmissionNotCovered);
+			idle_to(deadline_of(id, own));
+			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
+			check();
+		});
+	}
+
+	/// Disputes of one receipt are independent: one answered does not shield it from another;
+	/// two upheld at the same deadline slash and refund once, the second is moot (bond back).
+	#[test]
+	fn disputes_of_one_receipt_are_independent_and_it_is_reversed_once() {
+		new_test_ext().execute_with(|| {
+			docs();
+			SLASH_AMOUNT.with(|a| *a.borrow_mut() = 1_000);
+			escrow(10_000);
+			let fake = SpanClaim { contribution: c(3), offset: 0, ..honest_claim() };
+			let claims = [honest_claim(), fake];
+			let shares = vec![honest_share(), Share { contribution: c(3), share: Perbill::from_percent(20) }];
+			let id = settle(1, shares, &claims);
+			let (a, b, x) = (outsider(), challenger(), acc(Sr25519Keyring::Eve));
+			assert_eq!(<Balances as frame_support::traits::fungible::Mutate<_>>::set_balance(&x, START), START);
+			// A colluder disputes the honest share; the worker answers at once.
+			assert_ok!(Attribution::challenge_share(signed(a.clone()), id, c(0)));
+			assert_ok!(answer(id, c(0), vec![evidence(&claims, 0)]));
+			// The false share is still open to dispute, and an omission too, at the same time.
+			assert_ok!(Attribution::challenge_share(signed(b.clone()), id, c(3)));
+			let at = output().windows(OWN_WORDS.len()).position(|w| w == OWN_WORDS).unwrap() as u32;
+			let own = ContributionRef { datanet: 1, version: 1, index: 1 };
+			let proof = span(SpanClaim { output_start: at, len: OWN_WORDS.len() as u32, contribution: own, offset: 0 });
+			assert_ok!(Attribution::prove_omission(signed(x.clone()), id, proof));
+			assert_eq!(Receipts::<Test>::get(id).unwrap().disputes, 2);
+			check();
+			let payer0 = Balances::free_balance(payer());
+			idle_to(deadline_of(id, c(3)).max(deadline_of(id, own)));
+			assert_eq!(SLASHES.with(|s| s.borrow().len()), 1, "slashed once");
+			assert_eq!(Balances::free_balance(payer()), payer0 + 1_000, "refunded once");
+			let mut got = [Balances::total_balance(&b), Balances::total_balance(&x)];
+			got.sort();
+			assert_eq!(got, [START, START + CHALLENGER_REWARD], "one upheld with the reward, the other moot with its bond back");
+			assert_eq!(Balances::total_balance(&a), START - CHALLENGE_BOND, "the colluder's answered dispute cost its bond");
+			assert!(System::events().iter().any(|e| matches!(e.event, RuntimeEvent::Attribution(Event::DisputeMoot { .. }))));
+			let r = Receipts::<Test>::get(id).unwrap();
+			assert_eq!((r.verdict, r.disputes), (Some(Verdict::False), 0));
 			check();
 		});
 	}
@@ -1078,9 +1139,15 @@ mod span_tests {
 			// Bytes that are both proven but differ (shifted by one in the contribution).
 			let shifted = SpanClaim { offset: src_offset() + 1, ..omitted };
 			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, span(shifted)), Error::BytesDiffer);
-			// Under the minimum.
-			let short = SpanClaim { len: ev::MIN_SPAN_BYTES - 1, ..omitted };
-			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, span(short)), Error::SpanTooShort);
+			// Under the minimum of an omission (and of any span).
+			let short = SpanClaim { len: ev::MIN_OMISSION_BYTES - 1, ..omitted };
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, span(short)), Error::OmissionTooShort);
+			let mut tiny = good_proof.clone();
+			tiny.claim.len = ev::MIN_SPAN_BYTES - 1;
+			assert!(matches!(ev::verify_span(&tiny, &H256::zero(), 0, &H256::zero()), Err(ev::EvidenceError::SpanTooShort)));
+			// A receipt that credits MAX_SHARES contributions had no room for another.
+			let full = settle(2, (0..MAX_SHARES).map(|i| share(0, 1, i % 8, 1)).collect(), &[]);
+			assert_noop!(Attribution::prove_omission(signed(who.clone()), full, good_proof.clone()), Error::ReceiptFull);
 			// Outside the lineage; a credited contribution; past the window.
 			let outside = SpanClaim { contribution: ContributionRef { datanet: 2, version: 1, index: 0 }, ..omitted };
 			assert_noop!(Attribution::prove_omission(signed(who.clone()), id, span(outside)), Error::NotInLineage);
@@ -1097,8 +1164,8 @@ mod span_tests {
 			assert_noop!(Attribution::challenge_share(signed(who.clone()), inf_id, c(0)), Error::NotSpanMatch);
 			// An answer after its deadline is refused (the dispute is upheld by on_idle instead).
 			assert_ok!(Attribution::prove_omission(signed(who), id, good_proof));
-			System::set_block_number(deadline_of(id) + 1);
-			assert_noop!(answer(id, vec![evidence(&[honest_claim()], 0)]), Error::DeadlinePassed);
+			System::set_block_number(deadline_of(id, source_twin()) + 1);
+			assert_noop!(answer(id, source_twin(), vec![evidence(&[honest_claim()], 0)]), Error::DeadlinePassed);
 			check();
 		});
 	}
@@ -1114,7 +1181,7 @@ mod span_tests {
 			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
 			let mut bad = evidence(&claims, 0);
 			bad.span.claim.len -= 1;
-			let err = Attribution::answer(signed(worker()), id, BoundedVec::truncate_from(vec![evidence(&claims, 0), bad, evidence(&claims, 0)]))
+			let err = Attribution::answer(signed(worker()), id, c(0), BoundedVec::truncate_from(vec![evidence(&claims, 0), bad, evidence(&claims, 0)]))
 				.unwrap_err();
 			assert_eq!(err.post_info.actual_weight, Some(<() as crate::WeightInfo>::answer(2)));
 			assert_eq!(err.error, Error::NotCommitted.into());

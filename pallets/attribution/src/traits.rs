@@ -56,8 +56,8 @@ pub trait WorkerRegistry<AccountId, Balance, BlockNumber> {
 	fn rewards_owed() -> Balance;
 	/// Slashes `fraction` of the stake that backed a receipt settled at block `settled_at`: the
 	/// worker's, its delegators', and unbonding stake that started unbonding at or after that
-	/// block. Returns how many delegations were visited and the amount slashed (which goes to
-	/// the treasury).
+	/// block. Returns how many delegations were visited and the amount slashed from the
+	/// worker's own stake (everything slashed goes to the treasury).
 	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<(u32, Balance), DispatchError>;
 	/// A receipt of `worker` settled at `settled_at` was challenged: the stake that backed it
 	/// stays until the verdict.

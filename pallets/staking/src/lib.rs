@@ -609,7 +609,7 @@ pub mod pallet {
 		#[pallet::weight(<T as Config>::WeightInfo::slash(T::MaxDelegators::get()))]
 		pub fn slash(origin: OriginFor<T>, worker: T::AccountId, fraction: Perbill) -> DispatchResultWithPostInfo {
 			T::GovernanceOrigin::ensure_origin(origin)?;
-			let (delegators, _) = Self::do_slash(&worker, fraction, None)?;
+			let (delegators, _, _) = Self::do_slash(&worker, fraction, None)?;
 			Ok(Some(<T as Config>::WeightInfo::slash(delegators)).into())
 		}
 
@@ -693,19 +693,21 @@ pub mod pallet {
 		/// Slashes `fraction` of the worker's self-bond, of each delegation to it and of each
 		/// unbonding chunk bonded to it — with `backing_since`, only chunks that started
 		/// unbonding at or after that block (the stake that backed a receipt settled then); marks
-		/// it slashed. Returns the number of delegators and the amount slashed (sent to
+		/// it slashed. Returns the number of delegators, the amount slashed from the worker's own
+		/// self-bond and the amount slashed in all (everything sent to
 		/// [`Config::SlashDestination`]).
 		pub fn do_slash(
 			worker: &T::AccountId,
 			fraction: Perbill,
 			backing_since: Option<BlockNumberFor<T>>,
-		) -> Result<(u32, BalanceOf<T>), DispatchError> {
+		) -> Result<(u32, BalanceOf<T>, BalanceOf<T>), DispatchError> {
 			let mut w = Workers::<T>::get(worker).ok_or(Error::<T>::UnknownWorker)?;
 			let mut total: BalanceOf<T> = Zero::zero();
 			let cut = Self::take(worker, w.self_bond, fraction)?;
 			Self::stake_changed(worker, worker, w.self_bond, w.self_bond - cut);
 			w.self_bond -= cut;
 			total = total.saturating_add(cut);
+			let own = cut;
 			let mut delegators = Vec::new();
 			for (delegator, amount) in Delegations::<T>::iter_prefix(worker) {
 				delegators.push((delegator, amount));
@@ -740,7 +742,7 @@ pub mod pallet {
 			let n = w.delegators;
 			Workers::<T>::insert(worker, w);
 			Self::deposit_event(Event::Slashed { worker: worker.clone(), fraction, amount: total });
-			Ok((n, total))
+			Ok((n, own, total))
 		}
 
 		/// A receipt of `worker` settled at `settled_at` was challenged: the stake that backed it

@@ -103,7 +103,7 @@ impl WorkerRegistry<AccountId, Balance, BlockNumber> for StakingAdapter {
 		OpenStaking::rewards_owed()
 	}
 	fn slash(worker: &AccountId, fraction: Perbill, settled_at: BlockNumber) -> Result<(u32, Balance), DispatchError> {
-		OpenStaking::do_slash(worker, fraction, Some(settled_at))
+		OpenStaking::do_slash(worker, fraction, Some(settled_at)).map(|(n, own, _)| (n, own))
 	}
 	fn challenge_opened(worker: &AccountId, settled_at: BlockNumber) {
 		OpenStaking::challenge_opened(worker, settled_at)
@@ -155,6 +155,8 @@ impl pallet_attribution::Config for Runtime {
 	/// A challenge not judged within a week after the window can be closed by anyone (valid).
 	type ResolveTimeout = ResolveTimeout;
 	type ResponseWindow = ResponseWindow;
+	/// 64 disputes may fall due per block, spilling over up to 64 blocks.
+	type MaxDisputesPerBlock = ConstU32<64>;
 	type MaxReceiptsPerBatch = ConstU32<256>;
 	type MaxPrunePerBlock = ConstU32<2048>;
 	type MaxVoucherLifetime = MaxVoucherLifetime;

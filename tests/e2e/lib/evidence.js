@@ -8,6 +8,7 @@ import { stringToU8a, u8aConcat, u8aToHex } from '@polkadot/util';
 
 export const CHUNK_BYTES = 1024;
 export const MIN_SPAN_BYTES = 24;
+export const MIN_OMISSION_BYTES = 64;
 
 const bytesOf = (x) => (typeof x === 'string' ? stringToU8a(x) : x);
 const leaf = (chunk) => blake2AsU8a(u8aConcat(new Uint8Array([0]), chunk), 256);

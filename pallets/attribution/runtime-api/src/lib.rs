@@ -32,6 +32,6 @@ sp_api::decl_runtime_apis! {
 		fn escrow(who: AccountId) -> (Balance, Option<(Balance, BlockNumber)>);
 		/// The open span disputes of a worker's receipts (what it must answer, and by when).
 		#[api_version(3)]
-		fn disputes(worker: AccountId) -> alloc::vec::Vec<(RequestId, Dispute<BlockNumber>)>;
+		fn disputes(worker: AccountId) -> alloc::vec::Vec<(RequestId, ContributionRef, Dispute<AccountId, BlockNumber>)>;
 	}
 }
