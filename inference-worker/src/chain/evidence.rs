@@ -38,19 +38,37 @@ pub struct Record {
 	pub keep_until: u32,
 }
 
-/// Records on disk, one file per request id: `<id hex>.<keep_until>.ev`.
+/// Records on disk, one file per request id: `<id hex>.<keep_until>.ev`, with an in-memory index
+/// of them (read once at open) so that a lookup never scans the folder.
 pub struct EvidenceStore {
 	dir: PathBuf,
+	index: std::sync::Mutex<std::collections::HashMap<RequestId, u32>>,
+}
+
+fn parse_name(name: &str) -> Option<(RequestId, u32)> {
+	let (id, until) = name.strip_suffix(".ev")?.split_once('.')?;
+	let bytes = hex::decode(id).ok().filter(|b| b.len() == 32)?;
+	Some((RequestId::from_slice(&bytes), until.parse().ok()?))
 }
 
 impl EvidenceStore {
 	pub fn open(dir: &Path) -> Result<Self> {
 		std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-		Ok(Self { dir: dir.to_owned() })
+		let mut index = std::collections::HashMap::new();
+		for e in std::fs::read_dir(dir)? {
+			if let Some((id, until)) = parse_name(&e?.file_name().to_string_lossy()) {
+				index.insert(id, until);
+			}
+		}
+		Ok(Self { dir: dir.to_owned(), index: std::sync::Mutex::new(index) })
 	}
 
 	fn file(&self, id: &RequestId, keep_until: u32) -> PathBuf {
 		self.dir.join(format!("{}.{keep_until}.ev", hex::encode(id.as_bytes())))
+	}
+
+	fn index(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<RequestId, u32>> {
+		self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 	}
 
 	/// Stores `r` durably (written aside, synced, renamed into place).
@@ -64,36 +82,29 @@ impl EvidenceStore {
 			f.sync_all()?;
 		}
 		std::fs::rename(&tmp, &path)?;
+		if let Some(old) = self.index().insert(*id, r.keep_until).filter(|u| *u != r.keep_until) {
+			if let Err(e) = std::fs::remove_file(self.file(id, old)) {
+				tracing::warn!("removing a superseded evidence record: {e}");
+			}
+		}
 		Ok(())
 	}
 
 	/// The record of `id`, if kept.
 	pub fn get(&self, id: &RequestId) -> Result<Option<Record>> {
-		let prefix = format!("{}.", hex::encode(id.as_bytes()));
-		for e in std::fs::read_dir(&self.dir)? {
-			let name = e?.file_name();
-			let name = name.to_string_lossy();
-			if name.starts_with(&prefix) && name.ends_with(".ev") {
-				let bytes = std::fs::read(self.dir.join(name.as_ref()))?;
-				return Record::decode(&mut &bytes[..]).map(Some).context("a corrupt evidence record");
-			}
-		}
-		Ok(None)
+		let Some(until) = self.index().get(id).copied() else { return Ok(None) };
+		let bytes = std::fs::read(self.file(id, until))?;
+		Record::decode(&mut &bytes[..]).map(Some).context("a corrupt evidence record")
 	}
 
 	/// Removes the records kept until a block before `finalized`; returns how many.
 	pub fn prune(&self, finalized: u32) -> Result<usize> {
-		let mut n = 0;
-		for e in std::fs::read_dir(&self.dir)? {
-			let e = e?;
-			let name = e.file_name().to_string_lossy().into_owned();
-			let until = name.strip_suffix(".ev").and_then(|s| s.rsplit('.').next()).and_then(|s| s.parse::<u32>().ok());
-			if until.is_some_and(|u| u < finalized) {
-				std::fs::remove_file(e.path())?;
-				n += 1;
-			}
+		let gone: Vec<(RequestId, u32)> = self.index().iter().filter(|(_, u)| **u < finalized).map(|(i, u)| (*i, *u)).collect();
+		for (id, until) in &gone {
+			std::fs::remove_file(self.file(id, *until))?;
+			self.index().remove(id);
 		}
-		Ok(n)
+		Ok(gone.len())
 	}
 }
 
@@ -368,7 +379,12 @@ mod tests {
 		assert_eq!(s.get(&a).unwrap().unwrap().keep_until, 100);
 		assert_eq!(s.prune(150).unwrap(), 1);
 		assert!(s.get(&a).unwrap().is_none());
-		assert_eq!(s.get(&b).unwrap(), Some(r));
+		assert_eq!(s.get(&b).unwrap(), Some(r.clone()));
 		assert!(s.get(&RequestId::repeat_byte(3)).unwrap().is_none());
+		// Reopened, it finds what is on disk (and ignores stray files).
+		std::fs::write(dir.path().join("stray.txt"), b"x").unwrap();
+		let s = EvidenceStore::open(dir.path()).unwrap();
+		assert_eq!(s.get(&b).unwrap(), Some(r));
+		assert!(s.get(&a).unwrap().is_none());
 	}
 }

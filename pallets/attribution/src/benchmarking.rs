@@ -172,13 +172,29 @@ mod deep {
 	}
 }
 
-/// A settled span-match receipt over the deep output, crediting `credited` with a share its
-/// `n` claims (distinct, each `MAX_SPAN_BYTES` long, at offsets a chunk apart) justify, whose
-/// content is the deep content too. Returns the worker, request id and the claims.
-fn deep_receipt<T: Config>(credited: ContributionRef, n: u32) -> (T::AccountId, RequestId, Vec<openledger_primitives::evidence::SpanClaim>) {
+/// What [`deep_receipt`] sets up.
+struct Deep<T: Config> {
+	worker: T::AccountId,
+	id: RequestId,
+	claims: Vec<openledger_primitives::evidence::SpanClaim>,
+	/// The contribution credited (deep content).
+	credited: ContributionRef,
+	/// A contribution of another Datanet of the lineage, not credited.
+	other: ContributionRef,
+}
+
+/// A settled span-match receipt over the deep output, crediting one contribution with a share
+/// its `n` claims (distinct, each `MAX_SPAN_BYTES` long, at offsets a chunk apart) justify, whose
+/// content is the deep content too.
+fn deep_receipt<T: Config>(n: u32) -> Deep<T> {
 	use openledger_primitives::evidence::{self as ev, SpanClaim, CHUNK_BYTES, MAX_SPAN_BYTES};
 	let f = fixture::<T>(1, 1);
 	let id = f.receipts[0].receipt.request_id();
+	let credited = f.receipts[0].receipt.attribution[0].contribution;
+	let v = &f.receipts[0].receipt.voucher;
+	let lineage = T::Models::terms(v.model, v.model_version).expect("registered").lineage;
+	let (d, ver, _) = lineage.iter().copied().find(|(d, _, _)| *d != credited.datanet).expect("a lineage of two Datanets at least");
+	let other = ContributionRef { datanet: d, version: ver, index: 0 };
 	Pallet::<T>::submit_receipts(RawOrigin::Signed(f.worker.clone()).into(), BoundedVec::truncate_from(f.receipts)).unwrap();
 	let claims: Vec<SpanClaim> = (0..n)
 		.map(|i| {
@@ -195,17 +211,8 @@ fn deep_receipt<T: Config>(credited: ContributionRef, n: u32) -> (T::AccountId, 
 	r.attribution = BoundedVec::truncate_from(vec![Share { contribution: credited, share: Perbill::from_parts(1) }]);
 	Receipts::<T>::insert(id, r);
 	T::BenchmarkHelper::set_content_root(&credited, deep::root());
-	(f.worker, id, claims)
-}
-
-/// The fixture's credited contribution and an uncredited one of another lineage Datanet.
-fn lineage_refs<T: Config>() -> (ContributionRef, ContributionRef) {
-	let f = fixture::<T>(1, 1);
-	let credited = f.receipts[0].receipt.attribution[0].contribution;
-	let v = &f.receipts[0].receipt.voucher;
-	let lineage = T::Models::terms(v.model, v.model_version).expect("registered").lineage;
-	let (d, ver, _) = lineage.iter().copied().find(|(d, _, _)| *d != credited.datanet).expect("a lineage of two Datanets at least");
-	(credited, ContributionRef { datanet: d, version: ver, index: 0 })
+	T::BenchmarkHelper::set_content_root(&other, deep::root());
+	Deep { worker: f.worker, id, claims, credited, other }
 }
 
 fn span_proof(claim: openledger_primitives::evidence::SpanClaim) -> SpanProof {
@@ -339,9 +346,7 @@ mod benchmarks {
 	/// two chunks and `MAX_PROOF_DEPTH` siblings each.
 	#[benchmark]
 	fn prove_omission() {
-		let (credited, other) = lineage_refs::<T>();
-		let (worker, id, _) = deep_receipt::<T>(credited, 1);
-		T::BenchmarkHelper::set_content_root(&other, deep::root());
+		let Deep { worker, id, other, .. } = deep_receipt::<T>(1);
 		let start = 3 * openledger_primitives::evidence::CHUNK_BYTES as u64 + 7;
 		let claim = openledger_primitives::evidence::SpanClaim {
 			output_start: start as u32,
@@ -362,8 +367,7 @@ mod benchmarks {
 	/// valid: the bond goes to the worker.
 	#[benchmark]
 	fn answer(n: Linear<1, MAX_EVIDENCE_SPANS>) {
-		let (credited, _) = lineage_refs::<T>();
-		let (worker, id, claims) = deep_receipt::<T>(credited, n);
+		let Deep { worker, id, claims, credited, .. } = deep_receipt::<T>(n);
 		let challenger: T::AccountId = account("challenger", 0, 1);
 		funded::<T>(&challenger);
 		Pallet::<T>::challenge_share(RawOrigin::Signed(challenger).into(), id, credited).unwrap();

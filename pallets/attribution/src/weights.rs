@@ -44,11 +44,11 @@ pub trait WeightInfo {
 	fn challenge() -> Weight;
 	fn resolve_challenge(d: u32, ) -> Weight;
 	fn resolve_challenge_overdue(p: u32, ) -> Weight;
-	fn prune_block() -> Weight;
-	fn prune_receipt(p: u32, ) -> Weight;
 	fn challenge_share() -> Weight;
 	fn prove_omission() -> Weight;
 	fn answer(n: u32, ) -> Weight;
+	fn prune_block() -> Weight;
+	fn prune_receipt(p: u32, ) -> Weight;
 }
 
 /// Weights measured on the reference machine, with the runtime's database weights.
@@ -61,8 +61,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deposit_escrow() -> Weight {
 		//  Measured:  `103`
 		//  Estimated: `3622`
-		// Minimum execution time: 46_897_000 picoseconds.
-		Weight::from_parts(52_118_000, 3622)
+		// Minimum execution time: 40_584_000 picoseconds.
+		Weight::from_parts(43_234_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -73,8 +73,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn request_escrow_withdrawal() -> Weight {
 		//  Measured:  `55`
 		//  Estimated: `3622`
-		// Minimum execution time: 15_426_000 picoseconds.
-		Weight::from_parts(17_395_000, 3622)
+		// Minimum execution time: 11_701_000 picoseconds.
+		Weight::from_parts(11_952_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -87,8 +87,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn withdraw_escrow() -> Weight {
 		//  Measured:  `257`
 		//  Estimated: `3622`
-		// Minimum execution time: 55_781_000 picoseconds.
-		Weight::from_parts(59_292_000, 3622)
+		// Minimum execution time: 42_553_000 picoseconds.
+		Weight::from_parts(43_703_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -105,7 +105,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Models::Versions` (r:1 w:0)
 	/// Proof: `Models::Versions` (`max_values`: None, `max_size`: Some(552), added: 3027, mode: `MaxEncodedLen`)
 	/// Storage: `Models::PreviousTerms` (r:1 w:0)
-	/// Proof: `Models::PreviousTerms` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Proof: `Models::PreviousTerms` (`max_values`: None, `max_size`: Some(221), added: 2696, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Snapshots` (r:1 w:0)
 	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Leaves` (r:8192 w:0)
@@ -125,18 +125,18 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::ModelUsage` (r:1 w:1)
 	/// Proof: `Attribution::ModelUsage` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Receipts` (r:0 w:256)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 256]`.
 	/// The range of component `s` is `[1, 32]`.
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		//  Measured:  `0 + n * (7359 ±0) + s * (56184 ±0)`
-		//  Estimated: `132111 + n * (46248 ±4_000) + s * (359195 ±32_028)`
-		// Minimum execution time: 988_312_000 picoseconds.
-		Weight::from_parts(1_005_573_000, 132111)
-			// Standard Error: 103_339_768
-			.saturating_add(Weight::from_parts(1_139_777_612, 0).saturating_mul(n.into()))
-			// Standard Error: 827_358_121
-			.saturating_add(Weight::from_parts(3_680_072_083, 0).saturating_mul(s.into()))
+		//  Measured:  `0 + n * (7360 ±0) + s * (56251 ±0)`
+		//  Estimated: `132111 + n * (46248 ±0) + s * (359195 ±49_797)`
+		// Minimum execution time: 726_568_000 picoseconds.
+		Weight::from_parts(748_347_000, 132111)
+			// Standard Error: 44_902_039
+			.saturating_add(Weight::from_parts(554_773_684, 0).saturating_mul(n.into()))
+			// Standard Error: 359_494_392
+			.saturating_add(Weight::from_parts(2_210_020_200, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(145_u64))
 			.saturating_add(T::DbWeight::get().reads((38_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().reads((272_u64).saturating_mul(s.into())))
@@ -155,31 +155,31 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::AccountEarnings` (r:1 w:1)
 	/// Proof: `Attribution::AccountEarnings` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn claim_rewards() -> Weight {
-		//  Measured:  `2014`
+		//  Measured:  `1981`
 		//  Estimated: `6196`
-		// Minimum execution time: 253_392_000 picoseconds.
-		Weight::from_parts(345_712_000, 6196)
+		// Minimum execution time: 110_534_000 picoseconds.
+		Weight::from_parts(117_641_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	fn challenge() -> Weight {
-		//  Measured:  `2186`
-		//  Estimated: `8268`
-		// Minimum execution time: 102_351_000 picoseconds.
-		Weight::from_parts(211_209_000, 8268)
+		//  Measured:  `2197`
+		//  Estimated: `8312`
+		// Minimum execution time: 78_175_000 picoseconds.
+		Weight::from_parts(81_110_000, 8312)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
@@ -208,12 +208,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `OpenStaking::SlashedWorkers` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `d` is `[0, 256]`.
 	fn resolve_challenge(d: u32, ) -> Weight {
-		//  Measured:  `13145 + d * (282 ±0)`
+		//  Measured:  `13168 + d * (282 ±0)`
 		//  Estimated: `132111 + d * (2632 ±0)`
-		// Minimum execution time: 549_326_000 picoseconds.
-		Weight::from_parts(346_874_407, 132111)
-			// Standard Error: 1_326_282
-			.saturating_add(Weight::from_parts(80_200_559, 0).saturating_mul(d.into()))
+		// Minimum execution time: 475_726_000 picoseconds.
+		Weight::from_parts(383_869_321, 132111)
+			// Standard Error: 246_414
+			.saturating_add(Weight::from_parts(50_876_030, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(69_u64))
 			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(66_u64))
@@ -221,7 +221,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(0, 2632).saturating_mul(d.into()))
 	}
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -246,17 +246,98 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// The range of component `p` is `[1, 51]`.
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
-		//  Measured:  `3450 + p * (144 ±0)`
-		//  Estimated: `8268 + p * (2571 ±114)`
-		// Minimum execution time: 256_687_000 picoseconds.
-		Weight::from_parts(538_182_886, 8268)
-			// Standard Error: 2_360_463
-			.saturating_add(Weight::from_parts(17_010_349, 0).saturating_mul(p.into()))
+		//  Measured:  `3514 + p * (143 ±0)`
+		//  Estimated: `8312 + p * (2571 ±0)`
+		// Minimum execution time: 153_021_000 picoseconds.
+		Weight::from_parts(178_777_858, 8312)
+			// Standard Error: 200_519
+			.saturating_add(Weight::from_parts(9_890_415, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(p.into())))
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
+	}
+	/// Storage: `Attribution::Receipts` (r:1 w:1)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Disputes` (r:1 w:1)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(165), added: 2640, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DisputeDeadlines` (r:1 w:1)
+	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(2830), added: 5305, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
+	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	fn challenge_share() -> Weight {
+		//  Measured:  `2516`
+		//  Estimated: `8312`
+		// Minimum execution time: 98_326_000 picoseconds.
+		Weight::from_parts(98_525_000, 8312)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
+	/// Storage: `Attribution::Receipts` (r:1 w:1)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
+	/// Storage: `Models::Models` (r:1 w:0)
+	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(778), added: 3253, mode: `MaxEncodedLen`)
+	/// Storage: `Models::Versions` (r:1 w:0)
+	/// Proof: `Models::Versions` (`max_values`: None, `max_size`: Some(552), added: 3027, mode: `MaxEncodedLen`)
+	/// Storage: `Models::PreviousTerms` (r:1 w:0)
+	/// Proof: `Models::PreviousTerms` (`max_values`: None, `max_size`: Some(221), added: 2696, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::Snapshots` (r:1 w:0)
+	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::Leaves` (r:1 w:0)
+	/// Proof: `Datanets::Leaves` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::Contributions` (r:1 w:0)
+	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(1485), added: 3960, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Disputes` (r:1 w:1)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(165), added: 2640, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DisputeDeadlines` (r:1 w:1)
+	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(2830), added: 5305, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
+	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	fn prove_omission() -> Weight {
+		//  Measured:  `4825`
+		//  Estimated: `8312`
+		// Minimum execution time: 175_160_000 picoseconds.
+		Weight::from_parts(181_326_000, 8312)
+			.saturating_add(T::DbWeight::get().reads(12_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
+	/// Storage: `Attribution::Receipts` (r:1 w:1)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::Disputes` (r:1 w:1)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(165), added: 2640, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::Snapshots` (r:1 w:0)
+	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::Leaves` (r:1 w:0)
+	/// Proof: `Datanets::Leaves` (`max_values`: None, `max_size`: Some(72), added: 2547, mode: `MaxEncodedLen`)
+	/// Storage: `Datanets::Contributions` (r:1 w:0)
+	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(1485), added: 3960, mode: `MaxEncodedLen`)
+	/// Storage: `Attribution::DisputeDeadlines` (r:1 w:1)
+	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(2830), added: 5305, mode: `MaxEncodedLen`)
+	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
+	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:2 w:2)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// The range of component `n` is `[1, 16]`.
+	fn answer(n: u32, ) -> Weight {
+		//  Measured:  `4232`
+		//  Estimated: `8312`
+		// Minimum execution time: 154_688_000 picoseconds.
+		Weight::from_parts(127_444_484, 8312)
+			// Standard Error: 664_823
+			.saturating_add(Weight::from_parts(35_054_453, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(10_u64))
+			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
 	/// Storage: `Attribution::PruneCursor` (r:1 w:1)
 	/// Proof: `Attribution::PruneCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
@@ -265,8 +346,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn prune_block() -> Weight {
 		//  Measured:  `30`
 		//  Estimated: `69015`
-		// Minimum execution time: 10_949_000 picoseconds.
-		Weight::from_parts(13_492_000, 69015)
+		// Minimum execution time: 6_896_000 picoseconds.
+		Weight::from_parts(7_079_000, 69015)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -275,7 +356,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::PruneQueue` (r:1 w:1)
 	/// Proof: `Attribution::PruneQueue` (`max_values`: None, `max_size`: Some(65550), added: 68025, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
-	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4803), added: 7278, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Rewards` (r:50 w:50)
 	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::AccountEarnings` (r:51 w:51)
@@ -294,58 +375,41 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// The range of component `p` is `[0, 51]`.
 	fn prune_receipt(p: u32, ) -> Weight {
-		//  Measured:  `2247 + p * (147 ±0)`
-		//  Estimated: `69015 + p * (2571 ±36)`
-		// Minimum execution time: 45_519_000 picoseconds.
-		Weight::from_parts(67_618_804, 69015)
-			// Standard Error: 1_026_948
-			.saturating_add(Weight::from_parts(15_847_526, 0).saturating_mul(p.into()))
+		//  Measured:  `2291 + p * (147 ±0)`
+		//  Estimated: `69015 + p * (2571 ±0)`
+		// Minimum execution time: 36_000_000 picoseconds.
+		Weight::from_parts(60_656_272, 69015)
+			// Standard Error: 234_989
+			.saturating_add(Weight::from_parts(10_205_907, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(p.into())))
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
-	fn challenge_share() -> Weight {
-		Weight::from_parts(300_000_000, 12000)
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
-	}
-	fn prove_omission() -> Weight {
-		Weight::from_parts(900_000_000, 12000)
-			.saturating_add(T::DbWeight::get().reads(9_u64))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
-	}
-	fn answer(n: u32, ) -> Weight {
-		Weight::from_parts(900_000_000, 12000)
-			.saturating_add(Weight::from_parts(700_000_000, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(10_u64))
-			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
-	}
 }
 
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn deposit_escrow() -> Weight {
-		Weight::from_parts(52_118_000, 3622)
+		Weight::from_parts(43_234_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn request_escrow_withdrawal() -> Weight {
-		Weight::from_parts(17_395_000, 3622)
+		Weight::from_parts(11_952_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_escrow() -> Weight {
-		Weight::from_parts(59_292_000, 3622)
+		Weight::from_parts(43_703_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		Weight::from_parts(1_005_573_000, 132111)
-			.saturating_add(Weight::from_parts(1_139_777_612, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(3_680_072_083, 0).saturating_mul(s.into()))
+		Weight::from_parts(748_347_000, 132111)
+			.saturating_add(Weight::from_parts(554_773_684, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(2_210_020_200, 0).saturating_mul(s.into()))
 			.saturating_add(ParityDbWeight::get().reads(145_u64))
 			.saturating_add(ParityDbWeight::get().reads((38_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().reads((272_u64).saturating_mul(s.into())))
@@ -356,18 +420,18 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 359195).saturating_mul(s.into()))
 	}
 	fn claim_rewards() -> Weight {
-		Weight::from_parts(345_712_000, 6196)
+		Weight::from_parts(117_641_000, 6196)
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn challenge() -> Weight {
-		Weight::from_parts(211_209_000, 8268)
+		Weight::from_parts(81_110_000, 8312)
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn resolve_challenge(d: u32, ) -> Weight {
-		Weight::from_parts(346_874_407, 132111)
-			.saturating_add(Weight::from_parts(80_200_559, 0).saturating_mul(d.into()))
+		Weight::from_parts(383_869_321, 132111)
+			.saturating_add(Weight::from_parts(50_876_030, 0).saturating_mul(d.into()))
 			.saturating_add(ParityDbWeight::get().reads(69_u64))
 			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(66_u64))
@@ -375,43 +439,42 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2632).saturating_mul(d.into()))
 	}
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
-		Weight::from_parts(538_182_886, 8268)
-			.saturating_add(Weight::from_parts(17_010_349, 0).saturating_mul(p.into()))
+		Weight::from_parts(178_777_858, 8312)
+			.saturating_add(Weight::from_parts(9_890_415, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
 			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(p.into())))
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
+	fn challenge_share() -> Weight {
+		Weight::from_parts(98_525_000, 8312)
+			.saturating_add(ParityDbWeight::get().reads(6_u64))
+			.saturating_add(ParityDbWeight::get().writes(6_u64))
+	}
+	fn prove_omission() -> Weight {
+		Weight::from_parts(181_326_000, 8312)
+			.saturating_add(ParityDbWeight::get().reads(12_u64))
+			.saturating_add(ParityDbWeight::get().writes(6_u64))
+	}
+	fn answer(n: u32, ) -> Weight {
+		Weight::from_parts(127_444_484, 8312)
+			.saturating_add(Weight::from_parts(35_054_453, 0).saturating_mul(n.into()))
+			.saturating_add(ParityDbWeight::get().reads(10_u64))
+			.saturating_add(ParityDbWeight::get().writes(7_u64))
+	}
 	fn prune_block() -> Weight {
-		Weight::from_parts(13_492_000, 69015)
+		Weight::from_parts(7_079_000, 69015)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn prune_receipt(p: u32, ) -> Weight {
-		Weight::from_parts(67_618_804, 69015)
-			.saturating_add(Weight::from_parts(15_847_526, 0).saturating_mul(p.into()))
+		Weight::from_parts(60_656_272, 69015)
+			.saturating_add(Weight::from_parts(10_205_907, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 			.saturating_add(ParityDbWeight::get().writes((3_u64).saturating_mul(p.into())))
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
-	}
-	fn challenge_share() -> Weight {
-		Weight::from_parts(300_000_000, 12000)
-			.saturating_add(ParityDbWeight::get().reads(6_u64))
-			.saturating_add(ParityDbWeight::get().writes(6_u64))
-	}
-	fn prove_omission() -> Weight {
-		Weight::from_parts(900_000_000, 12000)
-			.saturating_add(ParityDbWeight::get().reads(9_u64))
-			.saturating_add(ParityDbWeight::get().writes(6_u64))
-	}
-	fn answer(n: u32, ) -> Weight {
-		Weight::from_parts(900_000_000, 12000)
-			.saturating_add(Weight::from_parts(700_000_000, 0).saturating_mul(n.into()))
-			.saturating_add(ParityDbWeight::get().reads(10_u64))
-			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(ParityDbWeight::get().writes(8_u64))
 	}
 }
