@@ -94,7 +94,15 @@ pub fn run(a: BenchAttrArgs) -> anyhow::Result<()> {
 	}
 	let dir = tempfile::tempdir()?;
 	let refs = (0..n_docs as u32).map(|i| DocRef { datanet: 1, version: 1, index: i, content_hash: [0; 32] });
-	let decode = |ids: &[u32]| -> Option<String> { Some(ids.iter().map(|t| format!("t{t} ")).collect()) };
+	// A token table, as a tokenizer's decoder has: decoding is lookups and a concatenation.
+	let table: Vec<String> = (0..a.shape.vocab as u32).map(|t| format!("t{t} ")).collect();
+	let decode = |ids: &[u32]| -> Option<String> {
+		let mut s = String::with_capacity(ids.len() * 6);
+		for t in ids {
+			s.push_str(table.get(*t as usize)?);
+		}
+		Some(s)
+	};
 	let raws: Vec<Vec<u8>> = docs.iter().map(|d| decode(d).unwrap_or_default().into_bytes()).collect();
 	build_index(dir.path(), refs.zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())))?;
 	let idx = SpanIndex::open(dir.path())?;

@@ -389,61 +389,68 @@ impl SpanIndex {
 		// Each span's answer bytes and the documents it is in.
 		let mut span_bytes: Vec<(usize, usize, Vec<usize>)> = Vec::new();
 		for s in &a.spans {
-			let Some(bs) = locate(decode, answer, s.start, s.end, text) else { continue };
 			let Some(piece) = decode(&answer[s.start..s.end]) else { continue };
 			let piece = piece.trim_matches('\u{FFFD}');
-			let be = bs + piece.len();
-			span_bytes.push((bs, be, s.docs.iter().filter_map(|d| self.position(d.datanet, d.version, d.index)).collect()));
-			for d in &s.docs {
-				let Some(pos) = self.position(d.datanet, d.version, d.index) else { continue };
-				let raw = self.raw(pos);
-				// The span's bytes as they are; else its pieces between bytes a record's syntax
-				// escapes (quotes, backslashes, control bytes: JSON text), each found alone.
-				let mut pieces = vec![(bs, be)];
-				if memchr::memmem::find(raw, &out[bs..be]).is_none() {
-					pieces.clear();
-					let mut from = bs;
-					for k in bs..=be {
-						if k == be || out[k] == b'"' || out[k] == b'\\' || out[k] < 0x20 {
-							if k - from >= 4 {
-								pieces.push((from, k));
+			if piece.is_empty() {
+				continue;
+			}
+			// Every place of the answer holding the span's text (any of them is a true claim; a
+			// repeated copy is claimed too).
+			for (bs, _) in text.match_indices(piece).take(MAX_REPEATS) {
+				let be = bs + piece.len();
+				span_bytes.push((bs, be, s.docs.iter().filter_map(|d| self.position(d.datanet, d.version, d.index)).collect()));
+				for d in &s.docs {
+					let Some(pos) = self.position(d.datanet, d.version, d.index) else { continue };
+					let raw = self.raw(pos);
+					// The span's bytes as they are; else its pieces between bytes a record's syntax
+					// escapes (quotes, backslashes, control bytes: JSON text), each found alone.
+					let finder = memchr::memmem::Finder::new(&out[bs..be]);
+					let mut pieces = vec![(bs, be)];
+					if finder.find(raw).is_none() {
+						pieces.clear();
+						let mut from = bs;
+						for k in bs..=be {
+							if k == be || out[k] == b'"' || out[k] == b'\\' || out[k] < 0x20 {
+								if k - from >= 4 {
+									pieces.push((from, k));
+								}
+								from = k + 1;
 							}
-							from = k + 1;
 						}
 					}
-				}
-				for (bs, be) in pieces {
-					// Each occurrence (the first 64) extended byte by byte as far as both agree; the
-					// longest kept. Short token spans grow into the verbatim copy they are part of.
-					let mut best: Option<(usize, usize, usize)> = None;
-					for off in memchr::memmem::find_iter(raw, &out[bs..be]).take(64) {
-						let (mut a0, mut b0, mut o0) = (bs, be, off);
-						while a0 > 0 && o0 > 0 && out[a0 - 1] == raw[o0 - 1] {
-							a0 -= 1;
-							o0 -= 1;
+					for (bs, be) in pieces {
+						// Each occurrence (the first 64) extended byte by byte as far as both agree; the
+						// longest kept. Short token spans grow into the verbatim copy they are part of.
+						let mut best: Option<(usize, usize, usize)> = None;
+						for off in memchr::memmem::find_iter(raw, &out[bs..be]).take(64) {
+							let (mut a0, mut b0, mut o0) = (bs, be, off);
+							while a0 > 0 && o0 > 0 && out[a0 - 1] == raw[o0 - 1] {
+								a0 -= 1;
+								o0 -= 1;
+							}
+							while b0 < out.len() && o0 + (b0 - a0) < raw.len() && out[b0] == raw[o0 + (b0 - a0)] {
+								b0 += 1;
+							}
+							if best.is_none_or(|(a, b, _)| b0 - a0 > b - a) {
+								best = Some((a0, b0, o0));
+							}
 						}
-						while b0 < out.len() && o0 + (b0 - a0) < raw.len() && out[b0] == raw[o0 + (b0 - a0)] {
-							b0 += 1;
+						let Some((a0, b0, o0)) = best else { continue };
+						if b0 - a0 < MIN_SPAN_BYTES as usize {
+							continue;
 						}
-						if best.is_none_or(|(a, b, _)| b0 - a0 > b - a) {
-							best = Some((a0, b0, o0));
+						// Cut into even pieces of at most MAX_SPAN_BYTES (so none is short).
+						let len = (b0 - a0) as u64;
+						let pieces = len.div_ceil(MAX_SPAN_BYTES as u64);
+						let size = len.div_ceil(pieces);
+						let mut at = 0u64;
+						while at < len {
+							let n = size.min(len - at);
+							if n >= MIN_SPAN_BYTES as u64 {
+								found.entry(pos).or_default().push((a0 as u64 + at, a0 as u64 + at + n, o0 as u64 + at));
+							}
+							at += n;
 						}
-					}
-					let Some((a0, b0, o0)) = best else { continue };
-					if b0 - a0 < MIN_SPAN_BYTES as usize {
-						continue;
-					}
-					// Cut into even pieces of at most MAX_SPAN_BYTES (so none is short).
-					let len = (b0 - a0) as u64;
-					let pieces = len.div_ceil(MAX_SPAN_BYTES as u64);
-					let size = len.div_ceil(pieces);
-					let mut at = 0u64;
-					while at < len {
-						let n = size.min(len - at);
-						if n >= MIN_SPAN_BYTES as u64 {
-							found.entry(pos).or_default().push((a0 as u64 + at, a0 as u64 + at + n, o0 as u64 + at));
-						}
-						at += n;
 					}
 				}
 			}
@@ -524,21 +531,8 @@ impl SpanIndex {
 /// Most claims committed per credited document.
 pub const MAX_CLAIMS_PER_DOC: usize = 64;
 
-/// The byte offset in `text` (what `answer` decodes to) of the span of tokens `[start, end)`:
-/// where its decoded text occurs at or just before the decoded length of the tokens before it.
-fn locate(decode: &dyn Fn(&[u32]) -> Option<String>, answer: &[u32], start: usize, end: usize, text: &str) -> Option<usize> {
-	let piece = decode(&answer[start..end])?;
-	let piece = piece.trim_matches('\u{FFFD}');
-	if piece.is_empty() {
-		return None;
-	}
-	let guess = decode(&answer[..start])?.len().min(text.len());
-	let mut from = guess.saturating_sub(8);
-	while !text.is_char_boundary(from) {
-		from -= 1;
-	}
-	text[from..].find(piece).map(|i| from + i).or_else(|| text.find(piece))
-}
+/// Most places of the answer a span's text is claimed at.
+const MAX_REPEATS: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct AttributionParams {
