@@ -193,6 +193,18 @@ pub struct RangeProof {
 	pub chunks: BoundedVec<ChunkProof, ConstU32<MAX_RANGE_CHUNKS>>,
 }
 
+/// What a span dispute says is wrong with a span-match receipt (also the dispute's key: one
+/// open dispute per receipt and kind).
+#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen, PartialEq, Eq, RuntimeDebug)]
+#[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
+pub enum DisputeKind {
+	/// This credited contribution's share is more than its proven spans justify.
+	Share(ContributionRef),
+	/// Output bytes `[output_start, output_start + len)`, proven to occur in `contribution` (of
+	/// the lineage, not credited), were left unattributed.
+	Omission { contribution: ContributionRef, output_start: u32, len: u32 },
+}
+
 /// Why evidence does not hold.
 #[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen, PartialEq, Eq, RuntimeDebug)]
 pub enum EvidenceError {
@@ -348,6 +360,29 @@ pub fn covered_bytes(mut ranges: Vec<(u64, u64)>) -> u64 {
 		}
 	}
 	total
+}
+
+/// Up to `max` of `ranges`, chosen greedily by the bytes each adds to the union (ties: the
+/// earlier one), in the order chosen: how a worker picks the claims that justify a share (the
+/// same choice it caps the share by, so its answer always justifies it).
+pub fn pick_covering(ranges: &[(u64, u64)], max: usize) -> Vec<usize> {
+	let mut picked: Vec<usize> = Vec::new();
+	while picked.len() < max {
+		let union = |extra: Option<usize>| covered_bytes(picked.iter().copied().chain(extra).map(|i| ranges[i]).collect());
+		let now = union(None);
+		let mut best: Option<(usize, u64)> = None;
+		for i in (0..ranges.len()).filter(|i| !picked.contains(i)) {
+			let gain = union(Some(i)) - now;
+			if gain > 0 && best.is_none_or(|(_, g)| gain > g) {
+				best = Some((i, gain));
+			}
+		}
+		match best {
+			Some((i, _)) => picked.push(i),
+			None => break,
+		}
+	}
+	picked
 }
 
 /// The longest run of bytes of `[start, end)` that no range covers.
@@ -566,6 +601,9 @@ mod tests {
 		assert_eq!(covered_bytes(alloc::vec![]), 0);
 		assert_eq!(covered_bytes(alloc::vec![(0, 10), (5, 15), (20, 25), (21, 22)]), 20);
 		assert_eq!(covered_bytes(alloc::vec![(30, 40), (0, 10)]), 20);
+		assert_eq!(pick_covering(&[(0, 10), (0, 30), (25, 40), (5, 8)], 2), alloc::vec![1, 2]);
+		assert_eq!(pick_covering(&[(0, 10), (0, 10), (20, 25)], 5), alloc::vec![0, 2], "no range that adds nothing");
+		assert!(pick_covering(&[(0, 10)], 0).is_empty());
 		assert_eq!(longest_uncovered(alloc::vec![], 5, 50), 45);
 		assert_eq!(longest_uncovered(alloc::vec![(0, 10), (20, 30)], 5, 50), 20);
 		assert_eq!(longest_uncovered(alloc::vec![(20, 30), (0, 10)], 5, 28), 10);

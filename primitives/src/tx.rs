@@ -17,7 +17,7 @@ use sp_runtime::{MultiAddress, MultiSignature};
 pub const ATTRIBUTION_PALLET: u8 = 23;
 /// Call index of `Attribution::submit_receipts`.
 pub const SUBMIT_RECEIPTS_CALL: u8 = 3;
-/// Call index of `Attribution::answer`: `(request id, contribution, Vec<SpanEvidence>)`.
+/// Call index of `Attribution::answer`: `(request id, DisputeKind, Vec<SpanEvidence>)`.
 pub const ANSWER_CALL: u8 = 10;
 /// `pallet_index` of the model registry.
 pub const MODELS_PALLET: u8 = 21;

@@ -313,7 +313,7 @@ impl_runtime_apis! {
 		}
 		fn disputes(
 			worker: AccountId,
-		) -> alloc::vec::Vec<(pallet_attribution::RequestId, pallet_attribution::ContributionRef, pallet_attribution::Dispute<AccountId, BlockNumber>)> {
+		) -> alloc::vec::Vec<(pallet_attribution::RequestId, pallet_attribution::DisputeKind, pallet_attribution::Dispute<AccountId, BlockNumber>)> {
 			pallet_attribution::Disputes::<Runtime>::iter_prefix((&worker,)).map(|((id, c), d)| (id, c, d)).collect()
 		}
 	}

@@ -370,8 +370,12 @@ fn off_chain_extrinsics_and_worker_record_match_the_runtime() {
 		assert_eq!(ours, call.encode(), "pallet and call index");
 		// The worker's answer to a dispute: `(request id, evidence)` after the indices.
 		let (id, evidence) = (sp_core::H256::repeat_byte(5), frame_support::BoundedVec::new());
-		let c = openledger_primitives::receipt::ContributionRef { datanet: 1, version: 2, index: 3 };
-		let answer = RuntimeCall::Attribution(pallet_attribution::Call::answer { request_id: id, contribution: c, evidence: evidence.clone() });
+		let c = openledger_primitives::evidence::DisputeKind::Omission {
+			contribution: openledger_primitives::receipt::ContributionRef { datanet: 1, version: 2, index: 3 },
+			output_start: 7,
+			len: 99,
+		};
+		let answer = RuntimeCall::Attribution(pallet_attribution::Call::answer { request_id: id, dispute: c, evidence: evidence.clone() });
 		assert_eq!(tx::encode_call(tx::ATTRIBUTION_PALLET, tx::ANSWER_CALL, &(id, c, evidence.into_inner())), answer.encode());
 
 		let ctx = tx::TxContext {
@@ -633,10 +637,13 @@ fn attribution_through_real_staking_slashes_refunds_vests_and_shares() {
 			},
 		};
 		assert_noop!(
-			crate::Attribution::answer(origin(charlie), false_id, disputed, vec![evidence].try_into().unwrap()).map_err(|e| e.error),
+			crate::Attribution::answer(origin(charlie), false_id, pallet_attribution::DisputeKind::Share(disputed), vec![evidence].try_into().unwrap())
+				.map_err(|e| e.error),
 			pallet_attribution::Error::<Runtime>::BytesDiffer
 		);
-		let deadline = pallet_attribution::Disputes::<Runtime>::get((charlie.to_account_id(), false_id, disputed)).unwrap().deadline;
+		let deadline = pallet_attribution::Disputes::<Runtime>::get((charlie.to_account_id(), false_id, pallet_attribution::DisputeKind::Share(disputed)))
+			.unwrap()
+			.deadline;
 		assert_eq!(deadline, 2 + crate::configs::attribution::ResponseWindow::get());
 		System::set_block_number(deadline);
 		crate::Attribution::on_idle(deadline, frame_support::weights::Weight::MAX);

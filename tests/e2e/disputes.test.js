@@ -142,7 +142,6 @@ test('(a) an honest receipt is challenged, its worker answers by itself, the cha
   const disputed = await cli('challenge', 'share', requestId, String(datanet), '1', '1');
   assert.ok(disputed.ok, disputed.out);
   assert.match(disputed.out, /must answer by block/);
-  assert.equal((await receiptOf(requestId)).disputes.length, 1);
   await waitFor('the worker answers the dispute', async () => ((await receiptOf(requestId))?.disputes.length === 0 ? true : null), 60_000);
   const r = await receiptOf(requestId);
   assert.equal(r.verdict, null, 'an answered dispute closes only itself');

@@ -380,8 +380,16 @@ impl SpanIndex {
 	/// [`Self::attribute`], then the byte-level claims that back it and the shares capped by
 	/// what those claims cover (see the module docs). `text` is the answer `answer` decodes to;
 	/// `decode` detokenizes (the served model's tokenizer).
-	pub fn attribute_claimed(&self, answer: &[u32], text: &str, decode: &dyn Fn(&[u32]) -> Option<String>, p: &AttributionParams) -> Attribution {
-		use openledger_primitives::evidence::{covered_bytes, share_cap, MAX_EVIDENCE_SPANS, MAX_SPAN_BYTES, MIN_SPAN_BYTES};
+	/// Only documents `allowed` (the served model's lineage) are credited.
+	pub fn attribute_claimed(
+		&self,
+		answer: &[u32],
+		text: &str,
+		decode: &dyn Fn(&[u32]) -> Option<String>,
+		allowed: &dyn Fn(&DocRef) -> bool,
+		p: &AttributionParams,
+	) -> Attribution {
+		use openledger_primitives::evidence::{covered_bytes, pick_covering, share_cap, MAX_EVIDENCE_SPANS, MAX_SPAN_BYTES, MIN_SPAN_BYTES};
 		let mut a = self.attribute(answer, p);
 		let out = text.as_bytes();
 		// Per document: candidate claims (output start, output end, offset in the document).
@@ -398,8 +406,8 @@ impl SpanIndex {
 			// repeated copy is claimed too).
 			for (bs, _) in text.match_indices(piece).take(MAX_REPEATS) {
 				let be = bs + piece.len();
-				span_bytes.push((bs, be, s.docs.iter().filter_map(|d| self.position(d.datanet, d.version, d.index)).collect()));
-				for d in &s.docs {
+				span_bytes.push((bs, be, s.docs.iter().filter(|d| allowed(d)).filter_map(|d| self.position(d.datanet, d.version, d.index)).collect()));
+				for d in s.docs.iter().filter(|d| allowed(d)) {
 					let Some(pos) = self.position(d.datanet, d.version, d.index) else { continue };
 					let raw = self.raw(pos);
 					// The span's bytes as they are; else its pieces between bytes a record's syntax
@@ -410,7 +418,9 @@ impl SpanIndex {
 						pieces.clear();
 						let mut from = bs;
 						for k in bs..=be {
-							if k == be || out[k] == b'"' || out[k] == b'\\' || out[k] < 0x20 {
+							// (JSON escapes quotes, backslashes and control bytes, and may escape
+						// `/` and anything non-ASCII as `\\uXXXX`.)
+						if k == be || matches!(out[k], b'"' | b'\\' | b'/') || out[k] < 0x20 || out[k] >= 0x80 {
 								if k - from >= 4 {
 									pieces.push((from, k));
 								}
@@ -480,7 +490,7 @@ impl SpanIndex {
 			if chosen.len() >= p.top_k {
 				break;
 			}
-			if !chosen.contains(d) && found.contains_key(d) {
+			if !chosen.contains(d) && found.contains_key(d) && allowed(&self.meta.docs[*d]) {
 				chosen.push(*d);
 			}
 		}
@@ -493,26 +503,18 @@ impl SpanIndex {
 			let mut cands = found.remove(&d).unwrap_or_default();
 			cands.sort_by(|x, y| (y.1 - y.0).cmp(&(x.1 - x.0)).then(x.cmp(y)));
 			cands.dedup();
-			// The share is capped by what the best MAX_EVIDENCE_SPANS claims cover (what one
-			// answer to a dispute can prove), chosen greedily by coverage.
-			let mut best: Vec<(u64, u64)> = Vec::new();
-			for c in &cands {
-				if best.len() == MAX_EVIDENCE_SPANS as usize {
-					break;
-				}
-				let before = covered_bytes(best.clone());
-				if covered_bytes(best.iter().copied().chain([(c.0, c.1)]).collect()) > before {
-					best.push((c.0, c.1));
-				}
-			}
+			// Every claim of a credited document is committed (an omission is refuted by any of
+			// them), the longest first when there are too many, in output order.
+			cands.truncate(MAX_CLAIMS_PER_DOC);
+			cands.sort();
+			// The share is capped by what MAX_EVIDENCE_SPANS of them cover, picked exactly as the
+			// worker's answer to a dispute of this share will pick them.
+			let ranges: Vec<(u64, u64)> = cands.iter().map(|k| (k.0, k.1)).collect();
+			let best = pick_covering(&ranges, MAX_EVIDENCE_SPANS as usize).into_iter().map(|i| ranges[i]).collect();
 			let capped = parts.min(share_cap(covered_bytes(best), out.len() as u32).deconstruct());
 			if capped == 0 {
 				continue;
 			}
-			// Every claim of a credited document is committed (an omission is refuted by any of
-			// them), the longest first when there are too many.
-			cands.truncate(MAX_CLAIMS_PER_DOC);
-			cands.sort();
 			let contribution = openledger_primitives::receipt::ContributionRef { datanet: doc.datanet, version: doc.version, index: doc.index };
 			claims.extend(cands.iter().map(|k| openledger_primitives::evidence::SpanClaim {
 				output_start: k.0 as u32,
@@ -676,7 +678,7 @@ mod tests {
 		let answer = tk.encode(&answer_text).unwrap();
 		let text = tk.decode(&answer).unwrap();
 		assert_eq!(text, answer_text, "byte-level BPE decodes exactly");
-		let a = idx.attribute_claimed(&answer, &text, &|ids| tk.decode(ids).ok(), &AttributionParams::default());
+		let a = idx.attribute_claimed(&answer, &text, &|ids| tk.decode(ids).ok(), &|_| true, &AttributionParams::default());
 		let out = text.as_bytes();
 		let (out_tree, out_root) = (ev::content_tree(out), ev::content_root(out));
 		assert!(!a.claims.is_empty());
@@ -737,7 +739,10 @@ mod tests {
 		let by_credit: Vec<u32> = plain.shares.iter().map(|(d, _)| d.index).collect();
 		assert_eq!(by_credit.len(), 2);
 		assert!(by_credit.contains(&0) && by_credit.contains(&1), "credit alone picks the duplicates: {by_credit:?}");
-		let a = idx.attribute_claimed(&answer, &text, &|x| tk.decode(x).ok(), &p);
+		let a = idx.attribute_claimed(&answer, &text, &|x| tk.decode(x).ok(), &|_| true, &p);
+		// Only the lineage is credited: without the third document's Datanet, the duplicates.
+		let lineage_only = idx.attribute_claimed(&answer, &text, &|x| tk.decode(x).ok(), &|d| d.index != 2, &p);
+		assert!(lineage_only.shares.iter().all(|(d, _)| d.index != 2) && lineage_only.claims.iter().all(|c| c.contribution.index != 2));
 		let credited: Vec<u32> = a.shares.iter().map(|(d, _)| d.index).collect();
 		assert_eq!(credited.len(), 2);
 		assert!(credited.contains(&2), "the third document's span is credited: {credited:?}");

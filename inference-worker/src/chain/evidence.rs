@@ -167,21 +167,16 @@ pub fn answer(r: &Record, d: &Dispute, doc: impl Fn(&ContributionRef) -> Option<
 			}
 		})
 		.collect();
-	// Greedily, the claims that add the most coverage (of the output, or of the omitted bytes).
-	let clip = |i: usize| {
-		let (a, b) = r.claims[i].output_range();
-		omitted.map_or((a, b), |(x, y)| (a.max(x), b.min(y)))
-	};
-	let mut candidates: Vec<usize> = Vec::new();
-	while candidates.len() < MAX_EVIDENCE_SPANS as usize {
-		let covered = |extra: Option<usize>| ev::covered_bytes(candidates.iter().copied().chain(extra).map(clip).filter(|(a, b)| b > a).collect());
-		let now = covered(None);
-		let best = eligible.iter().copied().filter(|i| !candidates.contains(i)).max_by_key(|&i| (covered(Some(i)), std::cmp::Reverse(i)));
-		match best {
-			Some(i) if covered(Some(i)) > now => candidates.push(i),
-			_ => break,
-		}
-	}
+	// The claims that add the most coverage (of the output, or of the omitted bytes), as the
+	// worker chose them when it capped the share.
+	let clipped: Vec<(u64, u64)> = eligible
+		.iter()
+		.map(|&i| {
+			let (a, b) = r.claims[i].output_range();
+			omitted.map_or((a, b), |(x, y)| (a.max(x), b.min(y).max(a.max(x))))
+		})
+		.collect();
+	let candidates: Vec<usize> = ev::pick_covering(&clipped, MAX_EVIDENCE_SPANS as usize).into_iter().map(|k| eligible[k]).collect();
 	ensure!(!candidates.is_empty(), "no committed claim answers this dispute");
 	let mut evidence = Vec::with_capacity(candidates.len());
 	let mut ranges = Vec::new();
@@ -266,10 +261,14 @@ pub async fn answer_disputes(
 				match tokio::task::spawn_blocking(move || answer(&record, &d2, |c| idx.as_deref().and_then(|i| doc_bytes(i, c)))).await? {
 					Ok(evidence) => {
 						let (datanet, version, index) = d.contribution;
-						let c = ContributionRef { datanet, version, index };
-						let call = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::ANSWER_CALL, &(id, c, evidence));
+						let contribution = ContributionRef { datanet, version, index };
+						let kind = match (d.output_start, d.len) {
+							(Some(output_start), Some(len)) => ev::DisputeKind::Omission { contribution, output_start, len },
+							_ => ev::DisputeKind::Share(contribution),
+						};
+						let call = tx::encode_call(tx::ATTRIBUTION_PALLET, tx::ANSWER_CALL, &(id, kind, evidence));
 						match chain.submit(&account, &call).await {
-							Ok(_) => tracing::info!("answered the {} dispute of {c:?} in receipt {id:?} with its evidence", d.kind),
+							Ok(_) => tracing::info!("answered the {} dispute of {contribution:?} in receipt {id:?} with its evidence", d.kind),
 							Err(e) => tracing::warn!("answering the dispute of receipt {id:?}: {e:#}; retrying"),
 						}
 					},

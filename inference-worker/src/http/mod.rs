@@ -51,8 +51,18 @@ pub struct AppState {
 /// Span attribution of an answer with the byte-level claims behind its shares. With
 /// `misattribute` (tests only, `--test-misattribute`) the top contribution's share and claims are
 /// moved to another contribution of the index, which no span backs.
-pub fn span_attribution(idx: &SpanIndex, ids: &[u32], text: &str, tk: &TextTokenizer, misattribute: bool) -> Attribution {
-	let mut a = idx.attribute_claimed(ids, text, &|ids| tk.decode(ids).ok(), &AttributionParams::default());
+/// With `lineage` (a paid request), only documents of those `(datanet, version)` snapshots are
+/// credited: the receipt may credit no other.
+pub fn span_attribution(
+	idx: &SpanIndex,
+	ids: &[u32],
+	text: &str,
+	tk: &TextTokenizer,
+	lineage: Option<&[(u32, u32)]>,
+	misattribute: bool,
+) -> Attribution {
+	let allowed = |d: &crate::attribution::span::DocRef| lineage.is_none_or(|l| l.contains(&(d.datanet, d.version)));
+	let mut a = idx.attribute_claimed(ids, text, &|ids| tk.decode(ids).ok(), &allowed, &AttributionParams::default());
 	if misattribute {
 		if let Some((top, _)) = a.shares.first().copied() {
 			let credited: Vec<_> = a.shares.iter().map(|(d, _)| (d.datanet, d.version, d.index)).collect();
@@ -129,7 +139,9 @@ impl Drop for Paid {
 		let (queue, metrics) = (self.chain.queue.clone(), self.metrics.clone());
 		let push = move || match {
 			let a = match &spans {
-				Some(idx) if !sent_ids.is_empty() => Some(span_attribution(idx, &sent_ids, &sent_text, &tk, chain.misattribute)),
+				Some(idx) if !sent_ids.is_empty() => {
+					Some(span_attribution(idx, &sent_ids, &sent_text, &tk, Some(&accepted.served.lineage), chain.misattribute))
+				},
 				_ => None,
 			};
 			let credited = a.as_ref().map(billing::span_credits).unwrap_or_default();
@@ -417,10 +429,11 @@ async fn attribute_and_queue(
 		},
 		_ => {
 			let misattribute = paid.as_ref().is_some_and(|p| p.chain.misattribute);
+			let lineage = paid.as_ref().map(|p| p.accepted.served.lineage.clone());
 			let a = match &st.spans {
 				Some(idx) => {
 					let (idx, ids, text, tk) = (idx.clone(), ids.to_vec(), text.to_string(), st.tokenizer.clone());
-					Some(off_thread(move || span_attribution(&idx, &ids, &text, &tk, misattribute)).await?)
+					Some(off_thread(move || span_attribution(&idx, &ids, &text, &tk, lineage.as_deref(), misattribute)).await?)
 				},
 				None => None,
 			};

@@ -103,11 +103,11 @@ pub struct DisputeJson {
 	pub deadline: BlockNumber,
 }
 
-fn dispute_json(id: &RequestId, c: &ContributionRef, d: &pallet_attribution::Dispute<AccountId, BlockNumber>) -> DisputeJson {
+fn dispute_json(id: &RequestId, k: &pallet_attribution::DisputeKind, d: &pallet_attribution::Dispute<AccountId, BlockNumber>) -> DisputeJson {
 	use pallet_attribution::DisputeKind;
-	let (kind, output_start, len) = match d.kind {
-		DisputeKind::Share(_) => ("share", None, None),
-		DisputeKind::Omission { output_start, len, .. } => ("omission", Some(output_start), Some(len)),
+	let (kind, c, output_start, len) = match *k {
+		DisputeKind::Share(c) => ("share", c, None, None),
+		DisputeKind::Omission { contribution, output_start, len } => ("omission", contribution, Some(output_start), Some(len)),
 	};
 	DisputeJson {
 		request_id: h256(id),

@@ -339,7 +339,7 @@ mod benchmarks {
 		funded::<T>(&challenger);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(challenger), id, credited);
-		assert!(Disputes::<T>::get((&f.worker, id, credited)).is_some());
+		assert!(Disputes::<T>::get((&f.worker, id, DisputeKind::Share(credited))).is_some());
 	}
 
 	/// An omission proven over the deepest trees: two range proofs of `MAX_SPAN_BYTES` bytes,
@@ -359,7 +359,7 @@ mod benchmarks {
 		funded::<T>(&challenger);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(challenger), id, proof);
-		assert!(Disputes::<T>::get((&worker, id, other)).is_some());
+		assert_eq!(Disputes::<T>::iter_prefix((&worker, id)).count(), 1);
 	}
 
 	/// A share dispute answered with `n` committed claims over the deepest trees (each two
@@ -384,8 +384,8 @@ mod benchmarks {
 		let caller: T::AccountId = account("answerer", 0, 0);
 		funded::<T>(&caller);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(caller), id, credited, BoundedVec::truncate_from(evidence));
-		assert!(Disputes::<T>::get((&worker, id, credited)).is_none());
+		_(RawOrigin::Signed(caller), id, DisputeKind::Share(credited), BoundedVec::truncate_from(evidence));
+		assert!(Disputes::<T>::get((&worker, id, DisputeKind::Share(credited))).is_none());
 		assert_eq!(Receipts::<T>::get(id).map(|r| r.disputes), Some(0));
 	}
 

@@ -98,7 +98,7 @@ mod tests;
 
 use alloc::vec::Vec;
 use frame_support::traits::fungible::{Inspect, Mutate, MutateHold};
-pub use openledger_primitives::evidence::{EvidenceError, SpanEvidence, SpanProof, MAX_EVIDENCE_SPANS};
+pub use openledger_primitives::evidence::{DisputeKind, EvidenceError, SpanEvidence, SpanProof, MAX_EVIDENCE_SPANS};
 pub use openledger_primitives::receipt::{
 	AttributionMethod, ContributionRef, Receipt, RequestId, Share, SignedReceipt, Voucher, MAX_SHARES,
 };
@@ -379,22 +379,11 @@ pub mod pallet {
 		pub overdue: bool,
 	}
 
-	/// What a span dispute says is wrong with a span-match receipt.
-	#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
-	pub enum DisputeKind {
-		/// This credited contribution's share is more than its proven spans justify.
-		Share(ContributionRef),
-		/// Output bytes `[output_start, output_start + len)`, proven to occur in `contribution`
-		/// (of the lineage, not credited), were left unattributed.
-		Omission { contribution: ContributionRef, output_start: u32, len: u32 },
-	}
-
 	/// An open span dispute: the worker must answer by `deadline` (inclusive).
 	#[derive(Clone, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
 	pub struct Dispute<AccountId, BlockNumber> {
 		/// Who holds the bond.
 		pub challenger: AccountId,
-		pub kind: DisputeKind,
 		pub deadline: BlockNumber,
 	}
 
@@ -449,14 +438,14 @@ pub mod pallet {
 	pub type PruneCursor<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
 	/// Open span disputes, by worker (so a worker finds those it must answer), request id and
-	/// the contribution disputed (its share, or its omission).
+	/// what is disputed (a contribution's share, or an omission of given bytes).
 	#[pallet::storage]
 	pub type Disputes<T: Config> = StorageNMap<
 		_,
 		(
 			NMapKey<Blake2_128Concat, T::AccountId>,
 			NMapKey<Identity, RequestId>,
-			NMapKey<Blake2_128Concat, ContributionRef>,
+			NMapKey<Blake2_128Concat, DisputeKind>,
 		),
 		Dispute<T::AccountId, BlockNumberFor<T>>,
 	>;
@@ -467,7 +456,7 @@ pub mod pallet {
 		_,
 		Twox64Concat,
 		BlockNumberFor<T>,
-		BoundedVec<(RequestId, ContributionRef), T::MaxDisputesPerBlock>,
+		BoundedVec<(RequestId, DisputeKind), T::MaxDisputesPerBlock>,
 		ValueQuery,
 	>;
 
@@ -529,10 +518,10 @@ pub mod pallet {
 			deadline: BlockNumberFor<T>,
 		},
 		/// A span dispute was answered with valid evidence: the bond went to the worker.
-		ChallengeAnswered { request_id: RequestId, contribution: ContributionRef, worker: T::AccountId, bond: BalanceOf<T> },
+		ChallengeAnswered { request_id: RequestId, dispute: DisputeKind, worker: T::AccountId, bond: BalanceOf<T> },
 		/// A span dispute reached its deadline after another dispute had reversed the receipt:
 		/// the bond went back, nobody was slashed again.
-		DisputeMoot { request_id: RequestId, contribution: ContributionRef, challenger: T::AccountId },
+		DisputeMoot { request_id: RequestId, dispute: DisputeKind, challenger: T::AccountId },
 		/// A challenge was upheld: the worker was slashed and `refunded` went back to the payer.
 		ChallengeUpheld { request_id: RequestId, worker: T::AccountId, refunded: BalanceOf<T> },
 		/// A challenge was rejected and the bond forfeited.
@@ -791,7 +780,7 @@ pub mod pallet {
 			let mut r = Self::challengeable(request_id, &challenger)?;
 			ensure!(r.method == AttributionMethod::SpanMatch, Error::<T>::NotSpanMatch);
 			ensure!(!Self::share_of(&r, &contribution).is_zero(), Error::<T>::NotCredited);
-			let deadline = Self::open_dispute(request_id, &mut r, &challenger, contribution, DisputeKind::Share(contribution))?;
+			let deadline = Self::open_dispute(request_id, &mut r, &challenger, DisputeKind::Share(contribution))?;
 			Self::deposit_event(Event::ShareChallenged { request_id, challenger, contribution, deadline });
 			Ok(())
 		}
@@ -822,12 +811,12 @@ pub mod pallet {
 			openledger_primitives::evidence::verify_span(&proof, &r.output_root, r.output_len, &root).map_err(Error::<T>::from)?;
 			let (output_start, len) = (proof.claim.output_start, proof.claim.len);
 			let kind = DisputeKind::Omission { contribution: c, output_start, len };
-			let deadline = Self::open_dispute(request_id, &mut r, &challenger, c, kind)?;
+			let deadline = Self::open_dispute(request_id, &mut r, &challenger, kind)?;
 			Self::deposit_event(Event::OmissionProved { request_id, challenger, contribution: c, output_start, len, deadline });
 			Ok(())
 		}
 
-		/// Answers the span dispute of `contribution` in a receipt with committed claims proven
+		/// Answers the span dispute `dispute` of a receipt with committed claims proven
 		/// byte for byte (anyone may; the worker's daemon does). For a share dispute every claim
 		/// must be of the disputed contribution and together they must cover enough of the
 		/// output to justify its share; for an omission every claim must be of a credited
@@ -849,12 +838,12 @@ pub mod pallet {
 		pub fn answer(
 			origin: OriginFor<T>,
 			request_id: RequestId,
-			contribution: ContributionRef,
+			dispute: DisputeKind,
 			evidence: BoundedVec<SpanEvidence, ConstU32<MAX_EVIDENCE_SPANS>>,
 		) -> DispatchResultWithPostInfo {
 			ensure_signed(origin)?;
 			let r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
-			let d = Disputes::<T>::get((&r.worker, request_id, contribution)).ok_or(Error::<T>::NotChallenged)?;
+			let d = Disputes::<T>::get((&r.worker, request_id, dispute)).ok_or(Error::<T>::NotChallenged)?;
 			ensure!(r.verdict.is_none(), Error::<T>::AlreadyJudged);
 			ensure!(frame_system::Pallet::<T>::block_number() <= d.deadline, Error::<T>::DeadlinePassed);
 			ensure!(!evidence.is_empty(), Error::<T>::NoEvidence);
@@ -864,7 +853,7 @@ pub mod pallet {
 				let spent = Some(<T as Config>::WeightInfo::answer(i as u32 + 1));
 				let fail = |err: Error<T>| sp_runtime::DispatchErrorWithPostInfo { post_info: spent.into(), error: err.into() };
 				let c = e.span.claim.contribution;
-				match d.kind {
+				match dispute {
 					DisputeKind::Share(x) => ensure!(c == x, fail(Error::<T>::WrongContribution)),
 					DisputeKind::Omission { .. } => ensure!(!Self::share_of(&r, &c).is_zero(), fail(Error::<T>::NotCredited)),
 				}
@@ -873,7 +862,7 @@ pub mod pallet {
 				ev::verify_span(&e.span, &r.output_root, r.output_len, &root).map_err(|x| fail(x.into()))?;
 				ranges.push(e.span.claim.output_range());
 			}
-			match d.kind {
+			match dispute {
 				DisputeKind::Share(c) => ensure!(
 					ev::share_justified(Self::share_of(&r, &c), ev::covered_bytes(ranges), r.output_len),
 					Error::<T>::ShareNotJustified
@@ -883,7 +872,7 @@ pub mod pallet {
 					ensure!(ev::longest_uncovered(ranges, a, b) < ev::MIN_OMISSION_BYTES as u64, Error::<T>::OmissionNotCovered)
 				},
 			}
-			let closing = Self::close_answered(request_id, contribution, r, d)?;
+			let closing = Self::close_answered(request_id, dispute, r, d)?;
 			Ok(Some(<T as Config>::WeightInfo::answer(evidence.len() as u32).saturating_add(closing)).into())
 		}
 	}
@@ -900,17 +889,16 @@ pub mod pallet {
 			Ok(r)
 		}
 
-		/// Opens the span dispute of `c` in a receipt: its bond, its deadline (queued for
-		/// `on_idle`), the record; the stake that backed the receipt stays until it closes.
-		/// Returns the deadline.
+		/// Opens span dispute `kind` of a receipt: its bond, its deadline (queued for `on_idle`),
+		/// the record; the stake that backed the receipt stays until it closes. Returns the
+		/// deadline.
 		fn open_dispute(
 			request_id: RequestId,
 			r: &mut ReceiptRecord<T>,
 			challenger: &T::AccountId,
-			c: ContributionRef,
 			kind: DisputeKind,
 		) -> Result<BlockNumberFor<T>, DispatchError> {
-			ensure!(!Disputes::<T>::contains_key((&r.worker, request_id, c)), Error::<T>::AlreadyChallenged);
+			ensure!(!Disputes::<T>::contains_key((&r.worker, request_id, kind)), Error::<T>::AlreadyChallenged);
 			let earliest = frame_system::Pallet::<T>::block_number().saturating_add(T::ResponseWindow::get());
 			let deadline = (0..DEADLINE_SPILL)
 				.map(|i| earliest.saturating_add(i.into()))
@@ -918,8 +906,8 @@ pub mod pallet {
 				.ok_or(Error::<T>::DisputeQueueFull)?;
 			T::Currency::hold(&HoldReason::ChallengeBond.into(), challenger, T::ChallengeBond::get())?;
 			T::Workers::challenge_opened(&r.worker, r.settled_at);
-			DisputeDeadlines::<T>::try_append(deadline, (request_id, c)).map_err(|_| Error::<T>::DisputeQueueFull)?;
-			Disputes::<T>::insert((&r.worker, request_id, c), Dispute { challenger: challenger.clone(), kind, deadline });
+			DisputeDeadlines::<T>::try_append(deadline, (request_id, kind)).map_err(|_| Error::<T>::DisputeQueueFull)?;
+			Disputes::<T>::insert((&r.worker, request_id, kind), Dispute { challenger: challenger.clone(), deadline });
 			r.disputes = r.disputes.saturating_add(1);
 			Receipts::<T>::insert(request_id, r.clone());
 			Ok(deadline)
@@ -1013,12 +1001,12 @@ pub mod pallet {
 		/// its pruning block).
 		fn close_answered(
 			request_id: RequestId,
-			c: ContributionRef,
+			kind: DisputeKind,
 			mut r: ReceiptRecord<T>,
 			d: Dispute<T::AccountId, BlockNumberFor<T>>,
 		) -> Result<Weight, DispatchError> {
-			Disputes::<T>::remove((&r.worker, request_id, c));
-			DisputeDeadlines::<T>::mutate(d.deadline, |q| q.retain(|x| *x != (request_id, c)));
+			Disputes::<T>::remove((&r.worker, request_id, kind));
+			DisputeDeadlines::<T>::mutate(d.deadline, |q| q.retain(|x| *x != (request_id, kind)));
 			T::Workers::challenge_closed(&r.worker);
 			let bond = T::Currency::transfer_on_hold(
 				&HoldReason::ChallengeBond.into(),
@@ -1030,7 +1018,7 @@ pub mod pallet {
 				Fortitude::Force,
 			)?;
 			r.disputes = r.disputes.saturating_sub(1);
-			Self::deposit_event(Event::ChallengeAnswered { request_id, contribution: c, worker: r.worker.clone(), bond });
+			Self::deposit_event(Event::ChallengeAnswered { request_id, dispute: kind, worker: r.worker.clone(), bond });
 			Ok(match Self::store_or_vest(request_id, r) {
 				Some(payouts) => <T as Config>::WeightInfo::resolve_challenge_overdue(payouts),
 				None => Weight::zero(),
@@ -1040,15 +1028,15 @@ pub mod pallet {
 		/// Closes a span dispute nobody answered by its deadline: upheld (slash, refund, bond back
 		/// with a reward out of the worker's slash), or moot if another dispute reversed the
 		/// receipt already (bond back). Returns the weight used.
-		fn close_unanswered(request_id: RequestId, c: ContributionRef) -> Result<Weight, DispatchError> {
+		fn close_unanswered(request_id: RequestId, kind: DisputeKind) -> Result<Weight, DispatchError> {
 			let mut r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
-			let d = Disputes::<T>::take((&r.worker, request_id, c)).ok_or(Error::<T>::NotChallenged)?;
+			let d = Disputes::<T>::take((&r.worker, request_id, kind)).ok_or(Error::<T>::NotChallenged)?;
 			T::Workers::challenge_closed(&r.worker);
 			r.disputes = r.disputes.saturating_sub(1);
 			let mut used = <T as Config>::WeightInfo::resolve_challenge(0);
 			if r.verdict == Some(Verdict::False) {
 				T::Currency::release(&HoldReason::ChallengeBond.into(), &d.challenger, T::ChallengeBond::get(), Precision::BestEffort)?;
-				Self::deposit_event(Event::DisputeMoot { request_id, contribution: c, challenger: d.challenger });
+				Self::deposit_event(Event::DisputeMoot { request_id, dispute: kind, challenger: d.challenger });
 			} else {
 				used = <T as Config>::WeightInfo::resolve_challenge(Self::uphold(request_id, &mut r, &d.challenger, true)?);
 			}
@@ -1117,8 +1105,12 @@ pub mod pallet {
 			);
 			ensure!(r.shares_total().is_some(), RejectReason::SharesExceed);
 			let mut attributed = Vec::with_capacity(r.attribution.len());
-			for s in r.attribution.iter() {
+			for (i, s) in r.attribution.iter().enumerate() {
 				let c = s.contribution;
+				// Every share names a distinct contribution and is more than nothing (so a
+				// receipt's share count is what it credits).
+				ensure!(!s.share.is_zero(), RejectReason::BadAttribution);
+				ensure!(r.attribution.iter().take(i).all(|x| x.contribution != c), RejectReason::BadAttribution);
 				ensure!(
 					terms.lineage.iter().any(|(d, ver, _)| *d == c.datanet && *ver == c.version),
 					RejectReason::BadAttribution
@@ -1296,34 +1288,28 @@ pub mod pallet {
 			while at <= now && meter.try_consume(per_block).is_ok() {
 				let mut queue = DisputeDeadlines::<T>::get(at);
 				let mut finished = true;
-				while let Some((id, c)) = queue.last().copied() {
+				while let Some((id, kind)) = queue.last().copied() {
 					if !meter.can_consume(per_dispute) {
 						finished = false;
 						break;
 					}
-					queue.pop();
-					let closed = frame_support::storage::with_transaction(|| match Self::close_unanswered(id, c) {
+					let closed = frame_support::storage::with_transaction(|| match Self::close_unanswered(id, kind) {
 						Ok(w) => sp_runtime::TransactionOutcome::Commit(Ok(w)),
 						Err(e) => sp_runtime::TransactionOutcome::Rollback(Err(e)),
 					});
-					let used = match closed {
-						Ok(w) => w,
-						Err(e) => {
-							log::error!(target: "runtime::attribution", "an unanswered dispute could not be closed, retrying: {e:?}");
-							let next = now.saturating_add(One::one());
-							if DisputeDeadlines::<T>::try_append(next, (id, c)).is_ok() {
-								if let Some(r) = Receipts::<T>::get(id) {
-									Disputes::<T>::mutate((&r.worker, id, c), |d| {
-										if let Some(d) = d {
-											d.deadline = next;
-										}
-									});
-								}
-							}
-							per_dispute
+					match closed {
+						Ok(w) => {
+							queue.pop();
+							meter.consume(w.min(per_dispute));
 						},
-					};
-					meter.consume(used.min(per_dispute));
+						Err(e) => {
+							// Rolled back whole: it stays queued here, and the cursor waits for it.
+							log::error!(target: "runtime::attribution", "an unanswered dispute could not be closed, retrying: {e:?}");
+							meter.consume(per_dispute);
+							finished = false;
+							break;
+						},
+					}
 				}
 				if !finished {
 					DisputeDeadlines::<T>::insert(at, queue);
@@ -1455,19 +1441,19 @@ pub mod pallet {
 				}
 			}
 			let deadline_cursor = DeadlineCursor::<T>::get();
-			for ((worker, id, c), d) in Disputes::<T>::iter() {
+			for ((worker, id, kind), d) in Disputes::<T>::iter() {
 				let r = Receipts::<T>::get(id).ok_or("a dispute of a receipt that is gone")?;
 				ensure!(r.worker == worker, "a dispute filed under another worker");
 				ensure!(
-					d.deadline >= deadline_cursor && DisputeDeadlines::<T>::get(d.deadline).contains(&(id, c)),
+					d.deadline >= deadline_cursor && DisputeDeadlines::<T>::get(d.deadline).contains(&(id, kind)),
 					"a dispute not queued at its deadline"
 				);
 				*bonds.entry(d.challenger).or_default() += 1;
 			}
 			for (at, queue) in DisputeDeadlines::<T>::iter() {
 				ensure!(at >= deadline_cursor, "a dispute queue behind the cursor");
-				for (id, c) in queue {
-					let open = Receipts::<T>::get(id).and_then(|r| Disputes::<T>::get((&r.worker, id, c)));
+				for (id, kind) in queue {
+					let open = Receipts::<T>::get(id).and_then(|r| Disputes::<T>::get((&r.worker, id, kind)));
 					ensure!(open.is_some_and(|d| d.deadline == at), "a queued dispute that is not open at that block");
 				}
 			}

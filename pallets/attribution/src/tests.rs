@@ -535,14 +535,15 @@ fn conservation_over_random_sequences() {
 					},
 					2 | 3 => {
 						nonce += 1;
-						let pct = (next() % 60) as u32;
+						// Shares of more than nothing (a zero share is refused).
+						let pct = 1 + (next() % 59) as u32;
 						let fee = next() % 3_000;
 						let r = good(Spec {
 							nonce,
 							fee,
 							max_fee: 2_500,
 							expires_at: now + next() % 30,
-							shares: vec![share(0, 1, (next() % 8) as u32, pct), share(1, 1, (next() % 3) as u32, 100 - pct - (next() % 20) as u32 % (101 - pct))],
+							shares: vec![share(0, 1, (next() % 8) as u32, pct), share(1, 1, (next() % 3) as u32, 100 - pct - (next() % 20) as u32)],
 							..Default::default()
 						});
 						let id = r.receipt.request_id();
@@ -923,12 +924,18 @@ mod span_tests {
 	fn honest_share() -> Share {
 		Share { contribution: c(0), share: Perbill::from_parts(325_000_000) }
 	}
-	fn deadline_of(id: H256, x: ContributionRef) -> u64 {
-		Disputes::<Test>::get((worker(), id, x)).expect("open dispute").deadline
+	fn deadline_of(id: H256, k: DisputeKind) -> u64 {
+		Disputes::<Test>::get((worker(), id, k)).expect("open dispute").deadline
+	}
+	fn sh(x: ContributionRef) -> DisputeKind {
+		DisputeKind::Share(x)
+	}
+	fn om(claim: &SpanClaim) -> DisputeKind {
+		DisputeKind::Omission { contribution: claim.contribution, output_start: claim.output_start, len: claim.len }
 	}
 	/// The answer's result without its post-dispatch weight (see the last test for that).
-	fn answer(id: H256, x: ContributionRef, e: Vec<SpanEvidence>) -> sp_runtime::DispatchResult {
-		Attribution::answer(signed(worker()), id, x, BoundedVec::truncate_from(e)).map(|_| ()).map_err(|e| e.error)
+	fn answer(id: H256, k: DisputeKind, e: Vec<SpanEvidence>) -> sp_runtime::DispatchResult {
+		Attribution::answer(signed(worker()), id, k, BoundedVec::truncate_from(e)).map(|_| ()).map_err(|e| e.error)
 	}
 	fn source_twin() -> ContributionRef {
 		ContributionRef { datanet: 1, version: 1, index: 2 }
@@ -952,19 +959,19 @@ mod span_tests {
 			assert_noop!(Attribution::challenge_share(signed(who.clone()), id, c(3)), Error::NotCredited);
 			assert_noop!(Attribution::challenge_share(signed(worker()), id, c(0)), Error::OwnReceipt);
 			assert_ok!(Attribution::challenge_share(signed(who.clone()), id, c(0)));
-			assert_eq!(deadline_of(id, c(0)), 1 + RESPONSE_WINDOW);
+			assert_eq!(deadline_of(id, sh(c(0))), 1 + RESPONSE_WINDOW);
 			assert_noop!(Attribution::challenge_share(signed(challenger()), id, c(0)), Error::AlreadyChallenged);
 			let worker_before = Balances::free_balance(worker());
-			assert_ok!(answer(id, c(0), vec![evidence(&claims, 0)]));
+			assert_ok!(answer(id, sh(c(0)), vec![evidence(&claims, 0)]));
 			assert_eq!(Balances::free_balance(worker()), worker_before + CHALLENGE_BOND, "the bond goes to the worker");
 			assert_eq!(Balances::total_balance(&who), START - CHALLENGE_BOND);
-			assert!(Disputes::<Test>::get((worker(), id, c(0))).is_none());
+			assert!(Disputes::<Test>::get((worker(), id, sh(c(0)))).is_none());
 			assert!(DisputeDeadlines::<Test>::get(1 + RESPONSE_WINDOW).is_empty(), "an answered dispute leaves the queue");
 			let r = Receipts::<Test>::get(id).unwrap();
 			assert_eq!((r.verdict, r.disputes, r.payouts.iter().fold(0, |a, p| a + p.amount)), (None, 0, 1_000));
 			// An answered dispute closes only itself: the receipt can be disputed again.
 			assert_ok!(Attribution::challenge_share(signed(challenger()), id, c(0)));
-			assert_ok!(answer(id, c(0), vec![evidence(&claims, 0)]));
+			assert_ok!(answer(id, sh(c(0)), vec![evidence(&claims, 0)]));
 			// The deadline passes with nothing left to enforce; the receipt vests as usual.
 			idle_to(VEST_AT);
 			assert!(SLASHES.with(|s| s.borrow().is_empty()));
@@ -987,17 +994,17 @@ mod span_tests {
 			let who = outsider();
 			assert_ok!(Attribution::challenge_share(signed(who.clone()), id, c(3)));
 			// Its own claim does not hold: refused with the reason, nothing changes.
-			assert_noop!(answer(id, c(3), vec![evidence(&[fake], 0)]), Error::BytesDiffer);
+			assert_noop!(answer(id, sh(c(3)), vec![evidence(&[fake], 0)]), Error::BytesDiffer);
 			// Another receipt's (true) claim is not this receipt's.
 			let mut borrowed = evidence(&[honest_claim()], 0);
-			assert_noop!(answer(id, c(3), vec![borrowed.clone()]), Error::WrongContribution);
+			assert_noop!(answer(id, sh(c(3)), vec![borrowed.clone()]), Error::WrongContribution);
 			borrowed.span.claim.contribution = c(3);
-			assert_noop!(answer(id, c(3), vec![borrowed]), Error::NotCommitted);
-			assert_noop!(answer(id, c(0), vec![evidence(&[fake], 0)]), Error::NotChallenged);
-			let deadline = deadline_of(id, c(3));
+			assert_noop!(answer(id, sh(c(3)), vec![borrowed]), Error::NotCommitted);
+			assert_noop!(answer(id, sh(c(0)), vec![evidence(&[fake], 0)]), Error::NotChallenged);
+			let deadline = deadline_of(id, sh(c(3)));
 			let (payer_before, treasury_before) = (Balances::free_balance(payer()), Balances::free_balance(treasury()));
 			idle_to(deadline - 1);
-			assert!(Disputes::<Test>::get((worker(), id, c(3))).is_some(), "not before its deadline");
+			assert!(Disputes::<Test>::get((worker(), id, sh(c(3)))).is_some(), "not before its deadline");
 			idle_to(deadline);
 			assert_eq!(SLASHES.with(|s| s.borrow().clone()), vec![(worker(), Perbill::from_percent(10))]);
 			assert_eq!(Balances::free_balance(payer()), payer_before + 1_000, "exactly that receipt's fee refunded");
@@ -1006,7 +1013,7 @@ mod span_tests {
 			let r = Receipts::<Test>::get(id).unwrap();
 			assert!(r.payouts.is_empty() && r.verdict == Some(Verdict::False));
 			assert_eq!(Receipts::<Test>::get(other).unwrap().payouts.iter().fold(0, |a, p| a + p.amount), 1_000, "the other receipt is untouched");
-			assert_noop!(answer(id, c(3), vec![evidence(&[fake], 0)]), Error::NotChallenged);
+			assert_noop!(answer(id, sh(c(3)), vec![evidence(&[fake], 0)]), Error::NotChallenged);
 			assert_noop!(Attribution::challenge_share(signed(challenger()), id, c(3)), Error::AlreadyJudged);
 			check();
 		});
@@ -1020,11 +1027,11 @@ mod span_tests {
 			let claims = [honest_claim()];
 			let id = settle(1, vec![Share { contribution: c(0), share: Perbill::from_parts(325_000_001) }], &claims);
 			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
-			assert_noop!(answer(id, c(0), vec![evidence(&claims, 0)]), Error::ShareNotJustified);
-			assert_noop!(answer(id, c(0), vec![]), Error::NoEvidence);
+			assert_noop!(answer(id, sh(c(0)), vec![evidence(&claims, 0)]), Error::ShareNotJustified);
+			assert_noop!(answer(id, sh(c(0)), vec![]), Error::NoEvidence);
 			// The same span twice covers the same bytes once.
-			assert_noop!(answer(id, c(0), vec![evidence(&claims, 0), evidence(&claims, 0)]), Error::ShareNotJustified);
-			idle_to(deadline_of(id, c(0)));
+			assert_noop!(answer(id, sh(c(0)), vec![evidence(&claims, 0), evidence(&claims, 0)]), Error::ShareNotJustified);
+			idle_to(deadline_of(id, sh(c(0))));
 			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
 			check();
 		});
@@ -1041,7 +1048,7 @@ mod span_tests {
 			let who = outsider();
 			assert_ok!(Attribution::prove_omission(signed(who.clone()), id, span(omitted)));
 			assert!(System::events().iter().any(|e| matches!(e.event, RuntimeEvent::Attribution(Event::OmissionProved { len: 65, .. }))));
-			idle_to(deadline_of(id, source_twin()));
+			idle_to(deadline_of(id, om(&omitted)));
 			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
 			assert_eq!(Balances::total_balance(&who), START, "bond back; the mock slash took nothing, so no reward");
 
@@ -1049,7 +1056,7 @@ mod span_tests {
 			let claims = [honest_claim()];
 			let id2 = settle(2, vec![honest_share()], &claims);
 			assert_ok!(Attribution::prove_omission(signed(who.clone()), id2, span(omitted)));
-			assert_ok!(answer(id2, source_twin(), vec![evidence(&claims, 0)]));
+			assert_ok!(answer(id2, om(&omitted), vec![evidence(&claims, 0)]));
 			assert_eq!(Receipts::<Test>::get(id2).unwrap().disputes, 0);
 			assert_eq!(Balances::total_balance(&who), START - CHALLENGE_BOND);
 			check();
@@ -1068,9 +1075,10 @@ mod span_tests {
 			let at = output().windows(OWN_WORDS.len()).position(|w| w == OWN_WORDS).unwrap() as u32;
 			let own = ContributionRef { datanet: 1, version: 1, index: 1 };
 			let proof = span(SpanClaim { output_start: at, len: OWN_WORDS.len() as u32, contribution: own, offset: 0 });
+			let own_kind = om(&proof.claim);
 			assert_ok!(Attribution::prove_omission(signed(outsider()), id, proof));
-			assert_noop!(answer(id, own, vec![evidence(&claims, 0)]), Error::OmissionNotCovered);
-			idle_to(deadline_of(id, own));
+			assert_noop!(answer(id, own_kind, vec![evidence(&claims, 0)]), Error::OmissionNotCovered);
+			idle_to(deadline_of(id, own_kind));
 			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
 			check();
 		});
@@ -1092,17 +1100,18 @@ mod span_tests {
 			assert_eq!(<Balances as frame_support::traits::fungible::Mutate<_>>::set_balance(&x, START), START);
 			// A colluder disputes the honest share; the worker answers at once.
 			assert_ok!(Attribution::challenge_share(signed(a.clone()), id, c(0)));
-			assert_ok!(answer(id, c(0), vec![evidence(&claims, 0)]));
+			assert_ok!(answer(id, sh(c(0)), vec![evidence(&claims, 0)]));
 			// The false share is still open to dispute, and an omission too, at the same time.
 			assert_ok!(Attribution::challenge_share(signed(b.clone()), id, c(3)));
 			let at = output().windows(OWN_WORDS.len()).position(|w| w == OWN_WORDS).unwrap() as u32;
 			let own = ContributionRef { datanet: 1, version: 1, index: 1 };
 			let proof = span(SpanClaim { output_start: at, len: OWN_WORDS.len() as u32, contribution: own, offset: 0 });
+			let own_kind = om(&proof.claim);
 			assert_ok!(Attribution::prove_omission(signed(x.clone()), id, proof));
 			assert_eq!(Receipts::<Test>::get(id).unwrap().disputes, 2);
 			check();
 			let payer0 = Balances::free_balance(payer());
-			idle_to(deadline_of(id, c(3)).max(deadline_of(id, own)));
+			idle_to(deadline_of(id, sh(c(3))).max(deadline_of(id, own_kind)));
 			assert_eq!(SLASHES.with(|s| s.borrow().len()), 1, "slashed once");
 			assert_eq!(Balances::free_balance(payer()), payer0 + 1_000, "refunded once");
 			let mut got = [Balances::total_balance(&b), Balances::total_balance(&x)];
@@ -1146,7 +1155,8 @@ mod span_tests {
 			tiny.claim.len = ev::MIN_SPAN_BYTES - 1;
 			assert!(matches!(ev::verify_span(&tiny, &H256::zero(), 0, &H256::zero()), Err(ev::EvidenceError::SpanTooShort)));
 			// A receipt that credits MAX_SHARES contributions had no room for another.
-			let full = settle(2, (0..MAX_SHARES).map(|i| share(0, 1, i % 8, 1)).collect(), &[]);
+			SNAPSHOTS.with(|m| m.borrow_mut().insert((0, 1), MAX_SHARES + 8));
+			let full = settle(2, (0..MAX_SHARES).map(|i| share(0, 1, i, 1)).collect(), &[]);
 			assert_noop!(Attribution::prove_omission(signed(who.clone()), full, good_proof.clone()), Error::ReceiptFull);
 			// Outside the lineage; a credited contribution; past the window.
 			let outside = SpanClaim { contribution: ContributionRef { datanet: 2, version: 1, index: 0 }, ..omitted };
@@ -1164,8 +1174,34 @@ mod span_tests {
 			assert_noop!(Attribution::challenge_share(signed(who.clone()), inf_id, c(0)), Error::NotSpanMatch);
 			// An answer after its deadline is refused (the dispute is upheld by on_idle instead).
 			assert_ok!(Attribution::prove_omission(signed(who), id, good_proof));
-			System::set_block_number(deadline_of(id, source_twin()) + 1);
-			assert_noop!(answer(id, source_twin(), vec![evidence(&[honest_claim()], 0)]), Error::DeadlinePassed);
+			System::set_block_number(deadline_of(id, om(&omitted)) + 1);
+			assert_noop!(answer(id, om(&omitted), vec![evidence(&[honest_claim()], 0)]), Error::DeadlinePassed);
+			check();
+		});
+	}
+
+	/// Omissions of one contribution at other bytes are other disputes (a dispute answerable by
+	/// design cannot hold back the real one); a receipt credits distinct contributions with
+	/// more than nothing, so its share count is what it credits.
+	#[test]
+	fn omissions_are_keyed_by_their_bytes_and_shares_are_distinct() {
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			let id = settle(1, vec![Share { contribution: c(3), share: Perbill::from_percent(10) }], &[]);
+			let whole = SpanClaim { contribution: source_twin(), ..honest_claim() };
+			let first = SpanClaim { len: ev::MIN_OMISSION_BYTES, ..whole };
+			let second = SpanClaim { output_start: whole.output_start + 1, offset: whole.offset + 1, ..first };
+			assert_ok!(Attribution::prove_omission(signed(outsider()), id, span(first)));
+			assert_noop!(Attribution::prove_omission(signed(challenger()), id, span(first)), Error::AlreadyChallenged);
+			assert_ok!(Attribution::prove_omission(signed(challenger()), id, span(second)));
+			assert_eq!(Receipts::<Test>::get(id).unwrap().disputes, 2);
+			System::reset_events();
+			submit(worker(), vec![good(Spec { nonce: 5, shares: vec![share(0, 1, 0, 0)], ..Default::default() })]);
+			assert!(rejected(RejectReason::BadAttribution), "a zero share");
+			System::reset_events();
+			submit(worker(), vec![good(Spec { nonce: 6, shares: vec![share(0, 1, 0, 10), share(0, 1, 0, 10)], ..Default::default() })]);
+			assert!(rejected(RejectReason::BadAttribution), "a contribution credited twice");
 			check();
 		});
 	}
@@ -1181,7 +1217,7 @@ mod span_tests {
 			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
 			let mut bad = evidence(&claims, 0);
 			bad.span.claim.len -= 1;
-			let err = Attribution::answer(signed(worker()), id, c(0), BoundedVec::truncate_from(vec![evidence(&claims, 0), bad, evidence(&claims, 0)]))
+			let err = Attribution::answer(signed(worker()), id, sh(c(0)), BoundedVec::truncate_from(vec![evidence(&claims, 0), bad, evidence(&claims, 0)]))
 				.unwrap_err();
 			assert_eq!(err.post_info.actual_weight, Some(<() as crate::WeightInfo>::answer(2)));
 			assert_eq!(err.error, Error::NotCommitted.into());

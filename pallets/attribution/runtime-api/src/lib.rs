@@ -4,7 +4,7 @@
 extern crate alloc;
 
 use codec::Codec;
-pub use pallet_attribution::{ContributionRef, Dispute, RequestId};
+pub use pallet_attribution::{ContributionRef, Dispute, DisputeKind, RequestId};
 use openledger_primitives::{DatanetId, ModelId};
 
 sp_api::decl_runtime_apis! {
@@ -32,6 +32,6 @@ sp_api::decl_runtime_apis! {
 		fn escrow(who: AccountId) -> (Balance, Option<(Balance, BlockNumber)>);
 		/// The open span disputes of a worker's receipts (what it must answer, and by when).
 		#[api_version(3)]
-		fn disputes(worker: AccountId) -> alloc::vec::Vec<(RequestId, ContributionRef, Dispute<AccountId, BlockNumber>)>;
+		fn disputes(worker: AccountId) -> alloc::vec::Vec<(RequestId, DisputeKind, Dispute<AccountId, BlockNumber>)>;
 	}
 }
