@@ -192,9 +192,14 @@ fn hash_of(v: &serde_json::Value) -> Result<H256> {
 	Ok(H256::from_slice(&b))
 }
 
-/// The content root of leaf `(datanet, version, index)`, proven against the snapshot's
-/// on-chain Merkle root.
-async fn verified_content_root(chain: &Chain, datanet: u32, version: u32, index: u32) -> Result<H256> {
+/// The Merkle proof of leaf `(datanet, version, index)` as the node serves it, the snapshot, and
+/// whether the proof verifies against the snapshot's on-chain root.
+async fn snapshot_proof(
+	chain: &Chain,
+	datanet: u32,
+	version: u32,
+	index: u32,
+) -> Result<(serde_json::Value, serde_json::Value, pallet_datanets::SnapshotProof, bool)> {
 	let proof: serde_json::Value = chain.rpc("datanets_getProof", rpc_params![datanet, version, index]).await?;
 	let snapshot: serde_json::Value = chain.rpc("datanets_getSnapshot", rpc_params![datanet, version]).await?;
 	let p = pallet_datanets::SnapshotProof {
@@ -207,10 +212,15 @@ async fn verified_content_root(chain: &Chain, datanet: u32, version: u32, index:
 			content_hash: hash_of(&proof["contentHash"])?,
 		},
 	};
-	anyhow::ensure!(
-		p.leaf_index == index && pallet_datanets::merkle::verify(&hash_of(&snapshot["root"])?, &p),
-		"leaf {index} of snapshot {version} of Datanet {datanet} does not verify against the on-chain root"
-	);
+	let ok = p.leaf_index == index && pallet_datanets::merkle::verify(&hash_of(&snapshot["root"])?, &p);
+	Ok((proof, snapshot, p, ok))
+}
+
+/// The content root of leaf `(datanet, version, index)`, proven against the snapshot's
+/// on-chain Merkle root.
+async fn verified_content_root(chain: &Chain, datanet: u32, version: u32, index: u32) -> Result<H256> {
+	let (_, _, p, ok) = snapshot_proof(chain, datanet, version, index).await?;
+	anyhow::ensure!(ok, "leaf {index} of snapshot {version} of Datanet {datanet} does not verify against the on-chain root");
 	Ok(p.leaf.content_hash)
 }
 
@@ -465,24 +475,7 @@ async fn main() -> Result<()> {
 			}
 		},
 		Cmd::Proof { datanet, version, index } => {
-			let proof: serde_json::Value = chain.rpc("datanets_getProof", rpc_params![datanet, version, index]).await?;
-			let snapshot: serde_json::Value = chain.rpc("datanets_getSnapshot", rpc_params![datanet, version]).await?;
-			let parse = |v: &serde_json::Value| -> Result<H256> {
-				let s = v.as_str().context("hash")?;
-				Ok(H256::from_slice(&hex::decode(s.trim_start_matches("0x"))?))
-			};
-			let p = pallet_datanets::SnapshotProof {
-				root: parse(&proof["root"])?,
-				proof: proof["proof"].as_array().context("proof")?.iter().map(parse).collect::<Result<_>>()?,
-				number_of_leaves: proof["numberOfLeaves"].as_u64().context("numberOfLeaves")? as u32,
-				leaf_index: proof["leafIndex"].as_u64().context("leafIndex")? as u32,
-				leaf: pallet_datanets::Leaf {
-					contribution: proof["contribution"].as_u64().context("contribution")?,
-					content_hash: parse(&proof["contentHash"])?,
-				},
-			};
-			let root = parse(&snapshot["root"])?;
-			let ok = pallet_datanets::merkle::verify(&root, &p);
+			let (proof, snapshot, _, ok) = snapshot_proof(&chain, datanet, version, index).await?;
 			print_json(&serde_json::json!({ "proof": proof, "onChainRoot": snapshot["root"], "verified": ok }));
 			if !ok {
 				bail!("the proof does NOT verify against the on-chain root");

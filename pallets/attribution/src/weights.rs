@@ -61,8 +61,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deposit_escrow() -> Weight {
 		//  Measured:  `103`
 		//  Estimated: `3622`
-		// Minimum execution time: 40_584_000 picoseconds.
-		Weight::from_parts(43_234_000, 3622)
+		// Minimum execution time: 38_987_000 picoseconds.
+		Weight::from_parts(40_262_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -73,8 +73,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn request_escrow_withdrawal() -> Weight {
 		//  Measured:  `55`
 		//  Estimated: `3622`
-		// Minimum execution time: 11_701_000 picoseconds.
-		Weight::from_parts(11_952_000, 3622)
+		// Minimum execution time: 11_357_000 picoseconds.
+		Weight::from_parts(11_526_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -87,8 +87,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn withdraw_escrow() -> Weight {
 		//  Measured:  `257`
 		//  Estimated: `3622`
-		// Minimum execution time: 42_553_000 picoseconds.
-		Weight::from_parts(43_703_000, 3622)
+		// Minimum execution time: 40_918_000 picoseconds.
+		Weight::from_parts(41_406_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -129,14 +129,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `n` is `[1, 256]`.
 	/// The range of component `s` is `[1, 32]`.
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		//  Measured:  `0 + n * (7360 ±0) + s * (56251 ±0)`
-		//  Estimated: `132111 + n * (46248 ±0) + s * (359195 ±49_797)`
-		// Minimum execution time: 726_568_000 picoseconds.
-		Weight::from_parts(748_347_000, 132111)
-			// Standard Error: 44_902_039
-			.saturating_add(Weight::from_parts(554_773_684, 0).saturating_mul(n.into()))
-			// Standard Error: 359_494_392
-			.saturating_add(Weight::from_parts(2_210_020_200, 0).saturating_mul(s.into()))
+		//  Measured:  `0 + n * (7353 ±0) + s * (56253 ±0)`
+		//  Estimated: `132111 + n * (46248 ±6_219) + s * (359195 ±49_797)`
+		// Minimum execution time: 749_967_000 picoseconds.
+		Weight::from_parts(771_856_000, 132111)
+			// Standard Error: 45_961_938
+			.saturating_add(Weight::from_parts(560_587_740, 0).saturating_mul(n.into()))
+			// Standard Error: 367_980_148
+			.saturating_add(Weight::from_parts(2_224_881_722, 0).saturating_mul(s.into()))
 			.saturating_add(T::DbWeight::get().reads(145_u64))
 			.saturating_add(T::DbWeight::get().reads((38_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().reads((272_u64).saturating_mul(s.into())))
@@ -157,8 +157,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn claim_rewards() -> Weight {
 		//  Measured:  `1981`
 		//  Estimated: `6196`
-		// Minimum execution time: 110_534_000 picoseconds.
-		Weight::from_parts(117_641_000, 6196)
+		// Minimum execution time: 115_587_000 picoseconds.
+		Weight::from_parts(116_720_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -173,8 +173,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn challenge() -> Weight {
 		//  Measured:  `2197`
 		//  Estimated: `8312`
-		// Minimum execution time: 78_175_000 picoseconds.
-		Weight::from_parts(81_110_000, 8312)
+		// Minimum execution time: 75_629_000 picoseconds.
+		Weight::from_parts(80_084_000, 8312)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -208,12 +208,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `OpenStaking::SlashedWorkers` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// The range of component `d` is `[0, 256]`.
 	fn resolve_challenge(d: u32, ) -> Weight {
-		//  Measured:  `13168 + d * (282 ±0)`
+		//  Measured:  `13208 + d * (282 ±0)`
 		//  Estimated: `132111 + d * (2632 ±0)`
-		// Minimum execution time: 475_726_000 picoseconds.
-		Weight::from_parts(383_869_321, 132111)
-			// Standard Error: 246_414
-			.saturating_add(Weight::from_parts(50_876_030, 0).saturating_mul(d.into()))
+		// Minimum execution time: 463_140_000 picoseconds.
+		Weight::from_parts(424_567_555, 132111)
+			// Standard Error: 328_613
+			.saturating_add(Weight::from_parts(52_155_454, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(69_u64))
 			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(66_u64))
@@ -246,12 +246,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::UsedRequests` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// The range of component `p` is `[1, 51]`.
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
-		//  Measured:  `3514 + p * (143 ±0)`
-		//  Estimated: `8312 + p * (2571 ±0)`
-		// Minimum execution time: 153_021_000 picoseconds.
-		Weight::from_parts(178_777_858, 8312)
-			// Standard Error: 200_519
-			.saturating_add(Weight::from_parts(9_890_415, 0).saturating_mul(p.into()))
+		//  Measured:  `3494 + p * (144 ±0)`
+		//  Estimated: `8312 + p * (2571 ±114)`
+		// Minimum execution time: 147_927_000 picoseconds.
+		Weight::from_parts(157_208_913, 8312)
+			// Standard Error: 147_317
+			.saturating_add(Weight::from_parts(10_825_461, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -261,9 +261,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
 	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
-	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(165), added: 2640, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(153), added: 2628, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::DisputeDeadlines` (r:1 w:1)
-	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(2830), added: 5305, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(3406), added: 5881, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -271,10 +271,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	fn challenge_share() -> Weight {
-		//  Measured:  `2516`
+		//  Measured:  `2483`
 		//  Estimated: `8312`
-		// Minimum execution time: 98_326_000 picoseconds.
-		Weight::from_parts(98_525_000, 8312)
+		// Minimum execution time: 98_882_000 picoseconds.
+		Weight::from_parts(105_411_000, 8312)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -293,9 +293,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Datanets::Contributions` (r:1 w:0)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(1485), added: 3960, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
-	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(165), added: 2640, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(153), added: 2628, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::DisputeDeadlines` (r:1 w:1)
-	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(2830), added: 5305, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(3406), added: 5881, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -303,17 +303,17 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	fn prove_omission() -> Weight {
-		//  Measured:  `4825`
+		//  Measured:  `4858`
 		//  Estimated: `8312`
-		// Minimum execution time: 175_160_000 picoseconds.
-		Weight::from_parts(181_326_000, 8312)
+		// Minimum execution time: 170_936_000 picoseconds.
+		Weight::from_parts(181_356_000, 8312)
 			.saturating_add(T::DbWeight::get().reads(12_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
 	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
-	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(165), added: 2640, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(153), added: 2628, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Snapshots` (r:1 w:0)
 	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Leaves` (r:1 w:0)
@@ -321,7 +321,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Datanets::Contributions` (r:1 w:0)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(1485), added: 3960, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::DisputeDeadlines` (r:1 w:1)
-	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(2830), added: 5305, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(3406), added: 5881, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -330,12 +330,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn answer(n: u32, ) -> Weight {
-		//  Measured:  `4232`
+		//  Measured:  `4221`
 		//  Estimated: `8312`
-		// Minimum execution time: 154_688_000 picoseconds.
-		Weight::from_parts(127_444_484, 8312)
-			// Standard Error: 664_823
-			.saturating_add(Weight::from_parts(35_054_453, 0).saturating_mul(n.into()))
+		// Minimum execution time: 159_402_000 picoseconds.
+		Weight::from_parts(148_567_236, 8312)
+			// Standard Error: 612_236
+			.saturating_add(Weight::from_parts(29_531_804, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -346,8 +346,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn prune_block() -> Weight {
 		//  Measured:  `30`
 		//  Estimated: `69015`
-		// Minimum execution time: 6_896_000 picoseconds.
-		Weight::from_parts(7_079_000, 69015)
+		// Minimum execution time: 6_498_000 picoseconds.
+		Weight::from_parts(6_762_000, 69015)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -377,10 +377,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn prune_receipt(p: u32, ) -> Weight {
 		//  Measured:  `2291 + p * (147 ±0)`
 		//  Estimated: `69015 + p * (2571 ±0)`
-		// Minimum execution time: 36_000_000 picoseconds.
-		Weight::from_parts(60_656_272, 69015)
-			// Standard Error: 234_989
-			.saturating_add(Weight::from_parts(10_205_907, 0).saturating_mul(p.into()))
+		// Minimum execution time: 32_231_000 picoseconds.
+		Weight::from_parts(61_155_200, 69015)
+			// Standard Error: 230_189
+			.saturating_add(Weight::from_parts(9_746_989, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -392,24 +392,24 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn deposit_escrow() -> Weight {
-		Weight::from_parts(43_234_000, 3622)
+		Weight::from_parts(40_262_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn request_escrow_withdrawal() -> Weight {
-		Weight::from_parts(11_952_000, 3622)
+		Weight::from_parts(11_526_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_escrow() -> Weight {
-		Weight::from_parts(43_703_000, 3622)
+		Weight::from_parts(41_406_000, 3622)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		Weight::from_parts(748_347_000, 132111)
-			.saturating_add(Weight::from_parts(554_773_684, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(2_210_020_200, 0).saturating_mul(s.into()))
+		Weight::from_parts(771_856_000, 132111)
+			.saturating_add(Weight::from_parts(560_587_740, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(2_224_881_722, 0).saturating_mul(s.into()))
 			.saturating_add(ParityDbWeight::get().reads(145_u64))
 			.saturating_add(ParityDbWeight::get().reads((38_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().reads((272_u64).saturating_mul(s.into())))
@@ -420,18 +420,18 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 359195).saturating_mul(s.into()))
 	}
 	fn claim_rewards() -> Weight {
-		Weight::from_parts(117_641_000, 6196)
+		Weight::from_parts(116_720_000, 6196)
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn challenge() -> Weight {
-		Weight::from_parts(81_110_000, 8312)
+		Weight::from_parts(80_084_000, 8312)
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn resolve_challenge(d: u32, ) -> Weight {
-		Weight::from_parts(383_869_321, 132111)
-			.saturating_add(Weight::from_parts(50_876_030, 0).saturating_mul(d.into()))
+		Weight::from_parts(424_567_555, 132111)
+			.saturating_add(Weight::from_parts(52_155_454, 0).saturating_mul(d.into()))
 			.saturating_add(ParityDbWeight::get().reads(69_u64))
 			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(66_u64))
@@ -439,8 +439,8 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2632).saturating_mul(d.into()))
 	}
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
-		Weight::from_parts(178_777_858, 8312)
-			.saturating_add(Weight::from_parts(9_890_415, 0).saturating_mul(p.into()))
+		Weight::from_parts(157_208_913, 8312)
+			.saturating_add(Weight::from_parts(10_825_461, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
@@ -448,29 +448,29 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
 	fn challenge_share() -> Weight {
-		Weight::from_parts(98_525_000, 8312)
+		Weight::from_parts(105_411_000, 8312)
 			.saturating_add(ParityDbWeight::get().reads(6_u64))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))
 	}
 	fn prove_omission() -> Weight {
-		Weight::from_parts(181_326_000, 8312)
+		Weight::from_parts(181_356_000, 8312)
 			.saturating_add(ParityDbWeight::get().reads(12_u64))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))
 	}
 	fn answer(n: u32, ) -> Weight {
-		Weight::from_parts(127_444_484, 8312)
-			.saturating_add(Weight::from_parts(35_054_453, 0).saturating_mul(n.into()))
+		Weight::from_parts(148_567_236, 8312)
+			.saturating_add(Weight::from_parts(29_531_804, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(10_u64))
 			.saturating_add(ParityDbWeight::get().writes(7_u64))
 	}
 	fn prune_block() -> Weight {
-		Weight::from_parts(7_079_000, 69015)
+		Weight::from_parts(6_762_000, 69015)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn prune_receipt(p: u32, ) -> Weight {
-		Weight::from_parts(60_656_272, 69015)
-			.saturating_add(Weight::from_parts(10_205_907, 0).saturating_mul(p.into()))
+		Weight::from_parts(61_155_200, 69015)
+			.saturating_add(Weight::from_parts(9_746_989, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
