@@ -195,7 +195,7 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 	let mut rx = plain
 		.state
 		.engine
-		.submit(prompt, None, SamplingParams { temperature: 0.0, max_tokens: 12, ..Default::default() })
+		.submit(prompt, None, SamplingParams { temperature: 0.0, max_tokens: 40, ..Default::default() })
 		.unwrap();
 	let mut ids = vec![];
 	while let Some(ev) = rx.recv().await {
@@ -210,10 +210,13 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 	let r = |i| DocRef { datanet: 3, version: 1, index: i, content_hash: [i as u8; 32] };
 	let other: Vec<u32> = (1..50).collect();
 	let with_answer: Vec<u32> = [vec![9, 9], ids.clone(), vec![8]].concat();
-	build_index(dir.path(), [(r(0), other.as_slice()), (r(7), with_answer.as_slice())]).unwrap();
+	// Each document's raw bytes are its text: what span claims point into.
+	let raw = |ids: &[u32]| plain.state.tokenizer.decode(ids).unwrap().into_bytes();
+	let (raw_other, raw_answer) = (raw(&other), raw(&with_answer));
+	build_index(dir.path(), [(r(0), other.as_slice(), raw_other.as_slice()), (r(7), with_answer.as_slice(), raw_answer.as_slice())]).unwrap();
 	let state = Arc::new(AppState { spans: Some(Arc::new(SpanIndex::open(dir.path()).unwrap())), ..st_clone(&plain.state) });
 	let app2 = App { _dir: tempfile::tempdir().unwrap(), state };
-	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 12, "temperature": 0}).to_string();
+	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 40, "temperature": 0}).to_string();
 	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&req)).await;
 	assert_eq!(s, StatusCode::OK, "{body}");
 	let v: Value = serde_json::from_str(&body).unwrap();
@@ -221,9 +224,10 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 	assert_eq!(a["method"], "span_match");
 	assert_eq!(a["coverage"], 1.0, "{a}");
 	assert_eq!(a["shares"][0]["contribution"], json!({"datanet": 3, "version": 1, "index": 7}));
-	assert!(a["shares"][0]["share"].as_u64().unwrap() > 999_000_000);
+	// All of it is a verbatim copy of contribution 7: claimed whole, so the share is (nearly) all.
+	assert!(a["shares"][0]["share"].as_u64().unwrap() > 999_000_000, "{a}");
 	// Streaming: the final chunk carries the same object.
-	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 12, "temperature": 0, "stream": true}).to_string();
+	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 40, "temperature": 0, "stream": true}).to_string();
 	let (_, _, body) = call(&app2, "POST", "/v1/completions", Some(&req)).await;
 	let last: Value = body
 		.lines()
