@@ -14,9 +14,9 @@ import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { blake2AsHex } from '@polkadot/util-crypto';
-import { stringToU8a } from '@polkadot/util';
+import { stringToU8a, u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
-import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
+import { Worker, WORKER_BIN, workerCmd, modelAndAnswer } from './lib/worker.js';
 import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, termsOf, free, sealUntil } from './lib/chain.js';
 import { rangeProof, indexOfBytes, MIN_OMISSION_BYTES } from './lib/evidence.js';
 
@@ -80,17 +80,9 @@ const events = async (section, method) => {
 before(async () => {
   if (skip) return;
   dir = tempDir('ol-disputes-');
-  const model = join(dir, 'base');
-  const adapters = join(dir, 'adapters');
-  workerCmd(['gen-model', '--out', model, '--seed', '7']);
-  workerCmd(['gen-adapter', '--base', model, '--out', join(adapters, 'legal'), '--seed', '3']);
-  const adapterId = workerCmd(['adapter-id', join(adapters, 'legal')]).trim();
   // What the adapter says after the prompt is contribution 1, so the paid answers copy it.
-  const free0 = new Worker({ name: 'disputes-free', dir, args: ['--model', model, '--adapters', adapters] });
-  await free0.start();
-  const first = await free0.post('/v1/completions', { model: 'legal', prompt: PROMPT, max_tokens: TOKENS, temperature: 0 });
-  await free0.stop();
-  const texts = ['Patients with a fever should rest and drink water.', PROMPT + first.body.choices[0].text, 'Contracts signed under duress are void.', LONG];
+  const { model, adapters, adapterId, text } = await modelAndAnswer(dir, PROMPT, TOKENS);
+  const texts = ['Patients with a fever should rest and drink water.', PROMPT + text, 'Contracts signed under duress are void.', LONG];
 
   node = new Node({ name: 'disputes-chain', basePath: tempDir('ol-dchain-'), args: ['--dev', '--sealing', 'instant'] });
   await node.start();
@@ -136,6 +128,19 @@ test('(a) an honest receipt is challenged, its worker answers by itself, the cha
   const checked = await cli('evidence', requestId, '--worker', honest.url);
   assert.ok(checked.ok, checked.out);
   assert.equal(JSON.parse(checked.out).verified, true);
+  // Over HTTP the evidence (chunks of the payer's answer) goes to the payer alone: no signature,
+  // or another account's signature of the same request, gets 403.
+  const asked = api.createType('(Bytes, H256)', ['openledger:evidence:v1', requestId]).toU8a();
+  const signedBy = (who) => ({ 'x-openledger-evidence-signature': u8aToHex(u8aConcat(new Uint8Array([1]), who.sign(asked))) });
+  for (const headers of [{}, signedBy(challenger)]) {
+    const denied = await honest.get(`/v1/evidence/${requestId}`, headers);
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.error.code, 'not_the_payer');
+  }
+  const granted = await honest.get(`/v1/evidence/${requestId}`, signedBy(eve));
+  assert.equal(granted.status, 200);
+  assert.equal(granted.body.claims.length, rec.claims);
+  assert.equal((await honest.get('/v1/evidence/0x1234')).status, 400, 'a malformed request id');
 
   const bond = api.consts.attribution.challengeBond.toBigInt();
   const [c0, w0] = [await free(api, challenger.address), await free(api, charlie.address)];

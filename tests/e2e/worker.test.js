@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
-import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
+import { Worker, WORKER_BIN, workerCmd, modelAndAnswer } from './lib/worker.js';
 import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, termsOf } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
@@ -50,22 +50,14 @@ const ask = (headers, max_tokens = 12) =>
 before(async () => {
   if (skip) return;
   dir = tempDir('ol-worker-');
-  model = join(dir, 'base');
-  adapters = join(dir, 'adapters');
-  workerCmd(['gen-model', '--out', model, '--seed', '7']);
-  workerCmd(['gen-adapter', '--base', model, '--out', join(adapters, 'legal'), '--seed', '3']);
-  const adapterId = workerCmd(['adapter-id', join(adapters, 'legal')]).trim();
-
   // What the adapter says after the prompt becomes a contribution, so that the paid answer
   // below has something to be attributed to.
-  const free = new Worker({ name: 'worker-free', dir, args: ['--model', model, '--adapters', adapters] });
-  await free.start();
-  const first = await free.post('/v1/completions', { model: 'legal', prompt: PROMPT, max_tokens: 12, temperature: 0 });
-  await free.stop();
-  assert.equal(first.status, 200);
+  let adapterId;
+  let text;
+  ({ model, adapters, adapterId, text } = await modelAndAnswer(dir, PROMPT, 12));
   const texts = [
     'Patients with a fever should rest and drink water.',
-    PROMPT + first.body.choices[0].text,
+    PROMPT + text,
     'Contracts signed under duress are void.',
   ];
 

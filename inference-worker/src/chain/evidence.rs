@@ -122,20 +122,47 @@ pub struct Dispute {
 }
 
 /// The evidence of claim `i` of `r`, from the trees of its output and claims.
-fn prove(r: &Record, out_tree: &ev::Tree, claims_tree: &ev::Tree, i: usize, doc: &[u8]) -> Result<SpanEvidence> {
+fn prove(r: &Record, out_tree: &ev::Tree, claims_tree: &ev::Tree, i: usize, (doc, doc_tree): &(Vec<u8>, ev::Tree)) -> Result<SpanEvidence> {
 	let c = r.claims[i];
 	let output = ev::range_proof(out_tree, &r.output, c.output_start as u64, c.len).context("the claim lies outside the answer")?;
-	let content = ev::range_proof(&ev::content_tree(doc), doc, c.offset, c.len).context("the claim lies outside its contribution")?;
+	let content = ev::range_proof(doc_tree, doc, c.offset, c.len).context("the claim lies outside its contribution")?;
 	let siblings = claims_tree.proof(i as u32).context("claim index")?;
 	Ok(SpanEvidence { index: i as u32, siblings: BoundedVec::truncate_from(siblings), span: SpanProof { claim: c, output, content } })
+}
+
+/// Contributions' bytes with their content trees, each fetched and built once however many
+/// claims point into it.
+struct Docs<F> {
+	fetch: F,
+	cache: std::collections::BTreeMap<ContributionRef, Option<(Vec<u8>, ev::Tree)>>,
+}
+
+impl<F: Fn(&ContributionRef) -> Option<Vec<u8>>> Docs<F> {
+	fn new(fetch: F) -> Self {
+		Self { fetch, cache: Default::default() }
+	}
+
+	fn get(&mut self, c: &ContributionRef) -> Option<&(Vec<u8>, ev::Tree)> {
+		let Self { fetch, cache } = self;
+		cache
+			.entry(*c)
+			.or_insert_with(|| {
+				fetch(c).map(|bytes| {
+					let tree = ev::content_tree(&bytes);
+					(bytes, tree)
+				})
+			})
+			.as_ref()
+	}
 }
 
 /// The evidence of every committed claim of `r` whose contribution's bytes are at hand (what
 /// `GET /v1/evidence/{id}` publishes; checked by `openledger evidence`).
 pub fn all_evidence(r: &Record, doc: impl Fn(&ContributionRef) -> Option<Vec<u8>>) -> Vec<SpanEvidence> {
 	let (out_tree, claims_tree) = (ev::content_tree(&r.output), ev::claims_tree(&r.claims));
+	let mut docs = Docs::new(doc);
 	(0..r.claims.len())
-		.filter_map(|i| doc(&r.claims[i].contribution).and_then(|bytes| prove(r, &out_tree, &claims_tree, i, &bytes).ok()))
+		.filter_map(|i| docs.get(&r.claims[i].contribution).and_then(|d| prove(r, &out_tree, &claims_tree, i, d).ok()))
 		.collect()
 }
 
@@ -149,7 +176,7 @@ pub fn answer(r: &Record, d: &Dispute, doc: impl Fn(&ContributionRef) -> Option<
 	let (out_tree, claims_tree) = (ev::content_tree(&r.output), ev::claims_tree(&r.claims));
 	let (output_root, claims_root) = (ev::commit(r.output.len() as u64, &out_tree.root()), claims_tree.root());
 	// The claims that can answer: the disputed contribution's, or credited ones overlapping the
-	// omitted bytes; longest first.
+	// omitted bytes.
 	let omitted = match d.kind.as_str() {
 		"share" => None,
 		"omission" => {
@@ -180,12 +207,14 @@ pub fn answer(r: &Record, d: &Dispute, doc: impl Fn(&ContributionRef) -> Option<
 	ensure!(!candidates.is_empty(), "no committed claim answers this dispute");
 	let mut evidence = Vec::with_capacity(candidates.len());
 	let mut ranges = Vec::new();
+	let mut docs = Docs::new(doc);
 	for i in candidates {
 		let c = r.claims[i].contribution;
-		let bytes = doc(&c).with_context(|| format!("the bytes of contribution {c:?} are not at hand"))?;
-		let e = prove(r, &out_tree, &claims_tree, i, &bytes)?;
+		let d = docs.get(&c).with_context(|| format!("the bytes of contribution {c:?} are not at hand"))?;
+		let e = prove(r, &out_tree, &claims_tree, i, d)?;
+		let content_root = ev::commit(d.0.len() as u64, &d.1.root());
 		ev::verify_committed(&e, &claims_root, r.claims.len() as u32).map_err(|x| anyhow::anyhow!("claim {i}: {x:?}"))?;
-		ev::verify_span(&e.span, &output_root, r.output.len() as u32, &ev::content_root(&bytes))
+		ev::verify_span(&e.span, &output_root, r.output.len() as u32, &content_root)
 			.map_err(|x| anyhow::anyhow!("claim {i} does not hold: {x:?}"))?;
 		ranges.push(r.claims[i].output_range());
 		evidence.push(e);

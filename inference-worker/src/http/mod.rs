@@ -494,6 +494,14 @@ async fn attribute_and_queue(
 	Ok((attribution, Some(receipt)))
 }
 
+/// A request id from a path: `0x` (optional) and 64 hex digits.
+fn parse_request_id(id: &str) -> Result<crate::chain::RequestId, ApiError> {
+	match hex::decode(id.strip_prefix("0x").unwrap_or(id)) {
+		Ok(b) if b.len() == 32 => Ok(crate::chain::RequestId::from_slice(&b)),
+		_ => Err(ApiError::invalid("a request id is 0x followed by 64 hex digits", "id")),
+	}
+}
+
 /// `GET /v1/evidence/{request id}`: the evidence of a span receipt — its committed claims, each
 /// proven (SCALE `Vec<SpanEvidence>`, hex): the claim's place under the claims root, the
 /// answer's 1 KiB chunks holding it under the output root, the contribution's under its content
@@ -505,9 +513,9 @@ async fn evidence(State(st): State<Arc<AppState>>, headers: HeaderMap, Path(id):
 	let Some(chain) = &st.chain else {
 		return error_response(&ApiError { status: 404, ..ApiError::invalid("this worker does not bill on chain", "id") });
 	};
-	let id = match hex::decode(id.strip_prefix("0x").unwrap_or(&id)) {
-		Ok(b) if b.len() == 32 => crate::chain::RequestId::from_slice(&b),
-		_ => return error_response(&ApiError::invalid("a request id is 0x followed by 64 hex digits", "id")),
+	let id = match parse_request_id(&id) {
+		Ok(id) => id,
+		Err(e) => return error_response(&e),
 	};
 	let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
 	let operator = st.admin_token.as_ref().is_some_and(|t| t.accepts(auth));
@@ -556,9 +564,9 @@ async fn receipt_status(State(st): State<Arc<AppState>>, Path(id): Path<String>)
 	let Some(chain) = &st.chain else {
 		return error_response(&ApiError { status: 404, ..ApiError::invalid("this worker does not bill on chain", "id") });
 	};
-	let id = match hex::decode(id.strip_prefix("0x").unwrap_or(&id)) {
-		Ok(b) if b.len() == 32 => crate::chain::RequestId::from_slice(&b),
-		_ => return error_response(&ApiError::invalid("a request id is 0x followed by 64 hex digits", "id")),
+	let id = match parse_request_id(&id) {
+		Ok(id) => id,
+		Err(e) => return error_response(&e),
 	};
 	Json(chain.queue.status(&id)).into_response()
 }

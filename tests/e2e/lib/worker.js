@@ -10,6 +10,26 @@ export function workerCmd(args) {
   return execFileSync(WORKER_BIN, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/**
+ * A seeded base model and a `legal` adapter in `dir`, and what the adapter says after `prompt`
+ * (greedy, `maxTokens` tokens) on a worker without a chain: text a contribution can repeat, so
+ * that a paid answer has something to be attributed to. Resolves to
+ * { model, adapters, adapterId, text }.
+ */
+export async function modelAndAnswer(dir, prompt, maxTokens) {
+  const model = join(dir, 'base');
+  const adapters = join(dir, 'adapters');
+  workerCmd(['gen-model', '--out', model, '--seed', '7']);
+  workerCmd(['gen-adapter', '--base', model, '--out', join(adapters, 'legal'), '--seed', '3']);
+  const adapterId = workerCmd(['adapter-id', join(adapters, 'legal')]).trim();
+  const free = new Worker({ name: 'worker-free', dir, args: ['--model', model, '--adapters', adapters] });
+  await free.start();
+  const first = await free.post('/v1/completions', { model: 'legal', prompt, max_tokens: maxTokens, temperature: 0 });
+  await free.stop();
+  if (first.status !== 200) throw new Error(`the free worker answered ${first.status}: ${JSON.stringify(first.body)}`);
+  return { model, adapters, adapterId, text: first.body.choices[0].text };
+}
+
 export class Worker {
   constructor({ name, dir, args }) {
     this.name = name;
