@@ -143,6 +143,7 @@ pub mod pallet {
 	use super::*;
 	use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 	use frame_support::{
+		dispatch::WithPostDispatchInfo,
 		pallet_prelude::*,
 		traits::{
 			fungible::InspectHold,
@@ -701,19 +702,23 @@ pub mod pallet {
 			Ok(Some(<T as Config>::WeightInfo::submit_receipts(n, s)).into())
 		}
 
-		/// Pays out `who`'s vested rewards (anyone may trigger it; the OPEN goes to `who`).
+		/// Pays out `who`'s vested rewards (anyone may trigger it; the OPEN goes to `who`), free of
+		/// fees when it pays anything (charged when there is nothing to claim).
 		/// Payouts of receipts still in their challenge window are not claimable yet. A worker's
 		/// share is paid by the staking pallet (`claim_staking_rewards`), shared with its
 		/// delegators.
 		#[pallet::call_index(4)]
-		pub fn claim_rewards(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
+		pub fn claim_rewards(origin: OriginFor<T>, who: T::AccountId) -> DispatchResultWithPostInfo {
 			ensure_signed(origin)?;
 			let amount = Rewards::<T>::take(&who);
 			ensure!(!amount.is_zero(), Error::<T>::NothingToClaim);
 			Self::pay_owed(&who, amount)?;
 			AccountEarnings::<T>::mutate(&who, |e| e.claimed = e.claimed.saturating_add(amount));
 			Self::deposit_event(Event::RewardsClaimed { who, amount });
-			Ok(())
+			// Free when it pays: rewards are micro-payments, and a fee could exceed them. Only a
+			// vesting makes a claim pay, so free claims are bounded by paid settlements; one that
+			// pays nothing is charged.
+			Ok(Pays::No.into())
 		}
 
 		/// Challenges an influence or retrieval receipt within the window, holding the challenge
@@ -763,11 +768,13 @@ pub mod pallet {
 		#[pallet::weight(<T as Config>::WeightInfo::resolve_challenge_overdue(max_payouts::<T>()))]
 		pub fn expire_challenge(origin: OriginFor<T>, request_id: RequestId) -> DispatchResultWithPostInfo {
 			ensure_signed(origin)?;
-			let r = Receipts::<T>::get(request_id).ok_or(Error::<T>::UnknownReceipt)?;
-			ensure!(r.challenger.is_some(), Error::<T>::NotChallenged);
+			// Refused after reading the receipt: charged for that read, not for vesting it.
+			let refused = |e: Error<T>| DispatchError::from(e).with_weight(T::DbWeight::get().reads(1));
+			let r = Receipts::<T>::get(request_id).ok_or_else(|| refused(Error::<T>::UnknownReceipt))?;
+			ensure!(r.challenger.is_some(), refused(Error::<T>::NotChallenged));
 			let deadline = r.settled_at.saturating_add(T::ChallengeWindow::get()).saturating_add(T::ResolveTimeout::get());
-			ensure!(frame_system::Pallet::<T>::block_number() > deadline, Error::<T>::TooEarly);
-			ensure!(r.method != AttributionMethod::SpanMatch, Error::<T>::SpanMatchIsProven);
+			ensure!(frame_system::Pallet::<T>::block_number() > deadline, refused(Error::<T>::TooEarly));
+			ensure!(r.method != AttributionMethod::SpanMatch, refused(Error::<T>::SpanMatchIsProven));
 			Self::judge(request_id, Outcome::Expired)
 		}
 

@@ -5,7 +5,8 @@ use crate::{mock::*, *};
 use codec::Encode;
 use frame_support::{
 	assert_noop, assert_ok,
-	traits::{fungible::Inspect, Hooks},
+	dispatch::{Pays, WithPostDispatchInfo},
+	traits::{fungible::Inspect, Get, Hooks},
 	weights::Weight,
 	BoundedVec,
 };
@@ -344,7 +345,9 @@ fn rewards_vest_after_the_window_and_claims_pay_only_vested_rewards() {
 		assert_eq!(REWARDS_PAID.with(|r| r.borrow().len()), 0, "nothing credited to the worker's pool yet");
 		idle_to(VEST_AT);
 		let c0 = Balances::balance(&contributor(0));
-		assert_ok!(Attribution::claim_rewards(signed(payer()), contributor(0)));
+		// A claim that pays is free of fees (rewards are micro-payments); one that pays nothing
+		// is charged (the `nothing_to_claim` refusals here carry the default: pays).
+		assert_eq!(Attribution::claim_rewards(signed(payer()), contributor(0)).map(|i| i.pays_fee), Ok(Pays::No));
 		assert_eq!(Balances::balance(&contributor(0)), c0 + 180);
 		assert_eq!(AccountEarnings::<Test>::get(contributor(0)), Earnings { accrued: 180, claimed: 180, pending: 0 });
 		assert_noop!(Attribution::claim_rewards(signed(payer()), contributor(0)), nothing_to_claim());
@@ -788,8 +791,12 @@ fn an_unjudged_challenge_expires_as_valid() {
 		let id = settled_and_challenged();
 		let deadline = 1 + WINDOW + RESOLVE_TIMEOUT;
 		System::set_block_number(deadline);
-		assert_noop!(Attribution::expire_challenge(signed(payer()), id), Error::TooEarly);
-		assert_noop!(Attribution::expire_challenge(signed(payer()), H256::zero()), Error::UnknownReceipt);
+		// Refused after one read: charged for it, not for vesting every payout.
+		let read = <<Test as frame_system::Config>::DbWeight as Get<frame_support::weights::RuntimeDbWeight>>::get().reads(1);
+		assert!(read.all_lt(<() as WeightInfo>::resolve_challenge_overdue(max_payouts::<Test>())));
+		let refused = |e: Error| DispatchError::from(e).with_weight(read);
+		assert_noop!(Attribution::expire_challenge(signed(payer()), id), refused(Error::TooEarly));
+		assert_noop!(Attribution::expire_challenge(signed(payer()), H256::zero()), refused(Error::UnknownReceipt));
 		idle_to(deadline + 1);
 		assert!(Receipts::<Test>::get(id).is_some_and(|r| r.overdue), "kept past its pruning block");
 		let (t0, c0) = (Balances::balance(&treasury()), Balances::balance(&challenger()));
@@ -799,7 +806,7 @@ fn an_unjudged_challenge_expires_as_valid() {
 		assert_eq!(Balances::balance(&challenger()), c0 + CHALLENGE_BOND, "the bond back, no reward");
 		assert_eq!(FROZEN.with(|f| f.borrow().get(&worker()).copied()), Some(0), "unfrozen");
 		assert_eq!(Rewards::<Test>::get(owner()), 400, "vested as valid");
-		assert_noop!(Attribution::expire_challenge(signed(payer()), id), Error::UnknownReceipt);
+		assert_noop!(Attribution::expire_challenge(signed(payer()), id), refused(Error::UnknownReceipt));
 		check();
 	});
 }

@@ -92,6 +92,7 @@ pub mod pallet {
 	use super::*;
 	use codec::Encode;
 	use frame_support::{
+		dispatch::WithPostDispatchInfo,
 		pallet_prelude::*,
 		traits::{
 			tokens::{Fortitude, Precision, Restriction},
@@ -650,21 +651,35 @@ pub mod pallet {
 		#[pallet::weight(<T as Config>::WeightInfo::snapshot(T::MaxLeaves::get()))]
 		pub fn snapshot(origin: OriginFor<T>, datanet: DatanetId) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let mut d = Datanets::<T>::get(datanet).ok_or(Error::<T>::UnknownDatanet)?;
-			Self::ensure_curator(datanet, &d, &who)?;
-			ensure!(d.leaf_count > 0, Error::<T>::NothingToSnapshot);
+			// An early error is charged for the leaves it read (none before the checks), not
+			// for the largest Datanet.
+			let leaf_count = Self::do_snapshot(datanet, &who)
+				.map_err(|(e, read)| e.with_weight(<T as Config>::WeightInfo::snapshot(read)))?;
+			Ok(Some(<T as Config>::WeightInfo::snapshot(leaf_count)).into())
+		}
+	}
+
+	impl<T: Config> Pallet<T> {
+		/// [`Pallet::snapshot`]: the new version's leaf count, or the error with the number of
+		/// leaves read before it.
+		fn do_snapshot(datanet: DatanetId, who: &T::AccountId) -> Result<u32, (DispatchError, u32)> {
+			let early = |e: Error<T>| (DispatchError::from(e), 0);
+			let mut d = Datanets::<T>::get(datanet).ok_or(early(Error::<T>::UnknownDatanet))?;
+			Self::ensure_curator(datanet, &d, who).map_err(|e| (e, 0))?;
+			ensure!(d.leaf_count > 0, early(Error::<T>::NothingToSnapshot));
 			let latest = match d.latest_snapshot {
 				0 => None,
 				v => Snapshots::<T>::get(datanet, v),
 			};
 			let leaves: Vec<Leaf> = (0..d.leaf_count)
 				.map(|i| Leaves::<T>::get(datanet, i).defensive_ok_or(Error::<T>::UnknownContribution))
-				.collect::<Result<_, _>>()?;
+				.collect::<Result<_, _>>()
+				.map_err(|e| (e.into(), d.leaf_count))?;
 			let root = merkle::root(leaves.iter().copied());
 			if let Some(latest) = latest {
-				ensure!(latest.root != root, Error::<T>::NoChangeSinceSnapshot);
+				ensure!(latest.root != root, (Error::<T>::NoChangeSinceSnapshot.into(), d.leaf_count));
 			}
-			let version = d.latest_snapshot.checked_add(1).ok_or(Error::<T>::Overflow)?;
+			let version = d.latest_snapshot.checked_add(1).ok_or((Error::<T>::Overflow.into(), d.leaf_count))?;
 			Snapshots::<T>::insert(
 				datanet,
 				version,
@@ -681,11 +696,9 @@ pub mod pallet {
 			let leaf_count = d.leaf_count;
 			Datanets::<T>::insert(datanet, d);
 			Self::deposit_event(Event::SnapshotTaken { datanet, version, root, leaf_count });
-			Ok(Some(<T as Config>::WeightInfo::snapshot(leaf_count)).into())
+			Ok(leaf_count)
 		}
-	}
 
-	impl<T: Config> Pallet<T> {
 		fn ensure_curator(datanet: DatanetId, d: &DatanetOf<T>, who: &T::AccountId) -> DispatchResult {
 			ensure!(d.owner == *who || Curators::<T>::contains_key(datanet, who), Error::<T>::NotCurator);
 			Ok(())

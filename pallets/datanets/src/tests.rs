@@ -5,9 +5,11 @@ use crate::{
 	DatanetId, DatanetOf, DatanetStatus, DepositPolicy, Event, HoldReason, Leaf, Leaves,
 	NextContributionId, NextDatanetId, Snapshots,
 };
+use crate::weights::WeightInfo;
 use codec::Encode;
 use frame_support::{
 	assert_noop, assert_ok,
+	dispatch::WithPostDispatchInfo,
 	traits::fungible::{Inspect, InspectHold},
 };
 use sp_core::H256;
@@ -366,8 +368,12 @@ fn snapshot_of_an_empty_datanet_is_refused() {
 	new_test_ext().execute_with(|| {
 		let d = create(ALICE, CurationMode::Curated);
 		contribute(BOB, d, 1); // pending only
-		assert_noop!(Datanets::snapshot(signed(ALICE), d), Error::NothingToSnapshot);
-		assert_noop!(Datanets::snapshot(signed(ALICE), 3), Error::UnknownDatanet);
+		// Refused before any leaf is read: charged for none, not for the largest Datanet.
+		let early = |e: Error| DispatchError::from(e).with_weight(<() as WeightInfo>::snapshot(0));
+		assert_noop!(Datanets::snapshot(signed(ALICE), d), early(Error::NothingToSnapshot));
+		assert_noop!(Datanets::snapshot(signed(ALICE), 3), early(Error::UnknownDatanet));
+		assert_noop!(Datanets::snapshot(signed(BOB), d), early(Error::NotCurator));
+		assert!(<() as WeightInfo>::snapshot(0).all_lt(<() as WeightInfo>::snapshot(<<Test as crate::Config>::MaxLeaves as frame_support::traits::Get<u32>>::get())));
 		check();
 	});
 }
@@ -378,14 +384,25 @@ fn snapshot_freezes_versions_with_merkle_roots() {
 		let d = create(ALICE, CurationMode::Open);
 		assert_ok!(Datanets::add_curator(signed(ALICE), d, CHARLIE));
 		let ids: Vec<_> = (1..=5).map(|i| contribute(BOB, d, i)).collect();
-		assert_noop!(Datanets::snapshot(signed(DAVE), d), Error::NotCurator);
-		assert_ok!(Datanets::snapshot(signed(CHARLIE), d));
+		assert_noop!(
+			Datanets::snapshot(signed(DAVE), d),
+			DispatchError::from(Error::NotCurator).with_weight(<() as WeightInfo>::snapshot(0))
+		);
+		assert_eq!(
+			Datanets::snapshot(signed(CHARLIE), d).map(|i| i.actual_weight),
+			Ok(Some(<() as WeightInfo>::snapshot(5))),
+			"charged for the five leaves it froze"
+		);
 		let leaves: Vec<Leaf> = ids.iter().zip(1..).map(|(&c, i)| Leaf { contribution: c, content_hash: h(i) }).collect();
 		let root = merkle::root(leaves.iter().copied());
 		assert_eq!(last_event(), RuntimeEvent::Datanets(Event::SnapshotTaken { datanet: d, version: 1, root, leaf_count: 5 }));
 		let s = Snapshots::<Test>::get(d, 1).unwrap();
 		assert_eq!((s.root, s.leaf_count, s.total_bytes, s.total_tokens), (root, 5, 500, 125));
-		assert_noop!(Datanets::snapshot(signed(ALICE), d), Error::NoChangeSinceSnapshot);
+		// Refused after reading and hashing the five leaves: charged for them.
+		assert_noop!(
+			Datanets::snapshot(signed(ALICE), d),
+			DispatchError::from(Error::NoChangeSinceSnapshot).with_weight(<() as WeightInfo>::snapshot(5))
+		);
 
 		contribute(DAVE, d, 6);
 		assert_ok!(Datanets::snapshot(signed(ALICE), d));

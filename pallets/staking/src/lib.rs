@@ -614,9 +614,10 @@ pub mod pallet {
 		}
 
 		/// Settles the caller's position in `worker`'s reward pool (its self-bond when it is the
-		/// worker, else its delegation) and pays out all its settled staking rewards.
+		/// worker, else its delegation) and pays out all its settled staking rewards, free of fees
+		/// when it pays anything.
 		#[pallet::call_index(10)]
-		pub fn claim_staking_rewards(origin: OriginFor<T>, worker: T::AccountId) -> DispatchResult {
+		pub fn claim_staking_rewards(origin: OriginFor<T>, worker: T::AccountId) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
 			let stake = Self::position_stake(&worker, &who);
 			if !stake.is_zero() {
@@ -626,7 +627,9 @@ pub mod pallet {
 			ensure!(!amount.is_zero(), Error::<T>::NothingToClaim);
 			T::RewardPayer::pay(&who, amount)?;
 			Self::deposit_event(Event::StakingRewardsClaimed { who, amount });
-			Ok(())
+			// Free when it pays (a delegator's rewards are small; a fee could exceed them);
+			// charged when there is nothing to claim.
+			Ok(Pays::No.into())
 		}
 
 		/// Sets the unbonding period for stake that starts unbonding from now on (governance).

@@ -3,6 +3,7 @@
 use crate::{mock::*, *};
 use frame_support::{
 	assert_noop, assert_ok,
+	dispatch::Pays,
 	traits::fungible::{Inspect, InspectHold},
 };
 use sp_runtime::{DispatchError, Perbill, TokenError};
@@ -227,7 +228,8 @@ fn slash_takes_the_same_fraction_of_everyone_bonded_to_the_worker() {
 /// Claims every position of `who` in `worker`'s pool and returns what it was paid.
 fn claim(who: AccountId, worker: AccountId) -> Balance {
 	let before = Balances::balance(&who);
-	assert_ok!(Staking::claim_staking_rewards(signed(who), worker));
+	// Free of fees whenever it pays.
+	assert_eq!(Staking::claim_staking_rewards(signed(who), worker).map(|i| i.pays_fee), Ok(Pays::No));
 	Balances::balance(&who) - before
 }
 
