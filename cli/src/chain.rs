@@ -70,6 +70,32 @@ impl Chain {
 		Ok(Self { client, genesis, spec_version, tx_version })
 	}
 
+	/// The chain's genesis hash (vouchers name it).
+	pub fn genesis(&self) -> Hash {
+		self.genesis
+	}
+
+	/// The best block's number.
+	pub async fn best_number(&self) -> Result<u32> {
+		let h: serde_json::Value = self.rpc("chain_getHeader", rpc_params![]).await?;
+		let n = h["number"].as_str().context("a header number")?;
+		u32::from_str_radix(n.trim_start_matches("0x"), 16).context("a header number")
+	}
+
+	/// The free balance of `who` at the best block.
+	pub async fn free_balance(&self, who: &AccountId) -> Result<u128> {
+		let mut key = frame_support::storage::storage_prefix(b"System", b"Account").to_vec();
+		let encoded = who.encode();
+		key.extend_from_slice(&sp_core::hashing::blake2_128(&encoded));
+		key.extend_from_slice(&encoded);
+		let raw: Option<String> = self.rpc("state_getStorage", rpc_params![format!("0x{}", hex::encode(key))]).await?;
+		let Some(raw) = raw else { return Ok(0) };
+		let info = frame_system::AccountInfo::<Nonce, pallet_balances::AccountData<u128>>::decode(
+			&mut &hex::decode(raw.trim_start_matches("0x"))?[..],
+		)?;
+		Ok(info.data.free)
+	}
+
 	/// Raw JSON-RPC call.
 	pub async fn rpc<R: serde::de::DeserializeOwned>(&self, method: &str, params: jsonrpsee::core::params::ArrayParams) -> Result<R> {
 		self.client.request(method, params).await.with_context(|| format!("{method} failed"))

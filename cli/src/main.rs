@@ -10,11 +10,21 @@
 //! openledger evidence 0x…request-id --worker http://127.0.0.1:8000
 //! openledger challenge share 0x…request-id 0 1 4
 //! openledger challenge omission 0x…request-id 0 1 7 --output answer.txt --store ./content-store
+//! openledger escrow deposit 10
+//! openledger pay-proxy --worker http://127.0.0.1:8000 --max-fee 0.5 --daily-cap 20
+//! openledger voucher --worker 5F…worker --model 1 --max-fee 0.1 --prompt "The court held that"
+//! openledger earnings && openledger claim
+//! openledger worker bond 1000 --signing-key 0x… --endpoint https://w.example --model 1
+//! openledger delegate 5F…worker 10
 //! ```
 //!
-//! Keys come from `--suri` (or `OPENLEDGER_SURI`): a dev URI like `//Alice` or a mnemonic.
+//! Keys come from `OPENLEDGER_SURI` (or `--suri`, for dev accounts: argv is visible to every
+//! local user): a dev URI like `//Alice` or a mnemonic. Amounts are in OPEN (`2.5`) or in the
+//! smallest unit (`1500planck`).
 
 mod chain;
+mod money;
+mod proxy;
 mod records;
 mod store;
 
@@ -64,6 +74,10 @@ enum Cmd {
 		/// License of these records, if it differs from the Datanet's.
 		#[arg(long)]
 		license: Option<String>,
+		/// Store and hash each JSONL line's bytes as they are, instead of the line re-encoded as
+		/// compact JSON with sorted keys (what `jq -cS` prints).
+		#[arg(long)]
+		verbatim: bool,
 		/// Print a JSON summary instead of text.
 		#[arg(long)]
 		json: bool,
@@ -106,6 +120,133 @@ enum Cmd {
 	/// Dispute a receipt, holding the challenge bond.
 	#[command(subcommand)]
 	Challenge(ChallengeCmd),
+	/// The payer's inference escrow: hold OPEN for vouchers, ask for it back, take it back.
+	#[command(subcommand)]
+	Escrow(EscrowCmd),
+	/// Sign a voucher for one request to a worker (for calling it directly, e.g. with curl):
+	/// prints the `X-OpenLedger-Voucher` header, the request id and the exact bytes signed.
+	Voucher {
+		/// The worker's account (SS58).
+		#[arg(long)]
+		worker: String,
+		/// The on-chain model id (its latest version that is not deprecated, at its current terms).
+		#[arg(long)]
+		model: u32,
+		/// The most the worker may charge, in OPEN.
+		#[arg(long)]
+		max_fee: String,
+		/// The `/v1/completions` prompt it pays for.
+		#[arg(long, conflicts_with = "chat", required_unless_present = "chat")]
+		prompt: Option<String>,
+		/// A JSON file holding the `/v1/chat/completions` `messages` it pays for.
+		#[arg(long)]
+		chat: Option<PathBuf>,
+		/// Unique per payer (default: from the clock).
+		#[arg(long)]
+		nonce: Option<u64>,
+		/// Blocks it stays valid (at most 14400, a day).
+		#[arg(long, default_value_t = 600)]
+		expires_in: u32,
+	},
+	/// A settled receipt (until it is pruned, a day after settlement).
+	Receipt { request_id: H256 },
+	/// Earnings (vested, claimed, claimable, pending) and escrow of an account (default: the signer).
+	Earnings { account: Option<String> },
+	/// Claim vested rewards: attribution rewards of ACCOUNT (default: the signer; anyone may
+	/// claim for anyone, the OPEN goes to ACCOUNT), or with `--staking WORKER` the signer's
+	/// staking rewards from that worker's pool. Free of fees when it pays anything.
+	Claim {
+		account: Option<String>,
+		#[arg(long, conflicts_with = "account")]
+		staking: Option<String>,
+	},
+	/// Run an inference worker on chain: bond, update, add or remove stake.
+	#[command(subcommand)]
+	Worker(WorkerCmd),
+	/// Delegate AMOUNT OPEN to WORKER (at least 10 OPEN; slashed with it).
+	Delegate { worker: String, amount: String },
+	/// Start unbonding AMOUNT OPEN of a delegation (withdrawn after the unbonding period with
+	/// `openledger worker withdraw-unbonded`).
+	Undelegate { worker: String, amount: String },
+	/// Serve the OpenAI API on localhost, paying a worker from the signer's escrow: signs a
+	/// voucher per request, checks each receipt against the chain and logs every fee.
+	PayProxy {
+		/// The worker's HTTP endpoint.
+		#[arg(long)]
+		worker: String,
+		/// Address to listen on (loopback unless OPENLEDGER_PROXY_KEY is set).
+		#[arg(long, default_value = "127.0.0.1:8088")]
+		listen: std::net::SocketAddr,
+		/// The most one request may cost, in OPEN (each voucher's maximum).
+		#[arg(long)]
+		max_fee: String,
+		/// The most spent per UTC day, in OPEN, counting requests in flight at their maximum.
+		#[arg(long)]
+		daily_cap: Option<String>,
+		/// Append-only JSON lines, one per paid request (its fee in the smallest unit).
+		#[arg(long, default_value = "./spend.jsonl")]
+		spend_log: PathBuf,
+		/// Blocks each voucher stays valid.
+		#[arg(long, default_value_t = 600)]
+		expires_in: u32,
+		/// Clients must send it as `Authorization: Bearer <key>` (the `openai` client's
+		/// `api_key`); read from the environment only.
+		#[arg(long = "api-key-from-env", env = "OPENLEDGER_PROXY_KEY", hide_env_values = true, hide = true)]
+		api_key: Option<String>,
+	},
+}
+
+#[derive(Debug, Subcommand)]
+enum EscrowCmd {
+	/// Hold AMOUNT OPEN for inference.
+	Deposit { amount: String },
+	/// Ask for AMOUNT OPEN back after the withdrawal delay (replaces an earlier request).
+	RequestWithdrawal { amount: String },
+	/// Take back the requested escrow once the delay has passed.
+	Withdraw,
+	/// Show an account's escrow (default: the signer's).
+	Show { account: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkerCmd {
+	/// Bond AMOUNT OPEN (at least 1,000) as a worker.
+	Bond {
+		amount: String,
+		/// Public key that signs its receipts: SS58 or 0x + 32 bytes (keep the secret on the worker).
+		#[arg(long)]
+		signing_key: String,
+		/// Its public API URL.
+		#[arg(long)]
+		endpoint: String,
+		/// A model id it serves (repeat for several).
+		#[arg(long = "model", required = true)]
+		models: Vec<u32>,
+		/// Its cut of rewards before delegators share the rest, in percent.
+		#[arg(long, default_value = "0")]
+		commission: String,
+	},
+	/// Change its signing key, endpoint, models or commission (a higher commission applies
+	/// after the change delay).
+	Update {
+		#[arg(long)]
+		signing_key: Option<String>,
+		#[arg(long)]
+		endpoint: Option<String>,
+		/// Replaces the model list (repeat for several).
+		#[arg(long = "model")]
+		models: Vec<u32>,
+		#[arg(long)]
+		commission: Option<String>,
+	},
+	/// Add AMOUNT OPEN to its own stake.
+	BondExtra { amount: String },
+	/// Start unbonding AMOUNT OPEN of its own stake.
+	Unbond { amount: String },
+	/// Take back stake (own or delegated) whose unbonding period has passed.
+	WithdrawUnbonded,
+	/// Show a worker's on-chain record (default: the signer's).
+	Show { account: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,12 +310,63 @@ enum DatanetCmd {
 
 #[derive(Debug, Subcommand)]
 enum CurateCmd {
-	Accept { ids: Vec<u64> },
-	Reject {
+	/// Accept pending contributions (by contribution id; not a Datanet id).
+	Accept {
+		#[arg(value_name = "CONTRIBUTION", required = true)]
 		ids: Vec<u64>,
-		#[arg(long, default_value_t = 0)]
+	},
+	/// Reject pending contributions (by contribution id): 20 % of each deposit goes to the
+	/// treasury, the rest back to its contributor.
+	Reject {
+		#[arg(value_name = "CONTRIBUTION", required = true)]
+		ids: Vec<u64>,
+		/// Why, recorded in the `Rejected` event: a number, or one of the conventional codes
+		/// unspecified (0), spam (1), duplicate (2), license (3), quality (4), personal-data (5),
+		/// off-topic (6).
+		#[arg(long, default_value = "unspecified", value_parser = parse_reason)]
 		reason: u16,
 	},
+}
+
+/// The conventional rejection codes (any other number is the curator's own).
+const REASONS: [&str; 7] = ["unspecified", "spam", "duplicate", "license", "quality", "personal-data", "off-topic"];
+
+fn parse_reason(s: &str) -> Result<u16, String> {
+	s.parse::<u16>()
+		.ok()
+		.or_else(|| REASONS.iter().position(|r| *r == s).map(|i| i as u16))
+		.ok_or_else(|| format!("a number or one of {}", REASONS.join(", ")))
+}
+
+/// A percentage (`5`, `2.5`, `5%`) as a `Perbill`.
+fn parse_percent(s: &str) -> Result<sp_runtime::Perbill> {
+	let t = s.trim().trim_end_matches('%');
+	let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+	anyhow::ensure!(
+		!whole.is_empty() && frac.len() <= 7 && whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()),
+		"not a percentage: {s}"
+	);
+	let parts = whole.parse::<u64>()? * 10_000_000 + if frac.is_empty() { 0 } else { frac.parse::<u64>()? * 10u64.pow(7 - frac.len() as u32) };
+	anyhow::ensure!(parts <= 1_000_000_000, "above 100 %: {s}");
+	Ok(sp_runtime::Perbill::from_parts(parts as u32))
+}
+
+/// A receipt-signing public key: SS58, or `0x` and 32 bytes.
+fn parse_signing_key(s: &str) -> Result<[u8; 32]> {
+	if let Some(h) = s.strip_prefix("0x") {
+		let b = hex::decode(h)?;
+		return b.try_into().map_err(|_| anyhow::anyhow!("a signing key has 32 bytes: {s}"));
+	}
+	Ok(sp_core::sr25519::Public::from_ss58check(s).map_err(|e| anyhow::anyhow!("bad signing key {s}: {e:?}"))?.0)
+}
+
+fn staking_call(c: pallet_open_staking::Call<openledger_runtime::Runtime>) -> RuntimeCall {
+	RuntimeCall::OpenStaking(c)
+}
+
+fn bounded<T, S: frame_support::traits::Get<u32>>(v: Vec<T>, what: &str) -> Result<frame_support::BoundedVec<T, S>> {
+	let n = v.len();
+	v.try_into().map_err(|_| anyhow::anyhow!("{what}: {n} is more than the chain allows ({})", S::get()))
 }
 
 fn datanets_call(c: pallet_datanets::Call<openledger_runtime::Runtime>) -> RuntimeCall {
@@ -322,9 +514,9 @@ async fn main() -> Result<()> {
 			send(datanets_call(pallet_datanets::Call::archive { datanet })).await?;
 			println!("archived datanet {datanet}");
 		},
-		Cmd::Contribute { datanet, path, store, batch: per_xt, in_flight, license, json } => {
+		Cmd::Contribute { datanet, path, store, batch: per_xt, in_flight, license, verbatim, json } => {
 			let store = ContentStore::open(&store)?;
-			let records = records::read(&path)?;
+			let records = records::read(&path, verbatim)?;
 			let total_bytes: usize = records.iter().map(|r| r.bytes.len()).sum();
 			let bar = ProgressBar::new(records.len() as u64);
 			bar.set_style(
@@ -579,6 +771,186 @@ async fn main() -> Result<()> {
 		Cmd::Challenge(ChallengeCmd::Receipt { request_id }) => {
 			send(attribution_call(pallet_attribution::Call::challenge { request_id })).await?;
 			println!("challenged {request_id:?}; governance judges it");
+		},
+		Cmd::Escrow(EscrowCmd::Deposit { amount }) => {
+			let amount = money::parse_open(&amount)?;
+			send(attribution_call(pallet_attribution::Call::deposit_escrow { amount })).await?;
+			println!("holding {} OPEN more in escrow", money::fmt_open(amount));
+		},
+		Cmd::Escrow(EscrowCmd::RequestWithdrawal { amount }) => {
+			let amount = money::parse_open(&amount)?;
+			let out = send(attribution_call(pallet_attribution::Call::request_escrow_withdrawal { amount })).await?;
+			for e in out.events {
+				if let RuntimeEvent::Attribution(pallet_attribution::Event::EscrowWithdrawalRequested { unlock_at, .. }) = e {
+					println!("{} OPEN can be withdrawn from block {unlock_at} (`openledger escrow withdraw`)", money::fmt_open(amount));
+				}
+			}
+		},
+		Cmd::Escrow(EscrowCmd::Withdraw) => {
+			let out = send(attribution_call(pallet_attribution::Call::withdraw_escrow {})).await?;
+			for e in out.events {
+				if let RuntimeEvent::Attribution(pallet_attribution::Event::EscrowWithdrawn { amount, .. }) = e {
+					println!("withdrew {} OPEN from escrow", money::fmt_open(amount));
+				}
+			}
+		},
+		Cmd::Escrow(EscrowCmd::Show { account }) => {
+			let who = account.unwrap_or_else(|| me.to_ss58check());
+			let v: serde_json::Value = chain.rpc("attribution_escrow", rpc_params![who]).await?;
+			print_json(&v);
+		},
+		Cmd::Voucher { worker, model, max_fee, prompt, chat, nonce, expires_in } => {
+			anyhow::ensure!(
+				expires_in <= openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS,
+				"a voucher lives at most {} blocks",
+				openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS
+			);
+			let request_hash = match (prompt, chat) {
+				(Some(p), _) => openledger_primitives::receipt::completion_request_hash(&p),
+				(None, Some(file)) => {
+					let messages: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?)?;
+					money::request_hash("/v1/chat/completions", &serde_json::json!({ "messages": messages }))?
+				},
+				(None, None) => bail!("give --prompt or --chat"),
+			};
+			let spec = money::VoucherSpec {
+				worker: parse_account(&worker)?,
+				quote: money::Quote::of(&chain, model).await?,
+				max_fee: money::parse_open(&max_fee)?,
+				nonce: nonce.unwrap_or_else(money::fresh_nonce),
+				expires_at: chain.best_number().await?.saturating_add(expires_in),
+				request_hash,
+			};
+			let v = money::sign_voucher(&pair, chain.genesis(), &spec);
+			let vj = &v.voucher;
+			print_json(&serde_json::json!({
+				"header": { "X-OpenLedger-Voucher": v.header },
+				"requestId": format!("{:?}", v.request_id),
+				"voucher": {
+					"payer": vj.payer.to_ss58check(), "worker": vj.worker.to_ss58check(), "model": vj.model,
+					"modelVersion": vj.model_version, "maxFee": vj.max_fee.to_string(), "terms": format!("{:?}", vj.terms),
+					"nonce": vj.nonce, "expiresAt": vj.expires_at, "genesis": format!("{:?}", vj.genesis),
+					"requestHash": format!("{:?}", vj.request_hash),
+				},
+				"voucherScale": format!("0x{}", hex::encode(codec::Encode::encode(vj))),
+				"signedBytes": format!("0x{}", hex::encode(&v.payload)),
+			}));
+		},
+		Cmd::Receipt { request_id } => {
+			let r: serde_json::Value = chain.rpc("attribution_getReceipt", rpc_params![request_id]).await?;
+			print_json(&r);
+		},
+		Cmd::Earnings { account } => {
+			let who = account.unwrap_or_else(|| me.to_ss58check());
+			let e: serde_json::Value = chain.rpc("attribution_earnings", rpc_params![who.clone()]).await?;
+			let escrow: serde_json::Value = chain.rpc("attribution_escrow", rpc_params![who.clone()]).await?;
+			let open = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<u128>().ok()).map(money::fmt_open);
+			print_json(&serde_json::json!({
+				"account": who,
+				"accrued": open(&e["accrued"]), "claimed": open(&e["claimed"]),
+				"claimable": open(&e["unclaimed"]), "pending": open(&e["pending"]),
+				"escrow": open(&escrow["held"]), "unit": "OPEN",
+			}));
+		},
+		Cmd::Claim { account, staking } => {
+			let before = chain.free_balance(&me).await?;
+			let out = match staking {
+				Some(worker) => send(staking_call(pallet_open_staking::Call::claim_staking_rewards { worker: parse_account(&worker)? })).await?,
+				None => {
+					let who = account.map(|a| parse_account(&a)).transpose()?.unwrap_or_else(|| me.clone());
+					send(attribution_call(pallet_attribution::Call::claim_rewards { who })).await?
+				},
+			};
+			for e in out.events {
+				match e {
+					RuntimeEvent::Attribution(pallet_attribution::Event::RewardsClaimed { who, amount }) =>
+						println!("paid {} OPEN to {}", money::fmt_open(amount), who.to_ss58check()),
+					RuntimeEvent::OpenStaking(pallet_open_staking::Event::StakingRewardsClaimed { who, amount }) =>
+						println!("paid {} OPEN of staking rewards to {}", money::fmt_open(amount), who.to_ss58check()),
+					_ => {},
+				}
+			}
+			let after = chain.free_balance(&me).await?;
+			if after < before {
+				println!("the claim cost the signer {} OPEN in fees", money::fmt_open(before - after));
+			}
+		},
+		Cmd::Worker(WorkerCmd::Bond { amount, signing_key, endpoint, models, commission }) => {
+			let call = pallet_open_staking::Call::bond_worker {
+				amount: money::parse_open(&amount)?,
+				signing_key: parse_signing_key(&signing_key)?,
+				endpoint: bounded(endpoint.into_bytes(), "endpoint bytes")?,
+				models: bounded(models, "models")?,
+				commission: parse_percent(&commission)?,
+			};
+			send(staking_call(call)).await?;
+			println!("bonded {} as a worker with {amount} OPEN", me.to_ss58check());
+		},
+		Cmd::Worker(WorkerCmd::Update { signing_key, endpoint, models, commission }) => {
+			let call = pallet_open_staking::Call::update_worker {
+				signing_key: signing_key.as_deref().map(parse_signing_key).transpose()?,
+				endpoint: endpoint.map(|e| bounded(e.into_bytes(), "endpoint bytes")).transpose()?,
+				models: if models.is_empty() { None } else { Some(bounded(models, "models")?) },
+				commission: commission.as_deref().map(parse_percent).transpose()?,
+			};
+			send(staking_call(call)).await?;
+			println!("updated worker {}", me.to_ss58check());
+		},
+		Cmd::Worker(WorkerCmd::BondExtra { amount }) => {
+			send(staking_call(pallet_open_staking::Call::bond_extra { amount: money::parse_open(&amount)? })).await?;
+			println!("bonded {amount} OPEN more");
+		},
+		Cmd::Worker(WorkerCmd::Unbond { amount }) => {
+			send(staking_call(pallet_open_staking::Call::unbond { amount: money::parse_open(&amount)? })).await?;
+			println!("unbonding {amount} OPEN");
+		},
+		Cmd::Worker(WorkerCmd::WithdrawUnbonded) => {
+			let out = send(staking_call(pallet_open_staking::Call::withdraw_unbonded {})).await?;
+			for e in out.events {
+				if let RuntimeEvent::OpenStaking(pallet_open_staking::Event::Withdrawn { amount, .. }) = e {
+					println!("withdrew {} OPEN of unbonded stake", money::fmt_open(amount));
+				}
+			}
+		},
+		Cmd::Worker(WorkerCmd::Show { account }) => {
+			let who = account.map(|a| parse_account(&a)).transpose()?.unwrap_or_else(|| me.clone());
+			let key = format!("0x{}", hex::encode(openledger_primitives::tx::worker_storage_key(&who)));
+			let raw: Option<String> = chain.rpc("state_getStorage", rpc_params![key]).await?;
+			let raw = hex::decode(raw.with_context(|| format!("{} is not a worker", who.to_ss58check()))?.trim_start_matches("0x"))?;
+			let w = <pallet_open_staking::WorkerInfo<openledger_runtime::Runtime> as codec::Decode>::decode(&mut &raw[..])?;
+			print_json(&serde_json::json!({
+				"worker": who.to_ss58check(), "signingKey": format!("0x{}", hex::encode(w.signing_key)),
+				"endpoint": String::from_utf8_lossy(&w.endpoint), "models": w.models.to_vec(),
+				"selfBond": money::fmt_open(w.self_bond), "delegated": money::fmt_open(w.delegated), "delegators": w.delegators,
+				"commissionPerbill": w.commission.deconstruct(), "status": format!("{:?}", w.status),
+			}));
+		},
+		Cmd::Delegate { worker, amount } => {
+			let call = pallet_open_staking::Call::delegate { worker: parse_account(&worker)?, amount: money::parse_open(&amount)? };
+			send(staking_call(call)).await?;
+			println!("delegated {amount} OPEN to {worker}");
+		},
+		Cmd::Undelegate { worker, amount } => {
+			let call = pallet_open_staking::Call::undelegate { worker: parse_account(&worker)?, amount: money::parse_open(&amount)? };
+			send(staking_call(call)).await?;
+			println!("unbonding {amount} OPEN delegated to {worker}");
+		},
+		Cmd::PayProxy { worker, listen, max_fee, daily_cap, spend_log, expires_in, api_key } => {
+			anyhow::ensure!(
+				expires_in <= openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS,
+				"a voucher lives at most {} blocks",
+				openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS
+			);
+			let cfg = proxy::Config {
+				listen,
+				worker,
+				max_fee: money::parse_open(&max_fee)?,
+				daily_cap: daily_cap.as_deref().map(money::parse_open).transpose()?,
+				spend_log,
+				expires_in,
+				api_key,
+			};
+			proxy::run(chain, pair, cfg).await?;
 		},
 		Cmd::Cat { id, store } => {
 			let c: serde_json::Value = chain.rpc("datanets_getContribution", rpc_params![id]).await?;

@@ -1,7 +1,9 @@
 //! Reading contribution records from files and folders.
 //!
 //! - a `.jsonl` file: one record per non-empty line; the canonical bytes are the line re-encoded
-//!   as compact JSON (so whitespace does not change the hash);
+//!   as compact JSON with its object keys sorted (serde_json's order: `jq -cS` prints the same
+//!   bytes), so whitespace and key order do not change the hash — or, with `verbatim`, the line's
+//!   bytes as they are (without the line break), once checked to be JSON;
 //! - any other file: one record, its bytes as they are;
 //! - a folder: every file in it (recursively, sorted by path), each read as above.
 
@@ -39,7 +41,7 @@ fn files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// All records under `path`.
-pub fn read(path: &Path) -> Result<Vec<Record>> {
+pub fn read(path: &Path, verbatim: bool) -> Result<Vec<Record>> {
 	let mut paths = Vec::new();
 	files(path, &mut paths).with_context(|| format!("reading {}", path.display()))?;
 	let mut records = Vec::new();
@@ -53,7 +55,8 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
 				}
 				let value: serde_json::Value = serde_json::from_str(line)
 					.with_context(|| format!("{}:{}: not JSON", p.display(), i + 1))?;
-				records.push(Record { origin: format!("{}:{}", p.display(), i + 1), bytes: serde_json::to_vec(&value)? });
+				let bytes = if verbatim { line.trim_end_matches('\r').as_bytes().to_vec() } else { serde_json::to_vec(&value)? };
+				records.push(Record { origin: format!("{}:{}", p.display(), i + 1), bytes });
 			}
 		} else if !bytes.is_empty() {
 			records.push(Record { origin: p.display().to_string(), bytes });
@@ -75,14 +78,18 @@ mod tests {
 		std::fs::write(dir.path().join("b.jsonl"), "{ \"q\": 1 ,\"a\":2}\n\n{\"q\":3}\n").unwrap();
 		std::fs::write(dir.path().join("a.txt"), "plain text record").unwrap();
 		std::fs::write(dir.path().join("empty.txt"), "").unwrap();
-		let r = read(dir.path()).unwrap();
+		let r = read(dir.path(), false).unwrap();
 		assert_eq!(r.len(), 3);
 		assert_eq!(r[0].bytes, b"plain text record");
 		assert_eq!(r[0].token_count(), 3);
 		assert_eq!(r[1].bytes, br#"{"a":2,"q":1}"#);
 		assert!(r[1].origin.ends_with("b.jsonl:1"));
 		assert_eq!(r[2].bytes, br#"{"q":3}"#);
+		// Verbatim: the line's own bytes (a CRLF line without its CR), still checked as JSON.
+		std::fs::write(dir.path().join("b.jsonl"), "{ \"q\": 1 ,\"a\":2}\r\n").unwrap();
+		assert_eq!(read(dir.path(), true).unwrap()[1].bytes, br#"{ "q": 1 ,"a":2}"#);
 		std::fs::write(dir.path().join("bad.jsonl"), "not json\n").unwrap();
-		assert!(read(dir.path()).unwrap_err().to_string().contains("not JSON"));
+		assert!(read(dir.path(), false).unwrap_err().to_string().contains("not JSON"));
+		assert!(read(dir.path(), true).unwrap_err().to_string().contains("not JSON"));
 	}
 }

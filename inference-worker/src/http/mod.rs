@@ -693,15 +693,29 @@ fn json_error(rej: JsonRejection) -> ApiError {
 }
 
 async fn models(State(st): State<Arc<AppState>>) -> Json<ModelList> {
+	let on_chain = |name: &str| {
+		let chain = st.chain.as_ref()?;
+		let m = chain.registry.get(name)?;
+		Some(crate::http::wire::OnChainModel {
+			worker: sp_core::crypto::Ss58Codec::to_ss58check(&chain.registry.account),
+			model: m.model,
+			version: m.version,
+			terms: format!("{:?}", m.terms),
+			price_per_request: m.per_request.to_string(),
+			price_per_1k_tokens: m.per_1k_tokens.to_string(),
+		})
+	};
 	let mut data = vec![ModelCard {
 		id: st.base_name.clone(),
 		object: "model",
 		created: st.created,
 		owned_by: "openledger".into(),
 		parent: None,
+		openledger: on_chain(&st.base_name),
 	}];
 	for name in st.adapters.list() {
 		data.push(ModelCard {
+			openledger: on_chain(&name),
 			id: name,
 			object: "model",
 			created: st.created,

@@ -373,6 +373,24 @@ pub struct ModelCard {
 	/// Extension: the base model this adapter applies to (absent for the base).
 	#[serde(skip_serializing_if = "Option::is_none")]
 	pub parent: Option<String>,
+	/// Extension, on a worker that bills on chain: what a voucher for this name must say.
+	#[serde(skip_serializing_if = "Option::is_none")]
+	pub openledger: Option<OnChainModel>,
+}
+
+/// How a served model name is billed on chain: the voucher's `worker`, `model` and
+/// `model_version`, and the `terms` it must name (all checked against the chain by a careful
+/// payer: the registry is the authority, this is a convenience).
+#[derive(Clone, Debug, Serialize)]
+pub struct OnChainModel {
+	/// The worker's account (SS58).
+	pub worker: String,
+	pub model: u32,
+	pub version: u32,
+	pub terms: String,
+	/// Price as registered: smallest units, decimal strings.
+	pub price_per_request: String,
+	pub price_per_1k_tokens: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

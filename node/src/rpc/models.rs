@@ -68,6 +68,9 @@ pub struct ModelJson {
 	pub price_per_request: String,
 	/// `{owner, data, worker, treasury}` in parts per billion.
 	pub split_perbill: std::collections::BTreeMap<String, u32>,
+	/// The terms a voucher for this model names now: blake2-256 of SCALE `("terms", split,
+	/// per_request as u128, per_1k_tokens as u128)` (`openledger_primitives::receipt::terms_hash`).
+	pub terms: String,
 	pub latest_version: ModelVersion,
 	pub created_at: BlockNumber,
 	pub versions: Vec<VersionJson>,
@@ -107,6 +110,7 @@ impl ModelJson {
 			rank,
 			alpha,
 			target_modules,
+			terms: h256(&openledger_primitives::receipt::terms_hash(&m.split, m.pricing.per_request, m.pricing.per_1k_tokens)),
 			price_per_1k_tokens: m.pricing.per_1k_tokens.to_string(),
 			price_per_request: m.pricing.per_request.to_string(),
 			split_perbill,
