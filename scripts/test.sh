@@ -31,7 +31,6 @@ done
 
 echo "== end-to-end (node + polkadot-js)"
 export NODE_BIN CLI_BIN WORKER_BIN OPENLEDGER_VENV
-export OPENLEDGER_VENV
 export E2E_TMP="${E2E_TMP:-$(mktemp -d)}"
 (cd tests/e2e && node --test --test-concurrency=1 --test-reporter=spec ./*.test.js)
 t_e2e=$(date +%s)
