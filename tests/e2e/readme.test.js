@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rpc } from './lib/node.js';
 import { devChain } from './lib/chain.js';
+import { block, callTables, rpcTables } from './lib/docs.js';
 
 const README = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
 const OUR_PALLETS = ['datanets', 'models', 'openStaking', 'attribution'];
@@ -40,7 +41,9 @@ function splitArgs(s) {
 /** Every `name(args)` or `name` in the first cell of a README table row. */
 function tableEntries() {
   const entries = [];
-  for (const line of README.split('\n')) {
+  // The generated RPC block's result-type tables name fields, not calls: checked on their own below.
+  const rpcBlock = block(README, 'rpc') ?? '';
+  for (const line of README.replace(rpcBlock, '').split('\n')) {
     if (!line.startsWith('| `')) continue;
     const cell = line.split(' | ')[0];
     for (const m of cell.matchAll(/`([A-Za-z0-9_]+)(\(([^`]*)\))?`/g)) {
@@ -87,5 +90,19 @@ test('every RPC method the README names is served, and every OpenLedger method i
   for (const m of named) assert.ok(served.has(m), `README names an RPC method the node does not serve: ${m}`);
   for (const m of served) {
     if (OUR_RPC.test(m)) assert.ok(README.includes(`\`${m}`), `${m} is served but not documented in the README`);
+  }
+});
+
+test('the generated reference tables are what the metadata and the RPC definitions say (scripts/gen-docs.sh)', () => {
+  const calls = block(README, 'calls');
+  const rpcs = block(README, 'rpc');
+  assert.ok(calls && rpcs, 'the README has its generated blocks');
+  assert.equal(calls, callTables(chain.api), 'call tables drifted from the runtime metadata: run scripts/gen-docs.sh');
+  assert.equal(rpcs, rpcTables(), 'RPC tables drifted from node/src/rpc: run scripts/gen-docs.sh');
+  // Every call and every served OpenLedger method has a row.
+  for (const pallet of ['datanets', 'models', 'openStaking', 'attribution']) {
+    for (const call of Object.keys(chain.api.tx[pallet])) {
+      assert.match(calls, new RegExp('\\| `' + call.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase()) + '` \\|'), `${pallet}.${call}`);
+    }
   }
 });
