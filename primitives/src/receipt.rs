@@ -242,6 +242,31 @@ mod tests {
 	use sp_core::Pair;
 	use sp_runtime::{traits::IdentifyAccount, MultiSigner};
 
+	/// The README's worked voucher example (generated from the runtime metadata by
+	/// `scripts/gen-docs.sh`) is the Rust encoding too.
+	#[test]
+	fn the_readme_voucher_example_holds() {
+		let account = |s: &str| <AccountId as sp_core::crypto::Ss58Codec>::from_ss58check(s).unwrap();
+		let v = Voucher::<AccountId, u128, u32> {
+			payer: account("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"),
+			worker: account("5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y"),
+			model: 1,
+			model_version: 1,
+			max_fee: OPEN / 100,
+			terms: H256::repeat_byte(0x11),
+			nonce: 7,
+			expires_at: 1000,
+			genesis: H256::repeat_byte(0x22),
+			request_hash: completion_request_hash("The court held that"),
+		};
+		let readme = include_str!("../../README.md");
+		let id = format!("{:?}", v.request_id());
+		assert!(readme.contains(&format!("request id = blake2-256(signed bytes): `{id}`")), "README lacks request id {id}");
+		let signed: String = v.signing_payload().iter().map(|b| format!("{b:02x}")).collect();
+		let signed = format!("0x{signed}");
+		assert!(readme.contains(&format!("(218 bytes): `{signed}`")), "README lacks the signed bytes {signed}");
+	}
+
 	fn receipt(payer: &sr25519::Pair, worker: AccountId) -> OpenReceipt {
 		let voucher = Voucher {
 			payer: MultiSigner::from(payer.public()).into_account(),

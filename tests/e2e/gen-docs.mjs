@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Node, tempDir } from './lib/node.js';
 import { connect } from './lib/chain.js';
-import { callTables, rpcTables, replaceBlock } from './lib/docs.js';
+import { callTables, rpcTables, replaceBlock, voucherExample } from './lib/docs.js';
 
 const README = join(import.meta.dirname, '..', '..', 'README.md');
 const check = process.argv.includes('--check');
@@ -15,7 +15,7 @@ let code = 0;
 try {
   const api = await connect(node.wsUrl);
   const before = readFileSync(README, 'utf8');
-  const after = replaceBlock(replaceBlock(before, 'calls', callTables(api)), 'rpc', rpcTables());
+  const after = replaceBlock(replaceBlock(replaceBlock(before, 'calls', callTables(api)), 'rpc', rpcTables()), 'voucher-example', voucherExample(api));
   await api.disconnect();
   if (check) {
     if (after !== before) {

@@ -165,6 +165,17 @@ test('the Python and TypeScript voucher helpers sign vouchers the worker takes a
   const py = JSON.parse(stdout);
   assert.equal(py.payer, pyPayer.address, 'the helper derives the same account from the seed');
   assert.equal(py.answer.receipt.id, py.requestId, 'the helper computes the request id the worker uses');
+  // The helper reproduces the README's worked example byte for byte.
+  const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+  const exampleId = readme.match(/request id = blake2-256\(signed bytes\): `(0x[0-9a-f]{64})`/)[1];
+  const example = execFileSync(PYTHON, ['-c', `
+import openledger_voucher as ov
+v = ov.Voucher(payer=ov.ss58_decode('5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY'),
+  worker=ov.ss58_decode('5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y'), model=1, model_version=1,
+  max_fee=10**16, terms=bytes([0x11])*32, nonce=7, expires_at=1000, genesis=bytes([0x22])*32,
+  request_hash=ov.completion_request_hash('The court held that'))
+print(v.request_id())`], { encoding: 'utf8', env: { ...process.env, PYTHONPATH: join(SDK, 'python') } }).trim();
+  assert.equal(example, exampleId);
   const pr = await settled(py.requestId);
   assert.equal(pr.payer, pyPayer.address);
   assert.equal(1n * OPEN - await escrowOf(pyPayer.address), BigInt(pr.fee));

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rpc } from './lib/node.js';
 import { devChain } from './lib/chain.js';
-import { block, callTables, rpcTables } from './lib/docs.js';
+import { block, callTables, rpcTables, voucherExample } from './lib/docs.js';
 
 const README = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
 const OUR_PALLETS = ['datanets', 'models', 'openStaking', 'attribution'];
@@ -99,6 +99,7 @@ test('the generated reference tables are what the metadata and the RPC definitio
   assert.ok(calls && rpcs, 'the README has its generated blocks');
   assert.equal(calls, callTables(chain.api), 'call tables drifted from the runtime metadata: run scripts/gen-docs.sh');
   assert.equal(rpcs, rpcTables(), 'RPC tables drifted from node/src/rpc: run scripts/gen-docs.sh');
+  assert.equal(block(README, 'voucher-example'), voucherExample(chain.api), 'the worked voucher example drifted: run scripts/gen-docs.sh');
   // Every call and every served OpenLedger method has a row.
   for (const pallet of ['datanets', 'models', 'openStaking', 'attribution']) {
     for (const call of Object.keys(chain.api.tx[pallet])) {

@@ -7,6 +7,8 @@
 // `scripts/gen-docs.sh` writes them into the README between `<!-- generated:NAME -->` and
 // `<!-- /generated:NAME -->`; `readme.test.js` fails when the README differs.
 import { readFileSync } from 'node:fs';
+import { u8aConcat, u8aToHex } from '@polkadot/util';
+import { blake2AsHex, blake2AsU8a, decodeAddress } from '@polkadot/util-crypto';
 import { join } from 'node:path';
 
 export const OUR_PALLETS = ['datanets', 'models', 'openStaking', 'attribution'];
@@ -162,4 +164,43 @@ export function block(text, name) {
   const a = text.indexOf(open);
   const b = text.indexOf(`<!-- /generated:${name} -->`);
   return a < 0 || b < a ? null : text.slice(a + open.length + 1, b - 1);
+}
+
+/**
+ * A worked voucher example, byte for byte, built with the runtime's own type from the metadata
+ * (`OpenledgerPrimitivesReceiptVoucher`), independent of the CLI and the SDK helpers.
+ */
+export function voucherExample(api) {
+  const prompt = 'The court held that';
+  const requestHash = blake2AsHex(api.createType('(Text, Text)', ['completion', prompt]).toU8a(), 256);
+  const fields = [
+    ['payer', 'AccountId32', '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY', '//Alice'],
+    ['worker', 'AccountId32', '5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y', '//Charlie'],
+    ['model', 'u32', 1, ''],
+    ['model_version', 'u32', 1, ''],
+    ['max_fee', 'u128', '10000000000000000', '0.01 OPEN'],
+    ['terms', 'H256', '0x' + '11'.repeat(32), 'from `models_getModel` `terms`'],
+    ['nonce', 'u64', 7, ''],
+    ['expires_at', 'u32', 1000, 'a block number'],
+    ['genesis', 'H256', '0x' + '22'.repeat(32), '`chain_getBlockHash(0)`'],
+    ['request_hash', 'H256', requestHash, `blake2-256 of SCALE ("completion", "${prompt}")`],
+  ];
+  const value = Object.fromEntries(fields.map(([n, , v]) => [n, v]));
+  const voucher = api.createType('OpenledgerPrimitivesReceiptVoucher', value);
+  const domain = api.createType('Bytes', 'openledger:voucher:v4').toU8a();
+  const payload = u8aConcat(domain, voucher.toU8a());
+  const rows = fields.map(([n, t, v, note]) => {
+    const bytes = api.createType(t, n === 'payer' || n === 'worker' ? decodeAddress(v) : v).toU8a();
+    return `| \`${n}\` | ${t} | \`${v}\`${note ? ` (${note})` : ''} | \`${u8aToHex(bytes)}\` |`;
+  });
+  return [
+    '| field | type | value | SCALE bytes |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+    `- domain, SCALE \`Vec<u8>\` (compact length 21 = \`0x54\`, then the ASCII): \`${u8aToHex(domain)}\``,
+    `- signed bytes = domain ‖ voucher (${payload.length} bytes): \`${u8aToHex(payload)}\``,
+    `- request id = blake2-256(signed bytes): \`${u8aToHex(blake2AsU8a(payload, 256))}\``,
+    '- `X-OpenLedger-Voucher` = hex(voucher ‖ `0x01` ‖ the 64-byte sr25519 signature of the signed bytes); `0x01` is `MultiSignature::Sr25519` (sr25519 signatures are randomized, so none is shown)',
+  ].join('\n');
 }
