@@ -346,8 +346,9 @@ fn parse_percent(s: &str) -> Result<sp_runtime::Perbill> {
 		!whole.is_empty() && frac.len() <= 7 && whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()),
 		"not a percentage: {s}"
 	);
-	let parts = whole.parse::<u64>()? * 10_000_000 + if frac.is_empty() { 0 } else { frac.parse::<u64>()? * 10u64.pow(7 - frac.len() as u32) };
-	anyhow::ensure!(parts <= 1_000_000_000, "above 100 %: {s}");
+	let frac = if frac.is_empty() { 0 } else { frac.parse::<u64>()? * 10u64.pow(7 - frac.len() as u32) };
+	let parts = whole.parse::<u64>().ok().and_then(|w| w.checked_mul(10_000_000)).and_then(|w| w.checked_add(frac));
+	let parts = parts.filter(|p| *p <= 1_000_000_000).with_context(|| format!("above 100 %: {s}"))?;
 	Ok(sp_runtime::Perbill::from_parts(parts as u32))
 }
 

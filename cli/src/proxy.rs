@@ -145,13 +145,15 @@ pub async fn run(chain: Chain, payer: sr25519::Pair, cfg: Config) -> Result<()> 
 		"the proxy spends your escrow for whoever reaches it: listen on a loopback address, or set OPENLEDGER_PROXY_KEY"
 	);
 	ensure!(cfg.max_fee > 0, "--max-fee must be above zero");
+	ensure!(cfg.api_key.as_ref().is_none_or(|k| k.len() >= 16), "OPENLEDGER_PROXY_KEY must be at least 16 characters");
 	let spent = spent_on(&cfg.spend_log, today())?;
 	let log = std::fs::OpenOptions::new()
 		.create(true)
 		.append(true)
 		.open(&cfg.spend_log)
 		.with_context(|| format!("opening the spend log {}", cfg.spend_log.display()))?;
-	let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
+	// No redirects: the voucher header must go to the worker named, nowhere else.
+	let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).redirect(reqwest::redirect::Policy::none()).build()?;
 	let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
 	let addr = listener.local_addr()?;
 	let proxy = Arc::new(Proxy {
@@ -186,6 +188,24 @@ pub async fn run(chain: Chain, payer: sr25519::Pair, cfg: Config) -> Result<()> 
 }
 
 impl Proxy {
+	/// Refuses browsers and foreign hosts (a web page must not spend through a local proxy:
+	/// requests carrying `Origin`, or naming another `Host` — DNS rebinding — are refused) and
+	/// callers without the key when one is set.
+	fn admit(&self, headers: &HeaderMap) -> Result<(), Response> {
+		if headers.contains_key(header::ORIGIN) {
+			return Err(error(403, "browser_refused", "the pay-proxy does not serve browsers (a request with an Origin header)"));
+		}
+		let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+		let hostname = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+		if self.cfg.api_key.is_none() && !matches!(hostname, "127.0.0.1" | "localhost" | "[::1]") {
+			return Err(error(403, "host_refused", format!("the pay-proxy answers only to loopback host names, not {host:?}")));
+		}
+		if !self.authorized(headers) {
+			return Err(error(401, "invalid_api_key", "send the proxy's key as `Authorization: Bearer <key>`"));
+		}
+		Ok(())
+	}
+
 	fn authorized(&self, headers: &HeaderMap) -> bool {
 		let Some(key) = &self.cfg.api_key else { return true };
 		let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
@@ -200,8 +220,10 @@ impl Proxy {
 	/// The worker's card for `name`, re-read from the worker when it is unknown or stale.
 	async fn card(&self, name: &str) -> Result<Option<Card>> {
 		let mut cards = self.cards.lock().await;
-		if cards.0.elapsed() > Duration::from_secs(30) || !cards.1.contains_key(name) {
-			let list: serde_json::Value = self.http.get(self.worker_url("/v1/models")).send().await?.error_for_status()?.json().await?;
+		let age = cards.0.elapsed();
+		if age > Duration::from_secs(30) || (!cards.1.contains_key(name) && age > Duration::from_secs(5)) {
+			let list: serde_json::Value =
+				self.http.get(self.worker_url("/v1/models")).timeout(Duration::from_secs(10)).send().await?.error_for_status()?.json().await?;
 			let mut map = HashMap::new();
 			for m in list["data"].as_array().into_iter().flatten() {
 				let (Some(id), Some(o)) = (m["id"].as_str(), m.get("openledger")) else { continue };
@@ -285,87 +307,116 @@ struct Paid {
 	done: bool,
 }
 
+/// Checks a receipt the worker returned (`receipt.signed`: SCALE `(Receipt, sr25519
+/// signature)`) against the voucher we sent, the worker's registered key, the voucher's maximum
+/// and the answer text we received.
+fn check_receipt(r: &serde_json::Value, voucher: &SignedVoucher, signing_key: &[u8; 32], text: &str) -> Result<SignedReceipt> {
+	let hex_ = r["signed"].as_str().context("the receipt has no `signed` field")?;
+	let bytes = hex::decode(hex_.trim_start_matches("0x")).context("the receipt is not hex")?;
+	let mut input = &bytes[..];
+	let signed = SignedReceipt::decode(&mut input).context("the receipt does not decode")?;
+	ensure!(input.is_empty(), "trailing bytes after the receipt");
+	let rc = &signed.receipt;
+	ensure!(rc.voucher == voucher.voucher && rc.payer_signature == voucher.signature, "the receipt names another voucher");
+	ensure!(
+		signed.worker_signed_with(&sr25519::Public::from_raw(*signing_key)),
+		"the receipt is not signed by the worker's key registered on chain"
+	);
+	ensure!(rc.fee <= voucher.voucher.max_fee, "the receipt charges {} above the voucher's {}", rc.fee, voucher.voucher.max_fee);
+	ensure!(
+		rc.output_len as usize == text.len() && rc.output_root == content_root(text.as_bytes()),
+		"the receipt's output_root is not the answer received"
+	);
+	Ok(signed)
+}
+
 impl Paid {
-	/// Checks the receipt the worker returned for the answer text `text` and logs the spend.
-	/// Returns the error to show the client when the receipt does not hold.
+	/// Checks the receipt the worker returned for the answer text `text`; logs the spend when
+	/// it holds. When it does not, the voucher stays reserved at its maximum and the chain is
+	/// watched for what the worker settles with it. Returns the error to show the client.
 	fn finish(&mut self, receipt: Option<&serde_json::Value>, text: &str) -> Option<String> {
 		self.done = true;
-		let checked = receipt.context("the worker returned no receipt").and_then(|r| self.check(r, text));
-		let (fee, verified, err) = match &checked {
-			Ok(r) => (r.receipt.fee, true, None),
-			// The worker will settle what it signed: count its fee when it decodes at all.
-			Err(e) => (
-				receipt.and_then(|r| r["fee"].as_str()).and_then(|f| f.parse().ok()).unwrap_or(self.max).min(self.max),
-				false,
-				Some(format!("{e:#}")),
-			),
-		};
-		let (pt, ct) = checked.as_ref().map(|r| (r.receipt.prompt_tokens, r.receipt.completion_tokens)).unwrap_or_default();
-		let entry = serde_json::json!({
-			"time": unix_secs(), "requestId": format!("{:?}", self.voucher.request_id), "model": self.name,
-			"modelId": self.voucher.voucher.model, "modelVersion": self.voucher.voucher.model_version,
-			"worker": self.voucher.voucher.worker.to_ss58check(), "maxFee": self.max.to_string(), "fee": fee.to_string(),
-			"promptTokens": pt, "completionTokens": ct, "verified": verified, "error": err,
-		});
-		self.proxy.settle(self.max, Some(entry));
-		err
+		match receipt.context("the worker returned no receipt").and_then(|r| check_receipt(r, &self.voucher, &self.signing_key, text)) {
+			Ok(r) => {
+				let entry = self.entry(r.receipt.fee, r.receipt.prompt_tokens, r.receipt.completion_tokens, true, None);
+				self.proxy.settle(self.max, Some(entry));
+				None
+			},
+			Err(e) => {
+				let err = format!("{e:#}");
+				watch(self.proxy.clone(), self.voucher.clone(), self.max, self.name.clone(), true, err.clone());
+				Some(err)
+			},
+		}
 	}
 
-	fn check(&self, r: &serde_json::Value, text: &str) -> Result<SignedReceipt> {
-		let hex_ = r["signed"].as_str().context("the receipt has no `signed` field")?;
-		let bytes = hex::decode(hex_.trim_start_matches("0x")).context("the receipt is not hex")?;
-		let signed = SignedReceipt::decode(&mut &bytes[..]).context("the receipt does not decode")?;
-		let rc = &signed.receipt;
-		ensure!(
-			rc.voucher == self.voucher.voucher && rc.payer_signature == self.voucher.signature,
-			"the receipt names another voucher"
-		);
-		ensure!(
-			signed.worker_signed_with(&sr25519::Public::from_raw(self.signing_key)),
-			"the receipt is not signed by the worker's key registered on chain"
-		);
-		ensure!(rc.fee <= self.max, "the receipt charges {} above the voucher's {}", rc.fee, self.max);
-		ensure!(
-			rc.output_len as usize == text.len() && rc.output_root == content_root(text.as_bytes()),
-			"the receipt's output_root is not the answer received"
-		);
-		Ok(signed)
+	fn entry(&self, fee: Balance, pt: u32, ct: u32, verified: bool, err: Option<String>) -> serde_json::Value {
+		entry_of(&self.voucher, &self.name, self.max, fee.to_string(), pt.into(), ct.into(), verified, err)
 	}
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry_of(
+	v: &SignedVoucher,
+	name: &str,
+	max: Balance,
+	fee: String,
+	pt: serde_json::Value,
+	ct: serde_json::Value,
+	verified: bool,
+	err: Option<String>,
+) -> serde_json::Value {
+	serde_json::json!({
+		"time": unix_secs(), "requestId": format!("{:?}", v.request_id), "model": name,
+		"modelId": v.voucher.model, "modelVersion": v.voucher.model_version,
+		"worker": v.voucher.worker.to_ss58check(), "maxFee": max.to_string(), "fee": fee,
+		"promptTokens": pt, "completionTokens": ct, "verified": verified, "error": err,
+	})
+}
+
+/// Watches the chain for a receipt of `v` until the voucher has expired (the chain refuses it
+/// after `expires_at`): a worker that cut an answer short, failed, or returned a receipt that
+/// did not hold can still settle the voucher, and what it settles is logged and counted. With
+/// `hold`, the voucher's maximum stays reserved until then (so such a worker cannot take the
+/// proxy past its cap); without, the reservation is released now (an honest refusal).
+fn watch(proxy: Arc<Proxy>, v: SignedVoucher, max: Balance, name: String, hold: bool, why: String) {
+	if !hold {
+		proxy.settle(max, None);
+	}
+	tokio::spawn(async move {
+		let id = v.request_id;
+		// Blocks are 6 s; give a stalled chain twice that, plus ten minutes.
+		let give_up = Instant::now() + Duration::from_secs(u64::from(proxy.cfg.expires_in) * 12 + 600);
+		let mut entry = None;
+		while Instant::now() < give_up {
+			if let Ok(r) = proxy.chain.rpc::<serde_json::Value>("attribution_getReceipt", rpc_params![id]).await {
+				let fee = r["fee"].as_str().unwrap_or("0").to_string();
+				entry = Some(entry_of(&v, &name, max, fee, r["promptTokens"].clone(), r["completionTokens"].clone(), false, Some(format!("{why}; fee read from the settled receipt"))));
+				break;
+			}
+			if proxy.chain.best_number().await.is_ok_and(|n| n > v.voucher.expires_at.saturating_add(10)) {
+				break; // expired unsettled: it can no longer cost anything
+			}
+			tokio::time::sleep(Duration::from_secs(3)).await;
+		}
+		proxy.settle(if hold { max } else { 0 }, entry);
+	});
 }
 
 impl Drop for Paid {
 	/// A request that ended without its receipt (the client or the worker went away): the
 	/// worker bills what it sent, so learn the fee from the chain once the receipt settles.
 	fn drop(&mut self) {
-		if self.done {
-			return;
+		if !self.done {
+			self.done = true;
+			watch(self.proxy.clone(), self.voucher.clone(), self.max, self.name.clone(), true, "the answer was cut off".into());
 		}
-		let (proxy, id, max, name) = (self.proxy.clone(), self.voucher.request_id, self.max, self.name.clone());
-		let voucher = self.voucher.voucher.clone();
-		tokio::spawn(async move {
-			let deadline = Instant::now() + Duration::from_secs(600);
-			let mut entry = None;
-			while Instant::now() < deadline {
-				if let Ok(r) = proxy.chain.rpc::<serde_json::Value>("attribution_getReceipt", rpc_params![id]).await {
-					entry = Some(serde_json::json!({
-						"time": unix_secs(), "requestId": format!("{id:?}"), "model": name, "modelId": voucher.model,
-						"modelVersion": voucher.model_version, "worker": voucher.worker.to_ss58check(),
-						"maxFee": max.to_string(), "fee": r["fee"].as_str().unwrap_or("0"),
-						"promptTokens": r["promptTokens"], "completionTokens": r["completionTokens"],
-						"verified": false, "error": "the answer was cut off; fee read from the settled receipt",
-					}));
-					break;
-				}
-				tokio::time::sleep(Duration::from_secs(2)).await;
-			}
-			proxy.settle(max, entry);
-		});
 	}
 }
 
 async fn models(State(p): State<Arc<Proxy>>, headers: HeaderMap) -> Response {
-	if !p.authorized(&headers) {
-		return error(401, "invalid_api_key", "send the proxy's key as `Authorization: Bearer <key>`");
+	if let Err(r) = p.admit(&headers) {
+		return r;
 	}
 	match p.http.get(p.worker_url("/v1/models")).send().await {
 		Ok(r) => {
@@ -378,10 +429,11 @@ async fn models(State(p): State<Arc<Proxy>>, headers: HeaderMap) -> Response {
 
 /// `GET /v1/spend`: today's spend and the limits.
 async fn spend(State(p): State<Arc<Proxy>>, headers: HeaderMap) -> Response {
-	if !p.authorized(&headers) {
-		return error(401, "invalid_api_key", "send the proxy's key as `Authorization: Bearer <key>`");
+	if let Err(r) = p.admit(&headers) {
+		return r;
 	}
-	let b = p.budget.lock().expect("not poisoned; qed");
+	let mut b = p.budget.lock().expect("not poisoned; qed");
+	b.roll(today());
 	Json(serde_json::json!({
 		"payer": account_of(&p.payer).to_ss58check(), "spentToday": b.spent.to_string(), "inFlight": b.reserved.to_string(),
 		"dailyCap": p.cfg.daily_cap.map(|c| c.to_string()), "maxFee": p.cfg.max_fee.to_string(),
@@ -390,10 +442,19 @@ async fn spend(State(p): State<Arc<Proxy>>, headers: HeaderMap) -> Response {
 }
 
 async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-	if !p.authorized(&headers) {
-		return error(401, "invalid_api_key", "send the proxy's key as `Authorization: Bearer <key>`");
+	if let Err(r) = p.admit(&headers) {
+		return r;
+	}
+	if !headers
+		.get(header::CONTENT_TYPE)
+		.and_then(|v| v.to_str().ok())
+		.is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")))
+	{
+		// Also what keeps a web page's form or `no-cors` fetch from spending.
+		return error(415, "unsupported_media_type", "send the body as Content-Type: application/json");
 	}
 	let path = uri.path().to_string();
+	let chat = path.ends_with("/chat/completions");
 	let json: serde_json::Value = match serde_json::from_slice(&body) {
 		Ok(v) => v,
 		Err(e) => return error(400, "invalid_json", format!("the body is not JSON: {e}")),
@@ -401,6 +462,9 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 	let Some(name) = json["model"].as_str().map(str::to_owned) else {
 		return error(400, "model_required", "the request names no `model`");
 	};
+	if json.get("n").and_then(|n| n.as_u64()).is_some_and(|n| n != 1) {
+		return error(400, "unsupported_request", "the pay-proxy checks one choice per request: `n` must be 1");
+	}
 	let rh = match request_hash(&path, &json) {
 		Ok(h) => h,
 		Err(e) => return error(400, "unsupported_request", format!("{e:#}")),
@@ -410,22 +474,22 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 		Ok(x) => x,
 		Err(r) => return r,
 	};
+	let best = match p.chain.best_number().await {
+		Ok(n) => n,
+		Err(e) => return error(502, "chain_unreachable", format!("{e:#}")),
+	};
 	let max = match p.reserve() {
 		Ok(m) => m,
 		Err(r) => return r,
 	};
-	let expires_at = match p.chain.rpc::<serde_json::Value>("chain_getHeader", rpc_params![]).await {
-		Ok(h) => h["number"]
-			.as_str()
-			.and_then(|n| u32::from_str_radix(n.trim_start_matches("0x"), 16).ok())
-			.unwrap_or(0)
-			.saturating_add(p.cfg.expires_in),
-		Err(e) => {
-			p.settle(max, None);
-			return error(502, "chain_unreachable", format!("{e:#}"));
-		},
+	let spec = VoucherSpec {
+		worker: card.worker.clone(),
+		quote,
+		max_fee: max,
+		nonce: fresh_nonce(),
+		expires_at: best.saturating_add(p.cfg.expires_in),
+		request_hash: rh,
 	};
-	let spec = VoucherSpec { worker: card.worker.clone(), quote, max_fee: max, nonce: fresh_nonce(), expires_at, request_hash: rh };
 	let voucher = sign_voucher(&p.payer, p.chain.genesis(), &spec);
 	let mut req = p
 		.http
@@ -433,22 +497,26 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 		.header(header::CONTENT_TYPE, "application/json")
 		.header(VOUCHER_HEADER, &voucher.header)
 		.body(body);
+	if !stream {
+		req = req.timeout(Duration::from_secs(600));
+	}
 	if let Some(a) = headers.get(header::ACCEPT) {
 		req = req.header(header::ACCEPT, a);
 	}
 	let mut paid = Paid { proxy: p.clone(), voucher, signing_key: key, name, max, done: false };
 	let resp = match req.send().await {
 		Ok(r) => r,
-		// Never reached the worker, or it went away: `Drop` learns from the chain whether it
-		// served anything.
-		Err(e) => return error(502, "worker_unreachable", format!("the worker did not answer: {e}")),
+		// Never reached the worker, or it went away: `Drop` watches the chain for what it served.
+		Err(e) => return no_retry(error(502, "worker_unreachable", format!("the worker did not answer: {e}"))),
 	};
 	let status = resp.status().as_u16();
 	if status != 200 {
-		// Refused before serving: nothing is billed.
+		// An honest worker refuses before serving (4xx): the reservation is released, and the
+		// chain is still watched in case it settles the voucher anyway. A 5xx may come after
+		// serving: the maximum stays reserved until the chain says.
 		paid.done = true;
-		p.settle(max, None);
-		let bytes = resp.bytes().await.unwrap_or_default();
+		watch(p.clone(), paid.voucher.clone(), max, paid.name.clone(), status >= 500, format!("the worker answered {status}"));
+		let bytes = read_capped(resp, MAX_ANSWER_BYTES).await.unwrap_or_default();
 		if status == 402 && max < p.cfg.max_fee {
 			if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
 				if v["error"]["code"] == "fee_above_voucher" {
@@ -461,51 +529,78 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 			}
 		}
 		let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-		return (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response();
+		return no_retry((status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response());
 	}
 	if !stream {
-		let v: serde_json::Value = match resp.json().await {
+		let v: serde_json::Value = match read_capped(resp, MAX_ANSWER_BYTES).await.and_then(|b| Ok(serde_json::from_slice(&b)?)) {
 			Ok(v) => v,
-			Err(e) => return error(502, "bad_worker_response", format!("the worker's answer did not arrive whole: {e}")),
+			Err(e) => return no_retry(error(502, "bad_worker_response", format!("the worker's answer did not arrive whole: {e:#}"))),
 		};
-		let c = &v["choices"][0];
-		let text = c["text"].as_str().or_else(|| c["message"]["content"].as_str()).unwrap_or("").to_string();
+		let text = match v["choices"].as_array().map(Vec::as_slice) {
+			Some([c]) => if chat { c["message"]["content"].as_str() } else { c["text"].as_str() }.unwrap_or("").to_string(),
+			_ => String::new(),
+		};
 		if let Some(e) = paid.finish(v.get("receipt"), &text) {
-			return error(502, "receipt_invalid", format!("the worker's receipt does not hold: {e}"));
+			return no_retry(error(502, "receipt_invalid", format!("the worker's receipt does not hold: {e}")));
 		}
 		return Json(v).into_response();
 	}
-	// A stream: pass every chunk on as it comes, collecting the text and the receipt.
+	// A stream: pass every event on as it comes, collecting the text and the receipt; `[DONE]`
+	// is held back until the receipt is checked, so an error reaches the client before it.
 	let mut upstream = resp.bytes_stream();
 	let out = async_stream_body(move |tx| async move {
-		let (mut buf, mut text, mut receipt) = (Vec::<u8>::new(), String::new(), None::<serde_json::Value>);
-		while let Some(chunk) = upstream.next().await {
-			let Ok(chunk) = chunk else { return };
+		let (mut buf, mut text, mut receipt, mut choices_ok) = (Vec::<u8>::new(), String::new(), None::<serde_json::Value>, true);
+		let mut finished = false;
+		'read: loop {
+			let chunk = match tokio::time::timeout(STREAM_IDLE, upstream.next()).await {
+				Ok(Some(Ok(c))) => c,
+				_ => break, // ended, failed or stalled: `Drop` of `paid` watches the chain if unfinished
+			};
 			buf.extend_from_slice(&chunk);
+			if buf.len() > MAX_SSE_LINE || text.len() > MAX_ANSWER_BYTES {
+				break;
+			}
 			while let Some(i) = buf.iter().position(|&b| b == b'\n') {
 				let line: Vec<u8> = buf.drain(..=i).collect();
-				if let Some(data) = line.strip_prefix(b"data: ") {
+				let body = line.strip_suffix(b"\n").unwrap_or(&line);
+				let body = body.strip_suffix(b"\r").unwrap_or(body);
+				if let Some(data) = body.strip_prefix(b"data:") {
+					let data = data.strip_prefix(b" ").unwrap_or(data);
+					if data == b"[DONE]" {
+						finished = true;
+						break 'read;
+					}
 					if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
-						let c = &v["choices"][0];
-						if let Some(t) = c["text"].as_str().or_else(|| c["delta"]["content"].as_str()) {
-							text.push_str(t);
+						match v["choices"].as_array().map(Vec::as_slice) {
+							Some([c]) => {
+								let t = if chat { c["delta"]["content"].as_str() } else { c["text"].as_str() };
+								text.push_str(t.unwrap_or(""));
+							},
+							Some([]) | None => {},
+							Some(_) => choices_ok = false,
 						}
 						if let Some(r) = v.get("receipt") {
 							receipt = Some(r.clone());
 						}
 					}
 				}
-			}
-			if tx.send(Ok(chunk)).await.is_err() {
-				return; // the client went away: `Drop` of `paid` takes over
-			}
-		}
-		if receipt.is_some() {
-			if let Some(e) = paid.finish(receipt.as_ref(), &text) {
-				let ev = serde_json::json!({ "error": { "message": format!("the worker's receipt does not hold: {e}"), "type": "invalid_request_error", "code": "receipt_invalid" } });
-				let _ = tx.send(Ok(Bytes::from(format!("data: {ev}\n\n")))).await;
+				if tx.send(Ok(Bytes::from(line))).await.is_err() {
+					return; // the client went away: `Drop` of `paid` takes over
+				}
 			}
 		}
+		if !finished {
+			return;
+		}
+		let err = if choices_ok { paid.finish(receipt.as_ref(), &text) } else { paid.finish(None, "") };
+		if let Some(e) = err {
+			let ev = serde_json::json!({ "error": { "message": format!("the worker's receipt does not hold: {e}"), "type": "invalid_request_error", "code": "receipt_invalid" } });
+			if tx.send(Ok(Bytes::from(format!("data: {ev}\n\n")))).await.is_err() {
+				return;
+			}
+		}
+		// The client's own `[DONE]` (it may be gone; nothing is left to do then).
+		tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await.ok();
 	});
 	Response::builder()
 		.status(200)
@@ -513,6 +608,31 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 		.header(header::CACHE_CONTROL, "no-cache")
 		.body(out)
 		.unwrap_or_else(|_| error(500, "internal", "building the response"))
+}
+
+/// Largest answer body read from a worker.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+/// Longest SSE line buffered.
+const MAX_SSE_LINE: usize = 1 << 20;
+/// A stream that sends nothing for this long is abandoned.
+const STREAM_IDLE: Duration = Duration::from_secs(120);
+
+/// The body of `resp`, refusing more than `cap` bytes.
+async fn read_capped(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>> {
+	let mut out = Vec::new();
+	let mut s = resp.bytes_stream();
+	while let Some(c) = s.next().await {
+		let c = c?;
+		ensure!(out.len() + c.len() <= cap, "the worker's answer is over {cap} bytes");
+		out.extend_from_slice(&c);
+	}
+	Ok(out)
+}
+
+/// Tells OpenAI clients not to retry: a retry would sign (and perhaps pay) a new voucher.
+fn no_retry(mut r: Response) -> Response {
+	r.headers_mut().insert("x-should-retry", header::HeaderValue::from_static("false"));
+	r
 }
 
 /// A body fed by `f` through a channel (the task ends when the client goes away).
@@ -556,5 +676,87 @@ async fn prepare(p: &Proxy, name: &str) -> Result<(Card, [u8; 32], Quote), Respo
 	match checked.await {
 		Ok((key, quote)) => Ok((card, key, quote)),
 		Err(e) => Err(error(502, "worker_not_on_chain", format!("{e:#}"))),
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::money::Quote;
+	use codec::Encode;
+	use openledger_primitives::receipt::{AttributionMethod, Receipt};
+	use sp_core::Pair;
+
+	/// A voucher, and the worker's signed receipt for the answer `text` at `fee`.
+	fn fixture(text: &str, fee: Balance) -> (SignedVoucher, sr25519::Pair, SignedReceipt) {
+		let payer = sr25519::Pair::from_string("//Eve", None).unwrap();
+		let worker = sr25519::Pair::from_string("//Charlie//receipts", None).unwrap();
+		let quote = Quote { model: 1, version: 1, terms: H256::repeat_byte(1), per_request: 0, per_1k_tokens: 0 };
+		let spec = VoucherSpec { worker: AccountId::new([3; 32]), quote, max_fee: 1_000, nonce: 1, expires_at: 50, request_hash: H256::repeat_byte(2) };
+		let v = sign_voucher(&payer, H256::repeat_byte(9), &spec);
+		let receipt = Receipt {
+			voucher: v.voucher.clone(),
+			payer_signature: v.signature.clone(),
+			prompt_tokens: 3,
+			completion_tokens: 4,
+			fee,
+			output_len: text.len() as u32,
+			output_root: content_root(text.as_bytes()),
+			claims_root: H256::zero(),
+			claims: 0,
+			method: AttributionMethod::SpanMatch,
+			attribution: Default::default(),
+		};
+		let worker_signature = worker.sign(&receipt.signing_payload());
+		(v, worker, SignedReceipt { receipt, worker_signature })
+	}
+
+	fn json(s: &SignedReceipt) -> serde_json::Value {
+		serde_json::json!({ "signed": format!("0x{}", hex::encode(s.encode())) })
+	}
+
+	#[test]
+	fn receipts_are_checked_against_voucher_key_fee_and_answer() {
+		let (v, worker, good) = fixture("It held so.", 700);
+		let key = worker.public().0;
+		assert!(check_receipt(&json(&good), &v, &key, "It held so.").is_ok());
+		// Another answer than the one received (a byte differs, or one is missing).
+		for text in ["It held sO.", "It held so", ""] {
+			assert!(check_receipt(&json(&good), &v, &key, text).unwrap_err().to_string().contains("output_root"), "{text:?}");
+		}
+		// Signed by another key than the one registered on chain.
+		assert!(check_receipt(&json(&good), &v, &[7; 32], "It held so.").unwrap_err().to_string().contains("not signed"));
+		// A fee above the voucher's maximum, even when properly signed.
+		let (v2, w2, dear) = fixture("It held so.", 1_001);
+		assert!(check_receipt(&json(&dear), &v2, &w2.public().0, "It held so.").unwrap_err().to_string().contains("above"));
+		// A receipt of another voucher (ours differs by its nonce).
+		let mut other = v.clone();
+		other.voucher.nonce = 2;
+		assert!(check_receipt(&json(&good), &other, &key, "It held so.").unwrap_err().to_string().contains("another voucher"));
+		// Garbage, trailing bytes, a missing field.
+		let mut long = good.encode();
+		long.push(0);
+		assert!(check_receipt(&serde_json::json!({ "signed": format!("0x{}", hex::encode(long)) }), &v, &key, "It held so.").is_err());
+		assert!(check_receipt(&serde_json::json!({ "signed": "0xzz" }), &v, &key, "It held so.").is_err());
+		assert!(check_receipt(&serde_json::json!({ "fee": "0" }), &v, &key, "It held so.").is_err());
+	}
+
+	#[test]
+	fn budget_rolls_over_at_midnight_keeping_reservations() {
+		let mut b = Budget { day: 10, spent: 500, reserved: 70 };
+		b.roll(10);
+		assert_eq!((b.spent, b.reserved), (500, 70));
+		b.roll(11);
+		assert_eq!((b.day, b.spent, b.reserved), (11, 0, 70));
+	}
+
+	#[test]
+	fn the_spend_log_is_summed_per_day() {
+		let dir = tempfile::tempdir().unwrap();
+		let p = dir.path().join("spend.jsonl");
+		std::fs::write(&p, "{\"time\":86400,\"fee\":\"5\"}\n{\"time\":90000,\"fee\":\"7\"}\nnot json\n{\"time\":1,\"fee\":\"100\"}\n\n").unwrap();
+		assert_eq!(spent_on(&p, 1).unwrap(), 12);
+		assert_eq!(spent_on(&p, 0).unwrap(), 100);
+		assert_eq!(spent_on(&dir.path().join("none"), 0).unwrap(), 0);
 	}
 }

@@ -82,11 +82,15 @@ def chat_request_hash(messages) -> bytes:
 
 def ss58_decode(address: str) -> bytes:
     """The 32-byte account of an SS58 address (checksum checked)."""
+    if not address or any(c not in _B58 for c in address):
+        raise ValueError(f"not an SS58 address: {address!r}")
     n = 0
     for c in address:
         n = n * 58 + _B58.index(c)
     raw = n.to_bytes((n.bit_length() + 7) // 8, "little")[::-1]
     raw = b"\0" * (len(address) - len(address.lstrip("1"))) + raw
+    if len(raw) < 35:
+        raise ValueError(f"not an SS58 account address: {address}")
     prefix_len = 1 if raw[0] < 64 else 2
     body, check = raw[: prefix_len + 32], raw[prefix_len + 32 :]
     if len(check) != 2 or hashlib.blake2b(b"SS58PRE" + body).digest()[:2] != check:

@@ -45,7 +45,11 @@ export function scaleText(s: string | Uint8Array): Uint8Array {
   return u8aConcat(compactToU8a(b.length), b);
 }
 
-const le = (v: number | bigint, bytes: number): Uint8Array => bnToU8a(v, { bitLength: bytes * 8, isLe: true });
+function le(v: number | bigint, bytes: number): Uint8Array {
+  const n = BigInt(v); // throws on fractions
+  if (n < 0n || n >= 1n << BigInt(8 * bytes)) throw new Error(`${v} does not fit ${bytes * 8} unsigned bits`);
+  return bnToU8a(n, { bitLength: bytes * 8, isLe: true });
+}
 
 function bytes32(name: string, b: Uint8Array): Uint8Array {
   if (b.length !== 32) throw new Error(`${name} must be 32 bytes`);

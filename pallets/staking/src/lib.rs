@@ -615,7 +615,7 @@ pub mod pallet {
 
 		/// Settles the caller's position in `worker`'s reward pool (its self-bond when it is the
 		/// worker, else its delegation) and pays out all its settled staking rewards, free of fees
-		/// when it pays anything.
+		/// when it pays at least the existential deposit.
 		#[pallet::call_index(10)]
 		pub fn claim_staking_rewards(origin: OriginFor<T>, worker: T::AccountId) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
@@ -627,9 +627,11 @@ pub mod pallet {
 			ensure!(!amount.is_zero(), Error::<T>::NothingToClaim);
 			T::RewardPayer::pay(&who, amount)?;
 			Self::deposit_event(Event::StakingRewardsClaimed { who, amount });
-			// Free when it pays (a delegator's rewards are small; a fee could exceed them);
-			// charged when there is nothing to claim.
-			Ok(Pays::No.into())
+			// Free when it pays at least the existential deposit (a delegator's rewards are small;
+			// a fee could exceed them). Smaller amounts are charged, so that one vesting into a
+			// pool of many tiny delegations cannot buy as many free calls: they keep accruing
+			// in the pool and can be claimed for free once they reach it.
+			Ok(if amount >= T::Currency::minimum_balance() { Pays::No } else { Pays::Yes }.into())
 		}
 
 		/// Sets the unbonding period for stake that starts unbonding from now on (governance).
