@@ -79,7 +79,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (proxy) await stopProcess(proxy.proc, proxy.exited);
+  await proxy?.stop();
   await worker?.stop();
   await api?.disconnect();
   await node?.stop();
@@ -106,21 +106,8 @@ test('the openai client through pay-proxy: answers, settled receipts, a spend lo
   assert.equal(held0, 5n * OPEN);
   const log = join(dir, 'spend.jsonl');
   // A cap of three worst-case requests: two fit, the third finds too little left.
-  const proc = spawn(CLI_BIN, ['--url', node.wsUrl, '--suri', '//Eve', 'pay-proxy', '--worker', worker.url, '--listen', '127.0.0.1:0',
-    '--max-fee', '0.01', '--daily-cap', '0.003', '--spend-log', log], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  proxy = { proc, exited };
-  let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d; });
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('listening'));
-      if (line) resolve(JSON.parse(line).listening);
-    });
-    proc.on('exit', () => reject(new Error(`pay-proxy exited: ${stderr}`)));
-  });
+  proxy = await startProxy(worker.url, ['--max-fee', '0.01', '--daily-cap', '0.003'], log);
+  const url = proxy.url;
   const { stdout } = await run(PYTHON, [join(import.meta.dirname, 'py', 'openai_via_proxy.py'), `${url}/v1`, 'legal', PROMPT], { encoding: 'utf8', timeout: 300_000 });
   const out = JSON.parse(stdout);
   assert.ok(out.completion.text.length > 0 && out.chat.text.length > 0, JSON.stringify(out));
@@ -234,4 +221,71 @@ test('claiming the smallest reward never lowers the claimant\'s balance; CLI rec
   // Nothing left: that claim is refused (and charged, so free claims cannot be spammed).
   await assert.rejects(cli(suri, 'claim'), /NothingToClaim/);
   assert.ok((await api.query.system.account(smallest.who)).data.free.toBigInt() < after, 'a claim that pays nothing is charged');
+});
+
+/** Starts a pay-proxy for Eve in front of `workerUrl`; resolves to { url, stop }. */
+async function startProxy(workerUrl, extra = [], log = join(dir, `spend-${Date.now()}.jsonl`)) {
+  const proc = spawn(CLI_BIN, ['--url', node.wsUrl, '--suri', '//Eve', 'pay-proxy', '--worker', workerUrl, '--listen', '127.0.0.1:0',
+    '--spend-log', log, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.includes('listening'));
+      if (line) resolve(JSON.parse(line).listening);
+    });
+    proc.on('exit', () => reject(new Error(`pay-proxy exited: ${stderr}`)));
+  });
+  return { url, stop: () => stopProcess(proc, exited) };
+}
+
+test('a hostile worker gets no unchecked receipt past the proxy, and web pages cannot spend through it', { skip }, async () => {
+  const { createServer } = await import('node:http');
+  // A worker that shows the real worker's on-chain card but answers as it likes.
+  const card = (await worker.get('/v1/models')).body;
+  let answer = () => [200, { choices: [{ text: ' forged' }], receipt: { signed: '0x00', fee: '0' } }];
+  const fake = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const [status, json] = req.url === '/v1/models' ? [200, card] : answer(req, body);
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(json));
+    });
+  });
+  await new Promise((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  const p = await startProxy(`http://127.0.0.1:${fake.address().port}`, ['--max-fee', '0.01']);
+  const post = (headers, body = JSON.stringify({ model: 'legal', prompt: PROMPT, max_tokens: 4 })) =>
+    fetch(`${p.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  const inFlight = async () => BigInt((await (await fetch(`${p.url}/v1/spend`)).json()).inFlight);
+  try {
+    // A receipt that does not decode: refused, no retry, and the voucher's maximum stays
+    // reserved (the worker could still settle it) instead of counting as free.
+    let r = await post({});
+    assert.equal(r.status, 502);
+    assert.equal(r.headers.get('x-should-retry'), 'false');
+    assert.equal((await r.json()).error.code, 'receipt_invalid');
+    assert.equal(await inFlight(), OPEN / 100n);
+    // A 500 (perhaps after serving): held too. A 4xx refusal before serving: released.
+    answer = () => [500, { error: { message: 'boom' } }];
+    r = await post({});
+    assert.equal(r.status, 500);
+    assert.equal(r.headers.get('x-should-retry'), 'false');
+    assert.equal(await inFlight(), 2n * OPEN / 100n);
+    answer = () => [402, { error: { message: 'no', code: 'insufficient_escrow' } }];
+    assert.equal((await post({})).status, 402);
+    assert.equal(await inFlight(), 2n * OPEN / 100n);
+    // Browsers and rebinding: an Origin header, a foreign Host name, a text/plain body.
+    assert.equal((await post({ origin: 'https://evil.example' })).status, 403);
+    assert.equal((await post({ host: 'evil.example:8088' })).status, 403);
+    const form = await fetch(`${p.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ model: 'legal', prompt: PROMPT }) });
+    assert.equal(form.status, 415);
+    assert.equal((await post({}, JSON.stringify({ model: 'legal', prompt: PROMPT, n: 2 }))).status, 400);
+  } finally {
+    await p.stop();
+    fake.close();
+  }
 });
