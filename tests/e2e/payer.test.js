@@ -280,7 +280,16 @@ test('a hostile worker gets no unchecked receipt past the proxy, and web pages c
     assert.equal(await inFlight(), 2n * OPEN / 100n);
     // Browsers and rebinding: an Origin header, a foreign Host name, a text/plain body.
     assert.equal((await post({ origin: 'https://evil.example' })).status, 403);
-    assert.equal((await post({ host: 'evil.example:8088' })).status, 403);
+    // (fetch sets Host itself: a raw request names another, as a rebound DNS name would.)
+    const { request } = await import('node:http');
+    const rebound = await new Promise((resolve, reject) => {
+      const u = new URL(`${p.url}/v1/completions`);
+      const q = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
+        headers: { host: `evil.example:${u.port}`, 'content-type': 'application/json' } }, (res) => { res.resume(); resolve(res.statusCode); });
+      q.on('error', reject);
+      q.end(JSON.stringify({ model: 'legal', prompt: PROMPT }));
+    });
+    assert.equal(rebound, 403);
     const form = await fetch(`${p.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ model: 'legal', prompt: PROMPT }) });
     assert.equal(form.status, 415);
     assert.equal((await post({}, JSON.stringify({ model: 'legal', prompt: PROMPT, n: 2 }))).status, 400);

@@ -42,8 +42,10 @@ function splitArgs(s) {
 function tableEntries() {
   const entries = [];
   // The generated RPC block's result-type tables name fields, not calls: checked on their own below.
+  // So do the worked voucher example's field rows.
   const rpcBlock = block(README, 'rpc') ?? '';
-  for (const line of README.replace(rpcBlock, '').split('\n')) {
+  const example = block(README, 'voucher-example') ?? '';
+  for (const line of README.replace(rpcBlock, '').replace(example, '').split('\n')) {
     if (!line.startsWith('| `')) continue;
     const cell = line.split(' | ')[0];
     for (const m of cell.matchAll(/`([A-Za-z0-9_]+)(\(([^`]*)\))?`/g)) {
