@@ -213,10 +213,13 @@ pub trait DatanetsRpc {
 	/// A contribution by id.
 	#[method(name = "datanets_getContribution")]
 	fn get_contribution(&self, id: ContributionId, at: Option<Hash>) -> RpcResult<ContributionJson>;
-	/// A page of a Datanet's contributions (`limit` ≤ 1000, default 100).
+	/// A page of a Datanet's contributions (`limit` ≤ 1000, default 100), in storage order: by
+	/// the hash of the id, stable from page to page but not ascending (sort by `id` when order
+	/// matters); pass the page's `next` as `after`.
 	#[method(name = "datanets_listContributions")]
 	fn list_contributions(&self, datanet: DatanetId, after: Option<ContributionId>, limit: Option<u32>, at: Option<Hash>) -> RpcResult<ContributionPage>;
-	/// A page of an account's contributions.
+	/// A page of an account's contributions (SS58 `account`), in the same storage order and
+	/// paging as `datanets_listContributions`.
 	#[method(name = "datanets_contributionsOf")]
 	fn contributions_of(&self, account: String, after: Option<ContributionId>, limit: Option<u32>, at: Option<Hash>) -> RpcResult<ContributionPage>;
 	/// A snapshot.
