@@ -92,7 +92,7 @@ pub mod pallet {
 	use super::*;
 	use codec::Encode;
 	use frame_support::{
-		dispatch::WithPostDispatchInfo,
+		dispatch::{DispatchErrorWithPostInfo, WithPostDispatchInfo},
 		pallet_prelude::*,
 		traits::{
 			tokens::{Fortitude, Precision, Restriction},
@@ -483,26 +483,25 @@ pub mod pallet {
 			uri: Vec<u8>,
 			license: Option<Vec<u8>>,
 			metadata: Option<Vec<u8>>,
-		) -> DispatchResult {
+		) -> DispatchResultWithPostInfo {
 			let contributor = ensure_signed(origin)?;
-			let mut d = Datanets::<T>::get(datanet).ok_or(Error::<T>::UnknownDatanet)?;
-			ensure!(d.status == DatanetStatus::Active, Error::<T>::Archived);
-			ensure!(size_bytes > 0 && token_count > 0, Error::<T>::EmptyContent);
-			ensure!(!uri.is_empty(), Error::<T>::EmptyUri);
-			let uri: BoundedVec<_, _> = uri.try_into().map_err(|_| Error::<T>::TooLong)?;
-			let license = license
-				.map(|l| l.try_into().map_err(|_| Error::<T>::TooLong))
-				.transpose()?;
-			let metadata = metadata
-				.map(|m| m.try_into().map_err(|_| Error::<T>::TooLong))
-				.transpose()?;
-			ensure!(!ContentIndex::<T>::contains_key(datanet, content_hash), Error::<T>::DuplicateContent);
+			// Refused before any write: charged for the reads done, not the whole call.
+			let mut d = Datanets::<T>::get(datanet).ok_or_else(|| refused::<T>(Error::<T>::UnknownDatanet, 1))?;
+			ensure!(d.status == DatanetStatus::Active, refused::<T>(Error::<T>::Archived, 1));
+			ensure!(size_bytes > 0 && token_count > 0, refused::<T>(Error::<T>::EmptyContent, 1));
+			ensure!(!uri.is_empty(), refused::<T>(Error::<T>::EmptyUri, 1));
+			let too_long = |_| refused::<T>(Error::<T>::TooLong, 1);
+			let uri: BoundedVec<_, _> = uri.try_into().map_err(too_long)?;
+			let license = license.map(|l| l.try_into().map_err(too_long)).transpose()?;
+			let metadata = metadata.map(|m| m.try_into().map_err(too_long)).transpose()?;
+			ensure!(!ContentIndex::<T>::contains_key(datanet, content_hash), refused::<T>(Error::<T>::DuplicateContent, 2));
 			match d.curation {
-				CurationMode::Open => ensure!(d.leaf_count < T::MaxLeaves::get(), Error::<T>::TooManyLeaves),
-				CurationMode::Curated => ensure!(d.pending_count < T::MaxPending::get(), Error::<T>::TooManyPending),
+				CurationMode::Open => ensure!(d.leaf_count < T::MaxLeaves::get(), refused::<T>(Error::<T>::TooManyLeaves, 2)),
+				CurationMode::Curated =>
+					ensure!(d.pending_count < T::MaxPending::get(), refused::<T>(Error::<T>::TooManyPending, 2)),
 			}
 			let id = NextContributionId::<T>::get();
-			let next = id.checked_add(1).ok_or(Error::<T>::Overflow)?;
+			let next = id.checked_add(1).ok_or_else(|| refused::<T>(Error::<T>::Overflow, 3))?;
 
 			let mut info = ContributionInfo {
 				datanet,
@@ -538,36 +537,36 @@ pub mod pallet {
 			}
 			Contributions::<T>::insert(id, info);
 			Datanets::<T>::insert(datanet, d);
-			Ok(())
+			Ok(().into())
 		}
 
 		/// Accepts a pending contribution into the accepted list (curator or owner).
 		#[pallet::call_index(6)]
-		pub fn accept(origin: OriginFor<T>, contribution: ContributionId) -> DispatchResult {
+		pub fn accept(origin: OriginFor<T>, contribution: ContributionId) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let mut c = Contributions::<T>::get(contribution).ok_or(Error::<T>::UnknownContribution)?;
-			let mut d = Datanets::<T>::get(c.datanet).ok_or(Error::<T>::UnknownDatanet)?;
-			Self::ensure_curator(c.datanet, &d, &who)?;
-			ensure!(c.status == ContributionStatus::Pending, Error::<T>::NotPending);
-			ensure!(d.leaf_count < T::MaxLeaves::get(), Error::<T>::TooManyLeaves);
+			let mut c = Contributions::<T>::get(contribution).ok_or_else(|| refused::<T>(Error::<T>::UnknownContribution, 1))?;
+			let mut d = Datanets::<T>::get(c.datanet).ok_or_else(|| refused::<T>(Error::<T>::UnknownDatanet, 2))?;
+			Self::ensure_curator(c.datanet, &d, &who).map_err(|e| e.with_weight(T::DbWeight::get().reads(3)))?;
+			ensure!(c.status == ContributionStatus::Pending, refused::<T>(Error::<T>::NotPending, 3));
+			ensure!(d.leaf_count < T::MaxLeaves::get(), refused::<T>(Error::<T>::TooManyLeaves, 3));
 			d.pending_count = d.pending_count.saturating_sub(1);
 			let datanet = c.datanet;
 			let leaf = Self::push_leaf(&mut d, contribution, &c);
 			c.status = ContributionStatus::Accepted { leaf };
 			Contributions::<T>::insert(contribution, c);
 			Datanets::<T>::insert(datanet, d);
-			Ok(())
+			Ok(().into())
 		}
 
 		/// Rejects a pending contribution (curator or owner) with a reason code. Forfeits
 		/// [`Config::RejectionForfeit`] of its deposit and releases the rest.
 		#[pallet::call_index(7)]
-		pub fn reject(origin: OriginFor<T>, contribution: ContributionId, reason: ReasonCode) -> DispatchResult {
+		pub fn reject(origin: OriginFor<T>, contribution: ContributionId, reason: ReasonCode) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let c = Contributions::<T>::get(contribution).ok_or(Error::<T>::UnknownContribution)?;
-			let mut d = Datanets::<T>::get(c.datanet).ok_or(Error::<T>::UnknownDatanet)?;
-			Self::ensure_curator(c.datanet, &d, &who)?;
-			ensure!(c.status == ContributionStatus::Pending, Error::<T>::NotPending);
+			let c = Contributions::<T>::get(contribution).ok_or_else(|| refused::<T>(Error::<T>::UnknownContribution, 1))?;
+			let mut d = Datanets::<T>::get(c.datanet).ok_or_else(|| refused::<T>(Error::<T>::UnknownDatanet, 2))?;
+			Self::ensure_curator(c.datanet, &d, &who).map_err(|e| e.with_weight(T::DbWeight::get().reads(3)))?;
+			ensure!(c.status == ContributionStatus::Pending, refused::<T>(Error::<T>::NotPending, 3));
 			let forfeit = T::RejectionForfeit::get().mul_floor(c.deposit);
 			let forfeited = if forfeit.is_zero() {
 				Zero::zero()
@@ -592,21 +591,21 @@ pub mod pallet {
 			Self::remove_contribution(contribution, &c);
 			Self::deposit_event(Event::Rejected { datanet: c.datanet, contribution, reason, forfeited, released });
 			Datanets::<T>::insert(c.datanet, d);
-			Ok(())
+			Ok(().into())
 		}
 
 		/// Withdraws the caller's contribution that no snapshot contains yet, releasing its
 		/// deposit in full. If it was accepted, the last unfrozen leaf takes its index.
 		#[pallet::call_index(8)]
-		pub fn withdraw(origin: OriginFor<T>, contribution: ContributionId) -> DispatchResult {
+		pub fn withdraw(origin: OriginFor<T>, contribution: ContributionId) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let c = Contributions::<T>::get(contribution).ok_or(Error::<T>::UnknownContribution)?;
-			ensure!(c.contributor == who, Error::<T>::NotContributor);
-			let mut d = Datanets::<T>::get(c.datanet).ok_or(Error::<T>::UnknownDatanet)?;
+			let c = Contributions::<T>::get(contribution).ok_or_else(|| refused::<T>(Error::<T>::UnknownContribution, 1))?;
+			ensure!(c.contributor == who, refused::<T>(Error::<T>::NotContributor, 1));
+			let mut d = Datanets::<T>::get(c.datanet).ok_or_else(|| refused::<T>(Error::<T>::UnknownDatanet, 2))?;
 			match c.status {
 				ContributionStatus::Pending => d.pending_count = d.pending_count.saturating_sub(1),
 				ContributionStatus::Accepted { leaf } => {
-					ensure!(leaf >= d.frozen_leaves, Error::<T>::InSnapshot);
+					ensure!(leaf >= d.frozen_leaves, refused::<T>(Error::<T>::InSnapshot, 2));
 					let last = d.leaf_count.saturating_sub(1);
 					if leaf != last {
 						let moved = Leaves::<T>::get(c.datanet, last)
@@ -639,7 +638,7 @@ pub mod pallet {
 			Self::remove_contribution(contribution, &c);
 			Self::deposit_event(Event::Withdrawn { datanet: c.datanet, contribution, released });
 			Datanets::<T>::insert(c.datanet, d);
-			Ok(())
+			Ok(().into())
 		}
 
 		/// Freezes the accepted list into a new snapshot version (owner or curator).
@@ -657,6 +656,12 @@ pub mod pallet {
 				.map_err(|(e, read)| e.with_weight(<T as Config>::WeightInfo::snapshot(read)))?;
 			Ok(Some(<T as Config>::WeightInfo::snapshot(leaf_count)).into())
 		}
+	}
+
+	/// `e`, refused after `reads` storage reads and before any write: charged for those reads
+	/// (the declared weight covers the whole call; its writes never happened).
+	pub(crate) fn refused<T: Config>(e: Error<T>, reads: u64) -> DispatchErrorWithPostInfo {
+		DispatchError::from(e).with_weight(T::DbWeight::get().reads(reads))
 	}
 
 	impl<T: Config> Pallet<T> {

@@ -6,6 +6,12 @@ use crate::{
 	NextContributionId, NextDatanetId, Snapshots,
 };
 use crate::weights::WeightInfo;
+
+/// `e` refused after `reads` storage reads, before any write: charged for those reads only.
+fn refused(e: crate::Error<Test>, reads: u64) -> frame_support::dispatch::DispatchErrorWithPostInfo {
+	let w = <<Test as frame_system::Config>::DbWeight as frame_support::traits::Get<frame_support::weights::RuntimeDbWeight>>::get();
+	DispatchError::from(e).with_weight(w.reads(reads))
+}
 use codec::Encode;
 use frame_support::{
 	assert_noop, assert_ok,
@@ -157,7 +163,7 @@ fn archived_datanet_takes_no_contributions() {
 		assert_noop!(Datanets::archive(signed(ALICE), d), Error::Archived);
 		assert_noop!(
 			Datanets::contribute(signed(BOB), d, h(2), 1, 1, b"u".to_vec(), None, None),
-			Error::Archived
+			refused(Error::Archived, 1)
 		);
 		// Pending work can still be finished.
 		assert_ok!(Datanets::accept(signed(ALICE), pending));
@@ -208,11 +214,11 @@ fn duplicate_content_is_refused_and_the_first_contributor_keeps_it() {
 		let c = contribute(BOB, d, 1);
 		assert_noop!(
 			Datanets::contribute(signed(CHARLIE), d, h(1), 100, 25, b"store://y".to_vec(), None, None),
-			Error::DuplicateContent
+			refused(Error::DuplicateContent, 2)
 		);
 		assert_noop!(
 			Datanets::contribute(signed(BOB), d, h(1), 100, 25, b"store://y".to_vec(), None, None),
-			Error::DuplicateContent
+			refused(Error::DuplicateContent, 2)
 		);
 		assert_eq!(ContentIndex::<Test>::get(d, h(1)), Some(c));
 		assert_eq!(Contributions::<Test>::get(c).unwrap().contributor, BOB);
@@ -230,13 +236,16 @@ fn contribute_rejects_bad_input_and_changes_nothing() {
 		let c = |hash, size, tokens, uri: Vec<u8>, lic: Option<Vec<u8>>, meta: Option<Vec<u8>>| {
 			Datanets::contribute(signed(BOB), d, hash, size, tokens, uri, lic, meta)
 		};
-		assert_noop!(Datanets::contribute(signed(BOB), 5, h(1), 1, 1, b"u".to_vec(), None, None), Error::UnknownDatanet);
-		assert_noop!(c(h(1), 0, 1, b"u".to_vec(), None, None), Error::EmptyContent);
-		assert_noop!(c(h(1), 1, 0, b"u".to_vec(), None, None), Error::EmptyContent);
-		assert_noop!(c(h(1), 1, 1, vec![], None, None), Error::EmptyUri);
-		assert_noop!(c(h(1), 1, 1, vec![1; 65], None, None), Error::TooLong);
-		assert_noop!(c(h(1), 1, 1, b"u".to_vec(), Some(vec![1; 17]), None), Error::TooLong);
-		assert_noop!(c(h(1), 1, 1, b"u".to_vec(), None, Some(vec![1; 65])), Error::TooLong);
+		assert_noop!(Datanets::contribute(signed(BOB), 5, h(1), 1, 1, b"u".to_vec(), None, None), refused(Error::UnknownDatanet, 1));
+		// Those refusals are charged well below the call's declared weight.
+		let most = refused(Error::Overflow, 3).post_info.actual_weight.unwrap();
+		assert!(most.all_lt(<() as WeightInfo>::contribute()), "{most:?}");
+		assert_noop!(c(h(1), 0, 1, b"u".to_vec(), None, None), refused(Error::EmptyContent, 1));
+		assert_noop!(c(h(1), 1, 0, b"u".to_vec(), None, None), refused(Error::EmptyContent, 1));
+		assert_noop!(c(h(1), 1, 1, vec![], None, None), refused(Error::EmptyUri, 1));
+		assert_noop!(c(h(1), 1, 1, vec![1; 65], None, None), refused(Error::TooLong, 1));
+		assert_noop!(c(h(1), 1, 1, b"u".to_vec(), Some(vec![1; 17]), None), refused(Error::TooLong, 1));
+		assert_noop!(c(h(1), 1, 1, b"u".to_vec(), None, Some(vec![1; 65])), refused(Error::TooLong, 1));
 		assert_noop!(
 			Datanets::contribute(signed(POOR), d, h(1), 1, 1, vec![b'u'; 64], None, None),
 			TokenError::FundsUnavailable
@@ -254,7 +263,7 @@ fn accepted_and_pending_lists_are_bounded() {
 		}
 		assert_noop!(
 			Datanets::contribute(signed(BOB), open, h(200), 1, 1, b"u".to_vec(), None, None),
-			Error::TooManyLeaves
+			refused(Error::TooManyLeaves, 2)
 		);
 		let curated = create(ALICE, CurationMode::Curated);
 		for i in 0..8 {
@@ -262,7 +271,7 @@ fn accepted_and_pending_lists_are_bounded() {
 		}
 		assert_noop!(
 			Datanets::contribute(signed(BOB), curated, h(200), 1, 1, b"u".to_vec(), None, None),
-			Error::TooManyPending
+			refused(Error::TooManyPending, 2)
 		);
 		check();
 	});
@@ -278,14 +287,14 @@ fn curator_accepts_pending_contribution() {
 		let c = contribute(BOB, d, 1);
 		assert_eq!(Contributions::<Test>::get(c).unwrap().status, ContributionStatus::Pending);
 		assert_eq!(info(d).pending_count, 1);
-		assert_noop!(Datanets::accept(signed(DAVE), c), Error::NotCurator);
-		assert_noop!(Datanets::accept(signed(BOB), c), Error::NotCurator);
-		assert_noop!(Datanets::accept(signed(CHARLIE), 99), Error::UnknownContribution);
+		assert_noop!(Datanets::accept(signed(DAVE), c), refused(Error::NotCurator, 3));
+		assert_noop!(Datanets::accept(signed(BOB), c), refused(Error::NotCurator, 3));
+		assert_noop!(Datanets::accept(signed(CHARLIE), 99), refused(Error::UnknownContribution, 1));
 		assert_ok!(Datanets::accept(signed(CHARLIE), c));
 		assert_eq!(last_event(), RuntimeEvent::Datanets(Event::Accepted { datanet: d, contribution: c, leaf: 0 }));
 		assert_eq!(Contributions::<Test>::get(c).unwrap().status, ContributionStatus::Accepted { leaf: 0 });
-		assert_noop!(Datanets::accept(signed(CHARLIE), c), Error::NotPending);
-		assert_noop!(Datanets::reject(signed(CHARLIE), c, 1), Error::NotPending);
+		assert_noop!(Datanets::accept(signed(CHARLIE), c), refused(Error::NotPending, 3));
+		assert_noop!(Datanets::reject(signed(CHARLIE), c, 1), refused(Error::NotPending, 3));
 		// The owner curates too.
 		let c2 = contribute(BOB, d, 2);
 		assert_ok!(Datanets::accept(signed(ALICE), c2));
@@ -302,7 +311,7 @@ fn rejection_forfeits_part_of_the_deposit_to_the_treasury() {
 		let c = contribute(BOB, d, 1);
 		let deposit = Contributions::<Test>::get(c).unwrap().deposit;
 		let (bob0, treasury0) = (Balances::total_balance(&BOB), Balances::total_balance(&TREASURY));
-		assert_noop!(Datanets::reject(signed(DAVE), c, 3), Error::NotCurator);
+		assert_noop!(Datanets::reject(signed(DAVE), c, 3), refused(Error::NotCurator, 3));
 		assert_ok!(Datanets::reject(signed(CHARLIE), c, 3));
 		let forfeited = deposit / 5;
 		assert_eq!(last_event(), RuntimeEvent::Datanets(Event::Rejected { datanet: d, contribution: c, reason: 3, forfeited, released: deposit - forfeited }));
@@ -325,8 +334,8 @@ fn withdraw_pending_releases_the_whole_deposit() {
 		let d = create(ALICE, CurationMode::Curated);
 		let c = contribute(BOB, d, 1);
 		let bob0 = Balances::total_balance(&BOB);
-		assert_noop!(Datanets::withdraw(signed(CHARLIE), c), Error::NotContributor);
-		assert_noop!(Datanets::withdraw(signed(BOB), 42), Error::UnknownContribution);
+		assert_noop!(Datanets::withdraw(signed(CHARLIE), c), refused(Error::NotContributor, 1));
+		assert_noop!(Datanets::withdraw(signed(BOB), 42), refused(Error::UnknownContribution, 1));
 		let deposit = Contributions::<Test>::get(c).unwrap().deposit;
 		assert_ok!(Datanets::withdraw(signed(BOB), c));
 		assert_eq!(last_event(), RuntimeEvent::Datanets(Event::Withdrawn { datanet: d, contribution: c, released: deposit }));
@@ -353,7 +362,7 @@ fn withdraw_accepted_moves_the_last_leaf_until_a_snapshot_freezes_it() {
 		check();
 		// Once frozen, leaves stay.
 		assert_ok!(Datanets::snapshot(signed(ALICE), d));
-		assert_noop!(Datanets::withdraw(signed(CHARLIE), b), Error::InSnapshot);
+		assert_noop!(Datanets::withdraw(signed(CHARLIE), b), refused(Error::InSnapshot, 2));
 		// A later leaf, not yet frozen, can still go (it is the last: nothing moves).
 		let e = contribute(BOB, d, 4);
 		assert_ok!(Datanets::withdraw(signed(BOB), e));
@@ -501,19 +510,19 @@ fn every_failed_call_leaves_storage_untouched() {
 			("add curator: twice", Box::new(move || Datanets::add_curator(signed(ALICE), curated, CHARLIE)), Error::AlreadyCurator.into()),
 			("remove curator: unknown", Box::new(move || Datanets::remove_curator(signed(ALICE), curated, DAVE)), Error::UnknownCurator.into()),
 			("archive: not the owner", Box::new(move || Datanets::archive(signed(BOB), open)), Error::NotOwner.into()),
-			("contribute: unknown datanet", Box::new(|| Datanets::contribute(signed(BOB), 77, h(9), 1, 1, b"u".to_vec(), None, None)), Error::UnknownDatanet.into()),
-			("contribute: archived", Box::new(move || Datanets::contribute(signed(BOB), archived, h(9), 1, 1, b"u".to_vec(), None, None)), Error::Archived.into()),
-			("contribute: empty content", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 0, 1, b"u".to_vec(), None, None)), Error::EmptyContent.into()),
-			("contribute: empty uri", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 1, 1, vec![], None, None)), Error::EmptyUri.into()),
-			("contribute: long uri", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 1, 1, long(65), None, None)), Error::TooLong.into()),
-			("contribute: duplicate content", Box::new(move || Datanets::contribute(signed(CHARLIE), open, h(1), 1, 1, b"u".to_vec(), None, None)), Error::DuplicateContent.into()),
-			("contribute: cannot pay the deposit", Box::new(move || Datanets::contribute(signed(POOR), open, h(9), 1, 1, long(64), None, None)), TokenError::FundsUnavailable.into()),
-			("accept: not a curator", Box::new(move || Datanets::accept(signed(BOB), pending)), Error::NotCurator.into()),
-			("accept: unknown", Box::new(|| Datanets::accept(signed(ALICE), 777)), Error::UnknownContribution.into()),
-			("accept: not pending", Box::new(move || Datanets::accept(signed(ALICE), accepted)), Error::NotPending.into()),
-			("reject: not pending", Box::new(move || Datanets::reject(signed(ALICE), accepted, 1)), Error::NotPending.into()),
-			("withdraw: not the contributor", Box::new(move || Datanets::withdraw(signed(CHARLIE), pending)), Error::NotContributor.into()),
-			("withdraw: in a snapshot", Box::new(move || Datanets::withdraw(signed(BOB), accepted)), Error::InSnapshot.into()),
+			("contribute: unknown datanet", Box::new(|| Datanets::contribute(signed(BOB), 77, h(9), 1, 1, b"u".to_vec(), None, None).map(|_| ()).map_err(|e| e.error)), Error::UnknownDatanet.into()),
+			("contribute: archived", Box::new(move || Datanets::contribute(signed(BOB), archived, h(9), 1, 1, b"u".to_vec(), None, None).map(|_| ()).map_err(|e| e.error)), Error::Archived.into()),
+			("contribute: empty content", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 0, 1, b"u".to_vec(), None, None).map(|_| ()).map_err(|e| e.error)), Error::EmptyContent.into()),
+			("contribute: empty uri", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 1, 1, vec![], None, None).map(|_| ()).map_err(|e| e.error)), Error::EmptyUri.into()),
+			("contribute: long uri", Box::new(move || Datanets::contribute(signed(BOB), open, h(9), 1, 1, long(65), None, None).map(|_| ()).map_err(|e| e.error)), Error::TooLong.into()),
+			("contribute: duplicate content", Box::new(move || Datanets::contribute(signed(CHARLIE), open, h(1), 1, 1, b"u".to_vec(), None, None).map(|_| ()).map_err(|e| e.error)), Error::DuplicateContent.into()),
+			("contribute: cannot pay the deposit", Box::new(move || Datanets::contribute(signed(POOR), open, h(9), 1, 1, long(64), None, None).map(|_| ()).map_err(|e| e.error)), TokenError::FundsUnavailable.into()),
+			("accept: not a curator", Box::new(move || Datanets::accept(signed(BOB), pending).map(|_| ()).map_err(|e| e.error)), Error::NotCurator.into()),
+			("accept: unknown", Box::new(|| Datanets::accept(signed(ALICE), 777).map(|_| ()).map_err(|e| e.error)), Error::UnknownContribution.into()),
+			("accept: not pending", Box::new(move || Datanets::accept(signed(ALICE), accepted).map(|_| ()).map_err(|e| e.error)), Error::NotPending.into()),
+			("reject: not pending", Box::new(move || Datanets::reject(signed(ALICE), accepted, 1).map(|_| ()).map_err(|e| e.error)), Error::NotPending.into()),
+			("withdraw: not the contributor", Box::new(move || Datanets::withdraw(signed(CHARLIE), pending).map(|_| ()).map_err(|e| e.error)), Error::NotContributor.into()),
+			("withdraw: in a snapshot", Box::new(move || Datanets::withdraw(signed(BOB), accepted).map(|_| ()).map_err(|e| e.error)), Error::InSnapshot.into()),
 			("snapshot: not a curator", Box::new(move || Datanets::snapshot(signed(BOB), open).map(|_| ()).map_err(|e| e.error)), Error::NotCurator.into()),
 			("snapshot: nothing new", Box::new(move || Datanets::snapshot(signed(ALICE), open).map(|_| ()).map_err(|e| e.error)), Error::NoChangeSinceSnapshot.into()),
 			("snapshot: nothing to snapshot", Box::new(move || Datanets::snapshot(signed(ALICE), curated).map(|_| ()).map_err(|e| e.error)), Error::NothingToSnapshot.into()),
