@@ -340,6 +340,7 @@ impl Paid {
 			Ok(r) => {
 				let entry = self.entry(r.receipt.fee, r.receipt.prompt_tokens, r.receipt.completion_tokens, true, None);
 				self.proxy.settle(self.max, Some(entry));
+				confirm(self.proxy.clone(), self.voucher.clone(), self.name.clone(), r.receipt.fee);
 				None
 			},
 			Err(e) => {
@@ -400,6 +401,30 @@ fn watch(proxy: Arc<Proxy>, v: SignedVoucher, max: Balance, name: String, hold: 
 			tokio::time::sleep(Duration::from_secs(3)).await;
 		}
 		proxy.settle(if hold { max } else { 0 }, entry);
+	});
+}
+
+/// After a verified receipt: the chain settles a voucher, not a receipt, so a worker that
+/// signed two receipts for it could settle the dearer one. When the settled fee exceeds the one
+/// logged, the difference is logged and counted (the log stays equal to the escrow decrease).
+fn confirm(proxy: Arc<Proxy>, v: SignedVoucher, name: String, logged: Balance) {
+	tokio::spawn(async move {
+		let give_up = Instant::now() + Duration::from_secs(u64::from(proxy.cfg.expires_in) * 12 + 600);
+		while Instant::now() < give_up {
+			if let Ok(r) = proxy.chain.rpc::<serde_json::Value>("attribution_getReceipt", rpc_params![v.request_id]).await {
+				let settled: Balance = r["fee"].as_str().and_then(|f| f.parse().ok()).unwrap_or(logged);
+				if settled > logged {
+					let why = format!("the worker settled {settled}, not the {logged} of the receipt it returned");
+					let e = entry_of(&v, &name, v.voucher.max_fee, (settled - logged).to_string(), 0.into(), 0.into(), false, Some(why));
+					proxy.settle(0, Some(e));
+				}
+				return;
+			}
+			if proxy.chain.best_number().await.is_ok_and(|n| n > v.voucher.expires_at.saturating_add(10)) {
+				return;
+			}
+			tokio::time::sleep(Duration::from_secs(3)).await;
+		}
 	});
 }
 
@@ -504,18 +529,22 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 		req = req.header(header::ACCEPT, a);
 	}
 	let mut paid = Paid { proxy: p.clone(), voucher, signing_key: key, name, max, done: false };
-	let resp = match req.send().await {
-		Ok(r) => r,
-		// Never reached the worker, or it went away: `Drop` watches the chain for what it served.
-		Err(e) => return no_retry(error(502, "worker_unreachable", format!("the worker did not answer: {e}"))),
+	let resp = match tokio::time::timeout(Duration::from_secs(600), req.send()).await {
+		Ok(Ok(r)) => r,
+		// Never reached the worker, went away or said nothing: `Drop` watches the chain for
+		// what it served.
+		Ok(Err(e)) => return no_retry(error(502, "worker_unreachable", format!("the worker did not answer: {e}"))),
+		Err(_) => return no_retry(error(504, "worker_timeout", "the worker sent no answer within 600 s")),
 	};
 	let status = resp.status().as_u16();
 	if status != 200 {
 		// An honest worker refuses before serving (4xx): the reservation is released, and the
-		// chain is still watched in case it settles the voucher anyway. A 5xx may come after
-		// serving: the maximum stays reserved until the chain says.
+		// chain is still watched in case it settles the voucher anyway. Anything else (a 5xx, a
+		// 2xx or 3xx that is not an answer) may come after serving: the maximum stays reserved
+		// until the chain says.
 		paid.done = true;
-		watch(p.clone(), paid.voucher.clone(), max, paid.name.clone(), status >= 500, format!("the worker answered {status}"));
+		let refused_before_serving = (400..500).contains(&status);
+		watch(p.clone(), paid.voucher.clone(), max, paid.name.clone(), !refused_before_serving, format!("the worker answered {status}"));
 		let bytes = read_capped(resp, MAX_ANSWER_BYTES).await.unwrap_or_default();
 		if status == 402 && max < p.cfg.max_fee {
 			if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
@@ -550,23 +579,25 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 	let mut upstream = resp.bytes_stream();
 	let out = async_stream_body(move |tx| async move {
 		let (mut buf, mut text, mut receipt, mut choices_ok) = (Vec::<u8>::new(), String::new(), None::<serde_json::Value>, true);
+		let stream_deadline = Instant::now() + STREAM_TOTAL;
 		let mut finished = false;
 		'read: loop {
 			let chunk = match tokio::time::timeout(STREAM_IDLE, upstream.next()).await {
 				Ok(Some(Ok(c))) => c,
 				_ => break, // ended, failed or stalled: `Drop` of `paid` watches the chain if unfinished
 			};
-			buf.extend_from_slice(&chunk);
-			if buf.len() > MAX_SSE_LINE || text.len() > MAX_ANSWER_BYTES {
+			if Instant::now() > stream_deadline {
 				break;
 			}
+			buf.extend_from_slice(&chunk);
 			while let Some(i) = buf.iter().position(|&b| b == b'\n') {
 				let line: Vec<u8> = buf.drain(..=i).collect();
 				let body = line.strip_suffix(b"\n").unwrap_or(&line);
 				let body = body.strip_suffix(b"\r").unwrap_or(body);
 				if let Some(data) = body.strip_prefix(b"data:") {
 					let data = data.strip_prefix(b" ").unwrap_or(data);
-					if data == b"[DONE]" {
+					// Clients stop at anything starting `[DONE]`: hold all of it back.
+					if data.trim_ascii().starts_with(b"[DONE]") {
 						finished = true;
 						break 'read;
 					}
@@ -588,8 +619,16 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 					return; // the client went away: `Drop` of `paid` takes over
 				}
 			}
+			// What is left is one unfinished line.
+			if buf.len() > MAX_SSE_LINE || text.len() > MAX_ANSWER_BYTES {
+				break;
+			}
 		}
 		if !finished {
+			// Cut off, stalled or oversized: say so (no `[DONE]`); `Drop` of `paid` watches the
+			// chain for what the worker bills.
+			let ev = serde_json::json!({ "error": { "message": "the worker's stream ended before its receipt", "type": "server_error", "code": "stream_incomplete" } });
+			tx.send(Ok(Bytes::from(format!("data: {ev}\n\n")))).await.ok();
 			return;
 		}
 		let err = if choices_ok { paid.finish(receipt.as_ref(), &text) } else { paid.finish(None, "") };
@@ -616,6 +655,9 @@ const MAX_ANSWER_BYTES: usize = 16 << 20;
 const MAX_SSE_LINE: usize = 1 << 20;
 /// A stream that sends nothing for this long is abandoned.
 const STREAM_IDLE: Duration = Duration::from_secs(120);
+/// No stream lasts longer.
+const STREAM_TOTAL: Duration = Duration::from_secs(1800);
+
 
 /// The body of `resp`, refusing more than `cap` bytes.
 async fn read_capped(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>> {

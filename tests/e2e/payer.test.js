@@ -278,6 +278,10 @@ test('a hostile worker gets no unchecked receipt past the proxy, and web pages c
     answer = () => [402, { error: { message: 'no', code: 'insufficient_escrow' } }];
     assert.equal((await post({})).status, 402);
     assert.equal(await inFlight(), 2n * OPEN / 100n);
+    // A 2xx that is not an answer is no refusal either: held.
+    answer = () => [202, {}];
+    assert.equal((await post({})).status, 202);
+    assert.equal(await inFlight(), 3n * OPEN / 100n);
     // Browsers and rebinding: an Origin header, a foreign Host name, a text/plain body.
     assert.equal((await post({ origin: 'https://evil.example' })).status, 403);
     // (fetch sets Host itself: a raw request names another, as a rebound DNS name would.)
