@@ -222,8 +222,8 @@ impl Proxy {
 		let mut cards = self.cards.lock().await;
 		let age = cards.0.elapsed();
 		if age > Duration::from_secs(30) || (!cards.1.contains_key(name) && age > Duration::from_secs(5)) {
-			let list: serde_json::Value =
-				self.http.get(self.worker_url("/v1/models")).timeout(Duration::from_secs(10)).send().await?.error_for_status()?.json().await?;
+			let resp = self.http.get(self.worker_url("/v1/models")).timeout(Duration::from_secs(10)).send().await?.error_for_status()?;
+			let list: serde_json::Value = serde_json::from_slice(&read_capped(resp, MAX_MODELS_BYTES).await?)?;
 			let mut map = HashMap::new();
 			for m in list["data"].as_array().into_iter().flatten() {
 				let (Some(id), Some(o)) = (m["id"].as_str(), m.get("openledger")) else { continue };
@@ -443,10 +443,13 @@ async fn models(State(p): State<Arc<Proxy>>, headers: HeaderMap) -> Response {
 	if let Err(r) = p.admit(&headers) {
 		return r;
 	}
-	match p.http.get(p.worker_url("/v1/models")).send().await {
+	match p.http.get(p.worker_url("/v1/models")).timeout(Duration::from_secs(10)).send().await {
 		Ok(r) => {
 			let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-			(status, [(header::CONTENT_TYPE, "application/json")], r.bytes().await.unwrap_or_default()).into_response()
+			match read_capped(r, MAX_MODELS_BYTES).await {
+				Ok(b) => (status, [(header::CONTENT_TYPE, "application/json")], b).into_response(),
+				Err(e) => error(502, "bad_worker_response", format!("{e:#}")),
+			}
 		},
 		Err(e) => error(502, "worker_unreachable", format!("the worker did not answer: {e}")),
 	}
@@ -651,6 +654,8 @@ async fn paid(State(p): State<Arc<Proxy>>, uri: Uri, headers: HeaderMap, body: B
 
 /// Largest answer body read from a worker.
 const MAX_ANSWER_BYTES: usize = 16 << 20;
+/// Largest model list read from a worker.
+const MAX_MODELS_BYTES: usize = 1 << 20;
 /// Longest SSE line buffered.
 const MAX_SSE_LINE: usize = 1 << 20;
 /// A stream that sends nothing for this long is abandoned.
