@@ -361,6 +361,13 @@ fn parse_signing_key(s: &str) -> Result<[u8; 32]> {
 	Ok(sp_core::sr25519::Public::from_ss58check(s).map_err(|e| anyhow::anyhow!("bad signing key {s}: {e:?}"))?.0)
 }
 
+/// A voucher lives at most a day of blocks (the runtime's `MaxVoucherLifetime`).
+fn check_lifetime(expires_in: u32) -> Result<()> {
+	let max = openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS;
+	anyhow::ensure!(expires_in <= max, "a voucher lives at most {max} blocks");
+	Ok(())
+}
+
 fn staking_call(c: pallet_open_staking::Call<openledger_runtime::Runtime>) -> RuntimeCall {
 	RuntimeCall::OpenStaking(c)
 }
@@ -801,11 +808,7 @@ async fn main() -> Result<()> {
 			print_json(&v);
 		},
 		Cmd::Voucher { worker, model, max_fee, prompt, chat, nonce, expires_in } => {
-			anyhow::ensure!(
-				expires_in <= openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS,
-				"a voucher lives at most {} blocks",
-				openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS
-			);
+			check_lifetime(expires_in)?;
 			let request_hash = match (prompt, chat) {
 				(Some(p), _) => openledger_primitives::receipt::completion_request_hash(&p),
 				(None, Some(file)) => {
@@ -937,11 +940,7 @@ async fn main() -> Result<()> {
 			println!("unbonding {amount} OPEN delegated to {worker}");
 		},
 		Cmd::PayProxy { worker, listen, max_fee, daily_cap, spend_log, expires_in, api_key } => {
-			anyhow::ensure!(
-				expires_in <= openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS,
-				"a voucher lives at most {} blocks",
-				openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS
-			);
+			check_lifetime(expires_in)?;
 			let cfg = proxy::Config {
 				listen,
 				worker,
@@ -962,4 +961,26 @@ async fn main() -> Result<()> {
 		},
 	}
 	Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn percentages_reasons_and_lifetimes_refuse_what_the_chain_would() {
+		assert_eq!(parse_percent("5%").unwrap(), sp_runtime::Perbill::from_percent(5));
+		assert_eq!(parse_percent("2.5").unwrap(), sp_runtime::Perbill::from_parts(25_000_000));
+		assert_eq!(parse_percent("100").unwrap(), sp_runtime::Perbill::one());
+		// Above 100 %, or so large that it would wrap: refused, never a small commission.
+		for bad in ["100.0000001", "1844674407371", "18446744073709551615", "-1", "", "5,5", "٥", "0.00000001"] {
+			assert!(parse_percent(bad).is_err(), "{bad:?}");
+		}
+		assert_eq!(parse_reason("duplicate"), Ok(2));
+		assert_eq!(parse_reason("65535"), Ok(65535));
+		assert!(parse_reason("65536").is_err() && parse_reason("Spam").is_err());
+		assert!(check_lifetime(14_400).is_ok() && check_lifetime(14_401).is_err());
+		assert!(parse_signing_key("0x00").is_err() && parse_signing_key("not-an-address").is_err());
+		assert_eq!(parse_signing_key(&format!("0x{}", "ab".repeat(32))).unwrap(), [0xab; 32]);
+	}
 }

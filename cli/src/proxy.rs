@@ -385,23 +385,30 @@ fn watch(proxy: Arc<Proxy>, v: SignedVoucher, max: Balance, name: String, hold: 
 		proxy.settle(max, None);
 	}
 	tokio::spawn(async move {
-		let id = v.request_id;
-		// Blocks are 6 s; give a stalled chain twice that, plus ten minutes.
-		let give_up = Instant::now() + Duration::from_secs(u64::from(proxy.cfg.expires_in) * 12 + 600);
-		let mut entry = None;
-		while Instant::now() < give_up {
-			if let Ok(r) = proxy.chain.rpc::<serde_json::Value>("attribution_getReceipt", rpc_params![id]).await {
-				let fee = r["fee"].as_str().unwrap_or("0").to_string();
-				entry = Some(entry_of(&v, &name, max, fee, r["promptTokens"].clone(), r["completionTokens"].clone(), false, Some(format!("{why}; fee read from the settled receipt"))));
-				break;
-			}
-			if proxy.chain.best_number().await.is_ok_and(|n| n > v.voucher.expires_at.saturating_add(10)) {
-				break; // expired unsettled: it can no longer cost anything
-			}
-			tokio::time::sleep(Duration::from_secs(3)).await;
-		}
+		let entry = settled(&proxy, &v).await.map(|r| {
+			let fee = r["fee"].as_str().unwrap_or("0").to_string();
+			let why = format!("{why}; fee read from the settled receipt");
+			entry_of(&v, &name, max, fee, r["promptTokens"].clone(), r["completionTokens"].clone(), false, Some(why))
+		});
 		proxy.settle(if hold { max } else { 0 }, entry);
 	});
+}
+
+/// The chain's receipt of voucher `v` once it settles, or `None` when the voucher expired
+/// unsettled (it can no longer cost anything) or the chain stayed stalled past any sensible
+/// wait (blocks are 6 s: twice the voucher's lifetime, plus ten minutes).
+async fn settled(proxy: &Proxy, v: &SignedVoucher) -> Option<serde_json::Value> {
+	let give_up = Instant::now() + Duration::from_secs(u64::from(proxy.cfg.expires_in) * 12 + 600);
+	while Instant::now() < give_up {
+		if let Ok(r) = proxy.chain.rpc::<serde_json::Value>("attribution_getReceipt", rpc_params![v.request_id]).await {
+			return Some(r);
+		}
+		if proxy.chain.best_number().await.is_ok_and(|n| n > v.voucher.expires_at.saturating_add(10)) {
+			return None;
+		}
+		tokio::time::sleep(Duration::from_secs(3)).await;
+	}
+	None
 }
 
 /// After a verified receipt: the chain settles a voucher, not a receipt, so a worker that
@@ -409,21 +416,12 @@ fn watch(proxy: Arc<Proxy>, v: SignedVoucher, max: Balance, name: String, hold: 
 /// logged, the difference is logged and counted (the log stays equal to the escrow decrease).
 fn confirm(proxy: Arc<Proxy>, v: SignedVoucher, name: String, logged: Balance) {
 	tokio::spawn(async move {
-		let give_up = Instant::now() + Duration::from_secs(u64::from(proxy.cfg.expires_in) * 12 + 600);
-		while Instant::now() < give_up {
-			if let Ok(r) = proxy.chain.rpc::<serde_json::Value>("attribution_getReceipt", rpc_params![v.request_id]).await {
-				let settled: Balance = r["fee"].as_str().and_then(|f| f.parse().ok()).unwrap_or(logged);
-				if settled > logged {
-					let why = format!("the worker settled {settled}, not the {logged} of the receipt it returned");
-					let e = entry_of(&v, &name, v.voucher.max_fee, (settled - logged).to_string(), 0.into(), 0.into(), false, Some(why));
-					proxy.settle(0, Some(e));
-				}
-				return;
-			}
-			if proxy.chain.best_number().await.is_ok_and(|n| n > v.voucher.expires_at.saturating_add(10)) {
-				return;
-			}
-			tokio::time::sleep(Duration::from_secs(3)).await;
+		let Some(r) = settled(&proxy, &v).await else { return };
+		let chain_fee: Balance = r["fee"].as_str().and_then(|f| f.parse().ok()).unwrap_or(logged);
+		if chain_fee > logged {
+			let why = format!("the worker settled {chain_fee}, not the {logged} of the receipt it returned");
+			let e = entry_of(&v, &name, v.voucher.max_fee, (chain_fee - logged).to_string(), 0.into(), 0.into(), false, Some(why));
+			proxy.settle(0, Some(e));
 		}
 	});
 }

@@ -8,35 +8,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rpc } from './lib/node.js';
 import { devChain } from './lib/chain.js';
-import { block, callTables, rpcTables, voucherExample } from './lib/docs.js';
+import { OUR_PALLETS, block, callTables, camel, rpcTables, snake, splitTop, voucherExample } from './lib/docs.js';
 
 const README = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
-const OUR_PALLETS = ['datanets', 'models', 'openStaking', 'attribution'];
 const OUR_RPC = /^(attribution|datanets|models|openledger)_/;
 
 const chain = devChain('readme');
 
 /** JSON-RPC method names (`attribution_earnings`, `engine_createBlock`), not calls. */
 const isRpc = (name) => /^(attribution|datanets|models|openledger|system|payment|engine|author|chain|state|rpc)_/.test(name) || /[A-Z]/.test(name);
-
-const camel = (snake) => snake.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
-
-/** Splits `a, {b, c}, d?` at top-level commas. */
-function splitArgs(s) {
-  const out = [];
-  let depth = 0;
-  let cur = '';
-  for (const ch of s) {
-    if (ch === '{' || ch === '[' || ch === '(') depth++;
-    if (ch === '}' || ch === ']' || ch === ')') depth--;
-    if (ch === ',' && depth === 0) {
-      out.push(cur.trim());
-      cur = '';
-    } else cur += ch;
-  }
-  if (cur.trim()) out.push(cur.trim());
-  return out;
-}
 
 /** Every `name(args)` or `name` in the first cell of a README table row. */
 function tableEntries() {
@@ -49,7 +29,7 @@ function tableEntries() {
     if (!line.startsWith('| `')) continue;
     const cell = line.split(' | ')[0];
     for (const m of cell.matchAll(/`([A-Za-z0-9_]+)(\(([^`]*)\))?`/g)) {
-      entries.push({ name: m[1], args: m[2] === undefined ? null : splitArgs(m[3]), line: cell });
+      entries.push({ name: m[1], args: m[2] === undefined ? null : splitTop(m[3]), line: cell });
     }
   }
   return entries;
@@ -103,9 +83,9 @@ test('the generated reference tables are what the metadata and the RPC definitio
   assert.equal(rpcs, rpcTables(), 'RPC tables drifted from node/src/rpc: run scripts/gen-docs.sh');
   assert.equal(block(README, 'voucher-example'), voucherExample(chain.api), 'the worked voucher example drifted: run scripts/gen-docs.sh');
   // Every call and every served OpenLedger method has a row.
-  for (const pallet of ['datanets', 'models', 'openStaking', 'attribution']) {
+  for (const pallet of OUR_PALLETS) {
     for (const call of Object.keys(chain.api.tx[pallet])) {
-      assert.match(calls, new RegExp('\\| `' + call.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase()) + '` \\|'), `${pallet}.${call}`);
+      assert.match(calls, new RegExp('\\| `' + snake(call) + '` \\|'), `${pallet}.${call}`);
     }
   }
 });

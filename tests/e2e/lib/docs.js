@@ -16,8 +16,8 @@ const RPC_DIR = join(import.meta.dirname, '..', '..', '..', 'node', 'src', 'rpc'
 const RPC_FILES = ['mod.rs', 'datanets.rs', 'models.rs', 'attribution.rs'];
 
 const cell = (s) => s.replace(/\[`([^`\]]+)`\]/g, '`$1`').replace(/\|/g, '\\|').replace(/\s+/g, ' ').trim();
-const snake = (camel) => camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-const camel = (s) => s.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
+export const snake = (camel) => camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+export const camel = (s) => s.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
 
 /** The first paragraph of a doc comment (lines up to the first blank one), on one line. */
 function firstParagraph(lines) {
@@ -51,8 +51,8 @@ export function callTables(api) {
   return sections.join('\n\n');
 }
 
-/** `a, b<c, d>, e` split at top-level commas. */
-function splitTop(s) {
+/** `a, b<c, d>, {e, f}` split at top-level commas. */
+export function splitTop(s) {
   const out = [];
   let depth = 0;
   let cur = '';
