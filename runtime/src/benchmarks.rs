@@ -12,4 +12,5 @@ frame_benchmarking::define_benchmarks!(
 	[pallet_models, Models]
 	[pallet_open_staking, OpenStaking]
 	[pallet_attribution, Attribution]
+	[pallet_validator_set, ValidatorSet]
 );

@@ -12,7 +12,9 @@
 
 use crate::{
 	configs::{AttributionPot, EcosystemAccount, TreasuryAccount},
-	AccountId, Balance, BalancesConfig, RuntimeGenesisConfig, SudoConfig, TOTAL_SUPPLY,
+	governance::GovernanceTiming,
+	AccountId, Balance, BalancesConfig, OriginsConfig, RuntimeGenesisConfig, SessionConfig, SessionKeys,
+	ValidatorSetConfig, TOTAL_SUPPLY,
 };
 use alloc::{vec, vec::Vec};
 use frame_support::build_struct_json_patch;
@@ -45,25 +47,32 @@ pub fn genesis_allocations(operators: &[AccountId]) -> Vec<(AccountId, Balance)>
 	allocations
 }
 
-fn genesis(
-	initial_authorities: Vec<(AuraId, GrandpaId)>,
-	operators: Vec<AccountId>,
-	root: AccountId,
-) -> Value {
-	build_struct_json_patch!(RuntimeGenesisConfig {
+/// A validator: its account, and the Aura and GRANDPA keys it starts with.
+pub type Validator = (AccountId, AuraId, GrandpaId);
+
+fn genesis(validators: Vec<Validator>, operators: Vec<AccountId>, sudo: Option<AccountId>, timing: GovernanceTiming) -> Value {
+	// The session pallet hands the first validators' keys to Aura and GRANDPA: their own genesis
+	// authorities stay empty.
+	let keys = validators
+		.iter()
+		.map(|(who, aura, grandpa)| (who.clone(), who.clone(), SessionKeys { aura: aura.clone(), grandpa: grandpa.clone() }))
+		.collect::<Vec<_>>();
+	let set = validators.iter().map(|v| v.0.clone()).collect::<Vec<_>>();
+	let mut patch = build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig { balances: genesis_allocations(&operators) },
-		aura: pallet_aura::GenesisConfig {
-			authorities: initial_authorities.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
-		},
-		grandpa: pallet_grandpa::GenesisConfig {
-			authorities: initial_authorities.iter().map(|x| (x.1.clone(), 1)).collect::<Vec<_>>(),
-		},
-		sudo: SudoConfig { key: Some(root) },
-	})
+		validator_set: ValidatorSetConfig { validators: set },
+		session: SessionConfig { keys },
+		origins: OriginsConfig { timing },
+	});
+	// Sudo exists on development chains only: everywhere else, root is a referendum.
+	if let Some(key) = sudo {
+		patch["sudo"] = serde_json::json!({ "key": key });
+	}
+	patch
 }
 
-fn authority(k: (Sr25519Keyring, Ed25519Keyring)) -> (AuraId, GrandpaId) {
-	(k.0.public().into(), k.1.public().into())
+fn validator(k: Sr25519Keyring, e: Ed25519Keyring) -> Validator {
+	(k.to_account_id(), k.public().into(), e.public().into())
 }
 
 /// The well-known development accounts (Alice … Ferdie and their stashes).
@@ -74,39 +83,43 @@ pub fn dev_accounts() -> Vec<AccountId> {
 		.collect()
 }
 
-/// `development`: one validator (Alice), Alice is sudo, dev accounts endowed.
+/// `development`: one validator (Alice), Alice is sudo, dev accounts endowed, fast governance.
 pub fn development_config_genesis() -> Value {
 	genesis(
-		vec![authority((Sr25519Keyring::Alice, Ed25519Keyring::Alice))],
+		vec![validator(Sr25519Keyring::Alice, Ed25519Keyring::Alice)],
 		dev_accounts(),
-		Sr25519Keyring::Alice.to_account_id(),
+		Some(Sr25519Keyring::Alice.to_account_id()),
+		GovernanceTiming::Fast,
 	)
 }
 
-/// `local_testnet`: Alice and Bob validate (both must run for GRANDPA to finalize); Alice is
-/// sudo; dev accounts endowed.
+/// `local_testnet`: Alice and Bob validate (both must run for GRANDPA to finalize); no sudo:
+/// root is a referendum, with fast periods; dev accounts endowed.
 pub fn local_config_genesis() -> Value {
 	genesis(
 		vec![
-			authority((Sr25519Keyring::Alice, Ed25519Keyring::Alice)),
-			authority((Sr25519Keyring::Bob, Ed25519Keyring::Bob)),
+			validator(Sr25519Keyring::Alice, Ed25519Keyring::Alice),
+			validator(Sr25519Keyring::Bob, Ed25519Keyring::Bob),
 		],
 		dev_accounts(),
-		Sr25519Keyring::Alice.to_account_id(),
+		None,
+		GovernanceTiming::Fast,
 	)
 }
 
-/// `testnet_template`: the shape of a public testnet. Its validator, sudo and operator keys are
-/// the well-known development keys and MUST be replaced before launch (see `chain-spec/README.md`).
+/// `testnet_template`: the shape of a public testnet: no sudo, real governance periods. Its
+/// validator and operator keys are the well-known development keys and MUST be replaced before
+/// launch (see `chain-spec/README.md`).
 pub fn testnet_template_genesis() -> Value {
 	genesis(
 		vec![
-			authority((Sr25519Keyring::Alice, Ed25519Keyring::Alice)),
-			authority((Sr25519Keyring::Bob, Ed25519Keyring::Bob)),
-			authority((Sr25519Keyring::Charlie, Ed25519Keyring::Charlie)),
+			validator(Sr25519Keyring::Alice, Ed25519Keyring::Alice),
+			validator(Sr25519Keyring::Bob, Ed25519Keyring::Bob),
+			validator(Sr25519Keyring::Charlie, Ed25519Keyring::Charlie),
 		],
 		vec![Sr25519Keyring::Alice.to_account_id()],
-		Sr25519Keyring::Alice.to_account_id(),
+		None,
+		GovernanceTiming::Real,
 	)
 }
 

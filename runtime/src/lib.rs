@@ -22,6 +22,7 @@ pub mod apis;
 mod benchmarks;
 pub mod configs;
 pub mod genesis_config_presets;
+pub mod governance;
 pub mod invariants;
 
 #[cfg(test)]
@@ -75,7 +76,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	impl_name: alloc::borrow::Cow::Borrowed("openledger-node"),
 	authoring_version: 1,
 	// Bump on every runtime change that is deployed to a live network.
-	spec_version: 105,
+	spec_version: 106,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 1,
@@ -160,12 +161,6 @@ mod runtime {
 	#[runtime::pallet_index(1)]
 	pub type Timestamp = pallet_timestamp;
 
-	#[runtime::pallet_index(2)]
-	pub type Aura = pallet_aura;
-
-	#[runtime::pallet_index(3)]
-	pub type Grandpa = pallet_grandpa;
-
 	#[runtime::pallet_index(4)]
 	pub type Balances = pallet_balances;
 
@@ -177,6 +172,51 @@ mod runtime {
 
 	#[runtime::pallet_index(7)]
 	pub type Utility = pallet_utility;
+
+	// Governance (OpenGov).
+	#[runtime::pallet_index(8)]
+	pub type Preimage = pallet_preimage;
+
+	#[runtime::pallet_index(9)]
+	pub type Scheduler = pallet_scheduler;
+
+	#[runtime::pallet_index(10)]
+	pub type Referenda = pallet_referenda;
+
+	#[runtime::pallet_index(11)]
+	pub type ConvictionVoting = pallet_conviction_voting;
+
+	#[runtime::pallet_index(12)]
+	pub type Origins = crate::governance::pallet_origins;
+
+	#[runtime::pallet_index(13)]
+	pub type Treasury = pallet_treasury;
+
+	#[runtime::pallet_index(14)]
+	pub type Parameters = pallet_parameters;
+
+	// Validators. Declared before Aura and GRANDPA: the session pallet hands them their
+	// authorities (at genesis too), so it runs first in every block.
+	#[runtime::pallet_index(15)]
+	pub type Authorship = pallet_authorship;
+
+	#[runtime::pallet_index(16)]
+	pub type ValidatorSet = pallet_validator_set;
+
+	#[runtime::pallet_index(17)]
+	pub type Session = pallet_session;
+
+	#[runtime::pallet_index(18)]
+	pub type Historical = pallet_session::historical;
+
+	#[runtime::pallet_index(19)]
+	pub type Offences = pallet_offences;
+
+	#[runtime::pallet_index(2)]
+	pub type Aura = pallet_aura;
+
+	#[runtime::pallet_index(3)]
+	pub type Grandpa = pallet_grandpa;
 
 	// 20..: OpenLedger pallets.
 	#[runtime::pallet_index(20)]

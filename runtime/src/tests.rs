@@ -8,6 +8,8 @@ use crate::{
 	Runtime, RuntimeCall, RuntimeEvent, RuntimeGenesisConfig, SignedPayload, System,
 	TransactionPayment, TxExtension, UncheckedExtrinsic,
 };
+mod governance;
+
 use codec::{Decode, Encode};
 use frame_support::{
 	assert_noop, assert_ok,
@@ -32,7 +34,7 @@ fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
 	}
 }
 
-fn ext_from_preset(name: &str) -> sp_io::TestExternalities {
+pub(crate) fn ext_from_preset(name: &str) -> sp_io::TestExternalities {
 	let patch = genesis_config_presets::get_preset(&name.into()).expect("preset exists");
 	let patch: serde_json::Value = serde_json::from_slice(&patch).unwrap();
 	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
@@ -45,7 +47,7 @@ fn ext_from_preset(name: &str) -> sp_io::TestExternalities {
 	ext
 }
 
-fn dev_ext() -> sp_io::TestExternalities {
+pub(crate) fn dev_ext() -> sp_io::TestExternalities {
 	ext_from_preset(sp_genesis_builder::DEV_RUNTIME_PRESET)
 }
 
@@ -83,7 +85,7 @@ fn signed_xt(signer: Sr25519Keyring, call: RuntimeCall, tip: Balance) -> Uncheck
 	)
 }
 
-fn start_block(n: u32) {
+pub(crate) fn start_block(n: u32) {
 	let header = Header::new(n, Default::default(), Default::default(), System::parent_hash(), Default::default());
 	Executive::initialize_block(&header);
 }

@@ -164,7 +164,7 @@ mod benchmarks {
 
 	#[benchmark]
 	fn slash(d: Linear<0, { T::MaxDelegators::get() }>) -> Result<(), BenchmarkError> {
-		let origin = T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		let origin = T::SlashOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
 		let w = funded::<T>("worker", 0);
 		bond::<T>(&w, 1);
 		with_rewards::<T>(&w);

@@ -15,7 +15,7 @@
 //! - **Unbonding** ([`Pallet::unbond`], [`Pallet::undelegate`]) moves stake into chunks that stay
 //!   held, and slashable, for [`UnbondingPeriod`] blocks (set by governance); [`Pallet::rebond`] takes it back;
 //!   [`Pallet::withdraw_unbonded`] releases what has matured.
-//! - **Slashing** ([`Pallet::slash`] by [`Config::GovernanceOrigin`], or [`Pallet::do_slash`] from
+//! - **Slashing** ([`Pallet::slash`] by [`Config::SlashOrigin`], or [`Pallet::do_slash`] from
 //!   the attribution pallet): the same fraction of the worker's self-bond, of every delegation to
 //!   it and of every unbonding chunk bonded to it goes to [`Config::SlashDestination`] (the
 //!   treasury). A slashed worker is never eligible again.
@@ -111,9 +111,11 @@ pub mod pallet {
 		/// long as a receipt it backs can be challenged (the attribution challenge window).
 		#[pallet::constant]
 		type MinUnbondingPeriod: Get<BlockNumberFor<Self>>;
-		/// May slash workers directly (the attribution pallet slashes through
-		/// [`Pallet::do_slash`]) and set the unbonding period.
+		/// May set the unbonding period.
 		type GovernanceOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// May slash workers directly (the attribution pallet slashes through
+		/// [`Pallet::do_slash`]).
+		type SlashOrigin: EnsureOrigin<Self::RuntimeOrigin>;
 		/// Receives slashed stake (the treasury). Must exist.
 		type SlashDestination: Get<Self::AccountId>;
 		/// Longest endpoint URL.
@@ -608,7 +610,7 @@ pub mod pallet {
 		#[pallet::call_index(8)]
 		#[pallet::weight(<T as Config>::WeightInfo::slash(T::MaxDelegators::get()))]
 		pub fn slash(origin: OriginFor<T>, worker: T::AccountId, fraction: Perbill) -> DispatchResultWithPostInfo {
-			T::GovernanceOrigin::ensure_origin(origin)?;
+			T::SlashOrigin::ensure_origin(origin)?;
 			let (delegators, _, _) = Self::do_slash(&worker, fraction, None)?;
 			Ok(Some(<T as Config>::WeightInfo::slash(delegators)).into())
 		}

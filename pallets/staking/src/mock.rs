@@ -59,6 +59,7 @@ impl pallet_open_staking::Config for Test {
 	type DefaultUnbondingPeriod = frame_support::traits::ConstU64<UNBONDING>;
 	type MinUnbondingPeriod = frame_support::traits::ConstU64<3>;
 	type GovernanceOrigin = EnsureRoot<AccountId>;
+	type SlashOrigin = EnsureRoot<AccountId>;
 	type SlashDestination = Treasury;
 	type MaxEndpointLen = ConstU32<64>;
 	type MaxModelsPerWorker = ConstU32<4>;

@@ -9,7 +9,6 @@ use crate::{
 	RuntimeHoldReason, Signature,
 };
 use frame_support::{parameter_types, traits::ConstU32, PalletId};
-use frame_system::EnsureRoot;
 use openledger_primitives::{receipt::ContributionRef, DatanetId, ModelId, ModelVersion};
 use pallet_attribution::{ContributionResolver, ModelTerms, ModelTermsProvider, WorkerRegistry};
 use sp_runtime::{DispatchError, MultiSigner, Perbill};
@@ -35,8 +34,6 @@ parameter_types! {
 	pub const ResolveTimeout: BlockNumber = 7 * DAYS;
 	/// A worker has an hour to answer a span dispute with its evidence.
 	pub const ResponseWindow: BlockNumber = 60 * MINUTES;
-	/// The least fee of a receipt: 0.00001 OPEN.
-	pub const MinReceiptFee: Balance = OPEN / 100_000;
 }
 
 /// Model terms from the model registry.
@@ -150,8 +147,8 @@ impl pallet_attribution::Config for Runtime {
 	type ChallengeBond = ChallengeBond;
 	type ChallengerReward = ChallengerReward;
 	type SlashFraction = ReceiptSlash;
-	/// Root (sudo on the dev and test networks) until on-chain governance exists.
-	type ResolveOrigin = EnsureRoot<AccountId>;
+	/// Root or a referendum on the disputes track.
+	type ResolveOrigin = super::governance::DisputesOrigin;
 	/// A challenge not judged within a week after the window can be closed by anyone (valid).
 	type ResolveTimeout = ResolveTimeout;
 	type ResponseWindow = ResponseWindow;
@@ -160,7 +157,8 @@ impl pallet_attribution::Config for Runtime {
 	type MaxReceiptsPerBatch = ConstU32<256>;
 	type MaxPrunePerBlock = ConstU32<2048>;
 	type MaxVoucherLifetime = MaxVoucherLifetime;
-	type MinFee = MinReceiptFee;
+	/// 0.00001 OPEN unless governance changes it, within [10^-18, 1] OPEN.
+	type MinFee = super::governance::Clamp<super::governance::dynamic_params::attribution::MinReceiptFee, frame_support::traits::ConstU128<1>, frame_support::traits::ConstU128<OPEN>>;
 	/// Receipts wait once pruning is an hour behind (full blocks leave no idle weight).
 	type MaxPruneLag = MaxPruneLag;
 	type WeightInfo = pallet_attribution::weights::SubstrateWeight<Runtime>;

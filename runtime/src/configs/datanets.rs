@@ -14,8 +14,6 @@ pub const MIN_CONTRIBUTION_DEPOSIT_BASE: crate::Balance = 10 * MILLI_OPEN;
 pub const MIN_CONTRIBUTION_DEPOSIT_PER_BYTE: crate::Balance = 100 * MICRO_OPEN;
 
 parameter_types! {
-	/// Held from a Datanet's owner for its record.
-	pub const DatanetDeposit: crate::Balance = 10 * OPEN;
 	pub const MinContributionDepositBase: crate::Balance = MIN_CONTRIBUTION_DEPOSIT_BASE;
 	pub const MinContributionDepositPerByte: crate::Balance = MIN_CONTRIBUTION_DEPOSIT_PER_BYTE;
 	/// A rejected contribution forfeits 20 % of its deposit to the treasury.
@@ -26,7 +24,8 @@ impl pallet_datanets::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
-	type DatanetDeposit = DatanetDeposit;
+	/// 10 OPEN unless governance changes it, within [0.001, 1,000,000] OPEN.
+	type DatanetDeposit = super::governance::Clamp<super::governance::dynamic_params::datanets::DatanetDeposit, frame_support::traits::ConstU128<MILLI_OPEN>, frame_support::traits::ConstU128<{ 1_000_000 * OPEN }>>;
 	type MinContributionDepositBase = MinContributionDepositBase;
 	type MinContributionDepositPerByte = MinContributionDepositPerByte;
 	type RejectionForfeit = RejectionForfeit;

@@ -4,8 +4,10 @@
 
 pub mod attribution;
 mod datanets;
+pub mod governance;
 mod models;
 mod staking;
+pub mod validators;
 pub use attribution::ATTRIBUTION_POT_ID;
 pub use datanets::{MIN_CONTRIBUTION_DEPOSIT_BASE, MIN_CONTRIBUTION_DEPOSIT_PER_BYTE};
 
@@ -85,22 +87,34 @@ impl frame_system::Config for Runtime {
 	type MaxConsumers = ConstU32<16>;
 }
 
+/// The most validators (Aura and GRANDPA authorities).
+pub const MAX_AUTHORITIES: u32 = 32;
+
 impl pallet_aura::Config for Runtime {
 	type AuthorityId = AuraId;
 	type DisabledValidators = ();
-	type MaxAuthorities = ConstU32<32>;
+	type MaxAuthorities = ConstU32<MAX_AUTHORITIES>;
 	type AllowMultipleBlocksPerSlot = ConstBool<false>;
 	type SlotDuration = pallet_aura::MinimumPeriodTimesTwo<Runtime>;
+}
+
+parameter_types! {
+	/// An equivocation report stays valid in the pool for as long as its session is kept.
+	pub ReportLongevity: u64 = validators::KEPT_SESSIONS as u64 * crate::HOURS as u64;
 }
 
 impl pallet_grandpa::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type WeightInfo = ();
-	type MaxAuthorities = ConstU32<32>;
+	type MaxAuthorities = ConstU32<MAX_AUTHORITIES>;
 	type MaxNominators = ConstU32<0>;
-	type MaxSetIdSessionEntries = ConstU64<0>;
-	type KeyOwnerProof = sp_core::Void;
-	type EquivocationReportSystem = ();
+	/// One set id per session at most, for the sessions kept for proofs.
+	type MaxSetIdSessionEntries = ConstU64<{ validators::KEPT_SESSIONS as u64 }>;
+	type KeyOwnerProof = sp_session::MembershipProof;
+	/// Equivocations are checked against the historical session record and reported to
+	/// `pallet-offences`, which removes the offender from the validator set.
+	type EquivocationReportSystem =
+		pallet_grandpa::EquivocationReportSystem<Self, crate::Offences, crate::Historical, ReportLongevity>;
 }
 
 impl pallet_timestamp::Config for Runtime {

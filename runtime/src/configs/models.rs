@@ -3,15 +3,12 @@
 use super::TreasuryAccount;
 use crate::{currency::OPEN, Balances, Datanets, Runtime, RuntimeEvent};
 use frame_support::{parameter_types, traits::ConstU32};
-use frame_system::EnsureRoot;
+use super::governance::{dynamic_params, Clamp};
+use frame_support::traits::ConstU128;
 use pallet_models::RevenueSplit;
 use sp_runtime::Perbill;
 
 parameter_types! {
-	/// Registering a model costs 5 OPEN (to the treasury).
-	pub const ModelRegistrationFee: crate::Balance = 5 * OPEN;
-	/// Publishing a new version costs 1 OPEN (to the treasury).
-	pub const ModelVersionFee: crate::Balance = OPEN;
 	/// Split of a newly registered model: owner 40 %, data 30 %, worker 20 %, treasury 10 %.
 	pub const DefaultRevenueSplit: RevenueSplit = RevenueSplit {
 		owner: Perbill::from_percent(40),
@@ -33,13 +30,13 @@ impl pallet_models::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Currency = Balances;
 	type Snapshots = Datanets;
-	type RegistrationFee = ModelRegistrationFee;
-	type VersionFee = ModelVersionFee;
+	type RegistrationFee = Clamp<dynamic_params::models::RegistrationFee, ConstU128<0>, ConstU128<{ 100_000 * OPEN }>>;
+	type VersionFee = Clamp<dynamic_params::models::VersionFee, ConstU128<0>, ConstU128<{ 100_000 * OPEN }>>;
 	type FeeDestination = TreasuryAccount;
 	type DefaultSplit = DefaultRevenueSplit;
 	type InitialMinSplit = InitialMinRevenueSplit;
-	/// Root (sudo on the dev and test networks) until on-chain governance exists.
-	type GovernanceOrigin = EnsureRoot<crate::AccountId>;
+	/// Root or a referendum on the parameters track (`set_min_split`).
+	type GovernanceOrigin = super::governance::ParametersOrigin;
 	type MaxNameLen = ConstU32<64>;
 	type MaxUriLen = ConstU32<256>;
 	type TermsGrace = ConstU32<{ openledger_primitives::receipt::MAX_VOUCHER_LIFETIME_BLOCKS }>;

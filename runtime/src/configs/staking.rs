@@ -3,13 +3,10 @@
 use super::TreasuryAccount;
 use crate::{currency::OPEN, time::DAYS, Balances, BlockNumber, Models, Runtime, RuntimeEvent, RuntimeHoldReason};
 use frame_support::{parameter_types, traits::ConstU32};
-use frame_system::EnsureRoot;
+use super::governance::{dynamic_params, Clamp};
+use frame_support::traits::ConstU128;
 
 parameter_types! {
-	/// Least self-bond of an eligible worker: 1,000 OPEN.
-	pub const MinWorkerBond: crate::Balance = 1_000 * OPEN;
-	/// Least delegation: 10 OPEN.
-	pub const MinDelegation: crate::Balance = 10 * OPEN;
 	/// Unbonding takes 7 days until governance changes it (longer than any challenge window).
 	pub const DefaultUnbondingPeriod: BlockNumber = 7 * DAYS;
 	pub const MinUnbondingPeriod: BlockNumber = super::attribution::ChallengeWindow::get() + 10 * crate::time::MINUTES;
@@ -21,14 +18,18 @@ impl pallet_open_staking::Config for Runtime {
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Models = Models;
-	type MinWorkerBond = MinWorkerBond;
-	type MinDelegation = MinDelegation;
+	/// 1,000 OPEN unless governance changes it, within [1, 10,000,000] OPEN.
+	type MinWorkerBond = Clamp<dynamic_params::staking::MinWorkerBond, ConstU128<OPEN>, ConstU128<{ 10_000_000 * OPEN }>>;
+	/// 10 OPEN unless governance changes it, within [0.001 (the existential deposit), 1,000,000] OPEN.
+	type MinDelegation = Clamp<dynamic_params::staking::MinDelegation, ConstU128<{ crate::EXISTENTIAL_DEPOSIT }>, ConstU128<{ 1_000_000 * OPEN }>>;
 	type DefaultUnbondingPeriod = DefaultUnbondingPeriod;
 	/// Stake stays slashable for longer than a challenge window: stake that starts unbonding
 	/// when a receipt settles is still held when the last challenge of it can be filed.
 	type MinUnbondingPeriod = MinUnbondingPeriod;
-	/// Root (sudo on the dev and test networks) until on-chain governance exists.
-	type GovernanceOrigin = EnsureRoot<crate::AccountId>;
+	/// Root or a referendum on the parameters track (`set_unbonding_period`).
+	type GovernanceOrigin = super::governance::ParametersOrigin;
+	/// Root or a referendum on the disputes track.
+	type SlashOrigin = super::governance::DisputesOrigin;
 	type SlashDestination = TreasuryAccount;
 	type MaxEndpointLen = ConstU32<256>;
 	type MaxModelsPerWorker = ConstU32<64>;

@@ -197,3 +197,52 @@ export function devChain(name) {
   });
   return ctx;
 }
+
+// ---- governance (OpenGov) ------------------------------------------------------------------
+
+/**
+ * Opens referenda, one per `[call, origin]` (origin: `{ system: 'Root' }`, or a track's origin such
+ * as `{ Origins: 'ParametersAdmin' }`), in one batch from `who`: notes each call's preimage,
+ * submits it (enactment one block after approval) and places its decision deposit.
+ * Resolves to their indices.
+ */
+export async function propose(api, proposals, who) {
+  const first = (await api.query.referenda.referendumCount()).toNumber();
+  const txs = proposals.flatMap(([call, origin], i) => {
+    const bytes = call.method.toU8a();
+    return [
+      api.tx.preimage.notePreimage(u8aToHex(bytes)),
+      api.tx.referenda.submit(origin, { Lookup: { hash: blake2AsHex(bytes, 256), len: bytes.length } }, { After: 1 }),
+      api.tx.referenda.placeDecisionDeposit(first + i),
+    ];
+  });
+  const r = await send(api, api.tx.utility.batchAll(txs), who);
+  if (r.error) throw new Error(`proposing referenda from ${first}: ${r.error}`);
+  const indices = r.events.filter(({ event }) => event.section === 'referenda' && event.method === 'Submitted')
+    .map(({ event }) => event.data.index.toNumber());
+  const expected = proposals.map((_, i) => first + i);
+  if (JSON.stringify(indices) !== JSON.stringify(expected)) throw new Error(`referenda ${indices} submitted, not ${expected}`);
+  return indices;
+}
+
+/**
+ * `who` casts `votes` in one batch: each `{ index, aye, conviction, balance }` locks `balance`
+ * (bigint, planck) at `conviction` on referendum `index`.
+ */
+export async function vote(api, who, votes) {
+  const txs = votes.map(({ index, aye, conviction, balance }) =>
+    api.tx.convictionVoting.vote(index, { Standard: { vote: { aye, conviction }, balance } }));
+  const r = await send(api, api.tx.utility.batchAll(txs), who);
+  if (r.error) throw new Error(`votes of ${who.address}: ${r.error}`);
+}
+
+/** Waits until referendum `index` is decided; resolves to 'Approved', 'Rejected', 'TimedOut', …. */
+export async function decided(api, index, ms = 180_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const info = await api.query.referenda.referendumInfoFor(index);
+    if (info.isSome && !info.unwrap().isOngoing) return info.unwrap().type;
+    if (Date.now() > deadline) throw new Error(`referendum ${index} undecided after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
