@@ -19,7 +19,7 @@ t_build=$(date +%s)
 echo "== cargo test (workspace, profile $OPENLEDGER_PROFILE)"
 cargo test --locked --profile "$OPENLEDGER_PROFILE" --workspace
 echo "== benchmarks run as tests (mock runtime)"
-cargo test --locked --profile "$OPENLEDGER_PROFILE" -p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution --features runtime-benchmarks benchmarking
+cargo test --locked --profile "$OPENLEDGER_PROFILE" -p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution -p pallet-validator-set --features runtime-benchmarks benchmarking
 t_unit=$(date +%s)
 
 echo "== committed chain specs load"

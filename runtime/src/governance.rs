@@ -10,13 +10,16 @@
 //! | 0 | `root` | `Root` | anything: runtime upgrades (`system.setCode`), migrations |
 //! | 1 | `parameters` | `ParametersAdmin` | `parameters.setParameter`, `models.setMinSplit`, `openStaking.setUnbondingPeriod` |
 //! | 2 | `treasurer` | `Treasurer` | `treasury.spend` up to 1,000,000 OPEN each (paid with `treasury.payout`) |
-//! | 3 | `disputes` | `DisputeResolver` | `attribution.resolveChallenge` (influence and retrieval receipts), `openStaking.slash` |
+//! | 3 | `disputes` | `DisputeResolver` | `attribution.resolveChallenge` (influence and retrieval receipts) |
 //! | 4 | `validators` | `ValidatorAdmin` | `validatorSet.addValidator` / `removeValidator` |
+//! | 5 | `canceller` | `ReferendumCanceller` | `referenda.cancel` (deposits refunded) |
+//! | 6 | `killer` | `ReferendumKiller` | `referenda.kill` (deposits slashed to the treasury) |
 //!
 //! The periods and curves of each track are in [`tracks`]. Every period exists twice: the real
 //! one and a fast one (blocks instead of hours and days) for development and local test chains,
 //! chosen once at genesis by [`pallet_origins::GenesisConfig::timing`] and fixed for the chain's
-//! life (no call changes it). The curves are the same in both.
+//! life (no call of its own changes it; a root referendum could rewrite storage). The curves are the
+//! same in both.
 
 use crate::{currency::OPEN, time::{DAYS, HOURS, MINUTES}, Balance, BlockNumber, RuntimeOrigin};
 use alloc::borrow::Cow;
@@ -46,10 +49,14 @@ pub mod pallet_origins {
 		ParametersAdmin,
 		/// Treasury spends up to `MaxTreasurerSpend`.
 		Treasurer,
-		/// Verdicts on challenged influence and retrieval receipts, and slashes.
+		/// Verdicts on challenged influence and retrieval receipts.
 		DisputeResolver,
 		/// The validator set.
 		ValidatorAdmin,
+		/// Cancels a referendum (its deposits are refunded).
+		ReferendumCanceller,
+		/// Kills a referendum (its deposits go to the treasury).
+		ReferendumKiller,
 	}
 
 	/// Which periods the tracks, vote locks and sessions use.
@@ -112,6 +119,8 @@ pub mod pallet_origins {
 	ensure_origin!(Treasurer, Treasurer);
 	ensure_origin!(DisputeResolver, DisputeResolver);
 	ensure_origin!(ValidatorAdmin, ValidatorAdmin);
+	ensure_origin!(ReferendumCanceller, ReferendumCanceller);
+	ensure_origin!(ReferendumKiller, ReferendumKiller);
 }
 
 /// The timing of this chain (real when genesis set none).
@@ -134,6 +143,8 @@ pub mod track {
 	pub const TREASURER: u16 = 2;
 	pub const DISPUTES: u16 = 3;
 	pub const VALIDATORS: u16 = 4;
+	pub const CANCELLER: u16 = 5;
+	pub const KILLER: u16 = 6;
 }
 
 /// The least conviction-weighted share of aye votes: 100 % at the start of the decision period,
@@ -173,7 +184,7 @@ struct TrackSpec {
 /// about 10 blocks and enacted 1 block after.
 const FAST: [BlockNumber; 4] = [1, 8, 1, 1];
 
-const TRACKS: [TrackSpec; 5] = [
+const TRACKS: [TrackSpec; 7] = [
 	TrackSpec {
 		id: track::ROOT,
 		name: "root",
@@ -215,6 +226,24 @@ const TRACKS: [TrackSpec; 5] = [
 		decision_deposit: 10_000 * OPEN,
 		periods: Periods { real: [HOURS, 7 * DAYS, 3 * HOURS, 10 * MINUTES], fast: FAST },
 		min_support: support(25, 5),
+	},
+	// Cancelling or killing a referendum must not wait behind the one it stops (the root track
+	// decides one at a time): many at once, decided within hours.
+	TrackSpec {
+		id: track::CANCELLER,
+		name: "canceller",
+		max_deciding: 100,
+		decision_deposit: 10_000 * OPEN,
+		periods: Periods { real: [HOURS, 7 * DAYS, 3 * HOURS, 10 * MINUTES], fast: FAST },
+		min_support: support(10, 1),
+	},
+	TrackSpec {
+		id: track::KILLER,
+		name: "killer",
+		max_deciding: 100,
+		decision_deposit: 50_000 * OPEN,
+		periods: Periods { real: [HOURS, 7 * DAYS, 3 * HOURS, 10 * MINUTES], fast: FAST },
+		min_support: support(10, 1),
 	},
 ];
 
@@ -258,6 +287,8 @@ impl pallet_referenda::TracksInfo<Balance, BlockNumber> for TracksInfo {
 			Ok(Origin::Treasurer) => Ok(track::TREASURER),
 			Ok(Origin::DisputeResolver) => Ok(track::DISPUTES),
 			Ok(Origin::ValidatorAdmin) => Ok(track::VALIDATORS),
+			Ok(Origin::ReferendumCanceller) => Ok(track::CANCELLER),
+			Ok(Origin::ReferendumKiller) => Ok(track::KILLER),
 			Err(_) => Err(()),
 		}
 	}

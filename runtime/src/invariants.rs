@@ -7,6 +7,7 @@ use frame_support::traits::fungible::Inspect;
 /// Checks every runtime-wide invariant: the balances below, then each OpenLedger pallet's own.
 pub fn check() -> Result<(), &'static str> {
 	check_balances()?;
+	check_reserves()?;
 	pallet_datanets::Pallet::<Runtime>::do_try_state().map_err(|e| match e {
 		sp_runtime::DispatchError::Other(msg) => msg,
 		_ => "datanets invariant violated",
@@ -42,6 +43,41 @@ pub fn check_balances() -> Result<(), &'static str> {
 	}
 	if sum != <Balances as Inspect<AccountId>>::total_issuance() {
 		return Err("sum of account balances differs from total issuance");
+	}
+	Ok(())
+}
+
+/// Checks that every OPEN reserved outside holds is a referendum deposit on record (submission or
+/// decision deposit, not yet refunded or slashed), and that every such deposit is reserved from
+/// its owner: for each account, `reserved − held = its referendum deposits`. (Preimage deposits
+/// and every OpenLedger pallet's deposits are holds.)
+pub fn check_reserves() -> Result<(), &'static str> {
+	use alloc::collections::BTreeMap;
+	use pallet_referenda::ReferendumInfo::*;
+	let mut deposits: BTreeMap<AccountId, Balance> = BTreeMap::new();
+	for (_, info) in pallet_referenda::ReferendumInfoFor::<Runtime>::iter() {
+		let (submission, decision) = match info {
+			Ongoing(status) => (Some(status.submission_deposit), status.decision_deposit),
+			Approved(_, s, d) | Rejected(_, s, d) | Cancelled(_, s, d) | TimedOut(_, s, d) => (s, d),
+			Killed(_) => (None, None),
+		};
+		for deposit in [submission, decision].into_iter().flatten() {
+			let owed = deposits.entry(deposit.who).or_default();
+			*owed = owed.checked_add(deposit.amount).ok_or("referendum deposits overflow")?;
+		}
+	}
+	for (who, info) in frame_system::Account::<Runtime>::iter() {
+		let held = pallet_balances::Holds::<Runtime>::get(&who)
+			.iter()
+			.try_fold(0 as Balance, |sum, h| sum.checked_add(h.amount))
+			.ok_or("holds overflow")?;
+		let reserved = info.data.reserved.checked_sub(held).ok_or("an account holds more than it has reserved")?;
+		if reserved != deposits.remove(&who).unwrap_or(0) {
+			return Err("reserved OPEN differs from the account's referendum deposits");
+		}
+	}
+	if !deposits.is_empty() {
+		return Err("a referendum deposit belongs to an account that does not exist");
 	}
 	Ok(())
 }

@@ -3,10 +3,13 @@
 
 use super::*;
 use frame_benchmarking::v2::*;
-use frame_system::RawOrigin;
 
+/// A set of `n` distinct validators, each with session keys of its own.
 fn fill<T: Config>(n: u32) {
 	let set: Vec<T::AccountId> = (0..n).map(|i| account("validator", i, 0)).collect();
+	for v in &set {
+		T::BenchmarkHelper::register_keys(v);
+	}
 	Validators::<T>::put(BoundedVec::<_, T::MaxValidators>::truncate_from(set));
 }
 
@@ -19,6 +22,7 @@ mod benchmarks {
 		let origin = T::ManagerOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
 		fill::<T>(T::MaxValidators::get() - 1);
 		let who: T::AccountId = account("new", 0, 0);
+		T::BenchmarkHelper::register_keys(&who);
 		#[extrinsic_call]
 		_(origin as T::RuntimeOrigin, who.clone());
 		assert_eq!(Validators::<T>::get().last(), Some(&who));

@@ -4,14 +4,17 @@
 //! code upgrade. It is the `SessionManager` of `pallet-session`:
 //!
 //! - `add_validator` / `remove_validator` (the [`Config::ManagerOrigin`]: root, or a referendum on
-//!   the validators track) change the set. The change is handed to `pallet-session` at the next
-//!   session boundary and takes effect one session later (keys are always queued a session ahead).
-//! - A validator must have registered its session keys (`session.setKeys`, after
-//!   `author_rotateKeys` on its node) to author: `pallet-session` leaves out members without keys.
+//!   the validators track) change the set. The set is handed to `pallet-session` at every session
+//!   boundary, so a change takes effect one session later (keys are always queued a session ahead).
+//! - Only an account with registered session keys (`session.setKeys`, after `author_rotateKeys` on
+//!   its node; [`Config::HasKeys`]) can be added. `pallet-session` leaves out members without keys
+//!   (e.g. after `session.purgeKeys`) until they register them again.
 //! - Offences reported through `pallet-offences` (e.g. a GRANDPA equivocation) remove the offender
-//!   from the set, as long as at least [`Config::MinValidators`] remain.
+//!   from the set, as long as at least [`Config::MinValidators`] members with keys remain.
 //!
-//! The set never drops below [`Config::MinValidators`] nor grows above [`Config::MaxValidators`].
+//! Removals (by governance or offence) never leave fewer than [`Config::MinValidators`] members
+//! with session keys, so Aura and GRANDPA always have authorities; the set never grows above
+//! [`Config::MaxValidators`].
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -28,12 +31,23 @@ mod mock;
 mod tests;
 
 use alloc::vec::Vec;
-use frame_support::{pallet_prelude::*, traits::EnsureOrigin, weights::Weight};
+use frame_support::{
+	pallet_prelude::*,
+	traits::{Contains, EnsureOrigin},
+	weights::Weight,
+};
 use sp_runtime::Perbill;
 use sp_staking::{
 	offence::{OffenceDetails, OnOffenceHandler},
 	SessionIndex,
 };
+
+/// Sets up what the benchmarks need from the runtime.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId> {
+	/// Gives `who` session keys of its own (so that `HasKeys` holds).
+	fn register_keys(who: &AccountId);
+}
 
 #[frame_support::pallet]
 pub mod pallet {
@@ -51,19 +65,20 @@ pub mod pallet {
 		/// The most validators in the set.
 		#[pallet::constant]
 		type MaxValidators: Get<u32>;
-		/// The fewest validators in the set: removals (by governance or offence) stop there.
+		/// The fewest validators with session keys: removals (by governance or offence) stop there.
 		#[pallet::constant]
 		type MinValidators: Get<u32>;
+		/// Whether an account has registered session keys (`pallet_session::NextKeys`).
+		type HasKeys: Contains<Self::AccountId>;
+		/// Registers session keys of an account, for benchmarks.
+		#[cfg(feature = "runtime-benchmarks")]
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
 		type WeightInfo: WeightInfo;
 	}
 
 	/// The validators, in the order they were added.
 	#[pallet::storage]
 	pub type Validators<T: Config> = StorageValue<_, BoundedVec<T::AccountId, T::MaxValidators>, ValueQuery>;
-
-	/// Whether the set changed since it was last handed to `pallet-session`.
-	#[pallet::storage]
-	pub type SetChanged<T> = StorageValue<_, bool, ValueQuery>;
 
 	#[pallet::genesis_config]
 	#[derive(frame_support::DefaultNoBound)]
@@ -102,12 +117,12 @@ pub mod pallet {
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
-		/// `who` joins the set from the session after next (once its session keys are set).
+		/// `who` joins the set from the session after next.
 		ValidatorAdded { who: T::AccountId },
 		/// `who` leaves the set from the session after next.
 		ValidatorRemoved { who: T::AccountId, reason: RemovalReason },
 		/// `who` was reported for an offence but stays: removing it would leave fewer than
-		/// `MinValidators`.
+		/// `MinValidators` members with session keys.
 		OffenderKept { who: T::AccountId },
 	}
 
@@ -119,8 +134,10 @@ pub mod pallet {
 		NotValidator,
 		/// The set is full (`MaxValidators`).
 		TooManyValidators,
-		/// Removing would leave fewer than `MinValidators`.
+		/// Removing would leave fewer than `MinValidators` members with session keys.
 		TooFewValidators,
+		/// The account has no session keys: `session.setKeys` first.
+		NoSessionKeys,
 	}
 
 	#[pallet::hooks]
@@ -138,17 +155,17 @@ pub mod pallet {
 
 	#[pallet::call]
 	impl<T: Config> Pallet<T> {
-		/// Adds `who` to the set (governance). It authors once its session keys are registered,
-		/// from the session after next.
+		/// Adds `who`, which must have registered session keys, to the set (governance). It
+		/// authors from the session after next.
 		#[pallet::call_index(0)]
 		#[pallet::weight(T::WeightInfo::add_validator())]
 		pub fn add_validator(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
 			T::ManagerOrigin::ensure_origin(origin)?;
+			ensure!(T::HasKeys::contains(&who), Error::<T>::NoSessionKeys);
 			Validators::<T>::try_mutate(|set| {
 				ensure!(!set.contains(&who), Error::<T>::AlreadyValidator);
 				set.try_push(who.clone()).map_err(|_| Error::<T>::TooManyValidators)
 			})?;
-			SetChanged::<T>::put(true);
 			Self::deposit_event(Event::ValidatorAdded { who });
 			Ok(())
 		}
@@ -168,11 +185,11 @@ pub mod pallet {
 		pub(crate) fn do_remove(who: &T::AccountId) -> DispatchResult {
 			Validators::<T>::try_mutate(|set| {
 				let at = set.iter().position(|v| v == who).ok_or(Error::<T>::NotValidator)?;
-				ensure!(set.len() as u32 > T::MinValidators::get(), Error::<T>::TooFewValidators);
+				let keyed_left = set.iter().filter(|v| *v != who && T::HasKeys::contains(v)).count() as u32;
+				ensure!(keyed_left >= T::MinValidators::get(), Error::<T>::TooFewValidators);
 				set.remove(at);
 				Ok::<_, DispatchError>(())
 			})?;
-			SetChanged::<T>::put(true);
 			Ok(())
 		}
 
@@ -189,11 +206,10 @@ pub mod pallet {
 }
 
 impl<T: Config> pallet_session::SessionManager<T::AccountId> for Pallet<T> {
+	/// The whole set, every session: members that registered (or rotated) keys since the last
+	/// session are picked up, and the historical record of each session holds its current keys
+	/// (equivocation proofs are checked against it).
 	fn new_session(_new_index: SessionIndex) -> Option<Vec<T::AccountId>> {
-		SetChanged::<T>::take().then(|| Validators::<T>::get().into_inner())
-	}
-	fn new_session_genesis(_new_index: SessionIndex) -> Option<Vec<T::AccountId>> {
-		SetChanged::<T>::kill();
 		Some(Validators::<T>::get().into_inner())
 	}
 	fn end_session(_end_index: SessionIndex) {}
@@ -227,7 +243,8 @@ impl<T: Config> OnOffenceHandler<T::AccountId, (T::AccountId, ()), Weight> for P
 		let mut weight = Weight::zero();
 		for details in offenders {
 			let who = &details.offender.0;
-			weight = weight.saturating_add(db.reads_writes(1, 2));
+			// `HasKeys` of each member and the set: at most `MaxValidators + 2` reads, one write.
+			weight = weight.saturating_add(db.reads_writes(T::MaxValidators::get() as u64 + 2, 1));
 			if !Validators::<T>::get().contains(who) {
 				continue;
 			}

@@ -23,11 +23,40 @@ impl frame_system::Config for Test {
 pub const MAX: u32 = 4;
 pub const MIN: u32 = 2;
 
+thread_local! {
+	/// Accounts with session keys: all but 8 and 9.
+	pub static KEYLESS: std::cell::RefCell<Vec<u64>> = std::cell::RefCell::new(vec![8, 9]);
+}
+
+pub struct HasKeys;
+impl frame_support::traits::Contains<u64> for HasKeys {
+	fn contains(who: &u64) -> bool {
+		!KEYLESS.with(|k| k.borrow().contains(who))
+	}
+}
+
+/// Drops the session keys of `who` (as `session.purgeKeys` would).
+pub fn purge_keys(who: u64) {
+	KEYLESS.with(|k| k.borrow_mut().push(who));
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+pub struct BenchmarkHelper;
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::BenchmarkHelper<u64> for BenchmarkHelper {
+	fn register_keys(who: &u64) {
+		KEYLESS.with(|k| k.borrow_mut().retain(|a| a != who));
+	}
+}
+
 impl pallet_validator_set::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
 	type ManagerOrigin = EnsureRoot<u64>;
 	type MaxValidators = ConstU32<MAX>;
 	type MinValidators = ConstU32<MIN>;
+	type HasKeys = HasKeys;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = BenchmarkHelper;
 	type WeightInfo = ();
 }
 

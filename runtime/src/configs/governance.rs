@@ -78,7 +78,8 @@ impl Get<BlockNumber> for VoteLockingPeriod {
 }
 
 parameter_types! {
-	/// Opening a referendum holds 100 OPEN (refunded when it is decided).
+	/// Opening a referendum reserves 100 OPEN: refundable once it is approved or cancelled; kept
+	/// reserved for good when it is rejected or times out, slashed when it is killed.
 	pub const SubmissionDeposit: Balance = 100 * OPEN;
 }
 
@@ -89,8 +90,10 @@ impl pallet_referenda::Config for Runtime {
 	type Scheduler = Scheduler;
 	type Currency = Balances;
 	type SubmitOrigin = frame_system::EnsureSigned<AccountId>;
-	type CancelOrigin = EnsureRoot<AccountId>;
-	type KillOrigin = EnsureRoot<AccountId>;
+	/// Root or a referendum on the canceller track (deposits refunded).
+	type CancelOrigin = EitherOfDiverse<EnsureRoot<AccountId>, pallet_origins::ReferendumCanceller>;
+	/// Root or a referendum on the killer track (deposits slashed to the treasury).
+	type KillOrigin = EitherOfDiverse<EnsureRoot<AccountId>, pallet_origins::ReferendumKiller>;
 	/// Deposits of killed referenda go to the treasury.
 	type Slash = Treasury;
 	type Votes = Balance;
@@ -119,7 +122,8 @@ impl pallet_conviction_voting::Config for Runtime {
 
 impl pallet_origins::Config for Runtime {}
 
-/// Spends up to this much per referendum on the treasurer track.
+/// Spends up to this much per `treasury.spend` call dispatched by the treasurer track (a batch of
+/// spends in one referendum is as many calls).
 pub const MAX_TREASURER_SPEND: Balance = 1_000_000 * OPEN;
 
 parameter_types! {
@@ -177,12 +181,38 @@ impl pallet_treasury::Config for Runtime {
 	type AssetKind = ();
 	type Beneficiary = AccountId;
 	type BeneficiaryLookup = IdentityLookup<AccountId>;
-	type Paymaster = frame_support::traits::tokens::pay::PayFromAccount<Balances, TreasuryAccount>;
+	type Paymaster = PayFromTreasury;
 	type BalanceConverter = UnityAssetBalanceConversion;
 	type PayoutPeriod = PayoutPeriod;
 	type BlockNumberProvider = System;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = TreasuryBenchmarkHelper;
+}
+
+/// Pays treasury spends, never below the treasury's existential deposit: fees, forfeits and slashes
+/// of any size must always be able to reach it.
+pub struct PayFromTreasury;
+impl frame_support::traits::tokens::Pay for PayFromTreasury {
+	type Balance = Balance;
+	type Beneficiary = AccountId;
+	type AssetKind = ();
+	type Id = ();
+	type Error = sp_runtime::DispatchError;
+	fn pay(who: &AccountId, _: (), amount: Balance) -> Result<(), Self::Error> {
+		use frame_support::traits::{fungible::Mutate, tokens::Preservation};
+		<Balances as Mutate<AccountId>>::transfer(&TreasuryAccount::get(), who, amount, Preservation::Preserve)?;
+		Ok(())
+	}
+	fn check_payment(_: ()) -> frame_support::traits::tokens::PaymentStatus {
+		frame_support::traits::tokens::PaymentStatus::Success
+	}
+	#[cfg(feature = "runtime-benchmarks")]
+	fn ensure_successful(_: &AccountId, _: (), amount: Balance) {
+		use frame_support::traits::fungible::Mutate;
+		<Balances as Mutate<AccountId>>::mint_into(&TreasuryAccount::get(), amount).expect("benchmark mint");
+	}
+	#[cfg(feature = "runtime-benchmarks")]
+	fn ensure_concluded(_: ()) {}
 }
 
 #[cfg(feature = "runtime-benchmarks")]

@@ -15,7 +15,7 @@ use frame_support::{
 	derive_impl, parameter_types,
 	traits::{
 		fungible::{Balanced, Credit},
-		ConstBool, ConstU128, ConstU32, ConstU64, ConstU8, Imbalance, OnUnbalanced,
+		ConstBool, ConstU128, ConstU32, ConstU64, ConstU8, Get, Imbalance, OnUnbalanced,
 		VariantCountOf,
 	},
 	weights::{
@@ -100,7 +100,7 @@ impl pallet_aura::Config for Runtime {
 
 parameter_types! {
 	/// An equivocation report stays valid in the pool for as long as its session is kept.
-	pub ReportLongevity: u64 = validators::KEPT_SESSIONS as u64 * crate::HOURS as u64;
+	pub ReportLongevity: u64 = validators::KEPT_SESSIONS as u64 * <validators::SessionPeriod as Get<BlockNumber>>::get() as u64;
 }
 
 impl pallet_grandpa::Config for Runtime {

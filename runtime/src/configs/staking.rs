@@ -28,8 +28,10 @@ impl pallet_open_staking::Config for Runtime {
 	type MinUnbondingPeriod = MinUnbondingPeriod;
 	/// Root or a referendum on the parameters track (`set_unbonding_period`).
 	type GovernanceOrigin = super::governance::ParametersOrigin;
-	/// Root or a referendum on the disputes track.
-	type SlashOrigin = super::governance::DisputesOrigin;
+	/// Root only (a referendum on the root track): a direct slash can take any fraction of a
+	/// worker's and its delegators' stake. Verdicts on challenges (disputes track) slash the
+	/// fixed `ReceiptSlash` through the attribution pallet.
+	type SlashOrigin = frame_system::EnsureRoot<crate::AccountId>;
 	type SlashDestination = TreasuryAccount;
 	type MaxEndpointLen = ConstU32<256>;
 	type MaxModelsPerWorker = ConstU32<64>;

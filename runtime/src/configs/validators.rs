@@ -90,11 +90,38 @@ impl pallet_offences::Config for Runtime {
 	type OnOffenceHandler = ValidatorSet;
 }
 
+/// Accounts with registered session keys.
+pub struct HasSessionKeys;
+impl frame_support::traits::Contains<AccountId> for HasSessionKeys {
+	fn contains(who: &AccountId) -> bool {
+		pallet_session::NextKeys::<Runtime>::contains_key(who)
+	}
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+pub struct ValidatorSetBenchmarkHelper;
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_validator_set::BenchmarkHelper<AccountId> for ValidatorSetBenchmarkHelper {
+	fn register_keys(who: &AccountId) {
+		// Distinct keys per account, written as `session.setKeys` would keep them.
+		let raw: [u8; 32] = *who.as_ref();
+		let keys = SessionKeys {
+			aura: sp_consensus_aura::sr25519::AuthorityId::from(sp_core::sr25519::Public::from_raw(raw)),
+			grandpa: sp_consensus_grandpa::AuthorityId::from(sp_core::ed25519::Public::from_raw(raw)),
+		};
+		pallet_session::NextKeys::<Runtime>::insert(who, keys);
+	}
+}
+
 impl pallet_validator_set::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type ManagerOrigin = ValidatorsOrigin;
 	type MaxValidators = ConstU32<{ super::MAX_AUTHORITIES }>;
+	/// At least one validator with session keys stays.
 	type MinValidators = ConstU32<1>;
+	type HasKeys = HasSessionKeys;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = ValidatorSetBenchmarkHelper;
 	type WeightInfo = pallet_validator_set::weights::SubstrateWeight<Runtime>;
 }
 

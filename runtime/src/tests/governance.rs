@@ -59,6 +59,8 @@ fn every_origin_has_its_track_and_the_tracks_are_sound() {
 			assert_eq!(TracksInfo::track_for(&pallets_origin(origin(Origin::Treasurer))), Ok(track::TREASURER));
 			assert_eq!(TracksInfo::track_for(&pallets_origin(origin(Origin::DisputeResolver))), Ok(track::DISPUTES));
 			assert_eq!(TracksInfo::track_for(&pallets_origin(origin(Origin::ValidatorAdmin))), Ok(track::VALIDATORS));
+			assert_eq!(TracksInfo::track_for(&pallets_origin(origin(Origin::ReferendumCanceller))), Ok(track::CANCELLER));
+			assert_eq!(TracksInfo::track_for(&pallets_origin(origin(Origin::ReferendumKiller))), Ok(track::KILLER));
 			let signed = RuntimeOrigin::signed(Sr25519Keyring::Alice.to_account_id());
 			assert_eq!(TracksInfo::track_for(&pallets_origin(signed)), Err(()));
 			assert_eq!(TracksInfo::track_for(&pallets_origin(RuntimeOrigin::none())), Err(()));
@@ -92,18 +94,36 @@ fn each_origin_is_accepted_only_in_its_domain() {
 		assert_ok!(Models::set_min_split(origin(Origin::ParametersAdmin), split));
 		assert_eq!(pallet_models::MinSplit::<Runtime>::get(), split);
 
-		for wrong in [Origin::ParametersAdmin, Origin::Treasurer, Origin::ValidatorAdmin] {
+		// A direct slash is root's alone (the disputes track slashes through verdicts only).
+		for wrong in [Origin::ParametersAdmin, Origin::Treasurer, Origin::ValidatorAdmin, Origin::DisputeResolver] {
 			assert_noop!(
 				crate::OpenStaking::slash(origin(wrong), bob.clone(), Perbill::from_percent(1)),
 				DispatchError::BadOrigin
 			);
-			assert_noop!(ValidatorSet::add_validator(origin(Origin::ParametersAdmin), bob.clone()), DispatchError::BadOrigin);
 		}
+		for wrong in [Origin::ParametersAdmin, Origin::Treasurer, Origin::DisputeResolver, Origin::ReferendumCanceller] {
+			assert_noop!(ValidatorSet::add_validator(origin(wrong), bob.clone()), DispatchError::BadOrigin);
+		}
+		for wrong in [Origin::ParametersAdmin, Origin::Treasurer, Origin::ValidatorAdmin, Origin::ReferendumKiller] {
+			assert_noop!(
+				crate::Attribution::resolve_challenge(origin(wrong), [7u8; 32].into(), pallet_attribution::Verdict::Valid),
+				DispatchError::BadOrigin
+			);
+		}
+		// The disputes track reaches the verdict call (which then finds no such challenge).
+		assert_noop!(
+			crate::Attribution::resolve_challenge(origin(Origin::DisputeResolver), [7u8; 32].into(), pallet_attribution::Verdict::Valid),
+			pallet_attribution::Error::<Runtime>::UnknownReceipt
+		);
 		assert_noop!(
 			crate::OpenStaking::set_unbonding_period(origin(Origin::DisputeResolver), 100 * crate::DAYS),
 			DispatchError::BadOrigin
 		);
-		assert_ok!(ValidatorSet::add_validator(origin(Origin::ValidatorAdmin), bob.clone()));
+		// Bob has no session keys on the dev chain yet.
+		assert_noop!(
+			ValidatorSet::add_validator(origin(Origin::ValidatorAdmin), bob.clone()),
+			pallet_validator_set::Error::<Runtime>::NoSessionKeys
+		);
 
 		// The treasurer track spends up to its limit, root without.
 		let spend = |o: RuntimeOrigin, amount: u128| Treasury::spend(o, Box::new(()), amount, Box::new(bob.clone()), None);
@@ -114,6 +134,17 @@ fn each_origin_is_accepted_only_in_its_domain() {
 		);
 		assert_noop!(spend(origin(Origin::ParametersAdmin), OPEN), DispatchError::BadOrigin);
 		assert_ok!(spend(RuntimeOrigin::root(), 10 * MAX_TREASURER_SPEND));
+		// Paid out by anyone; a spend of the whole treasury fails rather than reaping it.
+		let treasury = crate::configs::TreasuryAccount::get();
+		let before = crate::Balances::free_balance(&treasury);
+		assert_ok!(Treasury::payout(RuntimeOrigin::signed(bob.clone()), 0));
+		assert_eq!(crate::Balances::free_balance(&treasury), before - MAX_TREASURER_SPEND);
+		assert_ok!(spend(RuntimeOrigin::root(), before - MAX_TREASURER_SPEND));
+		assert_noop!(
+			Treasury::payout(RuntimeOrigin::signed(bob.clone()), 2),
+			pallet_treasury::Error::<Runtime>::PayoutError
+		);
+		assert_eq!(crate::Balances::free_balance(&treasury), before - MAX_TREASURER_SPEND);
 	});
 }
 
@@ -215,6 +246,19 @@ fn a_referendum_with_enough_ayes_changes_the_minimum_split_and_one_without_chang
 		run_until_decided(failing, 20);
 		assert!(matches!(pallet_referenda::ReferendumInfoFor::<Runtime>::get(failing), Some(ReferendumInfo::Rejected(..))));
 		assert_eq!(pallet_models::MinSplit::<Runtime>::get(), wanted);
+		// Deposits: both submission deposits and both decision deposits are still reserved
+		// (refunds are claimed by call), and the invariants account for every one of them.
+		let alice = Sr25519Keyring::Alice.to_account_id();
+		let deposits = 2 * crate::configs::governance::SubmissionDeposit::get() + 2 * 10_000 * OPEN;
+		assert_eq!(crate::Balances::reserved_balance(&alice), deposits);
 		assert_ok!(invariants::check());
+		// Reclaiming the passing one's decision deposit keeps them equal.
+		assert_ok!(Referenda::refund_decision_deposit(RuntimeOrigin::signed(alice.clone()), passing));
+		assert_eq!(crate::Balances::reserved_balance(&alice), deposits - 10_000 * OPEN);
+		assert_ok!(invariants::check());
+		// OPEN reserved without a deposit on record is caught.
+		use frame_support::traits::ReservableCurrency;
+		assert_ok!(<crate::Balances as ReservableCurrency<AccountId>>::reserve(&alice, OPEN));
+		assert_eq!(invariants::check(), Err("reserved OPEN differs from the account's referendum deposits"));
 	});
 }

@@ -11,7 +11,7 @@ import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { blake2AsHex, blake2AsU8a, decodeAddress } from '@polkadot/util-crypto';
 import { join } from 'node:path';
 
-export const OUR_PALLETS = ['datanets', 'models', 'openStaking', 'attribution'];
+export const OUR_PALLETS = ['datanets', 'models', 'openStaking', 'attribution', 'validatorSet'];
 const RPC_DIR = join(import.meta.dirname, '..', '..', '..', 'node', 'src', 'rpc');
 const RPC_FILES = ['mod.rs', 'datanets.rs', 'models.rs', 'attribution.rs'];
 
