@@ -24,6 +24,8 @@ t_unit=$(date +%s)
 
 echo "== committed chain specs load"
 for spec in chain-spec/*.json; do
+  # The public testnet template has placeholders until filled (tests/e2e/testnet.test.js).
+  [ "$spec" = chain-spec/testnet-template.json ] && continue
   "$NODE_BIN" build-spec --chain "$spec" --raw --disable-default-bootnode >/dev/null 2>&1 \
     || { echo "chain spec $spec does not load"; exit 1; }
   echo "ok $spec"

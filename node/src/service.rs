@@ -8,6 +8,7 @@ use crate::cli::Sealing;
 use futures::{FutureExt, StreamExt};
 use openledger_runtime::{apis::RuntimeApi, opaque::Block, SLOT_DURATION};
 use sc_client_api::{Backend, BlockBackend};
+use sp_blockchain::HeaderBackend;
 use sc_consensus_aura::{ImportQueueParams, SlotProportion, StartAuraParams};
 use sc_consensus_grandpa::SharedVoterState;
 use sc_consensus_manual_seal::{
@@ -328,10 +329,43 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, Hash>>(
 			sender: None,
 		};
 		let trigger: futures::stream::BoxStream<'static, EngineCommand<Hash>> = match sealing {
-			Sealing::Instant => transaction_pool
-				.import_notification_stream()
-				.map(move |_| seal(false))
-				.boxed(),
+			Sealing::Instant => {
+				// A transaction can be left in the pool: a full block, or a session-change block
+				// (pallet-session's `on_initialize` takes the whole block's weight, so nothing fits
+				// and manual seal refuses the empty block). When transactions are ready and no
+				// block came for half a second, seal one even if it is empty; at most two such
+				// seals until the pool drains, so a transaction that never fits cannot spin the
+				// node.
+				let pool = transaction_pool.clone();
+				let watch_client = client.clone();
+				let mut interval = tokio::time::interval(Duration::from_millis(500));
+				interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+				let stalled = futures::stream::unfold((interval, None, 0u32), move |(mut interval, mut last_best, mut seals)| {
+					let pool = pool.clone();
+					let client = watch_client.clone();
+					async move {
+						loop {
+							interval.tick().await;
+							// What `author_pendingExtrinsics` lists (the pool's status can lag behind it).
+							if pool.ready().next().is_none() {
+								seals = 0;
+								continue;
+							}
+							let best = client.info().best_hash;
+							if last_best != Some(best) {
+								last_best = Some(best);
+								continue;
+							}
+							if seals < 2 {
+								seals += 1;
+								return Some((seal(true), (interval, last_best, seals)));
+							}
+						}
+					}
+				});
+				futures::stream::select(transaction_pool.import_notification_stream().map(move |_| seal(false)), stalled)
+					.boxed()
+			},
 			Sealing::Interval(ms) => {
 				let mut interval = tokio::time::interval(Duration::from_millis(ms));
 				interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
