@@ -333,32 +333,26 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, Hash>>(
 				// A transaction can be left in the pool: a full block, or a session-change block
 				// (pallet-session's `on_initialize` takes the whole block's weight, so nothing fits
 				// and manual seal refuses the empty block). When transactions are ready and no
-				// block came for half a second, seal one even if it is empty; at most two such
-				// seals until the pool drains, so a transaction that never fits cannot spin the
-				// node.
+				// block came for half a second, seal one even if it is empty: at most two blocks a
+				// second, and only while transactions wait.
 				let pool = transaction_pool.clone();
 				let watch_client = client.clone();
 				let mut interval = tokio::time::interval(Duration::from_millis(500));
 				interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-				let stalled = futures::stream::unfold((interval, None, 0u32), move |(mut interval, mut last_best, mut seals)| {
+				let stalled = futures::stream::unfold((interval, None), move |(mut interval, mut last_best)| {
 					let pool = pool.clone();
 					let client = watch_client.clone();
 					async move {
 						loop {
 							interval.tick().await;
-							// What `author_pendingExtrinsics` lists (the pool's status can lag behind it).
-							if pool.ready().next().is_none() {
-								seals = 0;
-								continue;
-							}
 							let best = client.info().best_hash;
 							if last_best != Some(best) {
 								last_best = Some(best);
 								continue;
 							}
-							if seals < 2 {
-								seals += 1;
-								return Some((seal(true), (interval, last_best, seals)));
+							// What `author_pendingExtrinsics` lists (the pool's status can lag behind it).
+							if pool.ready().next().is_some() {
+								return Some((seal(true), (interval, last_best)));
 							}
 						}
 					}
