@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the machine and runs every test:
 #   1. Rust unit tests of every crate (runtime, pallets, primitives, node, CLI), in the build
-#      profile, and each pallet's benchmarks run once as tests;
+#      profile; again with each pallet's benchmarks run once as tests and the try-runtime checks
+#      of migrations and `try_state`;
 #   2. the committed chain specs load in the node;
 #   3. end-to-end tests: the real node binary, driven by @polkadot/api and the CLI (tests/e2e);
 #   4. the inference worker (its own workspace): Rust tests (LoRA math, PEFT loading, engine,
@@ -18,8 +19,10 @@ t_build=$(date +%s)
 
 echo "== cargo test (workspace, profile $OPENLEDGER_PROFILE)"
 cargo test --locked --profile "$OPENLEDGER_PROFILE" --workspace
-echo "== benchmarks run as tests (mock runtime)"
-cargo test --locked --profile "$OPENLEDGER_PROFILE" -p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution -p pallet-validator-set --features runtime-benchmarks benchmarking
+echo "== pallets with benchmarks run as tests and migrations with their try-runtime checks (mock runtime)"
+cargo test --locked --profile "$OPENLEDGER_PROFILE" -p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution -p pallet-validator-set --features runtime-benchmarks,try-runtime
+echo "== runtime with try-runtime (builds scripts/try-upgrade.sh's check, run by tests/e2e/upgrade.test.js)"
+SKIP_WASM_BUILD=1 cargo test --locked --profile "$OPENLEDGER_PROFILE" -p openledger-runtime --features try-runtime,runtime-benchmarks
 t_unit=$(date +%s)
 
 echo "== committed chain specs load"

@@ -283,7 +283,7 @@ impl_runtime_apis! {
 		}
 	}
 
-	#[api_version(3)]
+	#[api_version(4)]
 	impl pallet_attribution_runtime_api::AttributionApi<
 		Block,
 		AccountId,
@@ -318,7 +318,14 @@ impl_runtime_apis! {
 		}
 		fn disputes(
 			worker: AccountId,
-		) -> alloc::vec::Vec<(pallet_attribution::RequestId, pallet_attribution::DisputeKind, pallet_attribution::Dispute<AccountId, BlockNumber>)> {
+		) -> alloc::vec::Vec<(pallet_attribution::RequestId, pallet_attribution::DisputeKind, pallet_attribution_runtime_api::DisputeV1<AccountId, BlockNumber>)> {
+			pallet_attribution::Disputes::<Runtime>::iter_prefix((&worker,))
+				.map(|((id, c), d)| (id, c, pallet_attribution_runtime_api::DisputeV1 { challenger: d.challenger, deadline: d.deadline }))
+				.collect()
+		}
+		fn open_disputes(
+			worker: AccountId,
+		) -> alloc::vec::Vec<(pallet_attribution::RequestId, pallet_attribution::DisputeKind, pallet_attribution::Dispute<AccountId, BlockNumber, Balance>)> {
 			pallet_attribution::Disputes::<Runtime>::iter_prefix((&worker,)).map(|((id, c), d)| (id, c, d)).collect()
 		}
 	}

@@ -7,7 +7,7 @@
 //!
 //! | id | track | origin | what it may decide |
 //! |---|---|---|---|
-//! | 0 | `root` | `Root` | anything: runtime upgrades (`system.setCode`), migrations |
+//! | 0 | `root` | `Root` | anything: runtime upgrades (`system.authorizeUpgrade`), migrations |
 //! | 1 | `parameters` | `ParametersAdmin` | `parameters.setParameter`, `models.setMinSplit`, `openStaking.setUnbondingPeriod` |
 //! | 2 | `treasurer` | `Treasurer` | `treasury.spend` up to 1,000,000 OPEN each (paid with `treasury.payout`) |
 //! | 3 | `disputes` | `DisputeResolver` | `attribution.resolveChallenge` (influence and retrieval receipts) |

@@ -76,7 +76,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	impl_name: alloc::borrow::Cow::Borrowed("openledger-node"),
 	authoring_version: 1,
 	// Bump on every runtime change that is deployed to a live network.
-	spec_version: 106,
+	spec_version: 107,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 1,
@@ -124,9 +124,13 @@ pub type UncheckedExtrinsic =
 /// The payload being signed in transactions.
 pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
 
-/// Migrations of the runtime, aside from the ones declared in the pallets.
-#[allow(unused_parens)]
-type Migrations = ();
+/// Storage migrations run at a runtime upgrade, each guarded by its pallet's storage version (so
+/// it runs once), in this order, before any block's extrinsics. Check them against a live chain's
+/// state with `scripts/try-upgrade.sh` (README, "Upgrading the runtime").
+type Migrations = (
+	// Spec 107: span disputes record their bond (storage version 1 → 2 of attribution).
+	pallet_attribution::migrations::v2::MigrateV1ToV2<Runtime, configs::attribution::DisputeBondBeforeV2>,
+);
 
 /// Executive: dispatches to the pallets.
 pub type Executive = frame_executive::Executive<

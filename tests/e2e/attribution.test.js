@@ -3,9 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { blake2AsHex } from '@polkadot/util-crypto';
-import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir } from './lib/node.js';
-import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY, signVoucher, completionRequestHash, RECEIPT_DOMAIN, vestSettled, termsOf } from './lib/chain.js';
+import { connect, devKeys, free, send, findEvent, OPEN, TOTAL_SUPPLY, vestSettled, signedReceipt } from './lib/chain.js';
 
 let node;
 let api;
@@ -43,28 +42,9 @@ after(async () => {
   node?.cleanup();
 });
 
-const domain = (tag) => api.createType('Bytes', tag).toU8a();
-
 /** A signed receipt for `nonce`, as the worker would build it. */
-async function receipt({ nonce, fee, maxFee = 2n * OPEN, shares, signer = workerKey }) {
-  const now = (await api.rpc.chain.getHeader()).number.toNumber();
-  const { voucher, signature: payerSignature, requestId } = signVoucher(api, eve, {
-    worker: charlie.address, model: adapter, modelVersion: 1, maxFee, terms: await termsOf(api, adapter), nonce, expiresAt: now + 100,
-    requestHash: completionRequestHash(api, `request ${nonce}`),
-  });
-  // The signed-receipt type as the runtime metadata names it (`Vec<…>` of the call argument).
-  const signedType = api.tx.attribution.submitReceipts.meta.args[0].type.toString().replace(/^Vec<(.*)>$/, '$1');
-  const r = api.createType(signedType, {
-    receipt: {
-      voucher, payerSignature, promptTokens: 12, completionTokens: 40, fee, outputLen: 10, outputRoot: blake2AsHex('the answer', 256), claimsRoot: new Uint8Array(32), claims: 0,
-      method: 'SpanMatch',
-      attribution: shares.map(([index, percent]) => ({ contribution: { datanet, version: 1, index }, share: percent * 10_000_000 })),
-    },
-    workerSignature: new Uint8Array(64),
-  }).receipt;
-  const workerSignature = signer.sign(u8aConcat(domain(RECEIPT_DOMAIN), r.toU8a()));
-  return { signed: { receipt: r, workerSignature: u8aToHex(workerSignature) }, requestId };
-}
+const receipt = ({ nonce, fee, maxFee = 2n * OPEN, shares, signer = workerKey }) =>
+  signedReceipt(api, { payer: eve, worker: charlie, signer, model: adapter, datanet, nonce, fee, maxFee, shares });
 
 test('a signed receipt settles and the fee is split as the model says', async () => {
   const fee = OPEN;

@@ -9,7 +9,7 @@ use openledger_runtime::{opaque::Block, AccountId, Balance, BlockNumber};
 use pallet_attribution::{ContributionRef, ReceiptRecord, RequestId};
 use pallet_attribution_runtime_api::AttributionApi;
 use serde::{Deserialize, Serialize};
-use sp_api::ProvideRuntimeApi;
+use sp_api::{ApiExt, ProvideRuntimeApi};
 use sp_blockchain::HeaderBackend;
 use sp_core::crypto::Ss58Codec;
 
@@ -101,9 +101,12 @@ pub struct DisputeJson {
 	pub challenger: String,
 	/// Last block at which it can be answered.
 	pub deadline: BlockNumber,
+	/// The bond it holds; `null` on runtimes before spec 107, where every dispute held the
+	/// constant `ChallengeBond`.
+	pub bond: Option<String>,
 }
 
-fn dispute_json(id: &RequestId, k: &pallet_attribution::DisputeKind, d: &pallet_attribution::Dispute<AccountId, BlockNumber>) -> DisputeJson {
+fn dispute_json(id: &RequestId, k: &pallet_attribution::DisputeKind, d: &pallet_attribution::Dispute<AccountId, BlockNumber, Option<Balance>>) -> DisputeJson {
 	use pallet_attribution::DisputeKind;
 	let (kind, c, output_start, len) = match *k {
 		DisputeKind::Share(c) => ("share", c, None, None),
@@ -117,6 +120,7 @@ fn dispute_json(id: &RequestId, k: &pallet_attribution::DisputeKind, d: &pallet_
 		len,
 		challenger: d.challenger.to_ss58check(),
 		deadline: d.deadline,
+		bond: d.bond.map(|b| b.to_string()),
 	}
 }
 
@@ -208,6 +212,36 @@ where
 	}
 }
 
+/// Open disputes as the runtime at a block lists them, with their bonds where it records them.
+type OpenDispute = (RequestId, pallet_attribution::DisputeKind, pallet_attribution::Dispute<AccountId, BlockNumber, Option<Balance>>);
+
+impl<C> Attribution<C>
+where
+	C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
+	C::Api: AttributionApi<Block, AccountId, Balance, BlockNumber, Record>,
+{
+	/// The open span disputes of `worker`'s receipts at `at`: through `open_disputes` on runtimes
+	/// with version 4 of the API (spec 107 on), through `disputes` (no bonds) before.
+	fn open_disputes(&self, at: Hash, worker: AccountId) -> RpcResult<Vec<OpenDispute>> {
+		let api = self.client.runtime_api();
+		let version = api
+			.api_version::<dyn AttributionApi<Block, AccountId, Balance, BlockNumber, Record>>(at)
+			.map_err(runtime_error)?
+			.ok_or_else(|| runtime_error("the runtime has no attribution API"))?;
+		Ok(if version >= 4 {
+			let list = api.open_disputes(at, worker).map_err(runtime_error)?;
+			list.into_iter()
+				.map(|(id, k, d)| (id, k, pallet_attribution::Dispute { challenger: d.challenger, deadline: d.deadline, bond: Some(d.bond) }))
+				.collect()
+		} else {
+			let list = api.disputes(at, worker).map_err(runtime_error)?;
+			list.into_iter()
+				.map(|(id, k, d)| (id, k, pallet_attribution::Dispute { challenger: d.challenger, deadline: d.deadline, bond: None }))
+				.collect()
+		})
+	}
+}
+
 impl<C> AttributionRpcServer for Attribution<C>
 where
 	C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
@@ -217,10 +251,7 @@ where
 		let r = self.client.runtime_api().receipt(self.at(at), request_id).map_err(runtime_error)?;
 		let r = r.ok_or_else(|| ErrorObjectOwned::owned(error::NOT_FOUND, format!("no receipt {request_id:?}"), None::<()>))?;
 		let disputes = if r.disputes > 0 {
-			self.client
-				.runtime_api()
-				.disputes(self.at(at), r.worker.clone())
-				.map_err(runtime_error)?
+			self.open_disputes(self.at(at), r.worker.clone())?
 				.iter()
 				.filter(|(id, _, _)| *id == request_id)
 				.map(|(id, c, d)| dispute_json(id, c, d))
@@ -320,7 +351,7 @@ where
 	}
 
 	fn disputes(&self, worker: String, at: Option<Hash>) -> RpcResult<Vec<DisputeJson>> {
-		let list = self.client.runtime_api().disputes(self.at(at), account(&worker)?).map_err(runtime_error)?;
+		let list = self.open_disputes(self.at(at), account(&worker)?)?;
 		Ok(list.iter().map(|(id, c, d)| dispute_json(id, c, d)).collect())
 	}
 }

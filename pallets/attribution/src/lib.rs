@@ -46,7 +46,8 @@
 //! A span-match receipt commits to its output (`output_len`, `output_root`: a content root, see
 //! `openledger_primitives::evidence`) and to its span claims (`claims_root`, `claims`). Within
 //! [`Config::ChallengeWindow`] blocks of settlement anyone but the receipt's worker may, holding
-//! [`Config::ChallengeBond`]:
+//! [`Config::DisputeBond`] (as it is when the dispute opens: the dispute records its bond, so a
+//! governance change of the parameter never alters what an open dispute holds or pays):
 //! - [`Pallet::challenge_share`]: dispute one credited contribution's share;
 //! - [`Pallet::prove_omission`]: prove that output bytes (at least `MIN_SPAN_BYTES`) occur in a
 //!   contribution of the model version's lineage that the receipt does not credit — checked at
@@ -85,6 +86,7 @@ extern crate alloc;
 pub use pallet::*;
 pub use weights::WeightInfo;
 
+pub mod migrations;
 pub mod split;
 pub mod traits;
 pub mod weights;
@@ -158,7 +160,8 @@ pub mod pallet {
 		Perbill,
 	};
 
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+	/// 2: span disputes record their bond ([`migrations::v2`]).
+	pub const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -194,9 +197,14 @@ pub mod pallet {
 		/// Blocks after settlement during which a receipt can be challenged.
 		#[pallet::constant]
 		type ChallengeWindow: Get<BlockNumberFor<Self>>;
-		/// Held from a challenger.
+		/// Held from the challenger of an influence or retrieval receipt ([`Pallet::challenge`]).
 		#[pallet::constant]
 		type ChallengeBond: Get<BalanceOf<Self>>;
+		/// Held from the challenger of a span dispute ([`Pallet::challenge_share`],
+		/// [`Pallet::prove_omission`]) when it opens, and recorded with it (a governable
+		/// parameter in the runtime).
+		#[pallet::constant]
+		type DisputeBond: Get<BalanceOf<Self>>;
 		/// Paid to a successful challenger from the treasury (best effort).
 		#[pallet::constant]
 		type ChallengerReward: Get<BalanceOf<Self>>;
@@ -382,10 +390,12 @@ pub mod pallet {
 
 	/// An open span dispute: the worker must answer by `deadline` (inclusive).
 	#[derive(Clone, Encode, Decode, MaxEncodedLen, TypeInfo, PartialEq, Eq, RuntimeDebug)]
-	pub struct Dispute<AccountId, BlockNumber> {
+	pub struct Dispute<AccountId, BlockNumber, Balance> {
 		/// Who holds the bond.
 		pub challenger: AccountId,
 		pub deadline: BlockNumber,
+		/// The bond held from the challenger for this dispute.
+		pub bond: Balance,
 	}
 
 	/// How a governance challenge ends.
@@ -448,7 +458,7 @@ pub mod pallet {
 			NMapKey<Identity, RequestId>,
 			NMapKey<Blake2_128Concat, DisputeKind>,
 		),
-		Dispute<T::AccountId, BlockNumberFor<T>>,
+		Dispute<T::AccountId, BlockNumberFor<T>, BalanceOf<T>>,
 	>;
 
 	/// Span disputes whose answer deadline is each block (removed when answered).
@@ -778,8 +788,9 @@ pub mod pallet {
 			Self::judge(request_id, Outcome::Expired)
 		}
 
-		/// Disputes the share of `contribution` in a span-match receipt, holding the challenge
-		/// bond (anyone but the receipt's worker, within the challenge window). The worker must
+		/// Disputes the share of `contribution` in a span-match receipt, holding the dispute bond
+		/// ([`Config::DisputeBond`], recorded with the dispute) from anyone but the receipt's
+		/// worker, within the challenge window. The worker must
 		/// [`Pallet::answer`] within [`Config::ResponseWindow`] blocks.
 		#[pallet::call_index(8)]
 		pub fn challenge_share(origin: OriginFor<T>, request_id: RequestId, contribution: ContributionRef) -> DispatchResult {
@@ -797,7 +808,7 @@ pub mod pallet {
 		/// `[output_start, output_start + len)` under the receipt's output root equal to the
 		/// contribution's bytes from `offset` under its content root, `len` at least the minimum.
 		/// Checked now (a proof that does not hold is refused with its error and changes
-		/// nothing); then the bond is held and the worker must [`Pallet::answer`] with credited
+		/// nothing); then the dispute bond is held and the worker must [`Pallet::answer`] with credited
 		/// spans covering those bytes within [`Config::ResponseWindow`] blocks.
 		///
 		/// ## Complexity
@@ -911,10 +922,11 @@ pub mod pallet {
 				.map(|i| earliest.saturating_add(i.into()))
 				.find(|at| (DisputeDeadlines::<T>::decode_len(at).unwrap_or(0) as u32) < T::MaxDisputesPerBlock::get())
 				.ok_or(Error::<T>::DisputeQueueFull)?;
-			T::Currency::hold(&HoldReason::ChallengeBond.into(), challenger, T::ChallengeBond::get())?;
+			let bond = T::DisputeBond::get();
+			T::Currency::hold(&HoldReason::ChallengeBond.into(), challenger, bond)?;
 			T::Workers::challenge_opened(&r.worker, r.settled_at);
 			DisputeDeadlines::<T>::try_append(deadline, (request_id, kind)).map_err(|_| Error::<T>::DisputeQueueFull)?;
-			Disputes::<T>::insert((&r.worker, request_id, kind), Dispute { challenger: challenger.clone(), deadline });
+			Disputes::<T>::insert((&r.worker, request_id, kind), Dispute { challenger: challenger.clone(), deadline, bond });
 			r.disputes = r.disputes.saturating_add(1);
 			Receipts::<T>::insert(request_id, r.clone());
 			Ok(deadline)
@@ -926,10 +938,16 @@ pub mod pallet {
 		}
 
 		/// Upholds a challenge of `r`: slashes the worker (and its delegators), refunds the
-		/// receipt's fee to the payer, returns `challenger`'s bond and pays it `reward` (capped
+		/// receipt's fee to the payer, returns `challenger`'s `bond` and pays it `reward` (capped
 		/// by the worker's own slashed stake when `capped`) from the treasury, where the slash
 		/// went. Returns the delegations visited.
-		fn uphold(request_id: RequestId, r: &mut ReceiptRecord<T>, challenger: &T::AccountId, capped: bool) -> Result<u32, DispatchError> {
+		fn uphold(
+			request_id: RequestId,
+			r: &mut ReceiptRecord<T>,
+			challenger: &T::AccountId,
+			bond: BalanceOf<T>,
+			capped: bool,
+		) -> Result<u32, DispatchError> {
 			// A worker that has already left (no stake record) cannot be slashed, but the payer
 			// is still refunded: the slash is done on its own and rolled back alone if it fails.
 			let (delegators, own) = frame_support::storage::with_transaction(|| {
@@ -940,7 +958,7 @@ pub mod pallet {
 			})?;
 			// The payouts never vested: exactly this receipt's fee goes back, nobody else's.
 			let refunded = Self::reverse(r)?;
-			T::Currency::release(&HoldReason::ChallengeBond.into(), challenger, T::ChallengeBond::get(), Precision::BestEffort)?;
+			T::Currency::release(&HoldReason::ChallengeBond.into(), challenger, bond, Precision::BestEffort)?;
 			let reward = if capped { T::ChallengerReward::get().min(own) } else { T::ChallengerReward::get() };
 			// Best effort: a poor treasury does not block justice.
 			if !reward.is_zero() &&
@@ -975,7 +993,8 @@ pub mod pallet {
 			T::Workers::challenge_closed(&r.worker);
 			let mut delegators = 0;
 			match outcome {
-				Outcome::Judged(Verdict::False) => delegators = Self::uphold(request_id, &mut r, &challenger, false)?,
+				Outcome::Judged(Verdict::False) =>
+					delegators = Self::uphold(request_id, &mut r, &challenger, T::ChallengeBond::get(), false)?,
 				Outcome::Expired => {
 					T::Currency::release(&HoldReason::ChallengeBond.into(), &challenger, T::ChallengeBond::get(), Precision::BestEffort)?;
 					r.verdict = Some(Verdict::Valid);
@@ -1010,7 +1029,7 @@ pub mod pallet {
 			request_id: RequestId,
 			kind: DisputeKind,
 			mut r: ReceiptRecord<T>,
-			d: Dispute<T::AccountId, BlockNumberFor<T>>,
+			d: Dispute<T::AccountId, BlockNumberFor<T>, BalanceOf<T>>,
 		) -> Result<Weight, DispatchError> {
 			Disputes::<T>::remove((&r.worker, request_id, kind));
 			DisputeDeadlines::<T>::mutate(d.deadline, |q| q.retain(|x| *x != (request_id, kind)));
@@ -1019,7 +1038,7 @@ pub mod pallet {
 				&HoldReason::ChallengeBond.into(),
 				&d.challenger,
 				&r.worker,
-				T::ChallengeBond::get(),
+				d.bond,
 				Precision::BestEffort,
 				Restriction::Free,
 				Fortitude::Force,
@@ -1042,10 +1061,10 @@ pub mod pallet {
 			r.disputes = r.disputes.saturating_sub(1);
 			let mut used = <T as Config>::WeightInfo::resolve_challenge(0);
 			if r.verdict == Some(Verdict::False) {
-				T::Currency::release(&HoldReason::ChallengeBond.into(), &d.challenger, T::ChallengeBond::get(), Precision::BestEffort)?;
+				T::Currency::release(&HoldReason::ChallengeBond.into(), &d.challenger, d.bond, Precision::BestEffort)?;
 				Self::deposit_event(Event::DisputeMoot { request_id, dispute: kind, challenger: d.challenger });
 			} else {
-				used = <T as Config>::WeightInfo::resolve_challenge(Self::uphold(request_id, &mut r, &d.challenger, true)?);
+				used = <T as Config>::WeightInfo::resolve_challenge(Self::uphold(request_id, &mut r, &d.challenger, d.bond, true)?);
 			}
 			if let Some(payouts) = Self::store_or_vest(request_id, r) {
 				used = used.max(<T as Config>::WeightInfo::resolve_challenge_overdue(payouts));
@@ -1387,8 +1406,9 @@ pub mod pallet {
 		/// - every used request id is queued for pruning at its block at or after the cursor, or
 		///   kept overdue because its challenge is open; every queued id is a used one; every
 		///   receipt record belongs to a used request id;
-		/// - every open challenge and span dispute holds exactly one bond, and its worker's stake is
-		///   frozen once for it; a receipt's open-dispute count equals its dispute records, span
+		/// - each challenger holds on hold exactly the bonds of its open challenges (the constant
+		///   [`Config::ChallengeBond`]) and span disputes (the bond each records); every open
+		///   challenge and span dispute freezes its worker's stake once; a receipt's open-dispute count equals its dispute records, span
 		///   receipts have no governance challenge; every dispute is queued at its deadline, not
 		///   behind the deadline cursor, and every queued dispute is open at that block.
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
@@ -1396,7 +1416,8 @@ pub mod pallet {
 			let pot = Self::pot();
 			let mut pending: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			let mut unvested = BalanceOf::<T>::zero();
-			let mut bonds: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+			// What each challenger must have on hold: its open challenges' and disputes' bonds.
+			let mut bonds: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			let mut per_worker: BTreeMap<T::AccountId, u32> = BTreeMap::new();
 			for (id, r) in Receipts::<T>::iter() {
 				let at = UsedRequests::<T>::get(id).ok_or("receipt record without its used request id")?;
@@ -1417,7 +1438,8 @@ pub mod pallet {
 				ensure!(r.method != AttributionMethod::SpanMatch || r.challenger.is_none(), "a governance challenge of a span-match receipt");
 				*per_worker.entry(r.worker.clone()).or_default() += r.disputes;
 				if let Some(c) = r.challenger {
-					*bonds.entry(c).or_default() += 1;
+					let b = bonds.entry(c).or_default();
+					*b = b.saturating_add(T::ChallengeBond::get());
 					*per_worker.entry(r.worker).or_default() += 1;
 				} else {
 					ensure!(!r.overdue || r.disputes > 0, "an overdue receipt without an open challenge");
@@ -1455,7 +1477,9 @@ pub mod pallet {
 					d.deadline >= deadline_cursor && DisputeDeadlines::<T>::get(d.deadline).contains(&(id, kind)),
 					"a dispute not queued at its deadline"
 				);
-				*bonds.entry(d.challenger).or_default() += 1;
+				ensure!(!d.bond.is_zero(), "a dispute without a bond");
+				let b = bonds.entry(d.challenger).or_default();
+				*b = b.saturating_add(d.bond);
 			}
 			for (at, queue) in DisputeDeadlines::<T>::iter() {
 				ensure!(at >= deadline_cursor, "a dispute queue behind the cursor");
@@ -1470,9 +1494,9 @@ pub mod pallet {
 			for (worker, n) in T::Workers::frozen() {
 				ensure!(per_worker.get(&worker) == Some(&n), "stake frozen for a challenge that is not open");
 			}
-			for (challenger, n) in bonds {
+			for (challenger, owed) in bonds {
 				let held = T::Currency::balance_on_hold(&HoldReason::ChallengeBond.into(), &challenger);
-				ensure!(held == T::ChallengeBond::get() * n.into(), "challenge bonds held differ from open challenges");
+				ensure!(held == owed, "challenge bonds held differ from open challenges' and disputes' bonds");
 			}
 			Ok(())
 		}

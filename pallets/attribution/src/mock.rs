@@ -174,6 +174,8 @@ impl crate::WorkerRegistry<AccountId, Balance, u64> for MockWorkers {
 
 pub const POT_ID: PalletId = PalletId(*b"ol/infer");
 pub const CHALLENGE_BOND: Balance = 500;
+/// The span-dispute bond at genesis (tests change it with `DisputeBond::set`).
+pub const INITIAL_DISPUTE_BOND: Balance = 300;
 pub const CHALLENGER_REWARD: Balance = 100;
 pub const WINDOW: u64 = 20;
 pub const ESCROW_DELAY: u64 = 5;
@@ -196,6 +198,7 @@ pub const RESPONSE_WINDOW: u64 = 6;
 parameter_types! {
 	pub const PotId: PalletId = POT_ID;
 	pub Treasury: AccountId = treasury();
+	pub static DisputeBond: Balance = INITIAL_DISPUTE_BOND;
 }
 
 impl pallet_attribution::Config for Test {
@@ -212,6 +215,7 @@ impl pallet_attribution::Config for Test {
 	type EscrowWithdrawDelay = frame_support::traits::ConstU64<ESCROW_DELAY>;
 	type ChallengeWindow = frame_support::traits::ConstU64<WINDOW>;
 	type ChallengeBond = frame_support::traits::ConstU64<CHALLENGE_BOND>;
+	type DisputeBond = DisputeBond;
 	type ChallengerReward = frame_support::traits::ConstU64<CHALLENGER_REWARD>;
 	type SlashFraction = SlashFraction;
 	type ResolveOrigin = EnsureRoot<AccountId>;

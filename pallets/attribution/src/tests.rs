@@ -970,8 +970,8 @@ mod span_tests {
 			assert_noop!(Attribution::challenge_share(signed(challenger()), id, c(0)), Error::AlreadyChallenged);
 			let worker_before = Balances::free_balance(worker());
 			assert_ok!(answer(id, sh(c(0)), vec![evidence(&claims, 0)]));
-			assert_eq!(Balances::free_balance(worker()), worker_before + CHALLENGE_BOND, "the bond goes to the worker");
-			assert_eq!(Balances::total_balance(&who), START - CHALLENGE_BOND);
+			assert_eq!(Balances::free_balance(worker()), worker_before + INITIAL_DISPUTE_BOND, "the bond goes to the worker");
+			assert_eq!(Balances::total_balance(&who), START - INITIAL_DISPUTE_BOND);
 			assert!(Disputes::<Test>::get((worker(), id, sh(c(0)))).is_none());
 			assert!(DisputeDeadlines::<Test>::get(1 + RESPONSE_WINDOW).is_empty(), "an answered dispute leaves the queue");
 			let r = Receipts::<Test>::get(id).unwrap();
@@ -1065,7 +1065,7 @@ mod span_tests {
 			assert_ok!(Attribution::prove_omission(signed(who.clone()), id2, span(omitted)));
 			assert_ok!(answer(id2, om(&omitted), vec![evidence(&claims, 0)]));
 			assert_eq!(Receipts::<Test>::get(id2).unwrap().disputes, 0);
-			assert_eq!(Balances::total_balance(&who), START - CHALLENGE_BOND);
+			assert_eq!(Balances::total_balance(&who), START - INITIAL_DISPUTE_BOND);
 			check();
 		});
 	}
@@ -1124,7 +1124,7 @@ mod span_tests {
 			let mut got = [Balances::total_balance(&b), Balances::total_balance(&x)];
 			got.sort();
 			assert_eq!(got, [START, START + CHALLENGER_REWARD], "one upheld with the reward, the other moot with its bond back");
-			assert_eq!(Balances::total_balance(&a), START - CHALLENGE_BOND, "the colluder's answered dispute cost its bond");
+			assert_eq!(Balances::total_balance(&a), START - INITIAL_DISPUTE_BOND, "the colluder's answered dispute cost its bond");
 			assert!(System::events().iter().any(|e| matches!(e.event, RuntimeEvent::Attribution(Event::DisputeMoot { .. }))));
 			let r = Receipts::<Test>::get(id).unwrap();
 			assert_eq!((r.verdict, r.disputes), (Some(Verdict::False), 0));
@@ -1228,6 +1228,108 @@ mod span_tests {
 				.unwrap_err();
 			assert_eq!(err.post_info.actual_weight, Some(<() as crate::WeightInfo>::answer(2)));
 			assert_eq!(err.error, Error::NotCommitted.into());
+		});
+	}
+
+	/// Governance changes the dispute bond: open disputes keep, and pay, the bond they hold.
+	#[test]
+	fn a_dispute_pays_the_bond_it_was_opened_with_after_the_parameter_changes() {
+		new_test_ext().execute_with(|| {
+			use frame_support::traits::fungible::InspectHold;
+			docs();
+			SLASH_AMOUNT.with(|a| *a.borrow_mut() = 1_000);
+			escrow(10_000);
+			let fake = SpanClaim { contribution: c(3), offset: 0, ..honest_claim() };
+			let claims = [honest_claim(), fake];
+			let id = settle(1, vec![honest_share(), Share { contribution: c(3), share: Perbill::from_percent(20) }], &claims);
+			let (a, b) = (outsider(), challenger());
+			let b_start = Balances::total_balance(&b);
+			assert_ok!(Attribution::challenge_share(signed(a.clone()), id, c(0)));
+			DisputeBond::set(700);
+			assert_ok!(Attribution::challenge_share(signed(b.clone()), id, c(3)));
+			assert_eq!(Disputes::<Test>::get((worker(), id, sh(c(0)))).unwrap().bond, INITIAL_DISPUTE_BOND);
+			assert_eq!(Disputes::<Test>::get((worker(), id, sh(c(3)))).unwrap().bond, 700);
+			assert_eq!(Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &a), INITIAL_DISPUTE_BOND);
+			assert_eq!(Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &b), 700);
+			check();
+			let w0 = Balances::free_balance(worker());
+			assert_ok!(answer(id, sh(c(0)), vec![evidence(&claims, 0)]));
+			assert_eq!(Balances::free_balance(worker()), w0 + INITIAL_DISPUTE_BOND, "the bond the dispute held, not today's");
+			assert_eq!(Balances::total_balance(&a), START - INITIAL_DISPUTE_BOND);
+			idle_to(deadline_of(id, sh(c(3))));
+			assert_eq!(Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &b), 0, "all 700 released");
+			assert_eq!(Balances::total_balance(&b), b_start + CHALLENGER_REWARD);
+			check();
+		});
+	}
+
+	/// Storage version 1 → 2: disputes opened by the old code get the old bond, once.
+	#[test]
+	fn migration_v2_records_the_old_bond_of_open_disputes_once() {
+		use crate::migrations::v2::{v1, MigrateV1ToV2};
+		use frame_support::traits::{ConstU64, GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
+		type Migration = MigrateV1ToV2<Test, ConstU64<INITIAL_DISPUTE_BOND>>;
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			let fake = SpanClaim { contribution: c(3), offset: 0, ..honest_claim() };
+			let claims = [honest_claim(), fake];
+			let id = settle(1, vec![honest_share(), Share { contribution: c(3), share: Perbill::from_percent(20) }], &claims);
+			let (a, b) = (outsider(), challenger());
+			assert_ok!(Attribution::challenge_share(signed(a), id, c(0)));
+			assert_ok!(Attribution::challenge_share(signed(b), id, c(3)));
+			// Stored as version 1 stored them: no bond.
+			let open: Vec<_> = Disputes::<Test>::iter().collect();
+			assert_eq!(open.len(), 2);
+			for (k, d) in &open {
+				v1::Disputes::<Test>::insert(k, v1::Dispute { challenger: d.challenger.clone(), deadline: d.deadline });
+				assert_eq!(Disputes::<Test>::get(k), None, "version 2 code cannot read a version 1 dispute");
+			}
+			StorageVersion::new(1).put::<Attribution>();
+			// Today's parameter is not what the old disputes hold.
+			DisputeBond::set(700);
+
+			#[cfg(feature = "try-runtime")]
+			let weight = Migration::try_on_runtime_upgrade(true).expect("pre_upgrade and post_upgrade checks pass");
+			#[cfg(not(feature = "try-runtime"))]
+			let weight = Migration::on_runtime_upgrade();
+			let db = <Test as frame_system::Config>::DbWeight::get();
+			assert_eq!(weight, db.reads_writes(2, 2).saturating_add(db.reads_writes(1, 1)));
+			assert_eq!(Attribution::on_chain_storage_version(), StorageVersion::new(2));
+			for (k, d) in &open {
+				assert_eq!(Disputes::<Test>::get(k).as_ref(), Some(d), "challenger, deadline and the old bond");
+			}
+			check();
+
+			// Once: a second run reads the version and does nothing.
+			assert_eq!(Migration::on_runtime_upgrade(), db.reads(1));
+			for (k, d) in &open {
+				assert_eq!(Disputes::<Test>::get(k).as_ref(), Some(d));
+			}
+			// The migrated disputes close with their own bond.
+			let w0 = Balances::free_balance(worker());
+			assert_ok!(answer(id, sh(c(0)), vec![evidence(&claims, 0)]));
+			assert_eq!(Balances::free_balance(worker()), w0 + INITIAL_DISPUTE_BOND);
+			check();
+		});
+	}
+
+	/// The migration's own checks fail when it records a bond the challengers do not hold.
+	#[cfg(feature = "try-runtime")]
+	#[test]
+	fn migration_v2_checks_fail_on_a_wrong_old_bond() {
+		use crate::migrations::v2::{v1, MigrateV1ToV2};
+		use frame_support::traits::{ConstU64, OnRuntimeUpgrade, StorageVersion};
+		new_test_ext().execute_with(|| {
+			docs();
+			escrow(10_000);
+			let claims = [honest_claim()];
+			let id = settle(1, vec![honest_share()], &claims);
+			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
+			let (k, d) = Disputes::<Test>::iter().next().unwrap();
+			v1::Disputes::<Test>::insert(&k, v1::Dispute { challenger: d.challenger, deadline: d.deadline });
+			StorageVersion::new(1).put::<Attribution>();
+			assert!(MigrateV1ToV2::<Test, ConstU64<{ INITIAL_DISPUTE_BOND + 1 }>>::try_on_runtime_upgrade(true).is_err());
 		});
 	}
 }

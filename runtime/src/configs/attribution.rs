@@ -22,7 +22,11 @@ parameter_types! {
 	pub const EscrowWithdrawDelay: BlockNumber = 10 * MINUTES;
 	/// Receipts can be challenged for a day after settlement; their payouts vest after it.
 	pub const ChallengeWindow: BlockNumber = DAYS;
+	/// The bond of a governance challenge (span disputes hold the governable `DisputeBond`).
 	pub const ChallengeBond: Balance = 100 * OPEN;
+	/// What every span dispute held until spec 107 (storage version 1 of the pallet), recorded
+	/// with the disputes open at the upgrade.
+	pub const DisputeBondBeforeV2: Balance = 100 * OPEN;
 	pub const ChallengerReward: Balance = 50 * OPEN;
 	/// A false receipt costs the worker and its delegators 10 % of their stake.
 	pub const ReceiptSlash: Perbill = Perbill::from_percent(10);
@@ -145,6 +149,12 @@ impl pallet_attribution::Config for Runtime {
 	type EscrowWithdrawDelay = EscrowWithdrawDelay;
 	type ChallengeWindow = ChallengeWindow;
 	type ChallengeBond = ChallengeBond;
+	/// Governable, between 1 and 100,000 OPEN.
+	type DisputeBond = super::governance::Clamp<
+		super::governance::dynamic_params::attribution::DisputeBond,
+		frame_support::traits::ConstU128<OPEN>,
+		frame_support::traits::ConstU128<{ 100_000 * OPEN }>,
+	>;
 	type ChallengerReward = ChallengerReward;
 	type SlashFraction = ReceiptSlash;
 	/// Root or a referendum on the disputes track.

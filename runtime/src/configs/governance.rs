@@ -268,6 +268,10 @@ pub mod dynamic_params {
 		/// The least fee of a receipt.
 		#[codec(index = 0)]
 		pub static MinReceiptFee: Balance = OPEN / 100_000;
+		/// The bond of a span dispute (`attribution.challengeShare`, `attribution.proveOmission`),
+		/// recorded with each dispute when it opens.
+		#[codec(index = 1)]
+		pub static DisputeBond: Balance = 100 * OPEN;
 	}
 }
 

@@ -170,6 +170,27 @@ fn parameters_are_set_by_their_origin_and_read_within_bounds() {
 	});
 }
 
+#[test]
+fn the_dispute_bond_is_governable_within_its_clamp() {
+	use dynamic_params::attribution::{DisputeBond, Parameters as Attribution};
+	let set = |o: RuntimeOrigin, value: u128| {
+		Parameters::set_parameter(o, crate::configs::governance::RuntimeParameters::Attribution(Attribution::DisputeBond(DisputeBond, Some(value))))
+	};
+	dev_ext().execute_with(|| {
+		let bond = || <<Runtime as pallet_attribution::Config>::DisputeBond as Get<u128>>::get();
+		assert_eq!(bond(), 100 * OPEN, "the bond every dispute held before spec 107");
+		assert_eq!(bond(), crate::configs::attribution::DisputeBondBeforeV2::get());
+		assert_noop!(set(origin(Origin::DisputeResolver), 5 * OPEN), DispatchError::BadOrigin);
+		assert_ok!(set(origin(Origin::ParametersAdmin), 250 * OPEN));
+		assert_eq!(bond(), 250 * OPEN);
+		// A free dispute would let anyone freeze a worker's stake for nothing: the floor is 1 OPEN.
+		assert_ok!(set(RuntimeOrigin::root(), 0));
+		assert_eq!(bond(), OPEN);
+		assert_ok!(set(RuntimeOrigin::root(), u128::MAX));
+		assert_eq!(bond(), 100_000 * OPEN);
+	});
+}
+
 /// Runs blocks up to `to`, returning the block number reached.
 fn run_to(to: u32) {
 	let mut n = System::block_number();

@@ -144,6 +144,32 @@ export function signVoucher(api, payer, fields) {
 }
 
 /**
+ * A receipt as a worker builds it, for a voucher `payer` signs now (valid 100 blocks) for request
+ * `nonce` to `worker` on version 1 of `model`: `fee` charged, span-match shares `[[index, percent],
+ * …]` of version 1 of `datanet`, signed with the worker's receipt key `signer`. Returns
+ * `{ signed, requestId }`, `signed` ready for `attribution.submitReceipts`.
+ */
+export async function signedReceipt(api, { payer, worker, signer, model, datanet, nonce, fee, maxFee, shares }) {
+  const now = (await api.rpc.chain.getHeader()).number.toNumber();
+  const { voucher, signature: payerSignature, requestId } = signVoucher(api, payer, {
+    worker: worker.address, model, modelVersion: 1, maxFee, terms: await termsOf(api, model), nonce, expiresAt: now + 100,
+    requestHash: completionRequestHash(api, `request ${nonce}`),
+  });
+  // The signed-receipt type as the runtime metadata names it (`Vec<…>` of the call argument).
+  const signedType = api.tx.attribution.submitReceipts.meta.args[0].type.toString().replace(/^Vec<(.*)>$/, '$1');
+  const r = api.createType(signedType, {
+    receipt: {
+      voucher, payerSignature, promptTokens: 12, completionTokens: 40, fee, outputLen: 10, outputRoot: blake2AsHex('the answer', 256), claimsRoot: new Uint8Array(32), claims: 0,
+      method: 'SpanMatch',
+      attribution: shares.map(([index, percent]) => ({ contribution: { datanet, version: 1, index }, share: percent * 10_000_000 })),
+    },
+    workerSignature: new Uint8Array(64),
+  }).receipt;
+  const workerSignature = signer.sign(u8aConcat(domainTag(api, RECEIPT_DOMAIN), r.toU8a()));
+  return { signed: { receipt: r, workerSignature: u8aToHex(workerSignature) }, requestId };
+}
+
+/**
  * Sends `call` through `sudo.sudo` as `who` and checks the dispatch inside it: the outer
  * extrinsic succeeds even when the call fails, so `Sudid.sudo_result` is what says. Returns the
  * send result with `sudoError` (the inner error's `section.name`, or null).

@@ -4,12 +4,12 @@
 extern crate alloc;
 
 use codec::Codec;
-pub use pallet_attribution::{ContributionRef, Dispute, DisputeKind, RequestId};
+pub use pallet_attribution::{migrations::v2::v1::Dispute as DisputeV1, ContributionRef, Dispute, DisputeKind, RequestId};
 use openledger_primitives::{DatanetId, ModelId};
 
 sp_api::decl_runtime_apis! {
 	/// Receipts, earnings and usage. `Record` is the runtime's `pallet_attribution::ReceiptRecord`.
-	#[api_version(3)]
+	#[api_version(4)]
 	pub trait AttributionApi<AccountId, Balance, BlockNumber, Record>
 	where
 		AccountId: Codec,
@@ -30,8 +30,11 @@ sp_api::decl_runtime_apis! {
 		fn model_usage(model: ModelId) -> (u64, u64, Balance);
 		/// `(held, pending withdrawal amount, unlock block)` of a payer's escrow.
 		fn escrow(who: AccountId) -> (Balance, Option<(Balance, BlockNumber)>);
-		/// The open span disputes of a worker's receipts (what it must answer, and by when).
-		#[api_version(3)]
-		fn disputes(worker: AccountId) -> alloc::vec::Vec<(RequestId, DisputeKind, Dispute<AccountId, BlockNumber>)>;
+		/// The open span disputes of a worker's receipts (what it must answer, and by when),
+		/// without their bonds: kept for nodes that predate `open_disputes` (since version 3).
+		fn disputes(worker: AccountId) -> alloc::vec::Vec<(RequestId, DisputeKind, DisputeV1<AccountId, BlockNumber>)>;
+		/// The open span disputes of a worker's receipts, with the bond each holds.
+		#[api_version(4)]
+		fn open_disputes(worker: AccountId) -> alloc::vec::Vec<(RequestId, DisputeKind, Dispute<AccountId, BlockNumber, Balance>)>;
 	}
 }

@@ -1,0 +1,64 @@
+//! This runtime's upgrade over a live chain's state, with every check try-runtime has: what
+//! `try-runtime on-runtime-upgrade live` does, without its separate CLI.
+//!
+//! `scripts/try-upgrade.sh --uri ws://…` saves the chain's storage at its finalized block
+//! (`tests/e2e/snapshot.mjs`) and runs this test over it. The test loads the snapshot into
+//! externalities and runs `Executive::try_runtime_upgrade` with all checks: each migration's
+//! `pre_upgrade`, the upgrade itself (this code's `Migrations`, then every pallet's
+//! `on_runtime_upgrade`), each migration's `post_upgrade`, a decode of every storage value of
+//! every pallet in the new layout, and every pallet's `try_state`. It fails on the first check
+//! that does not hold, and prints the upgrade's weight against the block's.
+#![cfg(feature = "try-runtime")]
+
+use frame_support::traits::GetStorageVersion;
+use frame_try_runtime::UpgradeCheckSelect;
+use openledger_runtime::{Attribution, Executive, Runtime, VERSION};
+use sp_core::bytes::from_hex;
+
+fn hex(v: &serde_json::Value) -> Vec<u8> {
+	from_hex(v.as_str().expect("a hex string")).expect("valid hex")
+}
+
+#[test]
+#[ignore = "needs a state snapshot in OPENLEDGER_STATE: run by scripts/try-upgrade.sh"]
+fn the_upgrade_holds_over_live_state() {
+	let path = std::env::var("OPENLEDGER_STATE").expect("OPENLEDGER_STATE: a snapshot written by tests/e2e/snapshot.mjs");
+	let snapshot: serde_json::Value =
+		serde_json::from_slice(&std::fs::read(&path).expect("the snapshot file")).expect("a JSON snapshot");
+	let pairs = snapshot["pairs"].as_array().expect("pairs");
+	let mut ext = sp_io::TestExternalities::new_empty();
+	for pair in pairs {
+		let (k, v) = (hex(&pair[0]), hex(&pair[1]));
+		assert!(!k.starts_with(b":child_storage:"), "child tries are not in the snapshot; none of our pallets uses one");
+		ext.insert(k, v);
+	}
+	println!(
+		"snapshot of block {} ({}), spec {} → this code's spec {}: {} keys",
+		snapshot["number"],
+		snapshot["at"].as_str().unwrap_or("?"),
+		snapshot["specVersion"],
+		VERSION.spec_version,
+		pairs.len()
+	);
+	ext.execute_with(|| {
+		let attribution_before = Attribution::on_chain_storage_version();
+		let weight = Executive::try_runtime_upgrade(UpgradeCheckSelect::All)
+			.unwrap_or_else(|e| panic!("the upgrade's checks failed over live state: {e:?}"));
+		let block = <Runtime as frame_system::Config>::BlockWeights::get().max_block;
+		println!(
+			"upgrade weight {} ref_time ps, {} proof bytes; a block allows {} and {} ({}% of its time)",
+			weight.ref_time(),
+			weight.proof_size(),
+			block.ref_time(),
+			block.proof_size(),
+			weight.ref_time().saturating_mul(100) / block.ref_time().max(1)
+		);
+		println!(
+			"attribution storage version {:?} → {:?}",
+			attribution_before,
+			Attribution::on_chain_storage_version()
+		);
+		assert_eq!(Attribution::on_chain_storage_version(), Attribution::in_code_storage_version());
+		assert!(weight.all_lte(block), "the upgrade does not fit in one block: {weight:?} > {block:?}");
+	});
+}
