@@ -4,8 +4,10 @@
 # Saves the chain's storage at its finalized head (or the given block) with
 # tests/e2e/snapshot.mjs, then runs runtime/tests/live_upgrade.rs over it: every migration's
 # pre_upgrade, the upgrade (this code's migrations and every pallet's on_runtime_upgrade), every
-# post_upgrade, a decode of all storage in the new layout and every pallet's try_state. Prints
-# the upgrade's weight against the block's; exits non-zero on the first failed check.
+# post_upgrade, a decode of all storage in the new layout, every pallet's try_state, the
+# runtime-wide OPEN equalities and idempotency (a second run changes nothing). Prints the
+# upgrade's weight against the block's; exits non-zero on the first failed check (or when the
+# upgrade does not fit in one block).
 # Reads the chain over JSON-RPC only (an archive or a recent block of a full node).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -47,7 +47,7 @@ pub mod pallet_origins {
 	pub enum Origin {
 		/// Governable parameters: fees, deposits, bonds, the minimum revenue split, unbonding.
 		ParametersAdmin,
-		/// Treasury spends up to `MaxTreasurerSpend`.
+		/// Treasury spends up to `MAX_TREASURER_SPEND` per call.
 		Treasurer,
 		/// Verdicts on challenged influence and retrieval receipts.
 		DisputeResolver,
@@ -134,6 +134,20 @@ pub fn pick(real: BlockNumber, fast: BlockNumber) -> BlockNumber {
 		GovernanceTiming::Real => real,
 		GovernanceTiming::Fast => fast,
 	}
+}
+
+/// Declares `pub struct $name`, a `Get<BlockNumber>` that reads [`pick`]`($real, $fast)`.
+#[macro_export]
+macro_rules! timed_period {
+	($(#[$doc:meta])* $name:ident = real $real:expr, fast $fast:expr) => {
+		$(#[$doc])*
+		pub struct $name;
+		impl frame_support::traits::Get<$crate::BlockNumber> for $name {
+			fn get() -> $crate::BlockNumber {
+				$crate::governance::pick($real, $fast)
+			}
+		}
+	};
 }
 
 /// Track ids.

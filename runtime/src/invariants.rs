@@ -8,6 +8,7 @@ use frame_support::traits::fungible::Inspect;
 pub fn check() -> Result<(), &'static str> {
 	check_balances()?;
 	check_reserves()?;
+	check_challenge_bonds()?;
 	pallet_datanets::Pallet::<Runtime>::do_try_state().map_err(|e| match e {
 		sp_runtime::DispatchError::Other(msg) => msg,
 		_ => "datanets invariant violated",
@@ -43,6 +44,32 @@ pub fn check_balances() -> Result<(), &'static str> {
 	}
 	if sum != <Balances as Inspect<AccountId>>::total_issuance() {
 		return Err("sum of account balances differs from total issuance");
+	}
+	Ok(())
+}
+
+/// Checks that the OPEN held as challenge bonds, over all accounts, is exactly the bonds of the
+/// open challenges (the constant `ChallengeBond` each) and span disputes (the bond each records):
+/// none is left on hold after its challenge or dispute closed. (The attribution pallet's own check
+/// compares per challenger, but only for accounts with something open.)
+pub fn check_challenge_bonds() -> Result<(), &'static str> {
+	let reason = crate::RuntimeHoldReason::Attribution(pallet_attribution::HoldReason::ChallengeBond);
+	let mut held: Balance = 0;
+	for (_, holds) in pallet_balances::Holds::<Runtime>::iter() {
+		for h in holds.iter().filter(|h| h.id == reason) {
+			held = held.checked_add(h.amount).ok_or("challenge bonds overflow")?;
+		}
+	}
+	let bond = <Runtime as pallet_attribution::Config>::ChallengeBond::get();
+	let mut owed: Balance = 0;
+	for _ in pallet_attribution::Receipts::<Runtime>::iter_values().filter(|r| r.challenger.is_some()) {
+		owed = owed.checked_add(bond).ok_or("challenge bonds overflow")?;
+	}
+	for d in pallet_attribution::Disputes::<Runtime>::iter_values() {
+		owed = owed.checked_add(d.bond).ok_or("challenge bonds overflow")?;
+	}
+	if held != owed {
+		return Err("OPEN held as challenge bonds differs from the bonds of open challenges and disputes");
 	}
 	Ok(())
 }

@@ -295,6 +295,23 @@ fn invariants_catch_unbacked_issuance() {
 }
 
 #[test]
+fn invariants_catch_a_challenge_bond_left_on_hold() {
+	use frame_support::traits::fungible::MutateHold;
+	dev_ext().execute_with(|| {
+		assert_ok!(invariants::check_challenge_bonds());
+		// A bond held with no challenge or dispute open: the pallet's per-challenger check sees
+		// nothing (the account has nothing open); the runtime-wide sum does.
+		let reason = crate::RuntimeHoldReason::Attribution(pallet_attribution::HoldReason::ChallengeBond);
+		assert_ok!(<Balances as MutateHold<AccountId>>::hold(&reason, &Sr25519Keyring::Bob.to_account_id(), OPEN));
+		assert_ok!(pallet_attribution::Pallet::<Runtime>::do_try_state());
+		assert_eq!(
+			invariants::check_challenge_bonds(),
+			Err("OPEN held as challenge bonds differs from the bonds of open challenges and disputes")
+		);
+	});
+}
+
+#[test]
 fn token_info_reports_open() {
 	dev_ext().execute_with(|| {
 		let info = crate::apis::token_info();

@@ -1,18 +1,21 @@
-//! This runtime's upgrade over a live chain's state, with every check try-runtime has: what
-//! `try-runtime on-runtime-upgrade live` does, without its separate CLI.
+//! This runtime's upgrade over a live chain's state, with the checks of `try-runtime
+//! on-runtime-upgrade live`, without its separate CLI. It runs the upgrade natively, from the same
+//! Rust code the Wasm is built from (try-runtime runs the Wasm itself).
 //!
-//! `scripts/try-upgrade.sh --uri ws://…` saves the chain's storage at its finalized block
+//! `scripts/try-upgrade.sh ws://…` saves the chain's storage at its finalized block
 //! (`tests/e2e/snapshot.mjs`) and runs this test over it. The test loads the snapshot into
 //! externalities and runs `Executive::try_runtime_upgrade` with all checks: each migration's
 //! `pre_upgrade`, the upgrade itself (this code's `Migrations`, then every pallet's
 //! `on_runtime_upgrade`), each migration's `post_upgrade`, a decode of every storage value of
-//! every pallet in the new layout, and every pallet's `try_state`. It fails on the first check
-//! that does not hold, and prints the upgrade's weight against the block's.
+//! every pallet in the new layout, and every pallet's `try_state`; then the runtime-wide OPEN
+//! equalities (`invariants::check`), and idempotency: the upgrade run a second time changes no
+//! storage (each migration is guarded by its storage version). It fails on the first check that
+//! does not hold, and prints the upgrade's weight against the block's.
 #![cfg(feature = "try-runtime")]
 
 use frame_support::traits::GetStorageVersion;
 use frame_try_runtime::UpgradeCheckSelect;
-use openledger_runtime::{Attribution, Executive, Runtime, VERSION};
+use openledger_runtime::{invariants, Attribution, Executive, Runtime, VERSION};
 use sp_core::bytes::from_hex;
 
 fn hex(v: &serde_json::Value) -> Vec<u8> {
@@ -59,6 +62,13 @@ fn the_upgrade_holds_over_live_state() {
 			Attribution::on_chain_storage_version()
 		);
 		assert_eq!(Attribution::on_chain_storage_version(), Attribution::in_code_storage_version());
+		invariants::check().unwrap_or_else(|e| panic!("a runtime-wide invariant fails after the upgrade: {e}"));
+		// Idempotent: a second run (as after a restart mid-upgrade, or a migration left in the
+		// list for one more release) must find nothing to do.
+		let root = sp_io::storage::root(sp_core::storage::StateVersion::V1);
+		Executive::try_runtime_upgrade(UpgradeCheckSelect::None).expect("a second run");
+		assert_eq!(sp_io::storage::root(sp_core::storage::StateVersion::V1), root, "the upgrade is not idempotent");
+		println!("idempotent: a second run left the state root at {}", sp_core::hexdisplay::HexDisplay::from(&root));
 		assert!(weight.all_lte(block), "the upgrade does not fit in one block: {weight:?} > {block:?}");
 	});
 }

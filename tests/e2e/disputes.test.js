@@ -142,7 +142,7 @@ test('(a) an honest receipt is challenged, its worker answers by itself, the cha
   assert.equal(granted.body.claims.length, rec.claims);
   assert.equal((await honest.get('/v1/evidence/0x1234')).status, 400, 'a malformed request id');
 
-  const bond = api.consts.attribution.challengeBond.toBigInt();
+  const bond = api.consts.attribution.disputeBond.toBigInt();
   const [c0, w0] = [await free(api, challenger.address), await free(api, charlie.address)];
   const disputed = await cli('challenge', 'share', requestId, String(datanet), '1', '1');
   assert.ok(disputed.ok, disputed.out);

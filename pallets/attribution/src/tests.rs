@@ -1267,7 +1267,7 @@ mod span_tests {
 	#[test]
 	fn migration_v2_records_the_old_bond_of_open_disputes_once() {
 		use crate::migrations::v2::{v1, MigrateV1ToV2};
-		use frame_support::traits::{ConstU64, GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
+		use frame_support::traits::{fungible::InspectHold, ConstU64, GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
 		type Migration = MigrateV1ToV2<Test, ConstU64<INITIAL_DISPUTE_BOND>>;
 		new_test_ext().execute_with(|| {
 			docs();
@@ -1294,7 +1294,7 @@ mod span_tests {
 			#[cfg(not(feature = "try-runtime"))]
 			let weight = Migration::on_runtime_upgrade();
 			let db = <Test as frame_system::Config>::DbWeight::get();
-			assert_eq!(weight, db.reads_writes(2, 2).saturating_add(db.reads_writes(1, 1)));
+			assert_eq!(weight, db.reads_writes(3, 2).saturating_add(db.reads_writes(1, 1)));
 			assert_eq!(Attribution::on_chain_storage_version(), StorageVersion::new(2));
 			for (k, d) in &open {
 				assert_eq!(Disputes::<Test>::get(k).as_ref(), Some(d), "challenger, deadline and the old bond");
@@ -1306,10 +1306,17 @@ mod span_tests {
 			for (k, d) in &open {
 				assert_eq!(Disputes::<Test>::get(k).as_ref(), Some(d));
 			}
-			// The migrated disputes close with their own bond.
+			// The migrated disputes close with their own bond, not today's: one answered (the bond
+			// to the worker), one upheld at its deadline (the bond back to its challenger).
 			let w0 = Balances::free_balance(worker());
 			assert_ok!(answer(id, sh(c(0)), vec![evidence(&claims, 0)]));
 			assert_eq!(Balances::free_balance(worker()), w0 + INITIAL_DISPUTE_BOND);
+			let b = challenger();
+			let b0 = Balances::total_balance(&b);
+			idle_to(deadline_of(id, sh(c(3))));
+			assert_eq!(Receipts::<Test>::get(id).unwrap().verdict, Some(Verdict::False));
+			assert_eq!(Balances::balance_on_hold(&HoldReason::ChallengeBond.into(), &b), 0, "exactly the old bond released");
+			assert_eq!(Balances::total_balance(&b), b0, "its bond back; the mock slash took nothing, so no reward");
 			check();
 		});
 	}
@@ -1329,7 +1336,8 @@ mod span_tests {
 			let (k, d) = Disputes::<Test>::iter().next().unwrap();
 			v1::Disputes::<Test>::insert(&k, v1::Dispute { challenger: d.challenger, deadline: d.deadline });
 			StorageVersion::new(1).put::<Attribution>();
-			assert!(MigrateV1ToV2::<Test, ConstU64<{ INITIAL_DISPUTE_BOND + 1 }>>::try_on_runtime_upgrade(true).is_err());
+			let err = MigrateV1ToV2::<Test, ConstU64<{ INITIAL_DISPUTE_BOND + 1 }>>::try_on_runtime_upgrade(true).unwrap_err();
+			assert_eq!(err, sp_runtime::DispatchError::Other("challenge bonds held differ from open challenges' and disputes' bonds"));
 		});
 	}
 }

@@ -57,38 +57,38 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	fn deposit_escrow() -> Weight {
 		//  Measured:  `103`
-		//  Estimated: `3622`
-		// Minimum execution time: 38_987_000 picoseconds.
-		Weight::from_parts(40_262_000, 3622)
+		//  Estimated: `3640`
+		// Minimum execution time: 59_702_000 picoseconds.
+		Weight::from_parts(60_619_000, 3640)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Balances::Holds` (r:1 w:0)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Withdrawals` (r:0 w:1)
 	/// Proof: `Attribution::Withdrawals` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	fn request_escrow_withdrawal() -> Weight {
 		//  Measured:  `55`
-		//  Estimated: `3622`
-		// Minimum execution time: 11_357_000 picoseconds.
-		Weight::from_parts(11_526_000, 3622)
+		//  Estimated: `3640`
+		// Minimum execution time: 18_427_000 picoseconds.
+		Weight::from_parts(22_430_000, 3640)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Attribution::Withdrawals` (r:1 w:1)
 	/// Proof: `Attribution::Withdrawals` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	fn withdraw_escrow() -> Weight {
 		//  Measured:  `257`
-		//  Estimated: `3622`
-		// Minimum execution time: 40_918_000 picoseconds.
-		Weight::from_parts(41_406_000, 3622)
+		//  Estimated: `3640`
+		// Minimum execution time: 62_218_000 picoseconds.
+		Weight::from_parts(63_743_000, 3640)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -98,6 +98,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Attribution::PruneCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Workers` (r:1 w:0)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `Models::Models` (r:1 w:0)
@@ -113,7 +115,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Datanets::Contributions` (r:8192 w:0)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(1485), added: 3960, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:257 w:257)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Datanets` (r:16 w:0)
 	/// Proof: `Datanets::Datanets` (`max_values`: None, `max_size`: Some(532), added: 3007, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::PruneQueue` (r:1 w:1)
@@ -129,15 +131,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `n` is `[1, 256]`.
 	/// The range of component `s` is `[1, 32]`.
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		//  Measured:  `0 + n * (7353 ±0) + s * (56253 ±0)`
+		//  Measured:  `0 + n * (7360 ±0) + s * (56300 ±0)`
 		//  Estimated: `132111 + n * (46248 ±6_219) + s * (359195 ±49_797)`
-		// Minimum execution time: 749_967_000 picoseconds.
-		Weight::from_parts(771_856_000, 132111)
-			// Standard Error: 45_961_938
-			.saturating_add(Weight::from_parts(560_587_740, 0).saturating_mul(n.into()))
-			// Standard Error: 367_980_148
-			.saturating_add(Weight::from_parts(2_224_881_722, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(145_u64))
+		// Minimum execution time: 1_098_482_000 picoseconds.
+		Weight::from_parts(1_134_402_000, 132111)
+			// Standard Error: 67_335_875
+			.saturating_add(Weight::from_parts(892_973_122, 0).saturating_mul(n.into()))
+			// Standard Error: 539_104_010
+			.saturating_add(Weight::from_parts(2_982_464_881, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(147_u64))
 			.saturating_add(T::DbWeight::get().reads((38_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().reads((272_u64).saturating_mul(s.into())))
 			.saturating_add(T::DbWeight::get().writes(59_u64))
@@ -149,7 +151,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::Rewards` (r:1 w:1)
 	/// Proof: `Attribution::Rewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::AccountEarnings` (r:1 w:1)
@@ -157,13 +159,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn claim_rewards() -> Weight {
 		//  Measured:  `1981`
 		//  Estimated: `6196`
-		// Minimum execution time: 115_587_000 picoseconds.
-		Weight::from_parts(116_720_000, 6196)
+		// Minimum execution time: 137_028_000 picoseconds.
+		Weight::from_parts(139_179_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
 	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
@@ -173,8 +175,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn challenge() -> Weight {
 		//  Measured:  `2197`
 		//  Estimated: `8312`
-		// Minimum execution time: 75_629_000 picoseconds.
-		Weight::from_parts(80_084_000, 8312)
+		// Minimum execution time: 92_007_000 picoseconds.
+		Weight::from_parts(108_630_000, 8312)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -185,7 +187,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:259 w:259)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:261 w:261)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
@@ -209,23 +211,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `d` is `[0, 256]`.
 	fn resolve_challenge(d: u32, ) -> Weight {
 		//  Measured:  `13208 + d * (282 ±0)`
-		//  Estimated: `132111 + d * (2632 ±0)`
-		// Minimum execution time: 463_140_000 picoseconds.
-		Weight::from_parts(424_567_555, 132111)
-			// Standard Error: 328_613
-			.saturating_add(Weight::from_parts(52_155_454, 0).saturating_mul(d.into()))
+		//  Estimated: `132111 + d * (2650 ±0)`
+		// Minimum execution time: 562_853_000 picoseconds.
+		Weight::from_parts(457_319_446, 132111)
+			// Standard Error: 581_654
+			.saturating_add(Weight::from_parts(69_314_930, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(69_u64))
 			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(66_u64))
 			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 2632).saturating_mul(d.into()))
+			.saturating_add(Weight::from_parts(0, 2650).saturating_mul(d.into()))
 	}
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
 	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Rewards` (r:50 w:50)
@@ -247,11 +249,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `p` is `[1, 51]`.
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
 		//  Measured:  `3494 + p * (144 ±0)`
-		//  Estimated: `8312 + p * (2571 ±114)`
-		// Minimum execution time: 147_927_000 picoseconds.
-		Weight::from_parts(157_208_913, 8312)
-			// Standard Error: 147_317
-			.saturating_add(Weight::from_parts(10_825_461, 0).saturating_mul(p.into()))
+		//  Estimated: `8312 + p * (2571 ±0)`
+		// Minimum execution time: 172_226_000 picoseconds.
+		Weight::from_parts(218_117_290, 8312)
+			// Standard Error: 665_425
+			.saturating_add(Weight::from_parts(13_826_267, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -261,21 +263,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
 	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
-	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(153), added: 2628, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(169), added: 2644, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::DisputeDeadlines` (r:1 w:1)
 	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(3406), added: 5881, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	fn challenge_share() -> Weight {
-		//  Measured:  `2483`
+		//  Measured:  `2520`
 		//  Estimated: `8312`
-		// Minimum execution time: 98_882_000 picoseconds.
-		Weight::from_parts(105_411_000, 8312)
-			.saturating_add(T::DbWeight::get().reads(6_u64))
+		// Minimum execution time: 119_560_000 picoseconds.
+		Weight::from_parts(135_884_000, 8312)
+			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
@@ -293,27 +297,29 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Datanets::Contributions` (r:1 w:0)
 	/// Proof: `Datanets::Contributions` (`max_values`: None, `max_size`: Some(1485), added: 3960, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
-	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(153), added: 2628, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(169), added: 2644, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::DisputeDeadlines` (r:1 w:1)
 	/// Proof: `Attribution::DisputeDeadlines` (`max_values`: None, `max_size`: Some(3406), added: 5881, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	fn prove_omission() -> Weight {
-		//  Measured:  `4858`
+		//  Measured:  `4865`
 		//  Estimated: `8312`
-		// Minimum execution time: 170_936_000 picoseconds.
-		Weight::from_parts(181_356_000, 8312)
-			.saturating_add(T::DbWeight::get().reads(12_u64))
+		// Minimum execution time: 236_389_000 picoseconds.
+		Weight::from_parts(246_529_000, 8312)
+			.saturating_add(T::DbWeight::get().reads(13_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Attribution::Receipts` (r:1 w:1)
 	/// Proof: `Attribution::Receipts` (`max_values`: None, `max_size`: Some(4847), added: 7322, mode: `MaxEncodedLen`)
 	/// Storage: `Attribution::Disputes` (r:1 w:1)
-	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(153), added: 2628, mode: `MaxEncodedLen`)
+	/// Proof: `Attribution::Disputes` (`max_values`: None, `max_size`: Some(169), added: 2644, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Snapshots` (r:1 w:0)
 	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Leaves` (r:1 w:0)
@@ -325,17 +331,17 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:1)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn answer(n: u32, ) -> Weight {
-		//  Measured:  `4221`
+		//  Measured:  `4274`
 		//  Estimated: `8312`
-		// Minimum execution time: 159_402_000 picoseconds.
-		Weight::from_parts(148_567_236, 8312)
-			// Standard Error: 612_236
-			.saturating_add(Weight::from_parts(29_531_804, 0).saturating_mul(n.into()))
+		// Minimum execution time: 201_106_000 picoseconds.
+		Weight::from_parts(204_416_673, 8312)
+			// Standard Error: 1_673_337
+			.saturating_add(Weight::from_parts(38_612_100, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -346,8 +352,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn prune_block() -> Weight {
 		//  Measured:  `30`
 		//  Estimated: `69015`
-		// Minimum execution time: 6_498_000 picoseconds.
-		Weight::from_parts(6_762_000, 69015)
+		// Minimum execution time: 8_186_000 picoseconds.
+		Weight::from_parts(11_260_000, 69015)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -376,11 +382,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `p` is `[0, 51]`.
 	fn prune_receipt(p: u32, ) -> Weight {
 		//  Measured:  `2291 + p * (147 ±0)`
-		//  Estimated: `69015 + p * (2571 ±0)`
-		// Minimum execution time: 32_231_000 picoseconds.
-		Weight::from_parts(61_155_200, 69015)
-			// Standard Error: 230_189
-			.saturating_add(Weight::from_parts(9_746_989, 0).saturating_mul(p.into()))
+		//  Estimated: `69015 + p * (2571 ±36)`
+		// Minimum execution time: 36_620_000 picoseconds.
+		Weight::from_parts(67_884_300, 69015)
+			// Standard Error: 421_708
+			.saturating_add(Weight::from_parts(14_338_832, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -392,25 +398,25 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn deposit_escrow() -> Weight {
-		Weight::from_parts(40_262_000, 3622)
+		Weight::from_parts(60_619_000, 3640)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn request_escrow_withdrawal() -> Weight {
-		Weight::from_parts(11_526_000, 3622)
+		Weight::from_parts(22_430_000, 3640)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_escrow() -> Weight {
-		Weight::from_parts(41_406_000, 3622)
+		Weight::from_parts(63_743_000, 3640)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn submit_receipts(n: u32, s: u32, ) -> Weight {
-		Weight::from_parts(771_856_000, 132111)
-			.saturating_add(Weight::from_parts(560_587_740, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(2_224_881_722, 0).saturating_mul(s.into()))
-			.saturating_add(ParityDbWeight::get().reads(145_u64))
+		Weight::from_parts(1_134_402_000, 132111)
+			.saturating_add(Weight::from_parts(892_973_122, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(2_982_464_881, 0).saturating_mul(s.into()))
+			.saturating_add(ParityDbWeight::get().reads(147_u64))
 			.saturating_add(ParityDbWeight::get().reads((38_u64).saturating_mul(n.into())))
 			.saturating_add(ParityDbWeight::get().reads((272_u64).saturating_mul(s.into())))
 			.saturating_add(ParityDbWeight::get().writes(59_u64))
@@ -420,27 +426,27 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 359195).saturating_mul(s.into()))
 	}
 	fn claim_rewards() -> Weight {
-		Weight::from_parts(116_720_000, 6196)
+		Weight::from_parts(139_179_000, 6196)
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn challenge() -> Weight {
-		Weight::from_parts(80_084_000, 8312)
+		Weight::from_parts(108_630_000, 8312)
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn resolve_challenge(d: u32, ) -> Weight {
-		Weight::from_parts(424_567_555, 132111)
-			.saturating_add(Weight::from_parts(52_155_454, 0).saturating_mul(d.into()))
+		Weight::from_parts(457_319_446, 132111)
+			.saturating_add(Weight::from_parts(69_314_930, 0).saturating_mul(d.into()))
 			.saturating_add(ParityDbWeight::get().reads(69_u64))
 			.saturating_add(ParityDbWeight::get().reads((5_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(66_u64))
 			.saturating_add(ParityDbWeight::get().writes((5_u64).saturating_mul(d.into())))
-			.saturating_add(Weight::from_parts(0, 2632).saturating_mul(d.into()))
+			.saturating_add(Weight::from_parts(0, 2650).saturating_mul(d.into()))
 	}
 	fn resolve_challenge_overdue(p: u32, ) -> Weight {
-		Weight::from_parts(157_208_913, 8312)
-			.saturating_add(Weight::from_parts(10_825_461, 0).saturating_mul(p.into()))
+		Weight::from_parts(218_117_290, 8312)
+			.saturating_add(Weight::from_parts(13_826_267, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
@@ -448,29 +454,29 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2571).saturating_mul(p.into()))
 	}
 	fn challenge_share() -> Weight {
-		Weight::from_parts(105_411_000, 8312)
-			.saturating_add(ParityDbWeight::get().reads(6_u64))
+		Weight::from_parts(135_884_000, 8312)
+			.saturating_add(ParityDbWeight::get().reads(7_u64))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))
 	}
 	fn prove_omission() -> Weight {
-		Weight::from_parts(181_356_000, 8312)
-			.saturating_add(ParityDbWeight::get().reads(12_u64))
+		Weight::from_parts(246_529_000, 8312)
+			.saturating_add(ParityDbWeight::get().reads(13_u64))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))
 	}
 	fn answer(n: u32, ) -> Weight {
-		Weight::from_parts(148_567_236, 8312)
-			.saturating_add(Weight::from_parts(29_531_804, 0).saturating_mul(n.into()))
+		Weight::from_parts(204_416_673, 8312)
+			.saturating_add(Weight::from_parts(38_612_100, 0).saturating_mul(n.into()))
 			.saturating_add(ParityDbWeight::get().reads(10_u64))
 			.saturating_add(ParityDbWeight::get().writes(7_u64))
 	}
 	fn prune_block() -> Weight {
-		Weight::from_parts(6_762_000, 69015)
+		Weight::from_parts(11_260_000, 69015)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn prune_receipt(p: u32, ) -> Weight {
-		Weight::from_parts(61_155_200, 69015)
-			.saturating_add(Weight::from_parts(9_746_989, 0).saturating_mul(p.into()))
+		Weight::from_parts(67_884_300, 69015)
+			.saturating_add(Weight::from_parts(14_338_832, 0).saturating_mul(p.into()))
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().reads((3_u64).saturating_mul(p.into())))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))

@@ -55,6 +55,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
 	/// Storage: `Models::NextModelId` (r:1 w:1)
 	/// Proof: `Models::NextModelId` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Models::ModelsByOwner` (r:0 w:1)
@@ -67,13 +69,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Models::Models` (`max_values`: None, `max_size`: Some(778), added: 3253, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[0, 16]`.
 	fn register_base(l: u32, ) -> Weight {
-		//  Measured:  `307 + l * (70 ±0)`
+		//  Measured:  `347 + l * (70 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 68_292_000 picoseconds.
-		Weight::from_parts(88_726_890, 6196)
-			// Standard Error: 754_662
-			.saturating_add(Weight::from_parts(4_590_536, 0).saturating_mul(l.into()))
-			.saturating_add(T::DbWeight::get().reads(4_u64))
+		// Minimum execution time: 71_479_000 picoseconds.
+		Weight::from_parts(85_432_578, 6196)
+			// Standard Error: 336_881
+			.saturating_add(Weight::from_parts(4_837_248, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(l.into())))
@@ -87,6 +89,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
 	/// Storage: `Models::NextModelId` (r:1 w:1)
 	/// Proof: `Models::NextModelId` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Models::ModelsByOwner` (r:0 w:1)
@@ -99,13 +103,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Models::ModelsByDatanet` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[1, 16]`.
 	fn register_adapter(l: u32, ) -> Weight {
-		//  Measured:  `812 + l * (69 ±0)`
+		//  Measured:  `852 + l * (69 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 88_154_000 picoseconds.
-		Weight::from_parts(92_142_461, 6196)
-			// Standard Error: 780_152
-			.saturating_add(Weight::from_parts(5_578_789, 0).saturating_mul(l.into()))
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		// Minimum execution time: 94_993_000 picoseconds.
+		Weight::from_parts(100_323_620, 6196)
+			// Standard Error: 496_964
+			.saturating_add(Weight::from_parts(4_759_517, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(l.into())))
@@ -117,6 +121,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Models::ByWeightsHash` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `Datanets::Snapshots` (r:16 w:0)
 	/// Proof: `Datanets::Snapshots` (`max_values`: None, `max_size`: Some(88), added: 2563, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Models::Versions` (r:0 w:1)
@@ -125,13 +131,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Models::ModelsByDatanet` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[1, 16]`.
 	fn publish_version(l: u32, ) -> Weight {
-		//  Measured:  `1423 + l * (69 ±0)`
+		//  Measured:  `1463 + l * (69 ±0)`
 		//  Estimated: `6196 + l * (2563 ±0)`
-		// Minimum execution time: 83_107_000 picoseconds.
-		Weight::from_parts(86_612_067, 6196)
-			// Standard Error: 233_747
-			.saturating_add(Weight::from_parts(5_392_784, 0).saturating_mul(l.into()))
-			.saturating_add(T::DbWeight::get().reads(4_u64))
+		// Minimum execution time: 87_687_000 picoseconds.
+		Weight::from_parts(92_180_230, 6196)
+			// Standard Error: 129_625
+			.saturating_add(Weight::from_parts(4_880_732, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(l.into())))
@@ -144,8 +150,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deprecate_version() -> Weight {
 		//  Measured:  `1437`
 		//  Estimated: `4243`
-		// Minimum execution time: 27_347_000 picoseconds.
-		Weight::from_parts(33_302_000, 4243)
+		// Minimum execution time: 26_438_000 picoseconds.
+		Weight::from_parts(33_701_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -156,8 +162,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_pricing() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 21_710_000 picoseconds.
-		Weight::from_parts(29_010_000, 4243)
+		// Minimum execution time: 20_818_000 picoseconds.
+		Weight::from_parts(22_019_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -168,8 +174,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_revenue_split() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 19_639_000 picoseconds.
-		Weight::from_parts(20_752_000, 4243)
+		// Minimum execution time: 18_417_000 picoseconds.
+		Weight::from_parts(23_253_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -180,8 +186,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn transfer_ownership() -> Weight {
 		//  Measured:  `462`
 		//  Estimated: `4243`
-		// Minimum execution time: 22_603_000 picoseconds.
-		Weight::from_parts(24_773_000, 4243)
+		// Minimum execution time: 21_994_000 picoseconds.
+		Weight::from_parts(23_090_000, 4243)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -190,8 +196,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_min_split() -> Weight {
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 9_087_000 picoseconds.
-		Weight::from_parts(12_531_000, 0)
+		// Minimum execution time: 9_127_000 picoseconds.
+		Weight::from_parts(10_147_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 }
@@ -199,54 +205,54 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn register_base(l: u32, ) -> Weight {
-		Weight::from_parts(88_726_890, 6196)
-			.saturating_add(Weight::from_parts(4_590_536, 0).saturating_mul(l.into()))
-			.saturating_add(ParityDbWeight::get().reads(4_u64))
+		Weight::from_parts(85_432_578, 6196)
+			.saturating_add(Weight::from_parts(4_837_248, 0).saturating_mul(l.into()))
+			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(7_u64))
 			.saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(l.into())))
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn register_adapter(l: u32, ) -> Weight {
-		Weight::from_parts(92_142_461, 6196)
-			.saturating_add(Weight::from_parts(5_578_789, 0).saturating_mul(l.into()))
-			.saturating_add(ParityDbWeight::get().reads(5_u64))
+		Weight::from_parts(100_323_620, 6196)
+			.saturating_add(Weight::from_parts(4_759_517, 0).saturating_mul(l.into()))
+			.saturating_add(ParityDbWeight::get().reads(6_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(8_u64))
 			.saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(l.into())))
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn publish_version(l: u32, ) -> Weight {
-		Weight::from_parts(86_612_067, 6196)
-			.saturating_add(Weight::from_parts(5_392_784, 0).saturating_mul(l.into()))
-			.saturating_add(ParityDbWeight::get().reads(4_u64))
+		Weight::from_parts(92_180_230, 6196)
+			.saturating_add(Weight::from_parts(4_880_732, 0).saturating_mul(l.into()))
+			.saturating_add(ParityDbWeight::get().reads(5_u64))
 			.saturating_add(ParityDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
 			.saturating_add(ParityDbWeight::get().writes((1_u64).saturating_mul(l.into())))
 			.saturating_add(Weight::from_parts(0, 2563).saturating_mul(l.into()))
 	}
 	fn deprecate_version() -> Weight {
-		Weight::from_parts(33_302_000, 4243)
+		Weight::from_parts(33_701_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn set_pricing() -> Weight {
-		Weight::from_parts(29_010_000, 4243)
+		Weight::from_parts(22_019_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn set_revenue_split() -> Weight {
-		Weight::from_parts(20_752_000, 4243)
+		Weight::from_parts(23_253_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn transfer_ownership() -> Weight {
-		Weight::from_parts(24_773_000, 4243)
+		Weight::from_parts(23_090_000, 4243)
 			.saturating_add(ParityDbWeight::get().reads(1_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn set_min_split() -> Weight {
-		Weight::from_parts(12_531_000, 0)
+		Weight::from_parts(10_147_000, 0)
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 }

@@ -56,6 +56,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::SlashedWorkers` (r:1 w:0)
 	/// Proof: `OpenStaking::SlashedWorkers` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::SigningKeys` (r:1 w:1)
 	/// Proof: `OpenStaking::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	/// Storage: `Models::Models` (r:64 w:0)
@@ -63,15 +65,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
 	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn bond_worker() -> Weight {
-		//  Measured:  `3876`
+		//  Measured:  `3879`
 		//  Estimated: `209182`
-		// Minimum execution time: 265_860_000 picoseconds.
-		Weight::from_parts(271_623_000, 209182)
-			.saturating_add(T::DbWeight::get().reads(70_u64))
+		// Minimum execution time: 263_945_000 picoseconds.
+		Weight::from_parts(267_762_000, 209182)
+			.saturating_add(T::DbWeight::get().reads(71_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
@@ -83,8 +85,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn update_worker() -> Weight {
 		//  Measured:  `4288`
 		//  Estimated: `209182`
-		// Minimum execution time: 208_816_000 picoseconds.
-		Weight::from_parts(226_738_000, 209182)
+		// Minimum execution time: 222_438_000 picoseconds.
+		Weight::from_parts(230_776_000, 209182)
 			.saturating_add(T::DbWeight::get().reads(66_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -93,7 +95,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
 	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
@@ -105,13 +107,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn bond_extra() -> Weight {
 		//  Measured:  `869`
 		//  Estimated: `4115`
-		// Minimum execution time: 86_316_000 picoseconds.
-		Weight::from_parts(87_168_000, 4115)
+		// Minimum execution time: 81_977_000 picoseconds.
+		Weight::from_parts(82_673_000, 4115)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::UnbondingPeriod` (r:1 w:0)
 	/// Proof: `OpenStaking::UnbondingPeriod` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonding` (r:1 w:1)
@@ -121,15 +125,17 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
 	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	fn unbond() -> Weight {
-		//  Measured:  `1656`
+		//  Measured:  `1660`
 		//  Estimated: `4410`
-		// Minimum execution time: 38_476_000 picoseconds.
-		Weight::from_parts(44_606_000, 4410)
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		// Minimum execution time: 38_794_000 picoseconds.
+		Weight::from_parts(48_397_000, 4410)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::OpenChallenges` (r:1 w:0)
 	/// Proof: `OpenStaking::OpenChallenges` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Delegations` (r:1 w:1)
@@ -139,17 +145,17 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
 	/// Proof: `OpenStaking::RewardPerStake` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::RewardDebt` (r:1 w:1)
 	/// Proof: `OpenStaking::RewardDebt` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
 	fn delegate() -> Weight {
-		//  Measured:  `814`
-		//  Estimated: `4115`
-		// Minimum execution time: 83_355_000 picoseconds.
-		Weight::from_parts(86_636_000, 4115)
-			.saturating_add(T::DbWeight::get().reads(8_u64))
+		//  Measured:  `818`
+		//  Estimated: `6012`
+		// Minimum execution time: 88_673_000 picoseconds.
+		Weight::from_parts(95_215_000, 6012)
+			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
@@ -169,8 +175,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn undelegate() -> Weight {
 		//  Measured:  `873`
 		//  Estimated: `4410`
-		// Minimum execution time: 49_305_000 picoseconds.
-		Weight::from_parts(50_115_000, 4410)
+		// Minimum execution time: 44_151_000 picoseconds.
+		Weight::from_parts(47_640_000, 4410)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -185,8 +191,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn rebond() -> Weight {
 		//  Measured:  `1712`
 		//  Estimated: `4410`
-		// Minimum execution time: 36_827_000 picoseconds.
-		Weight::from_parts(43_887_000, 4410)
+		// Minimum execution time: 36_148_000 picoseconds.
+		Weight::from_parts(38_923_000, 4410)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -201,21 +207,21 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::Unbonders` (r:0 w:16)
 	/// Proof: `OpenStaking::Unbonders` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn withdraw_unbonded() -> Weight {
-		//  Measured:  `7799`
+		//  Measured:  `7800`
 		//  Estimated: `54115`
-		// Minimum execution time: 282_497_000 picoseconds.
-		Weight::from_parts(307_326_000, 54115)
+		// Minimum execution time: 266_474_000 picoseconds.
+		Weight::from_parts(274_873_000, 54115)
 			.saturating_add(T::DbWeight::get().reads(52_u64))
 			.saturating_add(T::DbWeight::get().writes(35_u64))
 	}
 	/// Storage: `OpenStaking::Workers` (r:1 w:1)
 	/// Proof: `OpenStaking::Workers` (`max_values`: None, `max_size`: Some(650), added: 3125, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:257 w:257)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:258 w:258)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `OpenStaking::RewardPerStake` (r:1 w:0)
@@ -234,10 +240,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn slash(d: u32, ) -> Weight {
 		//  Measured:  `1291 + d * (1357 ±0)`
 		//  Estimated: `6196 + d * (3420 ±0)`
-		// Minimum execution time: 91_960_000 picoseconds.
-		Weight::from_parts(1_302_430_100, 6196)
-			// Standard Error: 9_020_122
-			.saturating_add(Weight::from_parts(508_402_941, 0).saturating_mul(d.into()))
+		// Minimum execution time: 94_930_000 picoseconds.
+		Weight::from_parts(95_375_000, 6196)
+			// Standard Error: 1_352_794
+			.saturating_add(Weight::from_parts(521_986_622, 0).saturating_mul(d.into()))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().reads((6_u64).saturating_mul(d.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -255,14 +261,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `OpenStaking::StakingRewards` (r:1 w:1)
 	/// Proof: `OpenStaking::StakingRewards` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	fn claim_staking_rewards() -> Weight {
 		//  Measured:  `870`
 		//  Estimated: `6196`
-		// Minimum execution time: 72_504_000 picoseconds.
-		Weight::from_parts(82_727_000, 6196)
+		// Minimum execution time: 91_058_000 picoseconds.
+		Weight::from_parts(95_408_000, 6196)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -271,8 +277,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_unbonding_period() -> Weight {
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 6_993_000 picoseconds.
-		Weight::from_parts(7_450_000, 0)
+		// Minimum execution time: 8_987_000 picoseconds.
+		Weight::from_parts(9_301_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 }
@@ -280,48 +286,48 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with ParityDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn bond_worker() -> Weight {
-		Weight::from_parts(271_623_000, 209182)
-			.saturating_add(ParityDbWeight::get().reads(70_u64))
+		Weight::from_parts(267_762_000, 209182)
+			.saturating_add(ParityDbWeight::get().reads(71_u64))
 			.saturating_add(ParityDbWeight::get().writes(4_u64))
 	}
 	fn update_worker() -> Weight {
-		Weight::from_parts(226_738_000, 209182)
+		Weight::from_parts(230_776_000, 209182)
 			.saturating_add(ParityDbWeight::get().reads(66_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn bond_extra() -> Weight {
-		Weight::from_parts(87_168_000, 4115)
+		Weight::from_parts(82_673_000, 4115)
 			.saturating_add(ParityDbWeight::get().reads(7_u64))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))
 	}
 	fn unbond() -> Weight {
-		Weight::from_parts(44_606_000, 4410)
-			.saturating_add(ParityDbWeight::get().reads(5_u64))
+		Weight::from_parts(48_397_000, 4410)
+			.saturating_add(ParityDbWeight::get().reads(6_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn delegate() -> Weight {
-		Weight::from_parts(86_636_000, 4115)
-			.saturating_add(ParityDbWeight::get().reads(8_u64))
+		Weight::from_parts(95_215_000, 6012)
+			.saturating_add(ParityDbWeight::get().reads(10_u64))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn undelegate() -> Weight {
-		Weight::from_parts(50_115_000, 4410)
+		Weight::from_parts(47_640_000, 4410)
 			.saturating_add(ParityDbWeight::get().reads(6_u64))
 			.saturating_add(ParityDbWeight::get().writes(5_u64))
 	}
 	fn rebond() -> Weight {
-		Weight::from_parts(43_887_000, 4410)
+		Weight::from_parts(38_923_000, 4410)
 			.saturating_add(ParityDbWeight::get().reads(4_u64))
 			.saturating_add(ParityDbWeight::get().writes(3_u64))
 	}
 	fn withdraw_unbonded() -> Weight {
-		Weight::from_parts(307_326_000, 54115)
+		Weight::from_parts(274_873_000, 54115)
 			.saturating_add(ParityDbWeight::get().reads(52_u64))
 			.saturating_add(ParityDbWeight::get().writes(35_u64))
 	}
 	fn slash(d: u32, ) -> Weight {
-		Weight::from_parts(1_302_430_100, 6196)
-			.saturating_add(Weight::from_parts(508_402_941, 0).saturating_mul(d.into()))
+		Weight::from_parts(95_375_000, 6196)
+			.saturating_add(Weight::from_parts(521_986_622, 0).saturating_mul(d.into()))
 			.saturating_add(ParityDbWeight::get().reads(9_u64))
 			.saturating_add(ParityDbWeight::get().reads((6_u64).saturating_mul(d.into())))
 			.saturating_add(ParityDbWeight::get().writes(7_u64))
@@ -329,12 +335,12 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 3420).saturating_mul(d.into()))
 	}
 	fn claim_staking_rewards() -> Weight {
-		Weight::from_parts(82_727_000, 6196)
+		Weight::from_parts(95_408_000, 6196)
 			.saturating_add(ParityDbWeight::get().reads(8_u64))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))
 	}
 	fn set_unbonding_period() -> Weight {
-		Weight::from_parts(7_450_000, 0)
+		Weight::from_parts(9_301_000, 0)
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 }

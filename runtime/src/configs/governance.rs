@@ -6,7 +6,7 @@ use super::{RuntimeBlockWeights, TreasuryAccount, TREASURY_PALLET_ID};
 use crate::{
 	currency::{MILLI_OPEN, OPEN},
 	governance::{self, pallet_origins},
-	AccountId, Balance, Balances, BlockNumber, OriginCaller, Preimage, Referenda, Runtime, RuntimeCall,
+	AccountId, Balance, Balances, OriginCaller, Preimage, Referenda, Runtime, RuntimeCall,
 	RuntimeEvent, RuntimeHoldReason, RuntimeOrigin, Scheduler, System, Treasury,
 };
 use frame_support::{
@@ -63,19 +63,15 @@ impl pallet_preimage::Config for Runtime {
 	>;
 }
 
-/// Referenda and vote locks: real periods on public networks, blocks on test chains.
-pub struct UndecidingTimeout;
-impl Get<BlockNumber> for UndecidingTimeout {
-	fn get() -> BlockNumber {
-		governance::pick(14 * crate::DAYS, 20)
-	}
-}
-pub struct VoteLockingPeriod;
-impl Get<BlockNumber> for VoteLockingPeriod {
-	fn get() -> BlockNumber {
-		governance::pick(7 * crate::DAYS, 10)
-	}
-}
+// Referenda and vote locks: real periods on public networks, blocks on test chains.
+crate::timed_period!(
+	/// An undecided referendum times out after this.
+	UndecidingTimeout = real 14 * crate::DAYS, fast 20
+);
+crate::timed_period!(
+	/// Each conviction step locks a vote this long.
+	VoteLockingPeriod = real 7 * crate::DAYS, fast 10
+);
 
 parameter_types! {
 	/// Opening a referendum reserves 100 OPEN: refundable once it is approved or cancelled; kept
@@ -128,24 +124,19 @@ pub const MAX_TREASURER_SPEND: Balance = 1_000_000 * OPEN;
 
 parameter_types! {
 	pub const TreasuryPalletId: PalletId = TREASURY_PALLET_ID;
-	pub const MaxTreasurerSpend: Balance = MAX_TREASURER_SPEND;
 	pub const MaxBalance: Balance = Balance::MAX;
 	/// Nothing of the treasury is ever burned: OPEN's supply only changes by explicit mint or burn.
 	pub const NoBurn: Permill = Permill::zero();
 }
 
-pub struct SpendPeriod;
-impl Get<BlockNumber> for SpendPeriod {
-	fn get() -> BlockNumber {
-		governance::pick(crate::DAYS, 5)
-	}
-}
-pub struct PayoutPeriod;
-impl Get<BlockNumber> for PayoutPeriod {
-	fn get() -> BlockNumber {
-		governance::pick(30 * crate::DAYS, 50)
-	}
-}
+crate::timed_period!(
+	/// Approved spends become payable at the treasury's period boundaries.
+	SpendPeriod = real crate::DAYS, fast 5
+);
+crate::timed_period!(
+	/// A payable spend must be paid out within this.
+	PayoutPeriod = real 30 * crate::DAYS, fast 50
+);
 
 /// Spend origins: root without limit, the treasurer track up to [`MAX_TREASURER_SPEND`].
 pub struct TreasurerSpend;
@@ -313,6 +304,8 @@ impl pallet_parameters::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type RuntimeParameters = RuntimeParameters;
 	type AdminOrigin = DynamicParameterOrigin;
+	/// The release's benchmarked weight (its `SubstrateWeight` is private; `()` is the same
+	/// measurement priced with RocksDB's slower reads and writes).
 	type WeightInfo = ();
 }
 

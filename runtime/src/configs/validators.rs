@@ -4,21 +4,18 @@
 
 use super::governance::ValidatorsOrigin;
 use crate::{
-	governance, AccountId, Aura, BlockNumber, Historical, Runtime, RuntimeCall, RuntimeEvent,
+	AccountId, Aura, BlockNumber, Historical, Runtime, RuntimeCall, RuntimeEvent,
 	SessionKeys, ValidatorSet,
 };
 use frame_support::traits::{ConstU32, Get};
 use pallet_session::historical as session_historical;
 use sp_runtime::traits::ConvertInto;
 
-/// Sessions last an hour on public networks, 5 blocks on test chains. A validator set change
-/// (and new session keys) takes effect at the start of the session after the next one.
-pub struct SessionPeriod;
-impl Get<BlockNumber> for SessionPeriod {
-	fn get() -> BlockNumber {
-		governance::pick(crate::HOURS, 5)
-	}
-}
+crate::timed_period!(
+	/// Sessions last an hour on public networks, 5 blocks on test chains. A validator set change
+	/// (and new session keys) takes effect at the start of the session after the next one.
+	SessionPeriod = real crate::HOURS, fast 5
+);
 
 /// The offset of the first session change: at block 0, so the periods above hold from genesis.
 pub struct SessionOffset;

@@ -3,9 +3,16 @@
 
 extern crate alloc;
 
-use codec::Codec;
-pub use pallet_attribution::{migrations::v2::v1::Dispute as DisputeV1, ContributionRef, Dispute, DisputeKind, RequestId};
+use codec::{Codec, Decode, Encode};
+pub use pallet_attribution::{ContributionRef, Dispute, DisputeKind, RequestId};
 use openledger_primitives::{DatanetId, ModelId};
+
+/// A span dispute as `disputes` returns it (the API's version 3 shape): no bond.
+#[derive(Clone, Encode, Decode, scale_info::TypeInfo, PartialEq, Eq, Debug)]
+pub struct DisputeV1<AccountId, BlockNumber> {
+	pub challenger: AccountId,
+	pub deadline: BlockNumber,
+}
 
 sp_api::decl_runtime_apis! {
 	/// Receipts, earnings and usage. `Record` is the runtime's `pallet_attribution::ReceiptRecord`.
