@@ -80,7 +80,7 @@ t = time.time()
 out = subprocess.run([a.worker, "span-index", "build-tokens", "--tokenized", os.path.join(ig_dir, "tokenized.0"), "--out",
                       our_dir], check=True, capture_output=True, text=True).stdout
 our_build = time.time() - t
-our_bytes = sum(os.path.getsize(os.path.join(our_dir, f)) for f in ("tokens.u16", "sa.u32", "docs.u64"))
+our_bytes = sum(os.path.getsize(os.path.join(our_dir, f)) for f in ("tokens.bin", "sa.bin", "docs.u64"))
 
 # --- queries ------------------------------------------------------------------------------------
 engine = InfiniGramEngine(index_dir=ig_dir, eos_token_id=0xFFFE)

@@ -106,7 +106,7 @@ def test_counts_and_longest_matches_equal_infini_gram(indexes):
 
 
 def test_bytes_per_token_and_attribution_shares(indexes):
-    sizes = sum(os.path.getsize(indexes / "ours" / f) for f in ("tokens.u16", "sa.u32", "docs.u64"))
+    sizes = sum(os.path.getsize(indexes / "ours" / f) for f in ("tokens.bin", "sa.bin", "docs.u64"))
     meta = json.load(open(indexes / "ours" / "meta.json"))
     assert sizes / meta["tokens"] <= 6.05
     docs = corpus_docs(indexes)

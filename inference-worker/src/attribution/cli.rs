@@ -2,7 +2,7 @@
 //! also in infini-gram's on-disk token layout, for cross-checking and benchmarks) and answer
 //! count / longest-match queries as JSON lines.
 
-use super::span::{build_index, DocRef, SpanIndex, SEPARATOR};
+use super::span::{build_index, build_index_with, shard_tokens_for, BuildOptions, DocRef, SpanIndex, SEPARATOR};
 use crate::tokenizer::TextTokenizer;
 use anyhow::Context;
 use std::io::{BufRead, BufWriter, Write};
@@ -24,6 +24,10 @@ pub enum SpanCmd {
 		/// Also write `tokenized.0` + `offset.0` (infini-gram's layout, u16 tokens) here.
 		#[arg(long)]
 		infini_gram: Option<PathBuf>,
+		/// Build in shards whose construction each fits this much memory (MiB), queried together;
+		/// without it, one shard.
+		#[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+		shard_mib: Option<u64>,
 	},
 	/// Index Datanet snapshot `--version` of `--datanet` as the chain commits to it: leaves
 	/// verified against the on-chain Merkle root, content from the store checked against each
@@ -90,8 +94,9 @@ pub fn write_infini_gram_layout(dir: &Path, docs: &[Vec<u32>]) -> anyhow::Result
 	for d in docs {
 		offsets.write_all(&at.to_le_bytes())?;
 		data.write_all(&SEPARATOR.to_le_bytes())?;
-		for t in d {
-			data.write_all(&(*t as u16).to_le_bytes())?;
+		for &t in d {
+			anyhow::ensure!(t < SEPARATOR as u32, "token id {t} does not fit infini-gram's u16 layout");
+			data.write_all(&(t as u16).to_le_bytes())?;
 		}
 		at += 2 + 2 * d.len() as u64;
 	}
@@ -117,7 +122,7 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 			);
 			Ok(())
 		},
-		SpanCmd::Build { tokenizer, input, out, infini_gram } => {
+		SpanCmd::Build { tokenizer, input, out, infini_gram, shard_mib } => {
 			let tk = TextTokenizer::load(&tokenizer)?;
 			let file = std::fs::File::open(&input).with_context(|| format!("opening {}", input.display()))?;
 			let mut refs = Vec::new();
@@ -135,14 +140,21 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 				raws.push(l.text.into_bytes());
 			}
 			let t = std::time::Instant::now();
-			let meta = build_index(&out, refs.iter().copied().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())))?;
+			let opts = BuildOptions { shard_tokens: shard_mib.map(shard_tokens_for), ..Default::default() };
+			let meta = build_index_with(
+				&out,
+				refs.iter().copied().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())),
+				opts,
+			)?;
 			let idx = SpanIndex::open(&out)?;
 			eprintln!(
-				"indexed {} documents, {} tokens in {:.2}s ({:.2} bytes/token)",
+				"indexed {} documents, {} tokens in {:.2}s ({:.2} bytes/token, {}-byte ids, {} shard(s))",
 				meta.docs.len(),
 				meta.tokens,
 				t.elapsed().as_secs_f64(),
-				idx.bytes_per_token()
+				idx.bytes_per_token(),
+				meta.token_bytes,
+				idx.shards()
 			);
 			if let Some(dir) = infini_gram {
 				write_infini_gram_layout(&dir, &docs)?;

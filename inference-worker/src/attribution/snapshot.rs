@@ -13,7 +13,7 @@
 //!    `messages[].content`; otherwise the bytes as UTF-8), tokenized with the served model's
 //!    tokenizer, indexed with `(datanet, version, leaf index, content hash)` per document.
 
-use super::span::{build_index, DocRef, Meta};
+use super::span::{build_index_with, shard_tokens_for, BuildOptions, DocRef, Meta};
 use crate::chain::ChainClient;
 use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, ensure, Context, Result};
@@ -118,6 +118,9 @@ pub fn read_verified(store: &Path, leaf: usize, id: u64, hash: &[u8; 32]) -> Res
 	Ok(bytes)
 }
 
+/// Build memory per shard of a snapshot's index (MiB): 128 Mi tokens per shard.
+pub const SNAPSHOT_SHARD_MIB: u64 = 2048;
+
 /// Builds the index of snapshot `version` of `datanet` into `out`; content from `store`.
 pub async fn build(chain: &ChainClient, datanet: u32, version: u32, store: &Path, tokenizer: &TextTokenizer, out: &Path) -> Result<Meta> {
 	let leaves = verified_leaves(chain, datanet, version).await?;
@@ -130,7 +133,9 @@ pub async fn build(chain: &ChainClient, datanet: u32, version: u32, store: &Path
 		docs.push(tokenizer.encode(&record_text(&bytes))?);
 		raws.push(bytes);
 	}
-	build_index(out, refs.into_iter().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())))
+	// Snapshots past 128 Mi tokens are built in shards, each within 2 GiB of build memory.
+	let opts = BuildOptions { shard_tokens: Some(shard_tokens_for(SNAPSHOT_SHARD_MIB)), ..Default::default() };
+	build_index_with(out, refs.into_iter().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())), opts)
 }
 
 #[cfg(test)]

@@ -3,19 +3,25 @@
 //! generated answer, the longest span ending there that occurs in the corpus (∞-gram longest
 //! match). Spans at or above a minimum length credit the contributions that contain them.
 //!
-//! ## On-disk format (`dir/`)
-//! - `tokens.u16`: every document's token ids (u16, little endian), each document preceded by
-//!   the separator `0xFFFF` (so token ids must be < 65535).
-//! - `sa.u32`: the suffix array over the positions of `tokens.u16` that are not separators,
-//!   u32 little endian, built by libsais (Grebnov's SA-IS) on the u16 text.
+//! ## On-disk format (`dir/`, format 3)
+//! - `tokens.bin`: every document's token ids, little endian, each document preceded by the
+//!   separator (all bits set). Ids take **2 bytes** when the corpus's ids are all below 65,535
+//!   (Llama 2, Mistral: 32,000), else **4 bytes** (Llama 3: 128,256; Qwen2: 151,936); ids must be
+//!   below 2³¹ − 1 (what the suffix sorter takes).
+//! - `sa.bin`: the suffix array over the positions of `tokens.bin` that are not separators, little
+//!   endian, **4 bytes** per entry while the text has fewer than 2³² − 1 positions, else **5
+//!   bytes** (40 bits: up to 2⁴⁰ ≈ 1.1 T tokens, as infini-gram does), built by libsais
+//!   (Grebnov's SA-IS): on the u16 text, or on the ids as i32 for 4-byte tokens.
 //! - `docs.u64`: the start (first token after its separator) of each document.
-//! - `meta.json`: format version, counts, and each document's reference (datanet, snapshot
-//!   version, leaf index, content hash) in document order.
+//! - `meta.json`: format version, counts, both widths, and each document's reference (datanet,
+//!   snapshot version, leaf index, content hash) in document order.
 //! - `raw.bin`, `raw.u64`: each document's bytes as its content root commits to them, and their
 //!   starts (one more entry than documents): what span claims point into.
 //!
 //! 2 bytes per token for the text + 4 for the suffix array = **6 bytes per token** (infini-gram
-//! uses 2 + 5 = 7), for corpora below 2³² tokens, plus the raw bytes.
+//! uses 2 + 5 = 7) for small vocabularies and corpora below 4 G tokens; 4 + 4 = 8 for large
+//! vocabularies; one more byte per token past 4 G tokens; plus the raw bytes. Building holds the
+//! text as u32 and the suffix array as i32 (i64 past 2³¹ − 1 positions) in memory.
 //!
 //! ## Scoring (deterministic)
 //! With `L(i)` the longest match ending at answer position `i`, a span is maximal when `L(i) ≥
@@ -44,8 +50,35 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+/// The separator of 2-byte token files (and of infini-gram's layout).
 pub const SEPARATOR: u16 = 0xFFFF;
-pub const FORMAT_VERSION: u32 = 2;
+/// The separator of 4-byte token files.
+pub const WIDE_SEPARATOR: u32 = u32::MAX;
+/// The largest token id an index takes (libsais sorts i32 texts; the separator sorts above).
+pub const MAX_TOKEN_ID: u32 = i32::MAX as u32 - 2;
+pub const FORMAT_VERSION: u32 = 3;
+
+/// Widths to force when building (tests and benches; by default the narrowest that fits).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+	/// 4-byte token ids even when every id fits 2.
+	pub wide_tokens: bool,
+	/// 5-byte suffix-array entries even when 4 fit.
+	pub wide_entries: bool,
+	/// Tokens per shard at most (a document is never split; one longer than this is a shard of
+	/// its own); `None`: one shard. See [`shard_tokens_for`].
+	pub shard_tokens: Option<u64>,
+}
+
+/// Bytes of memory a shard's build takes per token, at most: the text as u32, its copy for the
+/// sorter (u16 or i32) and the i32 suffix array, below 2³¹ tokens per shard.
+pub const BUILD_BYTES_PER_TOKEN: u64 = 16;
+
+/// The shard size whose build fits in `mib` MiB of memory (below 2³¹ tokens, so each shard's
+/// suffix array sorts as i32).
+pub fn shard_tokens_for(mib: u64) -> u64 {
+	(mib.saturating_mul(1 << 20) / BUILD_BYTES_PER_TOKEN).clamp(1, i32::MAX as u64 - 1)
+}
 
 /// A contribution as receipts reference it (a leaf of a Datanet snapshot) and its content hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -73,13 +106,80 @@ mod hex_hash {
 pub struct Meta {
 	pub format: u32,
 	pub tokens: u64,
+	/// Bytes per token id in `tokens.bin`: 2 or 4.
+	pub token_bytes: u8,
+	/// Bytes per suffix-array entry in `sa.bin`: 4 or 5.
+	pub entry_bytes: u8,
 	pub docs: Vec<DocRef>,
 }
 
-/// Writes an index for `docs` (reference, token ids, raw bytes) into `dir`.
+/// Writes an index for `docs` (reference, token ids, raw bytes) into `dir`, in the narrowest
+/// widths that fit.
 pub fn build_index<'a>(dir: &Path, docs: impl IntoIterator<Item = (DocRef, &'a [u32], &'a [u8])>) -> anyhow::Result<Meta> {
+	build_index_with(dir, docs, BuildOptions::default())
+}
+
+/// Writes little-endian `value`'s low `width` bytes.
+fn write_le(w: &mut impl Write, value: u64, width: u8) -> std::io::Result<()> {
+	w.write_all(&value.to_le_bytes()[..width as usize])
+}
+
+/// [`build_index`] with widths and sharding set by `opts`. A sharded index is `shards.json`
+/// (the shard directories `shard-0000`, … in document order), a `meta.json` over all of them,
+/// and each shard a complete index.
+pub fn build_index_with<'a>(
+	dir: &Path,
+	docs: impl IntoIterator<Item = (DocRef, &'a [u32], &'a [u8])>,
+	opts: BuildOptions,
+) -> anyhow::Result<Meta> {
+	let Some(limit) = opts.shard_tokens else {
+		return build_shard(dir, docs, opts);
+	};
+	ensure!(limit > 0, "shards need room for a token");
 	std::fs::create_dir_all(dir)?;
-	let mut text: Vec<u16> = Vec::new();
+	let mut all = Meta { format: FORMAT_VERSION, tokens: 0, token_bytes: 2, entry_bytes: 4, docs: Vec::new() };
+	let mut names: Vec<String> = Vec::new();
+	let mut group: Vec<(DocRef, &[u32], &[u8])> = Vec::new();
+	let mut group_tokens = 0u64;
+	let mut docs = docs.into_iter().peekable();
+	while let Some((r, t, b)) = docs.next() {
+		group_tokens += t.len() as u64;
+		group.push((r, t, b));
+		let full = docs.peek().is_none_or(|next| group_tokens + next.1.len() as u64 > limit);
+		if full {
+			let name = format!("shard-{:04}", names.len());
+			let m = build_shard(&dir.join(&name), group.drain(..), opts)?;
+			all.tokens += m.tokens;
+			all.token_bytes = all.token_bytes.max(m.token_bytes);
+			all.entry_bytes = all.entry_bytes.max(m.entry_bytes);
+			all.docs.extend(m.docs);
+			names.push(name);
+			group_tokens = 0;
+		}
+	}
+	if names.is_empty() {
+		names.push("shard-0000".into());
+		build_shard(&dir.join(&names[0]), std::iter::empty(), opts)?;
+	}
+	std::fs::write(dir.join("shards.json"), serde_json::to_vec(&ShardList { format: FORMAT_VERSION, shards: names })?)?;
+	std::fs::write(dir.join("meta.json"), serde_json::to_vec(&all)?)?;
+	Ok(all)
+}
+
+/// Writes one shard (a complete index) of `docs` into `dir`.
+fn build_shard<'a>(
+	dir: &Path,
+	docs: impl IntoIterator<Item = (DocRef, &'a [u32], &'a [u8])>,
+	opts: BuildOptions,
+) -> anyhow::Result<Meta> {
+	std::fs::create_dir_all(dir)?;
+	// A list of shards left by an earlier build would shadow this one.
+	if dir.join("shards.json").exists() {
+		std::fs::remove_file(dir.join("shards.json"))?;
+	}
+	// Separators are written as `WIDE_SEPARATOR` here and narrowed with the text below.
+	let mut text: Vec<u32> = Vec::new();
+	let mut max_id = 0u32;
 	let mut starts: Vec<u64> = Vec::new();
 	let mut refs = Vec::new();
 	let mut raw = BufWriter::new(File::create(dir.join("raw.bin"))?);
@@ -87,36 +187,81 @@ pub fn build_index<'a>(dir: &Path, docs: impl IntoIterator<Item = (DocRef, &'a [
 	for (r, tokens, bytes) in docs {
 		raw.write_all(bytes)?;
 		raw_starts.push(raw_starts.last().expect("one at least; qed") + bytes.len() as u64);
-		text.push(SEPARATOR);
+		text.push(WIDE_SEPARATOR);
 		starts.push(text.len() as u64);
 		for &t in tokens {
-			ensure!(t < SEPARATOR as u32, "token id {t} does not fit the u16 index (ids must be < 65535)");
-			text.push(t as u16);
+			ensure!(t <= MAX_TOKEN_ID, "token id {t} is above the largest an index takes ({MAX_TOKEN_ID})");
+			max_id = max_id.max(t);
+			text.push(t);
 		}
 		refs.push(r);
 	}
-	ensure!(text.len() < u32::MAX as usize, "corpus too large for 32-bit suffix array entries");
-	// libsais sorts all suffixes of the u16 text; separator positions are dropped afterwards.
-	let sa: Vec<i32> = if text.is_empty() {
-		Vec::new()
-	} else {
-		libsais::SuffixArrayConstruction::for_text(&text[..])
-			.in_owned_buffer32()
-			.single_threaded()
-			.run()
-			.map_err(|e| anyhow::anyhow!("libsais: {e:?}"))?
-			.into_vec()
+	let token_bytes: u8 = if opts.wide_tokens || max_id >= SEPARATOR as u32 { 4 } else { 2 };
+	ensure!((text.len() as u64) < 1 << 40, "corpus too large for 40-bit suffix array entries: shard it");
+	let entry_bytes: u8 = if opts.wide_entries || text.len() as u64 >= u32::MAX as u64 { 5 } else { 4 };
+	// libsais sorts all suffixes; separator positions are dropped afterwards. A separator sorts
+	// above every id in both widths (0xFFFF, or `max_id + 1` standing for `WIDE_SEPARATOR`).
+	let mut w = BufWriter::new(File::create(dir.join("sa.bin"))?);
+	let mut keep = |p: usize| -> std::io::Result<()> {
+		if text[p] != WIDE_SEPARATOR {
+			write_le(&mut w, p as u64, entry_bytes)?;
+		}
+		Ok(())
 	};
-	let mut w = BufWriter::new(File::create(dir.join("sa.u32"))?);
-	for p in sa {
-		if text[p as usize] != SEPARATOR {
-			w.write_all(&(p as u32).to_le_bytes())?;
+	let libsais_err = |e| anyhow::anyhow!("libsais: {e:?}");
+	if text.is_empty() {
+		// Nothing to sort: an empty suffix array.
+	} else if token_bytes == 2 {
+		let narrow: Vec<u16> = text.iter().map(|&t| if t == WIDE_SEPARATOR { SEPARATOR } else { t as u16 }).collect();
+		let run = libsais::SuffixArrayConstruction::for_text(&narrow[..]);
+		if narrow.len() <= i32::MAX as usize {
+			for p in run.in_owned_buffer32().single_threaded().run().map_err(libsais_err)?.into_vec() {
+				keep(p as usize)?;
+			}
+		} else {
+			for p in run.in_owned_buffer64().single_threaded().run().map_err(libsais_err)?.into_vec() {
+				keep(p as usize)?;
+			}
+		}
+	} else {
+		let sep = max_id as i64 + 1;
+		let alphabet = sep + 1;
+		if text.len() <= i32::MAX as usize {
+			let mut t32: Vec<i32> = text.iter().map(|&t| if t == WIDE_SEPARATOR { sep as i32 } else { t as i32 }).collect();
+			// Safety: every value is in [0, alphabet): ids ≤ max_id < sep < alphabet ≤ i32::MAX.
+			let run = unsafe {
+				libsais::SuffixArrayConstruction::for_text_mut(&mut t32[..])
+					.in_owned_buffer32()
+					.single_threaded()
+					.with_alphabet_size(libsais::suffix_array::AlphabetSize::new(alphabet as i32))
+			};
+			let sa = run.run().map_err(libsais_err)?.into_vec();
+			drop(t32);
+			for p in sa {
+				keep(p as usize)?;
+			}
+		} else {
+			let mut t64: Vec<i64> = text.iter().map(|&t| if t == WIDE_SEPARATOR { sep } else { t as i64 }).collect();
+			// Safety: as above.
+			let run = unsafe {
+				libsais::SuffixArrayConstruction::for_text_mut(&mut t64[..])
+					.in_owned_buffer64()
+					.single_threaded()
+					.with_alphabet_size(libsais::suffix_array::AlphabetSize::new(alphabet))
+			};
+			let sa = run.run().map_err(libsais_err)?.into_vec();
+			drop(t64);
+			for p in sa {
+				keep(p as usize)?;
+			}
 		}
 	}
+	drop(keep);
 	w.flush()?;
-	let mut w = BufWriter::new(File::create(dir.join("tokens.u16"))?);
-	for t in &text {
-		w.write_all(&t.to_le_bytes())?;
+	let mut w = BufWriter::new(File::create(dir.join("tokens.bin"))?);
+	for &t in &text {
+		let t = if t == WIDE_SEPARATOR && token_bytes == 2 { SEPARATOR as u32 } else { t };
+		write_le(&mut w, t as u64, token_bytes)?;
 	}
 	w.flush()?;
 	let mut w = BufWriter::new(File::create(dir.join("docs.u64"))?);
@@ -130,20 +275,37 @@ pub fn build_index<'a>(dir: &Path, docs: impl IntoIterator<Item = (DocRef, &'a [
 		w.write_all(&s.to_le_bytes())?;
 	}
 	w.flush()?;
-	let meta = Meta { format: FORMAT_VERSION, tokens: text.len() as u64 - refs.len() as u64, docs: refs };
+	let meta = Meta { format: FORMAT_VERSION, tokens: text.len() as u64 - refs.len() as u64, token_bytes, entry_bytes, docs: refs };
 	std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta)?)?;
 	Ok(meta)
 }
 
-/// A memory-mapped index.
+/// A memory-mapped index: one or more shards (each a complete index over some documents,
+/// queried together), documents numbered across them in shard order.
 pub struct SpanIndex {
+	shards: Vec<Shard>,
+	positions: std::collections::HashMap<(u32, u32, u32), usize>,
+	/// The whole index: every shard's documents in order, their tokens summed, the widest widths.
+	pub meta: Meta,
+}
+
+/// One shard, as [`build_index`] writes a directory.
+struct Shard {
 	tokens: Mmap,
 	sa: Mmap,
 	docs: Mmap,
 	raw: Option<Mmap>,
 	raw_starts: Vec<u64>,
-	positions: std::collections::HashMap<(u32, u32, u32), usize>,
-	pub meta: Meta,
+	meta: Meta,
+	/// The index-wide number of its first document.
+	first_doc: usize,
+}
+
+/// `shards.json` of a sharded index: its shard directories, in document order.
+#[derive(Serialize, Deserialize)]
+struct ShardList {
+	format: u32,
+	shards: Vec<String>,
 }
 
 fn map_maybe_empty(path: &Path) -> anyhow::Result<Option<Mmap>> {
@@ -160,27 +322,34 @@ fn map(path: &Path) -> anyhow::Result<Mmap> {
 	Ok(unsafe { Mmap::map(&f)? })
 }
 
-impl SpanIndex {
-	pub fn open(dir: &Path) -> anyhow::Result<Self> {
+impl Shard {
+	fn open(dir: &Path, first_doc: usize) -> anyhow::Result<Self> {
 		let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?).context("meta.json")?;
 		ensure!(meta.format == FORMAT_VERSION, "index format {} (this worker reads {FORMAT_VERSION})", meta.format);
+		ensure!(matches!(meta.token_bytes, 2 | 4), "token width {} (2 or 4)", meta.token_bytes);
+		ensure!(matches!(meta.entry_bytes, 4 | 5), "suffix-array entry width {} (4 or 5)", meta.entry_bytes);
 		let raw_starts: Vec<u64> = std::fs::read(dir.join("raw.u64"))
 			.context("raw.u64")?
 			.chunks(8)
 			.map(|c| c.try_into().map(u64::from_le_bytes).map_err(|_| anyhow::anyhow!("truncated raw.u64")))
 			.collect::<anyhow::Result<_>>()?;
 		let raw = map_maybe_empty(&dir.join("raw.bin"))?;
-		let positions = meta.docs.iter().enumerate().map(|(i, d)| ((d.datanet, d.version, d.index), i)).collect();
 		let idx = Self {
-			tokens: map(&dir.join("tokens.u16"))?,
-			sa: map(&dir.join("sa.u32"))?,
+			tokens: map(&dir.join("tokens.bin"))?,
+			sa: map(&dir.join("sa.bin"))?,
 			docs: map(&dir.join("docs.u64"))?,
 			raw,
 			raw_starts,
-			positions,
 			meta,
+			first_doc,
 		};
-		ensure!(idx.sa.len() % 4 == 0 && idx.tokens.len() % 2 == 0 && idx.docs.len() % 8 == 0, "truncated index files");
+		ensure!(
+			idx.sa.len() % idx.meta.entry_bytes as usize == 0 &&
+				idx.tokens.len() % idx.meta.token_bytes as usize == 0 &&
+				idx.docs.len() % 8 == 0,
+			"truncated index files"
+		);
+		ensure!(idx.text_len() as u64 == idx.meta.tokens + idx.meta.docs.len() as u64, "tokens.bin and meta.json disagree");
 		ensure!(idx.sa_len() as u64 == idx.meta.tokens, "suffix array and meta.json disagree");
 		ensure!(idx.docs.len() / 8 == idx.meta.docs.len(), "docs.u64 and meta.json disagree");
 		ensure!(idx.raw_starts.len() == idx.meta.docs.len() + 1, "raw.u64 and meta.json disagree");
@@ -192,35 +361,40 @@ impl SpanIndex {
 		Ok(idx)
 	}
 
-	/// The raw bytes of document `d` (what its content root commits to).
-	pub fn raw(&self, d: usize) -> &[u8] {
+	/// The raw bytes of its document `d`.
+	fn raw(&self, d: usize) -> &[u8] {
 		match (&self.raw, self.raw_starts.get(d), self.raw_starts.get(d + 1)) {
 			(Some(m), Some(&a), Some(&b)) => &m[a as usize..b as usize],
 			_ => &[],
 		}
 	}
 
-	/// The position of the document `(datanet, version, index)` in this index.
-	pub fn position(&self, datanet: u32, version: u32, index: u32) -> Option<usize> {
-		self.positions.get(&(datanet, version, index)).copied()
+	/// The separator of this index's token width (every real id is below it).
+	fn separator(&self) -> u32 {
+		if self.meta.token_bytes == 2 {
+			SEPARATOR as u32
+		} else {
+			WIDE_SEPARATOR
+		}
 	}
-
-	/// Bytes on disk per corpus token (text and suffix array; raw bytes not counted).
-	pub fn bytes_per_token(&self) -> f64 {
-		(self.tokens.len() + self.sa.len() + self.docs.len()) as f64 / self.meta.tokens.max(1) as f64
-	}
-
-	fn token(&self, pos: usize) -> u16 {
-		u16::from_le_bytes([self.tokens[2 * pos], self.tokens[2 * pos + 1]])
+	fn token(&self, pos: usize) -> u32 {
+		if self.meta.token_bytes == 2 {
+			u16::from_le_bytes([self.tokens[2 * pos], self.tokens[2 * pos + 1]]) as u32
+		} else {
+			u32::from_le_bytes(self.tokens[4 * pos..4 * pos + 4].try_into().expect("4 bytes; qed"))
+		}
 	}
 	fn text_len(&self) -> usize {
-		self.tokens.len() / 2
+		self.tokens.len() / self.meta.token_bytes as usize
 	}
 	fn sa_len(&self) -> usize {
-		self.sa.len() / 4
+		self.sa.len() / self.meta.entry_bytes as usize
 	}
 	fn sa_at(&self, i: usize) -> usize {
-		u32::from_le_bytes(self.sa[4 * i..4 * i + 4].try_into().expect("4 bytes; qed")) as usize
+		let w = self.meta.entry_bytes as usize;
+		let mut b = [0u8; 8];
+		b[..w].copy_from_slice(&self.sa[w * i..w * i + w]);
+		u64::from_le_bytes(b) as usize
 	}
 	fn doc_start(&self, d: usize) -> u64 {
 		u64::from_le_bytes(self.docs[8 * d..8 * d + 8].try_into().expect("8 bytes; qed"))
@@ -232,7 +406,7 @@ impl SpanIndex {
 			if pos + k >= self.text_len() {
 				return Ordering::Less; // the suffix ended first
 			}
-			match (self.token(pos + k) as u32).cmp(&want) {
+			match self.token(pos + k).cmp(&want) {
 				Ordering::Equal => continue,
 				o => return o,
 			}
@@ -255,11 +429,11 @@ impl SpanIndex {
 	}
 
 	/// The suffix-array range whose suffixes start with `q`.
-	pub fn range(&self, q: &[u32]) -> (usize, usize) {
+	fn range(&self, q: &[u32]) -> (usize, usize) {
 		if q.is_empty() {
 			return (0, self.sa_len());
 		}
-		if q.iter().any(|&t| t >= SEPARATOR as u32) {
+		if q.iter().any(|&t| t >= self.separator()) {
 			return (0, 0);
 		}
 		let start = self.lower_bound(q);
@@ -275,19 +449,114 @@ impl SpanIndex {
 		(start, lo)
 	}
 
-	/// Occurrences of `q` in the corpus (never across documents).
-	pub fn count(&self, q: &[u32]) -> u64 {
-		let (a, b) = self.range(q);
-		(b - a) as u64
-	}
-
 	/// Whether `q` occurs (one binary search instead of the two a count needs).
-	pub fn occurs(&self, q: &[u32]) -> bool {
-		if q.iter().any(|&t| t >= SEPARATOR as u32) {
+	fn occurs(&self, q: &[u32]) -> bool {
+		if q.iter().any(|&t| t >= self.separator()) {
 			return false;
 		}
 		let lo = self.lower_bound(q);
 		lo < self.sa_len() && self.cmp_suffix(self.sa_at(lo), q) == Ordering::Equal
+	}
+
+	/// Its document containing text position `pos`.
+	fn doc_of(&self, pos: usize) -> usize {
+		let (mut lo, mut hi) = (0, self.meta.docs.len());
+		while lo + 1 < hi {
+			let mid = (lo + hi) / 2;
+			if self.doc_start(mid) as usize <= pos {
+				lo = mid;
+			} else {
+				hi = mid;
+			}
+		}
+		lo
+	}
+}
+
+impl SpanIndex {
+	/// Opens the index in `dir`: the shards `shards.json` lists, or `dir` itself as one shard.
+	pub fn open(dir: &Path) -> anyhow::Result<Self> {
+		let list = dir.join("shards.json");
+		let dirs: Vec<std::path::PathBuf> = if list.exists() {
+			let l: ShardList = serde_json::from_slice(&std::fs::read(&list)?).context("shards.json")?;
+			ensure!(l.format == FORMAT_VERSION, "index format {} (this worker reads {FORMAT_VERSION})", l.format);
+			ensure!(!l.shards.is_empty(), "shards.json lists no shard");
+			for name in &l.shards {
+				ensure!(
+					!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+					"bad shard name {name:?}"
+				);
+			}
+			l.shards.iter().map(|n| dir.join(n)).collect()
+		} else {
+			vec![dir.to_path_buf()]
+		};
+		let mut shards: Vec<Shard> = Vec::with_capacity(dirs.len());
+		let mut meta = Meta { format: FORMAT_VERSION, tokens: 0, token_bytes: 2, entry_bytes: 4, docs: Vec::new() };
+		for d in &dirs {
+			let shard = Shard::open(d, meta.docs.len()).with_context(|| format!("shard {}", d.display()))?;
+			meta.tokens += shard.meta.tokens;
+			meta.token_bytes = meta.token_bytes.max(shard.meta.token_bytes);
+			meta.entry_bytes = meta.entry_bytes.max(shard.meta.entry_bytes);
+			meta.docs.extend_from_slice(&shard.meta.docs);
+			shards.push(shard);
+		}
+		let positions = meta.docs.iter().enumerate().map(|(i, d)| ((d.datanet, d.version, d.index), i)).collect();
+		Ok(Self { shards, positions, meta })
+	}
+
+	/// Shards of this index.
+	pub fn shards(&self) -> usize {
+		self.shards.len()
+	}
+
+	/// The shard holding document `d`, and `d`'s number in it.
+	fn shard_of(&self, d: usize) -> Option<(&Shard, usize)> {
+		let i = self.shards.partition_point(|s| s.first_doc <= d).checked_sub(1)?;
+		let s = &self.shards[i];
+		(d - s.first_doc < s.meta.docs.len()).then_some((s, d - s.first_doc))
+	}
+
+	/// The raw bytes of document `d` (what its content root commits to).
+	pub fn raw(&self, d: usize) -> &[u8] {
+		self.shard_of(d).map_or(&[], |(s, local)| s.raw(local))
+	}
+
+	/// The position of the document `(datanet, version, index)` in this index.
+	pub fn position(&self, datanet: u32, version: u32, index: u32) -> Option<usize> {
+		self.positions.get(&(datanet, version, index)).copied()
+	}
+
+	/// Bytes on disk per corpus token (text and suffix array; raw bytes not counted).
+	pub fn bytes_per_token(&self) -> f64 {
+		let bytes: usize = self.shards.iter().map(|s| s.tokens.len() + s.sa.len() + s.docs.len()).sum();
+		bytes as f64 / self.meta.tokens.max(1) as f64
+	}
+
+	/// Occurrences of `q` in the corpus (never across documents).
+	pub fn count(&self, q: &[u32]) -> u64 {
+		self.shards.iter().map(|s| s.range(q)).map(|(a, b)| (b - a) as u64).sum()
+	}
+
+	/// Whether `q` occurs in any shard.
+	pub fn occurs(&self, q: &[u32]) -> bool {
+		self.shards.iter().any(|s| s.occurs(q))
+	}
+
+	/// How often `q` occurs, and the documents of its first `max` occurrences (shard by shard,
+	/// each in suffix-array order), sorted and distinct.
+	fn occurrences(&self, q: &[u32], max: usize) -> (u64, Vec<usize>) {
+		let mut count = 0u64;
+		let mut docs = Vec::new();
+		for s in &self.shards {
+			let (a, b) = s.range(q);
+			count += (b - a) as u64;
+			let take = max.saturating_sub(docs.len()).min(b - a);
+			docs.extend((a..a + take).map(|k| s.first_doc + s.doc_of(s.sa_at(k))));
+		}
+		docs.sort_unstable();
+		docs.dedup();
+		(count, docs)
 	}
 
 	/// The longest suffix of `prompt` that occurs in the corpus (the ∞-gram context length),
@@ -322,20 +591,6 @@ impl SpanIndex {
 		out
 	}
 
-	/// The document containing text position `pos`.
-	pub fn doc_of(&self, pos: usize) -> usize {
-		let (mut lo, mut hi) = (0, self.meta.docs.len());
-		while lo + 1 < hi {
-			let mid = (lo + hi) / 2;
-			if self.doc_start(mid) as usize <= pos {
-				lo = mid;
-			} else {
-				hi = mid;
-			}
-		}
-		lo
-	}
-
 	/// Attributes `answer` to the corpus documents (see the module docs for the scoring).
 	pub fn attribute(&self, answer: &[u32], p: &AttributionParams) -> Attribution {
 		let l = self.longest_matches(answer);
@@ -351,12 +606,8 @@ impl SpanIndex {
 			}
 			let start = i + 1 - len;
 			let q = &answer[start..=i];
-			let (a, b) = self.range(q);
-			let count = (b - a) as u64;
+			let (count, docs) = self.occurrences(q, p.max_occurrences);
 			let weight = len as f64 * (1.0 + (n_tokens / count as f64).log2());
-			let mut docs: Vec<usize> = (a..b.min(a + p.max_occurrences)).map(|k| self.doc_of(self.sa_at(k))).collect();
-			docs.sort_unstable();
-			docs.dedup();
 			for d in &docs {
 				*credit.entry(*d).or_default() += weight / docs.len() as f64;
 			}
@@ -619,6 +870,139 @@ mod tests {
 		let joined: Vec<u32> = [docs[0].as_slice(), docs[1].as_slice()].concat();
 		let l = idx.longest_matches(&joined);
 		assert!(l.iter().all(|&x| x <= joined.len()));
+	}
+
+	/// A random corpus with ids below `vocab`, and queries over it.
+	fn random_corpus(seed: u64, vocab: u32) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+		use rand::{Rng, SeedableRng};
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+		// Few distinct ids (so spans repeat), spread over the whole vocabulary.
+		let alphabet: Vec<u32> = (0..12).map(|_| rng.gen_range(0..vocab)).collect();
+		let pick = |rng: &mut rand_chacha::ChaCha8Rng| alphabet[rng.gen_range(0..alphabet.len())];
+		let docs = (0..30).map(|_| (0..rng.gen_range(1..50)).map(|_| pick(&mut rng)).collect()).collect();
+		let queries = (0..400).map(|_| (0..rng.gen_range(1..8)).map(|_| pick(&mut rng)).collect()).collect();
+		(docs, queries)
+	}
+
+	/// Every width (2- or 4-byte ids, 4- or 5-byte suffix-array entries) answers exactly as a
+	/// naive scan, with the file sizes the widths say.
+	#[test]
+	fn every_width_answers_like_a_naive_scan() {
+		let (docs, queries) = random_corpus(7, 60_000);
+		let n: u64 = docs.iter().map(|d| d.len() as u64).sum();
+		let mut attributions = Vec::new();
+		for (wide_tokens, wide_entries) in [(false, false), (true, false), (false, true), (true, true)] {
+			let dir = tempfile::tempdir().unwrap();
+			let opts = BuildOptions { wide_tokens, wide_entries, ..Default::default() };
+			let meta = build_index_with(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..])), opts).unwrap();
+			let (tb, eb) = (if wide_tokens { 4 } else { 2 }, if wide_entries { 5 } else { 4 });
+			assert_eq!((meta.token_bytes, meta.entry_bytes), (tb, eb));
+			let size = |f: &str| std::fs::metadata(dir.path().join(f)).unwrap().len();
+			assert_eq!(size("tokens.bin"), tb as u64 * (n + docs.len() as u64));
+			assert_eq!(size("sa.bin"), eb as u64 * n);
+			let idx = SpanIndex::open(dir.path()).unwrap();
+			for q in &queries {
+				assert_eq!(idx.count(q), naive_count(&docs, q), "{q:?} at widths {tb}/{eb}");
+			}
+			let answer: Vec<u32> = queries.iter().take(20).flatten().copied().collect();
+			let got = idx.longest_matches(&answer);
+			for i in 0..answer.len() {
+				let want = (0..=i + 1).rev().find(|&l| l == 0 || naive_count(&docs, &answer[i + 1 - l..=i]) > 0).unwrap();
+				assert_eq!(got[i], want, "position {i} at widths {tb}/{eb}");
+			}
+			let a = idx.attribute(&answer, &AttributionParams::default());
+			attributions.push((a.shares, a.spans.iter().map(|s| (s.start, s.end, s.count)).collect::<Vec<_>>()));
+		}
+		assert!(!attributions[0].0.is_empty(), "the answer earns credit");
+		assert!(attributions.iter().all(|a| *a == attributions[0]), "the same attribution at every width");
+	}
+
+	/// A Qwen2-sized vocabulary (151,936 ids) gets 4-byte ids by itself; an id beyond what the
+	/// suffix sorter takes is refused, and one a 2-byte index cannot hold is never found in it.
+	#[test]
+	fn large_vocabularies_get_wide_token_ids() {
+		let (docs, queries) = random_corpus(11, 151_936);
+		assert!(docs.iter().flatten().any(|&t| t >= SEPARATOR as u32), "ids past u16 in the corpus");
+		let dir = tempfile::tempdir().unwrap();
+		let meta = build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..]))).unwrap();
+		assert_eq!((meta.token_bytes, meta.entry_bytes), (4, 4));
+		let idx = SpanIndex::open(dir.path()).unwrap();
+		assert!((idx.bytes_per_token() - 8.0).abs() < 1.0);
+		for q in &queries {
+			assert_eq!(idx.count(q), naive_count(&docs, q), "{q:?}");
+		}
+		let too_big = vec![MAX_TOKEN_ID + 1];
+		let err = build_index(tempfile::tempdir().unwrap().path(), [(doc(0), too_big.as_slice(), &b""[..])]).unwrap_err();
+		assert!(err.to_string().contains("above the largest an index takes"), "{err}");
+		// A narrow index never matches an id it cannot hold (not even the separator's value).
+		let (small, _) = random_corpus(3, 1_000);
+		let dir = tempfile::tempdir().unwrap();
+		build_index(dir.path(), small.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..]))).unwrap();
+		let idx = SpanIndex::open(dir.path()).unwrap();
+		assert_eq!(idx.meta.token_bytes, 2);
+		assert_eq!(idx.count(&[SEPARATOR as u32]), 0);
+		assert_eq!(idx.count(&[small[0][0] + 65_536]), 0);
+		assert!(idx.count(&[small[0][0]]) > 0);
+	}
+
+	/// A corpus split into shards (built one at a time within a token budget) answers counts,
+	/// longest matches, attribution and raw bytes exactly as one index does.
+	#[test]
+	fn shards_answer_as_one_index() {
+		let (docs, queries) = random_corpus(13, 151_936);
+		let raws: Vec<Vec<u8>> = (0..docs.len()).map(|i| format!("document {i}").into_bytes()).collect();
+		let build = |dir: &Path, opts: BuildOptions| {
+			build_index_with(dir, docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), raws[i].as_slice())), opts).unwrap()
+		};
+		let one_dir = tempfile::tempdir().unwrap();
+		build(one_dir.path(), BuildOptions::default());
+		let one = SpanIndex::open(one_dir.path()).unwrap();
+		let dir = tempfile::tempdir().unwrap();
+		let meta = build(dir.path(), BuildOptions { shard_tokens: Some(100), ..Default::default() });
+		let sharded = SpanIndex::open(dir.path()).unwrap();
+		assert!(sharded.shards() >= 5, "{} shards", sharded.shards());
+		assert_eq!(sharded.meta.docs, one.meta.docs);
+		assert_eq!((sharded.meta.tokens, meta.tokens), (one.meta.tokens, one.meta.tokens));
+		// Each shard kept within its budget, or holds a single longer document.
+		for i in 0..sharded.shards() {
+			let m: Meta = serde_json::from_slice(&std::fs::read(dir.path().join(format!("shard-{i:04}/meta.json"))).unwrap()).unwrap();
+			assert!(m.tokens <= 100 || m.docs.len() == 1, "shard {i}: {} tokens in {} documents", m.tokens, m.docs.len());
+		}
+		for q in &queries {
+			assert_eq!(sharded.count(q), naive_count(&docs, q), "{q:?}");
+		}
+		let answer: Vec<u32> = queries.iter().take(30).flatten().copied().collect();
+		assert_eq!(sharded.longest_matches(&answer), one.longest_matches(&answer));
+		let (a, b) = (sharded.attribute(&answer, &AttributionParams::default()), one.attribute(&answer, &AttributionParams::default()));
+		assert!(!b.shares.is_empty());
+		assert_eq!(a.shares, b.shares);
+		for (i, d) in one.meta.docs.iter().enumerate() {
+			let pos = sharded.position(d.datanet, d.version, d.index).unwrap();
+			assert_eq!(sharded.raw(pos), raws[i].as_slice());
+		}
+		// Rebuilt as one shard in the same place: the old shard list no longer applies.
+		build(dir.path(), BuildOptions::default());
+		assert_eq!(SpanIndex::open(dir.path()).unwrap().shards(), 1);
+		// A shard list naming a path outside the index is refused.
+		std::fs::write(dir.path().join("shards.json"), br#"{"format":3,"shards":["../x"]}"#).unwrap();
+		assert!(SpanIndex::open(dir.path()).is_err());
+	}
+
+	/// An index whose meta names widths it does not have is refused, not misread.
+	#[test]
+	fn mismatched_widths_are_refused() {
+		let (docs, _) = random_corpus(5, 500);
+		let dir = tempfile::tempdir().unwrap();
+		build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..]))).unwrap();
+		let path = dir.path().join("meta.json");
+		let good = std::fs::read_to_string(&path).unwrap();
+		for (from, to) in [("\"token_bytes\":2", "\"token_bytes\":4"), ("\"entry_bytes\":4", "\"entry_bytes\":5"), ("\"token_bytes\":2", "\"token_bytes\":3")] {
+			assert!(good.contains(from), "{good}");
+			std::fs::write(&path, good.replace(from, to)).unwrap();
+			assert!(SpanIndex::open(dir.path()).is_err(), "{to} accepted");
+		}
+		std::fs::write(&path, good).unwrap();
+		assert!(SpanIndex::open(dir.path()).is_ok());
 	}
 
 	#[test]
