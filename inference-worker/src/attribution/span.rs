@@ -6,8 +6,9 @@
 //! ## On-disk format (`dir/`, format 3)
 //! - `tokens.bin`: every document's token ids, little endian, each document preceded by the
 //!   separator (all bits set). Ids take **2 bytes** when the corpus's ids are all below 65,535
-//!   (Llama 2, Mistral: 32,000), else **4 bytes** (Llama 3: 128,256; Qwen2: 151,936); ids must be
-//!   below 2³¹ − 1 (what the suffix sorter takes).
+//!   (Llama 2, Mistral: 32,000), else **4 bytes** (Llama 3: 128,256; Qwen2: 151,936), chosen per
+//!   shard from the largest id in it; ids must be below 2²⁴ (the sorter's buckets grow with the
+//!   largest id: 64 MiB at most).
 //! - `sa.bin`: the suffix array over the positions of `tokens.bin` that are not separators, little
 //!   endian, **4 bytes** per entry while the text has fewer than 2³² − 1 positions, else **5
 //!   bytes** (40 bits: up to 2⁴⁰ ≈ 1.1 T tokens, as infini-gram does), built by libsais
@@ -28,7 +29,8 @@
 //! min_len` and the match is not extended at `i + 1` (`L(i+1) ≤ L(i)`). A span of length `ℓ`
 //! occurring `c` times in a corpus of `N` tokens weighs `ℓ · (1 + log₂(N / c))` — longer and rarer
 //! weigh more. Its weight is shared equally by the distinct documents among its first
-//! `max_occurrences` occurrences in suffix-array order. Document credits are summed, the top
+//! `max_occurrences` occurrences in suffix-array order — shard by shard in a sharded index, so
+//! past `max_occurrences` occurrences the earlier shards' (earlier leaves') documents come first. Document credits are summed, the top
 //! `top_k` kept, and scaled so that the shares sum to the fraction of answer tokens covered by
 //! spans (the rest of the data share stays unattributed); shares are floored to parts per
 //! billion, ties broken by document order.
@@ -54,8 +56,9 @@ use std::path::Path;
 pub const SEPARATOR: u16 = 0xFFFF;
 /// The separator of 4-byte token files.
 pub const WIDE_SEPARATOR: u32 = u32::MAX;
-/// The largest token id an index takes (libsais sorts i32 texts; the separator sorts above).
-pub const MAX_TOKEN_ID: u32 = i32::MAX as u32 - 2;
+/// The largest token id an index takes: the suffix sorter's buckets take 4 bytes per value up to
+/// the largest (64 MiB here; real vocabularies are below 300,000).
+pub const MAX_TOKEN_ID: u32 = (1 << 24) - 1;
 pub const FORMAT_VERSION: u32 = 3;
 
 /// Widths to force when building (tests and benches; by default the narrowest that fits).
@@ -124,6 +127,13 @@ fn write_le(w: &mut impl Write, value: u64, width: u8) -> std::io::Result<()> {
 	w.write_all(&value.to_le_bytes()[..width as usize])
 }
 
+/// Reads a little-endian value of `bytes.len()` (at most 8) bytes.
+fn read_le(bytes: &[u8]) -> u64 {
+	let mut b = [0u8; 8];
+	b[..bytes.len()].copy_from_slice(bytes);
+	u64::from_le_bytes(b)
+}
+
 /// [`build_index`] with widths and sharding set by `opts`. A sharded index is `shards.json`
 /// (the shard directories `shard-0000`, … in document order), a `meta.json` over all of them,
 /// and each shard a complete index.
@@ -137,15 +147,21 @@ pub fn build_index_with<'a>(
 	};
 	ensure!(limit > 0, "shards need room for a token");
 	std::fs::create_dir_all(dir)?;
+	// The old list goes first: a build that fails halfway must not leave it naming new shards
+	// beside old ones.
+	if dir.join("shards.json").exists() {
+		std::fs::remove_file(dir.join("shards.json"))?;
+	}
 	let mut all = Meta { format: FORMAT_VERSION, tokens: 0, token_bytes: 2, entry_bytes: 4, docs: Vec::new() };
 	let mut names: Vec<String> = Vec::new();
 	let mut group: Vec<(DocRef, &[u32], &[u8])> = Vec::new();
 	let mut group_tokens = 0u64;
 	let mut docs = docs.into_iter().peekable();
 	while let Some((r, t, b)) = docs.next() {
-		group_tokens += t.len() as u64;
+		// Positions, separators included (a document longer than the limit is a shard alone).
+		group_tokens += t.len() as u64 + 1;
 		group.push((r, t, b));
-		let full = docs.peek().is_none_or(|next| group_tokens + next.1.len() as u64 > limit);
+		let full = docs.peek().is_none_or(|next| group_tokens + next.1.len() as u64 + 1 > limit);
 		if full {
 			let name = format!("shard-{:04}", names.len());
 			let m = build_shard(&dir.join(&name), group.drain(..), opts)?;
@@ -177,8 +193,9 @@ fn build_shard<'a>(
 	if dir.join("shards.json").exists() {
 		std::fs::remove_file(dir.join("shards.json"))?;
 	}
+	let docs: Vec<_> = docs.into_iter().collect();
 	// Separators are written as `WIDE_SEPARATOR` here and narrowed with the text below.
-	let mut text: Vec<u32> = Vec::new();
+	let mut text: Vec<u32> = Vec::with_capacity(docs.iter().map(|(_, t, _)| t.len() + 1).sum());
 	let mut max_id = 0u32;
 	let mut starts: Vec<u64> = Vec::new();
 	let mut refs = Vec::new();
@@ -324,8 +341,14 @@ fn map(path: &Path) -> anyhow::Result<Mmap> {
 
 impl Shard {
 	fn open(dir: &Path, first_doc: usize) -> anyhow::Result<Self> {
-		let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?).context("meta.json")?;
-		ensure!(meta.format == FORMAT_VERSION, "index format {} (this worker reads {FORMAT_VERSION})", meta.format);
+		#[derive(Deserialize)]
+		struct Format {
+			format: u32,
+		}
+		let bytes = std::fs::read(dir.join("meta.json")).context("meta.json")?;
+		let format = serde_json::from_slice::<Format>(&bytes).context("meta.json")?.format;
+		ensure!(format == FORMAT_VERSION, "index format {format} (this worker reads {FORMAT_VERSION}): rebuild the index");
+		let meta: Meta = serde_json::from_slice(&bytes).context("meta.json")?;
 		ensure!(matches!(meta.token_bytes, 2 | 4), "token width {} (2 or 4)", meta.token_bytes);
 		ensure!(matches!(meta.entry_bytes, 4 | 5), "suffix-array entry width {} (4 or 5)", meta.entry_bytes);
 		let raw_starts: Vec<u64> = std::fs::read(dir.join("raw.u64"))
@@ -349,7 +372,10 @@ impl Shard {
 				idx.docs.len() % 8 == 0,
 			"truncated index files"
 		);
-		ensure!(idx.text_len() as u64 == idx.meta.tokens + idx.meta.docs.len() as u64, "tokens.bin and meta.json disagree");
+		ensure!(
+			idx.meta.tokens.checked_add(idx.meta.docs.len() as u64) == Some(idx.text_len() as u64),
+			"tokens.bin and meta.json disagree"
+		);
 		ensure!(idx.sa_len() as u64 == idx.meta.tokens, "suffix array and meta.json disagree");
 		ensure!(idx.docs.len() / 8 == idx.meta.docs.len(), "docs.u64 and meta.json disagree");
 		ensure!(idx.raw_starts.len() == idx.meta.docs.len() + 1, "raw.u64 and meta.json disagree");
@@ -358,6 +384,17 @@ impl Shard {
 			idx.raw_starts.last().copied() == Some(idx.raw.as_ref().map_or(0, |m| m.len() as u64)),
 			"raw.bin and raw.u64 disagree"
 		);
+		// Each document starts right after a separator, in order, inside the text (so `doc_of`
+		// always lands on a document of this shard).
+		let mut prev = 0u64;
+		for d in 0..idx.meta.docs.len() {
+			let start = idx.doc_start(d);
+			ensure!(
+				start > prev && start as usize <= idx.text_len() && idx.token(start as usize - 1) == idx.separator(),
+				"docs.u64 does not match the separators of tokens.bin"
+			);
+			prev = start;
+		}
 		Ok(idx)
 	}
 
@@ -392,9 +429,7 @@ impl Shard {
 	}
 	fn sa_at(&self, i: usize) -> usize {
 		let w = self.meta.entry_bytes as usize;
-		let mut b = [0u8; 8];
-		b[..w].copy_from_slice(&self.sa[w * i..w * i + w]);
-		u64::from_le_bytes(b) as usize
+		read_le(&self.sa[w * i..w * i + w]) as usize
 	}
 	fn doc_start(&self, d: usize) -> u64 {
 		u64::from_le_bytes(self.docs[8 * d..8 * d + 8].try_into().expect("8 bytes; qed"))
@@ -976,6 +1011,19 @@ mod tests {
 		let (a, b) = (sharded.attribute(&answer, &AttributionParams::default()), one.attribute(&answer, &AttributionParams::default()));
 		assert!(!b.shares.is_empty());
 		assert_eq!(a.shares, b.shares);
+		// Past `max_occurrences`, a sharded index reads the earlier shards' documents first: the
+		// documents of a frequent token's first two occurrences are all in the earliest shard
+		// holding it.
+		let q = [docs[0][0]];
+		let (count, first) = sharded.occurrences(&q, 2);
+		assert_eq!(count, naive_count(&docs, &q));
+		assert!(count > 2 && !first.is_empty() && first.len() <= 2);
+		let earliest = docs.iter().position(|d| d.contains(&q[0])).unwrap();
+		let (shard, _) = sharded.shard_of(earliest).unwrap();
+		assert!(
+			first.iter().all(|&d| d >= shard.first_doc && d < shard.first_doc + shard.meta.docs.len()),
+			"{first:?} outside the shard of document {earliest}"
+		);
 		for (i, d) in one.meta.docs.iter().enumerate() {
 			let pos = sharded.position(d.datanet, d.version, d.index).unwrap();
 			assert_eq!(sharded.raw(pos), raws[i].as_slice());
@@ -986,6 +1034,43 @@ mod tests {
 		// A shard list naming a path outside the index is refused.
 		std::fs::write(dir.path().join("shards.json"), br#"{"format":3,"shards":["../x"]}"#).unwrap();
 		assert!(SpanIndex::open(dir.path()).is_err());
+	}
+
+	/// 5-byte entries hold positions past 2³² (a 40-bit round trip through the writer and reader).
+	#[test]
+	fn forty_bit_entries_round_trip() {
+		for v in [0u64, 1, u32::MAX as u64, (1 << 32) + 7, (1 << 39) + 12_345, (1 << 40) - 1] {
+			let mut buf = Vec::new();
+			write_le(&mut buf, v, 5).unwrap();
+			assert_eq!(buf.len(), 5);
+			assert_eq!(read_le(&buf), v);
+		}
+		let mut buf = Vec::new();
+		write_le(&mut buf, 0xAABB_CCDD, 4).unwrap();
+		assert_eq!(read_le(&buf), 0xAABB_CCDD);
+	}
+
+	/// Documents whose starts do not sit after separators (a hostile or corrupt `docs.u64`)
+	/// are refused at open.
+	#[test]
+	fn document_starts_must_match_the_separators() {
+		let (docs, _) = random_corpus(17, 500);
+		let dir = tempfile::tempdir().unwrap();
+		build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..]))).unwrap();
+		let path = dir.path().join("docs.u64");
+		let good = std::fs::read(&path).unwrap();
+		let mut bad = good.clone();
+		let last = bad.len() - 8;
+		bad[last..].copy_from_slice(&u64::MAX.to_le_bytes());
+		std::fs::write(&path, &bad).unwrap();
+		assert!(SpanIndex::open(dir.path()).is_err(), "a start past the text");
+		let mut shifted = good.clone();
+		let second = u64::from_le_bytes(good[8..16].try_into().unwrap());
+		shifted[8..16].copy_from_slice(&(second + 1).to_le_bytes());
+		std::fs::write(&path, &shifted).unwrap();
+		assert!(SpanIndex::open(dir.path()).is_err(), "a start not after a separator");
+		std::fs::write(&path, &good).unwrap();
+		assert!(SpanIndex::open(dir.path()).is_ok());
 	}
 
 	/// An index whose meta names widths it does not have is refused, not misread.
