@@ -1231,17 +1231,34 @@ mod span_tests {
 		});
 	}
 
+	/// A receipt crediting an honest share (`c(0)`, its claim committed) and a false one (`c(3)`).
+	fn honest_and_false_receipt() -> (H256, [SpanClaim; 2]) {
+		docs();
+		escrow(10_000);
+		let claims = [honest_claim(), SpanClaim { contribution: c(3), offset: 0, ..honest_claim() }];
+		let id = settle(1, vec![honest_share(), Share { contribution: c(3), share: Perbill::from_percent(20) }], &claims);
+		(id, claims)
+	}
+
+	/// Rewrites every open dispute as storage version 1 stored it (no bond), and the pallet's
+	/// storage version to 1. Returns the disputes as they were.
+	fn downgrade_disputes_to_v1() -> Vec<((AccountId, H256, DisputeKind), Dispute<AccountId, u64, Balance>)> {
+		use crate::migrations::v2::v1;
+		let open: Vec<_> = Disputes::<Test>::iter().collect();
+		for (k, d) in &open {
+			v1::Disputes::<Test>::insert(k, v1::Dispute { challenger: d.challenger.clone(), deadline: d.deadline });
+		}
+		frame_support::traits::StorageVersion::new(1).put::<Attribution>();
+		open
+	}
+
 	/// Governance changes the dispute bond: open disputes keep, and pay, the bond they hold.
 	#[test]
 	fn a_dispute_pays_the_bond_it_was_opened_with_after_the_parameter_changes() {
 		new_test_ext().execute_with(|| {
 			use frame_support::traits::fungible::InspectHold;
-			docs();
 			SLASH_AMOUNT.with(|a| *a.borrow_mut() = 1_000);
-			escrow(10_000);
-			let fake = SpanClaim { contribution: c(3), offset: 0, ..honest_claim() };
-			let claims = [honest_claim(), fake];
-			let id = settle(1, vec![honest_share(), Share { contribution: c(3), share: Perbill::from_percent(20) }], &claims);
+			let (id, claims) = honest_and_false_receipt();
 			let (a, b) = (outsider(), challenger());
 			let b_start = Balances::total_balance(&b);
 			assert_ok!(Attribution::challenge_share(signed(a.clone()), id, c(0)));
@@ -1266,26 +1283,18 @@ mod span_tests {
 	/// Storage version 1 → 2: disputes opened by the old code get the old bond, once.
 	#[test]
 	fn migration_v2_records_the_old_bond_of_open_disputes_once() {
-		use crate::migrations::v2::{v1, MigrateV1ToV2};
+		use crate::migrations::v2::MigrateV1ToV2;
 		use frame_support::traits::{fungible::InspectHold, ConstU64, GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
 		type Migration = MigrateV1ToV2<Test, ConstU64<INITIAL_DISPUTE_BOND>>;
 		new_test_ext().execute_with(|| {
-			docs();
-			escrow(10_000);
-			let fake = SpanClaim { contribution: c(3), offset: 0, ..honest_claim() };
-			let claims = [honest_claim(), fake];
-			let id = settle(1, vec![honest_share(), Share { contribution: c(3), share: Perbill::from_percent(20) }], &claims);
-			let (a, b) = (outsider(), challenger());
-			assert_ok!(Attribution::challenge_share(signed(a), id, c(0)));
-			assert_ok!(Attribution::challenge_share(signed(b), id, c(3)));
-			// Stored as version 1 stored them: no bond.
-			let open: Vec<_> = Disputes::<Test>::iter().collect();
+			let (id, claims) = honest_and_false_receipt();
+			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
+			assert_ok!(Attribution::challenge_share(signed(challenger()), id, c(3)));
+			let open = downgrade_disputes_to_v1();
 			assert_eq!(open.len(), 2);
-			for (k, d) in &open {
-				v1::Disputes::<Test>::insert(k, v1::Dispute { challenger: d.challenger.clone(), deadline: d.deadline });
+			for (k, _) in &open {
 				assert_eq!(Disputes::<Test>::get(k), None, "version 2 code cannot read a version 1 dispute");
 			}
-			StorageVersion::new(1).put::<Attribution>();
 			// Today's parameter is not what the old disputes hold.
 			DisputeBond::set(700);
 
@@ -1325,17 +1334,12 @@ mod span_tests {
 	#[cfg(feature = "try-runtime")]
 	#[test]
 	fn migration_v2_checks_fail_on_a_wrong_old_bond() {
-		use crate::migrations::v2::{v1, MigrateV1ToV2};
-		use frame_support::traits::{ConstU64, OnRuntimeUpgrade, StorageVersion};
+		use crate::migrations::v2::MigrateV1ToV2;
+		use frame_support::traits::{ConstU64, OnRuntimeUpgrade};
 		new_test_ext().execute_with(|| {
-			docs();
-			escrow(10_000);
-			let claims = [honest_claim()];
-			let id = settle(1, vec![honest_share()], &claims);
+			let (id, _) = honest_and_false_receipt();
 			assert_ok!(Attribution::challenge_share(signed(outsider()), id, c(0)));
-			let (k, d) = Disputes::<Test>::iter().next().unwrap();
-			v1::Disputes::<Test>::insert(&k, v1::Dispute { challenger: d.challenger, deadline: d.deadline });
-			StorageVersion::new(1).put::<Attribution>();
+			assert_eq!(downgrade_disputes_to_v1().len(), 1);
 			let err = MigrateV1ToV2::<Test, ConstU64<{ INITIAL_DISPUTE_BOND + 1 }>>::try_on_runtime_upgrade(true).unwrap_err();
 			assert_eq!(err, sp_runtime::DispatchError::Other("challenge bonds held differ from open challenges' and disputes' bonds"));
 		});
