@@ -71,6 +71,12 @@ pub enum SpanCmd {
 		#[arg(long)]
 		index: PathBuf,
 	},
+	/// Lists the contributions of an index that are near-copies of earlier ones (for curators):
+	/// one JSON line each, the copy, its original and their shingle similarity.
+	NearDuplicates {
+		#[arg(long)]
+		index: PathBuf,
+	},
 }
 
 #[derive(serde::Deserialize)]
@@ -118,6 +124,7 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 				serde_json::json!({
 					"datanet": datanet, "version": version, "docs": meta.docs.len(), "tokens": meta.tokens,
 					"seconds": t.elapsed().as_secs_f64(), "bytes_per_token": idx.bytes_per_token(),
+					"near_duplicates": idx.copies().copies.len(),
 				})
 			);
 			Ok(())
@@ -197,6 +204,17 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 			lat.sort_by(f64::total_cmp);
 			let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
 			println!("{}", serde_json::json!({ "n": qs.len(), "p50_us": pct(0.5), "p99_us": pct(0.99), "lengths": lengths }));
+			Ok(())
+		},
+		SpanCmd::NearDuplicates { index } => {
+			let idx = SpanIndex::open(&index)?;
+			let r = |d: usize| {
+				let d = idx.meta.docs[d];
+				serde_json::json!({ "datanet": d.datanet, "version": d.version, "index": d.index })
+			};
+			for &(copy, original, similarity) in &idx.copies().copies {
+				println!("{}", serde_json::json!({ "copy": r(copy), "original": r(original), "similarity": similarity }));
+			}
 			Ok(())
 		},
 		SpanCmd::Query { index } => {

@@ -1,4 +1,5 @@
 //! Attribution: which contributions shaped an answer.
+pub mod dedup;
 pub mod snapshot;
 pub mod span;
 pub mod cli;

@@ -28,7 +28,9 @@
 //! With `L(i)` the longest match ending at answer position `i`, a span is maximal when `L(i) ≥
 //! min_len` and the match is not extended at `i + 1` (`L(i+1) ≤ L(i)`). A span of length `ℓ`
 //! occurring `c` times in a corpus of `N` tokens weighs `ℓ · (1 + log₂(N / c))` — longer and rarer
-//! weigh more. Its weight is shared equally by the distinct documents among its first
+//! weigh more. A near-copy of an earlier document (`attribution::dedup`, listed in
+//! `copies.json`) is dropped from a span its original also holds. Its weight is shared equally
+//! by the distinct documents among its first
 //! `max_occurrences` occurrences in suffix-array order — shard by shard in a sharded index, so
 //! past `max_occurrences` occurrences the earlier shards' (earlier leaves') documents come first. Document credits are summed, the top
 //! `top_k` kept, and scaled so that the shares sum to the fraction of answer tokens covered by
@@ -142,11 +144,15 @@ pub fn build_index_with<'a>(
 	docs: impl IntoIterator<Item = (DocRef, &'a [u32], &'a [u8])>,
 	opts: BuildOptions,
 ) -> anyhow::Result<Meta> {
+	let docs: Vec<(DocRef, &[u32], &[u8])> = docs.into_iter().collect();
+	std::fs::create_dir_all(dir)?;
+	// Near-copies of earlier contributions, over the whole corpus (all shards).
+	let copies = super::dedup::find_copies(&docs.iter().map(|d| d.1).collect::<Vec<_>>());
+	std::fs::write(dir.join("copies.json"), serde_json::to_vec(&copies)?)?;
 	let Some(limit) = opts.shard_tokens else {
 		return build_shard(dir, docs, opts);
 	};
 	ensure!(limit > 0, "shards need room for a token");
-	std::fs::create_dir_all(dir)?;
 	// The old list goes first: a build that fails halfway must not leave it naming new shards
 	// beside old ones.
 	if dir.join("shards.json").exists() {
@@ -302,6 +308,8 @@ fn build_shard<'a>(
 pub struct SpanIndex {
 	shards: Vec<Shard>,
 	positions: std::collections::HashMap<(u32, u32, u32), usize>,
+	/// Near-copies of earlier documents (`copies.json`; none in an index built without it).
+	copies: super::dedup::Copies,
 	/// The whole index: every shard's documents in order, their tokens summed, the widest widths.
 	pub meta: Meta,
 }
@@ -537,7 +545,22 @@ impl SpanIndex {
 			shards.push(shard);
 		}
 		let positions = meta.docs.iter().enumerate().map(|(i, d)| ((d.datanet, d.version, d.index), i)).collect();
-		Ok(Self { shards, positions, meta })
+		let copies: super::dedup::Copies = match std::fs::read(dir.join("copies.json")) {
+			Ok(b) => serde_json::from_slice(&b).context("copies.json")?,
+			Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+			Err(e) => return Err(e).context("copies.json"),
+		};
+		ensure!(
+			copies.copies.windows(2).all(|w| w[0].0 < w[1].0) &&
+				copies.copies.iter().all(|&(c, o, _)| o < c && c < meta.docs.len()),
+			"copies.json names documents out of order or beyond the index"
+		);
+		Ok(Self { shards, positions, copies, meta })
+	}
+
+	/// The near-copies of earlier documents this index found (for curators), and their originals.
+	pub fn copies(&self) -> &super::dedup::Copies {
+		&self.copies
 	}
 
 	/// Shards of this index.
@@ -641,7 +664,11 @@ impl SpanIndex {
 			}
 			let start = i + 1 - len;
 			let q = &answer[start..=i];
-			let (count, docs) = self.occurrences(q, p.max_occurrences);
+			let (count, mut docs) = self.occurrences(q, p.max_occurrences);
+			// A near-copy shares no credit for a span its original holds too: the original alone
+			// earns it (the copy still earns for text of its own).
+			let holders = docs.clone();
+			docs.retain(|&d| self.copies.original(d).is_none_or(|o| holders.binary_search(&o).is_err()));
 			let weight = len as f64 * (1.0 + (n_tokens / count as f64).log2());
 			for d in &docs {
 				*credit.entry(*d).or_default() += weight / docs.len() as f64;
@@ -1073,6 +1100,37 @@ mod tests {
 		assert!(SpanIndex::open(dir.path()).is_ok());
 	}
 
+	/// A copier's edited copy of an earlier contribution earns nothing for the text it took (the
+	/// original does), and still earns for a sentence of its own.
+	#[test]
+	fn a_near_copy_never_takes_the_originals_credit() {
+		use rand::{Rng, SeedableRng};
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+		let mut docs: Vec<Vec<u32>> = (0..6).map(|_| (0..200).map(|_| rng.gen_range(0..30_000)).collect()).collect();
+		let own: Vec<u32> = (0..30).map(|_| rng.gen_range(30_000..32_000)).collect();
+		let mut copy = docs[1].clone();
+		copy[50] = 31_999;
+		copy.extend_from_slice(&own);
+		docs.push(copy); // document 6 copies document 1
+		let dir = tempfile::tempdir().unwrap();
+		build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..]))).unwrap();
+		let idx = SpanIndex::open(dir.path()).unwrap();
+		assert_eq!(idx.copies().original(6), Some(1));
+		// Repeating the original's text: only the original is credited, though the copy holds it.
+		let taken: Vec<u32> = docs[1][100..140].to_vec();
+		assert_eq!(idx.count(&taken), 2);
+		let a = idx.attribute(&taken, &AttributionParams::default());
+		assert_eq!(a.shares.iter().map(|s| s.0).collect::<Vec<_>>(), vec![doc(1)]);
+		// The copy's own sentence earns the copy.
+		let a = idx.attribute(&own, &AttributionParams::default());
+		assert_eq!(a.shares.iter().map(|s| s.0).collect::<Vec<_>>(), vec![doc(6)]);
+		// Without copies.json (an index from before), both share the taken text.
+		std::fs::remove_file(dir.path().join("copies.json")).unwrap();
+		let idx = SpanIndex::open(dir.path()).unwrap();
+		let a = idx.attribute(&taken, &AttributionParams::default());
+		assert_eq!(a.shares.iter().map(|s| s.0).collect::<Vec<_>>(), vec![doc(1), doc(6)]);
+	}
+
 	/// An index whose meta names widths it does not have is refused, not misread.
 	#[test]
 	fn mismatched_widths_are_refused() {
@@ -1200,6 +1258,11 @@ mod tests {
 		let ids: Vec<Vec<u32>> = texts.iter().map(|t| tk.encode(t).unwrap()).collect();
 		let idx_dir = tempfile::tempdir().unwrap();
 		build_index(idx_dir.path(), (0..3).map(|i| (doc(i as u32), ids[i].as_slice(), texts[i].as_bytes()))).unwrap();
+		// This test is about claims, not copies: the duplicate is a near-copy of the first
+		// document, which copy detection would drop from their shared span, so the index is read
+		// without its copy list.
+		assert_eq!(SpanIndex::open(idx_dir.path()).unwrap().copies().original(1), Some(0));
+		std::fs::remove_file(idx_dir.path().join("copies.json")).unwrap();
 		let idx = SpanIndex::open(idx_dir.path()).unwrap();
 		let text = format!("{a_text} And: {b_text}");
 		let answer = tk.encode(&text).unwrap();
