@@ -29,6 +29,8 @@ const HASHES: usize = BANDS * ROWS;
 pub struct Copies {
 	pub shingle: usize,
 	pub threshold: f64,
+	/// Documents of the index it was found over (checked when the index opens).
+	pub docs: usize,
 	/// `(copy, original, similarity)`, copies ascending.
 	pub copies: Vec<(usize, usize, f64)>,
 }
@@ -101,11 +103,13 @@ pub fn find_copies(docs: &[&[u32]]) -> Copies {
 			buckets.entry((b, key)).or_default().push(d);
 		}
 	}
-	// Candidate earlier documents per document (bucket members are in document order).
+	// Each document is compared with the first (earliest) member of each of its buckets only:
+	// at most `BANDS` comparisons per document, however many documents share a bucket (a
+	// thousand identical uploads cost a thousand comparisons per band, not half a million).
 	let mut candidates: Vec<Vec<usize>> = vec![Vec::new(); docs.len()];
 	for members in buckets.values() {
-		for (i, &later) in members.iter().enumerate() {
-			candidates[later].extend_from_slice(&members[..i]);
+		for &later in &members[1..] {
+			candidates[later].push(members[0]);
 		}
 	}
 	let mut copies = Vec::new();
@@ -114,18 +118,14 @@ pub fn find_copies(docs: &[&[u32]]) -> Copies {
 		let mut c = std::mem::take(&mut candidates[d]);
 		c.sort_unstable();
 		c.dedup();
-		// The earliest similar document that is itself an original.
-		if let Some((o, sim)) = c
-			.into_iter()
-			.filter(|&o| original[o].is_none())
-			.map(|o| (o, jaccard(&sets[o], &sets[d])))
-			.find(|&(_, sim)| sim >= THRESHOLD)
-		{
-			original[d] = Some(o);
-			copies.push((d, o, sim));
+		// The earliest similar document; a copy of a copy belongs to the first original.
+		if let Some((o, sim)) = c.into_iter().map(|o| (o, jaccard(&sets[o], &sets[d]))).find(|&(_, sim)| sim >= THRESHOLD) {
+			let root = original[o].unwrap_or(o);
+			original[d] = Some(root);
+			copies.push((d, root, sim));
 		}
 	}
-	Copies { shingle: SHINGLE, threshold: THRESHOLD, copies }
+	Copies { shingle: SHINGLE, threshold: THRESHOLD, docs: docs.len(), copies }
 }
 
 #[cfg(test)]
@@ -164,6 +164,32 @@ mod tests {
 		assert_eq!((found.original(150), found.original(40), found.original(60)), (Some(40), None, None));
 		// The same corpus gives the same answer (fixed hashes).
 		assert_eq!(find_copies(&refs), found);
+	}
+
+	/// A thousand identical uploads are all copies of the first (each compared with one earlier
+	/// document per band, not with all of them); a copy of a copy of a copy belongs to the first.
+	#[test]
+	fn many_identical_uploads_and_chains_of_copies() {
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+		let same = random_doc(&mut rng, 60);
+		let docs: Vec<Vec<u32>> = (0..1000).map(|_| same.clone()).collect();
+		let refs: Vec<&[u32]> = docs.iter().map(|d| d.as_slice()).collect();
+		let found = find_copies(&refs);
+		assert_eq!(found.copies.len(), 999);
+		assert!(found.copies.iter().all(|&(_, o, sim)| o == 0 && sim == 1.0));
+		// Each step edits 4 more tokens: C is 0.8-similar to B but not to A.
+		let a = random_doc(&mut rng, 300);
+		let mut b = a.clone();
+		for i in [30, 90, 150, 210] {
+			b[i] = 31_000 + i as u32;
+		}
+		let mut c = b.clone();
+		for i in [60, 120, 180, 240] {
+			c[i] = 31_500 + i as u32;
+		}
+		assert!(jaccard(&shingles(&a), &shingles(&c)) >= THRESHOLD || jaccard(&shingles(&b), &shingles(&c)) >= THRESHOLD);
+		let found = find_copies(&[&a, &b, &c]);
+		assert_eq!(found.copies.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(1, 0), (2, 0)]);
 	}
 
 	/// A half-edited text is not a copy; an exact one is (similarity 1).

@@ -146,9 +146,19 @@ pub fn build_index_with<'a>(
 ) -> anyhow::Result<Meta> {
 	let docs: Vec<(DocRef, &[u32], &[u8])> = docs.into_iter().collect();
 	std::fs::create_dir_all(dir)?;
-	// Near-copies of earlier contributions, over the whole corpus (all shards).
+	// Near-copies of earlier contributions, over the whole corpus (all shards); written once the
+	// index is, and a stale list from an earlier build removed first.
 	let copies = super::dedup::find_copies(&docs.iter().map(|d| d.1).collect::<Vec<_>>());
+	if dir.join("copies.json").exists() {
+		std::fs::remove_file(dir.join("copies.json"))?;
+	}
+	let meta = build_index_docs(dir, docs, opts)?;
 	std::fs::write(dir.join("copies.json"), serde_json::to_vec(&copies)?)?;
+	Ok(meta)
+}
+
+/// [`build_index_with`] without the copy list.
+fn build_index_docs(dir: &Path, docs: Vec<(DocRef, &[u32], &[u8])>, opts: BuildOptions) -> anyhow::Result<Meta> {
 	let Some(limit) = opts.shard_tokens else {
 		return build_shard(dir, docs, opts);
 	};
@@ -550,6 +560,12 @@ impl SpanIndex {
 			Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
 			Err(e) => return Err(e).context("copies.json"),
 		};
+		ensure!(
+			copies.copies.is_empty() || copies.docs == meta.docs.len(),
+			"copies.json was found over {} documents, the index has {}",
+			copies.docs,
+			meta.docs.len()
+		);
 		ensure!(
 			copies.copies.windows(2).all(|w| w[0].0 < w[1].0) &&
 				copies.copies.iter().all(|&(c, o, _)| o < c && c < meta.docs.len()),
@@ -1124,8 +1140,13 @@ mod tests {
 		// The copy's own sentence earns the copy.
 		let a = idx.attribute(&own, &AttributionParams::default());
 		assert_eq!(a.shares.iter().map(|s| s.0).collect::<Vec<_>>(), vec![doc(6)]);
+		// A copy list found over another corpus is refused, not applied.
+		let path = dir.path().join("copies.json");
+		let good = std::fs::read_to_string(&path).unwrap();
+		std::fs::write(&path, good.replace("\"docs\":7", "\"docs\":8")).unwrap();
+		assert!(SpanIndex::open(dir.path()).is_err());
 		// Without copies.json (an index from before), both share the taken text.
-		std::fs::remove_file(dir.path().join("copies.json")).unwrap();
+		std::fs::remove_file(&path).unwrap();
 		let idx = SpanIndex::open(dir.path()).unwrap();
 		let a = idx.attribute(&taken, &AttributionParams::default());
 		assert_eq!(a.shares.iter().map(|s| s.0).collect::<Vec<_>>(), vec![doc(1), doc(6)]);
