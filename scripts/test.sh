@@ -21,7 +21,7 @@ echo "== cargo test (workspace, profile $OPENLEDGER_PROFILE)"
 cargo test --locked --profile "$OPENLEDGER_PROFILE" --workspace
 echo "== pallets with benchmarks run as tests and migrations with their try-runtime checks (mock runtime)"
 cargo test --locked --profile "$OPENLEDGER_PROFILE" -p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution -p pallet-validator-set --features runtime-benchmarks,try-runtime
-echo "== runtime with try-runtime (builds scripts/try-upgrade.sh's check, run by tests/e2e/upgrade.test.js)"
+echo "== runtime with try-runtime (the upgrade checks over the development genesis; scripts/try-upgrade.sh runs them over a live chain)"
 SKIP_WASM_BUILD=1 cargo test --locked --profile "$OPENLEDGER_PROFILE" -p openledger-runtime --features try-runtime,runtime-benchmarks
 t_unit=$(date +%s)
 

@@ -23,4 +23,4 @@ node "$ROOT/tests/e2e/snapshot.mjs" "$URI" "$STATE" ${AT:+"$AT"}
 cd "$ROOT"
 OPENLEDGER_STATE="$STATE" SKIP_WASM_BUILD=1 cargo test --locked --profile "$OPENLEDGER_PROFILE" \
   -p openledger-runtime --features try-runtime,runtime-benchmarks --test live_upgrade \
-  -- --ignored --nocapture
+  -- --nocapture

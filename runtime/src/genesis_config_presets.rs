@@ -138,6 +138,25 @@ pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
 	)
 }
 
+/// The whole genesis config of preset `id`: its patch merged into the default config, as the
+/// node does (for native tests and checks).
+#[cfg(feature = "std")]
+pub fn preset_config(id: &str) -> Option<RuntimeGenesisConfig> {
+	fn merge(base: &mut Value, patch: Value) {
+		match (base, patch) {
+			(Value::Object(b), Value::Object(p)) =>
+				for (k, v) in p {
+					merge(b.entry(k).or_insert(Value::Null), v);
+				},
+			(b, p) => *b = p,
+		}
+	}
+	let patch: Value = serde_json::from_slice(&get_preset(&id.into())?).ok()?;
+	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).ok()?;
+	merge(&mut config, patch);
+	serde_json::from_value(config).ok()
+}
+
 /// The presets this runtime offers.
 pub fn preset_names() -> Vec<PresetId> {
 	vec![

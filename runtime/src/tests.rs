@@ -5,7 +5,7 @@ use crate::{
 	currency::*,
 	genesis_config_presets::{self, dev_accounts, genesis_allocations},
 	invariants, AccountId, Balance, Balances, BalancesCall, BuildStorage, Executive, Header,
-	Runtime, RuntimeCall, RuntimeEvent, RuntimeGenesisConfig, SignedPayload, System,
+	Runtime, RuntimeCall, RuntimeEvent, SignedPayload, System,
 	TransactionPayment, TxExtension, UncheckedExtrinsic,
 };
 mod governance;
@@ -23,23 +23,8 @@ use sp_runtime::{
 	DispatchError, TokenError,
 };
 
-/// Merges a genesis preset patch into the default genesis config, as the node does.
-fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-	match (base, patch) {
-		(serde_json::Value::Object(b), serde_json::Value::Object(p)) =>
-			for (k, v) in p {
-				merge(b.entry(k).or_insert(serde_json::Value::Null), v);
-			},
-		(b, p) => *b = p,
-	}
-}
-
 pub(crate) fn ext_from_preset(name: &str) -> sp_io::TestExternalities {
-	let patch = genesis_config_presets::get_preset(&name.into()).expect("preset exists");
-	let patch: serde_json::Value = serde_json::from_slice(&patch).unwrap();
-	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
-	merge(&mut config, patch);
-	let config: RuntimeGenesisConfig = serde_json::from_value(config).unwrap();
+	let config = genesis_config_presets::preset_config(name).expect("preset exists");
 	let mut ext = sp_io::TestExternalities::new(config.build_storage().unwrap());
 	ext.execute_with(|| {
 		System::set_block_number(1);
