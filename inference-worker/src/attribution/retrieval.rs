@@ -1,0 +1,369 @@
+//! Retrieval attribution: a BM25 index (tantivy) over the documents of a span index, kept in
+//! its `retrieval/` folder.
+//!
+//! - A request with `attribution: "retrieval"` has its question searched in the index (only the
+//!   snapshots of the served model's lineage when it is paid); the top passages go into the
+//!   prompt, numbered, and the receipt (`AttributionMethod::Retrieval`) credits their
+//!   contributions in proportion to their BM25 scores. The answer's `attribution.citations`
+//!   lists them.
+//! - A near-copy of an earlier contribution (`copies.json`) is never retrieved in place of its
+//!   original: where the original may be credited, the copy's hit becomes the original's.
+//! - Span attribution uses the same index to rank documents that hold the same span by BM25
+//!   relevance to the whole answer ([`RetrievalIndex::relevance`]), as OLMoTrace ranks its
+//!   documents: a document that shares the answer's other (paraphrased) words is the likelier
+//!   source.
+//!
+//! The index holds no text of its own (the span index keeps the documents' bytes): per document
+//! its position in the span index and its `(datanet, version)` snapshot, both as indexed u64s.
+//! It is tied to its span index by the document count, checked when it opens.
+
+use super::snapshot::record_text;
+use super::span::{DocRef, SpanIndex};
+use anyhow::{ensure, Context, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, TEXT};
+use tantivy::{doc, Index, IndexReader, TantivyDocument, Term};
+
+/// Folder of the retrieval index inside a span index.
+pub const DIR: &str = "retrieval";
+/// Most passages a request may ask for.
+pub const MAX_TOP_K: usize = 8;
+/// Passages retrieved when the request does not say.
+pub const DEFAULT_TOP_K: usize = 3;
+/// A passage put into the prompt is at most this many bytes of its document's text.
+pub const MAX_PASSAGE_BYTES: usize = 1024;
+/// Distinct query terms searched at most (a huge prompt costs no more than this).
+pub const MAX_QUERY_TERMS: usize = 64;
+/// Bytes of the query text looked at (tokenized) at most.
+const MAX_QUERY_BYTES: usize = 64 * 1024;
+
+struct Fields {
+	text: Field,
+	pos: Field,
+	snapshot: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+	let mut b = Schema::builder();
+	let text = b.add_text_field("text", TEXT);
+	let pos = b.add_u64_field("pos", INDEXED | STORED | FAST);
+	let snapshot = b.add_u64_field("snapshot", INDEXED);
+	(b.build(), Fields { text, pos, snapshot })
+}
+
+fn snapshot_key(datanet: u32, version: u32) -> u64 {
+	((datanet as u64) << 32) | version as u64
+}
+
+/// Writes the retrieval index of `spans` (opened from `dir`) into `dir/retrieval`, replacing one
+/// already there. Returns the documents indexed.
+pub fn build(dir: &Path, spans: &SpanIndex) -> Result<usize> {
+	let target = dir.join(DIR);
+	// Built beside, then moved in: a failed build never leaves a half index to be opened.
+	let tmp = dir.join(format!("{DIR}.tmp"));
+	if tmp.exists() {
+		std::fs::remove_dir_all(&tmp)?;
+	}
+	std::fs::create_dir_all(&tmp)?;
+	let (schema, f) = schema();
+	let index = Index::create_in_dir(&tmp, schema).context("creating the retrieval index")?;
+	let mut w = index.writer_with_num_threads::<TantivyDocument>(1, 64 << 20).context("retrieval index writer")?;
+	for (pos, d) in spans.meta.docs.iter().enumerate() {
+		w.add_document(doc!(
+			f.text => record_text(spans.raw(pos)),
+			f.pos => pos as u64,
+			f.snapshot => snapshot_key(d.datanet, d.version),
+		))?;
+	}
+	w.commit()?;
+	w.wait_merging_threads()?;
+	if target.exists() {
+		std::fs::remove_dir_all(&target)?;
+	}
+	std::fs::rename(&tmp, &target)?;
+	Ok(spans.meta.docs.len())
+}
+
+/// A retrieved passage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Passage {
+	/// Position of the document in the span index.
+	pub pos: usize,
+	pub doc: DocRef,
+	pub score: f32,
+	/// The document's text, cut to [`MAX_PASSAGE_BYTES`] at a character boundary.
+	pub text: String,
+}
+
+pub struct RetrievalIndex {
+	index: Index,
+	reader: IndexReader,
+	f: Fields,
+}
+
+/// The first `max` bytes of `s`, cut at a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+	if s.len() <= max {
+		return s;
+	}
+	let mut end = max;
+	while !s.is_char_boundary(end) {
+		end -= 1;
+	}
+	&s[..end]
+}
+
+impl RetrievalIndex {
+	/// Opens `dir/retrieval` for the span index `spans` opened from `dir`; `None` when there is
+	/// none. Refuses an index built over another document set.
+	pub fn open(dir: &Path, spans: &SpanIndex) -> Result<Option<Self>> {
+		let path = dir.join(DIR);
+		if !path.exists() {
+			return Ok(None);
+		}
+		let index = Index::open_in_dir(&path).context("opening the retrieval index")?;
+		let (_, f) = schema();
+		for (name, field) in [("text", f.text), ("pos", f.pos), ("snapshot", f.snapshot)] {
+			ensure!(index.schema().get_field(name).ok() == Some(field), "the retrieval index has another schema: rebuild it (span build-retrieval)");
+		}
+		let reader = index.reader().context("retrieval index reader")?;
+		let n = reader.searcher().num_docs() as usize;
+		ensure!(
+			n == spans.meta.docs.len(),
+			"the retrieval index holds {n} documents, the span index {}: rebuild it (span build-retrieval)",
+			spans.meta.docs.len()
+		);
+		Ok(Some(Self { index, reader, f }))
+	}
+
+	/// The distinct terms of `text` as the index tokenizes it (first [`MAX_QUERY_TERMS`]).
+	fn terms(&self, text: &str) -> Result<Vec<Term>> {
+		let mut tk = self.index.tokenizer_for_field(self.f.text)?;
+		let mut stream = tk.token_stream(cut(text, MAX_QUERY_BYTES));
+		let mut seen = std::collections::HashSet::new();
+		let mut terms = Vec::new();
+		while stream.advance() {
+			let t = &stream.token().text;
+			if terms.len() < MAX_QUERY_TERMS && seen.insert(t.clone()) {
+				terms.push(Term::from_field_text(self.f.text, t));
+			}
+		}
+		Ok(terms)
+	}
+
+	/// BM25 over the terms of `text`, limited to the documents `filter` selects: (position, score),
+	/// best first, ties by position.
+	fn scored(&self, text: &str, filter: Option<Box<dyn Query>>, limit: usize) -> Result<Vec<(usize, f32)>> {
+		let terms = self.terms(text)?;
+		if terms.is_empty() || limit == 0 {
+			return Ok(Vec::new());
+		}
+		let words: Vec<(Occur, Box<dyn Query>)> =
+			terms.into_iter().map(|t| (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs)) as Box<dyn Query>)).collect();
+		let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(BooleanQuery::new(words)))];
+		if let Some(f) = filter {
+			clauses.push((Occur::Must, f));
+		}
+		let searcher = self.reader.searcher();
+		let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit))?;
+		let mut out = Vec::with_capacity(top.len());
+		for (score, addr) in top {
+			let d: TantivyDocument = searcher.doc(addr)?;
+			let pos = d.get_first(self.f.pos).and_then(|v| v.as_u64()).context("a retrieval document without its position")?;
+			out.push((pos as usize, score));
+		}
+		out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+		Ok(out)
+	}
+
+	/// The `k` documents (at most [`MAX_TOP_K`]) most relevant to `query` by BM25, among those of
+	/// the snapshots in `lineage` (every snapshot for `None`). A near-copy's hit goes to its
+	/// original when the original may be credited; each document is returned once.
+	pub fn search(&self, spans: &SpanIndex, query: &str, k: usize, lineage: Option<&[(u32, u32)]>) -> Result<Vec<Passage>> {
+		let k = k.min(MAX_TOP_K);
+		let filter: Option<Box<dyn Query>> = lineage.map(|l| {
+			Box::new(TermSetQuery::new(l.iter().map(|&(d, v)| Term::from_field_u64(self.f.snapshot, snapshot_key(d, v))))) as Box<dyn Query>
+		});
+		// More than k: copies folded into their originals may leave fewer.
+		let hits = self.scored(query, filter, k * 4)?;
+		let allowed = |p: usize| {
+			spans.meta.docs.get(p).is_some_and(|d| lineage.is_none_or(|l| l.contains(&(d.datanet, d.version))))
+		};
+		let mut best: Vec<(usize, f32)> = Vec::new();
+		for (pos, score) in hits {
+			let pos = match spans.copies().original(pos) {
+				Some(o) if allowed(o) => o,
+				_ => pos,
+			};
+			if !best.iter().any(|(p, _)| *p == pos) {
+				best.push((pos, score));
+			}
+		}
+		best.truncate(k);
+		Ok(best
+			.into_iter()
+			.filter_map(|(pos, score)| {
+				let doc = *spans.meta.docs.get(pos)?;
+				let text = record_text(spans.raw(pos));
+				Some(Passage { pos, doc, score, text: cut(&text, MAX_PASSAGE_BYTES).to_string() })
+			})
+			.collect())
+	}
+
+	/// BM25 relevance of each document in `candidates` (positions) to `text`; documents that
+	/// share no term score nothing (absent).
+	pub fn relevance(&self, text: &str, candidates: &[usize]) -> Result<HashMap<usize, f32>> {
+		if candidates.is_empty() {
+			return Ok(HashMap::new());
+		}
+		let filter = Box::new(TermSetQuery::new(candidates.iter().map(|&p| Term::from_field_u64(self.f.pos, p as u64))));
+		Ok(self.scored(text, Some(filter), candidates.len())?.into_iter().collect())
+	}
+}
+
+/// Shares (parts per billion) of `passages` in proportion to their scores, summing to at most
+/// one billion; the rounding remainder stays unattributed.
+pub fn shares(passages: &[Passage]) -> Vec<(DocRef, u32)> {
+	let total: f64 = passages.iter().map(|p| p.score.max(0.0) as f64).sum();
+	if total <= 0.0 || !total.is_finite() {
+		return Vec::new();
+	}
+	passages
+		.iter()
+		.map(|p| (p.doc, ((p.score.max(0.0) as f64 / total) * 1e9).floor().min(1e9) as u32))
+		.filter(|(_, s)| *s > 0)
+		.collect()
+}
+
+/// The context block put before the question: each passage numbered as it is cited.
+pub fn context(passages: &[Passage]) -> String {
+	let mut s = String::from("Answer using these sources; cite them by number.\n");
+	for (i, p) in passages.iter().enumerate() {
+		s.push_str(&format!("[{}] {}\n", i + 1, p.text.replace('\n', " ")));
+	}
+	s
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::attribution::span::build_index;
+
+	fn doc_ref(datanet: u32, index: u32) -> DocRef {
+		DocRef { datanet, version: 1, index, content_hash: [index as u8; 32] }
+	}
+
+	/// A span index (token ids: bytes) of `texts`, with its retrieval index.
+	fn indexed(texts: &[(u32, &str)]) -> (tempfile::TempDir, SpanIndex, RetrievalIndex) {
+		let dir = tempfile::tempdir().unwrap();
+		let toks: Vec<Vec<u32>> = texts.iter().map(|(_, t)| t.bytes().map(u32::from).collect()).collect();
+		build_index(dir.path(), texts.iter().enumerate().map(|(i, (dn, t))| (doc_ref(*dn, i as u32), toks[i].as_slice(), str::as_bytes(t)))).unwrap();
+		let spans = SpanIndex::open(dir.path()).unwrap();
+		assert_eq!(build(dir.path(), &spans).unwrap(), texts.len());
+		let r = RetrievalIndex::open(dir.path(), &spans).unwrap().expect("built");
+		(dir, spans, r)
+	}
+
+	const TEXTS: &[(u32, &str)] = &[
+		(1, "The lighthouse keeper of Vardø logs the storms of the Barents Sea every night."),
+		(1, "Sourdough bread needs a starter of flour and water fed for a week."),
+		(2, "The Barents Sea freezes in the north each winter; ships keep to the south."),
+		(2, "A sourdough starter smells of apples when it is healthy."),
+	];
+
+	#[test]
+	fn finds_the_relevant_documents_best_first_and_restricts_to_the_lineage() {
+		let (_d, spans, r) = indexed(TEXTS);
+		let p = r.search(&spans, "What does the keeper of the lighthouse at Vardø log?", 2, None).unwrap();
+		assert_eq!(p[0].pos, 0, "{p:?}");
+		assert!(p.iter().all(|x| x.score > 0.0));
+		let p = r.search(&spans, "sourdough starter", 4, None).unwrap();
+		assert_eq!(p.iter().map(|x| x.pos).collect::<Vec<_>>(), vec![3, 1], "both sourdough texts, the one with both words first");
+		// Datanet 2 only.
+		let p = r.search(&spans, "Barents Sea storms", 4, Some(&[(2, 1)])).unwrap();
+		assert_eq!(p.iter().map(|x| x.pos).collect::<Vec<_>>(), vec![2]);
+		// No lineage snapshot: nothing.
+		assert!(r.search(&spans, "Barents Sea storms", 4, Some(&[(9, 1)])).unwrap().is_empty());
+		assert!(r.search(&spans, "Barents Sea storms", 4, Some(&[])).unwrap().is_empty());
+	}
+
+	#[test]
+	fn hostile_queries_are_bounded_and_never_fail() {
+		let (_d, spans, r) = indexed(TEXTS);
+		// Query syntax is not interpreted; nothing matches nothing.
+		for q in ["", "   ", "\"unbalanced (OR text:", "+-*:^~", "🦀🦀🦀", "\u{0}\u{1}"] {
+			assert!(r.search(&spans, q, 3, None).unwrap().is_empty(), "{q:?}");
+		}
+		// k is capped, a zero k returns nothing.
+		assert!(r.search(&spans, "sourdough", 0, None).unwrap().is_empty());
+		// A huge query with many distinct words: only the first terms count.
+		let huge: String = (0..200_000).map(|i| format!("w{i} ")).collect::<String>() + "sourdough";
+		assert!(r.search(&spans, &huge, 3, None).unwrap().is_empty(), "terms past the cap are not searched");
+		assert_eq!(r.terms(&huge).unwrap().len(), MAX_QUERY_TERMS);
+		// Multi-byte text is tokenized as words.
+		assert_eq!(r.search(&spans, "VARDØ", 3, None).unwrap()[0].pos, 0);
+	}
+
+	#[test]
+	fn a_copy_is_retrieved_as_its_original() {
+		let original = "Glacier lakes in the high Andes drain suddenly when an ice dam fails after a warm spring, flooding the valleys and villages below them without warning.";
+		let copy = "Glacier lakes in the high Andes drain suddenly when an ice dam fails after a warm spring, flooding the valleys and villages below them without any warning!";
+		let (_d, spans, r) = indexed(&[(1, original), (1, "Unrelated text about bread and water and flour."), (2, copy)]);
+		assert_eq!(spans.copies().original(2), Some(0), "{:?}", spans.copies());
+		let p = r.search(&spans, "any warning when the ice dam fails", 3, None).unwrap();
+		assert_eq!(p.iter().map(|x| x.pos).collect::<Vec<_>>(), vec![0], "the copy's hit is the original's, once");
+		// The original outside the lineage: the copy is what may be credited.
+		let p = r.search(&spans, "any warning when the ice dam fails", 3, Some(&[(2, 1)])).unwrap();
+		assert_eq!(p.iter().map(|x| x.pos).collect::<Vec<_>>(), vec![2]);
+	}
+
+	#[test]
+	fn shares_follow_scores_and_never_exceed_the_whole() {
+		let p = |pos: usize, score: f32| Passage { pos, doc: doc_ref(1, pos as u32), score, text: String::new() };
+		let s = shares(&[p(0, 3.0), p(1, 1.0)]);
+		assert_eq!(s.iter().map(|x| x.1).collect::<Vec<_>>(), vec![750_000_000, 250_000_000]);
+		let s = shares(&[p(0, 1.0), p(1, 1.0), p(2, 1.0)]);
+		assert!(s.iter().map(|x| x.1 as u64).sum::<u64>() <= 1_000_000_000);
+		assert_eq!(s.len(), 3);
+		assert!(shares(&[p(0, 0.0)]).is_empty());
+		assert!(shares(&[p(0, f32::NAN)]).is_empty());
+		assert!(shares(&[]).is_empty());
+	}
+
+	#[test]
+	fn relevance_ranks_candidates_by_the_whole_answer() {
+		let (_d, _spans, r) = indexed(TEXTS);
+		let rel = r.relevance("a healthy sourdough starter smells of apples", &[1, 3]).unwrap();
+		assert!(rel[&3] > rel[&1], "{rel:?}");
+		assert!(!rel.contains_key(&0), "only candidates are scored");
+		assert!(r.relevance("anything", &[]).unwrap().is_empty());
+	}
+
+	#[test]
+	fn a_stale_or_foreign_index_is_refused() {
+		let (d, _spans, _r) = indexed(TEXTS);
+		// The span index rebuilt over fewer documents, the retrieval index left as it was.
+		let toks: Vec<u32> = "only one".bytes().map(u32::from).collect();
+		build_index(d.path(), [(doc_ref(1, 0), toks.as_slice(), str::as_bytes("only one"))]).unwrap();
+		let spans = SpanIndex::open(d.path()).unwrap();
+		let e = RetrievalIndex::open(d.path(), &spans).err().expect("stale").to_string();
+		assert!(e.contains("rebuild"), "{e}");
+		// No retrieval folder: none.
+		let empty = tempfile::tempdir().unwrap();
+		build_index(empty.path(), [(doc_ref(1, 0), toks.as_slice(), str::as_bytes("only one"))]).unwrap();
+		let spans = SpanIndex::open(empty.path()).unwrap();
+		assert!(RetrievalIndex::open(empty.path(), &spans).unwrap().is_none());
+	}
+
+	#[test]
+	fn cut_keeps_whole_characters() {
+		assert_eq!(cut("héllo", 2), "h");
+		assert_eq!(cut("héllo", 3), "hé");
+		assert_eq!(cut("abc", 10), "abc");
+		let c = context(&[Passage { pos: 0, doc: doc_ref(1, 0), score: 1.0, text: "a\nb".into() }]);
+		assert!(c.ends_with("[1] a b\n"), "{c}");
+	}
+}
