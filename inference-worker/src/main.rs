@@ -398,6 +398,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		Some(dir) => Some(Arc::new(openledger_worker::attribution::span::SpanIndex::open(dir)?)),
 		None => None,
 	};
+	let retrieval = match (&args.span_index, &spans) {
+		(Some(dir), Some(idx)) => {
+			let r = openledger_worker::attribution::retrieval::RetrievalIndex::open(dir, idx)?;
+			if r.is_none() {
+				tracing::warn!("the span index has no retrieval index: `attribution: \"retrieval\"` is off (span build-retrieval --index DIR)");
+			}
+			r.map(Arc::new)
+		},
+		_ => None,
+	};
 	let chain = start_chain(&args.chain, &base_name, &args.adapters, &metrics, spans.clone()).await?;
 	let factory = match (&args.chain.content_store, &chain) {
 		(Some(store), Some(chain)) => {
@@ -440,6 +450,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
 		next_id: Default::default(),
 		spans,
+		retrieval,
 		chain,
 		influence: if args.influence {
 			Some(Arc::new(openledger_worker::factory::influence::Attributor::new(

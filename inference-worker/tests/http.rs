@@ -22,9 +22,13 @@ struct App {
 }
 
 fn app(cfg: EngineConfig) -> App {
+	app_with(cfg, 64)
+}
+
+fn app_with(cfg: EngineConfig, max_positions: usize) -> App {
 	let dir = tempfile::tempdir().unwrap();
 	let base = dir.path().join("tiny-base");
-	let spec = BaseSpec { vocab: 300, hidden: 32, intermediate: 48, max_positions: 64, ..Default::default() };
+	let spec = BaseSpec { vocab: 300, hidden: 32, intermediate: 48, max_positions, ..Default::default() };
 	let mc = write_base_model(&base, &spec, 1).unwrap();
 	let adapters = dir.path().join("adapters");
 	write_adapter(&adapters.join("legal"), &mc, 4, 8.0, &["q_proj", "v_proj"], 1).unwrap();
@@ -43,6 +47,7 @@ fn app(cfg: EngineConfig) -> App {
 		created: 1,
 		next_id: Default::default(),
 		spans: None,
+		retrieval: None,
 		chain: None,
 		factory: None,
 		influence: None,
@@ -336,6 +341,7 @@ fn st_clone(st: &AppState) -> AppState {
 		factory: None,
 		influence: None,
 		spans: None,
+		retrieval: None,
 		admin_token: None,
 	}
 }
@@ -377,4 +383,92 @@ async fn openapi_document_matches_the_routes() {
 	assert_eq!(seen, 10, "documented operations");
 	let (_, _, text) = call(&app, "GET", "/v1/not-documented", None).await;
 	assert!(text.contains("no such route"));
+}
+
+/// `attribution: "retrieval"`: the passages most relevant to the question go into the prompt,
+/// are cited and credited by score; hostile options are refused.
+#[tokio::test]
+async fn retrieval_puts_cited_passages_into_the_prompt() {
+	use openledger_worker::attribution::retrieval::{self, RetrievalIndex};
+	use openledger_worker::attribution::span::{build_index, DocRef, SpanIndex};
+	let plain = app_with(EngineConfig::default(), 512);
+	let texts = [
+		"The glacier lakes of the Andes drain suddenly when an ice dam fails.",
+		"Sourdough bread needs a starter of flour and water.",
+		"Ice dams in the Andes hold lakes until a warm spring.",
+	];
+	let dir = tempfile::tempdir().unwrap();
+	let toks: Vec<Vec<u32>> = texts.iter().map(|t| plain.state.tokenizer.encode(t).unwrap()).collect();
+	let r = |i: u32| DocRef { datanet: 5, version: 2, index: i, content_hash: [i as u8; 32] };
+	build_index(dir.path(), (0..3).map(|i| (r(i as u32), toks[i].as_slice(), texts[i].as_bytes()))).unwrap();
+	let spans = Arc::new(SpanIndex::open(dir.path()).unwrap());
+	// Without a retrieval index the mode is refused.
+	let only_spans = App { _dir: tempfile::tempdir().unwrap(), state: Arc::new(AppState { spans: Some(spans.clone()), ..st_clone(&plain.state) }) };
+	let ask = |extra: Value| {
+		let mut v = json!({"model": "tiny-base", "prompt": "Why do the lakes of the Andes drain?", "max_tokens": 4, "temperature": 0});
+		v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+		v.to_string()
+	};
+	let (s, _, body) = call(&only_spans, "POST", "/v1/completions", Some(&ask(json!({"attribution": "retrieval"})))).await;
+	assert_eq!((s.as_u16(), error_of(&body)["param"].as_str()), (400, Some("attribution")), "{body}");
+	retrieval::build(dir.path(), &spans).unwrap();
+	let index = Arc::new(RetrievalIndex::open(dir.path(), &spans).unwrap().unwrap());
+	let app2 = App {
+		_dir: tempfile::tempdir().unwrap(),
+		state: Arc::new(AppState { spans: Some(spans), retrieval: Some(index), ..st_clone(&plain.state) }),
+	};
+	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&ask(json!({"attribution": "retrieval", "retrieval": {"top_k": 2}})))).await;
+	assert_eq!(s, StatusCode::OK, "{body}");
+	let v: Value = serde_json::from_str(&body).unwrap();
+	let a = &v["attribution"];
+	assert_eq!(a["method"], "retrieval");
+	let cited: Vec<u64> = a["citations"].as_array().unwrap().iter().map(|c| c["contribution"]["index"].as_u64().unwrap()).collect();
+	assert_eq!(cited.len(), 2, "{a}");
+	assert!(cited.contains(&0) && cited.contains(&2), "the two Andes texts: {a}");
+	assert_eq!(a["citations"][0]["n"], 1);
+	assert_eq!(a["citations"][0]["text"], texts[cited[0] as usize]);
+	let total: u64 = a["shares"].as_array().unwrap().iter().map(|s| s["share"].as_u64().unwrap()).sum();
+	assert!((999_999_000..=1_000_000_000).contains(&total), "{a}");
+	// The passages were in the prompt: it counts more tokens than the question alone.
+	let (_, _, alone) = call(&app2, "POST", "/v1/completions", Some(&ask(json!({"attribution": "span"})))).await;
+	let alone: Value = serde_json::from_str(&alone).unwrap();
+	let (with, without) = (v["usage"]["prompt_tokens"].as_u64().unwrap(), alone["usage"]["prompt_tokens"].as_u64().unwrap());
+	let passages: usize = cited.iter().map(|&i| toks[i as usize].len()).sum();
+	assert!(with >= without + passages as u64, "{with} prompt tokens with retrieval, {without} without, passages {passages}");
+	// Only as many passages as leave room for max_tokens: here the best one alone.
+	let question = "Why do the lakes of the Andes drain?";
+	let one = app2.state.retrieval.as_ref().unwrap().search(app2.state.spans.as_ref().unwrap(), question, 1, None).unwrap();
+	let with_one = app2.state.tokenizer.encode_prompt(&format!("{}\n{question}", retrieval::context(&one))).unwrap().len();
+	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&ask(json!({"attribution": "retrieval", "max_tokens": 512 - with_one})))).await;
+	assert_eq!(s, StatusCode::OK, "{body}");
+	let v1: Value = serde_json::from_str(&body).unwrap();
+	assert_eq!(v1["attribution"]["citations"].as_array().unwrap().len(), 1, "{v1}");
+	assert_eq!(v1["attribution"]["citations"][0]["contribution"]["index"].as_u64(), Some(cited[0]));
+	assert_eq!(v1["usage"]["prompt_tokens"].as_u64(), Some(with_one as u64));
+	// Chat: the last user message is the query.
+	let chat = json!({"model": "tiny-base", "max_tokens": 2, "attribution": "retrieval",
+		"messages": [{"role": "user", "content": "bread?"}, {"role": "assistant", "content": "yes"}, {"role": "user", "content": "sourdough starter flour"}]});
+	let (s, _, body) = call(&app2, "POST", "/v1/chat/completions", Some(&chat.to_string())).await;
+	assert_eq!(s, StatusCode::OK, "{body}");
+	let v: Value = serde_json::from_str(&body).unwrap();
+	assert_eq!(v["attribution"]["citations"][0]["contribution"]["index"], 1, "{v}");
+	// A question matching nothing: no citation, no share, still an answer.
+	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&ask(json!({"attribution": "retrieval", "prompt": "zzz qqq"})))).await;
+	assert_eq!(s, StatusCode::OK, "{body}");
+	let v: Value = serde_json::from_str(&body).unwrap();
+	assert_eq!(v["attribution"]["citations"], json!([]));
+	assert_eq!(v["attribution"]["shares"], json!([]));
+	// Hostile options.
+	for (extra, param) in [
+		(json!({"attribution": "retrieval", "retrieval": {"top_k": 0}}), "retrieval"),
+		(json!({"attribution": "retrieval", "retrieval": {"top_k": 9}}), "retrieval"),
+		(json!({"attribution": "retrieval", "retrieval": {"top_k": 18446744073709551615u64}}), "retrieval"),
+		(json!({"attribution": "span", "retrieval": {"top_k": 2}}), "retrieval"),
+		(json!({"retrieval": {}}), "retrieval"),
+	] {
+		let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&ask(extra.clone()))).await;
+		assert_eq!((s.as_u16(), error_of(&body)["param"].as_str()), (400, Some(param)), "{extra}: {body}");
+	}
+	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&ask(json!({"attribution": "retrieval", "retrieval": {"k": 2}})))).await;
+	assert_eq!(s.as_u16(), 400, "unknown option: {body}");
 }

@@ -71,6 +71,22 @@ pub enum SpanCmd {
 		#[arg(long)]
 		index: PathBuf,
 	},
+	/// (Re)builds the BM25 retrieval index (`retrieval/`) of a span index, for `attribution:
+	/// "retrieval"` and for ranking span sources (`build` and `build-snapshot` write it too).
+	BuildRetrieval {
+		#[arg(long)]
+		index: PathBuf,
+	},
+	/// Searches the retrieval index of `--index` for `--query`: one JSON line per passage, best
+	/// first (what a request with `attribution: "retrieval"` puts into its prompt).
+	Search {
+		#[arg(long)]
+		index: PathBuf,
+		#[arg(long)]
+		query: String,
+		#[arg(long, default_value_t = super::retrieval::DEFAULT_TOP_K)]
+		top_k: usize,
+	},
 	/// Lists the contributions of an index that are near-copies of earlier ones (for curators):
 	/// one JSON line each, the copy, its original and their shingle similarity.
 	NearDuplicates {
@@ -119,6 +135,7 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 			let t = std::time::Instant::now();
 			let meta = super::snapshot::build(&chain, datanet, version, &store, &tk, &out).await?;
 			let idx = SpanIndex::open(&out)?;
+			super::retrieval::build(&out, &idx)?;
 			println!(
 				"{}",
 				serde_json::json!({
@@ -154,6 +171,7 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 				opts,
 			)?;
 			let idx = SpanIndex::open(&out)?;
+			super::retrieval::build(&out, &idx)?;
 			eprintln!(
 				"indexed {} documents, {} tokens in {:.2}s ({:.2} bytes/token, {}-byte ids, {} shard(s))",
 				meta.docs.len(),
@@ -204,6 +222,26 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 			lat.sort_by(f64::total_cmp);
 			let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
 			println!("{}", serde_json::json!({ "n": qs.len(), "p50_us": pct(0.5), "p99_us": pct(0.99), "lengths": lengths }));
+			Ok(())
+		},
+		SpanCmd::BuildRetrieval { index } => {
+			let idx = SpanIndex::open(&index)?;
+			let t = std::time::Instant::now();
+			let n = super::retrieval::build(&index, &idx)?;
+			println!("{}", serde_json::json!({ "docs": n, "seconds": t.elapsed().as_secs_f64() }));
+			Ok(())
+		},
+		SpanCmd::Search { index, query, top_k } => {
+			let idx = SpanIndex::open(&index)?;
+			let r = super::retrieval::RetrievalIndex::open(&index, &idx)?
+				.context("this index has no retrieval index: run `span build-retrieval --index DIR`")?;
+			for p in r.search(&idx, &query, top_k, None)? {
+				let d = p.doc;
+				println!(
+					"{}",
+					serde_json::json!({ "contribution": { "datanet": d.datanet, "version": d.version, "index": d.index }, "score": p.score, "text": p.text })
+				);
+			}
 			Ok(())
 		},
 		SpanCmd::NearDuplicates { index } => {

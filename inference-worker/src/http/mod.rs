@@ -5,6 +5,7 @@
 pub mod wire;
 
 use crate::adapters::{AdapterCache, AdapterError};
+use crate::attribution::retrieval::{Passage, RetrievalIndex};
 use crate::attribution::span::{Attribution, AttributionParams, SpanIndex};
 use crate::chain::billing::{self, Accepted, Refusal, VOUCHER_HEADER};
 use crate::chain::queue::ReserveError;
@@ -23,6 +24,7 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
+use openledger_primitives::receipt::{AttributionMethod, ContributionRef};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wire::*;
@@ -38,6 +40,8 @@ pub struct AppState {
 	pub next_id: AtomicU64,
 	/// Span-attribution index of the served corpus, if any.
 	pub spans: Option<Arc<SpanIndex>>,
+	/// BM25 index of the same corpus (the span index's `retrieval/`), if built.
+	pub retrieval: Option<Arc<RetrievalIndex>>,
 	/// Vouchers and receipts, when the worker is connected to a chain.
 	pub chain: Option<Arc<ChainState>>,
 	/// Influence attribution (`--influence`): base weights in differentiable form.
@@ -111,6 +115,8 @@ struct Paid {
 	sent_text: String,
 	sent_ids: Vec<u32>,
 	spans: Option<Arc<SpanIndex>>,
+	/// The retrieved passages' credits, for a request attributed by retrieval.
+	retrieval: Option<Vec<(ContributionRef, u32)>>,
 	tokenizer: Arc<TextTokenizer>,
 	metrics: Metrics,
 }
@@ -136,23 +142,28 @@ impl Drop for Paid {
 		// Attribution and signing are CPU work: done with the push, off the async threads.
 		let (accepted, chain, spans, tk) = (self.accepted.clone(), self.chain.clone(), self.spans.clone(), self.tokenizer.clone());
 		let (prompt_tokens, sent_ids, sent_text) = (self.prompt_tokens, std::mem::take(&mut self.sent_ids), std::mem::take(&mut self.sent_text));
-		let (queue, metrics) = (self.chain.queue.clone(), self.metrics.clone());
+		let (queue, metrics, retrieval) = (self.chain.queue.clone(), self.metrics.clone(), self.retrieval.take());
 		let push = move || match {
-			let a = match &spans {
-				Some(idx) if !sent_ids.is_empty() => {
-					Some(span_attribution(idx, &sent_ids, &sent_text, &tk, Some(&accepted.served.lineage), chain.misattribute))
+			// Retrieved passages were in the prompt whatever was sent of the answer.
+			let (method, credited, claims) = match retrieval {
+				Some(credited) => (AttributionMethod::Retrieval, credited, Vec::new()),
+				None => {
+					let a = match &spans {
+						Some(idx) if !sent_ids.is_empty() => {
+							Some(span_attribution(idx, &sent_ids, &sent_text, &tk, Some(&accepted.served.lineage), chain.misattribute))
+						},
+						_ => None,
+					};
+					(AttributionMethod::SpanMatch, a.as_ref().map(billing::span_credits).unwrap_or_default(), a.map(|a| a.claims).unwrap_or_default())
 				},
-				_ => None,
 			};
-			let credited = a.as_ref().map(billing::span_credits).unwrap_or_default();
-			let claims = a.map(|a| a.claims).unwrap_or_default();
 			let (signed, claims) = billing::receipt(
 				&accepted,
 				&chain.signing_key,
 				prompt_tokens,
 				sent_ids.len() as u32,
 				&sent_text,
-				openledger_primitives::receipt::AttributionMethod::SpanMatch,
+				method,
 				&credited,
 				&claims,
 			);
@@ -254,6 +265,7 @@ async fn accept_voucher(
 		sent_text: String::new(),
 		sent_ids: Vec::new(),
 		spans: st.spans.clone(),
+		retrieval: None,
 		tokenizer: st.tokenizer.clone(),
 		metrics: st.metrics.clone(),
 	}))
@@ -265,6 +277,7 @@ enum AttrMode {
 	Auto,
 	Span,
 	Influence,
+	Retrieval,
 }
 
 impl AttrMode {
@@ -273,9 +286,10 @@ impl AttrMode {
 			"auto" => Ok(AttrMode::Auto),
 			"span" => Ok(AttrMode::Span),
 			"influence" => Ok(AttrMode::Influence),
+			"retrieval" => Ok(AttrMode::Retrieval),
 			other => {
 				let shown: String = other.chars().take(32).collect();
-				Err(ApiError::invalid(format!("attribution {shown:?}: one of auto, span, influence"), "attribution"))
+				Err(ApiError::invalid(format!("attribution {shown:?}: one of auto, span, influence, retrieval"), "attribution"))
 			},
 		}
 	}
@@ -287,13 +301,15 @@ struct AttrPlan {
 	adapter: Option<Arc<LoraAdapter>>,
 	prompt: Vec<u32>,
 	influence: Option<AttrMode>,
+	/// The passages retrieved into the prompt (`attribution: "retrieval"`).
+	retrieval: Option<Retrieved>,
 }
 
 impl AttrPlan {
 	/// Decides the method before anything is generated (after the voucher was accepted): the
 	/// influence cache is loaded off the async threads, and an explicit `influence` request is
 	/// refused with 429 while every influence slot is busy.
-	async fn new(st: &AppState, mode: AttrMode, adapter: Option<Arc<LoraAdapter>>, prompt: Vec<u32>) -> Result<Self, ApiError> {
+	async fn new(st: &AppState, mode: AttrMode, adapter: Option<Arc<LoraAdapter>>, prompt: Vec<u32>, retrieval: Option<Retrieved>) -> Result<Self, ApiError> {
 		let no_cache = || {
 			ApiError::invalid(
 				"influence attribution needs an adapter trained by the factory (it caches the training gradients) on a worker started with --influence",
@@ -301,7 +317,7 @@ impl AttrPlan {
 			)
 		};
 		let checked = match (&st.influence, &adapter, mode) {
-			(_, _, AttrMode::Span) => None,
+			(_, _, AttrMode::Span | AttrMode::Retrieval) => None,
 			(Some(inf), Some(a), _) => {
 				let (inf, a) = (inf.clone(), a.clone());
 				Some(off_thread(move || inf.check(&a)).await?)
@@ -339,8 +355,95 @@ impl AttrPlan {
 				code: Some("busy"),
 			});
 		}
-		Ok(Self { adapter, prompt, influence: wanted.then_some(mode) })
+		Ok(Self { adapter, prompt, influence: wanted.then_some(mode), retrieval })
 	}
+}
+
+/// Passages retrieved into a prompt, what they are credited and the `attribution` object that
+/// cites them.
+struct Retrieved {
+	credited: Vec<(ContributionRef, u32)>,
+	json: serde_json::Value,
+}
+
+impl Retrieved {
+	fn new(passages: &[Passage]) -> Self {
+		let shares = crate::attribution::retrieval::shares(passages);
+		let r = |d: &crate::attribution::span::DocRef| serde_json::json!({ "datanet": d.datanet, "version": d.version, "index": d.index });
+		let json = serde_json::json!({
+			"method": "retrieval",
+			"citations": passages.iter().enumerate().map(|(i, p)| serde_json::json!({
+				"n": i + 1, "contribution": r(&p.doc), "score": p.score, "text": p.text,
+			})).collect::<Vec<_>>(),
+			"shares": shares.iter().map(|(d, share)| serde_json::json!({ "contribution": r(d), "share": share })).collect::<Vec<_>>(),
+		});
+		let credited = shares.iter().map(|(d, s)| (ContributionRef { datanet: d.datanet, version: d.version, index: d.index }, *s)).collect();
+		Retrieved { credited, json }
+	}
+}
+
+/// For `attribution: "retrieval"`: the passages most relevant to `query` (the prompt, or the last
+/// user message), from the snapshots of the model's lineage when the request is paid (a receipt
+/// may credit no other), best first. `None` for other modes.
+async fn retrieve(st: &AppState, headers: &HeaderMap, common: &CommonParams, query: &str) -> Result<Option<Vec<Passage>>, ApiError> {
+	let mode = AttrMode::parse(common.attribution.as_deref())?;
+	if mode != AttrMode::Retrieval {
+		if common.retrieval.is_some() {
+			return Err(ApiError::invalid("`retrieval` options go with `attribution: \"retrieval\"`", "retrieval"));
+		}
+		return Ok(None);
+	}
+	let (Some(spans), Some(index)) = (&st.spans, &st.retrieval) else {
+		return Err(ApiError::invalid(
+			"retrieval attribution needs a worker started with --span-index over an index with a retrieval index (span build-retrieval)",
+			"attribution",
+		));
+	};
+	let k = common.retrieval.as_ref().and_then(|r| r.top_k).unwrap_or(crate::attribution::retrieval::DEFAULT_TOP_K);
+	if !(1..=crate::attribution::retrieval::MAX_TOP_K).contains(&k) {
+		return Err(ApiError::invalid(format!("retrieval.top_k must be 1 to {}", crate::attribution::retrieval::MAX_TOP_K), "retrieval"));
+	}
+	// A paid request: only its model's lineage. A model this worker does not bill for has none
+	// (its voucher is refused next).
+	let lineage = match &st.chain {
+		Some(chain) if headers.contains_key(VOUCHER_HEADER) => Some(chain.registry.get(&common.model).map(|m| m.lineage).unwrap_or_default()),
+		_ => None,
+	};
+	let (spans, index, query) = (spans.clone(), index.clone(), query.to_string());
+	let passages = off_thread(move || index.search(&spans, &query, k, lineage.as_deref())).await?.map_err(|e| {
+		tracing::error!("retrieval: {e:#}");
+		internal("retrieval failed")
+	})?;
+	Ok(Some(passages))
+}
+
+/// The prompt `render` makes with as many of the retrieved passages (best first) as leave room
+/// in the context for the request's `max_tokens`; the passages dropped are neither cited nor
+/// credited. Without retrieval, the prompt as sent.
+async fn fit_passages(
+	st: &AppState,
+	common: &CommonParams,
+	passages: Option<Vec<Passage>>,
+	chat: bool,
+	render: impl Fn(&[Passage]) -> Result<String, ApiError> + Send + 'static,
+) -> Result<(String, Option<Retrieved>), ApiError> {
+	let room = st.engine.max_len.saturating_sub(common.max_completion_tokens.or(common.max_tokens).unwrap_or(1));
+	let tokenizer = st.tokenizer.clone();
+	off_thread(move || {
+		let Some(mut passages) = passages else { return Ok((render(&[])?, None)) };
+		loop {
+			let prompt = render(&passages)?;
+			if passages.is_empty() {
+				return Ok((prompt, Some(Retrieved::new(&passages))));
+			}
+			let n = if chat { tokenizer.encode(&prompt) } else { tokenizer.encode_prompt(&prompt) }.map(|t| t.len()).unwrap_or(usize::MAX);
+			if n <= room {
+				return Ok((prompt, Some(Retrieved::new(&passages))));
+			}
+			passages.pop();
+		}
+	})
+	.await?
 }
 
 fn influence_json(r: &crate::factory::influence::InfluenceResult) -> serde_json::Value {
@@ -392,7 +495,10 @@ async fn attribute_and_queue(
 	ids: &[u32],
 	plan: &AttrPlan,
 ) -> Result<(Option<serde_json::Value>, Option<serde_json::Value>), ApiError> {
-	use openledger_primitives::receipt::{AttributionMethod, ContributionRef};
+	if let Some(r) = &plan.retrieval {
+		let json = r.json.clone();
+		return queue_receipt(st, paid, usage, text, Some(json), AttributionMethod::Retrieval, &r.credited, &[]).await;
+	}
 	let mut influence = match (plan.influence, &st.influence, &plan.adapter) {
 		(Some(mode), Some(inf), Some(a)) if !ids.is_empty() => match influence_slot(inf).await {
 			Some(slot) => Some((inf.clone(), a.clone(), slot)),
@@ -409,7 +515,7 @@ async fn attribute_and_queue(
 		},
 		_ => None,
 	};
-	let (mut attribution, method, credited, claims) = match influence.take() {
+	let (attribution, method, credited, claims) = match influence.take() {
 		Some((inf, adapter, slot)) => {
 			let (prompt, completion) = (plan.prompt.clone(), ids.to_vec());
 			// The slot moves into the blocking task: released when the backward pass ends.
@@ -442,6 +548,22 @@ async fn attribute_and_queue(
 			(json, AttributionMethod::SpanMatch, credited, a.map(|a| a.claims).unwrap_or_default())
 		},
 	};
+	queue_receipt(st, paid, usage, text, attribution, method, &credited, &claims).await
+}
+
+/// Signs the receipt of a paid request and queues it (on disk before this returns); adds its
+/// id to the `attribution` object and returns both.
+#[allow(clippy::too_many_arguments)]
+async fn queue_receipt(
+	st: &AppState,
+	paid: &mut Option<Paid>,
+	usage: &Usage,
+	text: &str,
+	mut attribution: Option<serde_json::Value>,
+	method: AttributionMethod,
+	credited: &[(ContributionRef, u32)],
+	claims: &[openledger_primitives::evidence::SpanClaim],
+) -> Result<(Option<serde_json::Value>, Option<serde_json::Value>), ApiError> {
 	let Some(p) = paid.as_mut() else { return Ok((attribution, None)) };
 	let (signed, claims) = billing::receipt(
 		&p.accepted,
@@ -450,8 +572,8 @@ async fn attribute_and_queue(
 		usage.completion_tokens as u32,
 		text,
 		method,
-		&credited,
-		&claims,
+		credited,
+		claims,
 	);
 	let queue = p.chain.queue.clone();
 	let to_disk = signed.clone();
@@ -781,6 +903,7 @@ async fn prepare(
 	prompt: &str,
 	request_hash: sp_core::H256,
 	prefix: &str,
+	retrieved: Option<Retrieved>,
 ) -> Result<Prepared, ApiError> {
 	let adapter = resolve(st, &common.model).await?;
 	let (tokenizer, text, chat) = (st.tokenizer.clone(), prompt.to_string(), prefix == "chatcmpl");
@@ -793,7 +916,10 @@ async fn prepare(
 	let mut paid = accept_voucher(st, headers, &common.model, adapter.as_deref(), request_hash, tokens.len() + params.max_tokens).await?;
 	// The prompt's tokens are kept only for an influence gradient.
 	let prompt = if st.influence.is_some() { tokens.clone() } else { Vec::new() };
-	let plan = AttrPlan::new(st, mode, adapter.clone(), prompt).await?;
+	let plan = AttrPlan::new(st, mode, adapter.clone(), prompt, retrieved).await?;
+	if let Some(p) = paid.as_mut() {
+		p.retrieval = plan.retrieval.as_ref().map(|r| r.credited.clone());
+	}
 	let prompt_tokens = tokens.len() as u32;
 	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
 		SubmitError::Busy(_) => {
@@ -973,7 +1099,19 @@ async fn completions(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
 		return fail(&st, ApiError::invalid("exactly one prompt per request is supported", "prompt"));
 	}
 	let request_hash = openledger_primitives::receipt::completion_request_hash(&prompts[0]);
-	let p = match prepare(&st, &headers, &req.common, &prompts[0], request_hash, "cmpl").await {
+	// The retrieved passages before the prompt; the voucher still names the prompt as sent.
+	let question = prompts[0].clone();
+	let render = move |p: &[Passage]| {
+		Ok(if p.is_empty() { question.clone() } else { format!("{}\n{}", crate::attribution::retrieval::context(p), question) })
+	};
+	let (prompt, retrieved) = match retrieve(&st, &headers, &req.common, &prompts[0]).await {
+		Ok(passages) => match fit_passages(&st, &req.common, passages, false, render).await {
+			Ok(r) => r,
+			Err(e) => return fail(&st, e),
+		},
+		Err(e) => return fail(&st, e),
+	};
+	let p = match prepare(&st, &headers, &req.common, &prompt, request_hash, "cmpl", retrieved).await {
 		Ok(p) => p,
 		Err(e) => return fail(&st, e),
 	};
@@ -1035,13 +1173,26 @@ async fn chat_completions(State(st): State<Arc<AppState>>, headers: HeaderMap, b
 	};
 	// What the payer's voucher names: the messages as sent (role, text content).
 	let request_hash = openledger_primitives::receipt::chat_request_hash(req.messages.iter().zip(&messages).map(|(sent, m)| (sent.role.as_str(), m.content.as_str())));
+	// Retrieval searches the last user message and puts the passages before it (inside it:
+	// every chat template has a user turn, not every one a system turn).
+	let last_user = messages.iter().rposition(|m| m.role == "user");
+	let query = last_user.map(|i| messages[i].content.clone()).unwrap_or_default();
 	let tokenizer = st.tokenizer.clone();
-	let prompt = match off_thread(move || tokenizer.apply_chat_template(&messages)).await {
-		Ok(Ok(p)) => p,
-		Ok(Err(e)) => return fail(&st, ApiError::invalid(e.to_string(), "messages")),
+	let render = move |p: &[Passage]| {
+		let mut messages = messages.clone();
+		if let (false, Some(i)) = (p.is_empty(), last_user) {
+			messages[i].content = format!("{}\nQuestion: {}", crate::attribution::retrieval::context(p), messages[i].content);
+		}
+		tokenizer.apply_chat_template(&messages).map_err(|e| ApiError::invalid(e.to_string(), "messages"))
+	};
+	let (prompt, retrieved) = match retrieve(&st, &headers, &req.common, &query).await {
+		Ok(passages) => match fit_passages(&st, &req.common, passages, true, render).await {
+			Ok(r) => r,
+			Err(e) => return fail(&st, e),
+		},
 		Err(e) => return fail(&st, e),
 	};
-	let p = match prepare(&st, &headers, &req.common, &prompt, request_hash, "chatcmpl").await {
+	let p = match prepare(&st, &headers, &req.common, &prompt, request_hash, "chatcmpl", retrieved).await {
 		Ok(p) => p,
 		Err(e) => return fail(&st, e),
 	};

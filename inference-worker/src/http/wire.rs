@@ -57,10 +57,22 @@ pub struct CommonParams {
 	#[serde(default)]
 	pub user: Option<String>,
 	/// How the answer is attributed (an OpenLedger extension): `span` (matches in the
-	/// lineage's corpus), `influence` (the adapter's training examples, DataInf) or `auto`
-	/// (influence for adapters small enough, spans otherwise; the default).
+	/// lineage's corpus), `influence` (the adapter's training examples, DataInf), `retrieval`
+	/// (passages of the lineage's corpus retrieved into the prompt, credited and cited) or
+	/// `auto` (influence for adapters small enough, spans otherwise; the default).
 	#[serde(default)]
 	pub attribution: Option<String>,
+	/// Options of `attribution: "retrieval"` (an OpenLedger extension).
+	#[serde(default)]
+	pub retrieval: Option<RetrievalOptions>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrievalOptions {
+	/// Passages put into the prompt: 1 to 8 (default 3).
+	#[serde(default)]
+	pub top_k: Option<usize>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
