@@ -323,9 +323,11 @@ async fn start_chain(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+	// Logs go to stderr: stdout is what the subcommands answer (JSON lines).
 	tracing_subscriber::fmt()
+		.with_writer(std::io::stderr)
 		.with_env_filter(
-			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".parse().expect("static; qed")),
+			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tantivy=warn".parse().expect("static; qed")),
 		)
 		.init();
 	match Cli::parse().cmd {

@@ -168,6 +168,38 @@ test('a paid answer is receipted, settled on chain and credits the contribution 
   assert.equal(replay.body.error.code, 'voucher_used');
 });
 
+test('a retrieval answer cites the passage it put into the prompt, and its receipt pays that contribution', { skip }, async () => {
+  const prompt = 'Are contracts signed under duress void?';
+  const { header, requestId } = await voucherHeader({ prompt });
+  const res = await worker.post('/v1/completions',
+    { model: 'legal', prompt, max_tokens: 4, temperature: 0, attribution: 'retrieval', retrieval: { top_k: 1 } }, header);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const a = res.body.attribution;
+  assert.equal(a.method, 'retrieval');
+  assert.deepEqual(a.citations.map((c) => [c.n, c.contribution.index, c.text]), [[1, 2, 'Contracts signed under duress are void.']]);
+  assert.deepEqual(a.shares.map((s) => [s.contribution.index, s.share]), [[2, 1_000_000_000]]);
+  // The passage was in the prompt the worker billed for.
+  const plain = await worker.post('/v1/completions', { model: 'legal', prompt, max_tokens: 4, temperature: 0 },
+    (await voucherHeader({ prompt })).header);
+  assert.equal(plain.status, 200, JSON.stringify(plain.body));
+  assert.ok(res.body.usage.prompt_tokens > plain.body.usage.prompt_tokens + 5, `${res.body.usage.prompt_tokens} vs ${plain.body.usage.prompt_tokens}`);
+  const rec = await waitFor('the retrieval receipt on chain', async () => {
+    try { return await rpc(node.rpcPort, 'attribution_getReceipt', [requestId]); } catch { return null; }
+  });
+  assert.equal(rec.method, 'retrieval');
+  assert.deepEqual(rec.attribution.map((x) => [x.index, x.sharePerbill]), [[2, 1_000_000_000]]);
+  const paid = rec.payouts.filter((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/2`);
+  assert.ok(paid.length === 1 && BigInt(paid[0].amount) > 0n, `the cited contribution earned: ${JSON.stringify(rec.payouts)}`);
+  // Unknown options and a top_k out of range are refused before the voucher is spent.
+  const again = await voucherHeader({ prompt });
+  for (const retrieval of [{ top_k: 0 }, { top_k: 9 }, { k: 1 }]) {
+    const bad = await worker.post('/v1/completions', { model: 'legal', prompt, max_tokens: 4, attribution: 'retrieval', retrieval }, again.header);
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  }
+  const ok = await worker.post('/v1/completions', { model: 'legal', prompt, max_tokens: 2, attribution: 'retrieval' }, again.header);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+});
+
 /** ReceiptSettled events per request id over the whole chain, and their fees in all. */
 async function settledEvents() {
   const head = (await api.rpc.chain.getHeader()).number.toNumber();
