@@ -129,7 +129,7 @@ pub fn run(a: BenchAttrArgs) -> anyhow::Result<()> {
 		std::hint::black_box(idx.attribute(&completion, &params));
 		plain.push(t.elapsed().as_secs_f64());
 		let t = Instant::now();
-		let r = idx.attribute_claimed(&completion, &text, &decode, &|_| true, &params);
+		let r = idx.attribute_claimed(&completion, &text, &decode, &|_| true, &params, None);
 		let roots = (openledger_primitives::evidence::content_root(text.as_bytes()), openledger_primitives::evidence::claims_tree(&r.claims).root());
 		std::hint::black_box(roots);
 		with_evidence.push(t.elapsed().as_secs_f64());

@@ -29,10 +29,12 @@
 //! min_len` and the match is not extended at `i + 1` (`L(i+1) ≤ L(i)`). A span of length `ℓ`
 //! occurring `c` times in a corpus of `N` tokens weighs `ℓ · (1 + log₂(N / c))` — longer and rarer
 //! weigh more. A near-copy of an earlier document (`attribution::dedup`, listed in
-//! `copies.json`) is dropped from a span its original also holds. Its weight is shared equally
-//! by the distinct documents among its first
+//! `copies.json`) is dropped from a span its original also holds. Its weight is shared by the
+//! distinct documents among its first
 //! `max_occurrences` occurrences in suffix-array order — shard by shard in a sharded index, so
-//! past `max_occurrences` occurrences the earlier shards' (earlier leaves') documents come first. Document credits are summed, the top
+//! past `max_occurrences` occurrences the earlier shards' (earlier leaves') documents come first:
+//! equally, or, with a retrieval index, by each holder's BM25 relevance to the whole answer
+//! ([`SpanIndex::attribute_ranked`], as OLMoTrace ranks its documents). Document credits are summed, the top
 //! `top_k` kept, and scaled so that the shares sum to the fraction of answer tokens covered by
 //! spans (the rest of the data share stays unattributed); shares are floored to parts per
 //! billion, ties broken by document order.
@@ -667,10 +669,20 @@ impl SpanIndex {
 
 	/// Attributes `answer` to the corpus documents (see the module docs for the scoring).
 	pub fn attribute(&self, answer: &[u32], p: &AttributionParams) -> Attribution {
+		self.attribute_ranked(answer, p, None)
+	}
+
+	/// [`Self::attribute`], with the weight of a span held by several documents split by their
+	/// relevance to the whole answer (`rank`: BM25 scores of candidate positions, e.g.
+	/// [`super::retrieval::RetrievalIndex::relevance`]) instead of equally: document `d` gets a
+	/// part in proportion to `RANK_FLOOR + rel(d) / max rel`, so the holder that shares the
+	/// answer's other (paraphrased) words earns most and none earns nothing. When no holder
+	/// shares a term with the answer, the split is equal.
+	pub fn attribute_ranked(&self, answer: &[u32], p: &AttributionParams, rank: Option<Relevance<'_>>) -> Attribution {
 		let l = self.longest_matches(answer);
 		let n_tokens = self.meta.tokens.max(1) as f64;
 		let mut spans = Vec::new();
-		let mut credit: std::collections::BTreeMap<usize, f64> = Default::default();
+		let mut held: Vec<Vec<usize>> = Vec::new();
 		let mut covered = vec![false; answer.len()];
 		for i in 0..answer.len() {
 			let len = l[i];
@@ -686,11 +698,28 @@ impl SpanIndex {
 			let holders = docs.clone();
 			docs.retain(|&d| self.copies.original(d).is_none_or(|o| holders.binary_search(&o).is_err()));
 			let weight = len as f64 * (1.0 + (n_tokens / count as f64).log2());
-			for d in &docs {
-				*credit.entry(*d).or_default() += weight / docs.len() as f64;
-			}
 			covered[start..=i].iter_mut().for_each(|c| *c = true);
 			spans.push(Span { start, end: i + 1, count, weight, docs: docs.iter().map(|d| self.meta.docs[*d]).collect() });
+			held.push(docs);
+		}
+		// Relevance of the documents that share a span with others (only those need a split).
+		let relevance = match rank {
+			Some(rank) => {
+				let mut shared: Vec<usize> = held.iter().filter(|d| d.len() > 1).flatten().copied().collect();
+				shared.sort_unstable();
+				shared.dedup();
+				rank(&shared)
+			},
+			None => Default::default(),
+		};
+		let mut credit: std::collections::BTreeMap<usize, f64> = Default::default();
+		for (s, docs) in spans.iter().zip(&held) {
+			let max = docs.iter().filter_map(|d| relevance.get(d)).fold(0.0f32, |m, r| m.max(*r)) as f64;
+			let part = |d: &usize| if max > 0.0 { RANK_FLOOR + relevance.get(d).copied().unwrap_or(0.0).max(0.0) as f64 / max } else { 1.0 };
+			let total: f64 = docs.iter().map(part).sum();
+			for d in docs {
+				*credit.entry(*d).or_default() += s.weight * part(d) / total;
+			}
 		}
 		let mut ranked: Vec<(usize, f64)> = credit.into_iter().collect();
 		ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -717,9 +746,10 @@ impl SpanIndex {
 		decode: &dyn Fn(&[u32]) -> Option<String>,
 		allowed: &dyn Fn(&DocRef) -> bool,
 		p: &AttributionParams,
+		rank: Option<Relevance<'_>>,
 	) -> Attribution {
 		use openledger_primitives::evidence::{covered_bytes, pick_covering, share_cap, MAX_EVIDENCE_SPANS, MAX_SPAN_BYTES, MIN_SPAN_BYTES};
-		let mut a = self.attribute(answer, p);
+		let mut a = self.attribute_ranked(answer, p, rank);
 		let out = text.as_bytes();
 		// Per document: candidate claims (output start, output end, offset in the document).
 		let mut found: std::collections::BTreeMap<usize, Vec<(u64, u64, u64)>> = Default::default();
@@ -859,6 +889,13 @@ impl SpanIndex {
 	}
 }
 
+/// BM25 relevance of candidate documents (positions) to an answer; absent: none.
+pub type Relevance<'a> = &'a dyn Fn(&[usize]) -> std::collections::HashMap<usize, f32>;
+
+/// The part of a span's weight a holder with no relevance to the answer still gets, beside 1 for
+/// the most relevant holder ([`SpanIndex::attribute_ranked`]).
+pub const RANK_FLOOR: f64 = 0.1;
+
 /// Most claims committed per credited document.
 pub const MAX_CLAIMS_PER_DOC: usize = 64;
 
@@ -919,6 +956,34 @@ mod tests {
 	/// Naive counting over the documents, the reference for the index.
 	fn naive_count(docs: &[Vec<u32>], q: &[u32]) -> u64 {
 		docs.iter().map(|d| if q.len() > d.len() { 0 } else { d.windows(q.len()).filter(|w| *w == q).count() as u64 }).sum()
+	}
+
+	#[test]
+	fn ranking_splits_a_shared_span_by_relevance_to_the_answer() {
+		// Documents 0 and 1 both hold the span 10..16; the answer holds nothing else.
+		let docs: Vec<Vec<u32>> = vec![vec![1, 2, 10, 11, 12, 13, 14, 15, 3], vec![4, 10, 11, 12, 13, 14, 15, 5, 6], vec![7, 8, 9]];
+		let dir = tempfile::tempdir().unwrap();
+		build_index(dir.path(), docs.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..]))).unwrap();
+		let idx = SpanIndex::open(dir.path()).unwrap();
+		let answer = [10, 11, 12, 13, 14, 15];
+		let p = AttributionParams::default();
+		let share = |a: &Attribution, i: u32| a.shares.iter().find(|s| s.0.index == i).map_or(0, |s| s.1);
+		let equal = idx.attribute(&answer, &p);
+		assert_eq!(share(&equal, 0), share(&equal, 1));
+		let asked = std::cell::RefCell::new(Vec::new());
+		let rank = |c: &[usize]| {
+			asked.borrow_mut().push(c.to_vec());
+			[(1usize, 2.0f32)].into_iter().collect::<std::collections::HashMap<_, _>>()
+		};
+		let ranked = idx.attribute_ranked(&answer, &p, Some(&rank));
+		assert_eq!(*asked.borrow(), vec![vec![0, 1]], "only the holders of a shared span are ranked");
+		let (s0, s1) = (share(&ranked, 0) as f64, share(&ranked, 1) as f64);
+		assert!((s1 / s0 - (1.0 + RANK_FLOOR) / RANK_FLOOR).abs() < 1e-3, "{s0} {s1}");
+		let (sum_ranked, sum_equal) = (share(&ranked, 0) + share(&ranked, 1), share(&equal, 0) + share(&equal, 1));
+		assert!(sum_ranked.abs_diff(sum_equal) <= 2 && sum_ranked <= 1_000_000_000, "ranking moves credit, it adds none (floors aside)");
+		// No holder relevant: the equal split.
+		let none = |_: &[usize]| std::collections::HashMap::new();
+		assert_eq!(format!("{:?}", idx.attribute_ranked(&answer, &p, Some(&none)).shares), format!("{:?}", equal.shares));
 	}
 
 	#[test]
@@ -1226,7 +1291,7 @@ mod tests {
 		let answer = tk.encode(&answer_text).unwrap();
 		let text = tk.decode(&answer).unwrap();
 		assert_eq!(text, answer_text, "byte-level BPE decodes exactly");
-		let a = idx.attribute_claimed(&answer, &text, &|ids| tk.decode(ids).ok(), &|_| true, &AttributionParams::default());
+		let a = idx.attribute_claimed(&answer, &text, &|ids| tk.decode(ids).ok(), &|_| true, &AttributionParams::default(), None);
 		let out = text.as_bytes();
 		let (out_tree, out_root) = (ev::content_tree(out), ev::content_root(out));
 		assert!(!a.claims.is_empty());
@@ -1292,9 +1357,9 @@ mod tests {
 		let by_credit: Vec<u32> = plain.shares.iter().map(|(d, _)| d.index).collect();
 		assert_eq!(by_credit.len(), 2);
 		assert!(by_credit.contains(&0) && by_credit.contains(&1), "credit alone picks the duplicates: {by_credit:?}");
-		let a = idx.attribute_claimed(&answer, &text, &|x| tk.decode(x).ok(), &|_| true, &p);
+		let a = idx.attribute_claimed(&answer, &text, &|x| tk.decode(x).ok(), &|_| true, &p, None);
 		// Only the lineage is credited: without the third document's Datanet, the duplicates.
-		let lineage_only = idx.attribute_claimed(&answer, &text, &|x| tk.decode(x).ok(), &|d| d.index != 2, &p);
+		let lineage_only = idx.attribute_claimed(&answer, &text, &|x| tk.decode(x).ok(), &|d| d.index != 2, &p, None);
 		assert!(lineage_only.shares.iter().all(|(d, _)| d.index != 2) && lineage_only.claims.iter().all(|c| c.contribution.index != 2));
 		let credited: Vec<u32> = a.shares.iter().map(|(d, _)| d.index).collect();
 		assert_eq!(credited.len(), 2);

@@ -57,8 +57,11 @@ pub struct AppState {
 /// moved to another contribution of the index, which no span backs.
 /// With `lineage` (a paid request), only documents of those `(datanet, version)` snapshots are
 /// credited: the receipt may credit no other.
+/// With a retrieval index, the documents sharing a span are ranked by BM25 relevance to the whole
+/// answer.
 pub fn span_attribution(
 	idx: &SpanIndex,
+	retrieval: Option<&RetrievalIndex>,
 	ids: &[u32],
 	text: &str,
 	tk: &TextTokenizer,
@@ -66,7 +69,11 @@ pub fn span_attribution(
 	misattribute: bool,
 ) -> Attribution {
 	let allowed = |d: &crate::attribution::span::DocRef| lineage.is_none_or(|l| l.contains(&(d.datanet, d.version)));
-	let mut a = idx.attribute_claimed(ids, text, &|ids| tk.decode(ids).ok(), &allowed, &AttributionParams::default());
+	let rank = |cands: &[usize]| {
+		retrieval.and_then(|r| r.relevance(text, cands).inspect_err(|e| tracing::warn!("span ranking: {e:#}")).ok()).unwrap_or_default()
+	};
+	let rank: Option<crate::attribution::span::Relevance<'_>> = retrieval.is_some().then_some(&rank);
+	let mut a = idx.attribute_claimed(ids, text, &|ids| tk.decode(ids).ok(), &allowed, &AttributionParams::default(), rank);
 	if misattribute {
 		if let Some((top, _)) = a.shares.first().copied() {
 			let credited: Vec<_> = a.shares.iter().map(|(d, _)| (d.datanet, d.version, d.index)).collect();
@@ -115,6 +122,7 @@ struct Paid {
 	sent_text: String,
 	sent_ids: Vec<u32>,
 	spans: Option<Arc<SpanIndex>>,
+	ranking: Option<Arc<RetrievalIndex>>,
 	/// The retrieved passages' credits, for a request attributed by retrieval.
 	retrieval: Option<Vec<(ContributionRef, u32)>>,
 	tokenizer: Arc<TextTokenizer>,
@@ -140,7 +148,7 @@ impl Drop for Paid {
 			return;
 		}
 		// Attribution and signing are CPU work: done with the push, off the async threads.
-		let (accepted, chain, spans, tk) = (self.accepted.clone(), self.chain.clone(), self.spans.clone(), self.tokenizer.clone());
+		let (accepted, chain, spans, tk, ranking) = (self.accepted.clone(), self.chain.clone(), self.spans.clone(), self.tokenizer.clone(), self.ranking.clone());
 		let (prompt_tokens, sent_ids, sent_text) = (self.prompt_tokens, std::mem::take(&mut self.sent_ids), std::mem::take(&mut self.sent_text));
 		let (queue, metrics, retrieval) = (self.chain.queue.clone(), self.metrics.clone(), self.retrieval.take());
 		let push = move || match {
@@ -150,7 +158,7 @@ impl Drop for Paid {
 				None => {
 					let a = match &spans {
 						Some(idx) if !sent_ids.is_empty() => {
-							Some(span_attribution(idx, &sent_ids, &sent_text, &tk, Some(&accepted.served.lineage), chain.misattribute))
+							Some(span_attribution(idx, ranking.as_deref(), &sent_ids, &sent_text, &tk, Some(&accepted.served.lineage), chain.misattribute))
 						},
 						_ => None,
 					};
@@ -265,6 +273,7 @@ async fn accept_voucher(
 		sent_text: String::new(),
 		sent_ids: Vec::new(),
 		spans: st.spans.clone(),
+		ranking: st.retrieval.clone(),
 		retrieval: None,
 		tokenizer: st.tokenizer.clone(),
 		metrics: st.metrics.clone(),
@@ -538,8 +547,8 @@ async fn attribute_and_queue(
 			let lineage = paid.as_ref().map(|p| p.accepted.served.lineage.clone());
 			let a = match &st.spans {
 				Some(idx) => {
-					let (idx, ids, text, tk) = (idx.clone(), ids.to_vec(), text.to_string(), st.tokenizer.clone());
-					Some(off_thread(move || span_attribution(&idx, &ids, &text, &tk, lineage.as_deref(), misattribute)).await?)
+					let (idx, ids, text, tk, ranking) = (idx.clone(), ids.to_vec(), text.to_string(), st.tokenizer.clone(), st.retrieval.clone());
+					Some(off_thread(move || span_attribution(&idx, ranking.as_deref(), &ids, &text, &tk, lineage.as_deref(), misattribute)).await?)
 				},
 				None => None,
 			};
