@@ -20,6 +20,7 @@ use std::sync::Arc;
 mod bench;
 mod bench_attr;
 mod bench_influence;
+mod bench_quality;
 
 #[derive(Parser)]
 #[command(name = "openledger-worker", version, about)]
@@ -85,6 +86,9 @@ enum Cmd {
 	BenchAttribution(bench_attr::BenchAttrArgs),
 	/// Influence estimators (DataInf, exact, LiSSA) on a tiny model: time and agreement.
 	BenchInfluence(bench_influence::BenchInfluenceArgs),
+	/// Attribution against a planted ground truth: span, retrieval and influence precision,
+	/// recall and share mass; influence LDS and leave-one-out against retraining.
+	BenchAttributionQuality(bench_quality::BenchQualityArgs),
 	/// Span-attribution index: build from JSON lines, query counts / longest matches.
 	#[command(subcommand)]
 	SpanIndex(openledger_worker::attribution::cli::SpanCmd),
@@ -365,6 +369,7 @@ async fn main() -> anyhow::Result<()> {
 		Cmd::BenchLora(args) => bench::run(args),
 		Cmd::BenchAttribution(args) => bench_attr::run(args),
 		Cmd::BenchInfluence(args) => tokio::task::block_in_place(|| bench_influence::run(args)),
+		Cmd::BenchAttributionQuality(args) => tokio::task::block_in_place(|| bench_quality::run(args)),
 		Cmd::SpanIndex(cmd) => openledger_worker::attribution::cli::run(cmd).await,
 	}
 }

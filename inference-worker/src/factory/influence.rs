@@ -581,6 +581,14 @@ impl Attributor {
 	/// Per-layer gradient of the loss of `completion` given `prompt` (only completion tokens
 	/// count), with respect to the adapter's LoRA parameters.
 	fn answer_grads(&self, l: &Loaded, prompt: &[u32], completion: &[u32]) -> Result<Vec<Vec<f32>>> {
+		let (x, y, m, t) = self.answer_inputs(prompt, completion)?;
+		let net = Net::new(&self.cfg, &self.weights, Some(&l.lora), t, &Device::Cpu)?;
+		layer_grads(&net, &l.lora, &x, &y, &m)
+	}
+
+	/// `(inputs [1, T], targets [T], mask [T], T)` of `prompt` + `completion` (the last tokens
+	/// that fit the context); only completion tokens count in the mask.
+	fn answer_inputs(&self, prompt: &[u32], completion: &[u32]) -> Result<(Tensor, Tensor, Tensor, usize)> {
 		ensure!(!completion.is_empty(), "nothing to attribute");
 		let max = self.cfg.max_position_embeddings;
 		let mut ids: Vec<u32> = prompt.iter().chain(completion).copied().collect();
@@ -593,9 +601,35 @@ impl Attributor {
 		let x = Tensor::from_slice(&ids[..t], (1, t), &dev)?;
 		let y = Tensor::from_slice(&ids[1..], t, &dev)?;
 		let m = Tensor::from_vec(mask, t, &dev)?;
-		let net = Net::new(&self.cfg, &self.weights, Some(&l.lora), t, &dev)?;
-		let v = layer_grads(&net, &l.lora, &x, &y, &m)?;
-		Ok(v)
+		Ok((x, y, m, t))
+	}
+
+	/// Mean loss of `completion` given `prompt` under the adapter (for measuring what influence
+	/// predicts: the loss change when training data changes); `None` without cached gradients.
+	pub fn loss(&self, adapter: &crate::model::lora::LoraAdapter, prompt: &[u32], completion: &[u32]) -> Result<Option<f64>> {
+		let loaded = self.load(adapter)?;
+		let Some(l) = loaded.as_ref() else { return Ok(None) };
+		let (x, y, m, t) = self.answer_inputs(prompt, completion)?;
+		let net = Net::new(&self.cfg, &self.weights, Some(&l.lora), t, &Device::Cpu)?;
+		let (nll, count) = super::net::nll_sum(&net.forward(&x, None)?, &y, &m)?;
+		Ok(Some(nll / count.max(1.0)))
+	}
+
+	/// Each method's scores of the training documents (`(source, leaf)` of each window, window
+	/// scores summed), for benchmarks against retraining; `None` without cached gradients.
+	pub fn doc_scores(&self, adapter: &crate::model::lora::LoraAdapter, prompt: &[u32], completion: &[u32], methods: &[Method]) -> Result<Option<Vec<HashMap<(usize, u32), f64>>>> {
+		let loaded = self.load(adapter)?;
+		let Some(l) = loaded.as_ref() else { return Ok(None) };
+		let v = self.answer_grads(l, prompt, completion)?;
+		let mut out = Vec::with_capacity(methods.len());
+		for &m in methods {
+			let mut by_doc: HashMap<(usize, u32), f64> = HashMap::new();
+			for (e, s) in l.cache.examples.iter().zip(l.cache.scores(&v, m)?) {
+				*by_doc.entry((e.source, e.leaf)).or_default() += s;
+			}
+			out.push(by_doc);
+		}
+		Ok(Some(out))
 	}
 
 	/// Raw per-training-window scores of `completion` (for comparing estimators), with the time
