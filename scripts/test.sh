@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the machine and runs every test:
 #   1. Rust unit tests of every crate (runtime, pallets, primitives, node, CLI), in the build
-#      profile; again with each pallet's benchmarks run once as tests and the try-runtime checks
-#      of migrations and `try_state`;
+#      profile; the pallets and the runtime with their benchmarks run once as tests and the
+#      try-runtime checks of migrations and `try_state`;
 #   2. the committed chain specs load in the node;
 #   3. end-to-end tests: the real node binary, driven by @polkadot/api and the CLI (tests/e2e);
 #   4. the inference worker (its own workspace): Rust tests (LoRA math, PEFT loading, engine,
@@ -17,12 +17,15 @@ bash scripts/build.sh
 source scripts/lib/env.sh
 t_build=$(date +%s)
 
-echo "== cargo test (workspace, profile $OPENLEDGER_PROFILE)"
-cargo test --locked --profile "$OPENLEDGER_PROFILE" --workspace
-echo "== pallets with benchmarks run as tests and migrations with their try-runtime checks (mock runtime)"
-cargo test --locked --profile "$OPENLEDGER_PROFILE" -p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution -p pallet-validator-set --features runtime-benchmarks,try-runtime
-echo "== runtime with try-runtime (the upgrade checks over the development genesis; scripts/try-upgrade.sh runs them over a live chain)"
-SKIP_WASM_BUILD=1 cargo test --locked --profile "$OPENLEDGER_PROFILE" -p openledger-runtime --features try-runtime,runtime-benchmarks
+# The pallets and the runtime are tested once, with their benchmarks and try-runtime checks
+# compiled in (features only add tests and checks); one invocation, so the FRAME crates are
+# built once with those features.
+CHECKED=(-p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution -p pallet-validator-set -p openledger-runtime)
+echo "== cargo test (workspace but the pallets and runtime, profile $OPENLEDGER_PROFILE)"
+cargo test --locked --profile "$OPENLEDGER_PROFILE" --workspace --exclude pallet-datanets --exclude pallet-models \
+  --exclude pallet-open-staking --exclude pallet-attribution --exclude pallet-validator-set --exclude openledger-runtime
+echo "== pallets (mock runtimes) and runtime with benchmarks run as tests, migrations and try_state checked (the runtime's upgrade checks run over the development genesis; scripts/try-upgrade.sh runs them over a live chain)"
+SKIP_WASM_BUILD=1 cargo test --locked --profile "$OPENLEDGER_PROFILE" "${CHECKED[@]}" --features runtime-benchmarks,try-runtime
 t_unit=$(date +%s)
 
 echo "== committed chain specs load"
