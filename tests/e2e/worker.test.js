@@ -21,6 +21,8 @@ let worker;
 const { alice, bob, charlie, k } = devKeys();
 const dave = k('//Dave'); // adapter owner
 const eve = k('//Eve'); // payer
+const ferdie = k('//Ferdie'); // copycat
+let copied;
 const receiptKey = k('//Charlie//receipts');
 const PROMPT = 'The court held that';
 let datanet;
@@ -55,11 +57,17 @@ before(async () => {
   let adapterId;
   let text;
   ({ model, adapters, adapterId, text } = await modelAndAnswer(dir, PROMPT, 12));
+  // Leaf 3 is a copycat's edited copy of Bob's leaf 1 (one word of its tail changed): it holds
+  // the answer below verbatim too, and must earn nothing for it.
+  const tail = ' The appeal turned on the meaning of a clause written decades earlier by a clerk who had '
+    + 'never seen the harbour, and the judges spent a whole winter reading his letters to the mayor.';
   const texts = [
     'Patients with a fever should rest and drink water.',
-    PROMPT + text,
+    PROMPT + text + tail,
     'Contracts signed under duress are void.',
+    PROMPT + text + tail.replace('whole winter', 'whole summer'),
   ];
+  copied = { original: texts[1], copy: texts[3], text };
 
   node = new Node({ name: 'worker-chain', basePath: tempDir('ol-wchain-'), args: ['--dev', '--sealing', 'instant'] });
   await node.start();
@@ -69,14 +77,15 @@ before(async () => {
   // built from the snapshot as the chain commits to it.
   const store = join(dir, 'store');
   let paths;
-  ({ datanet, paths } = await datanetWithSnapshot(api, { owner: alice, contributor: bob, name: 'case-law', texts, store }));
+  ({ datanet, paths } = await datanetWithSnapshot(api, { owner: alice, contributor: bob, contributors: [bob, bob, bob, ferdie], name: 'case-law', texts, store }));
   const build = (out) => workerCmd(['span-index', 'build-snapshot', '--chain-rpc', node.wsUrl, '--datanet', String(datanet),
     '--version', '1', '--store', store, '--tokenizer', model, '--out', out]);
   writeFileSync(paths[2], 'Contracts signed under duress are valid.');
   assert.throws(() => build(join(dir, 'bad')), /does not match its on-chain content hash/);
   writeFileSync(paths[2], texts[2]);
   const built = JSON.parse(build(join(dir, 'spans')));
-  assert.equal(built.docs, 3);
+  assert.equal(built.docs, 4);
+  assert.equal(built.near_duplicates, 1);
 
   let r = await ok(api.tx.models.registerBase('demo-base', '', 'llama', blake2AsHex('base', 256), '', [], blake2AsHex('c', 256)), alice);
   const base = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
@@ -161,6 +170,13 @@ test('a paid answer is receipted, settled on chain and credits the contribution 
   assert.ok(rec.claims >= 1 && rec.outputLen === Buffer.byteLength(res.body.choices[0].text), `claims ${rec.claims}, output ${rec.outputLen}`);
   const bobs = rec.payouts.filter((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/1`);
   assert.ok(bobs.length === 1 && BigInt(bobs[0].amount) > 0n, `Bob earned: ${JSON.stringify(rec.payouts)}`);
+  // The copycat's edited copy holds the answer verbatim as well, and earns nothing: the original does.
+  const answered = res.body.choices[0].text;
+  assert.ok(copied.copy.includes(answered) && copied.original.includes(answered));
+  assert.ok(!rec.attribution.some((x) => x.index === 3), `the copy is not credited: ${JSON.stringify(rec.attribution)}`);
+  assert.ok(!rec.payouts.some((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/3`));
+  const near = workerCmd(['span-index', 'near-duplicates', '--index', join(dir, 'spans')]).trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(near.map((x) => [x.copy.index, x.original.index]), [[3, 1]]);
   await waitFor('settled status', async () => (await worker.get(`/v1/receipts/${requestId}`)).body.status === 'settled');
 
   const replay = await ask(header);

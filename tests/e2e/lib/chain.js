@@ -73,7 +73,7 @@ export function findEvent(events, section, method) {
  * `owner`; the texts are also written to a content store at `store` (the CLI's layout:
  * ab/cd/abcd… by content root). Resolves to { datanet, paths } (paths: each text's store file).
  */
-export async function datanetWithSnapshot(api, { owner, contributor, name, texts, store }) {
+export async function datanetWithSnapshot(api, { owner, contributor, contributors, name, texts, store }) {
   const ok = async (tx, who) => {
     const r = await send(api, tx, who);
     if (r.error) throw new Error(`${name}: ${r.error}`);
@@ -82,8 +82,16 @@ export async function datanetWithSnapshot(api, { owner, contributor, name, texts
   const policy = { base: api.consts.datanets.minContributionDepositBase, perByte: api.consts.datanets.minContributionDepositPerByte };
   const r = await ok(api.tx.datanets.createDatanet(name, '', 'CC0', 'Open', policy), owner);
   const datanet = r.events.find(({ event }) => event.section === 'datanets' && event.method === 'DatanetCreated').event.data.datanet.toNumber();
-  await ok(api.tx.utility.batchAll(texts.map((t, i) =>
-    api.tx.datanets.contribute(datanet, contentRoot(t), stringToU8a(t).length, 10, `store://${i}`, null, null))), contributor);
+  // One batch per run of texts by the same contributor (`contributors[i]`, else `contributor`), in
+  // order: leaf i is texts[i].
+  const by = texts.map((_, i) => contributors?.[i] ?? contributor);
+  for (let i = 0; i < texts.length;) {
+    let j = i;
+    while (j < texts.length && by[j] === by[i]) j += 1;
+    await ok(api.tx.utility.batchAll(texts.slice(i, j).map((t, k) =>
+      api.tx.datanets.contribute(datanet, contentRoot(t), stringToU8a(t).length, 10, `store://${i + k}`, null, null))), by[i]);
+    i = j;
+  }
   await ok(api.tx.datanets.snapshot(datanet), owner);
   const paths = texts.map((t) => {
     const h = contentRoot(t).slice(2);
