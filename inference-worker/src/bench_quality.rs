@@ -15,7 +15,8 @@
 //!   {product}.") is in every record of that product; the rest is paraphrase;
 //! - *paraphrase*: "Founded by {Person} in {year}, this {kind} of {Place} is famous for its
 //!   {product}." — no piece of the record as long as a claim (24 bytes), its unique name absent;
-//! - *retrieval*: the question "Which {kind} in {Place} was founded by {Person} in {year}?".
+//! - *retrieval*: the question "Which {kind} in {Place} was founded by {Person}?" (no year, no
+//!   name: only the combination identifies the fact), and the paraphrase above as a query.
 //!
 //! Precision@1 (the top-credited contribution is the fact's), recall@5 (it is among the top 5)
 //! and the share mass on it (its share over all shares given), for spans split equally and
@@ -29,8 +30,12 @@
 //!   correlation between the influence predicted for each subset (the sum of its documents'
 //!   scores) and the query's actual loss under that subset's adapter (negated: helpful data
 //!   lowers it), averaged over queries, with a 95 % bootstrap interval over queries;
-//! - **leave-one-out**: `--loo` adapters retrained without one fact each; Spearman between the
-//!   fact's score and the loss increase its removal causes, pooled over (fact, query) pairs.
+//! - **leave-one-out**: `--loo` adapters retrained without one fact each; per query, Spearman
+//!   between the facts' scores and the loss increase their removal causes, averaged over queries
+//!   (95 % bootstrap interval over queries).
+//!
+//! A query whose correlation is undefined (constant scores or losses) is left out of the mean;
+//! the JSON output counts the queries used.
 
 use openledger_worker::attribution::retrieval::{self, RetrievalIndex};
 use openledger_worker::attribution::span::{build_index, AttributionParams, DocRef, Relevance, SpanIndex};
@@ -148,7 +153,7 @@ fn quote(f: &Fact) -> String {
 }
 
 fn question(f: &Fact) -> String {
-	format!("Which {} in {} was founded by {} in {}?", f.kind, f.place, f.person, f.year)
+	format!("Which {} in {} was founded by {}?", f.kind, f.place, f.person)
 }
 
 /// Precision@1, recall@5 and share mass on the truth, summed over queries.
@@ -204,7 +209,9 @@ struct InfluenceRow {
 	method: &'static str,
 	quality: Quality,
 	lds: (f64, f64, f64),
+	lds_queries: usize,
 	loo: (f64, f64, f64),
+	loo_queries: usize,
 }
 
 pub fn run(a: BenchQualityArgs) -> anyhow::Result<()> {
@@ -360,7 +367,14 @@ pub fn run(a: BenchQualityArgs) -> anyhow::Result<()> {
 			})
 			.filter(|x| x.is_finite())
 			.collect();
-		influence_rows.push(InfluenceRow { method: name, quality: inf_quality[m].mean(), lds: mean_ci(&lds_q, a.seed), loo: mean_ci(&loo_q, a.seed + 1) });
+		influence_rows.push(InfluenceRow {
+			method: name,
+			quality: inf_quality[m].mean(),
+			lds: mean_ci(&lds_q, a.seed),
+			lds_queries: lds_q.len(),
+			loo: mean_ci(&loo_q, a.seed + 1),
+			loo_queries: loo_q.len(),
+		});
 	}
 	let influence_s = t_inf.elapsed().as_secs_f64();
 

@@ -99,6 +99,12 @@ impl TextTokenizer {
 		self.inner.decode(ids, true).map_err(|e| anyhow::anyhow!("detokenizing: {e}"))
 	}
 
+	/// The text of every added token (special or not): strings the tokenizer turns into those
+	/// tokens wherever they appear in input text.
+	pub fn added_tokens(&self) -> Vec<String> {
+		self.inner.get_added_tokens_decoder().into_values().map(|t| t.content).collect()
+	}
+
 	pub fn token_id(&self, token: &str) -> Option<u32> {
 		self.inner.token_to_id(token)
 	}

@@ -31,4 +31,4 @@ def test_quick_benchmark_meets_its_floors(tmp_path):
     assert set(inf) == {"exact", "DataInf", "LiSSA"}
     for name, x in inf.items():
         assert x["lds"][0] > 0, (name, x)
-        assert x["lds"][1] <= x["lds"][0] <= x["lds"][2], (name, x)
+        assert x["lds_queries"] >= 20, (name, x)  # of 24: undefined correlations are rare

@@ -427,8 +427,10 @@ async fn retrieve(st: &AppState, headers: &HeaderMap, common: &CommonParams, que
 }
 
 /// The prompt `render` makes with as many of the retrieved passages (best first) as leave room
-/// in the context for the request's `max_tokens`; the passages dropped are neither cited nor
-/// credited. Without retrieval, the prompt as sent.
+/// in the context for the request's `max_tokens` (256 when it names none, as sampling defaults);
+/// the passages dropped are neither cited nor credited. Passages lose any added-token text
+/// (`<|im_start|>`, …) first: a contribution must not open or close turns in someone's prompt.
+/// At most ⌈log₂(k + 1)⌉ + 1 tokenizations. Without retrieval, the prompt as sent.
 async fn fit_passages(
 	st: &AppState,
 	common: &CommonParams,
@@ -436,21 +438,42 @@ async fn fit_passages(
 	chat: bool,
 	render: impl Fn(&[Passage]) -> Result<String, ApiError> + Send + 'static,
 ) -> Result<(String, Option<Retrieved>), ApiError> {
-	let room = st.engine.max_len.saturating_sub(common.max_completion_tokens.or(common.max_tokens).unwrap_or(1));
+	let room = st.engine.max_len.saturating_sub(common.max_completion_tokens.or(common.max_tokens).unwrap_or(256));
 	let tokenizer = st.tokenizer.clone();
 	off_thread(move || {
 		let Some(mut passages) = passages else { return Ok((render(&[])?, None)) };
-		loop {
-			let prompt = render(&passages)?;
-			if passages.is_empty() {
-				return Ok((prompt, Some(Retrieved::new(&passages))));
-			}
-			let n = if chat { tokenizer.encode(&prompt) } else { tokenizer.encode_prompt(&prompt) }.map(|t| t.len()).unwrap_or(usize::MAX);
-			if n <= room {
-				return Ok((prompt, Some(Retrieved::new(&passages))));
-			}
-			passages.pop();
+		let added = tokenizer.added_tokens();
+		for p in passages.iter_mut() {
+			p.text = crate::attribution::retrieval::without_tokens(&p.text, &added);
 		}
+		let fits = |n: usize| -> Result<Option<String>, ApiError> {
+			let prompt = render(&passages[..n])?;
+			let len = if chat { tokenizer.encode(&prompt) } else { tokenizer.encode_prompt(&prompt) }.map(|t| t.len()).unwrap_or(usize::MAX);
+			Ok((n == 0 || len <= room).then_some(prompt))
+		};
+		// All of them (the common case), else the most that fit (fitting is monotone in n).
+		let (mut prompt, mut n) = match fits(passages.len())? {
+			Some(p) => (p, passages.len()),
+			None => (render(&[])?, 0),
+		};
+		if n < passages.len() {
+			let (mut lo, mut hi) = (0, passages.len() - 1); // the answer is in lo..=hi
+			while lo < hi {
+				let mid = (lo + hi).div_ceil(2);
+				match fits(mid)? {
+					Some(p) => {
+						(lo, prompt) = (mid, p);
+					},
+					None => hi = mid - 1,
+				}
+			}
+			n = lo;
+			if n == 0 {
+				prompt = render(&[])?;
+			}
+		}
+		passages.truncate(n);
+		Ok((prompt, Some(Retrieved::new(&passages))))
 	})
 	.await?
 }
