@@ -77,6 +77,14 @@ enum Cmd {
 	AdapterId { dir: PathBuf },
 	/// Print the weights hash of a model folder (what its base model is registered with).
 	ModelHash { dir: PathBuf },
+	/// Print the id of a composition of the store's adapters (`legal+medical`,
+	/// `legal:0.7+medical:0.3`): the weights hash to register it with, so that a worker serves and
+	/// bills it under that name.
+	CompositionId {
+		#[arg(long)]
+		adapters: PathBuf,
+		composition: String,
+	},
 	/// ModelFactory: fine-tune LoRA adapters from Datanet snapshots; pretrain a base model.
 	#[command(subcommand)]
 	Factory(openledger_worker::factory::cli::FactoryCmd),
@@ -359,6 +367,18 @@ async fn main() -> anyhow::Result<()> {
 		Cmd::AdapterId { dir } => {
 			let id = adapter_id(&std::fs::read(dir.join(CONFIG_FILE))?, &std::fs::read(dir.join(WEIGHTS_FILE))?)?;
 			println!("0x{}", hex::encode(id));
+			Ok(())
+		},
+		Cmd::CompositionId { adapters, composition } => {
+			let parts = openledger_worker::model::lora::parse_composition(&composition)
+				.context("a composition names two or more adapters joined by `+`")?
+				.map_err(|e| anyhow::anyhow!(e))?;
+			let mut ids = Vec::new();
+			for (name, w) in &parts {
+				let dir = adapters.join(name);
+				ids.push((adapter_id(&std::fs::read(dir.join(CONFIG_FILE))?, &std::fs::read(dir.join(WEIGHTS_FILE))?)?, *w));
+			}
+			println!("0x{}", hex::encode(openledger_worker::model::lora::composition_id(&ids)));
 			Ok(())
 		},
 		Cmd::ModelHash { dir } => {

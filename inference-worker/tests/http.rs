@@ -481,3 +481,33 @@ async fn retrieval_puts_cited_passages_into_the_prompt() {
 	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&ask(json!({"attribution": "retrieval", "retrieval": {"k": 2}})))).await;
 	assert_eq!(s.as_u16(), 400, "unknown option: {body}");
 }
+
+/// `model: "a+b"` (or with weights) applies both adapters together; bad compositions are 400s
+/// and unknown parts 404s.
+#[tokio::test]
+async fn a_request_may_compose_adapters() {
+	let app = app(EngineConfig::default());
+	let ask = |model: &str| json!({"model": model, "prompt": "The river runs", "max_tokens": 6, "temperature": 0}).to_string();
+	let text = |body: &str| serde_json::from_str::<Value>(body).unwrap()["choices"][0]["text"].as_str().unwrap().to_string();
+	let mut answers = Vec::new();
+	for model in ["legal", "medical", "legal+medical", "legal:0.5+medical:2"] {
+		let (s, _, body) = call(&app, "POST", "/v1/completions", Some(&ask(model))).await;
+		assert_eq!(s, StatusCode::OK, "{model}: {body}");
+		assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["model"], model);
+		answers.push(text(&body));
+	}
+	// The composition is neither part alone (seeded adapters: their answers differ).
+	assert!(answers[2] != answers[0] || answers[2] != answers[1], "{answers:?}");
+	for (model, status, code) in [
+		("legal+nope", 404, Some("model_not_found")),
+		("legal+legal", 400, None),
+		("legal:0+medical", 400, None),
+		("legal+medical+a+b+c", 400, None),
+		("legal+", 400, None),
+	] {
+		let (s, _, body) = call(&app, "POST", "/v1/completions", Some(&ask(model))).await;
+		assert_eq!(s.as_u16(), status, "{model}: {body}");
+		assert_eq!(error_of(&body)["code"].as_str(), code, "{model}: {body}");
+		assert_eq!(error_of(&body)["param"], "model", "{model}: {body}");
+	}
+}

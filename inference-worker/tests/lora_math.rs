@@ -6,7 +6,7 @@ mod common;
 use candle_core::{DType, Device};
 use common::*;
 use openledger_worker::model::llama::{KvCache, Llama, Row};
-use openledger_worker::model::lora::{adapter_id, LoraAdapter};
+use openledger_worker::model::lora::{adapter_id, parse_composition, LoraAdapter};
 
 /// Runs `prompt` then `steps` greedy-fed decode tokens alone on `model`; returns every step's logits.
 fn alone(model: &Llama, prompt: &[u32], feed: &[u32]) -> Vec<Vec<f32>> {
@@ -77,6 +77,59 @@ fn mixed_batch_equals_each_row_alone_with_its_adapter_merged() {
 		let base = alone(&model, &rows[0].0, &feed);
 		assert!(max_abs_diff(&got[0][0], &base[0]) > 1e-2);
 	}
+}
+
+/// A composition of adapters (`a+b`) in a mixed batch gives the logits of the model with both
+/// adapters merged, beside rows of either adapter alone and of none; weights scale each part.
+#[test]
+fn composed_adapters_apply_the_weighted_sum_of_their_deltas() {
+	let model = tiny_model(DType::F32);
+	let cfg = model.cfg.clone();
+	let a0 = adapter(&cfg, 4, &["q_proj", "v_proj"], 10);
+	let a1 = adapter(&cfg, 8, &["q_proj", "k_proj", "o_proj", "down_proj"], 11);
+	let both = LoraAdapter::compose("ad10+ad11", &[(&a0, 1.0), (&a1, 1.0)], &Device::Cpu).unwrap();
+	assert_eq!(both.parts.iter().map(|p| (p.0.as_str(), p.2)).collect::<Vec<_>>(), vec![("ad10", 1.0), ("ad11", 1.0)]);
+	assert_ne!(both.id, a0.id);
+	let rows: Vec<(Vec<u32>, Option<&LoraAdapter>)> =
+		vec![(vec![5, 6, 7], Some(&both)), (vec![8, 9], Some(&a0)), (vec![10, 11, 12], None), (vec![13], Some(&a1))];
+	let feed = [20, 21];
+	let reference = alone(&model.merged(&a0).unwrap().merged(&a1).unwrap(), &rows[0].0, &feed);
+	let only_a0 = alone(&model.merged(&a0).unwrap(), &rows[0].0, &feed);
+	for grouped in [false, true] {
+		let got = mixed(&model, &rows, &feed, grouped);
+		for (step, (g, r)) in got[0].iter().zip(&reference).enumerate() {
+			let d = max_abs_diff(g, r);
+			assert!(d < 1e-4, "step {step} (grouped {grouped}): max |Δlogit| = {d}");
+		}
+		assert!(max_abs_diff(&got[0][0], &only_a0[0]) > 1e-3, "the second adapter matters");
+		let a0_row = alone(&model.merged(&a0).unwrap(), &rows[1].0, &feed);
+		assert!(max_abs_diff(&got[1][0], &a0_row[0]) < 1e-4, "a row of one part beside the composition is unchanged");
+	}
+	// Weights: W + 0.5·ΔW₀ + 0.25·ΔW₁ for every projection.
+	let weighted = LoraAdapter::compose("w", &[(&a0, 0.5), (&a1, 0.25)], &Device::Cpu).unwrap();
+	assert_ne!(weighted.id, both.id, "the weights are part of the id");
+	let w = candle_core::Tensor::randn(0f32, 1.0, (cfg.hidden_size, cfg.hidden_size), &Device::Cpu).unwrap();
+	for proj in [0usize, 1, 2, 3] {
+		let (out_dim, in_dim) = cfg.projection_shape(openledger_worker::model::config::PROJECTIONS[proj]).unwrap();
+		let w = w.narrow(0, 0, out_dim).unwrap().narrow(1, 0, in_dim).unwrap().contiguous().unwrap();
+		let d0 = (a0.merged_weight(0, proj, &w).unwrap() - &w).unwrap();
+		let d1 = (a1.merged_weight(0, proj, &w).unwrap() - &w).unwrap();
+		let want = ((&w + (d0 * 0.5).unwrap()).unwrap() + (d1 * 0.25).unwrap()).unwrap();
+		let got = weighted.merged_weight(0, proj, &w).unwrap();
+		let d = max_abs_diff(&got.flatten_all().unwrap().to_vec1().unwrap(), &want.flatten_all().unwrap().to_vec1().unwrap());
+		assert!(d < 1e-5, "projection {proj}: {d}");
+	}
+}
+
+#[test]
+fn composition_names_are_parsed_strictly() {
+	assert!(parse_composition("legal").is_none());
+	assert_eq!(parse_composition("legal+medical").unwrap().unwrap(), vec![("legal".to_string(), 1.0), ("medical".to_string(), 1.0)]);
+	assert_eq!(parse_composition("a:0.7+b:0.3").unwrap().unwrap(), vec![("a".to_string(), 0.7), ("b".to_string(), 0.3)]);
+	for bad in ["a+", "+a", "a+a", "a+b+c+d+e", "a:0+b", "a:-1+b", "a:nan+b", "a:inf+b", "a:5+b", "a:1e30+b", "a:+b", "../x+b", "a:1:2+b", "é+b"] {
+		assert!(parse_composition(bad).unwrap().is_err(), "{bad}");
+	}
+	assert!(parse_composition("a+b+c+d").unwrap().is_ok());
 }
 
 /// Ranks beyond the CPU kernel's stack buffer (256) are applied, not skipped: the receipt bills

@@ -84,8 +84,14 @@ impl AdapterCache {
 		(s.entries.len(), s.bytes)
 	}
 
-	/// The adapter called `name`, from memory or loaded once from the store.
+	/// The adapter called `name`, from memory or loaded once from the store; a composition
+	/// (`a+b`, `a:0.7+b:0.3`, see [`crate::model::lora::parse_composition`]) of adapters of the store.
 	pub async fn get(&self, name: &str) -> Result<Arc<LoraAdapter>, AdapterError> {
+		match crate::model::lora::parse_composition(name) {
+			Some(Ok(parts)) => return self.get_composed(name, &parts).await,
+			Some(Err(e)) => return Err(AdapterError::Invalid(name.to_string(), e)),
+			None => {},
+		}
 		if !valid_name(name) {
 			return Err(AdapterError::NotFound(name.to_string()));
 		}
@@ -149,6 +155,47 @@ impl AdapterCache {
 			}
 		}
 		result.map(|(a, _)| a)
+	}
+
+	/// A composition of the store's adapters, built once per set of part ids and kept under its
+	/// name in the same byte budget (it holds its own stacked copy of the parts' pairs). Built
+	/// again when a part changed on disk.
+	async fn get_composed(&self, name: &str, parts: &[(String, f32)]) -> Result<Arc<LoraAdapter>, AdapterError> {
+		let mut loaded = Vec::with_capacity(parts.len());
+		for (part, w) in parts {
+			loaded.push((Box::pin(self.get(part)).await?, *w));
+		}
+		let ids: Vec<([u8; 32], f32)> = loaded.iter().map(|(a, w)| (a.id, *w)).collect();
+		let want = crate::model::lora::composition_id(&ids);
+		{
+			let mut s = self.state.lock().expect("not poisoned; qed");
+			s.tick += 1;
+			let tick = s.tick;
+			if let Some((a, used, _)) = s.entries.get_mut(name) {
+				if a.id == want {
+					*used = tick;
+					self.metrics.adapter_hits.inc();
+					return Ok(a.clone());
+				}
+			}
+		}
+		let (name_owned, device) = (name.to_string(), self.device.clone());
+		let composed = tokio::task::spawn_blocking(move || {
+			let refs: Vec<(&LoraAdapter, f32)> = loaded.iter().map(|(a, w)| (a.as_ref(), *w)).collect();
+			LoraAdapter::compose(&name_owned, &refs, &device).map_err(|e| AdapterError::Invalid(name_owned, format!("{e:#}")))
+		})
+		.await
+		.unwrap_or_else(|e| Err(AdapterError::Invalid(name.to_string(), e.to_string())))?;
+		let composed = Arc::new(composed);
+		let mut s = self.state.lock().expect("not poisoned; qed");
+		s.tick += 1;
+		let tick = s.tick;
+		s.bytes += composed.bytes;
+		if let Some((old, _, _)) = s.entries.insert(name.to_string(), (composed.clone(), tick, None)) {
+			s.bytes -= old.bytes;
+		}
+		self.evict(&mut s, name);
+		Ok(composed)
 	}
 
 	/// Evicts least recently used adapters (never `keep`) until the budget holds.
@@ -235,6 +282,33 @@ mod tests {
 		assert_eq!(cache.get("../a0").await.unwrap_err(), AdapterError::NotFound("../a0".into()));
 		assert!(matches!(cache.get("broken").await.unwrap_err(), AdapterError::Invalid(..)));
 		assert!(cache.get("a0").await.is_ok());
+	}
+
+	#[tokio::test]
+	async fn compositions_are_built_once_and_again_when_a_part_changes() {
+		let (dir, cfg) = setup(2);
+		let m = Metrics::new();
+		let cache = AdapterCache::new(dir.path().into(), cfg.clone(), Device::Cpu, 1 << 30, m.clone());
+		let c = cache.get("a0+a1").await.unwrap();
+		assert_eq!(c.parts.len(), 2);
+		assert!(Arc::ptr_eq(&c, &cache.get("a0+a1").await.unwrap()), "built once");
+		let weighted = cache.get("a0:0.5+a1").await.unwrap();
+		assert_ne!(weighted.id, c.id);
+		let (a0, a1) = (cache.get("a0").await.unwrap(), cache.get("a1").await.unwrap());
+		assert_eq!(cache.resident(), (4, a0.bytes + a1.bytes + c.bytes + weighted.bytes), "compositions count in the budget");
+		// A part missing, a bad name, a part twice: refused, nothing resident added.
+		assert_eq!(cache.get("a0+nope").await.unwrap_err(), AdapterError::NotFound("nope".into()));
+		assert!(matches!(cache.get("a0+a0").await.unwrap_err(), AdapterError::Invalid(..)));
+		assert!(matches!(cache.get("a0:9+a1").await.unwrap_err(), AdapterError::Invalid(..)));
+		assert_eq!(cache.resident().0, 4);
+		// A part replaced on disk: the composition is built again from the new part.
+		let tmp = dir.path().join("new");
+		write_adapter(&tmp, &cfg, 6, 8.0, &["q_proj", "v_proj"], 99).unwrap();
+		std::fs::remove_dir_all(dir.path().join("a1")).unwrap();
+		std::fs::rename(&tmp, dir.path().join("a1")).unwrap();
+		let again = cache.get("a0+a1").await.unwrap();
+		assert_ne!(again.id, c.id);
+		assert_eq!(again.parts[1].1, cache.get("a1").await.unwrap().id);
 	}
 
 	/// An adapter replaced on disk is served from its new files at the next request (the old

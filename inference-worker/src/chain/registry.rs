@@ -46,6 +46,8 @@ impl ServedModel {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ModelJson {
+	#[serde(default)]
+	name: String,
 	kind: String,
 	price_per_1k_tokens: String,
 	price_per_request: String,
@@ -98,6 +100,16 @@ impl IdCache {
 		}
 		out
 	}
+}
+
+/// A composition registered on chain: its on-chain name composes adapters of the store
+/// (`legal+medical`, `legal:0.7+medical:0.3`) whose composition id is the registered weights
+/// hash. Served, and billed, under that name.
+fn composed_name(name: &str, hash: &[u8; 32], local: &HashMap<[u8; 32], String>) -> Option<String> {
+	let parts = crate::model::lora::parse_composition(name)?.ok()?;
+	let ids: Option<Vec<([u8; 32], f32)>> =
+		parts.iter().map(|(n, w)| local.iter().find(|(_, local_name)| *local_name == n).map(|(id, _)| (*id, *w))).collect();
+	(crate::model::lora::composition_id(&ids?) == *hash).then(|| name.to_string())
 }
 
 pub struct Registry {
@@ -204,8 +216,8 @@ impl Registry {
 				let Ok(hash) = hex::decode(v.weights_hash.trim_start_matches("0x")) else { continue };
 				let Ok(hash) = <[u8; 32]>::try_from(hash) else { continue };
 				weights_hash = Some(hash);
-				match local.get(&hash) {
-					Some(name) => name.clone(),
+				match local.get(&hash).cloned().or_else(|| composed_name(&m.name, &hash, &local)) {
+					Some(name) => name,
 					None => {
 						tracing::warn!("model {model} (weights 0x{}) is not in the adapter store", hex::encode(hash));
 						continue;
@@ -240,5 +252,24 @@ impl Registry {
 		}
 		self.mark_refreshed();
 		Ok(())
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::model::lora::composition_id;
+
+	#[test]
+	fn a_composition_is_served_under_its_on_chain_name_only_when_its_id_matches() {
+		let local: HashMap<[u8; 32], String> = [([1; 32], "legal".to_string()), ([2; 32], "medical".to_string())].into();
+		let id = composition_id(&[([1; 32], 0.7), ([2; 32], 0.3)]);
+		assert_eq!(composed_name("legal:0.7+medical:0.3", &id, &local).as_deref(), Some("legal:0.7+medical:0.3"));
+		// Other weights, other order, a part missing, not a composition: not served.
+		assert_eq!(composed_name("legal:0.3+medical:0.7", &id, &local), None);
+		assert_eq!(composed_name("medical:0.3+legal:0.7", &id, &local), None);
+		assert_eq!(composed_name("legal:0.7+tax:0.3", &id, &local), None);
+		assert_eq!(composed_name("legal", &id, &local), None);
+		assert_eq!(composed_name("legal+medical", &composition_id(&[([1; 32], 1.0), ([2; 32], 1.0)]), &local).as_deref(), Some("legal+medical"));
 	}
 }

@@ -905,6 +905,9 @@ async fn resolve(st: &AppState, model: &str) -> Result<Option<Arc<LoraAdapter>>,
 	if model == st.base_name {
 		return Ok(None);
 	}
+	if let Some(Err(e)) = crate::model::lora::parse_composition(model) {
+		return Err(ApiError::invalid(e, "model"));
+	}
 	st.adapters.get(model).await.map(Some).map_err(|e| match e {
 		AdapterError::NotFound(_) => ApiError {
 			status: 404,

@@ -7,7 +7,7 @@
 //! `alpha / √r` with rsLoRA), so one forward pass serves rows of many adapters.
 
 use super::config::{projection_index, LlamaConfig, PROJECTIONS};
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail, ensure, Context};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,54 @@ pub struct LoraAdapter {
 	pub layers: Vec<[Option<LoraPair>; 7]>,
 	/// Bytes of adapter weights held in memory (what the cache budget counts).
 	pub bytes: usize,
+	/// For a composition ([`LoraAdapter::compose`]): each part's name, id and weight.
+	pub parts: Vec<(String, [u8; 32], f32)>,
+}
+
+/// Most adapters one composition applies.
+pub const MAX_COMPOSE: usize = 4;
+/// Largest weight of one adapter in a composition.
+pub const MAX_COMPOSE_WEIGHT: f32 = 4.0;
+
+/// A model name that composes adapters — `legal+medical` (weight 1 each) or
+/// `legal:0.7+medical:0.3` — as `(name, weight)` parts; `None` for a name without `+`. Parts are
+/// 2 to [`MAX_COMPOSE`] distinct adapter names, weights finite in (0, [`MAX_COMPOSE_WEIGHT`]].
+pub fn parse_composition(model: &str) -> Option<Result<Vec<(String, f32)>, String>> {
+	if !model.contains('+') {
+		return None;
+	}
+	let mut parts: Vec<(String, f32)> = Vec::new();
+	for piece in model.split('+') {
+		let (name, weight) = match piece.split_once(':') {
+			Some((n, w)) => match w.parse::<f32>() {
+				Ok(w) if w.is_finite() && w > 0.0 && w <= MAX_COMPOSE_WEIGHT => (n, w),
+				_ => return Some(Err(format!("a composition weight is a number in (0, {MAX_COMPOSE_WEIGHT}]"))),
+			},
+			None => (piece, 1.0),
+		};
+		if !crate::adapters::valid_name(name) {
+			return Some(Err("a composition names adapters: `a+b` or `a:0.7+b:0.3`".into()));
+		}
+		if parts.iter().any(|(n, _)| n == name) {
+			return Some(Err(format!("adapter `{name}` is named twice in the composition")));
+		}
+		parts.push((name.to_string(), weight));
+	}
+	if !(2..=MAX_COMPOSE).contains(&parts.len()) {
+		return Some(Err(format!("a composition applies 2 to {MAX_COMPOSE} adapters")));
+	}
+	Some(Ok(parts))
+}
+
+/// The id of a composition of adapters (their ids and weights, in order).
+pub fn composition_id(parts: &[([u8; 32], f32)]) -> [u8; 32] {
+	let mut h = Sha256::new();
+	h.update(b"openledger:lora-composition:v1");
+	for (id, w) in parts {
+		h.update(id);
+		h.update(w.to_le_bytes());
+	}
+	h.finalize().into()
 }
 
 impl std::fmt::Debug for LoraAdapter {
@@ -201,7 +249,63 @@ impl LoraAdapter {
 			bytes += (a.len() + b.len()) * 4;
 			layers[layer][proj] = Some(LoraPair { rank: config.r, in_dim, out_dim, a, b, device: device_pair });
 		}
-		Ok(Self { name: name.to_string(), id, scale: config.scale(), config, layers, bytes })
+		Ok(Self { name: name.to_string(), id, scale: config.scale(), config, layers, bytes, parts: Vec::new() })
+	}
+
+	/// Adapters applied together with weights, as one adapter: per projection the pairs stacked
+	/// (`A = [A₁; A₂; …]`, `B = [w₁s₁B₁ | w₂s₂B₂ | …]`, scale 1), so that `BA x = Σ wᵢ sᵢ Bᵢ Aᵢ x`
+	/// exactly — PEFT's `cat` combination. The base weights stay unmerged: the composition is a
+	/// LoRA of rank Σ rᵢ in the mixed batch beside any other adapter.
+	pub fn compose(name: &str, parts: &[(&LoraAdapter, f32)], device: &Device) -> anyhow::Result<Self> {
+		ensure!((2..=MAX_COMPOSE).contains(&parts.len()), "a composition applies 2 to {MAX_COMPOSE} adapters");
+		let layers_n = parts[0].0.layers.len();
+		ensure!(parts.iter().all(|(a, _)| a.layers.len() == layers_n), "the adapters are for models with different layer counts");
+		let mut layers: Vec<[Option<LoraPair>; 7]> = (0..layers_n).map(|_| Default::default()).collect();
+		let mut bytes = 0;
+		let mut max_rank = 0;
+		for (l, layer) in layers.iter_mut().enumerate() {
+			for (proj, slot) in layer.iter_mut().enumerate() {
+				let here: Vec<(&LoraPair, f32)> = parts.iter().filter_map(|(a, w)| a.pair(l, proj).map(|p| (p, w * a.scale))).collect();
+				let Some((first, _)) = here.first() else { continue };
+				let (in_dim, out_dim) = (first.in_dim, first.out_dim);
+				ensure!(here.iter().all(|(p, _)| p.in_dim == in_dim && p.out_dim == out_dim), "layer {l} {}: shapes differ", PROJECTIONS[proj]);
+				let rank: usize = here.iter().map(|(p, _)| p.rank).sum();
+				let a: Vec<f32> = here.iter().flat_map(|(p, _)| p.a.iter().copied()).collect();
+				let mut b = vec![0f32; out_dim * rank];
+				let mut col = 0;
+				for (p, ws) in &here {
+					for o in 0..out_dim {
+						for k in 0..p.rank {
+							b[o * rank + col + k] = ws * p.b[o * p.rank + k];
+						}
+					}
+					col += p.rank;
+				}
+				let device_pair = if device.is_cpu() {
+					None
+				} else {
+					let at = Tensor::from_slice(&a, (rank, in_dim), device)?.t()?.contiguous()?;
+					let bt = Tensor::from_slice(&b, (out_dim, rank), device)?.t()?.contiguous()?;
+					Some((at, bt))
+				};
+				bytes += (a.len() + b.len()) * 4;
+				max_rank = max_rank.max(rank);
+				*slot = Some(LoraPair { rank, in_dim, out_dim, a, b, device: device_pair });
+			}
+		}
+		let mut config = parts[0].0.config.clone();
+		config.r = max_rank;
+		config.lora_alpha = max_rank as f64; // scale 1: the weights are in B
+		config.use_rslora = false;
+		Ok(Self {
+			name: name.to_string(),
+			id: composition_id(&parts.iter().map(|(a, w)| (a.id, *w)).collect::<Vec<_>>()),
+			config,
+			scale: 1.0,
+			layers,
+			bytes,
+			parts: parts.iter().map(|(a, w)| (a.name.clone(), a.id, *w)).collect(),
+		})
 	}
 
 	/// `W + scale · B A` for one projection: the merge-per-request baseline and the reference the
