@@ -126,10 +126,14 @@ fn composition_names_are_parsed_strictly() {
 	assert!(parse_composition("legal").is_none());
 	assert_eq!(parse_composition("legal+medical").unwrap().unwrap(), vec![("legal".to_string(), 1.0), ("medical".to_string(), 1.0)]);
 	assert_eq!(parse_composition("a:0.7+b:0.3").unwrap().unwrap(), vec![("a".to_string(), 0.7), ("b".to_string(), 0.3)]);
-	for bad in ["a+", "+a", "a+a", "a+b+c+d+e", "a:0+b", "a:-1+b", "a:nan+b", "a:inf+b", "a:5+b", "a:1e30+b", "a:+b", "../x+b", "a:1:2+b", "é+b"] {
+	for bad in ["a+", "+a", "a+a", "a+b+c+d+e", "a:0+b", "a:-1+b", "a:nan+b", "a:inf+b", "a:5+b", "a:1e30+b", "a:1e-45+b", "a:0.0009+b", "a:+b", "../x+b", "a:1:2+b", "é+b"] {
 		assert!(parse_composition(bad).unwrap().is_err(), "{bad}");
 	}
 	assert!(parse_composition("a+b+c+d").unwrap().is_ok());
+	assert!(parse_composition("a:0.001+b:4").unwrap().is_ok());
+	let canon = |n: &str| openledger_worker::model::lora::canonical_composition(&parse_composition(n).unwrap().unwrap());
+	assert_eq!(canon("a:0.70+b"), canon("a:0.7+b:1"));
+	assert_ne!(canon("a+b"), canon("b+a"));
 }
 
 /// Ranks beyond the CPU kernel's stack buffer (256) are applied, not skipped: the receipt bills

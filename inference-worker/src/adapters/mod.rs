@@ -46,6 +46,8 @@ struct State {
 	bytes: usize,
 	tick: u64,
 	loading: HashMap<String, Slot>,
+	/// The parts' file stamps each cached composition was built from.
+	composed: HashMap<String, Vec<Stamp>>,
 }
 
 pub struct AdapterCache {
@@ -88,7 +90,7 @@ impl AdapterCache {
 	/// (`a+b`, `a:0.7+b:0.3`, see [`crate::model::lora::parse_composition`]) of adapters of the store.
 	pub async fn get(&self, name: &str) -> Result<Arc<LoraAdapter>, AdapterError> {
 		match crate::model::lora::parse_composition(name) {
-			Some(Ok(parts)) => return self.get_composed(name, &parts).await,
+			Some(Ok(parts)) => return self.get_composed(&parts).await,
 			Some(Err(e)) => return Err(AdapterError::Invalid(name.to_string(), e)),
 			None => {},
 		}
@@ -157,45 +159,64 @@ impl AdapterCache {
 		result.map(|(a, _)| a)
 	}
 
-	/// A composition of the store's adapters, built once per set of part ids and kept under its
-	/// name in the same byte budget (it holds its own stacked copy of the parts' pairs). Built
-	/// again when a part changed on disk.
-	async fn get_composed(&self, name: &str, parts: &[(String, f32)]) -> Result<Arc<LoraAdapter>, AdapterError> {
-		let mut loaded = Vec::with_capacity(parts.len());
-		for (part, w) in parts {
-			loaded.push((Box::pin(self.get(part)).await?, *w));
-		}
-		let ids: Vec<([u8; 32], f32)> = loaded.iter().map(|(a, w)| (a.id, *w)).collect();
-		let want = crate::model::lora::composition_id(&ids);
-		{
+	/// A composition of the store's adapters, built once (concurrent requests share one build)
+	/// and kept under its canonical name in the same byte budget (it holds its own stacked copy
+	/// of the parts' pairs, so the budget should hold it beside its parts). A cached composition
+	/// is served while its parts' files are unchanged — checked from their stamps, without
+	/// loading the parts — and built again from the new parts otherwise.
+	async fn get_composed(&self, parts: &[(String, f32)]) -> Result<Arc<LoraAdapter>, AdapterError> {
+		let key = crate::model::lora::canonical_composition(parts);
+		let stamps: Vec<Stamp> = parts.iter().map(|(n, _)| stamp(&self.dir.join(n))).collect();
+		let slot = {
 			let mut s = self.state.lock().expect("not poisoned; qed");
 			s.tick += 1;
 			let tick = s.tick;
-			if let Some((a, used, _)) = s.entries.get_mut(name) {
-				if a.id == want {
+			let fresh = stamps.iter().all(Option::is_some) && s.composed.get(&key) == Some(&stamps);
+			match s.entries.get_mut(&key) {
+				Some((a, used, _)) if fresh => {
 					*used = tick;
 					self.metrics.adapter_hits.inc();
 					return Ok(a.clone());
+				},
+				Some(_) => {
+					let (a, _, _) = s.entries.remove(&key).expect("matched above; qed");
+					s.bytes -= a.bytes;
+				},
+				None => {},
+			}
+			s.loading.entry(key.clone()).or_default().clone()
+		};
+		let result = slot
+			.get_or_init(|| async {
+				let mut loaded = Vec::with_capacity(parts.len());
+				for (part, w) in parts {
+					loaded.push((Box::pin(self.get(part)).await?, *w));
 				}
+				let (key, device) = (key.clone(), self.device.clone());
+				tokio::task::spawn_blocking(move || {
+					let refs: Vec<(&LoraAdapter, f32)> = loaded.iter().map(|(a, w)| (a.as_ref(), *w)).collect();
+					LoraAdapter::compose(&key, &refs, &device).map(|a| (Arc::new(a), None)).map_err(|e| AdapterError::Invalid(key, format!("{e:#}")))
+				})
+				.await
+				.unwrap_or_else(|e| Err(AdapterError::Invalid("composition".into(), e.to_string())))
+			})
+			.await
+			.clone();
+		let mut s = self.state.lock().expect("not poisoned; qed");
+		if s.loading.get(&key).is_some_and(|l| Arc::ptr_eq(l, &slot)) {
+			s.loading.remove(&key);
+			if let Ok((a, _)) = &result {
+				s.tick += 1;
+				let tick = s.tick;
+				s.bytes += a.bytes;
+				if let Some((old, _, _)) = s.entries.insert(key.clone(), (a.clone(), tick, None)) {
+					s.bytes -= old.bytes;
+				}
+				s.composed.insert(key.clone(), stamps);
+				self.evict(&mut s, &key);
 			}
 		}
-		let (name_owned, device) = (name.to_string(), self.device.clone());
-		let composed = tokio::task::spawn_blocking(move || {
-			let refs: Vec<(&LoraAdapter, f32)> = loaded.iter().map(|(a, w)| (a.as_ref(), *w)).collect();
-			LoraAdapter::compose(&name_owned, &refs, &device).map_err(|e| AdapterError::Invalid(name_owned, format!("{e:#}")))
-		})
-		.await
-		.unwrap_or_else(|e| Err(AdapterError::Invalid(name.to_string(), e.to_string())))?;
-		let composed = Arc::new(composed);
-		let mut s = self.state.lock().expect("not poisoned; qed");
-		s.tick += 1;
-		let tick = s.tick;
-		s.bytes += composed.bytes;
-		if let Some((old, _, _)) = s.entries.insert(name.to_string(), (composed.clone(), tick, None)) {
-			s.bytes -= old.bytes;
-		}
-		self.evict(&mut s, name);
-		Ok(composed)
+		result.map(|(a, _)| a)
 	}
 
 	/// Evicts least recently used adapters (never `keep`) until the budget holds.
@@ -207,6 +228,7 @@ impl AdapterCache {
 				break;
 			};
 			let (a, _, _) = s.entries.remove(&victim).expect("found above; qed");
+			s.composed.remove(&victim);
 			s.bytes -= a.bytes;
 			self.metrics.adapter_evictions.inc();
 		}
@@ -292,6 +314,12 @@ mod tests {
 		let c = cache.get("a0+a1").await.unwrap();
 		assert_eq!(c.parts.len(), 2);
 		assert!(Arc::ptr_eq(&c, &cache.get("a0+a1").await.unwrap()), "built once");
+		assert!(Arc::ptr_eq(&c, &cache.get("a0:1+a1:1.0").await.unwrap()), "one entry per canonical composition");
+		// Concurrent first requests share one build.
+		let cache2 = Arc::new(AdapterCache::new(dir.path().into(), cfg.clone(), Device::Cpu, 1 << 30, Metrics::new()));
+		let tasks: Vec<_> = (0..8).map(|_| { let c = cache2.clone(); tokio::spawn(async move { c.get("a1+a0").await.unwrap() }) }).collect();
+		let got: Vec<Arc<LoraAdapter>> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+		assert!(got.iter().all(|a| Arc::ptr_eq(a, &got[0])), "one shared build");
 		let weighted = cache.get("a0:0.5+a1").await.unwrap();
 		assert_ne!(weighted.id, c.id);
 		let (a0, a1) = (cache.get("a0").await.unwrap(), cache.get("a1").await.unwrap());

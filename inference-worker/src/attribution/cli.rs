@@ -2,7 +2,7 @@
 //! also in infini-gram's on-disk token layout, for cross-checking and benchmarks) and answer
 //! count / longest-match queries as JSON lines.
 
-use super::span::{build_index, build_index_with, shard_tokens_for, BuildOptions, DocRef, SpanIndex, SEPARATOR};
+use super::span::{build_index_with, shard_tokens_for, BuildOptions, DocRef, SpanIndex, SEPARATOR};
 use crate::tokenizer::TextTokenizer;
 use anyhow::Context;
 use std::io::{BufRead, BufWriter, Write};
@@ -49,13 +49,29 @@ pub enum SpanCmd {
 		#[arg(long)]
 		out: PathBuf,
 	},
-	/// Index a token stream in infini-gram's layout (`tokenized.0`: documents as `ff ff` + u16
-	/// tokens); document `i` becomes contribution (0, 0, i). For benchmarks on one corpus.
+	/// Index a token stream in infini-gram's layout (`tokenized.0`: each document a separator —
+	/// all bits set — then its tokens, little endian, 2 or 4 bytes each); document `i` becomes
+	/// contribution (0, 0, i). For benchmarks on one corpus.
 	BuildTokens {
 		#[arg(long)]
 		tokenized: PathBuf,
 		#[arg(long)]
 		out: PathBuf,
+		/// Bytes per token in the file: 2 (u16) or 4 (u32, vocabularies past 65,535).
+		#[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=4))]
+		token_bytes: u8,
+		/// Build in shards whose construction each fits this much memory (MiB).
+		#[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+		shard_mib: Option<u64>,
+	},
+	/// Attribution latency: `attribute` (longest matches, spans, credit) of each answer of
+	/// `--answers` (JSON arrays of ids, one per line); prints `{"n", "p50_ms", "p99_ms",
+	/// "mean_coverage"}`.
+	BenchAttribute {
+		#[arg(long)]
+		index: PathBuf,
+		#[arg(long)]
+		answers: PathBuf,
 	},
 	/// Longest-suffix latency: one query per line of `--queries` (JSON arrays of ids); prints
 	/// `{"n", "p50_us", "p99_us", "lengths"}`.
@@ -186,23 +202,51 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 			}
 			Ok(())
 		},
-		SpanCmd::BuildTokens { tokenized, out } => {
+		SpanCmd::BuildTokens { tokenized, out, token_bytes, shard_mib } => {
+			anyhow::ensure!(token_bytes == 2 || token_bytes == 4, "--token-bytes is 2 or 4");
 			let bytes = std::fs::read(&tokenized).with_context(|| format!("reading {}", tokenized.display()))?;
 			let t = std::time::Instant::now();
-			let tokens: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-			let docs: Vec<Vec<u32>> = tokens
-				.split(|t| *t == SEPARATOR)
-				.skip(1)
-				.map(|d| d.iter().map(|t| *t as u32).collect())
-				.collect();
+			let tokens: Vec<u32> = if token_bytes == 4 {
+				bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+			} else {
+				bytes.chunks_exact(2).map(|c| match u16::from_le_bytes([c[0], c[1]]) {
+					SEPARATOR => u32::MAX,
+					x => x as u32,
+				}).collect()
+			};
+			drop(bytes);
+			// Documents as slices of the one token vector (no second copy of the corpus).
+			let docs: Vec<&[u32]> = tokens.split(|t| *t == u32::MAX).skip(1).collect();
 			let refs = (0..docs.len() as u32).map(|i| DocRef { datanet: 0, version: 0, index: i, content_hash: [0; 32] });
+			let opts = BuildOptions { shard_tokens: shard_mib.map(shard_tokens_for), ..Default::default() };
 			// Token ids only: no raw bytes, so no claims (and no shares) from such an index.
-			let meta = build_index(&out, refs.zip(docs.iter().map(|d| (d.as_slice(), &b""[..]))).map(|(r, (d, b))| (r, d, b)))?;
+			let meta = build_index_with(&out, refs.zip(docs.iter()).map(|(r, d)| (r, *d, &b""[..])), opts)?;
 			let idx = SpanIndex::open(&out)?;
 			println!(
 				"{}",
-				serde_json::json!({ "docs": meta.docs.len(), "tokens": meta.tokens, "seconds": t.elapsed().as_secs_f64(), "bytes_per_token": idx.bytes_per_token() })
+				serde_json::json!({ "docs": meta.docs.len(), "tokens": meta.tokens, "seconds": t.elapsed().as_secs_f64(),
+					"bytes_per_token": idx.bytes_per_token(), "token_bytes": meta.token_bytes, "entry_bytes": meta.entry_bytes, "shards": idx.shards() })
 			);
+			Ok(())
+		},
+		SpanCmd::BenchAttribute { index, answers } => {
+			let idx = SpanIndex::open(&index)?;
+			let qs: Vec<Vec<u32>> = std::io::BufReader::new(std::fs::File::open(&answers)?)
+				.lines()
+				.map(|l| Ok(serde_json::from_str(&l?)?))
+				.collect::<anyhow::Result<_>>()?;
+			anyhow::ensure!(!qs.is_empty(), "no answers");
+			let mut lat = Vec::with_capacity(qs.len());
+			let mut coverage = 0.0;
+			for q in &qs {
+				let t = std::time::Instant::now();
+				let a = idx.attribute(q, &Default::default());
+				lat.push(t.elapsed().as_secs_f64() * 1e3);
+				coverage += a.coverage;
+			}
+			lat.sort_by(f64::total_cmp);
+			let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+			println!("{}", serde_json::json!({ "n": qs.len(), "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_coverage": coverage / qs.len() as f64 }));
 			Ok(())
 		},
 		SpanCmd::BenchQuery { index, queries } => {

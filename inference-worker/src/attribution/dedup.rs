@@ -89,20 +89,30 @@ fn jaccard(a: &[u64], b: &[u64]) -> f64 {
 
 /// Finds the copies among `docs` (in document order): each with the earliest earlier document
 /// it is at least [`THRESHOLD`] similar to (an original is never itself a copy).
+///
+/// Memory: the MinHash signatures (1 KiB per document) and the LSH buckets; shingle sets are
+/// made again for the few pairs a bucket proposes, so a billion-token corpus needs no 8 bytes
+/// per token beside it. Signatures are computed on every core; the result does not depend on
+/// how many.
 pub fn find_copies(docs: &[&[u32]]) -> Copies {
-	let sets: Vec<Vec<u64>> = docs.iter().map(|d| shingles(d)).collect();
+	use rayon::prelude::*;
+	let sigs: Vec<Option<Vec<u64>>> = docs
+		.par_iter()
+		.map(|d| {
+			let set = shingles(d);
+			// Documents too short to shingle twice are left alone: one shared shingle is no copy.
+			(set.len() >= 2).then(|| (0..HASHES).map(|k| set.iter().map(|&h| mix(h ^ mix(k as u64 + 1))).min().expect("not empty; qed")).collect())
+		})
+		.collect();
 	let mut buckets: HashMap<(usize, u64), Vec<usize>> = HashMap::new();
-	for (d, set) in sets.iter().enumerate() {
-		// Documents too short to shingle twice are left alone: one shared shingle is no copy.
-		if set.len() < 2 {
-			continue;
-		}
-		let sig: Vec<u64> = (0..HASHES).map(|k| set.iter().map(|&h| mix(h ^ mix(k as u64 + 1))).min().expect("not empty; qed")).collect();
+	for (d, sig) in sigs.iter().enumerate() {
+		let Some(sig) = sig else { continue };
 		for b in 0..BANDS {
 			let key = sig[b * ROWS..(b + 1) * ROWS].iter().fold(b as u64, |h, &x| mix(h ^ x));
 			buckets.entry((b, key)).or_default().push(d);
 		}
 	}
+	drop(sigs);
 	// Each document is compared with the first (earliest) member of each of its buckets only:
 	// at most `BANDS` comparisons per document, however many documents share a bucket (a
 	// thousand identical uploads cost a thousand comparisons per band, not half a million).
@@ -112,14 +122,26 @@ pub fn find_copies(docs: &[&[u32]]) -> Copies {
 			candidates[later].push(members[0]);
 		}
 	}
+	drop(buckets);
+	// Each document with candidates, checked on its own (in parallel): the earliest similar one.
+	let firsts: Vec<Option<(usize, f64)>> = candidates
+		.into_par_iter()
+		.enumerate()
+		.map(|(d, mut c)| {
+			if c.is_empty() {
+				return None;
+			}
+			c.sort_unstable();
+			c.dedup();
+			let mine = shingles(docs[d]);
+			c.into_iter().map(|o| (o, jaccard(&shingles(docs[o]), &mine))).find(|&(_, sim)| sim >= THRESHOLD)
+		})
+		.collect();
 	let mut copies = Vec::new();
 	let mut original: Vec<Option<usize>> = vec![None; docs.len()];
-	for d in 0..docs.len() {
-		let mut c = std::mem::take(&mut candidates[d]);
-		c.sort_unstable();
-		c.dedup();
-		// The earliest similar document; a copy of a copy belongs to the first original.
-		if let Some((o, sim)) = c.into_iter().map(|o| (o, jaccard(&sets[o], &sets[d]))).find(|&(_, sim)| sim >= THRESHOLD) {
+	for (d, first) in firsts.into_iter().enumerate() {
+		// A copy of a copy belongs to the first original.
+		if let Some((o, sim)) = first {
 			let root = original[o].unwrap_or(o);
 			original[d] = Some(root);
 			copies.push((d, root, sim));

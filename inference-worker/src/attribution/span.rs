@@ -652,19 +652,31 @@ impl SpanIndex {
 	}
 
 	/// For each position `i`, the length of the longest span ending at `i` that occurs in the
-	/// corpus. Uses `L(i) ≤ L(i−1) + 1`, so the number of lookups is linear in the answer.
+	/// corpus. Uses `L(i) ≤ L(i−1) + 1`, so the number of lookups is linear in the answer. A
+	/// sharded index is searched shard by shard in parallel: the corpus's `L(i)` is the largest of
+	/// the shards' (a span occurs in the corpus iff it occurs in some shard).
 	pub fn longest_matches(&self, answer: &[u32]) -> Vec<usize> {
-		let mut out = Vec::with_capacity(answer.len());
-		let mut prev = 0usize;
-		for i in 0..answer.len() {
-			let mut len = prev + 1;
-			while len > 0 && !self.occurs(&answer[i + 1 - len..=i]) {
-				len -= 1;
+		use rayon::prelude::*;
+		let one = |occurs: &dyn Fn(&[u32]) -> bool| {
+			let mut out = Vec::with_capacity(answer.len());
+			let mut prev = 0usize;
+			for i in 0..answer.len() {
+				let mut len = prev + 1;
+				while len > 0 && !occurs(&answer[i + 1 - len..=i]) {
+					len -= 1;
+				}
+				out.push(len);
+				prev = len;
 			}
-			out.push(len);
-			prev = len;
+			out
+		};
+		if self.shards.len() < 2 {
+			return one(&|q| self.occurs(q));
 		}
-		out
+		self.shards
+			.par_iter()
+			.map(|s| one(&|q| s.occurs(q)))
+			.reduce(|| vec![0; answer.len()], |a, b| a.into_iter().zip(b).map(|(x, y)| x.max(y)).collect())
 	}
 
 	/// Attributes `answer` to the corpus documents (see the module docs for the scoring).

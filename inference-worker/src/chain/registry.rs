@@ -112,6 +112,30 @@ fn composed_name(name: &str, hash: &[u8; 32], local: &HashMap<[u8; 32], String>)
 	(crate::model::lora::composition_id(&ids?) == *hash).then(|| name.to_string())
 }
 
+/// Keeps a registered composition only when each of its parts is itself served (registered on
+/// chain for this worker, as the very folder composed) and the composition's lineage holds every
+/// part's lineage: a composition may not serve its parts' data without crediting it. (Routing
+/// revenue to the parts' owners needs the chain's support; today the composition's owner is paid.)
+fn retain_sound_compositions(served: &mut HashMap<String, ServedModel>) {
+	let snapshot = served.clone();
+	served.retain(|name, m| {
+		let Some(Ok(parts)) = crate::model::lora::parse_composition(name) else { return true };
+		let ids: Option<Vec<([u8; 32], f32)>> = parts
+			.iter()
+			.map(|(n, w)| {
+				let p = snapshot.get(n)?;
+				p.lineage.iter().all(|l| m.lineage.contains(l)).then_some(())?;
+				Some((p.weights_hash?, *w))
+			})
+			.collect();
+		let sound = ids.is_some_and(|ids| Some(crate::model::lora::composition_id(&ids)) == m.weights_hash);
+		if !sound {
+			tracing::warn!("model {} (`{name}`) composes adapters this worker does not serve, or leaves out their lineage: not served", m.model);
+		}
+		sound
+	});
+}
+
 pub struct Registry {
 	pub account: AccountId,
 	/// The receipt-signing key the chain expects (checked against ours at every refresh).
@@ -241,6 +265,7 @@ impl Registry {
 				},
 			);
 		}
+		retain_sound_compositions(&mut served);
 		let mut cur = self.served.write().expect("not poisoned; qed");
 		if *cur != served {
 			tracing::info!("serving on chain at block {number}: {:?}", {
@@ -271,5 +296,24 @@ mod tests {
 		assert_eq!(composed_name("legal:0.7+tax:0.3", &id, &local), None);
 		assert_eq!(composed_name("legal", &id, &local), None);
 		assert_eq!(composed_name("legal+medical", &composition_id(&[([1; 32], 1.0), ([2; 32], 1.0)]), &local).as_deref(), Some("legal+medical"));
+	}
+
+	#[test]
+	fn a_composition_needs_its_parts_served_and_their_lineage() {
+		let m = |model: u32, hash: [u8; 32], lineage: Vec<(u32, u32)>| ServedModel {
+			model, version: 1, per_request: 0, per_1k_tokens: 0, terms: Default::default(), lineage, weights_hash: Some(hash),
+		};
+		let id = composition_id(&[([1; 32], 0.7), ([2; 32], 0.3)]);
+		let parts = [("legal".to_string(), m(1, [1; 32], vec![(5, 1)])), ("medical".to_string(), m(2, [2; 32], vec![(6, 1)]))];
+		let with = |comp: ServedModel, extra: &[(String, ServedModel)]| {
+			let mut s: HashMap<String, ServedModel> = extra.iter().cloned().collect();
+			s.insert("legal:0.7+medical:0.3".into(), comp);
+			retain_sound_compositions(&mut s);
+			s.contains_key("legal:0.7+medical:0.3")
+		};
+		assert!(with(m(3, id, vec![(5, 1), (6, 1)]), &parts));
+		assert!(!with(m(3, id, vec![(5, 1)]), &parts), "medical's lineage left out");
+		assert!(!with(m(3, id, vec![(5, 1), (6, 1)]), &parts[..1]), "medical not served");
+		assert!(!with(m(3, [9; 32], vec![(5, 1), (6, 1)]), &parts), "another id");
 	}
 }

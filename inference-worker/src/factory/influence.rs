@@ -485,6 +485,10 @@ impl Attributor {
 
 	/// The adapter's cache, loaded once (blocking: call it off the async threads).
 	fn load(&self, adapter: &crate::model::lora::LoraAdapter) -> Result<std::sync::Arc<Option<Loaded>>> {
+		// A composition has no training gradients of its own (and no folder).
+		if !adapter.parts.is_empty() {
+			return Ok(std::sync::Arc::new(None));
+		}
 		if let Some(l) = self.cached(&adapter.id) {
 			return Ok(l);
 		}

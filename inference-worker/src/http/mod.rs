@@ -867,7 +867,9 @@ async fn models(State(st): State<Arc<AppState>>) -> Json<ModelList> {
 		parent: None,
 		openledger: on_chain(&st.base_name),
 	}];
-	for name in st.adapters.list() {
+	// Compositions registered on chain for this worker are served under their names too.
+	let composed = st.chain.as_ref().map(|c| c.registry.served()).unwrap_or_default().into_iter().map(|(n, _)| n).filter(|n| n.contains('+'));
+	for name in st.adapters.list().into_iter().chain(composed) {
 		data.push(ModelCard {
 			openledger: on_chain(&name),
 			id: name,
@@ -905,8 +907,18 @@ async fn resolve(st: &AppState, model: &str) -> Result<Option<Arc<LoraAdapter>>,
 	if model == st.base_name {
 		return Ok(None);
 	}
-	if let Some(Err(e)) = crate::model::lora::parse_composition(model) {
-		return Err(ApiError::invalid(e, "model"));
+	match crate::model::lora::parse_composition(model) {
+		Some(Err(e)) => return Err(ApiError::invalid(e, "model")),
+		// A worker that bills builds only the compositions registered on chain for it: an
+		// unpaid caller cannot fill the adapter cache with weightings nobody serves.
+		Some(Ok(_)) if st.chain.as_ref().is_some_and(|c| c.registry.get(model).is_none()) => {
+			return Err(ApiError {
+				status: 404,
+				code: Some("model_not_found"),
+				..ApiError::invalid(format!("The composition `{model}` is not registered on chain for this worker."), "model")
+			})
+		},
+		_ => {},
 	}
 	st.adapters.get(model).await.map(Some).map_err(|e| match e {
 		AdapterError::NotFound(_) => ApiError {

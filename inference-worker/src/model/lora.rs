@@ -115,10 +115,14 @@ pub struct LoraAdapter {
 pub const MAX_COMPOSE: usize = 4;
 /// Largest weight of one adapter in a composition.
 pub const MAX_COMPOSE_WEIGHT: f32 = 4.0;
+/// Smallest weight of one adapter in a composition (tinier ones would make subnormal weights that
+/// slow the whole batch).
+pub const MIN_COMPOSE_WEIGHT: f32 = 1e-3;
 
 /// A model name that composes adapters — `legal+medical` (weight 1 each) or
 /// `legal:0.7+medical:0.3` — as `(name, weight)` parts; `None` for a name without `+`. Parts are
-/// 2 to [`MAX_COMPOSE`] distinct adapter names, weights finite in (0, [`MAX_COMPOSE_WEIGHT`]].
+/// 2 to [`MAX_COMPOSE`] distinct adapter names, weights in [[`MIN_COMPOSE_WEIGHT`],
+/// [`MAX_COMPOSE_WEIGHT`]].
 pub fn parse_composition(model: &str) -> Option<Result<Vec<(String, f32)>, String>> {
 	if !model.contains('+') {
 		return None;
@@ -127,8 +131,8 @@ pub fn parse_composition(model: &str) -> Option<Result<Vec<(String, f32)>, Strin
 	for piece in model.split('+') {
 		let (name, weight) = match piece.split_once(':') {
 			Some((n, w)) => match w.parse::<f32>() {
-				Ok(w) if w.is_finite() && w > 0.0 && w <= MAX_COMPOSE_WEIGHT => (n, w),
-				_ => return Some(Err(format!("a composition weight is a number in (0, {MAX_COMPOSE_WEIGHT}]"))),
+				Ok(w) if (MIN_COMPOSE_WEIGHT..=MAX_COMPOSE_WEIGHT).contains(&w) => (n, w),
+				_ => return Some(Err(format!("a composition weight is a number from {MIN_COMPOSE_WEIGHT} to {MAX_COMPOSE_WEIGHT}"))),
 			},
 			None => (piece, 1.0),
 		};
@@ -144,6 +148,12 @@ pub fn parse_composition(model: &str) -> Option<Result<Vec<(String, f32)>, Strin
 		return Some(Err(format!("a composition applies 2 to {MAX_COMPOSE} adapters")));
 	}
 	Some(Ok(parts))
+}
+
+/// The name a composition is cached under: its parts in order, each weight written in full
+/// (`a:0.7+b` and `a:0.70+b:1` are one composition, one entry).
+pub fn canonical_composition(parts: &[(String, f32)]) -> String {
+	parts.iter().map(|(n, w)| format!("{n}:{w}")).collect::<Vec<_>>().join("+")
 }
 
 /// The id of a composition of adapters (their ids and weights, in order).
