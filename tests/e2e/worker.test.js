@@ -244,14 +244,18 @@ test('a composition of two adapters is served and billed under its registered na
   const res = await worker.post('/v1/completions', { model: COMPOSED, prompt: PROMPT, max_tokens: 12, temperature: 0 }, header);
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.equal(res.body.receipt.id, requestId);
-  // The same request under another weighting is another model, not registered: refused.
+  // The same adapters under another weighting are another model, not registered: a billing
+  // worker does not even build it.
   const other = signVoucher(api, eve, {
     worker: charlie.address, model: composed.model, modelVersion: 1, maxFee: OPEN, terms: await termsOf(api, composed.model), nonce: nonce + 500,
     expiresAt: now + 1000, requestHash: completionRequestHash(api, PROMPT),
   });
   const unregistered = await worker.post('/v1/completions', { model: 'legal:0.5+medical:0.5', prompt: PROMPT, max_tokens: 4 }, other.header);
-  assert.equal(unregistered.status, 400, JSON.stringify(unregistered.body));
-  assert.equal(unregistered.body.error.code, 'model_not_on_chain');
+  assert.equal(unregistered.status, 404, JSON.stringify(unregistered.body));
+  assert.equal(unregistered.body.error.code, 'model_not_found');
+  // The registered composition is listed with the worker's models.
+  const listed = (await worker.get('/v1/models')).body.data.find((m) => m.id === COMPOSED);
+  assert.equal(listed?.openledger?.model, composed.model, JSON.stringify(listed));
   const rec = await waitFor('the composition\'s receipt on chain', async () => {
     try { return await rpc(node.rpcPort, 'attribution_getReceipt', [requestId]); } catch { return null; }
   });
