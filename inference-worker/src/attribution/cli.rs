@@ -143,6 +143,19 @@ pub fn write_infini_gram_layout(dir: &Path, docs: &[Vec<u32>]) -> anyhow::Result
 	Ok(())
 }
 
+/// One JSON array of token ids per line.
+fn id_lines(path: &Path) -> anyhow::Result<Vec<Vec<u32>>> {
+	std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?)
+		.lines()
+		.map(|l| Ok(serde_json::from_str(&l?)?))
+		.collect()
+}
+
+/// The `p` quantile of sorted `xs` (nearest rank).
+fn quantile(xs: &[f64], p: f64) -> f64 {
+	xs[((xs.len() as f64 - 1.0) * p).round() as usize]
+}
+
 pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 	match cmd {
 		SpanCmd::BuildSnapshot { chain_rpc, datanet, version, store, tokenizer, out } => {
@@ -231,10 +244,7 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 		},
 		SpanCmd::BenchAttribute { index, answers } => {
 			let idx = SpanIndex::open(&index)?;
-			let qs: Vec<Vec<u32>> = std::io::BufReader::new(std::fs::File::open(&answers)?)
-				.lines()
-				.map(|l| Ok(serde_json::from_str(&l?)?))
-				.collect::<anyhow::Result<_>>()?;
+			let qs = id_lines(&answers)?;
 			anyhow::ensure!(!qs.is_empty(), "no answers");
 			let mut lat = Vec::with_capacity(qs.len());
 			let mut coverage = 0.0;
@@ -245,16 +255,13 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 				coverage += a.coverage;
 			}
 			lat.sort_by(f64::total_cmp);
-			let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
-			println!("{}", serde_json::json!({ "n": qs.len(), "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_coverage": coverage / qs.len() as f64 }));
+			println!("{}", serde_json::json!({ "n": qs.len(), "p50_ms": quantile(&lat, 0.5), "p99_ms": quantile(&lat, 0.99), "mean_coverage": coverage / qs.len() as f64 }));
 			Ok(())
 		},
 		SpanCmd::BenchQuery { index, queries } => {
 			let idx = SpanIndex::open(&index)?;
-			let qs: Vec<Vec<u32>> = std::io::BufReader::new(std::fs::File::open(&queries)?)
-				.lines()
-				.map(|l| Ok(serde_json::from_str(&l?)?))
-				.collect::<anyhow::Result<_>>()?;
+			let qs = id_lines(&queries)?;
+			anyhow::ensure!(!qs.is_empty(), "no queries");
 			let mut lat = Vec::with_capacity(qs.len());
 			let mut lengths = Vec::with_capacity(qs.len());
 			for q in &qs {
@@ -264,8 +271,7 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 				lengths.push(l);
 			}
 			lat.sort_by(f64::total_cmp);
-			let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
-			println!("{}", serde_json::json!({ "n": qs.len(), "p50_us": pct(0.5), "p99_us": pct(0.99), "lengths": lengths }));
+			println!("{}", serde_json::json!({ "n": qs.len(), "p50_us": quantile(&lat, 0.5), "p99_us": quantile(&lat, 0.99), "lengths": lengths }));
 			Ok(())
 		},
 		SpanCmd::BuildRetrieval { index } => {
