@@ -18,14 +18,13 @@ source scripts/lib/env.sh
 t_build=$(date +%s)
 
 # The pallets and the runtime are tested once, with their benchmarks and try-runtime checks
-# compiled in (features only add tests and checks); one invocation, so the FRAME crates are
-# built once with those features.
-CHECKED=(-p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution -p pallet-validator-set -p openledger-runtime)
+# compiled in (features only add tests and checks); one invocation (OPENLEDGER_CHECKED, shared
+# with scripts/try-upgrade.sh), so the FRAME crates are built once with those features.
 echo "== cargo test (workspace but the pallets and runtime, profile $OPENLEDGER_PROFILE)"
 cargo test --locked --profile "$OPENLEDGER_PROFILE" --workspace --exclude pallet-datanets --exclude pallet-models \
   --exclude pallet-open-staking --exclude pallet-attribution --exclude pallet-validator-set --exclude openledger-runtime
 echo "== pallets (mock runtimes) and runtime with benchmarks run as tests, migrations and try_state checked (the runtime's upgrade checks run over the development genesis; scripts/try-upgrade.sh runs them over a live chain)"
-SKIP_WASM_BUILD=1 cargo test --locked --profile "$OPENLEDGER_PROFILE" "${CHECKED[@]}" --features runtime-benchmarks,try-runtime
+SKIP_WASM_BUILD=1 cargo test --locked --profile "$OPENLEDGER_PROFILE" "${OPENLEDGER_CHECKED[@]}" --features runtime-benchmarks,try-runtime
 t_unit=$(date +%s)
 
 echo "== committed chain specs load"

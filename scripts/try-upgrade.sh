@@ -18,9 +18,10 @@ STATE="$(mktemp -d)/state.json"
 trap 'rm -rf "$(dirname "$STATE")"' EXIT
 [ -d "$ROOT/tests/e2e/node_modules" ] || (cd "$ROOT/tests/e2e" && npm ci --no-audit --no-fund >/dev/null)
 node "$ROOT/tests/e2e/snapshot.mjs" "$URI" "$STATE" ${AT:+"$AT"}
-# The test needs the runtime natively with try-runtime (no Wasm build); the same features as the
-# benchmark tests of scripts/test.sh, so CI's build serves it.
+# The test needs the runtime natively with try-runtime (no Wasm build). It is built exactly as
+# scripts/test.sh builds it (the same packages and features: OPENLEDGER_CHECKED), so CI's build
+# serves it; only the runtime has the `live_upgrade` test.
 cd "$ROOT"
 OPENLEDGER_STATE="$STATE" SKIP_WASM_BUILD=1 cargo test --locked --profile "$OPENLEDGER_PROFILE" \
-  -p openledger-runtime --features try-runtime,runtime-benchmarks --test live_upgrade \
+  "${OPENLEDGER_CHECKED[@]}" --features try-runtime,runtime-benchmarks --test live_upgrade \
   -- --nocapture

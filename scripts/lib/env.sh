@@ -19,3 +19,7 @@ export OPENLEDGER_WORKER_TARGET="${OPENLEDGER_WORKER_TARGET:-$OPENLEDGER_CACHE/t
 export WORKER_BIN="$OPENLEDGER_WORKER_TARGET/$OPENLEDGER_PROFILE/openledger-worker"
 # Python environment of the worker's end-to-end tests (official `openai` client).
 export OPENLEDGER_VENV="$OPENLEDGER_CACHE/venv"
+# The crates tested with `--features runtime-benchmarks,try-runtime`, in ONE cargo invocation by
+# scripts/test.sh and by scripts/try-upgrade.sh alike: the same package set resolves the same
+# features, so the upgrade check reuses the test build instead of compiling the runtime again.
+OPENLEDGER_CHECKED=(-p pallet-datanets -p pallet-models -p pallet-open-staking -p pallet-attribution -p pallet-validator-set -p openledger-runtime)
