@@ -46,6 +46,7 @@ impl ModelShape {
 			vocab: self.vocab,
 			max_positions: 4096,
 			seed: self.seed,
+			..Default::default()
 		};
 		let cfg: LlamaConfig = spec.config(1, vec![2]);
 		let tensors = base_tensors(&cfg, self.seed, &device)?;

@@ -45,7 +45,7 @@ fn top5(s: &[f64]) -> Vec<usize> {
 pub fn run(a: BenchInfluenceArgs) -> anyhow::Result<()> {
 	let dir = tempfile::tempdir()?;
 	let base = dir.path().join("base");
-	let spec = BaseSpec { hidden: a.hidden, intermediate: a.hidden * 2, layers: 2, heads: 4, kv_heads: 2, vocab: 512, max_positions: 256, seed: a.seed };
+	let spec = BaseSpec { hidden: a.hidden, intermediate: a.hidden * 2, layers: 2, heads: 4, kv_heads: 2, vocab: 512, max_positions: 256, seed: a.seed, ..Default::default() };
 	write_base_model(&base, &spec, 1)?;
 	// Sentences of the bundled corpus as documents.
 	let sentences: Vec<String> =

@@ -223,7 +223,7 @@ pub fn run(a: BenchQualityArgs) -> anyhow::Result<()> {
 	anyhow::ensure!(n >= 10 && a.datanets >= 1 && n_train >= 4 && n_subsets >= 3, "too small a benchmark");
 	let dir = tempfile::tempdir()?;
 	let base = dir.path().join("base");
-	let spec = BaseSpec { hidden: 64, intermediate: 128, layers: 2, heads: 4, kv_heads: 2, vocab: 512, max_positions: 256, seed: a.seed };
+	let spec = BaseSpec { hidden: 64, intermediate: 128, layers: 2, heads: 4, kv_heads: 2, vocab: 512, max_positions: 256, seed: a.seed, ..Default::default() };
 	write_base_model(&base, &spec, 1)?;
 	let tk = TextTokenizer::load(&base)?;
 	let facts = facts(n, a.seed);

@@ -22,6 +22,24 @@ pub const IM_START: &str = "<|im_start|>";
 pub const IM_END: &str = "<|im_end|>";
 pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/// The layout a generated base model imitates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Family {
+	/// Llama: untied output matrix, no attention biases, BOS/EOS at the start of the vocabulary.
+	#[default]
+	Llama,
+	/// Qwen2 (0.5B–72B share it): a 151,936-row vocabulary with the trained tokens spread over
+	/// 0‥151,643 (most of them above 65,535, as in the real tokenizer), `<|endoftext|>`,
+	/// `<|im_start|>`, `<|im_end|>` at 151,643‥151,645, unused rows zero (as the real padding
+	/// rows are, so they are never sampled); biases on q/k/v; embeddings tied to the output.
+	Qwen2,
+}
+
+/// Qwen2's vocabulary: rows of the embedding, and the first special token's id.
+pub const QWEN2_VOCAB_ROWS: usize = 151_936;
+pub const QWEN2_FIRST_SPECIAL: u32 = 151_643;
+pub const QWEN2_EOT: &str = "<|endoftext|>";
+
 /// Shape of a generated base model.
 #[derive(Clone, Debug)]
 pub struct BaseSpec {
@@ -33,17 +51,28 @@ pub struct BaseSpec {
 	pub vocab: usize,
 	pub max_positions: usize,
 	pub seed: u64,
+	pub family: Family,
 }
 
 impl Default for BaseSpec {
 	fn default() -> Self {
-		Self { hidden: 64, intermediate: 176, layers: 2, heads: 4, kv_heads: 2, vocab: 512, max_positions: 512, seed: 42 }
+		Self {
+			hidden: 64,
+			intermediate: 176,
+			layers: 2,
+			heads: 4,
+			kv_heads: 2,
+			vocab: 512,
+			max_positions: 512,
+			seed: 42,
+			family: Family::Llama,
+		}
 	}
 }
 
 impl BaseSpec {
 	pub fn config(&self, bos: u32, eos: Vec<u32>) -> LlamaConfig {
-		LlamaConfig {
+		let mut cfg = LlamaConfig {
 			model_type: "llama".into(),
 			hidden_size: self.hidden,
 			intermediate_size: self.intermediate,
@@ -64,7 +93,18 @@ impl BaseSpec {
 			rope_scaling: None,
 			sliding_window: None,
 			use_sliding_window: None,
+		};
+		if self.family == Family::Qwen2 {
+			cfg.model_type = "qwen2".into();
+			cfg.architectures = vec!["Qwen2ForCausalLM".into()];
+			cfg.attention_bias = None;
+			cfg.tie_word_embeddings = true;
+			cfg.rope_theta = 1_000_000.0;
+			cfg.rms_norm_eps = 1e-6;
+			cfg.sliding_window = Some(self.max_positions);
+			cfg.use_sliding_window = Some(false);
 		}
+		cfg
 	}
 }
 
@@ -88,6 +128,10 @@ pub fn base_tensors(cfg: &LlamaConfig, seed: u64, device: &Device) -> anyhow::Re
 			let group = if i < 4 { "self_attn" } else { "mlp" };
 			let shape = cfg.projection_shape(p).expect("PROJECTIONS; qed");
 			put(&mut t, format!("model.layers.{l}.{group}.{p}.weight"), shape, &mut rng)?;
+			if i < 3 && cfg.qkv_bias() {
+				let bound = (1.0 / shape.1 as f32).sqrt();
+				t.insert(format!("model.layers.{l}.{group}.{p}.bias"), Tensor::from_vec(uniform(&mut rng, shape.0, bound), shape.0, device)?);
+			}
 		}
 		for n in ["input_layernorm", "post_attention_layernorm"] {
 			t.insert(format!("model.layers.{l}.{n}.weight"), Tensor::ones(h, DType::F32, device)?);
@@ -102,10 +146,14 @@ pub fn base_tensors(cfg: &LlamaConfig, seed: u64, device: &Device) -> anyhow::Re
 
 /// Trains a byte-level BPE tokenizer on `corpus` with the chat special tokens.
 pub fn train_tokenizer(corpus: &str, vocab: usize, dir: &Path) -> anyhow::Result<tokenizers::Tokenizer> {
+	train_bpe(corpus, vocab, &[BOS, EOS, IM_START, IM_END], dir)
+}
+
+fn train_bpe(corpus: &str, vocab: usize, specials: &[&str], dir: &Path) -> anyhow::Result<tokenizers::Tokenizer> {
 	use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 	use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 	use tokenizers::{AddedToken, Tokenizer};
-	let specials: Vec<AddedToken> = [BOS, EOS, IM_START, IM_END].iter().map(|s| AddedToken::from(*s, true)).collect();
+	let specials: Vec<AddedToken> = specials.iter().map(|s| AddedToken::from(*s, true)).collect();
 	let mut trainer: tokenizers::models::TrainerWrapper = BpeTrainerBuilder::new()
 		.vocab_size(vocab)
 		.min_frequency(2)
@@ -126,24 +174,90 @@ pub fn train_tokenizer(corpus: &str, vocab: usize, dir: &Path) -> anyhow::Result
 	Ok(tk)
 }
 
+/// A tokenizer with Qwen2's id layout: `vocab` tokens trained on `corpus`, spread in order over
+/// 0‥151,643 (the byte alphabet low, the merged words mostly above 65,535), every other id below
+/// 151,643 a reserved token no merge produces, then the three special tokens. Returns the
+/// tokenizer and, per embedding row, whether a trained or special token uses it.
+pub fn qwen2_tokenizer(corpus: &str, vocab: usize, dir: &Path) -> anyhow::Result<(tokenizers::Tokenizer, Vec<bool>)> {
+	let specials = [QWEN2_EOT, IM_START, IM_END];
+	let trained = train_bpe(corpus, vocab, &specials, dir)?;
+	let mut json: serde_json::Value =
+		serde_json::from_str(&trained.to_string(false).map_err(|e| anyhow::anyhow!("serializing the tokenizer: {e}"))?)?;
+	let old = json["model"]["vocab"].as_object().context("a BPE vocabulary")?;
+	let mut regular: Vec<(&String, u64)> =
+		old.iter().filter(|(t, _)| !specials.contains(&t.as_str())).map(|(t, id)| (t, id.as_u64().unwrap_or(u64::MAX))).collect();
+	regular.sort_by_key(|(_, id)| *id);
+	let first = QWEN2_FIRST_SPECIAL as u64;
+	anyhow::ensure!(!regular.is_empty() && regular.len() as u64 <= first, "{} trained tokens (1‥{first})", regular.len());
+	let n = regular.len() as u64;
+	let mut used = vec![false; QWEN2_VOCAB_ROWS];
+	let mut by_id: Vec<Option<String>> = vec![None; first as usize];
+	for (k, (token, _)) in regular.iter().enumerate() {
+		// k·first/n is strictly increasing in k because n ≤ first.
+		let id = k as u64 * first / n;
+		by_id[id as usize] = Some((*token).clone());
+		used[id as usize] = true;
+	}
+	let mut vocab = serde_json::Map::new();
+	for (id, token) in by_id.into_iter().enumerate() {
+		vocab.insert(token.unwrap_or_else(|| format!("<|reserved_{id}|>")), id.into());
+	}
+	for (j, s) in specials.iter().enumerate() {
+		let id = QWEN2_FIRST_SPECIAL as usize + j;
+		vocab.insert((*s).into(), id.into());
+		used[id] = true;
+	}
+	json["model"]["vocab"] = vocab.into();
+	for added in json["added_tokens"].as_array_mut().context("added_tokens")? {
+		let pos = specials.iter().position(|s| added["content"] == *s).context("an added token that is not special")?;
+		added["id"] = (QWEN2_FIRST_SPECIAL as usize + pos).into();
+	}
+	let tk: tokenizers::Tokenizer =
+		json.to_string().parse().map_err(|e| anyhow::anyhow!("loading the Qwen2-layout tokenizer: {e}"))?;
+	Ok((tk, used))
+}
+
 /// Writes a complete base model folder. `shards > 1` writes `model-0000i-of-0000n.safetensors`
 /// and `model.safetensors.index.json` like large checkpoints do.
 pub fn write_base_model(dir: &Path, spec: &BaseSpec, shards: usize) -> anyhow::Result<LlamaConfig> {
 	std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-	let tk = train_tokenizer(CORPUS, spec.vocab, dir)?;
-	let vocab = tk.get_vocab_size(true);
-	let id = |s: &str| tk.token_to_id(s).ok_or_else(|| anyhow::anyhow!("{s} missing from the vocabulary"));
 	let mut spec = spec.clone();
-	spec.vocab = vocab;
-	let cfg = spec.config(id(BOS)?, vec![id(EOS)?, id(IM_END)?]);
+	let (tk, used) = match spec.family {
+		Family::Llama => (train_tokenizer(CORPUS, spec.vocab, dir)?, None),
+		Family::Qwen2 => {
+			let (tk, used) = qwen2_tokenizer(CORPUS, spec.vocab, dir)?;
+			(tk, Some(used))
+		},
+	};
+	let id = |s: &str| tk.token_to_id(s).ok_or_else(|| anyhow::anyhow!("{s} missing from the vocabulary"));
+	let (cfg, tk_cfg) = match spec.family {
+		Family::Llama => {
+			spec.vocab = tk.get_vocab_size(true);
+			let cfg = spec.config(id(BOS)?, vec![id(EOS)?, id(IM_END)?]);
+			(cfg, serde_json::json!({ "bos_token": BOS, "eos_token": IM_END, "tokenizer_class": "PreTrainedTokenizerFast" }))
+		},
+		Family::Qwen2 => {
+			spec.vocab = QWEN2_VOCAB_ROWS;
+			let cfg = spec.config(id(QWEN2_EOT)?, vec![id(IM_END)?, id(QWEN2_EOT)?]);
+			(cfg, serde_json::json!({ "bos_token": null, "eos_token": IM_END, "pad_token": QWEN2_EOT, "tokenizer_class": "Qwen2TokenizerFast" }))
+		},
+	};
+	let mut tk_cfg = tk_cfg;
+	tk_cfg["model_max_length"] = spec.max_positions.into();
+	tk_cfg["chat_template"] = CHATML_TEMPLATE.into();
 	tk.save(dir.join("tokenizer.json"), false).map_err(|e| anyhow::anyhow!("saving tokenizer.json: {e}"))?;
-	let tk_cfg = serde_json::json!({
-		"bos_token": BOS, "eos_token": IM_END, "model_max_length": spec.max_positions,
-		"chat_template": CHATML_TEMPLATE, "tokenizer_class": "PreTrainedTokenizerFast",
-	});
 	std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_vec_pretty(&tk_cfg)?)?;
 	std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&cfg)?)?;
-	write_tensors(dir, &base_tensors(&cfg, spec.seed, &Device::Cpu)?, shards)?;
+	let mut tensors = base_tensors(&cfg, spec.seed, &Device::Cpu)?;
+	if let Some(used) = used {
+		let rows = used.len();
+		let mask: Vec<f32> = used.into_iter().map(|u| if u { 1.0 } else { 0.0 }).collect();
+		let mask = Tensor::from_vec(mask, (rows, 1), &Device::Cpu)?;
+		let name = "model.embed_tokens.weight";
+		let masked = tensors[name].broadcast_mul(&mask)?;
+		tensors.insert(name.into(), masked);
+	}
+	write_tensors(dir, &tensors, shards)?;
 	Ok(cfg)
 }
 

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use openledger_worker::adapters::AdapterCache;
 use openledger_worker::chain::ChainState;
 use openledger_worker::engine::{Engine, EngineConfig};
-use openledger_worker::gen::{write_adapter, write_base_model, BaseSpec};
+use openledger_worker::gen::{write_adapter, write_base_model, BaseSpec, Family};
 use openledger_worker::http::{router, AppState};
 use openledger_worker::metrics::Metrics;
 use openledger_worker::model::config::LlamaConfig;
@@ -47,9 +47,14 @@ enum Cmd {
 		heads: usize,
 		#[arg(long, default_value_t = 2)]
 		kv_heads: usize,
-		/// Tokenizer vocabulary to train (the model's vocab_size follows it).
+		/// Tokenizer vocabulary to train (a llama model's vocab_size follows it; a qwen2 model
+		/// always has Qwen2's 151,936 rows, these tokens spread over them).
 		#[arg(long, default_value_t = 512)]
 		vocab: usize,
+		/// The layout to imitate: llama, or qwen2 (its 151,936-token id space, q/k/v biases,
+		/// tied embeddings).
+		#[arg(long, value_enum, default_value_t = Family::Llama)]
+		family: Family,
 		#[arg(long, default_value_t = 512)]
 		max_positions: usize,
 		#[arg(long, default_value_t = 42)]
@@ -344,12 +349,13 @@ async fn main() -> anyhow::Result<()> {
 		.init();
 	match Cli::parse().cmd {
 		Cmd::Serve(args) => serve(args).await,
-		Cmd::GenModel { out, hidden, intermediate, layers, heads, kv_heads, vocab, max_positions, seed, shards } => {
-			let spec = BaseSpec { hidden, intermediate, layers, heads, kv_heads, vocab, max_positions, seed };
+		Cmd::GenModel { out, hidden, intermediate, layers, heads, kv_heads, vocab, family, max_positions, seed, shards } => {
+			let spec = BaseSpec { hidden, intermediate, layers, heads, kv_heads, vocab, max_positions, seed, family };
 			let cfg = write_base_model(&out, &spec, shards)?;
 			println!(
-				"wrote {} (llama, hidden {}, {} layers, vocab {}, seed {seed})",
+				"wrote {} ({}, hidden {}, {} layers, vocab {}, seed {seed})",
 				out.display(),
+				cfg.model_type,
 				cfg.hidden_size,
 				cfg.num_hidden_layers,
 				cfg.vocab_size

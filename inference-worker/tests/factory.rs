@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use std::path::Path;
 
 fn base(dir: &Path) {
-	let spec = BaseSpec { hidden: 48, intermediate: 96, layers: 2, heads: 4, kv_heads: 2, vocab: 400, max_positions: 128, seed: 5 };
+	let spec = BaseSpec { hidden: 48, intermediate: 96, layers: 2, heads: 4, kv_heads: 2, vocab: 400, max_positions: 128, seed: 5, ..Default::default() };
 	write_base_model(dir, &spec, 1).unwrap();
 }
 

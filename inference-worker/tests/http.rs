@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use openledger_worker::adapters::AdapterCache;
 use openledger_worker::engine::sampling::SamplingParams;
 use openledger_worker::engine::{Engine, EngineConfig};
-use openledger_worker::gen::{write_adapter, write_base_model, BaseSpec};
+use openledger_worker::gen::{write_adapter, write_base_model, BaseSpec, Family};
 use openledger_worker::http::{router, AppState};
 use openledger_worker::metrics::Metrics;
 use openledger_worker::model::llama::Llama;
@@ -26,9 +26,12 @@ fn app(cfg: EngineConfig) -> App {
 }
 
 fn app_with(cfg: EngineConfig, max_positions: usize) -> App {
+	app_of(cfg, BaseSpec { vocab: 300, hidden: 32, intermediate: 48, max_positions, ..Default::default() })
+}
+
+fn app_of(cfg: EngineConfig, spec: BaseSpec) -> App {
 	let dir = tempfile::tempdir().unwrap();
 	let base = dir.path().join("tiny-base");
-	let spec = BaseSpec { vocab: 300, hidden: 32, intermediate: 48, max_positions, ..Default::default() };
 	let mc = write_base_model(&base, &spec, 1).unwrap();
 	let adapters = dir.path().join("adapters");
 	write_adapter(&adapters.join("legal"), &mc, 4, 8.0, &["q_proj", "v_proj"], 1).unwrap();
@@ -245,6 +248,77 @@ async fn answers_carry_span_attribution_when_the_worker_has_an_index() {
 	// Without an index there is no attribution object.
 	let (_, _, body) = call(&plain, "POST", "/v1/completions", Some(&req.replace("true", "false"))).await;
 	assert!(serde_json::from_str::<Value>(&body).unwrap().get("attribution").is_none());
+}
+
+/// Qwen2's id space end to end: a seeded model whose tokenizer puts most trained tokens above
+/// 65,535 and the chat tokens at 151,643‥151,645 is served, its answers (ids past u16) are
+/// matched in a span index that had to choose 4-byte tokens, and the copied contribution is paid.
+#[tokio::test]
+async fn a_qwen2_sized_vocabulary_gets_span_attribution() {
+	use openledger_worker::attribution::span::{build_index, DocRef, SpanIndex};
+	let spec = BaseSpec { vocab: 1024, hidden: 32, intermediate: 48, max_positions: 128, family: Family::Qwen2, ..Default::default() };
+	let plain = app_of(EngineConfig::default(), spec);
+	let cfg: Value = serde_json::from_slice(&std::fs::read(plain._dir.path().join("tiny-base/config.json")).unwrap()).unwrap();
+	assert_eq!((cfg["model_type"].as_str(), cfg["vocab_size"].as_u64()), (Some("qwen2"), Some(151_936)));
+	let tk = &plain.state.tokenizer;
+	assert_eq!(tk.inner.token_to_id("<|im_start|>"), Some(151_644));
+	assert_eq!(tk.inner.token_to_id("<|im_end|>"), Some(151_645));
+	// Real text tokenizes into ids past u16 (as in Qwen2, rarer merges sit high) and back into the
+	// same bytes.
+	let text = "The river runs to the sea, and the sea is never full; naïve café — 水.";
+	let ids = tk.encode(text).unwrap();
+	assert!(ids.iter().filter(|&&i| i > 65_535).count() >= 3, "{ids:?}");
+	assert_eq!(tk.decode(&ids).unwrap(), text);
+	// The greedy answer the model gives: real tokens (never a reserved or padding row), many wide.
+	let prompt = tk.encode("The river runs").unwrap();
+	let mut rx = plain.state.engine.submit(prompt, None, SamplingParams { temperature: 0.0, max_tokens: 24, ..Default::default() }).unwrap();
+	let mut answer = vec![];
+	while let Some(ev) = rx.recv().await {
+		match ev {
+			openledger_worker::engine::Event::Token { id, .. } => answer.push(id),
+			_ => break,
+		}
+	}
+	assert!(answer.len() >= 8, "{answer:?}");
+	assert!(answer.iter().any(|&i| i > 65_535), "{answer:?}");
+	for &i in &answer {
+		let token = tk.inner.id_to_token(i).unwrap_or_else(|| panic!("id {i} outside the vocabulary"));
+		assert!(!token.starts_with("<|reserved_"), "sampled the unused row {i}");
+	}
+	// Contributions tokenized by the same tokenizer; number 7 holds the answer.
+	let dir = tempfile::tempdir().unwrap();
+	let r = |i| DocRef { datanet: 3, version: 1, index: i, content_hash: [i as u8; 32] };
+	let other_text = openledger_worker::gen::CORPUS.chars().take(2000).collect::<String>();
+	let other = tk.encode(&other_text).unwrap();
+	let with_answer = [tk.encode("Copied: ").unwrap(), answer.clone(), tk.encode(" — end.").unwrap()].concat();
+	let raw = |ids: &[u32]| tk.decode(ids).unwrap().into_bytes();
+	let (raw_other, raw_answer) = (raw(&other), raw(&with_answer));
+	build_index(dir.path(), [(r(0), other.as_slice(), raw_other.as_slice()), (r(7), with_answer.as_slice(), raw_answer.as_slice())]).unwrap();
+	let spans = SpanIndex::open(dir.path()).unwrap();
+	assert_eq!(spans.meta.token_bytes, 4, "ids past u16 need 4-byte tokens");
+	let state = Arc::new(AppState { spans: Some(Arc::new(spans)), ..st_clone(&plain.state) });
+	let app2 = App { _dir: tempfile::tempdir().unwrap(), state };
+	let req = json!({"model": "tiny-base", "prompt": "The river runs", "max_tokens": 24, "temperature": 0}).to_string();
+	let (s, _, body) = call(&app2, "POST", "/v1/completions", Some(&req)).await;
+	assert_eq!(s, StatusCode::OK, "{body}");
+	let v: Value = serde_json::from_str(&body).unwrap();
+	assert_eq!(v["choices"][0]["text"], tk.decode(&answer).unwrap());
+	let a = &v["attribution"];
+	assert_eq!(a["coverage"], 1.0, "{a}");
+	assert_eq!(a["shares"][0]["contribution"], json!({"datanet": 3, "version": 1, "index": 7}));
+	assert!(a["shares"][0]["share"].as_u64().unwrap() > 999_000_000, "{a}");
+	// A chat turn: the template's <|im_start|>/<|im_end|> (ids 151,644/151,645) go through the
+	// engine; the prompt counts them as one token each.
+	let req = json!({"model": "tiny-base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "temperature": 0}).to_string();
+	let (s, _, body) = call(&app2, "POST", "/v1/chat/completions", Some(&req)).await;
+	assert_eq!(s, StatusCode::OK, "{body}");
+	let v: Value = serde_json::from_str(&body).unwrap();
+	let templated = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n";
+	let templated = tk.inner.encode(templated, false).unwrap().get_ids().to_vec();
+	assert_eq!(v["usage"]["prompt_tokens"], templated.len());
+	assert_eq!(templated.iter().filter(|&&i| i == 151_644).count(), 2, "{templated:?}");
+	assert_eq!(templated.iter().filter(|&&i| i == 151_645).count(), 1, "{templated:?}");
+	assert_eq!(v["attribution"]["method"], "span_match");
 }
 
 /// What a hostile client sends to the OpenAI routes is refused with an OpenAI error, never

@@ -39,7 +39,7 @@ fn compare_steps(ours: &Llama, mut theirs: impl FnMut(&Tensor, usize) -> Vec<f32
 #[test]
 fn logits_match_candle_transformers_llama() {
 	let dir = tempfile::tempdir().unwrap();
-	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 3, heads: 4, kv_heads: 2, max_positions: 128, seed: 9 };
+	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 3, heads: 4, kv_heads: 2, max_positions: 128, seed: 9, ..Default::default() };
 	write_base_model(dir.path(), &spec, 2).unwrap();
 	let dev = Device::Cpu;
 
@@ -64,7 +64,7 @@ fn logits_match_candle_transformers_qwen2() {
 	use openledger_worker::gen::base_tensors;
 	let dir = tempfile::tempdir().unwrap();
 	let dev = Device::Cpu;
-	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 2, heads: 4, kv_heads: 2, max_positions: 128, seed: 4 };
+	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 2, heads: 4, kv_heads: 2, max_positions: 128, seed: 4, ..Default::default() };
 	let mut cfg = spec.config(1, vec![2]);
 	cfg.model_type = "qwen2".into();
 	cfg.attention_bias = None;

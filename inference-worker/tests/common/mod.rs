@@ -9,7 +9,7 @@ use openledger_worker::model::llama::Llama;
 use openledger_worker::model::lora::LoraAdapter;
 
 pub fn tiny_config() -> LlamaConfig {
-	BaseSpec { hidden: 64, intermediate: 96, layers: 2, heads: 4, kv_heads: 2, vocab: 97, max_positions: 128, seed: 3 }
+	BaseSpec { hidden: 64, intermediate: 96, layers: 2, heads: 4, kv_heads: 2, vocab: 97, max_positions: 128, seed: 3, ..Default::default() }
 		.config(1, vec![2])
 }
 
