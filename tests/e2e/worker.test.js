@@ -11,7 +11,9 @@ import { blake2AsHex } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd, modelAndAnswer } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, termsOf } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, putInStore, OPEN, signVoucher, completionRequestHash, termsOf } from './lib/chain.js';
+import { contentRoot } from './lib/evidence.js';
+import { stringToU8a } from '@polkadot/util';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 let node;
@@ -200,6 +202,45 @@ test('a paid answer is receipted, settled on chain and credits the contribution 
   const replay = await ask(header);
   assert.equal(replay.status, 409);
   assert.equal(replay.body.error.code, 'voucher_used');
+});
+
+test('a curator sees a pending near-copy flagged before accepting it, and rejects it as a duplicate', { skip }, async () => {
+  // A curated Datanet: contributions wait for a curator. Bob files a record, Ferdie an edited
+  // copy of it (one word changed), and Bob something else; all three pending.
+  const policy = { base: api.consts.datanets.minContributionDepositBase, perByte: api.consts.datanets.minContributionDepositPerByte };
+  let r = await send(api, api.tx.datanets.createDatanet('case-law-curated', '', 'CC0', 'Curated', policy), alice);
+  assert.equal(r.error, null);
+  const curated = findEvent(r.events, 'datanets', 'DatanetCreated').data.datanet.toNumber();
+  const store = join(dir, 'store');
+  const filed = {};
+  const contribute = async (who, name, text) => {
+    putInStore(store, text);
+    const res = await send(api, api.tx.datanets.contribute(curated, contentRoot(text), stringToU8a(text).length, 10, `store://${name}`, null, null), who);
+    assert.equal(res.error, null);
+    filed[name] = findEvent(res.events, 'datanets', 'Contributed').data.contribution.toNumber();
+  };
+  await contribute(bob, 'original', 'Filed again: ' + copied.original);
+  await contribute(ferdie, 'copy', 'Filed again: ' + copied.copy);
+  await contribute(bob, 'own', 'A lease ends when its term runs out unless both parties renew it in writing.');
+  const review = () => workerCmd(['span-index', 'review', '--chain-rpc', node.wsUrl, '--datanet', String(curated), '--store', store,
+    '--tokenizer', model]).trim().split('\n').filter((l) => l).map((l) => JSON.parse(l));
+  const flags = review();
+  assert.equal(flags.length, 1, JSON.stringify(flags));
+  const [f] = flags;
+  assert.deepEqual([f.contribution, f.status, f.contributor, f.original, f.original_status, f.original_contributor],
+    [filed.copy, 'pending', ferdie.address, filed.original, 'pending', bob.address]);
+  assert.ok(f.similarity >= 0.8 && f.similarity < 1, `similarity ${f.similarity}`);
+  // The curator rejects the copy as a duplicate (reason 2) and accepts the rest; nothing is left to flag.
+  r = await send(api, api.tx.utility.batchAll([
+    api.tx.datanets.reject(filed.copy, 2), api.tx.datanets.accept(filed.original), api.tx.datanets.accept(filed.own)]), alice);
+  assert.equal(r.error, null);
+  assert.equal(findEvent(r.events, 'datanets', 'Rejected').data.reason.toNumber(), 2);
+  assert.deepEqual(review(), []);
+  // A contribution whose bytes the store lacks cannot be compared, and says so.
+  await send(api, api.tx.datanets.contribute(curated, contentRoot('never stored'), 12, 3, 'store://lost', null, null), ferdie);
+  const lost = review();
+  assert.equal(lost.length, 1);
+  assert.match(lost[0].unreadable, /not in the content store/);
 });
 
 test('a retrieval answer cites the passage it put into the prompt, and its receipt pays that contribution', { skip }, async () => {

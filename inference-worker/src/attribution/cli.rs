@@ -109,6 +109,23 @@ pub enum SpanCmd {
 		#[arg(long)]
 		index: PathBuf,
 	},
+	/// For curators, before they accept: every contribution of a Datanet on chain (pending and
+	/// accepted) compared with the earlier ones; prints each near-copy (≥ 80 % of its 5-token
+	/// shingles shared, Jaccard) with the earliest contribution it copies, and each contribution
+	/// whose bytes could not be compared. `openledger curate reject --reason duplicate ID` then.
+	Review {
+		/// The node's WebSocket JSON-RPC endpoint.
+		#[arg(long, env = "OPENLEDGER_CHAIN_RPC")]
+		chain_rpc: String,
+		#[arg(long)]
+		datanet: u32,
+		/// Content store folder (the `openledger` CLI's `--store`).
+		#[arg(long)]
+		store: PathBuf,
+		/// Model folder whose tokenizer.json tokenizes the records.
+		#[arg(long)]
+		tokenizer: PathBuf,
+	},
 }
 
 #[derive(serde::Deserialize)]
@@ -303,6 +320,25 @@ pub async fn run(cmd: SpanCmd) -> anyhow::Result<()> {
 			for &(copy, original, similarity) in &idx.copies().copies {
 				println!("{}", serde_json::json!({ "copy": r(copy), "original": r(original), "similarity": similarity }));
 			}
+			Ok(())
+		},
+		SpanCmd::Review { chain_rpc, datanet, store, tokenizer } => {
+			let tk = TextTokenizer::load(&tokenizer)?;
+			let chain = crate::chain::ChainClient::connect(&chain_rpc).await?;
+			let review = super::snapshot::review(&chain, datanet, &store, &tk).await?;
+			for c in &review.copies {
+				println!("{}", serde_json::to_string(c)?);
+			}
+			for (id, status, why) in &review.unreadable {
+				println!("{}", serde_json::json!({ "contribution": id, "status": status, "unreadable": why }));
+			}
+			tracing::info!(
+				datanet,
+				contributions = review.contributions,
+				near_copies = review.copies.len(),
+				unreadable = review.unreadable.len(),
+				"reviewed"
+			);
 			Ok(())
 		},
 		SpanCmd::Query { index } => {

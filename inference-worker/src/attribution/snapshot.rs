@@ -39,6 +39,7 @@ struct Page {
 #[serde(rename_all = "camelCase")]
 struct Item {
 	id: u64,
+	contributor: String,
 	content_hash: String,
 	status: String,
 	leaf: Option<u32>,
@@ -136,6 +137,74 @@ pub async fn build(chain: &ChainClient, datanet: u32, version: u32, store: &Path
 	// Snapshots past 128 Mi tokens are built in shards, each within 2 GiB of build memory.
 	let opts = BuildOptions { shard_tokens: Some(shard_tokens_for(SNAPSHOT_SHARD_MIB)), ..Default::default() };
 	build_index_with(out, refs.into_iter().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())), opts)
+}
+
+/// A contribution that is a near-copy of an earlier one of its Datanet, for curators.
+#[derive(Debug, serde::Serialize)]
+pub struct NearCopy {
+	pub contribution: u64,
+	pub status: String,
+	pub contributor: String,
+	pub original: u64,
+	pub original_status: String,
+	pub original_contributor: String,
+	pub similarity: f64,
+}
+
+/// What [`review`] finds: near-copies, and contributions whose bytes could not be compared
+/// (missing from the store, or not matching their on-chain hash), with the reason.
+#[derive(Debug, Default)]
+pub struct Review {
+	pub contributions: usize,
+	pub copies: Vec<NearCopy>,
+	pub unreadable: Vec<(u64, String, String)>,
+}
+
+/// Compares every contribution of `datanet` the chain holds — pending ones before a curator
+/// accepts them, as well as accepted ones — with the earlier ones (lower contribution id), as
+/// the index build does (`dedup::find_copies`: MinHash + LSH, confirmed by exact Jaccard on
+/// token shingles). A near-copy is reported with the earliest contribution it copies.
+pub async fn review(chain: &ChainClient, datanet: u32, store: &Path, tokenizer: &TextTokenizer) -> Result<Review> {
+	let mut items = Vec::new();
+	let mut after: Option<u64> = None;
+	loop {
+		let page: Page = chain
+			.rpc("datanets_listContributions", rpc_params![datanet, after, 1000u32, Option::<Hash>::None])
+			.await
+			.with_context(|| format!("contributions of Datanet {datanet}"))?;
+		items.extend(page.items);
+		match page.next {
+			Some(next) => after = Some(next),
+			None => break,
+		}
+	}
+	items.sort_by_key(|it| it.id);
+	let mut out = Review { contributions: items.len(), ..Default::default() };
+	let mut kept = Vec::with_capacity(items.len());
+	let mut docs = Vec::with_capacity(items.len());
+	for (i, it) in items.iter().enumerate() {
+		match h256(&it.content_hash).and_then(|h| read_verified(store, i, it.id, &h)) {
+			Ok(bytes) => {
+				docs.push(tokenizer.encode(&record_text(&bytes))?);
+				kept.push(it);
+			},
+			Err(e) => out.unreadable.push((it.id, it.status.clone(), format!("{e:#}"))),
+		}
+	}
+	let refs: Vec<&[u32]> = docs.iter().map(|d| d.as_slice()).collect();
+	for (copy, original, similarity) in super::dedup::find_copies(&refs).copies {
+		let (c, o) = (kept[copy], kept[original]);
+		out.copies.push(NearCopy {
+			contribution: c.id,
+			status: c.status.clone(),
+			contributor: c.contributor.clone(),
+			original: o.id,
+			original_status: o.status.clone(),
+			original_contributor: o.contributor.clone(),
+			similarity,
+		});
+	}
+	Ok(out)
 }
 
 #[cfg(test)]

@@ -93,13 +93,16 @@ export async function datanetWithSnapshot(api, { owner, contributor, contributor
     i = j;
   }
   await ok(api.tx.datanets.snapshot(datanet), owner);
-  const paths = texts.map((t) => {
-    const h = contentRoot(t).slice(2);
-    mkdirSync(join(store, h.slice(0, 2), h.slice(2, 4)), { recursive: true });
-    writeFileSync(join(store, h.slice(0, 2), h.slice(2, 4), h), t);
-    return join(store, h.slice(0, 2), h.slice(2, 4), h);
-  });
+  const paths = texts.map((t) => putInStore(store, t));
   return { datanet, paths };
+}
+
+/** Writes `text` into a content store in the CLI's layout (ab/cd/abcd…); returns its path. */
+export function putInStore(store, text) {
+  const h = contentRoot(text).slice(2);
+  mkdirSync(join(store, h.slice(0, 2), h.slice(2, 4)), { recursive: true });
+  writeFileSync(join(store, h.slice(0, 2), h.slice(2, 4), h), text);
+  return join(store, h.slice(0, 2), h.slice(2, 4), h);
 }
 
 // ---- vouchers (primitives/src/receipt.rs) ----------------------------------------------------
