@@ -28,10 +28,11 @@ pub enum Family {
 	/// Llama: untied output matrix, no attention biases, BOS/EOS at the start of the vocabulary.
 	#[default]
 	Llama,
-	/// Qwen2 (0.5B–72B share it): a 151,936-row vocabulary with the trained tokens spread over
-	/// 0‥151,643 (most of them above 65,535, as in the real tokenizer), `<|endoftext|>`,
-	/// `<|im_start|>`, `<|im_end|>` at 151,643‥151,645, unused rows zero (as the real padding
-	/// rows are, so they are never sampled); biases on q/k/v; embeddings tied to the output.
+	/// Qwen2 (0.5B–72B share it): a 151,936-row vocabulary with the trained tokens spread in
+	/// order over 0‥151,642 (so the later merges sit above 65,535), `<|endoftext|>`,
+	/// `<|im_start|>`, `<|im_end|>` at 151,643‥151,645, unused rows zero and listed in
+	/// `generation_config.json`'s `suppress_tokens` (never sampled); biases on q/k/v; embeddings
+	/// tied to the output.
 	Qwen2,
 }
 
@@ -175,7 +176,7 @@ fn train_bpe(corpus: &str, vocab: usize, specials: &[&str], dir: &Path) -> anyho
 }
 
 /// A tokenizer with Qwen2's id layout: `vocab` tokens trained on `corpus`, spread in order over
-/// 0‥151,643 (the byte alphabet low, the merged words mostly above 65,535), every other id below
+/// 0‥151,642 (the byte alphabet first, the later merges above 65,535), every other id below
 /// 151,643 a reserved token no merge produces, then the three special tokens. Returns the
 /// tokenizer and, per embedding row, whether a trained or special token uses it.
 pub fn qwen2_tokenizer(corpus: &str, vocab: usize, dir: &Path) -> anyhow::Result<(tokenizers::Tokenizer, Vec<bool>)> {
@@ -249,6 +250,16 @@ pub fn write_base_model(dir: &Path, spec: &BaseSpec, shards: usize) -> anyhow::R
 	std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_vec_pretty(&tk_cfg)?)?;
 	std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&cfg)?)?;
 	let mut tensors = base_tensors(&cfg, spec.seed, &Device::Cpu)?;
+	if let Some(used) = &used {
+		// The reserved tokens are never generated (as untrained reserved rows must not be):
+		// Hugging Face's `suppress_tokens`, which the engine honours; the padding rows past the
+		// tokenizer have no text and are never sampled anyway.
+		let suppress: Vec<usize> = (0..QWEN2_FIRST_SPECIAL as usize).filter(|&i| !used[i]).collect();
+		let generation = serde_json::json!({
+			"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id, "suppress_tokens": suppress,
+		});
+		std::fs::write(dir.join("generation_config.json"), serde_json::to_vec(&generation)?)?;
+	}
 	if let Some(used) = used {
 		let rows = used.len();
 		let mask: Vec<f32> = used.into_iter().map(|u| if u { 1.0 } else { 0.0 }).collect();

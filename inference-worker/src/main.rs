@@ -471,6 +471,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 			max_step_tokens: args.max_step_tokens,
 			queue: args.queue,
 			kv_cache_bytes: (args.kv_cache_mib > 0).then_some(args.kv_cache_mib << 20),
+			suppress_tokens: openledger_worker::model::config::suppress_tokens(&args.model)?,
 		},
 		metrics.clone(),
 	);

@@ -85,7 +85,7 @@ fn reference(model: &Llama, prompt: &[u32], adapter: Option<&LoraAdapter>, n: us
 #[tokio::test]
 async fn full_queue_refuses_at_once_and_frees_slots_when_clients_leave() {
 	let f = fixture();
-	let (e, m) = start(&f, EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 1, kv_cache_bytes: None });
+	let (e, m) = start(&f, EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 1, kv_cache_bytes: None, ..Default::default() });
 	let mut long = greedy(200);
 	long.stop = vec![];
 	let a = e.submit(vec![5, 6, 7], None, long.clone()).unwrap();
@@ -104,7 +104,7 @@ async fn full_queue_refuses_at_once_and_frees_slots_when_clients_leave() {
 #[tokio::test]
 async fn arrival_order_is_kept_when_the_batch_is_full() {
 	let f = fixture();
-	let (e, _) = start(&f, EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 8, kv_cache_bytes: None });
+	let (e, _) = start(&f, EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 8, kv_cache_bytes: None, ..Default::default() });
 	let mut first = e.submit(vec![9, 10, 11], None, greedy(6)).unwrap();
 	let mut second = e.submit(vec![12, 13], None, greedy(6)).unwrap();
 	// With one slot, `second` gets nothing until `first` is done.
@@ -124,7 +124,7 @@ async fn arrival_order_is_kept_when_the_batch_is_full() {
 #[tokio::test]
 async fn a_long_prompt_is_prefilled_in_chunks_while_decodes_keep_going() {
 	let f = fixture();
-	let (e, m) = start(&f, EngineConfig { max_batch: 4, max_step_tokens: 8, queue: 8, kv_cache_bytes: None });
+	let (e, m) = start(&f, EngineConfig { max_batch: 4, max_step_tokens: 8, queue: 8, kv_cache_bytes: None, ..Default::default() });
 	let mut a = e.submit(vec![20, 21], None, greedy(60)).unwrap();
 	// Let `a` start decoding.
 	let mut a_tokens = 0;
@@ -158,7 +158,7 @@ async fn adapters_in_one_batch_match_their_merged_models() {
 	let cfg = f.model.cfg.clone();
 	let a1 = Arc::new(common::adapter(&cfg, 4, &["q_proj", "v_proj"], 1));
 	let a2 = Arc::new(common::adapter(&cfg, 8, &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], 2));
-	let (e, _) = start(&f, EngineConfig { max_batch: 8, max_step_tokens: 64, queue: 8, kv_cache_bytes: None });
+	let (e, _) = start(&f, EngineConfig { max_batch: 8, max_step_tokens: 64, queue: 8, kv_cache_bytes: None, ..Default::default() });
 	let prompt = f.tokenizer.encode("A datanet is a living").unwrap();
 	let n = 12;
 	let eos = {

@@ -33,6 +33,7 @@ fn app_of(cfg: EngineConfig, spec: BaseSpec) -> App {
 	let dir = tempfile::tempdir().unwrap();
 	let base = dir.path().join("tiny-base");
 	let mc = write_base_model(&base, &spec, 1).unwrap();
+	let cfg = EngineConfig { suppress_tokens: openledger_worker::model::config::suppress_tokens(&base).unwrap(), ..cfg };
 	let adapters = dir.path().join("adapters");
 	write_adapter(&adapters.join("legal"), &mc, 4, 8.0, &["q_proj", "v_proj"], 1).unwrap();
 	write_adapter(&adapters.join("medical"), &mc, 4, 8.0, &["q_proj", "v_proj"], 2).unwrap();
@@ -170,7 +171,7 @@ async fn bad_requests_get_openai_error_objects_and_change_nothing() {
 
 #[tokio::test]
 async fn a_full_worker_answers_429_with_retry_after() {
-	let app = app(EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 0, kv_cache_bytes: None });
+	let app = app(EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 0, kv_cache_bytes: None, ..Default::default() });
 	// The held request occupies the only slot until it finishes (tens of steps); retry in the
 	// unlikely case it finished before the HTTP call got there.
 	for _ in 0..5 {
@@ -271,17 +272,27 @@ async fn a_qwen2_sized_vocabulary_gets_span_attribution() {
 	assert_eq!(tk.decode(&ids).unwrap(), text);
 	// The greedy answer the model gives: real tokens (never a reserved or padding row), many wide.
 	let prompt = tk.encode("The river runs").unwrap();
-	let mut rx = plain.state.engine.submit(prompt, None, SamplingParams { temperature: 0.0, max_tokens: 24, ..Default::default() }).unwrap();
-	let mut answer = vec![];
-	while let Some(ev) = rx.recv().await {
-		match ev {
-			openledger_worker::engine::Event::Token { id, .. } => answer.push(id),
-			_ => break,
+	let generate = |params: SamplingParams| {
+		let mut rx = plain.state.engine.submit(prompt.clone(), None, params).unwrap();
+		async move {
+			let mut ids = vec![];
+			while let Some(ev) = rx.recv().await {
+				match ev {
+					openledger_worker::engine::Event::Token { id, .. } => ids.push(id),
+					_ => break,
+				}
+			}
+			ids
 		}
-	}
+	};
+	let answer = generate(SamplingParams { temperature: 0.0, max_tokens: 24, ..Default::default() }).await;
 	assert!(answer.len() >= 8, "{answer:?}");
 	assert!(answer.iter().any(|&i| i > 65_535), "{answer:?}");
-	for &i in &answer {
+	// Sampled hot as well: 150,000 zero-logit reserved rows would win almost every draw if
+	// `suppress_tokens` were not honoured, and the padding rows have no token at all.
+	let hot = generate(SamplingParams { temperature: 1.5, max_tokens: 64, seed: Some(9), ..Default::default() }).await;
+	assert_eq!(hot.len(), 64, "{hot:?}");
+	for &i in answer.iter().chain(&hot) {
 		let token = tk.inner.id_to_token(i).unwrap_or_else(|| panic!("id {i} outside the vocabulary"));
 		assert!(!token.starts_with("<|reserved_"), "sampled the unused row {i}");
 	}

@@ -11,10 +11,13 @@ use openledger_worker::model::llama::{safetensors_files, KvCache, Llama, Row};
 /// A prompt then three decode steps: `theirs(tokens, position)` gives the reference's logits of
 /// the last position; ours runs the same tokens with an unrelated row (other length, other
 /// position) in the same batch. Same logits at every step.
-fn compare_steps(ours: &Llama, mut theirs: impl FnMut(&Tensor, usize) -> Vec<f32>) {
+fn compare_steps(ours: &Llama, theirs: impl FnMut(&Tensor, usize) -> Vec<f32>) {
+	compare_steps_of(ours, vec![vec![5, 17, 42, 99, 3, 250, 7], vec![11], vec![12], vec![13]], theirs)
+}
+
+fn compare_steps_of(ours: &Llama, steps: Vec<Vec<u32>>, mut theirs: impl FnMut(&Tensor, usize) -> Vec<f32>) {
 	let dev = Device::Cpu;
 	let (mut our_cache, mut other_cache) = (KvCache::default(), KvCache::default());
-	let steps: Vec<Vec<u32>> = vec![vec![5, 17, 42, 99, 3, 250, 7], vec![11], vec![12], vec![13]];
 	let mut pos = 0;
 	for (i, tokens) in steps.iter().enumerate() {
 		let x = Tensor::new(tokens.as_slice(), &dev).unwrap().unsqueeze(0).unwrap();
@@ -56,41 +59,34 @@ fn logits_match_candle_transformers_llama() {
 	compare_steps(&ours, |x, pos| theirs.forward(x, pos, &mut their_cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap());
 }
 
-/// Qwen2's layout (biases on q/k/v, embeddings tied to the output) against candle-transformers'
-/// Qwen2, prompt and decode steps, our row batched beside another.
+/// Qwen2's layout as `gen-model --family qwen2` writes it (151,936 rows, biases on q/k/v,
+/// embeddings tied to the output, rope θ 10⁶) against candle-transformers' Qwen2 on that very
+/// folder: a prompt of real tokens (ids past 65,535, a chat token) and decode steps, our row
+/// batched beside another.
 #[test]
 fn logits_match_candle_transformers_qwen2() {
 	use candle_transformers::models::qwen2 as qwen;
-	use openledger_worker::gen::base_tensors;
+	use openledger_worker::gen::Family;
 	let dir = tempfile::tempdir().unwrap();
 	let dev = Device::Cpu;
-	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 2, heads: 4, kv_heads: 2, max_positions: 128, seed: 4, ..Default::default() };
-	let mut cfg = spec.config(1, vec![2]);
-	cfg.model_type = "qwen2".into();
-	cfg.attention_bias = None;
-	cfg.tie_word_embeddings = true;
-	cfg.architectures = vec!["Qwen2ForCausalLM".into()];
-	let mut tensors = base_tensors(&cfg, 4, &dev).unwrap();
-	assert!(!tensors.contains_key("lm_head.weight"), "tied: no separate output matrix");
-	for l in 0..cfg.num_hidden_layers {
-		for p in ["q_proj", "k_proj", "v_proj"] {
-			let out = cfg.projection_shape(p).unwrap().0;
-			let bias = Tensor::randn(0f32, 0.5, out, &dev).unwrap();
-			tensors.insert(format!("model.layers.{l}.self_attn.{p}.bias"), bias);
-		}
-	}
-	candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
-	let mut json = serde_json::to_value(&cfg).unwrap();
+	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 2, heads: 4, kv_heads: 2, max_positions: 128, seed: 4, family: Family::Qwen2 };
+	let cfg = write_base_model(dir.path(), &spec, 1).unwrap();
+	assert_eq!((cfg.vocab_size, cfg.rope_theta), (151_936, 1e6));
+	let names: Vec<String> = candle_core::safetensors::load(dir.path().join("model.safetensors"), &dev).unwrap().into_keys().collect();
+	assert!(!names.iter().any(|n| n == "lm_head.weight"), "tied: no separate output matrix");
+	assert!(names.iter().any(|n| n == "model.layers.1.self_attn.k_proj.bias"), "q/k/v biases");
+	let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
 	json["hidden_act"] = "silu".into();
-	json["sliding_window"] = 128.into();
 	json["max_window_layers"] = 2.into();
-	json["use_sliding_window"] = false.into();
-	std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
-
 	let their_cfg: qwen::Config = serde_json::from_value(json).unwrap();
 	let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.path().join("model.safetensors")], DType::F32, &dev).unwrap() };
 	let mut theirs = qwen::ModelForCausalLM::new(&their_cfg, vb).unwrap();
 	let ours = Llama::load_dir(dir.path(), DType::F32, &dev).unwrap();
 	assert!(ours.cfg.qkv_bias() && ours.cfg.tie_word_embeddings);
-	compare_steps(&ours, |x, pos| theirs.forward(x, pos).unwrap().flatten_all().unwrap().to_vec1().unwrap());
+	let tk = openledger_worker::tokenizer::TextTokenizer::load(dir.path()).unwrap();
+	let prompt = [vec![151_644], tk.encode("The river runs to the sea").unwrap()].concat();
+	assert!(prompt.iter().filter(|&&i| i > 65_535).count() >= 2, "{prompt:?}");
+	let next = tk.encode(" and back again").unwrap();
+	let steps = vec![prompt, vec![next[0]], vec![next[1]], vec![151_645]];
+	compare_steps_of(&ours, steps, |x, pos| theirs.forward(x, pos).unwrap().flatten_all().unwrap().to_vec1().unwrap());
 }

@@ -237,10 +237,17 @@ test('a curator sees a pending near-copy flagged before accepting it, and reject
   assert.equal(findEvent(r.events, 'datanets', 'Rejected').data.reason.toNumber(), 2);
   assert.deepEqual(review(), []);
   // A contribution whose bytes the store lacks cannot be compared, and says so.
-  await send(api, api.tx.datanets.contribute(curated, contentRoot('never stored'), 12, 3, 'store://lost', null, null), ferdie);
+  r = await send(api, api.tx.datanets.contribute(curated, contentRoot('never stored'), 12, 3, 'store://lost', null, null), ferdie);
+  const lostId = findEvent(r.events, 'datanets', 'Contributed').data.contribution.toNumber();
   const lost = review();
-  assert.equal(lost.length, 1);
+  assert.deepEqual(lost.map((x) => [x.contribution, x.status]), [[lostId, 'pending']]);
   assert.match(lost[0].unreadable, /not in the content store/);
+  // One stored with the wrong size is refused before it is read.
+  const wrong = 'a record of twenty-nine bytes';
+  r = await send(api, api.tx.datanets.contribute(curated, contentRoot(wrong), 5, 3, 'store://wrong', null, null), ferdie);
+  putInStore(store, wrong);
+  assert.match(review().find((x) => x.contribution === findEvent(r.events, 'datanets', 'Contributed').data.contribution.toNumber()).unreadable,
+    /holds 29 bytes, the chain says 5/);
 });
 
 test('a retrieval answer cites the passage it put into the prompt, and its receipt pays that contribution', { skip }, async () => {

@@ -140,14 +140,30 @@ pub fn find_copies(docs: &[&[u32]]) -> Copies {
 	let mut copies = Vec::new();
 	let mut original: Vec<Option<usize>> = vec![None; docs.len()];
 	for (d, first) in firsts.into_iter().enumerate() {
-		// A copy of a copy belongs to the first original.
+		// A copy of a copy belongs to the first original; the similarity reported is to that
+		// original (which may be below the threshold: the copy is linked through the other).
 		if let Some((o, sim)) = first {
 			let root = original[o].unwrap_or(o);
 			original[d] = Some(root);
+			let sim = if root == o { sim } else { jaccard(&shingles(docs[d]), &shingles(docs[root])) };
 			copies.push((d, root, sim));
 		}
 	}
 	Copies { shingle: SHINGLE, threshold: THRESHOLD, docs: docs.len(), copies }
+}
+
+/// [`find_copies`] where "earlier" is by `age[i]` (ties by position), not by position: the
+/// result still numbers documents by position, copies ascending.
+pub fn find_copies_by_age(docs: &[&[u32]], age: &[u64]) -> Copies {
+	let mut order: Vec<usize> = (0..docs.len()).collect();
+	order.sort_by_key(|&i| (age[i], i));
+	let by_age: Vec<&[u32]> = order.iter().map(|&i| docs[i]).collect();
+	let mut found = find_copies(&by_age);
+	for c in &mut found.copies {
+		(c.0, c.1) = (order[c.0], order[c.1]);
+	}
+	found.copies.sort_by_key(|c| c.0);
+	found
 }
 
 #[cfg(test)]
@@ -186,6 +202,33 @@ mod tests {
 		assert_eq!((found.original(150), found.original(40), found.original(60)), (Some(40), None, None));
 		// The same corpus gives the same answer (fixed hashes).
 		assert_eq!(find_copies(&refs), found);
+	}
+
+	/// By age, not position: the original is the older document wherever it sits, and a copy
+	/// of a copy reports its similarity to the first original, not to the copy it matched.
+	#[test]
+	fn originals_are_the_oldest_and_similarity_is_to_them() {
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+		let base = random_doc(&mut rng, 400);
+		let mut b = base.clone();
+		// B: 5 tokens of A changed (Jaccard ≈ 0.88); C: 5 more of B's (≈ 0.88 to B, ≈ 0.78 to A).
+		for i in (0..400).step_by(80) {
+			b[i] = 31_000 + i as u32;
+		}
+		let mut c = b.clone();
+		for i in (40..400).step_by(80) {
+			c[i] = 32_000 + i as u32;
+		}
+		let docs: Vec<&[u32]> = vec![&c, &b, &base];
+		// Ages: A (position 2) is the oldest, then B, then C.
+		let found = find_copies_by_age(&docs, &[30, 20, 10]);
+		let pairs: Vec<(usize, usize)> = found.copies.iter().map(|c| (c.0, c.1)).collect();
+		assert_eq!(pairs, vec![(0, 2), (1, 2)]);
+		let direct = jaccard(&shingles(&c), &shingles(&base));
+		assert!(direct < THRESHOLD, "C is linked to A only through B: {direct}");
+		assert!((found.copies[0].2 - direct).abs() < 1e-12, "{} vs {direct}", found.copies[0].2);
+		// By position instead, C would be the original.
+		assert_eq!(find_copies(&docs).copies.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(1, 0), (2, 0)]);
 	}
 
 	/// A thousand identical uploads are all copies of the first (each compared with one earlier

@@ -13,7 +13,7 @@
 //!    `messages[].content`; otherwise the bytes as UTF-8), tokenized with the served model's
 //!    tokenizer, indexed with `(datanet, version, leaf index, content hash)` per document.
 
-use super::span::{build_index_with, shard_tokens_for, BuildOptions, DocRef, Meta};
+use super::span::{build_index_aged, shard_tokens_for, BuildOptions, DocRef, Meta};
 use crate::chain::ChainClient;
 use crate::tokenizer::TextTokenizer;
 use anyhow::{bail, ensure, Context, Result};
@@ -41,6 +41,7 @@ struct Item {
 	id: u64,
 	contributor: String,
 	content_hash: String,
+	size_bytes: u64,
 	status: String,
 	leaf: Option<u32>,
 }
@@ -106,15 +107,19 @@ pub async fn verified_leaves(chain: &ChainClient, datanet: u32, version: u32) ->
 	Ok(leaves)
 }
 
-/// The bytes of contribution `id` (leaf `leaf`) from the content store (`ab/cd/abcd…`), checked
-/// against its on-chain content hash.
-pub fn read_verified(store: &Path, leaf: usize, id: u64, hash: &[u8; 32]) -> Result<Vec<u8>> {
+/// The bytes of contribution `id` from the content store (`ab/cd/abcd…`), checked against its
+/// on-chain content hash — and first against its on-chain size when given, so a file of the
+/// wrong size is refused without being read.
+pub fn read_verified(store: &Path, id: u64, hash: &[u8; 32], size: Option<u64>) -> Result<Vec<u8>> {
 	let hex = hex::encode(hash);
 	let path = store.join(&hex[0..2]).join(&hex[2..4]).join(&hex);
-	let bytes = std::fs::read(&path)
-		.with_context(|| format!("contribution {id} (leaf {leaf}): {} is not in the content store", path.display()))?;
+	let meta = std::fs::metadata(&path).with_context(|| format!("contribution {id}: {} is not in the content store", path.display()))?;
+	if let Some(size) = size.filter(|&s| s != meta.len()) {
+		bail!("contribution {id}: {} holds {} bytes, the chain says {size}", path.display(), meta.len());
+	}
+	let bytes = std::fs::read(&path).with_context(|| format!("contribution {id}: reading {}", path.display()))?;
 	if openledger_primitives::evidence::content_root(&bytes).0 != *hash {
-		bail!("contribution {id} (leaf {leaf}): {} does not match its on-chain content hash 0x{hex}", path.display());
+		bail!("contribution {id}: {} does not match its on-chain content hash 0x{hex}", path.display());
 	}
 	Ok(bytes)
 }
@@ -129,14 +134,21 @@ pub async fn build(chain: &ChainClient, datanet: u32, version: u32, store: &Path
 	let mut docs = Vec::with_capacity(leaves.len());
 	let mut raws = Vec::with_capacity(leaves.len());
 	for (i, (id, hash)) in leaves.iter().enumerate() {
-		let bytes = read_verified(store, i, *id, hash)?;
+		let bytes = read_verified(store, *id, hash, None).with_context(|| format!("leaf {i}"))?;
 		refs.push(DocRef { datanet, version, index: i as u32, content_hash: *hash });
 		docs.push(tokenizer.encode(&record_text(&bytes))?);
 		raws.push(bytes);
 	}
 	// Snapshots past 128 Mi tokens are built in shards, each within 2 GiB of build memory.
 	let opts = BuildOptions { shard_tokens: Some(shard_tokens_for(SNAPSHOT_SHARD_MIB)), ..Default::default() };
-	build_index_with(out, refs.into_iter().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())), opts)
+	// A near-copy's original is the earlier contribution (lower id), whichever was accepted first.
+	let ages: Vec<u64> = leaves.iter().map(|(id, _)| *id).collect();
+	build_index_aged(
+		out,
+		refs.into_iter().zip(docs.iter().zip(raws.iter())).map(|(r, (d, b))| (r, d.as_slice(), b.as_slice())),
+		Some(&ages),
+		opts,
+	)
 }
 
 /// A contribution that is a near-copy of an earlier one of its Datanet, for curators.
@@ -164,15 +176,37 @@ pub struct Review {
 /// accepts them, as well as accepted ones — with the earlier ones (lower contribution id), as
 /// the index build does (`dedup::find_copies`: MinHash + LSH, confirmed by exact Jaccard on
 /// token shingles). A near-copy is reported with the earliest contribution it copies.
+///
+/// Everything is read at one block (the best when the review starts), and no more
+/// contributions are taken than the Datanet counts there (pending + accepted), none twice: a
+/// node cannot make the review page forever. A contribution's file is checked against its
+/// on-chain size before it is read.
 pub async fn review(chain: &ChainClient, datanet: u32, store: &Path, tokenizer: &TextTokenizer) -> Result<Review> {
+	#[derive(serde::Deserialize)]
+	#[serde(rename_all = "camelCase")]
+	struct Counts {
+		pending_count: u64,
+		leaf_count: u64,
+	}
+	let at: Hash = chain.rpc("chain_getBlockHash", rpc_params![]).await?;
+	let counts: Counts = chain
+		.rpc("datanets_getDatanet", rpc_params![datanet, Some(at)])
+		.await
+		.with_context(|| format!("Datanet {datanet}"))?;
+	let expected = counts.pending_count.saturating_add(counts.leaf_count);
 	let mut items = Vec::new();
+	let mut seen = std::collections::HashSet::new();
 	let mut after: Option<u64> = None;
 	loop {
 		let page: Page = chain
-			.rpc("datanets_listContributions", rpc_params![datanet, after, 1000u32, Option::<Hash>::None])
+			.rpc("datanets_listContributions", rpc_params![datanet, after, 1000u32, Some(at)])
 			.await
 			.with_context(|| format!("contributions of Datanet {datanet}"))?;
-		items.extend(page.items);
+		for it in page.items {
+			ensure!(seen.insert(it.id), "the node listed contribution {} twice", it.id);
+			items.push(it);
+		}
+		ensure!(items.len() as u64 <= expected, "the node lists more contributions than Datanet {datanet} counts ({expected})");
 		match page.next {
 			Some(next) => after = Some(next),
 			None => break,
@@ -182,10 +216,13 @@ pub async fn review(chain: &ChainClient, datanet: u32, store: &Path, tokenizer: 
 	let mut out = Review { contributions: items.len(), ..Default::default() };
 	let mut kept = Vec::with_capacity(items.len());
 	let mut docs = Vec::with_capacity(items.len());
-	for (i, it) in items.iter().enumerate() {
-		match h256(&it.content_hash).and_then(|h| read_verified(store, i, it.id, &h)) {
-			Ok(bytes) => {
-				docs.push(tokenizer.encode(&record_text(&bytes))?);
+	for it in &items {
+		let tokens = h256(&it.content_hash)
+			.and_then(|h| read_verified(store, it.id, &h, Some(it.size_bytes)))
+			.and_then(|bytes| tokenizer.encode(&record_text(&bytes)));
+		match tokens {
+			Ok(tokens) => {
+				docs.push(tokens);
 				kept.push(it);
 			},
 			Err(e) => out.unreadable.push((it.id, it.status.clone(), format!("{e:#}"))),

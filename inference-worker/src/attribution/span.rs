@@ -146,11 +146,31 @@ pub fn build_index_with<'a>(
 	docs: impl IntoIterator<Item = (DocRef, &'a [u32], &'a [u8])>,
 	opts: BuildOptions,
 ) -> anyhow::Result<Meta> {
+	build_index_aged(dir, docs, None, opts)
+}
+
+/// [`build_index_with`] where a document's age is `age[i]` (lower: earlier, e.g. the
+/// contribution id, whatever order the documents were accepted in) rather than its position:
+/// a near-copy's original is the earliest similar document by age.
+pub fn build_index_aged<'a>(
+	dir: &Path,
+	docs: impl IntoIterator<Item = (DocRef, &'a [u32], &'a [u8])>,
+	age: Option<&[u64]>,
+	opts: BuildOptions,
+) -> anyhow::Result<Meta> {
 	let docs: Vec<(DocRef, &[u32], &[u8])> = docs.into_iter().collect();
 	std::fs::create_dir_all(dir)?;
 	// Near-copies of earlier contributions, over the whole corpus (all shards); written once the
 	// index is, and a stale list from an earlier build removed first.
-	let copies = super::dedup::find_copies(&docs.iter().map(|d| d.1).collect::<Vec<_>>());
+	let texts: Vec<&[u32]> = docs.iter().map(|d| d.1).collect();
+	let copies = match age {
+		Some(age) => {
+			ensure!(age.len() == docs.len(), "one age per document");
+			super::dedup::find_copies_by_age(&texts, age)
+		},
+		None => super::dedup::find_copies(&texts),
+	};
+	drop(texts);
 	if dir.join("copies.json").exists() {
 		std::fs::remove_file(dir.join("copies.json"))?;
 	}

@@ -13,6 +13,7 @@ pub mod sampling;
 
 use crate::metrics::Metrics;
 use crate::model::llama::{KvCache, Llama, Row};
+use candle_core::Tensor;
 use crate::model::lora::LoraAdapter;
 use crate::tokenizer::{IncrementalDecoder, TextTokenizer};
 use sampling::{Sampler, SamplingParams, StopFilter};
@@ -34,11 +35,15 @@ pub struct EngineConfig {
 	/// `max_tokens`); a request beyond what is free waits outside (429), one that could never
 	/// fit is refused (400). `None`: bounded by `max_position_embeddings` per sequence only.
 	pub kv_cache_bytes: Option<usize>,
+	/// Token ids never sampled (`generation_config.json`'s `suppress_tokens`). Ids past the
+	/// tokenizer's vocabulary (padding rows of the embedding, e.g. Qwen2's 151,646‥151,935) are
+	/// never sampled either: they have no text.
+	pub suppress_tokens: Vec<u32>,
 }
 
 impl Default for EngineConfig {
 	fn default() -> Self {
-		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None }
+		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, suppress_tokens: Vec::new() }
 	}
 }
 
@@ -138,7 +143,9 @@ impl Engine {
 		let kv_bytes_per_token = 2 * c.num_hidden_layers * c.kv_heads() * c.head_dim() * model.dtype.size_in_bytes();
 		let engine = Self::handle(tx, &cfg, max_len, kv_bytes_per_token);
 		let health = engine.health.clone();
-		let sched = Scheduler { model, tokenizer, cfg, metrics, eos, waiting: VecDeque::new(), active: Vec::new(), health: health.clone() };
+		let suppress = suppress_mask(&model, &tokenizer, &cfg.suppress_tokens);
+		let sched =
+			Scheduler { model, tokenizer, cfg, metrics, eos, suppress, waiting: VecDeque::new(), active: Vec::new(), health: health.clone() };
 		let guard = StopGuard(health);
 		std::thread::Builder::new()
 			.name("engine".into())
@@ -216,12 +223,38 @@ struct Seq {
 	feed: Vec<u32>,
 }
 
+/// The additive logit mask of the ids never sampled: `suppress` and every id past the
+/// tokenizer's vocabulary; `None` when there are none.
+fn suppress_mask(model: &Llama, tokenizer: &TextTokenizer, suppress: &[u32]) -> Option<Tensor> {
+	let rows = model.cfg.vocab_size;
+	let known = tokenizer.inner.get_vocab_size(true).min(rows);
+	let mut mask = vec![0f32; rows];
+	mask[known..].fill(f32::NEG_INFINITY);
+	for &id in suppress {
+		if let Some(m) = mask.get_mut(id as usize) {
+			*m = f32::NEG_INFINITY;
+		}
+	}
+	if known == rows && suppress.is_empty() {
+		return None;
+	}
+	match Tensor::from_vec(mask, (1, rows), &model.device) {
+		Ok(t) => Some(t),
+		Err(e) => {
+			tracing::error!("building the suppressed-token mask: {e}; sampling every id");
+			None
+		},
+	}
+}
+
 struct Scheduler {
 	model: Arc<Llama>,
 	tokenizer: Arc<TextTokenizer>,
 	cfg: EngineConfig,
 	metrics: Metrics,
 	eos: Vec<u32>,
+	/// Added to every row's logits: 0, or −∞ for ids never sampled. `None` when every id may be.
+	suppress: Option<Tensor>,
 	waiting: VecDeque<GenRequest>,
 	active: Vec<Seq>,
 	health: Arc<EngineHealth>,
@@ -278,11 +311,13 @@ impl Scheduler {
 			let Some(req) = self.waiting.pop_front() else { break };
 			budget = budget.saturating_sub(req.prompt.len());
 			self.metrics.prompt_tokens.inc_by(req.prompt.len() as u64);
+			// The cache's buffers are what the KV budget reserved for it: written in place.
+			let reserved = req.prompt.len() + req.params.max_tokens;
 			self.active.push(Seq {
 				sampler: Sampler::new(req.params.clone()),
 				stop: StopFilter::new(req.params.stop.clone()),
 				req,
-				cache: KvCache::default(),
+				cache: KvCache::with_capacity(reserved),
 				decoder: IncrementalDecoder::default(),
 				generated: Vec::new(),
 				fed: 0,
@@ -328,6 +363,9 @@ impl Scheduler {
 			panic!("injected step fault");
 		}
 		let started = std::time::Instant::now();
+		// Only rows that finish their prompt or decode sample: the others get no logits.
+		let sample: Vec<bool> =
+			self.active.iter().filter(|s| !s.feed.is_empty()).map(|s| s.fed + s.feed.len() >= s.req.prompt.len()).collect();
 		let mut rows: Vec<Row<'_>> = self
 			.active
 			.iter_mut()
@@ -335,7 +373,13 @@ impl Scheduler {
 			.map(|s| Row { tokens: &s.feed, cache: &mut s.cache, adapter: s.req.adapter.as_deref() })
 			.collect();
 		let n_rows = rows.len();
-		let logits = self.model.forward(&mut rows).and_then(|l| Ok(l.to_vec2::<f32>()?));
+		let logits = self.model.forward_sampling(&mut rows, &sample).and_then(|l| {
+			let l = match &self.suppress {
+				Some(mask) if l.dim(0)? > 0 => l.broadcast_add(mask)?,
+				_ => l,
+			};
+			Ok(l.to_vec2::<f32>()?)
+		});
 		drop(rows);
 		self.metrics.step_seconds.observe(started.elapsed().as_secs_f64());
 		self.metrics.batch_rows.observe(n_rows as f64);
@@ -356,7 +400,8 @@ impl Scheduler {
 			if s.feed.is_empty() {
 				continue;
 			}
-			let row_logits = logits.next().expect("one row of logits per fed sequence; qed");
+			let row_logits =
+				if s.fed + s.feed.len() >= s.req.prompt.len() { Some(logits.next().expect("one row of logits per sampling sequence; qed")) } else { None };
 			// A panic in one sequence's sampling, detokenization or stop handling fails that
 			// sequence only.
 			match catch_unwind(AssertUnwindSafe(|| Self::advance(s, row_logits, eos, tokenizer, metrics, max_pos))) {
@@ -379,7 +424,7 @@ impl Scheduler {
 
 	/// Takes one row of logits for `s`: samples, detokenizes, sends the event(s). True when
 	/// the sequence is done.
-	fn advance(s: &mut Seq, row_logits: Vec<f32>, eos: &[u32], tokenizer: &TextTokenizer, metrics: &Metrics, max_pos: usize) -> bool {
+	fn advance(s: &mut Seq, row_logits: Option<Vec<f32>>, eos: &[u32], tokenizer: &TextTokenizer, metrics: &Metrics, max_pos: usize) -> bool {
 		if s.fed < s.req.prompt.len() {
 			s.fed += s.feed.len();
 			if s.fed < s.req.prompt.len() {
@@ -387,6 +432,9 @@ impl Scheduler {
 				return false; // more prompt to feed before the first sample
 			}
 		}
+		let Some(row_logits) = row_logits else {
+			unreachable!("a sequence that has fed its whole prompt samples, so it was given logits; qed")
+		};
 		s.feed.clear();
 		#[cfg(test)]
 		if s.req.params.seed == Some(PANIC_ON_SEED.load(Ordering::SeqCst)) {

@@ -6,7 +6,7 @@
 use crate::attribution::snapshot::{read_verified, record_text, verified_leaves};
 use crate::chain::ChainClient;
 use crate::tokenizer::TextTokenizer;
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -60,7 +60,7 @@ pub async fn snapshot_docs(chain: &ChainClient, snapshots: &[SnapshotRef], store
 		let leaves = verified_leaves(chain, snap.datanet, snap.version).await?;
 		ensure!(!leaves.is_empty(), "snapshot {} of Datanet {} has no contributions", snap.version, snap.datanet);
 		for (i, (id, hash)) in leaves.iter().enumerate() {
-			let bytes = read_verified(store, i, *id, hash)?;
+			let bytes = read_verified(store, *id, hash, None).with_context(|| format!("leaf {i}"))?;
 			docs.push(Doc { source: s, leaf: i as u32, contribution: Some(*id), content_hash: *hash, text: record_text(&bytes) });
 		}
 	}

@@ -211,3 +211,19 @@ mod tests {
 		assert!(with("qwen2", r#","sliding_window":1024,"use_sliding_window":true"#).is_err());
 	}
 }
+
+/// `suppress_tokens` of a model folder's `generation_config.json` (Hugging Face's list of ids a
+/// model must never generate); empty when the file or the field is absent.
+pub fn suppress_tokens(dir: &std::path::Path) -> anyhow::Result<Vec<u32>> {
+	let path = dir.join("generation_config.json");
+	if !path.exists() {
+		return Ok(Vec::new());
+	}
+	#[derive(Deserialize)]
+	struct GenerationConfig {
+		#[serde(default)]
+		suppress_tokens: Option<Vec<u32>>,
+	}
+	let g: GenerationConfig = serde_json::from_slice(&std::fs::read(&path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+	Ok(g.suppress_tokens.unwrap_or_default())
+}

@@ -11,30 +11,88 @@ use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// One sequence's keys and values, per layer: `[kv_heads, len, head_dim]`.
-#[derive(Clone, Default)]
+/// One layer's keys and values: `[kv_heads, capacity, head_dim]` buffers, the first `len`
+/// positions in use.
+struct LayerKv {
+	k: Tensor,
+	v: Tensor,
+	len: usize,
+}
+
+/// One sequence's keys and values, per layer. New tokens are written in place into buffers
+/// allocated for the sequence's reserved length ([`KvCache::with_capacity`]), so a step copies
+/// only its own tokens' keys and values, never the cache (a cache without a reservation doubles
+/// its buffers when full: amortized O(1) copying per token).
+#[derive(Default)]
 pub struct KvCache {
-	layers: Vec<Option<(Tensor, Tensor)>>,
+	layers: Vec<Option<LayerKv>>,
+	reserve: usize,
+}
+
+/// A deep copy: the clone's appends never show through the original's buffers.
+impl Clone for KvCache {
+	fn clone(&self) -> Self {
+		let copy = |l: &LayerKv| -> LayerKv {
+			LayerKv { k: l.k.copy().expect("copying a tensor; qed"), v: l.v.copy().expect("copying a tensor; qed"), len: l.len }
+		};
+		Self { layers: self.layers.iter().map(|l| l.as_ref().map(copy)).collect(), reserve: self.reserve }
+	}
 }
 
 impl KvCache {
+	/// A cache whose buffers are sized for `tokens` positions when first written (what the engine
+	/// reserved for the sequence: prompt plus `max_tokens`).
+	pub fn with_capacity(tokens: usize) -> Self {
+		Self { layers: Vec::new(), reserve: tokens }
+	}
 	/// Tokens already in the cache (the next token's position).
 	pub fn len(&self) -> usize {
 		match self.layers.first() {
-			Some(Some((k, _))) => k.dim(1).unwrap_or(0),
+			Some(Some(l)) => l.len,
 			_ => 0,
 		}
 	}
 	pub fn is_empty(&self) -> bool {
 		self.len() == 0
 	}
-	/// Bytes held (for accounting).
+	/// Positions the buffers hold before they must grow.
+	pub fn capacity(&self) -> usize {
+		match self.layers.first() {
+			Some(Some(l)) => l.k.dim(1).unwrap_or(0),
+			_ => 0,
+		}
+	}
+	/// Bytes held (for accounting): the allocated buffers, used or not.
 	pub fn bytes(&self) -> usize {
 		self.layers
 			.iter()
 			.flatten()
-			.map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
+			.map(|l| (l.k.elem_count() + l.v.elem_count()) * l.k.dtype().size_in_bytes())
 			.sum()
+	}
+
+	/// Appends `k`, `v` (`[kv_heads, t, head_dim]`) to layer `l`; returns the layer's keys and
+	/// values so far as views `[kv_heads, len, head_dim]` (no copy).
+	fn append(&mut self, l: usize, k: &Tensor, v: &Tensor, max_len: usize) -> candle_core::Result<(Tensor, Tensor)> {
+		let (kvh, t, hd) = k.dims3()?;
+		let (k, v) = (k.contiguous()?, v.contiguous()?);
+		let used = self.layers[l].as_ref().map_or(0, |x| x.len);
+		let cap = self.layers[l].as_ref().map_or(0, |x| x.k.dim(1).unwrap_or(0));
+		if used + t > cap {
+			let want = (used + t).max(self.reserve).max(2 * cap).min(max_len.max(used + t));
+			let nk = Tensor::zeros((kvh, want, hd), k.dtype(), k.device())?;
+			let nv = Tensor::zeros((kvh, want, hd), v.dtype(), v.device())?;
+			if let Some(old) = &self.layers[l] {
+				nk.slice_set(&old.k.narrow(1, 0, used)?.contiguous()?, 1, 0)?;
+				nv.slice_set(&old.v.narrow(1, 0, used)?.contiguous()?, 1, 0)?;
+			}
+			self.layers[l] = Some(LayerKv { k: nk, v: nv, len: used });
+		}
+		let layer = self.layers[l].as_mut().expect("allocated above; qed");
+		layer.k.slice_set(&k, 1, used)?;
+		layer.v.slice_set(&v, 1, used)?;
+		layer.len = used + t;
+		Ok((layer.k.narrow(1, 0, layer.len)?, layer.v.narrow(1, 0, layer.len)?))
 	}
 }
 
@@ -216,6 +274,18 @@ impl Llama {
 
 	/// [`Self::forward`], optionally through the grouped (SGMV) LoRA path even on CPU.
 	pub fn forward_opts(&self, rows: &mut [Row<'_>], force_grouped: bool) -> anyhow::Result<Tensor> {
+		self.forward_select(rows, None, force_grouped)
+	}
+
+	/// [`Self::forward`] computing logits only for the rows with `sample[i]` set (`[k, vocab]`,
+	/// in row order; `[0, vocab]` when none): a row in the middle of a chunked prompt samples
+	/// nothing, so the output projection (the widest matmul: vocab × hidden) skips it.
+	pub fn forward_sampling(&self, rows: &mut [Row<'_>], sample: &[bool]) -> anyhow::Result<Tensor> {
+		anyhow::ensure!(sample.len() == rows.len(), "one flag per row");
+		self.forward_select(rows, Some(sample), false)
+	}
+
+	fn forward_select(&self, rows: &mut [Row<'_>], sample: Option<&[bool]>, force_grouped: bool) -> anyhow::Result<Tensor> {
 		anyhow::ensure!(!rows.is_empty(), "empty batch");
 		let mut ids = Vec::new();
 		let mut token_adapters = Vec::new();
@@ -223,7 +293,7 @@ impl Llama {
 		for r in rows.iter_mut() {
 			anyhow::ensure!(!r.tokens.is_empty(), "a row brings no tokens");
 			if r.cache.layers.is_empty() {
-				r.cache.layers = vec![None; self.blocks.len()];
+				r.cache.layers = (0..self.blocks.len()).map(|_| None).collect();
 			}
 			let pos = r.cache.len();
 			anyhow::ensure!(
@@ -238,11 +308,16 @@ impl Llama {
 		let mut lora = LoraBatch::new(token_adapters);
 		lora.force_grouped = force_grouped;
 		let ids = Tensor::new(ids.as_slice(), &self.device)?;
+		// Rotary tables for every token of the step, each at its own position: once per step,
+		// shared by all layers.
+		let positions: Vec<u32> = spans.iter().flat_map(|&(_, t, pos)| (pos as u32)..(pos + t) as u32).collect();
+		let positions = Tensor::new(positions.as_slice(), &self.device)?;
+		let rope = (self.cos.index_select(&positions, 0)?, self.sin.index_select(&positions, 0)?);
 		let mut x = self.embed.forward(&ids)?; // [N, h]
 		for (l, block) in self.blocks.iter().enumerate() {
 			let residual = x.clone();
 			let xn = block.input_norm.forward(&x)?;
-			let attn = self.attention(l, block, &xn, rows, &spans, &lora)?;
+			let attn = self.attention(l, block, &xn, rows, &spans, &lora, &rope)?;
 			x = (residual + attn)?;
 			let residual = x.clone();
 			let xn = block.post_norm.forward(&x)?;
@@ -253,7 +328,15 @@ impl Llama {
 			let down = lora.apply(l, 6, &act, p[2].forward(&act)?)?;
 			x = (residual + down)?;
 		}
-		let last: Vec<u32> = spans.iter().map(|(o, n, _)| (o + n - 1) as u32).collect();
+		let last: Vec<u32> = spans
+			.iter()
+			.enumerate()
+			.filter(|(i, _)| sample.is_none_or(|s| s[*i]))
+			.map(|(_, (o, n, _))| (o + n - 1) as u32)
+			.collect();
+		if last.is_empty() {
+			return Ok(Tensor::zeros((0, self.cfg.vocab_size), DType::F32, &self.device)?);
+		}
 		let last = Tensor::new(last.as_slice(), &self.device)?;
 		let x = self.norm.forward(&x.index_select(&last, 0)?)?;
 		Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
@@ -267,6 +350,7 @@ impl Llama {
 		rows: &mut [Row<'_>],
 		spans: &[(usize, usize, usize)],
 		lora: &LoraBatch<'_>,
+		(cos, sin): &(Tensor, Tensor),
 	) -> anyhow::Result<Tensor> {
 		let (nh, kvh, hd) = (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
 		let rep = nh / kvh;
@@ -275,25 +359,16 @@ impl Llama {
 		let k = lora.apply(l, 1, xn, p[1].forward(xn)?)?;
 		let v = lora.apply(l, 2, xn, p[2].forward(xn)?)?;
 		let n = xn.dim(0)?;
-		// Rotary embeddings and the 1/√d scale once for every token of the batch, each at its own
-		// position; then only the cache append and attention proper run per row.
-		let positions: Vec<u32> = spans.iter().flat_map(|&(_, t, pos)| (pos as u32)..(pos + t) as u32).collect();
-		let positions = Tensor::new(positions.as_slice(), &self.device)?;
-		let cos = self.cos.index_select(&positions, 0)?;
-		let sin = self.sin.index_select(&positions, 0)?;
+		// Rotary embeddings and the 1/√d scale once for every token of the batch; then only the
+		// cache append and attention proper run per row.
 		let q = q.reshape((1, n, nh, hd))?.transpose(1, 2)?.contiguous()?;
-		let q = (candle_nn::rotary_emb::rope(&q, &cos, &sin)? / (hd as f64).sqrt())?.squeeze(0)?; // [nh, N, hd]
+		let q = (candle_nn::rotary_emb::rope(&q, cos, sin)? / (hd as f64).sqrt())?.squeeze(0)?; // [nh, N, hd]
 		let k = k.reshape((1, n, kvh, hd))?.transpose(1, 2)?.contiguous()?;
-		let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?.squeeze(0)?; // [kvh, N, hd]
+		let k = candle_nn::rotary_emb::rope(&k, cos, sin)?.squeeze(0)?; // [kvh, N, hd]
 		let v = v.reshape((n, kvh, hd))?.transpose(0, 1)?.contiguous()?; // [kvh, N, hd]
 		let mut outs = Vec::with_capacity(rows.len());
 		for (row, &(off, t, pos)) in rows.iter_mut().zip(spans) {
-			let ki = k.narrow(1, off, t)?;
-			let vi = v.narrow(1, off, t)?;
-			let (kc, vc) = match row.cache.layers[l].take() {
-				Some((kc, vc)) => (Tensor::cat(&[&kc, &ki], 1)?, Tensor::cat(&[&vc, &vi], 1)?),
-				None => (ki.contiguous()?, vi.contiguous()?),
-			};
+			let (kc, vc) = row.cache.append(l, &k.narrow(1, off, t)?, &v.narrow(1, off, t)?, self.cfg.max_position_embeddings)?;
 			let len = kc.dim(1)?;
 			// Group queries by their kv head: [kvh, rep·t, hd] against [kvh, len, hd].
 			let qg = q.narrow(1, off, t)?.contiguous()?.reshape((kvh, rep * t, hd))?;
@@ -314,7 +389,6 @@ impl Llama {
 			let o = probs.matmul(&vc)?; // [kvh, rep·t, hd]
 			let o = o.reshape((nh, t, hd))?.transpose(0, 1)?.reshape((t, nh * hd))?;
 			outs.push(o);
-			row.cache.layers[l] = Some((kc, vc));
 		}
 		let o = Tensor::cat(&outs, 0)?;
 		Ok(lora.apply(l, 3, &o, p[3].forward(&o)?)?)
