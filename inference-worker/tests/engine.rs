@@ -201,3 +201,78 @@ async fn seeds_repeat_and_stop_strings_cut() {
 		assert_eq!(text, tx[..tx.find(&stop).unwrap()]);
 	}
 }
+
+/// The scheduler against the backend test double: a long prompt is fed in chunks within the
+/// step budget while short ones decode beside it; only a prompt's last chunk and decode rows
+/// ask for logits; every answer is exactly what the script gives for what was fed.
+#[tokio::test]
+async fn the_scheduler_feeds_chunks_within_budget_and_asks_logits_only_to_sample() {
+	use openledger_worker::engine::backend::ScriptedBackend;
+	let f = fixture();
+	let backend = ScriptedBackend::new(300, 256);
+	let steps = backend.steps.clone();
+	let script = ScriptedBackend::new(300, 256);
+	let cfg = EngineConfig { max_batch: 4, max_step_tokens: 8, queue: 8, ..Default::default() };
+	let e = Engine::start_with(backend, f.tokenizer.clone(), cfg, Metrics::new());
+	let im_end = f.tokenizer.token_id("<|im_end|>").unwrap();
+	let long: Vec<u32> = (10..40).collect();
+	let prompts = [vec![5u32, 6], long.clone(), vec![7u32, 8, 9]];
+	let rxs: Vec<_> = prompts.iter().map(|p| e.submit(p.clone(), None, greedy(6)).unwrap()).collect();
+	for (p, rx) in prompts.iter().zip(rxs) {
+		let (ids, _, reason) = drain(rx).await;
+		// The script's answer: each token from the last one fed and the position after it.
+		let (mut want, mut last, mut pos) = (vec![], *p.last().unwrap(), p.len());
+		while want.len() < 6 {
+			let t = script.next(last, pos);
+			want.push(t);
+			if t == im_end {
+				break;
+			}
+			(last, pos) = (t, pos + 1);
+		}
+		assert_eq!(ids, want, "prompt {p:?}");
+		assert_eq!(reason, if want.last() == Some(&im_end) { FinishReason::Stop } else { FinishReason::Length });
+	}
+	let steps = steps.lock().unwrap().clone();
+	let mut long_chunks = vec![];
+	for step in &steps {
+		assert!(step.len() <= 4, "{} rows in a step", step.len());
+		assert!(step.iter().map(|r| r.1.len()).sum::<usize>() <= 8, "step over budget: {step:?}");
+		for (seq, tokens, before, sample) in step {
+			if *seq == 1 && *before < long.len() {
+				long_chunks.push((tokens.clone(), *sample));
+			} else if *before >= prompts[*seq as usize].len() {
+				assert!(*sample && tokens.len() == 1, "a decode row feeds one token and samples: {step:?}");
+			}
+		}
+	}
+	// The long prompt (the second sequence) went in several chunks, in order, and only the last
+	// asked for logits.
+	assert!(long_chunks.len() >= 4, "{long_chunks:?}");
+	let fed: Vec<u32> = long_chunks.iter().flat_map(|c| c.0.clone()).collect();
+	assert_eq!(fed, long);
+	let samples: Vec<bool> = long_chunks.iter().map(|c| c.1).collect();
+	assert_eq!(samples.iter().filter(|s| **s).count(), 1, "{long_chunks:?}");
+	assert!(*samples.last().unwrap());
+	// Decoding went on while the long prompt was fed: some step holds a chunk of it beside a decode row.
+	assert!(steps.iter().any(|st| st.iter().any(|r| r.0 == 1 && r.2 < long.len() && !r.3) && st.iter().any(|r| r.0 != 1 && r.2 >= prompts[r.0 as usize].len())));
+}
+
+/// A backend error fails the sequences of that step with the error, and the engine serves the
+/// next request.
+#[tokio::test]
+async fn a_backend_error_fails_its_step_and_the_engine_goes_on() {
+	use openledger_worker::engine::backend::ScriptedBackend;
+	let f = fixture();
+	let mut backend = ScriptedBackend::new(300, 256);
+	backend.fail_on = Some(250);
+	let e = Engine::start_with(backend, f.tokenizer.clone(), EngineConfig::default(), Metrics::new());
+	let mut rx = e.submit(vec![4, 250, 6], None, greedy(4)).unwrap();
+	match rx.recv().await {
+		Some(Event::Error(msg)) => assert!(msg.contains("scripted failure on token 250"), "{msg}"),
+		other => panic!("expected the backend's error, got {other:?}"),
+	}
+	let (ids, _, _) = drain(e.submit(vec![4, 5, 6], None, greedy(4)).unwrap()).await;
+	assert!(!ids.is_empty());
+	assert!(e.health.alive());
+}

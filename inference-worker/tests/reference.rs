@@ -90,3 +90,37 @@ fn logits_match_candle_transformers_qwen2() {
 	let steps = vec![prompt, vec![next[0]], vec![next[1]], vec![151_645]];
 	compare_steps_of(&ours, steps, |x, pos| theirs.forward(x, pos).unwrap().flatten_all().unwrap().to_vec1().unwrap());
 }
+
+/// The KV cache is written in place: a reserved cache keeps its buffers (same bytes, same
+/// capacity) while it fills, and a clone is a deep copy: what one appends never shows in the
+/// other. Both give the logits of a fresh run over the same tokens.
+#[test]
+fn reserved_caches_stay_put_and_clones_are_independent() {
+	let dir = tempfile::tempdir().unwrap();
+	let spec = BaseSpec { vocab: 300, hidden: 32, intermediate: 48, max_positions: 64, ..Default::default() };
+	write_base_model(dir.path(), &spec, 1).unwrap();
+	let model = Llama::load_dir(dir.path(), DType::F32, &Device::Cpu).unwrap();
+	let run = |cache: &mut KvCache, tokens: &[u32]| -> Vec<f32> {
+		model.forward(&mut [Row { tokens, cache, adapter: None }]).unwrap().to_vec2::<f32>().unwrap().remove(0)
+	};
+	let mut a = KvCache::with_capacity(16);
+	run(&mut a, &[5, 17, 42]);
+	let (cap, bytes) = (a.capacity(), a.bytes());
+	assert_eq!(cap, 16);
+	let mut b = a.clone();
+	run(&mut a, &[7]);
+	run(&mut b, &[9]);
+	let (la, lb) = (run(&mut a, &[11]), run(&mut b, &[11]));
+	assert_eq!((a.len(), a.capacity(), a.bytes()), (5, cap, bytes), "no reallocation within the reservation");
+	let fresh = |tokens: &[u32]| run(&mut KvCache::default(), tokens);
+	let close = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max) < 1e-4;
+	assert!(close(&la, &fresh(&[5, 17, 42, 7, 11])));
+	assert!(close(&lb, &fresh(&[5, 17, 42, 9, 11])));
+	assert!(!close(&la, &lb), "the two continuations differ, so the check above can fail");
+	// Past the reservation the buffers grow (doubling) and keep what was written.
+	let mut c = KvCache::with_capacity(2);
+	run(&mut c, &[5, 17]);
+	run(&mut c, &[42]);
+	assert!(c.capacity() >= 4);
+	assert!(close(&run(&mut c, &[7]), &fresh(&[5, 17, 42, 7])));
+}

@@ -9,12 +9,13 @@
 //! each with its own KV cache and LoRA adapter. A sequence whose client went away is dropped
 //! before the next step.
 
+pub mod backend;
 pub mod sampling;
 
 use crate::metrics::Metrics;
-use crate::model::llama::{KvCache, Llama, Row};
-use candle_core::Tensor;
+use crate::model::llama::Llama;
 use crate::model::lora::LoraAdapter;
+use backend::{Backend, CandleBackend, StepRow};
 use crate::tokenizer::{IncrementalDecoder, TextTokenizer};
 use sampling::{Sampler, SamplingParams, StopFilter};
 use std::collections::VecDeque;
@@ -131,21 +132,35 @@ pub struct Engine {
 }
 
 impl Engine {
-	/// Starts the engine thread for `model`.
+	/// Starts the engine thread for the candle `model`.
 	pub fn start(model: Arc<Llama>, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> Self {
+		// Never sampled: `suppress_tokens`, and ids past the tokenizer's vocabulary (no text).
+		let known = tokenizer.inner.get_vocab_size(true) as u32;
+		let never: Vec<u32> = cfg.suppress_tokens.iter().copied().chain(known..model.cfg.vocab_size as u32).collect();
+		Self::start_with(CandleBackend::new(model, &never), tokenizer, cfg, metrics)
+	}
+
+	/// Starts the engine thread for any [`Backend`].
+	pub fn start_with<B: Backend>(backend: B, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> Self {
 		let (tx, rx) = mpsc::unbounded_channel();
-		let max_len = model.cfg.max_position_embeddings;
-		let mut eos = model.cfg.eos_ids();
+		let info = backend.info();
+		let mut eos = info.eos.clone();
 		if let Some(id) = tokenizer.eos_token.as_deref().and_then(|t| tokenizer.token_id(t)) {
 			eos.push(id);
 		}
-		let c = &model.cfg;
-		let kv_bytes_per_token = 2 * c.num_hidden_layers * c.kv_heads() * c.head_dim() * model.dtype.size_in_bytes();
-		let engine = Self::handle(tx, &cfg, max_len, kv_bytes_per_token);
+		let engine = Self::handle(tx, &cfg, info.max_positions, info.kv_bytes_per_token);
 		let health = engine.health.clone();
-		let suppress = suppress_mask(&model, &tokenizer, &cfg.suppress_tokens);
-		let sched =
-			Scheduler { model, tokenizer, cfg, metrics, eos, suppress, waiting: VecDeque::new(), active: Vec::new(), health: health.clone() };
+		let sched = Scheduler {
+			backend,
+			max_pos: info.max_positions,
+			tokenizer,
+			cfg,
+			metrics,
+			eos,
+			waiting: VecDeque::new(),
+			active: Vec::new(),
+			health: health.clone(),
+		};
 		let guard = StopGuard(health);
 		std::thread::Builder::new()
 			.name("engine".into())
@@ -210,9 +225,9 @@ impl Engine {
 	}
 }
 
-struct Seq {
+struct Seq<S> {
 	req: GenRequest,
-	cache: KvCache,
+	state: S,
 	sampler: Sampler,
 	decoder: IncrementalDecoder,
 	stop: StopFilter,
@@ -223,40 +238,22 @@ struct Seq {
 	feed: Vec<u32>,
 }
 
-/// The additive logit mask of the ids never sampled: `suppress` and every id past the
-/// tokenizer's vocabulary; `None` when there are none.
-fn suppress_mask(model: &Llama, tokenizer: &TextTokenizer, suppress: &[u32]) -> Option<Tensor> {
-	let rows = model.cfg.vocab_size;
-	let known = tokenizer.inner.get_vocab_size(true).min(rows);
-	let mut mask = vec![0f32; rows];
-	mask[known..].fill(f32::NEG_INFINITY);
-	for &id in suppress {
-		if let Some(m) = mask.get_mut(id as usize) {
-			*m = f32::NEG_INFINITY;
-		}
-	}
-	if known == rows && suppress.is_empty() {
-		return None;
-	}
-	match Tensor::from_vec(mask, (1, rows), &model.device) {
-		Ok(t) => Some(t),
-		Err(e) => {
-			tracing::error!("building the suppressed-token mask: {e}; sampling every id");
-			None
-		},
+impl<S> Seq<S> {
+	/// Whether this step's feed ends the prompt or decodes: then the sequence samples after it.
+	fn samples(&self) -> bool {
+		self.fed + self.feed.len() >= self.req.prompt.len()
 	}
 }
 
-struct Scheduler {
-	model: Arc<Llama>,
+struct Scheduler<B: Backend> {
+	backend: B,
+	max_pos: usize,
 	tokenizer: Arc<TextTokenizer>,
 	cfg: EngineConfig,
 	metrics: Metrics,
 	eos: Vec<u32>,
-	/// Added to every row's logits: 0, or −∞ for ids never sampled. `None` when every id may be.
-	suppress: Option<Tensor>,
 	waiting: VecDeque<GenRequest>,
-	active: Vec<Seq>,
+	active: Vec<Seq<B::State>>,
 	health: Arc<EngineHealth>,
 }
 
@@ -266,7 +263,7 @@ pub(crate) static PANIC_ON_SEED: AtomicU64 = AtomicU64::new(u64::MAX);
 #[cfg(test)]
 pub(crate) static PANIC_STEP_ON_SEED: AtomicU64 = AtomicU64::new(u64::MAX);
 
-impl Scheduler {
+impl<B: Backend> Scheduler<B> {
 	/// Fails every active sequence with `message` (their caches may be half-written).
 	fn fail_active(&mut self, message: &str) {
 		for s in self.active.drain(..) {
@@ -311,13 +308,13 @@ impl Scheduler {
 			let Some(req) = self.waiting.pop_front() else { break };
 			budget = budget.saturating_sub(req.prompt.len());
 			self.metrics.prompt_tokens.inc_by(req.prompt.len() as u64);
-			// The cache's buffers are what the KV budget reserved for it: written in place.
+			// The state is sized for what the KV budget reserved for it.
 			let reserved = req.prompt.len() + req.params.max_tokens;
 			self.active.push(Seq {
 				sampler: Sampler::new(req.params.clone()),
 				stop: StopFilter::new(req.params.stop.clone()),
 				req,
-				cache: KvCache::with_capacity(reserved),
+				state: self.backend.new_state(reserved),
 				decoder: IncrementalDecoder::default(),
 				generated: Vec::new(),
 				fed: 0,
@@ -363,22 +360,21 @@ impl Scheduler {
 			panic!("injected step fault");
 		}
 		let started = std::time::Instant::now();
-		// Only rows that finish their prompt or decode sample: the others get no logits.
-		let sample: Vec<bool> =
-			self.active.iter().filter(|s| !s.feed.is_empty()).map(|s| s.fed + s.feed.len() >= s.req.prompt.len()).collect();
-		let mut rows: Vec<Row<'_>> = self
+		let mut rows: Vec<StepRow<'_, B::State>> = self
 			.active
 			.iter_mut()
 			.filter(|s| !s.feed.is_empty())
-			.map(|s| Row { tokens: &s.feed, cache: &mut s.cache, adapter: s.req.adapter.as_deref() })
+			.map(|s| {
+				// Only rows that finish their prompt or decode sample: the others get no logits.
+				let sample = s.samples();
+				StepRow { tokens: &s.feed, state: &mut s.state, adapter: s.req.adapter.as_deref(), sample }
+			})
 			.collect();
 		let n_rows = rows.len();
-		let logits = self.model.forward_sampling(&mut rows, &sample).and_then(|l| {
-			let l = match &self.suppress {
-				Some(mask) if l.dim(0)? > 0 => l.broadcast_add(mask)?,
-				_ => l,
-			};
-			Ok(l.to_vec2::<f32>()?)
+		let n_sample = rows.iter().filter(|r| r.sample).count();
+		let logits = self.backend.step(&mut rows).and_then(|l| {
+			anyhow::ensure!(l.len() == n_sample, "the backend gave {} logits rows for {n_sample} sampling rows", l.len());
+			Ok(l)
 		});
 		drop(rows);
 		self.metrics.step_seconds.observe(started.elapsed().as_secs_f64());
@@ -395,13 +391,12 @@ impl Scheduler {
 		};
 		let mut logits = logits.into_iter();
 		let mut finished = Vec::new();
-		let (eos, tokenizer, metrics, max_pos) = (&self.eos, &*self.tokenizer, &self.metrics, self.model.cfg.max_position_embeddings);
+		let (eos, tokenizer, metrics, max_pos) = (&self.eos, &*self.tokenizer, &self.metrics, self.max_pos);
 		for (i, s) in self.active.iter_mut().enumerate() {
 			if s.feed.is_empty() {
 				continue;
 			}
-			let row_logits =
-				if s.fed + s.feed.len() >= s.req.prompt.len() { Some(logits.next().expect("one row of logits per sampling sequence; qed")) } else { None };
+			let row_logits = if s.samples() { Some(logits.next().expect("one row of logits per sampling sequence; qed")) } else { None };
 			// A panic in one sequence's sampling, detokenization or stop handling fails that
 			// sequence only.
 			match catch_unwind(AssertUnwindSafe(|| Self::advance(s, row_logits, eos, tokenizer, metrics, max_pos))) {
@@ -424,7 +419,7 @@ impl Scheduler {
 
 	/// Takes one row of logits for `s`: samples, detokenizes, sends the event(s). True when
 	/// the sequence is done.
-	fn advance(s: &mut Seq, row_logits: Option<Vec<f32>>, eos: &[u32], tokenizer: &TextTokenizer, metrics: &Metrics, max_pos: usize) -> bool {
+	fn advance<S>(s: &mut Seq<S>, row_logits: Option<Vec<f32>>, eos: &[u32], tokenizer: &TextTokenizer, metrics: &Metrics, max_pos: usize) -> bool {
 		if s.fed < s.req.prompt.len() {
 			s.fed += s.feed.len();
 			if s.fed < s.req.prompt.len() {
@@ -454,7 +449,7 @@ impl Scheduler {
 			text = out;
 			if hit {
 				reason = Some(FinishReason::Stop);
-			} else if s.generated.len() >= s.req.params.max_tokens || s.cache.len() + 1 >= max_pos {
+			} else if s.generated.len() >= s.req.params.max_tokens || s.req.prompt.len() + s.generated.len() >= max_pos {
 				reason = Some(FinishReason::Length);
 				text.push_str(&s.stop.flush());
 			}
