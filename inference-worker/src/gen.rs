@@ -53,6 +53,8 @@ pub struct BaseSpec {
 	pub max_positions: usize,
 	pub seed: u64,
 	pub family: Family,
+	/// Embedding rows past the tokenizer (llama family; padding as many checkpoints have).
+	pub vocab_rows: Option<usize>,
 }
 
 impl Default for BaseSpec {
@@ -67,6 +69,7 @@ impl Default for BaseSpec {
 			max_positions: 512,
 			seed: 42,
 			family: Family::Llama,
+			vocab_rows: None,
 		}
 	}
 }
@@ -234,6 +237,10 @@ pub fn write_base_model(dir: &Path, spec: &BaseSpec, shards: usize) -> anyhow::R
 	let (cfg, tk_cfg) = match spec.family {
 		Family::Llama => {
 			spec.vocab = tk.get_vocab_size(true);
+			if let Some(rows) = spec.vocab_rows {
+				anyhow::ensure!(rows >= spec.vocab, "--vocab-rows {rows} is below the tokenizer's {} tokens", spec.vocab);
+				spec.vocab = rows;
+			}
 			let cfg = spec.config(id(BOS)?, vec![id(EOS)?, id(IM_END)?]);
 			(cfg, serde_json::json!({ "bos_token": BOS, "eos_token": IM_END, "tokenizer_class": "PreTrainedTokenizerFast" }))
 		},

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 mod bench;
 mod bench_attr;
+mod bench_decode;
 mod bench_influence;
 mod bench_quality;
 
@@ -55,6 +56,10 @@ enum Cmd {
 		/// tied embeddings).
 		#[arg(long, value_enum, default_value_t = Family::Llama)]
 		family: Family,
+		/// Rows of the embedding and output matrices when more than the tokenizer's tokens (a
+		/// llama model padded like many checkpoints; ids past the tokenizer are never sampled).
+		#[arg(long)]
+		vocab_rows: Option<usize>,
 		#[arg(long, default_value_t = 512)]
 		max_positions: usize,
 		#[arg(long, default_value_t = 42)]
@@ -77,6 +82,10 @@ enum Cmd {
 		targets: Vec<String>,
 		#[arg(long, default_value_t = 1)]
 		seed: u64,
+		/// Write this many adapters, `OUT/adapter-0000`, `OUT/adapter-0001`, … with seeds
+		/// `seed`, `seed + 1`, … (for benchmarks with thousands of adapters).
+		#[arg(long)]
+		count: Option<usize>,
 	},
 	/// Print the content id of a PEFT adapter folder (the id receipts carry).
 	AdapterId { dir: PathBuf },
@@ -97,6 +106,9 @@ enum Cmd {
 	BenchLora(bench::BenchArgs),
 	/// Span-attribution cost for a 256-token completion vs its generation time.
 	BenchAttribution(bench_attr::BenchAttrArgs),
+	/// Raw model speed on a model folder (prefill, single-stream and batched greedy decode), for
+	/// the llama.cpp yardstick on the same weights.
+	BenchDecode(bench_decode::BenchDecodeArgs),
 	/// Influence estimators (DataInf, exact, LiSSA) on a tiny model: time and agreement.
 	BenchInfluence(bench_influence::BenchInfluenceArgs),
 	/// Attribution against a planted ground truth: span, retrieval and influence precision,
@@ -349,8 +361,8 @@ async fn main() -> anyhow::Result<()> {
 		.init();
 	match Cli::parse().cmd {
 		Cmd::Serve(args) => serve(args).await,
-		Cmd::GenModel { out, hidden, intermediate, layers, heads, kv_heads, vocab, family, max_positions, seed, shards } => {
-			let spec = BaseSpec { hidden, intermediate, layers, heads, kv_heads, vocab, max_positions, seed, family };
+		Cmd::GenModel { out, hidden, intermediate, layers, heads, kv_heads, vocab, family, vocab_rows, max_positions, seed, shards } => {
+			let spec = BaseSpec { hidden, intermediate, layers, heads, kv_heads, vocab, max_positions, seed, family, vocab_rows };
 			let cfg = write_base_model(&out, &spec, shards)?;
 			println!(
 				"wrote {} ({}, hidden {}, {} layers, vocab {}, seed {seed})",
@@ -362,9 +374,16 @@ async fn main() -> anyhow::Result<()> {
 			);
 			Ok(())
 		},
-		Cmd::GenAdapter { base, out, rank, alpha, targets, seed } => {
+		Cmd::GenAdapter { base, out, rank, alpha, targets, seed, count } => {
 			let cfg: LlamaConfig = serde_json::from_slice(&std::fs::read(base.join("config.json"))?)?;
 			let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+			if let Some(n) = count {
+				for i in 0..n {
+					write_adapter(&out.join(format!("adapter-{i:04}")), &cfg, rank, alpha, &targets, seed + i as u64)?;
+				}
+				println!("wrote {n} adapters under {} (rank {rank}, {targets:?})", out.display());
+				return Ok(());
+			}
 			write_adapter(&out, &cfg, rank, alpha, &targets, seed)?;
 			let id = adapter_id(&std::fs::read(out.join(CONFIG_FILE))?, &std::fs::read(out.join(WEIGHTS_FILE))?)?;
 			println!("wrote {} (rank {rank}, {targets:?}) id 0x{}", out.display(), hex::encode(id));
@@ -394,6 +413,7 @@ async fn main() -> anyhow::Result<()> {
 		Cmd::Factory(cmd) => openledger_worker::factory::cli::run(cmd).await,
 		Cmd::BenchLora(args) => bench::run(args),
 		Cmd::BenchAttribution(args) => bench_attr::run(args),
+		Cmd::BenchDecode(args) => tokio::task::block_in_place(|| bench_decode::run(args)),
 		Cmd::BenchInfluence(args) => tokio::task::block_in_place(|| bench_influence::run(args)),
 		Cmd::BenchAttributionQuality(args) => tokio::task::block_in_place(|| bench_quality::run(args)),
 		Cmd::SpanIndex(cmd) => openledger_worker::attribution::cli::run(cmd).await,

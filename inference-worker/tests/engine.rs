@@ -267,10 +267,13 @@ async fn a_backend_error_fails_its_step_and_the_engine_goes_on() {
 	let mut backend = ScriptedBackend::new(300, 256);
 	backend.fail_on = Some(250);
 	let e = Engine::start_with(backend, f.tokenizer.clone(), EngineConfig::default(), Metrics::new());
-	let mut rx = e.submit(vec![4, 250, 6], None, greedy(4)).unwrap();
-	match rx.recv().await {
-		Some(Event::Error(msg)) => assert!(msg.contains("scripted failure on token 250"), "{msg}"),
-		other => panic!("expected the backend's error, got {other:?}"),
+	// Two sequences admitted together share the failing step: both fail with its error.
+	let rxs = [e.submit(vec![4, 250, 6], None, greedy(4)).unwrap(), e.submit(vec![4, 5, 7], None, greedy(4)).unwrap()];
+	for mut rx in rxs {
+		match rx.recv().await {
+			Some(Event::Error(msg)) => assert!(msg.contains("scripted failure on token 250"), "{msg}"),
+			other => panic!("expected the backend's error, got {other:?}"),
+		}
 	}
 	let (ids, _, _) = drain(e.submit(vec![4, 5, 6], None, greedy(4)).unwrap()).await;
 	assert!(!ids.is_empty());

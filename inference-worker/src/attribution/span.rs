@@ -588,10 +588,12 @@ impl SpanIndex {
 			copies.docs,
 			meta.docs.len()
 		);
+		// Copies ascending; an original is another document of the index and no copy itself (it
+		// may sit after its copy: originals are the earliest by age, e.g. contribution id).
 		ensure!(
 			copies.copies.windows(2).all(|w| w[0].0 < w[1].0) &&
-				copies.copies.iter().all(|&(c, o, _)| o < c && c < meta.docs.len()),
-			"copies.json names documents out of order or beyond the index"
+				copies.copies.iter().all(|&(c, o, _)| o != c && c < meta.docs.len() && o < meta.docs.len() && copies.original(o).is_none()),
+			"copies.json names documents out of order, beyond the index, or a copy as an original"
 		);
 		Ok(Self { shards, positions, copies, meta })
 	}
@@ -1247,6 +1249,21 @@ mod tests {
 		let idx = SpanIndex::open(dir.path()).unwrap();
 		let a = idx.attribute(&taken, &AttributionParams::default());
 		assert_eq!(a.shares.iter().map(|s| s.0).collect::<Vec<_>>(), vec![doc(1), doc(6)]);
+		// By age (contribution ids): the copy sits before its original in the index (accepted
+		// first) but is younger; the index opens and still credits only the original.
+		let mut aged: Vec<Vec<u32>> = docs.clone();
+		aged.swap(1, 6); // position 1: the copy; position 6: the original
+		let ages: Vec<u64> = (0..7).map(|i| match i {
+			1 => 100,
+			6 => 2,
+			i => 10 + i as u64,
+		}).collect();
+		let dir = tempfile::tempdir().unwrap();
+		build_index_aged(dir.path(), aged.iter().enumerate().map(|(i, d)| (doc(i as u32), d.as_slice(), &b""[..])), Some(&ages), BuildOptions::default()).unwrap();
+		let idx = SpanIndex::open(dir.path()).unwrap();
+		assert_eq!((idx.copies().original(1), idx.copies().original(6)), (Some(6), None));
+		let a = idx.attribute(&taken, &AttributionParams::default());
+		assert_eq!(a.shares.iter().map(|s| s.0).collect::<Vec<_>>(), vec![doc(6)]);
 	}
 
 	/// An index whose meta names widths it does not have is refused, not misread.

@@ -8,7 +8,6 @@
 
 use crate::model::llama::{KvCache, Llama, Row};
 use crate::model::lora::LoraAdapter;
-use candle_core::Tensor;
 use std::sync::{Arc, Mutex};
 
 /// Shape facts the scheduler and admission need.
@@ -40,40 +39,19 @@ pub trait Backend: Send + Sync + 'static {
 	/// The state of a new sequence that may grow to `reserved` positions.
 	fn new_state(&self, reserved: usize) -> Self::State;
 	/// Runs one step. Returns one logits row (`vocab_size` wide) per row with `sample` set, in
-	/// row order. On error the states of this step's rows are undefined (the scheduler fails
-	/// those sequences).
+	/// row order (the scheduler masks ids never sampled). On error the states of this step's
+	/// rows are undefined (the scheduler fails those sequences).
 	fn step(&self, rows: &mut [StepRow<'_, Self::State>]) -> anyhow::Result<Vec<Vec<f32>>>;
 }
 
 /// The candle model: every row's K/V in its own [`KvCache`], written in place.
 pub struct CandleBackend {
 	pub model: std::sync::Arc<Llama>,
-	/// Added to every sampled row: 0, or −∞ for ids never sampled.
-	suppress: Option<Tensor>,
 }
 
 impl CandleBackend {
-	/// `never` lists ids that must never be sampled (`suppress_tokens`, padding rows).
-	pub fn new(model: std::sync::Arc<Llama>, never: &[u32]) -> Self {
-		let rows = model.cfg.vocab_size;
-		let suppress = if never.iter().any(|&i| (i as usize) < rows) {
-			let mut mask = vec![0f32; rows];
-			for &id in never {
-				if let Some(m) = mask.get_mut(id as usize) {
-					*m = f32::NEG_INFINITY;
-				}
-			}
-			match Tensor::from_vec(mask, (1, rows), &model.device) {
-				Ok(t) => Some(t),
-				Err(e) => {
-					tracing::error!("building the suppressed-token mask: {e}; sampling every id");
-					None
-				},
-			}
-		} else {
-			None
-		};
-		Self { model, suppress }
+	pub fn new(model: std::sync::Arc<Llama>) -> Self {
+		Self { model }
 	}
 }
 
@@ -98,15 +76,10 @@ impl Backend for CandleBackend {
 		let sample: Vec<bool> = rows.iter().map(|r| r.sample).collect();
 		let mut model_rows: Vec<Row<'_>> =
 			rows.iter_mut().map(|r| Row { tokens: r.tokens, cache: &mut *r.state, adapter: r.adapter }).collect();
-		let logits = self.model.forward_sampling(&mut model_rows, &sample)?;
-		if logits.dim(0)? == 0 {
-			return Ok(Vec::new());
+		match self.model.forward_sampling(&mut model_rows, &sample)? {
+			Some(logits) => Ok(logits.to_vec2::<f32>()?),
+			None => Ok(Vec::new()),
 		}
-		let logits = match &self.suppress {
-			Some(mask) => logits.broadcast_add(mask)?,
-			None => logits,
-		};
-		Ok(logits.to_vec2::<f32>()?)
 	}
 }
 

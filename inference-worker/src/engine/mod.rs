@@ -134,16 +134,20 @@ pub struct Engine {
 impl Engine {
 	/// Starts the engine thread for the candle `model`.
 	pub fn start(model: Arc<Llama>, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> Self {
-		// Never sampled: `suppress_tokens`, and ids past the tokenizer's vocabulary (no text).
-		let known = tokenizer.inner.get_vocab_size(true) as u32;
-		let never: Vec<u32> = cfg.suppress_tokens.iter().copied().chain(known..model.cfg.vocab_size as u32).collect();
-		Self::start_with(CandleBackend::new(model, &never), tokenizer, cfg, metrics)
+		Self::start_with(CandleBackend::new(model), tokenizer, cfg, metrics)
 	}
 
 	/// Starts the engine thread for any [`Backend`].
 	pub fn start_with<B: Backend>(backend: B, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> Self {
 		let (tx, rx) = mpsc::unbounded_channel();
 		let info = backend.info();
+		// Never sampled: `suppress_tokens`, and every id past the tokenizer's highest (padding
+		// rows: no text).
+		let known = tokenizer.inner.get_vocab(true).values().max().map_or(0, |&m| m as usize + 1);
+		let mut never: Vec<u32> =
+			cfg.suppress_tokens.iter().copied().filter(|&i| (i as usize) < info.vocab_size).chain(known.min(info.vocab_size) as u32..info.vocab_size as u32).collect();
+		never.sort_unstable();
+		never.dedup();
 		let mut eos = info.eos.clone();
 		if let Some(id) = tokenizer.eos_token.as_deref().and_then(|t| tokenizer.token_id(t)) {
 			eos.push(id);
@@ -152,6 +156,7 @@ impl Engine {
 		let health = engine.health.clone();
 		let sched = Scheduler {
 			backend,
+			never,
 			max_pos: info.max_positions,
 			tokenizer,
 			cfg,
@@ -247,6 +252,8 @@ impl<S> Seq<S> {
 
 struct Scheduler<B: Backend> {
 	backend: B,
+	/// Ids set to −∞ in every logits row before sampling.
+	never: Vec<u32>,
 	max_pos: usize,
 	tokenizer: Arc<TextTokenizer>,
 	cfg: EngineConfig,
@@ -382,21 +389,36 @@ impl<B: Backend> Scheduler<B> {
 		let logits = match logits {
 			Ok(l) => l,
 			Err(e) => {
+				// The rows of this step may hold half-written state: they fail; sequences that
+				// fed nothing this step go on.
 				tracing::error!("forward step failed: {e:#}");
-				for s in self.active.drain(..) {
+				let (failed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.active).into_iter().partition(|s| !s.feed.is_empty());
+				self.active = kept;
+				for s in failed {
 					let _ = s.req.events.try_send(Event::Error(format!("{e:#}")));
 				}
+				self.metrics.running.set(self.active.len() as i64);
 				return;
 			}
 		};
 		let mut logits = logits.into_iter();
 		let mut finished = Vec::new();
-		let (eos, tokenizer, metrics, max_pos) = (&self.eos, &*self.tokenizer, &self.metrics, self.max_pos);
+		let (eos, tokenizer, metrics, max_pos, never) = (&self.eos, &*self.tokenizer, &self.metrics, self.max_pos, &self.never);
 		for (i, s) in self.active.iter_mut().enumerate() {
 			if s.feed.is_empty() {
 				continue;
 			}
-			let row_logits = if s.samples() { Some(logits.next().expect("one row of logits per sampling sequence; qed")) } else { None };
+			let row_logits = if s.samples() {
+				let mut row = logits.next().expect("one row of logits per sampling sequence; qed");
+				for &id in never {
+					if let Some(l) = row.get_mut(id as usize) {
+						*l = f32::NEG_INFINITY;
+					}
+				}
+				Some(row)
+			} else {
+				None
+			};
 			// A panic in one sequence's sampling, detokenization or stop handling fails that
 			// sequence only.
 			match catch_unwind(AssertUnwindSafe(|| Self::advance(s, row_logits, eos, tokenizer, metrics, max_pos))) {

@@ -27,6 +27,8 @@ struct LayerKv {
 pub struct KvCache {
 	layers: Vec<Option<LayerKv>>,
 	reserve: usize,
+	/// Buffers allocated so far (every layer's first, and every growth).
+	allocations: usize,
 }
 
 /// A deep copy: the clone's appends never show through the original's buffers.
@@ -35,7 +37,7 @@ impl Clone for KvCache {
 		let copy = |l: &LayerKv| -> LayerKv {
 			LayerKv { k: l.k.copy().expect("copying a tensor; qed"), v: l.v.copy().expect("copying a tensor; qed"), len: l.len }
 		};
-		Self { layers: self.layers.iter().map(|l| l.as_ref().map(copy)).collect(), reserve: self.reserve }
+		Self { layers: self.layers.iter().map(|l| l.as_ref().map(copy)).collect(), reserve: self.reserve, allocations: self.allocations }
 	}
 }
 
@@ -43,7 +45,7 @@ impl KvCache {
 	/// A cache whose buffers are sized for `tokens` positions when first written (what the engine
 	/// reserved for the sequence: prompt plus `max_tokens`).
 	pub fn with_capacity(tokens: usize) -> Self {
-		Self { layers: Vec::new(), reserve: tokens }
+		Self { layers: Vec::new(), reserve: tokens, allocations: 0 }
 	}
 	/// Tokens already in the cache (the next token's position).
 	pub fn len(&self) -> usize {
@@ -54,6 +56,10 @@ impl KvCache {
 	}
 	pub fn is_empty(&self) -> bool {
 		self.len() == 0
+	}
+	/// Buffers allocated so far, every layer's first included: constant while appends fit.
+	pub fn allocations(&self) -> usize {
+		self.allocations
 	}
 	/// Positions the buffers hold before they must grow.
 	pub fn capacity(&self) -> usize {
@@ -87,6 +93,7 @@ impl KvCache {
 				nv.slice_set(&old.v.narrow(1, 0, used)?.contiguous()?, 1, 0)?;
 			}
 			self.layers[l] = Some(LayerKv { k: nk, v: nv, len: used });
+			self.allocations += 1;
 		}
 		let layer = self.layers[l].as_mut().expect("allocated above; qed");
 		layer.k.slice_set(&k, 1, used)?;
@@ -274,18 +281,18 @@ impl Llama {
 
 	/// [`Self::forward`], optionally through the grouped (SGMV) LoRA path even on CPU.
 	pub fn forward_opts(&self, rows: &mut [Row<'_>], force_grouped: bool) -> anyhow::Result<Tensor> {
-		self.forward_select(rows, None, force_grouped)
+		self.forward_select(rows, None, force_grouped)?.ok_or_else(|| anyhow::anyhow!("no row to give logits for"))
 	}
 
 	/// [`Self::forward`] computing logits only for the rows with `sample[i]` set (`[k, vocab]`,
-	/// in row order; `[0, vocab]` when none): a row in the middle of a chunked prompt samples
-	/// nothing, so the output projection (the widest matmul: vocab × hidden) skips it.
-	pub fn forward_sampling(&self, rows: &mut [Row<'_>], sample: &[bool]) -> anyhow::Result<Tensor> {
+	/// in row order; `None` when no row samples): a row in the middle of a chunked prompt
+	/// samples nothing, so the output projection (the widest matmul: vocab × hidden) skips it.
+	pub fn forward_sampling(&self, rows: &mut [Row<'_>], sample: &[bool]) -> anyhow::Result<Option<Tensor>> {
 		anyhow::ensure!(sample.len() == rows.len(), "one flag per row");
 		self.forward_select(rows, Some(sample), false)
 	}
 
-	fn forward_select(&self, rows: &mut [Row<'_>], sample: Option<&[bool]>, force_grouped: bool) -> anyhow::Result<Tensor> {
+	fn forward_select(&self, rows: &mut [Row<'_>], sample: Option<&[bool]>, force_grouped: bool) -> anyhow::Result<Option<Tensor>> {
 		anyhow::ensure!(!rows.is_empty(), "empty batch");
 		let mut ids = Vec::new();
 		let mut token_adapters = Vec::new();
@@ -335,11 +342,11 @@ impl Llama {
 			.map(|(_, (o, n, _))| (o + n - 1) as u32)
 			.collect();
 		if last.is_empty() {
-			return Ok(Tensor::zeros((0, self.cfg.vocab_size), DType::F32, &self.device)?);
+			return Ok(None);
 		}
 		let last = Tensor::new(last.as_slice(), &self.device)?;
 		let x = self.norm.forward(&x.index_select(&last, 0)?)?;
-		Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+		Ok(Some(self.lm_head.forward(&x)?.to_dtype(DType::F32)?))
 	}
 
 	fn attention(

@@ -1,0 +1,122 @@
+//! `openledger-worker bench-decode`: the model's raw speed on a Hugging Face folder, for the
+//! llama.cpp yardstick (`tests/worker/yardstick_llamacpp.py` runs llama.cpp on the same weights
+//! converted to GGUF, with the same token ids): prompt processing (one prefill of `--prompt`
+//! tokens), single-stream greedy decode, and `--streams` concurrent greedy streams in one ragged
+//! batch, with the base model and with a distinct adapter per stream. Prints one JSON object
+//! (times, tokens/s, and the greedy ids, so the two engines' outputs can be compared).
+
+use candle_core::Device;
+use openledger_worker::model::llama::{argmax_row, KvCache, Llama, Row};
+use openledger_worker::model::lora::LoraAdapter;
+use openledger_worker::parse_dtype;
+use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct BenchDecodeArgs {
+	/// Hugging Face model folder.
+	#[arg(long)]
+	pub model: PathBuf,
+	#[arg(long, default_value = "f32")]
+	pub dtype: String,
+	/// Prompt tokens of the single stream (seeded ids of the tokenizer's range).
+	#[arg(long, default_value_t = 512)]
+	pub prompt: usize,
+	/// Greedy tokens decoded after it.
+	#[arg(long, default_value_t = 128)]
+	pub decode: usize,
+	/// Concurrent streams (each a 32-token prompt, then `--decode` tokens each).
+	#[arg(long, default_value_t = 16)]
+	pub streams: usize,
+	/// A folder of PEFT adapters (`gen-adapter --count`): the streams run again, each with its
+	/// own adapter.
+	#[arg(long)]
+	pub adapters: Option<PathBuf>,
+	/// Ids are drawn below this (the tokenizer's size; default: the model's vocabulary).
+	#[arg(long)]
+	pub max_id: Option<u32>,
+	#[arg(long, default_value_t = 7)]
+	pub seed: u64,
+}
+
+fn streams(model: &Llama, prompts: &[Vec<u32>], adapters: &[Option<LoraAdapter>], decode: usize) -> anyhow::Result<(f64, Vec<Vec<u32>>)> {
+	let n = prompts.len();
+	let mut caches: Vec<KvCache> = (0..n).map(|_| KvCache::with_capacity(prompts[0].len() + decode)).collect();
+	let mut next: Vec<u32> = Vec::with_capacity(n);
+	{
+		let mut rows: Vec<Row<'_>> =
+			caches.iter_mut().zip(prompts).zip(adapters).map(|((c, p), a)| Row { tokens: p, cache: c, adapter: a.as_ref() }).collect();
+		let logits = model.forward(&mut rows)?;
+		for i in 0..n {
+			next.push(argmax_row(&logits, i)?);
+		}
+	}
+	let mut out: Vec<Vec<u32>> = next.iter().map(|&t| vec![t]).collect();
+	let t = Instant::now();
+	for _ in 1..decode {
+		let feed: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
+		let mut rows: Vec<Row<'_>> =
+			caches.iter_mut().zip(&feed).zip(adapters).map(|((c, f), a)| Row { tokens: f, cache: c, adapter: a.as_ref() }).collect();
+		let logits = model.forward(&mut rows)?;
+		for i in 0..n {
+			next[i] = argmax_row(&logits, i)?;
+			out[i].push(next[i]);
+		}
+	}
+	Ok((t.elapsed().as_secs_f64(), out))
+}
+
+pub fn run(a: BenchDecodeArgs) -> anyhow::Result<()> {
+	let dtype = parse_dtype(&a.dtype)?;
+	let device = Device::Cpu;
+	let model = Llama::load_dir(&a.model, dtype, &device)?;
+	let max_id = a.max_id.unwrap_or(model.cfg.vocab_size as u32);
+	let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+	let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.gen_range(4..max_id)).collect() };
+	let prompt = ids(a.prompt);
+	let stream_prompts: Vec<Vec<u32>> = (0..a.streams).map(|_| ids(32)).collect();
+
+	// Warm-up: one short prefill and step (allocations, thread pools).
+	streams(&model, &[prompt[..8].to_vec()], &[None], 2)?;
+	// Prompt processing: one prefill of the whole prompt.
+	let mut cache = KvCache::with_capacity(a.prompt + a.decode);
+	let t = Instant::now();
+	let logits = model.forward(&mut [Row { tokens: &prompt, cache: &mut cache, adapter: None }])?;
+	let prefill_s = t.elapsed().as_secs_f64();
+	// Single-stream greedy decode after it.
+	let mut greedy = vec![argmax_row(&logits, 0)?];
+	let t = Instant::now();
+	for _ in 1..a.decode {
+		let feed = [*greedy.last().expect("one at least; qed")];
+		let logits = model.forward(&mut [Row { tokens: &feed, cache: &mut cache, adapter: None }])?;
+		greedy.push(argmax_row(&logits, 0)?);
+	}
+	let decode_s = t.elapsed().as_secs_f64();
+	let none: Vec<Option<LoraAdapter>> = (0..a.streams).map(|_| None).collect();
+	let (streams_s, _) = streams(&model, &stream_prompts, &none, a.decode)?;
+	let mut out = serde_json::json!({
+		"dtype": a.dtype, "threads": rayon::current_num_threads(),
+		"prompt_ids": prompt, "greedy_ids": greedy, "stream_prompt_ids": stream_prompts,
+		"prefill_tokens_per_s": a.prompt as f64 / prefill_s,
+		"decode_tokens_per_s": (a.decode - 1) as f64 / decode_s,
+		"streams": a.streams,
+		"streams_tokens_per_s": (a.streams * (a.decode - 1)) as f64 / streams_s,
+	});
+	if let Some(dir) = &a.adapters {
+		let mut names: Vec<String> = std::fs::read_dir(dir)?
+			.filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+			.filter(|n| dir.join(n).join(openledger_worker::model::lora::CONFIG_FILE).exists())
+			.collect();
+		names.sort();
+		anyhow::ensure!(names.len() >= a.streams, "{} adapters in {}, {} streams", names.len(), dir.display(), a.streams);
+		let adapters: Vec<Option<LoraAdapter>> = names[..a.streams]
+			.iter()
+			.map(|n| LoraAdapter::load(&dir.join(n), n, &model.cfg, &device).map(Some))
+			.collect::<anyhow::Result<_>>()?;
+		let (s, _) = streams(&model, &stream_prompts, &adapters, a.decode)?;
+		out["streams_with_adapters_tokens_per_s"] = ((a.streams * (a.decode - 1)) as f64 / s).into();
+	}
+	println!("{out}");
+	Ok(())
+}
