@@ -38,6 +38,49 @@ pub struct BenchDecodeArgs {
 	pub max_id: Option<u32>,
 	#[arg(long, default_value_t = 7)]
 	pub seed: u64,
+	/// Long context instead: for each of these prompt lengths, a prefill then `--decode`
+	/// greedy steps, reporting prefill tokens/s, decode ms/token, KV bytes per position and how
+	/// much the process's peak memory grew (one table row each).
+	#[arg(long, value_delimiter = ',')]
+	pub contexts: Vec<usize>,
+}
+
+fn peak_rss_kib() -> u64 {
+	std::fs::read_to_string("/proc/self/status")
+		.ok()
+		.and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+		.unwrap_or(0)
+}
+
+fn contexts(model: &Llama, a: &BenchDecodeArgs, ids: &mut dyn FnMut(usize) -> Vec<u32>) -> anyhow::Result<()> {
+	println!("| prompt tokens | prefill tokens/s | decode ms/token | KV MiB | KV bytes/position | peak RSS growth MiB |");
+	println!("|---:|---:|---:|---:|---:|---:|");
+	for &n in &a.contexts {
+		anyhow::ensure!(n + a.decode <= model.cfg.max_position_embeddings, "context {n} + {} past the model's {}", a.decode, model.cfg.max_position_embeddings);
+		let prompt = ids(n);
+		let before = peak_rss_kib();
+		let mut cache = KvCache::with_capacity(n + a.decode);
+		let t = Instant::now();
+		let logits = model.forward(&mut [Row { tokens: &prompt, cache: &mut cache, adapter: None }])?;
+		let prefill = t.elapsed().as_secs_f64();
+		let mut next = argmax_row(&logits, 0)?;
+		let t = Instant::now();
+		for _ in 1..a.decode {
+			let feed = [next];
+			let logits = model.forward(&mut [Row { tokens: &feed, cache: &mut cache, adapter: None }])?;
+			next = argmax_row(&logits, 0)?;
+		}
+		let decode = t.elapsed().as_secs_f64() / (a.decode - 1) as f64;
+		let grown = peak_rss_kib().saturating_sub(before) as f64 / 1024.0;
+		println!(
+			"| {n} | {:.1} | {:.2} | {:.1} | {} | {grown:.1} |",
+			n as f64 / prefill,
+			decode * 1e3,
+			cache.bytes() as f64 / (1 << 20) as f64,
+			cache.bytes() / cache.capacity().max(1)
+		);
+	}
+	Ok(())
 }
 
 fn streams(model: &Llama, prompts: &[Vec<u32>], adapters: &[Option<LoraAdapter>], decode: usize) -> anyhow::Result<(f64, Vec<Vec<u32>>)> {
@@ -74,6 +117,9 @@ pub fn run(a: BenchDecodeArgs) -> anyhow::Result<()> {
 	let max_id = a.max_id.unwrap_or(model.cfg.vocab_size as u32);
 	let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
 	let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.gen_range(4..max_id)).collect() };
+	if !a.contexts.is_empty() {
+		return contexts(&model, &a, &mut ids);
+	}
 	let prompt = ids(a.prompt);
 	let stream_prompts: Vec<Vec<u32>> = (0..a.streams).map(|_| ids(32)).collect();
 

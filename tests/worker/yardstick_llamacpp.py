@@ -142,6 +142,8 @@ ours = json.loads(subprocess.run([a.worker, "bench-decode", "--model", model_dir
 
 # llama.cpp through its C API (llama-cpp-python's bindings): one context, `streams` sequences.
 llama_cpp.llama_backend_init()
+QUIET = llama_cpp.llama_log_callback(lambda *_: None)  # kept referenced: llama.cpp calls it later
+llama_cpp.llama_log_set(QUIET, ctypes.c_void_p(0))
 mparams = llama_cpp.llama_model_default_params()
 model = llama_cpp.llama_model_load_from_file(gguf_path.encode(), mparams)
 assert model, "llama.cpp could not load the GGUF"
@@ -149,6 +151,7 @@ cparams = llama_cpp.llama_context_default_params()
 cparams.n_ctx = max(a.prompt + a.decode, a.streams * (32 + a.decode)) + 16
 cparams.n_batch = cparams.n_ubatch = max(a.prompt, a.streams * 32)
 cparams.n_seq_max = a.streams
+cparams.kv_unified = True  # one KV buffer shared by the sequences (the single stream uses all of it)
 cparams.n_threads = cparams.n_threads_batch = a.threads
 ctx = llama_cpp.llama_init_from_model(model, cparams)
 assert ctx

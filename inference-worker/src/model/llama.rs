@@ -137,6 +137,18 @@ pub struct Llama {
 	sin: Tensor,
 }
 
+/// `lin(x)`: few token rows (a decode step) through the CPU's matrix × few-vectors kernel,
+/// more through the general matmul.
+fn project(lin: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
+	match super::gemv::matmul_t(x, lin.weight())? {
+		Some(y) => match lin.bias() {
+			Some(b) => y.broadcast_add(b),
+			None => Ok(y),
+		},
+		None => lin.forward(x),
+	}
+}
+
 fn linear(vb: &VarBuilder, name: &str, out_dim: usize, in_dim: usize, bias: bool) -> candle_core::Result<Linear> {
 	let vb = vb.pp(name);
 	let w = vb.get((out_dim, in_dim), "weight")?;
@@ -329,10 +341,10 @@ impl Llama {
 			let residual = x.clone();
 			let xn = block.post_norm.forward(&x)?;
 			let p = &block.mlp.proj;
-			let gate = lora.apply(l, 4, &xn, p[0].forward(&xn)?)?;
-			let up = lora.apply(l, 5, &xn, p[1].forward(&xn)?)?;
+			let gate = lora.apply(l, 4, &xn, project(&p[0], &xn)?)?;
+			let up = lora.apply(l, 5, &xn, project(&p[1], &xn)?)?;
 			let act = (candle_nn::ops::silu(&gate)? * up)?;
-			let down = lora.apply(l, 6, &act, p[2].forward(&act)?)?;
+			let down = lora.apply(l, 6, &act, project(&p[2], &act)?)?;
 			x = (residual + down)?;
 		}
 		let last: Vec<u32> = spans
@@ -346,7 +358,7 @@ impl Llama {
 		}
 		let last = Tensor::new(last.as_slice(), &self.device)?;
 		let x = self.norm.forward(&x.index_select(&last, 0)?)?;
-		Ok(Some(self.lm_head.forward(&x)?.to_dtype(DType::F32)?))
+		Ok(Some(project(&self.lm_head, &x)?.to_dtype(DType::F32)?))
 	}
 
 	fn attention(
@@ -362,9 +374,9 @@ impl Llama {
 		let (nh, kvh, hd) = (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
 		let rep = nh / kvh;
 		let p = &block.attn.proj;
-		let q = lora.apply(l, 0, xn, p[0].forward(xn)?)?;
-		let k = lora.apply(l, 1, xn, p[1].forward(xn)?)?;
-		let v = lora.apply(l, 2, xn, p[2].forward(xn)?)?;
+		let q = lora.apply(l, 0, xn, project(&p[0], xn)?)?;
+		let k = lora.apply(l, 1, xn, project(&p[1], xn)?)?;
+		let v = lora.apply(l, 2, xn, project(&p[2], xn)?)?;
 		let n = xn.dim(0)?;
 		// Rotary embeddings and the 1/√d scale once for every token of the batch; then only the
 		// cache append and attention proper run per row.
@@ -398,7 +410,7 @@ impl Llama {
 			outs.push(o);
 		}
 		let o = Tensor::cat(&outs, 0)?;
-		Ok(lora.apply(l, 3, &o, p[3].forward(&o)?)?)
+		Ok(lora.apply(l, 3, &o, project(&p[3], &o)?)?)
 	}
 }
 

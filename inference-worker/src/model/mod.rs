@@ -1,4 +1,5 @@
 //! The base model (candle, Llama family) and LoRA adapters.
 pub mod config;
+pub mod gemv;
 pub mod llama;
 pub mod lora;

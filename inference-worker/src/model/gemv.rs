@@ -1,0 +1,186 @@
+//! Matrix × few vectors on the CPU: `y = x Wᵀ` for the handful of token rows of a decode step.
+//!
+//! A decode step multiplies every weight matrix by one row per sequence. General matrix
+//! multiplication kernels are built for many rows; with one to a few rows the step is a stream
+//! through the weights, and what counts is reading them once at memory speed. Here each output
+//! row's weights are read once (converted from f16/bf16 to f32 in registers) and dotted with
+//! every token row, on all cores, with AVX2 + FMA (+ F16C) where the CPU has them (checked at
+//! run time) and a portable loop otherwise.
+
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Token rows up to which [`matmul_t`] is used instead of the general matmul: with f32 weights
+/// the general kernel wins past 8 rows; with f16/bf16 ones (which it handles slowly on CPUs)
+/// only past 32 (`tests/worker/yardstick_llamacpp.py`, 2-core dev machine).
+pub const MAX_ROWS: usize = 32;
+const MAX_ROWS_F32: usize = 8;
+
+/// Output rows of `W` per parallel task.
+const CHUNK: usize = 32;
+
+enum Weights<'a> {
+	F32(&'a [f32]),
+	F16(&'a [half::f16]),
+	Bf16(&'a [half::bf16]),
+}
+
+/// `x Wᵀ` for `x: [n, in]` (n ≤ [`MAX_ROWS`], ≤ 8 for f32 weights) and `w: [out, in]` on the CPU, in `x`'s dtype; `None`
+/// when this path does not apply (other device, dtype or layout): use the general matmul.
+pub fn matmul_t(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
+	let (n, din) = x.dims2()?;
+	let (dout, win) = w.dims2()?;
+	let max_rows = if w.dtype() == DType::F32 { MAX_ROWS_F32 } else { MAX_ROWS };
+	if n == 0 || n > max_rows || din != win || !matches!(w.device(), Device::Cpu) {
+		return Ok(None);
+	}
+	let xs: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+	let (storage, layout) = w.storage_and_layout();
+	let Storage::Cpu(cpu) = &*storage else { return Ok(None) };
+	let Some((start, end)) = layout.contiguous_offsets() else { return Ok(None) };
+	let weights = match cpu {
+		CpuStorage::F32(v) => Weights::F32(&v[start..end]),
+		CpuStorage::F16(v) => Weights::F16(&v[start..end]),
+		CpuStorage::BF16(v) => Weights::Bf16(&v[start..end]),
+		_ => return Ok(None),
+	};
+	// Output as [out, n] (each task writes whole output rows), transposed at the end.
+	let mut out = vec![0f32; dout * n];
+	out.par_chunks_mut(CHUNK * n).enumerate().for_each(|(c, dst)| {
+		let mut row = vec![0f32; din];
+		for (k, o) in dst.chunks_mut(n).enumerate() {
+			let r = c * CHUNK + k;
+			let src = r * din..(r + 1) * din;
+			let wrow: &[f32] = match &weights {
+				Weights::F32(v) => &v[src],
+				Weights::F16(v) => {
+					f16_to_f32(&v[src], &mut row);
+					&row
+				},
+				Weights::Bf16(v) => {
+					for (d, s) in row.iter_mut().zip(&v[src]) {
+						*d = s.to_f32();
+					}
+					&row
+				},
+			};
+			for (i, y) in o.iter_mut().enumerate() {
+				*y = dot(wrow, &xs[i * din..(i + 1) * din]);
+			}
+		}
+	});
+	let y = Tensor::from_vec(out, (dout, n), &Device::Cpu)?.t()?.contiguous()?;
+	Ok(Some(y.to_dtype(x.dtype())?))
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+	#[cfg(target_arch = "x86_64")]
+	if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+		// Safety: the features were detected at run time.
+		return unsafe { dot_avx2(a, b) };
+	}
+	dot_portable(a, b)
+}
+
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+	// Independent lanes, so the compiler may vectorize without reassociating one sum.
+	let mut acc = [0f32; 8];
+	let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+	let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+	for (x, y) in ca.zip(cb) {
+		for l in 0..8 {
+			acc[l] = x[l].mul_add(y[l], acc[l]);
+		}
+	}
+	acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+	use std::arch::x86_64::*;
+	let n = a.len().min(b.len());
+	let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+	let mut i = 0;
+	while i + 16 <= n {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i + 8)), _mm256_loadu_ps(b.as_ptr().add(i + 8)), s1);
+		i += 16;
+	}
+	let s = _mm256_add_ps(s0, s1);
+	let mut lanes = [0f32; 8];
+	_mm256_storeu_ps(lanes.as_mut_ptr(), s);
+	let mut sum: f32 = lanes.iter().sum();
+	while i < n {
+		sum += a[i] * b[i];
+		i += 1;
+	}
+	sum
+}
+
+fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
+	#[cfg(target_arch = "x86_64")]
+	if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx") {
+		// Safety: the features were detected at run time.
+		unsafe { f16_to_f32_f16c(src, dst) };
+		return;
+	}
+	for (d, s) in dst.iter_mut().zip(src) {
+		*d = s.to_f32();
+	}
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn f16_to_f32_f16c(src: &[half::f16], dst: &mut [f32]) {
+	use std::arch::x86_64::*;
+	let n = src.len().min(dst.len());
+	let mut i = 0;
+	while i + 8 <= n {
+		let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+		_mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+		i += 8;
+	}
+	while i < n {
+		dst[i] = src[i].to_f32();
+		i += 1;
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	/// Every dtype, 1 to MAX_ROWS rows, sizes with tails: the same as candle's matmul (within the
+	/// dtype's rounding), and `None` beyond MAX_ROWS.
+	#[test]
+	fn equals_the_general_matmul() {
+		let dev = Device::Cpu;
+		for dtype in [DType::F32, DType::F16, DType::BF16] {
+			for (n, din, dout) in [(1, 64, 70), (3, 1000, 33), (8, 37, 129), (32, 100, 40)] {
+				if dtype == DType::F32 && n > MAX_ROWS_F32 {
+					continue;
+				}
+				let x = Tensor::randn(0f32, 1.0, (n, din), &dev).unwrap().to_dtype(dtype).unwrap();
+				let w = Tensor::randn(0f32, 1.0, (dout, din), &dev).unwrap().to_dtype(dtype).unwrap();
+				let got = matmul_t(&x, &w).unwrap().expect("applies");
+				assert_eq!(got.dims(), &[n, dout]);
+				assert_eq!(got.dtype(), dtype);
+				let want = x.to_dtype(DType::F32).unwrap().matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap()).unwrap();
+				let d: f32 = (got.to_dtype(DType::F32).unwrap() - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+				let scale: f32 = want.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+				let tol = if dtype == DType::F32 { 1e-4 } else { 1e-2 };
+				assert!(d <= tol * scale.max(1.0), "{dtype:?} {n}×{din}×{dout}: |Δ| {d} of {scale}");
+			}
+		}
+		let x = Tensor::zeros((MAX_ROWS_F32 + 1, 8), DType::F32, &dev).unwrap();
+		let w = Tensor::zeros((4, 8), DType::F32, &dev).unwrap();
+		assert!(matmul_t(&x, &w).unwrap().is_none());
+		let x = Tensor::zeros((MAX_ROWS + 1, 8), DType::F16, &dev).unwrap();
+		assert!(matmul_t(&x, &w.to_dtype(DType::F16).unwrap()).unwrap().is_none());
+		// A transposed (non-contiguous) weight is left to the general matmul.
+		let wt = Tensor::zeros((8, 4), DType::F32, &dev).unwrap().t().unwrap();
+		assert!(matmul_t(&Tensor::zeros((1, 8), DType::F32, &dev).unwrap(), &wt).unwrap().is_none());
+		assert_eq!(dot_portable(&[1.0; 19], &[2.0; 19]), 38.0);
+	}
+}
