@@ -59,6 +59,36 @@ fn logits_match_candle_transformers_llama() {
 	compare_steps(&ours, |x, pos| theirs.forward(x, pos, &mut their_cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap());
 }
 
+/// A prompt longer than the attention's query block (600 positions: three blocks, the last
+/// partial), prefilled at once, then decode steps: the same logits as candle-transformers'
+/// Llama, and as feeding the same prompt in uneven chunks.
+#[test]
+fn long_prompts_attend_in_query_blocks_like_the_reference() {
+	let dir = tempfile::tempdir().unwrap();
+	let spec = BaseSpec { vocab: 300, hidden: 32, intermediate: 48, layers: 2, heads: 4, kv_heads: 2, max_positions: 700, seed: 12, ..Default::default() };
+	write_base_model(dir.path(), &spec, 1).unwrap();
+	let dev = Device::Cpu;
+	let cfg: reference::LlamaConfig = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+	let cfg = cfg.into_config(false);
+	let vb = unsafe { VarBuilder::from_mmaped_safetensors(&safetensors_files(dir.path()).unwrap(), DType::F32, &dev).unwrap() };
+	let theirs = reference::Llama::load(vb, &cfg).unwrap();
+	let mut their_cache = reference::Cache::new(true, DType::F32, &cfg, &dev).unwrap();
+	let ours = Llama::load_dir(dir.path(), DType::F32, &dev).unwrap();
+	let prompt: Vec<u32> = (0..600u32).map(|i| (i * 37 + 11) % 290 + 5).collect();
+	compare_steps_of(&ours, vec![prompt.clone(), vec![11], vec![12]], |x, pos| {
+		theirs.forward(x, pos, &mut their_cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap()
+	});
+	// The same prompt in chunks of 7, 300 and 293 positions: the last chunk's logits agree.
+	let mut cache = KvCache::default();
+	let mut last = vec![];
+	for chunk in [&prompt[..7], &prompt[7..307], &prompt[307..]] {
+		last = ours.forward(&mut [Row { tokens: chunk, cache: &mut cache, adapter: None }]).unwrap().to_vec2::<f32>().unwrap().remove(0);
+	}
+	let whole = ours.forward(&mut [Row { tokens: &prompt, cache: &mut KvCache::default(), adapter: None }]).unwrap().to_vec2::<f32>().unwrap().remove(0);
+	let d = last.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+	assert!(d < 1e-3, "chunked vs whole: max |Δlogit| = {d}");
+}
+
 /// Qwen2's layout as `gen-model --family qwen2` writes it (151,936 rows, biases on q/k/v,
 /// embeddings tied to the output, rope θ 10⁶) against candle-transformers' Qwen2 on that very
 /// folder: a prompt of real tokens (ids past 65,535, a chat token) and decode steps, our row

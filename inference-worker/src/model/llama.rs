@@ -137,6 +137,9 @@ pub struct Llama {
 	sin: Tensor,
 }
 
+/// Query positions whose attention scores are computed at once (see `attention`).
+const QUERY_BLOCK: usize = 256;
+
 /// `lin(x)`: few token rows (a decode step) through the CPU's matrix × few-vectors kernel,
 /// more through the general matmul.
 fn project(lin: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -389,25 +392,34 @@ impl Llama {
 		for (row, &(off, t, pos)) in rows.iter_mut().zip(spans) {
 			let (kc, vc) = row.cache.append(l, &k.narrow(1, off, t)?, &v.narrow(1, off, t)?, self.cfg.max_position_embeddings)?;
 			let len = kc.dim(1)?;
-			// Group queries by their kv head: [kvh, rep·t, hd] against [kvh, len, hd].
-			let qg = q.narrow(1, off, t)?.contiguous()?.reshape((kvh, rep * t, hd))?;
-			let scores = qg.matmul(&kc.t()?)?.to_dtype(DType::F32)?;
-			let scores = if t > 1 {
-				let mask: Vec<f32> = (0..rep * t)
-					.flat_map(|r| {
-						let i = r % t;
-						(0..len).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })
-					})
-					.collect();
-				let mask = Tensor::from_vec(mask, (1, rep * t, len), &self.device)?;
-				scores.broadcast_add(&mask)?
-			} else {
-				scores
-			};
-			let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?;
-			let o = probs.matmul(&vc)?; // [kvh, rep·t, hd]
-			let o = o.reshape((nh, t, hd))?.transpose(0, 1)?.reshape((t, nh * hd))?;
-			outs.push(o);
+			// Queries in blocks of at most QUERY_BLOCK positions, so a long prompt's scores take
+			// O(block × len) memory, not O(t × len); each block sees only the keys it may (causal).
+			let mut blocks = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
+			for qs in (0..t).step_by(QUERY_BLOCK) {
+				let qb = QUERY_BLOCK.min(t - qs);
+				let keys = pos + qs + qb; // positions 0‥keys are visible to this block
+				let (kb, vb) = (kc.narrow(1, 0, keys)?, vc.narrow(1, 0, keys)?);
+				// Group queries by their kv head: [kvh, rep·qb, hd] against [kvh, keys, hd].
+				let qg = q.narrow(1, off + qs, qb)?.contiguous()?.reshape((kvh, rep * qb, hd))?;
+				let scores = qg.matmul(&kb.t()?)?.to_dtype(DType::F32)?;
+				let scores = if qb > 1 {
+					let mask: Vec<f32> = (0..rep * qb)
+						.flat_map(|r| {
+							let i = qs + r % qb;
+							(0..keys).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })
+						})
+						.collect();
+					let mask = Tensor::from_vec(mask, (1, rep * qb, keys), &self.device)?;
+					scores.broadcast_add(&mask)?
+				} else {
+					scores
+				};
+				let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?;
+				let o = probs.matmul(&vb)?; // [kvh, rep·qb, hd]
+				blocks.push(o.reshape((nh, qb, hd))?.transpose(0, 1)?.reshape((qb, nh * hd))?);
+			}
+			debug_assert!(len >= pos + t);
+			outs.push(if blocks.len() == 1 { blocks.pop().expect("one; qed") } else { Tensor::cat(&blocks, 0)? });
 		}
 		let o = Tensor::cat(&outs, 0)?;
 		Ok(lora.apply(l, 3, &o, project(&p[3], &o)?)?)
