@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Benchmark: the real HTTP server under one replayed trace (Poisson arrivals, Zipf-distributed
+# adapters) with 1 adapter, 2,000 adapters and the base model, in one run. Prints a table.
+#
+#   scripts/bench-serve.sh [--adapters 2000] [--requests 160] [--rate 3] [--max-batch 32]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh >/dev/null
+source scripts/lib/env.sh
+CARGO_TARGET_DIR="$OPENLEDGER_WORKER_TARGET" cargo build --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml >&2
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+"$OPENLEDGER_VENV/bin/python" tests/worker/bench_serve.py --worker "$WORKER_BIN" --dir "$WORK" "$@"
