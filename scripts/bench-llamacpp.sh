@@ -6,10 +6,7 @@
 #
 #   scripts/bench-llamacpp.sh [--threads N] [--streams 16] [--prompt 512] [--decode 128]
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-bash scripts/setup.sh >/dev/null
-source scripts/lib/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/worker-bench.sh"
 VENV="${OPENLEDGER_YARDSTICK_VENV:-$HOME/.cache/openledger/venv-yardstick}"
 if ! "$VENV/bin/python" -c 'import llama_cpp, gguf' 2>/dev/null; then
   python3 -m venv "$VENV"
@@ -17,9 +14,6 @@ if ! "$VENV/bin/python" -c 'import llama_cpp, gguf' 2>/dev/null; then
   CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_CURL=OFF" \
     "$VENV/bin/pip" install -q llama-cpp-python==0.3.36
 fi
-CARGO_TARGET_DIR="$OPENLEDGER_WORKER_TARGET" cargo build --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml >&2
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
 for dtype in f32 f16; do
   "$VENV/bin/python" tests/worker/yardstick_llamacpp.py --worker "$WORKER_BIN" --dir "$WORK" --dtype "$dtype" "$@"
 done

@@ -4,11 +4,5 @@
 #
 #   scripts/bench-spans.sh [--tokens 100000000] [--queries 2000]
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-bash scripts/setup.sh >/dev/null
-source scripts/lib/env.sh
-CARGO_TARGET_DIR="$OPENLEDGER_WORKER_TARGET" cargo build --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml >&2
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib/worker-bench.sh"
 "$OPENLEDGER_VENV/bin/python" tests/worker/bench_spans.py --worker "$WORKER_BIN" --dir "$WORK" "$@"

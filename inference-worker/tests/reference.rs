@@ -44,19 +44,21 @@ fn logits_match_candle_transformers_llama() {
 	let dir = tempfile::tempdir().unwrap();
 	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 3, heads: 4, kv_heads: 2, max_positions: 128, seed: 9, ..Default::default() };
 	write_base_model(dir.path(), &spec, 2).unwrap();
+	let (ours, mut theirs) = both_llamas(dir.path());
+	compare_steps(&ours, |x, pos| theirs(x, pos));
+}
+
+/// Our model and candle-transformers' Llama (a closure: tokens, position → last logits, with
+/// its own cache) on the same folder, f32 on the CPU.
+fn both_llamas(dir: &std::path::Path) -> (Llama, impl FnMut(&Tensor, usize) -> Vec<f32>) {
 	let dev = Device::Cpu;
-
-	let cfg: reference::LlamaConfig =
-		serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+	let cfg: reference::LlamaConfig = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
 	let cfg = cfg.into_config(false);
-	let files = safetensors_files(dir.path()).unwrap();
-	let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &dev).unwrap() };
+	let vb = unsafe { VarBuilder::from_mmaped_safetensors(&safetensors_files(dir).unwrap(), DType::F32, &dev).unwrap() };
 	let theirs = reference::Llama::load(vb, &cfg).unwrap();
-	let mut their_cache = reference::Cache::new(true, DType::F32, &cfg, &dev).unwrap();
-
-	let ours = Llama::load_dir(dir.path(), DType::F32, &dev).unwrap();
-
-	compare_steps(&ours, |x, pos| theirs.forward(x, pos, &mut their_cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap());
+	let mut cache = reference::Cache::new(true, DType::F32, &cfg, &dev).unwrap();
+	let ours = Llama::load_dir(dir, DType::F32, &dev).unwrap();
+	(ours, move |x: &Tensor, pos: usize| theirs.forward(x, pos, &mut cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap())
 }
 
 /// A prompt longer than the attention's query block (600 positions: three blocks, the last
@@ -67,17 +69,9 @@ fn long_prompts_attend_in_query_blocks_like_the_reference() {
 	let dir = tempfile::tempdir().unwrap();
 	let spec = BaseSpec { vocab: 300, hidden: 32, intermediate: 48, layers: 2, heads: 4, kv_heads: 2, max_positions: 700, seed: 12, ..Default::default() };
 	write_base_model(dir.path(), &spec, 1).unwrap();
-	let dev = Device::Cpu;
-	let cfg: reference::LlamaConfig = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
-	let cfg = cfg.into_config(false);
-	let vb = unsafe { VarBuilder::from_mmaped_safetensors(&safetensors_files(dir.path()).unwrap(), DType::F32, &dev).unwrap() };
-	let theirs = reference::Llama::load(vb, &cfg).unwrap();
-	let mut their_cache = reference::Cache::new(true, DType::F32, &cfg, &dev).unwrap();
-	let ours = Llama::load_dir(dir.path(), DType::F32, &dev).unwrap();
+	let (ours, theirs) = both_llamas(dir.path());
 	let prompt: Vec<u32> = (0..600u32).map(|i| (i * 37 + 11) % 290 + 5).collect();
-	compare_steps_of(&ours, vec![prompt.clone(), vec![11], vec![12]], |x, pos| {
-		theirs.forward(x, pos, &mut their_cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap()
-	});
+	compare_steps_of(&ours, vec![prompt.clone(), vec![11], vec![12]], theirs);
 	// The same prompt in chunks of 7, 300 and 293 positions: the last chunk's logits agree.
 	let mut cache = KvCache::default();
 	let mut last = vec![];

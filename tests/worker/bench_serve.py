@@ -18,14 +18,14 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import httpx
+
+from workerlib import serve
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 p = argparse.ArgumentParser()
@@ -70,14 +70,6 @@ for _ in range(a.requests):
     trace.append({"at": t, "prompt": " ".join(words[start:start + n]), "max_tokens": rng.randint(*at),
                   "adapter": rng.choices(range(a.adapters), weights=zipf)[0]})
 distinct = len({r["adapter"] for r in trace})
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def peak_rss_mib(pid):
@@ -126,21 +118,9 @@ async def replay(url, model_of):
 
 
 def run(name, model_of):
-    port = free_port()
-    log = open(os.path.join(work, f"server-{name}.log"), "w")
-    proc = subprocess.Popen([a.worker, "serve", "--model", base, "--adapters", adapters, "--host", "127.0.0.1",
-                             "--port", str(port), "--max-batch", str(a.max_batch), "--queue", str(a.requests),
-                             "--adapter-cache-mib", str(a.adapter_cache_mib)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = serve(["--model", base, "--adapters", adapters, "--max-batch", str(a.max_batch), "--queue", str(a.requests),
+                       "--adapter-cache-mib", str(a.adapter_cache_mib)], work, worker=a.worker, name=name.split(" (")[0].replace(" ", "-"))
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    sys.exit(open(log.name).read())
-                time.sleep(0.05)
         out, t0 = asyncio.run(replay(url, model_of))
         rss = peak_rss_mib(proc.pid)
     finally:

@@ -15,14 +15,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import openai
 import pytest
 
-from test_openai import WORKER_BIN, free_port, metric
+from test_openai import metric
+from workerlib import WORKER_BIN, serve
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -34,21 +34,7 @@ def start_worker(root, *extra):
                         "--vocab", "400", "--max-positions", "256", "--seed", "42"], check=True)
         subprocess.run([WORKER_BIN, "gen-adapter", "--base", str(base), "--out", str(adapters / "legal"),
                         "--rank", "8", "--seed", "1"], check=True)
-    port = free_port()
-    log = open(root / f"worker-{port}.log", "w")
-    proc = subprocess.Popen([WORKER_BIN, "serve", "--model", str(base), "--adapters", str(adapters),
-                             "--served-model-name", "demo-base", "--host", "127.0.0.1", "--port", str(port), *extra],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(open(log.name).read())
-            time.sleep(0.05)
-    raise RuntimeError("the worker did not start")
+    return serve(["--model", str(base), "--adapters", str(adapters), "--served-model-name", "demo-base", *extra], root)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ The fixture generates a seeded base model and two PEFT adapters with the worker'
 starts the worker on loopback, and stops it by process id.
 """
 import json
-import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -13,15 +11,7 @@ import urllib.request
 import openai
 import pytest
 
-WORKER_BIN = os.environ.get("WORKER_BIN", os.path.expanduser("~/.cache/openledger/target-worker/release/openledger-worker"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from workerlib import WORKER_BIN, free_port, serve  # noqa: F401 (free_port: used by other tests)
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +23,7 @@ def worker(tmp_path_factory):
     for name, seed in [("legal", 1), ("medical", 2)]:
         subprocess.run([WORKER_BIN, "gen-adapter", "--base", str(base), "--out", str(adapters / name),
                         "--rank", "8", "--seed", str(seed)], check=True)
-    port = free_port()
-    log = open(root / "worker.log", "w")
-    proc = subprocess.Popen([WORKER_BIN, "serve", "--model", str(base), "--adapters", str(adapters),
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(open(root / "worker.log").read())
-            time.sleep(0.05)
+    proc, url = serve(["--model", str(base), "--adapters", str(adapters)], root)
     yield url
     proc.terminate()
     proc.wait(timeout=10)

@@ -6,29 +6,13 @@ a contribution paying that contribution.
 import json
 import os
 import subprocess
-import time
 import urllib.request
 
-from test_openai import WORKER_BIN, free_port
+from workerlib import WORKER_BIN, serve
 
 
-def serve(root, base, *extra):
-    port = free_port()
-    log = open(root / f"worker-{port}.log", "w")
-    proc = subprocess.Popen([WORKER_BIN, "serve", "--model", str(base), "--adapters", str(root / "adapters"),
-                             "--host", "127.0.0.1", "--port", str(port), *extra],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(open(log.name).read())
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the worker did not come up")
+def start(root, base, *extra):
+    return serve(["--model", str(base), "--adapters", str(root / "adapters"), *extra], root)
 
 
 def post(url, path, body):
@@ -48,7 +32,7 @@ def test_qwen2_vocabulary_gets_span_attribution(tmp_path):
                     "--targets", "q_proj,k_proj,v_proj,o_proj", "--seed", "3"], check=True, stdout=subprocess.DEVNULL)
 
     ask = {"model": "qwen2-base", "prompt": "The river runs", "max_tokens": 32, "temperature": 0}
-    proc, url = serve(tmp_path, base)
+    proc, url = start(tmp_path, base)
     try:
         answer = post(url, "/v1/completions", ask)["choices"][0]["text"]
         legal = post(url, "/v1/completions", {**ask, "model": "legal"})["choices"][0]["text"]
@@ -68,7 +52,7 @@ def test_qwen2_vocabulary_gets_span_attribution(tmp_path):
     meta = json.load(open(tmp_path / "spans" / "meta.json"))
     assert meta["token_bytes"] == 4, "ids past 65,535 need 4-byte tokens"
 
-    proc, url = serve(tmp_path, base, "--span-index", str(tmp_path / "spans"))
+    proc, url = start(tmp_path, base, "--span-index", str(tmp_path / "spans"))
     try:
         got = post(url, "/v1/completions", ask)
         chat = post(url, "/v1/chat/completions", {"model": "qwen2-base", "max_tokens": 4, "temperature": 0,
