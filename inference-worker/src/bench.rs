@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use openledger_worker::gen::{adapter_tensors, base_tensors, BaseSpec};
+use openledger_worker::model::synthetic::{adapter_tensors, base_tensors, BaseSpec};
 use openledger_worker::model::config::LlamaConfig;
 use openledger_worker::model::llama::{KvCache, Llama, Row};
 use openledger_worker::model::lora::{LoraAdapter, CONFIG_FILE, WEIGHTS_FILE};

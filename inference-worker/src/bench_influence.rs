@@ -8,10 +8,11 @@
 //! agreement with the exact scores (Pearson, Spearman, top-5 overlap), averaged over queries.
 
 use openledger_worker::factory::data::{corpus_docs, SnapshotRef};
-use openledger_worker::factory::influence::{pearson, spearman, Attributor, Method};
+use openledger_worker::attribution::influence::Attributor;
+use openledger_worker::factory::influence::{pearson, spearman, Method};
 use openledger_worker::factory::train::{OptimArgs, Schedule};
 use openledger_worker::factory::{finetune, pretrain, FinetuneSpec, LoraArgs};
-use openledger_worker::gen::{write_base_model, BaseSpec, CORPUS};
+use openledger_worker::model::synthetic::{write_base_model, BaseSpec, CORPUS};
 use openledger_worker::model::lora::LoraAdapter;
 use openledger_worker::tokenizer::TextTokenizer;
 use std::time::Instant;

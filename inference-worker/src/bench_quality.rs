@@ -40,10 +40,11 @@
 use openledger_worker::attribution::retrieval::{self, RetrievalIndex};
 use openledger_worker::attribution::span::{build_index, AttributionParams, DocRef, Relevance, SpanIndex};
 use openledger_worker::factory::data::{corpus_docs, Doc, SnapshotRef};
-use openledger_worker::factory::influence::{spearman, Attributor, Method};
+use openledger_worker::attribution::influence::Attributor;
+use openledger_worker::factory::influence::{spearman, Method};
 use openledger_worker::factory::train::{OptimArgs, Schedule};
 use openledger_worker::factory::{finetune, pretrain, FinetuneSpec, LoraArgs};
-use openledger_worker::gen::{write_base_model, BaseSpec, CORPUS};
+use openledger_worker::model::synthetic::{write_base_model, BaseSpec, CORPUS};
 use openledger_worker::model::lora::LoraAdapter;
 use openledger_worker::tokenizer::TextTokenizer;
 use rand::seq::SliceRandom;

@@ -9,7 +9,7 @@
 //! - [`chain`]: on-chain registration, vouchers, signed receipts, the durable receipt queue and
 //!   its settler.
 //! - [`factory`]: LoRA fine-tuning from Datanet snapshots, evaluation, registration; pretraining.
-//! - [`gen`]: seeded model and adapter folders in the Hugging Face layout.
+//! - [`model::synthetic`]: seeded model and adapter folders in the Hugging Face layout.
 //! - [`secrets`]: the admin token and key URIs, from files, never printed.
 
 pub mod adapters;
@@ -17,7 +17,6 @@ pub mod attribution;
 pub mod chain;
 pub mod engine;
 pub mod factory;
-pub mod gen;
 pub mod http;
 pub mod metrics;
 pub mod model;

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use openledger_worker::adapters::AdapterCache;
 use openledger_worker::chain::ChainState;
 use openledger_worker::engine::{Engine, EngineConfig};
-use openledger_worker::gen::{write_adapter, write_base_model, BaseSpec, Family};
+use openledger_worker::model::synthetic::{write_adapter, write_base_model, BaseSpec, Family};
 use openledger_worker::http::{router, AppState};
 use openledger_worker::metrics::Metrics;
 use openledger_worker::model::config::LlamaConfig;
@@ -507,7 +507,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		retrieval,
 		chain,
 		influence: if args.influence {
-			Some(Arc::new(openledger_worker::factory::influence::Attributor::new(
+			Some(Arc::new(openledger_worker::attribution::influence::Attributor::new(
 				&args.model,
 				&args.adapters,
 				args.influence_cache_mib << 20,

@@ -170,11 +170,11 @@ mod tests {
 	#[test]
 	fn generated_tokenizer_round_trips_and_renders_chat() {
 		let dir = tempfile::tempdir().unwrap();
-		let tk = crate::gen::train_tokenizer(crate::gen::CORPUS, 400, dir.path()).unwrap();
+		let tk = crate::model::synthetic::train_tokenizer(crate::model::synthetic::CORPUS, 400, dir.path()).unwrap();
 		tk.save(dir.path().join("tokenizer.json"), false).unwrap();
 		std::fs::write(
 			dir.path().join("tokenizer_config.json"),
-			serde_json::json!({"chat_template": crate::gen::CHATML_TEMPLATE, "eos_token": {"content": "<|im_end|>"}})
+			serde_json::json!({"chat_template": crate::model::synthetic::CHATML_TEMPLATE, "eos_token": {"content": "<|im_end|>"}})
 				.to_string(),
 		)
 		.unwrap();
@@ -193,7 +193,7 @@ mod tests {
 		assert_eq!(llama.encode_prompt(&format!("<s>{text}")).unwrap(), [vec![bos], ids.clone()].concat());
 		std::fs::write(
 			dir.path().join("tokenizer_config.json"),
-			serde_json::json!({"chat_template": crate::gen::CHATML_TEMPLATE, "eos_token": {"content": "<|im_end|>"}}).to_string(),
+			serde_json::json!({"chat_template": crate::model::synthetic::CHATML_TEMPLATE, "eos_token": {"content": "<|im_end|>"}}).to_string(),
 		)
 		.unwrap();
 

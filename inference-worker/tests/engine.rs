@@ -6,7 +6,7 @@ mod common;
 use candle_core::{DType, Device};
 use openledger_worker::engine::sampling::SamplingParams;
 use openledger_worker::engine::{Engine, EngineConfig, Event, FinishReason, SubmitError};
-use openledger_worker::gen::{write_base_model, BaseSpec};
+use openledger_worker::model::synthetic::{write_base_model, BaseSpec};
 use openledger_worker::metrics::Metrics;
 use openledger_worker::model::llama::{KvCache, Llama, Row};
 use openledger_worker::model::lora::LoraAdapter;

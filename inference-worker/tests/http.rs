@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use openledger_worker::adapters::AdapterCache;
 use openledger_worker::engine::sampling::SamplingParams;
 use openledger_worker::engine::{Engine, EngineConfig};
-use openledger_worker::gen::{write_adapter, write_base_model, BaseSpec, Family};
+use openledger_worker::model::synthetic::{write_adapter, write_base_model, BaseSpec, Family};
 use openledger_worker::http::{router, AppState};
 use openledger_worker::metrics::Metrics;
 use openledger_worker::model::llama::Llama;
@@ -299,7 +299,7 @@ async fn a_qwen2_sized_vocabulary_gets_span_attribution() {
 	// Contributions tokenized by the same tokenizer; number 7 holds the answer.
 	let dir = tempfile::tempdir().unwrap();
 	let r = |i| DocRef { datanet: 3, version: 1, index: i, content_hash: [i as u8; 32] };
-	let other_text = openledger_worker::gen::CORPUS.chars().take(2000).collect::<String>();
+	let other_text = openledger_worker::model::synthetic::CORPUS.chars().take(2000).collect::<String>();
 	let other = tk.encode(&other_text).unwrap();
 	let with_answer = [tk.encode("Copied: ").unwrap(), answer.clone(), tk.encode(" — end.").unwrap()].concat();
 	let raw = |ids: &[u32]| tk.decode(ids).unwrap().into_bytes();

@@ -239,11 +239,11 @@ fn bad_adapters_are_refused_with_the_reason() {
 #[test]
 fn sharded_checkpoint_loads_like_a_single_file() {
 	let dir = tempfile::tempdir().unwrap();
-	let spec = openledger_worker::gen::BaseSpec { vocab: 300, hidden: 32, intermediate: 48, ..Default::default() };
+	let spec = openledger_worker::model::synthetic::BaseSpec { vocab: 300, hidden: 32, intermediate: 48, ..Default::default() };
 	let one = dir.path().join("one");
 	let three = dir.path().join("three");
-	openledger_worker::gen::write_base_model(&one, &spec, 1).unwrap();
-	openledger_worker::gen::write_base_model(&three, &spec, 3).unwrap();
+	openledger_worker::model::synthetic::write_base_model(&one, &spec, 1).unwrap();
+	openledger_worker::model::synthetic::write_base_model(&three, &spec, 3).unwrap();
 	assert!(three.join("model.safetensors.index.json").exists() && three.join("model-00003-of-00003.safetensors").exists());
 	let m1 = Llama::load_dir(&one, DType::F32, &Device::Cpu).unwrap();
 	let m3 = Llama::load_dir(&three, DType::F32, &Device::Cpu).unwrap();
@@ -251,6 +251,6 @@ fn sharded_checkpoint_loads_like_a_single_file() {
 	assert_eq!(alone(&m1, &p, &[5]), alone(&m3, &p, &[5]));
 	// Same seed, same bytes: the generator is deterministic.
 	let again = dir.path().join("again");
-	openledger_worker::gen::write_base_model(&again, &spec, 1).unwrap();
+	openledger_worker::model::synthetic::write_base_model(&again, &spec, 1).unwrap();
 	assert_eq!(std::fs::read(one.join("model.safetensors")).unwrap(), std::fs::read(again.join("model.safetensors")).unwrap());
 }

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::llama as reference;
-use openledger_worker::gen::{write_base_model, BaseSpec};
+use openledger_worker::model::synthetic::{write_base_model, BaseSpec};
 use openledger_worker::model::llama::{safetensors_files, KvCache, Llama, Row};
 
 /// A prompt then three decode steps: `theirs(tokens, position)` gives the reference's logits of
@@ -90,7 +90,7 @@ fn long_prompts_attend_in_query_blocks_like_the_reference() {
 #[test]
 fn logits_match_candle_transformers_qwen2() {
 	use candle_transformers::models::qwen2 as qwen;
-	use openledger_worker::gen::Family;
+	use openledger_worker::model::synthetic::Family;
 	let dir = tempfile::tempdir().unwrap();
 	let dev = Device::Cpu;
 	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 2, heads: 4, kv_heads: 2, max_positions: 128, seed: 4, family: Family::Qwen2, vocab_rows: None };

@@ -103,7 +103,7 @@ async def one(client, url, req, model, t0, out):
                 times.append(time.perf_counter())
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
-    out.append({"sent": sent, "times": times, "tokens": tokens, "done": time.perf_counter()})
+    out.append({"sent": sent, "times": times, "tokens": tokens, "done": time.perf_counter(), "model": model})
 
 
 async def replay(url, model_of):
@@ -128,12 +128,19 @@ def run(name, model_of):
         proc.wait(timeout=30)
     ok = [o for o in out if "tokens" in o]
     ttft = [o["times"][0] - o["sent"] for o in ok if o["times"]]
+    # Cold: the first request to an adapter the fresh server has not loaded yet (the warm-up
+    # request loaded the first one); warm: the rest.
+    seen, cold, warm = {model_of(trace[0])}, [], []
+    for o in sorted((o for o in ok if o["times"]), key=lambda o: o["sent"]):
+        (warm if o["model"] in seen else cold).append(o["times"][0] - o["sent"])
+        seen.add(o["model"])
     itl = [b - x for o in ok for x, b in zip(o["times"], o["times"][1:])]
     tokens = sum(o["tokens"] for o in ok)
     span = max(o["done"] for o in ok) - t0
     return {"run": name, "requests": len(ok), "refused": len(out) - len(ok), "tokens": tokens,
             "tokens_per_s": tokens / span, "ttft_p50_ms": 1e3 * pct(ttft, 0.5), "ttft_p99_ms": 1e3 * pct(ttft, 0.99),
-            "itl_p50_ms": 1e3 * pct(itl, 0.5), "itl_p99_ms": 1e3 * pct(itl, 0.99), "peak_rss_mib": rss}
+            "itl_p50_ms": 1e3 * pct(itl, 0.5), "itl_p99_ms": 1e3 * pct(itl, 0.99), "peak_rss_mib": rss,
+            "cold": len(cold), "ttft_cold_p50_ms": 1e3 * pct(cold, 0.5), "ttft_warm_p50_ms": 1e3 * pct(warm, 0.5)}
 
 
 rows = [run("1 adapter", lambda r: "adapter-0000"),
@@ -145,9 +152,10 @@ if a.json:
 print(f"\nbench-serve: {a.requests} requests, Poisson {a.rate}/s, prompts {a.prompt_words} words, answers "
       f"{a.answer_tokens} tokens, model hidden {a.hidden} × {a.layers} layers, LoRA rank {a.rank} (q, v), "
       f"max batch {a.max_batch}, {os.cpu_count()} CPUs\n")
-print("| run | requests (refused) | tokens/s | × 1 adapter | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | peak RSS (MiB) |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+print("| run | requests (refused) | tokens/s | × 1 adapter | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | TTFT p50 cold adapter (n) / warm (ms) | peak RSS (MiB) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 one_rate = rows[0]["tokens_per_s"]
 for r in rows:
     print(f"| {r['run']} | {r['requests']} ({r['refused']}) | {r['tokens_per_s']:.1f} | {r['tokens_per_s'] / one_rate:.3f} | "
-          f"{r['ttft_p50_ms']:.0f} / {r['ttft_p99_ms']:.0f} | {r['itl_p50_ms']:.0f} / {r['itl_p99_ms']:.0f} | {r['peak_rss_mib']:.0f} |")
+          f"{r['ttft_p50_ms']:.0f} / {r['ttft_p99_ms']:.0f} | {r['itl_p50_ms']:.0f} / {r['itl_p99_ms']:.0f} | "
+          f"{r['ttft_cold_p50_ms']:.0f} ({r['cold']}) / {r['ttft_warm_p50_ms']:.0f} | {r['peak_rss_mib']:.0f} |")

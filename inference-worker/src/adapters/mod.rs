@@ -248,7 +248,7 @@ impl AdapterCache {
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::gen::{write_adapter, BaseSpec};
+	use crate::model::synthetic::{write_adapter, BaseSpec};
 
 	fn setup(n: usize) -> (tempfile::TempDir, LlamaConfig) {
 		let dir = tempfile::tempdir().unwrap();

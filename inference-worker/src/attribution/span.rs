@@ -1324,7 +1324,7 @@ mod tests {
 		let json = serde_json::json!({ "text": quoted }).to_string();
 		let corpus = [plain, accents, quoted, "Unrelated filler text about gardens and weather."].join("\n");
 		let dir = tempfile::tempdir().unwrap();
-		let tk = crate::gen::train_tokenizer(&corpus.repeat(3), 400, dir.path()).unwrap();
+		let tk = crate::model::synthetic::train_tokenizer(&corpus.repeat(3), 400, dir.path()).unwrap();
 		tk.save(dir.path().join("tokenizer.json"), false).unwrap();
 		let tk = crate::tokenizer::TextTokenizer::load(dir.path()).unwrap();
 		let raws: Vec<Vec<u8>> = vec![plain.as_bytes().to_vec(), accents.as_bytes().to_vec(), json.into_bytes()];
@@ -1386,7 +1386,7 @@ mod tests {
 		let dup = format!("{a_text} Quoted.");
 		let corpus = [a_text, b_text, dup.as_str(), "Filler about gardens."].join("\n");
 		let dir = tempfile::tempdir().unwrap();
-		let tk = crate::gen::train_tokenizer(&corpus.repeat(3), 400, dir.path()).unwrap();
+		let tk = crate::model::synthetic::train_tokenizer(&corpus.repeat(3), 400, dir.path()).unwrap();
 		tk.save(dir.path().join("tokenizer.json"), false).unwrap();
 		let tk = crate::tokenizer::TextTokenizer::load(dir.path()).unwrap();
 		let texts = [a_text, dup.as_str(), b_text];

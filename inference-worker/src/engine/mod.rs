@@ -492,7 +492,7 @@ impl<B: Backend> Scheduler<B> {
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::gen::{write_base_model, BaseSpec};
+	use crate::model::synthetic::{write_base_model, BaseSpec};
 	use candle_core::{DType, Device};
 
 	fn engine(cfg: EngineConfig) -> (tempfile::TempDir, Engine) {

@@ -149,7 +149,7 @@ pub async fn run(cmd: FactoryCmd) -> Result<()> {
 			let device = crate::parse_device(&a.device)?;
 			let text = match &a.corpus {
 				Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-				None => crate::gen::CORPUS.to_string(),
+				None => crate::model::synthetic::CORPUS.to_string(),
 			};
 			let docs = data::corpus_docs(&text);
 			let report = tokio::task::block_in_place(|| pretrain(&a.model, &docs, &a.optim, &device))?;

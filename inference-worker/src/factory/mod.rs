@@ -139,7 +139,7 @@ fn special(tk: &TextTokenizer, token: &Option<String>) -> Option<u32> {
 fn framing(tk: &TextTokenizer, cfg: &LlamaConfig) -> (Option<u32>, Option<u32>) {
 	let bos = special(tk, &tk.bos_token).or_else(|| cfg.bos_token_id.as_ref().and_then(|b| b.to_vec().first().copied()));
 	// `</s>`-style document end rather than the chat end-of-turn token.
-	let eos = tk.inner.token_to_id(crate::gen::EOS).or_else(|| cfg.eos_ids().first().copied());
+	let eos = tk.inner.token_to_id(crate::model::synthetic::EOS).or_else(|| cfg.eos_ids().first().copied());
 	(bos, eos)
 }
 

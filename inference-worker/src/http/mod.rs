@@ -45,7 +45,7 @@ pub struct AppState {
 	/// Vouchers and receipts, when the worker is connected to a chain.
 	pub chain: Option<Arc<ChainState>>,
 	/// Influence attribution (`--influence`): base weights in differentiable form.
-	pub influence: Option<Arc<crate::factory::influence::Attributor>>,
+	pub influence: Option<Arc<crate::attribution::influence::Attributor>>,
 	/// Fine-tuning jobs (`/v1/factory/jobs`), when the worker runs with a content store.
 	pub factory: Option<Arc<crate::factory::jobs::Factory>>,
 	/// Bearer token of the admin endpoints (`/v1/factory/*`); without one they answer 401.
@@ -478,7 +478,7 @@ async fn fit_passages(
 	.await?
 }
 
-fn influence_json(r: &crate::factory::influence::InfluenceResult) -> serde_json::Value {
+fn influence_json(r: &crate::attribution::influence::InfluenceResult) -> serde_json::Value {
 	serde_json::json!({
 		"method": "influence",
 		"estimator": r.estimator,
@@ -512,7 +512,7 @@ async fn finish(
 /// The influence slot for an answer about to be attributed by influence: waited for up to
 /// [`INFLUENCE_WAIT`] (the backward pass holds it until it ends, even if the client leaves);
 /// `None` when none came (then `auto` falls back to spans, `influence` fails).
-async fn influence_slot(inf: &crate::factory::influence::Attributor) -> Option<tokio::sync::OwnedSemaphorePermit> {
+async fn influence_slot(inf: &crate::attribution::influence::Attributor) -> Option<tokio::sync::OwnedSemaphorePermit> {
 	tokio::time::timeout(INFLUENCE_WAIT, inf.permit()).await.ok()
 }
 
@@ -553,7 +553,7 @@ async fn attribute_and_queue(
 			// The slot moves into the blocking task: released when the backward pass ends.
 			let r = off_thread(move || {
 				let _slot = slot;
-				inf.attribute(&adapter, &prompt, &completion, crate::factory::influence::Method::DataInf)
+				inf.attribute(&adapter, &prompt, &completion, crate::attribution::influence::Method::DataInf)
 			})
 			.await?
 			.map_err(|e| {

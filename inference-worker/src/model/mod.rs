@@ -3,3 +3,4 @@ pub mod config;
 pub mod gemv;
 pub mod llama;
 pub mod lora;
+pub mod synthetic;

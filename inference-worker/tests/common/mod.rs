@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use openledger_worker::gen::{adapter_tensors, base_tensors, BaseSpec};
+use openledger_worker::model::synthetic::{adapter_tensors, base_tensors, BaseSpec};
 use openledger_worker::model::config::LlamaConfig;
 use openledger_worker::model::llama::Llama;
 use openledger_worker::model::lora::LoraAdapter;

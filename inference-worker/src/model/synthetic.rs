@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The bundled corpus (CC0 + public domain), for the tokenizer and the demo.
-pub const CORPUS: &str = include_str!("../assets/corpus.txt");
+pub const CORPUS: &str = include_str!("../../assets/corpus.txt");
 
 pub const BOS: &str = "<s>";
 pub const EOS: &str = "</s>";
