@@ -17,11 +17,6 @@ use openledger_worker::{parse_device, parse_dtype};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-mod bench;
-mod bench_attr;
-mod bench_decode;
-mod bench_influence;
-mod bench_quality;
 
 #[derive(Parser)]
 #[command(name = "openledger-worker", version, about)]
@@ -102,18 +97,6 @@ enum Cmd {
 	/// ModelFactory: fine-tune LoRA adapters from Datanet snapshots; pretrain a base model.
 	#[command(subcommand)]
 	Factory(openledger_worker::factory::cli::FactoryCmd),
-	/// Mixed-adapter decode throughput vs the base model and merge-per-request; cold loads.
-	BenchLora(bench::BenchArgs),
-	/// Span-attribution cost for a 256-token completion vs its generation time.
-	BenchAttribution(bench_attr::BenchAttrArgs),
-	/// Raw model speed on a model folder (prefill, single-stream and batched greedy decode), for
-	/// the llama.cpp yardstick on the same weights.
-	BenchDecode(bench_decode::BenchDecodeArgs),
-	/// Influence estimators (DataInf, exact, LiSSA) on a tiny model: time and agreement.
-	BenchInfluence(bench_influence::BenchInfluenceArgs),
-	/// Attribution against a planted ground truth: span, retrieval and influence precision,
-	/// recall and share mass; influence LDS and leave-one-out against retraining.
-	BenchAttributionQuality(bench_quality::BenchQualityArgs),
 	/// Span-attribution index: build from JSON lines, query counts / longest matches.
 	#[command(subcommand)]
 	SpanIndex(openledger_worker::attribution::cli::SpanCmd),
@@ -411,11 +394,6 @@ async fn main() -> anyhow::Result<()> {
 			Ok(())
 		},
 		Cmd::Factory(cmd) => openledger_worker::factory::cli::run(cmd).await,
-		Cmd::BenchLora(args) => bench::run(args),
-		Cmd::BenchAttribution(args) => bench_attr::run(args),
-		Cmd::BenchDecode(args) => tokio::task::block_in_place(|| bench_decode::run(args)),
-		Cmd::BenchInfluence(args) => tokio::task::block_in_place(|| bench_influence::run(args)),
-		Cmd::BenchAttributionQuality(args) => tokio::task::block_in_place(|| bench_quality::run(args)),
 		Cmd::SpanIndex(cmd) => openledger_worker::attribution::cli::run(cmd).await,
 	}
 }

@@ -17,6 +17,8 @@ export CLI_BIN="$CARGO_TARGET_DIR/$OPENLEDGER_PROFILE/openledger"
 # waits on the node's build lock (and the two can build side by side).
 export OPENLEDGER_WORKER_TARGET="${OPENLEDGER_WORKER_TARGET:-$OPENLEDGER_CACHE/target-worker}"
 export WORKER_BIN="$OPENLEDGER_WORKER_TARGET/$OPENLEDGER_PROFILE/openledger-worker"
+# The worker's benchmarks, a binary of their own (not in the production server).
+export BENCH_BIN="$OPENLEDGER_WORKER_TARGET/$OPENLEDGER_PROFILE/openledger-bench"
 # Python environment of the worker's end-to-end tests (official `openai` client).
 export OPENLEDGER_VENV="$OPENLEDGER_CACHE/venv"
 # The crates tested with `--features runtime-benchmarks,try-runtime`, in ONE cargo invocation by

@@ -2,15 +2,14 @@
 floors well below what it measures (README, "Attribution quality"): attribution that stopped
 crediting the data behind an answer fails here."""
 import json
-import os
 import subprocess
 
-WORKER_BIN = os.environ.get("WORKER_BIN", os.path.expanduser("~/.cache/openledger/target-worker/release/openledger-worker"))
+from workerlib import BENCH_BIN
 
 
 def test_quick_benchmark_meets_its_floors(tmp_path):
     out = tmp_path / "quality.json"
-    r = subprocess.run([WORKER_BIN, "bench-attribution-quality", "--quick", "--json", str(out)],
+    r = subprocess.run([BENCH_BIN, "bench-attribution-quality", "--quick", "--json", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     print(r.stdout)

@@ -7,6 +7,8 @@ import time
 import urllib.request
 
 WORKER_BIN = os.environ.get("WORKER_BIN", os.path.expanduser("~/.cache/openledger/target-worker/release/openledger-worker"))
+# The benchmarks' binary, built beside the worker.
+BENCH_BIN = os.environ.get("BENCH_BIN", os.path.join(os.path.dirname(WORKER_BIN), "openledger-bench"))
 
 
 def free_port():

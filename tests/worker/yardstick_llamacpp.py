@@ -8,7 +8,7 @@ the same run.
 A seeded Llama folder (`gen-model`, hidden 1024, 8 layers, 32,000 embedding rows) is converted to
 GGUF here (HF → GGUF tensor names; q/k rows permuted to llama.cpp's rotary layout, as
 llama.cpp's own converter does) and run with `llama-cpp-python` on the CPU's threads; ours runs
-`openledger-worker bench-decode` on the folder. Both are fed the same prompt ids and decode
+`openledger-bench bench-decode` on the folder. Both are fed the same prompt ids and decode
 greedily; the table gives prompt processing (one 512-token prefill), single-stream decode, and
 16 concurrent streams (llama.cpp: one context with 16 sequences decoded in one batch per step;
 ours: one ragged batch, base model and 16 distinct adapters), and how many greedy tokens agree.
@@ -27,6 +27,7 @@ import numpy as np
 
 p = argparse.ArgumentParser()
 p.add_argument("--worker", default=os.environ.get("WORKER_BIN", os.path.expanduser("~/.cache/openledger/target-worker/release/openledger-worker")))
+p.add_argument("--bench", help="openledger-bench (default: beside --worker)")
 p.add_argument("--dtype", default="f32", choices=["f32", "f16"])
 p.add_argument("--hidden", type=int, default=1024)
 p.add_argument("--intermediate", type=int, default=2816)
@@ -136,7 +137,8 @@ if not os.path.exists(gguf_path):
 
 # Ours first: it draws the prompt ids (seeded) and reports them.
 env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
-ours = json.loads(subprocess.run([a.worker, "bench-decode", "--model", model_dir, "--dtype", a.dtype, "--prompt", str(a.prompt),
+bench = a.bench or os.path.join(os.path.dirname(a.worker), "openledger-bench")
+ours = json.loads(subprocess.run([bench, "bench-decode", "--model", model_dir, "--dtype", a.dtype, "--prompt", str(a.prompt),
                                   "--decode", str(a.decode), "--streams", str(a.streams), "--adapters", adapters,
                                   "--max-id", str(n_known)], check=True, capture_output=True, text=True, env=env).stdout)
 
@@ -209,7 +211,7 @@ llama_cpp.llama_model_free(model)
 theirs = {"prefill_tokens_per_s": a.prompt / prefill_s, "decode_tokens_per_s": (a.decode - 1) / decode_s,
           "streams_tokens_per_s": a.streams * (a.decode - 1) / streams_s}
 agree = next((i for i, (x, y) in enumerate(zip(ours["greedy_ids"], greedy)) if x != y), len(greedy))
-rows = [("prompt processing (512 tokens)", "prefill_tokens_per_s", "prefill_tokens_per_s"),
+rows = [(f"prompt processing ({a.prompt} tokens)", "prefill_tokens_per_s", "prefill_tokens_per_s"),
         ("single-stream decode", "decode_tokens_per_s", "decode_tokens_per_s"),
         (f"{a.streams} streams, aggregate", "streams_tokens_per_s", "streams_tokens_per_s"),
         (f"{a.streams} streams, {a.streams} distinct adapters (ours)", "streams_with_adapters_tokens_per_s", "streams_tokens_per_s")]

@@ -22,7 +22,7 @@ use std::time::Instant;
 #[derive(clap::Parser)]
 pub struct BenchAttrArgs {
 	#[command(flatten)]
-	shape: crate::bench::ModelShape,
+	shape: crate::lora::ModelShape,
 	#[arg(long, default_value_t = 32)]
 	prompt: usize,
 	#[arg(long, default_value_t = 256)]

@@ -1,0 +1,50 @@
+//! `openledger-bench`: the worker's benchmarks, kept out of the production server binary
+//! (`openledger-worker`). Each prints a table (or JSON) with ratios against a baseline measured
+//! in the same run.
+
+use clap::{Parser, Subcommand};
+
+mod attr;
+mod decode;
+mod influence;
+mod lora;
+mod quality;
+
+#[derive(Parser)]
+#[command(name = "openledger-bench", version, about = "Benchmarks of the OpenLedger inference worker")]
+struct Cli {
+	#[command(subcommand)]
+	cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+	/// Mixed-adapter decode throughput vs the base model and merge-per-request; cold loads.
+	BenchLora(lora::BenchArgs),
+	/// Span-attribution cost for a 256-token completion vs its generation time.
+	BenchAttribution(attr::BenchAttrArgs),
+	/// Raw model speed on a model folder (prefill, single-stream and batched greedy decode), for
+	/// the llama.cpp yardstick on the same weights.
+	BenchDecode(decode::BenchDecodeArgs),
+	/// Influence estimators (DataInf, exact, LiSSA) on a tiny model: time and agreement.
+	BenchInfluence(influence::BenchInfluenceArgs),
+	/// Attribution against a planted ground truth: span, retrieval and influence precision,
+	/// recall and share mass; influence LDS and leave-one-out against retraining.
+	BenchAttributionQuality(quality::BenchQualityArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+	tracing_subscriber::fmt()
+		.with_writer(std::io::stderr)
+		.with_env_filter(
+			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tantivy=warn".parse().expect("static; qed")),
+		)
+		.init();
+	match Cli::parse().cmd {
+		Cmd::BenchLora(args) => lora::run(args),
+		Cmd::BenchAttribution(args) => attr::run(args),
+		Cmd::BenchDecode(args) => decode::run(args),
+		Cmd::BenchInfluence(args) => influence::run(args),
+		Cmd::BenchAttributionQuality(args) => quality::run(args),
+	}
+}
