@@ -26,6 +26,17 @@ pub mod tokenizer;
 use candle_core::{DType, Device};
 
 /// Parses `f32`, `bf16`, `f16`.
+/// Logs to stderr (stdout is what the subcommands answer: JSON lines, tables), filtered by
+/// `RUST_LOG`, by default `info` (tantivy's at `warn`).
+pub fn init_logging() {
+	tracing_subscriber::fmt()
+		.with_writer(std::io::stderr)
+		.with_env_filter(
+			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tantivy=warn".parse().expect("static; qed")),
+		)
+		.init();
+}
+
 pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
 	Ok(match s {
 		"f32" | "float32" => DType::F32,

@@ -335,13 +335,7 @@ async fn start_chain(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-	// Logs go to stderr: stdout is what the subcommands answer (JSON lines).
-	tracing_subscriber::fmt()
-		.with_writer(std::io::stderr)
-		.with_env_filter(
-			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tantivy=warn".parse().expect("static; qed")),
-		)
-		.init();
+	openledger_worker::init_logging();
 	match Cli::parse().cmd {
 		Cmd::Serve(args) => serve(args).await,
 		Cmd::GenModel { out, hidden, intermediate, layers, heads, kv_heads, vocab, family, vocab_rows, max_positions, seed, shards } => {

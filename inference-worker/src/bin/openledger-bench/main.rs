@@ -34,12 +34,7 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
-	tracing_subscriber::fmt()
-		.with_writer(std::io::stderr)
-		.with_env_filter(
-			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tantivy=warn".parse().expect("static; qed")),
-		)
-		.init();
+	openledger_worker::init_logging();
 	match Cli::parse().cmd {
 		Cmd::BenchLora(args) => lora::run(args),
 		Cmd::BenchAttribution(args) => attr::run(args),
