@@ -25,7 +25,6 @@ pub mod tokenizer;
 
 use candle_core::{DType, Device};
 
-/// Parses `f32`, `bf16`, `f16`.
 /// Logs to stderr (stdout is what the subcommands answer: JSON lines, tables), filtered by
 /// `RUST_LOG`, by default `info` (tantivy's at `warn`).
 pub fn init_logging() {
@@ -37,6 +36,7 @@ pub fn init_logging() {
 		.init();
 }
 
+/// Parses `f32`, `bf16`, `f16`.
 pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
 	Ok(match s {
 		"f32" | "float32" => DType::F32,

@@ -1,6 +1,7 @@
 """bench-serve: the real HTTP server under a replayed trace of many concurrent streamed requests.
 
-    python bench_serve.py                       # 1 vs 2,000 adapters, the README's table
+    python bench_serve.py --requests 240 --rate 8   # 1 vs 2,000 adapters, overloaded: the README's table
+    python bench_serve.py                           # 160 requests at 3/s, which the 2-core machine keeps up with
     python bench_serve.py --adapters 200 --requests 60 --rate 2   # smaller
 
 One trace (seeded): Poisson arrivals at `--rate` requests/s, prompt lengths (words of the bundled
@@ -9,7 +10,8 @@ distribution (exponent 1) over the adapters. The same trace is replayed against 
 three times: every request to one adapter, every request to its Zipf-drawn adapter of
 `--adapters`, and the base model alone. Reported per run: generated tokens/s (from the first
 arrival to the last completion), time to first token and inter-token latency (p50, p99, over
-every streamed token), requests refused, and the server's peak resident memory (VmHWM). The
+every streamed chunk that carries text), requests refused, TTFT for requests whose adapter the fresh
+server had not loaded yet vs the others, and the server's peak resident memory (VmHWM). The
 ratio of the many-adapter run to the one-adapter run is S-LoRA's measure (S-LoRA keeps ~95 % of
 throughput at 2,000 adapters on a GPU).
 """
@@ -99,7 +101,7 @@ async def one(client, url, req, model, t0, out):
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             chunk = json.loads(line[6:])
-            if chunk.get("choices"):
+            if chunk.get("choices") and chunk["choices"][0].get("text"):
                 times.append(time.perf_counter())
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]

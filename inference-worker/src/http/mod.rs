@@ -952,14 +952,12 @@ async fn prepare(
 	prefix: &str,
 	retrieved: Option<Retrieved>,
 ) -> Result<Prepared, ApiError> {
-	// A cold adapter loads while the prompt is tokenized (the model's error comes first).
+	// The model first: a request for one that is not served costs no tokenization.
+	let adapter = resolve(st, &common.model).await?;
 	let (tokenizer, text, chat) = (st.tokenizer.clone(), prompt.to_string(), prefix == "chatcmpl");
-	let (adapter, tokens) = tokio::join!(
-		resolve(st, &common.model),
-		off_thread(move || if chat { tokenizer.encode(&text) } else { tokenizer.encode_prompt(&text) })
-	);
-	let adapter = adapter?;
-	let tokens = tokens?.map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
+	let tokens = off_thread(move || if chat { tokenizer.encode(&text) } else { tokenizer.encode_prompt(&text) })
+		.await?
+		.map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
 	let mode = AttrMode::parse(common.attribution.as_deref())?;
 	// The voucher next: nothing costly (influence caches) for a request nobody pays for.

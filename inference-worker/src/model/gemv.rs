@@ -25,13 +25,35 @@ enum Weights<'a> {
 	Bf16(&'a [half::bf16]),
 }
 
-/// `x Wᵀ` for `x: [n, in]` (n ≤ [`MAX_ROWS`], ≤ 8 for f32 weights) and `w: [out, in]` on the CPU, in `x`'s dtype; `None`
-/// when this path does not apply (other device, dtype or layout): use the general matmul.
-pub fn matmul_t(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
+/// Whether this CPU has the instructions the kernel needs to beat the general matmul: AVX2 +
+/// FMA (+ F16C for half weights) on x86-64; always on aarch64 (FMA is part of the base ISA).
+fn fast(half: bool) -> bool {
+	#[cfg(target_arch = "x86_64")]
+	{
+		std::arch::is_x86_feature_detected!("avx2") &&
+			std::arch::is_x86_feature_detected!("fma") &&
+			(!half || std::arch::is_x86_feature_detected!("f16c"))
+	}
+	#[cfg(target_arch = "aarch64")]
+	{
+		let _ = half;
+		true
+	}
+	#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+	{
+		let _ = half;
+		false
+	}
+}
+
+/// `x Wᵀ` for `x: [n, in]` (n ≤ [`MAX_ROWS`], ≤ 8 for f32 weights) and `w: [out, in]` on the
+/// CPU, in `x`'s dtype (f32 with `f32_out`, e.g. logits); `None` when this path does not apply
+/// (other device, dtype or layout, or a CPU without the instructions): use the general matmul.
+pub fn matmul_t(x: &Tensor, w: &Tensor, f32_out: bool) -> candle_core::Result<Option<Tensor>> {
 	let (n, din) = x.dims2()?;
 	let (dout, win) = w.dims2()?;
 	let max_rows = if w.dtype() == DType::F32 { MAX_ROWS_F32 } else { MAX_ROWS };
-	if n == 0 || n > max_rows || din != win || !matches!(w.device(), Device::Cpu) {
+	if n == 0 || n > max_rows || din != win || !matches!(w.device(), Device::Cpu) || !fast(w.dtype() != DType::F32) {
 		return Ok(None);
 	}
 	let xs: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
@@ -47,7 +69,8 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
 	// Output as [out, n] (each task writes whole output rows), transposed at the end.
 	let mut out = vec![0f32; dout * n];
 	out.par_chunks_mut(CHUNK * n).enumerate().for_each(|(c, dst)| {
-		let mut row = vec![0f32; din];
+		// Scratch for one converted half-precision row (none for f32 weights).
+		let mut row = if matches!(weights, Weights::F32(_)) { Vec::new() } else { vec![0f32; din] };
 		for (k, o) in dst.chunks_mut(n).enumerate() {
 			let r = c * CHUNK + k;
 			let src = r * din..(r + 1) * din;
@@ -70,7 +93,7 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
 		}
 	});
 	let y = Tensor::from_vec(out, (dout, n), &Device::Cpu)?.t()?.contiguous()?;
-	Ok(Some(y.to_dtype(x.dtype())?))
+	Ok(Some(if f32_out { y } else { y.to_dtype(x.dtype())? }))
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -89,7 +112,7 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
 	let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
 	for (x, y) in ca.zip(cb) {
 		for l in 0..8 {
-			acc[l] = x[l].mul_add(y[l], acc[l]);
+			acc[l] += x[l] * y[l];
 		}
 	}
 	acc.iter().sum::<f32>() + tail
@@ -162,8 +185,11 @@ mod tests {
 					continue;
 				}
 				let x = Tensor::randn(0f32, 1.0, (n, din), &dev).unwrap().to_dtype(dtype).unwrap();
-				let w = Tensor::randn(0f32, 1.0, (dout, din), &dev).unwrap().to_dtype(dtype).unwrap();
-				let got = matmul_t(&x, &w).unwrap().expect("applies");
+				// The weight at a non-zero offset of its storage (rows 2.. of a larger matrix).
+				let big = Tensor::randn(0f32, 1.0, (dout + 2, din), &dev).unwrap().to_dtype(dtype).unwrap();
+				let w = big.narrow(0, 2, dout).unwrap();
+				let got = matmul_t(&x, &w, false).unwrap().expect("applies");
+				assert_eq!(matmul_t(&x, &w, true).unwrap().unwrap().dtype(), DType::F32);
 				assert_eq!(got.dims(), &[n, dout]);
 				assert_eq!(got.dtype(), dtype);
 				let want = x.to_dtype(DType::F32).unwrap().matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap()).unwrap();
@@ -175,12 +201,12 @@ mod tests {
 		}
 		let x = Tensor::zeros((MAX_ROWS_F32 + 1, 8), DType::F32, &dev).unwrap();
 		let w = Tensor::zeros((4, 8), DType::F32, &dev).unwrap();
-		assert!(matmul_t(&x, &w).unwrap().is_none());
+		assert!(matmul_t(&x, &w, false).unwrap().is_none());
 		let x = Tensor::zeros((MAX_ROWS + 1, 8), DType::F16, &dev).unwrap();
-		assert!(matmul_t(&x, &w.to_dtype(DType::F16).unwrap()).unwrap().is_none());
+		assert!(matmul_t(&x, &w.to_dtype(DType::F16).unwrap(), false).unwrap().is_none());
 		// A transposed (non-contiguous) weight is left to the general matmul.
 		let wt = Tensor::zeros((8, 4), DType::F32, &dev).unwrap().t().unwrap();
-		assert!(matmul_t(&Tensor::zeros((1, 8), DType::F32, &dev).unwrap(), &wt).unwrap().is_none());
+		assert!(matmul_t(&Tensor::zeros((1, 8), DType::F32, &dev).unwrap(), &wt, false).unwrap().is_none());
 		assert_eq!(dot_portable(&[1.0; 19], &[2.0; 19]), 38.0);
 	}
 }

@@ -143,7 +143,7 @@ const QUERY_BLOCK: usize = 256;
 /// `lin(x)`: few token rows (a decode step) through the CPU's matrix × few-vectors kernel,
 /// more through the general matmul.
 fn project(lin: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
-	match super::gemv::matmul_t(x, lin.weight())? {
+	match super::gemv::matmul_t(x, lin.weight(), false)? {
 		Some(y) => match lin.bias() {
 			Some(b) => y.broadcast_add(b),
 			None => Ok(y),
@@ -361,7 +361,12 @@ impl Llama {
 		}
 		let last = Tensor::new(last.as_slice(), &self.device)?;
 		let x = self.norm.forward(&x.index_select(&last, 0)?)?;
-		Ok(Some(project(&self.lm_head, &x)?.to_dtype(DType::F32)?))
+		// Logits in f32 straight from the decode kernel (no round trip through a half type).
+		let logits = match super::gemv::matmul_t(&x, self.lm_head.weight(), true)? {
+			Some(l) => l,
+			None => self.lm_head.forward(&x)?.to_dtype(DType::F32)?,
+		};
+		Ok(Some(logits))
 	}
 
 	fn attention(
@@ -403,14 +408,14 @@ impl Llama {
 				let qg = q.narrow(1, off + qs, qb)?.contiguous()?.reshape((kvh, rep * qb, hd))?;
 				let scores = qg.matmul(&kb.t()?)?.to_dtype(DType::F32)?;
 				let scores = if qb > 1 {
-					let mask: Vec<f32> = (0..rep * qb)
-						.flat_map(|r| {
-							let i = qs + r % qb;
-							(0..keys).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })
-						})
-						.collect();
-					let mask = Tensor::from_vec(mask, (1, rep * qb, keys), &self.device)?;
-					scores.broadcast_add(&mask)?
+					// Causal: query i of the block sees keys 0‥=pos+qs+i; one [qb, keys] mask,
+					// broadcast over the kv heads and the queries sharing each.
+					let mut mask = vec![0f32; qb * keys];
+					for (i, row) in mask.chunks_mut(keys).enumerate() {
+						row[pos + qs + i + 1..].fill(f32::NEG_INFINITY);
+					}
+					let mask = Tensor::from_vec(mask, (1, 1, qb, keys), &self.device)?;
+					scores.reshape((kvh, rep, qb, keys))?.broadcast_add(&mask)?.reshape((kvh, rep * qb, keys))?
 				} else {
 					scores
 				};

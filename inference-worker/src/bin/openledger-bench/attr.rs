@@ -1,4 +1,4 @@
-//! `openledger-worker bench-attribution`: the cost of span attribution for a 256-token
+//! `openledger-bench bench-attribution`: the cost of span attribution for a 256-token
 //! completion against the time it takes to generate that completion, measured in the same run.
 //!
 //! Generation: a seeded base model of realistic CPU shape decodes `--completion` tokens greedily

@@ -1,4 +1,4 @@
-//! `openledger-worker bench-decode`: the model's raw speed on a Hugging Face folder, for the
+//! `openledger-bench bench-decode`: the model's raw speed on a Hugging Face folder, for the
 //! llama.cpp yardstick (`tests/worker/yardstick_llamacpp.py` runs llama.cpp on the same weights
 //! converted to GGUF, with the same token ids): prompt processing (one prefill of `--prompt`
 //! tokens), single-stream greedy decode, and `--streams` concurrent greedy streams in one ragged
@@ -39,26 +39,30 @@ pub struct BenchDecodeArgs {
 	#[arg(long, default_value_t = 7)]
 	pub seed: u64,
 	/// Long context instead: for each of these prompt lengths, a prefill then `--decode`
-	/// greedy steps, reporting prefill tokens/s, decode ms/token, KV bytes per position and how
-	/// much the process's peak memory grew (one table row each).
+	/// greedy steps, reporting prefill tokens/s, decode ms/token, KV bytes per position and the
+	/// process's peak resident memory above where the row started (KV and scratch; Linux).
 	#[arg(long, value_delimiter = ',')]
 	pub contexts: Vec<usize>,
 }
 
-fn peak_rss_kib() -> u64 {
-	std::fs::read_to_string("/proc/self/status")
-		.ok()
-		.and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-		.unwrap_or(0)
+/// A field of /proc/self/status in KiB (VmRSS: now; VmHWM: the peak since the last reset).
+fn status_kib(field: &str) -> Option<u64> {
+	let s = std::fs::read_to_string("/proc/self/status").ok()?;
+	s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets the peak (VmHWM) to the current resident size; false where the kernel does not allow it.
+fn reset_peak() -> bool {
+	std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn contexts(model: &Llama, a: &BenchDecodeArgs, ids: &mut dyn FnMut(usize) -> Vec<u32>) -> anyhow::Result<()> {
-	println!("| prompt tokens | prefill tokens/s | decode ms/token | KV MiB | KV bytes/position | peak RSS growth MiB |");
+	println!("| prompt tokens | prefill tokens/s | decode ms/token | KV MiB | KV bytes/position | peak memory of the row MiB |");
 	println!("|---:|---:|---:|---:|---:|---:|");
 	for &n in &a.contexts {
 		anyhow::ensure!(n + a.decode <= model.cfg.max_position_embeddings, "context {n} + {} past the model's {}", a.decode, model.cfg.max_position_embeddings);
 		let prompt = ids(n);
-		let before = peak_rss_kib();
+		let before = if reset_peak() { status_kib("VmRSS:") } else { None };
 		let mut cache = KvCache::with_capacity(n + a.decode);
 		let t = Instant::now();
 		let logits = model.forward(&mut [Row { tokens: &prompt, cache: &mut cache, adapter: None }])?;
@@ -71,9 +75,13 @@ fn contexts(model: &Llama, a: &BenchDecodeArgs, ids: &mut dyn FnMut(usize) -> Ve
 			next = argmax_row(&logits, 0)?;
 		}
 		let decode = t.elapsed().as_secs_f64() / (a.decode - 1) as f64;
-		let grown = peak_rss_kib().saturating_sub(before) as f64 / 1024.0;
+		// Everything this row allocated at its peak: the KV buffers and any scratch.
+		let grown = match (before, status_kib("VmHWM:")) {
+			(Some(b), Some(p)) => format!("{:.1}", p.saturating_sub(b) as f64 / 1024.0),
+			_ => "n/a".into(),
+		};
 		println!(
-			"| {n} | {:.1} | {:.2} | {:.1} | {} | {grown:.1} |",
+			"| {n} | {:.1} | {:.2} | {:.1} | {} | {grown} |",
 			n as f64 / prefill,
 			decode * 1e3,
 			cache.bytes() as f64 / (1 << 20) as f64,

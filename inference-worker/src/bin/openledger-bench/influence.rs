@@ -1,4 +1,4 @@
-//! `openledger-worker bench-influence`: DataInf against the exact influence (same Hessian model,
+//! `openledger-bench bench-influence`: DataInf against the exact influence (same Hessian model,
 //! solved exactly) and LiSSA on a tiny model, in one run.
 //!
 //! A seeded base model is pretrained briefly on the bundled corpus; a LoRA adapter is fine-tuned

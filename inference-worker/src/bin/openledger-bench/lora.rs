@@ -1,4 +1,4 @@
-//! `openledger-worker bench-lora`: decode throughput of one batch whose rows use 1, 8, 64, 512
+//! `openledger-bench bench-lora`: decode throughput of one batch whose rows use 1, 8, 64, 512
 //! distinct LoRA adapters, as a ratio of the base model's throughput on the same batch measured in
 //! the same run; the merge-per-request baseline; adapter cold-load latency and memory.
 

@@ -1,4 +1,4 @@
-//! `openledger-worker bench-attribution-quality`: does attribution credit the data that really
+//! `openledger-bench bench-attribution-quality`: does attribution credit the data that really
 //! shaped an answer? A ground truth built in the same run, seeded.
 //!
 //! **Corpus.** `--facts` contributions over `--datanets` Datanets, each one planted fact with a
