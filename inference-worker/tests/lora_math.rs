@@ -6,7 +6,7 @@ mod common;
 use candle_core::{DType, Device};
 use common::*;
 use openledger_worker::model::llama::{KvCache, Llama, Row};
-use openledger_worker::model::lora::{adapter_id, parse_composition, LoraAdapter};
+use openledger_worker::model::lora::{adapter_id, parse_composition, LoraAdapter, LoraPath};
 
 /// Runs `prompt` then `steps` greedy-fed decode tokens alone on `model`; returns every step's logits.
 fn alone(model: &Llama, prompt: &[u32], feed: &[u32]) -> Vec<Vec<f32>> {
@@ -21,7 +21,7 @@ fn alone(model: &Llama, prompt: &[u32], feed: &[u32]) -> Vec<Vec<f32>> {
 	out
 }
 
-fn mixed(model: &Llama, rows: &[(Vec<u32>, Option<&LoraAdapter>)], feed: &[u32], grouped: bool) -> Vec<Vec<Vec<f32>>> {
+fn mixed(model: &Llama, rows: &[(Vec<u32>, Option<&LoraAdapter>)], feed: &[u32], path: LoraPath) -> Vec<Vec<Vec<f32>>> {
 	let mut caches = vec![KvCache::default(); rows.len()];
 	let mut out = vec![vec![]; rows.len()];
 	// Step 0: prefill every row in one ragged batch.
@@ -30,7 +30,7 @@ fn mixed(model: &Llama, rows: &[(Vec<u32>, Option<&LoraAdapter>)], feed: &[u32],
 		.zip(caches.iter_mut())
 		.map(|((p, a), c)| Row { tokens: p, cache: c, adapter: *a })
 		.collect();
-	let l = model.forward_opts(&mut batch, grouped).unwrap().to_vec2::<f32>().unwrap();
+	let l = model.forward_opts(&mut batch, path).unwrap().to_vec2::<f32>().unwrap();
 	for (i, r) in l.into_iter().enumerate() {
 		out[i].push(r);
 	}
@@ -38,7 +38,7 @@ fn mixed(model: &Llama, rows: &[(Vec<u32>, Option<&LoraAdapter>)], feed: &[u32],
 		let tok = [*t];
 		let mut batch: Vec<Row<'_>> =
 			rows.iter().zip(caches.iter_mut()).map(|((_, a), c)| Row { tokens: &tok, cache: c, adapter: *a }).collect();
-		let l = model.forward_opts(&mut batch, grouped).unwrap().to_vec2::<f32>().unwrap();
+		let l = model.forward_opts(&mut batch, path).unwrap().to_vec2::<f32>().unwrap();
 		for (i, r) in l.into_iter().enumerate() {
 			out[i].push(r);
 		}
@@ -61,8 +61,9 @@ fn mixed_batch_equals_each_row_alone_with_its_adapter_merged() {
 		(vec![16, 17, 18, 19], Some(&a2)),
 	];
 	let feed = [20, 21, 22];
-	for grouped in [false, true] {
-		let got = mixed(&model, &rows, &feed, grouped);
+	// The CPU's BGMV, and the device paths (grouped, stacked) run here on the CPU device.
+	for path in [LoraPath::Auto, LoraPath::Grouped, LoraPath::Stacked] {
+		let got = mixed(&model, &rows, &feed, path);
 		for (i, (prompt, ad)) in rows.iter().enumerate() {
 			let reference = match ad {
 				Some(a) => alone(&model.merged(a).unwrap(), prompt, &feed),
@@ -70,7 +71,7 @@ fn mixed_batch_equals_each_row_alone_with_its_adapter_merged() {
 			};
 			for (step, (g, r)) in got[i].iter().zip(&reference).enumerate() {
 				let d = max_abs_diff(g, r);
-				assert!(d < 1e-4, "row {i} step {step} (grouped {grouped}): max |Δlogit| = {d}");
+				assert!(d < 1e-4, "row {i} step {step} ({path:?}): max |Δlogit| = {d}");
 			}
 		}
 		// The adapters matter: an adapter row differs from the base model on the same prompt.
@@ -95,11 +96,12 @@ fn composed_adapters_apply_the_weighted_sum_of_their_deltas() {
 	let feed = [20, 21];
 	let reference = alone(&model.merged(&a0).unwrap().merged(&a1).unwrap(), &rows[0].0, &feed);
 	let only_a0 = alone(&model.merged(&a0).unwrap(), &rows[0].0, &feed);
-	for grouped in [false, true] {
-		let got = mixed(&model, &rows, &feed, grouped);
+	// The CPU's BGMV, and the device paths (grouped, stacked) run here on the CPU device.
+	for path in [LoraPath::Auto, LoraPath::Grouped, LoraPath::Stacked] {
+		let got = mixed(&model, &rows, &feed, path);
 		for (step, (g, r)) in got[0].iter().zip(&reference).enumerate() {
 			let d = max_abs_diff(g, r);
-			assert!(d < 1e-4, "step {step} (grouped {grouped}): max |Δlogit| = {d}");
+			assert!(d < 1e-4, "step {step} ({path:?}): max |Δlogit| = {d}");
 		}
 		assert!(max_abs_diff(&got[0][0], &only_a0[0]) > 1e-3, "the second adapter matters");
 		let a0_row = alone(&model.merged(&a0).unwrap(), &rows[1].0, &feed);
@@ -147,11 +149,12 @@ fn high_rank_adapters_are_applied_on_the_cpu_path() {
 	let feed = [20, 21];
 	let reference = alone(&model.merged(&big).unwrap(), &rows[0].0, &feed);
 	let base = alone(&model, &rows[0].0, &feed);
-	for grouped in [false, true] {
-		let got = mixed(&model, &rows, &feed, grouped);
+	// The CPU's BGMV, and the device paths (grouped, stacked) run here on the CPU device.
+	for path in [LoraPath::Auto, LoraPath::Grouped, LoraPath::Stacked] {
+		let got = mixed(&model, &rows, &feed, path);
 		for (step, (g, r)) in got[0].iter().zip(&reference).enumerate() {
 			let d = max_abs_diff(g, r);
-			assert!(d < 1e-3, "step {step} (grouped {grouped}): max |Δlogit| = {d}");
+			assert!(d < 1e-3, "step {step} ({path:?}): max |Δlogit| = {d}");
 		}
 		assert!(max_abs_diff(&got[0][0], &base[0]) > 1e-2, "the rank-300 adapter changes the logits");
 	}
@@ -164,8 +167,8 @@ fn half_precision_runs_close_to_f32() {
 	for dt in [DType::BF16, DType::F16] {
 		let m = tiny_model(dt);
 		let rows = vec![(vec![3, 4, 5, 6], Some(&a)), (vec![7, 8], None)];
-		let got = mixed(&m, &rows, &[9], false);
-		let want = mixed(&f32m, &rows, &[9], false);
+		let got = mixed(&m, &rows, &[9], LoraPath::Auto);
+		let want = mixed(&f32m, &rows, &[9], LoraPath::Auto);
 		for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
 			let scale = w.iter().fold(0f32, |m, x| m.max(x.abs()));
 			assert!(max_abs_diff(g, w) < 0.05 * scale.max(1.0), "{dt:?} drifted too far");

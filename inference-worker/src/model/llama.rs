@@ -4,7 +4,7 @@
 //! attention runs per row, against that row's cache.
 
 use super::config::LlamaConfig;
-use super::lora::{LoraAdapter, LoraBatch};
+use super::lora::{LoraAdapter, LoraBatch, LoraPath};
 use anyhow::Context;
 use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
@@ -291,12 +291,12 @@ impl Llama {
 	/// Runs one step for every row, appending to each row's cache, and returns the logits of
 	/// each row's last token as `[rows, vocab]` in f32.
 	pub fn forward(&self, rows: &mut [Row<'_>]) -> anyhow::Result<Tensor> {
-		self.forward_opts(rows, false)
+		self.forward_opts(rows, LoraPath::Auto)
 	}
 
-	/// [`Self::forward`], optionally through the grouped (SGMV) LoRA path even on CPU.
-	pub fn forward_opts(&self, rows: &mut [Row<'_>], force_grouped: bool) -> anyhow::Result<Tensor> {
-		self.forward_select(rows, None, force_grouped)?.ok_or_else(|| anyhow::anyhow!("no row to give logits for"))
+	/// [`Self::forward`] through a chosen LoRA path (tests compare them; any works on any device).
+	pub fn forward_opts(&self, rows: &mut [Row<'_>], path: LoraPath) -> anyhow::Result<Tensor> {
+		self.forward_select(rows, None, path)?.ok_or_else(|| anyhow::anyhow!("no row to give logits for"))
 	}
 
 	/// [`Self::forward`] computing logits only for the rows with `sample[i]` set (`[k, vocab]`,
@@ -304,10 +304,10 @@ impl Llama {
 	/// samples nothing, so the output projection (the widest matmul: vocab × hidden) skips it.
 	pub fn forward_sampling(&self, rows: &mut [Row<'_>], sample: &[bool]) -> anyhow::Result<Option<Tensor>> {
 		anyhow::ensure!(sample.len() == rows.len(), "one flag per row");
-		self.forward_select(rows, Some(sample), false)
+		self.forward_select(rows, Some(sample), LoraPath::Auto)
 	}
 
-	fn forward_select(&self, rows: &mut [Row<'_>], sample: Option<&[bool]>, force_grouped: bool) -> anyhow::Result<Option<Tensor>> {
+	fn forward_select(&self, rows: &mut [Row<'_>], sample: Option<&[bool]>, path: LoraPath) -> anyhow::Result<Option<Tensor>> {
 		anyhow::ensure!(!rows.is_empty(), "empty batch");
 		let mut ids = Vec::new();
 		let mut token_adapters = Vec::new();
@@ -328,7 +328,7 @@ impl Llama {
 			token_adapters.extend(std::iter::repeat(r.adapter).take(r.tokens.len()));
 		}
 		let mut lora = LoraBatch::new(token_adapters);
-		lora.force_grouped = force_grouped;
+		lora.path = path;
 		let ids = Tensor::new(ids.as_slice(), &self.device)?;
 		// Rotary tables for every token of the step, each at its own position: once per step,
 		// shared by all layers.

@@ -401,9 +401,27 @@ pub struct LoraBatch<'a> {
 	pub rows: Vec<Option<&'a LoraAdapter>>,
 	/// Distinct adapters with the token rows using each (for the grouped device path).
 	groups: Vec<(&'a LoraAdapter, Vec<u32>)>,
-	/// Use the grouped tensor path even on CPU (tests compare both paths).
-	pub force_grouped: bool,
+	/// Which path applies the deltas ([`LoraPath::Auto`] but in tests, which compare them all).
+	pub path: LoraPath,
 }
+
+/// How a batch's LoRA deltas are computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoraPath {
+	/// BGMV in place on the CPU; on a device, stacked for up to [`STACKED_MAX_TOKENS`] token
+	/// rows (decode steps), grouped beyond (long prefills).
+	#[default]
+	Auto,
+	/// Per adapter: gather its rows, two matmuls, scatter-add (SGMV-like).
+	Grouped,
+	/// Every adapter at once: rank-padded A and B stacked, gathered per token row, two batched
+	/// matmuls (BGMV as tensor ops: a fixed number of kernels whatever the adapter count).
+	Stacked,
+}
+
+/// Token rows up to which the device path stacks the adapters (the gathered A and B take
+/// `rows × (in + out) × rank` values).
+pub const STACKED_MAX_TOKENS: usize = 256;
 
 impl<'a> LoraBatch<'a> {
 	pub fn new(rows: Vec<Option<&'a LoraAdapter>>) -> Self {
@@ -416,7 +434,7 @@ impl<'a> LoraBatch<'a> {
 				}
 			}
 		}
-		Self { rows, groups, force_grouped: false }
+		Self { rows, groups, path: LoraPath::Auto }
 	}
 
 	pub fn is_empty(&self) -> bool {
@@ -429,11 +447,56 @@ impl<'a> LoraBatch<'a> {
 		if !self.groups.iter().any(|(a, _)| a.pair(layer, proj).is_some()) {
 			return Ok(y);
 		}
-		if x.device().is_cpu() && !self.force_grouped {
-			self.apply_cpu(layer, proj, x, y)
-		} else {
-			self.apply_grouped(layer, proj, x, y)
+		match self.path {
+			LoraPath::Auto if x.device().is_cpu() => self.apply_cpu(layer, proj, x, y),
+			LoraPath::Auto if self.rows.len() <= STACKED_MAX_TOKENS => self.apply_stacked(layer, proj, x, y),
+			LoraPath::Auto | LoraPath::Grouped => self.apply_grouped(layer, proj, x, y),
+			LoraPath::Stacked => self.apply_stacked(layer, proj, x, y),
 		}
+	}
+
+	/// One delta for every token row at once: the batch's distinct pairs stacked as
+	/// `Aᵀ [G+1, in, r]` and `scale·Bᵀ [G+1, r, out]` (ranks padded with zeros to the largest, slot
+	/// G all zeros for rows without an adapter here), gathered per row, and two batched matmuls.
+	fn apply_stacked(&self, layer: usize, proj: usize, x: &Tensor, y: Tensor) -> candle_core::Result<Tensor> {
+		let (n, in_dim) = x.dims2()?;
+		let out_dim = y.dim(1)?;
+		let pairs: Vec<(&LoraAdapter, &LoraPair)> =
+			self.groups.iter().filter_map(|(a, _)| a.pair(layer, proj).map(|p| (*a, p))).collect();
+		let r = pairs.iter().map(|(_, p)| p.rank).max().unwrap_or(0);
+		if r == 0 {
+			return Ok(y);
+		}
+		let dev = x.device();
+		let mut a_stack = Vec::with_capacity(pairs.len() + 1);
+		let mut b_stack = Vec::with_capacity(pairs.len() + 1);
+		for (adapter, p) in &pairs {
+			let (at, bt) = match &p.device {
+				Some((at, bt)) => (at.to_dtype(DType::F32)?, bt.to_dtype(DType::F32)?),
+				None => (
+					Tensor::from_slice(&p.a, (p.rank, p.in_dim), dev)?.t()?,
+					Tensor::from_slice(&p.b, (p.out_dim, p.rank), dev)?.t()?,
+				),
+			};
+			a_stack.push(at.pad_with_zeros(1, 0, r - p.rank)?); // [in, r]
+			b_stack.push((bt * adapter.scale as f64)?.pad_with_zeros(0, 0, r - p.rank)?); // [r, out]
+		}
+		a_stack.push(Tensor::zeros((in_dim, r), DType::F32, dev)?);
+		b_stack.push(Tensor::zeros((r, out_dim), DType::F32, dev)?);
+		let a_stack = Tensor::stack(&a_stack, 0)?; // [G+1, in, r]
+		let b_stack = Tensor::stack(&b_stack, 0)?; // [G+1, r, out]
+		let zero = pairs.len() as u32;
+		let slots: Vec<u32> = self
+			.rows
+			.iter()
+			.map(|a| a.and_then(|a| pairs.iter().position(|(p, _)| std::ptr::eq(*p, a))).map_or(zero, |i| i as u32))
+			.collect();
+		let slots = Tensor::new(slots.as_slice(), dev)?;
+		let xs = x.to_dtype(DType::F32)?.reshape((n, 1, in_dim))?;
+		let t = xs.matmul(&a_stack.index_select(&slots, 0)?)?; // [n, 1, r]
+		let d = t.matmul(&b_stack.index_select(&slots, 0)?)?.reshape((n, out_dim))?; // [n, out]
+		let d = d.to_dtype(y.dtype())?;
+		y + d
 	}
 
 	/// BGMV on the CPU: every token row reads its own A and B in place (no copies of adapter
