@@ -68,6 +68,25 @@ pub fn record_text(bytes: &[u8]) -> String {
 	String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Every contribution of `datanet` the node lists at block `at` (the best when `None`), page by
+/// page, handed to `each` (whose error stops the listing).
+async fn each_contribution(chain: &ChainClient, datanet: u32, at: Option<Hash>, mut each: impl FnMut(Item) -> Result<()>) -> Result<()> {
+	let mut after: Option<u64> = None;
+	loop {
+		let page: Page = chain
+			.rpc("datanets_listContributions", rpc_params![datanet, after, 1000u32, at])
+			.await
+			.with_context(|| format!("contributions of Datanet {datanet}"))?;
+		for it in page.items {
+			each(it)?;
+		}
+		match page.next {
+			Some(next) => after = Some(next),
+			None => return Ok(()),
+		}
+	}
+}
+
 /// The leaves of snapshot `version` of `datanet`, verified against its on-chain root.
 pub async fn verified_leaves(chain: &ChainClient, datanet: u32, version: u32) -> Result<Vec<(u64, [u8; 32])>> {
 	let snap: SnapshotJson = chain
@@ -76,23 +95,15 @@ pub async fn verified_leaves(chain: &ChainClient, datanet: u32, version: u32) ->
 		.with_context(|| format!("snapshot {version} of Datanet {datanet}"))?;
 	let n = snap.leaf_count as usize;
 	let mut leaves: Vec<Option<(u64, [u8; 32])>> = vec![None; n];
-	let mut after: Option<u64> = None;
-	loop {
-		let page: Page = chain
-			.rpc("datanets_listContributions", rpc_params![datanet, after, 1000u32, Option::<Hash>::None])
-			.await?;
-		for it in page.items {
-			if let (true, Some(leaf)) = (it.status == "accepted", it.leaf) {
-				if (leaf as usize) < n {
-					leaves[leaf as usize] = Some((it.id, h256(&it.content_hash)?));
-				}
+	each_contribution(chain, datanet, None, |it| {
+		if let (true, Some(leaf)) = (it.status == "accepted", it.leaf) {
+			if (leaf as usize) < n {
+				leaves[leaf as usize] = Some((it.id, h256(&it.content_hash)?));
 			}
 		}
-		match page.next {
-			Some(next) => after = Some(next),
-			None => break,
-		}
-	}
+		Ok(())
+	})
+	.await?;
 	let leaves: Vec<(u64, [u8; 32])> = leaves
 		.into_iter()
 		.enumerate()
@@ -196,22 +207,13 @@ pub async fn review(chain: &ChainClient, datanet: u32, store: &Path, tokenizer: 
 	let expected = counts.pending_count.saturating_add(counts.leaf_count);
 	let mut items = Vec::new();
 	let mut seen = std::collections::HashSet::new();
-	let mut after: Option<u64> = None;
-	loop {
-		let page: Page = chain
-			.rpc("datanets_listContributions", rpc_params![datanet, after, 1000u32, Some(at)])
-			.await
-			.with_context(|| format!("contributions of Datanet {datanet}"))?;
-		for it in page.items {
-			ensure!(seen.insert(it.id), "the node listed contribution {} twice", it.id);
-			items.push(it);
-		}
+	each_contribution(chain, datanet, Some(at), |it| {
+		ensure!(seen.insert(it.id), "the node listed contribution {} twice", it.id);
+		items.push(it);
 		ensure!(items.len() as u64 <= expected, "the node lists more contributions than Datanet {datanet} counts ({expected})");
-		match page.next {
-			Some(next) => after = Some(next),
-			None => break,
-		}
-	}
+		Ok(())
+	})
+	.await?;
 	items.sort_by_key(|it| it.id);
 	let mut out = Review { contributions: items.len(), ..Default::default() };
 	let mut kept = Vec::with_capacity(items.len());
