@@ -128,11 +128,16 @@ struct ServeArgs {
 	/// Requests that may wait beyond a full batch; more get HTTP 429 with Retry-After.
 	#[arg(long, default_value_t = 64)]
 	queue: usize,
-	/// KV-cache memory, in MiB, that running and queued requests may hold at their longest
-	/// (prompt + max_tokens): beyond it requests get 429, one that could never fit gets 400.
-	/// 0: no bound beyond the model's context length per sequence.
+	/// KV-cache memory, in MiB: a pool of blocks that requests are admitted into as their
+	/// prompts fit (the rest wait in the queue; the newest running request is preempted and
+	/// recomputed when decoding runs out of blocks). A request whose prompt + max_tokens could
+	/// never fit gets 400. 0: room for --max-batch sequences of the model's whole context,
+	/// taken as used.
 	#[arg(long, default_value_t = 1024)]
 	kv_cache_mib: usize,
+	/// Positions per KV block (full blocks of identical prompt prefixes are shared).
+	#[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+	kv_block_size: u32,
 	/// Memory for resident adapters, in MiB (LRU beyond it).
 	#[arg(long, default_value_t = 1024)]
 	adapter_cache_mib: usize,
@@ -462,11 +467,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 			max_batch: args.max_batch,
 			max_step_tokens: args.max_step_tokens,
 			queue: args.queue,
-			kv_cache_bytes: (args.kv_cache_mib > 0).then_some(args.kv_cache_mib << 20),
+			kv_cache_bytes: (args.kv_cache_mib > 0).then_some(args.kv_cache_mib.saturating_mul(1 << 20)),
+			kv_block_size: args.kv_block_size as usize,
 			suppress_tokens: openledger_worker::model::config::suppress_tokens(&args.model)?,
 		},
 		metrics.clone(),
-	);
+	)?;
 	let state = Arc::new(AppState {
 		engine,
 		tokenizer,

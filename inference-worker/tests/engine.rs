@@ -32,7 +32,7 @@ fn fixture() -> Fixture {
 
 fn start(f: &Fixture, cfg: EngineConfig) -> (Engine, Metrics) {
 	let m = Metrics::new();
-	(Engine::start(f.model.clone(), f.tokenizer.clone(), cfg, m.clone()), m)
+	(Engine::start(f.model.clone(), f.tokenizer.clone(), cfg, m.clone()).unwrap(), m)
 }
 
 /// Greedy, no EOS stop possible before `max_tokens` unless the model emits one.
@@ -213,23 +213,14 @@ async fn the_scheduler_feeds_chunks_within_budget_and_asks_logits_only_to_sample
 	let steps = backend.steps.clone();
 	let script = ScriptedBackend::new(300, 256);
 	let cfg = EngineConfig { max_batch: 4, max_step_tokens: 8, queue: 8, ..Default::default() };
-	let e = Engine::start_with(backend, f.tokenizer.clone(), cfg, Metrics::new());
+	let e = Engine::start_with(backend, f.tokenizer.clone(), cfg, Metrics::new()).unwrap();
 	let im_end = f.tokenizer.token_id("<|im_end|>").unwrap();
 	let long: Vec<u32> = (10..40).collect();
 	let prompts = [vec![5u32, 6], long.clone(), vec![7u32, 8, 9]];
 	let rxs: Vec<_> = prompts.iter().map(|p| e.submit(p.clone(), None, greedy(6)).unwrap()).collect();
 	for (p, rx) in prompts.iter().zip(rxs) {
 		let (ids, _, reason) = drain(rx).await;
-		// The script's answer: each token from the last one fed and the position after it.
-		let (mut want, mut last, mut pos) = (vec![], *p.last().unwrap(), p.len());
-		while want.len() < 6 {
-			let t = script.next(last, pos);
-			want.push(t);
-			if t == im_end {
-				break;
-			}
-			(last, pos) = (t, pos + 1);
-		}
+		let want = script_answer(&script, p, 6, im_end);
 		assert_eq!(ids, want, "prompt {p:?}");
 		assert_eq!(reason, if want.last() == Some(&im_end) { FinishReason::Stop } else { FinishReason::Length });
 	}
@@ -238,7 +229,7 @@ async fn the_scheduler_feeds_chunks_within_budget_and_asks_logits_only_to_sample
 	for step in &steps {
 		assert!(step.len() <= 4, "{} rows in a step", step.len());
 		assert!(step.iter().map(|r| r.1.len()).sum::<usize>() <= 8, "step over budget: {step:?}");
-		for (seq, tokens, before, sample) in step {
+		for (seq, tokens, before, sample, _) in step {
 			if *seq == 1 && *before < long.len() {
 				long_chunks.push((tokens.clone(), *sample));
 			} else if *before >= prompts[*seq as usize].len() {
@@ -258,6 +249,165 @@ async fn the_scheduler_feeds_chunks_within_budget_and_asks_logits_only_to_sample
 	assert!(steps.iter().any(|st| st.iter().any(|r| r.0 == 1 && r.2 < long.len() && !r.3) && st.iter().any(|r| r.0 != 1 && r.2 >= prompts[r.0 as usize].len())));
 }
 
+/// The script's answer to `prompt`: each token from every token before it, up to `n` or EOS.
+fn script_answer(script: &openledger_worker::engine::backend::ScriptedBackend, prompt: &[u32], n: usize, eos: u32) -> Vec<u32> {
+	let mut ctx = prompt.to_vec();
+	let mut out = vec![];
+	while out.len() < n {
+		let t = script.next(&ctx);
+		out.push(t);
+		ctx.push(t);
+		if t == eos {
+			break;
+		}
+	}
+	out
+}
+
+/// Every step of a log: no row writes into a block another row of the step holds (shared
+/// blocks are only read), and every row's table covers what it feeds.
+fn assert_private_writes(steps: &[openledger_worker::engine::backend::StepLog], bs: usize) {
+	for step in steps {
+		for (id, tokens, pos, _, blocks) in step {
+			assert!(blocks.len() * bs >= pos + tokens.len(), "row {id}: table {blocks:?} for {} positions", pos + tokens.len());
+			let written: std::collections::BTreeSet<u32> = (*pos..pos + tokens.len()).map(|p| blocks[p / bs]).collect();
+			for (other, _, _, _, theirs) in step.iter().filter(|r| r.0 != *id) {
+				assert!(theirs.iter().all(|b| !written.contains(b)), "row {id} writes into {written:?}, which row {other} holds: {step:?}");
+			}
+		}
+	}
+}
+
+/// A pool far smaller than what the running sequences reach: decoding sequences that need a
+/// block preempt the newest, whose blocks go back; the preempted sequence is recomputed from
+/// its prompt and what it had generated, and every answer is still exactly the script's (which
+/// reads every position back from the blocks). Afterwards no block is held, a cancelled
+/// sequence included.
+#[tokio::test]
+async fn a_small_pool_preempts_the_newest_and_every_answer_stays_exact() {
+	use openledger_worker::engine::backend::ScriptedBackend;
+	let f = fixture();
+	let backend = ScriptedBackend::new(300, 256);
+	let steps = backend.steps.clone();
+	let script = ScriptedBackend::new(300, 256);
+	// 12 blocks of 4 positions (the double's KV is 16 bytes a position): 48 positions.
+	let cfg = EngineConfig { max_batch: 4, max_step_tokens: 16, queue: 8, kv_cache_bytes: Some(12 * 4 * 16), kv_block_size: 4, ..Default::default() };
+	let m = Metrics::new();
+	let e = Engine::start_with(backend, f.tokenizer.clone(), cfg, m.clone()).unwrap();
+	assert_eq!(e.kv_blocks, 12);
+	let im_end = f.tokenizer.token_id("<|im_end|>").unwrap();
+	let mut long = greedy(38);
+	long.stop = vec![];
+	assert!(matches!(e.submit(vec![1; 11], None, long.clone()), Err(SubmitError::KvTooLarge { .. })), "49 positions never fit 48");
+	let prompts: Vec<Vec<u32>> = (0..5u32).map(|i| (0..6).map(|j| 20 + 7 * i + j).collect()).collect();
+	let rxs: Vec<_> = prompts.iter().map(|p| e.submit(p.clone(), None, long.clone()).unwrap()).collect();
+	// One more that leaves at once: its blocks come back too.
+	drop(e.submit(vec![9; 8], None, long.clone()).unwrap());
+	let outs = futures::future::join_all(rxs.into_iter().map(drain)).await;
+	for (p, (ids, _, _)) in prompts.iter().zip(&outs) {
+		assert_eq!(ids, &script_answer(&script, p, 38, im_end), "prompt {p:?}");
+	}
+	assert!(e.health.preemptions() >= 1, "five sequences of up to 44 positions in 48 preempt");
+	assert_eq!(m.preemptions.get(), e.health.preemptions());
+	wait_idle(&e).await;
+	assert_eq!(e.health.kv_blocks().0, 0, "no block held once all are done");
+	// 30, and 8 when the one that left was admitted first: a recomputed prompt is not counted twice.
+	assert!(matches!(m.prompt_tokens.get(), 30 | 38), "{}", m.prompt_tokens.get());
+	let steps = steps.lock().unwrap().clone();
+	assert_private_writes(&steps, 4);
+	for step in &steps {
+		let held: std::collections::BTreeSet<u32> = step.iter().flat_map(|r| r.4.clone()).collect();
+		assert!(held.len() <= 12 && held.iter().all(|&b| b < 12), "{step:?}");
+	}
+	// Some sequence was fed from position 0 again after it had sampled: a recomputation.
+	let recomputed = steps.iter().flatten().any(|(id, tokens, pos, _, _)| *pos == 0 && tokens.len() > 6 && *id < 5);
+	assert!(recomputed, "a preempted sequence is recomputed with what it generated");
+}
+
+/// Full blocks of a prompt prefix are shared by a later request with the same prefix and the
+/// same adapter (fed from the first unshared position), and not across adapters; the answers
+/// are the script's, which reads the shared blocks back.
+#[tokio::test]
+async fn identical_prefixes_share_blocks_per_adapter() {
+	use openledger_worker::engine::backend::ScriptedBackend;
+	let f = fixture();
+	let backend = ScriptedBackend::new(300, 256);
+	let steps = backend.steps.clone();
+	let script = ScriptedBackend::new(300, 256);
+	let cfg = EngineConfig { max_batch: 4, max_step_tokens: 64, queue: 8, kv_cache_bytes: Some(64 * 4 * 16), kv_block_size: 4, ..Default::default() };
+	let m = Metrics::new();
+	let e = Engine::start_with(backend, f.tokenizer.clone(), cfg, m.clone()).unwrap();
+	let im_end = f.tokenizer.token_id("<|im_end|>").unwrap();
+	let adapter = Arc::new(common::adapter(&f.model.cfg, 4, &["q_proj"], 1));
+	let system: Vec<u32> = (100..120).collect(); // five full blocks
+	let ask = |tail: &[u32]| -> Vec<u32> { system.iter().chain(tail).copied().collect() };
+	let mut params = greedy(3);
+	params.stop = vec![];
+	let run = |p: Vec<u32>, a: Option<Arc<LoraAdapter>>| {
+		let rx = e.submit(p, a, params.clone()).unwrap();
+		drain(rx)
+	};
+	let (first, _, _) = run(ask(&[1, 2, 3]), None).await;
+	assert_eq!(first, script_answer(&script, &ask(&[1, 2, 3]), 3, im_end));
+	assert_eq!(m.prefix_cached_tokens.get(), 0);
+	let (second, _, _) = run(ask(&[4, 5]), None).await;
+	assert_eq!(second, script_answer(&script, &ask(&[4, 5]), 3, im_end));
+	assert_eq!(m.prefix_cached_tokens.get(), 20, "the five system blocks were shared");
+	let (third, _, _) = run(ask(&[4, 5]), Some(adapter.clone())).await;
+	assert_eq!(third, script_answer(&script, &ask(&[4, 5]), 3, im_end));
+	assert_eq!(m.prefix_cached_tokens.get(), 20, "another adapter shares nothing");
+	// A prompt that is exactly shared blocks still feeds its last token (it must sample).
+	let (fourth, _, _) = run(system.clone(), None).await;
+	assert_eq!(fourth, script_answer(&script, &system, 3, im_end));
+	assert_eq!(m.prefix_cached_tokens.get(), 36);
+	let steps = steps.lock().unwrap().clone();
+	let first_rows: Vec<_> = [0u64, 1, 2, 3].iter().map(|id| steps.iter().flatten().find(|r| r.0 == *id).unwrap().clone()).collect();
+	assert_eq!(first_rows[1].2, 20, "the second request is fed from position 20");
+	assert_eq!(first_rows[1].4[..5], first_rows[0].4[..5], "on the first one's blocks");
+	assert_eq!(first_rows[2].2, 0, "the adapter's request from 0");
+	assert!(first_rows[2].4.iter().all(|b| !first_rows[0].4[..5].contains(b)));
+	assert_eq!((first_rows[3].2, &first_rows[3].1), (16, &system[16..].to_vec()), "four blocks shared, the fifth recomputed");
+	assert_private_writes(&steps, 4);
+	wait_idle(&e).await;
+	let (used, cached) = e.health.kv_blocks();
+	assert_eq!(used, 0);
+	assert!(cached >= 5, "finished prefixes stay cached for the next request: {cached}");
+}
+
+/// The candle model over a pool so small that sequences are preempted and recomputed, and a
+/// later request sharing a prompt prefix: every greedy answer equals the model's own
+/// continuation computed alone with a private cache.
+#[tokio::test]
+async fn the_model_over_a_small_shared_pool_answers_as_alone() {
+	let f = fixture();
+	let per_token = 2 * f.model.cfg.num_hidden_layers * f.model.cfg.kv_heads() * f.model.cfg.head_dim() * 4;
+	let cfg = EngineConfig { max_batch: 4, max_step_tokens: 32, queue: 8, kv_cache_bytes: Some(10 * 4 * per_token), kv_block_size: 4, ..Default::default() };
+	let (e, m) = start(&f, cfg);
+	let eos = {
+		let mut v = f.model.cfg.eos_ids();
+		v.extend(f.tokenizer.token_id("<|im_end|>"));
+		v
+	};
+	let prompts: Vec<Vec<u32>> = (0..4u32).map(|i| (0..9).map(|j| 40 + 11 * i + j).collect()).collect();
+	let mut p = greedy(24);
+	p.stop = vec![];
+	let rxs: Vec<_> = prompts.iter().map(|q| e.submit(q.clone(), None, p.clone()).unwrap()).collect();
+	let outs = futures::future::join_all(rxs.into_iter().map(drain)).await;
+	for (q, (ids, _, _)) in prompts.iter().zip(&outs) {
+		assert_eq!(ids, &reference(&f.model, q, None, 24, &eos), "prompt {q:?}");
+	}
+	assert!(e.health.preemptions() >= 1, "four sequences of 33 positions in a pool of 40");
+	// A prompt, then one that extends it: the second reads the first one's two full blocks.
+	let first: Vec<u32> = (60..69).collect();
+	let (ids, _, _) = drain(e.submit(first.clone(), None, p.clone()).unwrap()).await;
+	assert_eq!(ids, reference(&f.model, &first, None, 24, &eos));
+	let before = m.prefix_cached_tokens.get();
+	let shared: Vec<u32> = first.iter().chain(&[7, 8, 9]).copied().collect();
+	let (ids, _, _) = drain(e.submit(shared.clone(), None, p.clone()).unwrap()).await;
+	assert_eq!(ids, reference(&f.model, &shared, None, 24, &eos));
+	assert_eq!(m.prefix_cached_tokens.get() - before, 8, "the first prompt's two full blocks were shared");
+}
+
 /// A backend error fails the sequences of that step with the error, and the engine serves the
 /// next request.
 #[tokio::test]
@@ -266,7 +416,7 @@ async fn a_backend_error_fails_its_step_and_the_engine_goes_on() {
 	let f = fixture();
 	let mut backend = ScriptedBackend::new(300, 256);
 	backend.fail_on = Some(250);
-	let e = Engine::start_with(backend, f.tokenizer.clone(), EngineConfig::default(), Metrics::new());
+	let e = Engine::start_with(backend, f.tokenizer.clone(), EngineConfig::default(), Metrics::new()).unwrap();
 	// Two sequences admitted together share the failing step: both fail with its error.
 	let rxs = [e.submit(vec![4, 250, 6], None, greedy(4)).unwrap(), e.submit(vec![4, 5, 7], None, greedy(4)).unwrap()];
 	for mut rx in rxs {

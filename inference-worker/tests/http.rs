@@ -41,7 +41,7 @@ fn app_of(cfg: EngineConfig, spec: BaseSpec) -> App {
 	let tokenizer = Arc::new(TextTokenizer::load(&base).unwrap());
 	let metrics = Metrics::new();
 	let cache = Arc::new(AdapterCache::new(adapters, mc, Device::Cpu, 1 << 30, metrics.clone()));
-	let engine = Engine::start(model, tokenizer.clone(), cfg, metrics.clone());
+	let engine = Engine::start(model, tokenizer.clone(), cfg, metrics.clone()).unwrap();
 	let state = Arc::new(AppState {
 		engine,
 		tokenizer,

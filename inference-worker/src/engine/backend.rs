@@ -6,8 +6,9 @@
 //! [`CandleBackend`] is the candle Llama-family model; [`ScriptedBackend`] is a test double
 //! whose answers are a fixed function of the tokens it was fed, and which records every step.
 
-use crate::model::llama::{KvCache, Llama, Row};
+use crate::model::llama::{Llama, PagedKv, PagedRow};
 use crate::model::lora::LoraAdapter;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Shape facts the scheduler and admission need.
@@ -15,49 +16,53 @@ use std::sync::{Arc, Mutex};
 pub struct BackendInfo {
 	/// Width of a logits row.
 	pub vocab_size: usize,
-	/// Longest sequence (prompt + answer) a sequence's state may hold.
+	/// Longest sequence (prompt + answer) a sequence may reach.
 	pub max_positions: usize,
 	/// Token ids that end a sequence (the model's; the scheduler adds the tokenizer's).
 	pub eos: Vec<u32>,
-	/// Bytes of state one position takes (K and V in every layer), for the KV budget.
+	/// Bytes of KV memory one position takes (K and V in every layer), to size the block pool.
 	pub kv_bytes_per_token: usize,
 }
 
-/// One row of a step: the tokens a sequence feeds, its state, its adapter, and whether it
-/// samples after this step (a chunk in the middle of a prompt does not).
-pub struct StepRow<'a, S> {
+/// One row of a step: a sequence (`id`, unique while it lives) feeds `tokens` at positions
+/// `pos‥`, its keys and values in the pool blocks `blocks` (its block table: position `p` in
+/// block `blocks[p / block_size]`), with its adapter, and samples after this step or not (a
+/// chunk in the middle of a prompt does not).
+pub struct StepRow<'a> {
+	pub id: u64,
 	pub tokens: &'a [u32],
-	pub state: &'a mut S,
+	pub pos: usize,
+	pub blocks: &'a [u32],
 	pub adapter: Option<&'a LoraAdapter>,
 	pub sample: bool,
 }
 
-pub trait Backend: Send + Sync + 'static {
-	/// One sequence's state (its KV cache).
-	type State: Send;
+pub trait Backend: Send + 'static {
 	fn info(&self) -> BackendInfo;
-	/// The state of a new sequence that may grow to `reserved` positions.
-	fn new_state(&self, reserved: usize) -> Self::State;
-	/// Runs one step. Returns one logits row (`vocab_size` wide) per row with `sample` set, in
-	/// row order (the scheduler masks ids never sampled). On error the states of this step's
-	/// rows are undefined (the scheduler fails those sequences).
-	fn step(&self, rows: &mut [StepRow<'_, Self::State>]) -> anyhow::Result<Vec<Vec<f32>>>;
+	/// Makes the KV pool: `blocks` blocks of `block_size` positions each (memory may be taken
+	/// as blocks are first used). Called once, before any step.
+	fn init_pool(&mut self, blocks: usize, block_size: usize) -> anyhow::Result<()>;
+	/// Runs one step: writes each row's keys and values into its blocks and reads its earlier
+	/// positions from them (blocks shared by several rows hold the same prefix and are only
+	/// read). Returns one logits row (`vocab_size` wide) per row with `sample` set, in row order
+	/// (the scheduler masks ids never sampled). On error the blocks written this step are
+	/// undefined (the scheduler fails those sequences).
+	fn step(&mut self, rows: &[StepRow<'_>]) -> anyhow::Result<Vec<Vec<f32>>>;
 }
 
-/// The candle model: every row's K/V in its own [`KvCache`], written in place.
+/// The candle model over a [`PagedKv`] pool.
 pub struct CandleBackend {
-	pub model: std::sync::Arc<Llama>,
+	pub model: Arc<Llama>,
+	kv: Option<PagedKv>,
 }
 
 impl CandleBackend {
-	pub fn new(model: std::sync::Arc<Llama>) -> Self {
-		Self { model }
+	pub fn new(model: Arc<Llama>) -> Self {
+		Self { model, kv: None }
 	}
 }
 
 impl Backend for CandleBackend {
-	type State = KvCache;
-
 	fn info(&self) -> BackendInfo {
 		let c = &self.model.cfg;
 		BackendInfo {
@@ -68,28 +73,31 @@ impl Backend for CandleBackend {
 		}
 	}
 
-	fn new_state(&self, reserved: usize) -> KvCache {
-		KvCache::with_capacity(reserved)
+	fn init_pool(&mut self, blocks: usize, block_size: usize) -> anyhow::Result<()> {
+		self.kv = Some(PagedKv::new(&self.model, blocks, block_size)?);
+		Ok(())
 	}
 
-	fn step(&self, rows: &mut [StepRow<'_, KvCache>]) -> anyhow::Result<Vec<Vec<f32>>> {
+	fn step(&mut self, rows: &[StepRow<'_>]) -> anyhow::Result<Vec<Vec<f32>>> {
+		let kv = self.kv.as_mut().ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
 		let sample: Vec<bool> = rows.iter().map(|r| r.sample).collect();
-		let mut model_rows: Vec<Row<'_>> =
-			rows.iter_mut().map(|r| Row { tokens: r.tokens, cache: &mut *r.state, adapter: r.adapter }).collect();
-		match self.model.forward_sampling(&mut model_rows, &sample)? {
+		let paged: Vec<PagedRow<'_>> = rows.iter().map(|r| PagedRow { tokens: r.tokens, pos: r.pos, blocks: r.blocks, adapter: r.adapter }).collect();
+		match self.model.forward_paged(kv, &paged, &sample)? {
 			Some(logits) => Ok(logits.to_vec2::<f32>()?),
 			None => Ok(Vec::new()),
 		}
 	}
 }
 
-/// What a [`ScriptedBackend`] step saw: per row, (sequence number in order of creation,
-/// tokens fed, position before, sampled).
-pub type StepLog = Vec<(u64, Vec<u32>, usize, bool)>;
+/// What a [`ScriptedBackend`] step saw: per row, (sequence id, tokens fed, position before,
+/// sampled, block table).
+pub type StepLog = Vec<(u64, Vec<u32>, usize, bool, Vec<u32>)>;
 
-/// A test double: a sequence's next token is `(7·last + 3·position + 1) mod vocab`, where
-/// `position` is how many tokens it has fed; an error when a row feeds `fail_on`. Records
-/// every step.
+/// A test double with a KV pool of its own: every position's slot holds the token fed there,
+/// and a row's next token is [`ScriptedBackend::next`] of the tokens *read back from its
+/// blocks* for all its positions, so a wrong block table, a block shared between different
+/// prefixes or a slot overwritten by another sequence changes the answer. An error when a row
+/// feeds `fail_on`. Records every step.
 pub struct ScriptedBackend {
 	pub vocab: usize,
 	pub max_positions: usize,
@@ -97,46 +105,63 @@ pub struct ScriptedBackend {
 	pub fail_on: Option<u32>,
 	/// Every step, shared with whoever keeps a clone (the backend moves into the engine thread).
 	pub steps: Arc<Mutex<Vec<StepLog>>>,
-	created: std::sync::atomic::AtomicU64,
+	/// The pool: (blocks, block size) and what each written slot holds.
+	pool: Option<(usize, usize)>,
+	slots: HashMap<usize, u32>,
 }
 
 impl ScriptedBackend {
 	pub fn new(vocab: usize, max_positions: usize) -> Self {
-		Self { vocab, max_positions, eos: Vec::new(), fail_on: None, steps: Arc::default(), created: Default::default() }
+		Self { vocab, max_positions, eos: Vec::new(), fail_on: None, steps: Arc::default(), pool: None, slots: HashMap::new() }
 	}
-	/// The token the script answers after feeding `last` at `position`.
-	pub fn next(&self, last: u32, position: usize) -> u32 {
-		((7 * last as u64 + 3 * position as u64 + 1) % self.vocab as u64) as u32
+	/// The token the script answers after the tokens `context` (every position, in order).
+	pub fn next(&self, context: &[u32]) -> u32 {
+		let last = *context.last().expect("a context has a token; qed") as u64;
+		let sum: u64 = context.iter().enumerate().map(|(i, &t)| (i as u64 + 1) * t as u64).sum();
+		((7 * last + 3 * context.len() as u64 + sum + 1) % self.vocab as u64) as u32
 	}
 }
 
 impl Backend for ScriptedBackend {
-	/// (sequence number, positions fed).
-	type State = (u64, usize);
-
 	fn info(&self) -> BackendInfo {
 		BackendInfo { vocab_size: self.vocab, max_positions: self.max_positions, eos: self.eos.clone(), kv_bytes_per_token: 16 }
 	}
 
-	fn new_state(&self, _reserved: usize) -> (u64, usize) {
-		(self.created.fetch_add(1, std::sync::atomic::Ordering::SeqCst), 0)
+	fn init_pool(&mut self, blocks: usize, block_size: usize) -> anyhow::Result<()> {
+		self.pool = Some((blocks, block_size));
+		Ok(())
 	}
 
-	fn step(&self, rows: &mut [StepRow<'_, (u64, usize)>]) -> anyhow::Result<Vec<Vec<f32>>> {
-		self.steps.lock().expect("not poisoned; qed").push(rows.iter().map(|r| (r.state.0, r.tokens.to_vec(), r.state.1, r.sample)).collect());
+	fn step(&mut self, rows: &[StepRow<'_>]) -> anyhow::Result<Vec<Vec<f32>>> {
+		let (total, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
+		self.steps
+			.lock()
+			.expect("not poisoned; qed")
+			.push(rows.iter().map(|r| (r.id, r.tokens.to_vec(), r.pos, r.sample, r.blocks.to_vec())).collect());
+		let slot = |blocks: &[u32], p: usize| -> anyhow::Result<usize> {
+			let b = *blocks.get(p / bs).ok_or_else(|| anyhow::anyhow!("position {p} past the block table"))? as usize;
+			anyhow::ensure!(b < total, "block {b} outside the pool");
+			Ok(b * bs + p % bs)
+		};
 		let mut out = Vec::new();
-		for r in rows.iter_mut() {
+		for r in rows {
 			anyhow::ensure!(!r.tokens.is_empty(), "a row brings no tokens");
 			if let Some(bad) = self.fail_on.filter(|t| r.tokens.contains(t)) {
 				anyhow::bail!("scripted failure on token {bad}");
 			}
-			r.state.1 += r.tokens.len();
-			anyhow::ensure!(r.state.1 <= self.max_positions, "past max_positions");
-			if r.sample {
-				let mut logits = vec![0f32; self.vocab];
-				logits[self.next(*r.tokens.last().expect("not empty; qed"), r.state.1) as usize] = 1.0;
-				out.push(logits);
+			anyhow::ensure!(r.pos + r.tokens.len() <= self.max_positions, "past max_positions");
+			for (i, &t) in r.tokens.iter().enumerate() {
+				self.slots.insert(slot(r.blocks, r.pos + i)?, t);
 			}
+		}
+		// Read after every row has written: a slot two rows both wrote shows only one of them.
+		for r in rows.iter().filter(|r| r.sample) {
+			let context = (0..r.pos + r.tokens.len())
+				.map(|p| self.slots.get(&slot(r.blocks, p)?).copied().ok_or_else(|| anyhow::anyhow!("position {p} never written")))
+				.collect::<anyhow::Result<Vec<u32>>>()?;
+			let mut logits = vec![0f32; self.vocab];
+			logits[self.next(&context) as usize] = 1.0;
+			out.push(logits);
 		}
 		Ok(out)
 	}

@@ -10,17 +10,19 @@
 //! before the next step.
 
 pub mod backend;
+pub mod blocks;
 pub mod sampling;
 
 use crate::metrics::Metrics;
 use crate::model::llama::Llama;
 use crate::model::lora::LoraAdapter;
 use backend::{Backend, CandleBackend, StepRow};
+use blocks::{block_key, BlockKey, BlockManager};
 use crate::tokenizer::{IncrementalDecoder, TextTokenizer};
 use sampling::{Sampler, SamplingParams, StopFilter};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -32,10 +34,14 @@ pub struct EngineConfig {
 	pub max_step_tokens: usize,
 	/// Sequences that may wait beyond a full batch before requests are refused.
 	pub queue: usize,
-	/// Bytes of KV cache that running and queued sequences may hold at their longest (prompt +
-	/// `max_tokens`); a request beyond what is free waits outside (429), one that could never
-	/// fit is refused (400). `None`: bounded by `max_position_embeddings` per sequence only.
+	/// Bytes of the KV block pool. Sequences are admitted while the pool has blocks for their
+	/// prompt; when a decoding sequence needs a block and none is free, the newest sequence is
+	/// preempted (its blocks freed, recomputed later). A request whose prompt + `max_tokens`
+	/// could never fit the pool is refused (400). `None`: a pool of `max_batch` sequences of
+	/// `max_position_embeddings`, taken as it is used.
 	pub kv_cache_bytes: Option<usize>,
+	/// Positions per KV block.
+	pub kv_block_size: usize,
 	/// Token ids never sampled (`generation_config.json`'s `suppress_tokens`). Ids past the
 	/// tokenizer's vocabulary (padding rows of the embedding, e.g. Qwen2's 151,646‥151,935) are
 	/// never sampled either: they have no text.
@@ -44,7 +50,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
 	fn default() -> Self {
-		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, suppress_tokens: Vec::new() }
+		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, kv_block_size: 16, suppress_tokens: Vec::new() }
 	}
 }
 
@@ -54,9 +60,20 @@ impl Default for EngineConfig {
 pub struct EngineHealth {
 	stopped: AtomicBool,
 	panics: AtomicU64,
+	kv_used: AtomicUsize,
+	kv_cached: AtomicUsize,
+	preemptions: AtomicU64,
 }
 
 impl EngineHealth {
+	/// KV blocks held by sequences, and blocks free but still holding a cached prefix.
+	pub fn kv_blocks(&self) -> (usize, usize) {
+		(self.kv_used.load(Ordering::SeqCst), self.kv_cached.load(Ordering::SeqCst))
+	}
+	/// Sequences preempted (blocks freed, recomputed later) so far.
+	pub fn preemptions(&self) -> u64 {
+		self.preemptions.load(Ordering::SeqCst)
+	}
 	pub fn alive(&self) -> bool {
 		!self.stopped.load(Ordering::SeqCst)
 	}
@@ -100,7 +117,6 @@ pub struct GenRequest {
 	pub params: SamplingParams,
 	pub events: mpsc::Sender<Event>,
 	_permit: OwnedSemaphorePermit,
-	_kv: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -109,9 +125,8 @@ pub enum SubmitError {
 	Busy(usize),
 	#[error("the engine has stopped")]
 	Stopped,
-	/// The KV memory the request may need is in use by others now.
-	#[error("the worker's KV cache is full: this request may need {need} KiB, {free} KiB are free")]
-	KvBusy { need: usize, free: usize },
+	#[error("the prompt has no token")]
+	EmptyPrompt,
 	/// The request could never fit the configured KV cache.
 	#[error("this request may need {need} KiB of KV cache, more than the worker's whole cache ({total} KiB); ask for fewer tokens")]
 	KvTooLarge { need: usize, total: usize },
@@ -124,8 +139,9 @@ pub struct Engine {
 	slots: Arc<Semaphore>,
 	capacity: usize,
 	pub max_len: usize,
-	/// KV budget in tokens (each permit is one token's K and V in every layer) and its size.
-	kv: Option<(Arc<Semaphore>, usize)>,
+	/// The KV pool: blocks and positions per block.
+	pub kv_blocks: usize,
+	pub kv_block_size: usize,
 	/// Bytes of K and V one token holds in every layer.
 	pub kv_bytes_per_token: usize,
 	pub health: Arc<EngineHealth>,
@@ -133,12 +149,12 @@ pub struct Engine {
 
 impl Engine {
 	/// Starts the engine thread for the candle `model`.
-	pub fn start(model: Arc<Llama>, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> Self {
+	pub fn start(model: Arc<Llama>, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> anyhow::Result<Self> {
 		Self::start_with(CandleBackend::new(model), tokenizer, cfg, metrics)
 	}
 
 	/// Starts the engine thread for any [`Backend`].
-	pub fn start_with<B: Backend>(backend: B, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> Self {
+	pub fn start_with<B: Backend>(mut backend: B, tokenizer: Arc<TextTokenizer>, cfg: EngineConfig, metrics: Metrics) -> anyhow::Result<Self> {
 		let (tx, rx) = mpsc::unbounded_channel();
 		let info = backend.info();
 		// Never sampled: `suppress_tokens`, and every id past the tokenizer's highest (padding
@@ -152,9 +168,14 @@ impl Engine {
 		if let Some(id) = tokenizer.eos_token.as_deref().and_then(|t| tokenizer.token_id(t)) {
 			eos.push(id);
 		}
-		let engine = Self::handle(tx, &cfg, info.max_positions, info.kv_bytes_per_token);
+		let engine = Self::handle(tx, &cfg, info.max_positions, info.kv_bytes_per_token)?;
+		backend.init_pool(engine.kv_blocks, engine.kv_block_size)?;
+		metrics.kv_blocks_total.set(engine.kv_blocks as i64);
 		let health = engine.health.clone();
 		let sched = Scheduler {
+			blocks: BlockManager::new(engine.kv_blocks, engine.kv_block_size),
+			next_id: 0,
+			admissions: 0,
 			backend,
 			never,
 			max_pos: info.max_positions,
@@ -174,17 +195,30 @@ impl Engine {
 				sched.run(rx)
 			})
 			.expect("spawning the engine thread");
-		engine
+		Ok(engine)
 	}
 
-	/// The handle's admission state (slots, KV budget) for requests sent on `tx`.
-	fn handle(tx: mpsc::UnboundedSender<GenRequest>, cfg: &EngineConfig, max_len: usize, kv_bytes_per_token: usize) -> Self {
+	/// The handle's admission state (slots, KV pool size) for requests sent on `tx`.
+	fn handle(tx: mpsc::UnboundedSender<GenRequest>, cfg: &EngineConfig, max_len: usize, kv_bytes_per_token: usize) -> anyhow::Result<Self> {
+		anyhow::ensure!(cfg.kv_block_size > 0 && cfg.max_batch > 0, "a KV block holds a token and a batch a sequence");
 		let capacity = cfg.max_batch + cfg.queue;
-		let kv = cfg.kv_cache_bytes.map(|b| {
-			let tokens = (b / kv_bytes_per_token.max(1)).min(Semaphore::MAX_PERMITS);
-			(Arc::new(Semaphore::new(tokens)), tokens)
-		});
-		Self { tx, slots: Arc::new(Semaphore::new(capacity)), capacity, max_len, kv, kv_bytes_per_token, health: Default::default() }
+		let bs = cfg.kv_block_size;
+		let blocks = match cfg.kv_cache_bytes {
+			Some(b) => b / kv_bytes_per_token.max(1).saturating_mul(bs),
+			None => cfg.max_batch.saturating_mul(max_len.div_ceil(bs)),
+		}
+		.min(u32::MAX as usize / bs);
+		anyhow::ensure!(blocks > 0, "the KV cache holds no block of {bs} positions ({kv_bytes_per_token} bytes each)");
+		Ok(Self {
+			tx,
+			slots: Arc::new(Semaphore::new(capacity)),
+			capacity,
+			max_len,
+			kv_blocks: blocks,
+			kv_block_size: bs,
+			kv_bytes_per_token,
+			health: Default::default(),
+		})
 	}
 
 	/// Queues a request; refuses at once when running + queued would exceed the capacity.
@@ -197,31 +231,24 @@ impl Engine {
 		if !self.health.alive() {
 			return Err(SubmitError::Stopped);
 		}
-		let kv = match &self.kv {
-			None => None,
-			Some((pool, total)) => {
-				let need = prompt.len() + params.max_tokens;
-				let kib = |tokens: usize| (tokens * self.kv_bytes_per_token).div_ceil(1024);
-				if need > *total {
-					return Err(SubmitError::KvTooLarge { need: kib(need), total: kib(*total) });
-				}
-				let free = pool.available_permits();
-				// `need` ≤ total ≤ MAX_PERMITS < u32::MAX.
-				Some(pool.clone().try_acquire_many_owned(need as u32).map_err(|_| SubmitError::KvBusy { need: kib(need), free: kib(free) })?)
-			},
-		};
+		if prompt.is_empty() {
+			return Err(SubmitError::EmptyPrompt);
+		}
+		// The most positions the sequence can reach; it must fit the pool alone (then it always
+		// finishes: whoever else holds blocks can be preempted).
+		let need = prompt.len().saturating_add(params.max_tokens).min(self.max_len.max(prompt.len()));
+		let total = self.kv_blocks * self.kv_block_size;
+		if need > total {
+			let kib = |tokens: usize| tokens.saturating_mul(self.kv_bytes_per_token).div_ceil(1024);
+			return Err(SubmitError::KvTooLarge { need: kib(need), total: kib(total) });
+		}
 		let permit = self.slots.clone().try_acquire_owned().map_err(|_| SubmitError::Busy(self.capacity))?;
 		// Room for every event the sequence can produce, so the engine never blocks on a client.
 		let (events, rx) = mpsc::channel(params.max_tokens.min(self.max_len).saturating_add(2));
 		self.tx
-			.send(GenRequest { prompt, adapter, params, events, _permit: permit, _kv: kv })
+			.send(GenRequest { prompt, adapter, params, events, _permit: permit })
 			.map_err(|_| SubmitError::Stopped)?;
 		Ok(rx)
-	}
-
-	/// KV tokens reserved by running and queued sequences, and the budget (with `--kv-cache-mib`).
-	pub fn kv_reserved(&self) -> Option<(usize, usize)> {
-		self.kv.as_ref().map(|(p, total)| (total - p.available_permits(), *total))
 	}
 
 	/// Requests running or queued now.
@@ -230,28 +257,59 @@ impl Engine {
 	}
 }
 
-struct Seq<S> {
+struct Seq {
 	req: GenRequest,
-	state: S,
+	/// Unique while the engine runs, in order of arrival.
+	id: u64,
 	sampler: Sampler,
 	decoder: IncrementalDecoder,
 	stop: StopFilter,
 	generated: Vec<u32>,
-	/// Prompt tokens already in the cache (prefill may take several steps).
+	/// Positions of `prompt ++ generated` whose keys and values are in the sequence's blocks
+	/// (the prompt may take several steps; a preempted sequence starts again from 0).
 	fed: usize,
 	/// Tokens fed this step.
 	feed: Vec<u32>,
+	/// The block table: position `p` lives in `blocks[p / block_size]`.
+	blocks: Vec<u32>,
+	/// Content keys of the first `keys.len()` blocks (full ones, shareable).
+	keys: Vec<BlockKey>,
+	/// Order of (latest) admission: the newest is preempted first.
+	admitted: u64,
+	/// Whether its prompt tokens were counted (a preempted sequence is not counted again).
+	counted: bool,
 }
 
-impl<S> Seq<S> {
-	/// Whether this step's feed ends the prompt or decodes: then the sequence samples after it.
+impl Seq {
+	/// Tokens of the sequence so far: the prompt, then what it generated.
+	fn len(&self) -> usize {
+		self.req.prompt.len() + self.generated.len()
+	}
+	fn tokens(&self, from: usize, to: usize) -> Vec<u32> {
+		let p = self.req.prompt.len();
+		let mut out = Vec::with_capacity(to - from);
+		if from < p {
+			out.extend_from_slice(&self.req.prompt[from..to.min(p)]);
+		}
+		if to > p {
+			out.extend_from_slice(&self.generated[from.max(p) - p..to - p]);
+		}
+		out
+	}
+	/// Whether this step's feed reaches the last known token: then the sequence samples after it.
 	fn samples(&self) -> bool {
-		self.fed + self.feed.len() >= self.req.prompt.len()
+		self.fed + self.feed.len() >= self.len()
+	}
+	fn adapter_id(&self) -> Option<&[u8; 32]> {
+		self.req.adapter.as_deref().map(|a| &a.id)
 	}
 }
 
 struct Scheduler<B: Backend> {
 	backend: B,
+	blocks: BlockManager,
+	next_id: u64,
+	admissions: u64,
 	/// Ids set to −∞ in every logits row before sampling.
 	never: Vec<u32>,
 	max_pos: usize,
@@ -259,8 +317,9 @@ struct Scheduler<B: Backend> {
 	cfg: EngineConfig,
 	metrics: Metrics,
 	eos: Vec<u32>,
-	waiting: VecDeque<GenRequest>,
-	active: Vec<Seq<B::State>>,
+	/// Arrived or preempted, not running: they hold no blocks.
+	waiting: VecDeque<Seq>,
+	active: Vec<Seq>,
 	health: Arc<EngineHealth>,
 }
 
@@ -271,11 +330,50 @@ pub(crate) static PANIC_ON_SEED: AtomicU64 = AtomicU64::new(u64::MAX);
 pub(crate) static PANIC_STEP_ON_SEED: AtomicU64 = AtomicU64::new(u64::MAX);
 
 impl<B: Backend> Scheduler<B> {
-	/// Fails every active sequence with `message` (their caches may be half-written).
-	fn fail_active(&mut self, message: &str) {
-		for s in self.active.drain(..) {
-			let _ = s.req.events.try_send(Event::Error(message.to_string()));
+	fn arrive(&mut self, req: GenRequest) {
+		self.next_id += 1;
+		self.waiting.push_back(Seq {
+			id: self.next_id - 1,
+			sampler: Sampler::new(req.params.clone()),
+			stop: StopFilter::new(req.params.stop.clone()),
+			req,
+			decoder: IncrementalDecoder::default(),
+			generated: Vec::new(),
+			fed: 0,
+			feed: Vec::new(),
+			blocks: Vec::new(),
+			keys: Vec::new(),
+			admitted: 0,
+			counted: false,
+		});
+	}
+
+	/// Gives back a sequence's blocks (it ends, or is preempted).
+	fn free_blocks(blocks: &mut BlockManager, s: &mut Seq) {
+		for b in s.blocks.drain(..) {
+			blocks.release(b);
 		}
+		s.keys.clear();
+		s.fed = 0;
+	}
+
+	fn publish_kv(&self) {
+		let (used, cached) = (self.blocks.used(), self.blocks.cached());
+		self.health.kv_used.store(used, Ordering::SeqCst);
+		self.health.kv_cached.store(cached, Ordering::SeqCst);
+		self.metrics.kv_blocks_used.set(used as i64);
+		self.metrics.kv_blocks_cached.set(cached as i64);
+	}
+
+	/// Fails every active sequence with `message`, and forgets the pool's contents (blocks
+	/// may be half-written).
+	fn fail_active(&mut self, message: &str) {
+		for mut s in std::mem::take(&mut self.active) {
+			let _ = s.req.events.try_send(Event::Error(message.to_string()));
+			Self::free_blocks(&mut self.blocks, &mut s);
+		}
+		self.blocks.reset();
+		self.publish_kv();
 		self.metrics.running.set(0);
 	}
 
@@ -283,12 +381,12 @@ impl<B: Backend> Scheduler<B> {
 		loop {
 			if self.active.is_empty() && self.waiting.is_empty() {
 				match rx.blocking_recv() {
-					Some(r) => self.waiting.push_back(r),
+					Some(r) => self.arrive(r),
 					None => return,
 				}
 			}
 			while let Ok(r) = rx.try_recv() {
-				self.waiting.push_back(r);
+				self.arrive(r);
 			}
 			// A panic while stepping (the forward pass, scheduling) fails the sequences of this
 			// step and nothing else: the engine goes on with the next requests.
@@ -302,84 +400,172 @@ impl<B: Backend> Scheduler<B> {
 		}
 	}
 
-	/// Admission in arrival order while the batch has room and this step's token budget is not
-	/// spent. Prompts are fed in chunks (chunked prefill), so a long prompt neither waits for the
-	/// running sequences to finish nor stalls them: decode rows are served first, one token each.
+	/// Admission in arrival order (a preempted sequence goes first again) while the batch has
+	/// room, this step's token budget is not spent and the pool has blocks for the sequence's
+	/// whole known text (prompt, and what it generated before a preemption). Full blocks of a
+	/// prefix already in the pool (same adapter, same tokens) are shared, not recomputed.
+	/// Prompts are fed in chunks (chunked prefill), so a long prompt neither waits for the
+	/// running sequences to finish nor stalls them.
 	fn admit(&mut self) {
 		let before = self.waiting.len();
-		self.waiting.retain(|r| !r.events.is_closed());
+		self.waiting.retain(|s| !s.req.events.is_closed());
 		self.metrics.cancelled.inc_by((before - self.waiting.len()) as u64);
-		let committed: usize = self.active.iter().map(|s| (s.req.prompt.len() - s.fed).max(1)).sum();
+		let committed: usize = self.active.iter().map(|s| (s.len() - s.fed).max(1)).sum();
 		let mut budget = self.cfg.max_step_tokens.saturating_sub(committed);
+		let bs = self.blocks.block_size();
+		// Headroom for the running sequences' next blocks, so admitting does not at once force
+		// a preemption.
+		let headroom = if self.active.is_empty() { 0 } else { (self.blocks.total() / 100).max(1) };
 		while self.active.len() < self.cfg.max_batch && (budget > 0 || self.active.is_empty()) {
-			let Some(req) = self.waiting.pop_front() else { break };
-			budget = budget.saturating_sub(req.prompt.len());
-			self.metrics.prompt_tokens.inc_by(req.prompt.len() as u64);
-			// The state is sized for what the KV budget reserved for it.
-			let reserved = req.prompt.len() + req.params.max_tokens;
-			self.active.push(Seq {
-				sampler: Sampler::new(req.params.clone()),
-				stop: StopFilter::new(req.params.stop.clone()),
-				req,
-				state: self.backend.new_state(reserved),
-				decoder: IncrementalDecoder::default(),
-				generated: Vec::new(),
-				fed: 0,
-				feed: Vec::new(),
-			});
+			let Some(s) = self.waiting.front_mut() else { break };
+			let len = s.len();
+			// Shared prefix: whole blocks only, and never the last token (it must be fed to
+			// sample).
+			let (mut held, mut keys) = (Vec::new(), Vec::new());
+			for i in 0..(len - 1) / bs {
+				let key = block_key(keys.last(), s.adapter_id(), &s.tokens(i * bs, (i + 1) * bs));
+				match self.blocks.lookup(&key) {
+					Some(b) => {
+						held.push(b);
+						keys.push(key);
+					},
+					None => break,
+				}
+			}
+			let need = self.blocks.blocks_for(len) - held.len();
+			if need + headroom > self.blocks.available() {
+				for b in held {
+					self.blocks.release(b);
+				}
+				break; // first come, first served: nobody overtakes it
+			}
+			let mut s = self.waiting.pop_front().expect("front exists; qed");
+			for _ in 0..need {
+				held.push(self.blocks.allocate().expect("counted as available; qed"));
+			}
+			s.fed = keys.len() * bs;
+			self.metrics.prefix_cached_tokens.inc_by(s.fed as u64);
+			s.blocks = held;
+			s.keys = keys;
+			budget = budget.saturating_sub(len - s.fed);
+			if !s.counted {
+				self.metrics.prompt_tokens.inc_by(s.req.prompt.len() as u64);
+				s.counted = true;
+			}
+			self.admissions += 1;
+			s.admitted = self.admissions;
+			self.active.push(s);
 		}
 		self.metrics.waiting.set(self.waiting.len() as i64);
 		self.metrics.running.set(self.active.len() as i64);
 	}
 
-	/// Chooses each sequence's tokens for this step: decode rows first (one token each), then
-	/// prompt chunks in admission order from what is left of the budget.
+	/// Preempts the newest active sequence: its blocks go back to the pool (full ones stay
+	/// cached, so its recomputation may find them), it waits first in line, and its sampler,
+	/// text and stop state are kept: it resumes where it was.
+	fn preempt_newest(&mut self) {
+		let i = (0..self.active.len()).max_by_key(|&i| self.active[i].admitted).expect("a sequence to preempt; qed");
+		let mut s = self.active.remove(i);
+		Self::free_blocks(&mut self.blocks, &mut s);
+		s.feed.clear();
+		self.metrics.preemptions.inc();
+		self.health.preemptions.fetch_add(1, Ordering::SeqCst);
+		self.waiting.push_front(s);
+	}
+
+	/// Chooses each sequence's tokens for this step: decode rows first (one token each, a new
+	/// block when the last is full, preempting the newest sequences when the pool has none),
+	/// then prompt chunks in admission order from what is left of the budget.
 	fn plan(&mut self) {
-		let mut budget = self.cfg.max_step_tokens;
-		for s in self.active.iter_mut().filter(|s| s.fed == s.req.prompt.len()) {
-			s.feed = vec![*s.generated.last().expect("a fully fed sequence has sampled; qed")];
-			budget = budget.saturating_sub(1);
+		self.active.sort_by_key(|s| s.admitted);
+		let bs = self.blocks.block_size();
+		let mut i = 0;
+		while i < self.active.len() {
+			let s = &self.active[i];
+			if s.len() - s.fed == 1 && s.blocks.len() * bs == s.fed {
+				// A decode row whose blocks are full needs one more.
+				if self.blocks.available() == 0 {
+					// The newest goes (this one, when it is the newest); look at index i again.
+					self.preempt_newest();
+					continue;
+				}
+				let b = self.blocks.allocate().expect("available; qed");
+				self.active[i].blocks.push(b);
+			}
+			i += 1;
 		}
-		for s in self.active.iter_mut().filter(|s| s.fed < s.req.prompt.len()) {
-			let n = (s.req.prompt.len() - s.fed).min(budget);
-			s.feed = s.req.prompt[s.fed..s.fed + n].to_vec();
+		let mut budget = self.cfg.max_step_tokens;
+		for s in self.active.iter_mut() {
+			s.feed.clear();
+			if s.len() - s.fed == 1 {
+				s.feed = s.tokens(s.fed, s.fed + 1);
+				budget = budget.saturating_sub(1);
+			}
+		}
+		for s in self.active.iter_mut().filter(|s| s.len() - s.fed > 1) {
+			let n = (s.len() - s.fed).min(budget);
+			s.feed = s.tokens(s.fed, s.fed + n);
 			budget -= n;
 		}
 		// Never an empty step: the oldest prefill gets at least one token.
 		if self.active.iter().all(|s| s.feed.is_empty()) {
 			if let Some(s) = self.active.first_mut() {
-				s.feed = vec![s.req.prompt[s.fed]];
+				s.feed = s.tokens(s.fed, s.fed + 1);
 			}
 		}
 	}
 
+	/// Keys the sequence's blocks that this step filled, so later sequences may share them.
+	fn register_full_blocks(blocks: &mut BlockManager, s: &mut Seq) {
+		let bs = blocks.block_size();
+		while (s.keys.len() + 1) * bs <= s.fed {
+			let i = s.keys.len();
+			let key = block_key(s.keys.last(), s.adapter_id(), &s.tokens(i * bs, (i + 1) * bs));
+			blocks.register(s.blocks[i], key);
+			s.keys.push(key);
+		}
+	}
+
 	fn step(&mut self) {
-		let before = self.active.len();
-		self.active.retain(|s| !s.req.events.is_closed());
-		self.metrics.cancelled.inc_by((before - self.active.len()) as u64);
+		let mut closed = Vec::new();
+		for i in (0..self.active.len()).rev() {
+			if self.active[i].req.events.is_closed() {
+				closed.push(self.active.swap_remove(i));
+			}
+		}
+		self.metrics.cancelled.inc_by(closed.len() as u64);
+		for mut s in closed {
+			Self::free_blocks(&mut self.blocks, &mut s);
+		}
 		self.admit();
 		if self.active.is_empty() {
+			self.publish_kv();
 			return;
 		}
 		self.plan();
+		self.publish_kv();
 		#[cfg(test)]
 		if self.active.iter().any(|s| s.req.params.seed == Some(PANIC_STEP_ON_SEED.load(Ordering::SeqCst))) {
 			panic!("injected step fault");
 		}
 		let started = std::time::Instant::now();
-		let mut rows: Vec<StepRow<'_, B::State>> = self
+		let rows: Vec<StepRow<'_>> = self
 			.active
-			.iter_mut()
+			.iter()
 			.filter(|s| !s.feed.is_empty())
-			.map(|s| {
-				// Only rows that finish their prompt or decode sample: the others get no logits.
-				let sample = s.samples();
-				StepRow { tokens: &s.feed, state: &mut s.state, adapter: s.req.adapter.as_deref(), sample }
+			.map(|s| StepRow {
+				id: s.id,
+				tokens: &s.feed,
+				pos: s.fed,
+				blocks: &s.blocks,
+				adapter: s.req.adapter.as_deref(),
+				// Only rows that reach their last token sample: the others get no logits.
+				sample: s.samples(),
 			})
 			.collect();
 		let n_rows = rows.len();
 		let n_sample = rows.iter().filter(|r| r.sample).count();
-		let logits = self.backend.step(&mut rows).and_then(|l| {
+		let logits = self.backend.step(&rows).and_then(|l| {
 			anyhow::ensure!(l.len() == n_sample, "the backend gave {} logits rows for {n_sample} sampling rows", l.len());
 			Ok(l)
 		});
@@ -389,17 +575,19 @@ impl<B: Backend> Scheduler<B> {
 		let logits = match logits {
 			Ok(l) => l,
 			Err(e) => {
-				// The rows of this step may hold half-written state: they fail; sequences that
+				// The rows of this step may hold half-written blocks: they fail; sequences that
 				// fed nothing this step go on.
 				tracing::error!("forward step failed: {e:#}");
 				let (failed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.active).into_iter().partition(|s| !s.feed.is_empty());
 				self.active = kept;
-				for s in failed {
+				for mut s in failed {
 					let _ = s.req.events.try_send(Event::Error(format!("{e:#}")));
+					Self::free_blocks(&mut self.blocks, &mut s);
 				}
 				self.metrics.running.set(self.active.len() as i64);
+				self.publish_kv();
 				return;
-			}
+			},
 		};
 		let mut logits = logits.into_iter();
 		let mut finished = Vec::new();
@@ -419,6 +607,9 @@ impl<B: Backend> Scheduler<B> {
 			} else {
 				None
 			};
+			s.fed += s.feed.len();
+			s.feed.clear();
+			Self::register_full_blocks(&mut self.blocks, s);
 			// A panic in one sequence's sampling, detokenization or stop handling fails that
 			// sequence only.
 			match catch_unwind(AssertUnwindSafe(|| Self::advance(s, row_logits, eos, tokenizer, metrics, max_pos))) {
@@ -434,25 +625,22 @@ impl<B: Backend> Scheduler<B> {
 			}
 		}
 		for i in finished.into_iter().rev() {
-			self.active.swap_remove(i); // drops the permit: a slot frees up
+			let mut s = self.active.swap_remove(i); // drops the permit: a slot frees up
+			Self::free_blocks(&mut self.blocks, &mut s);
 		}
 		self.metrics.running.set(self.active.len() as i64);
+		self.publish_kv();
 	}
 
-	/// Takes one row of logits for `s`: samples, detokenizes, sends the event(s). True when
-	/// the sequence is done.
-	fn advance<S>(s: &mut Seq<S>, row_logits: Option<Vec<f32>>, eos: &[u32], tokenizer: &TextTokenizer, metrics: &Metrics, max_pos: usize) -> bool {
-		if s.fed < s.req.prompt.len() {
-			s.fed += s.feed.len();
-			if s.fed < s.req.prompt.len() {
-				s.feed.clear();
-				return false; // more prompt to feed before the first sample
-			}
+	/// Takes the step's logits row for `s` (fed already advanced): samples, detokenizes, sends
+	/// the event(s). True when the sequence is done.
+	fn advance(s: &mut Seq, row_logits: Option<Vec<f32>>, eos: &[u32], tokenizer: &TextTokenizer, metrics: &Metrics, max_pos: usize) -> bool {
+		if s.fed < s.len() {
+			return false; // more prompt to feed before the next sample
 		}
 		let Some(row_logits) = row_logits else {
-			unreachable!("a sequence that has fed its whole prompt samples, so it was given logits; qed")
+			unreachable!("a sequence that has fed all its tokens samples, so it was given logits; qed")
 		};
-		s.feed.clear();
 		#[cfg(test)]
 		if s.req.params.seed == Some(PANIC_ON_SEED.load(Ordering::SeqCst)) {
 			panic!("injected fault");
@@ -501,7 +689,7 @@ mod tests {
 		write_base_model(dir.path(), &spec, 1).unwrap();
 		let model = Arc::new(Llama::load_dir(dir.path(), DType::F32, &Device::Cpu).unwrap());
 		let tokenizer = Arc::new(TextTokenizer::load(dir.path()).unwrap());
-		(dir, Engine::start(model, tokenizer, cfg, Metrics::new()))
+		(dir, Engine::start(model, tokenizer, cfg, Metrics::new()).unwrap())
 	}
 
 	fn greedy(max_tokens: usize, seed: u64) -> SamplingParams {
@@ -556,24 +744,29 @@ mod tests {
 		assert!(outcome(next).await.unwrap() >= 1, "the engine goes on");
 	}
 
-	/// The KV budget counts tokens × bytes per token: a request that could never fit is refused,
-	/// one that does not fit beside those admitted waits outside (busy), and the budget comes
-	/// back when a request ends. (A handle whose engine never runs: nothing finishes by itself.)
+	/// The pool is sized in blocks of bytes per token × block size: a request whose prompt +
+	/// `max_tokens` could never fit it alone is refused at once; others are queued (admission by
+	/// free blocks happens in the engine); an empty prompt is refused. (A handle whose engine
+	/// never runs.)
 	#[test]
-	fn kv_budget_refuses_what_does_not_fit() {
-		let (tx, rx) = mpsc::unbounded_channel();
-		let cfg = EngineConfig { kv_cache_bytes: Some(100 * 64), ..Default::default() };
-		let e = Engine::handle(tx, &cfg, 512, 64);
-		assert_eq!(e.kv_reserved(), Some((0, 100)));
-		assert!(matches!(e.submit(vec![1; 60], None, greedy(41, 1)), Err(SubmitError::KvTooLarge { need: 7, total: 7 })));
-		let a = e.submit(vec![1; 30], None, greedy(40, 1)).unwrap();
-		assert_eq!(e.kv_reserved(), Some((70, 100)));
-		assert_eq!(e.submit(vec![1; 20], None, greedy(20, 1)).unwrap_err(), SubmitError::KvBusy { need: 3, free: 2 });
-		let b = e.submit(vec![1; 10], None, greedy(20, 1)).unwrap();
-		assert_eq!(e.kv_reserved(), Some((100, 100)));
-		drop((a, b, rx)); // the requests end (here: the engine's queue is dropped)
-		assert_eq!(e.kv_reserved(), Some((0, 100)));
-		let e = Engine::handle(mpsc::unbounded_channel().0, &EngineConfig::default(), 512, 64);
-		assert_eq!(e.kv_reserved(), None, "no budget configured");
+	fn a_request_that_could_never_fit_the_pool_is_refused() {
+		let (tx, _rx) = mpsc::unbounded_channel();
+		let cfg = EngineConfig { kv_cache_bytes: Some(100 * 64 * 16 + 1000), kv_block_size: 16, ..Default::default() };
+		let e = Engine::handle(tx, &cfg, 4096, 64).unwrap();
+		assert_eq!((e.kv_blocks, e.kv_block_size), (100, 16));
+		assert!(matches!(e.submit(vec![1; 1000], None, greedy(601, 1)), Err(SubmitError::KvTooLarge { need: 101, total: 100 })));
+		for _ in 0..5 {
+			// Each alone fits; together they are far past the pool: they queue.
+			assert!(e.submit(vec![1; 1000], None, greedy(600, 1)).is_ok());
+		}
+		assert_eq!(e.submit(vec![], None, greedy(4, 1)).unwrap_err(), SubmitError::EmptyPrompt);
+		// `max_tokens` past the context counts only up to the context.
+		let (tx, _rx2) = mpsc::unbounded_channel();
+		let short = Engine::handle(tx, &cfg, 1600, 64).unwrap();
+		assert!(short.submit(vec![1; 10], None, greedy(usize::MAX, 1)).is_ok());
+		let e = Engine::handle(mpsc::unbounded_channel().0, &EngineConfig::default(), 512, 64).unwrap();
+		assert_eq!(e.kv_blocks, 32 * 32, "no budget: max_batch whole contexts");
+		let tiny = EngineConfig { kv_cache_bytes: Some(64 * 15), ..Default::default() };
+		assert!(Engine::handle(mpsc::unbounded_channel().0, &tiny, 512, 64).is_err(), "a pool without a block");
 	}
 }

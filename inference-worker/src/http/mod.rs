@@ -891,8 +891,9 @@ async fn health(State(st): State<Arc<AppState>>) -> Response {
 		"status": if alive { "ok" } else { "engine_stopped" },
 		"model": st.base_name, "in_flight": st.engine.in_flight(),
 		"engine_panics": st.engine.health.panics(),
-		"kv_tokens_reserved": st.engine.kv_reserved().map(|(used, _)| used),
-		"kv_tokens_budget": st.engine.kv_reserved().map(|(_, total)| total),
+		"kv_blocks_used": st.engine.health.kv_blocks().0, "kv_blocks_cached": st.engine.health.kv_blocks().1,
+		"kv_blocks_total": st.engine.kv_blocks, "kv_block_tokens": st.engine.kv_block_size,
+		"preemptions": st.engine.health.preemptions(),
 		"adapters_resident": resident, "adapter_bytes": bytes,
 	}));
 	if alive { body.into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, body).into_response() }
@@ -974,10 +975,7 @@ async fn prepare(
 			st.metrics.rejected_busy.inc();
 			ApiError { status: 429, kind: "server_overloaded", message: e.to_string(), param: None, code: Some("busy") }
 		},
-		SubmitError::KvBusy { .. } => {
-			st.metrics.rejected_busy.inc();
-			ApiError { status: 429, kind: "server_overloaded", message: e.to_string(), param: None, code: Some("kv_cache_full") }
-		},
+		SubmitError::EmptyPrompt => ApiError::invalid(e.to_string(), "prompt"),
 		SubmitError::KvTooLarge { .. } => ApiError { code: Some("context_length_exceeded"), ..ApiError::invalid(e.to_string(), "max_tokens") },
 		SubmitError::Stopped => ApiError { status: 503, kind: "server_error", message: e.to_string(), param: None, code: None },
 	})?;

@@ -103,6 +103,136 @@ impl KvCache {
 	}
 }
 
+/// What one row of a step brings, wherever its keys and values live.
+struct StepInput<'a> {
+	tokens: &'a [u32],
+	/// Positions already cached (the first token's position).
+	pos: usize,
+	adapter: Option<&'a LoraAdapter>,
+}
+
+/// Where a step's keys and values go and come from.
+trait KvStore {
+	/// Stores row `row`'s new keys and values of layer `l` (`[kv_heads, t, head_dim]`, at the
+	/// row's next positions) and returns the row's keys and values of every position so far.
+	fn append(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)>;
+}
+
+/// Each row with its own [`KvCache`].
+struct RowCaches<'r, 'a> {
+	rows: &'r mut [Row<'a>],
+	max_len: usize,
+}
+
+impl KvStore for RowCaches<'_, '_> {
+	fn append(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+		self.rows[row].cache.append(l, k, v, self.max_len)
+	}
+}
+
+/// A pool of KV memory in fixed-size blocks (PagedAttention): per layer, K and V buffers of
+/// `[kv_heads, blocks · block_size, head_dim]`, where position `p` of a sequence lives at slot
+/// `table[p / block_size] · block_size + p % block_size`. Which sequence holds which block is
+/// the scheduler's business ([`crate::engine::blocks::BlockManager`]); sequences with the same
+/// prefix may hold the same blocks. The buffers grow (doubling) up to `total_blocks` as higher
+/// block ids are first used, so an unbounded pool takes memory only as sequences need it.
+pub struct PagedKv {
+	block_size: usize,
+	total_blocks: usize,
+	/// Blocks the buffers hold now.
+	held: usize,
+	layers: Vec<Option<(Tensor, Tensor)>>,
+	shape: (usize, usize, DType, Device), // kv_heads, head_dim
+	/// Buffer allocations so far (for tests: growth is by doubling, appends never allocate).
+	pub allocations: usize,
+}
+
+impl PagedKv {
+	/// A pool of `total_blocks` blocks of `block_size` positions for `model` (no memory yet).
+	pub fn new(model: &Llama, total_blocks: usize, block_size: usize) -> anyhow::Result<Self> {
+		anyhow::ensure!(block_size > 0 && total_blocks > 0, "an empty KV pool");
+		anyhow::ensure!(total_blocks.checked_mul(block_size).is_some_and(|s| s <= u32::MAX as usize), "a KV pool of more than 2^32 slots");
+		Ok(Self {
+			block_size,
+			total_blocks,
+			held: 0,
+			layers: (0..model.blocks.len()).map(|_| None).collect(),
+			shape: (model.cfg.kv_heads(), model.cfg.head_dim(), model.dtype, model.device.clone()),
+			allocations: 0,
+		})
+	}
+	pub fn block_size(&self) -> usize {
+		self.block_size
+	}
+	/// Bytes the buffers hold now.
+	pub fn bytes(&self) -> usize {
+		let (kvh, hd, dtype, _) = &self.shape;
+		2 * self.layers.len() * kvh * hd * self.held * self.block_size * dtype.size_in_bytes()
+	}
+
+	/// Makes the buffers hold at least `blocks` blocks.
+	fn grow(&mut self, blocks: usize) -> candle_core::Result<()> {
+		if blocks <= self.held {
+			return Ok(());
+		}
+		let want = blocks.max(2 * self.held).min(self.total_blocks);
+		let (kvh, hd, dtype, device) = self.shape.clone();
+		let slots = want * self.block_size;
+		let used = self.held * self.block_size;
+		for layer in self.layers.iter_mut() {
+			let (nk, nv) = (Tensor::zeros((kvh, slots, hd), dtype, &device)?, Tensor::zeros((kvh, slots, hd), dtype, &device)?);
+			if let Some((k, v)) = layer.as_ref() {
+				nk.slice_set(&k.narrow(1, 0, used)?.contiguous()?, 1, 0)?;
+				nv.slice_set(&v.narrow(1, 0, used)?.contiguous()?, 1, 0)?;
+			}
+			*layer = Some((nk, nv));
+		}
+		self.allocations += 1;
+		self.held = want;
+		Ok(())
+	}
+}
+
+/// One row of a step over a [`PagedKv`] pool.
+pub struct PagedRow<'a> {
+	pub tokens: &'a [u32],
+	/// Positions already in the row's blocks.
+	pub pos: usize,
+	/// The row's block table: at least `ceil((pos + tokens.len()) / block_size)` block ids.
+	pub blocks: &'a [u32],
+	pub adapter: Option<&'a LoraAdapter>,
+}
+
+/// A step over a pool: every row's slots for positions `0‥pos + t`.
+struct PagedStep<'a> {
+	kv: &'a mut PagedKv,
+	slots: Vec<Vec<u32>>,
+	index: Vec<Tensor>,
+}
+
+impl KvStore for PagedStep<'_> {
+	fn append(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+		let (k, v) = (k.contiguous()?, v.contiguous()?);
+		let t = k.dim(1)?;
+		let slots = &self.slots[row];
+		let first = slots.len() - t;
+		let (kb, vb) = self.kv.layers[l].as_ref().expect("the pool grows before the step; qed");
+		// The new positions in runs of consecutive slots (a run never crosses a block).
+		let mut j = 0;
+		while j < t {
+			let mut n = 1;
+			while j + n < t && slots[first + j + n] == slots[first + j] + n as u32 {
+				n += 1;
+			}
+			let at = slots[first + j] as usize;
+			kb.slice_set(&k.narrow(1, j, n)?.contiguous()?, 1, at)?;
+			vb.slice_set(&v.narrow(1, j, n)?.contiguous()?, 1, at)?;
+			j += n;
+		}
+		Ok((kb.index_select(&self.index[row], 1)?, vb.index_select(&self.index[row], 1)?))
+	}
+}
+
 /// One row of a ragged batch.
 pub struct Row<'a> {
 	pub tokens: &'a [u32],
@@ -308,16 +438,50 @@ impl Llama {
 	}
 
 	fn forward_select(&self, rows: &mut [Row<'_>], sample: Option<&[bool]>, path: LoraPath) -> anyhow::Result<Option<Tensor>> {
+		let mut inputs = Vec::with_capacity(rows.len());
+		for r in rows.iter_mut() {
+			if r.cache.layers.is_empty() {
+				r.cache.layers = (0..self.blocks.len()).map(|_| None).collect();
+			}
+			inputs.push(StepInput { tokens: r.tokens, pos: r.cache.len(), adapter: r.adapter });
+		}
+		let max_len = self.cfg.max_position_embeddings;
+		self.forward_core(&inputs, &mut RowCaches { rows, max_len }, sample, path)
+	}
+
+	/// One step over rows whose keys and values live in the block pool `kv`: row `i` feeds
+	/// `rows[i].tokens` at positions `pos‥`, its positions mapped to slots by its block table.
+	/// Logits for the rows with `sample[i]` set, as [`Self::forward_sampling`].
+	pub fn forward_paged(&self, kv: &mut PagedKv, rows: &[PagedRow<'_>], sample: &[bool]) -> anyhow::Result<Option<Tensor>> {
+		anyhow::ensure!(sample.len() == rows.len(), "one flag per row");
+		anyhow::ensure!(kv.layers.len() == self.blocks.len(), "the pool was made for another model");
+		let mut slots = Vec::with_capacity(rows.len());
+		for r in rows {
+			let len = r.pos + r.tokens.len();
+			anyhow::ensure!(r.blocks.len() * kv.block_size >= len, "a block table of {} blocks for {len} positions", r.blocks.len());
+			let mut s = Vec::with_capacity(len);
+			for p in 0..len {
+				let b = r.blocks[p / kv.block_size] as usize;
+				anyhow::ensure!(b < kv.total_blocks, "block {b} outside the pool of {}", kv.total_blocks);
+				s.push((b * kv.block_size + p % kv.block_size) as u32);
+			}
+			slots.push(s);
+		}
+		let need = slots.iter().flatten().max().map_or(0, |&s| s as usize / kv.block_size + 1);
+		kv.grow(need)?;
+		let inputs: Vec<StepInput<'_>> = rows.iter().map(|r| StepInput { tokens: r.tokens, pos: r.pos, adapter: r.adapter }).collect();
+		let index = slots.iter().map(|s| Tensor::new(s.as_slice(), &self.device)).collect::<candle_core::Result<Vec<_>>>()?;
+		self.forward_core(&inputs, &mut PagedStep { kv, slots, index }, Some(sample), LoraPath::Auto)
+	}
+
+	fn forward_core(&self, rows: &[StepInput<'_>], kv: &mut dyn KvStore, sample: Option<&[bool]>, path: LoraPath) -> anyhow::Result<Option<Tensor>> {
 		anyhow::ensure!(!rows.is_empty(), "empty batch");
 		let mut ids = Vec::new();
 		let mut token_adapters = Vec::new();
 		let mut spans = Vec::with_capacity(rows.len()); // (offset, len, position)
-		for r in rows.iter_mut() {
+		for r in rows {
 			anyhow::ensure!(!r.tokens.is_empty(), "a row brings no tokens");
-			if r.cache.layers.is_empty() {
-				r.cache.layers = (0..self.blocks.len()).map(|_| None).collect();
-			}
-			let pos = r.cache.len();
+			let pos = r.pos;
 			anyhow::ensure!(
 				pos + r.tokens.len() <= self.cfg.max_position_embeddings,
 				"sequence longer than max_position_embeddings ({})",
@@ -339,7 +503,7 @@ impl Llama {
 		for (l, block) in self.blocks.iter().enumerate() {
 			let residual = x.clone();
 			let xn = block.input_norm.forward(&x)?;
-			let attn = self.attention(l, block, &xn, rows, &spans, &lora, &rope)?;
+			let attn = self.attention(l, block, &xn, kv, &spans, &lora, &rope)?;
 			x = (residual + attn)?;
 			let residual = x.clone();
 			let xn = block.post_norm.forward(&x)?;
@@ -374,7 +538,7 @@ impl Llama {
 		l: usize,
 		block: &Block,
 		xn: &Tensor,
-		rows: &mut [Row<'_>],
+		kv: &mut dyn KvStore,
 		spans: &[(usize, usize, usize)],
 		lora: &LoraBatch<'_>,
 		(cos, sin): &(Tensor, Tensor),
@@ -393,9 +557,9 @@ impl Llama {
 		let k = k.reshape((1, n, kvh, hd))?.transpose(1, 2)?.contiguous()?;
 		let k = candle_nn::rotary_emb::rope(&k, cos, sin)?.squeeze(0)?; // [kvh, N, hd]
 		let v = v.reshape((n, kvh, hd))?.transpose(0, 1)?.contiguous()?; // [kvh, N, hd]
-		let mut outs = Vec::with_capacity(rows.len());
-		for (row, &(off, t, pos)) in rows.iter_mut().zip(spans) {
-			let (kc, vc) = row.cache.append(l, &k.narrow(1, off, t)?, &v.narrow(1, off, t)?, self.cfg.max_position_embeddings)?;
+		let mut outs = Vec::with_capacity(spans.len());
+		for (row, &(off, t, pos)) in spans.iter().enumerate() {
+			let (kc, vc) = kv.append(l, row, &k.narrow(1, off, t)?, &v.narrow(1, off, t)?)?;
 			let len = kc.dim(1)?;
 			// Queries in blocks of at most QUERY_BLOCK positions, so a long prompt's scores take
 			// O(block × len) memory, not O(t × len); each block sees only the keys it may (causal).
