@@ -96,7 +96,7 @@ pub fn matmul_t(x: &Tensor, w: &Tensor, f32_out: bool) -> candle_core::Result<Op
 	Ok(Some(if f32_out { y } else { y.to_dtype(x.dtype())? }))
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 	#[cfg(target_arch = "x86_64")]
 	if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
 		// Safety: the features were detected at run time.
@@ -141,7 +141,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 	sum
 }
 
-fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
+pub(crate) fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
 	#[cfg(target_arch = "x86_64")]
 	if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx") {
 		// Safety: the features were detected at run time.

@@ -116,6 +116,12 @@ trait KvStore {
 	/// Stores row `row`'s new keys and values of layer `l` (`[kv_heads, t, head_dim]`, at the
 	/// row's next positions) and returns the row's keys and values of every position so far.
 	fn append(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)>;
+	/// Stores them and, where the store can, attends one query position (`q`: `[heads ·
+	/// head_dim]` f32) over the row's positions in place: `[heads · head_dim]`. `None`: the
+	/// caller calls [`KvStore::append`] instead (storing the same values again is harmless).
+	fn append_attend_one(&mut self, _l: usize, _row: usize, _k: &Tensor, _v: &Tensor, _q: &[f32], _heads: usize) -> candle_core::Result<Option<Vec<f32>>> {
+		Ok(None)
+	}
 }
 
 /// Each row with its own [`KvCache`].
@@ -210,8 +216,8 @@ struct PagedStep<'a> {
 	index: Vec<Tensor>,
 }
 
-impl KvStore for PagedStep<'_> {
-	fn append(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+impl PagedStep<'_> {
+	fn write(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<()> {
 		let (k, v) = (k.contiguous()?, v.contiguous()?);
 		let t = k.dim(1)?;
 		let slots = &self.slots[row];
@@ -229,7 +235,28 @@ impl KvStore for PagedStep<'_> {
 			vb.slice_set(&v.narrow(1, j, n)?.contiguous()?, 1, at)?;
 			j += n;
 		}
+		Ok(())
+	}
+}
+
+impl KvStore for PagedStep<'_> {
+	fn append(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+		self.write(l, row, k, v)?;
+		let (kb, vb) = self.kv.layers[l].as_ref().expect("the pool grows before the step; qed");
+		// Gathered into `[kv_heads, len, head_dim]` for the general matmul (a prefill chunk's
+		// many queries share the copy).
 		Ok((kb.index_select(&self.index[row], 1)?, vb.index_select(&self.index[row], 1)?))
+	}
+
+	fn append_attend_one(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor, q: &[f32], heads: usize) -> candle_core::Result<Option<Vec<f32>>> {
+		let (kb, vb) = self.kv.layers[l].clone().expect("the pool grows before the step; qed");
+		if !matches!(kb.device(), Device::Cpu) {
+			return Ok(None);
+		}
+		self.write(l, row, k, v)?;
+		// `None` (a dtype the kernel does not read): the caller appends again — the same
+		// values to the same slots — and gathers.
+		super::paged_attn::attend_one(q, &kb, &vb, &self.slots[row], heads)
 	}
 }
 
@@ -559,7 +586,15 @@ impl Llama {
 		let v = v.reshape((n, kvh, hd))?.transpose(0, 1)?.contiguous()?; // [kvh, N, hd]
 		let mut outs = Vec::with_capacity(spans.len());
 		for (row, &(off, t, pos)) in spans.iter().enumerate() {
-			let (kc, vc) = kv.append(l, row, &k.narrow(1, off, t)?, &v.narrow(1, off, t)?)?;
+			let (kn, vn) = (k.narrow(1, off, t)?, v.narrow(1, off, t)?);
+			if t == 1 {
+				let qr: Vec<f32> = q.narrow(1, off, 1)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+				if let Some(o) = kv.append_attend_one(l, row, &kn, &vn, &qr, nh)? {
+					outs.push(Tensor::from_vec(o, (1, nh * hd), &self.device)?.to_dtype(self.dtype)?);
+					continue;
+				}
+			}
+			let (kc, vc) = kv.append(l, row, &kn, &vn)?;
 			let len = kc.dim(1)?;
 			// Queries in blocks of at most QUERY_BLOCK positions, so a long prompt's scores take
 			// O(block × len) memory, not O(t × len); each block sees only the keys it may (causal).

@@ -1,6 +1,7 @@
 //! The base model (candle, Llama family) and LoRA adapters.
 pub mod config;
 pub mod gemv;
+pub mod paged_attn;
 pub mod llama;
 pub mod lora;
 pub mod synthetic;
