@@ -42,6 +42,10 @@ pub struct EngineConfig {
 	pub kv_cache_bytes: Option<usize>,
 	/// Positions per KV block.
 	pub kv_block_size: usize,
+	/// Whether full blocks of identical prefixes (same adapter) are shared between requests.
+	/// Off: every request computes its whole prompt (no time difference tells one tenant that
+	/// another sent the same prefix).
+	pub prefix_cache: bool,
 	/// Token ids never sampled (`generation_config.json`'s `suppress_tokens`). Ids past the
 	/// tokenizer's vocabulary (padding rows of the embedding, e.g. Qwen2's 151,646‥151,935) are
 	/// never sampled either: they have no text.
@@ -50,7 +54,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
 	fn default() -> Self {
-		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, kv_block_size: 16, suppress_tokens: Vec::new() }
+		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, kv_block_size: 16, prefix_cache: true, suppress_tokens: Vec::new() }
 	}
 }
 
@@ -422,7 +426,8 @@ impl<B: Backend> Scheduler<B> {
 			// Shared prefix: whole blocks only, and never the last token (it must be fed to
 			// sample).
 			let (mut held, mut keys) = (Vec::new(), Vec::new());
-			for i in 0..(len - 1) / bs {
+			let shareable = if self.cfg.prefix_cache { (len - 1) / bs } else { 0 };
+			for i in 0..shareable {
 				let key = block_key(keys.last(), s.adapter_id(), &s.tokens(i * bs, (i + 1) * bs));
 				match self.blocks.lookup(&key) {
 					Some(b) => {
@@ -609,7 +614,9 @@ impl<B: Backend> Scheduler<B> {
 			};
 			s.fed += s.feed.len();
 			s.feed.clear();
-			Self::register_full_blocks(&mut self.blocks, s);
+			if self.cfg.prefix_cache {
+				Self::register_full_blocks(&mut self.blocks, s);
+			}
 			// A panic in one sequence's sampling, detokenization or stop handling fails that
 			// sequence only.
 			match catch_unwind(AssertUnwindSafe(|| Self::advance(s, row_logits, eos, tokenizer, metrics, max_pos))) {

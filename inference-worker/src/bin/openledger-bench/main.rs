@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod attr;
 mod decode;
 mod influence;
+mod kv;
 mod lora;
 mod quality;
 
@@ -26,6 +27,8 @@ enum Cmd {
 	/// Raw model speed on a model folder (prefill, single-stream and batched greedy decode), for
 	/// the llama.cpp yardstick on the same weights.
 	BenchDecode(decode::BenchDecodeArgs),
+	/// The paged KV pool's prefix cache through the engine: shared system prompts, cache on vs off.
+	BenchKv(kv::BenchKvArgs),
 	/// Influence estimators (DataInf, exact, LiSSA) on a tiny model: time and agreement.
 	BenchInfluence(influence::BenchInfluenceArgs),
 	/// Attribution against a planted ground truth: span, retrieval and influence precision,
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
 		Cmd::BenchAttribution(args) => attr::run(args),
 		Cmd::BenchDecode(args) => decode::run(args),
 		Cmd::BenchInfluence(args) => influence::run(args),
+		Cmd::BenchKv(args) => kv::run(args),
 		Cmd::BenchAttributionQuality(args) => quality::run(args),
 	}
 }
