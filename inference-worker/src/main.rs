@@ -138,10 +138,11 @@ struct ServeArgs {
 	/// Positions per KV block (full blocks of identical prompt prefixes are shared).
 	#[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
 	kv_block_size: u32,
-	/// Do not share KV blocks of identical prompt prefixes between requests (each computes its
-	/// whole prompt; first-token time then says nothing about other tenants' prompts).
-	#[arg(long)]
-	no_prefix_cache: bool,
+	/// Who shares the KV blocks of identical prompt prefixes: `tenant` (requests paid by the same
+	/// account; unpaid requests share with no one), `global` (every request: one trust domain,
+	/// since a cached prefix answers sooner and so can be probed), or `off`.
+	#[arg(long, default_value = "tenant")]
+	prefix_cache: openledger_worker::engine::PrefixCache,
 	/// Memory for resident adapters, in MiB (LRU beyond it).
 	#[arg(long, default_value_t = 1024)]
 	adapter_cache_mib: usize,
@@ -473,7 +474,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 			queue: args.queue,
 			kv_cache_bytes: (args.kv_cache_mib > 0).then_some(args.kv_cache_mib.saturating_mul(1 << 20)),
 			kv_block_size: args.kv_block_size as usize,
-			prefix_cache: !args.no_prefix_cache,
+			prefix_cache: args.prefix_cache,
 			suppress_tokens: openledger_worker::model::config::suppress_tokens(&args.model)?,
 		},
 		metrics.clone(),

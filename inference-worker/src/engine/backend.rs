@@ -39,9 +39,9 @@ pub struct StepRow<'a> {
 
 pub trait Backend: Send + 'static {
 	fn info(&self) -> BackendInfo;
-	/// Makes the KV pool: `blocks` blocks of `block_size` positions each (memory may be taken
-	/// as blocks are first used). Called once, before any step.
-	fn init_pool(&mut self, blocks: usize, block_size: usize) -> anyhow::Result<()>;
+	/// Makes the KV pool: `blocks` blocks of `block_size` positions each, all its memory at once
+	/// with `reserve` (else as blocks are first used). Called once, before any step.
+	fn init_pool(&mut self, blocks: usize, block_size: usize, reserve: bool) -> anyhow::Result<()>;
 	/// Runs one step: writes each row's keys and values into its blocks and reads its earlier
 	/// positions from them (blocks shared by several rows hold the same prefix and are only
 	/// read). Returns one logits row (`vocab_size` wide) per row with `sample` set, in row order
@@ -73,8 +73,12 @@ impl Backend for CandleBackend {
 		}
 	}
 
-	fn init_pool(&mut self, blocks: usize, block_size: usize) -> anyhow::Result<()> {
-		self.kv = Some(PagedKv::new(&self.model, blocks, block_size)?);
+	fn init_pool(&mut self, blocks: usize, block_size: usize, reserve: bool) -> anyhow::Result<()> {
+		let mut kv = PagedKv::new(&self.model, blocks, block_size)?;
+		if reserve {
+			kv.reserve_all()?;
+		}
+		self.kv = Some(kv);
 		Ok(())
 	}
 
@@ -103,6 +107,8 @@ pub struct ScriptedBackend {
 	pub max_positions: usize,
 	pub eos: Vec<u32>,
 	pub fail_on: Option<u32>,
+	/// Time each step takes (a real model is not instant).
+	pub step_time: Option<std::time::Duration>,
 	/// Every step, shared with whoever keeps a clone (the backend moves into the engine thread).
 	pub steps: Arc<Mutex<Vec<StepLog>>>,
 	/// The pool: (blocks, block size) and what each written slot holds.
@@ -112,7 +118,7 @@ pub struct ScriptedBackend {
 
 impl ScriptedBackend {
 	pub fn new(vocab: usize, max_positions: usize) -> Self {
-		Self { vocab, max_positions, eos: Vec::new(), fail_on: None, steps: Arc::default(), pool: None, slots: HashMap::new() }
+		Self { vocab, max_positions, eos: Vec::new(), fail_on: None, step_time: None, steps: Arc::default(), pool: None, slots: HashMap::new() }
 	}
 	/// The token the script answers after the tokens `context` (every position, in order).
 	pub fn next(&self, context: &[u32]) -> u32 {
@@ -127,13 +133,16 @@ impl Backend for ScriptedBackend {
 		BackendInfo { vocab_size: self.vocab, max_positions: self.max_positions, eos: self.eos.clone(), kv_bytes_per_token: 16 }
 	}
 
-	fn init_pool(&mut self, blocks: usize, block_size: usize) -> anyhow::Result<()> {
+	fn init_pool(&mut self, blocks: usize, block_size: usize, _reserve: bool) -> anyhow::Result<()> {
 		self.pool = Some((blocks, block_size));
 		Ok(())
 	}
 
 	fn step(&mut self, rows: &[StepRow<'_>]) -> anyhow::Result<Vec<Vec<f32>>> {
 		let (total, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
+		if let Some(t) = self.step_time {
+			std::thread::sleep(t);
+		}
 		self.steps
 			.lock()
 			.expect("not poisoned; qed")

@@ -17,19 +17,26 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub type BlockKey = [u8; 32];
 
 /// The key of a block whose tokens are `tokens` (exactly one block's worth), after the block
-/// keyed `prev` (`None` for a sequence's first block), for `adapter` (its content id; `None`:
-/// the base model).
-pub fn block_key(prev: Option<&BlockKey>, adapter: Option<&[u8; 32]>, tokens: &[u32]) -> BlockKey {
+/// keyed `prev` (`None` for a sequence's first block), in sharing domain `scope`, for `adapter`
+/// (its content id; `None`: the base model). The first block's key carries scope and adapter,
+/// every later key the one before it.
+pub fn block_key(prev: Option<&BlockKey>, scope: &[u8; 32], adapter: Option<&[u8; 32]>, tokens: &[u32]) -> BlockKey {
 	let mut h = Sha256::new();
 	h.update(b"openledger:kv-block:v1");
 	match prev {
-		Some(p) => h.update(p),
-		None => match adapter {
-			Some(id) => {
-				h.update([1u8]);
-				h.update(id);
-			},
-			None => h.update([0u8]),
+		Some(p) => {
+			h.update([2u8]);
+			h.update(p);
+		},
+		None => {
+			h.update(scope);
+			match adapter {
+				Some(id) => {
+					h.update([1u8]);
+					h.update(id);
+				},
+				None => h.update([0u8]),
+			}
 		},
 	}
 	h.update((tokens.len() as u32).to_le_bytes());
@@ -146,6 +153,11 @@ impl BlockManager {
 		}
 	}
 
+	/// Whether `b` is held by one sequence only and keyed by none: the only blocks a step may write.
+	pub fn is_private(&self, b: u32) -> bool {
+		self.refs.get(b as usize) == Some(&1) && self.key[b as usize].is_none()
+	}
+
 	/// Holders of block `b`.
 	pub fn refs(&self, b: u32) -> u32 {
 		self.refs[b as usize]
@@ -183,15 +195,19 @@ impl BlockManager {
 mod tests {
 	use super::*;
 
+	const S: [u8; 32] = [0; 32];
+
 	#[test]
-	fn keys_depend_on_adapter_tokens_and_the_whole_prefix() {
-		let a = block_key(None, None, &[1, 2]);
-		assert_ne!(a, block_key(None, Some(&[0; 32]), &[1, 2]), "base and an adapter differ");
-		assert_ne!(block_key(None, Some(&[0; 32]), &[1, 2]), block_key(None, Some(&[1; 32]), &[1, 2]));
-		assert_ne!(a, block_key(None, None, &[2, 1]));
-		let b1 = block_key(Some(&a), None, &[3, 4]);
-		assert_ne!(b1, block_key(Some(&block_key(None, None, &[1, 5])), None, &[3, 4]), "same block, other prefix");
-		assert_eq!(b1, block_key(Some(&block_key(None, None, &[1, 2])), None, &[3, 4]));
+	fn keys_depend_on_scope_adapter_tokens_and_the_whole_prefix() {
+		let a = block_key(None, &S, None, &[1, 2]);
+		assert_ne!(a, block_key(None, &S, Some(&[0; 32]), &[1, 2]), "base and an adapter differ");
+		assert_ne!(block_key(None, &S, Some(&[0; 32]), &[1, 2]), block_key(None, &S, Some(&[1; 32]), &[1, 2]));
+		assert_ne!(a, block_key(None, &[9; 32], None, &[1, 2]), "another tenant's scope");
+		assert_ne!(a, block_key(None, &S, None, &[2, 1]));
+		let b1 = block_key(Some(&a), &S, None, &[3, 4]);
+		assert_ne!(b1, block_key(Some(&block_key(None, &S, None, &[1, 5])), &S, None, &[3, 4]), "same block, other prefix");
+		assert_eq!(b1, block_key(Some(&block_key(None, &S, None, &[1, 2])), &S, None, &[3, 4]));
+		assert_ne!(b1, block_key(Some(&block_key(None, &[9; 32], None, &[1, 2])), &S, None, &[3, 4]), "the scope carries down the chain");
 	}
 
 	#[test]
@@ -200,7 +216,7 @@ mod tests {
 		assert_eq!((m.available(), m.used(), m.blocks_for(5)), (4, 0, 3));
 		let (a, b) = (m.allocate().unwrap(), m.allocate().unwrap());
 		assert_eq!((a, b), (0, 1), "lowest ids first");
-		let k = block_key(None, None, &[7, 7]);
+		let k = block_key(None, &S, None, &[7, 7]);
 		m.register(a, k);
 		m.register(b, k); // the key stays with `a`
 		assert_eq!(m.lookup(&k), Some(a));
@@ -233,7 +249,7 @@ mod tests {
 	#[test]
 	fn the_least_recently_released_cached_block_is_evicted_first() {
 		let mut m = BlockManager::new(3, 1);
-		let ks: Vec<BlockKey> = (0..3).map(|i| block_key(None, None, &[i])).collect();
+		let ks: Vec<BlockKey> = (0..3).map(|i| block_key(None, &S, None, &[i])).collect();
 		for k in &ks {
 			let b = m.allocate().unwrap();
 			m.register(b, *k);

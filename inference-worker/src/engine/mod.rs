@@ -42,10 +42,8 @@ pub struct EngineConfig {
 	pub kv_cache_bytes: Option<usize>,
 	/// Positions per KV block.
 	pub kv_block_size: usize,
-	/// Whether full blocks of identical prefixes (same adapter) are shared between requests.
-	/// Off: every request computes its whole prompt (no time difference tells one tenant that
-	/// another sent the same prefix).
-	pub prefix_cache: bool,
+	/// Who shares full blocks of identical prefixes (same adapter).
+	pub prefix_cache: PrefixCache,
 	/// Token ids never sampled (`generation_config.json`'s `suppress_tokens`). Ids past the
 	/// tokenizer's vocabulary (padding rows of the embedding, e.g. Qwen2's 151,646‥151,935) are
 	/// never sampled either: they have no text.
@@ -54,7 +52,33 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
 	fn default() -> Self {
-		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, kv_block_size: 16, prefix_cache: true, suppress_tokens: Vec::new() }
+		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, kv_block_size: 16, prefix_cache: PrefixCache::Tenant, suppress_tokens: Vec::new() }
+	}
+}
+
+/// Who may read whose cached prefix blocks. Sharing is observable: a request whose prefix is
+/// cached gets its first token sooner, so whoever can send requests can test whether a prefix
+/// (a prompt, or a prompt and its answer) is in the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefixCache {
+	/// No sharing: every request computes its whole prompt.
+	Off,
+	/// Requests of the same tenant (a paid request's payer) share; requests without a tenant
+	/// share with no one.
+	Tenant,
+	/// Every request shares with every other (one trust domain: a private deployment, tests).
+	Global,
+}
+
+impl std::str::FromStr for PrefixCache {
+	type Err = String;
+	fn from_str(s: &str) -> Result<Self, String> {
+		match s {
+			"off" => Ok(Self::Off),
+			"tenant" => Ok(Self::Tenant),
+			"global" => Ok(Self::Global),
+			other => Err(format!("{other:?}: off, tenant or global")),
+		}
 	}
 }
 
@@ -120,6 +144,9 @@ pub struct GenRequest {
 	pub adapter: Option<Arc<LoraAdapter>>,
 	pub params: SamplingParams,
 	pub events: mpsc::Sender<Event>,
+	/// The prefix-sharing domain: blocks are shared only with requests of the same scope;
+	/// `None`: with no one.
+	scope: Option<[u8; 32]>,
 	_permit: OwnedSemaphorePermit,
 }
 
@@ -146,6 +173,7 @@ pub struct Engine {
 	/// The KV pool: blocks and positions per block.
 	pub kv_blocks: usize,
 	pub kv_block_size: usize,
+	prefix_cache: PrefixCache,
 	/// Bytes of K and V one token holds in every layer.
 	pub kv_bytes_per_token: usize,
 	pub health: Arc<EngineHealth>,
@@ -173,7 +201,9 @@ impl Engine {
 			eos.push(id);
 		}
 		let engine = Self::handle(tx, &cfg, info.max_positions, info.kv_bytes_per_token)?;
-		backend.init_pool(engine.kv_blocks, engine.kv_block_size)?;
+		// An explicit budget is taken at once (a device without the memory fails here, not under
+		// load); without one the pool grows as it is used.
+		backend.init_pool(engine.kv_blocks, engine.kv_block_size, cfg.kv_cache_bytes.is_some())?;
 		metrics.kv_blocks_total.set(engine.kv_blocks as i64);
 		let health = engine.health.clone();
 		let sched = Scheduler {
@@ -189,6 +219,7 @@ impl Engine {
 			eos,
 			waiting: VecDeque::new(),
 			active: Vec::new(),
+			retired: Vec::new(),
 			health: health.clone(),
 		};
 		let guard = StopGuard(health);
@@ -220,17 +251,26 @@ impl Engine {
 			max_len,
 			kv_blocks: blocks,
 			kv_block_size: bs,
+			prefix_cache: cfg.prefix_cache,
 			kv_bytes_per_token,
 			health: Default::default(),
 		})
 	}
 
-	/// Queues a request; refuses at once when running + queued would exceed the capacity.
-	pub fn submit(
+	/// Queues a request with no tenant; refuses at once when running + queued would exceed the
+	/// capacity.
+	pub fn submit(&self, prompt: Vec<u32>, adapter: Option<Arc<LoraAdapter>>, params: SamplingParams) -> Result<mpsc::Receiver<Event>, SubmitError> {
+		self.submit_for(prompt, adapter, params, None)
+	}
+
+	/// Queues a request of `tenant` (e.g. the payer's account), whose cached prefixes it may
+	/// share under [`PrefixCache::Tenant`].
+	pub fn submit_for(
 		&self,
 		prompt: Vec<u32>,
 		adapter: Option<Arc<LoraAdapter>>,
 		params: SamplingParams,
+		tenant: Option<&[u8]>,
 	) -> Result<mpsc::Receiver<Event>, SubmitError> {
 		if !self.health.alive() {
 			return Err(SubmitError::Stopped);
@@ -250,9 +290,24 @@ impl Engine {
 		// Room for every event the sequence can produce, so the engine never blocks on a client.
 		let (events, rx) = mpsc::channel(params.max_tokens.min(self.max_len).saturating_add(2));
 		self.tx
-			.send(GenRequest { prompt, adapter, params, events, _permit: permit })
+			.send(GenRequest { prompt, adapter, params, events, scope: self.scope(tenant), _permit: permit })
 			.map_err(|_| SubmitError::Stopped)?;
 		Ok(rx)
+	}
+
+	fn scope(&self, tenant: Option<&[u8]>) -> Option<[u8; 32]> {
+		use sha2::{Digest, Sha256};
+		match (self.prefix_cache, tenant) {
+			(PrefixCache::Off, _) | (PrefixCache::Tenant, None) => None,
+			(PrefixCache::Global, _) => Some([0; 32]),
+			(PrefixCache::Tenant, Some(t)) => {
+				let mut h = Sha256::new();
+				h.update(b"openledger:kv-tenant:v1");
+				h.update((t.len() as u64).to_le_bytes());
+				h.update(t);
+				Some(h.finalize().into())
+			},
+		}
 	}
 
 	/// Requests running or queued now.
@@ -304,8 +359,10 @@ impl Seq {
 	fn samples(&self) -> bool {
 		self.fed + self.feed.len() >= self.len()
 	}
-	fn adapter_id(&self) -> Option<&[u8; 32]> {
-		self.req.adapter.as_deref().map(|a| &a.id)
+	/// The content key of the block of positions `from‥from + bs`, after the block keyed `prev`.
+	fn block_key(&self, prev: Option<&BlockKey>, from: usize, bs: usize) -> BlockKey {
+		let scope = self.req.scope.as_ref().expect("only scoped sequences key blocks; qed");
+		block_key(prev, scope, self.req.adapter.as_deref().map(|a| &a.id), &self.tokens(from, from + bs))
 	}
 }
 
@@ -324,6 +381,8 @@ struct Scheduler<B: Backend> {
 	/// Arrived or preempted, not running: they hold no blocks.
 	waiting: VecDeque<Seq>,
 	active: Vec<Seq>,
+	/// Ended this step, blocks given back, dropped at the next publication.
+	retired: Vec<Seq>,
 	health: Arc<EngineHealth>,
 }
 
@@ -354,27 +413,38 @@ impl<B: Backend> Scheduler<B> {
 
 	/// Gives back a sequence's blocks (it ends, or is preempted).
 	fn free_blocks(blocks: &mut BlockManager, s: &mut Seq) {
-		for b in s.blocks.drain(..) {
+		// Tail first: the least recently released go first, so a chain's root outlives its tail
+		// (a cached tail without its root can never be found).
+		for b in s.blocks.drain(..).rev() {
 			blocks.release(b);
 		}
 		s.keys.clear();
 		s.fed = 0;
 	}
 
-	fn publish_kv(&self) {
+	/// Takes a sequence out for good: its blocks go back now; it (its event sender and its slot)
+	/// is dropped after the pool's state is published, so nobody sees the slot free while the
+	/// blocks still count as held.
+	fn retire(&mut self, mut s: Seq) {
+		Self::free_blocks(&mut self.blocks, &mut s);
+		self.retired.push(s);
+	}
+
+	fn publish_kv(&mut self) {
 		let (used, cached) = (self.blocks.used(), self.blocks.cached());
 		self.health.kv_used.store(used, Ordering::SeqCst);
 		self.health.kv_cached.store(cached, Ordering::SeqCst);
 		self.metrics.kv_blocks_used.set(used as i64);
 		self.metrics.kv_blocks_cached.set(cached as i64);
+		self.retired.clear();
 	}
 
 	/// Fails every active sequence with `message`, and forgets the pool's contents (blocks
 	/// may be half-written).
 	fn fail_active(&mut self, message: &str) {
-		for mut s in std::mem::take(&mut self.active) {
+		for s in std::mem::take(&mut self.active) {
 			let _ = s.req.events.try_send(Event::Error(message.to_string()));
-			Self::free_blocks(&mut self.blocks, &mut s);
+			self.retire(s);
 		}
 		self.blocks.reset();
 		self.publish_kv();
@@ -417,18 +487,18 @@ impl<B: Backend> Scheduler<B> {
 		let committed: usize = self.active.iter().map(|s| (s.len() - s.fed).max(1)).sum();
 		let mut budget = self.cfg.max_step_tokens.saturating_sub(committed);
 		let bs = self.blocks.block_size();
-		// Headroom for the running sequences' next blocks, so admitting does not at once force
-		// a preemption.
-		let headroom = if self.active.is_empty() { 0 } else { (self.blocks.total() / 100).max(1) };
+		// Headroom for the running sequences' next blocks (each may need one in the next step),
+		// so admitting does not at once force a preemption.
+		let headroom = self.active.len();
 		while self.active.len() < self.cfg.max_batch && (budget > 0 || self.active.is_empty()) {
 			let Some(s) = self.waiting.front_mut() else { break };
 			let len = s.len();
 			// Shared prefix: whole blocks only, and never the last token (it must be fed to
 			// sample).
 			let (mut held, mut keys) = (Vec::new(), Vec::new());
-			let shareable = if self.cfg.prefix_cache { (len - 1) / bs } else { 0 };
+			let shareable = if s.req.scope.is_some() { (len - 1) / bs } else { 0 };
 			for i in 0..shareable {
-				let key = block_key(keys.last(), s.adapter_id(), &s.tokens(i * bs, (i + 1) * bs));
+				let key = s.block_key(keys.last(), i * bs, bs);
 				match self.blocks.lookup(&key) {
 					Some(b) => {
 						held.push(b);
@@ -449,11 +519,13 @@ impl<B: Backend> Scheduler<B> {
 				held.push(self.blocks.allocate().expect("counted as available; qed"));
 			}
 			s.fed = keys.len() * bs;
-			self.metrics.prefix_cached_tokens.inc_by(s.fed as u64);
 			s.blocks = held;
 			s.keys = keys;
 			budget = budget.saturating_sub(len - s.fed);
 			if !s.counted {
+				// First admission only (a preempted sequence re-reading its own blocks is not a
+				// prefix hit).
+				self.metrics.prefix_cached_tokens.inc_by(s.fed as u64);
 				self.metrics.prompt_tokens.inc_by(s.req.prompt.len() as u64);
 				s.counted = true;
 			}
@@ -476,6 +548,8 @@ impl<B: Backend> Scheduler<B> {
 		self.metrics.preemptions.inc();
 		self.health.preemptions.fetch_add(1, Ordering::SeqCst);
 		self.waiting.push_front(s);
+		self.metrics.waiting.set(self.waiting.len() as i64);
+		self.metrics.running.set(self.active.len() as i64);
 	}
 
 	/// Chooses each sequence's tokens for this step: decode rows first (one token each, a new
@@ -525,7 +599,7 @@ impl<B: Backend> Scheduler<B> {
 		let bs = blocks.block_size();
 		while (s.keys.len() + 1) * bs <= s.fed {
 			let i = s.keys.len();
-			let key = block_key(s.keys.last(), s.adapter_id(), &s.tokens(i * bs, (i + 1) * bs));
+			let key = s.block_key(s.keys.last(), i * bs, bs);
 			blocks.register(s.blocks[i], key);
 			s.keys.push(key);
 		}
@@ -539,8 +613,8 @@ impl<B: Backend> Scheduler<B> {
 			}
 		}
 		self.metrics.cancelled.inc_by(closed.len() as u64);
-		for mut s in closed {
-			Self::free_blocks(&mut self.blocks, &mut s);
+		for s in closed {
+			self.retire(s);
 		}
 		self.admit();
 		if self.active.is_empty() {
@@ -552,6 +626,15 @@ impl<B: Backend> Scheduler<B> {
 		#[cfg(test)]
 		if self.active.iter().any(|s| s.req.params.seed == Some(PANIC_STEP_ON_SEED.load(Ordering::SeqCst))) {
 			panic!("injected step fault");
+		}
+		// A step writes only blocks its row holds alone and nobody has keyed (shared prefix
+		// blocks are read, never written): a broken invariant fails the step, not another
+		// tenant's cached prefix.
+		for s in self.active.iter().filter(|s| !s.feed.is_empty()) {
+			let bs = self.blocks.block_size();
+			for p in (s.fed / bs)..(s.fed + s.feed.len()).div_ceil(bs) {
+				assert!(self.blocks.is_private(s.blocks[p]), "sequence {} would write shared block {}", s.id, s.blocks[p]);
+			}
 		}
 		let started = std::time::Instant::now();
 		let rows: Vec<StepRow<'_>> = self
@@ -585,9 +668,9 @@ impl<B: Backend> Scheduler<B> {
 				tracing::error!("forward step failed: {e:#}");
 				let (failed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.active).into_iter().partition(|s| !s.feed.is_empty());
 				self.active = kept;
-				for mut s in failed {
+				for s in failed {
 					let _ = s.req.events.try_send(Event::Error(format!("{e:#}")));
-					Self::free_blocks(&mut self.blocks, &mut s);
+					self.retire(s);
 				}
 				self.metrics.running.set(self.active.len() as i64);
 				self.publish_kv();
@@ -614,7 +697,7 @@ impl<B: Backend> Scheduler<B> {
 			};
 			s.fed += s.feed.len();
 			s.feed.clear();
-			if self.cfg.prefix_cache {
+			if s.req.scope.is_some() {
 				Self::register_full_blocks(&mut self.blocks, s);
 			}
 			// A panic in one sequence's sampling, detokenization or stop handling fails that
@@ -632,8 +715,8 @@ impl<B: Backend> Scheduler<B> {
 			}
 		}
 		for i in finished.into_iter().rev() {
-			let mut s = self.active.swap_remove(i); // drops the permit: a slot frees up
-			Self::free_blocks(&mut self.blocks, &mut s);
+			let s = self.active.swap_remove(i);
+			self.retire(s); // its permit (a slot) frees up once the pool is published
 		}
 		self.metrics.running.set(self.active.len() as i64);
 		self.publish_kv();

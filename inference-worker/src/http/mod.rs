@@ -970,7 +970,9 @@ async fn prepare(
 		p.retrieval = plan.retrieval.as_ref().map(|r| r.credited.clone());
 	}
 	let prompt_tokens = tokens.len() as u32;
-	let rx = st.engine.submit(tokens, adapter, params).map_err(|e| match e {
+	// The payer is the tenant whose cached prefixes this request may share (`--prefix-cache`).
+	let tenant = paid.as_ref().map(|p| p.accepted.voucher.payer.clone());
+	let rx = st.engine.submit_for(tokens, adapter, params, tenant.as_ref().map(|t| AsRef::<[u8]>::as_ref(t))).map_err(|e| match e {
 		SubmitError::Busy(_) => {
 			st.metrics.rejected_busy.inc();
 			ApiError { status: 429, kind: "server_overloaded", message: e.to_string(), param: None, code: Some("busy") }

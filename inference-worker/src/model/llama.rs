@@ -176,6 +176,11 @@ impl PagedKv {
 		2 * self.layers.len() * kvh * hd * self.held * self.block_size * dtype.size_in_bytes()
 	}
 
+	/// Allocates the whole pool now.
+	pub fn reserve_all(&mut self) -> candle_core::Result<()> {
+		self.grow(self.total_blocks)
+	}
+
 	/// Makes the buffers hold at least `blocks` blocks.
 	fn grow(&mut self, blocks: usize) -> candle_core::Result<()> {
 		if blocks <= self.held {

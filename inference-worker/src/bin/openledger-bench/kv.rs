@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device};
 use openledger_worker::engine::sampling::SamplingParams;
-use openledger_worker::engine::{Engine, EngineConfig, Event};
+use openledger_worker::engine::{Engine, EngineConfig, Event, PrefixCache};
 use openledger_worker::metrics::Metrics;
 use openledger_worker::model::llama::Llama;
 use openledger_worker::model::synthetic::{write_base_model, BaseSpec};
@@ -45,7 +45,7 @@ struct Outcome {
 	prefix_tokens: u64,
 }
 
-async fn run_one(model: Arc<Llama>, tok: Arc<TextTokenizer>, a: &BenchKvArgs, prompts: &[Vec<u32>], prefix_cache: bool) -> anyhow::Result<Outcome> {
+async fn run_one(model: Arc<Llama>, tok: Arc<TextTokenizer>, a: &BenchKvArgs, prompts: &[Vec<u32>], prefix_cache: PrefixCache) -> anyhow::Result<Outcome> {
 	let m = Metrics::new();
 	let cfg = EngineConfig { max_batch: a.max_batch, queue: prompts.len() + 1, prefix_cache, ..Default::default() };
 	let e = Engine::start(model, tok, cfg, m.clone())?;
@@ -103,8 +103,8 @@ pub fn run(a: BenchKvArgs) -> anyhow::Result<()> {
 	let system = ids(a.system);
 	let prompts: Vec<Vec<u32>> = (0..=a.requests).map(|_| system.iter().copied().chain(ids(a.question)).collect()).collect();
 	let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-	let off = rt.block_on(run_one(model.clone(), tok.clone(), &a, &prompts, false))?;
-	let on = rt.block_on(run_one(model, tok, &a, &prompts, true))?;
+	let off = rt.block_on(run_one(model.clone(), tok.clone(), &a, &prompts, PrefixCache::Off))?;
+	let on = rt.block_on(run_one(model, tok, &a, &prompts, PrefixCache::Global))?;
 	anyhow::ensure!(on.answers == off.answers, "the prefix cache changed a greedy answer");
 	let p = |v: &[Duration], q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
 	println!(
