@@ -12,4 +12,6 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null || true' ERR
 cargo build --locked --profile "$OPENLEDGER_PROFILE" -p openledger-node -p openledger-cli "$@"
 wait "$worker" || { echo "the worker build failed" >&2; exit 1; }
-echo "built $NODE_BIN, $CLI_BIN and $WORKER_BIN"
+# The Studio: one esbuild bundle into web/dist (served by `openledger studio`).
+(cd web && node build.mjs)
+echo "built $NODE_BIN, $CLI_BIN, $WORKER_BIN and web/dist"

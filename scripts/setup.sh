@@ -29,6 +29,8 @@ command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# The Studio's browser tests drive Debian's chromium headless (nothing downloads a browser).
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     log "installing ${need_pkgs[*]}"
@@ -94,13 +96,16 @@ ENV
   fi
 fi
 
-# ---- npm dependencies of the end-to-end tests -------------------------------------------------
-if [ -f "$ROOT/tests/e2e/package.json" ]; then
-  if [ ! -d "$ROOT/tests/e2e/node_modules/@polkadot/api" ]; then
-    log "installing e2e test dependencies (npm)"
-    (cd "$ROOT/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+# ---- npm dependencies: the end-to-end tests and the Studio (web/) -------------------------------
+# Installed from each package-lock.json, again whenever it changes (a copy marks what is installed).
+for dir in "$ROOT/tests/e2e" "$ROOT/web"; do
+  [ -f "$dir/package-lock.json" ] || continue
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.openledger-lock"; then
+    log "installing npm dependencies of ${dir#"$ROOT"/}"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$dir/node_modules/.openledger-lock"
   fi
-fi
+done
 # ---- Python environment of the worker's end-to-end tests -----------------------------------------
 VENV="${OPENLEDGER_CACHE:-$HOME/.cache/openledger}/venv"
 REQ="$ROOT/tests/worker/requirements.txt"

@@ -3,7 +3,8 @@
 #   - a one-validator development chain (Aura, 6 s blocks) with RPC on ws://127.0.0.1:9944
 #     and Prometheus metrics on http://127.0.0.1:9615/metrics;
 #   - the inference worker with the demo model (a seeded Llama-style base model pretrained on the
-#     bundled corpus, and two LoRA adapters, made on first start) serving the OpenAI API on http://127.0.0.1:8000/v1.
+#     bundled corpus, and two LoRA adapters, made on first start) serving the OpenAI API on http://127.0.0.1:8000/v1;
+#   - OpenLedger Studio, the web app, on http://127.0.0.1:3000 (uploads go to $OPENLEDGER_CACHE/content-store).
 # Chain data lives in $OPENLEDGER_CACHE/dev-chain and survives restarts; `--fresh` wipes it first.
 # Extra arguments go to the node, e.g. `scripts/start.sh --sealing instant`. Ctrl-C stops both.
 set -euo pipefail
@@ -33,8 +34,12 @@ echo "starting openledger-node --dev (base path $BASE)"
 "$NODE_BIN" --dev --base-path "$BASE" --rpc-port 9944 --prometheus-port 9615 "${args[@]}" \
   >"$OPENLEDGER_CACHE/node.log" 2>&1 &
 NODE_PID=$!
-trap 'kill "$NODE_PID" 2>/dev/null; wait "$NODE_PID" 2>/dev/null' EXIT
 echo "node pid $NODE_PID, log $OPENLEDGER_CACHE/node.log"
+"$CLI_BIN" studio --url ws://127.0.0.1:9944 --listen 127.0.0.1:3000 --dir "$ROOT/web/dist" \
+  --store "$OPENLEDGER_CACHE/content-store" --worker http://127.0.0.1:8000 >"$OPENLEDGER_CACHE/studio.log" 2>&1 &
+STUDIO_PID=$!
+trap 'kill "$NODE_PID" "$STUDIO_PID" 2>/dev/null; wait "$NODE_PID" "$STUDIO_PID" 2>/dev/null' EXIT
+echo "OpenLedger Studio: http://127.0.0.1:3000 (pid $STUDIO_PID, log $OPENLEDGER_CACHE/studio.log)"
 
 echo "starting openledger-worker on http://127.0.0.1:8000/v1 (models: demo-base, demo-legal, demo-medical)"
 "$WORKER_BIN" serve --model "$DEMO/demo-base" --adapters "$DEMO/adapters" --host 127.0.0.1 --port 8000

@@ -27,6 +27,7 @@ mod money;
 mod proxy;
 mod records;
 mod store;
+mod studio;
 
 use anyhow::{bail, Context, Result};
 use chain::{account_of, keypair, parse_account, Chain};
@@ -193,6 +194,23 @@ enum Cmd {
 		/// `api_key`); read from the environment only.
 		#[arg(long = "api-key-from-env", env = "OPENLEDGER_PROXY_KEY", hide_env_values = true, hide = true)]
 		api_key: Option<String>,
+	},
+	/// Serve OpenLedger Studio (the web app, built into web/dist) on loopback: the page talks
+	/// to the node (`--url`, as the browser reaches it) and the worker, signs with the user's
+	/// browser extension or a dev account, and stores uploaded files in `--store`.
+	Studio {
+		/// Address to listen on (loopback only).
+		#[arg(long, default_value = "127.0.0.1:3000")]
+		listen: std::net::SocketAddr,
+		/// The built app.
+		#[arg(long, default_value = "web/dist")]
+		dir: PathBuf,
+		/// Content store for uploaded files (a directory).
+		#[arg(long, default_value = "./content-store")]
+		store: String,
+		/// The worker's HTTP endpoint, as the browser reaches it.
+		#[arg(long)]
+		worker: Option<String>,
 	},
 }
 
@@ -472,6 +490,10 @@ fn print_json(v: &serde_json::Value) {
 #[tokio::main]
 async fn main() -> Result<()> {
 	let cli = Cli::parse();
+	if let Cmd::Studio { listen, dir, store, worker } = cli.cmd {
+		// The page signs; the server needs no key and no chain connection.
+		return studio::run(studio::Config { listen, dir, store, rpc: cli.url, worker }).await;
+	}
 	let pair = keypair(&cli.suri)?;
 	let me = account_of(&pair);
 	let chain = Chain::connect(&cli.url).await?;
@@ -952,6 +974,7 @@ async fn main() -> Result<()> {
 			};
 			proxy::run(chain, pair, cfg).await?;
 		},
+		Cmd::Studio { .. } => unreachable!("served above; qed"),
 		Cmd::Cat { id, store } => {
 			let c: serde_json::Value = chain.rpc("datanets_getContribution", rpc_params![id]).await?;
 			let hash = H256::from_slice(&hex::decode(c["contentHash"].as_str().context("contentHash")?.trim_start_matches("0x"))?);

@@ -1,0 +1,166 @@
+// OpenLedger Studio in a real browser (Debian's chromium, headless, driven by puppeteer-core;
+// nothing downloads a browser): the page served by `openledger studio` against a dev node.
+// Alice creates a curated Datanet, Bob uploads two files (content store + contribute in one
+// batch), Alice accepts one and rejects the other as a duplicate, takes a snapshot whose root
+// the page shows as the chain has it, and verifies a leaf's proof in the page; a refused
+// contribution is explained in words. Every control is labelled and focusable, the page fits
+// a 390 px viewport, and screenshots of each page at both widths go to the output folder.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import puppeteer from 'puppeteer-core';
+import { Node, freePort, spawnReady, stopProcess, tempDir } from './lib/node.js';
+import { devChain, devKeys } from './lib/chain.js';
+
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const WEB = resolve('../../web/dist');
+const OUT = process.env.STUDIO_SCREENSHOTS || join(process.env.E2E_TMP || '/tmp', 'studio-screenshots');
+const ctx = devChain('studio');
+const { alice, bob } = devKeys();
+let studio;
+let url;
+let browser;
+let page;
+
+before(async () => {
+  assert.ok(existsSync(join(WEB, 'index.html')), 'web/dist is built (scripts/build.sh)');
+  mkdirSync(OUT, { recursive: true });
+  const port = await freePort();
+  const dir = tempDir('ol-studio-');
+  url = `http://127.0.0.1:${port}`;
+  studio = await spawnReady({
+    name: 'studio',
+    bin: process.env.CLI_BIN,
+    args: ['studio', '--url', ctx.node.wsUrl, '--listen', `127.0.0.1:${port}`, '--dir', WEB, '--store', join(dir, 'store')],
+    logFile: join(dir, 'studio.log'),
+    env: { ...process.env },
+    ready: async () => (await fetch(`${url}/api/config`)).ok,
+  });
+  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+});
+
+after(async () => {
+  await browser?.close();
+  await stopProcess(studio?.proc, studio?.exited);
+});
+
+const statusText = () => page.$eval('#status', (e) => e.textContent);
+async function waitStatus(re) {
+  await page.waitForFunction((src) => new RegExp(src).test(document.querySelector('#status').textContent), { timeout: 60_000 }, re.source);
+  return statusText();
+}
+/** Runs `act` and waits until the page has been drawn again after it. */
+async function redrawn(act) {
+  const n = await page.evaluate(() => Number(document.body.dataset.rendered || 0));
+  await act();
+  await page.waitForFunction((k) => Number(document.body.dataset.rendered || 0) > k, { timeout: 60_000 }, n);
+}
+const as = (who) => redrawn(() => page.select('#account', who.address));
+async function shoot(name) {
+  for (const [w, h] of [[1280, 800], [390, 844]]) {
+    await page.setViewport({ width: w, height: h });
+    const file = join(OUT, `${name}-${w}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    if (w === 390) {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${name} is ${overflow} px wider than a 390 px viewport`);
+    }
+  }
+  await page.setViewport({ width: 1280, height: 800 });
+}
+/** Every control has an accessible name and takes keyboard focus. */
+async function assertAccessible(name) {
+  const problems = await page.evaluate(() => {
+    const out = [];
+    for (const el of document.querySelectorAll('input, select, textarea, button, a[href]')) {
+      const named = el.labels?.length > 0 || el.getAttribute('aria-label') || (el.tagName === 'BUTTON' || el.tagName === 'A') && el.textContent.trim();
+      if (!named) out.push(`unlabelled ${el.tagName.toLowerCase()}#${el.id}`);
+      el.focus();
+      if (document.activeElement !== el) out.push(`${el.tagName.toLowerCase()}#${el.id} "${el.textContent.trim()}" takes no focus`);
+    }
+    return out;
+  });
+  assert.deepEqual(problems, [], name);
+}
+
+test('the Studio loads, lists Datanets and offers the dev accounts', async () => {
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+  const options = await page.$$eval('#account option', (os) => os.map((o) => o.textContent));
+  assert.deepEqual(options, ['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie']);
+  assert.match(await page.$eval('#balance', (e) => e.textContent), /free/);
+  await assertAccessible('the Datanets page');
+  await shoot('datanets-empty');
+});
+
+let datanet;
+test('Alice creates a curated Datanet from the form', async () => {
+  await as(alice);
+  await page.type('#dn-name', 'studio-medical-qa');
+  await redrawn(() => page.click('form button[type=submit]'));
+  await page.waitForFunction(() => /^#\/datanet\/\d+$/.test(location.hash), { timeout: 60_000 });
+  datanet = Number(await page.evaluate(() => location.hash.split('/')[2]));
+  await page.waitForFunction(() => document.querySelector('main h2')?.textContent === 'studio-medical-qa');
+  const d = (await ctx.api.query.datanets.datanets(datanet)).unwrap();
+  assert.equal(d.owner.toString(), alice.address);
+  assert.equal(d.curation.toString(), 'Curated');
+});
+
+test('Bob uploads two files: stored, then contributed in one batch, both pending', async () => {
+  await as(bob);
+  const dir = tempDir('ol-studio-files-');
+  const files = ['Aspirin thins the blood and eases pain.', 'Ibuprofen reduces fever and inflammation.'].map((t, i) => {
+    const f = join(dir, `record-${i}.txt`);
+    writeFileSync(f, t);
+    return f;
+  });
+  const input = await page.$('#files');
+  await redrawn(() => input.uploadFile(...files));
+  await waitStatus(/Contributing 2 file\(s\): done/);
+  await page.waitForFunction(() => document.querySelectorAll('table[aria-label=Contributions] tbody tr').length === 2, { timeout: 30_000 });
+  const statuses = await page.$$eval('table[aria-label=Contributions] tbody tr td:nth-child(3)', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(statuses, ['pending', 'pending']);
+  const onChain = await ctx.api.query.datanets.datanets(datanet);
+  assert.equal(onChain.unwrap().pendingCount.toNumber(), 2);
+  // Bob is no curator: no curation buttons for him.
+  assert.equal((await page.$$('button[aria-label^="Accept contribution"]')).length, 0);
+  // The same file again is refused by the chain, and the page says why in words.
+  await (await page.$('#files')).uploadFile(files[0]);
+  const msg = await waitStatus(/failed/);
+  assert.match(msg, /DuplicateContent/);
+  assert.match(msg, /failed: [A-Z][a-z]+ [a-z]+/, `a sentence, not only a code: ${msg}`);
+  await shoot('datanet-pending');
+});
+
+test('Alice accepts one, rejects the other as a duplicate, snapshots, and verifies the proof', async () => {
+  await as(alice);
+  await page.waitForSelector('button[aria-label^="Accept contribution"]');
+  const ids = await page.$$eval('table[aria-label=Contributions] tbody tr td:first-child', (tds) => tds.map((t) => Number(t.textContent)));
+  await redrawn(() => page.click(`button[aria-label="Accept contribution ${ids[0]}"]`));
+  assert.match(await statusText(), new RegExp(`Accepting ${ids[0]}: done`));
+  await page.select(`select[aria-label="Reason for rejecting contribution ${ids[1]}"]`, '2');
+  await redrawn(() => page.click(`button[aria-label="Reject contribution ${ids[1]}"]`));
+  assert.match(await statusText(), new RegExp(`Rejecting ${ids[1]}: done`));
+  assert.equal((await page.$$('table[aria-label=Contributions] tbody tr')).length, 1);
+  assert.match(await page.$eval('table[aria-label=Contributions] tbody tr td:nth-child(3)', (t) => t.textContent), /^accepted \(leaf 0\)$/);
+  await redrawn(() => page.click('#snapshot'));
+  assert.match(await statusText(), /Taking a snapshot: done/);
+  const root = await page.$eval('table[aria-label=Snapshots] tbody tr td:nth-child(2)', (t) => t.textContent);
+  const snap = (await ctx.api.query.datanets.snapshots(datanet, 1)).unwrap();
+  assert.equal(root, snap.root.toHex(), 'the page shows the root the chain holds');
+  await page.click('table[aria-label=Snapshots] tbody tr button');
+  await page.waitForFunction(() => /✓|✗/.test(document.querySelector('table[aria-label=Snapshots] tbody tr [role=status]').textContent), { timeout: 30_000 });
+  assert.match(await page.$eval('table[aria-label=Snapshots] tbody tr [role=status]', (e) => e.textContent), new RegExp(`✓ contribution ${ids[0]} is leaf 0`));
+  await assertAccessible('the Datanet page');
+  await shoot('datanet-snapshot');
+  await redrawn(() => page.evaluate(() => { location.hash = '#/datanets'; }));
+  await page.type('#search', 'medical');
+  const names = await page.$$eval('table[aria-label=Datanets] tbody tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(names, ['studio-medical-qa']);
+  await shoot('datanets');
+  console.log(`screenshots in ${OUT}`);
+});

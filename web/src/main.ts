@@ -1,0 +1,397 @@
+// OpenLedger Studio: the contributor's side of the loop in a browser. Everything is read from
+// the node over JSON-RPC with @polkadot/api (metadata only, no custom types); the user signs
+// with the polkadot-js extension or, on a development chain, a dev account. Chain data is user
+// content: it is only ever put into the page as text (never as HTML).
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import type { SubmittableExtrinsic } from '@polkadot/api/types';
+import { Keyring } from '@polkadot/keyring';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { web3Accounts, web3Enable, web3FromAddress } from '@polkadot/extension-dapp';
+import { leafBytes, verifyProof } from '../../tests/e2e/lib/merkle.js';
+
+type Account = { address: string; name: string; pair?: KeyringPair };
+type Config = { rpc: string; worker: string | null; maxUpload: number };
+
+let api: ApiPromise;
+let cfg: Config;
+let accounts: Account[] = [];
+const DEV = ['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie'];
+const REASONS = ['unspecified', 'spam', 'duplicate', 'license', 'quality', 'personal-data', 'off-topic'];
+
+// ---- DOM helpers: text only -------------------------------------------------------------------
+
+type Child = Node | string | number | null | undefined | false;
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v as EventListener);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+  }
+  return el;
+}
+const main = () => document.getElementById('main') as HTMLElement;
+function show(...nodes: Child[]) {
+  const m = main();
+  m.replaceChildren(...(nodes.filter(Boolean) as (Node | string)[]));
+}
+function status(text: string, kind: '' | 'error' | 'ok' = '') {
+  const s = document.getElementById('status') as HTMLElement;
+  s.textContent = text;
+  s.className = kind;
+}
+const text = (bytes: { toUtf8?: () => string; toString: () => string }) => (bytes.toUtf8 ? bytes.toUtf8() : bytes.toString());
+const short = (a: string) => (a.length > 16 ? `${a.slice(0, 6)}…${a.slice(-6)}` : a);
+function nameOf(address: string) {
+  return accounts.find((a) => a.address === address)?.name ?? short(address);
+}
+
+// ---- accounts and signing ---------------------------------------------------------------------
+
+function current(): Account | undefined {
+  const sel = document.getElementById('account') as HTMLSelectElement;
+  return accounts.find((a) => a.address === sel.value);
+}
+
+async function loadAccounts() {
+  const found: Account[] = [];
+  try {
+    if ((await web3Enable('OpenLedger Studio')).length > 0) {
+      for (const a of await web3Accounts()) found.push({ address: a.address, name: `${a.meta.name ?? 'account'} (extension)` });
+    }
+  } catch {
+    // No extension: dev accounts only.
+  }
+  const chainType = await api.rpc.system.chainType();
+  if (chainType.isDevelopment || chainType.isLocal) {
+    const keyring = new Keyring({ type: 'sr25519', ss58Format: api.registry.chainSS58 ?? 42 });
+    for (const n of DEV) {
+      const pair = keyring.addFromUri(`//${n}`);
+      found.push({ address: pair.address, name: n, pair });
+    }
+  }
+  accounts = found;
+  const sel = document.getElementById('account') as HTMLSelectElement;
+  sel.replaceChildren(...accounts.map((a) => h('option', { value: a.address }, a.name)));
+  const saved = localStorage.getItem('account');
+  if (saved && accounts.some((a) => a.address === saved)) sel.value = saved;
+  sel.addEventListener('change', () => {
+    localStorage.setItem('account', sel.value);
+    refreshBalance();
+    route();
+  });
+  if (accounts.length === 0) status('No account: install the polkadot-js extension (or use a development chain).', 'error');
+}
+
+async function refreshBalance() {
+  const a = current();
+  const el = document.getElementById('balance') as HTMLElement;
+  if (!a) return void (el.textContent = '');
+  const { data } = (await api.query.system.account(a.address)) as any;
+  el.textContent = `${fmt(data.free.toBigInt())} free`;
+}
+
+function fmt(v: bigint): string {
+  const d = api.registry.chainDecimals[0] ?? 18;
+  const unit = api.registry.chainTokens[0] ?? 'OPEN';
+  const s = v.toString().padStart(d + 1, '0');
+  const whole = s.slice(0, -d);
+  const frac = s.slice(-d).replace(/0+$/, '').slice(0, 4);
+  return `${whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}${frac ? '.' + frac : ''} ${unit}`;
+}
+
+/** A chain error in words: the pallet's own documentation of the error, then its name. */
+function errorWords(dispatchError: any): string {
+  if (dispatchError.isModule) {
+    const { section, name, docs } = api.registry.findMetaError(dispatchError.asModule);
+    return `${docs.join(' ').trim() || name} (${section}.${name})`;
+  }
+  if (dispatchError.isToken) {
+    const t = dispatchError.asToken.type;
+    const words: Record<string, string> = {
+      FundsUnavailable: 'Not enough free balance for this.',
+      OnlyProvider: 'This would leave the account without the balance it needs to exist.',
+      BelowMinimum: 'The amount is below the minimum balance.',
+    };
+    return `${words[t] ?? 'A balance rule refused this.'} (${t})`;
+  }
+  if (dispatchError.isBadOrigin) return 'This account may not do this.';
+  return dispatchError.toString();
+}
+
+/** Submits `tx` signed by the selected account; resolves to its events once in a block. */
+async function submit(tx: SubmittableExtrinsic<'promise'>, what: string): Promise<any[]> {
+  const a = current();
+  if (!a) throw new Error('Choose an account first.');
+  status(`${what}: signing and submitting…`);
+  const signer = a.pair ?? a.address;
+  const options = a.pair ? {} : { signer: (await web3FromAddress(a.address)).signer };
+  return new Promise((resolve, reject) => {
+    tx.signAndSend(signer as any, options, ({ status: st, events, dispatchError }: any) => {
+      if (dispatchError) {
+        reject(new Error(errorWords(dispatchError)));
+      } else if (st.isInBlock || st.isFinalized) {
+        status(`${what}: done.`, 'ok');
+        resolve(events);
+      } else if (st.isDropped || st.isInvalid || st.isUsurped) {
+        reject(new Error(`The transaction was ${st.type.toLowerCase()}.`));
+      }
+    }).catch((e: Error) => {
+      const m = /Inability to pay some fees/.test(e.message) ? 'The account cannot pay the transaction fee: its free balance is too low.' : e.message;
+      reject(new Error(m));
+    });
+  }).then(
+    (ev) => {
+      refreshBalance();
+      return ev as any[];
+    },
+    (e: Error) => {
+      status(`${what} failed: ${e.message}`, 'error');
+      throw e;
+    },
+  );
+}
+
+/** Runs `f` from a button, disabling it meanwhile; errors are already in the status line. */
+function action(f: () => Promise<unknown>) {
+  return async (ev: Event) => {
+    const b = ev.currentTarget as HTMLButtonElement;
+    b.disabled = true;
+    try {
+      await f();
+    } catch {
+      // shown by submit()
+    } finally {
+      b.disabled = false;
+    }
+  };
+}
+
+// ---- pages --------------------------------------------------------------------------------
+
+async function datanetsPage() {
+  const entries = await api.query.datanets.datanets.entries();
+  const list = entries
+    .map(([k, v]: any) => ({ id: (k.args[0] as any).toNumber(), d: v.unwrap() }))
+    .sort((a, b) => a.id - b.id);
+  const search = h('input', { type: 'search', id: 'search', placeholder: 'name or license' });
+  const body = h('tbody');
+  const render = () => {
+    const q = search.value.trim().toLowerCase();
+    body.replaceChildren(
+      ...list
+        .filter(({ d }) => !q || text(d.name).toLowerCase().includes(q) || text(d.license).toLowerCase().includes(q))
+        .map(({ id, d }) =>
+          h('tr', {},
+            h('td', {}, id),
+            h('td', {}, h('a', { href: `#/datanet/${id}` }, text(d.name))),
+            h('td', {}, nameOf(d.owner.toString())),
+            h('td', {}, text(d.license)),
+            h('td', {}, d.curation.toString()),
+            h('td', {}, d.leafCount.toNumber()),
+            h('td', {}, d.pendingCount.toNumber()),
+          ),
+        ),
+    );
+  };
+  search.addEventListener('input', render);
+  render();
+  const name = h('input', { type: 'text', id: 'dn-name', required: true, maxlength: 64 });
+  const license = h('input', { type: 'text', id: 'dn-license', value: 'CC-BY-4.0', required: true });
+  const uri = h('input', { type: 'text', id: 'dn-uri', placeholder: 'ipfs://… (optional)' });
+  const curated = h('input', { type: 'checkbox', id: 'dn-curated', checked: true });
+  const form = h('form', { 'aria-labelledby': 'create-h' },
+    h('h3', { id: 'create-h' }, 'Create a Datanet'),
+    h('label', { for: 'dn-name' }, 'Name'), name,
+    h('label', { for: 'dn-license' }, 'License'), license,
+    h('label', { for: 'dn-uri' }, 'Metadata URI'), uri,
+    h('label', {}, curated, ' Curated (contributions wait for a curator)'),
+    h('p', {}, h('button', { type: 'submit' }, 'Create Datanet')),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const policy = { base: api.consts.datanets.minContributionDepositBase, perByte: api.consts.datanets.minContributionDepositPerByte };
+    const tx = api.tx.datanets.createDatanet(name.value, uri.value || `studio://${name.value}`, license.value, curated.checked ? 'Curated' : 'Open', policy);
+    try {
+      const events = await submit(tx, `Creating “${name.value}”`);
+      const created = events.find(({ event }: any) => event.section === 'datanets' && event.method === 'DatanetCreated');
+      if (created) location.hash = `#/datanet/${created.event.data[0].toString()}`;
+    } catch {
+      // shown
+    }
+  });
+  show(
+    h('h2', {}, 'Datanets'),
+    h('label', { for: 'search' }, 'Search Datanets '), search,
+    h('div', { class: 'table-wrap' },
+      h('table', { 'aria-label': 'Datanets' },
+        h('thead', {}, h('tr', {}, ...['Id', 'Name', 'Owner', 'License', 'Curation', 'Accepted', 'Pending'].map((c) => h('th', { scope: 'col' }, c)))),
+        body,
+      ),
+    ),
+    form,
+  );
+}
+
+async function datanetPage(id: number) {
+  const opt: any = await api.query.datanets.datanets(id);
+  if (opt.isNone) return show(h('h2', {}, `No Datanet ${id}`), h('p', {}, h('a', { href: '#/datanets' }, 'All Datanets')));
+  const d = opt.unwrap();
+  const me = current()?.address;
+  const curators = (await api.query.datanets.curators.keys(id)).map((k: any) => k.args[1].toString());
+  const owner = d.owner.toString();
+  const canCurate = !!me && (me === owner || curators.includes(me));
+  const ids = (await api.query.datanets.datanetContributions.keys(id)).map((k: any) => k.args[1].toNumber()).sort((a: number, b: number) => a - b);
+  const contribs: any[] = ids.length ? await api.query.datanets.contributions.multi(ids) : [];
+  const snaps = (await api.query.datanets.snapshots.entries(id))
+    .map(([k, v]: any) => ({ version: k.args[1].toNumber(), s: v.unwrap() }))
+    .sort((a: any, b: any) => a.version - b.version);
+
+  const rows = ids.map((cid: number, i: number) => {
+    const c = contribs[i].unwrap();
+    const pending = c.status.isPending;
+    const reason = h('select', { id: `reason-${cid}`, 'aria-label': `Reason for rejecting contribution ${cid}` }, ...REASONS.map((r, j) => h('option', { value: j }, r)));
+    return h('tr', {},
+      h('td', {}, cid),
+      h('td', {}, nameOf(c.contributor.toString())),
+      h('td', {}, h('span', { class: `badge ${pending ? 'pending' : 'accepted'}` }, pending ? 'pending' : `accepted (leaf ${c.status.asAccepted.leaf.toNumber()})`)),
+      h('td', {}, c.sizeBytes.toNumber()),
+      h('td', { class: 'hash' }, c.contentHash.toHex()),
+      h('td', {},
+        pending && canCurate && h('button', { type: 'button', 'aria-label': `Accept contribution ${cid}`, onclick: action(() => submit(api.tx.datanets.accept(cid), `Accepting ${cid}`).then(route)) }, 'Accept'),
+        pending && canCurate && ' ',
+        pending && canCurate && reason,
+        pending && canCurate && h('button', { type: 'button', class: 'secondary', 'aria-label': `Reject contribution ${cid}`, onclick: action(() => submit(api.tx.datanets.reject(cid, Number(reason.value)), `Rejecting ${cid}`).then(route)) }, 'Reject'),
+      ),
+    );
+  });
+
+  const snapRows = snaps.map(({ version, s }: any) => {
+    const out = h('span', { role: 'status' });
+    const leaf = h('input', { type: 'number', min: 0, max: s.leafCount.toNumber() - 1, value: 0, id: `leaf-${version}`, style: 'width:5em' });
+    const verify = async () => {
+      const p: any = await (api as any)._rpcCore.provider.send('datanets_getProof', [id, version, Number(leaf.value)]);
+      const ok = verifyProof(s.root.toHex(), p.proof, p.numberOfLeaves, p.leafIndex, leafBytes(p.contribution, p.contentHash));
+      out.textContent = ok ? `✓ contribution ${p.contribution} is leaf ${p.leafIndex} of the root` : '✗ the proof does not verify';
+    };
+    return h('tr', {},
+      h('td', {}, version),
+      h('td', { class: 'hash' }, s.root.toHex()),
+      h('td', {}, s.leafCount.toNumber()),
+      h('td', {}, s.takenAt.toNumber()),
+      h('td', {},
+        h('label', { for: `leaf-${version}` }, 'Leaf '), leaf, ' ',
+        h('button', { type: 'button', class: 'secondary', onclick: action(() => verify().catch((e) => void (out.textContent = `✗ ${e.message}`))) }, 'Verify proof'),
+        ' ', out),
+    );
+  });
+
+  show(
+    h('p', {}, h('a', { href: '#/datanets' }, '← All Datanets')),
+    h('h2', {}, text(d.name)),
+    h('dl', {},
+      h('dt', {}, 'Id'), h('dd', {}, id),
+      h('dt', {}, 'Owner'), h('dd', {}, nameOf(owner)),
+      h('dt', {}, 'Curators'), h('dd', {}, curators.length ? curators.map(nameOf).join(', ') : 'none (the owner curates)'),
+      h('dt', {}, 'License'), h('dd', {}, text(d.license)),
+      h('dt', {}, 'Curation'), h('dd', {}, d.curation.toString()),
+      h('dt', {}, 'Status'), h('dd', {}, d.status.toString()),
+      h('dt', {}, 'Accepted / pending'), h('dd', {}, `${d.leafCount.toNumber()} / ${d.pendingCount.toNumber()}`),
+    ),
+    contributePanel(id),
+    h('h3', {}, 'Contributions'),
+    h('div', { class: 'table-wrap' },
+      h('table', { 'aria-label': 'Contributions' },
+        h('thead', {}, h('tr', {}, ...['Id', 'Contributor', 'Status', 'Bytes', 'Content hash', 'Curate'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ...rows),
+      ),
+    ),
+    h('h3', {}, 'Snapshots'),
+    canCurate && h('p', {}, h('button', { type: 'button', id: 'snapshot', onclick: action(() => submit(api.tx.datanets.snapshot(id), 'Taking a snapshot').then(route)) }, 'Take a snapshot')),
+    h('div', { class: 'table-wrap' },
+      h('table', { 'aria-label': 'Snapshots' },
+        h('thead', {}, h('tr', {}, ...['Version', 'Merkle root', 'Leaves', 'Block', 'Proof'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ...snapRows),
+      ),
+    ),
+  );
+}
+
+/** Upload files (picker or drag-and-drop) to the content store, then contribute their hashes. */
+function contributePanel(id: number) {
+  const input = h('input', { type: 'file', id: 'files', multiple: true });
+  const bar = h('progress', { max: 1, value: 0, 'aria-label': 'Upload progress' });
+  const log = h('ul', { 'aria-live': 'polite' });
+  const drop = h('div', { class: 'drop' }, 'Drop files here, or ', h('label', { for: 'files' }, 'choose files'), ' ', input);
+  const run = async (files: File[]) => {
+    if (!files.length) return;
+    const stored: { name: string; hash: string; size: number; tokens: number; uri: string }[] = [];
+    bar.max = files.length;
+    bar.value = 0;
+    log.replaceChildren();
+    for (const f of files) {
+      if (f.size > cfg.maxUpload) {
+        log.append(h('li', {}, `${f.name}: larger than ${cfg.maxUpload} bytes, skipped`));
+        continue;
+      }
+      const res = await fetch('/api/store', { method: 'POST', body: await f.arrayBuffer() });
+      const body = await res.json();
+      if (!res.ok) {
+        log.append(h('li', {}, `${f.name}: ${body.error}`));
+      } else {
+        stored.push({ name: f.name, ...body });
+        log.append(h('li', {}, `${f.name}: stored (${body.size} bytes, ${body.hash.slice(0, 10)}…)`));
+      }
+      bar.value += 1;
+    }
+    if (!stored.length) return;
+    const calls = stored.map((s) => api.tx.datanets.contribute(id, s.hash, s.size, s.tokens, s.uri, null, JSON.stringify({ file: s.name })));
+    await submit(calls.length === 1 ? calls[0] : api.tx.utility.batchAll(calls), `Contributing ${stored.length} file(s)`);
+    route();
+  };
+  input.addEventListener('change', () => run(Array.from(input.files ?? [])).catch(() => {}));
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    run(Array.from(e.dataTransfer?.files ?? [])).catch(() => {});
+  });
+  return h('section', { class: 'panel', 'aria-labelledby': 'contribute-h' }, h('h3', { id: 'contribute-h' }, 'Contribute'), drop, bar, log);
+}
+
+let renders = 0;
+async function route() {
+  const m = /^#\/datanet\/(\d+)$/.exec(location.hash);
+  try {
+    if (m) await datanetPage(Number(m[1]));
+    else await datanetsPage();
+    document.title = `${(main().querySelector('h2')?.textContent ?? 'Studio')} · OpenLedger Studio`;
+  } catch (e) {
+    status(`Could not load this page: ${(e as Error).message}`, 'error');
+  } finally {
+    // For tests and assistive tools: how many times the page has been drawn.
+    document.body.dataset.rendered = String(++renders);
+  }
+}
+
+async function start() {
+  cfg = await (await fetch('/api/config')).json();
+  await cryptoWaitReady();
+  api = await ApiPromise.create({ provider: new WsProvider(cfg.rpc), noInitWarn: true });
+  await loadAccounts();
+  await refreshBalance();
+  window.addEventListener('hashchange', route);
+  await route();
+  document.body.dataset.ready = 'true';
+}
+
+start().catch((e) => status(`Cannot reach the node: ${(e as Error).message}`, 'error'));
