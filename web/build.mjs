@@ -15,7 +15,8 @@ await build({
   sourcemap: true,
   outfile: 'dist/app.js',
   define: { global: 'globalThis' },
-  // The proof check is shared with the e2e tests (tests/e2e/lib/merkle.js): its imports resolve here.
+  // The proof check is shared with the e2e tests (tests/e2e/lib/merkle.js) and the vouchers with
+  // the TypeScript SDK (sdk/typescript): their imports resolve here.
   alias: { '@polkadot/util': './node_modules/@polkadot/util', '@polkadot/util-crypto': './node_modules/@polkadot/util-crypto' },
   logLevel: 'warning',
 });

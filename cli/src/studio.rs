@@ -4,7 +4,10 @@
 //! - `POST /api/store`: puts a file's bytes into the content store (the same store and content
 //!   hash as `openledger contribute`) and answers `{hash, size, tokens, uri}`, which the page
 //!   then contributes on chain with the user's own key (the server never signs);
-//! - `GET /api/config`: the node's JSON-RPC URL and the worker's URL the page should talk to.
+//! - `GET /api/config`: the node's JSON-RPC URL and whether a worker is configured;
+//! - `/api/worker/v1/…`: the worker's OpenAI API (models, completions, chat completions,
+//!   receipts), passed through with the voucher header, so the page needs no CORS from the
+//!   worker; its admin endpoints (`/v1/factory`) are not reachable through it.
 //!
 //! It listens on loopback only: the store endpoint writes files for whoever can reach it.
 
@@ -39,6 +42,19 @@ struct AppState {
 	store: ContentStore,
 	rpc: String,
 	worker: Option<String>,
+	http: reqwest::Client,
+}
+
+/// Largest request body passed to the worker (its own limit is 2 MiB).
+const MAX_WORKER_BODY: usize = 2 << 20;
+/// Largest worker response passed back.
+const MAX_WORKER_RESPONSE: usize = 8 << 20;
+
+/// The worker paths the page may reach: the public OpenAI API and receipts.
+fn worker_path_allowed(path: &str) -> bool {
+	let fixed = ["v1/models", "v1/completions", "v1/chat/completions"];
+	fixed.contains(&path) ||
+		path.strip_prefix("v1/receipts/").is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 pub fn router(cfg: &Config) -> Result<Router> {
@@ -46,11 +62,14 @@ pub fn router(cfg: &Config) -> Result<Router> {
 	if !dir.join("index.html").is_file() {
 		bail!("{} has no index.html (run scripts/build.sh)", dir.display());
 	}
-	let st = Arc::new(AppState { dir, store: ContentStore::open(&cfg.store)?, rpc: cfg.rpc.clone(), worker: cfg.worker.clone() });
+	let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(300)).build()?;
+	let worker = cfg.worker.as_ref().map(|w| w.trim_end_matches('/').to_string());
+	let st = Arc::new(AppState { dir, store: ContentStore::open(&cfg.store)?, rpc: cfg.rpc.clone(), worker, http });
 	Ok(Router::new()
 		.route("/", get(index))
 		.route("/api/config", get(config))
 		.route("/api/store", post(put).layer(DefaultBodyLimit::max(MAX_UPLOAD)))
+		.route("/api/worker/{*path}", get(to_worker).post(to_worker).layer(DefaultBodyLimit::max(MAX_WORKER_BODY)))
 		.route("/{*path}", get(file))
 		.with_state(st))
 }
@@ -98,7 +117,35 @@ async fn serve(dir: &std::path::Path, rel: &str) -> Response {
 }
 
 async fn config(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
-	Json(serde_json::json!({ "rpc": st.rpc, "worker": st.worker, "maxUpload": MAX_UPLOAD }))
+	Json(serde_json::json!({ "rpc": st.rpc, "worker": st.worker.is_some(), "maxUpload": MAX_UPLOAD }))
+}
+
+async fn to_worker(State(st): State<Arc<AppState>>, Path(path): Path<String>, method: axum::http::Method, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+	let fail = |status: StatusCode, msg: String| (status, Json(serde_json::json!({ "error": { "message": msg } }))).into_response();
+	let Some(base) = &st.worker else { return fail(StatusCode::NOT_FOUND, "the Studio was started without --worker".into()) };
+	if !worker_path_allowed(&path) {
+		return fail(StatusCode::NOT_FOUND, format!("/{path} is not passed to the worker"));
+	}
+	let mut req = st.http.request(method, format!("{base}/{path}"));
+	for name in [header::CONTENT_TYPE.as_str(), "x-openledger-voucher"] {
+		if let Some(v) = headers.get(name) {
+			req = req.header(name, v);
+		}
+	}
+	let resp = match req.body(body).send().await {
+		Ok(r) => r,
+		Err(e) => return fail(StatusCode::BAD_GATEWAY, format!("the worker did not answer: {e}")),
+	};
+	let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+	let kind = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
+	if resp.content_length().is_some_and(|n| n > MAX_WORKER_RESPONSE as u64) {
+		return fail(StatusCode::BAD_GATEWAY, "the worker's answer is too large".into());
+	}
+	match resp.bytes().await {
+		Ok(b) if b.len() <= MAX_WORKER_RESPONSE => (status, [(header::CONTENT_TYPE, kind)], b).into_response(),
+		Ok(_) => fail(StatusCode::BAD_GATEWAY, "the worker's answer is too large".into()),
+		Err(e) => fail(StatusCode::BAD_GATEWAY, format!("reading the worker's answer: {e}")),
+	}
 }
 
 async fn put(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
@@ -132,6 +179,16 @@ mod tests {
 		assert_eq!(ok.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
 		for bad in ["../etc/passwd", "a/../../x", ".secret", "", "/etc/passwd", "a\\..\\b"] {
 			assert_eq!(serve(dir.path(), bad).await.status(), StatusCode::NOT_FOUND, "{bad}");
+		}
+	}
+
+	#[test]
+	fn only_the_public_worker_api_is_passed_through() {
+		for ok in ["v1/models", "v1/completions", "v1/chat/completions", "v1/receipts/0xab12"] {
+			assert!(worker_path_allowed(ok), "{ok}");
+		}
+		for bad in ["v1/factory/jobs", "v1/receipts/", "v1/receipts/../factory", "metrics", "v1/evidence/0x1", "v1/models/../factory"] {
+			assert!(!worker_path_allowed(bad), "{bad}");
 		}
 	}
 }

@@ -193,6 +193,13 @@ test('a paid answer is receipted, settled on chain and credits the contribution 
   // The copycat's edited copy holds the answer verbatim as well, and earns nothing: the original does.
   const answered = res.body.choices[0].text;
   assert.ok(copied.copy.includes(answered) && copied.original.includes(answered));
+  // The response names the answer's byte ranges each credited contribution holds (what a
+  // client highlights): the receipt's claims, each a piece of the original.
+  assert.equal(res.body.attribution.claims.length, rec.claims);
+  for (const c of res.body.attribution.claims) {
+    const piece = Buffer.from(answered).subarray(c.start, c.end).toString();
+    assert.ok(c.end > c.start && c.contribution.index === 1 && copied.original.includes(piece), JSON.stringify(c));
+  }
   assert.ok(!rec.attribution.some((x) => x.index === 3), `the copy is not credited: ${JSON.stringify(rec.attribution)}`);
   assert.ok(!rec.payouts.some((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/3`));
   const near = workerCmd(['span-index', 'near-duplicates', '--index', join(dir, 'spans')]).trim().split('\n').map((l) => JSON.parse(l));

@@ -8,10 +8,13 @@ import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { web3Accounts, web3Enable, web3FromAddress } from '@polkadot/extension-dapp';
+import { hexToU8a } from '@polkadot/util';
+import { decodeAddress } from '@polkadot/util-crypto';
 import { leafBytes, verifyProof } from '../../tests/e2e/lib/merkle.js';
+import { completionRequestHash, freshNonce, signVoucher } from '../../sdk/typescript/voucher';
 
 type Account = { address: string; name: string; pair?: KeyringPair };
-type Config = { rpc: string; worker: string | null; maxUpload: number };
+type Config = { rpc: string; worker: boolean; maxUpload: number };
 
 let api: ApiPromise;
 let cfg: Config;
@@ -368,11 +371,223 @@ function contributePanel(id: number) {
   return h('section', { class: 'panel', 'aria-labelledby': 'contribute-h' }, h('h3', { id: 'contribute-h' }, 'Contribute'), drop, bar, log);
 }
 
+/** One call of the node's own JSON-RPC methods (not in @polkadot/api's interfaces). */
+const rpc = (method: string, params: unknown[]): Promise<any> => (api as any)._rpcCore.provider.send(method, params);
+const PALETTE = ['#ffe08a', '#a8e6cf', '#b5d3ff', '#ffc4dd', '#d7c4ff', '#ffd3b0'];
+const refKey = (c: { datanet: number; version: number; index: number }) => `${c.datanet}/${c.version}/${c.index}`;
+const percent = (perbill: number) => `${(perbill / 1e7).toFixed(2)} %`;
+
+async function playgroundPage() {
+  if (!cfg.worker) return show(h('h2', {}, 'Playground'), h('p', {}, 'The Studio was started without a worker (--worker URL).'));
+  const res = await fetch('/api/worker/v1/models');
+  const models: any[] = (await res.json()).data ?? [];
+  const a = current();
+  const model = h('select', { id: 'pg-model' }, ...models.map((m) => h('option', { value: m.id }, m.openledger ? `${m.id} (model ${m.openledger.model} on chain)` : m.id)));
+  const prompt = h('textarea', { id: 'pg-prompt', rows: 3, style: 'width:100%' });
+  const maxTokens = h('input', { type: 'number', id: 'pg-max', min: 1, max: 512, value: 16 });
+  const pay = h('input', { type: 'checkbox', id: 'pg-pay', checked: !!a?.pair });
+  const escrow = h('span', { id: 'pg-escrow' });
+  const amount = h('input', { type: 'text', id: 'pg-deposit', value: '10', inputmode: 'decimal', style: 'width:6em' });
+  const answer = h('div', { id: 'answer', class: 'panel', 'aria-live': 'polite' });
+  const refreshEscrow = async () => {
+    if (!a) return;
+    const e = await rpc('attribution_escrow', [a.address]);
+    escrow.textContent = `Escrow: ${fmt(BigInt(e.held))}`;
+  };
+  const deposit = async () => {
+    const units = BigInt(Math.round(Number(amount.value) * 1000)) * 10n ** BigInt((api.registry.chainDecimals[0] ?? 18) - 3);
+    await submit(api.tx.attribution.depositEscrow(units), `Holding ${amount.value} in escrow`);
+    await refreshEscrow();
+  };
+  const ask = async () => {
+    const card = models.find((m) => m.id === model.value);
+    const body = { model: model.value, prompt: prompt.value, max_tokens: Number(maxTokens.value), temperature: 0 };
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (pay.checked) {
+      if (!card?.openledger) throw new Error(`${model.value} is not billed on chain by this worker.`);
+      if (!a?.pair) throw new Error('Paying needs a development account here: the extension signs only wrapped bytes, and a voucher is raw bytes.');
+      // The terms and the price as the chain has them (the worker is not trusted for either).
+      const m = await rpc('models_getModel', [card.openledger.model]);
+      const versions = m.versions.filter((v: any) => !v.deprecated).map((v: any) => v.version);
+      const best = (await api.rpc.chain.getHeader()).number.toNumber();
+      const per1k = BigInt(m.pricePer1kTokens);
+      // Tokens are at least a byte each: the prompt's bytes bound its tokens.
+      const tokens = BigInt(new TextEncoder().encode(prompt.value).length + body.max_tokens + 8);
+      const maxFee = BigInt(m.pricePerRequest) + (per1k * tokens + 999n) / 1000n;
+      const { header } = signVoucher({
+        payer: a.pair.publicKey, worker: decodeAddress(card.openledger.worker), model: card.openledger.model, modelVersion: Math.max(...versions),
+        maxFee, terms: hexToU8a(m.terms), nonce: freshNonce(), expiresAt: best + 600, genesis: api.genesisHash.toU8a(),
+        requestHash: completionRequestHash(prompt.value),
+      }, (msg) => a.pair!.sign(msg));
+      headers['x-openledger-voucher'] = header;
+      status(`Asking ${model.value}, paying at most ${fmt(maxFee)}…`);
+    } else {
+      status(`Asking ${model.value}…`);
+    }
+    const r = await fetch('/api/worker/v1/completions', { method: 'POST', headers, body: JSON.stringify(body) });
+    const out = await r.json();
+    if (!r.ok) throw new Error(out.error?.message ?? `the worker answered ${r.status}`);
+    await renderAnswer(answer, out);
+    status(out.receipt ? `Answered; receipt ${out.receipt.id.slice(0, 10)}… ${out.receipt.status}.` : 'Answered.', 'ok');
+    await refreshEscrow();
+  };
+  const form = h('form', { 'aria-labelledby': 'pg-h' },
+    h('h3', { id: 'pg-h' }, 'Ask a model'),
+    h('label', { for: 'pg-model' }, 'Model'), model,
+    h('label', { for: 'pg-prompt' }, 'Prompt'), prompt,
+    h('label', { for: 'pg-max' }, 'Max tokens'), maxTokens,
+    h('label', {}, pay, ' Pay with a voucher from my escrow (the receipt settles on chain and pays the contributors)'),
+    h('p', {}, h('button', { type: 'submit', id: 'pg-send' }, 'Send')),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const b = form.querySelector('button') as HTMLButtonElement;
+    b.disabled = true;
+    try {
+      await ask();
+    } catch (e) {
+      status(`The request failed: ${(e as Error).message}`, 'error');
+    } finally {
+      b.disabled = false;
+    }
+  });
+  show(
+    h('h2', {}, 'Playground'),
+    h('p', {}, escrow, ' ', h('label', { for: 'pg-deposit' }, 'Hold more (OPEN) '), amount, ' ',
+      h('button', { type: 'button', class: 'secondary', onclick: action(deposit) }, 'Deposit to escrow')),
+    form,
+    answer,
+  );
+  await refreshEscrow();
+}
+
+/** The answer with each span a contribution holds highlighted in that contribution's colour. */
+async function renderAnswer(box: HTMLElement, out: any) {
+  const textOut: string = out.choices?.[0]?.text ?? '';
+  const attr = out.attribution;
+  const claims: any[] = (attr?.claims ?? []).slice().sort((x: any, y: any) => x.start - y.start);
+  const shares: any[] = attr?.shares ?? [];
+  const colour = new Map<string, string>();
+  shares.forEach((s, i) => colour.set(refKey(s.contribution), PALETTE[i % PALETTE.length]));
+  const names = new Map<number, string>();
+  for (const d of new Set(shares.map((s) => s.contribution.datanet))) {
+    const o: any = await api.query.datanets.datanets(d);
+    names.set(d, o.isSome ? text(o.unwrap().name) : `Datanet ${d}`);
+  }
+  const label = (c: any) => {
+    const share = shares.find((s) => refKey(s.contribution) === refKey(c))?.share ?? 0;
+    return `${names.get(c.datanet) ?? `Datanet ${c.datanet}`} (Datanet ${c.datanet}), snapshot ${c.version}, leaf ${c.index}: ${percent(share)} of the attribution`;
+  };
+  // Claims are byte ranges of the UTF-8 answer.
+  const bytes = new TextEncoder().encode(textOut);
+  const dec = new TextDecoder();
+  const para = h('p', { class: 'answer' });
+  let at = 0;
+  for (const c of claims) {
+    if (c.start < at || c.end > bytes.length) continue; // overlapping or stale: the first wins
+    if (c.start > at) para.append(dec.decode(bytes.subarray(at, c.start)));
+    para.append(h('mark', { style: `background:${colour.get(refKey(c.contribution)) ?? PALETTE[0]}`, title: label(c.contribution), tabindex: 0, 'aria-label': `${dec.decode(bytes.subarray(c.start, c.end))} — ${label(c.contribution)}`, 'data-contribution': refKey(c.contribution) }, dec.decode(bytes.subarray(c.start, c.end))));
+    at = c.end;
+  }
+  if (at < bytes.length) para.append(dec.decode(bytes.subarray(at)));
+  box.replaceChildren(
+    h('h3', {}, 'Answer'),
+    para,
+    shares.length
+      ? h('ul', { 'aria-label': 'Attribution' }, ...shares.map((s) => h('li', {}, h('span', { class: 'swatch', style: `background:${colour.get(refKey(s.contribution))}` }), ' ', label(s.contribution))))
+      : h('p', {}, 'No span of this answer is in the index.'),
+    out.receipt && h('p', {}, 'Receipt ', h('a', { href: `#/receipt/${out.receipt.id}`, id: 'receipt-link' }, out.receipt.id), ` (${out.receipt.status}, fee ${fmt(BigInt(out.receipt.fee))})`),
+  );
+}
+
+async function receiptPage(id: string) {
+  let r: any = null;
+  try {
+    r = await rpc('attribution_getReceipt', [id]);
+  } catch {
+    // Not on chain (yet).
+  }
+  if (!r) {
+    show(h('h2', {}, 'Receipt'), h('p', { class: 'hash' }, id), h('p', { id: 'receipt-state' }, 'Not settled on chain yet; this page checks again every 2 seconds.'));
+    setTimeout(() => {
+      if (location.hash === `#/receipt/${id}`) route();
+    }, 2000);
+    return;
+  }
+  show(
+    h('h2', {}, 'Receipt'),
+    h('p', { id: 'receipt-state' }, 'Settled on chain.'),
+    h('dl', {},
+      h('dt', {}, 'Request'), h('dd', { class: 'hash' }, r.requestId),
+      h('dt', {}, 'Payer'), h('dd', {}, nameOf(r.payer)),
+      h('dt', {}, 'Worker'), h('dd', {}, nameOf(r.worker)),
+      h('dt', {}, 'Model'), h('dd', {}, `${r.model} v${r.modelVersion}`),
+      h('dt', {}, 'Fee'), h('dd', {}, fmt(BigInt(r.fee))),
+      h('dt', {}, 'Tokens'), h('dd', {}, `${r.promptTokens} prompt + ${r.completionTokens} answer`),
+    ),
+    h('h3', {}, 'Payouts'),
+    h('div', { class: 'table-wrap' },
+      h('table', { 'aria-label': 'Payouts' },
+        h('thead', {}, h('tr', {}, ...['To', 'For', 'Amount'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ...(r.payouts ?? []).map((p: any) =>
+          h('tr', {}, h('td', {}, nameOf(p.account ?? '')), h('td', {}, p.kind === 'contribution' ? `contribution ${p.contribution.join('/')}` : p.kind), h('td', {}, fmt(BigInt(p.amount)))))),
+      ),
+    ),
+  );
+}
+
+async function earningsPage() {
+  const a = current();
+  if (!a) return show(h('h2', {}, 'Earnings'), h('p', {}, 'Choose an account.'));
+  const e = await rpc('attribution_earnings', [a.address]);
+  const unclaimed = BigInt(e.unclaimed);
+  // The account's contributions and what each has earned in every snapshot that holds it.
+  const rows: HTMLElement[] = [];
+  let after: number | null = null;
+  for (let page = 0; page < 10; page++) {
+    const p = await rpc('datanets_contributionsOf', [a.address, after, 100]);
+    for (const c of p.items) {
+      if (c.leaf === null || c.leaf === undefined) {
+        rows.push(h('tr', {}, h('td', {}, c.id), h('td', {}, c.datanet), h('td', {}, c.status), h('td', {}, '–')));
+        continue;
+      }
+      const leaf = c.leaf;
+      const dn: any = (await api.query.datanets.datanets(c.datanet)).unwrap();
+      let total = 0n;
+      for (let v = 1; v <= dn.latestSnapshot.toNumber(); v++) total += BigInt(await rpc('attribution_contributionEarnings', [c.datanet, v, leaf]));
+      rows.push(h('tr', {}, h('td', {}, c.id), h('td', {}, `${text(dn.name)} (${c.datanet})`), h('td', {}, `leaf ${leaf}`), h('td', {}, fmt(total))));
+    }
+    if (p.next === null || p.next === undefined) break;
+    after = p.next;
+  }
+  show(
+    h('h2', {}, `Earnings of ${a.name}`),
+    h('dl', { id: 'earnings' },
+      h('dt', {}, 'Claimable now'), h('dd', { id: 'unclaimed' }, fmt(unclaimed)),
+      h('dt', {}, 'In the challenge window'), h('dd', {}, fmt(BigInt(e.pending))),
+      h('dt', {}, 'Claimed so far'), h('dd', {}, fmt(BigInt(e.claimed))),
+      h('dt', {}, 'Ever vested'), h('dd', {}, fmt(BigInt(e.accrued))),
+    ),
+    h('p', {}, h('button', { type: 'button', id: 'claim', disabled: unclaimed === 0n, onclick: action(() => submit(api.tx.attribution.claimRewards(a.address), 'Claiming rewards').then(route)) }, 'Claim')),
+    h('h3', {}, 'Per contribution'),
+    h('div', { class: 'table-wrap' },
+      h('table', { 'aria-label': 'Earnings per contribution' },
+        h('thead', {}, h('tr', {}, ...['Contribution', 'Datanet', 'Place', 'Earned'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ...rows),
+      ),
+    ),
+  );
+}
+
 let renders = 0;
 async function route() {
   const m = /^#\/datanet\/(\d+)$/.exec(location.hash);
+  const receipt = /^#\/receipt\/(0x[0-9a-fA-F]{64})$/.exec(location.hash);
   try {
     if (m) await datanetPage(Number(m[1]));
+    else if (receipt) await receiptPage(receipt[1]);
+    else if (location.hash === '#/playground') await playgroundPage();
+    else if (location.hash === '#/earnings') await earningsPage();
     else await datanetsPage();
     document.title = `${(main().querySelector('h2')?.textContent ?? 'Studio')} · OpenLedger Studio`;
   } catch (e) {

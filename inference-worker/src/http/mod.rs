@@ -102,6 +102,13 @@ pub fn attribution_json(a: &Attribution) -> serde_json::Value {
 			"contributions": s.docs.iter().map(r).collect::<Vec<_>>(),
 		})).collect::<Vec<_>>(),
 		"shares": a.shares.iter().map(|(d, share)| serde_json::json!({ "contribution": r(d), "share": share })).collect::<Vec<_>>(),
+		// The byte ranges of the answer's text (UTF-8, `[start, end)`) that each credited
+		// contribution holds verbatim: what a client highlights (paid requests; the receipt's
+		// claims, in its claims root).
+		"claims": a.claims.iter().map(|c| serde_json::json!({
+			"start": c.output_start, "end": c.output_start as u64 + c.len as u64,
+			"contribution": { "datanet": c.contribution.datanet, "version": c.contribution.version, "index": c.contribution.index },
+		})).collect::<Vec<_>>(),
 	})
 }
 

@@ -1,0 +1,167 @@
+// The rest of the loop in OpenLedger Studio, in headless chromium: a payer asks a registered
+// adapter in the playground and pays with a voucher the page signs; the answer comes back with
+// the spans a contribution holds highlighted in its colour (hover: the contribution, its
+// Datanet, its share); the receipt's page shows it settled with the contributor's payout; once
+// the payouts vest, the contributor's earnings page shows what the contribution earned and the
+// claim raises the contributor's balance.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import puppeteer from 'puppeteer-core';
+import { blake2AsHex } from '@polkadot/util-crypto';
+import { Node, freePort, rpc, spawnReady, stopProcess, tempDir } from './lib/node.js';
+import { Worker, WORKER_BIN, workerCmd, modelAndAnswer } from './lib/worker.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, vestSettled } from './lib/chain.js';
+
+const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const OUT = process.env.STUDIO_SCREENSHOTS || join(process.env.E2E_TMP || '/tmp', 'studio-screenshots');
+const PROMPT = 'The court held that';
+const { alice, bob, charlie, k } = devKeys();
+const dave = k('//Dave');
+const eve = k('//Eve');
+let node; let api; let worker; let studio; let browser; let page; let url;
+let datanet; let original;
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(OUT, { recursive: true });
+  const dir = tempDir('ol-studio-loop-');
+  const { model, adapters, adapterId, text } = await modelAndAnswer(dir, PROMPT, 12);
+  original = `${PROMPT}${text} The appeal turned on a clause written decades earlier.`;
+  node = new Node({ name: 'studio-loop', basePath: tempDir('ol-sloop-'), args: ['--dev', '--sealing', 'instant'] });
+  await node.start();
+  api = await connect(node.wsUrl);
+  const ok = async (tx, who) => { const r = await send(api, tx, who); assert.equal(r.error, null); return r; };
+  const store = join(dir, 'store');
+  ({ datanet } = await datanetWithSnapshot(api, { owner: alice, contributor: bob, name: 'case-law',
+    texts: ['Patients with a fever should rest and drink water.', original], store }));
+  workerCmd(['span-index', 'build-snapshot', '--chain-rpc', node.wsUrl, '--datanet', String(datanet), '--version', '1',
+    '--store', store, '--tokenizer', model, '--out', join(dir, 'spans')]);
+  let r = await ok(api.tx.models.registerBase('demo-base', '', 'llama', blake2AsHex('base', 256), '', [], blake2AsHex('c', 256)), alice);
+  const base = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
+  r = await ok(api.tx.models.registerAdapter(base, 'legal', 'cc-by-4.0', 8, 16, ['q_proj', 'v_proj'], adapterId, 'store://legal',
+    [{ datanet, version: 1, weight: 1_000_000_000 }], blake2AsHex('train', 256)), dave);
+  const adapter = findEvent(r.events, 'models', 'AdapterRegistered').data.model.toNumber();
+  await ok(api.tx.models.setPricing(adapter, { per1kTokens: OPEN / 100n, perRequest: OPEN / 1000n }), dave);
+  const receiptKey = k('//Charlie//receipts');
+  await ok(api.tx.openStaking.bondWorker(api.consts.openStaking.minWorkerBond, receiptKey.publicKey, 'http://127.0.0.1', [adapter], 0), charlie);
+  worker = new Worker({ name: 'worker', dir, args: ['--model', model, '--adapters', adapters, '--span-index', join(dir, 'spans'),
+    '--chain-rpc', node.wsUrl, '--account', '//Charlie', '--signing-key', '//Charlie//receipts',
+    '--receipts', join(dir, 'receipts'), '--receipt-batch', '1', '--receipt-linger-ms', '100'] });
+  await worker.start();
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  studio = await spawnReady({
+    name: 'studio', bin: process.env.CLI_BIN,
+    args: ['studio', '--url', node.wsUrl, '--listen', `127.0.0.1:${port}`, '--dir', resolve('../../web/dist'), '--store', store, '--worker', worker.url],
+    logFile: join(dir, 'studio.log'), env: { ...process.env }, ready: async () => (await fetch(`${url}/api/config`)).ok,
+  });
+  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(`${url}/#/playground`, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+});
+
+after(async () => {
+  await browser?.close();
+  await stopProcess(studio?.proc, studio?.exited);
+  await worker?.stop();
+  await api?.disconnect();
+  await node?.stop();
+  node?.cleanup();
+});
+
+async function redrawn(act) {
+  const n = await page.evaluate(() => Number(document.body.dataset.rendered || 0));
+  await act();
+  await page.waitForFunction((x) => Number(document.body.dataset.rendered || 0) > x, { timeout: 60_000 }, n);
+}
+const as = (who) => redrawn(() => page.select('#account', who.address));
+const waitStatus = (re) => page.waitForFunction((src) => new RegExp(src).test(document.querySelector('#status').textContent), { timeout: 60_000 }, re.source);
+async function shoot(name) {
+  for (const [w, h] of [[1280, 800], [390, 844]]) {
+    await page.setViewport({ width: w, height: h });
+    await page.screenshot({ path: join(OUT, `${name}-${w}.png`), fullPage: true });
+    if (w === 390) {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${name} is ${overflow} px wider than a 390 px viewport`);
+    }
+  }
+  await page.setViewport({ width: 1280, height: 800 });
+}
+async function assertAccessible(name) {
+  const problems = await page.evaluate(() => {
+    const out = [];
+    for (const el of document.querySelectorAll('input, select, textarea, button, a[href], mark')) {
+      const named = el.labels?.length > 0 || el.getAttribute('aria-label') || ['BUTTON', 'A'].includes(el.tagName) && el.textContent.trim();
+      if (!named) out.push(`unlabelled ${el.tagName.toLowerCase()}#${el.id}`);
+      if (el.disabled) continue;
+      el.focus();
+      if (document.activeElement !== el) out.push(`${el.tagName.toLowerCase()}#${el.id} takes no focus`);
+    }
+    return out;
+  });
+  assert.deepEqual(problems, [], name);
+}
+
+let receiptId;
+test('Eve holds OPEN in escrow and asks the adapter; the answer shows its attribution highlighted', { skip }, async () => {
+  await as(eve);
+  await page.click('button.secondary'); // Deposit to escrow (10 OPEN)
+  await waitStatus(/Holding 10 in escrow: done/);
+  assert.equal((await rpc(node.rpcPort, 'attribution_escrow', [eve.address])).held, (10n * OPEN).toString());
+  await page.select('#pg-model', 'legal');
+  await page.type('#pg-prompt', PROMPT);
+  await page.$eval('#pg-max', (e) => { e.value = '12'; });
+  await page.click('#pg-send');
+  await waitStatus(/Answered; receipt 0x[0-9a-f]{8}… queued\./);
+  const marks = await page.$$eval('#answer mark', (ms) => ms.map((m) => ({ text: m.textContent, ref: m.dataset.contribution, title: m.title })));
+  assert.ok(marks.length >= 1, 'a highlighted span');
+  for (const m of marks) {
+    assert.equal(m.ref, `${datanet}/1/1`, 'credited to Bob\'s record');
+    assert.ok(original.includes(m.text), `the highlighted text is in the contribution: ${m.text}`);
+    assert.match(m.title, /^case-law \(Datanet \d+\), snapshot 1, leaf 1: \d+\.\d\d % of the attribution$/);
+  }
+  const legend = await page.$$eval('ul[aria-label=Attribution] li', (ls) => ls.map((l) => l.textContent));
+  assert.equal(legend.length, 1);
+  receiptId = await page.$eval('#receipt-link', (a) => a.textContent);
+  await assertAccessible('the playground');
+  await shoot('playground');
+});
+
+test('the receipt settles on chain and its page shows the contributor paid', { skip }, async () => {
+  await redrawn(() => page.click('#receipt-link'));
+  await page.waitForFunction(() => document.querySelector('#receipt-state')?.textContent === 'Settled on chain.', { timeout: 90_000 });
+  const payouts = await page.$$eval('table[aria-label=Payouts] tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
+  const bobs = payouts.find(([to, what]) => to === 'Bob' && what === `contribution ${datanet}/1/1`);
+  assert.ok(bobs, JSON.stringify(payouts));
+  // The page shows what the chain holds for this receipt.
+  const onChain = await rpc(node.rpcPort, 'attribution_getReceipt', [receiptId]);
+  const paid = onChain.payouts.find((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/1`);
+  assert.ok(BigInt(paid.amount) > 0n);
+  assert.equal(payouts.length, onChain.payouts.length);
+  await shoot('receipt');
+});
+
+test('once vested, Bob sees what his contribution earned and the claim raises his balance', { skip }, async () => {
+  await vestSettled(api, node.rpcPort);
+  await redrawn(() => page.evaluate(() => { location.hash = '#/earnings'; }));
+  await as(bob);
+  const perContribution = await page.$$eval('table[aria-label="Earnings per contribution"] tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
+  const earned = perContribution.find(([, , place]) => place === 'leaf 1');
+  assert.ok(earned && !/^0 /.test(earned[3]), JSON.stringify(perContribution));
+  assert.notEqual(await page.$eval('#unclaimed', (e) => e.textContent), '0 OPEN');
+  const before = (await api.query.system.account(bob.address)).data.free.toBigInt();
+  await assertAccessible('the earnings page');
+  await shoot('earnings');
+  await redrawn(() => page.click('#claim'));
+  await waitStatus(/Claiming rewards: done/);
+  const afterClaim = (await api.query.system.account(bob.address)).data.free.toBigInt();
+  assert.ok(afterClaim > before, `the claim raised Bob's balance: ${before} → ${afterClaim}`);
+  assert.equal(await page.$eval('#unclaimed', (e) => e.textContent), '0 OPEN');
+  assert.ok(await page.$eval('#claim', (b) => b.disabled), 'nothing left to claim');
+});
