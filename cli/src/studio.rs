@@ -6,8 +6,10 @@
 //!   then contributes on chain with the user's own key (the server never signs);
 //! - `GET /api/config`: the node's JSON-RPC URL and whether a worker is configured;
 //! - `/api/worker/v1/…`: the worker's OpenAI API (models, completions, chat completions,
-//!   receipts), passed through with the voucher header, so the page needs no CORS from the
-//!   worker; its admin endpoints (`/v1/factory`) are not reachable through it.
+//!   receipts) and ModelFactory jobs, passed through with the voucher header, so the page needs
+//!   no CORS from the worker. The factory is the worker's admin API: the page sends the admin
+//!   token the user types (`Authorization`), which is passed on for `/v1/factory/jobs…` only;
+//!   the Studio holds no token of its own.
 //!
 //! It listens on loopback only: the store endpoint writes files for whoever can reach it.
 
@@ -50,11 +52,17 @@ const MAX_WORKER_BODY: usize = 2 << 20;
 /// Largest worker response passed back.
 const MAX_WORKER_RESPONSE: usize = 8 << 20;
 
-/// The worker paths the page may reach: the public OpenAI API and receipts.
+/// The worker paths the page may reach: the public OpenAI API, receipts, and factory jobs.
 fn worker_path_allowed(path: &str) -> bool {
-	let fixed = ["v1/models", "v1/completions", "v1/chat/completions"];
-	fixed.contains(&path) ||
-		path.strip_prefix("v1/receipts/").is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+	let fixed = ["v1/models", "v1/completions", "v1/chat/completions", "v1/factory/jobs"];
+	let id = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
+	fixed.contains(&path) || path.strip_prefix("v1/receipts/").is_some_and(id) || path.strip_prefix("v1/factory/jobs/").is_some_and(id)
+}
+
+/// Whether the user's `Authorization` header is passed on: to the factory only, never to the
+/// paid API (a voucher pays there, not a token).
+fn passes_authorization(path: &str) -> bool {
+	path.starts_with("v1/factory/")
 }
 
 pub fn router(cfg: &Config) -> Result<Router> {
@@ -132,6 +140,11 @@ async fn to_worker(State(st): State<Arc<AppState>>, Path(path): Path<String>, me
 			req = req.header(name, v);
 		}
 	}
+	if passes_authorization(&path) {
+		if let Some(v) = headers.get(header::AUTHORIZATION) {
+			req = req.header(header::AUTHORIZATION, v);
+		}
+	}
 	let resp = match req.body(body).send().await {
 		Ok(r) => r,
 		Err(e) => return fail(StatusCode::BAD_GATEWAY, format!("the worker did not answer: {e}")),
@@ -184,11 +197,13 @@ mod tests {
 
 	#[test]
 	fn only_the_public_worker_api_is_passed_through() {
-		for ok in ["v1/models", "v1/completions", "v1/chat/completions", "v1/receipts/0xab12"] {
+		for ok in ["v1/models", "v1/completions", "v1/chat/completions", "v1/receipts/0xab12", "v1/factory/jobs", "v1/factory/jobs/3"] {
 			assert!(worker_path_allowed(ok), "{ok}");
 		}
-		for bad in ["v1/factory/jobs", "v1/receipts/", "v1/receipts/../factory", "metrics", "v1/evidence/0x1", "v1/models/../factory"] {
+		for bad in ["v1/receipts/", "v1/receipts/../factory", "metrics", "v1/evidence/0x1", "v1/models/../factory", "v1/factory/jobs/../../metrics", "v1/factory"] {
 			assert!(!worker_path_allowed(bad), "{bad}");
 		}
+		assert!(passes_authorization("v1/factory/jobs") && passes_authorization("v1/factory/jobs/3"));
+		assert!(!passes_authorization("v1/completions") && !passes_authorization("v1/receipts/0x1"));
 	}
 }

@@ -3,10 +3,12 @@
 // the spans a contribution holds highlighted in its colour (hover: the contribution, its
 // Datanet, its share); the receipt's page shows it settled with the contributor's payout; once
 // the payouts vest, the contributor's earnings page shows what the contribution earned and the
-// claim raises the contributor's balance.
+// claim raises the contributor's balance. Then the worker's operator trains an adapter on the
+// snapshot from the Build page (admin token, knobs, live progress and loss curve, the held-out
+// report), and the model's page draws its lineage and names the worker serving it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { blake2AsHex } from '@polkadot/util-crypto';
@@ -18,11 +20,23 @@ const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets i
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const OUT = process.env.STUDIO_SCREENSHOTS || join(process.env.E2E_TMP || '/tmp', 'studio-screenshots');
 const PROMPT = 'The court held that';
+const ADMIN_TOKEN = 'studio-factory-admin-token-42';
 const { alice, bob, charlie, k } = devKeys();
 const dave = k('//Dave');
 const eve = k('//Eve');
 let node; let api; let worker; let studio; let browser; let page; let url;
-let datanet; let original;
+let datanet; let original; let rulings;
+// One domain with shared phrasing, so what the factory learns carries over to the held-out texts.
+const RULINGS = [
+  'In Smith v Jones the court held that the contract was void for duress.',
+  'In Brown v Green the court held that the lease was void for fraud.',
+  'In Adams v Clark the court held that the will was valid and binding.',
+  'In Young v Hall the court held that the appeal was filed too late.',
+  'In Lewis v Scott the court held that the evidence was obtained unlawfully.',
+  'In Baker v Hill the court held that the tenant may withhold the rent.',
+  'In Wood v Moore the court held that the promise was not enforceable.',
+  'In Ward v King the court held that the contract was valid and binding.',
+];
 
 before(async () => {
   if (skip) return;
@@ -37,19 +51,24 @@ before(async () => {
   const store = join(dir, 'store');
   ({ datanet } = await datanetWithSnapshot(api, { owner: alice, contributor: bob, name: 'case-law',
     texts: ['Patients with a fever should rest and drink water.', original], store }));
+  ({ datanet: rulings } = await datanetWithSnapshot(api, { owner: alice, contributor: bob, name: 'rulings', texts: RULINGS, store }));
   workerCmd(['span-index', 'build-snapshot', '--chain-rpc', node.wsUrl, '--datanet', String(datanet), '--version', '1',
     '--store', store, '--tokenizer', model, '--out', join(dir, 'spans')]);
-  let r = await ok(api.tx.models.registerBase('demo-base', '', 'llama', blake2AsHex('base', 256), '', [], blake2AsHex('c', 256)), alice);
+  const weights = workerCmd(['model-hash', model]).trim();
+  let r = await ok(api.tx.models.registerBase('demo-base', 'apache-2.0', 'llama', weights, 'store://base', [], blake2AsHex('c', 256)), alice);
   const base = findEvent(r.events, 'models', 'BaseRegistered').data.model.toNumber();
   r = await ok(api.tx.models.registerAdapter(base, 'legal', 'cc-by-4.0', 8, 16, ['q_proj', 'v_proj'], adapterId, 'store://legal',
     [{ datanet, version: 1, weight: 1_000_000_000 }], blake2AsHex('train', 256)), dave);
   const adapter = findEvent(r.events, 'models', 'AdapterRegistered').data.model.toNumber();
   await ok(api.tx.models.setPricing(adapter, { per1kTokens: OPEN / 100n, perRequest: OPEN / 1000n }), dave);
   const receiptKey = k('//Charlie//receipts');
-  await ok(api.tx.openStaking.bondWorker(api.consts.openStaking.minWorkerBond, receiptKey.publicKey, 'http://127.0.0.1', [adapter], 0), charlie);
+  await ok(api.tx.openStaking.bondWorker(api.consts.openStaking.minWorkerBond, receiptKey.publicKey, 'http://127.0.0.1', [base, adapter], 0), charlie);
+  const tokenFile = join(dir, 'admin-token');
+  writeFileSync(tokenFile, `${ADMIN_TOKEN}\n`, { mode: 0o600 });
   worker = new Worker({ name: 'worker', dir, args: ['--model', model, '--adapters', adapters, '--span-index', join(dir, 'spans'),
-    '--chain-rpc', node.wsUrl, '--account', '//Charlie', '--signing-key', '//Charlie//receipts',
-    '--receipts', join(dir, 'receipts'), '--receipt-batch', '1', '--receipt-linger-ms', '100'] });
+    '--chain-rpc', node.wsUrl, '--account', '//Charlie', '--signing-key', '//Charlie//receipts', '--base-model-id', String(base),
+    '--receipts', join(dir, 'receipts'), '--receipt-batch', '1', '--receipt-linger-ms', '100',
+    '--content-store', store, '--factory-jobs', join(dir, 'jobs'), '--admin-token-file', tokenFile] });
   await worker.start();
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
@@ -96,10 +115,11 @@ async function shoot(name) {
 async function assertAccessible(name) {
   const problems = await page.evaluate(() => {
     const out = [];
-    for (const el of document.querySelectorAll('input, select, textarea, button, a[href], mark')) {
-      const named = el.labels?.length > 0 || el.getAttribute('aria-label') || ['BUTTON', 'A'].includes(el.tagName) && el.textContent.trim();
+    for (const el of document.querySelectorAll('input, select, textarea, button, a[href], mark, summary')) {
+      const named = el.labels?.length > 0 || el.getAttribute('aria-label') || ['BUTTON', 'A', 'SUMMARY'].includes(el.tagName) && el.textContent.trim();
       if (!named) out.push(`unlabelled ${el.tagName.toLowerCase()}#${el.id}`);
-      if (el.disabled) continue;
+      // Disabled controls, and those of a closed <details> (its <summary> opens it), take no focus.
+      if (el.disabled || el.tagName !== 'SUMMARY' && el.closest('details:not([open])')) continue;
       el.focus();
       if (document.activeElement !== el) out.push(`${el.tagName.toLowerCase()}#${el.id} takes no focus`);
     }
@@ -152,7 +172,7 @@ test('once vested, Bob sees what his contribution earned and the claim raises hi
   await redrawn(() => page.evaluate(() => { location.hash = '#/earnings'; }));
   await as(bob);
   const perContribution = await page.$$eval('table[aria-label="Earnings per contribution"] tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
-  const earned = perContribution.find(([, , place]) => place === 'leaf 1');
+  const earned = perContribution.find(([, dn, place]) => dn === `case-law (${datanet})` && place === 'leaf 1');
   assert.ok(earned && !/^0 /.test(earned[3]), JSON.stringify(perContribution));
   assert.notEqual(await page.$eval('#unclaimed', (e) => e.textContent), '0 OPEN');
   const before = (await api.query.system.account(bob.address)).data.free.toBigInt();
@@ -164,4 +184,37 @@ test('once vested, Bob sees what his contribution earned and the claim raises hi
   assert.ok(afterClaim > before, `the claim raised Bob's balance: ${before} → ${afterClaim}`);
   assert.equal(await page.$eval('#unclaimed', (e) => e.textContent), '0 OPEN');
   assert.ok(await page.$eval('#claim', (b) => b.disabled), 'nothing left to claim');
+});
+
+test('the operator trains an adapter from the Build page; its model page draws the lineage', { skip }, async () => {
+  await redrawn(() => page.evaluate(() => { location.hash = '#/build'; }));
+  const snap = `#fx-snap-${rulings}-1`;
+  await page.type('#fx-token', 'not-the-token-at-all-0000');
+  await page.type('#fx-name', 'case-law-2');
+  await page.click(snap);
+  await page.click('#fx-start');
+  await waitStatus(/Training could not start: The worker refused the admin token\./);
+  await page.$eval('#fx-token', (e) => { e.value = ''; });
+  await page.type('#fx-token', ADMIN_TOKEN);
+  for (const [id, v] of [['#fx-steps', '20'], ['#fx-seq', '48'], ['#fx-rank', '4'], ['#fx-alpha', '8'], ['#fx-seed', '5']]) {
+    await page.$eval(id, (e, value) => { e.value = value; }, v);
+  }
+  await page.click('#fx-start');
+  await page.waitForFunction(() => /done: model \d+ registered/.test(document.querySelector('#status').textContent), { timeout: 180_000 });
+  assert.match(await page.$eval('#job-steps', (e) => e.textContent), /^step 20 of 20/);
+  const report = await page.$eval('#job-report', (e) => e.textContent);
+  const [, before, after] = /Held-out loss(\d+\.\d+) → (\d+\.\d+)/.exec(report);
+  assert.ok(Number(after) < Number(before), report);
+  assert.match(await page.$eval('svg.curve', (e) => e.getAttribute('aria-label')), /^Training loss from/);
+  await assertAccessible('the Build page');
+  await shoot('build');
+  await redrawn(() => page.click('#job-model'));
+  const lineage = await page.$eval('svg.lineage', (e) => e.getAttribute('aria-label'));
+  assert.match(lineage, new RegExp(`^Lineage of case-law-2: demo-base \\(base \\d+\\) → case-law-2 \\(model \\d+\\) → snapshot 1 · 100\\.0 % → rulings \\(Datanet ${rulings}\\)$`));
+  assert.equal(await page.$eval('#served-by', (e) => e.textContent), 'Charlie');
+  await shoot('model');
+  await redrawn(() => page.evaluate(() => { location.hash = '#/models'; }));
+  const names = await page.$$eval('table[aria-label=Models] tbody td:nth-child(2)', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(names, ['demo-base', 'legal', 'case-law-2']);
+  await shoot('models');
 });

@@ -579,12 +579,224 @@ async function earningsPage() {
   );
 }
 
+
+// ---- models -------------------------------------------------------------------------------
+
+async function modelsPage() {
+  const ids = (await api.query.models.models.keys()).map((k: any) => k.args[0].toNumber()).sort((a: number, b: number) => a - b).slice(0, 500);
+  const ms = await Promise.all(ids.map((id: number) => rpc('models_getModel', [id])));
+  show(
+    h('h2', {}, 'Models'),
+    h('div', { class: 'table-wrap' },
+      h('table', { 'aria-label': 'Models' },
+        h('thead', {}, h('tr', {}, ...['Id', 'Name', 'Kind', 'Owner', 'Base', 'Price / request', 'Price / 1k tokens'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ...ms.map((m: any) => h('tr', {},
+          h('td', {}, m.id), h('td', {}, h('a', { href: `#/model/${m.id}` }, m.name)), h('td', {}, m.kind), h('td', {}, nameOf(m.owner)),
+          h('td', {}, m.base ?? '–'), h('td', {}, fmt(BigInt(m.pricePerRequest))), h('td', {}, fmt(BigInt(m.pricePer1kTokens)))))),
+      ),
+    ),
+  );
+}
+
+/** Lineage as a graph: base → adapter → snapshots → Datanets, left to right (SVG, text nodes). */
+function lineageGraph(base: any, m: any, snaps: { datanet: number; version: number; weight: number; name: string }[]) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const el = (tag: string, attrs: Record<string, string | number>, text?: string) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const cols = [base ? [`${base.name} (base ${base.id})`] : [], [`${m.name} (model ${m.id})`], snaps.map((s) => `snapshot ${s.version} · ${(s.weight / 1e7).toFixed(1)} %`), snaps.map((s) => `${s.name} (Datanet ${s.datanet})`)];
+  const colW = 230, rowH = 56, boxW = 200, boxH = 34;
+  const rows = Math.max(1, ...cols.map((c) => c.length));
+  const svg = el('svg', { viewBox: `0 0 ${cols.length * colW} ${rows * rowH + 10}`, role: 'img', 'aria-label': `Lineage of ${m.name}: ${cols.flat().join(' → ')}`, class: 'lineage' });
+  const at = (c: number, r: number, n: number) => ({ x: c * colW + 10, y: 10 + ((rows - n) * rowH) / 2 + r * rowH });
+  cols.forEach((col, c) => col.forEach((label, r) => {
+    const p = at(c, r, col.length);
+    if (c > 0) {
+      const prev = cols[c - 1];
+      const pr = c >= 3 ? r : c === 2 ? 0 : 0;
+      const q = at(c - 1, Math.min(pr, prev.length - 1), prev.length);
+      if (prev.length) svg.append(el('line', { x1: q.x + boxW, y1: q.y + boxH / 2, x2: p.x, y2: p.y + boxH / 2, stroke: '#8a93a6', 'stroke-width': 1.5 }));
+    }
+    svg.append(el('rect', { x: p.x, y: p.y, width: boxW, height: boxH, rx: 6, fill: ['#e8eefc', '#dff3e4', '#fff5d6', '#fde7ef'][c], stroke: '#8a93a6' }));
+    svg.append(el('text', { x: p.x + 8, y: p.y + 22, 'font-size': 12 }, label.length > 30 ? `${label.slice(0, 29)}…` : label));
+  }));
+  return svg;
+}
+
+async function modelPage(id: number) {
+  let m: any;
+  try {
+    m = await rpc('models_getModel', [id]);
+  } catch {
+    return show(h('h2', {}, `No model ${id}`), h('p', {}, h('a', { href: '#/models' }, 'All models')));
+  }
+  const base = m.base !== null && m.base !== undefined ? await rpc('models_getModel', [m.base]) : null;
+  const latest = m.versions.find((v: any) => v.version === m.latestVersion) ?? m.versions[m.versions.length - 1];
+  const snaps = [];
+  for (const l of latest?.lineage ?? []) {
+    const d: any = await api.query.datanets.datanets(l.datanet);
+    snaps.push({ datanet: l.datanet, version: l.version, weight: l.weightPerbill, name: d.isSome ? text(d.unwrap().name) : '?' });
+  }
+  const workers = (await api.query.openStaking.workers.entries())
+    .filter(([, v]: any) => v.isSome && v.unwrap().models.some((x: any) => x.toNumber() === id))
+    .map(([k]: any) => nameOf(k.args[0].toString()));
+  const usage = await rpc('attribution_modelUsage', [id]).catch(() => null);
+  show(
+    h('p', {}, h('a', { href: '#/models' }, '← All models')),
+    h('h2', {}, m.name),
+    h('dl', {},
+      h('dt', {}, 'Id'), h('dd', {}, id),
+      h('dt', {}, 'Kind'), h('dd', {}, m.kind),
+      h('dt', {}, 'Owner'), h('dd', {}, nameOf(m.owner)),
+      h('dt', {}, 'License'), h('dd', {}, m.license),
+      m.rank && h('dt', {}, 'LoRA'), m.rank && h('dd', {}, `rank ${m.rank}, alpha ${m.alpha}, ${m.targetModules.join(', ')}`),
+      h('dt', {}, 'Price'), h('dd', {}, `${fmt(BigInt(m.pricePerRequest))} a request + ${fmt(BigInt(m.pricePer1kTokens))} per 1,000 tokens`),
+      h('dt', {}, 'Revenue split'), h('dd', {}, Object.entries(m.splitPerbill).map(([k, v]) => `${k} ${((v as number) / 1e7).toFixed(1)} %`).join(', ')),
+      h('dt', {}, 'Served by'), h('dd', { id: 'served-by' }, workers.length ? workers.join(', ') : 'no bonded worker'),
+      usage && h('dt', {}, 'Usage'), usage && h('dd', {}, `${usage.requests} requests, ${usage.tokens} tokens`),
+      h('dt', {}, 'Versions'), h('dd', {}, m.versions.map((v: any) => `v${v.version}${v.deprecated ? ' (deprecated)' : ''}`).join(', ')),
+    ),
+    h('h3', {}, 'Lineage'),
+    lineageGraph(base, m, snaps),
+  );
+}
+
+// ---- build (ModelFactory) -------------------------------------------------------------------
+
+async function buildPage() {
+  if (!cfg.worker) return show(h('h2', {}, 'Build'), h('p', {}, 'The Studio was started without a worker (--worker URL).'));
+  const snapshots: { datanet: number; version: number; name: string; leaves: number }[] = [];
+  for (const [k, v] of (await api.query.datanets.snapshots.entries()) as any[]) {
+    const d: any = await api.query.datanets.datanets(k.args[0]);
+    snapshots.push({ datanet: k.args[0].toNumber(), version: k.args[1].toNumber(), name: d.isSome ? text(d.unwrap().name) : '?', leaves: v.unwrap().leafCount.toNumber() });
+  }
+  snapshots.sort((a, b) => a.datanet - b.datanet || a.version - b.version);
+  const num = (id: string, value: number | string, attrs: Record<string, unknown> = {}) => h('input', { type: 'text', inputmode: 'decimal', id, value, style: 'width:8em', ...attrs });
+  const token = h('input', { type: 'password', id: 'fx-token', autocomplete: 'off', value: sessionStorage.getItem('factoryToken') ?? '' });
+  const name = h('input', { type: 'text', id: 'fx-name', required: true, pattern: '[A-Za-z0-9_\\-][A-Za-z0-9._\\-]{0,127}' });
+  const picks = snapshots.map((s) => h('input', { type: 'checkbox', id: `fx-snap-${s.datanet}-${s.version}`, value: `${s.datanet}/${s.version}` }));
+  const knobs: Record<string, HTMLInputElement> = {
+    rank: num('fx-rank', 8), alpha: num('fx-alpha', 16), lr: num('fx-lr', '0.01'), max_steps: num('fx-steps', 40),
+    batch_size: num('fx-batch', 4), max_seq_len: num('fx-seq', 64), dropout: num('fx-dropout', 0), epochs: num('fx-epochs', ''),
+    eval_fraction: num('fx-eval', '0.2'), seed: num('fx-seed', 1),
+  };
+  const targets = h('input', { type: 'text', id: 'fx-targets', value: 'q_proj,v_proj' });
+  const license = h('input', { type: 'text', id: 'fx-license', value: 'CC-BY-4.0' });
+  const field = (label: string, input: HTMLElement) => h('div', {}, h('label', { for: input.id }, label), input);
+  const watch = h('section', { id: 'job', class: 'panel', 'aria-live': 'polite' });
+  const form = h('form', { 'aria-labelledby': 'fx-h' },
+    h('h3', { id: 'fx-h' }, 'Train a LoRA adapter'),
+    field('Worker admin token (sent to the worker only, kept for this tab)', token),
+    field('Adapter name', name),
+    h('fieldset', {}, h('legend', {}, 'Snapshots to train on'),
+      ...snapshots.map((s, i) => h('div', {}, picks[i], ' ', h('label', { for: picks[i].id }, `${s.name} (Datanet ${s.datanet}) snapshot ${s.version}, ${s.leaves} records`)))),
+    field('Rank', knobs.rank), field('Learning rate', knobs.lr), field('Steps', knobs.max_steps),
+    h('details', {}, h('summary', {}, 'Advanced'),
+      field('Alpha', knobs.alpha), field('Dropout', knobs.dropout), field('Target modules (comma-separated, or all-linear)', targets),
+      field('Batch size', knobs.batch_size), field('Max sequence length', knobs.max_seq_len), field('Epochs (empty: by steps)', knobs.epochs),
+      field('Held-out fraction', knobs.eval_fraction), field('Seed', knobs.seed), field('License', license)),
+    h('p', {}, h('button', { type: 'submit', id: 'fx-start' }, 'Start training')),
+  );
+  const auth = () => ({ authorization: `Bearer ${token.value}`, 'content-type': 'application/json' });
+  const start = async () => {
+    sessionStorage.setItem('factoryToken', token.value);
+    const chosen = picks.filter((p) => p.checked).map((p) => p.value.split('/').map(Number));
+    if (!chosen.length) throw new Error('Choose at least one snapshot.');
+    const n = (k: string) => Number(knobs[k].value);
+    const optim: Record<string, number> = { lr: n('lr'), max_steps: n('max_steps'), batch_size: n('batch_size'), max_seq_len: n('max_seq_len'), eval_fraction: n('eval_fraction'), seed: n('seed') };
+    if (knobs.epochs.value.trim()) optim.epochs = n('epochs');
+    const targetModules = targets.value.trim() === 'all-linear' ? 'all-linear' : targets.value.split(',').map((t) => t.trim()).filter(Boolean);
+    const body = {
+      name: name.value, license: license.value, snapshots: chosen.map(([datanet, version]) => ({ datanet, version, weight: 1 })),
+      lora: { rank: n('rank'), alpha: n('alpha'), dropout: n('dropout'), target_modules: targetModules }, optim,
+    };
+    const r = await fetch('/api/worker/v1/factory/jobs', { method: 'POST', headers: auth(), body: JSON.stringify(body) });
+    const out = await r.json();
+    if (!r.ok) throw new Error(r.status === 401 ? 'The worker refused the admin token.' : out.error?.message ?? `the worker answered ${r.status}`);
+    status(`Job ${out.id} started.`, 'ok');
+    await follow(out.id);
+  };
+  // Polls the job: steps, loss curve, ETA; the evaluation report when done.
+  const follow = async (id: number) => {
+    const losses: [number, number][] = [];
+    const t0 = Date.now();
+    let step0 = -1;
+    for (;;) {
+      const r = await fetch(`/api/worker/v1/factory/jobs/${id}`, { headers: auth() });
+      const j = await r.json();
+      if (!r.ok) throw new Error(j.error?.message ?? `the worker answered ${r.status}`);
+      if (j.loss !== null && j.loss !== undefined && (!losses.length || losses[losses.length - 1][0] !== j.step)) losses.push([j.step, j.loss]);
+      if (step0 < 0 && j.step > 0) step0 = j.step;
+      const rate = j.step > step0 && step0 >= 0 ? (j.step - step0) / ((Date.now() - t0) / 1000) : 0;
+      const eta = rate > 0 && j.state === 'running' ? ` · about ${Math.ceil((j.total_steps - j.step) / rate)} s left` : '';
+      const bar = h('progress', { max: j.total_steps || 1, value: j.step, 'aria-label': 'Training progress' });
+      const report = j.report?.run;
+      watch.replaceChildren(
+        h('h3', {}, `Job ${id}: ${j.state}`),
+        bar, h('p', { id: 'job-steps' }, `step ${j.step} of ${j.total_steps}${j.loss != null ? ` · loss ${Number(j.loss).toFixed(4)}` : ''}${eta}`),
+        lossCurve(losses),
+        report && h('dl', { id: 'job-report' },
+          h('dt', {}, 'Held-out loss'), h('dd', {}, `${report.eval_before.loss.toFixed(4)} → ${report.eval_after.loss.toFixed(4)}`),
+          h('dt', {}, 'Perplexity'), h('dd', {}, `${Math.exp(report.eval_before.loss).toFixed(2)} → ${Math.exp(report.eval_after.loss).toFixed(2)}`)),
+        j.model != null && h('p', {}, 'Registered on chain as ', h('a', { href: `#/model/${j.model}`, id: 'job-model' }, `model ${j.model}`), '.'),
+        j.error && h('p', { class: 'error' }, j.error),
+      );
+      if (j.state === 'done' || j.state === 'failed') {
+        status(j.state === 'done' ? `Job ${id} done: model ${j.model} registered and served.` : `Job ${id} failed: ${j.error}`, j.state === 'done' ? 'ok' : 'error');
+        return;
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  };
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const b = form.querySelector('button[type=submit]') as HTMLButtonElement;
+    b.disabled = true;
+    try {
+      await start();
+    } catch (e) {
+      status(`Training could not start: ${(e as Error).message}`, 'error');
+    } finally {
+      b.disabled = false;
+    }
+  });
+  show(h('h2', {}, 'Build'), form, watch);
+}
+
+/** Loss over steps as an SVG polyline. */
+function lossCurve(points: [number, number][]) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 400 120');
+  svg.setAttribute('class', 'curve');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', points.length ? `Training loss from ${points[0][1].toFixed(3)} to ${points[points.length - 1][1].toFixed(3)}` : 'Training loss: no step yet');
+  if (points.length > 1) {
+    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    const line = document.createElementNS(NS, 'polyline');
+    line.setAttribute('points', points.map(([x, y]) => `${10 + (380 * (x - x0)) / Math.max(1, x1 - x0)},${110 - (100 * (y - y0)) / Math.max(1e-9, y1 - y0)}`).join(' '));
+    line.setAttribute('fill', 'none');
+    line.setAttribute('stroke', '#2450c8');
+    line.setAttribute('stroke-width', '2');
+    svg.append(line);
+  }
+  return svg;
+}
+
 let renders = 0;
 async function route() {
   const m = /^#\/datanet\/(\d+)$/.exec(location.hash);
   const receipt = /^#\/receipt\/(0x[0-9a-fA-F]{64})$/.exec(location.hash);
+  const model = /^#\/model\/(\d+)$/.exec(location.hash);
   try {
     if (m) await datanetPage(Number(m[1]));
+    else if (model) await modelPage(Number(model[1]));
+    else if (location.hash === '#/models') await modelsPage();
+    else if (location.hash === '#/build') await buildPage();
     else if (receipt) await receiptPage(receipt[1]);
     else if (location.hash === '#/playground') await playgroundPage();
     else if (location.hash === '#/earnings') await earningsPage();
