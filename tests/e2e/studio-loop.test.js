@@ -205,7 +205,8 @@ test('the operator trains an adapter from the Build page; its model page draws t
   const report = await page.$eval('#job-report', (e) => e.textContent);
   const [, before, after] = /Held-out loss(\d+\.\d+) → (\d+\.\d+)/.exec(report);
   assert.ok(Number(after) < Number(before), report);
-  assert.match(await page.$eval('svg.curve', (e) => e.getAttribute('aria-label')), /^Training loss from/);
+  assert.match(await page.$eval('svg.curve', (e) => e.getAttribute('aria-label')), /^Training loss from \d+\.\d+ to \d+\.\d+$/);
+  assert.ok(await page.$('svg.curve polyline'), 'the loss curve is drawn');
   await assertAccessible('the Build page');
   await shoot('build');
   await redrawn(() => page.click('#job-model'));

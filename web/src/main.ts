@@ -692,7 +692,7 @@ async function buildPage() {
     field('Worker admin token (sent to the worker only, kept for this tab)', token),
     field('Adapter name', name),
     h('fieldset', {}, h('legend', {}, 'Snapshots to train on'),
-      ...snapshots.map((s, i) => h('div', {}, picks[i], ' ', h('label', { for: picks[i].id }, `${s.name} (Datanet ${s.datanet}) snapshot ${s.version}, ${s.leaves} records`)))),
+      ...snapshots.map((s, i) => h('label', {}, picks[i], ` ${s.name} (Datanet ${s.datanet}) snapshot ${s.version}, ${s.leaves} records`))),
     field('Rank', knobs.rank), field('Learning rate', knobs.lr), field('Steps', knobs.max_steps),
     h('details', {}, h('summary', {}, 'Advanced'),
       field('Alpha', knobs.alpha), field('Dropout', knobs.dropout), field('Target modules (comma-separated, or all-linear)', targets),
@@ -734,16 +734,18 @@ async function buildPage() {
       const eta = rate > 0 && j.state === 'running' ? ` · about ${Math.ceil((j.total_steps - j.step) / rate)} s left` : '';
       const bar = h('progress', { max: j.total_steps || 1, value: j.step, 'aria-label': 'Training progress' });
       const report = j.report?.run;
-      watch.replaceChildren(
+      // The finished run's own loss curve when there is one (a short job may finish between polls).
+      const curve: [number, number][] = report?.loss_curve?.length > 1 ? report.loss_curve : losses;
+      watch.replaceChildren(...([
         h('h3', {}, `Job ${id}: ${j.state}`),
         bar, h('p', { id: 'job-steps' }, `step ${j.step} of ${j.total_steps}${j.loss != null ? ` · loss ${Number(j.loss).toFixed(4)}` : ''}${eta}`),
-        lossCurve(losses),
+        lossCurve(curve),
         report && h('dl', { id: 'job-report' },
           h('dt', {}, 'Held-out loss'), h('dd', {}, `${report.eval_before.loss.toFixed(4)} → ${report.eval_after.loss.toFixed(4)}`),
           h('dt', {}, 'Perplexity'), h('dd', {}, `${Math.exp(report.eval_before.loss).toFixed(2)} → ${Math.exp(report.eval_after.loss).toFixed(2)}`)),
         j.model != null && h('p', {}, 'Registered on chain as ', h('a', { href: `#/model/${j.model}`, id: 'job-model' }, `model ${j.model}`), '.'),
         j.error && h('p', { class: 'error' }, j.error),
-      );
+      ].filter(Boolean) as Node[]));
       if (j.state === 'done' || j.state === 'failed') {
         status(j.state === 'done' ? `Job ${id} done: model ${j.model} registered and served.` : `Job ${id} failed: ${j.error}`, j.state === 'done' ? 'ok' : 'error');
         return;
