@@ -1,8 +1,11 @@
 // Bundles the Studio into dist/ (one script, one stylesheet, the page): everything the browser
 // needs is in the bundle, nothing is fetched from a CDN.
 import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 
+// Type-checked first (esbuild only strips types).
+execFileSync('node_modules/.bin/tsc', ['-p', '.'], { stdio: 'inherit' });
 rmSync('dist', { recursive: true, force: true });
 mkdirSync('dist');
 await build({

@@ -552,7 +552,7 @@ async function earningsPage() {
         continue;
       }
       const leaf = c.leaf;
-      const dn: any = (await api.query.datanets.datanets(c.datanet)).unwrap();
+      const dn: any = ((await api.query.datanets.datanets(c.datanet)) as any).unwrap();
       let total = 0n;
       for (let v = 1; v <= dn.latestSnapshot.toNumber(); v++) total += BigInt(await rpc('attribution_contributionEarnings', [c.datanet, v, leaf]));
       rows.push(h('tr', {}, h('td', {}, c.id), h('td', {}, `${text(dn.name)} (${c.datanet})`), h('td', {}, `leaf ${leaf}`), h('td', {}, fmt(total))));
