@@ -29,8 +29,6 @@ command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
-# The Studio's browser tests drive Debian's chromium headless (nothing downloads a browser).
-command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     log "installing ${need_pkgs[*]}"
@@ -38,6 +36,19 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
   else
     echo "please install: ${need_pkgs[*]}" >&2; exit 1
+  fi
+fi
+
+# The Studio's browser tests drive Debian's chromium headless (nothing downloads a browser); its
+# own step, so a system without that package still gets the rest (set CHROMIUM_BIN to another).
+if [ -z "${CHROMIUM_BIN:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium (the Studio's browser tests)"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
+      || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
+      || echo "warning: chromium could not be installed; the Studio's browser tests will fail (set CHROMIUM_BIN)" >&2
+  else
+    echo "warning: no chromium; the Studio's browser tests need one (set CHROMIUM_BIN)" >&2
   fi
 fi
 
@@ -102,7 +113,7 @@ for dir in "$ROOT/tests/e2e" "$ROOT/web"; do
   [ -f "$dir/package-lock.json" ] || continue
   if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.openledger-lock"; then
     log "installing npm dependencies of ${dir#"$ROOT"/}"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    (cd "$dir" && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
     cp "$dir/package-lock.json" "$dir/node_modules/.openledger-lock"
   fi
 done

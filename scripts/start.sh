@@ -6,7 +6,10 @@
 #     bundled corpus, and two LoRA adapters, made on first start) serving the OpenAI API on http://127.0.0.1:8000/v1;
 #   - OpenLedger Studio, the web app, on http://127.0.0.1:3000 (uploads go to $OPENLEDGER_CACHE/content-store).
 # Chain data lives in $OPENLEDGER_CACHE/dev-chain and survives restarts; `--fresh` wipes it first.
-# Extra arguments go to the node, e.g. `scripts/start.sh --sealing instant`. Ctrl-C stops both.
+# Extra arguments go to the node, e.g. `scripts/start.sh --sealing instant`. Ctrl-C stops all three.
+# The worker here serves the demo models without a chain connection (no billing, no factory): the
+# Studio's Datanets, Models and Earnings pages and its unpaid playground work against it; the
+# paid loop and ModelFactory need a bonded worker (see "The whole loop, as a demo").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -208,7 +208,7 @@ enum Cmd {
 		/// Content store for uploaded files (a directory).
 		#[arg(long, default_value = "./content-store")]
 		store: String,
-		/// The worker's HTTP endpoint, as the browser reaches it.
+		/// The worker's HTTP endpoint (the Studio passes the page's requests to it).
 		#[arg(long)]
 		worker: Option<String>,
 	},

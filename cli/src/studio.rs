@@ -11,14 +11,19 @@
 //!   token the user types (`Authorization`), which is passed on for `/v1/factory/jobs…` only;
 //!   the Studio holds no token of its own.
 //!
-//! It listens on loopback only: the store endpoint writes files for whoever can reach it.
+//! It listens on loopback only, and answers only requests addressed to it by a loopback name
+//! (`Host`: no DNS rebinding) and, for writes, sent by its own page (`Origin`; uploads must be
+//! `application/octet-stream`, which a cross-site form cannot send without a preflight): a web
+//! page the user visits elsewhere can neither fill the content store nor reach the worker
+//! through it. Its own page is served with a content security policy, no framing, no sniffing.
 
 use crate::store::ContentStore;
 use anyhow::{bail, Context, Result};
 use axum::{
 	body::Bytes,
-	extract::{DefaultBodyLimit, Path, State},
-	http::{header, StatusCode},
+	extract::{DefaultBodyLimit, Path, Request, State},
+	http::{header, HeaderValue, StatusCode},
+	middleware::{self, Next},
 	response::{IntoResponse, Response},
 	routing::{get, post},
 	Json, Router,
@@ -35,11 +40,16 @@ pub struct Config {
 	pub store: String,
 	/// The node's JSON-RPC URL, as the browser reaches it.
 	pub rpc: String,
-	/// The worker's HTTP URL, as the browser reaches it.
+	/// The worker's HTTP URL (the Studio server passes the page's requests to it).
 	pub worker: Option<String>,
 }
 
 struct AppState {
+	/// `Content-Security-Policy` of the page: scripts and styles from the Studio only (and the
+	/// WebAssembly of the sr25519 code), connections to the Studio and the node only.
+	csp: HeaderValue,
+	/// Uploads stored at once (each holds its body in memory).
+	uploads: tokio::sync::Semaphore,
 	dir: PathBuf,
 	store: ContentStore,
 	rpc: String,
@@ -70,16 +80,64 @@ pub fn router(cfg: &Config) -> Result<Router> {
 	if !dir.join("index.html").is_file() {
 		bail!("{} has no index.html (run scripts/build.sh)", dir.display());
 	}
-	let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(300)).build()?;
+	let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(300)).redirect(reqwest::redirect::Policy::none()).build()?;
 	let worker = cfg.worker.as_ref().map(|w| w.trim_end_matches('/').to_string());
-	let st = Arc::new(AppState { dir, store: ContentStore::open(&cfg.store)?, rpc: cfg.rpc.clone(), worker, http });
+	let rpc_http = cfg.rpc.replacen("ws", "http", 1);
+	let csp = HeaderValue::from_str(&format!(
+		"default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+		 connect-src 'self' {} {rpc_http}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+		cfg.rpc
+	))
+	.context("the node URL cannot go into a header")?;
+	let st = Arc::new(AppState {
+		csp,
+		uploads: tokio::sync::Semaphore::new(2),
+		dir,
+		store: ContentStore::open(&cfg.store)?,
+		rpc: cfg.rpc.clone(),
+		worker,
+		http,
+	});
 	Ok(Router::new()
 		.route("/", get(index))
 		.route("/api/config", get(config))
 		.route("/api/store", post(put).layer(DefaultBodyLimit::max(MAX_UPLOAD)))
 		.route("/api/worker/{*path}", get(to_worker).post(to_worker).layer(DefaultBodyLimit::max(MAX_WORKER_BODY)))
 		.route("/{*path}", get(file))
+		.layer(middleware::from_fn_with_state(st.clone(), guard))
 		.with_state(st))
+}
+
+/// Whether `host` (a `Host` header) names this machine's loopback: `127.0.0.1`, `localhost` or
+/// `[::1]`, with any port.
+fn loopback_host(host: &str) -> bool {
+	let name = match host.strip_prefix('[') {
+		Some(rest) => rest.split(']').next().unwrap_or(""),
+		None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+	};
+	matches!(name, "127.0.0.1" | "localhost" | "::1")
+}
+
+/// Refuses requests not addressed to a loopback name, and writes not sent by the Studio's own
+/// page; adds the page's security headers.
+async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+	let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+	if !loopback_host(&host) {
+		return (StatusCode::FORBIDDEN, "the Studio answers requests to a loopback address only").into_response();
+	}
+	if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
+		let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+		if origin != Some(format!("http://{host}").as_str()) {
+			return (StatusCode::FORBIDDEN, "writes are accepted from the Studio's own page only").into_response();
+		}
+	}
+	let mut resp = next.run(req).await;
+	let h = resp.headers_mut();
+	h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+	h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+	h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+	h.insert(header::CONTENT_SECURITY_POLICY, st.csp.clone());
+	resp
 }
 
 pub async fn run(cfg: Config) -> Result<()> {
@@ -150,18 +208,32 @@ async fn to_worker(State(st): State<Arc<AppState>>, Path(path): Path<String>, me
 		Err(e) => return fail(StatusCode::BAD_GATEWAY, format!("the worker did not answer: {e}")),
 	};
 	let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-	let kind = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
 	if resp.content_length().is_some_and(|n| n > MAX_WORKER_RESPONSE as u64) {
 		return fail(StatusCode::BAD_GATEWAY, "the worker's answer is too large".into());
 	}
-	match resp.bytes().await {
-		Ok(b) if b.len() <= MAX_WORKER_RESPONSE => (status, [(header::CONTENT_TYPE, kind)], b).into_response(),
-		Ok(_) => fail(StatusCode::BAD_GATEWAY, "the worker's answer is too large".into()),
-		Err(e) => fail(StatusCode::BAD_GATEWAY, format!("reading the worker's answer: {e}")),
+	// Read with a cap whatever the worker says its length is (a stream has none).
+	let mut resp = resp;
+	let mut body = Vec::new();
+	loop {
+		match resp.chunk().await {
+			Ok(Some(c)) if body.len() + c.len() <= MAX_WORKER_RESPONSE => body.extend_from_slice(&c),
+			Ok(Some(_)) => return fail(StatusCode::BAD_GATEWAY, "the worker's answer is too large".into()),
+			Ok(None) => break,
+			Err(e) => return fail(StatusCode::BAD_GATEWAY, format!("reading the worker's answer: {e}")),
+		}
 	}
+	// Always JSON to the page: whatever the worker (or something in front of it) claims, nothing
+	// it sends is rendered as a document of the Studio's origin.
+	(status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn put(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn put(State(st): State<Arc<AppState>>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+	if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/octet-stream") {
+		return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(serde_json::json!({ "error": "send the file as application/octet-stream" }))).into_response();
+	}
+	let Ok(_slot) = st.uploads.acquire().await else {
+		return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": "shutting down" }))).into_response();
+	};
 	if body.is_empty() {
 		return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "an empty file has nothing to contribute" }))).into_response();
 	}
@@ -192,6 +264,16 @@ mod tests {
 		assert_eq!(ok.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
 		for bad in ["../etc/passwd", "a/../../x", ".secret", "", "/etc/passwd", "a\\..\\b"] {
 			assert_eq!(serve(dir.path(), bad).await.status(), StatusCode::NOT_FOUND, "{bad}");
+		}
+	}
+
+	#[test]
+	fn only_loopback_names_are_answered() {
+		for ok in ["127.0.0.1:3000", "localhost:3000", "[::1]:3000", "localhost"] {
+			assert!(loopback_host(ok), "{ok}");
+		}
+		for bad in ["evil.example:3000", "127.0.0.1.evil.example:3000", "", "[::2]:3000", "localhost.:3000", "10.0.0.1:3000"] {
+			assert!(!loopback_host(bad), "{bad}");
 		}
 	}
 

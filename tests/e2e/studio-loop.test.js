@@ -25,6 +25,7 @@ const { alice, bob, charlie, k } = devKeys();
 const dave = k('//Dave');
 const eve = k('//Eve');
 let node; let api; let worker; let studio; let browser; let page; let url;
+const pageErrors = [];
 let datanet; let original; let rulings;
 // One domain with shared phrasing, so what the factory learns carries over to the held-out texts.
 const RULINGS = [
@@ -80,7 +81,7 @@ before(async () => {
   browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
   page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 800 });
-  page.on('pageerror', (e) => console.error('page error:', e.message));
+  page.on('pageerror', (e) => pageErrors.push(e.message));
   await page.goto(`${url}/#/playground`, { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
 });
@@ -92,6 +93,7 @@ after(async () => {
   await api?.disconnect();
   await node?.stop();
   node?.cleanup();
+  assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
 });
 
 async function redrawn(act) {
@@ -116,8 +118,11 @@ async function assertAccessible(name) {
   const problems = await page.evaluate(() => {
     const out = [];
     for (const el of document.querySelectorAll('input, select, textarea, button, a[href], mark, summary')) {
-      const named = el.labels?.length > 0 || el.getAttribute('aria-label') || ['BUTTON', 'A', 'SUMMARY'].includes(el.tagName) && el.textContent.trim();
-      if (!named) out.push(`unlabelled ${el.tagName.toLowerCase()}#${el.id}`);
+      // A highlight is text, not a control: it is described by its legend entry instead.
+      const named = el.tagName === 'MARK'
+        ? document.getElementById(el.getAttribute('aria-describedby') ?? '')?.textContent.trim()
+        : el.labels?.length > 0 || el.getAttribute('aria-label') || ['BUTTON', 'A', 'SUMMARY'].includes(el.tagName) && el.textContent.trim();
+      if (!named) out.push(`unlabelled or undescribed ${el.tagName.toLowerCase()}#${el.id}`);
       // Disabled controls, and those of a closed <details> (its <summary> opens it), take no focus.
       if (el.disabled || el.tagName !== 'SUMMARY' && el.closest('details:not([open])')) continue;
       el.focus();
@@ -164,6 +169,7 @@ test('the receipt settles on chain and its page shows the contributor paid', { s
   const paid = onChain.payouts.find((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/1`);
   assert.ok(BigInt(paid.amount) > 0n);
   assert.equal(payouts.length, onChain.payouts.length);
+  await assertAccessible('the receipt page');
   await shoot('receipt');
 });
 
@@ -208,14 +214,21 @@ test('the operator trains an adapter from the Build page; its model page draws t
   assert.match(await page.$eval('svg.curve', (e) => e.getAttribute('aria-label')), /^Training loss from \d+\.\d+ to \d+\.\d+$/);
   assert.ok(await page.$('svg.curve polyline'), 'the loss curve is drawn');
   await assertAccessible('the Build page');
+  // The advanced knobs are reachable from the keyboard once their panel is opened.
+  await page.focus('details summary');
+  await page.keyboard.press('Enter');
+  assert.ok(await page.$eval('details', (d) => d.open));
+  await assertAccessible('the Build page, advanced panel open');
   await shoot('build');
   await redrawn(() => page.click('#job-model'));
   const lineage = await page.$eval('svg.lineage', (e) => e.getAttribute('aria-label'));
   assert.match(lineage, new RegExp(`^Lineage of case-law-2: demo-base \\(base \\d+\\) → case-law-2 \\(model \\d+\\) → snapshot 1 · 100\\.0 % → rulings \\(Datanet ${rulings}\\)$`));
   assert.equal(await page.$eval('#served-by', (e) => e.textContent), 'Charlie');
+  await assertAccessible('the model page');
   await shoot('model');
   await redrawn(() => page.evaluate(() => { location.hash = '#/models'; }));
   const names = await page.$$eval('table[aria-label=Models] tbody td:nth-child(2)', (tds) => tds.map((t) => t.textContent));
   assert.deepEqual(names, ['demo-base', 'legal', 'case-law-2']);
+  await assertAccessible('the models page');
   await shoot('models');
 });

@@ -8,10 +8,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { Node, freePort, spawnReady, stopProcess, tempDir } from './lib/node.js';
-import { devChain, devKeys } from './lib/chain.js';
+import { devChain, devKeys, send } from './lib/chain.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const WEB = resolve('../../web/dist');
@@ -21,6 +22,7 @@ const { alice, bob } = devKeys();
 let studio;
 let url;
 let browser;
+const pageErrors = [];
 let page;
 
 before(async () => {
@@ -40,12 +42,13 @@ before(async () => {
   browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
   page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 800 });
-  page.on('pageerror', (e) => console.error('page error:', e.message));
+  page.on('pageerror', (e) => pageErrors.push(e.message));
 });
 
 after(async () => {
   await browser?.close();
   await stopProcess(studio?.proc, studio?.exited);
+  assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
 });
 
 const statusText = () => page.$eval('#status', (e) => e.textContent);
@@ -163,4 +166,46 @@ test('Alice accepts one, rejects the other as a duplicate, snapshots, and verifi
   assert.deepEqual(names, ['studio-medical-qa']);
   await shoot('datanets');
   console.log(`screenshots in ${OUT}`);
+});
+
+/** A raw HTTP request to the Studio with the headers a hostile page or a rebound name would send. */
+function raw(method, path, headers, body = '') {
+  return new Promise((resolveReq, reject) => {
+    const u = new URL(url);
+    const r = request({ host: '127.0.0.1', port: u.port, method, path, headers }, (res) => {
+      let b = '';
+      res.on('data', (c) => { b += c; });
+      res.on('end', () => resolveReq({ status: res.statusCode, headers: res.headers, body: b }));
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+test('other sites can neither write through the Studio nor reach it by another name', async () => {
+  const host = new URL(url).host;
+  const own = { host, origin: `http://${host}`, 'content-type': 'application/octet-stream' };
+  // Another site's page (its Origin), a cross-site form (no JSON/octet type), a rebound name.
+  assert.equal((await raw('POST', '/api/store', { ...own, origin: 'http://evil.example' }, 'x')).status, 403);
+  assert.equal((await raw('POST', '/api/store', { host, 'content-type': 'application/octet-stream' }, 'x')).status, 403, 'no Origin');
+  assert.equal((await raw('POST', '/api/store', { ...own, 'content-type': 'text/plain' }, 'x')).status, 415);
+  assert.equal((await raw('GET', '/api/config', { host: 'evil.example' })).status, 403);
+  assert.equal((await raw('POST', '/api/worker/v1/completions', { ...own, host: `attacker.example:${new URL(url).port}` }, '{}')).status, 403);
+  const ok = await raw('POST', '/api/store', own, 'a record');
+  assert.equal(ok.status, 200, ok.body);
+  assert.equal(JSON.parse(ok.body).tokens, 2);
+  // The page itself: not framable, not sniffed, a content security policy.
+  const pageResp = await raw('GET', '/', { host });
+  assert.equal(pageResp.headers['x-frame-options'], 'DENY');
+  assert.equal(pageResp.headers['x-content-type-options'], 'nosniff');
+  assert.match(pageResp.headers['content-security-policy'], /frame-ancestors 'none'/);
+});
+
+test('a Datanet whose name is not UTF-8 is shown in hex and breaks no page', async () => {
+  const policy = { base: ctx.api.consts.datanets.minContributionDepositBase, perByte: ctx.api.consts.datanets.minContributionDepositPerByte };
+  const r = await send(ctx.api, ctx.api.tx.datanets.createDatanet('0xff00fe', '', 'CC0', 'Open', policy), bob);
+  assert.equal(r.error, null);
+  await redrawn(() => page.evaluate(() => { location.hash = '#/'; }));
+  const names = await page.$$eval('table[aria-label=Datanets] tbody tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent));
+  assert.ok(names.includes('0xff00fe'), JSON.stringify(names));
 });

@@ -12,6 +12,7 @@ import { hexToU8a } from '@polkadot/util';
 import { decodeAddress } from '@polkadot/util-crypto';
 import { leafBytes, verifyProof } from '../../tests/e2e/lib/merkle.js';
 import { completionRequestHash, freshNonce, signVoucher } from '../../sdk/typescript/voucher';
+import { pieces } from './highlight';
 
 type Account = { address: string; name: string; pair?: KeyringPair };
 type Config = { rpc: string; worker: boolean; maxUpload: number };
@@ -48,7 +49,8 @@ function status(text: string, kind: '' | 'error' | 'ok' = '') {
   s.textContent = text;
   s.className = kind;
 }
-const text = (bytes: { toUtf8?: () => string; toString: () => string }) => (bytes.toUtf8 ? bytes.toUtf8() : bytes.toString());
+/** Chain bytes as text: UTF-8 when they are (any account may store other bytes: shown as hex). */
+const text = (bytes: any): string => (bytes.isUtf8 === false ? bytes.toHex() : bytes.toUtf8 ? bytes.toUtf8() : bytes.toString());
 const short = (a: string) => (a.length > 16 ? `${a.slice(0, 6)}…${a.slice(-6)}` : a);
 function nameOf(address: string) {
   return accounts.find((a) => a.address === address)?.name ?? short(address);
@@ -99,13 +101,30 @@ async function refreshBalance() {
   el.textContent = `${fmt(data.free.toBigInt())} free`;
 }
 
-function fmt(v: bigint): string {
+/** An amount in OPEN with up to 6 decimals: rounded down, or up with `ceil` (a maximum); a
+ *  non-zero amount too small to show is "< 0.000001". */
+function fmt(v: bigint, ceil = false): string {
   const d = api.registry.chainDecimals[0] ?? 18;
   const unit = api.registry.chainTokens[0] ?? 'OPEN';
-  const s = v.toString().padStart(d + 1, '0');
-  const whole = s.slice(0, -d);
-  const frac = s.slice(-d).replace(/0+$/, '').slice(0, 4);
+  const shown = Math.min(6, d);
+  const step = 10n ** BigInt(d - shown);
+  let q = v / step;
+  if (ceil && q * step < v) q += 1n;
+  if (q === 0n && v > 0n) return `< 0.${'0'.repeat(shown - 1)}1 ${unit}`;
+  const s = q.toString().padStart(shown + 1, '0');
+  const whole = s.slice(0, s.length - shown);
+  const frac = s.slice(s.length - shown).replace(/0+$/, '');
   return `${whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}${frac ? '.' + frac : ''} ${unit}`;
+}
+
+/** Exact decimal OPEN (e.g. "10", "0.5") to the smallest unit; an error for anything else. */
+function parseOpen(input: string): bigint {
+  const d = api.registry.chainDecimals[0] ?? 18;
+  const m = /^(\d{1,30})(?:\.(\d+))?$/.exec(input.trim());
+  if (!m || (m[2] ?? '').length > d) throw new Error(`“${input}” is not an amount of OPEN (digits, a point, at most ${d} decimals).`);
+  const v = BigInt(m[1]) * 10n ** BigInt(d) + BigInt((m[2] ?? '').padEnd(d, '0') || '0');
+  if (v === 0n) throw new Error('The amount must be more than 0.');
+  return v;
 }
 
 /** A chain error in words: the pallet's own documentation of the error, then its name. */
@@ -155,6 +174,7 @@ async function submit(tx: SubmittableExtrinsic<'promise'>, what: string): Promis
     },
     (e: Error) => {
       status(`${what} failed: ${e.message}`, 'error');
+      (e as any).shown = true;
       throw e;
     },
   );
@@ -167,8 +187,8 @@ function action(f: () => Promise<unknown>) {
     b.disabled = true;
     try {
       await f();
-    } catch {
-      // shown by submit()
+    } catch (e) {
+      if (!(e as any).shown) status((e as Error).message, 'error');
     } finally {
       b.disabled = false;
     }
@@ -342,8 +362,8 @@ function contributePanel(id: number) {
         log.append(h('li', {}, `${f.name}: larger than ${cfg.maxUpload} bytes, skipped`));
         continue;
       }
-      const res = await fetch('/api/store', { method: 'POST', body: await f.arrayBuffer() });
-      const body = await res.json();
+      const res = await fetch('/api/store', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: await f.arrayBuffer() });
+      const body = await res.json().catch(() => ({ error: `the Studio answered ${res.status}` }));
       if (!res.ok) {
         log.append(h('li', {}, `${f.name}: ${body.error}`));
       } else {
@@ -357,7 +377,8 @@ function contributePanel(id: number) {
     await submit(calls.length === 1 ? calls[0] : api.tx.utility.batchAll(calls), `Contributing ${stored.length} file(s)`);
     route();
   };
-  input.addEventListener('change', () => run(Array.from(input.files ?? [])).catch(() => {}));
+  const fail = (e: Error) => void (!(e as any).shown && status(`Contributing failed: ${e.message}`, 'error'));
+  input.addEventListener('change', () => run(Array.from(input.files ?? [])).catch(fail));
   drop.addEventListener('dragover', (e) => {
     e.preventDefault();
     drop.classList.add('over');
@@ -366,7 +387,7 @@ function contributePanel(id: number) {
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     drop.classList.remove('over');
-    run(Array.from(e.dataTransfer?.files ?? [])).catch(() => {});
+    run(Array.from(e.dataTransfer?.files ?? [])).catch(fail);
   });
   return h('section', { class: 'panel', 'aria-labelledby': 'contribute-h' }, h('h3', { id: 'contribute-h' }, 'Contribute'), drop, bar, log);
 }
@@ -385,7 +406,11 @@ async function playgroundPage() {
   const model = h('select', { id: 'pg-model' }, ...models.map((m) => h('option', { value: m.id }, m.openledger ? `${m.id} (model ${m.openledger.model} on chain)` : m.id)));
   const prompt = h('textarea', { id: 'pg-prompt', rows: 3, style: 'width:100%' });
   const maxTokens = h('input', { type: 'number', id: 'pg-max', min: 1, max: 512, value: 16 });
-  const pay = h('input', { type: 'checkbox', id: 'pg-pay', checked: !!a?.pair });
+  const pay = h('input', { type: 'checkbox', id: 'pg-pay' });
+  // Paid by default where it can be: a model billed on chain, a development account.
+  const payDefault = () => void (pay.checked = !!a?.pair && !!models.find((m) => m.id === model.value)?.openledger);
+  model.addEventListener('change', payDefault);
+  payDefault();
   const escrow = h('span', { id: 'pg-escrow' });
   const amount = h('input', { type: 'text', id: 'pg-deposit', value: '10', inputmode: 'decimal', style: 'width:6em' });
   const answer = h('div', { id: 'answer', class: 'panel', 'aria-live': 'polite' });
@@ -395,8 +420,8 @@ async function playgroundPage() {
     escrow.textContent = `Escrow: ${fmt(BigInt(e.held))}`;
   };
   const deposit = async () => {
-    const units = BigInt(Math.round(Number(amount.value) * 1000)) * 10n ** BigInt((api.registry.chainDecimals[0] ?? 18) - 3);
-    await submit(api.tx.attribution.depositEscrow(units), `Holding ${amount.value} in escrow`);
+    const units = parseOpen(amount.value);
+    await submit(api.tx.attribution.depositEscrow(units), `Holding ${amount.value.trim()} in escrow`);
     await refreshEscrow();
   };
   const ask = async () => {
@@ -408,19 +433,21 @@ async function playgroundPage() {
       if (!a?.pair) throw new Error('Paying needs a development account here: the extension signs only wrapped bytes, and a voucher is raw bytes.');
       // The terms and the price as the chain has them (the worker is not trusted for either).
       const m = await rpc('models_getModel', [card.openledger.model]);
-      const versions = m.versions.filter((v: any) => !v.deprecated).map((v: any) => v.version);
+      // The version the worker serves, if the chain has it live.
+      const version = card.openledger.version;
+      if (!m.versions.some((v: any) => v.version === version && !v.deprecated)) throw new Error(`The worker serves version ${version} of model ${m.id}, which the chain does not list as live.`);
       const best = (await api.rpc.chain.getHeader()).number.toNumber();
       const per1k = BigInt(m.pricePer1kTokens);
       // Tokens are at least a byte each: the prompt's bytes bound its tokens.
       const tokens = BigInt(new TextEncoder().encode(prompt.value).length + body.max_tokens + 8);
       const maxFee = BigInt(m.pricePerRequest) + (per1k * tokens + 999n) / 1000n;
       const { header } = signVoucher({
-        payer: a.pair.publicKey, worker: decodeAddress(card.openledger.worker), model: card.openledger.model, modelVersion: Math.max(...versions),
+        payer: a.pair.publicKey, worker: decodeAddress(card.openledger.worker), model: card.openledger.model, modelVersion: version,
         maxFee, terms: hexToU8a(m.terms), nonce: freshNonce(), expiresAt: best + 600, genesis: api.genesisHash.toU8a(),
         requestHash: completionRequestHash(prompt.value),
       }, (msg) => a.pair!.sign(msg));
       headers['x-openledger-voucher'] = header;
-      status(`Asking ${model.value}, paying at most ${fmt(maxFee)}…`);
+      status(`Asking ${model.value}, paying at most ${fmt(maxFee, true)}…`);
     } else {
       status(`Asking ${model.value}…`);
     }
@@ -465,7 +492,7 @@ async function playgroundPage() {
 async function renderAnswer(box: HTMLElement, out: any) {
   const textOut: string = out.choices?.[0]?.text ?? '';
   const attr = out.attribution;
-  const claims: any[] = (attr?.claims ?? []).slice().sort((x: any, y: any) => x.start - y.start);
+  const claims: any[] = attr?.claims ?? [];
   const shares: any[] = attr?.shares ?? [];
   const colour = new Map<string, string>();
   shares.forEach((s, i) => colour.set(refKey(s.contribution), PALETTE[i % PALETTE.length]));
@@ -478,23 +505,20 @@ async function renderAnswer(box: HTMLElement, out: any) {
     const share = shares.find((s) => refKey(s.contribution) === refKey(c))?.share ?? 0;
     return `${names.get(c.datanet) ?? `Datanet ${c.datanet}`} (Datanet ${c.datanet}), snapshot ${c.version}, leaf ${c.index}: ${percent(share)} of the attribution`;
   };
-  // Claims are byte ranges of the UTF-8 answer.
-  const bytes = new TextEncoder().encode(textOut);
-  const dec = new TextDecoder();
+  // Claims are byte ranges of the UTF-8 answer; each highlight is described by its legend entry.
+  const legendId = (c: any) => `legend-${refKey(c).replace(/\//g, '-')}`;
   const para = h('p', { class: 'answer' });
-  let at = 0;
-  for (const c of claims) {
-    if (c.start < at || c.end > bytes.length) continue; // overlapping or stale: the first wins
-    if (c.start > at) para.append(dec.decode(bytes.subarray(at, c.start)));
-    para.append(h('mark', { style: `background:${colour.get(refKey(c.contribution)) ?? PALETTE[0]}`, title: label(c.contribution), tabindex: 0, 'aria-label': `${dec.decode(bytes.subarray(c.start, c.end))} — ${label(c.contribution)}`, 'data-contribution': refKey(c.contribution) }, dec.decode(bytes.subarray(c.start, c.end))));
-    at = c.end;
+  for (const piece of pieces(textOut, claims)) {
+    para.append(piece.claim
+      ? h('mark', { style: `background:${colour.get(refKey(piece.claim.contribution)) ?? PALETTE[0]}`, title: label(piece.claim.contribution), tabindex: 0,
+        'aria-describedby': legendId(piece.claim.contribution), 'data-contribution': refKey(piece.claim.contribution) }, piece.text)
+      : piece.text);
   }
-  if (at < bytes.length) para.append(dec.decode(bytes.subarray(at)));
   box.replaceChildren(
     h('h3', {}, 'Answer'),
     para,
     shares.length
-      ? h('ul', { 'aria-label': 'Attribution' }, ...shares.map((s) => h('li', {}, h('span', { class: 'swatch', style: `background:${colour.get(refKey(s.contribution))}` }), ' ', label(s.contribution))))
+      ? h('ul', { 'aria-label': 'Attribution' }, ...shares.map((s) => h('li', { id: legendId(s.contribution) }, h('span', { class: 'swatch', style: `background:${colour.get(refKey(s.contribution))}` }), ' ', label(s.contribution))))
       : h('p', {}, 'No span of this answer is in the index.'),
     out.receipt && h('p', {}, 'Receipt ', h('a', { href: `#/receipt/${out.receipt.id}`, id: 'receipt-link' }, out.receipt.id), ` (${out.receipt.status}, fee ${fmt(BigInt(out.receipt.fee))})`),
   );
@@ -616,8 +640,8 @@ function lineageGraph(base: any, m: any, snaps: { datanet: number; version: numb
     const p = at(c, r, col.length);
     if (c > 0) {
       const prev = cols[c - 1];
-      const pr = c >= 3 ? r : c === 2 ? 0 : 0;
-      const q = at(c - 1, Math.min(pr, prev.length - 1), prev.length);
+      // A Datanet hangs off its own snapshot; everything else off the one node before it.
+      const q = at(c - 1, c === 3 ? r : 0, prev.length);
       if (prev.length) svg.append(el('line', { x1: q.x + boxW, y1: q.y + boxH / 2, x2: p.x, y2: p.y + boxH / 2, stroke: '#8a93a6', 'stroke-width': 1.5 }));
     }
     svg.append(el('rect', { x: p.x, y: p.y, width: boxW, height: boxH, rx: 6, fill: ['#e8eefc', '#dff3e4', '#fff5d6', '#fde7ef'][c], stroke: '#8a93a6' }));
@@ -790,7 +814,14 @@ function lossCurve(points: [number, number][]) {
 }
 
 let renders = 0;
-async function route() {
+let routing: Promise<void> = Promise.resolve();
+/** Draws the page the address names; calls run one after another, so a slow page can never
+ *  overwrite the one the user moved on to. */
+function route(): Promise<void> {
+  routing = routing.then(draw, draw);
+  return routing;
+}
+async function draw() {
   const m = /^#\/datanet\/(\d+)$/.exec(location.hash);
   const receipt = /^#\/receipt\/(0x[0-9a-fA-F]{64})$/.exec(location.hash);
   const model = /^#\/model\/(\d+)$/.exec(location.hash);
@@ -813,6 +844,11 @@ async function route() {
 }
 
 async function start() {
+  // The skip link moves the focus; it must not change the address (that would leave the page).
+  document.querySelector('a.skip')?.addEventListener('click', (ev) => {
+    ev.preventDefault();
+    main().focus();
+  });
   cfg = await (await fetch('/api/config')).json();
   await cryptoWaitReady();
   api = await ApiPromise.create({ provider: new WsProvider(cfg.rpc), noInitWarn: true });
