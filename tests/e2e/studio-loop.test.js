@@ -190,6 +190,20 @@ test('once vested, Bob sees what his contribution earned and the claim raises hi
   assert.ok(afterClaim > before, `the claim raised Bob's balance: ${before} → ${afterClaim}`);
   assert.equal(await page.$eval('#unclaimed', (e) => e.textContent), '0 OPEN');
   assert.ok(await page.$eval('#claim', (b) => b.disabled), 'nothing left to claim');
+  // Per Datanet: Bob's share of case-law, at most what the whole Datanet earned.
+  const perDatanet = await page.$$eval('table[aria-label="Earnings per Datanet"] tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
+  const caseLaw = perDatanet.find(([dn]) => dn === `case-law (${datanet})`);
+  assert.ok(caseLaw && caseLaw[1] !== '0 OPEN' && caseLaw[2] !== '0 OPEN', JSON.stringify(perDatanet));
+  // Over time: sampled from the chain's recent states, from nothing to what he earned.
+  const chart = await page.$eval('svg.earnings-chart', (e) => e.getAttribute('aria-label'));
+  const [, , , first, last] = /^Earned \(vested and pending\) from block (\d+) to (\d+): ([\d.e-]+) to ([\d.e-]+) OPEN$/.exec(chart) ?? [];
+  assert.ok(Number(first) === 0 && Number(last) > 0, chart);
+  assert.ok(await page.$('svg.earnings-chart polyline'));
+  // The worker's own view: its bond and the models it serves.
+  await as(charlie);
+  assert.notEqual(await page.$eval('#worker-bond', (e) => e.textContent), '0 OPEN');
+  assert.match(await page.$eval('#worker-models', (e) => e.textContent), /^0, 1$/);
+  await assertAccessible('the earnings page of a worker');
 });
 
 test('the operator trains an adapter from the Build page; its model page draws the lineage', { skip }, async () => {
@@ -231,4 +245,7 @@ test('the operator trains an adapter from the Build page; its model page draws t
   assert.deepEqual(names, ['demo-base', 'legal', 'case-law-2']);
   await assertAccessible('the models page');
   await shoot('models');
+  // The paid adapter's usage over time: from no request to the one Eve made.
+  await redrawn(() => page.click('table[aria-label=Models] tbody tr:nth-child(2) a'));
+  assert.match(await page.$eval('svg.usage-chart', (e) => e.getAttribute('aria-label')), /^Requests from block \d+ to \d+: 0 to 1$/);
 });

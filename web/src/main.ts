@@ -567,6 +567,8 @@ async function earningsPage() {
   const unclaimed = BigInt(e.unclaimed);
   // The account's contributions and what each has earned in every snapshot that holds it.
   const rows: HTMLElement[] = [];
+  const earnedBy: [number, bigint][] = [];
+  const names = new Map<number, string>();
   let after: number | null = null;
   for (let page = 0; page < 10; page++) {
     const p = await rpc('datanets_contributionsOf', [a.address, after, 100]);
@@ -579,11 +581,28 @@ async function earningsPage() {
       const dn: any = ((await api.query.datanets.datanets(c.datanet)) as any).unwrap();
       let total = 0n;
       for (let v = 1; v <= dn.latestSnapshot.toNumber(); v++) total += BigInt(await rpc('attribution_contributionEarnings', [c.datanet, v, leaf]));
+      names.set(c.datanet, text(dn.name));
+      earnedBy.push([c.datanet, total]);
       rows.push(h('tr', {}, h('td', {}, c.id), h('td', {}, `${text(dn.name)} (${c.datanet})`), h('td', {}, `leaf ${leaf}`), h('td', {}, fmt(total))));
     }
     if (p.next === null || p.next === undefined) break;
     after = p.next;
   }
+  // Per Datanet: this account's contributions summed, beside what the whole Datanet earned.
+  const perDatanet = new Map<number, bigint>();
+  for (const [dn, v] of earnedBy) perDatanet.set(dn, (perDatanet.get(dn) ?? 0n) + v);
+  const datanetRows: HTMLElement[] = [];
+  for (const [dn, mine] of perDatanet) {
+    const all = BigInt(await rpc('attribution_datanetEarnings', [dn]));
+    datanetRows.push(h('tr', {}, h('td', {}, `${names.get(dn)} (${dn})`), h('td', {}, fmt(mine)), h('td', {}, fmt(all))));
+  }
+  const earned = await history(async (at) => {
+    const x = await rpc('attribution_earnings', [a.address, at]);
+    return openNumber(x.accrued) + openNumber(x.pending);
+  });
+  const chartLabel = earned.length > 1
+    ? `Earned (vested and pending) from block ${earned[0][0]} to ${earned[earned.length - 1][0]}: ${earned[0][1]} to ${earned[earned.length - 1][1]} OPEN`
+    : 'Earned over time: not enough history on this node';
   show(
     h('h2', {}, `Earnings of ${a.name}`),
     h('dl', { id: 'earnings' },
@@ -593,6 +612,15 @@ async function earningsPage() {
       h('dt', {}, 'Ever vested'), h('dd', {}, fmt(BigInt(e.accrued))),
     ),
     h('p', {}, h('button', { type: 'button', id: 'claim', disabled: unclaimed === 0n, onclick: action(() => submit(api.tx.attribution.claimRewards(a.address), 'Claiming rewards').then(route)) }, 'Claim')),
+    h('h3', {}, 'Over time'),
+    lineChart(earned, chartLabel, 'curve earnings-chart'),
+    h('h3', {}, 'Per Datanet'),
+    h('div', { class: 'table-wrap' },
+      h('table', { 'aria-label': 'Earnings per Datanet' },
+        h('thead', {}, h('tr', {}, ...['Datanet', 'Your contributions earned', 'The Datanet earned'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ...datanetRows),
+      ),
+    ),
     h('h3', {}, 'Per contribution'),
     h('div', { class: 'table-wrap' },
       h('table', { 'aria-label': 'Earnings per contribution' },
@@ -600,9 +628,31 @@ async function earningsPage() {
         h('tbody', {}, ...rows),
       ),
     ),
+    await workerView(a.address),
   );
 }
 
+/** The account as an inference worker, if it is one: bond, delegators, commission, models, the
+ *  staking rewards it and its delegators share. */
+async function workerView(address: string): Promise<HTMLElement | null> {
+  const w: any = await api.query.openStaking.workers(address);
+  if (w.isNone) return null;
+  const info = w.unwrap();
+  const delegations = (await api.query.openStaking.delegations.entries(address)) as any[];
+  const pool: any = await api.query.openStaking.poolBalance(address);
+  return h('section', { id: 'worker-view', 'aria-labelledby': 'worker-h' },
+    h('h3', { id: 'worker-h' }, 'As an inference worker'),
+    h('dl', {},
+      h('dt', {}, 'Status'), h('dd', {}, info.status.toString()),
+      h('dt', {}, 'Own bond'), h('dd', { id: 'worker-bond' }, fmt(info.selfBond.toBigInt())),
+      h('dt', {}, 'Delegated'), h('dd', {}, `${fmt(info.delegated.toBigInt())} from ${info.delegators.toNumber()} delegator(s)`),
+      h('dt', {}, 'Commission'), h('dd', {}, `${(info.commission.toNumber() / 1e7).toFixed(1)} %`),
+      h('dt', {}, 'Models served'), h('dd', { id: 'worker-models' }, info.models.map((m: any) => m.toString()).join(', ')),
+      h('dt', {}, 'Rewards pool (shared with delegators)'), h('dd', {}, fmt(pool.toBigInt())),
+    ),
+    delegations.length > 0 && h('ul', { 'aria-label': 'Delegators' }, ...delegations.map(([k, v]: any) => h('li', {}, `${nameOf(k.args[1].toString())}: ${fmt(v.unwrap().toBigInt())}`))),
+  );
+}
 
 // ---- models -------------------------------------------------------------------------------
 
@@ -668,6 +718,10 @@ async function modelPage(id: number) {
     .filter(([, v]: any) => v.isSome && v.unwrap().models.some((x: any) => x.toNumber() === id))
     .map(([k]: any) => nameOf(k.args[0].toString()));
   const usage = await rpc('attribution_modelUsage', [id]).catch(() => null);
+  const requests = await history(async (at) => (await rpc('attribution_modelUsage', [id, at])).requests);
+  const usageLabel = requests.length > 1
+    ? `Requests from block ${requests[0][0]} to ${requests[requests.length - 1][0]}: ${requests[0][1]} to ${requests[requests.length - 1][1]}`
+    : 'Requests over time: not enough history on this node';
   show(
     h('p', {}, h('a', { href: '#/models' }, '← All models')),
     h('h2', {}, m.name),
@@ -685,6 +739,8 @@ async function modelPage(id: number) {
     ),
     h('h3', {}, 'Lineage'),
     lineageGraph(base, m, snaps),
+    h('h3', {}, 'Usage over time'),
+    lineChart(requests, usageLabel, 'curve usage-chart'),
   );
 }
 
@@ -794,12 +850,18 @@ async function buildPage() {
 
 /** Loss over steps as an SVG polyline. */
 function lossCurve(points: [number, number][]) {
+  const label = points.length ? `Training loss from ${points[0][1].toFixed(3)} to ${points[points.length - 1][1].toFixed(3)}` : 'Training loss: no step yet';
+  return lineChart(points, label, 'curve');
+}
+
+/** `points` (x ascending) as an SVG line scaled to its box, described by `label`. */
+function lineChart(points: [number, number][], label: string, cls: string) {
   const NS = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(NS, 'svg');
   svg.setAttribute('viewBox', '0 0 400 120');
-  svg.setAttribute('class', 'curve');
+  svg.setAttribute('class', cls);
   svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', points.length ? `Training loss from ${points[0][1].toFixed(3)} to ${points[points.length - 1][1].toFixed(3)}` : 'Training loss: no step yet');
+  svg.setAttribute('aria-label', label);
   if (points.length > 1) {
     const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
     const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
@@ -812,6 +874,25 @@ function lossCurve(points: [number, number][]) {
   }
   return svg;
 }
+
+/** `value(at)` at up to `n` blocks of the last `span` (the state a default node keeps), oldest
+ *  first; blocks whose state the node no longer has are left out. */
+async function history(value: (at: string) => Promise<number>, n = 12, span = 240): Promise<[number, number][]> {
+  const best = (await api.rpc.chain.getHeader()).number.toNumber();
+  const from = Math.max(0, best - span);
+  const blocks = [...new Set(Array.from({ length: n }, (_, i) => Math.round(from + ((best - from) * i) / Math.max(1, n - 1))))];
+  const out: [number, number][] = [];
+  for (const b of blocks) {
+    try {
+      const at = (await api.rpc.chain.getBlockHash(b)).toHex();
+      out.push([b, await value(at)]);
+    } catch {
+      // pruned
+    }
+  }
+  return out;
+}
+const openNumber = (v: string | bigint) => Number(BigInt(v)) / 10 ** (api.registry.chainDecimals[0] ?? 18);
 
 let renders = 0;
 let routing: Promise<void> = Promise.resolve();
