@@ -14,6 +14,7 @@ import { u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir, waitFor } from './lib/node.js';
 import { Worker, WORKER_BIN, workerCmd } from './lib/worker.js';
 import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, signVoucher, completionRequestHash, vestSettled, termsOf } from './lib/chain.js';
+import { RULINGS as TEXTS } from './lib/corpus.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 const { alice, bob, charlie, k } = devKeys();
@@ -22,18 +23,6 @@ const eve = k('//Eve'); // pays for answers
 // The worker's admin token (factory endpoints), from a file as an operator keeps it.
 const ADMIN_TOKEN = 'factory-admin-token-0123456789';
 const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` };
-// One domain with shared phrasing (so what is learnt carries over to the held-out texts) and a
-// distinct opening per text (so a prompt names one of them).
-const TEXTS = [
-  'In Smith v Jones the court held that the contract was void for duress.',
-  'In Brown v Green the court held that the lease was void for fraud.',
-  'In Adams v Clark the court held that the will was valid and binding.',
-  'In Young v Hall the court held that the appeal was filed too late.',
-  'In Lewis v Scott the court held that the evidence was obtained unlawfully.',
-  'In Baker v Hill the court held that the tenant may withhold the rent.',
-  'In Wood v Moore the court held that the promise was not enforceable.',
-  'In Ward v King the court held that the contract was valid and binding.',
-];
 const TRAIN = ['--rank', '8', '--alpha', '16', '--dropout', '0', '--target-modules', 'all-linear',
   '--lr', '0.01', '--max-steps', '80', '--batch-size', '4', '--max-seq-len', '48', '--eval-fraction', '0.2', '--seed', '3'];
 

@@ -8,40 +8,26 @@
 // report), and the model's page draws its lineage and names the worker serving it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import puppeteer from 'puppeteer-core';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { blake2AsHex } from '@polkadot/util-crypto';
-import { Node, freePort, rpc, spawnReady, stopProcess, tempDir } from './lib/node.js';
+import { Node, rpc, tempDir } from './lib/node.js';
+import { openStudio } from './lib/browser.js';
+import { RULINGS } from './lib/corpus.js';
 import { Worker, WORKER_BIN, workerCmd, modelAndAnswer } from './lib/worker.js';
 import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, vestSettled } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const OUT = process.env.STUDIO_SCREENSHOTS || join(process.env.E2E_TMP || '/tmp', 'studio-screenshots');
 const PROMPT = 'The court held that';
 const ADMIN_TOKEN = 'studio-factory-admin-token-42';
 const { alice, bob, charlie, k } = devKeys();
 const dave = k('//Dave');
 const eve = k('//Eve');
-let node; let api; let worker; let studio; let browser; let page; let url;
-const pageErrors = [];
+let node; let api; let worker; let s; let page;
 let datanet; let original; let rulings;
-// One domain with shared phrasing, so what the factory learns carries over to the held-out texts.
-const RULINGS = [
-  'In Smith v Jones the court held that the contract was void for duress.',
-  'In Brown v Green the court held that the lease was void for fraud.',
-  'In Adams v Clark the court held that the will was valid and binding.',
-  'In Young v Hall the court held that the appeal was filed too late.',
-  'In Lewis v Scott the court held that the evidence was obtained unlawfully.',
-  'In Baker v Hill the court held that the tenant may withhold the rent.',
-  'In Wood v Moore the court held that the promise was not enforceable.',
-  'In Ward v King the court held that the contract was valid and binding.',
-];
 
 before(async () => {
   if (skip) return;
-  mkdirSync(OUT, { recursive: true });
   const dir = tempDir('ol-studio-loop-');
   const { model, adapters, adapterId, text } = await modelAndAnswer(dir, PROMPT, 12);
   original = `${PROMPT}${text} The appeal turned on a clause written decades earlier.`;
@@ -71,67 +57,24 @@ before(async () => {
     '--receipts', join(dir, 'receipts'), '--receipt-batch', '1', '--receipt-linger-ms', '100',
     '--content-store', store, '--factory-jobs', join(dir, 'jobs'), '--admin-token-file', tokenFile] });
   await worker.start();
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  studio = await spawnReady({
-    name: 'studio', bin: process.env.CLI_BIN,
-    args: ['studio', '--url', node.wsUrl, '--listen', `127.0.0.1:${port}`, '--dir', resolve('../../web/dist'), '--store', store, '--worker', worker.url],
-    logFile: join(dir, 'studio.log'), env: { ...process.env }, ready: async () => (await fetch(`${url}/api/config`)).ok,
-  });
-  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
-  page = await browser.newPage();
-  await page.setViewport({ width: 1280, height: 800 });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(`${url}/#/playground`, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+  s = await openStudio({ rpc: node.wsUrl, store, worker: worker.url, logDir: dir, hash: '#/playground' });
+  ({ page } = s);
 });
 
 after(async () => {
-  await browser?.close();
-  await stopProcess(studio?.proc, studio?.exited);
+  const studio = s;
   await worker?.stop();
   await api?.disconnect();
   await node?.stop();
   node?.cleanup();
-  assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+  await studio?.stop();
 });
 
-async function redrawn(act) {
-  const n = await page.evaluate(() => Number(document.body.dataset.rendered || 0));
-  await act();
-  await page.waitForFunction((x) => Number(document.body.dataset.rendered || 0) > x, { timeout: 60_000 }, n);
-}
-const as = (who) => redrawn(() => page.select('#account', who.address));
-const waitStatus = (re) => page.waitForFunction((src) => new RegExp(src).test(document.querySelector('#status').textContent), { timeout: 60_000 }, re.source);
-async function shoot(name) {
-  for (const [w, h] of [[1280, 800], [390, 844]]) {
-    await page.setViewport({ width: w, height: h });
-    await page.screenshot({ path: join(OUT, `${name}-${w}.png`), fullPage: true });
-    if (w === 390) {
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert.ok(overflow <= 0, `${name} is ${overflow} px wider than a 390 px viewport`);
-    }
-  }
-  await page.setViewport({ width: 1280, height: 800 });
-}
-async function assertAccessible(name) {
-  const problems = await page.evaluate(() => {
-    const out = [];
-    for (const el of document.querySelectorAll('input, select, textarea, button, a[href], mark, summary')) {
-      // A highlight is text, not a control: it is described by its legend entry instead.
-      const named = el.tagName === 'MARK'
-        ? document.getElementById(el.getAttribute('aria-describedby') ?? '')?.textContent.trim()
-        : el.labels?.length > 0 || el.getAttribute('aria-label') || ['BUTTON', 'A', 'SUMMARY'].includes(el.tagName) && el.textContent.trim();
-      if (!named) out.push(`unlabelled or undescribed ${el.tagName.toLowerCase()}#${el.id}`);
-      // Disabled controls, and those of a closed <details> (its <summary> opens it), take no focus.
-      if (el.disabled || el.tagName !== 'SUMMARY' && el.closest('details:not([open])')) continue;
-      el.focus();
-      if (document.activeElement !== el) out.push(`${el.tagName.toLowerCase()}#${el.id} takes no focus`);
-    }
-    return out;
-  });
-  assert.deepEqual(problems, [], name);
-}
+const redrawn = (act) => s.redrawn(act);
+const as = (who) => s.as(who);
+const waitStatus = (re) => s.waitStatus(re);
+const shoot = (name) => s.shoot(name);
+const assertAccessible = (name) => s.assertAccessible(name);
 
 let receiptId;
 test('Eve holds OPEN in escrow and asks the adapter; the answer shows its attribution highlighted', { skip }, async () => {
@@ -140,6 +83,7 @@ test('Eve holds OPEN in escrow and asks the adapter; the answer shows its attrib
   await waitStatus(/Holding 10 in escrow: done/);
   assert.equal((await rpc(node.rpcPort, 'attribution_escrow', [eve.address])).held, (10n * OPEN).toString());
   await page.select('#pg-model', 'legal');
+  await page.select('#pg-mode', 'completion');
   await page.type('#pg-prompt', PROMPT);
   await page.$eval('#pg-max', (e) => { e.value = '12'; });
   await page.click('#pg-send');
@@ -158,8 +102,20 @@ test('Eve holds OPEN in escrow and asks the adapter; the answer shows its attrib
   await shoot('playground');
 });
 
+test('a chat message is paid with a voucher for the messages and answered', { skip }, async () => {
+  const first = receiptId;
+  await page.select('#pg-mode', 'chat');
+  await page.$eval('#pg-prompt', (e) => { e.value = ''; });
+  await page.type('#pg-prompt', 'Which court held that?');
+  await page.click('#pg-send');
+  await page.waitForFunction((r) => /Answered; receipt 0x[0-9a-f]{8}… queued\./.test(document.querySelector('#status').textContent)
+    && document.querySelector('#receipt-link')?.textContent !== r, { timeout: 60_000 }, first);
+  assert.ok((await page.$eval('#answer p.answer', (e) => e.textContent)).length > 0);
+  receiptId = first; // the next test follows the completion's receipt
+});
+
 test('the receipt settles on chain and its page shows the contributor paid', { skip }, async () => {
-  await redrawn(() => page.click('#receipt-link'));
+  await redrawn(() => page.evaluate((id) => { location.hash = `#/receipt/${id}`; }, receiptId));
   await page.waitForFunction(() => document.querySelector('#receipt-state')?.textContent === 'Settled on chain.', { timeout: 90_000 });
   const payouts = await page.$$eval('table[aria-label=Payouts] tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
   const bobs = payouts.find(([to, what]) => to === 'Bob' && what === `contribution ${datanet}/1/1`);
@@ -194,10 +150,12 @@ test('once vested, Bob sees what his contribution earned and the claim raises hi
   const perDatanet = await page.$$eval('table[aria-label="Earnings per Datanet"] tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
   const caseLaw = perDatanet.find(([dn]) => dn === `case-law (${datanet})`);
   assert.ok(caseLaw && caseLaw[1] !== '0 OPEN' && caseLaw[2] !== '0 OPEN', JSON.stringify(perDatanet));
-  // Over time: sampled from the chain's recent states, from nothing to what he earned.
+  // Over time: sampled from the chain's states, ending at what the chain says he has earned.
   const chart = await page.$eval('svg.earnings-chart', (e) => e.getAttribute('aria-label'));
   const [, , , first, last] = /^Earned \(vested and pending\) from block (\d+) to (\d+): ([\d.e-]+) to ([\d.e-]+) OPEN$/.exec(chart) ?? [];
-  assert.ok(Number(first) === 0 && Number(last) > 0, chart);
+  const now = await rpc(node.rpcPort, 'attribution_earnings', [bob.address]);
+  const earnedNow = Number(BigInt(now.accrued) + BigInt(now.pending)) / 1e18;
+  assert.ok(Math.abs(Number(last) - earnedNow) <= earnedNow * 1e-9 && Number(first) <= Number(last) && earnedNow > 0, `${chart} vs ${earnedNow}`);
   assert.ok(await page.$('svg.earnings-chart polyline'));
   // The worker's own view: its bond and the models it serves.
   await as(charlie);
@@ -245,7 +203,7 @@ test('the operator trains an adapter from the Build page; its model page draws t
   assert.deepEqual(names, ['demo-base', 'legal', 'case-law-2']);
   await assertAccessible('the models page');
   await shoot('models');
-  // The paid adapter's usage over time: from no request to the one Eve made.
+  // The paid adapter's usage over time ends at the two requests Eve made.
   await redrawn(() => page.click('table[aria-label=Models] tbody tr:nth-child(2) a'));
-  assert.match(await page.$eval('svg.usage-chart', (e) => e.getAttribute('aria-label')), /^Requests from block \d+ to \d+: 0 to 1$/);
+  assert.match(await page.$eval('svg.usage-chart', (e) => e.getAttribute('aria-label')), /^Requests from block \d+ to \d+: \d+ to 2$/);
 });

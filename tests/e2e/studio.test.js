@@ -7,92 +7,41 @@
 // a 390 px viewport, and screenshots of each page at both widths go to the output folder.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { join, resolve } from 'node:path';
-import puppeteer from 'puppeteer-core';
-import { Node, freePort, spawnReady, stopProcess, tempDir } from './lib/node.js';
+import { join } from 'node:path';
+import { tempDir } from './lib/node.js';
 import { devChain, devKeys, send } from './lib/chain.js';
+import { OUT, WEB, openStudio } from './lib/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const WEB = resolve('../../web/dist');
-const OUT = process.env.STUDIO_SCREENSHOTS || join(process.env.E2E_TMP || '/tmp', 'studio-screenshots');
 const ctx = devChain('studio');
 const { alice, bob } = devKeys();
-let studio;
-let url;
-let browser;
-const pageErrors = [];
+let s;
 let page;
+let url;
 
 before(async () => {
   assert.ok(existsSync(join(WEB, 'index.html')), 'web/dist is built (scripts/build.sh)');
-  mkdirSync(OUT, { recursive: true });
-  const port = await freePort();
   const dir = tempDir('ol-studio-');
-  url = `http://127.0.0.1:${port}`;
-  studio = await spawnReady({
-    name: 'studio',
-    bin: process.env.CLI_BIN,
-    args: ['studio', '--url', ctx.node.wsUrl, '--listen', `127.0.0.1:${port}`, '--dir', WEB, '--store', join(dir, 'store')],
-    logFile: join(dir, 'studio.log'),
-    env: { ...process.env },
-    ready: async () => (await fetch(`${url}/api/config`)).ok,
-  });
-  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
-  page = await browser.newPage();
-  await page.setViewport({ width: 1280, height: 800 });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  // The dev chain's own `before` may still be starting the node.
+  for (let i = 0; i < 600 && !ctx.api; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(ctx.api, 'the dev chain started');
+  s = await openStudio({ rpc: ctx.node.wsUrl, store: join(dir, 'store'), logDir: dir });
+  ({ page, url } = s);
 });
 
 after(async () => {
-  await browser?.close();
-  await stopProcess(studio?.proc, studio?.exited);
-  assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+  await s?.stop();
 });
 
-const statusText = () => page.$eval('#status', (e) => e.textContent);
-async function waitStatus(re) {
-  await page.waitForFunction((src) => new RegExp(src).test(document.querySelector('#status').textContent), { timeout: 60_000 }, re.source);
-  return statusText();
-}
-/** Runs `act` and waits until the page has been drawn again after it. */
-async function redrawn(act) {
-  const n = await page.evaluate(() => Number(document.body.dataset.rendered || 0));
-  await act();
-  await page.waitForFunction((k) => Number(document.body.dataset.rendered || 0) > k, { timeout: 60_000 }, n);
-}
-const as = (who) => redrawn(() => page.select('#account', who.address));
-async function shoot(name) {
-  for (const [w, h] of [[1280, 800], [390, 844]]) {
-    await page.setViewport({ width: w, height: h });
-    const file = join(OUT, `${name}-${w}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    if (w === 390) {
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert.ok(overflow <= 0, `${name} is ${overflow} px wider than a 390 px viewport`);
-    }
-  }
-  await page.setViewport({ width: 1280, height: 800 });
-}
-/** Every control has an accessible name and takes keyboard focus. */
-async function assertAccessible(name) {
-  const problems = await page.evaluate(() => {
-    const out = [];
-    for (const el of document.querySelectorAll('input, select, textarea, button, a[href]')) {
-      const named = el.labels?.length > 0 || el.getAttribute('aria-label') || (el.tagName === 'BUTTON' || el.tagName === 'A') && el.textContent.trim();
-      if (!named) out.push(`unlabelled ${el.tagName.toLowerCase()}#${el.id}`);
-      el.focus();
-      if (document.activeElement !== el) out.push(`${el.tagName.toLowerCase()}#${el.id} "${el.textContent.trim()}" takes no focus`);
-    }
-    return out;
-  });
-  assert.deepEqual(problems, [], name);
-}
+const statusText = () => s.statusText();
+const waitStatus = (re) => s.waitStatus(re);
+const redrawn = (act) => s.redrawn(act);
+const as = (who) => s.as(who);
+const shoot = (name) => s.shoot(name);
+const assertAccessible = (name) => s.assertAccessible(name);
 
 test('the Studio loads, lists Datanets and offers the dev accounts', async () => {
-  await page.goto(url, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
   const options = await page.$$eval('#account option', (os) => os.map((o) => o.textContent));
   assert.deepEqual(options, ['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie']);
   assert.match(await page.$eval('#balance', (e) => e.textContent), /free/);

@@ -11,7 +11,7 @@ import { web3Accounts, web3Enable, web3FromAddress } from '@polkadot/extension-d
 import { hexToU8a } from '@polkadot/util';
 import { decodeAddress } from '@polkadot/util-crypto';
 import { leafBytes, verifyProof } from '../../tests/e2e/lib/merkle.js';
-import { completionRequestHash, freshNonce, signVoucher } from '../../sdk/typescript/voucher';
+import { chatRequestHash, completionRequestHash, freshNonce, signVoucher } from '../../sdk/typescript/voucher';
 import { pieces } from './highlight';
 
 type Account = { address: string; name: string; pair?: KeyringPair };
@@ -405,6 +405,7 @@ async function playgroundPage() {
   const a = current();
   const model = h('select', { id: 'pg-model' }, ...models.map((m) => h('option', { value: m.id }, m.openledger ? `${m.id} (model ${m.openledger.model} on chain)` : m.id)));
   const prompt = h('textarea', { id: 'pg-prompt', rows: 3, style: 'width:100%' });
+  const mode = h('select', { id: 'pg-mode' }, h('option', { value: 'chat' }, 'Chat (one user message, the model\'s chat template)'), h('option', { value: 'completion' }, 'Completion (the text continued)'));
   const maxTokens = h('input', { type: 'number', id: 'pg-max', min: 1, max: 512, value: 16 });
   const pay = h('input', { type: 'checkbox', id: 'pg-pay' });
   // Paid by default where it can be: a model billed on chain, a development account.
@@ -426,7 +427,11 @@ async function playgroundPage() {
   };
   const ask = async () => {
     const card = models.find((m) => m.id === model.value);
-    const body = { model: model.value, prompt: prompt.value, max_tokens: Number(maxTokens.value), temperature: 0 };
+    const chat = mode.value === 'chat';
+    const messages = [{ role: 'user', content: prompt.value }];
+    const body: Record<string, unknown> = chat
+      ? { model: model.value, messages, max_tokens: Number(maxTokens.value), temperature: 0 }
+      : { model: model.value, prompt: prompt.value, max_tokens: Number(maxTokens.value), temperature: 0 };
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (pay.checked) {
       if (!card?.openledger) throw new Error(`${model.value} is not billed on chain by this worker.`);
@@ -439,19 +444,20 @@ async function playgroundPage() {
       const best = (await api.rpc.chain.getHeader()).number.toNumber();
       const per1k = BigInt(m.pricePer1kTokens);
       // Tokens are at least a byte each: the prompt's bytes bound its tokens.
-      const tokens = BigInt(new TextEncoder().encode(prompt.value).length + body.max_tokens + 8);
+      // (A chat template adds its own tokens around the message: a margin for them.)
+      const tokens = BigInt(new TextEncoder().encode(prompt.value).length + Number(maxTokens.value) + (chat ? 64 : 8));
       const maxFee = BigInt(m.pricePerRequest) + (per1k * tokens + 999n) / 1000n;
       const { header } = signVoucher({
         payer: a.pair.publicKey, worker: decodeAddress(card.openledger.worker), model: card.openledger.model, modelVersion: version,
         maxFee, terms: hexToU8a(m.terms), nonce: freshNonce(), expiresAt: best + 600, genesis: api.genesisHash.toU8a(),
-        requestHash: completionRequestHash(prompt.value),
+        requestHash: chat ? chatRequestHash(messages) : completionRequestHash(prompt.value),
       }, (msg) => a.pair!.sign(msg));
       headers['x-openledger-voucher'] = header;
       status(`Asking ${model.value}, paying at most ${fmt(maxFee, true)}…`);
     } else {
       status(`Asking ${model.value}…`);
     }
-    const r = await fetch('/api/worker/v1/completions', { method: 'POST', headers, body: JSON.stringify(body) });
+    const r = await fetch(chat ? '/api/worker/v1/chat/completions' : '/api/worker/v1/completions', { method: 'POST', headers, body: JSON.stringify(body) });
     const out = await r.json();
     if (!r.ok) throw new Error(out.error?.message ?? `the worker answered ${r.status}`);
     await renderAnswer(answer, out);
@@ -461,7 +467,8 @@ async function playgroundPage() {
   const form = h('form', { 'aria-labelledby': 'pg-h' },
     h('h3', { id: 'pg-h' }, 'Ask a model'),
     h('label', { for: 'pg-model' }, 'Model'), model,
-    h('label', { for: 'pg-prompt' }, 'Prompt'), prompt,
+    h('label', { for: 'pg-mode' }, 'Mode'), mode,
+    h('label', { for: 'pg-prompt' }, 'Message or prompt'), prompt,
     h('label', { for: 'pg-max' }, 'Max tokens'), maxTokens,
     h('label', {}, pay, ' Pay with a voucher from my escrow (the receipt settles on chain and pays the contributors)'),
     h('p', {}, h('button', { type: 'submit', id: 'pg-send' }, 'Send')),
@@ -490,7 +497,7 @@ async function playgroundPage() {
 
 /** The answer with each span a contribution holds highlighted in that contribution's colour. */
 async function renderAnswer(box: HTMLElement, out: any) {
-  const textOut: string = out.choices?.[0]?.text ?? '';
+  const textOut: string = out.choices?.[0]?.text ?? out.choices?.[0]?.message?.content ?? '';
   const attr = out.attribution;
   const claims: any[] = attr?.claims ?? [];
   const shares: any[] = attr?.shares ?? [];
@@ -875,22 +882,25 @@ function lineChart(points: [number, number][], label: string, cls: string) {
   return svg;
 }
 
-/** `value(at)` at up to `n` blocks of the last `span` (the state a default node keeps), oldest
- *  first; blocks whose state the node no longer has are left out. */
+/** `value(at)` at up to `n` blocks spread over the whole chain, oldest first; where the node has
+ *  pruned the old states (a default node keeps about 256 blocks), over its last `span` blocks. */
 async function history(value: (at: string) => Promise<number>, n = 12, span = 240): Promise<[number, number][]> {
   const best = (await api.rpc.chain.getHeader()).number.toNumber();
-  const from = Math.max(0, best - span);
-  const blocks = [...new Set(Array.from({ length: n }, (_, i) => Math.round(from + ((best - from) * i) / Math.max(1, n - 1))))];
-  const out: [number, number][] = [];
-  for (const b of blocks) {
-    try {
-      const at = (await api.rpc.chain.getBlockHash(b)).toHex();
-      out.push([b, await value(at)]);
-    } catch {
-      // pruned
+  const sample = async (from: number) => {
+    const blocks = [...new Set(Array.from({ length: n }, (_, i) => Math.round(from + ((best - from) * i) / Math.max(1, n - 1))))];
+    const out: [number, number][] = [];
+    for (const b of blocks) {
+      try {
+        const at = (await api.rpc.chain.getBlockHash(b)).toHex();
+        out.push([b, await value(at)]);
+      } catch {
+        // pruned
+      }
     }
-  }
-  return out;
+    return out;
+  };
+  const all = await sample(0);
+  return all.length >= Math.min(n, best + 1) / 2 ? all : sample(Math.max(0, best - span));
 }
 const openNumber = (v: string | bigint) => Number(BigInt(v)) / 10 ** (api.registry.chainDecimals[0] ?? 18);
 
