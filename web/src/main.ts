@@ -180,6 +180,23 @@ async function submit(tx: SubmittableExtrinsic<'promise'>, what: string): Promis
   );
 }
 
+/** Runs `f` when `form` is submitted, its submit button disabled meanwhile; an error goes to the
+ *  status line after `what`. */
+function onSubmit(form: HTMLFormElement, f: () => Promise<unknown>, what: string) {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const b = form.querySelector('button[type=submit]') as HTMLButtonElement;
+    b.disabled = true;
+    try {
+      await f();
+    } catch (e) {
+      status(`${what}: ${(e as Error).message}`, 'error');
+    } finally {
+      b.disabled = false;
+    }
+  });
+}
+
 /** Runs `f` from a button, disabling it meanwhile; errors are already in the status line. */
 function action(f: () => Promise<unknown>) {
   return async (ev: Event) => {
@@ -473,18 +490,7 @@ async function playgroundPage() {
     h('label', {}, pay, ' Pay with a voucher from my escrow (the receipt settles on chain and pays the contributors)'),
     h('p', {}, h('button', { type: 'submit', id: 'pg-send' }, 'Send')),
   );
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const b = form.querySelector('button') as HTMLButtonElement;
-    b.disabled = true;
-    try {
-      await ask();
-    } catch (e) {
-      status(`The request failed: ${(e as Error).message}`, 'error');
-    } finally {
-      b.disabled = false;
-    }
-  });
+  onSubmit(form, ask, 'The request failed');
   show(
     h('h2', {}, 'Playground'),
     h('p', {}, escrow, ' ', h('label', { for: 'pg-deposit' }, 'Hold more (OPEN) '), amount, ' ',
@@ -811,7 +817,8 @@ async function buildPage() {
     const losses: [number, number][] = [];
     const t0 = Date.now();
     let step0 = -1;
-    for (;;) {
+    // Until the job ends, or the user leaves the page (its panel is gone).
+    for (let first = true; first || watch.isConnected; first = false) {
       const r = await fetch(`/api/worker/v1/factory/jobs/${id}`, { headers: auth() });
       const j = await r.json();
       if (!r.ok) throw new Error(j.error?.message ?? `the worker answered ${r.status}`);
@@ -840,18 +847,7 @@ async function buildPage() {
       await new Promise((res) => setTimeout(res, 500));
     }
   };
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const b = form.querySelector('button[type=submit]') as HTMLButtonElement;
-    b.disabled = true;
-    try {
-      await start();
-    } catch (e) {
-      status(`Training could not start: ${(e as Error).message}`, 'error');
-    } finally {
-      b.disabled = false;
-    }
-  });
+  onSubmit(form, start, 'Training could not start');
   show(h('h2', {}, 'Build'), form, watch);
 }
 
