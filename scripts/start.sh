@@ -1,48 +1,193 @@
 #!/usr/bin/env bash
-# Sets up the machine, builds, and starts the whole system on this machine:
+# Sets up the machine, builds, and starts the whole system on this machine, on loopback:
 #   - a one-validator development chain (Aura, 6 s blocks) with RPC on ws://127.0.0.1:9944
 #     and Prometheus metrics on http://127.0.0.1:9615/metrics;
-#   - the inference worker with the demo model (a seeded Llama-style base model pretrained on the
-#     bundled corpus, and two LoRA adapters, made on first start) serving the OpenAI API on http://127.0.0.1:8000/v1;
-#   - OpenLedger Studio, the web app, on http://127.0.0.1:3000 (uploads go to $OPENLEDGER_CACHE/content-store).
-# Chain data lives in $OPENLEDGER_CACHE/dev-chain and survives restarts; `--fresh` wipes it first.
-# Extra arguments go to the node, e.g. `scripts/start.sh --sealing instant`. Ctrl-C stops all three.
-# The worker here serves the demo models without a chain connection (no billing, no factory): the
-# Studio's Datanets, Models and Earnings pages and its unpaid playground work against it; the
-# paid loop and ModelFactory need a bonded worker (see "The whole loop, as a demo").
+#   - the inference worker serving the OpenAI API on http://127.0.0.1:8000/v1: the demo model (a
+#     seeded Llama-style base model pretrained on the bundled corpus, and two LoRA adapters, made
+#     on first start), billing on chain as Charlie's bonded worker (the base model is registered
+#     and priced by Alice on a new chain), its ModelFactory on (the admin token is in a file, mode
+#     600, never printed), and unpaid requests served unbilled;
+#   - OpenLedger Studio, the web app, on http://127.0.0.1:3000 (uploads go to the content store
+#     the worker's ModelFactory reads), where the whole loop can be walked: contribute, snapshot,
+#     train an adapter (Build), ask it and pay (Playground), see the receipt settle, claim.
+# State lives in $OPENLEDGER_RUN_DIR (default $OPENLEDGER_CACHE, ~/.cache/openledger) and
+# survives restarts; `--fresh` wipes the chain, the worker's receipts and jobs and the adapters
+# its factory trained first (they belong to that chain).
+# Ports: OPENLEDGER_RPC_PORT, OPENLEDGER_WORKER_PORT, OPENLEDGER_STUDIO_PORT,
+# OPENLEDGER_PROMETHEUS_PORT, OPENLEDGER_P2P_PORT. `--no-build` skips setup and build (they
+# must have run). Other arguments go to the node, e.g. `scripts/start.sh --sealing instant`.
+# Ctrl-C (or SIGTERM to this script) stops all three.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash scripts/setup.sh
-bash scripts/build.sh
-source scripts/lib/env.sh
-
-BASE="$OPENLEDGER_CACHE/dev-chain"
-DEMO="$OPENLEDGER_CACHE/demo"
+build=1
+fresh=0
 args=()
 for a in "$@"; do
-  if [ "$a" = "--fresh" ]; then rm -rf "$BASE"; else args+=("$a"); fi
+  case "$a" in
+    --fresh) fresh=1 ;;
+    --no-build) build=0 ;;
+    *) args+=("$a") ;;
+  esac
 done
+if [ "$build" = 1 ]; then
+  bash scripts/setup.sh
+  bash scripts/build.sh
+fi
+source scripts/lib/env.sh
+
+RUN="${OPENLEDGER_RUN_DIR:-$OPENLEDGER_CACHE}"
+RPC_PORT="${OPENLEDGER_RPC_PORT:-9944}"
+WORKER_PORT="${OPENLEDGER_WORKER_PORT:-8000}"
+STUDIO_PORT="${OPENLEDGER_STUDIO_PORT:-3000}"
+PROMETHEUS_PORT="${OPENLEDGER_PROMETHEUS_PORT:-9615}"
+P2P_PORT="${OPENLEDGER_P2P_PORT:-30333}"
+BASE="$RUN/dev-chain"
+DEMO="$RUN/demo"
+STORE="$RUN/content-store"
+RECEIPTS="$RUN/worker-receipts"
+JOBS="$RUN/worker-factory"
+TOKEN="$RUN/worker-admin-token"
+for port in "$RPC_PORT" "$WORKER_PORT" "$STUDIO_PORT" "$PROMETHEUS_PORT" "$P2P_PORT"; do
+  [[ "$port" =~ ^[0-9]{1,5}$ ]] || { echo "not a port: $port" >&2; exit 1; }
+  # Another start.sh (or anything else) there would answer the checks below in its place.
+  if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+    echo "something already listens on 127.0.0.1:$port (another scripts/start.sh?)" >&2
+    exit 1
+  fi
+done
+# A demo model made anew is not the one a kept chain registered: a new chain with it.
+[ -f "$DEMO/demo-base/config.json" ] || fresh=1
+if [ "$fresh" = 1 ]; then
+  # The worker's receipts and jobs, and the adapters its factory trained, belong to the chain.
+  rm -rf "$BASE" "$RECEIPTS" "$JOBS"
+  if [ -d "$DEMO/adapters" ]; then
+    find "$DEMO/adapters" -mindepth 1 -maxdepth 1 ! -name demo-legal ! -name demo-medical -exec rm -rf {} +
+  fi
+fi
+mkdir -p "$RUN" "$STORE"
 
 if [ ! -f "$DEMO/demo-base/config.json" ]; then
-  "$WORKER_BIN" gen-model --out "$DEMO/demo-base" --hidden 256 --intermediate 704 --layers 4 --heads 8 \
+  rm -rf "$DEMO"
+  "$WORKER_BIN" gen-model --out "$DEMO/demo-base.tmp" --hidden 256 --intermediate 704 --layers 4 --heads 8 \
     --kv-heads 4 --vocab 1024 --max-positions 1024 --seed 42
   # A language model of the bundled corpus rather than noise (ModelFactory pretraining).
-  "$WORKER_BIN" factory pretrain --model "$DEMO/demo-base" --max-steps 60 --lr 3e-3 --max-seq-len 64 >/dev/null
-  "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base" --out "$DEMO/adapters/demo-legal" --rank 8 --seed 1
-  "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base" --out "$DEMO/adapters/demo-medical" --rank 8 --seed 2
+  "$WORKER_BIN" factory pretrain --model "$DEMO/demo-base.tmp" --max-steps 60 --lr 3e-3 --max-seq-len 64 >/dev/null
+  "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base.tmp" --out "$DEMO/adapters/demo-legal" --rank 8 --seed 1
+  "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base.tmp" --out "$DEMO/adapters/demo-medical" --rank 8 --seed 2
+  # In place only once whole (an interrupted first start makes it again).
+  mv "$DEMO/demo-base.tmp" "$DEMO/demo-base"
 fi
 
-echo "starting openledger-node --dev (base path $BASE)"
-"$NODE_BIN" --dev --base-path "$BASE" --rpc-port 9944 --prometheus-port 9615 "${args[@]}" \
-  >"$OPENLEDGER_CACHE/node.log" 2>&1 &
-NODE_PID=$!
-echo "node pid $NODE_PID, log $OPENLEDGER_CACHE/node.log"
-"$CLI_BIN" studio --url ws://127.0.0.1:9944 --listen 127.0.0.1:3000 --dir "$ROOT/web/dist" \
-  --store "$OPENLEDGER_CACHE/content-store" --worker http://127.0.0.1:8000 >"$OPENLEDGER_CACHE/studio.log" 2>&1 &
-STUDIO_PID=$!
-trap 'kill "$NODE_PID" "$STUDIO_PID" 2>/dev/null; wait "$NODE_PID" "$STUDIO_PID" 2>/dev/null' EXIT
-echo "OpenLedger Studio: http://127.0.0.1:3000 (pid $STUDIO_PID, log $OPENLEDGER_CACHE/studio.log)"
+pids=()
+stop_all() {
+  trap - EXIT INT TERM HUP
+  [ "${#pids[@]}" -gt 0 ] || return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  # 30 s to stop cleanly, then killed.
+  for _ in $(seq 1 60); do
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -9 "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
-echo "starting openledger-worker on http://127.0.0.1:8000/v1 (models: demo-base, demo-legal, demo-medical)"
-"$WORKER_BIN" serve --model "$DEMO/demo-base" --adapters "$DEMO/adapters" --host 127.0.0.1 --port 8000
+# Waits until `curl ARGS…` succeeds, or fails with the end of log `$2` if process `$1` stopped.
+wait_for() {
+  local pid=$1 log=$2
+  shift 2
+  local deadline=$((SECONDS + 120))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "it stopped; the end of $log:" >&2
+      tail -n 30 "$log" >&2
+      exit 1
+    fi
+    if curl -sf --max-time 2 -o /dev/null "$@"; then return 0; fi
+    sleep 0.5
+  done
+  echo "not up after 120 s; the end of $log:" >&2
+  tail -n 30 "$log" >&2
+  exit 1
+}
+
+echo "starting openledger-node --dev (base path $BASE)"
+"$NODE_BIN" --dev --base-path "$BASE" --rpc-port "$RPC_PORT" --prometheus-port "$PROMETHEUS_PORT" \
+  --listen-addr "/ip4/127.0.0.1/tcp/$P2P_PORT" ${args[@]+"${args[@]}"} >>"$RUN/node.log" 2>&1 &
+NODE_PID=$!
+pids+=("$NODE_PID")
+echo "node pid $NODE_PID, log $RUN/node.log"
+wait_for "$NODE_PID" "$RUN/node.log" -H 'content-type: application/json' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"system_health","params":[]}' "http://127.0.0.1:$RPC_PORT"
+
+# The demo's accounts on chain (development keys, passed in the environment, never in argv).
+export OPENLEDGER_URL="ws://127.0.0.1:$RPC_PORT"
+as() { OPENLEDGER_SURI="$1" "$CLI_BIN" "${@:2}"; }
+json() { node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const v=JSON.parse(s)$1;console.log(Array.isArray(v)?v.join(' '):v)})"; }
+WEIGHTS="$("$WORKER_BIN" model-hash "$DEMO/demo-base")"
+found="$(as //Alice model find "$WEIGHTS")"
+if [ "$found" = null ]; then
+  echo "registering the demo base model on chain (Alice)"
+  as //Alice model register-base demo-base --weights-hash "$WEIGHTS" --license apache-2.0 --architecture llama \
+    --uri demo://demo-base
+  found="$(as //Alice model find "$WEIGHTS")"
+fi
+BASE_ID="$(echo "$found" | json .model)"
+# Priced (also when a first start stopped between registering and pricing).
+if [ "$(as //Alice model show "$BASE_ID" | json .pricePerRequest)" = 0 ]; then
+  as //Alice model set-price "$BASE_ID" --per-request 0.001 --per-1k-tokens 0.01
+fi
+SIGNING="$("$NODE_BIN" key inspect --output-type json "//Charlie//receipts" | json .publicKey)"
+ENDPOINT="http://127.0.0.1:$WORKER_PORT"
+if ! worker="$(as //Charlie worker show 2>/dev/null)"; then
+  echo "bonding Charlie's worker to serve model $BASE_ID"
+  as //Charlie worker bond 1000 --signing-key "$SIGNING" --endpoint "$ENDPOINT" --model "$BASE_ID"
+else
+  # A kept chain: the worker's record made to match this start (its models, key and endpoint).
+  update=()
+  if ! echo "$worker" | json ".models.includes($BASE_ID)" | grep -qx true; then
+    for m in $(echo "$worker" | json .models) "$BASE_ID"; do update+=(--model "$m"); done
+  fi
+  [ "$(echo "$worker" | json .signingKey)" = "$SIGNING" ] || update+=(--signing-key "$SIGNING")
+  [ "$(echo "$worker" | json .endpoint)" = "$ENDPOINT" ] || update+=(--endpoint "$ENDPOINT")
+  if [ "${#update[@]}" -gt 0 ]; then
+    echo "updating Charlie's worker record"
+    as //Charlie worker update "${update[@]}"
+  fi
+fi
+if [ -L "$TOKEN" ]; then
+  echo "$TOKEN is a symbolic link: refusing to use it" >&2
+  exit 1
+fi
+if [ ! -s "$TOKEN" ]; then
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN")
+fi
+chmod 600 "$TOKEN"
+
+echo "starting openledger-worker on http://127.0.0.1:$WORKER_PORT/v1 (models: demo-base = model $BASE_ID on chain, demo-legal, demo-medical)"
+OPENLEDGER_WORKER_ACCOUNT=//Charlie OPENLEDGER_SIGNING_KEY=//Charlie//receipts \
+  "$WORKER_BIN" serve --model "$DEMO/demo-base" --adapters "$DEMO/adapters" --host 127.0.0.1 --port "$WORKER_PORT" \
+  --chain-rpc "$OPENLEDGER_URL" --base-model-id "$BASE_ID" --receipts "$RECEIPTS" --allow-unpaid \
+  --content-store "$STORE" --factory-jobs "$JOBS" --admin-token-file "$TOKEN" >>"$RUN/worker.log" 2>&1 &
+WORKER_PID=$!
+pids+=("$WORKER_PID")
+wait_for "$WORKER_PID" "$RUN/worker.log" "http://127.0.0.1:$WORKER_PORT/health"
+echo "worker pid $WORKER_PID, log $RUN/worker.log"
+
+"$CLI_BIN" studio --url "$OPENLEDGER_URL" --listen "127.0.0.1:$STUDIO_PORT" --dir "$ROOT/web/dist" \
+  --store "$STORE" --worker "http://127.0.0.1:$WORKER_PORT" >>"$RUN/studio.log" 2>&1 &
+STUDIO_PID=$!
+pids+=("$STUDIO_PID")
+wait_for "$STUDIO_PID" "$RUN/studio.log" "http://127.0.0.1:$STUDIO_PORT/api/config"
+echo "studio pid $STUDIO_PID, log $RUN/studio.log"
+echo "the worker's admin token (the Studio's Build page asks for it) is in $TOKEN"
+echo "OpenLedger Studio: http://127.0.0.1:$STUDIO_PORT"
+# Until one of them stops (or Ctrl-C): then all stop.
+wait -n "${pids[@]}" || true
+echo "a process stopped; stopping the others (logs in $RUN)" >&2
+exit 1

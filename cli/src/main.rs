@@ -164,6 +164,9 @@ enum Cmd {
 	/// Run an inference worker on chain: bond, update, add or remove stake.
 	#[command(subcommand)]
 	Worker(WorkerCmd),
+	/// Register, price and look up models.
+	#[command(subcommand)]
+	Model(ModelCmd),
 	/// Delegate AMOUNT OPEN to WORKER (at least 10 OPEN; slashed with it).
 	Delegate { worker: String, amount: String },
 	/// Start unbonding AMOUNT OPEN of a delegation (withdrawn after the unbonding period with
@@ -224,6 +227,41 @@ enum EscrowCmd {
 	Withdraw,
 	/// Show an account's escrow (default: the signer's).
 	Show { account: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCmd {
+	/// Register a base model owned by the signer, paying the registration fee; prints its id
+	/// (`openledger model find` finds it by its weights hash).
+	RegisterBase {
+		name: String,
+		/// Hash of its weights (`openledger-worker model-hash DIR` for a model folder).
+		#[arg(long)]
+		weights_hash: H256,
+		#[arg(long, default_value = "")]
+		license: String,
+		#[arg(long, default_value = "llama")]
+		architecture: String,
+		/// Where its weights can be fetched.
+		#[arg(long, default_value = "")]
+		uri: String,
+		/// Hash of its training configuration (zero when not given).
+		#[arg(long)]
+		training_config_hash: Option<H256>,
+	},
+	/// Set the price of the signer's model MODEL, in OPEN.
+	SetPrice {
+		model: u32,
+		#[arg(long)]
+		per_request: String,
+		#[arg(long)]
+		per_1k_tokens: String,
+	},
+	/// The model and version registered with a weights hash (an adapter's id), as JSON
+	/// (`{"model":…,"version":…}`), or `null` when there is none.
+	Find { weights_hash: H256 },
+	/// A model as `models_getModel` returns it.
+	Show { model: u32 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -393,6 +431,10 @@ fn staking_call(c: pallet_open_staking::Call<openledger_runtime::Runtime>) -> Ru
 fn bounded<T, S: frame_support::traits::Get<u32>>(v: Vec<T>, what: &str) -> Result<frame_support::BoundedVec<T, S>> {
 	let n = v.len();
 	v.try_into().map_err(|_| anyhow::anyhow!("{what}: {n} is more than the chain allows ({})", S::get()))
+}
+
+fn models_call(c: pallet_models::Call<openledger_runtime::Runtime>) -> RuntimeCall {
+	RuntimeCall::Models(c)
 }
 
 fn datanets_call(c: pallet_datanets::Call<openledger_runtime::Runtime>) -> RuntimeCall {
@@ -950,6 +992,39 @@ async fn main() -> Result<()> {
 				"selfBond": money::fmt_open(w.self_bond), "delegated": money::fmt_open(w.delegated), "delegators": w.delegators,
 				"commissionPerbill": w.commission.deconstruct(), "status": format!("{:?}", w.status),
 			}));
+		},
+		Cmd::Model(ModelCmd::RegisterBase { name, weights_hash, license, architecture, uri, training_config_hash }) => {
+			let out = send(models_call(pallet_models::Call::register_base {
+				name: name.into_bytes(),
+				license: license.into_bytes(),
+				architecture: architecture.into_bytes(),
+				weights_hash,
+				uri: uri.into_bytes(),
+				lineage: Default::default(),
+				training_config_hash: training_config_hash.unwrap_or_default(),
+			}))
+			.await?;
+			for e in out.events {
+				if let RuntimeEvent::Models(pallet_models::Event::BaseRegistered { model, fee, .. }) = e {
+					println!("registered base model {model} (fee {} OPEN)", money::fmt_open(fee));
+				}
+			}
+		},
+		Cmd::Model(ModelCmd::SetPrice { model, per_request, per_1k_tokens }) => {
+			let pricing = pallet_models::Pricing { per_request: money::parse_open(&per_request)?, per_1k_tokens: money::parse_open(&per_1k_tokens)? };
+			send(models_call(pallet_models::Call::set_pricing { model, pricing })).await?;
+			println!("model {model}: {per_request} OPEN a request + {per_1k_tokens} OPEN per 1,000 tokens");
+		},
+		Cmd::Model(ModelCmd::Find { weights_hash }) => {
+			match chain.rpc::<serde_json::Value>("models_byWeightsHash", rpc_params![weights_hash]).await {
+				Ok(found) => println!("{}", serde_json::to_string(&found)?),
+				// The models RPC's NOT_FOUND (9201): no model has these weights.
+				Err(e) if matches!(e.downcast_ref::<jsonrpsee::core::ClientError>(), Some(jsonrpsee::core::ClientError::Call(o)) if o.code() == 9201) => println!("null"),
+				Err(e) => return Err(e),
+			}
+		},
+		Cmd::Model(ModelCmd::Show { model }) => {
+			print_json(&chain.rpc::<serde_json::Value>("models_getModel", rpc_params![model]).await?);
 		},
 		Cmd::Delegate { worker, amount } => {
 			let call = pallet_open_staking::Call::delegate { worker: parse_account(&worker)?, amount: money::parse_open(&amount)? };

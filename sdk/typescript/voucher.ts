@@ -10,7 +10,10 @@
  *   terms (32) ‖ nonce u64 ‖ expiresAt u32 ‖ genesis (32) ‖ requestHash (32), little-endian;
  * - signed bytes = compact(len) ‖ "openledger:voucher:v4" ‖ voucher;
  * - request id = blake2-256(signed bytes);
- * - header = hex(voucher ‖ 0x01 ‖ sr25519 signature) (0x01: `MultiSignature::Sr25519`).
+ * - header = hex(voucher ‖ 0x01 ‖ sr25519 signature) (0x01: `MultiSignature::Sr25519`; 0x00 and
+ *   a 64-byte signature for ed25519, 0x02 and 65 bytes for ecdsa). The signature may be of the
+ *   signed bytes or of them wrapped in `<Bytes>…</Bytes>`, as wallets sign raw bytes
+ *   (`signVoucherWithWallet`).
  *
  * ```ts
  * const payer = new Keyring({ type: 'sr25519' }).addFromUri(process.env.PAYER_SURI!);
@@ -77,18 +80,46 @@ export function chatRequestHash(messages: { role: string; content: string }[]): 
   return blake2AsU8a(u8aConcat(scaleText('chat'), compactToU8a(messages.length), ...parts), 256);
 }
 
+/** The signature schemes of `MultiSignature`, by their SCALE index, with their lengths. */
+const SCHEMES = { ed25519: [0, 64], sr25519: [1, 64], ecdsa: [2, 65] } as const;
+export type Scheme = keyof typeof SCHEMES;
+
+/**
+ * The `X-OpenLedger-Voucher` value of `v` signed with `signature` (of `signingPayload(v)`, or of
+ * it wrapped in `<Bytes>…</Bytes>` as wallets sign raw bytes; both are accepted) by a key of
+ * `scheme`, and the request id.
+ */
+export function voucherHeader(v: Voucher, signature: Uint8Array, scheme: Scheme = 'sr25519'): { header: string; requestId: string } {
+  const [index, length] = SCHEMES[scheme] ?? [];
+  if (index === undefined) throw new Error(`no voucher signature of a ${scheme} key`);
+  if (signature.length !== length) throw new Error(`a ${scheme} signature has ${length} bytes, not ${signature.length}`);
+  return {
+    header: u8aToHex(u8aConcat(encodeVoucher(v), new Uint8Array([index]), signature)),
+    requestId: u8aToHex(blake2AsU8a(signingPayload(v), 256)),
+  };
+}
+
 /**
  * Signs `v` with `sign` (the payer's sr25519 signer, e.g. a keyring pair's `sign`) and returns
  * the `X-OpenLedger-Voucher` value and the request id.
  */
 export function signVoucher(v: Voucher, sign: (message: Uint8Array) => Uint8Array): { header: string; requestId: string } {
-  const payload = signingPayload(v);
-  const signature = sign(payload);
-  if (signature.length !== 64) throw new Error('an sr25519 signature has 64 bytes');
-  return {
-    header: u8aToHex(u8aConcat(encodeVoucher(v), new Uint8Array([1]), signature)),
-    requestId: u8aToHex(blake2AsU8a(payload, 256)),
-  };
+  return voucherHeader(v, sign(signingPayload(v)), 'sr25519');
+}
+
+/**
+ * Signs `v` with a wallet: `signRaw` is a polkadot-js extension's `signer.signRaw` (from
+ * `web3FromAddress(address)`), which signs the payload wrapped in `<Bytes>…</Bytes>`; `scheme` is
+ * the account's key type as the wallet lists it.
+ */
+export async function signVoucherWithWallet(
+  v: Voucher,
+  address: string,
+  signRaw: (raw: { address: string; data: string; type: 'bytes' }) => Promise<{ signature: string }>,
+  scheme: Scheme = 'sr25519',
+): Promise<{ header: string; requestId: string }> {
+  const { signature } = await signRaw({ address, data: u8aToHex(signingPayload(v)), type: 'bytes' });
+  return voucherHeader(v, hexToU8a(signature), scheme);
 }
 
 /** A nonce unique in practice (a reused one is refused by the chain, never charged twice). */

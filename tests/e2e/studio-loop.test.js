@@ -5,17 +5,22 @@
 // the payouts vest, the contributor's earnings page shows what the contribution earned and the
 // claim raises the contributor's balance. Then the worker's operator trains an adapter on the
 // snapshot from the Build page (admin token, knobs, live progress and loss curve, the held-out
-// report), and the model's page draws its lineage and names the worker serving it.
+// report), and the model's page draws its lineage and names the worker serving it. A chat
+// carries its whole conversation, each turn paid by a voucher for all of it; a browser wallet
+// (the polkadot-js extension's interface) signs the escrow deposit and a voucher; a delegator of
+// the worker claims its staking rewards from the earnings page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { blake2AsHex } from '@polkadot/util-crypto';
+import { blake2AsHex, decodeAddress } from '@polkadot/util-crypto';
+import { Keyring } from '@polkadot/keyring';
+import { compactToU8a, hexToU8a, stringToU8a, u8aConcat, u8aToHex } from '@polkadot/util';
 import { Node, rpc, tempDir } from './lib/node.js';
 import { openStudio } from './lib/browser.js';
 import { RULINGS } from './lib/corpus.js';
 import { Worker, WORKER_BIN, workerCmd, modelAndAnswer } from './lib/worker.js';
-import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, vestSettled } from './lib/chain.js';
+import { connect, devKeys, send, findEvent, datanetWithSnapshot, OPEN, vestSettled, free } from './lib/chain.js';
 
 const skip = WORKER_BIN ? false : 'WORKER_BIN is not set (scripts/test.sh sets it)';
 const PROMPT = 'The court held that';
@@ -23,6 +28,10 @@ const ADMIN_TOKEN = 'studio-factory-admin-token-42';
 const { alice, bob, charlie, k } = devKeys();
 const dave = k('//Dave');
 const eve = k('//Eve');
+const ferdie = k('//Ferdie');
+// An account only the browser wallet holds (not a dev account of the page), an ed25519 key: the
+// page must name its signature scheme in the voucher.
+const wallet = new Keyring({ type: 'ed25519' }).addFromUri('//StudioWallet');
 let node; let api; let worker; let s; let page;
 let datanet; let original; let rulings;
 
@@ -50,6 +59,9 @@ before(async () => {
   await ok(api.tx.models.setPricing(adapter, { per1kTokens: OPEN / 100n, perRequest: OPEN / 1000n }), dave);
   const receiptKey = k('//Charlie//receipts');
   await ok(api.tx.openStaking.bondWorker(api.consts.openStaking.minWorkerBond, receiptKey.publicKey, 'http://127.0.0.1', [base, adapter], 0), charlie);
+  // Ferdie delegates to Charlie's worker: the worker's rewards are shared with him.
+  await ok(api.tx.openStaking.delegate(charlie.address, 100n * OPEN), ferdie);
+  await ok(api.tx.balances.transferKeepAlive(wallet.address, 100n * OPEN), alice);
   const tokenFile = join(dir, 'admin-token');
   writeFileSync(tokenFile, `${ADMIN_TOKEN}\n`, { mode: 0o600 });
   worker = new Worker({ name: 'worker', dir, args: ['--model', model, '--adapters', adapters, '--span-index', join(dir, 'spans'),
@@ -57,7 +69,7 @@ before(async () => {
     '--receipts', join(dir, 'receipts'), '--receipt-batch', '1', '--receipt-linger-ms', '100',
     '--content-store', store, '--factory-jobs', join(dir, 'jobs'), '--admin-token-file', tokenFile] });
   await worker.start();
-  s = await openStudio({ rpc: node.wsUrl, store, worker: worker.url, logDir: dir, hash: '#/playground' });
+  s = await openStudio({ rpc: node.wsUrl, store, worker: worker.url, logDir: dir, hash: '#/playground', wallet: { api, pair: wallet, name: 'Wallet' } });
   ({ page } = s);
 });
 
@@ -79,7 +91,7 @@ const assertAccessible = (name) => s.assertAccessible(name);
 let receiptId;
 test('Eve holds OPEN in escrow and asks the adapter; the answer shows its attribution highlighted', { skip }, async () => {
   await as(eve);
-  await page.click('button.secondary'); // Deposit to escrow (10 OPEN)
+  await page.click('#pg-escrow-deposit'); // 10 OPEN
   await waitStatus(/Holding 10 in escrow: done/);
   assert.equal((await rpc(node.rpcPort, 'attribution_escrow', [eve.address])).held, (10n * OPEN).toString());
   await page.select('#pg-model', 'legal');
@@ -102,16 +114,73 @@ test('Eve holds OPEN in escrow and asks the adapter; the answer shows its attrib
   await shoot('playground');
 });
 
-test('a chat message is paid with a voucher for the messages and answered', { skip }, async () => {
+test('a chat carries the whole conversation, each turn paid by a voucher for all of it', { skip }, async () => {
   const first = receiptId;
+  // A new answer: its receipt link and token counts are drawn, and its receipt is not `previous`.
+  const answered = (previous) => page.waitForFunction((r) => {
+    const link = document.querySelector('#answer #receipt-link');
+    return link !== null && link.textContent !== r && document.querySelector('#answer .usage') !== null
+      && /Answered; receipt 0x[0-9a-f]{8}… queued\./.test(document.querySelector('#status').textContent);
+  }, { timeout: 60_000 }, previous);
+  const usage = () => page.$eval('#answer .usage', (e) => ({ prompt: Number(e.dataset.prompt), completion: Number(e.dataset.completion) }));
   await page.select('#pg-mode', 'chat');
   await page.$eval('#pg-prompt', (e) => { e.value = ''; });
   await page.type('#pg-prompt', 'Which court held that?');
   await page.click('#pg-send');
-  await page.waitForFunction((r) => /Answered; receipt 0x[0-9a-f]{8}… queued\./.test(document.querySelector('#status').textContent)
-    && document.querySelector('#receipt-link')?.textContent !== r, { timeout: 60_000 }, first);
-  assert.ok((await page.$eval('#answer p.answer', (e) => e.textContent)).length > 0);
+  await answered(first);
+  const one = await usage();
+  const reply = await page.$eval('#answer p.answer', (e) => e.textContent);
+  assert.ok(reply.length > 0);
+  assert.equal(await page.$eval('#pg-prompt', (e) => e.value), '', 'the message box is emptied for the next turn');
+  const second = await page.$eval('#receipt-link', (a) => a.textContent);
+  await page.type('#pg-prompt', 'And when?');
+  await page.click('#pg-send');
+  await answered(second);
+  // The worker served the second turn only because the voucher named all three messages it was
+  // sent; the prompt holds the first turn and its answer.
+  const two = await usage();
+  assert.ok(two.prompt > one.prompt + one.completion, `the second prompt (${two.prompt} tokens) holds the first (${one.prompt}) and its answer (${one.completion})`);
+  const turns = await page.$$eval('#conversation li', (ls) => ls.map((l) => [l.className, l.textContent]));
+  assert.deepEqual(turns.map(([c]) => c), ['turn user', 'turn assistant', 'turn user']);
+  assert.equal(turns[0][1], 'You: Which court held that?');
+  assert.ok(turns[1][1].includes(reply), 'the first answer stays in the conversation');
+  assert.equal(turns[2][1], 'You: And when?');
+  assert.equal((await page.$$('#receipt-link')).length, 1, 'one element with the latest receipt id');
+  await assertAccessible('the playground with a conversation');
+  await shoot('chat');
+  await page.click('#pg-new');
+  assert.equal(await page.$eval('#conversation', (e) => e.children.length), 0);
+  assert.equal(await page.$eval('#answer', (e) => e.children.length), 0);
   receiptId = first; // the next test follows the completion's receipt
+});
+
+let walletReceipt;
+test('a browser wallet signs the escrow deposit and the voucher (raw bytes, wrapped as the extension wraps them)', { skip }, async () => {
+  await as(wallet);
+  assert.match(await page.$eval('#account', (e) => e.selectedOptions[0].textContent), /^Wallet \(extension\)$/);
+  s.walletCalls.length = 0;
+  await page.click('#pg-escrow-deposit');
+  await waitStatus(/Holding 10 in escrow: done/);
+  assert.equal((await rpc(node.rpcPort, 'attribution_escrow', [wallet.address])).held, (10n * OPEN).toString());
+  assert.deepEqual(s.walletCalls.map((c) => [c.kind, c.address]), [['payload', wallet.address]], 'the wallet signed the deposit');
+  await page.select('#pg-model', 'legal');
+  await page.select('#pg-mode', 'completion');
+  await page.$eval('#pg-prompt', (e) => { e.value = ''; });
+  await page.type('#pg-prompt', PROMPT);
+  await page.$eval('#pg-max', (e) => { e.value = '12'; });
+  await page.click('#pg-send');
+  await waitStatus(/Answered; receipt 0x[0-9a-f]{8}… queued\./);
+  walletReceipt = await page.$eval('#receipt-link', (a) => a.textContent);
+  const raw = s.walletCalls.filter((c) => c.kind === 'raw');
+  assert.equal(raw.length, 1);
+  assert.equal(raw[0].type, 'bytes');
+  // What the wallet was asked to sign is this request's voucher: the domain, the wallet as payer,
+  // and its hash is the receipt's request id.
+  const data = hexToU8a(raw[0].data);
+  const tag = u8aConcat(compactToU8a('openledger:voucher:v4'.length), stringToU8a('openledger:voucher:v4'));
+  assert.equal(u8aToHex(data.slice(0, tag.length)), u8aToHex(tag));
+  assert.equal(u8aToHex(data.slice(tag.length, tag.length + 32)), u8aToHex(decodeAddress(wallet.address)));
+  assert.equal(blake2AsHex(data, 256), walletReceipt);
 });
 
 test('the receipt settles on chain and its page shows the contributor paid', { skip }, async () => {
@@ -125,6 +194,9 @@ test('the receipt settles on chain and its page shows the contributor paid', { s
   const paid = onChain.payouts.find((p) => p.kind === 'contribution' && p.contribution.join('/') === `${datanet}/1/1`);
   assert.ok(BigInt(paid.amount) > 0n);
   assert.equal(payouts.length, onChain.payouts.length);
+  // The chain took the wallet's wrapped signature too.
+  for (let i = 0; i < 60 && !(await rpc(node.rpcPort, 'attribution_getReceipt', [walletReceipt]).catch(() => null)); i++) await new Promise((r) => setTimeout(r, 1000));
+  assert.equal((await rpc(node.rpcPort, 'attribution_getReceipt', [walletReceipt])).payer, wallet.address);
   await assertAccessible('the receipt page');
   await shoot('receipt');
 });
@@ -161,7 +233,35 @@ test('once vested, Bob sees what his contribution earned and the claim raises hi
   await as(charlie);
   assert.notEqual(await page.$eval('#worker-bond', (e) => e.textContent), '0 OPEN');
   assert.match(await page.$eval('#worker-models', (e) => e.textContent), /^0, 1$/);
+  const own = `#staking-view tr[data-worker="${charlie.address}"]`;
+  assert.match(await page.$eval(own, (r) => r.children[0].textContent), /^Charlie \(your own bond\)$/);
+  assert.ok(BigInt(await page.$eval(`${own} .earned`, (e) => e.dataset.planck)) > 0n, 'the worker earned in its own pool');
   await assertAccessible('the earnings page of a worker');
+  // Ferdie delegates to Charlie's worker: his share of its pool, claimed to the planck.
+  await as(ferdie);
+  const row = `#staking-view tr[data-worker="${charlie.address}"]`;
+  assert.equal(await page.$eval(row, (r) => r.children[1].textContent), '100 OPEN');
+  const poolShare = BigInt(await page.$eval(`${row} .earned`, (e) => e.dataset.planck));
+  const settled = BigInt(await page.$eval('#staking-settled', (e) => e.dataset.planck));
+  assert.ok(poolShare > 0n, 'the delegator earned in the pool');
+  const ferdieBefore = await free(api, ferdie.address);
+  await redrawn(() => page.click(`${row} button`));
+  await waitStatus(/Claiming staking rewards: done/);
+  let claimed = null;
+  let fee = 0n;
+  for (let n = (await api.rpc.chain.getHeader()).number.toNumber(); n > 0 && claimed === null; n--) {
+    const events = await (await api.at(await api.rpc.chain.getBlockHash(n))).query.system.events();
+    for (const { event } of events) {
+      if (event.section === 'openStaking' && event.method === 'StakingRewardsClaimed' && event.data.who.toString() === ferdie.address) claimed = event.data.amount.toBigInt();
+      if (event.section === 'transactionPayment' && event.method === 'TransactionFeePaid' && event.data.who.toString() === ferdie.address) fee += event.data.actualFee.toBigInt();
+    }
+  }
+  assert.equal(claimed, poolShare + settled, 'the page showed what the chain paid');
+  assert.equal(await free(api, ferdie.address) - ferdieBefore, claimed - fee);
+  assert.equal(await page.$eval(`${row} .earned`, (e) => e.dataset.planck), '0');
+  assert.ok(await page.$eval(`${row} button`, (b) => b.disabled), 'nothing left to claim');
+  await assertAccessible('the earnings page of a delegator');
+  await shoot('staking');
 });
 
 test('the operator trains an adapter from the Build page; its model page draws the lineage', { skip }, async () => {
@@ -203,7 +303,8 @@ test('the operator trains an adapter from the Build page; its model page draws t
   assert.deepEqual(names, ['demo-base', 'legal', 'case-law-2']);
   await assertAccessible('the models page');
   await shoot('models');
-  // The paid adapter's usage over time ends at the two requests Eve made.
+  // The paid adapter's usage over time ends at the four paid requests: Eve's completion, her
+  // two chat turns, the wallet's completion.
   await redrawn(() => page.click('table[aria-label=Models] tbody tr:nth-child(2) a'));
-  assert.match(await page.$eval('svg.usage-chart', (e) => e.getAttribute('aria-label')), /^Requests from block \d+ to \d+: \d+ to 2$/);
+  assert.match(await page.$eval('svg.usage-chart', (e) => e.getAttribute('aria-label')), /^Requests from block \d+ to \d+: \d+ to 4$/);
 });

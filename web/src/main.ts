@@ -11,10 +11,12 @@ import { web3Accounts, web3Enable, web3FromAddress } from '@polkadot/extension-d
 import { hexToU8a } from '@polkadot/util';
 import { decodeAddress } from '@polkadot/util-crypto';
 import { leafBytes, verifyProof } from '../../tests/e2e/lib/merkle.js';
-import { chatRequestHash, completionRequestHash, freshNonce, signVoucher } from '../../sdk/typescript/voucher';
+import { chatRequestHash, completionRequestHash, freshNonce, signVoucher, signVoucherWithWallet } from '../../sdk/typescript/voucher';
+import type { Scheme, Voucher } from '../../sdk/typescript/voucher';
 import { pieces } from './highlight';
 
-type Account = { address: string; name: string; pair?: KeyringPair };
+/** An account to act as: a dev account's key pair, or one the extension holds (`scheme`: its key type). */
+type Account = { address: string; name: string; pair?: KeyringPair; scheme?: Scheme };
 type Config = { rpc: string; worker: boolean; maxUpload: number };
 
 let api: ApiPromise;
@@ -67,7 +69,11 @@ async function loadAccounts() {
   const found: Account[] = [];
   try {
     if ((await web3Enable('OpenLedger Studio')).length > 0) {
-      for (const a of await web3Accounts()) found.push({ address: a.address, name: `${a.meta.name ?? 'account'} (extension)` });
+      for (const a of await web3Accounts({ ss58Format: api.registry.chainSS58 ?? 42 })) {
+        const scheme = (['sr25519', 'ed25519', 'ecdsa'] as const).find((t) => t === (a.type ?? 'sr25519'));
+        // (An Ethereum-style account cannot hold OPEN here.)
+        if (scheme) found.push({ address: a.address, name: `${a.meta.name ?? 'account'} (extension)`, scheme });
+      }
     }
   } catch {
     // No extension: dev accounts only.
@@ -415,6 +421,18 @@ const PALETTE = ['#ffe08a', '#a8e6cf', '#b5d3ff', '#ffc4dd', '#d7c4ff', '#ffd3b0
 const refKey = (c: { datanet: number; version: number; index: number }) => `${c.datanet}/${c.version}/${c.index}`;
 const percent = (perbill: number) => `${(perbill / 1e7).toFixed(2)} %`;
 
+/** A voucher signed by `a`: in the page with a dev account's key, else by the extension (which
+ *  signs raw bytes wrapped in `<Bytes>…</Bytes>`; the worker and the chain accept both). */
+async function signedVoucher(a: Account, v: Voucher): Promise<string> {
+  if (a.pair) return signVoucher(v, (msg) => a.pair!.sign(msg)).header;
+  const { signer } = await web3FromAddress(a.address);
+  if (!signer.signRaw) throw new Error('This wallet cannot sign raw bytes, so it cannot sign a voucher.');
+  status('Sign the voucher in your wallet…');
+  return (await signVoucherWithWallet(v, a.address, signer.signRaw, a.scheme)).header;
+}
+
+type Turn = { role: 'user' | 'assistant'; content: string };
+
 async function playgroundPage() {
   if (!cfg.worker) return show(h('h2', {}, 'Playground'), h('p', {}, 'The Studio was started without a worker (--worker URL).'));
   const res = await fetch('/api/worker/v1/models');
@@ -422,16 +440,29 @@ async function playgroundPage() {
   const a = current();
   const model = h('select', { id: 'pg-model' }, ...models.map((m) => h('option', { value: m.id }, m.openledger ? `${m.id} (model ${m.openledger.model} on chain)` : m.id)));
   const prompt = h('textarea', { id: 'pg-prompt', rows: 3, style: 'width:100%' });
-  const mode = h('select', { id: 'pg-mode' }, h('option', { value: 'chat' }, 'Chat (one user message, the model\'s chat template)'), h('option', { value: 'completion' }, 'Completion (the text continued)'));
+  const mode = h('select', { id: 'pg-mode' }, h('option', { value: 'chat' }, 'Chat (a conversation, the model\'s chat template)'), h('option', { value: 'completion' }, 'Completion (the text continued)'));
   const maxTokens = h('input', { type: 'number', id: 'pg-max', min: 1, max: 512, value: 16 });
   const pay = h('input', { type: 'checkbox', id: 'pg-pay' });
-  // Paid by default where it can be: a model billed on chain, a development account.
-  const payDefault = () => void (pay.checked = !!a?.pair && !!models.find((m) => m.id === model.value)?.openledger);
-  model.addEventListener('change', payDefault);
+  // Paid by default where it can be: a model billed on chain.
+  const payDefault = () => void (pay.checked = !!a && !!models.find((m) => m.id === model.value)?.openledger);
+  // The conversation so far (chat): every request carries all of it, and its voucher names all of it.
+  let turns: Turn[] = [];
+  let answers = 0;
+  const conversation = h('ol', { id: 'conversation', class: 'conversation', 'aria-label': 'Conversation' });
+  const answer = h('div', { id: 'answer', class: 'panel', 'aria-live': 'polite' });
+  const restart = () => {
+    turns = [];
+    conversation.replaceChildren();
+    answer.replaceChildren();
+  };
+  model.addEventListener('change', () => {
+    payDefault();
+    restart();
+  });
+  mode.addEventListener('change', restart);
   payDefault();
   const escrow = h('span', { id: 'pg-escrow' });
   const amount = h('input', { type: 'text', id: 'pg-deposit', value: '10', inputmode: 'decimal', style: 'width:6em' });
-  const answer = h('div', { id: 'answer', class: 'panel', 'aria-live': 'polite' });
   const refreshEscrow = async () => {
     if (!a) return;
     const e = await rpc('attribution_escrow', [a.address]);
@@ -445,14 +476,16 @@ async function playgroundPage() {
   const ask = async () => {
     const card = models.find((m) => m.id === model.value);
     const chat = mode.value === 'chat';
-    const messages = [{ role: 'user', content: prompt.value }];
+    // What is sent and paid for is the text as it is now (the box stays editable meanwhile).
+    const sent = prompt.value;
+    const messages: Turn[] = [...turns, { role: 'user', content: sent }];
     const body: Record<string, unknown> = chat
       ? { model: model.value, messages, max_tokens: Number(maxTokens.value), temperature: 0 }
-      : { model: model.value, prompt: prompt.value, max_tokens: Number(maxTokens.value), temperature: 0 };
+      : { model: model.value, prompt: sent, max_tokens: Number(maxTokens.value), temperature: 0 };
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (pay.checked) {
       if (!card?.openledger) throw new Error(`${model.value} is not billed on chain by this worker.`);
-      if (!a?.pair) throw new Error('Paying needs a development account here: the extension signs only wrapped bytes, and a voucher is raw bytes.');
+      if (!a) throw new Error('Choose an account first.');
       // The terms and the price as the chain has them (the worker is not trusted for either).
       const m = await rpc('models_getModel', [card.openledger.model]);
       // The version the worker serves, if the chain has it live.
@@ -460,24 +493,41 @@ async function playgroundPage() {
       if (!m.versions.some((v: any) => v.version === version && !v.deprecated)) throw new Error(`The worker serves version ${version} of model ${m.id}, which the chain does not list as live.`);
       const best = (await api.rpc.chain.getHeader()).number.toNumber();
       const per1k = BigInt(m.pricePer1kTokens);
-      // Tokens are at least a byte each: the prompt's bytes bound its tokens.
-      // (A chat template adds its own tokens around the message: a margin for them.)
-      const tokens = BigInt(new TextEncoder().encode(prompt.value).length + Number(maxTokens.value) + (chat ? 64 : 8));
+      // Tokens are at least a byte each: the text's bytes bound its tokens. (A chat template
+      // adds its own tokens around each message: a margin for them.)
+      const textBytes = chat ? messages.reduce((n, t) => n + new TextEncoder().encode(t.content).length + 16, 48) : new TextEncoder().encode(sent).length + 8;
+      const tokens = BigInt(textBytes + Number(maxTokens.value));
       const maxFee = BigInt(m.pricePerRequest) + (per1k * tokens + 999n) / 1000n;
-      const { header } = signVoucher({
-        payer: a.pair.publicKey, worker: decodeAddress(card.openledger.worker), model: card.openledger.model, modelVersion: version,
+      headers['x-openledger-voucher'] = await signedVoucher(a, {
+        payer: decodeAddress(a.address), worker: decodeAddress(card.openledger.worker), model: card.openledger.model, modelVersion: version,
         maxFee, terms: hexToU8a(m.terms), nonce: freshNonce(), expiresAt: best + 600, genesis: api.genesisHash.toU8a(),
-        requestHash: chat ? chatRequestHash(messages) : completionRequestHash(prompt.value),
-      }, (msg) => a.pair!.sign(msg));
-      headers['x-openledger-voucher'] = header;
+        requestHash: chat ? chatRequestHash(messages) : completionRequestHash(sent),
+      });
       status(`Asking ${model.value}, paying at most ${fmt(maxFee, true)}…`);
     } else {
       status(`Asking ${model.value}…`);
     }
     const r = await fetch(chat ? '/api/worker/v1/chat/completions' : '/api/worker/v1/completions', { method: 'POST', headers, body: JSON.stringify(body) });
     const out = await r.json();
-    if (!r.ok) throw new Error(out.error?.message ?? `the worker answered ${r.status}`);
-    await renderAnswer(answer, out);
+    if (!r.ok) {
+      const why = out.error?.message ?? `the worker answered ${r.status}`;
+      // A conversation grows with every turn; past the model's context, only a new one helps.
+      throw new Error(chat && turns.length > 0 && r.status === 400 ? `${why} (the conversation may be too long for the model: start a new conversation)` : why);
+    }
+    const n = ++answers;
+    if (chat) {
+      // The last answer keeps the ids; earlier turns stay in the conversation above it.
+      if (answer.childNodes.length) {
+        const earlier = h('li', { class: 'turn assistant' }, ...Array.from(answer.childNodes));
+        earlier.querySelector('#receipt-link')?.removeAttribute('id');
+        conversation.append(earlier);
+      }
+      conversation.append(h('li', { class: 'turn user' }, h('strong', {}, 'You: '), sent));
+      const reply: string = out.choices?.[0]?.message?.content ?? '';
+      turns = [...messages, { role: 'assistant', content: reply }];
+      if (prompt.value === sent) prompt.value = '';
+    }
+    await renderAnswer(answer, out, n);
     status(out.receipt ? `Answered; receipt ${out.receipt.id.slice(0, 10)}… ${out.receipt.status}.` : 'Answered.', 'ok');
     await refreshEscrow();
   };
@@ -488,21 +538,23 @@ async function playgroundPage() {
     h('label', { for: 'pg-prompt' }, 'Message or prompt'), prompt,
     h('label', { for: 'pg-max' }, 'Max tokens'), maxTokens,
     h('label', {}, pay, ' Pay with a voucher from my escrow (the receipt settles on chain and pays the contributors)'),
-    h('p', {}, h('button', { type: 'submit', id: 'pg-send' }, 'Send')),
+    h('p', {}, h('button', { type: 'submit', id: 'pg-send' }, 'Send'), ' ',
+      h('button', { type: 'button', class: 'secondary', id: 'pg-new', onclick: () => { restart(); status('A new conversation.'); } }, 'New conversation')),
   );
   onSubmit(form, ask, 'The request failed');
   show(
     h('h2', {}, 'Playground'),
     h('p', {}, escrow, ' ', h('label', { for: 'pg-deposit' }, 'Hold more (OPEN) '), amount, ' ',
-      h('button', { type: 'button', class: 'secondary', onclick: action(deposit) }, 'Deposit to escrow')),
-    form,
+      h('button', { type: 'button', class: 'secondary', id: 'pg-escrow-deposit', onclick: action(deposit) }, 'Deposit to escrow')),
+    conversation,
     answer,
+    form,
   );
   await refreshEscrow();
 }
 
 /** The answer with each span a contribution holds highlighted in that contribution's colour. */
-async function renderAnswer(box: HTMLElement, out: any) {
+async function renderAnswer(box: HTMLElement, out: any, n = 1) {
   const textOut: string = out.choices?.[0]?.text ?? out.choices?.[0]?.message?.content ?? '';
   const attr = out.attribution;
   const claims: any[] = attr?.claims ?? [];
@@ -519,7 +571,7 @@ async function renderAnswer(box: HTMLElement, out: any) {
     return `${names.get(c.datanet) ?? `Datanet ${c.datanet}`} (Datanet ${c.datanet}), snapshot ${c.version}, leaf ${c.index}: ${percent(share)} of the attribution`;
   };
   // Claims are byte ranges of the UTF-8 answer; each highlight is described by its legend entry.
-  const legendId = (c: any) => `legend-${refKey(c).replace(/\//g, '-')}`;
+  const legendId = (c: any) => `legend-${n}-${refKey(c).replace(/\//g, '-')}`;
   const para = h('p', { class: 'answer' });
   for (const piece of pieces(textOut, claims)) {
     para.append(piece.claim
@@ -534,6 +586,8 @@ async function renderAnswer(box: HTMLElement, out: any) {
       ? h('ul', { 'aria-label': 'Attribution' }, ...shares.map((s) => h('li', { id: legendId(s.contribution) }, h('span', { class: 'swatch', style: `background:${colour.get(refKey(s.contribution))}` }), ' ', label(s.contribution))))
       : h('p', {}, 'No span of this answer is in the index.'),
     out.receipt && h('p', {}, 'Receipt ', h('a', { href: `#/receipt/${out.receipt.id}`, id: 'receipt-link' }, out.receipt.id), ` (${out.receipt.status}, fee ${fmt(BigInt(out.receipt.fee))})`),
+    out.usage && h('p', { class: 'usage', 'data-prompt': out.usage.prompt_tokens, 'data-completion': out.usage.completion_tokens },
+      `${out.usage.prompt_tokens} prompt tokens, ${out.usage.completion_tokens} answer tokens`),
   );
 }
 
@@ -642,6 +696,7 @@ async function earningsPage() {
       ),
     ),
     await workerView(a.address),
+    await stakingView(a.address),
   );
 }
 
@@ -664,6 +719,56 @@ async function workerView(address: string): Promise<HTMLElement | null> {
       h('dt', {}, 'Rewards pool (shared with delegators)'), h('dd', {}, fmt(pool.toBigInt())),
     ),
     delegations.length > 0 && h('ul', { 'aria-label': 'Delegators' }, ...delegations.map(([k, v]: any) => h('li', {}, `${nameOf(k.args[1].toString())}: ${fmt(v.unwrap().toBigInt())}`))),
+  );
+}
+
+/** `pallet_open_staking::REWARD_SCALE`: a pool's reward per unit of stake is kept scaled by it. */
+const REWARD_SCALE = 10n ** 27n;
+
+/** The account's staking rewards: settled ones, and per position (its own bond as a worker, its
+ *  delegations) what the position has earned in the worker's pool, as the pallet reckons it
+ *  (stake × reward per stake, rounded down, less the position's debt, at most the pool). A claim
+ *  from a worker's pool settles that position and pays everything settled. */
+async function stakingView(address: string): Promise<HTMLElement | null> {
+  const settled = ((await api.query.openStaking.stakingRewards(address)) as any).toBigInt();
+  const positions: { worker: string; stake: bigint; earned: bigint }[] = [];
+  for (const [k, v] of (await api.query.openStaking.workers.entries()) as any[]) {
+    const worker = k.args[0].toString();
+    let stake = 0n;
+    if (worker === address) stake = v.unwrap().selfBond.toBigInt();
+    else {
+      const d: any = await api.query.openStaking.delegations(worker, address);
+      stake = d.isSome ? d.unwrap().toBigInt() : 0n;
+    }
+    if (stake === 0n) continue;
+    const acc = ((await api.query.openStaking.rewardPerStake(worker)) as any).toBigInt();
+    const debt = ((await api.query.openStaking.rewardDebt(worker, address)) as any).toBigInt();
+    const pool = ((await api.query.openStaking.poolBalance(worker)) as any).toBigInt();
+    const share = (stake * acc) / REWARD_SCALE;
+    let earned = acc === 0n || share <= debt ? 0n : share - debt;
+    if (earned > pool) earned = pool;
+    positions.push({ worker, stake, earned });
+  }
+  if (positions.length === 0 && settled === 0n) return null;
+  // A claim is free only when it pays at least the existential deposit.
+  const ed = (api.consts.balances.existentialDeposit as any).toBigInt();
+  const claim = (worker: string) => action(() => submit(api.tx.openStaking.claimStakingRewards(worker), 'Claiming staking rewards').then(route));
+  return h('section', { id: 'staking-view', 'aria-labelledby': 'staking-h' },
+    h('h3', { id: 'staking-h' }, 'Staking rewards'),
+    h('p', {}, 'Settled, ready to claim: ', h('span', { id: 'staking-settled', 'data-planck': settled.toString() }, fmt(settled)), ' ',
+      positions.length === 0 && h('button', { type: 'button', id: 'staking-claim', onclick: claim(address) }, 'Claim staking rewards')),
+    positions.length > 0 && h('div', { class: 'table-wrap' },
+      h('table', { 'aria-label': 'Staking positions' },
+        h('thead', {}, h('tr', {}, ...['Worker', 'Your stake', 'Earned in its pool', 'Claim'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ...positions.map((p) => h('tr', { 'data-worker': p.worker },
+          h('td', {}, p.worker === address ? `${nameOf(p.worker)} (your own bond)` : nameOf(p.worker)),
+          h('td', {}, fmt(p.stake)),
+          h('td', { class: 'earned', 'data-planck': p.earned.toString() }, fmt(p.earned),
+            p.earned + settled > 0n && p.earned + settled < ed && ' (below the existential deposit: claiming it costs a fee)'),
+          h('td', {}, h('button', { type: 'button', class: 'secondary', disabled: p.earned + settled === 0n, onclick: claim(p.worker),
+            'aria-label': `Claim staking rewards from ${nameOf(p.worker)}'s pool (and all settled ones)` }, 'Claim'))))),
+      ),
+    ),
   );
 }
 

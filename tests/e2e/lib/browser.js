@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import puppeteer from 'puppeteer-core';
+import { hexToU8a, u8aToHex, u8aWrapBytes } from '@polkadot/util';
 import { freePort, spawnReady, stopProcess } from './node.js';
 
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -15,9 +16,10 @@ export const OUT = process.env.STUDIO_SCREENSHOTS || join(process.env.E2E_TMP ||
 /**
  * Starts the Studio against the node at `rpc` (and `worker`, if given) and a browser page on it;
  * resolves to a `Studio` whose `stop()` ends both. Uncaught page errors are collected and fail
- * `stop()`.
+ * `stop()`. With `wallet` (`{ api, pair, name }`), the page finds a browser wallet holding `pair`
+ * (see `injectWallet`).
  */
-export async function openStudio({ rpc, store, worker, logDir, hash = '' }) {
+export async function openStudio({ rpc, store, worker, logDir, hash = '', wallet }) {
   mkdirSync(OUT, { recursive: true });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -36,6 +38,7 @@ export async function openStudio({ rpc, store, worker, logDir, hash = '' }) {
     page.on('pageerror', (e) => studio.pageErrors.push(e.message));
     // STUDIO_DEBUG=1: the page's console on stderr.
     if (process.env.STUDIO_DEBUG) page.on('console', (m) => console.error('page:', m.text()));
+    if (wallet) await injectWallet(studio, wallet);
     await page.goto(`${url}/${hash}`, { waitUntil: 'domcontentloaded' });
     await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
   } catch (e) {
@@ -45,6 +48,44 @@ export async function openStudio({ rpc, store, worker, logDir, hash = '' }) {
     throw e;
   }
   return studio;
+}
+
+/**
+ * A browser wallet in the page, speaking the polkadot-js extension's injected interface
+ * (`window.injectedWeb3[name].enable(origin)` → accounts and a signer) as the Studio finds it
+ * through `@polkadot/extension-dapp`. The key stays in the test process, as it would in the
+ * extension: `signPayload` signs the extrinsic payload the page sends, `signRaw` signs the bytes
+ * wrapped in `<Bytes>…</Bytes>` exactly as the extension does. Every request is recorded in
+ * `studio.walletCalls`.
+ */
+async function injectWallet(studio, { api, pair, name = 'Wallet' }) {
+  studio.walletCalls = [];
+  await studio.page.exposeFunction('__testWalletSignRaw', (raw) => {
+    studio.walletCalls.push({ kind: 'raw', ...raw });
+    if (raw.address !== pair.address) throw new Error(`the wallet has no key for ${raw.address}`);
+    return u8aToHex(pair.sign(u8aWrapBytes(hexToU8a(raw.data))));
+  });
+  await studio.page.exposeFunction('__testWalletSignPayload', (payload) => {
+    studio.walletCalls.push({ kind: 'payload', address: payload.address, method: payload.method });
+    if (payload.address !== pair.address) throw new Error(`the wallet has no key for ${payload.address}`);
+    return api.registry.createType('ExtrinsicPayload', payload, { version: payload.version }).sign(pair).signature;
+  });
+  await studio.page.evaluateOnNewDocument((address, accountName, type) => {
+    let id = 0;
+    const accounts = [{ address, name: accountName, type }];
+    window.injectedWeb3 = {
+      'test-wallet': {
+        version: '0.0.1',
+        enable: async () => ({
+          accounts: { get: async () => accounts, subscribe: (cb) => { cb(accounts); return () => {}; } },
+          signer: {
+            signRaw: async (raw) => ({ id: ++id, signature: await window.__testWalletSignRaw(raw) }),
+            signPayload: async (payload) => ({ id: ++id, signature: await window.__testWalletSignPayload(payload) }),
+          },
+        }),
+      },
+    };
+  }, pair.address, name, pair.type);
 }
 
 export class Studio {
