@@ -7,7 +7,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/lib/env.sh
-CARGO_TARGET_DIR="$OPENLEDGER_WORKER_TARGET" cargo build --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml "$@" &
+# With OPENLEDGER_BUILD_TESTS=1 (scripts/test.sh) the worker's tests are compiled here too: the
+# worker's side finishes long before the node's, so they cost little wall time here and none later.
+(
+  CARGO_TARGET_DIR="$OPENLEDGER_WORKER_TARGET" cargo build --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml "$@"
+  if [ "${OPENLEDGER_BUILD_TESTS:-0}" = 1 ]; then
+    CARGO_TARGET_DIR="$OPENLEDGER_WORKER_TARGET" cargo test --no-run --locked --profile "$OPENLEDGER_PROFILE" --manifest-path inference-worker/Cargo.toml "$@"
+  fi
+) &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true' ERR
 cargo build --locked --profile "$OPENLEDGER_PROFILE" -p openledger-node -p openledger-cli "$@"

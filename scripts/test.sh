@@ -13,7 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 t0=$(date +%s)
 bash scripts/setup.sh
-bash scripts/build.sh
+OPENLEDGER_BUILD_TESTS=1 bash scripts/build.sh
 source scripts/lib/env.sh
 t_build=$(date +%s)
 
