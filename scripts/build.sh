@@ -16,7 +16,7 @@ source scripts/lib/env.sh
   fi
 ) &
 worker=$!
-trap 'kill "$worker" 2>/dev/null || true' ERR
+trap 'pkill -TERM -P "$worker" 2>/dev/null; kill "$worker" 2>/dev/null || true' ERR
 cargo build --locked --profile "$OPENLEDGER_PROFILE" -p openledger-node -p openledger-cli "$@"
 wait "$worker" || { echo "the worker build failed" >&2; exit 1; }
 # The Studio: one esbuild bundle into web/dist (served by `openledger studio`).

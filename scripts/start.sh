@@ -30,9 +30,38 @@ for a in "$@"; do
     *) args+=("$a") ;;
   esac
 done
+
+# Every process this script starts is stopped with it (SIGTERM, then SIGKILL after 30 s).
+pids=()
+stop_all() {
+  trap - EXIT INT TERM HUP
+  [ "${#pids[@]}" -gt 0 ] || return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -9 "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+# Runs a step in the background and waits for it, so that a signal stops it too.
+step() {
+  "$@" &
+  local p=$!
+  pids+=("$p")
+  wait "$p"
+  local keep=()
+  for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+  pids=(${keep[@]+"${keep[@]}"})
+}
+
 if [ "$build" = 1 ]; then
-  bash scripts/setup.sh
-  bash scripts/build.sh
+  step bash scripts/setup.sh
+  step bash scripts/build.sh
 fi
 source scripts/lib/env.sh
 
@@ -48,16 +77,29 @@ STORE="$RUN/content-store"
 RECEIPTS="$RUN/worker-receipts"
 JOBS="$RUN/worker-factory"
 TOKEN="$RUN/worker-admin-token"
+mkdir -p "$RUN"
+# One start.sh per state folder (the processes it starts hold the lock too, while they run).
+exec 9>"$RUN/start.lock"
+if ! flock -n 9; then
+  echo "another scripts/start.sh runs on $RUN" >&2
+  exit 1
+fi
 for port in "$RPC_PORT" "$WORKER_PORT" "$STUDIO_PORT" "$PROMETHEUS_PORT" "$P2P_PORT"; do
-  [[ "$port" =~ ^[0-9]{1,5}$ ]] || { echo "not a port: $port" >&2; exit 1; }
-  # Another start.sh (or anything else) there would answer the checks below in its place.
+  if ! [[ "$port" =~ ^[0-9]{1,5}$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+    echo "not a port: $port" >&2
+    exit 1
+  fi
+  # Anything there would answer the checks below in place of what this script starts.
   if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
     echo "something already listens on 127.0.0.1:$port (another scripts/start.sh?)" >&2
     exit 1
   fi
 done
-# A demo model made anew is not the one a kept chain registered: a new chain with it.
-[ -f "$DEMO/demo-base/config.json" ] || fresh=1
+if [ ! -f "$DEMO/demo-base/config.json" ] && [ -d "$BASE" ] && [ "$fresh" = 0 ]; then
+  # The chain registered the demo model it had: a new model needs a new chain.
+  echo "the demo model is to be made again, so the chain in $BASE is started anew" >&2
+  fresh=1
+fi
 if [ "$fresh" = 1 ]; then
   # The worker's receipts and jobs, and the adapters its factory trained, belong to the chain.
   rm -rf "$BASE" "$RECEIPTS" "$JOBS"
@@ -65,49 +107,38 @@ if [ "$fresh" = 1 ]; then
     find "$DEMO/adapters" -mindepth 1 -maxdepth 1 ! -name demo-legal ! -name demo-medical -exec rm -rf {} +
   fi
 fi
-mkdir -p "$RUN" "$STORE"
+mkdir -p "$STORE"
 
 if [ ! -f "$DEMO/demo-base/config.json" ]; then
   rm -rf "$DEMO"
-  "$WORKER_BIN" gen-model --out "$DEMO/demo-base.tmp" --hidden 256 --intermediate 704 --layers 4 --heads 8 \
+  step "$WORKER_BIN" gen-model --out "$DEMO/demo-base.tmp" --hidden 256 --intermediate 704 --layers 4 --heads 8 \
     --kv-heads 4 --vocab 1024 --max-positions 1024 --seed 42
   # A language model of the bundled corpus rather than noise (ModelFactory pretraining).
-  "$WORKER_BIN" factory pretrain --model "$DEMO/demo-base.tmp" --max-steps 60 --lr 3e-3 --max-seq-len 64 >/dev/null
-  "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base.tmp" --out "$DEMO/adapters/demo-legal" --rank 8 --seed 1
-  "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base.tmp" --out "$DEMO/adapters/demo-medical" --rank 8 --seed 2
+  step "$WORKER_BIN" factory pretrain --model "$DEMO/demo-base.tmp" --max-steps 60 --lr 3e-3 --max-seq-len 64 >/dev/null
   # In place only once whole (an interrupted first start makes it again).
   mv "$DEMO/demo-base.tmp" "$DEMO/demo-base"
 fi
+for a in demo-legal:1 demo-medical:2; do
+  if [ ! -f "$DEMO/adapters/${a%%:*}/adapter_config.json" ]; then
+    rm -rf "$DEMO/adapters/${a%%:*}"
+    step "$WORKER_BIN" gen-adapter --base "$DEMO/demo-base" --out "$DEMO/adapters/${a%%:*}" --rank 8 --seed "${a##*:}"
+  fi
+done
 
-pids=()
-stop_all() {
-  trap - EXIT INT TERM HUP
-  [ "${#pids[@]}" -gt 0 ] || return 0
-  kill "${pids[@]}" 2>/dev/null || true
-  # 30 s to stop cleanly, then killed.
-  for _ in $(seq 1 60); do
-    kill -0 "${pids[@]}" 2>/dev/null || break
-    sleep 0.5
-  done
-  kill -9 "${pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap stop_all EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# Waits until `curl ARGS…` succeeds, or fails with the end of log `$2` if process `$1` stopped.
+# Waits until `curl ARGS…` succeeds; fails with the end of log `$1` if any process started here
+# has stopped meanwhile.
 wait_for() {
-  local pid=$1 log=$2
-  shift 2
+  local log=$1
+  shift
   local deadline=$((SECONDS + 120))
   while [ "$SECONDS" -lt "$deadline" ]; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "it stopped; the end of $log:" >&2
-      tail -n 30 "$log" >&2
-      exit 1
-    fi
+    for p in "${pids[@]}"; do
+      if ! kill -0 "$p" 2>/dev/null; then
+        echo "process $p stopped; the end of $log:" >&2
+        tail -n 30 "$log" >&2
+        exit 1
+      fi
+    done
     if curl -sf --max-time 2 -o /dev/null "$@"; then return 0; fi
     sleep 0.5
   done
@@ -122,10 +153,11 @@ echo "starting openledger-node --dev (base path $BASE)"
 NODE_PID=$!
 pids+=("$NODE_PID")
 echo "node pid $NODE_PID, log $RUN/node.log"
-wait_for "$NODE_PID" "$RUN/node.log" -H 'content-type: application/json' \
+wait_for "$RUN/node.log" -H 'content-type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"system_health","params":[]}' "http://127.0.0.1:$RPC_PORT"
 
-# The demo's accounts on chain (development keys, passed in the environment, never in argv).
+# The demo's accounts on chain: development keys, given to the CLI and the worker in the
+# environment.
 export OPENLEDGER_URL="ws://127.0.0.1:$RPC_PORT"
 as() { OPENLEDGER_SURI="$1" "$CLI_BIN" "${@:2}"; }
 json() { node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const v=JSON.parse(s)$1;console.log(Array.isArray(v)?v.join(' '):v)})"; }
@@ -139,32 +171,43 @@ if [ "$found" = null ]; then
 fi
 BASE_ID="$(echo "$found" | json .model)"
 # Priced (also when a first start stopped between registering and pricing).
-if [ "$(as //Alice model show "$BASE_ID" | json .pricePerRequest)" = 0 ]; then
+model="$(as //Alice model show "$BASE_ID")"
+price="$(echo "$model" | json .pricePerRequest)"
+if [ "$price" = 0 ]; then
   as //Alice model set-price "$BASE_ID" --per-request 0.001 --per-1k-tokens 0.01
 fi
-SIGNING="$("$NODE_BIN" key inspect --output-type json "//Charlie//receipts" | json .publicKey)"
+key="$("$NODE_BIN" key inspect --output-type json "//Charlie//receipts")"
+SIGNING="$(echo "$key" | json .publicKey)"
 ENDPOINT="http://127.0.0.1:$WORKER_PORT"
-if ! worker="$(as //Charlie worker show 2>/dev/null)"; then
-  echo "bonding Charlie's worker to serve model $BASE_ID"
-  as //Charlie worker bond 1000 --signing-key "$SIGNING" --endpoint "$ENDPOINT" --model "$BASE_ID"
-else
+if worker="$(as //Charlie worker show 2>"$RUN/worker-show.err")"; then
   # A kept chain: the worker's record made to match this start (its models, key and endpoint).
   update=()
-  if ! echo "$worker" | json ".models.includes($BASE_ID)" | grep -qx true; then
-    for m in $(echo "$worker" | json .models) "$BASE_ID"; do update+=(--model "$m"); done
+  serves="$(echo "$worker" | json ".models.includes($BASE_ID)")"
+  if [ "$serves" != true ]; then
+    models="$(echo "$worker" | json .models)"
+    for m in $models "$BASE_ID"; do update+=(--model "$m"); done
   fi
-  [ "$(echo "$worker" | json .signingKey)" = "$SIGNING" ] || update+=(--signing-key "$SIGNING")
-  [ "$(echo "$worker" | json .endpoint)" = "$ENDPOINT" ] || update+=(--endpoint "$ENDPOINT")
+  current="$(echo "$worker" | json .signingKey)"
+  [ "$current" = "$SIGNING" ] || update+=(--signing-key "$SIGNING")
+  current="$(echo "$worker" | json .endpoint)"
+  [ "$current" = "$ENDPOINT" ] || update+=(--endpoint "$ENDPOINT")
   if [ "${#update[@]}" -gt 0 ]; then
     echo "updating Charlie's worker record"
     as //Charlie worker update "${update[@]}"
   fi
+elif grep -q "is not a worker" "$RUN/worker-show.err"; then
+  echo "bonding Charlie's worker to serve model $BASE_ID"
+  as //Charlie worker bond 1000 --signing-key "$SIGNING" --endpoint "$ENDPOINT" --model "$BASE_ID"
+else
+  echo "cannot read Charlie's worker record: $(cat "$RUN/worker-show.err")" >&2
+  exit 1
 fi
 if [ -L "$TOKEN" ]; then
   echo "$TOKEN is a symbolic link: refusing to use it" >&2
   exit 1
 fi
 if [ ! -s "$TOKEN" ]; then
+  rm -f "$TOKEN"
   (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN")
 fi
 chmod 600 "$TOKEN"
@@ -176,18 +219,21 @@ OPENLEDGER_WORKER_ACCOUNT=//Charlie OPENLEDGER_SIGNING_KEY=//Charlie//receipts \
   --content-store "$STORE" --factory-jobs "$JOBS" --admin-token-file "$TOKEN" >>"$RUN/worker.log" 2>&1 &
 WORKER_PID=$!
 pids+=("$WORKER_PID")
-wait_for "$WORKER_PID" "$RUN/worker.log" "http://127.0.0.1:$WORKER_PORT/health"
+wait_for "$RUN/worker.log" "http://127.0.0.1:$WORKER_PORT/health"
 echo "worker pid $WORKER_PID, log $RUN/worker.log"
 
 "$CLI_BIN" studio --url "$OPENLEDGER_URL" --listen "127.0.0.1:$STUDIO_PORT" --dir "$ROOT/web/dist" \
   --store "$STORE" --worker "http://127.0.0.1:$WORKER_PORT" >>"$RUN/studio.log" 2>&1 &
 STUDIO_PID=$!
 pids+=("$STUDIO_PID")
-wait_for "$STUDIO_PID" "$RUN/studio.log" "http://127.0.0.1:$STUDIO_PORT/api/config"
+wait_for "$RUN/studio.log" "http://127.0.0.1:$STUDIO_PORT/api/config"
 echo "studio pid $STUDIO_PID, log $RUN/studio.log"
 echo "the worker's admin token (the Studio's Build page asks for it) is in $TOKEN"
 echo "OpenLedger Studio: http://127.0.0.1:$STUDIO_PORT"
 # Until one of them stops (or Ctrl-C): then all stop.
-wait -n "${pids[@]}" || true
+while kill -0 "$NODE_PID" 2>/dev/null && kill -0 "$WORKER_PID" 2>/dev/null && kill -0 "$STUDIO_PID" 2>/dev/null; do
+  sleep 1 &
+  wait $! || true
+done
 echo "a process stopped; stopping the others (logs in $RUN)" >&2
 exit 1

@@ -270,6 +270,37 @@ fn own_signing_key(receipts: &std::path::Path) -> anyhow::Result<sp_core::sr2551
 	Ok(pair)
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what service managers and scripts/start.sh send):
+/// the server stops taking connections and finishes the requests in flight.
+async fn shutdown_signal() {
+	// A signal that cannot be listened for never fires (it must not stop the server at once).
+	let ctrl_c = async {
+		if let Err(e) = tokio::signal::ctrl_c().await {
+			tracing::warn!("cannot listen for Ctrl-C: {e}");
+			std::future::pending::<()>().await;
+		}
+	};
+	#[cfg(unix)]
+	let term = async {
+		match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+			Ok(mut term) => {
+				term.recv().await;
+			},
+			Err(e) => {
+				tracing::warn!("cannot listen for SIGTERM: {e}");
+				std::future::pending::<()>().await;
+			},
+		}
+	};
+	#[cfg(not(unix))]
+	let term = std::future::pending::<()>();
+	tokio::select! {
+		_ = ctrl_c => {},
+		_ = term => {},
+	}
+	tracing::info!("shutting down: finishing the requests in flight");
+}
+
 /// Connects to the chain, loads the worker's registration and starts following the chain and
 /// settling receipts.
 async fn start_chain(
@@ -422,13 +453,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 	);
 	std::fs::create_dir_all(&args.adapters).with_context(|| format!("creating {}", args.adapters.display()))?;
 	let metrics = Metrics::new();
-	let adapters = Arc::new(AdapterCache::new(
-		args.adapters.clone(),
-		model.cfg.clone(),
-		device.clone(),
-		args.adapter_cache_mib << 20,
-		metrics.clone(),
-	));
+	let adapters = AdapterCache::new(args.adapters.clone(), model.cfg.clone(), device.clone(), args.adapter_cache_mib << 20, metrics.clone());
+	// On an accelerator the device paths read resident copies in the serving dtype, counted in the
+	// cache's budget; the CPU's kernel reads the host copies in place.
+	let adapters = Arc::new(if device.is_cpu() { adapters } else { adapters.with_resident(dtype) });
 	let spans = match &args.span_index {
 		Some(dir) => Some(Arc::new(openledger_worker::attribution::span::SpanIndex::open(dir)?)),
 		None => None,
@@ -508,9 +536,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 		.with_context(|| format!("binding {}:{}", args.host, args.port))?;
 	tracing::info!("serving the OpenAI API on http://{}", listener.local_addr()?);
 	axum::serve(listener, router(state))
-		.with_graceful_shutdown(async {
-			let _ = tokio::signal::ctrl_c().await;
-		})
+		.with_graceful_shutdown(shutdown_signal())
 		.await?;
 	Ok(())
 }

@@ -123,6 +123,60 @@ fn composed_adapters_apply_the_weighted_sum_of_their_deltas() {
 	}
 }
 
+/// Resident copies (what a device path reads: `Aᵀ` and `scale·Bᵀ` in the serving dtype, made
+/// once at load) give the logits of the merged model on the grouped and stacked paths, here on
+/// the CPU device; compositions of resident adapters are resident too; their bytes count in the
+/// adapter's size, replaced (not added) when made again in another dtype.
+#[test]
+fn resident_copies_give_the_merged_logits_and_count_in_the_adapters_bytes() {
+	let model = tiny_model(DType::F32);
+	let cfg = model.cfg.clone();
+	let mut a0 = adapter(&cfg, 4, &["q_proj", "v_proj"], 10);
+	let mut a1 = adapter(&cfg, 8, &["q_proj", "k_proj", "down_proj"], 11);
+	assert_eq!(a0.scale, 2.0, "a scale that is not 1, so that folding it in is checked");
+	let host = |a: &LoraAdapter| a.layers.iter().flatten().flatten().map(|p| (p.a.len() + p.b.len()) * 4).sum::<usize>();
+	let h0 = host(&a0);
+	assert_eq!(a0.bytes, h0);
+	a0.make_resident(&Device::Cpu, DType::F16).unwrap();
+	assert_eq!(a0.bytes, h0 + h0 / 2, "f16 copies of every pair: half the f32 host bytes");
+	a0.make_resident(&Device::Cpu, DType::F32).unwrap();
+	assert_eq!(a0.bytes, 2 * h0, "made again in f32: the f16 copies are replaced, not added");
+	a1.make_resident(&Device::Cpu, DType::F32).unwrap();
+	let both = LoraAdapter::compose("ad10+ad11", &[(&a0, 1.0), (&a1, 0.5)], &Device::Cpu).unwrap();
+	assert!(both.layers.iter().flatten().flatten().all(|p| p.device.is_some()), "a composition of resident adapters is resident");
+	assert_eq!(both.bytes, 2 * host(&both));
+	let rows: Vec<(Vec<u32>, Option<&LoraAdapter>)> =
+		vec![(vec![5, 6, 7], Some(&a0)), (vec![8, 9], None), (vec![10, 11, 12], Some(&a1)), (vec![13, 14], Some(&both))];
+	let feed = [20, 21];
+	for path in [LoraPath::Grouped, LoraPath::Stacked] {
+		let got = mixed(&model, &rows, &feed, path);
+		for (i, (prompt, ad)) in rows.iter().enumerate() {
+			// The merged reference reads the host copies: an independent computation.
+			let reference = match ad {
+				Some(a) => alone(&model.merged(a).unwrap(), prompt, &feed),
+				None => alone(&model, prompt, &feed),
+			};
+			for (step, (g, r)) in got[i].iter().zip(&reference).enumerate() {
+				let d = max_abs_diff(g, r);
+				assert!(d < 1e-4, "row {i} step {step} ({path:?}): max |Δlogit| = {d}");
+			}
+		}
+	}
+	// In f16 (a half-precision serving dtype), close to the f32 merge, and different from the base.
+	a0.make_resident(&Device::Cpu, DType::F16).unwrap();
+	let rows: Vec<(Vec<u32>, Option<&LoraAdapter>)> = vec![(vec![5, 6, 7], Some(&a0)), (vec![8, 9], None)];
+	let reference = alone(&model.merged(&a0).unwrap(), &rows[0].0, &feed);
+	let base = alone(&model, &rows[0].0, &feed);
+	for path in [LoraPath::Grouped, LoraPath::Stacked] {
+		let got = mixed(&model, &rows, &feed, path);
+		for (step, (g, r)) in got[0].iter().zip(&reference).enumerate() {
+			let d = max_abs_diff(g, r);
+			assert!(d < 2e-2, "f16 step {step} ({path:?}): max |Δlogit| = {d}");
+		}
+		assert!(max_abs_diff(&got[0][0], &base[0]) > 1e-2, "the f16 copies apply the adapter");
+	}
+}
+
 #[test]
 fn composition_names_are_parsed_strictly() {
 	assert!(parse_composition("legal").is_none());

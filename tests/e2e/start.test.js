@@ -24,7 +24,8 @@ async function startSystem() {
     ...process.env, OPENLEDGER_RUN_DIR: dir, OPENLEDGER_RPC_PORT: String(ports.rpc), OPENLEDGER_WORKER_PORT: String(ports.worker),
     OPENLEDGER_STUDIO_PORT: String(ports.studio), OPENLEDGER_PROMETHEUS_PORT: String(ports.prometheus), OPENLEDGER_P2P_PORT: String(ports.p2p),
   };
-  const proc = spawn('bash', [SCRIPT, '--no-build', '--sealing', 'instant'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, as a terminal's foreground job is (Ctrl-C signals the whole group).
+  const proc = spawn('bash', [SCRIPT, '--no-build', '--sealing', 'instant'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const s = { proc, out: '' };
   system = s;
   s.exited = new Promise((res) => proc.on('exit', (code, signal) => res({ code, signal })));
@@ -37,10 +38,12 @@ async function startSystem() {
   }
 }
 
-/** Stops start.sh with `signal` (SIGINT is Ctrl-C); resolves to how it ended. */
+/** Stops start.sh: SIGTERM to the script, or Ctrl-C (SIGINT to its whole process group);
+ *  resolves to how it ended. */
 async function stopSystem(signal = 'SIGTERM') {
   if (!system || system.proc.exitCode !== null || system.proc.signalCode !== null) return system?.exited;
-  system.proc.kill(signal);
+  if (signal === 'SIGINT') process.kill(-system.proc.pid, 'SIGINT');
+  else system.proc.kill(signal);
   const timer = setTimeout(() => system.proc.kill('SIGKILL'), 60_000);
   const how = await system.exited;
   clearTimeout(timer);
@@ -114,6 +117,9 @@ test('start.sh brings up the chain, a worker billing on chain with its factory, 
   assert.equal((await jobs(token)).status, 200);
   assert.equal((await jobs(`${token.slice(0, -1)}x`)).status, 401);
   assert.ok((await fetch(`http://127.0.0.1:${ports.studio}/api/config`)).ok);
+  // The node's peer-to-peer port listens on loopback only.
+  const listen = await rpc(ports.rpc, 'system_localListenAddresses');
+  assert.ok(listen.length > 0 && listen.every((a) => a.startsWith(`/ip4/127.0.0.1/tcp/${ports.p2p}/`)), JSON.stringify(listen));
 });
 
 test('SIGTERM stops all three; started again on the same state, nothing is registered twice; Ctrl-C stops it', { skip }, async () => {
@@ -123,13 +129,22 @@ test('SIGTERM stops all three; started again on the same state, nothing is regis
   for (const url of [`http://127.0.0.1:${ports.rpc}`, `http://127.0.0.1:${ports.worker}/health`, `http://127.0.0.1:${ports.studio}/api/config`]) {
     assert.equal(await up(url), false, `${url} is down`);
   }
-  // A second start while the first runs is refused (its ports answer).
   await startSystem();
-  const second = spawn('bash', [SCRIPT, '--no-build'], { env: { ...process.env, OPENLEDGER_RUN_DIR: tempDir('ol-start2-'), OPENLEDGER_RPC_PORT: String(ports.rpc) }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let secondOut = '';
-  second.stderr.on('data', (d) => { secondOut += d; });
-  assert.equal(await new Promise((res) => second.on('exit', res)), 1);
-  assert.match(secondOut, new RegExp(`something already listens on 127\\.0\\.0\\.1:${ports.rpc}`));
+  // Another start while this one runs is refused: on its state folder (with other ports), or on
+  // one of its ports (with another folder).
+  const another = async (env) => {
+    const p = spawn('bash', [SCRIPT, '--no-build', '--fresh'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => { err += d; });
+    const code = await new Promise((res) => p.on('exit', res));
+    return { code, err };
+  };
+  const sameDir = await another({ OPENLEDGER_RUN_DIR: dir, OPENLEDGER_RPC_PORT: String(await freePort()) });
+  assert.equal(sameDir.code, 1);
+  assert.match(sameDir.err, /another scripts\/start\.sh runs on /);
+  const samePort = await another({ OPENLEDGER_RUN_DIR: tempDir('ol-start2-'), OPENLEDGER_RPC_PORT: String(ports.rpc) });
+  assert.equal(samePort.code, 1);
+  assert.match(samePort.err, new RegExp(`something already listens on 127\\.0\\.0\\.1:${ports.rpc}`));
   assert.doesNotMatch(system.out, /registering|bonding|updating/, 'nothing registered, bonded or updated again');
   api = await connect(`ws://127.0.0.1:${ports.rpc}`);
   assert.deepEqual((await api.query.models.models.keys()).map((key) => key.args[0].toNumber()), [baseModel]);

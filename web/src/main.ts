@@ -448,9 +448,12 @@ async function playgroundPage() {
   // The conversation so far (chat): every request carries all of it, and its voucher names all of it.
   let turns: Turn[] = [];
   let answers = 0;
+  // Bumped by every restart: an answer to a request sent before it belongs to no conversation.
+  let epoch = 0;
   const conversation = h('ol', { id: 'conversation', class: 'conversation', 'aria-label': 'Conversation' });
   const answer = h('div', { id: 'answer', class: 'panel', 'aria-live': 'polite' });
   const restart = () => {
+    epoch++;
     turns = [];
     conversation.replaceChildren();
     answer.replaceChildren();
@@ -476,6 +479,7 @@ async function playgroundPage() {
   const ask = async () => {
     const card = models.find((m) => m.id === model.value);
     const chat = mode.value === 'chat';
+    const asked = epoch;
     // What is sent and paid for is the text as it is now (the box stays editable meanwhile).
     const sent = prompt.value;
     const messages: Turn[] = [...turns, { role: 'user', content: sent }];
@@ -513,6 +517,11 @@ async function playgroundPage() {
       const why = out.error?.message ?? `the worker answered ${r.status}`;
       // A conversation grows with every turn; past the model's context, only a new one helps.
       throw new Error(chat && turns.length > 0 && r.status === 400 ? `${why} (the conversation may be too long for the model: start a new conversation)` : why);
+    }
+    if (asked !== epoch) {
+      // The user started over meanwhile: the answer (paid for) is not put into the new conversation.
+      status(out.receipt ? `An answer to a conversation you left came back (receipt ${out.receipt.id.slice(0, 10)}…); it is not shown.` : 'An answer to a conversation you left came back; it is not shown.');
+      return;
     }
     const n = ++answers;
     if (chat) {

@@ -6,7 +6,7 @@
 use crate::metrics::Metrics;
 use crate::model::config::LlamaConfig;
 use crate::model::lora::{LoraAdapter, CONFIG_FILE, WEIGHTS_FILE};
-use candle_core::Device;
+use candle_core::{DType, Device};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -55,13 +55,23 @@ pub struct AdapterCache {
 	cfg: LlamaConfig,
 	device: Device,
 	budget_bytes: usize,
+	/// The dtype of the resident copies made for the device paths ([`Self::with_resident`]).
+	resident: Option<DType>,
 	state: Mutex<State>,
 	metrics: Metrics,
 }
 
 impl AdapterCache {
 	pub fn new(dir: PathBuf, cfg: LlamaConfig, device: Device, budget_bytes: usize, metrics: Metrics) -> Self {
-		Self { dir, cfg, device, budget_bytes, state: Mutex::new(State::default()), metrics }
+		Self { dir, cfg, device, budget_bytes, resident: None, state: Mutex::new(State::default()), metrics }
+	}
+
+	/// Loaded adapters get resident copies on the cache's device in `dtype` (the serving dtype),
+	/// for the device paths ([`LoraAdapter::make_resident`]); their bytes count in the budget.
+	/// Without it, copies are made on a device that is not the CPU, in f32.
+	pub fn with_resident(mut self, dtype: DType) -> Self {
+		self.resident = Some(dtype);
+		self
 	}
 
 	/// Adapter folders in the store (those with both PEFT files), sorted.
@@ -120,8 +130,8 @@ impl AdapterCache {
 		};
 		let result = slot
 			.get_or_init(|| async {
-				let (dir, name_owned, cfg, device) =
-					(self.dir.join(name), name.to_string(), self.cfg.clone(), self.device.clone());
+				let (dir, name_owned, cfg, device, resident) =
+					(self.dir.join(name), name.to_string(), self.cfg.clone(), self.device.clone(), self.resident);
 				let started = std::time::Instant::now();
 				let loaded = tokio::task::spawn_blocking(move || {
 					if !dir.join(CONFIG_FILE).is_file() {
@@ -129,9 +139,17 @@ impl AdapterCache {
 					}
 					// Stamped before reading: a change during the load shows at the next request.
 					let before = stamp(&dir);
-					LoraAdapter::load(&dir, &name_owned, &cfg, &device)
-						.map(|a| (Arc::new(a), before))
-						.map_err(|e| AdapterError::Invalid(name_owned, format!("{e:#}")))
+					let load = |resident: Option<DType>| -> anyhow::Result<LoraAdapter> {
+						match resident {
+							Some(dtype) => {
+								let mut a = LoraAdapter::load(&dir, &name_owned, &cfg, &Device::Cpu)?;
+								a.make_resident(&device, dtype)?;
+								Ok(a)
+							},
+							None => LoraAdapter::load(&dir, &name_owned, &cfg, &device),
+						}
+					};
+					load(resident).map(|a| (Arc::new(a), before)).map_err(|e| AdapterError::Invalid(name_owned.clone(), format!("{e:#}")))
 				})
 				.await
 				.unwrap_or_else(|e| Err(AdapterError::Invalid(name.to_string(), e.to_string())));
@@ -292,6 +310,23 @@ mod tests {
 		assert!(s.entries.contains_key("a0") && s.entries.contains_key("a2") && !s.entries.contains_key("a1"));
 		drop(s);
 		assert_eq!(a0.name, "a0", "an evicted or resident adapter held by a request stays usable");
+	}
+
+	/// Resident copies (f16 here) are made at load and their bytes count in the budget: a budget
+	/// that holds two adapters' host copies holds one adapter with its resident copies.
+	#[tokio::test]
+	async fn resident_copies_count_in_the_budget() {
+		let (dir, cfg) = setup(2);
+		let plain = AdapterCache::new(dir.path().into(), cfg.clone(), Device::Cpu, 1 << 30, Metrics::new());
+		let host = plain.get("a0").await.unwrap().bytes;
+		assert!(plain.get("a0").await.unwrap().layers.iter().flatten().flatten().all(|p| p.device.is_none()));
+		let cache = AdapterCache::new(dir.path().into(), cfg, Device::Cpu, 2 * host, Metrics::new()).with_resident(DType::F16);
+		let a0 = cache.get("a0").await.unwrap();
+		assert_eq!(a0.bytes, host + host / 2);
+		assert!(a0.layers.iter().flatten().flatten().all(|p| p.device.as_ref().is_some_and(|(at, bt)| at.dtype() == DType::F16 && bt.dtype() == DType::F16)));
+		assert_eq!(cache.resident(), (1, host + host / 2));
+		cache.get("a1").await.unwrap();
+		assert_eq!(cache.resident(), (1, host + host / 2), "the second evicts the first");
 	}
 
 	#[tokio::test]

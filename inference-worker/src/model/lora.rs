@@ -94,7 +94,9 @@ pub struct LoraPair {
 	pub a: Vec<f32>,
 	/// `[out, rank]`, row-major.
 	pub b: Vec<f32>,
-	/// `(Aᵀ [in, rank], Bᵀ [rank, out])` on the model's device, when it is not the CPU.
+	/// Resident copies for the device paths: `(Aᵀ [in, rank], scale·Bᵀ [rank, out])` (the
+	/// adapter's scale folded in), contiguous, in the serving dtype, on the model's device
+	/// ([`LoraAdapter::make_resident`]); counted in [`LoraAdapter::bytes`].
 	pub device: Option<(Tensor, Tensor)>,
 }
 
@@ -105,7 +107,8 @@ pub struct LoraAdapter {
 	pub config: PeftConfig,
 	pub scale: f32,
 	pub layers: Vec<[Option<LoraPair>; 7]>,
-	/// Bytes of adapter weights held in memory (what the cache budget counts).
+	/// Bytes of adapter weights held in memory, host copies and resident device copies alike
+	/// (what the cache budget counts).
 	pub bytes: usize,
 	/// For a composition ([`LoraAdapter::compose`]): each part's name, id and weight.
 	pub parts: Vec<(String, [u8; 32], f32)>,
@@ -249,17 +252,33 @@ impl LoraAdapter {
 				_ => bail!("layer {layer} {}: lora_A and lora_B must both be present", PROJECTIONS[proj]),
 			};
 			let (out_dim, in_dim) = cfg.projection_shape(PROJECTIONS[proj]).expect("checked above; qed");
-			let device_pair = if device.is_cpu() {
-				None
-			} else {
-				let at = Tensor::from_slice(&a, (config.r, in_dim), device)?.t()?.contiguous()?;
-				let bt = Tensor::from_slice(&b, (out_dim, config.r), device)?.t()?.contiguous()?;
-				Some((at, bt))
-			};
 			bytes += (a.len() + b.len()) * 4;
-			layers[layer][proj] = Some(LoraPair { rank: config.r, in_dim, out_dim, a, b, device: device_pair });
+			layers[layer][proj] = Some(LoraPair { rank: config.r, in_dim, out_dim, a, b, device: None });
 		}
-		Ok(Self { name: name.to_string(), id, scale: config.scale(), config, layers, bytes, parts: Vec::new() })
+		let mut adapter = Self { name: name.to_string(), id, scale: config.scale(), config, layers, bytes, parts: Vec::new() };
+		if !device.is_cpu() {
+			adapter.make_resident(device, DType::F32)?;
+		}
+		Ok(adapter)
+	}
+
+	/// Puts a copy of every pair on `device` in `dtype` for the device paths (grouped, stacked):
+	/// `Aᵀ` and `scale·Bᵀ`, contiguous, so that a step gathers them as they are (no transpose,
+	/// scaling or conversion of adapter weights per step). Replaces copies made before; the
+	/// bytes they take are added to [`Self::bytes`], which the adapter cache's budget counts.
+	/// (The model's device when it is not the CPU; tests place them on the CPU device too.)
+	pub fn make_resident(&mut self, device: &Device, dtype: DType) -> candle_core::Result<()> {
+		let scale = self.scale as f64;
+		for p in self.layers.iter_mut().flat_map(|l| l.iter_mut()).flatten() {
+			if let Some((at, bt)) = p.device.take() {
+				self.bytes -= (at.elem_count() + bt.elem_count()) * at.dtype().size_in_bytes();
+			}
+			let at = Tensor::from_slice(&p.a, (p.rank, p.in_dim), device)?.t()?.to_dtype(dtype)?.contiguous()?;
+			let bt = (Tensor::from_slice(&p.b, (p.out_dim, p.rank), device)?.t()? * scale)?.to_dtype(dtype)?.contiguous()?;
+			self.bytes += (at.elem_count() + bt.elem_count()) * dtype.size_in_bytes();
+			p.device = Some((at, bt));
+		}
+		Ok(())
 	}
 
 	/// Adapters applied together with weights, as one adapter: per projection the pairs stacked
@@ -291,23 +310,16 @@ impl LoraAdapter {
 					}
 					col += p.rank;
 				}
-				let device_pair = if device.is_cpu() {
-					None
-				} else {
-					let at = Tensor::from_slice(&a, (rank, in_dim), device)?.t()?.contiguous()?;
-					let bt = Tensor::from_slice(&b, (out_dim, rank), device)?.t()?.contiguous()?;
-					Some((at, bt))
-				};
 				bytes += (a.len() + b.len()) * 4;
 				max_rank = max_rank.max(rank);
-				*slot = Some(LoraPair { rank, in_dim, out_dim, a, b, device: device_pair });
+				*slot = Some(LoraPair { rank, in_dim, out_dim, a, b, device: None });
 			}
 		}
 		let mut config = parts[0].0.config.clone();
 		config.r = max_rank;
 		config.lora_alpha = max_rank as f64; // scale 1: the weights are in B
 		config.use_rslora = false;
-		Ok(Self {
+		let mut composed = Self {
 			name: name.to_string(),
 			id: composition_id(&parts.iter().map(|(a, w)| (a.id, *w)).collect::<Vec<_>>()),
 			config,
@@ -315,7 +327,15 @@ impl LoraAdapter {
 			layers,
 			bytes,
 			parts: parts.iter().map(|(a, w)| (a.name.clone(), a.id, *w)).collect(),
-		})
+		};
+		// Resident like its parts, in their dtype.
+		let resident = parts[0].0.layers.iter().flatten().flatten().find_map(|p| p.device.as_ref().map(|(at, _)| (at.device().clone(), at.dtype())));
+		match resident {
+			Some((dev, dtype)) => composed.make_resident(&dev, dtype)?,
+			None if !device.is_cpu() => composed.make_resident(device, DType::F32)?,
+			None => {},
+		}
+		Ok(composed)
 	}
 
 	/// `W + scale · B A` for one projection: the merge-per-request baseline and the reference the
@@ -468,21 +488,17 @@ impl<'a> LoraBatch<'a> {
 			return Ok(y);
 		}
 		let dev = x.device();
+		// In the resident copies' dtype (the serving dtype); f32 for copies made here.
+		let dt = pairs.iter().find_map(|(_, p)| p.device.as_ref().map(|(at, _)| at.dtype())).unwrap_or(DType::F32);
 		let mut a_stack = Vec::with_capacity(pairs.len() + 1);
 		let mut b_stack = Vec::with_capacity(pairs.len() + 1);
 		for (adapter, p) in &pairs {
-			let (at, bt) = match &p.device {
-				Some((at, bt)) => (at.to_dtype(DType::F32)?, bt.to_dtype(DType::F32)?),
-				None => (
-					Tensor::from_slice(&p.a, (p.rank, p.in_dim), dev)?.t()?,
-					Tensor::from_slice(&p.b, (p.out_dim, p.rank), dev)?.t()?,
-				),
-			};
+			let (at, bt) = resident_or_built(adapter, p, dev, dt)?;
 			a_stack.push(at.pad_with_zeros(1, 0, r - p.rank)?); // [in, r]
-			b_stack.push((bt * adapter.scale as f64)?.pad_with_zeros(0, 0, r - p.rank)?); // [r, out]
+			b_stack.push(bt.pad_with_zeros(0, 0, r - p.rank)?); // [r, out], scaled
 		}
-		a_stack.push(Tensor::zeros((in_dim, r), DType::F32, dev)?);
-		b_stack.push(Tensor::zeros((r, out_dim), DType::F32, dev)?);
+		a_stack.push(Tensor::zeros((in_dim, r), dt, dev)?);
+		b_stack.push(Tensor::zeros((r, out_dim), dt, dev)?);
 		let a_stack = Tensor::stack(&a_stack, 0)?; // [G+1, in, r]
 		let b_stack = Tensor::stack(&b_stack, 0)?; // [G+1, r, out]
 		let zero = pairs.len() as u32;
@@ -492,7 +508,7 @@ impl<'a> LoraBatch<'a> {
 			.map(|a| a.and_then(|a| pairs.iter().position(|(p, _)| std::ptr::eq(*p, a))).map_or(zero, |i| i as u32))
 			.collect();
 		let slots = Tensor::new(slots.as_slice(), dev)?;
-		let xs = x.to_dtype(DType::F32)?.reshape((n, 1, in_dim))?;
+		let xs = x.to_dtype(dt)?.reshape((n, 1, in_dim))?;
 		let t = xs.matmul(&a_stack.index_select(&slots, 0)?)?; // [n, 1, r]
 		let d = t.matmul(&b_stack.index_select(&slots, 0)?)?.reshape((n, out_dim))?; // [n, out]
 		let d = d.to_dtype(y.dtype())?;
@@ -535,19 +551,26 @@ impl<'a> LoraBatch<'a> {
 	fn apply_grouped(&self, layer: usize, proj: usize, x: &Tensor, mut y: Tensor) -> candle_core::Result<Tensor> {
 		for (adapter, idx) in &self.groups {
 			let Some(p) = adapter.pair(layer, proj) else { continue };
-			let (at, bt) = match &p.device {
-				Some((at, bt)) => (at.clone(), bt.clone()),
-				None => (
-					Tensor::from_slice(&p.a, (p.rank, p.in_dim), x.device())?.t()?,
-					Tensor::from_slice(&p.b, (p.out_dim, p.rank), x.device())?.t()?,
-				),
-			};
+			let dt = p.device.as_ref().map_or(DType::F32, |(at, _)| at.dtype());
+			let (at, bt) = resident_or_built(adapter, p, x.device(), dt)?;
 			let ids = Tensor::new(idx.as_slice(), x.device())?;
-			let xs = x.index_select(&ids, 0)?.to_dtype(DType::F32)?;
-			let d = (xs.matmul(&at)?.matmul(&bt)? * adapter.scale as f64)?.to_dtype(y.dtype())?;
+			let xs = x.index_select(&ids, 0)?.to_dtype(dt)?;
+			let d = xs.matmul(&at)?.matmul(&bt)?.to_dtype(y.dtype())?;
 			y = y.index_add(&ids, &d, 0)?;
 		}
 		Ok(y)
+	}
+}
+
+/// A pair's `(Aᵀ, scale·Bᵀ)` for the device paths: its resident copies, or (an adapter not
+/// made resident) built now in `dt` on `dev`.
+fn resident_or_built(adapter: &LoraAdapter, p: &LoraPair, dev: &Device, dt: DType) -> candle_core::Result<(Tensor, Tensor)> {
+	match &p.device {
+		Some((at, bt)) if at.device().same_device(dev) => Ok((at.to_dtype(dt)?, bt.to_dtype(dt)?)),
+		_ => Ok((
+			Tensor::from_slice(&p.a, (p.rank, p.in_dim), dev)?.t()?.to_dtype(dt)?,
+			(Tensor::from_slice(&p.b, (p.out_dim, p.rank), dev)?.t()? * adapter.scale as f64)?.to_dtype(dt)?,
+		)),
 	}
 }
 

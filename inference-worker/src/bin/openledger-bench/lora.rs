@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 use openledger_worker::model::synthetic::{adapter_tensors, base_tensors, BaseSpec};
 use openledger_worker::model::config::LlamaConfig;
 use openledger_worker::model::llama::{KvCache, Llama, Row};
-use openledger_worker::model::lora::{LoraAdapter, CONFIG_FILE, WEIGHTS_FILE};
+use openledger_worker::model::lora::{LoraAdapter, LoraPath, CONFIG_FILE, WEIGHTS_FILE};
 use openledger_worker::parse_dtype;
 use std::time::Instant;
 
@@ -86,6 +86,11 @@ pub struct BenchArgs {
 	/// Adapters written to disk and cold-loaded for the latency figures.
 	#[arg(long, default_value_t = 64)]
 	cold_loads: usize,
+	/// Also time the accelerator's stacked path here on the CPU device at the largest adapter
+	/// count: its adapter copies built each step vs made resident once at load (the overhead
+	/// residency removes; the GPU's own figures need a GPU).
+	#[arg(long)]
+	device_paths: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -100,6 +105,7 @@ fn decode_rate(
 	distinct: usize,
 	steps: usize,
 	seed_token: u32,
+	path: LoraPath,
 ) -> anyhow::Result<f64> {
 	let mut caches: Vec<KvCache> = caches.to_vec();
 	let tokens: Vec<[u32; 1]> = (0..caches.len()).map(|i| [(seed_token + i as u32) % model.cfg.vocab_size as u32]).collect();
@@ -110,7 +116,7 @@ fn decode_rate(
 			.enumerate()
 			.map(|(i, (c, t))| Row { tokens: t, cache: c, adapter: (distinct > 0).then(|| &adapters[i % distinct]) })
 			.collect();
-		model.forward(&mut rows)?;
+		model.forward_opts(&mut rows, path)?;
 		Ok(())
 	};
 	run(&mut caches)?; // warm-up
@@ -180,7 +186,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 	let mut samples = vec![Vec::new(); configs.len()];
 	for round in 0..a.rounds {
 		for (i, &n) in configs.iter().enumerate() {
-			samples[i].push(decode_rate(&model, &caches, &adapters, n, a.steps, 5 + round as u32)?);
+			samples[i].push(decode_rate(&model, &caches, &adapters, n, a.steps, 5 + round as u32, LoraPath::Auto)?);
 		}
 		eprintln!("round {}/{} done", round + 1, a.rounds);
 	}
@@ -223,6 +229,24 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 	}
 	lat.sort_by(f64::total_cmp);
 
+	// The stacked device path on the CPU device: copies built each step, then resident.
+	let mut device_rows = Vec::new();
+	if a.device_paths {
+		let n = a.adapters.iter().copied().max().unwrap_or(1);
+		let mut built = Vec::new();
+		let mut resident = Vec::new();
+		for round in 0..a.rounds {
+			built.push(decode_rate(&model, &caches, &adapters, n, a.steps, 5 + round as u32, LoraPath::Stacked)?);
+		}
+		for ad in adapters.iter_mut() {
+			ad.make_resident(&device, dtype)?;
+		}
+		for round in 0..a.rounds {
+			resident.push(decode_rate(&model, &caches, &adapters, n, a.steps, 5 + round as u32, LoraPath::Stacked)?);
+		}
+		device_rows = vec![(format!("stacked path, {n} adapters, copies built each step"), median(&mut built)), (format!("stacked path, {n} adapters, resident copies ({dtype:?})"), median(&mut resident))];
+	}
+
 	println!(
 		"\n## LoRA serving: batch of {} rows, rank {}, targets {}, hidden {}, {} layers, vocab {}, {:?}, {} decode steps × {} rounds (median)",
 		a.batch,
@@ -247,6 +271,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 		a.merge_tokens,
 		merge / base
 	);
+	for (name, r) in &device_rows {
+		println!("| {name} (CPU device) | {r:.1} | {:.3} |", r / base);
+	}
 	println!(
 		"\nmixed batch at {} adapters vs merge-per-request: {:.1}×",
 		a.adapters.last().copied().unwrap_or(0),
