@@ -46,6 +46,23 @@ fn mixed(model: &Llama, rows: &[(Vec<u32>, Option<&LoraAdapter>)], feed: &[u32],
 	out
 }
 
+/// Runs `rows` as one mixed batch on `path` and checks every row's logits at every step against
+/// the row alone on the model with its adapter merged; returns the mixed batch's logits.
+fn each_row_as_merged(model: &Llama, rows: &[(Vec<u32>, Option<&LoraAdapter>)], feed: &[u32], path: LoraPath) -> Vec<Vec<Vec<f32>>> {
+	let got = mixed(model, rows, feed, path);
+	for (i, (prompt, ad)) in rows.iter().enumerate() {
+		let reference = match ad {
+			Some(a) => alone(&model.merged(a).unwrap(), prompt, feed),
+			None => alone(model, prompt, feed),
+		};
+		for (step, (g, r)) in got[i].iter().zip(&reference).enumerate() {
+			let d = max_abs_diff(g, r);
+			assert!(d < 1e-4, "row {i} step {step} ({path:?}): max |Δlogit| = {d}");
+		}
+	}
+	got
+}
+
 #[test]
 fn mixed_batch_equals_each_row_alone_with_its_adapter_merged() {
 	let model = tiny_model(DType::F32);
@@ -63,17 +80,7 @@ fn mixed_batch_equals_each_row_alone_with_its_adapter_merged() {
 	let feed = [20, 21, 22];
 	// The CPU's BGMV, and the device paths (grouped, stacked) run here on the CPU device.
 	for path in [LoraPath::Auto, LoraPath::Grouped, LoraPath::Stacked] {
-		let got = mixed(&model, &rows, &feed, path);
-		for (i, (prompt, ad)) in rows.iter().enumerate() {
-			let reference = match ad {
-				Some(a) => alone(&model.merged(a).unwrap(), prompt, &feed),
-				None => alone(&model, prompt, &feed),
-			};
-			for (step, (g, r)) in got[i].iter().zip(&reference).enumerate() {
-				let d = max_abs_diff(g, r);
-				assert!(d < 1e-4, "row {i} step {step} ({path:?}): max |Δlogit| = {d}");
-			}
-		}
+		let got = each_row_as_merged(&model, &rows, &feed, path);
 		// The adapters matter: an adapter row differs from the base model on the same prompt.
 		let base = alone(&model, &rows[0].0, &feed);
 		assert!(max_abs_diff(&got[0][0], &base[0]) > 1e-2);
@@ -148,19 +155,9 @@ fn resident_copies_give_the_merged_logits_and_count_in_the_adapters_bytes() {
 	let rows: Vec<(Vec<u32>, Option<&LoraAdapter>)> =
 		vec![(vec![5, 6, 7], Some(&a0)), (vec![8, 9], None), (vec![10, 11, 12], Some(&a1)), (vec![13, 14], Some(&both))];
 	let feed = [20, 21];
+	// The merged reference reads the host copies: an independent computation.
 	for path in [LoraPath::Grouped, LoraPath::Stacked] {
-		let got = mixed(&model, &rows, &feed, path);
-		for (i, (prompt, ad)) in rows.iter().enumerate() {
-			// The merged reference reads the host copies: an independent computation.
-			let reference = match ad {
-				Some(a) => alone(&model.merged(a).unwrap(), prompt, &feed),
-				None => alone(&model, prompt, &feed),
-			};
-			for (step, (g, r)) in got[i].iter().zip(&reference).enumerate() {
-				let d = max_abs_diff(g, r);
-				assert!(d < 1e-4, "row {i} step {step} ({path:?}): max |Δlogit| = {d}");
-			}
-		}
+		each_row_as_merged(&model, &rows, &feed, path);
 	}
 	// In f16 (a half-precision serving dtype), close to the f32 merge, and different from the base.
 	a0.make_resident(&Device::Cpu, DType::F16).unwrap();
