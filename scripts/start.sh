@@ -31,41 +31,65 @@ for a in "$@"; do
   esac
 done
 
-# Every process this script starts is stopped with it (SIGTERM, then SIGKILL after 30 s).
+# Every process this script starts runs in a process group of its own (setsid) and is stopped
+# with it: SIGTERM to the group (cargo's compilers too, during a build), SIGKILL after 30 s.
 pids=()
+declare -A logs=()
 stop_all() {
   trap - EXIT INT TERM HUP
   [ "${#pids[@]}" -gt 0 ] || return 0
-  kill "${pids[@]}" 2>/dev/null || true
+  local p alive
+  for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
   for _ in $(seq 1 60); do
-    kill -0 "${pids[@]}" 2>/dev/null || break
+    alive=0
+    for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 1 ] || break
     sleep 0.5
   done
-  kill -9 "${pids[@]}" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
-# Runs a step in the background and waits for it, so that a signal stops it too.
+# Starts `$@` in the background in a process group of its own; its pid (the group's id) in $last.
+spawn() {
+  setsid "$@" &
+  last=$!
+  pids+=("$last")
+}
+# Runs `$@` that way and waits for it, so that a signal to this script stops it too.
 step() {
-  "$@" &
-  local p=$!
-  pids+=("$p")
+  spawn "$@"
+  local p=$last q keep=()
   wait "$p"
-  local keep=()
   for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
   pids=(${keep[@]+"${keep[@]}"})
 }
 
+source scripts/lib/env.sh
+RUN="${OPENLEDGER_RUN_DIR:-$OPENLEDGER_CACHE}"
+mkdir -p "$RUN"
+# One start.sh per state folder, taken before anything is built or changed (the processes it
+# starts hold the lock too, while they run).
+exec 9>"$RUN/start.lock"
+lock=0
+flock -n 9 || lock=$?
+if [ "$lock" = 1 ]; then
+  echo "another scripts/start.sh (or the node, worker or Studio it started) runs on $RUN" >&2
+  exit 1
+elif [ "$lock" != 0 ]; then
+  echo "cannot lock $RUN/start.lock (flock exited $lock)" >&2
+  exit 1
+fi
+
 if [ "$build" = 1 ]; then
   step bash scripts/setup.sh
   step bash scripts/build.sh
+  source scripts/lib/env.sh
 fi
-source scripts/lib/env.sh
 
-RUN="${OPENLEDGER_RUN_DIR:-$OPENLEDGER_CACHE}"
 RPC_PORT="${OPENLEDGER_RPC_PORT:-9944}"
 WORKER_PORT="${OPENLEDGER_WORKER_PORT:-8000}"
 STUDIO_PORT="${OPENLEDGER_STUDIO_PORT:-3000}"
@@ -77,28 +101,27 @@ STORE="$RUN/content-store"
 RECEIPTS="$RUN/worker-receipts"
 JOBS="$RUN/worker-factory"
 TOKEN="$RUN/worker-admin-token"
-mkdir -p "$RUN"
-# One start.sh per state folder (the processes it starts hold the lock too, while they run).
-exec 9>"$RUN/start.lock"
-if ! flock -n 9; then
-  echo "another scripts/start.sh runs on $RUN" >&2
-  exit 1
-fi
-for port in "$RPC_PORT" "$WORKER_PORT" "$STUDIO_PORT" "$PROMETHEUS_PORT" "$P2P_PORT"; do
-  if ! [[ "$port" =~ ^[0-9]{1,5}$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
-    echo "not a port: $port" >&2
-    exit 1
-  fi
-  # Anything there would answer the checks below in place of what this script starts.
-  if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-    echo "something already listens on 127.0.0.1:$port (another scripts/start.sh?)" >&2
-    exit 1
-  fi
-done
+# Refuses ports that are not free: anything there would answer the checks below in place of
+# what this script starts (checked now, and again just before the node starts).
+check_ports() {
+  local port
+  for port in "$RPC_PORT" "$WORKER_PORT" "$STUDIO_PORT" "$PROMETHEUS_PORT" "$P2P_PORT"; do
+    if ! [[ "$port" =~ ^[0-9]{1,5}$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+      echo "not a port: $port" >&2
+      exit 1
+    fi
+    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+      echo "something already listens on 127.0.0.1:$port (another scripts/start.sh?)" >&2
+      exit 1
+    fi
+  done
+}
+check_ports
 if [ ! -f "$DEMO/demo-base/config.json" ] && [ -d "$BASE" ] && [ "$fresh" = 0 ]; then
-  # The chain registered the demo model it had: a new model needs a new chain.
-  echo "the demo model is to be made again, so the chain in $BASE is started anew" >&2
-  fresh=1
+  # The chain registered the demo model that is gone: nothing is wiped without being asked.
+  echo "the demo model in $DEMO is gone, but the chain in $BASE registered it: start with --fresh for a new chain" >&2
+  echo "(--fresh wipes the chain, the worker's receipts and jobs, and the adapters its factory trained)" >&2
+  exit 1
 fi
 if [ "$fresh" = 1 ]; then
   # The worker's receipts and jobs, and the adapters its factory trained, belong to the chain.
@@ -134,8 +157,8 @@ wait_for() {
   while [ "$SECONDS" -lt "$deadline" ]; do
     for p in "${pids[@]}"; do
       if ! kill -0 "$p" 2>/dev/null; then
-        echo "process $p stopped; the end of $log:" >&2
-        tail -n 30 "$log" >&2
+        echo "process $p stopped; the end of ${logs[$p]:-$log}:" >&2
+        tail -n 30 "${logs[$p]:-$log}" >&2
         exit 1
       fi
     done
@@ -147,11 +170,12 @@ wait_for() {
   exit 1
 }
 
+check_ports
 echo "starting openledger-node --dev (base path $BASE)"
-"$NODE_BIN" --dev --base-path "$BASE" --rpc-port "$RPC_PORT" --prometheus-port "$PROMETHEUS_PORT" \
-  --listen-addr "/ip4/127.0.0.1/tcp/$P2P_PORT" ${args[@]+"${args[@]}"} >>"$RUN/node.log" 2>&1 &
-NODE_PID=$!
-pids+=("$NODE_PID")
+spawn "$NODE_BIN" --dev --base-path "$BASE" --rpc-port "$RPC_PORT" --prometheus-port "$PROMETHEUS_PORT" \
+  --listen-addr "/ip4/127.0.0.1/tcp/$P2P_PORT" ${args[@]+"${args[@]}"} >>"$RUN/node.log" 2>&1
+NODE_PID=$last
+logs[$NODE_PID]="$RUN/node.log"
 echo "node pid $NODE_PID, log $RUN/node.log"
 wait_for "$RUN/node.log" -H 'content-type: application/json' \
   -d '{"jsonrpc":"2.0","id":1,"method":"system_health","params":[]}' "http://127.0.0.1:$RPC_PORT"
@@ -159,7 +183,8 @@ wait_for "$RUN/node.log" -H 'content-type: application/json' \
 # The demo's accounts on chain: development keys, given to the CLI and the worker in the
 # environment.
 export OPENLEDGER_URL="ws://127.0.0.1:$RPC_PORT"
-as() { OPENLEDGER_SURI="$1" "$CLI_BIN" "${@:2}"; }
+# (Each call bounded: a chain that seals no block must not hold the script, or its Ctrl-C.)
+as() { OPENLEDGER_SURI="$1" timeout 120 "$CLI_BIN" "${@:2}"; }
 json() { node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const v=JSON.parse(s)$1;console.log(Array.isArray(v)?v.join(' '):v)})"; }
 WEIGHTS="$("$WORKER_BIN" model-hash "$DEMO/demo-base")"
 found="$(as //Alice model find "$WEIGHTS")"
@@ -214,18 +239,18 @@ chmod 600 "$TOKEN"
 
 echo "starting openledger-worker on http://127.0.0.1:$WORKER_PORT/v1 (models: demo-base = model $BASE_ID on chain, demo-legal, demo-medical)"
 OPENLEDGER_WORKER_ACCOUNT=//Charlie OPENLEDGER_SIGNING_KEY=//Charlie//receipts \
-  "$WORKER_BIN" serve --model "$DEMO/demo-base" --adapters "$DEMO/adapters" --host 127.0.0.1 --port "$WORKER_PORT" \
+  spawn "$WORKER_BIN" serve --model "$DEMO/demo-base" --adapters "$DEMO/adapters" --host 127.0.0.1 --port "$WORKER_PORT" \
   --chain-rpc "$OPENLEDGER_URL" --base-model-id "$BASE_ID" --receipts "$RECEIPTS" --allow-unpaid \
-  --content-store "$STORE" --factory-jobs "$JOBS" --admin-token-file "$TOKEN" >>"$RUN/worker.log" 2>&1 &
-WORKER_PID=$!
-pids+=("$WORKER_PID")
+  --content-store "$STORE" --factory-jobs "$JOBS" --admin-token-file "$TOKEN" >>"$RUN/worker.log" 2>&1
+WORKER_PID=$last
+logs[$WORKER_PID]="$RUN/worker.log"
 wait_for "$RUN/worker.log" "http://127.0.0.1:$WORKER_PORT/health"
 echo "worker pid $WORKER_PID, log $RUN/worker.log"
 
-"$CLI_BIN" studio --url "$OPENLEDGER_URL" --listen "127.0.0.1:$STUDIO_PORT" --dir "$ROOT/web/dist" \
-  --store "$STORE" --worker "http://127.0.0.1:$WORKER_PORT" >>"$RUN/studio.log" 2>&1 &
-STUDIO_PID=$!
-pids+=("$STUDIO_PID")
+spawn "$CLI_BIN" studio --url "$OPENLEDGER_URL" --listen "127.0.0.1:$STUDIO_PORT" --dir "$ROOT/web/dist" \
+  --store "$STORE" --worker "http://127.0.0.1:$WORKER_PORT" >>"$RUN/studio.log" 2>&1
+STUDIO_PID=$last
+logs[$STUDIO_PID]="$RUN/studio.log"
 wait_for "$RUN/studio.log" "http://127.0.0.1:$STUDIO_PORT/api/config"
 echo "studio pid $STUDIO_PID, log $RUN/studio.log"
 echo "the worker's admin token (the Studio's Build page asks for it) is in $TOKEN"

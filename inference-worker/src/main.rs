@@ -538,5 +538,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 	axum::serve(listener, router(state))
 		.with_graceful_shutdown(shutdown_signal())
 		.await?;
-	Ok(())
+	// The requests in flight are answered. A factory job still training on a blocking thread
+	// would hold the runtime's shutdown until it ends: its files resume it at the next start.
+	tracing::info!("stopped");
+	std::process::exit(0)
 }

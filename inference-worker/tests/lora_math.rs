@@ -159,6 +159,23 @@ fn resident_copies_give_the_merged_logits_and_count_in_the_adapters_bytes() {
 	for path in [LoraPath::Grouped, LoraPath::Stacked] {
 		each_row_as_merged(&model, &rows, &feed, path);
 	}
+	// The device paths read the resident copies (not the host ones): with its resident scale·Bᵀ
+	// zeroed, a0 leaves the base model's logits there, while the CPU's kernel (host copies) still
+	// applies it.
+	let mut hollow = adapter(&cfg, 4, &["q_proj", "v_proj"], 10);
+	hollow.make_resident(&Device::Cpu, DType::F32).unwrap();
+	for p in hollow.layers.iter_mut().flatten().flatten() {
+		let (at, bt) = p.device.take().unwrap();
+		p.device = Some((at, bt.zeros_like().unwrap()));
+	}
+	let one: Vec<(Vec<u32>, Option<&LoraAdapter>)> = vec![(vec![5, 6, 7], Some(&hollow))];
+	let base = alone(&model, &one[0].0, &feed);
+	for path in [LoraPath::Grouped, LoraPath::Stacked] {
+		let got = mixed(&model, &one, &feed, path);
+		assert!(max_abs_diff(&got[0][0], &base[0]) < 1e-5, "{path:?} reads the resident copies");
+	}
+	let cpu = mixed(&model, &one, &feed, LoraPath::Auto);
+	assert!(max_abs_diff(&cpu[0][0], &base[0]) > 1e-2, "the CPU kernel reads the host copies");
 	// In f16 (a half-precision serving dtype), close to the f32 merge, and different from the base.
 	a0.make_resident(&Device::Cpu, DType::F16).unwrap();
 	let rows: Vec<(Vec<u32>, Option<&LoraAdapter>)> = vec![(vec![5, 6, 7], Some(&a0)), (vec![8, 9], None)];
