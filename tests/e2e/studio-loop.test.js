@@ -183,6 +183,26 @@ test('a browser wallet signs the escrow deposit and the voucher (raw bytes, wrap
   assert.equal(blake2AsHex(data, 256), walletReceipt);
 });
 
+test('the wallet delegates to Charlie\'s worker from its earnings page (a too small amount refused in words)', { skip }, async () => {
+  await redrawn(() => page.evaluate(() => { location.hash = '#/earnings'; }));
+  const min = api.consts.openStaking.minDelegation.toBigInt();
+  assert.deepEqual(await page.$$eval('#delegate-worker option', (os) => os.map((o) => o.textContent)), ['Charlie']);
+  await page.type('#delegate-amount', '0.5');
+  await page.click('#delegate-send');
+  await waitStatus(/^Delegating failed: At least [\d,.]+ OPEN can be delegated\.$/);
+  assert.equal((await api.query.openStaking.delegations(charlie.address, wallet.address)).isNone, true);
+  await page.$eval('#delegate-amount', (e) => { e.value = ''; });
+  await page.type('#delegate-amount', '20');
+  s.walletCalls.length = 0;
+  await redrawn(() => page.click('#delegate-send'));
+  await waitStatus(/Delegating 20 to Charlie: done/);
+  assert.equal((await api.query.openStaking.delegations(charlie.address, wallet.address)).unwrap().toBigInt(), 20n * OPEN);
+  assert.ok(20n * OPEN >= min);
+  assert.deepEqual(s.walletCalls.map((c) => c.kind), ['payload'], 'the wallet signed the delegation');
+  assert.equal(await page.$eval(`#staking-view tr[data-worker="${charlie.address}"]`, (r) => r.children[1].textContent), '20 OPEN');
+  await assertAccessible('the earnings page with the delegation form');
+});
+
 test('the receipt settles on chain and its page shows the contributor paid', { skip }, async () => {
   await redrawn(() => page.evaluate((id) => { location.hash = `#/receipt/${id}`; }, receiptId));
   await page.waitForFunction(() => document.querySelector('#receipt-state')?.textContent === 'Settled on chain.', { timeout: 90_000 });
@@ -262,6 +282,9 @@ test('once vested, Bob sees what his contribution earned and the claim raises hi
   assert.ok(await page.$eval(`${row} button`, (b) => b.disabled), 'nothing left to claim');
   await assertAccessible('the earnings page of a delegator');
   await shoot('staking');
+  // The wallet, which delegated from the page before the receipts vested, earned in the pool too.
+  await as(wallet);
+  assert.ok(BigInt(await page.$eval(`${row} .earned`, (e) => e.dataset.planck)) > 0n, 'the page-made delegation earns');
 });
 
 test('the operator trains an adapter from the Build page; its model page draws the lineage', { skip }, async () => {

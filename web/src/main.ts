@@ -741,8 +741,10 @@ const REWARD_SCALE = 10n ** 27n;
 async function stakingView(address: string): Promise<HTMLElement | null> {
   const settled = ((await api.query.openStaking.stakingRewards(address)) as any).toBigInt();
   const positions: { worker: string; stake: bigint; earned: bigint }[] = [];
+  const others: string[] = [];
   for (const [k, v] of (await api.query.openStaking.workers.entries()) as any[]) {
     const worker = k.args[0].toString();
+    if (worker !== address && v.unwrap().status.isActive) others.push(worker);
     let stake = 0n;
     if (worker === address) stake = v.unwrap().selfBond.toBigInt();
     else {
@@ -758,10 +760,28 @@ async function stakingView(address: string): Promise<HTMLElement | null> {
     if (earned > pool) earned = pool;
     positions.push({ worker, stake, earned });
   }
-  if (positions.length === 0 && settled === 0n) return null;
+  if (positions.length === 0 && settled === 0n && others.length === 0) return null;
   // A claim is free only when it pays at least the existential deposit.
   const ed = (api.consts.balances.existentialDeposit as any).toBigInt();
   const claim = (worker: string) => action(() => submit(api.tx.openStaking.claimStakingRewards(worker), 'Claiming staking rewards').then(route));
+  // Delegating: stake behind an active worker (slashed with it) that earns a share of its rewards.
+  const min = (api.consts.openStaking.minDelegation as any).toBigInt();
+  const to = h('select', { id: 'delegate-worker' }, ...others.map((w) => h('option', { value: w }, nameOf(w))));
+  const amount = h('input', { type: 'text', id: 'delegate-amount', inputmode: 'decimal', value: '', style: 'width:8em' });
+  const delegateForm = others.length > 0 && h('form', { 'aria-labelledby': 'delegate-h' },
+    h('h4', { id: 'delegate-h' }, 'Delegate to a worker'),
+    h('p', {}, `Your stake is slashed with the worker's, and earns a share of its rewards after its commission; at least ${fmt(min, true)}.`),
+    h('label', { for: 'delegate-worker' }, 'Worker'), to,
+    h('label', { for: 'delegate-amount' }, 'Amount (OPEN)'), amount,
+    h('p', {}, h('button', { type: 'submit', id: 'delegate-send' }, 'Delegate')));
+  if (delegateForm) {
+    onSubmit(delegateForm, async () => {
+      const units = parseOpen(amount.value);
+      if (units < min) throw new Error(`At least ${fmt(min, true)} can be delegated.`);
+      await submit(api.tx.openStaking.delegate(to.value, units), `Delegating ${amount.value.trim()} to ${nameOf(to.value)}`);
+      await route();
+    }, 'Delegating failed');
+  }
   return h('section', { id: 'staking-view', 'aria-labelledby': 'staking-h' },
     h('h3', { id: 'staking-h' }, 'Staking rewards'),
     h('p', {}, 'Settled, ready to claim: ', h('span', { id: 'staking-settled', 'data-planck': settled.toString() }, fmt(settled)), ' ',
@@ -778,6 +798,7 @@ async function stakingView(address: string): Promise<HTMLElement | null> {
             'aria-label': `Claim staking rewards from ${nameOf(p.worker)}'s pool (and all settled ones)` }, 'Claim'))))),
       ),
     ),
+    delegateForm,
   );
 }
 
