@@ -203,7 +203,7 @@ async fn to_worker(State(st): State<Arc<AppState>>, Path(path): Path<String>, me
 			req = req.header(header::AUTHORIZATION, v);
 		}
 	}
-	let resp = match req.body(body).send().await {
+	let mut resp = match req.body(body).send().await {
 		Ok(r) => r,
 		Err(e) => return fail(StatusCode::BAD_GATEWAY, format!("the worker did not answer: {e}")),
 	};
@@ -212,7 +212,6 @@ async fn to_worker(State(st): State<Arc<AppState>>, Path(path): Path<String>, me
 		return fail(StatusCode::BAD_GATEWAY, "the worker's answer is too large".into());
 	}
 	// Read with a cap whatever the worker says its length is (a stream has none).
-	let mut resp = resp;
 	let mut body = Vec::new();
 	loop {
 		match resp.chunk().await {

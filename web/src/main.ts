@@ -67,9 +67,10 @@ function current(): Account | undefined {
 
 async function loadAccounts() {
   const found: Account[] = [];
+  const ss58Format = api.registry.chainSS58 ?? 42;
   try {
     if ((await web3Enable('OpenLedger Studio')).length > 0) {
-      for (const a of await web3Accounts({ ss58Format: api.registry.chainSS58 ?? 42 })) {
+      for (const a of await web3Accounts({ ss58Format })) {
         const scheme = (['sr25519', 'ed25519', 'ecdsa'] as const).find((t) => t === (a.type ?? 'sr25519'));
         // (An Ethereum-style account cannot hold OPEN here.)
         if (scheme) found.push({ address: a.address, name: `${a.meta.name ?? 'account'} (extension)`, scheme });
@@ -80,7 +81,7 @@ async function loadAccounts() {
   }
   const chainType = await api.rpc.system.chainType();
   if (chainType.isDevelopment || chainType.isLocal) {
-    const keyring = new Keyring({ type: 'sr25519', ss58Format: api.registry.chainSS58 ?? 42 });
+    const keyring = new Keyring({ type: 'sr25519', ss58Format });
     for (const n of DEV) {
       const pair = keyring.addFromUri(`//${n}`);
       found.push({ address: pair.address, name: n, pair });
@@ -752,9 +753,9 @@ async function stakingView(address: string): Promise<HTMLElement | null> {
       stake = d.isSome ? d.unwrap().toBigInt() : 0n;
     }
     if (stake === 0n) continue;
-    const acc = ((await api.query.openStaking.rewardPerStake(worker)) as any).toBigInt();
-    const debt = ((await api.query.openStaking.rewardDebt(worker, address)) as any).toBigInt();
-    const pool = ((await api.query.openStaking.poolBalance(worker)) as any).toBigInt();
+    const [acc, debt, pool] = (await Promise.all([
+      api.query.openStaking.rewardPerStake(worker), api.query.openStaking.rewardDebt(worker, address), api.query.openStaking.poolBalance(worker),
+    ])).map((v: any) => v.toBigInt() as bigint);
     const share = (stake * acc) / REWARD_SCALE;
     let earned = acc === 0n || share <= debt ? 0n : share - debt;
     if (earned > pool) earned = pool;

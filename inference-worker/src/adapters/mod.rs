@@ -139,17 +139,15 @@ impl AdapterCache {
 					}
 					// Stamped before reading: a change during the load shows at the next request.
 					let before = stamp(&dir);
-					let load = |resident: Option<DType>| -> anyhow::Result<LoraAdapter> {
-						match resident {
-							Some(dtype) => {
-								let mut a = LoraAdapter::load(&dir, &name_owned, &cfg, &Device::Cpu)?;
-								a.make_resident(&device, dtype)?;
-								Ok(a)
-							},
-							None => LoraAdapter::load(&dir, &name_owned, &cfg, &device),
-						}
+					let loaded = match resident {
+						// Loaded on the host, then its resident copies made once, in `dtype`.
+						Some(dtype) => LoraAdapter::load(&dir, &name_owned, &cfg, &Device::Cpu).and_then(|mut a| {
+							a.make_resident(&device, dtype)?;
+							Ok(a)
+						}),
+						None => LoraAdapter::load(&dir, &name_owned, &cfg, &device),
 					};
-					load(resident).map(|a| (Arc::new(a), before)).map_err(|e| AdapterError::Invalid(name_owned.clone(), format!("{e:#}")))
+					loaded.map(|a| (Arc::new(a), before)).map_err(|e| AdapterError::Invalid(name_owned, format!("{e:#}")))
 				})
 				.await
 				.unwrap_or_else(|e| Err(AdapterError::Invalid(name.to_string(), e.to_string())));
