@@ -130,11 +130,16 @@ struct ServeArgs {
 	queue: usize,
 	/// KV-cache memory, in MiB: a pool of blocks that requests are admitted into as their
 	/// prompts fit (the rest wait in the queue; the newest running request is preempted and
-	/// recomputed when decoding runs out of blocks). A request whose prompt + max_tokens could
+	/// swapped out or recomputed when decoding runs out of blocks). A request whose prompt + max_tokens could
 	/// never fit gets 400. 0: room for --max-batch sequences of the model's whole context,
 	/// taken as used.
 	#[arg(long, default_value_t = 1024)]
 	kv_cache_mib: usize,
+	/// Host memory, in MiB, for the keys and values of sequences preempted when the KV cache runs
+	/// out: they are copied out and back instead of recomputed while they fit (0: always
+	/// recompute).
+	#[arg(long, default_value_t = 1024)]
+	kv_swap_mib: usize,
 	/// Positions per KV block (full blocks of identical prompt prefixes are shared).
 	#[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
 	kv_block_size: u32,
@@ -502,6 +507,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 			queue: args.queue,
 			kv_cache_bytes: (args.kv_cache_mib > 0).then_some(args.kv_cache_mib.saturating_mul(1 << 20)),
 			kv_block_size: args.kv_block_size as usize,
+			kv_swap_bytes: args.kv_swap_mib.saturating_mul(1 << 20),
 			prefix_cache: args.prefix_cache,
 			suppress_tokens: openledger_worker::model::config::suppress_tokens(&args.model)?,
 		},

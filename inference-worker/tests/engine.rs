@@ -343,6 +343,72 @@ async fn a_small_pool_preempts_the_newest_and_every_answer_stays_exact() {
 	assert!(recomputed, "a preempted sequence is recomputed with what it generated");
 }
 
+/// Swap preemption: with host memory for preempted sequences, a sequence preempted for blocks
+/// is copied out and copied back into whatever blocks it gets on readmission, and resumes where
+/// it was (never fed from position 0 again); the answers are still exactly the script's, which
+/// reads every position back from the blocks, so a wrong copy changes them. With too little swap
+/// memory, or a backend that refuses, sequences are recomputed instead, with the same answers.
+#[tokio::test]
+async fn preempted_sequences_are_swapped_out_and_back_when_swap_memory_allows() {
+	use openledger_worker::engine::backend::ScriptedBackend;
+	let f = fixture();
+	let script = ScriptedBackend::new(300, 256);
+	let im_end = f.tokenizer.token_id("<|im_end|>").unwrap();
+	let mut long = greedy(38);
+	long.stop = vec![];
+	let prompts: Vec<Vec<u32>> = (0..5u32).map(|i| (0..6).map(|j| 20 + 7 * i + j).collect()).collect();
+	// (swap bytes, refuse, whether swaps happen): 44 positions of 16 bytes fit 4 KiB; one
+	// position (16 bytes) fits in 8 bytes never.
+	for (swap, refuse, swaps) in [(4096, false, true), (8, false, false), (4096, true, false)] {
+		let mut backend = ScriptedBackend::new(300, 256);
+		backend.step_time = Some(Duration::from_millis(2));
+		backend.refuse_swap = refuse;
+		let (steps, counts) = (backend.steps.clone(), backend.swaps.clone());
+		let cfg = EngineConfig {
+			max_batch: 4,
+			max_step_tokens: 16,
+			queue: 8,
+			kv_cache_bytes: Some(12 * 4 * 16),
+			kv_block_size: 4,
+			kv_swap_bytes: swap,
+			prefix_cache: PrefixCache::Global,
+			..Default::default()
+		};
+		let m = Metrics::new();
+		let e = Engine::start_with(backend, f.tokenizer.clone(), cfg, m.clone()).unwrap();
+		let rxs: Vec<_> = prompts.iter().map(|p| e.submit(p.clone(), None, long.clone()).unwrap()).collect();
+		let outs = futures::future::join_all(rxs.into_iter().map(drain)).await;
+		for (p, (ids, _, _)) in prompts.iter().zip(&outs) {
+			assert_eq!(ids, &script_answer(&script, p, 38, im_end), "swap {swap}, refuse {refuse}: prompt {p:?}");
+		}
+		wait_idle(&e).await;
+		assert!(e.health.preemptions() >= 1, "five sequences of up to 44 positions in 48 preempt");
+		let (outs_, ins) = *counts.lock().unwrap();
+		let steps = steps.lock().unwrap().clone();
+		assert_private_writes(&steps, 4);
+		// A row fed from position 0 after that sequence had already been fed: a recomputation.
+		let mut seen = std::collections::HashSet::new();
+		let mut recomputed = 0;
+		for (id, _, pos, _, _) in steps.iter().flatten() {
+			if !seen.insert(*id) && *pos == 0 {
+				recomputed += 1;
+			}
+		}
+		if swaps {
+			assert!(e.health.swaps() >= 1 && e.health.swaps() == m.kv_swaps.get(), "swapped: {}", e.health.swaps());
+			assert_eq!((outs_ as u64, ins as u64), (e.health.swaps(), e.health.swaps()), "every swapped sequence came back");
+			assert_eq!(e.health.preemptions(), e.health.swaps(), "every preemption swapped");
+			assert_eq!(recomputed, 0, "no sequence was recomputed");
+		} else {
+			assert_eq!(e.health.swaps(), 0);
+			assert_eq!(ins, 0);
+			assert!(recomputed >= 1, "a preempted sequence is recomputed");
+		}
+		assert_eq!(m.kv_swap_bytes.get(), 0, "no swap memory held once all are done");
+		assert_eq!(m.prompt_tokens.get(), 30, "a resumed prompt is not counted twice");
+	}
+}
+
 /// Full blocks of a prompt prefix are shared by a later request with the same prefix and the
 /// same adapter (fed from the first unshared position), and not across adapters; the answers
 /// are the script's, which reads the shared blocks back.
@@ -470,6 +536,41 @@ async fn the_model_over_a_small_shared_pool_answers_as_alone() {
 	let (ids, _, _) = drain(e.submit(shared.clone(), None, p.clone()).unwrap()).await;
 	assert_eq!(ids, reference(&f.model, &shared, None, 24, &eos));
 	assert_eq!(m.prefix_cached_tokens.get() - before, 8, "the first prompt's two full blocks were shared");
+}
+
+/// The candle model with swap memory: preempted sequences' keys and values are copied out of
+/// the pool and back into other blocks, and every greedy answer still equals the model's own
+/// continuation computed alone (a copy put back in the wrong slots, or of the wrong layer,
+/// changes the logits).
+#[tokio::test]
+async fn the_model_swapped_out_and_back_answers_as_alone() {
+	let f = fixture();
+	let per_token = 2 * f.model.cfg.num_hidden_layers * f.model.cfg.kv_heads() * f.model.cfg.head_dim() * 4;
+	let cfg = EngineConfig {
+		max_batch: 4,
+		max_step_tokens: 32,
+		queue: 8,
+		kv_cache_bytes: Some(10 * 4 * per_token),
+		kv_block_size: 4,
+		kv_swap_bytes: 1 << 20,
+		prefix_cache: PrefixCache::Off,
+		..Default::default()
+	};
+	let (e, _m) = start(&f, cfg);
+	let eos = {
+		let mut v = f.model.cfg.eos_ids();
+		v.extend(f.tokenizer.token_id("<|im_end|>"));
+		v
+	};
+	let prompts: Vec<Vec<u32>> = (0..4u32).map(|i| (0..9).map(|j| 41 + 13 * i + j).collect()).collect();
+	let mut p = greedy(24);
+	p.stop = vec![];
+	let rxs: Vec<_> = prompts.iter().map(|q| e.submit(q.clone(), None, p.clone()).unwrap()).collect();
+	let outs = futures::future::join_all(rxs.into_iter().map(drain)).await;
+	for (q, (ids, _, _)) in prompts.iter().zip(&outs) {
+		assert_eq!(ids, &reference(&f.model, q, None, 24, &eos), "prompt {q:?}");
+	}
+	assert!(e.health.swaps() >= 1, "four sequences of 33 positions in a pool of 40 swap");
 }
 
 /// A backend error fails the sequences of that step with the error, and the engine serves the

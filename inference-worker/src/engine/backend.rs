@@ -48,6 +48,34 @@ pub trait Backend: Send + 'static {
 	/// (the scheduler masks ids never sampled). On error the blocks written this step are
 	/// undefined (the scheduler fails those sequences).
 	fn step(&mut self, rows: &[StepRow<'_>]) -> anyhow::Result<Vec<Vec<f32>>>;
+	/// Copies the keys and values of positions `0‥positions` (in `blocks`, as a block table)
+	/// out of the pool into host memory, for a sequence about to be preempted: its blocks are
+	/// freed next and [`Backend::swap_in`] puts the copy back into whatever blocks it gets on
+	/// readmission, instead of recomputing it. A backend that cannot swap says so (`Err`); the
+	/// sequence is then recomputed.
+	fn swap_out(&mut self, blocks: &[u32], positions: usize) -> anyhow::Result<SwappedKv> {
+		let _ = (blocks, positions);
+		anyhow::bail!("this backend does not swap")
+	}
+	/// Writes a swapped-out copy into `blocks` (a block table of at least `kv.positions`
+	/// positions). On error the blocks are undefined (the scheduler recomputes the sequence).
+	fn swap_in(&mut self, kv: SwappedKv, blocks: &[u32]) -> anyhow::Result<()> {
+		let _ = (kv, blocks);
+		anyhow::bail!("this backend does not swap")
+	}
+}
+
+/// Keys and values of a preempted sequence's first `positions` positions, in host memory, in the
+/// form its backend wrote them.
+pub struct SwappedKv {
+	pub positions: usize,
+	pub data: Box<dyn std::any::Any + Send>,
+}
+
+/// The slots of positions `0‥positions` under a block table.
+fn slots_of(blocks: &[u32], block_size: usize, positions: usize) -> anyhow::Result<Vec<u32>> {
+	anyhow::ensure!(blocks.len() * block_size >= positions, "a block table of {} blocks for {positions} positions", blocks.len());
+	Ok((0..positions).map(|p| blocks[p / block_size] * block_size as u32 + (p % block_size) as u32).collect())
 }
 
 /// The candle model over a [`PagedKv`] pool.
@@ -91,6 +119,20 @@ impl Backend for CandleBackend {
 			None => Ok(Vec::new()),
 		}
 	}
+
+	fn swap_out(&mut self, blocks: &[u32], positions: usize) -> anyhow::Result<SwappedKv> {
+		let kv = self.kv.as_ref().ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
+		let slots = slots_of(blocks, kv.block_size(), positions)?;
+		Ok(SwappedKv { positions, data: Box::new(kv.copy_out(&slots)?) })
+	}
+
+	fn swap_in(&mut self, swapped: SwappedKv, blocks: &[u32]) -> anyhow::Result<()> {
+		let kv = self.kv.as_mut().ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
+		let slots = slots_of(blocks, kv.block_size(), swapped.positions)?;
+		let layers = swapped.data.downcast::<Vec<(candle_core::Tensor, candle_core::Tensor)>>().map_err(|_| anyhow::anyhow!("a swapped copy of another backend"))?;
+		kv.copy_in(&slots, &layers)?;
+		Ok(())
+	}
 }
 
 /// What a [`ScriptedBackend`] step saw: per row, (sequence id, tokens fed, position before,
@@ -111,6 +153,10 @@ pub struct ScriptedBackend {
 	pub step_time: Option<std::time::Duration>,
 	/// Every step, shared with whoever keeps a clone (the backend moves into the engine thread).
 	pub steps: Arc<Mutex<Vec<StepLog>>>,
+	/// Swaps out and in so far, shared like `steps`.
+	pub swaps: Arc<Mutex<(usize, usize)>>,
+	/// Refuses every swap-out (the scheduler must recompute instead).
+	pub refuse_swap: bool,
 	/// The pool: (blocks, block size) and what each written slot holds.
 	pool: Option<(usize, usize)>,
 	slots: HashMap<usize, u32>,
@@ -118,7 +164,7 @@ pub struct ScriptedBackend {
 
 impl ScriptedBackend {
 	pub fn new(vocab: usize, max_positions: usize) -> Self {
-		Self { vocab, max_positions, eos: Vec::new(), fail_on: None, step_time: None, steps: Arc::default(), pool: None, slots: HashMap::new() }
+		Self { vocab, max_positions, eos: Vec::new(), fail_on: None, step_time: None, steps: Arc::default(), swaps: Arc::default(), refuse_swap: false, pool: None, slots: HashMap::new() }
 	}
 	/// The token the script answers after the tokens `context` (every position, in order).
 	pub fn next(&self, context: &[u32]) -> u32 {
@@ -173,5 +219,26 @@ impl Backend for ScriptedBackend {
 			out.push(logits);
 		}
 		Ok(out)
+	}
+
+	fn swap_out(&mut self, blocks: &[u32], positions: usize) -> anyhow::Result<SwappedKv> {
+		let (_, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
+		anyhow::ensure!(!self.refuse_swap, "scripted refusal to swap");
+		let tokens = slots_of(blocks, bs, positions)?
+			.iter()
+			.map(|s| self.slots.get(&(*s as usize)).copied().ok_or_else(|| anyhow::anyhow!("slot {s} never written")))
+			.collect::<anyhow::Result<Vec<u32>>>()?;
+		self.swaps.lock().expect("not poisoned; qed").0 += 1;
+		Ok(SwappedKv { positions, data: Box::new(tokens) })
+	}
+
+	fn swap_in(&mut self, kv: SwappedKv, blocks: &[u32]) -> anyhow::Result<()> {
+		let (_, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
+		let tokens = kv.data.downcast::<Vec<u32>>().map_err(|_| anyhow::anyhow!("a swapped copy of another backend"))?;
+		for (s, t) in slots_of(blocks, bs, kv.positions)?.into_iter().zip(tokens.iter()) {
+			self.slots.insert(s as usize, *t);
+		}
+		self.swaps.lock().expect("not poisoned; qed").1 += 1;
+		Ok(())
 	}
 }

@@ -16,7 +16,7 @@ pub mod sampling;
 use crate::metrics::Metrics;
 use crate::model::llama::Llama;
 use crate::model::lora::LoraAdapter;
-use backend::{Backend, CandleBackend, StepRow};
+use backend::{Backend, CandleBackend, StepRow, SwappedKv};
 use blocks::{block_key, BlockKey, BlockManager};
 use crate::tokenizer::{IncrementalDecoder, TextTokenizer};
 use sampling::{Sampler, SamplingParams, StopFilter};
@@ -42,6 +42,10 @@ pub struct EngineConfig {
 	pub kv_cache_bytes: Option<usize>,
 	/// Positions per KV block.
 	pub kv_block_size: usize,
+	/// Host memory for the keys and values of preempted sequences (swap): a preempted sequence
+	/// whose computed positions fit what is left of it is copied out and copied back on
+	/// readmission instead of being recomputed. 0: always recompute.
+	pub kv_swap_bytes: usize,
 	/// Who shares full blocks of identical prefixes (same adapter).
 	pub prefix_cache: PrefixCache,
 	/// Token ids never sampled (`generation_config.json`'s `suppress_tokens`). Ids past the
@@ -52,7 +56,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
 	fn default() -> Self {
-		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, kv_block_size: 16, prefix_cache: PrefixCache::Tenant, suppress_tokens: Vec::new() }
+		Self { max_batch: 32, max_step_tokens: 2048, queue: 64, kv_cache_bytes: None, kv_block_size: 16, kv_swap_bytes: 0, prefix_cache: PrefixCache::Tenant, suppress_tokens: Vec::new() }
 	}
 }
 
@@ -91,6 +95,7 @@ pub struct EngineHealth {
 	kv_used: AtomicUsize,
 	kv_cached: AtomicUsize,
 	preemptions: AtomicU64,
+	swaps: AtomicU64,
 }
 
 impl EngineHealth {
@@ -101,6 +106,10 @@ impl EngineHealth {
 	/// Sequences preempted (blocks freed, recomputed later) so far.
 	pub fn preemptions(&self) -> u64 {
 		self.preemptions.load(Ordering::SeqCst)
+	}
+	/// Preempted sequences whose keys and values were swapped out (not recomputed) so far.
+	pub fn swaps(&self) -> u64 {
+		self.swaps.load(Ordering::SeqCst)
 	}
 	pub fn alive(&self) -> bool {
 		!self.stopped.load(Ordering::SeqCst)
@@ -217,6 +226,7 @@ impl Engine {
 			cfg,
 			metrics,
 			eos,
+			kv_bytes_per_token: info.kv_bytes_per_token,
 			waiting: VecDeque::new(),
 			active: Vec::new(),
 			retired: Vec::new(),
@@ -337,6 +347,8 @@ struct Seq {
 	admitted: u64,
 	/// Whether its prompt tokens were counted (a preempted sequence is not counted again).
 	counted: bool,
+	/// Its keys and values, swapped out when it was preempted (it holds no blocks then).
+	swapped: Option<SwappedKv>,
 }
 
 impl Seq {
@@ -378,6 +390,8 @@ struct Scheduler<B: Backend> {
 	cfg: EngineConfig,
 	metrics: Metrics,
 	eos: Vec<u32>,
+	/// Bytes of K and V per position (what a swapped position costs).
+	kv_bytes_per_token: usize,
 	/// Arrived or preempted, not running: they hold no blocks.
 	waiting: VecDeque<Seq>,
 	active: Vec<Seq>,
@@ -408,6 +422,7 @@ impl<B: Backend> Scheduler<B> {
 			keys: Vec::new(),
 			admitted: 0,
 			counted: false,
+			swapped: None,
 		});
 	}
 
@@ -436,6 +451,7 @@ impl<B: Backend> Scheduler<B> {
 		self.health.kv_cached.store(cached, Ordering::SeqCst);
 		self.metrics.kv_blocks_used.set(used as i64);
 		self.metrics.kv_blocks_cached.set(cached as i64);
+		self.metrics.kv_swap_bytes.set(self.swap_used() as i64);
 		self.retired.clear();
 	}
 
@@ -494,9 +510,9 @@ impl<B: Backend> Scheduler<B> {
 			let Some(s) = self.waiting.front_mut() else { break };
 			let len = s.len();
 			// Shared prefix: whole blocks only, and never the last token (it must be fed to
-			// sample).
+			// sample). A swapped-out sequence brings its own.
 			let (mut held, mut keys) = (Vec::new(), Vec::new());
-			let shareable = if s.req.scope.is_some() { (len - 1) / bs } else { 0 };
+			let shareable = if s.req.scope.is_some() && s.swapped.is_none() { (len - 1) / bs } else { 0 };
 			for i in 0..shareable {
 				let key = s.block_key(keys.last(), i * bs, bs);
 				match self.blocks.lookup(&key) {
@@ -521,6 +537,14 @@ impl<B: Backend> Scheduler<B> {
 			s.fed = keys.len() * bs;
 			s.blocks = held;
 			s.keys = keys;
+			if let Some(kv) = s.swapped.take() {
+				let positions = kv.positions;
+				match self.backend.swap_in(kv, &s.blocks) {
+					Ok(()) => s.fed = positions,
+					// Its blocks are private and fed from 0 again: recomputed.
+					Err(e) => tracing::warn!("swapping sequence {} back in failed ({e:#}); recomputing it", s.id),
+				}
+			}
 			budget = budget.saturating_sub(len - s.fed);
 			if !s.counted {
 				// First admission only (a preempted sequence re-reading its own blocks is not a
@@ -537,12 +561,30 @@ impl<B: Backend> Scheduler<B> {
 		self.metrics.running.set(self.active.len() as i64);
 	}
 
-	/// Preempts the newest active sequence: its blocks go back to the pool (full ones stay
-	/// cached, so its recomputation may find them), it waits first in line, and its sampler,
-	/// text and stop state are kept: it resumes where it was.
+	/// Bytes of host memory that swapped-out sequences hold.
+	fn swap_used(&self) -> usize {
+		self.waiting.iter().filter_map(|s| s.swapped.as_ref()).map(|kv| kv.positions * self.kv_bytes_per_token).sum()
+	}
+
+	/// Preempts the newest active sequence: its computed keys and values are swapped out to
+	/// host memory when they fit what is left of `kv_swap_bytes` (else it is recomputed on
+	/// readmission), its blocks go back to the pool (full ones stay cached, so a recomputation
+	/// may find them), it waits first in line, and its sampler, text and stop state are kept: it
+	/// resumes where it was.
 	fn preempt_newest(&mut self) {
 		let i = (0..self.active.len()).max_by_key(|&i| self.active[i].admitted).expect("a sequence to preempt; qed");
 		let mut s = self.active.remove(i);
+		let bytes = s.fed.saturating_mul(self.kv_bytes_per_token);
+		if s.fed > 0 && self.swap_used().saturating_add(bytes) <= self.cfg.kv_swap_bytes {
+			match self.backend.swap_out(&s.blocks, s.fed) {
+				Ok(kv) => {
+					s.swapped = Some(kv);
+					self.metrics.kv_swaps.inc();
+					self.health.swaps.fetch_add(1, Ordering::SeqCst);
+				},
+				Err(e) => tracing::warn!("swapping sequence {} out failed ({e:#}); it will be recomputed", s.id),
+			}
+		}
 		Self::free_blocks(&mut self.blocks, &mut s);
 		s.feed.clear();
 		self.metrics.preemptions.inc();

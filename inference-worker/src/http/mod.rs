@@ -900,7 +900,7 @@ async fn health(State(st): State<Arc<AppState>>) -> Response {
 		"engine_panics": st.engine.health.panics(),
 		"kv_blocks_used": st.engine.health.kv_blocks().0, "kv_blocks_cached": st.engine.health.kv_blocks().1,
 		"kv_blocks_total": st.engine.kv_blocks, "kv_block_tokens": st.engine.kv_block_size,
-		"preemptions": st.engine.health.preemptions(),
+		"preemptions": st.engine.health.preemptions(), "kv_swaps": st.engine.health.swaps(),
 		"adapters_resident": resident, "adapter_bytes": bytes,
 	}));
 	if alive { body.into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, body).into_response() }

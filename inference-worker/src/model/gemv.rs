@@ -19,10 +19,33 @@ const MAX_ROWS_F32: usize = 8;
 /// Output rows of `W` per parallel task.
 const CHUNK: usize = 32;
 
-enum Weights<'a> {
+/// A weight matrix's values on the CPU, in its storage dtype.
+pub(crate) enum Weights<'a> {
 	F32(&'a [f32]),
 	F16(&'a [half::f16]),
 	Bf16(&'a [half::bf16]),
+}
+
+impl Weights<'_> {
+	pub(crate) fn len(&self) -> usize {
+		match self {
+			Weights::F32(v) => v.len(),
+			Weights::F16(v) => v.len(),
+			Weights::Bf16(v) => v.len(),
+		}
+	}
+}
+
+/// Which CPU kernel computes `x Wᵀ` (the benches compare them; the model uses `Auto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+	/// The tiled AVX-512 kernel where the CPU has it, else this module's few-rows kernel for few
+	/// rows, else none (the general matmul).
+	Auto,
+	/// This module's kernel (each weight row read once, dotted with every token row).
+	Rows,
+	/// [`super::gemm`]'s register-tiled kernel.
+	Tiled,
 }
 
 /// Whether this CPU has the instructions the kernel needs to beat the general matmul: AVX2 +
@@ -46,14 +69,29 @@ fn fast(half: bool) -> bool {
 	}
 }
 
-/// `x Wᵀ` for `x: [n, in]` (n ≤ [`MAX_ROWS`], ≤ 8 for f32 weights) and `w: [out, in]` on the
-/// CPU, in `x`'s dtype (f32 with `f32_out`, e.g. logits); `None` when this path does not apply
-/// (other device, dtype or layout, or a CPU without the instructions): use the general matmul.
+/// `x Wᵀ` for `x: [n, in]` and `w: [out, in]` on the CPU, in `x`'s dtype (f32 with `f32_out`,
+/// e.g. logits): any number of rows through the tiled AVX-512 kernel where the CPU has it, else
+/// few rows (n ≤ [`MAX_ROWS`], ≤ 8 for f32 weights) through this module's kernel; `None` when
+/// neither applies (other device, dtype or layout, or a CPU without the instructions): use the
+/// general matmul.
 pub fn matmul_t(x: &Tensor, w: &Tensor, f32_out: bool) -> candle_core::Result<Option<Tensor>> {
+	matmul_t_with(x, w, f32_out, Kernel::Auto)
+}
+
+/// [`matmul_t`] with the kernel chosen (`None` where that kernel does not apply).
+pub fn matmul_t_with(x: &Tensor, w: &Tensor, f32_out: bool, kernel: Kernel) -> candle_core::Result<Option<Tensor>> {
 	let (n, din) = x.dims2()?;
 	let (dout, win) = w.dims2()?;
+	if din != win || !matches!(w.device(), Device::Cpu) {
+		return Ok(None);
+	}
+	let tiled = match kernel {
+		Kernel::Auto => super::gemm::available(),
+		Kernel::Rows => false,
+		Kernel::Tiled => true,
+	};
 	let max_rows = if w.dtype() == DType::F32 { MAX_ROWS_F32 } else { MAX_ROWS };
-	if n == 0 || n > max_rows || din != win || !matches!(w.device(), Device::Cpu) || !fast(w.dtype() != DType::F32) {
+	if !tiled && (n == 0 || n > max_rows || !fast(w.dtype() != DType::F32)) {
 		return Ok(None);
 	}
 	let xs: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
@@ -66,6 +104,11 @@ pub fn matmul_t(x: &Tensor, w: &Tensor, f32_out: bool) -> candle_core::Result<Op
 		CpuStorage::BF16(v) => Weights::Bf16(&v[start..end]),
 		_ => return Ok(None),
 	};
+	if tiled {
+		let Some(out) = super::gemm::matmul_nt(&xs, n, din, &weights, dout) else { return Ok(None) };
+		let y = Tensor::from_vec(out, (n, dout), &Device::Cpu)?;
+		return Ok(Some(if f32_out { y } else { y.to_dtype(x.dtype())? }));
+	}
 	// Output as [out, n] (each task writes whole output rows), transposed at the end.
 	let mut out = vec![0f32; dout * n];
 	out.par_chunks_mut(CHUNK * n).enumerate().for_each(|(c, dst)| {
@@ -174,6 +217,15 @@ unsafe fn f16_to_f32_f16c(src: &[half::f16], dst: &mut [f32]) {
 mod tests {
 	use super::*;
 
+	/// `x Wᵀ` through candle's general matmul in f32, and the largest |Δ| of `got` from it
+	/// relative to the result's scale.
+	fn off_general(x: &Tensor, w: &Tensor, got: &Tensor) -> f32 {
+		let want = x.to_dtype(DType::F32).unwrap().matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap()).unwrap();
+		let d: f32 = (got.to_dtype(DType::F32).unwrap() - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+		let scale: f32 = want.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+		d / scale.max(1.0)
+	}
+
 	/// Every dtype, 1 to MAX_ROWS rows, sizes with tails: the same as candle's matmul (within the
 	/// dtype's rounding), and `None` beyond MAX_ROWS.
 	#[test]
@@ -188,25 +240,55 @@ mod tests {
 				// The weight at a non-zero offset of its storage (rows 2.. of a larger matrix).
 				let big = Tensor::randn(0f32, 1.0, (dout + 2, din), &dev).unwrap().to_dtype(dtype).unwrap();
 				let w = big.narrow(0, 2, dout).unwrap();
-				let got = matmul_t(&x, &w, false).unwrap().expect("applies");
-				assert_eq!(matmul_t(&x, &w, true).unwrap().unwrap().dtype(), DType::F32);
+				let got = matmul_t_with(&x, &w, false, Kernel::Rows).unwrap().expect("applies");
+				assert_eq!(matmul_t_with(&x, &w, true, Kernel::Rows).unwrap().unwrap().dtype(), DType::F32);
 				assert_eq!(got.dims(), &[n, dout]);
 				assert_eq!(got.dtype(), dtype);
-				let want = x.to_dtype(DType::F32).unwrap().matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap()).unwrap();
-				let d: f32 = (got.to_dtype(DType::F32).unwrap() - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-				let scale: f32 = want.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
 				let tol = if dtype == DType::F32 { 1e-4 } else { 1e-2 };
-				assert!(d <= tol * scale.max(1.0), "{dtype:?} {n}×{din}×{dout}: |Δ| {d} of {scale}");
+				let d = off_general(&x, &w, &got);
+				assert!(d <= tol, "{dtype:?} {n}×{din}×{dout}: relative |Δ| {d}");
 			}
 		}
 		let x = Tensor::zeros((MAX_ROWS_F32 + 1, 8), DType::F32, &dev).unwrap();
 		let w = Tensor::zeros((4, 8), DType::F32, &dev).unwrap();
-		assert!(matmul_t(&x, &w, false).unwrap().is_none());
+		assert!(matmul_t_with(&x, &w, false, Kernel::Rows).unwrap().is_none());
 		let x = Tensor::zeros((MAX_ROWS + 1, 8), DType::F16, &dev).unwrap();
-		assert!(matmul_t(&x, &w.to_dtype(DType::F16).unwrap(), false).unwrap().is_none());
-		// A transposed (non-contiguous) weight is left to the general matmul.
+		assert!(matmul_t_with(&x, &w.to_dtype(DType::F16).unwrap(), false, Kernel::Rows).unwrap().is_none());
+		// A transposed (non-contiguous) weight is left to the general matmul, by every kernel.
 		let wt = Tensor::zeros((8, 4), DType::F32, &dev).unwrap().t().unwrap();
-		assert!(matmul_t(&Tensor::zeros((1, 8), DType::F32, &dev).unwrap(), &wt, false).unwrap().is_none());
+		for k in [Kernel::Auto, Kernel::Rows, Kernel::Tiled] {
+			assert!(matmul_t_with(&Tensor::zeros((1, 8), DType::F32, &dev).unwrap(), &wt, false, k).unwrap().is_none());
+		}
 		assert_eq!(dot_portable(&[1.0; 19], &[2.0; 19]), 38.0);
+	}
+
+	/// The tiled kernel through `matmul_t` (where the CPU has AVX-512): many rows (a prefill),
+	/// every dtype, a weight at an offset of its storage, f32 and input-dtype outputs.
+	#[test]
+	fn tiled_equals_the_general_matmul() {
+		if !crate::model::gemm::available() {
+			eprintln!("no AVX-512 on this CPU: the tiled kernel is not used here");
+			assert!(matmul_t_with(&Tensor::zeros((1, 8), DType::F32, &Device::Cpu).unwrap(), &Tensor::zeros((2, 8), DType::F32, &Device::Cpu).unwrap(), false, Kernel::Tiled)
+				.unwrap()
+				.is_none());
+			return;
+		}
+		let dev = Device::Cpu;
+		for dtype in [DType::F32, DType::F16, DType::BF16] {
+			for (n, din, dout) in [(9, 64, 70), (130, 300, 47), (512, 128, 257)] {
+				let x = Tensor::randn(0f32, 1.0, (n, din), &dev).unwrap().to_dtype(dtype).unwrap();
+				let big = Tensor::randn(0f32, 1.0, (dout + 3, din), &dev).unwrap().to_dtype(dtype).unwrap();
+				let w = big.narrow(0, 3, dout).unwrap();
+				let got = matmul_t(&x, &w, false).unwrap().expect("AVX-512 is here");
+				assert_eq!((got.dims(), got.dtype()), (&[n, dout][..], dtype));
+				let logits = matmul_t(&x, &w, true).unwrap().unwrap();
+				assert_eq!(logits.dtype(), DType::F32);
+				let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
+				for y in [&got, &logits] {
+					let d = off_general(&x, &w, y);
+					assert!(d <= tol, "{dtype:?} {n}×{din}×{dout}: relative |Δ| {d}");
+				}
+			}
+		}
 	}
 }

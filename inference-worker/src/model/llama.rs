@@ -176,6 +176,45 @@ impl PagedKv {
 		2 * self.layers.len() * kvh * hd * self.held * self.block_size * dtype.size_in_bytes()
 	}
 
+	/// Copies of the keys and values in `slots` (in that order), every layer, in host memory:
+	/// `[kv_heads, slots.len(), head_dim]` each.
+	pub fn copy_out(&self, slots: &[u32]) -> candle_core::Result<Vec<(Tensor, Tensor)>> {
+		let (.., device) = &self.shape;
+		if slots.iter().any(|&s| s as usize >= self.held * self.block_size) {
+			candle_core::bail!("a slot past the pool's memory");
+		}
+		let index = Tensor::new(slots, device)?;
+		self.layers
+			.iter()
+			.map(|layer| {
+				let (k, v) = layer.as_ref().ok_or_else(|| candle_core::Error::Msg("a layer without memory".into()))?;
+				Ok((k.index_select(&index, 1)?.to_device(&Device::Cpu)?, v.index_select(&index, 1)?.to_device(&Device::Cpu)?))
+			})
+			.collect()
+	}
+
+	/// Writes copies made by [`Self::copy_out`] into `slots` (any slots: the blocks a sequence
+	/// got back need not be the ones it had).
+	pub fn copy_in(&mut self, slots: &[u32], layers: &[(Tensor, Tensor)]) -> candle_core::Result<()> {
+		if layers.len() != self.layers.len() {
+			candle_core::bail!("a copy of {} layers for a pool of {}", layers.len(), self.layers.len());
+		}
+		let need = slots.iter().max().map_or(0, |&s| s as usize / self.block_size + 1);
+		if need > self.total_blocks {
+			candle_core::bail!("a slot outside the pool");
+		}
+		self.grow(need)?;
+		let (kvh, hd, dtype, device) = self.shape.clone();
+		for ((k, v), layer) in layers.iter().zip(&self.layers) {
+			let (kb, vb) = layer.as_ref().expect("grown above; qed");
+			if k.dims() != [kvh, slots.len(), hd] || v.dims() != [kvh, slots.len(), hd] || k.dtype() != dtype {
+				candle_core::bail!("a copy of another shape");
+			}
+			write_slots(kb, vb, slots, &k.to_device(&device)?, &v.to_device(&device)?)?;
+		}
+		Ok(())
+	}
+
 	/// Allocates the whole pool now.
 	pub fn reserve_all(&mut self) -> candle_core::Result<()> {
 		self.grow(self.total_blocks)
@@ -223,25 +262,33 @@ struct PagedStep<'a> {
 
 impl PagedStep<'_> {
 	fn write(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<()> {
-		let (k, v) = (k.contiguous()?, v.contiguous()?);
 		let t = k.dim(1)?;
 		let slots = &self.slots[row];
-		let first = slots.len() - t;
 		let (kb, vb) = self.kv.layers[l].as_ref().expect("the pool grows before the step; qed");
-		// The new positions in runs of consecutive slots (a run never crosses a block).
-		let mut j = 0;
-		while j < t {
-			let mut n = 1;
-			while j + n < t && slots[first + j + n] == slots[first + j] + n as u32 {
-				n += 1;
-			}
-			let at = slots[first + j] as usize;
-			kb.slice_set(&k.narrow(1, j, n)?.contiguous()?, 1, at)?;
-			vb.slice_set(&v.narrow(1, j, n)?.contiguous()?, 1, at)?;
-			j += n;
-		}
-		Ok(())
+		write_slots(kb, vb, &slots[slots.len() - t..], k, v)
 	}
+}
+
+/// Writes positions `j` of `k`, `v` (`[kv_heads, t, head_dim]`) into slots `slots[j]` of the
+/// pool buffers `kb`, `vb`, in runs of consecutive slots (a run never crosses a block).
+fn write_slots(kb: &Tensor, vb: &Tensor, slots: &[u32], k: &Tensor, v: &Tensor) -> candle_core::Result<()> {
+	let (k, v) = (k.contiguous()?, v.contiguous()?);
+	let t = k.dim(1)?;
+	if t != slots.len() {
+		candle_core::bail!("{t} positions for {} slots", slots.len());
+	}
+	let mut j = 0;
+	while j < t {
+		let mut n = 1;
+		while j + n < t && slots[j + n] == slots[j] + n as u32 {
+			n += 1;
+		}
+		let at = slots[j] as usize;
+		kb.slice_set(&k.narrow(1, j, n)?.contiguous()?, 1, at)?;
+		vb.slice_set(&v.narrow(1, j, n)?.contiguous()?, 1, at)?;
+		j += n;
+	}
+	Ok(())
 }
 
 impl KvStore for PagedStep<'_> {

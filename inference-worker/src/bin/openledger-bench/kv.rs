@@ -2,6 +2,10 @@
 //! engine (scheduler, block pool, candle model): requests that share a long system prompt and
 //! differ in a short question, with the prefix cache on and off, on the same seeded model in the
 //! same run. A first request warms the cache (and the engine); the rest arrive together.
+//!
+//! With `--preemption`: distinct prompts into a pool that holds every prompt but not every
+//! answer, so decoding sequences preempt each other: recomputed (no swap memory) vs swapped out
+//! and back (`--kv-swap-mib`), same run, same greedy answers.
 
 use candle_core::{DType, Device};
 use openledger_worker::engine::sampling::SamplingParams;
@@ -36,6 +40,10 @@ pub struct BenchKvArgs {
 	pub layers: usize,
 	#[arg(long, default_value_t = 3)]
 	pub seed: u64,
+	/// Distinct prompts (`system` + `question` random tokens each) into a pool of
+	/// `max_batch × (prompt + answer / 4)` positions: preemption by recompute vs by swap.
+	#[arg(long)]
+	pub preemption: bool,
 }
 
 struct Outcome {
@@ -43,11 +51,13 @@ struct Outcome {
 	ttft: Vec<Duration>,
 	answers: Vec<Vec<u32>>,
 	prefix_tokens: u64,
+	preemptions: u64,
+	swaps: u64,
 }
 
-async fn run_one(model: Arc<Llama>, tok: Arc<TextTokenizer>, a: &BenchKvArgs, prompts: &[Vec<u32>], prefix_cache: PrefixCache) -> anyhow::Result<Outcome> {
+async fn run_one(model: Arc<Llama>, tok: Arc<TextTokenizer>, a: &BenchKvArgs, prompts: &[Vec<u32>], cfg: EngineConfig) -> anyhow::Result<Outcome> {
 	let m = Metrics::new();
-	let cfg = EngineConfig { max_batch: a.max_batch, queue: prompts.len() + 1, prefix_cache, ..Default::default() };
+	let cfg = EngineConfig { max_batch: a.max_batch, queue: prompts.len() + 1, ..cfg };
 	let e = Engine::start(model, tok, cfg, m.clone())?;
 	let params = SamplingParams { temperature: 0.0, max_tokens: a.answer, seed: Some(1), ..Default::default() };
 	let collect = |rx: tokio::sync::mpsc::Receiver<Event>, t0: Instant| async move {
@@ -78,7 +88,7 @@ async fn run_one(model: Arc<Llama>, tok: Arc<TextTokenizer>, a: &BenchKvArgs, pr
 		ttft.push(t);
 	}
 	ttft.sort();
-	Ok(Outcome { wall, ttft, answers, prefix_tokens: m.prefix_cached_tokens.get() })
+	Ok(Outcome { wall, ttft, answers, prefix_tokens: m.prefix_cached_tokens.get(), preemptions: e.health.preemptions(), swaps: e.health.swaps() })
 }
 
 pub fn run(a: BenchKvArgs) -> anyhow::Result<()> {
@@ -100,20 +110,57 @@ pub fn run(a: BenchKvArgs) -> anyhow::Result<()> {
 	let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
 	let top = model.cfg.vocab_size as u32;
 	let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.gen_range(4..top)).collect() };
+	let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+	let p = |v: &[Duration], q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
+	let tokens = (a.requests * a.answer) as f64;
+	if a.preemption {
+		let prompts: Vec<Vec<u32>> = (0..=a.requests).map(|_| ids(a.system + a.question)).collect();
+		let c = &model.cfg;
+		let per_position = 2 * c.num_hidden_layers * c.kv_heads() * c.head_dim() * 4;
+		let positions = a.max_batch * (a.system + a.question + a.answer / 4);
+		let base = EngineConfig { kv_cache_bytes: Some(positions * per_position), prefix_cache: PrefixCache::Off, ..Default::default() };
+		let recompute = rt.block_on(run_one(model.clone(), tok.clone(), &a, &prompts, base.clone()))?;
+		let swap = rt.block_on(run_one(model, tok, &a, &prompts, EngineConfig { kv_swap_bytes: 1 << 30, ..base }))?;
+		anyhow::ensure!(recompute.answers == swap.answers, "swapping changed a greedy answer");
+		anyhow::ensure!(swap.swaps > 0, "nothing was swapped: the pool is large enough for every answer");
+		println!(
+			"{} requests of {} distinct prompt tokens, {} answer tokens each, max batch {}, a pool of {positions} positions ({} MiB), hidden {} × {} layers f32 (greedy answers identical)",
+			a.requests,
+			a.system + a.question,
+			a.answer,
+			a.max_batch,
+			positions * per_position >> 20,
+			a.hidden,
+			a.layers
+		);
+		println!("| preempted sequences | wall s | answer tokens/s | TTFT p50 / p99 ms | preemptions | swapped | × recompute (tokens/s) |");
+		println!("|---|---:|---:|---:|---:|---:|---:|");
+		for (name, o) in [("recomputed", &recompute), ("swapped out and back", &swap)] {
+			println!(
+				"| {name} | {:.2} | {:.1} | {:.0} / {:.0} | {} | {} | {:.2} |",
+				o.wall.as_secs_f64(),
+				tokens / o.wall.as_secs_f64(),
+				p(&o.ttft, 0.5),
+				p(&o.ttft, 0.99),
+				o.preemptions,
+				o.swaps,
+				recompute.wall.as_secs_f64() / o.wall.as_secs_f64()
+			);
+		}
+		return Ok(());
+	}
 	let system = ids(a.system);
 	let prompts: Vec<Vec<u32>> = (0..=a.requests).map(|_| system.iter().copied().chain(ids(a.question)).collect()).collect();
-	let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-	let off = rt.block_on(run_one(model.clone(), tok.clone(), &a, &prompts, PrefixCache::Off))?;
-	let on = rt.block_on(run_one(model, tok, &a, &prompts, PrefixCache::Global))?;
+	let cfg = |prefix_cache| EngineConfig { prefix_cache, ..Default::default() };
+	let off = rt.block_on(run_one(model.clone(), tok.clone(), &a, &prompts, cfg(PrefixCache::Off)))?;
+	let on = rt.block_on(run_one(model, tok, &a, &prompts, cfg(PrefixCache::Global)))?;
 	anyhow::ensure!(on.answers == off.answers, "the prefix cache changed a greedy answer");
-	let p = |v: &[Duration], q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
 	println!(
 		"{} requests of a {}-token shared system prompt + {}-token question, {} answer tokens each, max batch {}, hidden {} × {} layers f32 (greedy answers identical with and without the cache)",
 		a.requests, a.system, a.question, a.answer, a.max_batch, a.hidden, a.layers
 	);
 	println!("| prefix cache | wall s | answer tokens/s | TTFT p50 / p99 ms | prompt tokens read from cache | × off (tokens/s) |");
 	println!("|---|---:|---:|---:|---:|---:|");
-	let tokens = (a.requests * a.answer) as f64;
 	for (name, o) in [("off", &off), ("on", &on)] {
 		println!(
 			"| {name} | {:.2} | {:.1} | {:.0} / {:.0} | {} | {:.2} |",

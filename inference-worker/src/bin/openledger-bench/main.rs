@@ -9,6 +9,7 @@ mod decode;
 mod influence;
 mod kv;
 mod lora;
+mod matmul;
 mod quality;
 
 #[derive(Parser)]
@@ -27,6 +28,8 @@ enum Cmd {
 	/// Raw model speed on a model folder (prefill, single-stream and batched greedy decode), for
 	/// the llama.cpp yardstick on the same weights.
 	BenchDecode(decode::BenchDecodeArgs),
+	/// `x Wᵀ` on the CPU: the general matmul, the few-rows kernel and the tiled AVX-512 kernel.
+	BenchMatmul(matmul::BenchMatmulArgs),
 	/// The paged KV pool's prefix cache through the engine: shared system prompts, cache on vs off.
 	BenchKv(kv::BenchKvArgs),
 	/// Influence estimators (DataInf, exact, LiSSA) on a tiny model: time and agreement.
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
 		Cmd::BenchDecode(args) => decode::run(args),
 		Cmd::BenchInfluence(args) => influence::run(args),
 		Cmd::BenchKv(args) => kv::run(args),
+		Cmd::BenchMatmul(args) => matmul::run(args),
 		Cmd::BenchAttributionQuality(args) => quality::run(args),
 	}
 }

@@ -1,0 +1,257 @@
+//! `y = x Wᵀ` for any number of token rows on CPUs with AVX-512: a register-tiled kernel for the
+//! layout the model has (`x: [m, k]` and `W: [n, k]`, both with `k` contiguous).
+//!
+//! The general matmul (the `gemm` crate under candle) packs both operands for a column-major
+//! outer-product kernel, in AVX2 on this project's build; a prefill spends most of its time
+//! there. Here each `MR × NR` tile of `y` is `MR·NR` dot products computed at once: one pass
+//! over `k`, 16 lanes at a time, loading `MR` rows of `x` and `NR` rows of `W` per step for
+//! `MR·NR` fused multiply-adds held in registers (4 × 6 = 24 of AVX-512's 32), then one
+//! horizontal sum per output. Nothing is packed.
+//!
+//! Work is split over the rows of `W` in chunks whose `k` columns fit the L2 cache (with a block
+//! of `x` rows beside them), one chunk per task on all cores; a task walks every row of `x`, so
+//! half-precision weights are widened to f32 once per call, chunk by chunk, into a per-thread
+//! scratch, and the kernel only ever reads f32.
+
+use super::gemv::{f16_to_f32, Weights};
+use rayon::prelude::*;
+
+/// Rows of `x` per register tile.
+const MR: usize = 4;
+/// Rows of `W` per register tile.
+const NR: usize = 6;
+/// Bytes of `W` rows (widened to f32), and of `x` rows, a task keeps hot at once (two of these
+/// fit the 1 MiB L2 of the dev machine's cores with room to spare).
+const BLOCK_BYTES: usize = 256 * 1024;
+
+/// Whether this CPU runs the kernel (AVX-512 F, detected at run time).
+pub fn available() -> bool {
+	#[cfg(target_arch = "x86_64")]
+	{
+		std::arch::is_x86_feature_detected!("avx512f")
+	}
+	#[cfg(not(target_arch = "x86_64"))]
+	{
+		false
+	}
+}
+
+/// `y[m, n] = x[m, k] · W[n, k]ᵀ` in f32. `None` when the CPU lacks AVX-512.
+pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &Weights<'_>, n: usize) -> Option<Vec<f32>> {
+	if !available() {
+		return None;
+	}
+	assert!(x.len() >= m * k && w.len() >= n * k, "operands shorter than their shapes");
+	let mut out = vec![0f32; m * n];
+	if m == 0 || n == 0 {
+		return Some(out);
+	}
+	if k == 0 {
+		return Some(out);
+	}
+	// W rows per task: as many as fit the block, a multiple of NR, but small enough that every
+	// core gets several tasks.
+	let threads = rayon::current_num_threads().max(1);
+	let fit = (BLOCK_BYTES / (k * 4)).max(1);
+	let spread = n.div_ceil(threads * 4);
+	let nb = (fit.min(spread).max(1)).div_ceil(NR) * NR;
+	// x rows per block inside a task: as many as fit the block, a multiple of MR.
+	let mb = ((BLOCK_BYTES / (k * 4)).max(MR) / MR) * MR;
+	let dst = OutPtr(out.as_mut_ptr());
+	let chunks = n.div_ceil(nb);
+	(0..chunks).into_par_iter().for_each_init(Vec::<f32>::new, |scratch, c| {
+		let j0 = c * nb;
+		let rows = nb.min(n - j0);
+		let wf: &[f32] = match w {
+			Weights::F32(v) => &v[j0 * k..(j0 + rows) * k],
+			Weights::F16(v) => {
+				scratch.resize(rows * k, 0.0);
+				f16_to_f32(&v[j0 * k..(j0 + rows) * k], scratch);
+				scratch
+			},
+			Weights::Bf16(v) => {
+				scratch.resize(rows * k, 0.0);
+				for (d, s) in scratch.iter_mut().zip(&v[j0 * k..(j0 + rows) * k]) {
+					*d = s.to_f32();
+				}
+				scratch
+			},
+		};
+		let mut i0 = 0;
+		while i0 < m {
+			let mrows = mb.min(m - i0);
+			// Safety: AVX-512 F was detected above; `x` holds rows i0‥i0+mrows of k values and
+			// `wf` rows j0‥j0+rows; this task alone writes columns j0‥j0+rows of `out` (the
+			// chunks are disjoint), rows i0‥i0+mrows, all inside its m × n values.
+			#[cfg(target_arch = "x86_64")]
+			unsafe {
+				avx512::block(x[i0 * k..].as_ptr(), mrows, wf.as_ptr(), rows, k, dst.at(i0 * n + j0), n)
+			};
+			i0 += mrows;
+		}
+	});
+	Some(out)
+}
+
+/// The output buffer, written by every task in its own columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// Safety: tasks write disjoint elements (their own columns) of a buffer that outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+	fn at(self, i: usize) -> *mut f32 {
+		// Safety (of the callers): `i` is inside the buffer.
+		self.0.wrapping_add(i)
+	}
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+	use super::{MR, NR};
+	use std::arch::x86_64::*;
+
+	/// `out[i·ldo + j] = Σ_p x[i·k + p] · w[j·k + p]` for `i < R`, `j < C`.
+	#[target_feature(enable = "avx512f")]
+	#[inline]
+	unsafe fn tile<const R: usize, const C: usize>(x: *const f32, w: *const f32, k: usize, out: *mut f32, ldo: usize) {
+		let mut acc = [[_mm512_setzero_ps(); C]; R];
+		let mut p = 0;
+		while p + 16 <= k {
+			let mut xv = [_mm512_setzero_ps(); R];
+			for (i, v) in xv.iter_mut().enumerate() {
+				*v = _mm512_loadu_ps(x.add(i * k + p));
+			}
+			for j in 0..C {
+				let wv = _mm512_loadu_ps(w.add(j * k + p));
+				for i in 0..R {
+					acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
+				}
+			}
+			p += 16;
+		}
+		if p < k {
+			// The last k % 16 columns, the lanes past k masked off (not read).
+			let mask: __mmask16 = ((1u32 << (k - p)) - 1) as u16;
+			let mut xv = [_mm512_setzero_ps(); R];
+			for (i, v) in xv.iter_mut().enumerate() {
+				*v = _mm512_maskz_loadu_ps(mask, x.add(i * k + p));
+			}
+			for j in 0..C {
+				let wv = _mm512_maskz_loadu_ps(mask, w.add(j * k + p));
+				for i in 0..R {
+					acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
+				}
+			}
+		}
+		for (i, row) in acc.iter().enumerate() {
+			for (j, a) in row.iter().enumerate() {
+				*out.add(i * ldo + j) = _mm512_reduce_add_ps(*a);
+			}
+		}
+	}
+
+	/// One tile of `r ≤ MR` by `c ≤ NR` (the edges of a block are narrower).
+	#[target_feature(enable = "avx512f")]
+	unsafe fn tile_any(r: usize, c: usize, x: *const f32, w: *const f32, k: usize, out: *mut f32, ldo: usize) {
+		macro_rules! by_cols {
+			($r:literal) => {
+				match c {
+					6 => tile::<$r, 6>(x, w, k, out, ldo),
+					5 => tile::<$r, 5>(x, w, k, out, ldo),
+					4 => tile::<$r, 4>(x, w, k, out, ldo),
+					3 => tile::<$r, 3>(x, w, k, out, ldo),
+					2 => tile::<$r, 2>(x, w, k, out, ldo),
+					1 => tile::<$r, 1>(x, w, k, out, ldo),
+					_ => unreachable!("tiles are 1 to NR wide"),
+				}
+			};
+		}
+		const _: () = assert!(MR == 4 && NR == 6, "tile_any spells out the tile sizes");
+		match r {
+			4 => by_cols!(4),
+			3 => by_cols!(3),
+			2 => by_cols!(2),
+			1 => by_cols!(1),
+			_ => unreachable!("tiles are 1 to MR tall"),
+		}
+	}
+
+	/// `out[i·ldo + j] = x_i · w_j` for the `m` rows of `x` and `n` rows of `w` (each `k` long,
+	/// contiguous): W tiles outer (they stay in L1 while the x rows stream from L2).
+	#[target_feature(enable = "avx512f")]
+	pub(super) unsafe fn block(x: *const f32, m: usize, w: *const f32, n: usize, k: usize, out: *mut f32, ldo: usize) {
+		let mut j = 0;
+		while j < n {
+			let c = NR.min(n - j);
+			let mut i = 0;
+			while i < m {
+				let r = MR.min(m - i);
+				tile_any(r, c, x.add(i * k), w.add(j * k), k, out.add(i * ldo + j), ldo);
+				i += r;
+			}
+			j += c;
+		}
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	/// A plain triple loop in f64: the reference.
+	fn reference(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f64> {
+		let mut y = vec![0f64; m * n];
+		for i in 0..m {
+			for j in 0..n {
+				y[i * n + j] = (0..k).map(|p| x[i * k + p] as f64 * w[j * k + p] as f64).sum();
+			}
+		}
+		y
+	}
+
+	fn seeded(len: usize, seed: u64) -> Vec<f32> {
+		use rand::{Rng, SeedableRng};
+		let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+		(0..len).map(|_| r.gen_range(-1.0f32..1.0)).collect()
+	}
+
+	/// Every tile edge (m and n past multiples of MR and NR, k past multiples of 16, k smaller
+	/// than one vector, blocks and chunks of several tiles) in every weight dtype, against f64.
+	#[test]
+	fn equals_the_triple_loop() {
+		if !available() {
+			eprintln!("no AVX-512 on this CPU: the tiled kernel is not used here");
+			return;
+		}
+		for (m, k, n) in [(1, 1, 1), (1, 15, 7), (3, 16, 6), (4, 17, 13), (5, 33, 25), (17, 1000, 61), (70, 4100, 9), (513, 64, 130)] {
+			let x = seeded(m * k, (m * 31 + k) as u64);
+			let w = seeded(n * k, (n * 17 + k) as u64);
+			let h: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();
+			let b: Vec<half::bf16> = w.iter().map(|&v| half::bf16::from_f32(v)).collect();
+			let wh: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+			let wb: Vec<f32> = b.iter().map(|v| v.to_f32()).collect();
+			for (weights, exact) in [(Weights::F32(&w), &w), (Weights::F16(&h), &wh), (Weights::Bf16(&b), &wb)] {
+				let got = matmul_nt(&x, m, k, &weights, n).expect("AVX-512 is here");
+				let want = reference(&x, m, k, exact, n);
+				assert_eq!(got.len(), m * n);
+				for (idx, (g, r)) in got.iter().zip(&want).enumerate() {
+					// f32 accumulation over k terms of magnitude < 1.
+					let tol = 1e-5 * (k as f64).sqrt().max(1.0) * 4.0;
+					assert!((*g as f64 - r).abs() <= tol, "{m}×{k}×{n} at {idx}: {g} vs {r}");
+				}
+			}
+		}
+	}
+
+	/// Empty shapes give zeros of the right size and read nothing.
+	#[test]
+	fn empty_shapes() {
+		if !available() {
+			return;
+		}
+		assert_eq!(matmul_nt(&[], 0, 8, &Weights::F32(&[0.0; 16]), 2).unwrap(), Vec::<f32>::new());
+		assert_eq!(matmul_nt(&[1.0; 8], 1, 8, &Weights::F32(&[]), 0).unwrap(), Vec::<f32>::new());
+		assert_eq!(matmul_nt(&[], 2, 0, &Weights::F32(&[]), 3).unwrap(), vec![0.0; 6]);
+	}
+}
