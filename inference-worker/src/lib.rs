@@ -36,6 +36,22 @@ pub fn init_logging() {
 		.init();
 }
 
+/// Keeps freed large buffers in the process (glibc): every step of the model allocates and frees
+/// activations of megabytes (a prefill's MLP rows are 5.5 MiB each); glibc serves those with a
+/// fresh `mmap` each time by default, and the kernel zeroes every page again on first touch.
+/// Buffers up to 32 MiB (glibc's most) come from the heap instead, and up to 256 MiB of freed
+/// heap stays mapped for the next step. `bench-decode` of a 512-token prefill on the yardstick
+/// model: 178 K page faults instead of 247 K. No effect on other C libraries.
+pub fn tune_allocator() {
+	#[cfg(all(target_os = "linux", target_env = "gnu"))]
+	// Safety: mallopt only sets allocator parameters, under the allocator's own locks. A refused
+	// value (it returns 0) leaves glibc's default, which is only slower.
+	unsafe {
+		libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+		libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+	}
+}
+
 /// Parses `f32`, `bf16`, `f16`.
 pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
 	Ok(match s {

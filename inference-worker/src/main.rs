@@ -382,6 +382,7 @@ async fn start_chain(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
 	openledger_worker::init_logging();
+	openledger_worker::tune_allocator();
 	match Cli::parse().cmd {
 		Cmd::Serve(args) => serve(args).await,
 		Cmd::GenModel { out, hidden, intermediate, layers, heads, kv_heads, vocab, family, vocab_rows, max_positions, seed, shards } => {

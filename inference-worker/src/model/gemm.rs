@@ -9,9 +9,11 @@
 //! horizontal sum per output. Nothing is packed.
 //!
 //! Work is split over the rows of `W` in chunks whose `k` columns fit the L2 cache (with a block
-//! of `x` rows beside them), one chunk per task on all cores; a task walks every row of `x`, so
-//! half-precision weights are widened to f32 once per call, chunk by chunk, into a per-thread
-//! scratch, and the kernel only ever reads f32.
+//! of `x` rows beside them), one chunk per task on all cores; a task walks every row of `x`.
+//! Half-precision weights (f16, bf16) are widened to f32 in registers as they are loaded when
+//! `x` has few rows (a decode step: each weight is read about once), and once per call, chunk
+//! by chunk, into a per-thread scratch when it has many (a prefill: each weight is read by
+//! every tile of `x` rows).
 
 use super::gemv::{f16_to_f32, Weights};
 use rayon::prelude::*;
@@ -23,6 +25,25 @@ const NR: usize = 6;
 /// Bytes of `W` rows (widened to f32), and of `x` rows, a task keeps hot at once (two of these
 /// fit the 1 MiB L2 of the dev machine's cores with room to spare).
 const BLOCK_BYTES: usize = 256 * 1024;
+/// Rows of `x` up to which each weight row is read front to back on its own (one stream) rather
+/// than in tiles of NR rows at once (`openledger-bench bench-matmul`: from DRAM, as every
+/// projection of a large model and the output projection of a small one are, this streams faster).
+const STREAM_ROWS: usize = 2;
+/// Rows of `x` up to which half-precision weights are widened as they are loaded, not into a
+/// scratch first (`openledger-bench bench-matmul`).
+const DIRECT_HALF_ROWS: usize = 8;
+
+/// Token rows up to which the model uses this kernel (`gemv::matmul_t`); past them the general
+/// matmul's packed kernels win (`openledger-bench bench-matmul` on the 2-core dev machine: from
+/// 64 rows in f32 and 96 in f16 they are at par or ahead, and at a prefill's 512 rows 1.3–1.8×
+/// faster).
+pub fn max_rows(weights: candle_core::DType) -> usize {
+	if weights == candle_core::DType::F32 {
+		48
+	} else {
+		64
+	}
+}
 
 /// Whether this CPU runs the kernel (AVX-512 F, detected at run time).
 pub fn available() -> bool {
@@ -59,9 +80,26 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &Weights<'_>, n: usize
 	let mb = ((BLOCK_BYTES / (k * 4)).max(MR) / MR) * MR;
 	let dst = OutPtr(out.as_mut_ptr());
 	let chunks = n.div_ceil(nb);
+	let direct = m <= DIRECT_HALF_ROWS;
 	(0..chunks).into_par_iter().for_each_init(Vec::<f32>::new, |scratch, c| {
 		let j0 = c * nb;
 		let rows = nb.min(n - j0);
+		// Safety (of the kernel calls below): AVX-512 F was detected above; `x` holds rows
+		// i0‥i0+mrows of k values and the weights rows j0‥j0+rows; this task alone writes
+		// columns j0‥j0+rows of `out` (the chunks are disjoint), rows i0‥i0+mrows, all inside
+		// its m × n values.
+		#[cfg(target_arch = "x86_64")]
+		if direct {
+			let (wp, kind) = match w {
+				Weights::F32(_) => (std::ptr::null(), 0),
+				Weights::F16(v) => (v[j0 * k..].as_ptr() as *const u16, 1),
+				Weights::Bf16(v) => (v[j0 * k..].as_ptr() as *const u16, 2),
+			};
+			if kind != 0 {
+				unsafe { avx512::block_half(kind, x.as_ptr(), m, wp, rows, k, dst.at(j0), n) };
+				return;
+			}
+		}
 		let wf: &[f32] = match w {
 			Weights::F32(v) => &v[j0 * k..(j0 + rows) * k],
 			Weights::F16(v) => {
@@ -80,9 +118,6 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &Weights<'_>, n: usize
 		let mut i0 = 0;
 		while i0 < m {
 			let mrows = mb.min(m - i0);
-			// Safety: AVX-512 F was detected above; `x` holds rows i0‥i0+mrows of k values and
-			// `wf` rows j0‥j0+rows; this task alone writes columns j0‥j0+rows of `out` (the
-			// chunks are disjoint), rows i0‥i0+mrows, all inside its m × n values.
 			#[cfg(target_arch = "x86_64")]
 			unsafe {
 				avx512::block(x[i0 * k..].as_ptr(), mrows, wf.as_ptr(), rows, k, dst.at(i0 * n + j0), n)
@@ -108,22 +143,100 @@ impl OutPtr {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-	use super::{MR, NR};
+	use super::{MR, NR, STREAM_ROWS};
 	use std::arch::x86_64::*;
 
-	/// `out[i·ldo + j] = Σ_p x[i·k + p] · w[j·k + p]` for `i < R`, `j < C`.
+	/// `out[i·ldo] = Σ_p x[i·k + p] · w[p]` for `i < R`: one weight row read front to back (one
+	/// memory stream, as the hardware prefetcher likes it when the weights come from DRAM),
+	/// four accumulators per row of `x`.
 	#[target_feature(enable = "avx512f")]
 	#[inline]
-	unsafe fn tile<const R: usize, const C: usize>(x: *const f32, w: *const f32, k: usize, out: *mut f32, ldo: usize) {
+	unsafe fn row<const R: usize, const H: u8>(x: *const f32, w: *const u8, k: usize, out: *mut f32, ldo: usize) {
+		let mut acc = [[_mm512_setzero_ps(); 4]; R];
+		let mut p = 0;
+		while p + 64 <= k {
+			for u in 0..4 {
+				let wv = load_w::<H>(w, p + 16 * u);
+				for (i, a) in acc.iter_mut().enumerate() {
+					a[u] = _mm512_fmadd_ps(_mm512_loadu_ps(x.add(i * k + p + 16 * u)), wv, a[u]);
+				}
+			}
+			p += 64;
+		}
+		while p + 16 <= k {
+			let wv = load_w::<H>(w, p);
+			for (i, a) in acc.iter_mut().enumerate() {
+				a[0] = _mm512_fmadd_ps(_mm512_loadu_ps(x.add(i * k + p)), wv, a[0]);
+			}
+			p += 16;
+		}
+		if p < k {
+			let mask: __mmask16 = ((1u32 << (k - p)) - 1) as u16;
+			let wv = load_w_tail::<H>(w, p, k - p);
+			for (i, a) in acc.iter_mut().enumerate() {
+				a[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x.add(i * k + p)), wv, a[1]);
+			}
+		}
+		for (i, a) in acc.iter().enumerate() {
+			*out.add(i * ldo) = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+		}
+	}
+
+	/// Bytes per weight of kind `H`.
+	const fn elem<const H: u8>() -> usize {
+		if H == 0 {
+			4
+		} else {
+			2
+		}
+	}
+
+	/// 16 weights from `w` (elements `at‥at + 16`) as f32: `H` 0 f32, 1 f16, 2 bf16.
+	#[target_feature(enable = "avx512f")]
+	#[inline]
+	unsafe fn load_w<const H: u8>(w: *const u8, at: usize) -> __m512 {
+		match H {
+			0 => _mm512_loadu_ps((w as *const f32).add(at)),
+			1 => _mm512_cvtph_ps(_mm256_loadu_si256((w as *const u16).add(at) as *const __m256i)),
+			_ => _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256((w as *const u16).add(at) as *const __m256i)))),
+		}
+	}
+
+	/// The last `n < 16` weights of a row from `at`, the lanes past them zero (not read).
+	#[target_feature(enable = "avx512f")]
+	#[inline]
+	unsafe fn load_w_tail<const H: u8>(w: *const u8, at: usize, n: usize) -> __m512 {
+		let mask: __mmask16 = ((1u32 << n) - 1) as u16;
+		if H == 0 {
+			return _mm512_maskz_loadu_ps(mask, (w as *const f32).add(at));
+		}
+		let mut buf = [0u16; 16];
+		std::ptr::copy_nonoverlapping((w as *const u16).add(at), buf.as_mut_ptr(), n);
+		load_w::<H>(buf.as_ptr() as *const u8, 0)
+	}
+
+	/// `out[i·ldo + j] = Σ_p x[i·k + p] · w[j·k + p]` for `i < R`, `j < C`, the weights `w` of
+	/// kind `H` (see [`load_w`]).
+	#[target_feature(enable = "avx512f")]
+	#[inline]
+	///
+	/// `pf`: the next tile's weight rows (`pf_rows` of them, `k` long), fetched into the cache
+	/// alongside, at the same offsets: the first pass over a tile of weights streams them from
+	/// memory, and six row streams at once are more than the hardware prefetcher keeps ahead of.
+	#[allow(clippy::too_many_arguments)]
+	unsafe fn tile<const R: usize, const C: usize, const H: u8>(x: *const f32, w: *const u8, k: usize, out: *mut f32, ldo: usize, pf: *const u8, pf_rows: usize) {
 		let mut acc = [[_mm512_setzero_ps(); C]; R];
 		let mut p = 0;
 		while p + 16 <= k {
+			for j in 0..pf_rows {
+				_mm_prefetch::<_MM_HINT_T0>(pf.add((j * k + p) * elem::<H>()) as *const i8);
+			}
 			let mut xv = [_mm512_setzero_ps(); R];
 			for (i, v) in xv.iter_mut().enumerate() {
 				*v = _mm512_loadu_ps(x.add(i * k + p));
 			}
 			for j in 0..C {
-				let wv = _mm512_loadu_ps(w.add(j * k + p));
+				let wv = load_w::<H>(w, j * k + p);
 				for i in 0..R {
 					acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
 				}
@@ -138,7 +251,7 @@ mod avx512 {
 				*v = _mm512_maskz_loadu_ps(mask, x.add(i * k + p));
 			}
 			for j in 0..C {
-				let wv = _mm512_maskz_loadu_ps(mask, w.add(j * k + p));
+				let wv = load_w_tail::<H>(w, j * k + p, k - p);
 				for i in 0..R {
 					acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
 				}
@@ -153,16 +266,17 @@ mod avx512 {
 
 	/// One tile of `r ≤ MR` by `c ≤ NR` (the edges of a block are narrower).
 	#[target_feature(enable = "avx512f")]
-	unsafe fn tile_any(r: usize, c: usize, x: *const f32, w: *const f32, k: usize, out: *mut f32, ldo: usize) {
+	#[allow(clippy::too_many_arguments)]
+	unsafe fn tile_any<const H: u8>(r: usize, c: usize, x: *const f32, w: *const u8, k: usize, out: *mut f32, ldo: usize, pf: *const u8, pf_rows: usize) {
 		macro_rules! by_cols {
 			($r:literal) => {
 				match c {
-					6 => tile::<$r, 6>(x, w, k, out, ldo),
-					5 => tile::<$r, 5>(x, w, k, out, ldo),
-					4 => tile::<$r, 4>(x, w, k, out, ldo),
-					3 => tile::<$r, 3>(x, w, k, out, ldo),
-					2 => tile::<$r, 2>(x, w, k, out, ldo),
-					1 => tile::<$r, 1>(x, w, k, out, ldo),
+					6 => tile::<$r, 6, H>(x, w, k, out, ldo, pf, pf_rows),
+					5 => tile::<$r, 5, H>(x, w, k, out, ldo, pf, pf_rows),
+					4 => tile::<$r, 4, H>(x, w, k, out, ldo, pf, pf_rows),
+					3 => tile::<$r, 3, H>(x, w, k, out, ldo, pf, pf_rows),
+					2 => tile::<$r, 2, H>(x, w, k, out, ldo, pf, pf_rows),
+					1 => tile::<$r, 1, H>(x, w, k, out, ldo, pf, pf_rows),
 					_ => unreachable!("tiles are 1 to NR wide"),
 				}
 			};
@@ -181,13 +295,41 @@ mod avx512 {
 	/// contiguous): W tiles outer (they stay in L1 while the x rows stream from L2).
 	#[target_feature(enable = "avx512f")]
 	pub(super) unsafe fn block(x: *const f32, m: usize, w: *const f32, n: usize, k: usize, out: *mut f32, ldo: usize) {
+		block_of::<0>(x, m, w as *const u8, n, k, out, ldo, 4)
+	}
+
+	/// [`block`] over half-precision weights (`kind` 1: f16, 2: bf16), widened as loaded.
+	#[target_feature(enable = "avx512f")]
+	pub(super) unsafe fn block_half(kind: u8, x: *const f32, m: usize, w: *const u16, n: usize, k: usize, out: *mut f32, ldo: usize) {
+		match kind {
+			1 => block_of::<1>(x, m, w as *const u8, n, k, out, ldo, 2),
+			_ => block_of::<2>(x, m, w as *const u8, n, k, out, ldo, 2),
+		}
+	}
+
+	/// `elem`: bytes per weight.
+	#[allow(clippy::too_many_arguments)]
+	#[target_feature(enable = "avx512f")]
+	unsafe fn block_of<const H: u8>(x: *const f32, m: usize, w: *const u8, n: usize, k: usize, out: *mut f32, ldo: usize, elem: usize) {
+		if m <= STREAM_ROWS {
+			for j in 0..n {
+				let (wj, oj) = (w.add(j * k * elem), out.add(j));
+				match m {
+					1 => row::<1, H>(x, wj, k, oj, ldo),
+					_ => row::<2, H>(x, wj, k, oj, ldo),
+				}
+			}
+			return;
+		}
 		let mut j = 0;
 		while j < n {
 			let c = NR.min(n - j);
 			let mut i = 0;
 			while i < m {
 				let r = MR.min(m - i);
-				tile_any(r, c, x.add(i * k), w.add(j * k), k, out.add(i * ldo + j), ldo);
+				// The first pass over this tile of weights fetches the next tile's.
+				let pf_rows = if i == 0 { NR.min(n - j - c) } else { 0 };
+				tile_any::<H>(r, c, x.add(i * k), w.add(j * k * elem), k, out.add(i * ldo + j), ldo, w.add((j + c) * k * elem), pf_rows);
 				i += r;
 			}
 			j += c;
@@ -224,7 +366,7 @@ mod tests {
 			eprintln!("no AVX-512 on this CPU: the tiled kernel is not used here");
 			return;
 		}
-		for (m, k, n) in [(1, 1, 1), (1, 15, 7), (3, 16, 6), (4, 17, 13), (5, 33, 25), (17, 1000, 61), (70, 4100, 9), (513, 64, 130)] {
+		for (m, k, n) in [(1, 1, 1), (1, 15, 7), (2, 130, 5), (2, 64, 3), (1, 200, 9), (3, 16, 6), (4, 17, 13), (5, 33, 25), (17, 1000, 61), (70, 4100, 9), (513, 64, 130)] {
 			let x = seeded(m * k, (m * 31 + k) as u64);
 			let w = seeded(n * k, (n * 17 + k) as u64);
 			let h: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();

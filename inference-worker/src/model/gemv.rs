@@ -70,10 +70,10 @@ fn fast(half: bool) -> bool {
 }
 
 /// `x Wᵀ` for `x: [n, in]` and `w: [out, in]` on the CPU, in `x`'s dtype (f32 with `f32_out`,
-/// e.g. logits): any number of rows through the tiled AVX-512 kernel where the CPU has it, else
-/// few rows (n ≤ [`MAX_ROWS`], ≤ 8 for f32 weights) through this module's kernel; `None` when
-/// neither applies (other device, dtype or layout, or a CPU without the instructions): use the
-/// general matmul.
+/// e.g. logits): where the CPU has AVX-512, up to [`super::gemm::max_rows`] rows through the
+/// tiled kernel; elsewhere few rows (n ≤ [`MAX_ROWS`], ≤ 8 for f32 weights) through this
+/// module's kernel; `None` otherwise (more rows, other device, dtype or layout, or a CPU without
+/// the instructions): use the general matmul, which is faster for a prefill's many rows.
 pub fn matmul_t(x: &Tensor, w: &Tensor, f32_out: bool) -> candle_core::Result<Option<Tensor>> {
 	matmul_t_with(x, w, f32_out, Kernel::Auto)
 }
@@ -86,7 +86,13 @@ pub fn matmul_t_with(x: &Tensor, w: &Tensor, f32_out: bool, kernel: Kernel) -> c
 		return Ok(None);
 	}
 	let tiled = match kernel {
-		Kernel::Auto => super::gemm::available(),
+		Kernel::Auto if super::gemm::available() => {
+			if n > super::gemm::max_rows(w.dtype()) {
+				return Ok(None);
+			}
+			true
+		},
+		Kernel::Auto => false,
 		Kernel::Rows => false,
 		Kernel::Tiled => true,
 	};
@@ -262,8 +268,9 @@ mod tests {
 		assert_eq!(dot_portable(&[1.0; 19], &[2.0; 19]), 38.0);
 	}
 
-	/// The tiled kernel through `matmul_t` (where the CPU has AVX-512): many rows (a prefill),
-	/// every dtype, a weight at an offset of its storage, f32 and input-dtype outputs.
+	/// The tiled kernel (where the CPU has AVX-512): few and many rows (a prefill), every dtype,
+	/// a weight at an offset of its storage, f32 and input-dtype outputs; `matmul_t` takes it up
+	/// to its row limit only.
 	#[test]
 	fn tiled_equals_the_general_matmul() {
 		if !crate::model::gemm::available() {
@@ -275,13 +282,16 @@ mod tests {
 		}
 		let dev = Device::Cpu;
 		for dtype in [DType::F32, DType::F16, DType::BF16] {
-			for (n, din, dout) in [(9, 64, 70), (130, 300, 47), (512, 128, 257)] {
+			for (n, din, dout) in [(1, 100, 30), (2, 64, 9), (9, 64, 70), (130, 300, 47), (512, 128, 257)] {
 				let x = Tensor::randn(0f32, 1.0, (n, din), &dev).unwrap().to_dtype(dtype).unwrap();
 				let big = Tensor::randn(0f32, 1.0, (dout + 3, din), &dev).unwrap().to_dtype(dtype).unwrap();
 				let w = big.narrow(0, 3, dout).unwrap();
-				let got = matmul_t(&x, &w, false).unwrap().expect("AVX-512 is here");
+				let got = matmul_t_with(&x, &w, false, Kernel::Tiled).unwrap().expect("AVX-512 is here");
 				assert_eq!((got.dims(), got.dtype()), (&[n, dout][..], dtype));
-				let logits = matmul_t(&x, &w, true).unwrap().unwrap();
+				let logits = matmul_t_with(&x, &w, true, Kernel::Tiled).unwrap().unwrap();
+				// The model's choice: this kernel up to its row limit, the general matmul past it.
+				let auto = matmul_t(&x, &w, false).unwrap();
+				assert_eq!(auto.is_some(), n <= crate::model::gemm::max_rows(dtype), "{dtype:?}, {n} rows");
 				assert_eq!(logits.dtype(), DType::F32);
 				let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
 				for y in [&got, &logits] {

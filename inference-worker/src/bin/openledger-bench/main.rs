@@ -41,6 +41,7 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
 	openledger_worker::init_logging();
+	openledger_worker::tune_allocator();
 	match Cli::parse().cmd {
 		Cmd::BenchLora(args) => lora::run(args),
 		Cmd::BenchAttribution(args) => attr::run(args),
