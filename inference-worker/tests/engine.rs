@@ -496,12 +496,12 @@ async fn cached_prefixes_are_shared_only_within_a_tenant() {
 	}
 }
 
-/// The candle model over a pool so small that sequences are preempted and recomputed, and a
-/// later request sharing a prompt prefix: every greedy answer equals the model's own
-/// continuation computed alone with a private cache.
-#[tokio::test]
-async fn the_model_over_a_small_shared_pool_answers_as_alone() {
-	let f = fixture();
+/// The candle model over a pool of 40 positions (10 blocks of 4) with `swap` bytes of swap
+/// memory: four sequences of 33 positions (9-token prompts of ids `first + stride·i + j`, 24
+/// greedy tokens), so some are preempted; every answer must equal the model's own continuation
+/// computed alone with a private cache. Returns the engine, its metrics, the end ids and the
+/// sampling parameters, for more requests.
+async fn four_into_a_small_pool(f: &Fixture, swap: usize, prefix_cache: PrefixCache, first: u32, stride: u32) -> (Engine, Metrics, Vec<u32>, SamplingParams) {
 	let per_token = 2 * f.model.cfg.num_hidden_layers * f.model.cfg.kv_heads() * f.model.cfg.head_dim() * 4;
 	let cfg = EngineConfig {
 		max_batch: 4,
@@ -509,16 +509,14 @@ async fn the_model_over_a_small_shared_pool_answers_as_alone() {
 		queue: 8,
 		kv_cache_bytes: Some(10 * 4 * per_token),
 		kv_block_size: 4,
-		prefix_cache: PrefixCache::Global,
+		kv_swap_bytes: swap,
+		prefix_cache,
 		..Default::default()
 	};
-	let (e, m) = start(&f, cfg);
-	let eos = {
-		let mut v = f.model.cfg.eos_ids();
-		v.extend(f.tokenizer.token_id("<|im_end|>"));
-		v
-	};
-	let prompts: Vec<Vec<u32>> = (0..4u32).map(|i| (0..9).map(|j| 40 + 11 * i + j).collect()).collect();
+	let (e, m) = start(f, cfg);
+	let mut eos = f.model.cfg.eos_ids();
+	eos.extend(f.tokenizer.token_id("<|im_end|>"));
+	let prompts: Vec<Vec<u32>> = (0..4u32).map(|i| (0..9).map(|j| first + stride * i + j).collect()).collect();
 	let mut p = greedy(24);
 	p.stop = vec![];
 	let rxs: Vec<_> = prompts.iter().map(|q| e.submit(q.clone(), None, p.clone()).unwrap()).collect();
@@ -527,6 +525,17 @@ async fn the_model_over_a_small_shared_pool_answers_as_alone() {
 		assert_eq!(ids, &reference(&f.model, q, None, 24, &eos), "prompt {q:?}");
 	}
 	assert!(e.health.preemptions() >= 1, "four sequences of 33 positions in a pool of 40");
+	(e, m, eos, p)
+}
+
+/// The candle model over a pool so small that sequences are preempted and recomputed, and a
+/// later request sharing a prompt prefix: every greedy answer equals the model's own
+/// continuation computed alone with a private cache.
+#[tokio::test]
+async fn the_model_over_a_small_shared_pool_answers_as_alone() {
+	let f = fixture();
+	let (e, m, eos, p) = four_into_a_small_pool(&f, 0, PrefixCache::Global, 40, 11).await;
+	assert_eq!(e.health.swaps(), 0, "no swap memory: recomputed");
 	// A prompt, then one that extends it: the second reads the first one's two full blocks.
 	let first: Vec<u32> = (60..69).collect();
 	let (ids, _, _) = drain(e.submit(first.clone(), None, p.clone()).unwrap()).await;
@@ -545,32 +554,8 @@ async fn the_model_over_a_small_shared_pool_answers_as_alone() {
 #[tokio::test]
 async fn the_model_swapped_out_and_back_answers_as_alone() {
 	let f = fixture();
-	let per_token = 2 * f.model.cfg.num_hidden_layers * f.model.cfg.kv_heads() * f.model.cfg.head_dim() * 4;
-	let cfg = EngineConfig {
-		max_batch: 4,
-		max_step_tokens: 32,
-		queue: 8,
-		kv_cache_bytes: Some(10 * 4 * per_token),
-		kv_block_size: 4,
-		kv_swap_bytes: 1 << 20,
-		prefix_cache: PrefixCache::Off,
-		..Default::default()
-	};
-	let (e, _m) = start(&f, cfg);
-	let eos = {
-		let mut v = f.model.cfg.eos_ids();
-		v.extend(f.tokenizer.token_id("<|im_end|>"));
-		v
-	};
-	let prompts: Vec<Vec<u32>> = (0..4u32).map(|i| (0..9).map(|j| 41 + 13 * i + j).collect()).collect();
-	let mut p = greedy(24);
-	p.stop = vec![];
-	let rxs: Vec<_> = prompts.iter().map(|q| e.submit(q.clone(), None, p.clone()).unwrap()).collect();
-	let outs = futures::future::join_all(rxs.into_iter().map(drain)).await;
-	for (q, (ids, _, _)) in prompts.iter().zip(&outs) {
-		assert_eq!(ids, &reference(&f.model, q, None, 24, &eos), "prompt {q:?}");
-	}
-	assert!(e.health.swaps() >= 1, "four sequences of 33 positions in a pool of 40 swap");
+	let (e, _m, _eos, _p) = four_into_a_small_pool(&f, 1 << 20, PrefixCache::Off, 41, 13).await;
+	assert!(e.health.swaps() >= 1, "preempted sequences were swapped: {}", e.health.swaps());
 }
 
 /// A backend error fails the sequences of that step with the error, and the engine serves the
