@@ -39,8 +39,9 @@ pub fn init_logging() {
 /// Keeps freed large buffers in the process (glibc): every step of the model allocates and frees
 /// activations of megabytes (a prefill's MLP rows are 5.5 MiB each); glibc serves those with a
 /// fresh `mmap` each time by default, and the kernel zeroes every page again on first touch.
-/// Buffers up to 32 MiB (glibc's most) come from the heap instead, and up to 256 MiB of freed
-/// heap stays mapped for the next step. `bench-decode` of a 512-token prefill on the yardstick
+/// Buffers up to 32 MiB (glibc's most) come from the heap instead, and each of glibc's heaps
+/// (one per thread that allocates, up to its arena limit) keeps up to 256 MiB of freed memory
+/// mapped for the next step. `bench-decode` of a 512-token prefill on the yardstick
 /// model: 178 K page faults instead of 247 K. No effect on other C libraries.
 pub fn tune_allocator() {
 	#[cfg(all(target_os = "linux", target_env = "gnu"))]

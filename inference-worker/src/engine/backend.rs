@@ -75,7 +75,14 @@ pub struct SwappedKv {
 /// The slots of positions `0‥positions` under a block table.
 fn slots_of(blocks: &[u32], block_size: usize, positions: usize) -> anyhow::Result<Vec<u32>> {
 	anyhow::ensure!(blocks.len() * block_size >= positions, "a block table of {} blocks for {positions} positions", blocks.len());
-	Ok((0..positions).map(|p| blocks[p / block_size] * block_size as u32 + (p % block_size) as u32).collect())
+	(0..positions)
+		.map(|p| {
+			(blocks[p / block_size] as usize)
+				.checked_mul(block_size)
+				.and_then(|s| u32::try_from(s + p % block_size).ok())
+				.ok_or_else(|| anyhow::anyhow!("block {} past the pool's slots", blocks[p / block_size]))
+		})
+		.collect()
 }
 
 /// The candle model over a [`PagedKv`] pool.
@@ -157,6 +164,10 @@ pub struct ScriptedBackend {
 	pub swaps: Arc<Mutex<(usize, usize)>>,
 	/// Refuses every swap-out (the scheduler must recompute instead).
 	pub refuse_swap: bool,
+	/// Forgets what a swapped-out sequence's slots held (as if its blocks were reused at once),
+	/// so a swap-in that writes nothing leaves positions never written. Only where no other
+	/// sequence shares those blocks.
+	pub forget_swapped: bool,
 	/// The pool: (blocks, block size) and what each written slot holds.
 	pool: Option<(usize, usize)>,
 	slots: HashMap<usize, u32>,
@@ -164,7 +175,7 @@ pub struct ScriptedBackend {
 
 impl ScriptedBackend {
 	pub fn new(vocab: usize, max_positions: usize) -> Self {
-		Self { vocab, max_positions, eos: Vec::new(), fail_on: None, step_time: None, steps: Arc::default(), swaps: Arc::default(), refuse_swap: false, pool: None, slots: HashMap::new() }
+		Self { vocab, max_positions, eos: Vec::new(), fail_on: None, step_time: None, steps: Arc::default(), swaps: Arc::default(), refuse_swap: false, forget_swapped: false, pool: None, slots: HashMap::new() }
 	}
 	/// The token the script answers after the tokens `context` (every position, in order).
 	pub fn next(&self, context: &[u32]) -> u32 {
@@ -228,6 +239,11 @@ impl Backend for ScriptedBackend {
 			.iter()
 			.map(|s| self.slots.get(&(*s as usize)).copied().ok_or_else(|| anyhow::anyhow!("slot {s} never written")))
 			.collect::<anyhow::Result<Vec<u32>>>()?;
+		if self.forget_swapped {
+			for s in slots_of(blocks, bs, positions)? {
+				self.slots.remove(&(s as usize));
+			}
+		}
 		self.swaps.lock().expect("not poisoned; qed").0 += 1;
 		Ok(SwappedKv { positions, data: Box::new(tokens) })
 	}
@@ -235,6 +251,7 @@ impl Backend for ScriptedBackend {
 	fn swap_in(&mut self, kv: SwappedKv, blocks: &[u32]) -> anyhow::Result<()> {
 		let (_, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
 		let tokens = kv.data.downcast::<Vec<u32>>().map_err(|_| anyhow::anyhow!("a swapped copy of another backend"))?;
+		anyhow::ensure!(tokens.len() == kv.positions, "a copy of {} positions said to hold {}", tokens.len(), kv.positions);
 		for (s, t) in slots_of(blocks, bs, kv.positions)?.into_iter().zip(tokens.iter()) {
 			self.slots.insert(s as usize, *t);
 		}

@@ -203,13 +203,16 @@ impl PagedKv {
 		if need > self.total_blocks {
 			candle_core::bail!("a slot outside the pool");
 		}
-		self.grow(need)?;
 		let (kvh, hd, dtype, device) = self.shape.clone();
+		// Every layer checked before any is written.
+		for (k, v) in layers {
+			if k.dims() != [kvh, slots.len(), hd] || v.dims() != [kvh, slots.len(), hd] || k.dtype() != dtype || v.dtype() != dtype {
+				candle_core::bail!("a copy of another shape or dtype");
+			}
+		}
+		self.grow(need)?;
 		for ((k, v), layer) in layers.iter().zip(&self.layers) {
 			let (kb, vb) = layer.as_ref().expect("grown above; qed");
-			if k.dims() != [kvh, slots.len(), hd] || v.dims() != [kvh, slots.len(), hd] || k.dtype() != dtype {
-				candle_core::bail!("a copy of another shape");
-			}
 			write_slots(kb, vb, slots, &k.to_device(&device)?, &v.to_device(&device)?)?;
 		}
 		Ok(())
