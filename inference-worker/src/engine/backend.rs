@@ -6,7 +6,7 @@
 //! [`CandleBackend`] is the candle Llama-family model; [`ScriptedBackend`] is a test double
 //! whose answers are a fixed function of the tokens it was fed, and which records every step.
 
-use crate::model::llama::{Llama, PagedKv, PagedRow};
+use crate::model::llama::{block_slots, Llama, PagedKv, PagedRow};
 use crate::model::lora::LoraAdapter;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,19 +72,6 @@ pub struct SwappedKv {
 	pub data: Box<dyn std::any::Any + Send>,
 }
 
-/// The slots of positions `0‥positions` under a block table.
-fn slots_of(blocks: &[u32], block_size: usize, positions: usize) -> anyhow::Result<Vec<u32>> {
-	anyhow::ensure!(blocks.len() * block_size >= positions, "a block table of {} blocks for {positions} positions", blocks.len());
-	(0..positions)
-		.map(|p| {
-			(blocks[p / block_size] as usize)
-				.checked_mul(block_size)
-				.and_then(|s| u32::try_from(s + p % block_size).ok())
-				.ok_or_else(|| anyhow::anyhow!("block {} past the pool's slots", blocks[p / block_size]))
-		})
-		.collect()
-}
-
 /// The candle model over a [`PagedKv`] pool.
 pub struct CandleBackend {
 	pub model: Arc<Llama>,
@@ -129,13 +116,13 @@ impl Backend for CandleBackend {
 
 	fn swap_out(&mut self, blocks: &[u32], positions: usize) -> anyhow::Result<SwappedKv> {
 		let kv = self.kv.as_ref().ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
-		let slots = slots_of(blocks, kv.block_size(), positions)?;
+		let slots = kv.slots(blocks, positions)?;
 		Ok(SwappedKv { positions, data: Box::new(kv.copy_out(&slots)?) })
 	}
 
 	fn swap_in(&mut self, swapped: SwappedKv, blocks: &[u32]) -> anyhow::Result<()> {
 		let kv = self.kv.as_mut().ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
-		let slots = slots_of(blocks, kv.block_size(), swapped.positions)?;
+		let slots = kv.slots(blocks, swapped.positions)?;
 		let layers = swapped.data.downcast::<Vec<(candle_core::Tensor, candle_core::Tensor)>>().map_err(|_| anyhow::anyhow!("a swapped copy of another backend"))?;
 		kv.copy_in(&slots, &layers)?;
 		Ok(())
@@ -233,14 +220,15 @@ impl Backend for ScriptedBackend {
 	}
 
 	fn swap_out(&mut self, blocks: &[u32], positions: usize) -> anyhow::Result<SwappedKv> {
-		let (_, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
+		let (total, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
 		anyhow::ensure!(!self.refuse_swap, "scripted refusal to swap");
-		let tokens = slots_of(blocks, bs, positions)?
+		let slots = block_slots(blocks, bs, total, positions)?;
+		let tokens = slots
 			.iter()
 			.map(|s| self.slots.get(&(*s as usize)).copied().ok_or_else(|| anyhow::anyhow!("slot {s} never written")))
 			.collect::<anyhow::Result<Vec<u32>>>()?;
 		if self.forget_swapped {
-			for s in slots_of(blocks, bs, positions)? {
+			for s in slots {
 				self.slots.remove(&(s as usize));
 			}
 		}
@@ -249,10 +237,10 @@ impl Backend for ScriptedBackend {
 	}
 
 	fn swap_in(&mut self, kv: SwappedKv, blocks: &[u32]) -> anyhow::Result<()> {
-		let (_, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
+		let (total, bs) = self.pool.ok_or_else(|| anyhow::anyhow!("no KV pool"))?;
 		let tokens = kv.data.downcast::<Vec<u32>>().map_err(|_| anyhow::anyhow!("a swapped copy of another backend"))?;
 		anyhow::ensure!(tokens.len() == kv.positions, "a copy of {} positions said to hold {}", tokens.len(), kv.positions);
-		for (s, t) in slots_of(blocks, bs, kv.positions)?.into_iter().zip(tokens.iter()) {
+		for (s, t) in block_slots(blocks, bs, total, kv.positions)?.into_iter().zip(tokens.iter()) {
 			self.slots.insert(s as usize, *t);
 		}
 		self.swaps.lock().expect("not poisoned; qed").1 += 1;

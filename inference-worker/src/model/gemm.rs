@@ -18,7 +18,7 @@
 // Off x86-64 the kernel is never called (`available` is false) and its plumbing unused.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables, unused_imports))]
 
-use super::gemv::{f16_to_f32, Weights};
+use super::gemv::Values;
 use rayon::prelude::*;
 
 /// Rows of `x` per register tile.
@@ -61,16 +61,13 @@ pub fn available() -> bool {
 }
 
 /// `y[m, n] = x[m, k] · W[n, k]ᵀ` in f32. `None` when the CPU lacks AVX-512.
-pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &Weights<'_>, n: usize) -> Option<Vec<f32>> {
+pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &Values<'_>, n: usize) -> Option<Vec<f32>> {
 	if !available() {
 		return None;
 	}
 	assert!(x.len() >= m * k && w.len() >= n * k, "operands shorter than their shapes");
 	let mut out = vec![0f32; m * n];
-	if m == 0 || n == 0 {
-		return Some(out);
-	}
-	if k == 0 {
+	if m == 0 || n == 0 || k == 0 {
 		return Some(out);
 	}
 	// W rows per task: as many as fit the block, a multiple of NR, but small enough that every
@@ -94,31 +91,17 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &Weights<'_>, n: usize
 		// its m × n values.
 		#[cfg(target_arch = "x86_64")]
 		if direct {
-			let (wp, kind) = match w {
-				Weights::F32(_) => (std::ptr::null(), 0),
-				Weights::F16(v) => (v[j0 * k..].as_ptr() as *const u16, 1),
-				Weights::Bf16(v) => (v[j0 * k..].as_ptr() as *const u16, 2),
+			let half = match w {
+				Values::F32(_) => None,
+				Values::F16(v) => Some((v[j0 * k..].as_ptr() as *const u16, 1)),
+				Values::Bf16(v) => Some((v[j0 * k..].as_ptr() as *const u16, 2)),
 			};
-			if kind != 0 {
+			if let Some((wp, kind)) = half {
 				unsafe { avx512::block_half(kind, x.as_ptr(), m, wp, rows, k, dst.at(j0), n) };
 				return;
 			}
 		}
-		let wf: &[f32] = match w {
-			Weights::F32(v) => &v[j0 * k..(j0 + rows) * k],
-			Weights::F16(v) => {
-				scratch.resize(rows * k, 0.0);
-				f16_to_f32(&v[j0 * k..(j0 + rows) * k], scratch);
-				scratch
-			},
-			Weights::Bf16(v) => {
-				scratch.resize(rows * k, 0.0);
-				for (d, s) in scratch.iter_mut().zip(&v[j0 * k..(j0 + rows) * k]) {
-					*d = s.to_f32();
-				}
-				scratch
-			},
-		};
+		let wf = w.f32_range(j0 * k..(j0 + rows) * k, scratch);
 		let mut i0 = 0;
 		while i0 < m {
 			let mrows = mb.min(m - i0);
@@ -377,7 +360,7 @@ mod tests {
 			let b: Vec<half::bf16> = w.iter().map(|&v| half::bf16::from_f32(v)).collect();
 			let wh: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
 			let wb: Vec<f32> = b.iter().map(|v| v.to_f32()).collect();
-			for (weights, exact) in [(Weights::F32(&w), &w), (Weights::F16(&h), &wh), (Weights::Bf16(&b), &wb)] {
+			for (weights, exact) in [(Values::F32(&w), &w), (Values::F16(&h), &wh), (Values::Bf16(&b), &wb)] {
 				let got = matmul_nt(&x, m, k, &weights, n).expect("AVX-512 is here");
 				let want = reference(&x, m, k, exact, n);
 				assert_eq!(got.len(), m * n);
@@ -396,8 +379,8 @@ mod tests {
 		if !available() {
 			return;
 		}
-		assert_eq!(matmul_nt(&[], 0, 8, &Weights::F32(&[0.0; 16]), 2).unwrap(), Vec::<f32>::new());
-		assert_eq!(matmul_nt(&[1.0; 8], 1, 8, &Weights::F32(&[]), 0).unwrap(), Vec::<f32>::new());
-		assert_eq!(matmul_nt(&[], 2, 0, &Weights::F32(&[]), 3).unwrap(), vec![0.0; 6]);
+		assert_eq!(matmul_nt(&[], 0, 8, &Values::F32(&[0.0; 16]), 2).unwrap(), Vec::<f32>::new());
+		assert_eq!(matmul_nt(&[1.0; 8], 1, 8, &Values::F32(&[]), 0).unwrap(), Vec::<f32>::new());
+		assert_eq!(matmul_nt(&[], 2, 0, &Values::F32(&[]), 3).unwrap(), vec![0.0; 6]);
 	}
 }

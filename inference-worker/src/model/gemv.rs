@@ -19,19 +19,38 @@ const MAX_ROWS_F32: usize = 8;
 /// Output rows of `W` per parallel task.
 const CHUNK: usize = 32;
 
-/// A weight matrix's values on the CPU, in its storage dtype.
-pub(crate) enum Weights<'a> {
+/// A CPU tensor's values in their storage dtype (a weight matrix, the KV pool).
+pub(crate) enum Values<'a> {
 	F32(&'a [f32]),
 	F16(&'a [half::f16]),
 	Bf16(&'a [half::bf16]),
 }
 
-impl Weights<'_> {
+impl Values<'_> {
 	pub(crate) fn len(&self) -> usize {
 		match self {
-			Weights::F32(v) => v.len(),
-			Weights::F16(v) => v.len(),
-			Weights::Bf16(v) => v.len(),
+			Values::F32(v) => v.len(),
+			Values::F16(v) => v.len(),
+			Values::Bf16(v) => v.len(),
+		}
+	}
+
+	/// Elements `r` as f32: borrowed for f32 weights, else widened into `scratch`.
+	pub(crate) fn f32_range<'s>(&'s self, r: std::ops::Range<usize>, scratch: &'s mut Vec<f32>) -> &'s [f32] {
+		match self {
+			Values::F32(v) => &v[r],
+			Values::F16(v) => {
+				scratch.resize(r.len(), 0.0);
+				f16_to_f32(&v[r], scratch);
+				scratch
+			},
+			Values::Bf16(v) => {
+				scratch.resize(r.len(), 0.0);
+				for (d, s) in scratch.iter_mut().zip(&v[r]) {
+					*d = s.to_f32();
+				}
+				scratch
+			},
 		}
 	}
 }
@@ -105,9 +124,9 @@ pub fn matmul_t_with(x: &Tensor, w: &Tensor, f32_out: bool, kernel: Kernel) -> c
 	let Storage::Cpu(cpu) = &*storage else { return Ok(None) };
 	let Some((start, end)) = layout.contiguous_offsets() else { return Ok(None) };
 	let weights = match cpu {
-		CpuStorage::F32(v) => Weights::F32(&v[start..end]),
-		CpuStorage::F16(v) => Weights::F16(&v[start..end]),
-		CpuStorage::BF16(v) => Weights::Bf16(&v[start..end]),
+		CpuStorage::F32(v) => Values::F32(&v[start..end]),
+		CpuStorage::F16(v) => Values::F16(&v[start..end]),
+		CpuStorage::BF16(v) => Values::Bf16(&v[start..end]),
 		_ => return Ok(None),
 	};
 	if tiled {
@@ -118,24 +137,11 @@ pub fn matmul_t_with(x: &Tensor, w: &Tensor, f32_out: bool, kernel: Kernel) -> c
 	// Output as [out, n] (each task writes whole output rows), transposed at the end.
 	let mut out = vec![0f32; dout * n];
 	out.par_chunks_mut(CHUNK * n).enumerate().for_each(|(c, dst)| {
-		// Scratch for one converted half-precision row (none for f32 weights).
-		let mut row = if matches!(weights, Weights::F32(_)) { Vec::new() } else { vec![0f32; din] };
+		// Scratch for one converted half-precision row (unused for f32 weights).
+		let mut row = Vec::new();
 		for (k, o) in dst.chunks_mut(n).enumerate() {
 			let r = c * CHUNK + k;
-			let src = r * din..(r + 1) * din;
-			let wrow: &[f32] = match &weights {
-				Weights::F32(v) => &v[src],
-				Weights::F16(v) => {
-					f16_to_f32(&v[src], &mut row);
-					&row
-				},
-				Weights::Bf16(v) => {
-					for (d, s) in row.iter_mut().zip(&v[src]) {
-						*d = s.to_f32();
-					}
-					&row
-				},
-			};
+			let wrow = weights.f32_range(r * din..(r + 1) * din, &mut row);
 			for (i, y) in o.iter_mut().enumerate() {
 				*y = dot(wrow, &xs[i * din..(i + 1) * din]);
 			}

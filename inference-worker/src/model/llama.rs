@@ -176,6 +176,11 @@ impl PagedKv {
 		2 * self.layers.len() * kvh * hd * self.held * self.block_size * dtype.size_in_bytes()
 	}
 
+	/// The slots of positions `0‥positions` under the block table `blocks`.
+	pub fn slots(&self, blocks: &[u32], positions: usize) -> anyhow::Result<Vec<u32>> {
+		block_slots(blocks, self.block_size, self.total_blocks, positions)
+	}
+
 	/// Copies of the keys and values in `slots` (in that order), every layer, in host memory:
 	/// `[kv_heads, slots.len(), head_dim]` each.
 	pub fn copy_out(&self, slots: &[u32]) -> candle_core::Result<Vec<(Tensor, Tensor)>> {
@@ -244,6 +249,20 @@ impl PagedKv {
 		self.held = want;
 		Ok(())
 	}
+}
+
+/// The slots of positions `0‥positions` under a block table of a pool of `total_blocks` blocks of
+/// `block_size` positions (position `p` in block `blocks[p / block_size]`).
+pub fn block_slots(blocks: &[u32], block_size: usize, total_blocks: usize, positions: usize) -> anyhow::Result<Vec<u32>> {
+	anyhow::ensure!(blocks.len() * block_size >= positions, "a block table of {} blocks for {positions} positions", blocks.len());
+	(0..positions)
+		.map(|p| {
+			let b = blocks[p / block_size] as usize;
+			anyhow::ensure!(b < total_blocks, "block {b} outside the pool of {total_blocks}");
+			// Below total_blocks × block_size, which fits a u32 (`PagedKv::new`).
+			Ok((b * block_size + p % block_size) as u32)
+		})
+		.collect()
 }
 
 /// One row of a step over a [`PagedKv`] pool.
@@ -537,18 +556,7 @@ impl Llama {
 	pub fn forward_paged(&self, kv: &mut PagedKv, rows: &[PagedRow<'_>], sample: &[bool]) -> anyhow::Result<Option<Tensor>> {
 		anyhow::ensure!(sample.len() == rows.len(), "one flag per row");
 		anyhow::ensure!(kv.layers.len() == self.blocks.len(), "the pool was made for another model");
-		let mut slots = Vec::with_capacity(rows.len());
-		for r in rows {
-			let len = r.pos + r.tokens.len();
-			anyhow::ensure!(r.blocks.len() * kv.block_size >= len, "a block table of {} blocks for {len} positions", r.blocks.len());
-			let mut s = Vec::with_capacity(len);
-			for p in 0..len {
-				let b = r.blocks[p / kv.block_size] as usize;
-				anyhow::ensure!(b < kv.total_blocks, "block {b} outside the pool of {}", kv.total_blocks);
-				s.push((b * kv.block_size + p % kv.block_size) as u32);
-			}
-			slots.push(s);
-		}
+		let slots = rows.iter().map(|r| kv.slots(r.blocks, r.pos + r.tokens.len())).collect::<anyhow::Result<Vec<_>>>()?;
 		let need = slots.iter().flatten().max().map_or(0, |&s| s as usize / kv.block_size + 1);
 		kv.grow(need)?;
 		let inputs: Vec<StepInput<'_>> = rows.iter().map(|r| StepInput { tokens: r.tokens, pos: r.pos, adapter: r.adapter }).collect();

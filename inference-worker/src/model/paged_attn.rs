@@ -6,35 +6,9 @@
 //! prefill chunk does, to use the general matmul over many queries) would read and write them
 //! once more, which at 4,096 positions cost a fifth of the decode step.
 
-use super::gemv::{dot, f16_to_f32};
+use super::gemv::{dot, Values};
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 use rayon::prelude::*;
-
-enum Buf<'a> {
-	F32(&'a [f32]),
-	F16(&'a [half::f16]),
-	Bf16(&'a [half::bf16]),
-}
-
-impl Buf<'_> {
-	/// Row `i` (of `hd` values) as f32: borrowed for f32, converted into `scratch` otherwise.
-	fn row<'s>(&'s self, i: usize, hd: usize, scratch: &'s mut [f32]) -> &'s [f32] {
-		let r = i * hd..(i + 1) * hd;
-		match self {
-			Buf::F32(v) => &v[r],
-			Buf::F16(v) => {
-				f16_to_f32(&v[r], scratch);
-				scratch
-			},
-			Buf::Bf16(v) => {
-				for (d, s) in scratch.iter_mut().zip(&v[r]) {
-					*d = s.to_f32();
-				}
-				scratch
-			},
-		}
-	}
-}
 
 /// `softmax(q Kᵀ) V` for one query position: `q` is `[heads · head_dim]` (rotated and scaled),
 /// `k` and `v` are pool buffers `[kv_heads, slots, head_dim]` on the CPU, `slots` the row's
@@ -52,9 +26,9 @@ pub fn attend_one(q: &[f32], k: &Tensor, v: &Tensor, slots: &[u32], heads: usize
 	let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else { return Ok(None) };
 	let (Some((k0, k1)), Some((v0, v1))) = (kl.contiguous_offsets(), vl.contiguous_offsets()) else { return Ok(None) };
 	let (kb, vb) = match (kc, vc) {
-		(CpuStorage::F32(a), CpuStorage::F32(b)) => (Buf::F32(&a[k0..k1]), Buf::F32(&b[v0..v1])),
-		(CpuStorage::F16(a), CpuStorage::F16(b)) => (Buf::F16(&a[k0..k1]), Buf::F16(&b[v0..v1])),
-		(CpuStorage::BF16(a), CpuStorage::BF16(b)) => (Buf::Bf16(&a[k0..k1]), Buf::Bf16(&b[v0..v1])),
+		(CpuStorage::F32(a), CpuStorage::F32(b)) => (Values::F32(&a[k0..k1]), Values::F32(&b[v0..v1])),
+		(CpuStorage::F16(a), CpuStorage::F16(b)) => (Values::F16(&a[k0..k1]), Values::F16(&b[v0..v1])),
+		(CpuStorage::BF16(a), CpuStorage::BF16(b)) => (Values::Bf16(&a[k0..k1]), Values::Bf16(&b[v0..v1])),
 		_ => return Ok(None),
 	};
 	if slots.iter().any(|&s| s as usize >= total) {
@@ -63,12 +37,13 @@ pub fn attend_one(q: &[f32], k: &Tensor, v: &Tensor, slots: &[u32], heads: usize
 	let len = slots.len();
 	let mut out = vec![0f32; heads * hd];
 	out.par_chunks_mut(rep * hd).enumerate().for_each(|(h, o)| {
-		let mut scratch = vec![0f32; hd];
+		let mut scratch = Vec::with_capacity(hd);
 		let q = &q[h * rep * hd..(h + 1) * rep * hd];
 		// Scores of every query head of this kv head, [rep, len].
 		let mut scores = vec![0f32; rep * len];
 		for (j, &s) in slots.iter().enumerate() {
-			let key = kb.row(h * total + s as usize, hd, &mut scratch);
+			let i = h * total + s as usize;
+			let key = kb.f32_range(i * hd..(i + 1) * hd, &mut scratch);
 			for r in 0..rep {
 				scores[r * len + j] = dot(&q[r * hd..(r + 1) * hd], key);
 			}
@@ -84,7 +59,8 @@ pub fn attend_one(q: &[f32], k: &Tensor, v: &Tensor, slots: &[u32], heads: usize
 			p.iter_mut().for_each(|x| *x *= inv);
 		}
 		for (j, &s) in slots.iter().enumerate() {
-			let val = vb.row(h * total + s as usize, hd, &mut scratch);
+			let i = h * total + s as usize;
+			let val = vb.f32_range(i * hd..(i + 1) * hd, &mut scratch);
 			for r in 0..rep {
 				let p = scores[r * len + j];
 				for (y, x) in o[r * hd..(r + 1) * hd].iter_mut().zip(val) {
