@@ -232,11 +232,20 @@ fn high_rank_adapters_are_applied_on_the_cpu_path() {
 fn half_precision_runs_close_to_f32() {
 	let f32m = tiny_model(DType::F32);
 	let a = adapter(&f32m.cfg, 4, &["q_proj", "v_proj"], 10);
+	// A 70-token prompt: past the decode kernel's row limit, so the projections take the general
+	// matmul in the weights' dtype (f32 activations converted to it and back).
+	let long: Vec<u32> = (0..70).map(|i| (i * 7 + 1) % 97).collect();
 	for dt in [DType::BF16, DType::F16] {
 		let m = tiny_model(dt);
-		let rows = vec![(vec![3, 4, 5, 6], Some(&a)), (vec![7, 8], None)];
-		let got = mixed(&m, &rows, &[9], LoraPath::Auto);
-		let want = mixed(&f32m, &rows, &[9], LoraPath::Auto);
+		// Half weights and KV, f32 activations on the CPU.
+		assert_eq!((m.dtype, m.act), (dt, DType::F32));
+		let rows = vec![(vec![3, 4, 5, 6], Some(&a)), (vec![7, 8], None), (long.clone(), Some(&a))];
+		let got = mixed(&m, &rows, &[9, 10], LoraPath::Auto);
+		let mut cache = KvCache::default();
+		m.forward(&mut [Row { tokens: &[1, 2, 3], cache: &mut cache, adapter: None }]).unwrap();
+		assert_eq!(cache.bytes(), 2 * m.cfg.num_hidden_layers * m.cfg.kv_heads() * m.cfg.head_dim() * cache.capacity() * 2, "{dt:?}: the KV in half");
+		let want = mixed(&f32m, &rows, &[9, 10], LoraPath::Auto);
+		assert_eq!(got.iter().flatten().count(), 9);
 		for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
 			let scale = w.iter().fold(0f32, |m, x| m.max(x.abs()));
 			assert!(max_abs_diff(g, w) < 0.05 * scale.max(1.0), "{dt:?} drifted too far");

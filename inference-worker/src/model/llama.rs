@@ -359,7 +359,13 @@ struct Block {
 pub struct Llama {
 	pub cfg: LlamaConfig,
 	pub device: Device,
+	/// The weights' and the KV cache's dtype (the serving dtype).
 	pub dtype: DType,
+	/// The activations' dtype: f32 on the CPU whatever the weights' (as llama.cpp does: the
+	/// matmul kernels widen half weights as they read them, and the element-wise operations —
+	/// norms, rotary, softmax, SiLU, residual adds — run in f32, where candle's CPU code is
+	/// vectorized, instead of scalar half arithmetic); the serving dtype on other devices.
+	pub act: DType,
 	embed: Embedding,
 	blocks: Vec<Block>,
 	norm: RmsNorm,
@@ -371,23 +377,34 @@ pub struct Llama {
 /// Query positions whose attention scores are computed at once (see `attention`).
 const QUERY_BLOCK: usize = 256;
 
-/// `lin(x)`: few token rows (a decode step) through the CPU's matrix × few-vectors kernel,
-/// more through the general matmul.
+/// `lin(x)` in `x`'s dtype: few token rows (a decode step) through the CPU's matrix × few-vectors
+/// kernel (which reads half weights as they are), more through the general matmul — in the
+/// weight's dtype, the activations converted to it and back (the general matmul takes one dtype;
+/// it packs half operands through f32 anyway). The bias is in the activations' dtype.
 fn project(lin: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
-	match super::gemv::matmul_t(x, lin.weight(), false)? {
-		Some(y) => match lin.bias() {
-			Some(b) => y.broadcast_add(b),
-			None => Ok(y),
-		},
-		None => lin.forward(x),
+	let w = lin.weight();
+	let y = match super::gemv::matmul_t(x, w, false)? {
+		Some(y) => y,
+		None if x.dtype() == w.dtype() => x.matmul(&w.t()?)?,
+		None => x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(x.dtype())?,
+	};
+	match lin.bias() {
+		Some(b) => y.broadcast_add(b),
+		None => Ok(y),
 	}
 }
 
-fn linear(vb: &VarBuilder, name: &str, out_dim: usize, in_dim: usize, bias: bool) -> candle_core::Result<Linear> {
+/// A projection: its weight in the serving dtype, its bias in the activations' `act`.
+fn linear(vb: &VarBuilder, name: &str, out_dim: usize, in_dim: usize, bias: bool, act: DType) -> candle_core::Result<Linear> {
 	let vb = vb.pp(name);
 	let w = vb.get((out_dim, in_dim), "weight")?;
-	let b = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
+	let b = if bias { Some(vb.get(out_dim, "bias")?.to_dtype(act)?) } else { None };
 	Ok(Linear::new(w, b))
+}
+
+/// An RMS norm whose weight is in the activations' dtype `act`.
+fn rms_norm(vb: VarBuilder, size: usize, eps: f64, act: DType) -> candle_core::Result<RmsNorm> {
+	Ok(RmsNorm::new(vb.get(size, "weight")?.to_dtype(act)?, eps))
 }
 
 impl Llama {
@@ -411,6 +428,7 @@ impl Llama {
 		let (nh, kvh) = (cfg.num_attention_heads, cfg.kv_heads());
 		let device = vb.device().clone();
 		let dtype = vb.dtype();
+		let act = if device.is_cpu() { DType::F32 } else { dtype };
 		let m = vb.pp("model");
 		let embed = Embedding::new(m.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?, h);
 		let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
@@ -420,28 +438,28 @@ impl Llama {
 			let bias = cfg.qkv_bias();
 			let attn = Attention {
 				proj: [
-					linear(&a, "q_proj", nh * hd, h, bias)?,
-					linear(&a, "k_proj", kvh * hd, h, bias)?,
-					linear(&a, "v_proj", kvh * hd, h, bias)?,
-					linear(&a, "o_proj", h, nh * hd, false)?,
+					linear(&a, "q_proj", nh * hd, h, bias, act)?,
+					linear(&a, "k_proj", kvh * hd, h, bias, act)?,
+					linear(&a, "v_proj", kvh * hd, h, bias, act)?,
+					linear(&a, "o_proj", h, nh * hd, false, act)?,
 				],
 			};
 			let f = b.pp("mlp");
 			let mlp = Mlp {
 				proj: [
-					linear(&f, "gate_proj", cfg.intermediate_size, h, false)?,
-					linear(&f, "up_proj", cfg.intermediate_size, h, false)?,
-					linear(&f, "down_proj", h, cfg.intermediate_size, false)?,
+					linear(&f, "gate_proj", cfg.intermediate_size, h, false, act)?,
+					linear(&f, "up_proj", cfg.intermediate_size, h, false, act)?,
+					linear(&f, "down_proj", h, cfg.intermediate_size, false, act)?,
 				],
 			};
 			blocks.push(Block {
 				attn,
 				mlp,
-				input_norm: candle_nn::rms_norm(h, cfg.rms_norm_eps, b.pp("input_layernorm"))?,
-				post_norm: candle_nn::rms_norm(h, cfg.rms_norm_eps, b.pp("post_attention_layernorm"))?,
+				input_norm: rms_norm(b.pp("input_layernorm"), h, cfg.rms_norm_eps, act)?,
+				post_norm: rms_norm(b.pp("post_attention_layernorm"), h, cfg.rms_norm_eps, act)?,
 			});
 		}
-		let norm = candle_nn::rms_norm(h, cfg.rms_norm_eps, m.pp("norm"))?;
+		let norm = rms_norm(m.pp("norm"), h, cfg.rms_norm_eps, act)?;
 		let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
 			Linear::new(embed.embeddings().clone(), None)
 		} else {
@@ -454,9 +472,9 @@ impl Llama {
 			.to_dtype(DType::F32)?
 			.reshape((cfg.max_position_embeddings, 1))?;
 		let freqs = pos.matmul(&inv)?;
-		let cos = freqs.cos()?.to_dtype(dtype)?;
-		let sin = freqs.sin()?.to_dtype(dtype)?;
-		Ok(Self { cfg, device, dtype, embed, blocks, norm, lm_head, cos, sin })
+		let cos = freqs.cos()?.to_dtype(act)?;
+		let sin = freqs.sin()?.to_dtype(act)?;
+		Ok(Self { cfg, device, dtype, act, embed, blocks, norm, lm_head, cos, sin })
 	}
 
 	/// The base weight of projection `proj` (index into `PROJECTIONS`) of `layer`.
@@ -498,6 +516,7 @@ impl Llama {
 			cfg: self.cfg.clone(),
 			device: self.device.clone(),
 			dtype: self.dtype,
+			act: self.act,
 			embed: self.embed.clone(),
 			blocks,
 			norm: self.norm.clone(),
@@ -589,7 +608,7 @@ impl Llama {
 		let positions: Vec<u32> = spans.iter().flat_map(|&(_, t, pos)| (pos as u32)..(pos + t) as u32).collect();
 		let positions = Tensor::new(positions.as_slice(), &self.device)?;
 		let rope = (self.cos.index_select(&positions, 0)?, self.sin.index_select(&positions, 0)?);
-		let mut x = self.embed.forward(&ids)?; // [N, h]
+		let mut x = self.embed.forward(&ids)?.to_dtype(self.act)?; // [N, h]
 		for (l, block) in self.blocks.iter().enumerate() {
 			let residual = x.clone();
 			let xn = block.input_norm.forward(&x)?;
@@ -618,7 +637,7 @@ impl Llama {
 		// Logits in f32 straight from the decode kernel (no round trip through a half type).
 		let logits = match super::gemv::matmul_t(&x, self.lm_head.weight(), true)? {
 			Some(l) => l,
-			None => self.lm_head.forward(&x)?.to_dtype(DType::F32)?,
+			None => project(&self.lm_head, &x)?.to_dtype(DType::F32)?,
 		};
 		Ok(Some(logits))
 	}
@@ -647,17 +666,20 @@ impl Llama {
 		let k = k.reshape((1, n, kvh, hd))?.transpose(1, 2)?.contiguous()?;
 		let k = candle_nn::rotary_emb::rope(&k, cos, sin)?.squeeze(0)?; // [kvh, N, hd]
 		let v = v.reshape((n, kvh, hd))?.transpose(0, 1)?.contiguous()?; // [kvh, N, hd]
+		// Keys and values are stored in the serving dtype (half the memory of f32 activations).
+		let (k, v) = (k.to_dtype(self.dtype)?, v.to_dtype(self.dtype)?);
 		let mut outs = Vec::with_capacity(spans.len());
 		for (row, &(off, t, pos)) in spans.iter().enumerate() {
 			let (kn, vn) = (k.narrow(1, off, t)?, v.narrow(1, off, t)?);
 			if t == 1 {
 				let qr: Vec<f32> = q.narrow(1, off, 1)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
 				if let Some(o) = kv.append_attend_one(l, row, &kn, &vn, &qr, nh)? {
-					outs.push(Tensor::from_vec(o, (1, nh * hd), &self.device)?.to_dtype(self.dtype)?);
+					outs.push(Tensor::from_vec(o, (1, nh * hd), &self.device)?.to_dtype(self.act)?);
 					continue;
 				}
 			}
 			let (kc, vc) = kv.append(l, row, &kn, &vn)?;
+			let (kc, vc) = (kc.to_dtype(self.act)?, vc.to_dtype(self.act)?);
 			let len = kc.dim(1)?;
 			// Queries in blocks of at most QUERY_BLOCK positions, so a long prompt's scores take
 			// O(block × len) memory, not O(t × len); each block sees only the keys it may (causal).
@@ -681,7 +703,7 @@ impl Llama {
 				} else {
 					scores
 				};
-				let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?;
+				let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.act)?;
 				let o = probs.matmul(&vb)?; // [kvh, rep·qb, hd]
 				blocks.push(o.reshape((nh, qb, hd))?.transpose(0, 1)?.reshape((qb, nh * hd))?);
 			}
