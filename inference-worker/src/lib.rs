@@ -53,6 +53,56 @@ pub fn tune_allocator() {
 	}
 }
 
+/// The system allocator, with allocations of 4 KiB and more aligned to 64 bytes (a cache line).
+///
+/// glibc aligns to 16 bytes, so every 64-byte vector load of a weight or activation row straddles
+/// two cache lines, and the CPU kernels (`model::gemm`, `model::gemv`) load little else. Both
+/// binaries install it (`#[global_allocator]`).
+pub struct LineAligned;
+
+impl LineAligned {
+	/// The layout actually asked of the system allocator for `layout` (a function of `layout`
+	/// alone, so `dealloc` and `realloc` pass the system allocator what `alloc` did).
+	fn widen(layout: std::alloc::Layout) -> std::alloc::Layout {
+		if layout.size() >= 4096 && layout.align() < 64 {
+			// Safety of the unwrap: 64 is a power of two, and a size a smaller alignment allowed
+			// rounds up to a multiple of 64 within isize::MAX unless it was within 63 of it.
+			std::alloc::Layout::from_size_align(layout.size(), 64).unwrap_or(layout)
+		} else {
+			layout
+		}
+	}
+}
+
+// Safety: every call is forwarded to the system allocator with the layout `widen` gives, which
+// is at least as aligned as the caller's and of the same size; `realloc`'s new layout is widened
+// the same way as `alloc` would widen it.
+unsafe impl std::alloc::GlobalAlloc for LineAligned {
+	unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+		std::alloc::System.alloc(Self::widen(layout))
+	}
+	unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+		std::alloc::System.alloc_zeroed(Self::widen(layout))
+	}
+	unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+		std::alloc::System.dealloc(ptr, Self::widen(layout))
+	}
+	unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+		let old = Self::widen(layout);
+		let new = Self::widen(std::alloc::Layout::from_size_align_unchecked(new_size, layout.align()));
+		if old.align() == new.align() {
+			return std::alloc::System.realloc(ptr, old, new_size);
+		}
+		// Crossing the 4 KiB line changes the alignment: move by hand.
+		let fresh = std::alloc::System.alloc(new);
+		if !fresh.is_null() {
+			std::ptr::copy_nonoverlapping(ptr, fresh, layout.size().min(new_size));
+			std::alloc::System.dealloc(ptr, old);
+		}
+		fresh
+	}
+}
+
 /// Parses `f32`, `bf16`, `f16`.
 pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
 	Ok(match s {
@@ -73,4 +123,54 @@ pub fn parse_device(s: &str) -> anyhow::Result<Device> {
 		return Ok(Device::new_cuda(ordinal)?);
 	}
 	anyhow::bail!("unknown device {s:?} (cpu, cuda, cuda:N)")
+}
+
+#[cfg(test)]
+mod tests {
+	use super::LineAligned;
+	use std::alloc::{GlobalAlloc, Layout};
+
+	/// Large blocks come back on cache lines, small ones as the caller asked; growing a block
+	/// across the 4 KiB line (where the alignment changes) and shrinking it back keep its bytes.
+	#[test]
+	fn large_blocks_are_line_aligned_and_realloc_keeps_the_bytes() {
+		let a = LineAligned;
+		// Safety: every block is freed once, with the layout (and size) it has at that point.
+		unsafe {
+			// Small blocks keep the caller's layout (no padding to a line), as do over-aligned ones.
+			for (size, align) in [(100, 4), (4095, 16), (4096, 128)] {
+				let l = Layout::from_size_align(size, align).unwrap();
+				assert_eq!(LineAligned::widen(l), l);
+			}
+			for size in [4096usize, 4100, 1 << 20, 3 << 20] {
+				for align in [4usize, 16] {
+					let l = Layout::from_size_align(size, align).unwrap();
+					let p = a.alloc(l);
+					assert!(!p.is_null());
+					assert_eq!(p as usize % 64, 0, "{size} bytes, align {align}");
+					a.dealloc(p, l);
+					let z = a.alloc_zeroed(l);
+					assert_eq!(z as usize % 64, 0);
+					assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
+					a.dealloc(z, l);
+				}
+			}
+			let l = Layout::from_size_align(100, 4).unwrap();
+			let p = a.alloc(l);
+			for i in 0..100 {
+				*p.add(i) = i as u8;
+			}
+			let big = a.realloc(p, l, 10_000);
+			assert_eq!(big as usize % 64, 0);
+			assert!((0..100).all(|i| *big.add(i) == i as u8));
+			*big.add(9_999) = 7;
+			let l2 = Layout::from_size_align(10_000, 4).unwrap();
+			let bigger = a.realloc(big, l2, 50_000);
+			assert_eq!(bigger as usize % 64, 0);
+			assert!((0..100).all(|i| *bigger.add(i) == i as u8) && *bigger.add(9_999) == 7);
+			let back = a.realloc(bigger, Layout::from_size_align(50_000, 4).unwrap(), 50);
+			assert!((0..50).all(|i| *back.add(i) == i as u8));
+			a.dealloc(back, Layout::from_size_align(50, 4).unwrap());
+		}
+	}
 }

@@ -379,6 +379,9 @@ async fn start_chain(
 	})))
 }
 
+#[global_allocator]
+static ALLOC: openledger_worker::LineAligned = openledger_worker::LineAligned;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
 	openledger_worker::init_logging();

@@ -6,14 +6,17 @@
 //! there. Here each `MR × NR` tile of `y` is `MR·NR` dot products computed at once: one pass
 //! over `k`, 16 lanes at a time, loading `MR` rows of `x` and `NR` rows of `W` per step for
 //! `MR·NR` fused multiply-adds held in registers (4 × 6 = 24 of AVX-512's 32), then one
-//! horizontal sum per output. Nothing is packed.
+//! horizontal sum per output. Nothing is packed. The pass goes in blocks of [`KB`] columns: a
+//! block of the tile's weight rows stays in L1 while every tile of `x` rows passes over it, the
+//! partial sums waiting in memory between blocks. (Rows are loaded 64 bytes at a time; the
+//! binaries' allocator, [`crate::LineAligned`], puts large buffers on cache-line boundaries so
+//! no load straddles two lines: 1.15× at 16 rows.)
 //!
 //! Work is split over the rows of `W` in chunks whose `k` columns fit the L2 cache (with a block
 //! of `x` rows beside them), one chunk per task on all cores; a task walks every row of `x`.
-//! Half-precision weights (f16, bf16) are widened to f32 in registers as they are loaded when
-//! `x` has few rows (a decode step: each weight is read about once), and once per call, chunk
-//! by chunk, into a per-task scratch when it has many (a prefill: each weight is read by
-//! every tile of `x` rows).
+//! Half-precision weights (f16, bf16) are widened to f32 in registers as they are loaded for one
+//! or two rows of `x` (each weight is read once), and once per call, chunk by chunk, into a
+//! per-task scratch for more (each weight is read by every tile of `x` rows).
 
 // Off x86-64 the kernel is never called (`available` is false) and its plumbing unused.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables, unused_imports))]
@@ -25,6 +28,10 @@ use rayon::prelude::*;
 const MR: usize = 4;
 /// Rows of `W` per register tile.
 const NR: usize = 6;
+/// Columns of `k` per block of a tile's pass: six weight rows of it (12 KiB in f32) stay in the
+/// L1 cache while every tile of `x` rows passes over them (a multiple of 16: only the last block
+/// of a row has a tail).
+const KB: usize = 512;
 /// Bytes of `W` rows (widened to f32), and of `x` rows, a task keeps hot at once (two of these
 /// fit the 1 MiB L2 of the dev machine's cores with room to spare).
 const BLOCK_BYTES: usize = 256 * 1024;
@@ -32,9 +39,6 @@ const BLOCK_BYTES: usize = 256 * 1024;
 /// than in tiles of NR rows at once (`openledger-bench bench-matmul`: from DRAM, as every
 /// projection of a large model and the output projection of a small one are, this streams faster).
 const STREAM_ROWS: usize = 2;
-/// Rows of `x` up to which half-precision weights are widened as they are loaded, not into a
-/// scratch first (`openledger-bench bench-matmul`).
-const DIRECT_HALF_ROWS: usize = 8;
 
 /// Token rows up to which the model uses this kernel (`gemv::matmul_t`); past them the general
 /// matmul's packed kernels win (`openledger-bench bench-matmul` on the 2-core dev machine: from
@@ -80,7 +84,10 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &Values<'_>, n: usize)
 	let mb = ((BLOCK_BYTES / (k * 4)).max(MR) / MR) * MR;
 	let dst = OutPtr(out.as_mut_ptr());
 	let chunks = n.div_ceil(nb);
-	let direct = m <= DIRECT_HALF_ROWS;
+	// Half weights are widened as they are loaded for the one-stream rows, into a scratch first
+	// for tiles (`openledger-bench bench-matmul`: at 8 and 16 rows the scratch is 1.1–1.5× faster,
+	// since each weight is then widened once, not once per tile of x rows).
+	let direct = m <= STREAM_ROWS;
 	// (A scratch per rayon job, reused by the chunks that job runs.)
 	(0..chunks).into_par_iter().for_each_init(Vec::<f32>::new, |scratch, c| {
 		let j0 = c * nb;
@@ -130,7 +137,7 @@ impl OutPtr {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-	use super::{MR, NR, STREAM_ROWS};
+	use super::{KB, MR, NR, STREAM_ROWS};
 	use std::arch::x86_64::*;
 
 	/// `out[i·ldo] = Σ_p x[i·k + p] · w[p]` for `i < R`: one weight row read front to back (one
@@ -202,21 +209,46 @@ mod avx512 {
 		load_w::<H>(buf.as_ptr() as *const u8, 0)
 	}
 
-	/// `out[i·ldo + j] = Σ_p x[i·k + p] · w[j·k + p]` for `i < R`, `j < C`, the weights `w` of
-	/// kind `H` (see [`load_w`]).
+	/// Where a tile's pass over its block of `k` columns goes: partial sums kept for the next
+	/// block, or (the last block) the outputs.
+	#[derive(Clone, Copy)]
+	pub(super) struct Pass {
+		/// The tile's `MR × NR` partial sums, one vector each (row-major, stride `NR`).
+		acc: *mut __m512,
+		/// Columns `p0‥p1` of `k`.
+		p0: usize,
+		p1: usize,
+		/// On the last block, where the tile's outputs go (row stride `ldo`).
+		out: Option<*mut f32>,
+		ldo: usize,
+		/// Weight rows fetched into the cache alongside (`pf_rows` rows `k` apart, `pf_len`
+		/// columns from `pf`): the first pass over a block of weights streams them from memory,
+		/// and six row streams at once are more than the hardware prefetcher keeps ahead of.
+		pf: *const u8,
+		pf_rows: usize,
+		pf_len: usize,
+	}
+
+	/// Columns `p0‥p1` of `out[i·ldo + j] = Σ_p x[i·k + p] · w[j·k + p]` for `i < R`, `j < C`,
+	/// the weights `w` of kind `H` (see [`load_w`]), accumulated onto the tile's partial sums.
 	#[target_feature(enable = "avx512f")]
 	#[inline]
-	///
-	/// `pf`: the next tile's weight rows (`pf_rows` of them, `k` long), fetched into the cache
-	/// alongside, at the same offsets: the first pass over a tile of weights streams them from
-	/// memory, and six row streams at once are more than the hardware prefetcher keeps ahead of.
-	#[allow(clippy::too_many_arguments)]
-	unsafe fn tile<const R: usize, const C: usize, const H: u8>(x: *const f32, w: *const u8, k: usize, out: *mut f32, ldo: usize, pf: *const u8, pf_rows: usize) {
+	unsafe fn tile<const R: usize, const C: usize, const H: u8>(x: *const f32, w: *const u8, k: usize, pass: Pass) {
+		let Pass { acc: mem, p0, p1, out, ldo, pf, pf_rows, pf_len } = pass;
 		let mut acc = [[_mm512_setzero_ps(); C]; R];
-		let mut p = 0;
-		while p + 16 <= k {
-			for j in 0..pf_rows {
-				_mm_prefetch::<_MM_HINT_T0>(pf.add((j * k + p) * elem::<H>()) as *const i8);
+		if p0 > 0 {
+			for (i, row) in acc.iter_mut().enumerate() {
+				for (j, a) in row.iter_mut().enumerate() {
+					*a = *mem.add(i * NR + j);
+				}
+			}
+		}
+		let mut p = p0;
+		while p + 16 <= p1 {
+			if p - p0 < pf_len {
+				for j in 0..pf_rows {
+					_mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add((j * k + p - p0) * elem::<H>()) as *const i8);
+				}
 			}
 			let mut xv = [_mm512_setzero_ps(); R];
 			for (i, v) in xv.iter_mut().enumerate() {
@@ -230,15 +262,16 @@ mod avx512 {
 			}
 			p += 16;
 		}
-		if p < k {
-			// The last k % 16 columns, the lanes past k masked off (not read).
-			let mask: __mmask16 = ((1u32 << (k - p)) - 1) as u16;
+		if p < p1 {
+			// The last k % 16 columns (only the last block has them), the lanes past k masked
+			// off (not read).
+			let mask: __mmask16 = ((1u32 << (p1 - p)) - 1) as u16;
 			let mut xv = [_mm512_setzero_ps(); R];
 			for (i, v) in xv.iter_mut().enumerate() {
 				*v = _mm512_maskz_loadu_ps(mask, x.add(i * k + p));
 			}
 			for j in 0..C {
-				let wv = load_w_tail::<H>(w, j * k + p, k - p);
+				let wv = load_w_tail::<H>(w, j * k + p, p1 - p);
 				for i in 0..R {
 					acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
 				}
@@ -246,24 +279,26 @@ mod avx512 {
 		}
 		for (i, row) in acc.iter().enumerate() {
 			for (j, a) in row.iter().enumerate() {
-				*out.add(i * ldo + j) = _mm512_reduce_add_ps(*a);
+				match out {
+					Some(out) => *out.add(i * ldo + j) = _mm512_reduce_add_ps(*a),
+					None => *mem.add(i * NR + j) = *a,
+				}
 			}
 		}
 	}
 
 	/// One tile of `r ≤ MR` by `c ≤ NR` (the edges of a block are narrower).
 	#[target_feature(enable = "avx512f")]
-	#[allow(clippy::too_many_arguments)]
-	unsafe fn tile_any<const H: u8>(r: usize, c: usize, x: *const f32, w: *const u8, k: usize, out: *mut f32, ldo: usize, pf: *const u8, pf_rows: usize) {
+	unsafe fn tile_any<const H: u8>(r: usize, c: usize, x: *const f32, w: *const u8, k: usize, pass: Pass) {
 		macro_rules! by_cols {
 			($r:literal) => {
 				match c {
-					6 => tile::<$r, 6, H>(x, w, k, out, ldo, pf, pf_rows),
-					5 => tile::<$r, 5, H>(x, w, k, out, ldo, pf, pf_rows),
-					4 => tile::<$r, 4, H>(x, w, k, out, ldo, pf, pf_rows),
-					3 => tile::<$r, 3, H>(x, w, k, out, ldo, pf, pf_rows),
-					2 => tile::<$r, 2, H>(x, w, k, out, ldo, pf, pf_rows),
-					1 => tile::<$r, 1, H>(x, w, k, out, ldo, pf, pf_rows),
+					6 => tile::<$r, 6, H>(x, w, k, pass),
+					5 => tile::<$r, 5, H>(x, w, k, pass),
+					4 => tile::<$r, 4, H>(x, w, k, pass),
+					3 => tile::<$r, 3, H>(x, w, k, pass),
+					2 => tile::<$r, 2, H>(x, w, k, pass),
+					1 => tile::<$r, 1, H>(x, w, k, pass),
 					_ => unreachable!("tiles are 1 to NR wide"),
 				}
 			};
@@ -308,16 +343,37 @@ mod avx512 {
 			}
 			return;
 		}
+		// W tiles outer; each in blocks of KB columns, a block staying in L1 while every tile of
+		// x rows passes over it (the partial sums wait in `acc` between blocks).
+		let mut acc = vec![_mm512_setzero_ps(); m.div_ceil(MR) * MR * NR];
 		let mut j = 0;
 		while j < n {
 			let c = NR.min(n - j);
-			let mut i = 0;
-			while i < m {
-				let r = MR.min(m - i);
-				// The first pass over this tile of weights fetches the next tile's.
-				let pf_rows = if i == 0 { NR.min(n - j - c) } else { 0 };
-				tile_any::<H>(r, c, x.add(i * k), w.add(j * k * elem), k, out.add(i * ldo + j), ldo, w.add((j + c) * k * elem), pf_rows);
-				i += r;
+			let wj = w.add(j * k * elem);
+			let mut p0 = 0;
+			while p0 < k {
+				let p1 = (p0 + KB).min(k);
+				// The first pass over this block fetches the next block's weights: the same
+				// rows' next columns, or after the last block the next tile's first ones.
+				let (pf, pf_rows, pf_len) = if p1 < k { (wj.wrapping_add(p1 * elem), c, (k - p1).min(KB)) } else { (wj.wrapping_add(c * k * elem), NR.min(n - j - c), k.min(KB)) };
+				let mut i = 0;
+				while i < m {
+					let r = MR.min(m - i);
+					let first = i == 0;
+					let pass = Pass {
+						acc: acc.as_mut_ptr().add(i / MR * MR * NR),
+						p0,
+						p1,
+						out: (p1 == k).then(|| out.add(i * ldo + j)),
+						ldo,
+						pf,
+						pf_rows: if first { pf_rows } else { 0 },
+						pf_len,
+					};
+					tile_any::<H>(r, c, x.add(i * k), wj, k, pass);
+					i += r;
+				}
+				p0 = p1;
 			}
 			j += c;
 		}

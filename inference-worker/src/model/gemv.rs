@@ -225,6 +225,85 @@ unsafe fn f16_to_f32_f16c(src: &[half::f16], dst: &mut [f32]) {
 	}
 }
 
+/// `x` in `dtype`. Between f32 and f16/bf16 for a contiguous CPU tensor, converted with vector
+/// instructions (candle's CPU conversion calls a scalar conversion per element, which cost a
+/// tenth of a half-precision prefill); anything else through candle.
+pub fn convert(x: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+	if x.dtype() == dtype {
+		return Ok(x.clone());
+	}
+	let (storage, layout) = x.storage_and_layout();
+	let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
+		drop(storage);
+		return x.to_dtype(dtype);
+	};
+	let shape = x.shape().clone();
+	let out = match (cpu, dtype) {
+		(CpuStorage::F32(v), DType::F16) => {
+			let mut out = vec![half::f16::ZERO; end - start];
+			f32_to_f16(&v[start..end], &mut out);
+			Tensor::from_vec(out, shape, &Device::Cpu)?
+		},
+		(CpuStorage::F32(v), DType::BF16) => {
+			Tensor::from_vec(v[start..end].iter().map(|&f| f32_to_bf16(f)).collect::<Vec<_>>(), shape, &Device::Cpu)?
+		},
+		(CpuStorage::F16(v), DType::F32) => {
+			// Weight matrices are widened too (the general matmul's operand): on every core.
+			let mut out = vec![0f32; end - start];
+			out.par_chunks_mut(1 << 16).zip(v[start..end].par_chunks(1 << 16)).for_each(|(d, s)| f16_to_f32(s, d));
+			Tensor::from_vec(out, shape, &Device::Cpu)?
+		},
+		(CpuStorage::BF16(v), DType::F32) => {
+			// A bf16 is the top half of an f32.
+			Tensor::from_vec(v[start..end].iter().map(|b| f32::from_bits((b.to_bits() as u32) << 16)).collect::<Vec<_>>(), shape, &Device::Cpu)?
+		},
+		_ => {
+			drop(storage);
+			return x.to_dtype(dtype);
+		},
+	};
+	Ok(out)
+}
+
+/// f32 → bf16, rounding to nearest even (as `half::bf16::from_f32`), NaN kept a (quiet) NaN;
+/// branch-light so a loop of it vectorizes.
+fn f32_to_bf16(f: f32) -> half::bf16 {
+	let x = f.to_bits();
+	if f.is_nan() {
+		return half::bf16::from_bits(((x >> 16) | 0x0040) as u16);
+	}
+	half::bf16::from_bits((x.wrapping_add(0x7fff + ((x >> 16) & 1)) >> 16) as u16)
+}
+
+pub(crate) fn f32_to_f16(src: &[f32], dst: &mut [half::f16]) {
+	#[cfg(target_arch = "x86_64")]
+	if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx") {
+		// Safety: the features were detected at run time.
+		unsafe { f32_to_f16_f16c(src, dst) };
+		return;
+	}
+	for (d, s) in dst.iter_mut().zip(src) {
+		*d = half::f16::from_f32(*s);
+	}
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn f32_to_f16_f16c(src: &[f32], dst: &mut [half::f16]) {
+	use std::arch::x86_64::*;
+	let n = src.len().min(dst.len());
+	let mut i = 0;
+	while i + 8 <= n {
+		let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
+		_mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+		i += 8;
+	}
+	while i < n {
+		dst[i] = half::f16::from_f32(src[i]);
+		i += 1;
+	}
+}
+
 #[cfg(test)]
 mod tests {
 	use super::*;
@@ -272,6 +351,37 @@ mod tests {
 			assert!(matmul_t_with(&Tensor::zeros((1, 8), DType::F32, &dev).unwrap(), &wt, false, k).unwrap().is_none());
 		}
 		assert_eq!(dot_portable(&[1.0; 19], &[2.0; 19]), 38.0);
+	}
+
+	/// The vector conversions give candle's (round to nearest even) bit for bit, at every
+	/// special value and at a view's offset; other pairs fall through to candle.
+	#[test]
+	fn conversions_equal_candles() {
+		let dev = Device::Cpu;
+		let mut vals: Vec<f32> = vec![0.0, -0.0, 1.0, -2.5, 65504.0, 65520.0, 1e-8, -6.1e-5, 3.0e38, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MIN_POSITIVE];
+		// Halfway cases of both half types (ties to even) and their neighbours.
+		for bits in [0x3f80_8000u32, 0x3f81_8000, 0x3f80_7fff, 0x3f80_1000, 0x3f80_3000, 0x3f80_2fff] {
+			vals.push(f32::from_bits(bits));
+		}
+		vals.extend((0..100).map(|i| (i as f32 * 0.37).sin() * 10f32.powi(i % 9 - 4)));
+		let big = Tensor::new(vals.as_slice(), &dev).unwrap();
+		let x = big.narrow(0, 3, vals.len() - 3).unwrap();
+		let same = |a: &Tensor, b: &Tensor| {
+			let (a, b) = (a.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap(), b.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap());
+			a.len() == b.len() && a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()))
+		};
+		for dt in [DType::F16, DType::BF16] {
+			let got = convert(&x, dt).unwrap();
+			assert_eq!(got.dtype(), dt);
+			assert!(same(&got, &x.to_dtype(dt).unwrap()), "f32 → {dt:?}");
+			let back = convert(&got, DType::F32).unwrap();
+			assert_eq!(back.dtype(), DType::F32);
+			assert!(same(&back, &got.to_dtype(DType::F32).unwrap()), "{dt:?} → f32");
+		}
+		// A transposed view and another pair go through candle.
+		let m = Tensor::arange(0f32, 6.0, &dev).unwrap().reshape((2, 3)).unwrap().t().unwrap();
+		assert_eq!(convert(&m, DType::F16).unwrap().to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap(), m.to_vec2::<f32>().unwrap());
+		assert_eq!(convert(&m, DType::F64).unwrap().dtype(), DType::F64);
 	}
 
 	/// The tiled kernel (where the CPU has AVX-512): few and many rows (a prefill), every dtype,

@@ -4,6 +4,7 @@
 //! attention runs per row, against that row's cache.
 
 use super::config::LlamaConfig;
+use super::gemv::convert;
 use super::lora::{LoraAdapter, LoraBatch, LoraPath};
 use anyhow::Context;
 use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
@@ -378,15 +379,16 @@ pub struct Llama {
 const QUERY_BLOCK: usize = 256;
 
 /// `lin(x)` in `x`'s dtype: few token rows (a decode step) through the CPU's matrix × few-vectors
-/// kernel (which reads half weights as they are), more through the general matmul — in the
-/// weight's dtype, the activations converted to it and back (the general matmul takes one dtype;
-/// it packs half operands through f32 anyway). The bias is in the activations' dtype.
+/// kernel (which reads half weights as they are), more through the general matmul in `x`'s dtype
+/// — half weights widened to it first (the general matmul takes one dtype, and packs half
+/// operands through f32 anyway; a 512-token f16 prefill ran 1.1–1.3× faster so than with the
+/// activations narrowed to the weights' dtype and back). The bias is in the activations' dtype.
 fn project(lin: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
 	let w = lin.weight();
 	let y = match super::gemv::matmul_t(x, w, false)? {
 		Some(y) => y,
 		None if x.dtype() == w.dtype() => x.matmul(&w.t()?)?,
-		None => x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(x.dtype())?,
+		None => x.matmul(&convert(w, x.dtype())?.t()?)?,
 	};
 	match lin.bias() {
 		Some(b) => y.broadcast_add(b),
@@ -608,7 +610,7 @@ impl Llama {
 		let positions: Vec<u32> = spans.iter().flat_map(|&(_, t, pos)| (pos as u32)..(pos + t) as u32).collect();
 		let positions = Tensor::new(positions.as_slice(), &self.device)?;
 		let rope = (self.cos.index_select(&positions, 0)?, self.sin.index_select(&positions, 0)?);
-		let mut x = self.embed.forward(&ids)?.to_dtype(self.act)?; // [N, h]
+		let mut x = convert(&self.embed.forward(&ids)?, self.act)?; // [N, h]
 		for (l, block) in self.blocks.iter().enumerate() {
 			let residual = x.clone();
 			let xn = block.input_norm.forward(&x)?;
@@ -667,7 +669,7 @@ impl Llama {
 		let k = candle_nn::rotary_emb::rope(&k, cos, sin)?.squeeze(0)?; // [kvh, N, hd]
 		let v = v.reshape((n, kvh, hd))?.transpose(0, 1)?.contiguous()?; // [kvh, N, hd]
 		// Keys and values are stored in the serving dtype (half the memory of f32 activations).
-		let (k, v) = (k.to_dtype(self.dtype)?, v.to_dtype(self.dtype)?);
+		let (k, v) = (convert(&k, self.dtype)?, convert(&v, self.dtype)?);
 		let mut outs = Vec::with_capacity(spans.len());
 		for (row, &(off, t, pos)) in spans.iter().enumerate() {
 			let (kn, vn) = (k.narrow(1, off, t)?, v.narrow(1, off, t)?);
@@ -679,7 +681,7 @@ impl Llama {
 				}
 			}
 			let (kc, vc) = kv.append(l, row, &kn, &vn)?;
-			let (kc, vc) = (kc.to_dtype(self.act)?, vc.to_dtype(self.act)?);
+			let (kc, vc) = (convert(&kc, self.act)?, convert(&vc, self.act)?);
 			let len = kc.dim(1)?;
 			// Queries in blocks of at most QUERY_BLOCK positions, so a long prompt's scores take
 			// O(block × len) memory, not O(t × len); each block sees only the keys it may (causal).

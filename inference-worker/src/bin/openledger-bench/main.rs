@@ -39,6 +39,9 @@ enum Cmd {
 	BenchAttributionQuality(quality::BenchQualityArgs),
 }
 
+#[global_allocator]
+static ALLOC: openledger_worker::LineAligned = openledger_worker::LineAligned;
+
 fn main() -> anyhow::Result<()> {
 	openledger_worker::init_logging();
 	openledger_worker::tune_allocator();
