@@ -4,13 +4,15 @@
 //! attention runs per row, against that row's cache.
 
 use super::config::LlamaConfig;
+use super::gemm::Panels;
 use super::gemv::convert;
 use super::lora::{LoraAdapter, LoraBatch, LoraPath};
 use anyhow::Context;
 use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
-use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
+use candle_nn::{Embedding, RmsNorm, VarBuilder};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// One layer's keys and values: `[kv_heads, capacity, head_dim]` buffers, the first `len`
 /// positions in use.
@@ -343,11 +345,11 @@ pub struct Row<'a> {
 }
 
 struct Attention {
-	proj: [Linear; 4], // q, k, v, o
+	proj: [Proj; 4], // q, k, v, o
 }
 
 struct Mlp {
-	proj: [Linear; 3], // gate, up, down
+	proj: [Proj; 3], // gate, up, down
 }
 
 struct Block {
@@ -370,7 +372,7 @@ pub struct Llama {
 	embed: Embedding,
 	blocks: Vec<Block>,
 	norm: RmsNorm,
-	lm_head: Linear,
+	lm_head: Proj,
 	cos: Tensor,
 	sin: Tensor,
 }
@@ -378,30 +380,95 @@ pub struct Llama {
 /// Query positions whose attention scores are computed at once (see `attention`).
 const QUERY_BLOCK: usize = 256;
 
-/// `lin(x)` in `x`'s dtype: few token rows (a decode step) through the CPU's matrix × few-vectors
-/// kernel (which reads half weights as they are), more through the general matmul in `x`'s dtype
-/// — half weights widened to it first (the general matmul takes one dtype, and packs half
-/// operands through f32 anyway; a 512-token f16 prefill ran 1.1–1.3× faster so than with the
-/// activations narrowed to the weights' dtype and back). The bias is in the activations' dtype.
-fn project(lin: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
-	let w = lin.weight();
-	let y = match super::gemv::matmul_t(x, w, false)? {
-		Some(y) => y,
-		None if x.dtype() == w.dtype() => x.matmul(&w.t()?)?,
-		None => x.matmul(&convert(w, x.dtype())?.t()?)?,
-	};
-	match lin.bias() {
-		Some(b) => y.broadcast_add(b),
-		None => Ok(y),
+/// A projection's weight: repacked into panels for the CPU's panel kernel where it applies
+/// (AVX-512; the matrix is then held only in that layout), else as loaded.
+#[derive(Clone)]
+enum Weight {
+	Plain(Tensor),
+	Panels(Arc<Panels>),
+}
+
+/// A linear projection `y = x Wᵀ + b`.
+#[derive(Clone)]
+struct Proj {
+	w: Weight,
+	/// In the activations' dtype.
+	bias: Option<Tensor>,
+}
+
+impl Proj {
+	/// `w` (`[out, in]`), repacked where the panel kernel applies.
+	fn new(w: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
+		let w = match Panels::pack(&w)? {
+			Some(p) => Weight::Panels(Arc::new(p)),
+			None => Weight::Plain(w),
+		};
+		Ok(Self { w, bias })
+	}
+
+	/// `w` as it is (the output projection tied to the embeddings shares their matrix).
+	fn plain(w: Tensor) -> Self {
+		Self { w: Weight::Plain(w), bias: None }
+	}
+
+	/// The weight as `[out, in]` (a copy where it is repacked).
+	fn weight(&self) -> candle_core::Result<Tensor> {
+		match &self.w {
+			Weight::Plain(w) => Ok(w.clone()),
+			Weight::Panels(p) => p.unpack(),
+		}
+	}
+
+	fn elem_count(&self) -> usize {
+		match &self.w {
+			Weight::Plain(w) => w.elem_count(),
+			Weight::Panels(p) => p.dims().0 * p.dims().1,
+		}
+	}
+
+	/// `x Wᵀ + b`, in f32 with `f32_out` (logits), else in `x`'s dtype:
+	/// - repacked weights: the panel kernel, any number of rows;
+	/// - others on the CPU: few token rows (a decode step) through the matrix × few-vectors
+	///   kernels (which read half weights as they are), more through the general matmul in
+	///   `x`'s dtype, half weights widened to it first (the general matmul takes one dtype, and
+	///   packs half operands through f32 anyway; a 512-token f16 prefill ran 1.1–1.3× faster so
+	///   than with the activations narrowed to the weights' dtype and back);
+	/// - other devices: the general matmul.
+	fn forward_as(&self, x: &Tensor, f32_out: bool) -> candle_core::Result<Tensor> {
+		let out = if f32_out { DType::F32 } else { x.dtype() };
+		let y = match &self.w {
+			Weight::Panels(p) => {
+				let (m, k) = x.dims2()?;
+				let (n, pk) = p.dims();
+				if k != pk {
+					candle_core::bail!("a {k}-wide input for a {n}×{pk} projection");
+				}
+				let xs: Vec<f32> = convert(x, DType::F32)?.flatten_all()?.to_vec1()?;
+				convert(&Tensor::from_vec(p.matmul(&xs, m), (m, n), x.device())?, out)?
+			},
+			Weight::Plain(w) => match super::gemv::matmul_t(x, w, f32_out)? {
+				Some(y) => y,
+				None if x.dtype() == w.dtype() => convert(&x.matmul(&w.t()?)?, out)?,
+				None => convert(&x.matmul(&convert(w, x.dtype())?.t()?)?, out)?,
+			},
+		};
+		match &self.bias {
+			Some(b) => y.broadcast_add(&convert(b, out)?),
+			None => Ok(y),
+		}
+	}
+
+	fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+		self.forward_as(x, false)
 	}
 }
 
 /// A projection: its weight in the serving dtype, its bias in the activations' `act`.
-fn linear(vb: &VarBuilder, name: &str, out_dim: usize, in_dim: usize, bias: bool, act: DType) -> candle_core::Result<Linear> {
+fn linear(vb: &VarBuilder, name: &str, out_dim: usize, in_dim: usize, bias: bool, act: DType) -> candle_core::Result<Proj> {
 	let vb = vb.pp(name);
 	let w = vb.get((out_dim, in_dim), "weight")?;
 	let b = if bias { Some(vb.get(out_dim, "bias")?.to_dtype(act)?) } else { None };
-	Ok(Linear::new(w, b))
+	Proj::new(w, b)
 }
 
 /// An RMS norm whose weight is in the activations' dtype `act`.
@@ -463,9 +530,9 @@ impl Llama {
 		}
 		let norm = rms_norm(m.pp("norm"), h, cfg.rms_norm_eps, act)?;
 		let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
-			Linear::new(embed.embeddings().clone(), None)
+			Proj::plain(embed.embeddings().clone())
 		} else {
-			Linear::new(vb.pp("lm_head").get((cfg.vocab_size, h), "weight")?, None)
+			Proj::new(vb.pp("lm_head").get((cfg.vocab_size, h), "weight")?, None)?
 		};
 		let inv: Vec<f32> =
 			(0..hd / 2).map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / hd as f32)).collect();
@@ -479,16 +546,6 @@ impl Llama {
 		Ok(Self { cfg, device, dtype, act, embed, blocks, norm, lm_head, cos, sin })
 	}
 
-	/// The base weight of projection `proj` (index into `PROJECTIONS`) of `layer`.
-	pub fn projection_weight(&self, layer: usize, proj: usize) -> &Tensor {
-		let b = &self.blocks[layer];
-		if proj < 4 {
-			b.attn.proj[proj].weight()
-		} else {
-			b.mlp.proj[proj - 4].weight()
-		}
-	}
-
 	/// A copy of this model whose projections are `W + scale·BA` of `adapter` (the merge-per-request
 	/// way of serving an adapter; the reference for tests and the baseline for benchmarks).
 	/// Unchanged tensors (embeddings, norms, untargeted projections) are shared, not copied.
@@ -498,13 +555,13 @@ impl Llama {
 			let mut attn = b.attn.proj.clone();
 			for (p, lin) in attn.iter_mut().enumerate() {
 				if adapter.pair(l, p).is_some() {
-					*lin = Linear::new(adapter.merged_weight(l, p, lin.weight())?, lin.bias().cloned());
+					*lin = Proj::new(adapter.merged_weight(l, p, &lin.weight()?)?, lin.bias.clone())?;
 				}
 			}
 			let mut mlp = b.mlp.proj.clone();
 			for (p, lin) in mlp.iter_mut().enumerate() {
 				if adapter.pair(l, p + 4).is_some() {
-					*lin = Linear::new(adapter.merged_weight(l, p + 4, lin.weight())?, None);
+					*lin = Proj::new(adapter.merged_weight(l, p + 4, &lin.weight()?)?, None)?;
 				}
 			}
 			blocks.push(Block {
@@ -532,10 +589,10 @@ impl Llama {
 	pub fn weight_bytes(&self) -> usize {
 		let mut n = self.embed.embeddings().elem_count();
 		for b in &self.blocks {
-			n += b.attn.proj.iter().chain(b.mlp.proj.iter()).map(|l| l.weight().elem_count()).sum::<usize>();
+			n += b.attn.proj.iter().chain(b.mlp.proj.iter()).map(Proj::elem_count).sum::<usize>();
 		}
 		if !self.cfg.tie_word_embeddings {
-			n += self.lm_head.weight().elem_count();
+			n += self.lm_head.elem_count();
 		}
 		n * self.dtype.size_in_bytes()
 	}
@@ -619,10 +676,10 @@ impl Llama {
 			let residual = x.clone();
 			let xn = block.post_norm.forward(&x)?;
 			let p = &block.mlp.proj;
-			let gate = lora.apply(l, 4, &xn, project(&p[0], &xn)?)?;
-			let up = lora.apply(l, 5, &xn, project(&p[1], &xn)?)?;
+			let gate = lora.apply(l, 4, &xn, p[0].forward(&xn)?)?;
+			let up = lora.apply(l, 5, &xn, p[1].forward(&xn)?)?;
 			let act = (candle_nn::ops::silu(&gate)? * up)?;
-			let down = lora.apply(l, 6, &act, project(&p[2], &act)?)?;
+			let down = lora.apply(l, 6, &act, p[2].forward(&act)?)?;
 			x = (residual + down)?;
 		}
 		let last: Vec<u32> = spans
@@ -637,10 +694,7 @@ impl Llama {
 		let last = Tensor::new(last.as_slice(), &self.device)?;
 		let x = self.norm.forward(&x.index_select(&last, 0)?)?;
 		// Logits in f32 straight from the decode kernel (no round trip through a half type).
-		let logits = match super::gemv::matmul_t(&x, self.lm_head.weight(), true)? {
-			Some(l) => l,
-			None => project(&self.lm_head, &x)?.to_dtype(DType::F32)?,
-		};
+		let logits = self.lm_head.forward_as(&x, true)?;
 		Ok(Some(logits))
 	}
 
@@ -657,9 +711,9 @@ impl Llama {
 		let (nh, kvh, hd) = (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
 		let rep = nh / kvh;
 		let p = &block.attn.proj;
-		let q = lora.apply(l, 0, xn, project(&p[0], xn)?)?;
-		let k = lora.apply(l, 1, xn, project(&p[1], xn)?)?;
-		let v = lora.apply(l, 2, xn, project(&p[2], xn)?)?;
+		let q = lora.apply(l, 0, xn, p[0].forward(xn)?)?;
+		let k = lora.apply(l, 1, xn, p[1].forward(xn)?)?;
+		let v = lora.apply(l, 2, xn, p[2].forward(xn)?)?;
 		let n = xn.dim(0)?;
 		// Rotary embeddings and the 1/√d scale once for every token of the batch; then only the
 		// cache append and attention proper run per row.
@@ -713,7 +767,7 @@ impl Llama {
 			outs.push(if blocks.len() == 1 { blocks.pop().expect("one; qed") } else { Tensor::cat(&blocks, 0)? });
 		}
 		let o = Tensor::cat(&outs, 0)?;
-		Ok(lora.apply(l, 3, &o, project(&p[3], &o)?)?)
+		Ok(lora.apply(l, 3, &o, p[3].forward(&o)?)?)
 	}
 }
 

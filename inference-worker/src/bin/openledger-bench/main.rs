@@ -28,7 +28,8 @@ enum Cmd {
 	/// Raw model speed on a model folder (prefill, single-stream and batched greedy decode), for
 	/// the llama.cpp yardstick on the same weights.
 	BenchDecode(decode::BenchDecodeArgs),
-	/// `x Wᵀ` on the CPU: the general matmul, the few-rows kernel and the tiled AVX-512 kernel.
+	/// `x Wᵀ` on the CPU: the general matmul, the few-rows kernel, the tiled AVX-512 kernel and
+	/// the panel kernel.
 	BenchMatmul(matmul::BenchMatmulArgs),
 	/// The paged KV pool's prefix cache through the engine: shared system prompts, cache on vs off.
 	BenchKv(kv::BenchKvArgs),
