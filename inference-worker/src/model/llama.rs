@@ -119,10 +119,12 @@ trait KvStore {
 	/// Stores row `row`'s new keys and values of layer `l` (`[kv_heads, t, head_dim]`, at the
 	/// row's next positions) and returns the row's keys and values of every position so far.
 	fn append(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)>;
-	/// Stores them and, where the store can, attends one query position (`q`: `[heads ·
-	/// head_dim]` f32) over the row's positions in place: `[heads · head_dim]`. `None`: the
-	/// caller calls [`KvStore::append`] instead (storing the same values again is harmless).
-	fn append_attend_one(&mut self, _l: usize, _row: usize, _k: &Tensor, _v: &Tensor, _q: &[f32], _heads: usize) -> candle_core::Result<Option<Vec<f32>>> {
+	/// Stores the new keys and values of several rows that bring one position each (`(row, k,
+	/// v)`, `[kv_heads, 1, head_dim]`) and, where the store can, attends each row's query (`q`:
+	/// `rows × [heads · head_dim]` f32) over the row's positions in place, all rows at once:
+	/// `rows × [heads · head_dim]`. `None`: the caller calls [`KvStore::append`] for each
+	/// instead (storing the same values again is harmless).
+	fn append_attend_decode(&mut self, _l: usize, _rows: &[(usize, Tensor, Tensor)], _q: &[f32], _heads: usize) -> candle_core::Result<Option<Vec<f32>>> {
 		Ok(None)
 	}
 }
@@ -325,15 +327,18 @@ impl KvStore for PagedStep<'_> {
 		Ok((kb.index_select(&self.index[row], 1)?, vb.index_select(&self.index[row], 1)?))
 	}
 
-	fn append_attend_one(&mut self, l: usize, row: usize, k: &Tensor, v: &Tensor, q: &[f32], heads: usize) -> candle_core::Result<Option<Vec<f32>>> {
+	fn append_attend_decode(&mut self, l: usize, rows: &[(usize, Tensor, Tensor)], q: &[f32], heads: usize) -> candle_core::Result<Option<Vec<f32>>> {
 		let (kb, vb) = self.kv.layers[l].clone().expect("the pool grows before the step; qed");
 		if !matches!(kb.device(), Device::Cpu) {
 			return Ok(None);
 		}
-		self.write(l, row, k, v)?;
+		for (row, k, v) in rows {
+			self.write(l, *row, k, v)?;
+		}
+		let slots: Vec<&[u32]> = rows.iter().map(|(row, ..)| self.slots[*row].as_slice()).collect();
 		// `None` (a dtype the kernel does not read): the caller appends again — the same
 		// values to the same slots — and gathers.
-		super::paged_attn::attend_one(q, &kb, &vb, &self.slots[row], heads)
+		super::paged_attn::attend_decode(q, &kb, &vb, &slots, heads)
 	}
 }
 
@@ -724,16 +729,29 @@ impl Llama {
 		let v = v.reshape((n, kvh, hd))?.transpose(0, 1)?.contiguous()?; // [kvh, N, hd]
 		// Keys and values are stored in the serving dtype (half the memory of f32 activations).
 		let (k, v) = (convert(&k, self.dtype)?, convert(&v, self.dtype)?);
-		let mut outs = Vec::with_capacity(spans.len());
-		for (row, &(off, t, pos)) in spans.iter().enumerate() {
-			let (kn, vn) = (k.narrow(1, off, t)?, v.narrow(1, off, t)?);
-			if t == 1 {
-				let qr: Vec<f32> = q.narrow(1, off, 1)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-				if let Some(o) = kv.append_attend_one(l, row, &kn, &vn, &qr, nh)? {
-					outs.push(Tensor::from_vec(o, (1, nh * hd), &self.device)?.to_dtype(self.act)?);
-					continue;
+		let mut outs: Vec<Option<Tensor>> = vec![None; spans.len()];
+		// Rows bringing one token (decode) attend in place where the store can, all at once.
+		let decode: Vec<(usize, usize)> = spans.iter().enumerate().filter(|(_, s)| s.1 == 1).map(|(r, s)| (r, s.0)).collect();
+		if !decode.is_empty() {
+			let offs = Tensor::new(decode.iter().map(|&(_, off)| off as u32).collect::<Vec<_>>().as_slice(), &self.device)?;
+			// [rows, nh, hd]: each row's query heads, in f32.
+			let qd: Vec<f32> = convert(&q.index_select(&offs, 1)?.transpose(0, 1)?.contiguous()?, DType::F32)?.flatten_all()?.to_vec1()?;
+			let kvs = decode
+				.iter()
+				.map(|&(r, off)| Ok((r, k.narrow(1, off, 1)?, v.narrow(1, off, 1)?)))
+				.collect::<candle_core::Result<Vec<_>>>()?;
+			if let Some(o) = kv.append_attend_decode(l, &kvs, &qd, nh)? {
+				let o = convert(&Tensor::from_vec(o, (decode.len(), nh * hd), &self.device)?, self.act)?;
+				for (i, &(r, _)) in decode.iter().enumerate() {
+					outs[r] = Some(o.narrow(0, i, 1)?);
 				}
 			}
+		}
+		for (row, &(off, t, pos)) in spans.iter().enumerate() {
+			if outs[row].is_some() {
+				continue;
+			}
+			let (kn, vn) = (k.narrow(1, off, t)?, v.narrow(1, off, t)?);
 			let (kc, vc) = kv.append(l, row, &kn, &vn)?;
 			let (kc, vc) = (convert(&kc, self.act)?, convert(&vc, self.act)?);
 			let len = kc.dim(1)?;
@@ -764,8 +782,9 @@ impl Llama {
 				blocks.push(o.reshape((nh, qb, hd))?.transpose(0, 1)?.reshape((qb, nh * hd))?);
 			}
 			debug_assert!(len >= pos + t);
-			outs.push(if blocks.len() == 1 { blocks.pop().expect("one; qed") } else { Tensor::cat(&blocks, 0)? });
+			outs[row] = Some(if blocks.len() == 1 { blocks.pop().expect("one; qed") } else { Tensor::cat(&blocks, 0)? });
 		}
+		let outs: Vec<Tensor> = outs.into_iter().map(|o| o.expect("every row attended above; qed")).collect();
 		let o = Tensor::cat(&outs, 0)?;
 		Ok(lora.apply(l, 3, &o, p[3].forward(&o)?)?)
 	}

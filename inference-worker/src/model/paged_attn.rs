@@ -1,4 +1,4 @@
-//! Attention of one query position straight over the block pool on the CPU: the keys and values
+//! Attention of one query position per row straight over the block pool on the CPU: the keys and values
 //! are read where their blocks lie (no gather into a contiguous copy first), each once for all
 //! the query heads that share its kv head, with the scores and the softmax in f32.
 //!
@@ -6,18 +6,24 @@
 //! prefill chunk does, to use the general matmul over many queries) would read and write them
 //! once more, which at 4,096 positions cost a fifth of the decode step.
 
-use super::gemv::{dot, Values};
+use super::gemv::Values;
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 use rayon::prelude::*;
 
-/// `softmax(q Kᵀ) V` for one query position: `q` is `[heads · head_dim]` (rotated and scaled),
-/// `k` and `v` are pool buffers `[kv_heads, slots, head_dim]` on the CPU, `slots` the row's
-/// slots for positions `0‥len`. Query head `h · rep + r` uses kv head `h` (`rep = heads /
-/// kv_heads`). Returns `[heads · head_dim]` in f32; `None` where this path does not apply
-/// (another device, dtype or layout).
-pub fn attend_one(q: &[f32], k: &Tensor, v: &Tensor, slots: &[u32], heads: usize) -> candle_core::Result<Option<Vec<f32>>> {
+/// `softmax(q Kᵀ) V` for one query position of each of several rows, all at once (one parallel
+/// pass over every row's every kv head): `q` is `rows × [heads · head_dim]` (rotated and
+/// scaled), `k` and `v` are pool buffers `[kv_heads, slots, head_dim]` on the CPU, `slots[r]`
+/// row `r`'s slots for its positions `0‥len`. Query head `h · rep + i` uses kv head `h` (`rep
+/// = heads / kv_heads`). Returns `rows × [heads · head_dim]` in f32; `None` where this path does
+/// not apply (another device, dtype or layout).
+pub fn attend_decode(q: &[f32], k: &Tensor, v: &Tensor, slots: &[&[u32]], heads: usize) -> candle_core::Result<Option<Vec<f32>>> {
 	let (kvh, total, hd) = k.dims3()?;
-	if !matches!(k.device(), Device::Cpu) || v.dims3()? != (kvh, total, hd) || heads % kvh != 0 || q.len() != heads * hd || slots.is_empty() {
+	if !matches!(k.device(), Device::Cpu) ||
+		v.dims3()? != (kvh, total, hd) ||
+		heads % kvh != 0 ||
+		q.len() != slots.len() * heads * hd ||
+		slots.iter().any(|s| s.is_empty())
+	{
 		return Ok(None);
 	}
 	let rep = heads / kvh;
@@ -31,21 +37,58 @@ pub fn attend_one(q: &[f32], k: &Tensor, v: &Tensor, slots: &[u32], heads: usize
 		(CpuStorage::BF16(a), CpuStorage::BF16(b)) => (Values::Bf16(&a[k0..k1]), Values::Bf16(&b[v0..v1])),
 		_ => return Ok(None),
 	};
-	if slots.iter().any(|&s| s as usize >= total) {
+	if slots.iter().flat_map(|s| s.iter()).any(|&s| s as usize >= total) {
 		candle_core::bail!("a slot outside the pool of {total}");
 	}
-	let len = slots.len();
-	let mut out = vec![0f32; heads * hd];
-	out.par_chunks_mut(rep * hd).enumerate().for_each(|(h, o)| {
+	let mut out = vec![0f32; q.len()];
+	// One task per (row, kv head): its `rep` query heads' outputs.
+	out.par_chunks_mut(rep * hd).zip(q.par_chunks(rep * hd)).enumerate().for_each(|(c, (o, q))| {
+		let (row, h) = (c / kvh, c % kvh);
+		let head = Head { q, k: &kb, v: &vb, slots: slots[row], base: h * total, hd, rep };
+		#[cfg(target_arch = "x86_64")]
+		if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+			// Safety: the features were detected at run time.
+			return unsafe { head.attend_avx2(o) };
+		}
+		head.attend(o)
+	});
+	Ok(Some(out))
+}
+
+/// One kv head of one row: its query heads, the pool's keys and values, the row's slots.
+struct Head<'a> {
+	/// `rep` query heads, `hd` each.
+	q: &'a [f32],
+	k: &'a Values<'a>,
+	v: &'a Values<'a>,
+	slots: &'a [u32],
+	/// Slot 0 of this kv head in the pool buffers (in positions).
+	base: usize,
+	hd: usize,
+	rep: usize,
+}
+
+impl Head<'_> {
+	/// [`Self::attend`] compiled for AVX2 + FMA (its plain loops vectorize to them).
+	#[cfg(target_arch = "x86_64")]
+	#[target_feature(enable = "avx2,fma")]
+	unsafe fn attend_avx2(&self, o: &mut [f32]) {
+		self.attend(o)
+	}
+
+	/// Scores and softmax in f32, then the probability-weighted sum of values into `o`
+	/// (`[rep · hd]`, zeroed). Keys and values are read where they lie, each once for the `rep`
+	/// query heads.
+	#[inline(always)]
+	fn attend(&self, o: &mut [f32]) {
+		let (hd, rep, len) = (self.hd, self.rep, self.slots.len());
 		let mut scratch = Vec::with_capacity(hd);
-		let q = &q[h * rep * hd..(h + 1) * rep * hd];
-		// Scores of every query head of this kv head, [rep, len].
 		let mut scores = vec![0f32; rep * len];
-		for (j, &s) in slots.iter().enumerate() {
-			let i = h * total + s as usize;
-			let key = kb.f32_range(i * hd..(i + 1) * hd, &mut scratch);
+		for (j, &s) in self.slots.iter().enumerate() {
+			let i = self.base + s as usize;
+			let key = self.k.f32_range(i * hd..(i + 1) * hd, &mut scratch);
 			for r in 0..rep {
-				scores[r * len + j] = dot(&q[r * hd..(r + 1) * hd], key);
+				scores[r * len + j] = lanes_dot(&self.q[r * hd..(r + 1) * hd], key);
 			}
 		}
 		for p in scores.chunks_mut(len) {
@@ -58,9 +101,9 @@ pub fn attend_one(q: &[f32], k: &Tensor, v: &Tensor, slots: &[u32], heads: usize
 			let inv = 1.0 / sum;
 			p.iter_mut().for_each(|x| *x *= inv);
 		}
-		for (j, &s) in slots.iter().enumerate() {
-			let i = h * total + s as usize;
-			let val = vb.f32_range(i * hd..(i + 1) * hd, &mut scratch);
+		for (j, &s) in self.slots.iter().enumerate() {
+			let i = self.base + s as usize;
+			let val = self.v.f32_range(i * hd..(i + 1) * hd, &mut scratch);
 			for r in 0..rep {
 				let p = scores[r * len + j];
 				for (y, x) in o[r * hd..(r + 1) * hd].iter_mut().zip(val) {
@@ -68,8 +111,22 @@ pub fn attend_one(q: &[f32], k: &Tensor, v: &Tensor, slots: &[u32], heads: usize
 				}
 			}
 		}
-	});
-	Ok(Some(out))
+	}
+}
+
+/// `a · b` in 16 independent lanes (so the compiler vectorizes it without reassociating one
+/// sum), inlined into its caller's instruction set.
+#[inline(always)]
+fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
+	let mut acc = [0f32; 16];
+	let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+	let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+	for (x, y) in ca.zip(cb) {
+		for l in 0..16 {
+			acc[l] += x[l] * y[l];
+		}
+	}
+	acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -89,20 +146,30 @@ mod tests {
 		let slots: Vec<u32> = vec![17, 3, 4, 5, 30, 31, 0, 12, 39];
 		for dtype in [DType::F32, DType::F16, DType::BF16] {
 			let (kd, vd) = (k.to_dtype(dtype).unwrap(), v.to_dtype(dtype).unwrap());
-			let got = attend_one(&q.flatten_all().unwrap().to_vec1().unwrap(), &kd, &vd, &slots, heads).unwrap().expect("the CPU path");
-			let idx = Tensor::new(slots.as_slice(), &dev).unwrap();
-			let (kg, vg) = (kd.to_dtype(DType::F32).unwrap().index_select(&idx, 1).unwrap(), vd.to_dtype(DType::F32).unwrap().index_select(&idx, 1).unwrap());
-			for n in 0..heads {
-				let h = n / (heads / kvh);
-				let s = q.i(n).unwrap().unsqueeze(0).unwrap().matmul(&kg.i(h).unwrap().t().unwrap()).unwrap();
-				let p = candle_nn::ops::softmax_last_dim(&s).unwrap();
-				let want: Vec<f32> = p.matmul(&vg.i(h).unwrap()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-				for (a, b) in got[n * hd..(n + 1) * hd].iter().zip(&want) {
-					assert!((a - b).abs() < 1e-4, "{dtype:?} head {n}: {a} vs {b}");
+			// Three rows: the slots above, a prefix of them, one position; each row's query a
+			// multiple of the first.
+			let rows: [&[u32]; 3] = [&slots, &slots[..4], &slots[8..]];
+			let qs: Vec<f32> = [1.0f32, -2.0, 0.5].iter().flat_map(|m| q.flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(move |x| x * m)).collect();
+			let all = attend_decode(&qs, &kd, &vd, &rows, heads).unwrap().expect("the CPU path");
+			assert_eq!(all.len(), 3 * heads * hd);
+			for (r, (row, m)) in rows.iter().zip([1.0f32, -2.0, 0.5]).enumerate() {
+				let got = &all[r * heads * hd..(r + 1) * heads * hd];
+				let idx = Tensor::new(*row, &dev).unwrap();
+				let (kg, vg) = (kd.to_dtype(DType::F32).unwrap().index_select(&idx, 1).unwrap(), vd.to_dtype(DType::F32).unwrap().index_select(&idx, 1).unwrap());
+				for n in 0..heads {
+					let h = n / (heads / kvh);
+					let s = (q.i(n).unwrap().unsqueeze(0).unwrap() * m as f64).unwrap().matmul(&kg.i(h).unwrap().t().unwrap()).unwrap();
+					let p = candle_nn::ops::softmax_last_dim(&s).unwrap();
+					let want: Vec<f32> = p.matmul(&vg.i(h).unwrap()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+					for (a, b) in got[n * hd..(n + 1) * hd].iter().zip(&want) {
+						assert!((a - b).abs() < 1e-4, "{dtype:?} row {r} head {n}: {a} vs {b}");
+					}
 				}
 			}
 		}
-		assert!(attend_one(&[0.0; 32], &k, &v, &[40], heads).is_err(), "a slot past the pool");
-		assert!(attend_one(&[0.0; 31], &k, &v, &[1], heads).unwrap().is_none(), "a query of the wrong size");
+		let q1: Vec<f32> = q.flatten_all().unwrap().to_vec1().unwrap();
+		assert!(attend_decode(&q1, &k, &v, &[&[40]], heads).is_err(), "a slot past the pool");
+		assert!(attend_decode(&q1[..31], &k, &v, &[&[1]], heads).unwrap().is_none(), "a query of the wrong size");
+		assert!(attend_decode(&q1, &k, &v, &[&[1], &[2]], heads).unwrap().is_none(), "one query for two rows");
 	}
 }
