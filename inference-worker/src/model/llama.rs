@@ -647,7 +647,15 @@ impl Llama {
 		self.forward_core(&inputs, &mut PagedStep { kv, slots, index }, Some(sample), LoraPath::Auto)
 	}
 
-	fn forward_core(&self, rows: &[StepInput<'_>], kv: &mut dyn KvStore, sample: Option<&[bool]>, path: LoraPath) -> anyhow::Result<Option<Tensor>> {
+	/// One step, run on one of rayon's worker threads: each parallel kernel of the step (about
+	/// eight per layer) then shares its work with the other workers from inside the pool, rather
+	/// than being handed in from outside while the calling thread sleeps until it is done (two
+	/// thread wake-ups per kernel call).
+	fn forward_core(&self, rows: &[StepInput<'_>], kv: &mut (dyn KvStore + Send), sample: Option<&[bool]>, path: LoraPath) -> anyhow::Result<Option<Tensor>> {
+		rayon::scope(|_| self.forward_step(rows, kv, sample, path))
+	}
+
+	fn forward_step(&self, rows: &[StepInput<'_>], kv: &mut (dyn KvStore + Send), sample: Option<&[bool]>, path: LoraPath) -> anyhow::Result<Option<Tensor>> {
 		anyhow::ensure!(!rows.is_empty(), "empty batch");
 		let mut ids = Vec::new();
 		let mut token_adapters = Vec::new();
@@ -708,7 +716,7 @@ impl Llama {
 		l: usize,
 		block: &Block,
 		xn: &Tensor,
-		kv: &mut dyn KvStore,
+		kv: &mut (dyn KvStore + Send),
 		spans: &[(usize, usize, usize)],
 		lora: &LoraBatch<'_>,
 		(cos, sin): &(Tensor, Tensor),

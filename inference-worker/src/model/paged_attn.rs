@@ -78,17 +78,20 @@ impl Head<'_> {
 
 	/// Scores and softmax in f32, then the probability-weighted sum of values into `o`
 	/// (`[rep · hd]`, zeroed). Keys and values are read where they lie, each once for the `rep`
-	/// query heads.
+	/// query heads, a run of consecutive slots (a block) at a time: half-precision ones are
+	/// widened a run at a time, not a position at a time.
 	#[inline(always)]
 	fn attend(&self, o: &mut [f32]) {
 		let (hd, rep, len) = (self.hd, self.rep, self.slots.len());
-		let mut scratch = Vec::with_capacity(hd);
+		let mut scratch = Vec::new();
 		let mut scores = vec![0f32; rep * len];
-		for (j, &s) in self.slots.iter().enumerate() {
-			let i = self.base + s as usize;
-			let key = self.k.f32_range(i * hd..(i + 1) * hd, &mut scratch);
-			for r in 0..rep {
-				scores[r * len + j] = lanes_dot(&self.q[r * hd..(r + 1) * hd], key);
+		for (j0, run) in runs(self.slots) {
+			let i = self.base + self.slots[j0] as usize;
+			let keys = self.k.f32_range(i * hd..(i + run) * hd, &mut scratch);
+			for (jj, key) in keys.chunks_exact(hd).enumerate() {
+				for r in 0..rep {
+					scores[r * len + j0 + jj] = lanes_dot(&self.q[r * hd..(r + 1) * hd], key);
+				}
 			}
 		}
 		for p in scores.chunks_mut(len) {
@@ -101,17 +104,35 @@ impl Head<'_> {
 			let inv = 1.0 / sum;
 			p.iter_mut().for_each(|x| *x *= inv);
 		}
-		for (j, &s) in self.slots.iter().enumerate() {
-			let i = self.base + s as usize;
-			let val = self.v.f32_range(i * hd..(i + 1) * hd, &mut scratch);
-			for r in 0..rep {
-				let p = scores[r * len + j];
-				for (y, x) in o[r * hd..(r + 1) * hd].iter_mut().zip(val) {
-					*y += p * x;
+		for (j0, run) in runs(self.slots) {
+			let i = self.base + self.slots[j0] as usize;
+			let vals = self.v.f32_range(i * hd..(i + run) * hd, &mut scratch);
+			for (jj, val) in vals.chunks_exact(hd).enumerate() {
+				for r in 0..rep {
+					let p = scores[r * len + j0 + jj];
+					for (y, x) in o[r * hd..(r + 1) * hd].iter_mut().zip(val) {
+						*y += p * x;
+					}
 				}
 			}
 		}
 	}
+}
+
+/// `(first index, length)` of each run of consecutive values in `slots`.
+fn runs(slots: &[u32]) -> impl Iterator<Item = (usize, usize)> + '_ {
+	let mut j = 0;
+	std::iter::from_fn(move || {
+		if j >= slots.len() {
+			return None;
+		}
+		let j0 = j;
+		j += 1;
+		while j < slots.len() && slots[j] == slots[j - 1].wrapping_add(1) {
+			j += 1;
+		}
+		Some((j0, j - j0))
+	})
 }
 
 /// `a · b` in 16 independent lanes (so the compiler vectorizes it without reassociating one
