@@ -157,16 +157,19 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 		// Safety: the features were detected at run time.
 		return unsafe { dot_avx2(a, b) };
 	}
-	dot_portable(a, b)
+	lanes_dot(a, b)
 }
 
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-	// Independent lanes, so the compiler may vectorize without reassociating one sum.
-	let mut acc = [0f32; 8];
-	let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+/// `a · b` in 16 independent lanes, so the compiler vectorizes it without reassociating one sum,
+/// to whatever its caller's instruction set is (it is inlined into functions compiled for AVX2
+/// or AVX-512 by `#[target_feature]`).
+#[inline(always)]
+pub(crate) fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
+	let mut acc = [0f32; 16];
+	let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
 	let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
 	for (x, y) in ca.zip(cb) {
-		for l in 0..8 {
+		for l in 0..16 {
 			acc[l] += x[l] * y[l];
 		}
 	}
@@ -350,7 +353,7 @@ mod tests {
 		for k in [Kernel::Auto, Kernel::Rows, Kernel::Tiled] {
 			assert!(matmul_t_with(&Tensor::zeros((1, 8), DType::F32, &dev).unwrap(), &wt, false, k).unwrap().is_none());
 		}
-		assert_eq!(dot_portable(&[1.0; 19], &[2.0; 19]), 38.0);
+		assert_eq!(lanes_dot(&[1.0; 35], &[2.0; 35]), 70.0);
 	}
 
 	/// The vector conversions give candle's (round to nearest even) bit for bit, at every

@@ -6,7 +6,7 @@
 //! prefill chunk does, to use the general matmul over many queries) would read and write them
 //! once more, which at 4,096 positions cost a fifth of the decode step.
 
-use super::gemv::Values;
+use super::gemv::{lanes_dot, Values};
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 use rayon::prelude::*;
 
@@ -133,21 +133,6 @@ fn runs(slots: &[u32]) -> impl Iterator<Item = (usize, usize)> + '_ {
 		}
 		Some((j0, j - j0))
 	})
-}
-
-/// `a · b` in 16 independent lanes (so the compiler vectorizes it without reassociating one
-/// sum), inlined into its caller's instruction set.
-#[inline(always)]
-fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
-	let mut acc = [0f32; 16];
-	let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-	let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-	for (x, y) in ca.zip(cb) {
-		for l in 0..16 {
-			acc[l] += x[l] * y[l];
-		}
-	}
-	acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
