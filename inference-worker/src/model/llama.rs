@@ -349,17 +349,63 @@ pub struct Row<'a> {
 	pub adapter: Option<&'a LoraAdapter>,
 }
 
-struct Attention {
-	proj: [Proj; 4], // q, k, v, o
+/// Projections of one input stacked into one matrix (q, k, v; gate, up): one kernel call reads
+/// the input once and splits its work over all their output rows.
+#[derive(Clone)]
+struct Fused {
+	proj: Proj,
+	/// Output rows of each part, in order.
+	sizes: Vec<usize>,
 }
 
-struct Mlp {
-	proj: [Proj; 3], // gate, up, down
+impl Fused {
+	/// `parts`: each projection's weight `[out_i, in]` and bias (all with one, or none).
+	fn new(parts: Vec<(Tensor, Option<Tensor>)>) -> candle_core::Result<Self> {
+		let sizes = parts.iter().map(|(w, _)| w.dim(0)).collect::<candle_core::Result<Vec<_>>>()?;
+		let w = Tensor::cat(&parts.iter().map(|(w, _)| w).collect::<Vec<_>>(), 0)?;
+		let biases: Vec<&Tensor> = parts.iter().filter_map(|(_, b)| b.as_ref()).collect();
+		let bias = match biases.len() {
+			0 => None,
+			n if n == parts.len() => Some(Tensor::cat(&biases, 0)?),
+			_ => candle_core::bail!("stacked projections with and without biases"),
+		};
+		Ok(Self { proj: Proj::new(w, bias)?, sizes })
+	}
+
+	/// Each part's `x Wᵢᵀ + bᵢ` (views of one product).
+	fn forward(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+		let y = self.proj.forward(x)?;
+		let mut off = 0;
+		self.sizes
+			.iter()
+			.map(|&n| {
+				off += n;
+				y.narrow(1, off - n, n)
+			})
+			.collect()
+	}
+
+	/// The parts as `(weight [out_i, in], bias)`, copies.
+	fn parts(&self) -> candle_core::Result<Vec<(Tensor, Option<Tensor>)>> {
+		let w = self.proj.weight()?;
+		let mut off = 0;
+		self.sizes
+			.iter()
+			.map(|&n| {
+				off += n;
+				Ok((w.narrow(0, off - n, n)?, self.proj.bias.as_ref().map(|b| b.narrow(0, off - n, n)).transpose()?))
+			})
+			.collect()
+	}
 }
 
 struct Block {
-	attn: Attention,
-	mlp: Mlp,
+	/// q, k, v.
+	qkv: Fused,
+	o: Proj,
+	/// gate, up.
+	gate_up: Fused,
+	down: Proj,
 	input_norm: RmsNorm,
 	post_norm: RmsNorm,
 }
@@ -468,12 +514,12 @@ impl Proj {
 	}
 }
 
-/// A projection: its weight in the serving dtype, its bias in the activations' `act`.
-fn linear(vb: &VarBuilder, name: &str, out_dim: usize, in_dim: usize, bias: bool, act: DType) -> candle_core::Result<Proj> {
+/// A projection's weight (in the serving dtype) and bias (in the activations' `act`).
+fn linear(vb: &VarBuilder, name: &str, out_dim: usize, in_dim: usize, bias: bool, act: DType) -> candle_core::Result<(Tensor, Option<Tensor>)> {
 	let vb = vb.pp(name);
 	let w = vb.get((out_dim, in_dim), "weight")?;
 	let b = if bias { Some(vb.get(out_dim, "bias")?.to_dtype(act)?) } else { None };
-	Proj::new(w, b)
+	Ok((w, b))
 }
 
 /// An RMS norm whose weight is in the activations' dtype `act`.
@@ -510,25 +556,23 @@ impl Llama {
 			let b = m.pp(format!("layers.{i}"));
 			let a = b.pp("self_attn");
 			let bias = cfg.qkv_bias();
-			let attn = Attention {
-				proj: [
-					linear(&a, "q_proj", nh * hd, h, bias, act)?,
-					linear(&a, "k_proj", kvh * hd, h, bias, act)?,
-					linear(&a, "v_proj", kvh * hd, h, bias, act)?,
-					linear(&a, "o_proj", h, nh * hd, false, act)?,
-				],
-			};
+			let qkv = Fused::new(vec![
+				linear(&a, "q_proj", nh * hd, h, bias, act)?,
+				linear(&a, "k_proj", kvh * hd, h, bias, act)?,
+				linear(&a, "v_proj", kvh * hd, h, bias, act)?,
+			])?;
+			let (o, _) = linear(&a, "o_proj", h, nh * hd, false, act)?;
 			let f = b.pp("mlp");
-			let mlp = Mlp {
-				proj: [
-					linear(&f, "gate_proj", cfg.intermediate_size, h, false, act)?,
-					linear(&f, "up_proj", cfg.intermediate_size, h, false, act)?,
-					linear(&f, "down_proj", h, cfg.intermediate_size, false, act)?,
-				],
-			};
+			let gate_up = Fused::new(vec![
+				linear(&f, "gate_proj", cfg.intermediate_size, h, false, act)?,
+				linear(&f, "up_proj", cfg.intermediate_size, h, false, act)?,
+			])?;
+			let (down, _) = linear(&f, "down_proj", h, cfg.intermediate_size, false, act)?;
 			blocks.push(Block {
-				attn,
-				mlp,
+				qkv,
+				o: Proj::new(o, None)?,
+				gate_up,
+				down: Proj::new(down, None)?,
 				input_norm: rms_norm(b.pp("input_layernorm"), h, cfg.rms_norm_eps, act)?,
 				post_norm: rms_norm(b.pp("post_attention_layernorm"), h, cfg.rms_norm_eps, act)?,
 			});
@@ -556,22 +600,24 @@ impl Llama {
 	/// Unchanged tensors (embeddings, norms, untargeted projections) are shared, not copied.
 	pub fn merged(&self, adapter: &LoraAdapter) -> anyhow::Result<Self> {
 		let mut blocks = Vec::with_capacity(self.blocks.len());
+		// Projection `p` (index into `PROJECTIONS`) of layer `l` with the adapter's delta merged.
+		let merge = |l: usize, p: usize, w: Tensor| adapter.merged_weight(l, p, &w);
+		let merge_one = |l: usize, p: usize, proj: &Proj| -> anyhow::Result<Proj> {
+			Ok(if adapter.pair(l, p).is_some() { Proj::new(merge(l, p, proj.weight()?)?, proj.bias.clone())? } else { proj.clone() })
+		};
+		let merge_fused = |l: usize, first: usize, f: &Fused| -> anyhow::Result<Fused> {
+			if !(0..f.sizes.len()).any(|i| adapter.pair(l, first + i).is_some()) {
+				return Ok(f.clone());
+			}
+			let parts = f.parts()?.into_iter().enumerate().map(|(i, (w, b))| Ok((merge(l, first + i, w)?, b))).collect::<anyhow::Result<Vec<_>>>()?;
+			Ok(Fused::new(parts)?)
+		};
 		for (l, b) in self.blocks.iter().enumerate() {
-			let mut attn = b.attn.proj.clone();
-			for (p, lin) in attn.iter_mut().enumerate() {
-				if adapter.pair(l, p).is_some() {
-					*lin = Proj::new(adapter.merged_weight(l, p, &lin.weight()?)?, lin.bias.clone())?;
-				}
-			}
-			let mut mlp = b.mlp.proj.clone();
-			for (p, lin) in mlp.iter_mut().enumerate() {
-				if adapter.pair(l, p + 4).is_some() {
-					*lin = Proj::new(adapter.merged_weight(l, p + 4, &lin.weight()?)?, None)?;
-				}
-			}
 			blocks.push(Block {
-				attn: Attention { proj: attn },
-				mlp: Mlp { proj: mlp },
+				qkv: merge_fused(l, 0, &b.qkv)?,
+				o: merge_one(l, 3, &b.o)?,
+				gate_up: merge_fused(l, 4, &b.gate_up)?,
+				down: merge_one(l, 6, &b.down)?,
 				input_norm: b.input_norm.clone(),
 				post_norm: b.post_norm.clone(),
 			});
@@ -594,7 +640,7 @@ impl Llama {
 	pub fn weight_bytes(&self) -> usize {
 		let mut n = self.embed.embeddings().elem_count();
 		for b in &self.blocks {
-			n += b.attn.proj.iter().chain(b.mlp.proj.iter()).map(Proj::elem_count).sum::<usize>();
+			n += [&b.qkv.proj, &b.o, &b.gate_up.proj, &b.down].iter().map(|p| p.elem_count()).sum::<usize>();
 		}
 		if !self.cfg.tie_word_embeddings {
 			n += self.lm_head.elem_count();
@@ -688,11 +734,11 @@ impl Llama {
 			x = (residual + attn)?;
 			let residual = x.clone();
 			let xn = block.post_norm.forward(&x)?;
-			let p = &block.mlp.proj;
-			let gate = lora.apply(l, 4, &xn, p[0].forward(&xn)?)?;
-			let up = lora.apply(l, 5, &xn, p[1].forward(&xn)?)?;
+			let gu = block.gate_up.forward(&xn)?;
+			let gate = lora.apply(l, 4, &xn, gu[0].clone())?;
+			let up = lora.apply(l, 5, &xn, gu[1].clone())?;
 			let act = (candle_nn::ops::silu(&gate)? * up)?;
-			let down = lora.apply(l, 6, &act, p[2].forward(&act)?)?;
+			let down = lora.apply(l, 6, &act, block.down.forward(&act)?)?;
 			x = (residual + down)?;
 		}
 		let last: Vec<u32> = spans
@@ -723,10 +769,10 @@ impl Llama {
 	) -> anyhow::Result<Tensor> {
 		let (nh, kvh, hd) = (self.cfg.num_attention_heads, self.cfg.kv_heads(), self.cfg.head_dim());
 		let rep = nh / kvh;
-		let p = &block.attn.proj;
-		let q = lora.apply(l, 0, xn, p[0].forward(xn)?)?;
-		let k = lora.apply(l, 1, xn, p[1].forward(xn)?)?;
-		let v = lora.apply(l, 2, xn, p[2].forward(xn)?)?;
+		let qkv = block.qkv.forward(xn)?;
+		let q = lora.apply(l, 0, xn, qkv[0].clone())?;
+		let k = lora.apply(l, 1, xn, qkv[1].clone())?;
+		let v = lora.apply(l, 2, xn, qkv[2].clone())?;
 		let n = xn.dim(0)?;
 		// Rotary embeddings and the 1/√d scale once for every token of the batch; then only the
 		// cache append and attention proper run per row.
@@ -794,7 +840,7 @@ impl Llama {
 		}
 		let outs: Vec<Tensor> = outs.into_iter().map(|o| o.expect("every row attended above; qed")).collect();
 		let o = Tensor::cat(&outs, 0)?;
-		Ok(lora.apply(l, 3, &o, p[3].forward(&o)?)?)
+		Ok(lora.apply(l, 3, &o, block.o.forward(&o)?)?)
 	}
 }
 
