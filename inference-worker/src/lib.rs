@@ -53,20 +53,24 @@ pub fn tune_allocator() {
 	}
 }
 
-/// The system allocator, with allocations of 4 KiB and more aligned to 64 bytes (a cache line).
+/// The system allocator, with allocations from 4 KiB to below 32 MiB aligned to 64 bytes (a
+/// cache line).
 ///
-/// glibc aligns to 16 bytes, so every 64-byte vector load of a weight or activation row straddles
-/// two cache lines, and the CPU kernels (`model::gemm`, `model::gemv`) load little else. Both
-/// binaries install it (`#[global_allocator]`).
+/// glibc aligns to 16 bytes, so every 64-byte vector load of an activation row straddles two
+/// cache lines, and the CPU kernels (`model::gemm`, `model::gemv`) load little else (1.15× at 16
+/// rows). Larger blocks keep the system's layout: aligned, they would lose `calloc`'s untouched
+/// zero pages (a KV pool would commit its whole capacity at once) and `realloc`'s in-place
+/// growth; the largest of them, repacked weights, align themselves (`model::gemm::Panels`).
+/// Both binaries install it (`#[global_allocator]`).
 pub struct LineAligned;
 
 impl LineAligned {
 	/// The layout actually asked of the system allocator for `layout` (a function of `layout`
 	/// alone, so `dealloc` and `realloc` pass the system allocator what `alloc` did).
 	fn widen(layout: std::alloc::Layout) -> std::alloc::Layout {
-		if layout.size() >= 4096 && layout.align() < 64 {
-			// Safety of the unwrap: 64 is a power of two, and a size a smaller alignment allowed
-			// rounds up to a multiple of 64 within isize::MAX unless it was within 63 of it.
+		if (4096..32 << 20).contains(&layout.size()) && layout.align() < 64 {
+			// (64 is a power of two and the size is small: this cannot fail, and would keep the
+			// caller's layout if it did.)
 			std::alloc::Layout::from_size_align(layout.size(), 64).unwrap_or(layout)
 		} else {
 			layout
@@ -93,7 +97,7 @@ unsafe impl std::alloc::GlobalAlloc for LineAligned {
 		if old.align() == new.align() {
 			return std::alloc::System.realloc(ptr, old, new_size);
 		}
-		// Crossing the 4 KiB line changes the alignment: move by hand.
+		// Crossing the 4 KiB or the 32 MiB line changes the alignment: move by hand.
 		let fresh = std::alloc::System.alloc(new);
 		if !fresh.is_null() {
 			std::ptr::copy_nonoverlapping(ptr, fresh, layout.size().min(new_size));
@@ -138,7 +142,7 @@ mod tests {
 		// Safety: every block is freed once, with the layout (and size) it has at that point.
 		unsafe {
 			// Small blocks keep the caller's layout (no padding to a line), as do over-aligned ones.
-			for (size, align) in [(100, 4), (4095, 16), (4096, 128)] {
+			for (size, align) in [(100, 4), (4095, 16), (4096, 128), (32 << 20, 4), (1 << 30, 16)] {
 				let l = Layout::from_size_align(size, align).unwrap();
 				assert_eq!(LineAligned::widen(l), l);
 			}
@@ -168,7 +172,10 @@ mod tests {
 			let bigger = a.realloc(big, l2, 50_000);
 			assert_eq!(bigger as usize % 64, 0);
 			assert!((0..100).all(|i| *bigger.add(i) == i as u8) && *bigger.add(9_999) == 7);
-			let back = a.realloc(bigger, Layout::from_size_align(50_000, 4).unwrap(), 50);
+			// Past 32 MiB the system's layout again (the block moves by hand), and back.
+			let huge = a.realloc(bigger, Layout::from_size_align(50_000, 4).unwrap(), 40 << 20);
+			assert!((0..100).all(|i| *huge.add(i) == i as u8) && *huge.add(9_999) == 7);
+			let back = a.realloc(huge, Layout::from_size_align(40 << 20, 4).unwrap(), 50);
 			assert!((0..50).all(|i| *back.add(i) == i as u8));
 			a.dealloc(back, Layout::from_size_align(50, 4).unwrap());
 		}

@@ -17,25 +17,33 @@ fn compare_steps(ours: &Llama, theirs: impl FnMut(&Tensor, usize) -> Vec<f32>) {
 
 fn compare_steps_of(ours: &Llama, steps: Vec<Vec<u32>>, mut theirs: impl FnMut(&Tensor, usize) -> Vec<f32>) {
 	let dev = Device::Cpu;
-	let (mut our_cache, mut other_cache) = (KvCache::default(), KvCache::default());
+	// Ours twice: projections repacked for the panel kernel (where the CPU has AVX-512) and as
+	// loaded (the path of CPUs without it).
+	let plain = ours.with_plain_weights().unwrap();
+	assert_eq!(ours.repacked_projections() > 0, openledger_worker::model::gemm::available());
+	assert_eq!(plain.repacked_projections(), 0);
+	let models = [("repacked", ours), ("plain", &plain)];
+	let mut caches: Vec<(KvCache, KvCache)> = models.iter().map(|_| (KvCache::default(), KvCache::default())).collect();
 	let mut pos = 0;
 	for (i, tokens) in steps.iter().enumerate() {
 		let x = Tensor::new(tokens.as_slice(), &dev).unwrap().unsqueeze(0).unwrap();
 		let want = theirs(&x, pos);
 		pos += tokens.len();
 		let other = [1u32, 2, 3];
-		let got = ours
-			.forward(&mut [
-				Row { tokens: &other[..if i == 0 { 3 } else { 1 }], cache: &mut other_cache, adapter: None },
-				Row { tokens, cache: &mut our_cache, adapter: None },
-			])
-			.unwrap()
-			.to_vec2::<f32>()
-			.unwrap()
-			.remove(1);
-		assert_eq!(want.len(), got.len());
-		let d = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-		assert!(d < 1e-3, "step {i}: max |Δlogit| = {d}");
+		for ((name, model), (our_cache, other_cache)) in models.iter().zip(caches.iter_mut()) {
+			let got = model
+				.forward(&mut [
+					Row { tokens: &other[..if i == 0 { 3 } else { 1 }], cache: other_cache, adapter: None },
+					Row { tokens, cache: our_cache, adapter: None },
+				])
+				.unwrap()
+				.to_vec2::<f32>()
+				.unwrap()
+				.remove(1);
+			assert_eq!(want.len(), got.len());
+			let d = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+			assert!(d < 1e-3, "step {i}, {name} weights: max |Δlogit| = {d}");
+		}
 	}
 }
 

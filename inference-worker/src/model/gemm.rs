@@ -6,7 +6,10 @@
 //! there. Here each `MR × NR` tile of `y` is `MR·NR` dot products computed at once: one pass
 //! over `k`, 16 lanes at a time, loading `MR` rows of `x` and `NR` rows of `W` per step for
 //! `MR·NR` fused multiply-adds held in registers (4 × 6 = 24 of AVX-512's 32), then one
-//! horizontal sum per output. Nothing is packed. The pass goes in blocks of [`KB`] columns: a
+//! horizontal sum per output. Nothing is packed. (The model repacks its projections into
+//! [`Panels`] at load and multiplies them with the panel kernel below, about twice as fast; this
+//! kernel serves weights that are not repacked: the output projection tied to the embeddings,
+//! and the benches.) The pass goes in blocks of [`KB`] columns: a
 //! block of the tile's weight rows stays in L1 while every tile of `x` rows passes over it, the
 //! partial sums waiting in memory between blocks. (Rows are loaded 64 bytes at a time; the
 //! binaries' allocator, [`crate::LineAligned`], puts large buffers on cache-line boundaries so
@@ -40,7 +43,7 @@ const BLOCK_BYTES: usize = 256 * 1024;
 /// projection of a large model and the output projection of a small one are, this streams faster).
 const STREAM_ROWS: usize = 2;
 
-/// Token rows up to which the model uses this kernel (`gemv::matmul_t`); past them the general
+/// Token rows up to which `gemv::matmul_t` uses this kernel (for weights not repacked); past them the general
 /// matmul's packed kernels win (`openledger-bench bench-matmul` on the 2-core dev machine: from
 /// 64 rows in f32 and 96 in f16 they are at par or ahead, and at a prefill's 512 rows 1.3–1.8×
 /// faster).
@@ -139,6 +142,9 @@ const PR: usize = 8;
 /// kernel above from 8 to 512 rows).
 pub struct Panels {
 	vals: PanelVals,
+	/// Where the panels start in `vals`: on a 64-byte boundary, so no vector load straddles two
+	/// cache lines whatever the allocator's alignment.
+	off: usize,
 	n: usize,
 	k: usize,
 }
@@ -162,9 +168,12 @@ impl Panels {
 		let (storage, layout) = w.storage_and_layout();
 		let Storage::Cpu(cpu) = &*storage else { return Ok(None) };
 		let Some((start, end)) = layout.contiguous_offsets() else { return Ok(None) };
-		fn repack<T: Copy + Default + Send + Sync>(src: &[T], n: usize, k: usize) -> Vec<T> {
-			let mut out = vec![T::default(); n.div_ceil(PANEL) * PANEL * k];
-			out.par_chunks_mut(PANEL * k).enumerate().for_each(|(b, panel)| {
+		/// The panels, and where they start (64-byte aligned) in the vector.
+		fn repack<T: Copy + Default + Send + Sync>(src: &[T], n: usize, k: usize) -> (Vec<T>, usize) {
+			let len = n.div_ceil(PANEL) * PANEL * k;
+			let mut all = vec![T::default(); len + 64 / std::mem::size_of::<T>()];
+			let off = all.as_ptr().align_offset(64);
+			all[off..off + len].par_chunks_mut(PANEL * k).enumerate().for_each(|(b, panel)| {
 				for r in 0..PANEL.min(n - b * PANEL) {
 					let row = &src[(b * PANEL + r) * k..(b * PANEL + r + 1) * k];
 					for (p, v) in row.iter().enumerate() {
@@ -172,15 +181,24 @@ impl Panels {
 					}
 				}
 			});
-			out
+			(all, off)
 		}
-		let vals = match cpu {
-			CpuStorage::F32(v) => PanelVals::F32(repack(&v[start..end], n, k)),
-			CpuStorage::F16(v) => PanelVals::F16(repack(&v[start..end], n, k)),
-			CpuStorage::BF16(v) => PanelVals::Bf16(repack(&v[start..end], n, k)),
+		let (vals, off) = match cpu {
+			CpuStorage::F32(v) => {
+				let (p, off) = repack(&v[start..end], n, k);
+				(PanelVals::F32(p), off)
+			},
+			CpuStorage::F16(v) => {
+				let (p, off) = repack(&v[start..end], n, k);
+				(PanelVals::F16(p), off)
+			},
+			CpuStorage::BF16(v) => {
+				let (p, off) = repack(&v[start..end], n, k);
+				(PanelVals::Bf16(p), off)
+			},
 			_ => return Ok(None),
 		};
-		Ok(Some(Self { vals, n, k }))
+		Ok(Some(Self { vals, off, n, k }))
 	}
 
 	/// `[n, k]`.
@@ -209,9 +227,9 @@ impl Panels {
 			candle_core::Tensor::from_vec(out, (n, k), &candle_core::Device::Cpu)
 		}
 		match &self.vals {
-			PanelVals::F32(v) => unpack(v, self.n, self.k),
-			PanelVals::F16(v) => unpack(v, self.n, self.k),
-			PanelVals::Bf16(v) => unpack(v, self.n, self.k),
+			PanelVals::F32(v) => unpack(&v[self.off..], self.n, self.k),
+			PanelVals::F16(v) => unpack(&v[self.off..], self.n, self.k),
+			PanelVals::Bf16(v) => unpack(&v[self.off..], self.n, self.k),
 		}
 	}
 
@@ -225,13 +243,13 @@ impl Panels {
 		}
 		let dst = OutPtr(out.as_mut_ptr());
 		let (ptr, kind) = match &self.vals {
-			PanelVals::F32(v) => (v.as_ptr() as usize, 0u8),
-			PanelVals::F16(v) => (v.as_ptr() as usize, 1),
-			PanelVals::Bf16(v) => (v.as_ptr() as usize, 2),
+			PanelVals::F32(v) => (InPtr(v[self.off..].as_ptr() as *const u8), 0u8),
+			PanelVals::F16(v) => (InPtr(v[self.off..].as_ptr() as *const u8), 1),
+			PanelVals::Bf16(v) => (InPtr(v[self.off..].as_ptr() as *const u8), 2),
 		};
 		let elem = if kind == 0 { 4 } else { 2 };
 		(0..n.div_ceil(PANEL)).into_par_iter().for_each(|b| {
-			let panel = (ptr + b * PANEL * k * elem) as *const u8;
+			let panel = ptr.at(b * PANEL * k * elem);
 			let cols = PANEL.min(n - b * PANEL);
 			#[cfg(target_arch = "x86_64")]
 			// Safety: `pack` made this only where AVX-512 F is; the panel holds k × 48 values of
@@ -242,6 +260,18 @@ impl Panels {
 			};
 		});
 		out
+	}
+}
+
+/// The panels, read by every task (each its own).
+#[derive(Clone, Copy)]
+struct InPtr(*const u8);
+// Safety: tasks only read through it, from a buffer that outlives them.
+unsafe impl Send for InPtr {}
+unsafe impl Sync for InPtr {}
+impl InPtr {
+	fn at(self, bytes: usize) -> *const u8 {
+		self.0.wrapping_add(bytes)
 	}
 }
 
@@ -537,36 +567,37 @@ mod avx512 {
 		}
 	}
 
-	/// `out[i·ldo + j] = x_i · w_j` for the `m` rows of `x` and `n` rows of `w` (each `k` long,
-	/// contiguous): W tiles outer (they stay in L1 while the x rows stream from L2).
-	#[target_feature(enable = "avx512f")]
-	pub(super) unsafe fn block(x: *const f32, m: usize, w: *const f32, n: usize, k: usize, out: *mut f32, ldo: usize) {
-		block_of::<0>(x, m, w as *const u8, n, k, out, ldo, 4)
-	}
-
-	/// [`block`] over half-precision weights (`kind` 1: f16, 2: bf16), widened as loaded.
+	/// One or two rows of `x` over half-precision weights (`kind` 1: f16, 2: bf16), widened as
+	/// loaded (more rows take [`block`] over a widened scratch).
 	#[target_feature(enable = "avx512f")]
 	pub(super) unsafe fn block_half(kind: u8, x: *const f32, m: usize, w: *const u16, n: usize, k: usize, out: *mut f32, ldo: usize) {
+		assert!(m <= STREAM_ROWS, "half weights are widened in registers for one or two rows only");
 		match kind {
-			1 => block_of::<1>(x, m, w as *const u8, n, k, out, ldo, 2),
-			_ => block_of::<2>(x, m, w as *const u8, n, k, out, ldo, 2),
+			1 => rows_of::<1>(x, m, w as *const u8, n, k, out, ldo),
+			_ => rows_of::<2>(x, m, w as *const u8, n, k, out, ldo),
 		}
 	}
 
-	/// `elem`: bytes per weight.
-	#[allow(clippy::too_many_arguments)]
+	/// One or two rows of `x`: each weight row read front to back on its own.
 	#[target_feature(enable = "avx512f")]
-	unsafe fn block_of<const H: u8>(x: *const f32, m: usize, w: *const u8, n: usize, k: usize, out: *mut f32, ldo: usize, elem: usize) {
-		if m <= STREAM_ROWS {
-			for j in 0..n {
-				let (wj, oj) = (w.add(j * k * elem), out.add(j));
-				match m {
-					1 => row::<1, H>(x, wj, k, oj, ldo),
-					_ => row::<2, H>(x, wj, k, oj, ldo),
-				}
+	unsafe fn rows_of<const H: u8>(x: *const f32, m: usize, w: *const u8, n: usize, k: usize, out: *mut f32, ldo: usize) {
+		for j in 0..n {
+			let (wj, oj) = (w.add(j * k * elem::<H>()), out.add(j));
+			match m {
+				1 => row::<1, H>(x, wj, k, oj, ldo),
+				_ => row::<2, H>(x, wj, k, oj, ldo),
 			}
-			return;
 		}
+	}
+
+	/// `out[i·ldo + j] = x_i · w_j` for the `m` rows of `x` and `n` rows of f32 `w` (each `k`
+	/// long, contiguous): W tiles outer, in blocks of KB columns.
+	#[target_feature(enable = "avx512f")]
+	pub(super) unsafe fn block(x: *const f32, m: usize, w: *const f32, n: usize, k: usize, out: *mut f32, ldo: usize) {
+		if m <= STREAM_ROWS {
+			return rows_of::<0>(x, m, w as *const u8, n, k, out, ldo);
+		}
+		let (w, elem) = (w as *const u8, 4);
 		// W tiles outer; each in blocks of KB columns, a block staying in L1 while every tile of
 		// x rows passes over it (the partial sums wait in `acc` between blocks).
 		let mut acc = vec![_mm512_setzero_ps(); m.div_ceil(MR) * MR * NR];
@@ -594,7 +625,7 @@ mod avx512 {
 						pf_rows: if first { pf_rows } else { 0 },
 						pf_len,
 					};
-					tile_any::<H>(r, c, x.add(i * k), wj, k, pass);
+					tile_any::<0>(r, c, x.add(i * k), wj, k, pass);
 					i += r;
 				}
 				p0 = p1;

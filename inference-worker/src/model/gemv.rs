@@ -46,9 +46,7 @@ impl Values<'_> {
 			},
 			Values::Bf16(v) => {
 				scratch.resize(r.len(), 0.0);
-				for (d, s) in scratch.iter_mut().zip(&v[r]) {
-					*d = s.to_f32();
-				}
+				bf16_to_f32(&v[r], scratch);
 				scratch
 			},
 		}
@@ -236,9 +234,14 @@ pub fn convert(x: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
 		return Ok(x.clone());
 	}
 	let (storage, layout) = x.storage_and_layout();
-	let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
+	let Storage::Cpu(cpu) = &*storage else {
 		drop(storage);
 		return x.to_dtype(dtype);
+	};
+	let Some((start, end)) = layout.contiguous_offsets() else {
+		// A view (a cache's used positions): made contiguous first, then converted.
+		drop(storage);
+		return convert(&x.contiguous()?, dtype);
 	};
 	let shape = x.shape().clone();
 	let out = match (cpu, dtype) {
@@ -257,8 +260,9 @@ pub fn convert(x: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
 			Tensor::from_vec(out, shape, &Device::Cpu)?
 		},
 		(CpuStorage::BF16(v), DType::F32) => {
-			// A bf16 is the top half of an f32.
-			Tensor::from_vec(v[start..end].iter().map(|b| f32::from_bits((b.to_bits() as u32) << 16)).collect::<Vec<_>>(), shape, &Device::Cpu)?
+			let mut out = vec![0f32; end - start];
+			bf16_to_f32(&v[start..end], &mut out);
+			Tensor::from_vec(out, shape, &Device::Cpu)?
 		},
 		_ => {
 			drop(storage);
@@ -266,6 +270,13 @@ pub fn convert(x: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
 		},
 	};
 	Ok(out)
+}
+
+/// bf16 → f32: a bf16 is the top half of an f32 (a loop that vectorizes).
+fn bf16_to_f32(src: &[half::bf16], dst: &mut [f32]) {
+	for (d, s) in dst.iter_mut().zip(src) {
+		*d = f32::from_bits((s.to_bits() as u32) << 16);
+	}
 }
 
 /// f32 → bf16, rounding to nearest even (as `half::bf16::from_f32`), NaN kept a (quiet) NaN;
@@ -363,7 +374,8 @@ mod tests {
 		let dev = Device::Cpu;
 		let mut vals: Vec<f32> = vec![0.0, -0.0, 1.0, -2.5, 65504.0, 65520.0, 1e-8, -6.1e-5, 3.0e38, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MIN_POSITIVE];
 		// Halfway cases of both half types (ties to even) and their neighbours.
-		for bits in [0x3f80_8000u32, 0x3f81_8000, 0x3f80_7fff, 0x3f80_1000, 0x3f80_3000, 0x3f80_2fff] {
+		// Rounding up into infinity, a signalling and a negative NaN, the largest finite values.
+		for bits in [0x3f80_8000u32, 0x3f81_8000, 0x3f80_7fff, 0x3f80_1000, 0x3f80_3000, 0x3f80_2fff, 0x7f7f_ffff, 0x7f7f_8000, 0xff7f_ffff, 0x7f80_0001, 0xffc0_0001, 0x477f_e000, 0x477f_f000] {
 			vals.push(f32::from_bits(bits));
 		}
 		vals.extend((0..100).map(|i| (i as f32 * 0.37).sin() * 10f32.powi(i % 9 - 4)));
@@ -381,9 +393,10 @@ mod tests {
 			assert_eq!(back.dtype(), DType::F32);
 			assert!(same(&back, &got.to_dtype(DType::F32).unwrap()), "{dt:?} → f32");
 		}
-		// A transposed view and another pair go through candle.
+		// A transposed view is made contiguous first; another pair goes through candle.
 		let m = Tensor::arange(0f32, 6.0, &dev).unwrap().reshape((2, 3)).unwrap().t().unwrap();
 		assert_eq!(convert(&m, DType::F16).unwrap().to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap(), m.to_vec2::<f32>().unwrap());
+		assert_eq!(convert(&convert(&m, DType::BF16).unwrap().t().unwrap(), DType::F32).unwrap().to_vec2::<f32>().unwrap(), m.t().unwrap().to_vec2::<f32>().unwrap());
 		assert_eq!(convert(&m, DType::F64).unwrap().dtype(), DType::F64);
 	}
 

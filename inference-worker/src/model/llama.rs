@@ -399,6 +399,7 @@ impl Fused {
 	}
 }
 
+#[derive(Clone)]
 struct Block {
 	/// q, k, v.
 	qkv: Fused,
@@ -410,6 +411,8 @@ struct Block {
 	post_norm: RmsNorm,
 }
 
+/// (A clone shares every tensor.)
+#[derive(Clone)]
 pub struct Llama {
 	pub cfg: LlamaConfig,
 	pub device: Device,
@@ -470,20 +473,19 @@ impl Proj {
 		}
 	}
 
-	fn elem_count(&self) -> usize {
+	/// Values held: a repacked matrix's rows are padded to whole panels.
+	fn held_values(&self) -> usize {
 		match &self.w {
 			Weight::Plain(w) => w.elem_count(),
-			Weight::Panels(p) => p.dims().0 * p.dims().1,
+			Weight::Panels(p) => p.dims().0.div_ceil(super::gemm::PANEL) * super::gemm::PANEL * p.dims().1,
 		}
 	}
 
 	/// `x Wᵀ + b`, in f32 with `f32_out` (logits), else in `x`'s dtype:
 	/// - repacked weights: the panel kernel, any number of rows;
 	/// - others on the CPU: few token rows (a decode step) through the matrix × few-vectors
-	///   kernels (which read half weights as they are), more through the general matmul in
-	///   `x`'s dtype, half weights widened to it first (the general matmul takes one dtype, and
-	///   packs half operands through f32 anyway; a 512-token f16 prefill ran 1.1–1.3× faster so
-	///   than with the activations narrowed to the weights' dtype and back);
+	///   kernels (which read half weights as they are), more through the general matmul in the
+	///   weight's dtype (it takes one dtype), the activations narrowed to it and back;
 	/// - other devices: the general matmul.
 	fn forward_as(&self, x: &Tensor, f32_out: bool) -> candle_core::Result<Tensor> {
 		let out = if f32_out { DType::F32 } else { x.dtype() };
@@ -500,7 +502,10 @@ impl Proj {
 			Weight::Plain(w) => match super::gemv::matmul_t(x, w, f32_out)? {
 				Some(y) => y,
 				None if x.dtype() == w.dtype() => convert(&x.matmul(&w.t()?)?, out)?,
-				None => convert(&x.matmul(&convert(w, x.dtype())?.t()?)?, out)?,
+				// The activations narrowed to the weight's dtype and back: widening the weight
+				// instead would copy the whole matrix (the tied output projection: the embeddings)
+				// at every call.
+				None => convert(&convert(&convert(x, w.dtype())?.matmul(&w.t()?)?, x.dtype())?, out)?,
 			},
 		};
 		match &self.bias {
@@ -622,28 +627,44 @@ impl Llama {
 				post_norm: b.post_norm.clone(),
 			});
 		}
-		Ok(Self {
-			cfg: self.cfg.clone(),
-			device: self.device.clone(),
-			dtype: self.dtype,
-			act: self.act,
-			embed: self.embed.clone(),
-			blocks,
-			norm: self.norm.clone(),
-			lm_head: self.lm_head.clone(),
-			cos: self.cos.clone(),
-			sin: self.sin.clone(),
-		})
+		Ok(Self { blocks, ..self.clone() })
 	}
 
-	/// Bytes of the base weights.
+	/// This model with every projection's weight as loaded, never repacked into panels: the
+	/// matrix × few-vectors kernels and the general matmul, as on CPUs without AVX-512 (tests
+	/// and benches run both ways on any CPU).
+	pub fn with_plain_weights(&self) -> anyhow::Result<Self> {
+		let plain = |p: &Proj| -> anyhow::Result<Proj> { Ok(Proj { w: Weight::Plain(p.weight()?), bias: p.bias.clone() }) };
+		let fused = |f: &Fused| -> anyhow::Result<Fused> { Ok(Fused { proj: plain(&f.proj)?, sizes: f.sizes.clone() }) };
+		let mut blocks = Vec::with_capacity(self.blocks.len());
+		for b in &self.blocks {
+			blocks.push(Block {
+				qkv: fused(&b.qkv)?,
+				o: plain(&b.o)?,
+				gate_up: fused(&b.gate_up)?,
+				down: plain(&b.down)?,
+				input_norm: b.input_norm.clone(),
+				post_norm: b.post_norm.clone(),
+			});
+		}
+		Ok(Self { blocks, lm_head: plain(&self.lm_head)?, ..self.clone() })
+	}
+
+	/// How many projections are repacked for the panel kernel (none off AVX-512 CPUs).
+	pub fn repacked_projections(&self) -> usize {
+		let packed = |p: &Proj| matches!(p.w, Weight::Panels(_)) as usize;
+		self.blocks.iter().map(|b| packed(&b.qkv.proj) + packed(&b.o) + packed(&b.gate_up.proj) + packed(&b.down)).sum::<usize>() +
+			packed(&self.lm_head)
+	}
+
+	/// Bytes of the base weights as held (repacked matrices with their panels' padding).
 	pub fn weight_bytes(&self) -> usize {
 		let mut n = self.embed.embeddings().elem_count();
 		for b in &self.blocks {
-			n += [&b.qkv.proj, &b.o, &b.gate_up.proj, &b.down].iter().map(|p| p.elem_count()).sum::<usize>();
+			n += [&b.qkv.proj, &b.o, &b.gate_up.proj, &b.down].iter().map(|p| p.held_values()).sum::<usize>();
 		}
 		if !self.cfg.tie_word_embeddings {
-			n += self.lm_head.elem_count();
+			n += self.lm_head.held_values();
 		}
 		n * self.dtype.size_in_bytes()
 	}
@@ -698,6 +719,12 @@ impl Llama {
 	/// than being handed in from outside while the calling thread sleeps until it is done (two
 	/// thread wake-ups per kernel call).
 	fn forward_core(&self, rows: &[StepInput<'_>], kv: &mut (dyn KvStore + Send), sample: Option<&[bool]>, path: LoraPath) -> anyhow::Result<Option<Tensor>> {
+		if !self.device.is_cpu() {
+			return self.forward_step(rows, kv, sample, path);
+		}
+		// (No lock is held across it. The CPU kernels hold candle storage read guards across
+		// their parallel loops; a job stolen meanwhile never writes a tensor of this step: the
+		// step's writes are sequential, and the KV pool is borrowed exclusively.)
 		rayon::scope(|_| self.forward_step(rows, kv, sample, path))
 	}
 

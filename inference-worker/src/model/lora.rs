@@ -590,7 +590,7 @@ fn row_delta(p: &LoraPair, scale: f32, x: &[f32], out: &mut [f32]) {
 		*tk = lanes_dot(&p.a[k * in_dim..(k + 1) * in_dim], x) * scale;
 	}
 	for (o, v) in out.iter_mut().enumerate() {
-		*v = p.b[o * p.rank..(o + 1) * p.rank].iter().zip(t.iter()).map(|(b, t)| b * t).sum();
+		*v = lanes_dot(&p.b[o * p.rank..(o + 1) * p.rank], t);
 	}
 }
 

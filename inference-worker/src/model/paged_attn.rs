@@ -78,8 +78,8 @@ impl Head<'_> {
 
 	/// Scores and softmax in f32, then the probability-weighted sum of values into `o`
 	/// (`[rep · hd]`, zeroed). Keys and values are read where they lie, each once for the `rep`
-	/// query heads, a run of consecutive slots (a block) at a time: half-precision ones are
-	/// widened a run at a time, not a position at a time.
+	/// query heads, a run of up to [`RUN`] consecutive slots at a time: half-precision ones are
+	/// widened a run at a time (into a scratch that stays in L1), not a position at a time.
 	#[inline(always)]
 	fn attend(&self, o: &mut [f32]) {
 		let (hd, rep, len) = (self.hd, self.rep, self.slots.len());
@@ -119,7 +119,10 @@ impl Head<'_> {
 	}
 }
 
-/// `(first index, length)` of each run of consecutive values in `slots`.
+/// Most positions of one run (64 × a 128-wide head in f32: 32 KiB).
+const RUN: usize = 64;
+
+/// `(first index, length)` of each run of consecutive values in `slots`, at most [`RUN`] long.
 fn runs(slots: &[u32]) -> impl Iterator<Item = (usize, usize)> + '_ {
 	let mut j = 0;
 	std::iter::from_fn(move || {
@@ -128,7 +131,7 @@ fn runs(slots: &[u32]) -> impl Iterator<Item = (usize, usize)> + '_ {
 		}
 		let j0 = j;
 		j += 1;
-		while j < slots.len() && slots[j] == slots[j - 1].wrapping_add(1) {
+		while j < slots.len() && j - j0 < RUN && slots[j - 1].checked_add(1) == Some(slots[j]) {
 			j += 1;
 		}
 		Some((j0, j - j0))
@@ -139,6 +142,14 @@ fn runs(slots: &[u32]) -> impl Iterator<Item = (usize, usize)> + '_ {
 mod tests {
 	use super::*;
 	use candle_core::{DType, IndexOp};
+
+	#[test]
+	fn runs_split_at_gaps_and_at_the_cap() {
+		let long: Vec<u32> = (10..10 + RUN as u32 + 5).collect();
+		assert_eq!(runs(&long).collect::<Vec<_>>(), vec![(0, RUN), (RUN, 5)]);
+		assert_eq!(runs(&[3, 4, 9, u32::MAX, 0, 1]).collect::<Vec<_>>(), vec![(0, 2), (2, 1), (3, 1), (4, 2)]);
+		assert_eq!(runs(&[]).count(), 0);
+	}
 
 	/// Against the plain formula over a gathered copy, in f32 and both half types, with two
 	/// query heads per kv head and slots in no particular order.
