@@ -764,7 +764,7 @@ impl Llama {
 			let gu = block.gate_up.forward(&xn)?;
 			let gate = lora.apply(l, 4, &xn, gu[0].clone())?;
 			let up = lora.apply(l, 5, &xn, gu[1].clone())?;
-			let act = (candle_nn::ops::silu(&gate)? * up)?;
+			let act = (super::ops::silu(&gate)? * up)?;
 			let down = lora.apply(l, 6, &act, block.down.forward(&act)?)?;
 			x = (residual + down)?;
 		}
@@ -858,7 +858,7 @@ impl Llama {
 				} else {
 					scores
 				};
-				let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.act)?;
+				let probs = super::ops::softmax_last_dim(&scores)?.to_dtype(self.act)?;
 				let o = probs.matmul(&vb)?; // [kvh, rep·qb, hd]
 				blocks.push(o.reshape((nh, qb, hd))?.transpose(0, 1)?.reshape((qb, nh * hd))?);
 			}

@@ -5,4 +5,5 @@ pub mod gemv;
 pub mod paged_attn;
 pub mod llama;
 pub mod lora;
+pub mod ops;
 pub mod synthetic;
