@@ -85,7 +85,7 @@ pub(crate) fn matmul_nt(x: &[f32], m: usize, k: usize, w: &Values<'_>, n: usize)
 	let nb = (fit.min(spread).max(1)).div_ceil(NR) * NR;
 	// x rows per block inside a task: as many as fit the block, a multiple of MR.
 	let mb = ((BLOCK_BYTES / (k * 4)).max(MR) / MR) * MR;
-	let dst = OutPtr(out.as_mut_ptr());
+	let dst = Shared(out.as_mut_ptr());
 	let chunks = n.div_ceil(nb);
 	// Half weights are widened as they are loaded for the one-stream rows, into a scratch first
 	// for tiles (`openledger-bench bench-matmul`: at 8 and 16 rows the scratch is 1.1–1.5× faster,
@@ -241,15 +241,15 @@ impl Panels {
 		if m == 0 {
 			return out;
 		}
-		let dst = OutPtr(out.as_mut_ptr());
+		let dst = Shared(out.as_mut_ptr());
 		let (ptr, kind) = match &self.vals {
-			PanelVals::F32(v) => (InPtr(v[self.off..].as_ptr() as *const u8), 0u8),
-			PanelVals::F16(v) => (InPtr(v[self.off..].as_ptr() as *const u8), 1),
-			PanelVals::Bf16(v) => (InPtr(v[self.off..].as_ptr() as *const u8), 2),
+			PanelVals::F32(v) => (Shared(v[self.off..].as_ptr() as *mut u8), 0u8),
+			PanelVals::F16(v) => (Shared(v[self.off..].as_ptr() as *mut u8), 1),
+			PanelVals::Bf16(v) => (Shared(v[self.off..].as_ptr() as *mut u8), 2),
 		};
 		let elem = if kind == 0 { 4 } else { 2 };
 		(0..n.div_ceil(PANEL)).into_par_iter().for_each(|b| {
-			let panel = ptr.at(b * PANEL * k * elem);
+			let panel = ptr.at(b * PANEL * k * elem) as *const u8;
 			let cols = PANEL.min(n - b * PANEL);
 			#[cfg(target_arch = "x86_64")]
 			// Safety: `pack` made this only where AVX-512 F is; the panel holds k × 48 values of
@@ -263,27 +263,21 @@ impl Panels {
 	}
 }
 
-/// The panels, read by every task (each its own).
-#[derive(Clone, Copy)]
-struct InPtr(*const u8);
-// Safety: tasks only read through it, from a buffer that outlives them.
-unsafe impl Send for InPtr {}
-unsafe impl Sync for InPtr {}
-impl InPtr {
-	fn at(self, bytes: usize) -> *const u8 {
-		self.0.wrapping_add(bytes)
+/// A buffer shared by a kernel's tasks: the weights, which every task reads, or the output,
+/// where each task writes only its own columns; it outlives them.
+struct Shared<T>(*mut T);
+impl<T> Clone for Shared<T> {
+	fn clone(&self) -> Self {
+		*self
 	}
 }
-
-/// The output buffer, written by every task in its own columns.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// Safety: tasks write disjoint elements (their own columns) of a buffer that outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-impl OutPtr {
-	fn at(self, i: usize) -> *mut f32 {
-		// Safety (of the callers): `i` is inside the buffer.
+impl<T> Copy for Shared<T> {}
+// Safety: tasks read freely and write disjoint elements (see above).
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+impl<T> Shared<T> {
+	/// Element `i` (the callers keep it inside the buffer).
+	fn at(self, i: usize) -> *mut T {
 		self.0.wrapping_add(i)
 	}
 }
