@@ -9,9 +9,7 @@
 //! horizontal sum per output. Nothing is packed. (The model repacks its projections into
 //! [`Panels`] at load and multiplies them with the panel kernel below, about twice as fast; this
 //! kernel serves weights that are not repacked: the output projection tied to the embeddings,
-//! and the benches.) The pass goes in blocks of [`KB`] columns: a
-//! block of the tile's weight rows stays in L1 while every tile of `x` rows passes over it, the
-//! partial sums waiting in memory between blocks. (Rows are loaded 64 bytes at a time; the
+//! and the benches.) (Rows are loaded 64 bytes at a time; the
 //! binaries' allocator, [`crate::LineAligned`], puts large buffers on cache-line boundaries so
 //! no load straddles two lines: 1.15× at 16 rows.)
 //!
@@ -31,10 +29,6 @@ use rayon::prelude::*;
 const MR: usize = 4;
 /// Rows of `W` per register tile.
 const NR: usize = 6;
-/// Columns of `k` per block of a tile's pass: six weight rows of it (12 KiB in f32) stay in the
-/// L1 cache while every tile of `x` rows passes over them (a multiple of 16: only the last block
-/// of a row has a tail).
-const KB: usize = 512;
 /// Bytes of `W` rows (widened to f32), and of `x` rows, a task keeps hot at once (two of these
 /// fit the 1 MiB L2 of the dev machine's cores with room to spare).
 const BLOCK_BYTES: usize = 256 * 1024;
@@ -284,7 +278,7 @@ impl<T> Shared<T> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-	use super::{KB, MR, NR, STREAM_ROWS};
+	use super::{MR, NR, STREAM_ROWS};
 	use std::arch::x86_64::*;
 
 	/// `out[i·ldo] = Σ_p x[i·k + p] · w[p]` for `i < R`: one weight row read front to back (one
@@ -457,46 +451,21 @@ mod avx512 {
 		load_w::<H>(buf.as_ptr() as *const u8, 0)
 	}
 
-	/// Where a tile's pass over its block of `k` columns goes: partial sums kept for the next
-	/// block, or (the last block) the outputs.
-	#[derive(Clone, Copy)]
-	pub(super) struct Pass {
-		/// The tile's `MR × NR` partial sums, one vector each (row-major, stride `NR`).
-		acc: *mut __m512,
-		/// Columns `p0‥p1` of `k`.
-		p0: usize,
-		p1: usize,
-		/// On the last block, where the tile's outputs go (row stride `ldo`).
-		out: Option<*mut f32>,
-		ldo: usize,
-		/// Weight rows fetched into the cache alongside (`pf_rows` rows `k` apart, `pf_len`
-		/// columns from `pf`): the first pass over a block of weights streams them from memory,
-		/// and six row streams at once are more than the hardware prefetcher keeps ahead of.
-		pf: *const u8,
-		pf_rows: usize,
-		pf_len: usize,
-	}
-
-	/// Columns `p0‥p1` of `out[i·ldo + j] = Σ_p x[i·k + p] · w[j·k + p]` for `i < R`, `j < C`,
-	/// the weights `w` of kind `H` (see [`load_w`]), accumulated onto the tile's partial sums.
+	/// `out[i·ldo + j] = Σ_p x[i·k + p] · w[j·k + p]` for `i < R`, `j < C`, the weights `w` of
+	/// kind `H` (see [`load_w`]).
 	#[target_feature(enable = "avx512f")]
 	#[inline]
-	unsafe fn tile<const R: usize, const C: usize, const H: u8>(x: *const f32, w: *const u8, k: usize, pass: Pass) {
-		let Pass { acc: mem, p0, p1, out, ldo, pf, pf_rows, pf_len } = pass;
+	///
+	/// `pf`: the next tile's weight rows (`pf_rows` of them, `k` long), fetched into the cache
+	/// alongside, at the same offsets: the first pass over a tile of weights streams them from
+	/// memory, and six row streams at once are more than the hardware prefetcher keeps ahead of.
+	#[allow(clippy::too_many_arguments)]
+	unsafe fn tile<const R: usize, const C: usize, const H: u8>(x: *const f32, w: *const u8, k: usize, out: *mut f32, ldo: usize, pf: *const u8, pf_rows: usize) {
 		let mut acc = [[_mm512_setzero_ps(); C]; R];
-		if p0 > 0 {
-			for (i, row) in acc.iter_mut().enumerate() {
-				for (j, a) in row.iter_mut().enumerate() {
-					*a = *mem.add(i * NR + j);
-				}
-			}
-		}
-		let mut p = p0;
-		while p + 16 <= p1 {
-			if p - p0 < pf_len {
-				for j in 0..pf_rows {
-					_mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add((j * k + p - p0) * elem::<H>()) as *const i8);
-				}
+		let mut p = 0;
+		while p + 16 <= k {
+			for j in 0..pf_rows {
+				_mm_prefetch::<_MM_HINT_T0>(pf.add((j * k + p) * elem::<H>()) as *const i8);
 			}
 			let mut xv = [_mm512_setzero_ps(); R];
 			for (i, v) in xv.iter_mut().enumerate() {
@@ -510,16 +479,15 @@ mod avx512 {
 			}
 			p += 16;
 		}
-		if p < p1 {
-			// The last k % 16 columns (only the last block has them), the lanes past k masked
-			// off (not read).
-			let mask: __mmask16 = ((1u32 << (p1 - p)) - 1) as u16;
+		if p < k {
+			// The last k % 16 columns, the lanes past k masked off (not read).
+			let mask: __mmask16 = ((1u32 << (k - p)) - 1) as u16;
 			let mut xv = [_mm512_setzero_ps(); R];
 			for (i, v) in xv.iter_mut().enumerate() {
 				*v = _mm512_maskz_loadu_ps(mask, x.add(i * k + p));
 			}
 			for j in 0..C {
-				let wv = load_w_tail::<H>(w, j * k + p, p1 - p);
+				let wv = load_w_tail::<H>(w, j * k + p, k - p);
 				for i in 0..R {
 					acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
 				}
@@ -527,26 +495,24 @@ mod avx512 {
 		}
 		for (i, row) in acc.iter().enumerate() {
 			for (j, a) in row.iter().enumerate() {
-				match out {
-					Some(out) => *out.add(i * ldo + j) = _mm512_reduce_add_ps(*a),
-					None => *mem.add(i * NR + j) = *a,
-				}
+				*out.add(i * ldo + j) = _mm512_reduce_add_ps(*a);
 			}
 		}
 	}
 
 	/// One tile of `r ≤ MR` by `c ≤ NR` (the edges of a block are narrower).
 	#[target_feature(enable = "avx512f")]
-	unsafe fn tile_any<const H: u8>(r: usize, c: usize, x: *const f32, w: *const u8, k: usize, pass: Pass) {
+	#[allow(clippy::too_many_arguments)]
+	unsafe fn tile_any<const H: u8>(r: usize, c: usize, x: *const f32, w: *const u8, k: usize, out: *mut f32, ldo: usize, pf: *const u8, pf_rows: usize) {
 		macro_rules! by_cols {
 			($r:literal) => {
 				match c {
-					6 => tile::<$r, 6, H>(x, w, k, pass),
-					5 => tile::<$r, 5, H>(x, w, k, pass),
-					4 => tile::<$r, 4, H>(x, w, k, pass),
-					3 => tile::<$r, 3, H>(x, w, k, pass),
-					2 => tile::<$r, 2, H>(x, w, k, pass),
-					1 => tile::<$r, 1, H>(x, w, k, pass),
+					6 => tile::<$r, 6, H>(x, w, k, out, ldo, pf, pf_rows),
+					5 => tile::<$r, 5, H>(x, w, k, out, ldo, pf, pf_rows),
+					4 => tile::<$r, 4, H>(x, w, k, out, ldo, pf, pf_rows),
+					3 => tile::<$r, 3, H>(x, w, k, out, ldo, pf, pf_rows),
+					2 => tile::<$r, 2, H>(x, w, k, out, ldo, pf, pf_rows),
+					1 => tile::<$r, 1, H>(x, w, k, out, ldo, pf, pf_rows),
 					_ => unreachable!("tiles are 1 to NR wide"),
 				}
 			};
@@ -585,44 +551,23 @@ mod avx512 {
 	}
 
 	/// `out[i·ldo + j] = x_i · w_j` for the `m` rows of `x` and `n` rows of f32 `w` (each `k`
-	/// long, contiguous): W tiles outer, in blocks of KB columns.
+	/// long, contiguous): W tiles outer.
 	#[target_feature(enable = "avx512f")]
 	pub(super) unsafe fn block(x: *const f32, m: usize, w: *const f32, n: usize, k: usize, out: *mut f32, ldo: usize) {
 		if m <= STREAM_ROWS {
 			return rows_of::<0>(x, m, w as *const u8, n, k, out, ldo);
 		}
 		let (w, elem) = (w as *const u8, 4);
-		// W tiles outer; each in blocks of KB columns, a block staying in L1 while every tile of
-		// x rows passes over it (the partial sums wait in `acc` between blocks).
-		let mut acc = vec![_mm512_setzero_ps(); m.div_ceil(MR) * MR * NR];
 		let mut j = 0;
 		while j < n {
 			let c = NR.min(n - j);
-			let wj = w.add(j * k * elem);
-			let mut p0 = 0;
-			while p0 < k {
-				let p1 = (p0 + KB).min(k);
-				// The first pass over this block fetches the next block's weights: the same
-				// rows' next columns, or after the last block the next tile's first ones.
-				let (pf, pf_rows, pf_len) = if p1 < k { (wj.wrapping_add(p1 * elem), c, (k - p1).min(KB)) } else { (wj.wrapping_add(c * k * elem), NR.min(n - j - c), k.min(KB)) };
-				let mut i = 0;
-				while i < m {
-					let r = MR.min(m - i);
-					let first = i == 0;
-					let pass = Pass {
-						acc: acc.as_mut_ptr().add(i / MR * MR * NR),
-						p0,
-						p1,
-						out: (p1 == k).then(|| out.add(i * ldo + j)),
-						ldo,
-						pf,
-						pf_rows: if first { pf_rows } else { 0 },
-						pf_len,
-					};
-					tile_any::<0>(r, c, x.add(i * k), wj, k, pass);
-					i += r;
-				}
-				p0 = p1;
+			let mut i = 0;
+			while i < m {
+				let r = MR.min(m - i);
+				// The first pass over this tile of weights fetches the next tile's.
+				let pf_rows = if i == 0 { NR.min(n - j - c) } else { 0 };
+				tile_any::<0>(r, c, x.add(i * k), w.add(j * k * elem), k, out.add(i * ldo + j), ldo, w.add((j + c) * k * elem), pf_rows);
+				i += r;
 			}
 			j += c;
 		}

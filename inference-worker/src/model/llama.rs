@@ -714,8 +714,8 @@ impl Llama {
 		self.forward_core(&inputs, &mut PagedStep { kv, slots, index }, Some(sample), LoraPath::Auto)
 	}
 
-	/// One step, run on one of rayon's worker threads: each parallel kernel of the step (about
-	/// eight per layer) then shares its work with the other workers from inside the pool, rather
+	/// One step, run on one of rayon's worker threads (on the CPU): each parallel kernel of the
+	/// step (several per layer) then shares its work with the other workers from inside the pool, rather
 	/// than being handed in from outside while the calling thread sleeps until it is done (two
 	/// thread wake-ups per kernel call).
 	fn forward_core(&self, rows: &[StepInput<'_>], kv: &mut (dyn KvStore + Send), sample: Option<&[bool]>, path: LoraPath) -> anyhow::Result<Option<Tensor>> {
