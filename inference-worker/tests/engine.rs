@@ -121,6 +121,52 @@ async fn arrival_order_is_kept_when_the_batch_is_full() {
 	}
 }
 
+/// A held request (its adapter still loading, its voucher not yet checked) keeps its place in
+/// line but holds back no one, runs nothing before it is opened, runs with the adapter it is
+/// opened with, and gives its slot back when dropped unopened or when its client leaves.
+#[tokio::test]
+async fn held_requests_wait_for_their_adapter_without_holding_back_the_line() {
+	let f = fixture();
+	let cfg = f.model.cfg.clone();
+	let adapter = Arc::new(common::adapter(&cfg, 4, &["q_proj", "v_proj", "down_proj"], 7));
+	let (e, m) = start(&f, EngineConfig { max_batch: 1, max_step_tokens: 64, queue: 4, kv_cache_bytes: None, ..Default::default() });
+	let eos = {
+		let mut v = cfg.eos_ids();
+		v.extend(f.tokenizer.token_id("<|im_end|>"));
+		v
+	};
+	let prompt = f.tokenizer.encode("A datanet is a living").unwrap();
+	let n = 8;
+	let (held, mut held_rx) = e.hold(prompt.clone(), greedy(n)).unwrap();
+	// Behind it in line, with one batch slot: served while it is held.
+	let behind = e.submit(vec![9, 10, 11], None, greedy(4)).unwrap();
+	let (ids, _, _) = drain(behind).await;
+	assert!(!ids.is_empty());
+	assert!(matches!(held_rx.try_recv(), Err(tokio::sync::mpsc::error::TryRecvError::Empty)), "a held request ran before it was opened");
+	assert_eq!(e.in_flight(), 1, "the held request keeps its slot");
+	held.open(Some(adapter.clone()), None).unwrap();
+	let (ids, _, _) = drain(held_rx).await;
+	assert_eq!(ids, reference(&f.model.merged(&adapter).unwrap(), &prompt, None, n, &eos), "it runs with the adapter it was opened with");
+	wait_idle(&e).await;
+
+	// Dropped unopened (its preparation failed): cancelled, its slot back, nothing sent.
+	let cancelled = m.cancelled.get();
+	let (held, mut rx) = e.hold(prompt.clone(), greedy(n)).unwrap();
+	drop(held);
+	wait_idle(&e).await;
+	assert_eq!(m.cancelled.get(), cancelled + 1);
+	assert!(rx.recv().await.is_none(), "a cancelled request sends nothing");
+
+	// Its client left before it was opened: opening it runs nothing, and the engine goes on.
+	let (held, rx) = e.hold(prompt.clone(), greedy(n)).unwrap();
+	drop(rx);
+	held.open(Some(adapter.clone()), None).unwrap();
+	wait_idle(&e).await;
+	let (ids, _, _) = drain(e.submit(vec![3, 4], None, greedy(3)).unwrap()).await;
+	assert!(!ids.is_empty() && ids.len() <= 3);
+	assert_eq!(m.cancelled.get(), cancelled + 2);
+}
+
 #[tokio::test]
 async fn a_long_prompt_is_prefilled_in_chunks_while_decodes_keep_going() {
 	let f = fixture();

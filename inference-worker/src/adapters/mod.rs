@@ -90,6 +90,17 @@ impl AdapterCache {
 		names
 	}
 
+	/// Whether `name` names an adapter of the store (its folder has both PEFT files), or a
+	/// composition of such adapters — without loading anything (a few `stat`s).
+	pub fn in_store(&self, name: &str) -> bool {
+		let one = |n: &str| valid_name(n) && self.dir.join(n).join(CONFIG_FILE).is_file() && self.dir.join(n).join(WEIGHTS_FILE).is_file();
+		match crate::model::lora::parse_composition(name) {
+			Some(Ok(parts)) => parts.iter().all(|(n, _)| one(n)),
+			Some(Err(_)) => false,
+			None => one(name),
+		}
+	}
+
 	/// Resident adapters and their bytes.
 	pub fn resident(&self) -> (usize, usize) {
 		let s = self.state.lock().expect("poisoned only by a panic elsewhere; qed");

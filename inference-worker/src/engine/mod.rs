@@ -156,7 +156,46 @@ pub struct GenRequest {
 	/// The prefix-sharing domain: blocks are shared only with requests of the same scope;
 	/// `None`: with no one.
 	scope: Option<[u8; 32]>,
+	/// Set while the request is held ([`Engine::hold`]): its ticket, until it is opened.
+	held: Option<u64>,
 	_permit: OwnedSemaphorePermit,
+}
+
+/// What the engine thread receives.
+enum Msg {
+	Arrive(GenRequest),
+	/// A held request may run, with its adapter and prefix scope.
+	Open { ticket: u64, adapter: Option<Arc<LoraAdapter>>, scope: Option<[u8; 32]> },
+	/// A held request will never run (its preparation failed or its client left).
+	Cancel(u64),
+}
+
+/// A request in line that may not run yet ([`Engine::hold`]). [`Held::open`] lets it run;
+/// dropping it cancels the request (its slot is given back, it never runs).
+pub struct Held {
+	tx: mpsc::UnboundedSender<Msg>,
+	ticket: u64,
+	prefix_cache: PrefixCache,
+	opened: bool,
+}
+
+impl Held {
+	/// Lets the request run, with `adapter`, as a request of `tenant` ([`Engine::submit_for`]).
+	/// Nothing of it runs before this: what must happen first (a voucher spent) happens first.
+	pub fn open(mut self, adapter: Option<Arc<LoraAdapter>>, tenant: Option<&[u8]>) -> Result<(), SubmitError> {
+		self.opened = true;
+		let scope = scope_of(self.prefix_cache, tenant);
+		self.tx.send(Msg::Open { ticket: self.ticket, adapter, scope }).map_err(|_| SubmitError::Stopped)
+	}
+}
+
+impl Drop for Held {
+	fn drop(&mut self) {
+		if !self.opened {
+			// An engine that stopped has nothing to cancel.
+			let _ = self.tx.send(Msg::Cancel(self.ticket));
+		}
+	}
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -175,7 +214,9 @@ pub enum SubmitError {
 /// A handle to the engine thread.
 #[derive(Clone)]
 pub struct Engine {
-	tx: mpsc::UnboundedSender<GenRequest>,
+	tx: mpsc::UnboundedSender<Msg>,
+	/// Tickets of held requests.
+	tickets: Arc<AtomicU64>,
 	slots: Arc<Semaphore>,
 	capacity: usize,
 	pub max_len: usize,
@@ -244,7 +285,7 @@ impl Engine {
 	}
 
 	/// The handle's admission state (slots, KV pool size) for requests sent on `tx`.
-	fn handle(tx: mpsc::UnboundedSender<GenRequest>, cfg: &EngineConfig, max_len: usize, kv_bytes_per_token: usize) -> anyhow::Result<Self> {
+	fn handle(tx: mpsc::UnboundedSender<Msg>, cfg: &EngineConfig, max_len: usize, kv_bytes_per_token: usize) -> anyhow::Result<Self> {
 		anyhow::ensure!(cfg.kv_block_size > 0 && cfg.max_batch > 0, "a KV block holds a token and a batch a sequence");
 		let capacity = cfg.max_batch + cfg.queue;
 		let bs = cfg.kv_block_size;
@@ -256,6 +297,7 @@ impl Engine {
 		anyhow::ensure!(blocks > 0, "the KV cache holds no block of {bs} positions ({kv_bytes_per_token} bytes each)");
 		Ok(Self {
 			tx,
+			tickets: Arc::default(),
 			slots: Arc::new(Semaphore::new(capacity)),
 			capacity,
 			max_len,
@@ -282,6 +324,28 @@ impl Engine {
 		params: SamplingParams,
 		tenant: Option<&[u8]>,
 	) -> Result<mpsc::Receiver<Event>, SubmitError> {
+		self.enqueue(prompt, params, adapter, scope_of(self.prefix_cache, tenant), None)
+	}
+
+	/// Puts a request in line now, before its adapter is known and before it may run: it waits
+	/// for room in the batch and the pool like any other, but is not admitted (nor does it hold
+	/// back those behind it) until [`Held::open`]. So a cold adapter loads, and a voucher is
+	/// checked, while the request queues — not before it starts queueing. Refused at once as
+	/// [`Self::submit_for`] is (busy, too large, empty).
+	pub fn hold(&self, prompt: Vec<u32>, params: SamplingParams) -> Result<(Held, mpsc::Receiver<Event>), SubmitError> {
+		let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+		let rx = self.enqueue(prompt, params, None, None, Some(ticket))?;
+		Ok((Held { tx: self.tx.clone(), ticket, prefix_cache: self.prefix_cache, opened: false }, rx))
+	}
+
+	fn enqueue(
+		&self,
+		prompt: Vec<u32>,
+		params: SamplingParams,
+		adapter: Option<Arc<LoraAdapter>>,
+		scope: Option<[u8; 32]>,
+		held: Option<u64>,
+	) -> Result<mpsc::Receiver<Event>, SubmitError> {
 		if !self.health.alive() {
 			return Err(SubmitError::Stopped);
 		}
@@ -300,29 +364,30 @@ impl Engine {
 		// Room for every event the sequence can produce, so the engine never blocks on a client.
 		let (events, rx) = mpsc::channel(params.max_tokens.min(self.max_len).saturating_add(2));
 		self.tx
-			.send(GenRequest { prompt, adapter, params, events, scope: self.scope(tenant), _permit: permit })
+			.send(Msg::Arrive(GenRequest { prompt, adapter, params, events, scope, held, _permit: permit }))
 			.map_err(|_| SubmitError::Stopped)?;
 		Ok(rx)
-	}
-
-	fn scope(&self, tenant: Option<&[u8]>) -> Option<[u8; 32]> {
-		use sha2::{Digest, Sha256};
-		match (self.prefix_cache, tenant) {
-			(PrefixCache::Off, _) | (PrefixCache::Tenant, None) => None,
-			(PrefixCache::Global, _) => Some([0; 32]),
-			(PrefixCache::Tenant, Some(t)) => {
-				let mut h = Sha256::new();
-				h.update(b"openledger:kv-tenant:v1");
-				h.update((t.len() as u64).to_le_bytes());
-				h.update(t);
-				Some(h.finalize().into())
-			},
-		}
 	}
 
 	/// Requests running or queued now.
 	pub fn in_flight(&self) -> usize {
 		self.capacity - self.slots.available_permits()
+	}
+}
+
+/// The prefix-sharing domain of a request of `tenant`.
+fn scope_of(prefix_cache: PrefixCache, tenant: Option<&[u8]>) -> Option<[u8; 32]> {
+	use sha2::{Digest, Sha256};
+	match (prefix_cache, tenant) {
+		(PrefixCache::Off, _) | (PrefixCache::Tenant, None) => None,
+		(PrefixCache::Global, _) => Some([0; 32]),
+		(PrefixCache::Tenant, Some(t)) => {
+			let mut h = Sha256::new();
+			h.update(b"openledger:kv-tenant:v1");
+			h.update((t.len() as u64).to_le_bytes());
+			h.update(t);
+			Some(h.finalize().into())
+		},
 	}
 }
 
@@ -467,16 +532,37 @@ impl<B: Backend> Scheduler<B> {
 		self.metrics.running.set(0);
 	}
 
-	fn run(mut self, mut rx: mpsc::UnboundedReceiver<GenRequest>) {
+	fn receive(&mut self, m: Msg) {
+		match m {
+			Msg::Arrive(r) => self.arrive(r),
+			Msg::Open { ticket, adapter, scope } => {
+				// Not found: its client left, and it was dropped from the line.
+				if let Some(s) = self.waiting.iter_mut().find(|s| s.req.held == Some(ticket)) {
+					(s.req.adapter, s.req.scope, s.req.held) = (adapter, scope, None);
+				}
+			},
+			Msg::Cancel(ticket) => {
+				if let Some(i) = self.waiting.iter().position(|s| s.req.held == Some(ticket)) {
+					// It holds no blocks: dropped here, its slot is free.
+					self.waiting.remove(i);
+					self.metrics.cancelled.inc();
+					self.metrics.waiting.set(self.waiting.len() as i64);
+				}
+			},
+		}
+	}
+
+	fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
 		loop {
-			if self.active.is_empty() && self.waiting.is_empty() {
+			// Nothing can run (no sequence, or only held ones): wait for a message.
+			if self.active.is_empty() && self.waiting.iter().all(|s| s.req.held.is_some()) {
 				match rx.blocking_recv() {
-					Some(r) => self.arrive(r),
+					Some(m) => self.receive(m),
 					None => return,
 				}
 			}
-			while let Ok(r) = rx.try_recv() {
-				self.arrive(r);
+			while let Ok(m) = rx.try_recv() {
+				self.receive(m);
 			}
 			// A panic while stepping (the forward pass, scheduling) fails the sequences of this
 			// step and nothing else: the engine goes on with the next requests.
@@ -495,7 +581,8 @@ impl<B: Backend> Scheduler<B> {
 	/// whole known text (prompt, and what it generated before a preemption). Full blocks of a
 	/// prefix already in the pool (same adapter, same tokens) are shared, not recomputed.
 	/// Prompts are fed in chunks (chunked prefill), so a long prompt neither waits for the
-	/// running sequences to finish nor stalls them.
+	/// running sequences to finish nor stalls them. Held requests ([`Engine::hold`]) are
+	/// passed over until opened.
 	fn admit(&mut self) {
 		let before = self.waiting.len();
 		self.waiting.retain(|s| !s.req.events.is_closed());
@@ -507,7 +594,9 @@ impl<B: Backend> Scheduler<B> {
 		// so admitting does not at once force a preemption.
 		let headroom = self.active.len();
 		while self.active.len() < self.cfg.max_batch && (budget > 0 || self.active.is_empty()) {
-			let Some(s) = self.waiting.front_mut() else { break };
+			// Held requests keep their place but hold back no one.
+			let Some(at) = self.waiting.iter().position(|s| s.req.held.is_none()) else { break };
+			let s = &mut self.waiting[at];
 			let len = s.len();
 			// Shared prefix: whole blocks only, and never the last token (it must be fed to
 			// sample). A swapped-out sequence brings its own.
@@ -530,7 +619,7 @@ impl<B: Backend> Scheduler<B> {
 				}
 				break; // first come, first served: nobody overtakes it
 			}
-			let mut s = self.waiting.pop_front().expect("front exists; qed");
+			let mut s = self.waiting.remove(at).expect("found above; qed");
 			for _ in 0..need {
 				held.push(self.blocks.allocate().expect("counted as available; qed"));
 			}

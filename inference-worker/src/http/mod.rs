@@ -910,8 +910,14 @@ async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 	([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
 }
 
-/// The model field names the base model or an adapter in the store.
-async fn resolve(st: &AppState, model: &str) -> Result<Option<Arc<LoraAdapter>>, ApiError> {
+/// A load of the request's adapter, started before the request is tokenized and queued.
+type Loading = tokio::task::JoinHandle<Result<Arc<LoraAdapter>, AdapterError>>;
+
+/// The model field names the base model (`None`) or an adapter in the store, whose load starts
+/// now (it goes on if the client leaves: the next request for it finds it loaded). A model that
+/// is not in the store is refused here, before the request costs a tokenization or a place in
+/// line.
+fn start_resolving(st: &AppState, model: &str) -> Result<Option<Loading>, ApiError> {
 	if model == st.base_name {
 		return Ok(None);
 	}
@@ -928,12 +934,31 @@ async fn resolve(st: &AppState, model: &str) -> Result<Option<Arc<LoraAdapter>>,
 		},
 		_ => {},
 	}
-	st.adapters.get(model).await.map(Some).map_err(|e| match e {
-		AdapterError::NotFound(_) => ApiError {
-			status: 404,
-			code: Some("model_not_found"),
-			..ApiError::invalid(format!("The model `{model}` does not exist or you do not have access to it."), "model")
-		},
+	if !st.adapters.in_store(model) {
+		return Err(not_found(model));
+	}
+	let (adapters, name) = (st.adapters.clone(), model.to_string());
+	Ok(Some(tokio::spawn(async move { adapters.get(&name).await })))
+}
+
+fn not_found(model: &str) -> ApiError {
+	ApiError {
+		status: 404,
+		code: Some("model_not_found"),
+		..ApiError::invalid(format!("The model `{model}` does not exist or you do not have access to it."), "model")
+	}
+}
+
+/// The adapter a [`start_resolving`] load gave.
+async fn resolved(model: &str, loading: Option<Loading>) -> Result<Option<Arc<LoraAdapter>>, ApiError> {
+	let Some(loading) = loading else { return Ok(None) };
+	let loaded = loading.await.map_err(|e| {
+		tracing::error!("loading the adapter `{model}`: {e}");
+		internal("the request could not be processed")
+	})?;
+	loaded.map(Some).map_err(|e| match e {
+		// Removed from the store since it was checked.
+		AdapterError::NotFound(_) => not_found(model),
 		AdapterError::Invalid(..) => {
 			tracing::error!("{e}");
 			ApiError { param: Some("model"), ..internal(&format!("the model `{model}` cannot be loaded on this worker")) }
@@ -960,14 +985,19 @@ async fn prepare(
 	prefix: &str,
 	retrieved: Option<Retrieved>,
 ) -> Result<Prepared, ApiError> {
-	// The model first: a request for one that is not served costs no tokenization.
-	let adapter = resolve(st, &common.model).await?;
+	// The model first: a request for one that is not served costs no tokenization. A cold
+	// adapter loads from here on, while the prompt is tokenized and the request waits in line.
+	let loading = start_resolving(st, &common.model)?;
 	let (tokenizer, text, chat) = (st.tokenizer.clone(), prompt.to_string(), prefix == "chatcmpl");
 	let tokens = off_thread(move || if chat { tokenizer.encode(&text) } else { tokenizer.encode_prompt(&text) })
 		.await?
 		.map_err(|e| ApiError::invalid(e.to_string(), "prompt"))?;
 	let params = common.sampling(tokens.len(), st.engine.max_len)?;
 	let mode = AttrMode::parse(common.attribution.as_deref())?;
+	// In line now, held: it runs once opened below, after its voucher is spent; on any error
+	// before that, `held` is dropped and the request leaves the line having run nothing.
+	let (held, rx) = st.engine.hold(tokens.clone(), params.clone()).map_err(|e| submit_error(st, e))?;
+	let adapter = resolved(&common.model, loading).await?;
 	// The voucher next: nothing costly (influence caches) for a request nobody pays for.
 	let mut paid = accept_voucher(st, headers, &common.model, adapter.as_deref(), request_hash, tokens.len() + params.max_tokens).await?;
 	// The prompt's tokens are kept only for an influence gradient.
@@ -977,17 +1007,6 @@ async fn prepare(
 		p.retrieval = plan.retrieval.as_ref().map(|r| r.credited.clone());
 	}
 	let prompt_tokens = tokens.len() as u32;
-	// The payer is the tenant whose cached prefixes this request may share (`--prefix-cache`).
-	let tenant = paid.as_ref().map(|p| p.accepted.voucher.payer.clone());
-	let rx = st.engine.submit_for(tokens, adapter, params, tenant.as_ref().map(|t| AsRef::<[u8]>::as_ref(t))).map_err(|e| match e {
-		SubmitError::Busy(_) => {
-			st.metrics.rejected_busy.inc();
-			ApiError { status: 429, kind: "server_overloaded", message: e.to_string(), param: None, code: Some("busy") }
-		},
-		SubmitError::EmptyPrompt => ApiError::invalid(e.to_string(), "prompt"),
-		SubmitError::KvTooLarge { .. } => ApiError { code: Some("context_length_exceeded"), ..ApiError::invalid(e.to_string(), "max_tokens") },
-		SubmitError::Stopped => ApiError { status: 503, kind: "server_error", message: e.to_string(), param: None, code: None },
-	})?;
 	// Generation has started: from here on the voucher is spent — durably, before the first
 	// token can leave (the response is not returned before this).
 	if let Some(p) = paid.as_mut() {
@@ -1000,9 +1019,17 @@ async fn prepare(
 				internal("the request could not be recorded")
 			})
 		}) {
-			p.failed = true; // nothing was sent: released, and `rx` dropped cancels generation
+			p.failed = true; // nothing was sent: released, and `held` dropped cancels generation
 			return Err(e);
 		}
+	}
+	// The payer is the tenant whose cached prefixes this request may share (`--prefix-cache`).
+	let tenant = paid.as_ref().map(|p| p.accepted.voucher.payer.clone());
+	if let Err(e) = held.open(adapter, tenant.as_ref().map(|t| AsRef::<[u8]>::as_ref(t))) {
+		if let Some(p) = paid.as_mut() {
+			p.failed = true; // the engine stopped: nothing will be sent
+		}
+		return Err(submit_error(st, e));
 	}
 	let id = format!("{prefix}-{:x}{:06x}", now(), st.next_id.fetch_add(1, Ordering::Relaxed));
 	Ok(Prepared {
@@ -1013,6 +1040,18 @@ async fn prepare(
 		include_usage: common.stream_options.as_ref().is_some_and(|o| o.include_usage),
 		plan,
 	})
+}
+
+fn submit_error(st: &AppState, e: SubmitError) -> ApiError {
+	match e {
+		SubmitError::Busy(_) => {
+			st.metrics.rejected_busy.inc();
+			ApiError { status: 429, kind: "server_overloaded", message: e.to_string(), param: None, code: Some("busy") }
+		},
+		SubmitError::EmptyPrompt => ApiError::invalid(e.to_string(), "prompt"),
+		SubmitError::KvTooLarge { .. } => ApiError { code: Some("context_length_exceeded"), ..ApiError::invalid(e.to_string(), "max_tokens") },
+		SubmitError::Stopped => ApiError { status: 503, kind: "server_error", message: e.to_string(), param: None, code: None },
+	}
 }
 
 /// Runs CPU-bound request work (tokenization, chat templates) on the blocking pool, not on the
