@@ -140,7 +140,7 @@ async fn held_requests_wait_for_their_adapter_without_holding_back_the_line() {
 	let (held, mut held_rx) = e.hold(prompt.clone(), greedy(n)).unwrap();
 	// Behind it in line, with one batch slot: served while it is held.
 	let behind = e.submit(vec![9, 10, 11], None, greedy(4)).unwrap();
-	let (ids, _, _) = drain(behind).await;
+	let (ids, _, _) = tokio::time::timeout(Duration::from_secs(30), drain(behind)).await.expect("the held request held back the one behind it");
 	assert!(!ids.is_empty());
 	assert!(matches!(held_rx.try_recv(), Err(tokio::sync::mpsc::error::TryRecvError::Empty)), "a held request ran before it was opened");
 	assert_eq!(e.in_flight(), 1, "the held request keeps its slot");
@@ -458,6 +458,60 @@ async fn preempted_sequences_are_swapped_out_and_back_when_swap_memory_allows() 
 		}
 		assert_eq!(m.prompt_tokens.get(), 30, "a resumed prompt is not counted twice");
 	}
+}
+
+/// Clients that leave while their sequence is swapped out: the host copy is freed (the swap
+/// gauge back to 0), no block stays held, nothing panics, and the next request gets the
+/// script's answer.
+#[tokio::test]
+async fn clients_leaving_while_swapped_out_free_their_copy() {
+	use openledger_worker::engine::backend::ScriptedBackend;
+	let f = fixture();
+	let script = ScriptedBackend::new(300, 256);
+	let im_end = f.tokenizer.token_id("<|im_end|>").unwrap();
+	let mut backend = ScriptedBackend::new(300, 256);
+	backend.step_time = Some(Duration::from_millis(15));
+	backend.forget_swapped = true;
+	let cfg = EngineConfig {
+		max_batch: 4,
+		max_step_tokens: 16,
+		queue: 8,
+		kv_cache_bytes: Some(12 * 4 * 16),
+		kv_block_size: 4,
+		kv_swap_bytes: 4096,
+		prefix_cache: PrefixCache::Global,
+		..Default::default()
+	};
+	let m = Metrics::new();
+	let e = Engine::start_with(backend, f.tokenizer.clone(), cfg, m.clone()).unwrap();
+	let mut long = greedy(38);
+	long.stop = vec![];
+	let rxs: Vec<_> = (0..5u32).map(|i| e.submit((0..6).map(|j| 20 + 7 * i + j).collect(), None, long.clone()).unwrap()).collect();
+	let mut swapped = false;
+	for _ in 0..4000 {
+		if m.kv_swap_bytes.get() > 0 {
+			swapped = true;
+			break;
+		}
+		tokio::time::sleep(Duration::from_millis(1)).await;
+	}
+	assert!(swapped, "a sequence was swapped out");
+	drop(rxs);
+	wait_idle(&e).await;
+	// The gauge is published at the next step boundary after the sequences are dropped.
+	for _ in 0..200 {
+		if m.kv_swap_bytes.get() == 0 && e.health.kv_blocks().0 == 0 {
+			break;
+		}
+		tokio::time::sleep(Duration::from_millis(5)).await;
+	}
+	assert_eq!(m.kv_swap_bytes.get(), 0, "the swapped-out copies are freed");
+	assert_eq!(e.health.kv_blocks().0, 0, "no block stays held");
+	assert!(m.cancelled.get() >= 1);
+	assert!(e.health.alive() && e.health.panics() == 0);
+	let prompt = vec![3, 4, 5, 6, 7];
+	let (ids, _, _) = drain(e.submit(prompt.clone(), None, greedy(10)).unwrap()).await;
+	assert_eq!(ids, script_answer(&script, &prompt, 10, im_end));
 }
 
 /// Full blocks of a prompt prefix are shared by a later request with the same prefix and the

@@ -336,3 +336,35 @@ fn sharded_checkpoint_loads_like_a_single_file() {
 	openledger_worker::model::synthetic::write_base_model(&again, &spec, 1).unwrap();
 	assert_eq!(std::fs::read(one.join("model.safetensors")).unwrap(), std::fs::read(again.join("model.safetensors")).unwrap());
 }
+
+/// On a model with biases on q/k/v (Qwen2's layout, fused q/k/v with a bias per part), an
+/// adapter merged into the weights gives what the mixed batch computes with it unmerged — in
+/// the panel layout and the as-loaded one — and the biases survive the merge (dropping them
+/// changes the logits).
+#[test]
+fn merging_keeps_the_biases_of_a_qwen2_layout_model() {
+	use openledger_worker::model::synthetic::{write_base_model, BaseSpec, Family};
+	let dir = tempfile::tempdir().unwrap();
+	let spec = BaseSpec { vocab: 300, hidden: 64, intermediate: 112, layers: 2, heads: 4, kv_heads: 2, max_positions: 128, seed: 9, family: Family::Qwen2, vocab_rows: None };
+	write_base_model(dir.path(), &spec, 1).unwrap();
+	let model = Llama::load_dir(dir.path(), DType::F32, &Device::Cpu).unwrap();
+	assert!(model.cfg.qkv_bias());
+	let cfg = model.cfg.clone();
+	// Adapters on some of q/k/v only (a merged part beside unmerged biased ones), and on all.
+	let a0 = adapter(&cfg, 4, &["k_proj", "down_proj"], 21);
+	let a1 = adapter(&cfg, 8, &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], 22);
+	let rows: Vec<(Vec<u32>, Option<&LoraAdapter>)> = vec![(vec![5, 6, 7], Some(&a0)), (vec![8, 9, 10, 11], Some(&a1)), (vec![12, 13], None)];
+	let feed = [14, 15];
+	for m in [model.clone(), model.with_plain_weights().unwrap()] {
+		each_row_as_merged(&m, &rows, &feed, LoraPath::Auto);
+	}
+	// The biases are there to keep: the same model without them answers differently.
+	let mut zeroed = std::collections::HashMap::new();
+	for (name, t) in candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu).unwrap() {
+		let t = if name.ends_with(".bias") { t.zeros_like().unwrap() } else { t };
+		zeroed.insert(name, t);
+	}
+	let unbiased = Llama::load(candle_nn::VarBuilder::from_tensors(zeroed, DType::F32, &Device::Cpu), cfg).unwrap();
+	let d = max_abs_diff(&alone(&model.merged(&a1).unwrap(), &rows[1].0, &feed)[0], &alone(&unbiased.merged(&a1).unwrap(), &rows[1].0, &feed)[0]);
+	assert!(d > 1e-3, "the biases change nothing: {d}");
+}

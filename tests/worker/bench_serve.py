@@ -25,7 +25,10 @@ import sys
 import tempfile
 import time
 
-import httpx
+try:
+    import httpx
+except ImportError:  # the openai package's HTTP client, renamed (httpx2) in the pinned release
+    import httpx2 as httpx
 
 from workerlib import serve
 
